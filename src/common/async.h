@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+// Coroutine plumbing shared by every subsystem: run_blocking() moves blocking work (SQLite,
+// fsync, hashing whole files) to the bounded blocking pool and resumes the caller on its own
+// executor; spawn_logged() starts a coroutine whose escaped exceptions are logged as bugs.
+#pragma once
+
+#include <exception>
+#include <string>
+#include <type_traits>
+
+#include "common/asio.h"
+
+namespace berth {
+
+using BlockingPool = asio::thread_pool;
+
+/// Runs fn() on the pool; the awaiting coroutine resumes on its own executor afterwards.
+/// Not a coroutine itself: it initiates a post to the pool whose completion is dispatched back
+/// to the caller's executor (its strand). R must be default-constructible.
+template <class F>
+auto run_blocking(BlockingPool& pool, F&& fn) -> awaitable<std::invoke_result_t<F>> {
+  using R = std::invoke_result_t<F>;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
+      [&pool](auto handler, std::decay_t<F> f) {
+        asio::post(pool, [h = std::move(handler), f = std::move(f)]() mutable {
+          std::exception_ptr ep;
+          R r{};
+          try {
+            r = f();
+          } catch (...) {
+            ep = std::current_exception();
+          }
+          auto ex = asio::get_associated_executor(h);
+          asio::dispatch(
+              ex, [h = std::move(h), ep, r = std::move(r)]() mutable { h(ep, std::move(r)); });
+        });
+      },
+      use_awaitable, std::forward<F>(fn));
+}
+
+/// Reports an exception that escaped a top-level coroutine: a bug, counted and logged.
+void report_escaped(const std::string& name, std::exception_ptr e);
+
+/// co_spawn with a completion that logs (and counts) anything that escaped.
+template <class Executor>
+void spawn_logged(Executor ex, awaitable<void> coro, std::string name) {
+  asio::co_spawn(std::move(ex), std::move(coro), [name = std::move(name)](std::exception_ptr e) {
+    if (e) {
+      report_escaped(name, e);
+    }
+  });
+}
+
+}  // namespace berth

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace berth::fs {
+
+namespace {
+Error errno_error(const std::string& what, const stdfs::path& p) {
+  return Error(errno == ENOENT ? Errc::NotFound : Errc::Internal,
+               what + " " + p.string() + ": " + std::strerror(errno));
+}
+}  // namespace
+
+Status fsync_path(const stdfs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return errno_error("open", path);
+  }
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) {
+    return errno_error("fsync", path);
+  }
+  return ok();
+}
+
+Status write_atomic(const stdfs::path& path, std::string_view bytes, int mode) {
+  stdfs::path tmp = path;
+  tmp += ".tmp-" + random_hex(6);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    return errno_error("create", tmp);
+  }
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      auto err = errno_error("write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return err;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    auto err = errno_error("fsync", tmp);
+    ::unlink(tmp.c_str());
+    return err;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto err = errno_error("rename", tmp);
+    ::unlink(tmp.c_str());
+    return err;
+  }
+  return fsync_path(path.parent_path().empty() ? stdfs::path(".") : path.parent_path());
+}
+
+Result<std::string> read_file(const stdfs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return errno_error("open", path);
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Status make_dirs(const stdfs::path& dir) {
+  std::error_code ec;
+  stdfs::create_directories(dir, ec);
+  if (ec) {
+    return Error(Errc::Internal, "create directory " + dir.string() + ": " + ec.message());
+  }
+  return ok();
+}
+
+std::string random_hex(size_t n) {
+  std::string raw(n, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(n));
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string random_uuid() {
+  std::string h = random_hex(16);
+  h[12] = '4';
+  h[16] = "89ab"[h[16] % 4];
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+}  // namespace berth::fs

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// Crash-safe file helpers. Blocking: call from the blocking pool on request paths.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace berth::fs {
+
+namespace stdfs = std::filesystem;
+
+/// Writes bytes to a temp file beside path, fsyncs it, renames it over path and fsyncs the
+/// directory: a crash leaves the old or the new content, never a mix.
+Status write_atomic(const stdfs::path& path, std::string_view bytes, int mode = 0644);
+
+/// Reads a whole (small) file.
+Result<std::string> read_file(const stdfs::path& path);
+
+/// fsync of a file or directory by path.
+Status fsync_path(const stdfs::path& path);
+
+/// mkdir -p that reports the failing path.
+Status make_dirs(const stdfs::path& dir);
+
+/// A random lowercase hex string of 2*n characters from the OS CSPRNG.
+std::string random_hex(size_t n);
+
+/// An RFC 4122 version-4 UUID string.
+std::string random_uuid();
+
+}  // namespace berth::fs

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+namespace berth::config {
+
+namespace {
+
+Error bad(const std::string& key, const std::string& why) {
+  return Error(Errc::InvalidArgument, key + ": " + why);
+}
+
+Status set_bool(bool& out, const std::string& key, const std::string& v) {
+  if (v == "true" || v == "yes" || v == "1" || v == "on") {
+    out = true;
+  } else if (v == "false" || v == "no" || v == "0" || v == "off") {
+    out = false;
+  } else {
+    return bad(key, "expected true or false, got '" + v + "'");
+  }
+  return ok();
+}
+
+Status set_int(int& out, const std::string& key, const std::string& v) {
+  char* end = nullptr;
+  long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n < 0 || n > 1024) {
+    return bad(key, "expected a number from 0 to 1024, got '" + v + "'");
+  }
+  out = static_cast<int>(n);
+  return ok();
+}
+
+Status set_dur(std::chrono::seconds& out, const std::string& key, const std::string& v) {
+  auto d = parse_duration(v);
+  if (!d) {
+    return bad(key, d.error().message());
+  }
+  out = *d;
+  return ok();
+}
+
+using Setter = std::function<Status(Config&, const std::string& key, const std::string& value)>;
+
+// Every settable key, by its dotted path. One table serves YAML and the environment.
+const std::map<std::string, Setter>& setters() {
+  static const std::map<std::string, Setter> table = {
+      {"data",
+       [](Config& c, auto&, auto& v) {
+         c.data_dir = v;
+         return ok();
+       }},
+      {"listen",
+       [](Config& c, auto&, auto& v) {
+         c.listen = v;
+         return ok();
+       }},
+      {"log_level",
+       [](Config& c, auto&, auto& v) {
+         c.log_level = v;
+         return ok();
+       }},
+      {"access_log", [](Config& c, auto& k, auto& v) { return set_bool(c.access_log, k, v); }},
+      {"io_threads", [](Config& c, auto& k, auto& v) { return set_int(c.io_threads, k, v); }},
+      {"blocking_threads",
+       [](Config& c, auto& k, auto& v) { return set_int(c.blocking_threads, k, v); }},
+      {"storage.driver",
+       [](Config& c, auto&, auto& v) {
+         c.storage.driver = v;
+         return ok();
+       }},
+      {"storage.fsync",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.storage.fsync, k, v); }},
+      {"registry.auto_create_repositories",
+       [](Config& c, auto& k, auto& v) {
+         return set_bool(c.registry.auto_create_repositories, k, v);
+       }},
+      {"registry.upload_ttl",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.registry.upload_ttl, k, v); }},
+      {"registry.gc_interval",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_interval, k, v); }},
+      {"registry.gc_grace",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_grace, k, v); }},
+  };
+  return table;
+}
+
+Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix) {
+  for (const auto& kv : node) {
+    std::string key = prefix + kv.first.as<std::string>();
+    if (key == "version") {
+      continue;
+    }
+    if (kv.second.IsMap()) {
+      BERTH_TRY(apply_node(cfg, kv.second, key + "."));
+      continue;
+    }
+    // A top-level alias users expect from the issue text.
+    if (key == "auto_create_repositories") {
+      key = "registry.auto_create_repositories";
+    }
+    auto it = setters().find(key);
+    if (it == setters().end()) {
+      return bad(key, "unknown setting");
+    }
+    if (!kv.second.IsScalar()) {
+      return bad(key, "expected a single value");
+    }
+    BERTH_TRY(it->second(cfg, key, kv.second.as<std::string>()));
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<std::chrono::seconds> parse_duration(const std::string& text) {
+  if (text.empty()) {
+    return Error(Errc::InvalidArgument, "empty duration");
+  }
+  char* end = nullptr;
+  long long n = std::strtoll(text.c_str(), &end, 10);
+  std::string unit(end);
+  if (end == text.c_str() || n < 0) {
+    return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
+  }
+  long long mult = 0;
+  if (unit.empty() || unit == "s") {
+    mult = 1;
+  } else if (unit == "m") {
+    mult = 60;
+  } else if (unit == "h") {
+    mult = 3600;
+  } else if (unit == "d") {
+    mult = 86400;
+  } else {
+    return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
+  }
+  return std::chrono::seconds(n * mult);
+}
+
+Result<Config> load_string(const std::string& yaml_text) {
+  Config cfg;
+  try {
+    YAML::Node root = YAML::Load(yaml_text);
+    if (root.IsNull()) {
+      return cfg;
+    }
+    if (!root.IsMap()) {
+      return Error(Errc::InvalidArgument, "config: expected a mapping at the top level");
+    }
+    if (root["version"] && root["version"].as<std::string>() != "1") {
+      return bad("version", "only version 1 is supported");
+    }
+    BERTH_TRY(apply_node(cfg, root, ""));
+  } catch (const YAML::Exception& e) {
+    return Error(Errc::InvalidArgument, std::string("config: ") + e.what());
+  }
+  return cfg;
+}
+
+Result<Config> load_file(const std::string& path) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    auto r = load_string(YAML::Dump(root));
+    if (!r) {
+      return std::move(r).error().with_context(path);
+    }
+    return r;
+  } catch (const YAML::BadFile&) {
+    return Error(Errc::NotFound, path + ": cannot read config file");
+  } catch (const YAML::Exception& e) {
+    return Error(Errc::InvalidArgument, path + ": " + e.what());
+  }
+}
+
+Status apply_env(Config& cfg) {
+  for (const auto& [key, setter] : setters()) {
+    std::string env = "BERTH_";
+    for (char c : key) {
+      env.push_back(c == '.' ? '_'
+                             : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    }
+    if (const char* v = std::getenv(env.c_str())) {
+      BERTH_TRY(setter(cfg, env, v));
+    }
+  }
+  return ok();
+}
+
+Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return bad("listen", "expected ADDR:PORT, got '" + listen + "'");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  char* end = nullptr;
+  long port = std::strtol(listen.c_str() + colon + 1, &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535 || colon + 1 == listen.size()) {
+    return bad("listen", "invalid port in '" + listen + "'");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+Status validate(const Config& cfg) {
+  BERTH_TRY(split_host_port(cfg.listen));
+  if (cfg.data_dir.empty()) {
+    return bad("data", "must not be empty");
+  }
+  if (cfg.storage.driver != "fs") {
+    return bad("storage.driver",
+               "'" + cfg.storage.driver + "' is not available in this build (supported: fs)");
+  }
+  if (cfg.registry.upload_ttl.count() == 0) {
+    return bad("registry.upload_ttl", "must be positive");
+  }
+  static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
+  bool level_ok = false;
+  for (auto* l : kLevels) {
+    level_ok = level_ok || cfg.log_level == l;
+  }
+  if (!level_ok) {
+    return bad("log_level", "expected trace, debug, info, warn, error or off");
+  }
+  if (cfg.blocking_threads < 1) {
+    return bad("blocking_threads", "must be at least 1");
+  }
+  return ok();
+}
+
+}  // namespace berth::config

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+// berthd's typed configuration: defaults, the YAML file (version: 1), BERTH_* environment
+// overrides and command-line flags, validated before any subsystem starts.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace berth::config {
+
+struct StorageConfig {
+  std::string driver = "fs";  // fs (s3 later)
+  bool fsync = true;          // fsync blobs before they become visible
+};
+
+struct RegistryConfig {
+  bool auto_create_repositories = false;
+  std::chrono::seconds upload_ttl{24 * 3600};  // abandoned uploads are removed after this
+  std::chrono::seconds gc_interval{0};         // 0 = no periodic gc
+  std::chrono::seconds gc_grace{3600};         // blobs linked this recently are never collected
+  uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+};
+
+struct Config {
+  std::string data_dir = "./var";
+  std::string listen = "127.0.0.1:5000";
+  std::string log_level = "info";
+  bool access_log = true;
+  int io_threads = 0;        // 0 = number of cores
+  int blocking_threads = 8;  // SQLite, fsync, whole-file hashing
+  StorageConfig storage;
+  RegistryConfig registry;
+};
+
+/// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").
+Result<Config> load_file(const std::string& path);
+
+/// Parses YAML text over the defaults.
+Result<Config> load_string(const std::string& yaml_text);
+
+/// Applies BERTH_<SECTION>_<KEY> environment overrides (BERTH_DATA, BERTH_LISTEN,
+/// BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES, ...).
+Status apply_env(Config& cfg);
+
+/// Checks values that parse but make no sense (bad listen address, zero TTL, ...).
+Status validate(const Config& cfg);
+
+/// Splits "ADDR:PORT" ("127.0.0.1:5000", "[::1]:5000").
+Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen);
+
+/// "90s", "15m", "1h", "2d" or a plain number of seconds.
+Result<std::chrono::seconds> parse_duration(const std::string& text);
+
+}  // namespace berth::config

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "api/api.h"
+#include "common/async.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "http/http.h"
+#include "iam/iam.h"
+#include "registry/registry.h"
+#include "store/store.h"
+
+namespace berth::daemon {
+
+struct Daemon::Impl {
+  config::Config cfg;
+  int lock_fd = -1;
+  store::MetadataStorePtr store;
+  std::unique_ptr<BlockingPool> pool;
+  asio::io_context ioc;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  EventBus bus;
+  std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<api::Api> api;
+  std::unique_ptr<http::Server> server;
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  bool stopped = false;
+  std::shared_ptr<spdlog::logger> log = log::get("daemon");
+
+  ~Impl() {
+    if (lock_fd >= 0) {
+      ::close(lock_fd);
+    }
+  }
+
+  awaitable<void> handle(http::Exchange& ex) {
+    const std::string& p = ex.path();
+    if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
+      co_return co_await registry->handle(ex);
+    }
+    if (p.rfind("/api/v1/", 0) == 0) {
+      co_return co_await api->handle(ex);
+    }
+    http::Response r;
+    if (p == "/" || p == "/healthz") {
+      r.header("Content-Type", "text/plain");
+      r.body = "berth ok\n";
+    } else {
+      r.status = 404;
+      r.header("Content-Type", "text/plain");
+      r.body = "not found: " + p + "\n";
+    }
+    co_await ex.send(std::move(r));
+  }
+
+  // Upload expiry (and gc, when configured) on timers.
+  static awaitable<void> maintenance(Impl* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    auto upload_every = std::min<std::chrono::seconds>(
+        std::chrono::seconds(600),
+        std::max<std::chrono::seconds>(std::chrono::seconds(1), self->cfg.registry.upload_ttl / 4));
+    auto gc_every = self->cfg.registry.gc_interval;
+    auto next_gc = std::chrono::steady_clock::now() + gc_every;
+    while (!self->stopped) {
+      timer.expires_after(upload_every);
+      beast::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (self->stopped || ec) {
+        break;
+      }
+      co_await self->registry->expire_uploads();
+      if (gc_every.count() > 0 && std::chrono::steady_clock::now() >= next_gc) {
+        http::RequestContext ctx;
+        ctx.principal = "system:gc";
+        auto r = co_await self->registry->gc(ctx);
+        if (!r) {
+          self->log->warn("periodic gc failed error={}", r.error().message());
+        }
+        next_gc = std::chrono::steady_clock::now() + gc_every;
+      }
+    }
+  }
+};
+
+Daemon::Daemon() : impl_(std::make_unique<Impl>()) {}
+
+Daemon::~Daemon() { stop(); }
+
+Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
+  BERTH_TRY(config::validate(cfg));
+  log::set_level(cfg.log_level);
+  std::unique_ptr<Daemon> d(new Daemon());
+  auto& s = *d->impl_;
+  s.cfg = cfg;
+  BERTH_TRY(fs::make_dirs(cfg.data_dir));
+  std::string lock_path = cfg.data_dir + "/berthd.lock";
+  s.lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    return Error(Errc::FailedPrecondition,
+                 "data directory " + cfg.data_dir + " is in use by another berthd");
+  }
+  BERTH_ASSIGN_OR_RETURN(s.store, store::open_sqlite(cfg.data_dir + "/berth.db"));
+  s.pool = std::make_unique<BlockingPool>(static_cast<size_t>(cfg.blocking_threads));
+  registry::Options ropts;
+  ropts.data_dir = cfg.data_dir;
+  ropts.auto_create_repositories = cfg.registry.auto_create_repositories;
+  ropts.fsync = cfg.storage.fsync;
+  ropts.upload_ttl = cfg.registry.upload_ttl;
+  ropts.gc_grace = cfg.registry.gc_grace;
+  ropts.max_manifest_bytes = cfg.registry.max_manifest_bytes;
+  s.registry =
+      std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, iam::allow_all(), s.bus);
+  BERTH_TRY(s.registry->init());
+  s.api = std::make_unique<api::Api>(*s.registry);
+  http::ServerOptions sopts;
+  sopts.access_log = cfg.access_log;
+  Impl* impl = d->impl_.get();
+  s.server = std::make_unique<http::Server>(
+      s.ioc, [impl](http::Exchange& ex) { return impl->handle(ex); }, sopts);
+  return d;
+}
+
+Result<uint16_t> Daemon::start() {
+  auto& s = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(s.cfg.listen));
+  BERTH_ASSIGN_OR_RETURN(s.port, s.server->listen(hp.first, hp.second));
+  s.server->start();
+  s.work.emplace(s.ioc.get_executor());
+  spawn_logged(asio::make_strand(s.ioc), Impl::maintenance(&s), "daemon.maintenance");
+  unsigned n = s.cfg.io_threads > 0 ? static_cast<unsigned>(s.cfg.io_threads)
+                                    : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) {
+    s.threads.emplace_back([&s] { s.ioc.run(); });
+  }
+  s.log->info("berthd listening addr={}:{} data={} io_threads={}", hp.first, s.port, s.cfg.data_dir,
+              n);
+  return s.port;
+}
+
+void Daemon::stop() {
+  auto& s = *impl_;
+  if (s.stopped) {
+    return;
+  }
+  s.stopped = true;
+  if (s.server) {
+    s.server->stop();
+    // Let in-flight requests finish, within a grace period.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (s.server->active_connections() > 0 && std::chrono::steady_clock::now() < deadline &&
+           !s.threads.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  s.work.reset();
+  s.ioc.stop();
+  for (auto& t : s.threads) {
+    t.join();
+  }
+  s.threads.clear();
+  if (s.pool) {
+    s.pool->join();
+  }
+  s.log->info("berthd stopped");
+}
+
+void Daemon::run_until_signal() {
+  asio::io_context sig_ioc;
+  asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
+  int got = 0;
+  signals.async_wait([&](const beast::error_code&, int sig) { got = sig; });
+  sig_ioc.run();
+  impl_->log->info("signal received signal={} shutting down", got);
+  stop();
+}
+
+uint16_t Daemon::port() const { return impl_->port; }
+EventBus& Daemon::events() { return impl_->bus; }
+
+int run_fsck(const std::string& data_dir) {
+  if (::access((data_dir + "/berth.db").c_str(), F_OK) != 0) {
+    std::fprintf(stderr, "berthd fsck: %s has no berth.db; is it a berth data directory?\n",
+                 data_dir.c_str());
+    return 2;
+  }
+  auto st = store::open_sqlite(data_dir + "/berth.db");
+  if (!st) {
+    std::fprintf(stderr, "berthd fsck: %s\n", st.error().message().c_str());
+    return 2;
+  }
+  auto rep = registry::Registry::fsck(data_dir, **st);
+  if (!rep) {
+    std::fprintf(stderr, "berthd fsck: %s\n", rep.error().message().c_str());
+    return 2;
+  }
+  for (const auto& p : rep->problems) {
+    std::printf("PROBLEM %s\n", p.c_str());
+  }
+  std::printf("checked %lld blobs and %lld manifests: %zu problem(s)\n",
+              static_cast<long long>(rep->blobs_checked),
+              static_cast<long long>(rep->manifests_checked), rep->problems.size());
+  return rep->problems.empty() ? 0 : 1;
+}
+
+}  // namespace berth::daemon

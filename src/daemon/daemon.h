@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// berthd's wiring and lifecycle: config -> store -> subsystems -> listener. Used by main()
+// and, in-process, by the integration tests.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "common/events.h"
+#include "common/result.h"
+#include "config/config.h"
+
+namespace berth::daemon {
+
+class Daemon {
+ public:
+  /// Opens the data dir (creating it), locks it against a second berthd, opens the store.
+  static Result<std::unique_ptr<Daemon>> create(config::Config cfg);
+  ~Daemon();
+
+  /// Binds the listener and starts the I/O threads; returns the bound port.
+  Result<uint16_t> start();
+  /// Stops accepting, lets in-flight requests finish (bounded), joins the threads.
+  void stop();
+  /// Blocks until SIGINT/SIGTERM, then stops.
+  void run_until_signal();
+
+  uint16_t port() const;
+  EventBus& events();
+
+ private:
+  Daemon();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+/// `berthd fsck --data DIR`: prints a report; exit code 0 clean, 1 problems, 2 error.
+int run_fsck(const std::string& data_dir);
+
+}  // namespace berth::daemon

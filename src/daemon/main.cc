@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// berthd: serve (default), `fsck --data DIR`, `config check FILE`.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "daemon/daemon.h"
+
+int main(int argc, char** argv) {
+  using namespace berth;
+  CLI::App app{"berthd: the berth daemon (registry, control API)"};
+  std::string data, listen, config_file, log_level;
+  bool no_access_log = false;
+  app.add_option("--data", data, "data directory (default ./var)");
+  app.add_option("--listen", listen, "ADDR:PORT for the registry and API (default 127.0.0.1:5000)");
+  app.add_option("--config", config_file, "YAML config file");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
+  app.add_flag("--no-access-log", no_access_log, "do not log one line per request");
+
+  auto* fsck = app.add_subcommand("fsck", "re-hash every blob and manifest and report mismatches");
+  std::string fsck_data = "./var";
+  fsck->add_option("--data", fsck_data, "data directory");
+
+  auto* cfgcmd = app.add_subcommand("config", "configuration tools");
+  auto* check = cfgcmd->add_subcommand("check", "validate a config file without starting");
+  std::string check_file;
+  check->add_option("file", check_file, "YAML config file")->required();
+  cfgcmd->require_subcommand(1);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*fsck) {
+    return daemon::run_fsck(fsck_data);
+  }
+  if (*check) {
+    auto c = config::load_file(check_file);
+    Status s = c ? config::validate(*c) : Status(c.error());
+    if (!s) {
+      std::fprintf(stderr, "berthd: %s\n", s.error().message().c_str());
+      return 2;
+    }
+    std::printf("%s: ok\n", check_file.c_str());
+    return 0;
+  }
+
+  config::Config cfg;
+  if (!config_file.empty()) {
+    auto c = config::load_file(config_file);
+    if (!c) {
+      std::fprintf(stderr, "berthd: %s\n", c.error().message().c_str());
+      return 2;
+    }
+    cfg = *c;
+  }
+  if (auto s = config::apply_env(cfg); !s) {
+    std::fprintf(stderr, "berthd: %s\n", s.error().message().c_str());
+    return 2;
+  }
+  // Flags win over the file and the environment.
+  if (!data.empty()) cfg.data_dir = data;
+  if (!listen.empty()) cfg.listen = listen;
+  if (!log_level.empty()) cfg.log_level = log_level;
+  if (no_access_log) cfg.access_log = false;
+
+  auto d = daemon::Daemon::create(cfg);
+  if (!d) {
+    std::fprintf(stderr, "berthd: %s\n", d.error().message().c_str());
+    return 2;
+  }
+  auto port = (*d)->start();
+  if (!port) {
+    std::fprintf(stderr, "berthd: %s\n", port.error().message().c_str());
+    return 2;
+  }
+  (*d)->run_until_signal();
+  return 0;
+}

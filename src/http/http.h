@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+// The HTTP listener shared by the registry (/v2/), the control API (/api/v1/) and later the
+// console. One coroutine per connection on its own strand; the handler gets an Exchange with
+// the request head, a streaming body reader and response writers (string bodies, or a file
+// sent with sendfile(2)). Every read has a timeout and every body a size limit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/asio.h"
+#include "common/result.h"
+
+namespace berth::http {
+
+/// Who is asking and from where; passed explicitly (coroutines hop threads).
+struct RequestContext {
+  std::string request_id;
+  std::string peer;
+  std::string principal = "anonymous";
+};
+
+/// A response with a small in-memory body.
+struct Response {
+  unsigned status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  bool head_only = false;  // HEAD: send Content-Length of `content_length` but no body
+  std::optional<uint64_t> content_length;
+
+  Response& header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+    return *this;
+  }
+};
+
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  virtual bhttp::verb method() const = 0;
+  virtual const std::string& method_string() const = 0;
+  /// Decoded path without the query ("/v2/web/app/blobs/uploads/").
+  virtual const std::string& path() const = 0;
+  /// A decoded query parameter, or nullopt when absent.
+  virtual std::optional<std::string> query(const std::string& name) const = 0;
+  /// A request header value ("" when absent).
+  virtual std::string header(bhttp::field f) const = 0;
+  virtual std::string header(const std::string& name) const = 0;
+  /// Content-Length when the request declares one.
+  virtual std::optional<uint64_t> content_length() const = 0;
+  virtual bool chunked() const = 0;
+
+  /// Reads up to n body bytes into buf; 0 means the body is complete. Errors: Cancelled on a
+  /// client that went away or timed out; InvalidArgument on a malformed body.
+  virtual awaitable<Result<size_t>> read_some(char* buf, size_t n) = 0;
+  /// Reads the whole body, failing with ResourceExhausted past limit bytes.
+  awaitable<Result<std::string>> read_all(size_t limit);
+
+  virtual awaitable<void> send(Response res) = 0;
+  /// Sends head then `length` bytes of fd from `offset` (sendfile). fd stays the caller's.
+  virtual awaitable<void> send_file(Response head, int fd, uint64_t offset, uint64_t length) = 0;
+
+  virtual bool responded() const = 0;
+  RequestContext& context() { return ctx_; }
+
+ protected:
+  RequestContext ctx_;
+};
+
+using Handler = std::function<awaitable<void>(Exchange&)>;
+
+struct ServerOptions {
+  std::chrono::seconds header_timeout{30};
+  std::chrono::seconds body_timeout{300};  // per read: a stalled upload is dropped after this
+  size_t max_header_bytes = 64 * 1024;
+  bool access_log = true;
+};
+
+class Server {
+ public:
+  Server(asio::io_context& ioc, Handler handler, ServerOptions opts);
+  ~Server();
+
+  /// Binds and listens; returns the bound port (useful with port 0).
+  Result<uint16_t> listen(const std::string& host, uint16_t port);
+  /// Starts accepting on the io_context.
+  void start();
+  /// Stops accepting; connections finish their current request and close.
+  void stop();
+  /// Connections open now.
+  size_t active_connections() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace berth::http

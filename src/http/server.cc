@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: Apache-2.0
+#include <sys/sendfile.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <map>
+
+#include "common/async.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/url.h"
+#include "http/http.h"
+
+namespace berth::http {
+
+using tcp = asio::ip::tcp;
+
+awaitable<Result<std::string>> Exchange::read_all(size_t limit) {
+  std::string out;
+  if (auto cl = content_length()) {
+    if (*cl > limit) {
+      co_return Error(Errc::ResourceExhausted, "body of " + std::to_string(*cl) +
+                                                   " bytes exceeds the limit of " +
+                                                   std::to_string(limit) + " bytes");
+    }
+    out.reserve(*cl);
+  }
+  char buf[64 * 1024];
+  while (true) {
+    auto n = co_await read_some(buf, sizeof buf);
+    if (!n) {
+      co_return n.error();
+    }
+    if (*n == 0) {
+      break;
+    }
+    if (out.size() + *n > limit) {
+      co_return Error(Errc::ResourceExhausted,
+                      "body exceeds the limit of " + std::to_string(limit) + " bytes");
+    }
+    out.append(buf, *n);
+  }
+  co_return out;
+}
+
+namespace {
+
+class Conn final : public Exchange {
+ public:
+  Conn(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+       bhttp::request_parser<bhttp::buffer_body>& parser, const ServerOptions& opts)
+      : stream_(stream), buffer_(buffer), parser_(parser), opts_(opts) {
+    auto& req = parser_.get();
+    method_string_ = std::string(req.method_string());
+    std::string_view target = req.target();
+    auto q = target.find('?');
+    auto decoded = url::decode(target.substr(0, q), false);
+    path_ = decoded ? *decoded : std::string(target.substr(0, q));
+    bad_path_ = !decoded;
+    if (q != std::string_view::npos) {
+      std::string_view qs = target.substr(q + 1);
+      while (!qs.empty()) {
+        auto amp = qs.find('&');
+        std::string_view kv = qs.substr(0, amp);
+        auto eq = kv.find('=');
+        auto k = url::decode(kv.substr(0, eq), true);
+        auto v = eq == std::string_view::npos ? std::optional<std::string>("")
+                                              : url::decode(kv.substr(eq + 1), true);
+        if (k && v && !query_.count(*k)) {
+          query_.emplace(*k, *v);
+        }
+        if (amp == std::string_view::npos) {
+          break;
+        }
+        qs = qs.substr(amp + 1);
+      }
+    }
+  }
+
+  bool bad_path() const { return bad_path_; }
+  bhttp::verb method() const override { return parser_.get().method(); }
+  const std::string& method_string() const override { return method_string_; }
+  const std::string& path() const override { return path_; }
+  std::optional<std::string> query(const std::string& name) const override {
+    auto it = query_.find(name);
+    if (it == query_.end()) {
+      return std::nullopt;
+    }
+    return it->second;
+  }
+  std::string header(bhttp::field f) const override { return std::string(parser_.get()[f]); }
+  std::string header(const std::string& name) const override {
+    return std::string(parser_.get()[name]);
+  }
+  std::optional<uint64_t> content_length() const override {
+    auto cl = parser_.content_length();
+    if (cl) {
+      return *cl;
+    }
+    return std::nullopt;
+  }
+  bool chunked() const override { return parser_.chunked(); }
+
+  awaitable<Result<size_t>> read_some(char* buf, size_t n) override {
+    if (parser_.is_done()) {
+      co_return size_t{0};
+    }
+    if (!continued_ && beast::iequals(parser_.get()[bhttp::field::expect], "100-continue")) {
+      continued_ = true;
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+      beast::error_code wec;
+      co_await bhttp::async_write(stream_, cont, asio::redirect_error(use_awaitable, wec));
+      if (wec) {
+        co_return Error(Errc::Cancelled, "client went away: " + wec.message());
+      }
+    }
+    auto& body = parser_.get().body();
+    body.data = buf;
+    body.size = n;
+    beast::error_code ec;
+    stream_.expires_after(opts_.body_timeout);
+    co_await bhttp::async_read(stream_, buffer_, parser_, asio::redirect_error(use_awaitable, ec));
+    if (ec == bhttp::error::need_buffer) {
+      ec = {};
+    }
+    if (ec) {
+      broken_ = true;
+      if (ec == beast::error::timeout) {
+        co_return Error(Errc::Cancelled, "request body timed out");
+      }
+      if (ec == bhttp::error::partial_message || ec == asio::error::eof ||
+          ec == asio::error::connection_reset) {
+        co_return Error(Errc::Cancelled, "client closed the connection mid-body");
+      }
+      co_return Error(Errc::InvalidArgument, "malformed request body: " + ec.message());
+    }
+    co_return n - body.size;
+  }
+
+  awaitable<void> send(Response res) override {
+    bhttp::response<bhttp::string_body> out{static_cast<bhttp::status>(res.status),
+                                            parser_.get().version()};
+    out.set(bhttp::field::server, "berth");
+    for (auto& [k, v] : res.headers) {
+      out.set(k, v);
+    }
+    out.keep_alive(keep_alive());
+    if (res.head_only || method() == bhttp::verb::head) {
+      bhttp::response<bhttp::empty_body> h{out.result(), out.version()};
+      for (auto& f : out) {
+        h.set(f.name_string(), f.value());
+      }
+      h.content_length(res.content_length.value_or(res.body.size()));
+      h.keep_alive(keep_alive());
+      bhttp::response_serializer<bhttp::empty_body> sr{h};
+      beast::error_code ec;
+      co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
+      finish(res.status, 0, ec);
+      co_return;
+    }
+    bytes_ = res.body.size();
+    out.body() = std::move(res.body);
+    out.prepare_payload();
+    beast::error_code ec;
+    co_await bhttp::async_write(stream_, out, asio::redirect_error(use_awaitable, ec));
+    finish(res.status, bytes_, ec);
+  }
+
+  awaitable<void> send_file(Response head, int fd, uint64_t offset, uint64_t length) override {
+    bhttp::response<bhttp::empty_body> h{static_cast<bhttp::status>(head.status),
+                                         parser_.get().version()};
+    h.set(bhttp::field::server, "berth");
+    for (auto& [k, v] : head.headers) {
+      h.set(k, v);
+    }
+    h.content_length(length);
+    h.keep_alive(keep_alive());
+    bhttp::response_serializer<bhttp::empty_body> sr{h};
+    beast::error_code ec;
+    co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      finish(head.status, 0, ec);
+      co_return;
+    }
+    auto& sock = stream_.socket();
+    sock.non_blocking(true, ec);
+    off_t off = static_cast<off_t>(offset);
+    uint64_t left = length;
+    while (left > 0 && !ec) {
+      ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
+                             static_cast<size_t>(std::min<uint64_t>(left, 1 << 30)));
+      if (n > 0) {
+        left -= static_cast<uint64_t>(n);
+        continue;
+      }
+      if (n == 0) {
+        ec = asio::error::eof;  // file shorter than promised
+        break;
+      }
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN) {
+        stream_.expires_after(opts_.body_timeout);
+        co_await stream_.socket().async_wait(tcp::socket::wait_write,
+                                             asio::redirect_error(use_awaitable, ec));
+        continue;
+      }
+      ec = beast::error_code(errno, boost::system::system_category());
+    }
+    finish(head.status, length - left, ec);
+  }
+
+  bool responded() const override { return status_ != 0; }
+  unsigned status() const { return status_; }
+  uint64_t bytes() const { return bytes_; }
+  bool broken() const { return broken_; }
+  bool keep_alive() const { return parser_.get().keep_alive() && !broken_; }
+
+ private:
+  void finish(unsigned status, uint64_t bytes, beast::error_code ec) {
+    status_ = status;
+    bytes_ = bytes;
+    if (ec) {
+      broken_ = true;
+    }
+  }
+
+  beast::tcp_stream& stream_;
+  beast::flat_buffer& buffer_;
+  bhttp::request_parser<bhttp::buffer_body>& parser_;
+  const ServerOptions& opts_;
+  std::string method_string_;
+  std::string path_;
+  bool bad_path_ = false;
+  std::map<std::string, std::string> query_;
+  bool continued_ = false;
+  bool broken_ = false;
+  unsigned status_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+struct Server::State : std::enable_shared_from_this<Server::State> {
+  State(asio::io_context& io, Handler h, ServerOptions o)
+      : ioc(io), acceptor(io), handler(std::move(h)), opts(o) {}
+
+  asio::io_context& ioc;
+  tcp::acceptor acceptor;
+  Handler handler;
+  ServerOptions opts;
+  std::atomic<bool> stopping{false};
+  std::atomic<size_t> connections{0};
+  std::shared_ptr<spdlog::logger> log = log::get("http");
+
+  static awaitable<void> accept_loop(std::shared_ptr<State> self) {
+    while (!self->stopping) {
+      beast::error_code ec;
+      tcp::socket sock = co_await self->acceptor.async_accept(
+          asio::make_strand(self->ioc), asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (self->stopping || ec == asio::error::operation_aborted) {
+          break;
+        }
+        self->log->warn("accept failed error={}", ec.message());
+        continue;
+      }
+      auto ex = sock.get_executor();
+      spawn_logged(ex, session(self, std::move(sock)), "http.session");
+    }
+  }
+
+  static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock) {
+    self->connections++;
+    beast::error_code ec;
+    std::string peer;
+    {
+      auto ep = sock.remote_endpoint(ec);
+      peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    sock.set_option(tcp::no_delay(true), ec);
+    beast::tcp_stream stream(std::move(sock));
+    beast::flat_buffer buffer;
+    while (!self->stopping) {
+      bhttp::request_parser<bhttp::buffer_body> parser;
+      parser.header_limit(static_cast<uint32_t>(self->opts.max_header_bytes));
+      // Handlers enforce their own limits while streaming. (1.74 mis-compares boost::none.)
+      parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+      stream.expires_after(self->opts.header_timeout);
+      co_await bhttp::async_read_header(stream, buffer, parser,
+                                        asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
+            ec != asio::error::connection_reset && ec != asio::error::eof) {
+          // Malformed head: answer 400 and close.
+          bhttp::response<bhttp::string_body> bad{bhttp::status::bad_request, 11};
+          bad.body() = "malformed request: " + ec.message() + "\n";
+          bad.keep_alive(false);
+          bad.prepare_payload();
+          beast::error_code wec;
+          co_await bhttp::async_write(stream, bad, asio::redirect_error(use_awaitable, wec));
+        }
+        break;
+      }
+      auto started = std::chrono::steady_clock::now();
+      Conn ex(stream, buffer, parser, self->opts);
+      ex.context().peer = peer;
+      ex.context().request_id = fs::random_hex(8);
+      if (ex.bad_path()) {
+        Response r;
+        r.status = 400;
+        r.body = "malformed percent-encoding in path\n";
+        co_await ex.send(std::move(r));
+      } else {
+        co_await self->handler(ex);
+      }
+      if (!ex.responded()) {
+        Response r;
+        r.status = 500;
+        r.body = "handler sent no response\n";
+        co_await ex.send(std::move(r));
+      }
+      if (self->opts.access_log) {
+        auto ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                .count();
+        self->log->info("{} {} {} {} {:.1f}ms id={} peer={}", ex.method_string(), ex.path(),
+                        ex.status(), ex.bytes(), ms, ex.context().request_id, peer);
+      }
+      if (!ex.keep_alive()) {
+        break;
+      }
+      // Discard any body the handler left unread, up to a bound; past it, close.
+      if (!parser.is_done()) {
+        char sink[16384];
+        size_t drained = 0;
+        bool ok_drain = true;
+        while (!parser.is_done() && drained < (1u << 20)) {
+          auto n = co_await ex.read_some(sink, sizeof sink);
+          if (!n || *n == 0) {
+            ok_drain = n.has_value();
+            break;
+          }
+          drained += *n;
+        }
+        if (!ok_drain || !parser.is_done()) {
+          break;
+        }
+      }
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream.close();
+    self->connections--;
+  }
+};
+
+Server::Server(asio::io_context& ioc, Handler handler, ServerOptions opts)
+    : state_(std::make_shared<State>(ioc, std::move(handler), opts)) {}
+
+Server::~Server() { stop(); }
+
+Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) {
+    return Error(Errc::InvalidArgument, "listen: invalid address '" + host + "'");
+  }
+  tcp::endpoint ep(addr, port);
+  auto& acc = state_->acceptor;
+  acc.open(ep.protocol(), ec);
+  if (!ec) {
+    acc.set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    acc.bind(ep, ec);
+  }
+  if (!ec) {
+    acc.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    return Error(Errc::Unavailable,
+                 "listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  }
+  return acc.local_endpoint().port();
+}
+
+void Server::start() {
+  spawn_logged(state_->acceptor.get_executor(), State::accept_loop(state_), "http.accept");
+}
+
+void Server::stop() {
+  if (state_->stopping.exchange(true)) {
+    return;
+  }
+  asio::post(state_->acceptor.get_executor(), [s = state_] {
+    beast::error_code ec;
+    s->acceptor.close(ec);
+  });
+}
+
+size_t Server::active_connections() const { return state_->connections.load(); }
+
+}  // namespace berth::http

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "registry/blob_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/sha256.h"
+
+namespace berth::registry {
+
+namespace stdfs = std::filesystem;
+
+namespace {
+Error sys_error(const std::string& what, const std::string& path) {
+  return Error(errno == ENOENT   ? Errc::NotFound
+               : errno == ENOSPC ? Errc::ResourceExhausted
+                                 : Errc::Internal,
+               what + " " + path + ": " + std::strerror(errno));
+}
+
+Result<std::string> hash_fd(int fd, const std::string& path) {
+  Sha256 h;
+  std::string buf(1 << 20, '\0');
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return sys_error("read", path);
+    }
+    if (n == 0) {
+      break;
+    }
+    h.update(buf.data(), static_cast<size_t>(n));
+  }
+  return h.hex();
+}
+
+Result<std::string> hash_path(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("open", path);
+  }
+  auto r = hash_fd(fd, path);
+  ::close(fd);
+  return r;
+}
+}  // namespace
+
+Status FsBlobStore::init() {
+  BERTH_TRY(fs::make_dirs(root_ + "/blobs/sha256"));
+  BERTH_TRY(fs::make_dirs(root_ + "/uploads"));
+  return ok();
+}
+
+std::string FsBlobStore::blob_path(const std::string& hex) const {
+  return root_ + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex;
+}
+
+std::string FsBlobStore::upload_data_path(const std::string& id) const {
+  return root_ + "/uploads/" + id + "/data";
+}
+
+Result<int> FsBlobStore::create_upload(const std::string& id, const std::string& repo) {
+  std::string dir = root_ + "/uploads/" + id;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    return sys_error("mkdir", dir);
+  }
+  std::string repo_file = dir + "/repo";
+  int rfd = ::open(repo_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (rfd < 0) {
+    return sys_error("create", repo_file);
+  }
+  bool wrote = ::write(rfd, repo.data(), repo.size()) == static_cast<ssize_t>(repo.size());
+  ::close(rfd);
+  if (!wrote) {
+    return sys_error("write", repo_file);
+  }
+  std::string data = dir + "/data";
+  int fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return sys_error("create", data);
+  }
+  return fd;
+}
+
+Result<int> FsBlobStore::reopen_upload(const std::string& id, std::string& repo, uint64_t& size) {
+  std::string dir = root_ + "/uploads/" + id;
+  auto r = fs::read_file(dir + "/repo");
+  if (!r) {
+    return Error(Errc::NotFound, "upload " + id + " unknown");
+  }
+  repo = *r;
+  std::string data = dir + "/data";
+  int fd = ::open(data.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("open", data);
+  }
+  struct stat st {};
+  ::fstat(fd, &st);
+  size = static_cast<uint64_t>(st.st_size);
+  return fd;
+}
+
+Status FsBlobStore::commit_upload(const std::string& id, const std::string& hex) {
+  std::string data = upload_data_path(id);
+  if (fsync_) {
+    BERTH_TRY(fs::fsync_path(data));
+  }
+  std::string dst = blob_path(hex);
+  std::string dst_dir = root_ + "/blobs/sha256/" + hex.substr(0, 2);
+  if (::mkdir(dst_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return sys_error("mkdir", dst_dir);
+  }
+  // Same digest, same bytes: renaming over an existing blob is harmless and atomic.
+  if (::rename(data.c_str(), dst.c_str()) != 0) {
+    return sys_error("rename", data);
+  }
+  if (fsync_) {
+    BERTH_TRY(fs::fsync_path(dst_dir));
+  }
+  remove_upload(id);
+  return ok();
+}
+
+void FsBlobStore::remove_upload(const std::string& id) {
+  std::error_code ec;
+  stdfs::remove_all(root_ + "/uploads/" + id, ec);
+}
+
+Result<std::string> FsBlobStore::hash_upload(const std::string& id) {
+  return hash_path(upload_data_path(id));
+}
+
+Result<int> FsBlobStore::open_blob(const std::string& hex) const {
+  std::string p = blob_path(hex);
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return sys_error("open", p);
+  }
+  return fd;
+}
+
+void FsBlobStore::remove_blob(const std::string& hex) { ::unlink(blob_path(hex).c_str()); }
+
+std::vector<FsBlobStore::FileEntry> FsBlobStore::list_uploads() const {
+  std::vector<FileEntry> out;
+  std::error_code ec;
+  for (auto& e : stdfs::directory_iterator(root_ + "/uploads", ec)) {
+    struct stat st {};
+    std::string p = e.path().string();
+    std::string data = p + "/data";
+    // The data file's mtime is the last activity; fall back to the directory's.
+    if (::stat(data.c_str(), &st) != 0 && ::stat(p.c_str(), &st) != 0) {
+      continue;
+    }
+    out.push_back({e.path().filename().string(), st.st_mtime, st.st_size});
+  }
+  return out;
+}
+
+std::vector<FsBlobStore::FileEntry> FsBlobStore::list_blobs() const {
+  std::vector<FileEntry> out;
+  std::error_code ec;
+  for (auto it = stdfs::recursive_directory_iterator(root_ + "/blobs/sha256", ec);
+       it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) {
+      break;
+    }
+    if (!it->is_regular_file(ec)) {
+      continue;
+    }
+    struct stat st {};
+    if (::stat(it->path().c_str(), &st) != 0) {
+      continue;
+    }
+    out.push_back({it->path().filename().string(), st.st_mtime, st.st_size});
+  }
+  return out;
+}
+
+Result<std::string> FsBlobStore::hash_blob(const std::string& hex) const {
+  return hash_path(blob_path(hex));
+}
+
+}  // namespace berth::registry

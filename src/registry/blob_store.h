@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// Content-addressed blob files and upload sessions on the local filesystem. The metadata
+// store decides what is visible; this class only moves bytes crash-safely:
+//
+//   DATA/
+//     blobs/sha256/<first two hex>/<64 hex>   complete blobs, immutable, written only by rename
+//     uploads/<uuid>/data                     bytes received so far (append only)
+//     uploads/<uuid>/repo                     the repository the session belongs to
+//
+// A blob appears under blobs/ only after its bytes were hashed, checked and fsynced; the
+// rename is atomic, so a crash leaves either no file or the whole file. A file with no row in
+// the metadata store is invisible to clients and removed by gc after the grace period.
+//
+// Blocking: call from the blocking pool (open/stat are quick enough for I/O threads).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace berth::registry {
+
+class FsBlobStore {
+ public:
+  FsBlobStore(std::string root, bool fsync) : root_(std::move(root)), fsync_(fsync) {}
+
+  Status init();
+
+  std::string blob_path(const std::string& hex) const;
+  std::string upload_data_path(const std::string& id) const;
+
+  /// Creates uploads/<id>/ with its repo file; returns an append fd for the data.
+  Result<int> create_upload(const std::string& id, const std::string& repo);
+  /// Reopens an existing upload after a restart; NotFound when absent. Sets repo and size.
+  Result<int> reopen_upload(const std::string& id, std::string& repo, uint64_t& size);
+  /// fsyncs the data, renames it to its blob path and removes the session directory.
+  Status commit_upload(const std::string& id, const std::string& hex);
+  /// Removes the session directory (cancel, digest mismatch, expiry).
+  void remove_upload(const std::string& id);
+  /// Hashes an upload's data file from the start (after a restart lost the running hash).
+  Result<std::string> hash_upload(const std::string& id);
+
+  /// Opens a blob read-only; NotFound when the file is missing.
+  Result<int> open_blob(const std::string& hex) const;
+  void remove_blob(const std::string& hex);
+
+  struct FileEntry {
+    std::string name;   // blob hex or upload id
+    int64_t mtime = 0;  // unix seconds
+    int64_t size = 0;
+  };
+  std::vector<FileEntry> list_uploads() const;
+  std::vector<FileEntry> list_blobs() const;
+  /// Hashes a blob file (fsck).
+  Result<std::string> hash_blob(const std::string& hex) const;
+
+ private:
+  std::string root_;
+  bool fsync_;
+};
+
+}  // namespace berth::registry

@@ -1,0 +1,1424 @@
+// SPDX-License-Identifier: Apache-2.0
+// The /v2/ handlers and the repository operations. Decisions about visibility live in the
+// metadata store (one transaction each); bytes live in FsBlobStore. Read-mostly lookups
+// (repositories, manifests, blob links) are cached in memory and invalidated on every write.
+#include "registry/registry.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <ctime>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "common/url.h"
+#include "oci/oci.h"
+#include "registry/blob_store.h"
+#include "registry/oci_errors.h"
+
+namespace berth::registry {
+
+namespace {
+
+int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+struct Upload {
+  std::string id;
+  std::string repo;
+  int64_t repo_id = 0;
+  int fd = -1;
+  uint64_t size = 0;
+  std::optional<Sha256> hash;  // nullopt after a restart: recomputed from the file at commit
+  int64_t updated = 0;
+  bool busy = false;  // guarded by the sessions mutex
+
+  ~Upload() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+using UploadPtr = std::shared_ptr<Upload>;
+
+struct CachedManifest {
+  std::string digest;
+  std::string media_type;
+  std::string content;
+  std::string subject;
+};
+using CachedManifestPtr = std::shared_ptr<const CachedManifest>;
+
+bool valid_upload_id(const std::string& id) {
+  if (id.size() != 36) {
+    return false;
+  }
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Parsed /v2/ path.
+struct Route {
+  enum Kind { Base, Catalog, Tags, Manifest, Blob, UploadStart, UploadSession, Referrers, Bad };
+  Kind kind = Bad;
+  std::string name;
+  std::string arg;  // reference, digest or upload id
+};
+
+Route parse_route(const std::string& path) {
+  Route r;
+  if (path == "/v2" || path == "/v2/") {
+    r.kind = Route::Base;
+    return r;
+  }
+  if (path.rfind("/v2/", 0) != 0) {
+    return r;
+  }
+  std::string rest = path.substr(4);
+  if (rest == "_catalog") {
+    r.kind = Route::Catalog;
+    return r;
+  }
+  std::vector<std::string> seg;
+  size_t start = 0;
+  while (true) {
+    size_t slash = rest.find('/', start);
+    seg.push_back(
+        rest.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  auto join = [&](size_t n) {
+    std::string s;
+    for (size_t i = 0; i < n; ++i) {
+      s += (i ? "/" : "") + seg[i];
+    }
+    return s;
+  };
+  size_t n = seg.size();
+  if (n >= 3 && seg[n - 2] == "tags" && seg[n - 1] == "list") {
+    r.kind = Route::Tags;
+    r.name = join(n - 2);
+  } else if (n >= 3 && seg[n - 2] == "blobs" && seg[n - 1] == "uploads") {
+    r.kind = Route::UploadStart;
+    r.name = join(n - 2);
+  } else if (n >= 4 && seg[n - 3] == "blobs" && seg[n - 2] == "uploads") {
+    r.kind = seg[n - 1].empty() ? Route::UploadStart : Route::UploadSession;
+    r.name = join(n - 3);
+    r.arg = seg[n - 1];
+  } else if (n >= 3 && seg[n - 2] == "manifests") {
+    r.kind = Route::Manifest;
+    r.name = join(n - 2);
+    r.arg = seg[n - 1];
+  } else if (n >= 3 && seg[n - 2] == "blobs") {
+    r.kind = Route::Blob;
+    r.name = join(n - 2);
+    r.arg = seg[n - 1];
+  } else if (n >= 3 && seg[n - 2] == "referrers") {
+    r.kind = Route::Referrers;
+    r.name = join(n - 2);
+    r.arg = seg[n - 1];
+  }
+  return r;
+}
+
+http::Response base_response(unsigned status) {
+  http::Response r;
+  r.status = status;
+  r.header("Docker-Distribution-API-Version", "registry/2.0");
+  return r;
+}
+
+// Parses the n query parameter: absent -> -1 (all); invalid -> nullopt.
+std::optional<int> parse_n(const std::optional<std::string>& s) {
+  if (!s) {
+    return -1;
+  }
+  if (s->empty() || s->size() > 9) {
+    return std::nullopt;
+  }
+  for (char c : *s) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+  }
+  return std::stoi(*s);
+}
+
+}  // namespace
+
+struct Registry::Impl {
+  Impl(Options o, store::MetadataStore& s, BlockingPool& p, iam::AuthorizerPtr a, EventBus& b)
+      : opts(std::move(o)),
+        store(s),
+        pool(p),
+        authz(std::move(a)),
+        bus(b),
+        blobs(opts.data_dir, opts.fsync) {}
+
+  Options opts;
+  store::MetadataStore& store;
+  BlockingPool& pool;
+  iam::AuthorizerPtr authz;
+  EventBus& bus;
+  FsBlobStore blobs;
+  std::shared_ptr<spdlog::logger> log = log::get("registry");
+
+  std::mutex sessions_mu;
+  std::unordered_map<std::string, UploadPtr> sessions;
+
+  // Caches. Each guarded by cache_mu; entries are immutable values.
+  std::shared_mutex cache_mu;
+  std::unordered_map<std::string, std::shared_ptr<const store::Repository>> repo_cache;
+  std::unordered_map<std::string, CachedManifestPtr> manifest_cache;  // "repo\nref"
+  std::unordered_map<std::string, int64_t> link_cache;                // "repoid\ndigest"
+
+  // Serializes a blob's commit against gc deleting the same digest.
+  std::array<std::mutex, 64> stripes;
+  std::mutex& stripe(const std::string& hex) {
+    return stripes[std::hash<std::string>{}(hex) % stripes.size()];
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  Status authorize(const http::RequestContext& ctx, const std::string& action,
+                   const std::string& resource) {
+    iam::Request req{ctx.principal, action, resource};
+    auto s = authz->authorize(req);
+    if (!s) {
+      return Error(Errc::PermissionDenied, iam::denial_message(req));
+    }
+    return ok();
+  }
+
+  void invalidate_repo(const std::string& name) {
+    std::unique_lock lock(cache_mu);
+    std::string prefix = name + "\n";
+    for (auto it = manifest_cache.begin(); it != manifest_cache.end();) {
+      it = it->first.rfind(prefix, 0) == 0 ? manifest_cache.erase(it) : std::next(it);
+    }
+  }
+
+  void forget_repo(const std::string& name) {
+    invalidate_repo(name);
+    std::unique_lock lock(cache_mu);
+    repo_cache.erase(name);
+    link_cache.clear();
+  }
+
+  // Repository by name, NotFound with the message users need.
+  awaitable<Result<std::shared_ptr<const store::Repository>>> find_repo(std::string name) {
+    {
+      std::shared_lock lock(cache_mu);
+      auto it = repo_cache.find(name);
+      if (it != repo_cache.end()) {
+        co_return it->second;
+      }
+    }
+    auto job1 = [this, name] { return store.get_repository(name); };
+    auto r = co_await run_blocking(pool, std::move(job1));
+    if (!r) {
+      co_return r.error();
+    }
+    auto ptr = std::make_shared<const store::Repository>(std::move(*r));
+    std::unique_lock lock(cache_mu);
+    repo_cache[name] = ptr;
+    co_return ptr;
+  }
+
+  // For writes: creates the repository when the config allows it.
+  awaitable<Result<std::shared_ptr<const store::Repository>>> repo_for_push(std::string name) {
+    auto r = co_await find_repo(name);
+    if (r || r.error().code() != Errc::NotFound) {
+      co_return r;
+    }
+    if (!opts.auto_create_repositories) {
+      co_return Error(
+          Errc::NotFound,
+          "repository " + name + " does not exist; create it with: berth repo create " + name);
+    }
+    store::Repository repo;
+    repo.name = name;
+    repo.created_at = now_unix();
+    auto job2 = [this, repo] { return store.create_repository(repo); };
+    auto c = co_await run_blocking(pool, std::move(job2));
+    if (!c && c.error().code() != Errc::AlreadyExists) {
+      co_return c.error();
+    }
+    log->info("repository auto-created repo={}", name);
+    co_return co_await find_repo(name);
+  }
+
+  awaitable<Result<int64_t>> linked_size(int64_t repo_id, std::string digest) {
+    std::string key = std::to_string(repo_id) + "\n" + digest;
+    {
+      std::shared_lock lock(cache_mu);
+      auto it = link_cache.find(key);
+      if (it != link_cache.end()) {
+        co_return it->second;
+      }
+    }
+    auto job3 = [this, repo_id, digest] { return store.linked_blob_size(repo_id, digest); };
+    auto r = co_await run_blocking(pool, std::move(job3));
+    if (r) {
+      std::unique_lock lock(cache_mu);
+      if (link_cache.size() > 100000) {
+        link_cache.clear();
+      }
+      link_cache[key] = *r;
+    }
+    co_return r;
+  }
+
+  awaitable<void> fail(http::Exchange& ex, OciFailure f) {
+    if (f.code == Oci::Unknown) {
+      log->error("request failed id={} path={} error={}", ex.context().request_id, ex.path(),
+                 f.message);
+    }
+    co_await ex.send(oci_error_response(f));
+  }
+
+  // ---- dispatch ---------------------------------------------------------------------------
+
+  awaitable<void> handle(http::Exchange& ex) {
+    Route r = parse_route(ex.path());
+    auto m = ex.method();
+    using V = bhttp::verb;
+    if (r.kind == Route::Bad) {
+      co_return co_await fail(ex, {Oci::NameInvalid, "unknown registry path " + ex.path(), {}});
+    }
+    if (r.kind == Route::Base) {
+      auto res = base_response(200);
+      res.header("Content-Type", "application/json");
+      res.body = "{}";
+      co_return co_await ex.send(std::move(res));
+    }
+    if (r.kind == Route::Catalog) {
+      if (m != V::get) {
+        co_return co_await method_not_allowed(ex);
+      }
+      co_return co_await catalog(ex);
+    }
+    if (auto s = oci::validate_repository_name(r.name); !s) {
+      co_return co_await fail(ex, {Oci::NameInvalid, s.error().message(), {}});
+    }
+    switch (r.kind) {
+      case Route::Tags:
+        if (m == V::get) {
+          co_return co_await list_tags(ex, r.name);
+        }
+        break;
+      case Route::Manifest:
+        if (m == V::get || m == V::head) {
+          co_return co_await get_manifest(ex, r.name, r.arg);
+        }
+        if (m == V::put) {
+          co_return co_await put_manifest(ex, r.name, r.arg);
+        }
+        if (m == V::delete_) {
+          co_return co_await delete_manifest(ex, r.name, r.arg);
+        }
+        break;
+      case Route::Blob:
+        if (m == V::get || m == V::head) {
+          co_return co_await get_blob(ex, r.name, r.arg);
+        }
+        if (m == V::delete_) {
+          co_return co_await delete_blob(ex, r.name, r.arg);
+        }
+        break;
+      case Route::UploadStart:
+        if (m == V::post) {
+          co_return co_await start_upload(ex, r.name);
+        }
+        break;
+      case Route::UploadSession:
+        if (m == V::get) {
+          co_return co_await upload_status(ex, r.name, r.arg);
+        }
+        if (m == V::patch) {
+          co_return co_await patch_upload(ex, r.name, r.arg);
+        }
+        if (m == V::put) {
+          co_return co_await put_upload(ex, r.name, r.arg);
+        }
+        if (m == V::delete_) {
+          co_return co_await cancel_upload(ex, r.name, r.arg);
+        }
+        break;
+      case Route::Referrers:
+        if (m == V::get) {
+          co_return co_await referrers(ex, r.name, r.arg);
+        }
+        break;
+      default:
+        break;
+    }
+    co_await method_not_allowed(ex);
+  }
+
+  awaitable<void> method_not_allowed(http::Exchange& ex) {
+    auto res = oci_error_response(
+        {Oci::Unsupported, ex.method_string() + " is not supported on " + ex.path(), {}});
+    res.status = 405;
+    co_await ex.send(std::move(res));
+  }
+
+  // Authorizes and resolves the repository for a read; sends the error itself on failure.
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_read(http::Exchange& ex,
+                                                                    std::string name,
+                                                                    std::string action) {
+    if (auto s = authorize(ex.context(), action, "repository/" + name); !s) {
+      co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return nullptr;
+    }
+    auto repo = co_await find_repo(name);
+    if (!repo) {
+      if (repo.error().code() == Errc::NotFound) {
+        co_await fail(ex, {Oci::NameUnknown, "repository " + name + " does not exist", {}});
+      } else {
+        co_await fail(ex, from_error(repo.error()));
+      }
+      co_return nullptr;
+    }
+    co_return *repo;
+  }
+
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_write(http::Exchange& ex,
+                                                                     std::string name) {
+    if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
+      co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return nullptr;
+    }
+    auto repo = co_await repo_for_push(name);
+    if (!repo) {
+      co_await fail(ex, from_error(repo.error()));
+      co_return nullptr;
+    }
+    co_return *repo;
+  }
+
+  // ---- catalog and tags ------------------------------------------------------------------
+
+  awaitable<void> catalog(http::Exchange& ex) {
+    if (auto s = authorize(ex.context(), "registry:ListRepositories", "repository/*"); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto n = parse_n(ex.query("n"));
+    if (!n) {
+      co_return co_await fail(ex, {Oci::Unsupported, "n must be a non-negative integer", {}});
+    }
+    std::string last = ex.query("last").value_or("");
+    int limit = *n < 0 ? -1 : *n + 1;
+    auto job4 = [this, last, limit] { return store.list_repositories(last, limit); };
+    auto repos = co_await run_blocking(pool, std::move(job4));
+    if (!repos) {
+      co_return co_await fail(ex, from_error(repos.error()));
+    }
+    Json names = Json::array();
+    bool more = *n >= 0 && static_cast<int>(repos->size()) > *n;
+    for (size_t i = 0; i < repos->size() && (*n < 0 || static_cast<int>(i) < *n); ++i) {
+      names.push_back((*repos)[i].name);
+    }
+    auto res = base_response(200);
+    res.header("Content-Type", "application/json");
+    if (more && !names.empty()) {
+      res.header("Link", "</v2/_catalog?n=" + std::to_string(*n) + "&last=" +
+                             url::encode(names.back().get<std::string>()) + ">; rel=\"next\"");
+    }
+    res.body = Json{{"repositories", names}}.dump();
+    co_await ex.send(std::move(res));
+  }
+
+  awaitable<void> list_tags(http::Exchange& ex, std::string name) {
+    auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+    if (!repo) {
+      co_return;
+    }
+    auto n = parse_n(ex.query("n"));
+    if (!n) {
+      co_return co_await fail(ex, {Oci::Unsupported, "n must be a non-negative integer", {}});
+    }
+    std::string last = ex.query("last").value_or("");
+    int limit = *n < 0 ? -1 : *n + 1;
+    int64_t id = repo->id;
+    auto job5 = [this, id, last, limit] { return store.list_tags(id, last, limit); };
+    auto tags = co_await run_blocking(pool, std::move(job5));
+    if (!tags) {
+      co_return co_await fail(ex, from_error(tags.error()));
+    }
+    bool more = *n >= 0 && static_cast<int>(tags->size()) > *n;
+    if (more) {
+      tags->resize(static_cast<size_t>(*n));
+    }
+    auto res = base_response(200);
+    res.header("Content-Type", "application/json");
+    if (more && !tags->empty()) {
+      res.header("Link", "</v2/" + name + "/tags/list?n=" + std::to_string(*n) +
+                             "&last=" + url::encode(tags->back()) + ">; rel=\"next\"");
+    }
+    res.body = Json{{"name", name}, {"tags", *tags}}.dump();
+    co_await ex.send(std::move(res));
+  }
+
+  // ---- manifests -------------------------------------------------------------------------
+
+  awaitable<Result<CachedManifestPtr>> lookup_manifest(const store::Repository& repo,
+                                                       std::string reference) {
+    std::string key = repo.name + "\n" + reference;
+    {
+      std::shared_lock lock(cache_mu);
+      auto it = manifest_cache.find(key);
+      if (it != manifest_cache.end()) {
+        co_return it->second;
+      }
+    }
+    int64_t id = repo.id;
+    auto job6 = [this, id, reference] { return store.get_manifest(id, reference); };
+    auto m = co_await run_blocking(pool, std::move(job6));
+    if (!m) {
+      co_return m.error();
+    }
+    auto c = std::make_shared<const CachedManifest>(
+        CachedManifest{m->digest, m->media_type, std::move(m->content), m->subject});
+    std::unique_lock lock(cache_mu);
+    if (manifest_cache.size() > 50000) {
+      manifest_cache.clear();
+    }
+    manifest_cache[key] = c;
+    co_return c;
+  }
+
+  awaitable<void> get_manifest(http::Exchange& ex, std::string name, std::string reference) {
+    if (oci::is_digest_reference(reference)) {
+      auto d = oci::Digest::parse(reference);
+      if (!d) {
+        co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+      }
+    } else if (auto t = oci::validate_tag(reference); !t) {
+      co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+    }
+    auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+    if (!repo) {
+      co_return;
+    }
+    auto m = co_await lookup_manifest(*repo, reference);
+    if (!m) {
+      if (m.error().code() == Errc::NotFound) {
+        co_return co_await fail(
+            ex,
+            {Oci::ManifestUnknown, "manifest " + reference + " unknown to repository " + name, {}});
+      }
+      co_return co_await fail(ex, from_error(m.error()));
+    }
+    const auto& cm = **m;
+    auto res = base_response(200);
+    res.header("Content-Type", cm.media_type);
+    res.header("Docker-Content-Digest", cm.digest);
+    res.header("ETag", "\"" + cm.digest + "\"");
+    res.body = cm.content;
+    co_await ex.send(std::move(res));
+  }
+
+  awaitable<void> put_manifest(http::Exchange& ex, std::string name, std::string reference) {
+    std::string tag;
+    std::optional<oci::Digest> want;
+    if (oci::is_digest_reference(reference)) {
+      auto d = oci::Digest::parse(reference);
+      if (!d) {
+        co_return co_await fail(
+            ex, {d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
+                 d.error().message(),
+                 {}});
+      }
+      want = *d;
+    } else {
+      if (auto t = oci::validate_tag(reference); !t) {
+        co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+      }
+      tag = reference;
+    }
+    auto repo = co_await repo_for_write(ex, name);
+    if (!repo) {
+      co_return;
+    }
+    auto body = co_await ex.read_all(opts.max_manifest_bytes);
+    if (!body) {
+      if (body.error().code() == Errc::ResourceExhausted) {
+        co_return co_await fail(ex, {Oci::ManifestTooBig,
+                                     "manifest exceeds the limit of " +
+                                         std::to_string(opts.max_manifest_bytes) + " bytes",
+                                     {}});
+      }
+      co_return co_await fail(ex, {Oci::ManifestInvalid, body.error().message(), {}});
+    }
+    oci::Digest digest = oci::Digest::sha256_of(*body);
+    if (want && *want != digest) {
+      co_return co_await fail(ex,
+                              {Oci::DigestInvalid,
+                               "manifest digest " + digest.str() + " does not match " + want->str(),
+                               {}});
+    }
+    auto parsed = oci::parse_manifest(*body, ex.header(bhttp::field::content_type));
+    if (!parsed) {
+      co_return co_await fail(
+          ex, {parsed.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::ManifestInvalid,
+               parsed.error().message(),
+               {}});
+    }
+    store::ManifestRecord rec;
+    rec.digest = digest.str();
+    rec.media_type = parsed->media_type;
+    rec.size = static_cast<int64_t>(body->size());
+    rec.artifact_type = parsed->artifact_type;
+    rec.subject = parsed->subject ? parsed->subject->digest.str() : "";
+    rec.annotations_json = parsed->annotations_json;
+    rec.pushed_at = now_unix();
+    rec.total_size = rec.size;
+    if (parsed->is_index()) {
+      std::string platforms;
+      for (const auto& d : parsed->manifests) {
+        rec.manifest_refs.push_back(d.digest.str());
+        rec.total_size += d.size;
+        if (d.platform && !d.platform->str().empty()) {
+          platforms += (platforms.empty() ? "" : ",") + d.platform->str();
+        }
+      }
+      rec.platform = platforms;
+    } else {
+      rec.blob_refs.push_back(parsed->config->digest.str());
+      rec.total_size += parsed->config->size;
+      for (const auto& d : parsed->layers) {
+        rec.blob_refs.push_back(d.digest.str());
+        rec.total_size += d.size;
+      }
+      // The platform comes from the image config, when it is one and is small.
+      const auto& cfg = *parsed->config;
+      if (cfg.size < (1 << 20) && parsed->artifact_type.empty()) {
+        std::string hex = cfg.digest.hex;
+        auto job7 = [this, hex] { return fs::read_file(blobs.blob_path(hex)); };
+        auto bytes = co_await run_blocking(pool, std::move(job7));
+        if (bytes) {
+          if (auto p = oci::parse_config_platform(*bytes)) {
+            rec.platform = p->str();
+          }
+        }
+      }
+    }
+    rec.content = std::move(*body);
+    bool immutable = false;
+    if (!tag.empty() && repo->immutable_tags) {
+      immutable = true;
+      for (const auto& g : repo->mutable_tag_globs) {
+        if (oci::glob_match(g, tag)) {
+          immutable = false;
+        }
+      }
+    }
+    auto repo_copy = *repo;
+    auto job8 = [this, repo_copy, rec, tag, immutable] {
+      return store.put_manifest(repo_copy, rec, tag, immutable);
+    };
+    auto put = co_await run_blocking(pool, std::move(job8));
+    if (!put) {
+      const auto& e = put.error();
+      if (e.code() == Errc::FailedPrecondition) {
+        co_return co_await fail(ex, {Oci::ManifestBlobUnknown, e.message(), {}});
+      }
+      if (e.code() == Errc::PermissionDenied) {
+        co_return co_await fail(ex, {Oci::Denied, e.message(), {}});
+      }
+      co_return co_await fail(ex, from_error(e));
+    }
+    invalidate_repo(name);
+    log->info("manifest stored repo={} ref={} digest={} media_type={} bytes={}", name, reference,
+              rec.digest, rec.media_type, rec.size);
+    bus.publish(ImagePushed{name, tag, rec.digest, rec.media_type});
+    auto res = base_response(201);
+    res.header("Location", "/v2/" + name + "/manifests/" + rec.digest);
+    res.header("Docker-Content-Digest", rec.digest);
+    if (!rec.subject.empty()) {
+      res.header("OCI-Subject", rec.subject);
+    }
+    co_await ex.send(std::move(res));
+  }
+
+  awaitable<void> delete_manifest(http::Exchange& ex, std::string name, std::string reference) {
+    if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto repo = co_await find_repo(name);
+    if (!repo) {
+      co_return co_await fail(ex, {Oci::NameUnknown, repo.error().message(), {}});
+    }
+    int64_t id = (*repo)->id;
+    Status s;
+    if (oci::is_digest_reference(reference)) {
+      auto d = oci::Digest::parse(reference);
+      if (!d) {
+        co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+      }
+      auto job9 = [this, id, reference] { return store.delete_manifest(id, reference); };
+      s = co_await run_blocking(pool, std::move(job9));
+    } else {
+      if (auto t = oci::validate_tag(reference); !t) {
+        co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+      }
+      auto job10 = [this, id, reference] { return store.delete_tag(id, reference); };
+      s = co_await run_blocking(pool, std::move(job10));
+    }
+    if (!s) {
+      co_return co_await fail(ex, from_error(s.error(), Oci::ManifestUnknown));
+    }
+    invalidate_repo(name);
+    log->info("manifest deleted repo={} ref={}", name, reference);
+    co_await ex.send(base_response(202));
+  }
+
+  awaitable<void> referrers(http::Exchange& ex, std::string name, std::string digest) {
+    auto d = oci::Digest::parse(digest);
+    if (!d) {
+      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+    }
+    auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+    if (!repo) {
+      co_return;
+    }
+    int64_t id = repo->id;
+    auto job11 = [this, id, digest] { return store.referrers(id, digest); };
+    auto refs = co_await run_blocking(pool, std::move(job11));
+    if (!refs) {
+      co_return co_await fail(ex, from_error(refs.error()));
+    }
+    auto filter = ex.query("artifactType");
+    Json list = Json::array();
+    for (const auto& r : *refs) {
+      if (filter && r.artifact_type != *filter) {
+        continue;
+      }
+      Json desc = {{"mediaType", r.media_type}, {"digest", r.digest}, {"size", r.size}};
+      if (!r.artifact_type.empty()) {
+        desc["artifactType"] = r.artifact_type;
+      }
+      if (!r.annotations_json.empty()) {
+        desc["annotations"] = Json::parse(r.annotations_json, nullptr, false);
+      }
+      list.push_back(std::move(desc));
+    }
+    auto res = base_response(200);
+    res.header("Content-Type", std::string(oci::kOciIndex));
+    if (filter) {
+      res.header("OCI-Filters-Applied", "artifactType");
+    }
+    res.body =
+        Json{{"schemaVersion", 2}, {"mediaType", oci::kOciIndex}, {"manifests", list}}.dump();
+    co_await ex.send(std::move(res));
+  }
+
+  // ---- blobs -----------------------------------------------------------------------------
+
+  awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest) {
+    auto d = oci::Digest::parse(digest);
+    if (!d) {
+      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+    }
+    auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+    if (!repo) {
+      co_return;
+    }
+    auto size = co_await linked_size(repo->id, digest);
+    if (!size) {
+      co_return co_await fail(ex, from_error(size.error(), Oci::BlobUnknown));
+    }
+    uint64_t total = static_cast<uint64_t>(*size);
+    uint64_t from = 0, to = total == 0 ? 0 : total - 1;
+    bool ranged = false;
+    std::string range = ex.header(bhttp::field::range);
+    if (!range.empty()) {
+      // bytes=START-END | bytes=START- | bytes=-SUFFIX (one range only)
+      bool good = range.rfind("bytes=", 0) == 0 && range.find(',') == std::string::npos;
+      std::string spec = good ? range.substr(6) : "";
+      auto dash = spec.find('-');
+      good = good && dash != std::string::npos;
+      auto num = [](const std::string& s, uint64_t& out) {
+        if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) {
+          return false;
+        }
+        out = std::stoull(s);
+        return true;
+      };
+      uint64_t a = 0, b = 0;
+      std::string sa = good ? spec.substr(0, dash) : "", sb = good ? spec.substr(dash + 1) : "";
+      if (good && sa.empty() && num(sb, b)) {  // suffix
+        good = b > 0 && total > 0;
+        from = total - std::min(b, total);
+        to = total - 1;
+      } else if (good && num(sa, a) && (sb.empty() || num(sb, b))) {
+        from = a;
+        to = sb.empty() ? total - 1 : std::min(b, total - 1);
+        good = a < total && (sb.empty() || a <= b);
+      } else {
+        good = false;
+      }
+      if (!good) {
+        auto res = oci_error_response({Oci::BlobUnknown,
+                                       "range " + range + " is not satisfiable for a blob of " +
+                                           std::to_string(total) + " bytes",
+                                       {}});
+        res.status = 416;
+        res.header("Content-Range", "bytes */" + std::to_string(total));
+        co_return co_await ex.send(std::move(res));
+      }
+      ranged = true;
+    }
+    auto res = base_response(ranged ? 206 : 200);
+    res.header("Content-Type", "application/octet-stream");
+    res.header("Docker-Content-Digest", digest);
+    res.header("ETag", "\"" + digest + "\"");
+    res.header("Accept-Ranges", "bytes");
+    res.header("Cache-Control", "max-age=31536000");
+    if (ranged) {
+      res.header("Content-Range", "bytes " + std::to_string(from) + "-" + std::to_string(to) + "/" +
+                                      std::to_string(total));
+    }
+    uint64_t length = total == 0 ? 0 : to - from + 1;
+    if (ex.method() == bhttp::verb::head) {
+      res.content_length = length;
+      res.head_only = true;
+      co_return co_await ex.send(std::move(res));
+    }
+    auto fd = blobs.open_blob(d->hex);
+    if (!fd) {
+      log->error("blob file missing repo={} digest={} error={}", name, digest,
+                 fd.error().message());
+      co_return co_await fail(
+          ex, {Oci::BlobUnknown, "blob " + digest + " is missing from storage", {}});
+    }
+    co_await ex.send_file(std::move(res), *fd, from, length);
+    ::close(*fd);
+  }
+
+  awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest) {
+    auto d = oci::Digest::parse(digest);
+    if (!d) {
+      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+    }
+    if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto repo = co_await find_repo(name);
+    if (!repo) {
+      co_return co_await fail(ex, {Oci::NameUnknown, repo.error().message(), {}});
+    }
+    int64_t id = (*repo)->id;
+    auto job12 = [this, id, digest] { return store.unlink_blob(id, digest); };
+    auto s = co_await run_blocking(pool, std::move(job12));
+    if (!s) {
+      co_return co_await fail(ex, from_error(s.error(), Oci::BlobUnknown));
+    }
+    {
+      std::unique_lock lock(cache_mu);
+      link_cache.erase(std::to_string(id) + "\n" + digest);
+    }
+    co_await ex.send(base_response(202));
+  }
+
+  // ---- uploads ---------------------------------------------------------------------------
+
+  http::Response upload_accepted(const std::string& name, const Upload& up, unsigned status) {
+    auto res = base_response(status);
+    res.header("Location", "/v2/" + name + "/blobs/uploads/" + up.id);
+    res.header("Docker-Upload-UUID", up.id);
+    res.header("Range", "0-" + std::to_string(up.size == 0 ? 0 : up.size - 1));
+    res.header("OCI-Chunk-Min-Length", "0");
+    return res;
+  }
+
+  // Finds a session (reopening it from disk after a restart) and marks it busy.
+  awaitable<Result<UploadPtr>> claim_upload(std::string name, std::string id) {
+    if (!valid_upload_id(id)) {
+      co_return Error(Errc::NotFound, "upload " + id + " unknown");
+    }
+    {
+      std::lock_guard lock(sessions_mu);
+      auto it = sessions.find(id);
+      if (it != sessions.end()) {
+        if (it->second->repo != name) {
+          co_return Error(Errc::NotFound, "upload " + id + " unknown to repository " + name);
+        }
+        if (it->second->busy) {
+          co_return Error(Errc::Conflict, "upload " + id + " is busy with another request");
+        }
+        it->second->busy = true;
+        co_return it->second;
+      }
+    }
+    auto up = std::make_shared<Upload>();
+    up->id = id;
+    auto job13 = [this, up] { return blobs.reopen_upload(up->id, up->repo, up->size); };
+    auto fd = co_await run_blocking(pool, std::move(job13));
+    if (!fd) {
+      co_return Error(Errc::NotFound, "upload " + id + " unknown");
+    }
+    up->fd = *fd;
+    if (up->repo != name) {
+      co_return Error(Errc::NotFound, "upload " + id + " unknown to repository " + name);
+    }
+    auto repo = co_await find_repo(name);
+    if (!repo) {
+      co_return repo.error();
+    }
+    up->repo_id = (*repo)->id;
+    up->updated = now_unix();
+    up->busy = true;
+    std::lock_guard lock(sessions_mu);
+    auto [it, inserted] = sessions.emplace(id, up);
+    if (!inserted) {
+      co_return Error(Errc::Conflict, "upload " + id + " is busy with another request");
+    }
+    co_return up;
+  }
+
+  void release(const UploadPtr& up) {
+    std::lock_guard lock(sessions_mu);
+    up->busy = false;
+    up->updated = now_unix();
+  }
+
+  void drop(const UploadPtr& up) {
+    {
+      std::lock_guard lock(sessions_mu);
+      sessions.erase(up->id);
+    }
+    blobs.remove_upload(up->id);
+  }
+
+  // Streams the request body onto the end of the upload. On a broken body the bytes that did
+  // arrive stay (a client may resume from the reported Range).
+  awaitable<Status> receive(http::Exchange& ex, UploadPtr up) {
+    constexpr size_t kChunk = 1 << 20;
+    std::unique_ptr<char[]> buf(new char[kChunk]);
+    while (true) {
+      size_t filled = 0;
+      bool end = false;
+      while (filled < kChunk) {
+        auto n = co_await ex.read_some(buf.get() + filled, kChunk - filled);
+        if (!n) {
+          co_return n.error();
+        }
+        if (*n == 0) {
+          end = true;
+          break;
+        }
+        filled += *n;
+      }
+      if (filled > 0) {
+        char* data = buf.get();
+        auto job14 = [up, data, filled]() -> Status {
+          size_t off = 0;
+          while (off < filled) {
+            ssize_t n = ::write(up->fd, data + off, filled - off);
+            if (n < 0) {
+              if (errno == EINTR) {
+                continue;
+              }
+              return Error(errno == ENOSPC ? Errc::ResourceExhausted : Errc::Internal,
+                           std::string("write upload: ") + std::strerror(errno));
+            }
+            off += static_cast<size_t>(n);
+          }
+          if (up->hash) {
+            up->hash->update(data, filled);
+          }
+          up->size += filled;
+          return ok();
+        };
+        auto w = co_await run_blocking(pool, std::move(job14));
+        if (!w) {
+          co_return w;
+        }
+      }
+      if (end) {
+        co_return ok();
+      }
+    }
+  }
+
+  awaitable<void> start_upload(http::Exchange& ex, std::string name) {
+    auto repo = co_await repo_for_write(ex, name);
+    if (!repo) {
+      co_return;
+    }
+    auto mount = ex.query("mount");
+    auto from = ex.query("from");
+    if (mount && from) {
+      auto d = oci::Digest::parse(*mount);
+      if (d) {
+        bool may_read = authorize(ex.context(), "registry:Pull", "repository/" + *from).has_value();
+        auto src = may_read ? co_await find_repo(*from)
+                            : Result<std::shared_ptr<const store::Repository>>(
+                                  Error(Errc::PermissionDenied, "denied"));
+        if (src) {
+          auto size = co_await linked_size((*src)->id, *mount);
+          if (size) {
+            int64_t id = repo->id, sz = *size;
+            std::string dg = *mount;
+            auto job15 = [this, id, dg, sz] { return store.link_blob(id, dg, sz, now_unix()); };
+            auto l = co_await run_blocking(pool, std::move(job15));
+            if (l) {
+              log->info("blob mounted repo={} from={} digest={}", name, *from, dg);
+              auto res = base_response(201);
+              res.header("Location", "/v2/" + name + "/blobs/" + dg);
+              res.header("Docker-Content-Digest", dg);
+              co_return co_await ex.send(std::move(res));
+            }
+          }
+        }
+      }
+      // Not mountable (unknown, unreadable or invalid): fall back to a normal upload.
+    }
+    auto up = std::make_shared<Upload>();
+    up->id = fs::random_uuid();
+    up->repo = name;
+    up->repo_id = repo->id;
+    up->hash.emplace();
+    up->updated = now_unix();
+    auto job16 = [this, up] { return blobs.create_upload(up->id, up->repo); };
+    auto fd = co_await run_blocking(pool, std::move(job16));
+    if (!fd) {
+      co_return co_await fail(ex, from_error(fd.error()));
+    }
+    up->fd = *fd;
+    auto digest = ex.query("digest");
+    if (digest) {
+      // Monolithic upload: the body is the whole blob.
+      up->busy = true;
+      {
+        std::lock_guard lock(sessions_mu);
+        sessions.emplace(up->id, up);
+      }
+      co_return co_await finish_upload(ex, name, up, *digest);
+    }
+    {
+      std::lock_guard lock(sessions_mu);
+      sessions.emplace(up->id, up);
+    }
+    co_await ex.send(upload_accepted(name, *up, 202));
+  }
+
+  awaitable<void> upload_error(http::Exchange& ex, const Error& e) {
+    if (e.code() == Errc::Conflict) {
+      co_return co_await fail(ex, {Oci::BlobUploadInvalid, e.message(), {}});
+    }
+    co_await fail(ex, from_error(e, Oci::BlobUploadUnknown));
+  }
+
+  awaitable<void> upload_status(http::Exchange& ex, std::string name, std::string id) {
+    if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto up = co_await claim_upload(name, id);
+    if (!up) {
+      co_return co_await upload_error(ex, up.error());
+    }
+    release(*up);
+    co_await ex.send(upload_accepted(name, **up, 204));
+  }
+
+  awaitable<void> patch_upload(http::Exchange& ex, std::string name, std::string id) {
+    if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto claimed = co_await claim_upload(name, id);
+    if (!claimed) {
+      co_return co_await upload_error(ex, claimed.error());
+    }
+    UploadPtr up = *claimed;
+    std::string cr = ex.header(bhttp::field::content_range);
+    if (!cr.empty()) {
+      // "START-END" (optionally "bytes START-END"): START must be where the upload stands.
+      std::string spec = cr.rfind("bytes ", 0) == 0 ? cr.substr(6) : cr;
+      spec = spec.substr(0, spec.find('/'));
+      auto dash = spec.find('-');
+      uint64_t a = 0, b = 0;
+      bool good = dash != std::string::npos && dash > 0 && dash + 1 < spec.size() &&
+                  spec.find_first_not_of("0123456789-") == std::string::npos;
+      if (good) {
+        a = std::stoull(spec.substr(0, dash));
+        b = std::stoull(spec.substr(dash + 1));
+        good = b >= a;
+      }
+      auto cl = ex.content_length();
+      if (!good || a != up->size || (cl && *cl != b - a + 1)) {
+        release(up);
+        auto res =
+            oci_error_response({Oci::RangeInvalid,
+                                "chunk range " + cr + " does not continue the upload at byte " +
+                                    std::to_string(up->size),
+                                {}});
+        res.header("Location", "/v2/" + name + "/blobs/uploads/" + up->id);
+        res.header("Range", "0-" + std::to_string(up->size == 0 ? 0 : up->size - 1));
+        res.header("Docker-Upload-UUID", up->id);
+        co_return co_await ex.send(std::move(res));
+      }
+    }
+    auto s = co_await receive(ex, up);
+    release(up);
+    if (!s) {
+      co_return co_await fail(ex, {Oci::BlobUploadInvalid, s.error().message(), {}});
+    }
+    co_await ex.send(upload_accepted(name, *up, 202));
+  }
+
+  awaitable<void> put_upload(http::Exchange& ex, std::string name, std::string id) {
+    if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto claimed = co_await claim_upload(name, id);
+    if (!claimed) {
+      co_return co_await upload_error(ex, claimed.error());
+    }
+    auto digest = ex.query("digest");
+    if (!digest) {
+      release(*claimed);
+      co_return co_await fail(ex,
+                              {Oci::DigestInvalid, "the digest query parameter is required", {}});
+    }
+    co_await finish_upload(ex, name, *claimed, *digest);
+  }
+
+  // Receives the final body, checks the digest and makes the blob visible, or drops the
+  // session: a failed finish never leaves anything behind.
+  awaitable<void> finish_upload(http::Exchange& ex, std::string name, UploadPtr up,
+                                std::string digest_text) {
+    auto d = oci::Digest::parse(digest_text);
+    if (!d) {
+      drop(up);
+      co_return co_await fail(
+          ex, {d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
+               d.error().message(),
+               {}});
+    }
+    auto s = co_await receive(ex, up);
+    if (!s) {
+      drop(up);
+      co_return co_await fail(
+          ex, {Oci::BlobUploadInvalid, "upload " + up->id + " failed: " + s.error().message(), {}});
+    }
+    std::string actual;
+    if (up->hash) {
+      actual = up->hash->hex();
+    } else {
+      auto job17 = [this, up] { return blobs.hash_upload(up->id); };
+      auto h = co_await run_blocking(pool, std::move(job17));
+      if (!h) {
+        drop(up);
+        co_return co_await fail(ex, from_error(h.error()));
+      }
+      actual = *h;
+    }
+    if (actual != d->hex) {
+      drop(up);
+      co_return co_await fail(ex, {Oci::DigestInvalid,
+                                   "blob digest sha256:" + actual + " does not match " +
+                                       digest_text + " (" + std::to_string(up->size) + " bytes)",
+                                   {}});
+    }
+    std::string hex = d->hex, dg = d->str();
+    int64_t size = static_cast<int64_t>(up->size), repo_id = up->repo_id;
+    {
+      // Close before the rename so nothing can append to the committed file.
+      ::close(up->fd);
+      up->fd = -1;
+    }
+    auto job18 = [this, up, hex, dg, size, repo_id]() -> Status {
+      std::lock_guard lock(stripe(hex));
+      BERTH_TRY(blobs.commit_upload(up->id, hex));
+      return store.link_blob(repo_id, dg, size, now_unix());
+    };
+    auto c = co_await run_blocking(pool, std::move(job18));
+    {
+      std::lock_guard lock(sessions_mu);
+      sessions.erase(up->id);
+    }
+    if (!c) {
+      blobs.remove_upload(up->id);
+      co_return co_await fail(ex, from_error(c.error()));
+    }
+    log->info("blob committed repo={} digest={} bytes={}", name, dg, size);
+    auto res = base_response(201);
+    res.header("Location", "/v2/" + name + "/blobs/" + dg);
+    res.header("Docker-Content-Digest", dg);
+    co_await ex.send(std::move(res));
+  }
+
+  awaitable<void> cancel_upload(http::Exchange& ex, std::string name, std::string id) {
+    if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
+      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+    }
+    auto up = co_await claim_upload(name, id);
+    if (!up) {
+      co_return co_await upload_error(ex, up.error());
+    }
+    drop(*up);
+    co_await ex.send(base_response(204));
+  }
+
+  // ---- maintenance -----------------------------------------------------------------------
+
+  awaitable<int64_t> expire_uploads() {
+    int64_t cutoff = now_unix() - opts.upload_ttl.count();
+    std::vector<std::string> stale;
+    {
+      std::lock_guard lock(sessions_mu);
+      for (auto it = sessions.begin(); it != sessions.end();) {
+        if (!it->second->busy && it->second->updated < cutoff) {
+          stale.push_back(it->first);
+          it = sessions.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    auto job19 = [this, stale, cutoff]() -> int64_t {
+      int64_t removed = 0;
+      std::unordered_set<std::string> live;
+      {
+        std::lock_guard lock(sessions_mu);
+        for (auto& [id, _] : sessions) {
+          live.insert(id);
+        }
+      }
+      for (const auto& e : blobs.list_uploads()) {
+        bool is_stale = std::find(stale.begin(), stale.end(), e.name) != stale.end();
+        if (is_stale || (!live.count(e.name) && e.mtime < cutoff)) {
+          blobs.remove_upload(e.name);
+          ++removed;
+        }
+      }
+      if (removed > 0) {
+        log->info("uploads expired count={}", removed);
+      }
+      return removed;
+    };
+    co_return co_await run_blocking(pool, std::move(job19));
+  }
+
+  Result<GcReport> gc_blocking() {
+    GcReport rep;
+    int64_t cutoff = now_unix() - opts.gc_grace.count();
+    BERTH_ASSIGN_OR_RETURN(auto candidates, store.unreferenced_blobs(cutoff));
+    for (const auto& digest : candidates) {
+      auto d = oci::Digest::parse(digest);
+      if (!d) {
+        continue;
+      }
+      std::lock_guard lock(stripe(d->hex));
+      auto size = store.blob_size(digest);
+      BERTH_ASSIGN_OR_RETURN(bool forgot, store.forget_blob_if_unreferenced(digest, cutoff));
+      if (forgot) {
+        blobs.remove_blob(d->hex);
+        rep.blobs_deleted++;
+        rep.bytes_freed += size ? *size : 0;
+      }
+    }
+    {
+      std::unique_lock lock(cache_mu);
+      link_cache.clear();
+    }
+    // Files with no row (a crash between rename and commit, or a forgotten blob whose unlink
+    // failed) are invisible; remove them once they are older than the grace period.
+    BERTH_ASSIGN_OR_RETURN(auto known, store.all_blobs());
+    std::unordered_set<std::string> known_hex;
+    for (auto& [dg, _] : known) {
+      known_hex.insert(dg.substr(dg.find(':') + 1));
+    }
+    for (const auto& f : blobs.list_blobs()) {
+      if (known_hex.count(f.name) || f.mtime >= cutoff) {
+        continue;
+      }
+      std::lock_guard lock(stripe(f.name));
+      if (store.blob_size("sha256:" + f.name).has_value()) {
+        continue;  // committed meanwhile
+      }
+      blobs.remove_blob(f.name);
+      rep.orphan_files_deleted++;
+      rep.bytes_freed += f.size;
+    }
+    return rep;
+  }
+};
+
+Registry::Registry(Options opts, store::MetadataStore& store, BlockingPool& pool,
+                   iam::AuthorizerPtr authorizer, EventBus& bus)
+    : impl_(std::make_unique<Impl>(std::move(opts), store, pool, std::move(authorizer), bus)) {}
+
+Registry::~Registry() = default;
+
+Status Registry::init() { return impl_->blobs.init(); }
+
+awaitable<void> Registry::handle(http::Exchange& ex) { return impl_->handle(ex); }
+
+awaitable<Result<store::Repository>> Registry::create_repository(http::RequestContext ctx,
+                                                                 RepositorySpec spec) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:CreateRepository", "repository/" + spec.name));
+  BERTH_CO_TRY(oci::validate_repository_name(spec.name));
+  if (!spec.immutable_tags && !spec.mutable_tag_globs.empty()) {
+    co_return Error(Errc::InvalidArgument, "mutable tag globs only apply with immutable tags");
+  }
+  for (const auto& g : spec.mutable_tag_globs) {
+    if (g.empty() || g.size() > 128) {
+      co_return Error(Errc::InvalidArgument, "invalid mutable tag glob '" + g + "'");
+    }
+  }
+  store::Repository repo;
+  repo.name = spec.name;
+  repo.immutable_tags = spec.immutable_tags;
+  repo.mutable_tag_globs = spec.mutable_tag_globs;
+  repo.created_at = now_unix();
+  auto* impl = impl_.get();
+  auto job = [impl, repo] { return impl->store.create_repository(repo); };
+  auto r = co_await run_blocking(impl->pool, std::move(job));
+  if (r) {
+    impl->forget_repo(spec.name);
+    impl->log->info("repository created repo={} immutable_tags={} principal={}", spec.name,
+                    spec.immutable_tags, ctx.principal);
+  }
+  co_return r;
+}
+
+awaitable<Result<std::vector<store::Repository>>> Registry::list_repositories(
+    http::RequestContext ctx) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:ListRepositories", "repository/*"));
+  auto* impl = impl_.get();
+  auto job20 = [impl] { return impl->store.list_repositories("", -1); };
+  co_return co_await run_blocking(impl->pool, std::move(job20));
+}
+
+awaitable<Status> Registry::delete_repository(http::RequestContext ctx, std::string name) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:DeleteRepository", "repository/" + name));
+  auto* impl = impl_.get();
+  auto job21 = [impl, name] { return impl->store.delete_repository(name); };
+  auto s = co_await run_blocking(impl->pool, std::move(job21));
+  impl->forget_repo(name);
+  if (s) {
+    impl->log->info("repository deleted repo={} principal={}", name, ctx.principal);
+  }
+  co_return s;
+}
+
+awaitable<Result<std::vector<store::ImageSummary>>> Registry::list_images(http::RequestContext ctx,
+                                                                          std::string repo) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:DescribeImages", "repository/" + repo));
+  auto r = co_await impl_->find_repo(repo);
+  if (!r) {
+    co_return r.error();
+  }
+  auto* impl = impl_.get();
+  int64_t id = (*r)->id;
+  auto job22 = [impl, id] { return impl->store.list_images(id); };
+  co_return co_await run_blocking(impl->pool, std::move(job22));
+}
+
+awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string repo,
+                                         std::string reference) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:Delete", "repository/" + repo));
+  auto r = co_await impl_->find_repo(repo);
+  if (!r) {
+    co_return r.error();
+  }
+  auto* impl = impl_.get();
+  int64_t id = (*r)->id;
+  Status s;
+  if (oci::is_digest_reference(reference)) {
+    BERTH_CO_TRY(oci::Digest::parse(reference));
+    auto job23 = [impl, id, reference] { return impl->store.delete_manifest(id, reference); };
+    s = co_await run_blocking(impl->pool, std::move(job23));
+  } else {
+    BERTH_CO_TRY(oci::validate_tag(reference));
+    auto job24 = [impl, id, reference] { return impl->store.delete_tag(id, reference); };
+    s = co_await run_blocking(impl->pool, std::move(job24));
+  }
+  impl->invalidate_repo(repo);
+  co_return s;
+}
+
+awaitable<Result<GcReport>> Registry::gc(http::RequestContext ctx) {
+  BERTH_CO_TRY(impl_->authorize(ctx, "registry:GarbageCollect", "repository/*"));
+  int64_t uploads = co_await impl_->expire_uploads();
+  auto* impl = impl_.get();
+  auto job25 = [impl] { return impl->gc_blocking(); };
+  auto r = co_await run_blocking(impl->pool, std::move(job25));
+  if (r) {
+    r->uploads_removed = uploads;
+    impl->log->info("gc done blobs_deleted={} orphan_files={} bytes_freed={} uploads_removed={}",
+                    r->blobs_deleted, r->orphan_files_deleted, r->bytes_freed, uploads);
+  }
+  co_return r;
+}
+
+awaitable<int64_t> Registry::expire_uploads() { return impl_->expire_uploads(); }
+
+Result<FsckReport> Registry::fsck(const std::string& data_dir, store::MetadataStore& store) {
+  FsckReport rep;
+  FsBlobStore blobs(data_dir, false);
+  BERTH_ASSIGN_OR_RETURN(auto known, store.all_blobs());
+  std::unordered_set<std::string> known_hex;
+  for (const auto& [digest, size] : known) {
+    auto d = oci::Digest::parse(digest);
+    if (!d) {
+      rep.problems.push_back("blob row has an invalid digest: " + digest);
+      continue;
+    }
+    known_hex.insert(d->hex);
+    rep.blobs_checked++;
+    auto h = blobs.hash_blob(d->hex);
+    if (!h) {
+      rep.problems.push_back("blob " + digest +
+                             " is recorded but its file is unreadable: " + h.error().message());
+      continue;
+    }
+    if (*h != d->hex) {
+      rep.problems.push_back("blob " + digest + " content hashes to sha256:" + *h);
+    }
+    struct stat st {};
+    if (::stat(blobs.blob_path(d->hex).c_str(), &st) == 0 && st.st_size != size) {
+      rep.problems.push_back("blob " + digest + " is " + std::to_string(st.st_size) +
+                             " bytes, recorded as " + std::to_string(size));
+    }
+  }
+  for (const auto& f : blobs.list_blobs()) {
+    if (!known_hex.count(f.name)) {
+      auto h = blobs.hash_blob(f.name);
+      if (h && *h != f.name) {
+        rep.problems.push_back("unreferenced blob file " + f.name +
+                               " content hashes to sha256:" + *h + " (gc will remove it)");
+      }
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(auto manifests, store.all_manifests());
+  for (const auto& m : manifests) {
+    rep.manifests_checked++;
+    auto d = oci::Digest::sha256_of(m.content);
+    if (d.str() != m.digest) {
+      rep.problems.push_back("manifest " + m.repository + "@" + m.digest + " content hashes to " +
+                             d.str());
+    }
+  }
+  return rep;
+}
+
+}  // namespace berth::registry

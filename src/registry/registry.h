@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+// The OCI registry: the Distribution API (/v2/) over a blob store and the metadata store, and
+// the repository/image operations the control API exposes. Knows nothing of deploys: it
+// publishes ImagePushed on the event bus and stops there.
+//
+// All public coroutines may be called from any I/O thread; blocking work goes to the pool.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/async.h"
+#include "common/events.h"
+#include "common/result.h"
+#include "http/http.h"
+#include "iam/iam.h"
+#include "store/store.h"
+
+namespace berth::registry {
+
+struct Options {
+  std::string data_dir;  // blobs/ and uploads/ live here
+  bool auto_create_repositories = false;
+  bool fsync = true;
+  std::chrono::seconds upload_ttl{24 * 3600};
+  std::chrono::seconds gc_grace{3600};
+  uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+};
+
+struct GcReport {
+  int64_t blobs_deleted = 0;
+  int64_t bytes_freed = 0;
+  int64_t orphan_files_deleted = 0;
+  int64_t uploads_removed = 0;
+};
+
+struct FsckReport {
+  int64_t blobs_checked = 0;
+  int64_t manifests_checked = 0;
+  std::vector<std::string> problems;  // one human sentence each
+};
+
+/// What a caller asked for a repository at creation.
+struct RepositorySpec {
+  std::string name;
+  bool immutable_tags = false;
+  std::vector<std::string> mutable_tag_globs;
+};
+
+class Registry {
+ public:
+  Registry(Options opts, store::MetadataStore& store, BlockingPool& pool,
+           iam::AuthorizerPtr authorizer, EventBus& bus);
+  ~Registry();
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  /// Creates blobs/ and uploads/ under the data dir.
+  Status init();
+
+  /// Serves one /v2/ request, errors in the OCI JSON error format.
+  awaitable<void> handle(http::Exchange& ex);
+
+  // Operations behind the control API. Each authorizes ctx.principal first.
+  awaitable<Result<store::Repository>> create_repository(http::RequestContext ctx,
+                                                         RepositorySpec spec);
+  awaitable<Result<std::vector<store::Repository>>> list_repositories(http::RequestContext ctx);
+  awaitable<Status> delete_repository(http::RequestContext ctx, std::string name);
+  awaitable<Result<std::vector<store::ImageSummary>>> list_images(http::RequestContext ctx,
+                                                                  std::string repo);
+  /// reference: "TAG" removes the tag; "sha256:..." removes the manifest and its tags.
+  awaitable<Status> delete_image(http::RequestContext ctx, std::string repo, std::string reference);
+  awaitable<Result<GcReport>> gc(http::RequestContext ctx);
+
+  /// Removes upload sessions idle longer than the TTL. Called periodically by the daemon.
+  awaitable<int64_t> expire_uploads();
+
+  /// Offline consistency check of a data dir: re-hashes every blob and manifest.
+  static Result<FsckReport> fsck(const std::string& data_dir, store::MetadataStore& store);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace berth::registry

@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: Apache-2.0
+// SqliteMetadataStore: one connection in WAL mode behind a mutex. Callers are on the blocking
+// pool, so the mutex never blocks an I/O thread.
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "store/store.h"
+
+namespace berth::store {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS repositories(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  immutable_tags INTEGER NOT NULL DEFAULT 0,
+  mutable_globs TEXT NOT NULL DEFAULT '[]',
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs(
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  linked_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS repo_blobs(
+  repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+  digest TEXT NOT NULL,
+  linked_at INTEGER NOT NULL,
+  PRIMARY KEY(repo_id, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS manifests(
+  repo_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+  digest TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  content BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  artifact_type TEXT NOT NULL DEFAULT '',
+  subject TEXT NOT NULL DEFAULT '',
+  annotations TEXT NOT NULL DEFAULT '',
+  platform TEXT NOT NULL DEFAULT '',
+  total_size INTEGER NOT NULL DEFAULT 0,
+  pushed_at INTEGER NOT NULL,
+  PRIMARY KEY(repo_id, digest));
+CREATE INDEX IF NOT EXISTS manifests_subject ON manifests(repo_id, subject);
+CREATE TABLE IF NOT EXISTS manifest_refs(
+  repo_id INTEGER NOT NULL,
+  manifest_digest TEXT NOT NULL,
+  child TEXT NOT NULL,
+  kind INTEGER NOT NULL,  -- 0 blob, 1 manifest
+  PRIMARY KEY(repo_id, manifest_digest, kind, child),
+  FOREIGN KEY(repo_id, manifest_digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS manifest_refs_child ON manifest_refs(child, kind);
+CREATE TABLE IF NOT EXISTS tags(
+  repo_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(repo_id, name),
+  FOREIGN KEY(repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
+)sql";
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) {
+      err_ = sqlite3_errmsg(db);
+    }
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, const std::string& s) {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_blob(int i, const std::string& s) {
+    sqlite3_bind_blob(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(st_, i, v);
+    return *this;
+  }
+  /// SQLITE_ROW -> true, SQLITE_DONE -> false, else error.
+  Result<bool> step() {
+    if (!err_.empty()) {
+      return Error(Errc::Internal, "sqlite prepare: " + err_);
+    }
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    Errc code = rc == SQLITE_CONSTRAINT ? Errc::Conflict
+                : (rc == SQLITE_FULL)   ? Errc::ResourceExhausted
+                                        : Errc::Internal;
+    return Error(code, std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  Status run() {
+    auto r = step();
+    if (!r) {
+      return r.error();
+    }
+    return ok();
+  }
+  std::string text(int col) {
+    auto* p = sqlite3_column_blob(st_, col);
+    int n = sqlite3_column_bytes(st_, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+  }
+  int64_t i64(int col) { return sqlite3_column_int64(st_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  std::string err_;
+};
+
+std::string globs_to_json(const std::vector<std::string>& g) { return Json(g).dump(); }
+std::vector<std::string> globs_from_json(const std::string& s) {
+  Json j = Json::parse(s, nullptr, false);
+  std::vector<std::string> out;
+  if (j.is_array()) {
+    for (auto& e : j) {
+      if (e.is_string()) {
+        out.push_back(e.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+class SqliteMetadataStore final : public MetadataStore {
+ public:
+  explicit SqliteMetadataStore(sqlite3* db) : db_(db) {}
+  ~SqliteMetadataStore() override { sqlite3_close(db_); }
+
+  Status exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown";
+      sqlite3_free(msg);
+      return Error(Errc::Internal, std::string("sqlite: ") + m);
+    }
+    return ok();
+  }
+
+  // A write transaction that rolls back unless committed.
+  class Tx {
+   public:
+    explicit Tx(SqliteMetadataStore& s) : s_(s) { began_ = s_.exec("BEGIN IMMEDIATE").has_value(); }
+    ~Tx() {
+      if (began_ && !done_) {
+        (void)s_.exec("ROLLBACK");
+      }
+    }
+    Status commit() {
+      if (!began_) {
+        return Error(Errc::Unavailable, "sqlite: could not begin a transaction");
+      }
+      done_ = true;
+      return s_.exec("COMMIT");
+    }
+    bool began() const { return began_; }
+
+   private:
+    SqliteMetadataStore& s_;
+    bool began_ = false;
+    bool done_ = false;
+  };
+
+  Result<Repository> read_repo(Stmt& st) {
+    Repository r;
+    r.id = st.i64(0);
+    r.name = st.text(1);
+    r.immutable_tags = st.i64(2) != 0;
+    r.mutable_tag_globs = globs_from_json(st.text(3));
+    r.created_at = st.i64(4);
+    return r;
+  }
+
+  Result<Repository> create_repository(const Repository& repo) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "INSERT INTO repositories(name, immutable_tags, mutable_globs, created_at) "
+            "VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING");
+    st.bind(1, repo.name)
+        .bind(2, int64_t{repo.immutable_tags})
+        .bind(3, globs_to_json(repo.mutable_tag_globs))
+        .bind(4, repo.created_at);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::AlreadyExists, "repository " + repo.name + " already exists");
+    }
+    Repository out = repo;
+    out.id = sqlite3_last_insert_rowid(db_);
+    return out;
+  }
+
+  Result<Repository> get_repository(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    return get_repository_locked(name);
+  }
+
+  Result<Repository> get_repository_locked(const std::string& name) {
+    Stmt st(db_,
+            "SELECT id, name, immutable_tags, mutable_globs, created_at FROM repositories "
+            "WHERE name = ?");
+    st.bind(1, name);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) {
+      return Error(Errc::NotFound, "repository " + name + " does not exist");
+    }
+    return read_repo(st);
+  }
+
+  Result<std::vector<Repository>> list_repositories(const std::string& last, int n) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT id, name, immutable_tags, mutable_globs, created_at FROM repositories "
+            "WHERE name > ? ORDER BY name LIMIT ?");
+    st.bind(1, last).bind(2, int64_t{n < 0 ? -1 : n});
+    std::vector<Repository> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(*read_repo(st));
+    }
+    return out;
+  }
+
+  Status delete_repository(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    BERTH_ASSIGN_OR_RETURN(auto repo, get_repository_locked(name));
+    // Children first: tags and refs cascade from manifests; links and manifests from the repo.
+    Stmt st(db_, "DELETE FROM repositories WHERE id = ?");
+    st.bind(1, repo.id);
+    BERTH_TRY(st.run());
+    return tx.commit();
+  }
+
+  Status link_blob(int64_t repo_id, const std::string& digest, int64_t size, int64_t now) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    Stmt b(db_,
+           "INSERT INTO blobs(digest, size, linked_at) VALUES(?,?,?) "
+           "ON CONFLICT(digest) DO UPDATE SET linked_at = excluded.linked_at");
+    b.bind(1, digest).bind(2, size).bind(3, now);
+    BERTH_TRY(b.run());
+    Stmt l(db_,
+           "INSERT INTO repo_blobs(repo_id, digest, linked_at) VALUES(?,?,?) "
+           "ON CONFLICT(repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at");
+    l.bind(1, repo_id).bind(2, digest).bind(3, now);
+    BERTH_TRY(l.run());
+    return tx.commit();
+  }
+
+  Result<int64_t> linked_blob_size(int64_t repo_id, const std::string& digest) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT b.size FROM repo_blobs l JOIN blobs b ON b.digest = l.digest "
+            "WHERE l.repo_id = ? AND l.digest = ?");
+    st.bind(1, repo_id).bind(2, digest);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) {
+      return Error(Errc::NotFound, "blob " + digest + " unknown to repository");
+    }
+    return st.i64(0);
+  }
+
+  Result<int64_t> blob_size(const std::string& digest) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "SELECT size FROM blobs WHERE digest = ?");
+    st.bind(1, digest);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) {
+      return Error(Errc::NotFound, "blob " + digest + " unknown");
+    }
+    return st.i64(0);
+  }
+
+  Status unlink_blob(int64_t repo_id, const std::string& digest) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?");
+    st.bind(1, repo_id).bind(2, digest);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, "blob " + digest + " unknown to repository");
+    }
+    return ok();
+  }
+
+  Result<PutManifestResult> put_manifest(const Repository& repo, const ManifestRecord& m,
+                                         const std::string& tag, bool tag_immutable) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    if (!tx.began()) {
+      return Error(Errc::Unavailable, "sqlite: could not begin a transaction");
+    }
+    for (const auto& d : m.blob_refs) {
+      Stmt st(db_, "SELECT 1 FROM repo_blobs WHERE repo_id = ? AND digest = ?");
+      st.bind(1, repo.id).bind(2, d);
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        return Error(Errc::FailedPrecondition, "blob " + d + " is not in repository " + repo.name);
+      }
+    }
+    for (const auto& d : m.manifest_refs) {
+      Stmt st(db_, "SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?");
+      st.bind(1, repo.id).bind(2, d);
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        return Error(Errc::FailedPrecondition,
+                     "manifest " + d + " is not in repository " + repo.name);
+      }
+    }
+    PutManifestResult res;
+    if (!tag.empty()) {
+      Stmt st(db_, "SELECT digest FROM tags WHERE repo_id = ? AND name = ?");
+      st.bind(1, repo.id).bind(2, tag);
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (row) {
+        res.previous_tag_digest = st.text(0);
+      }
+      if (tag_immutable && row && res.previous_tag_digest != m.digest) {
+        return Error(Errc::PermissionDenied, "tag " + tag + " is immutable in repository " +
+                                                 repo.name +
+                                                 " and already "
+                                                 "points at " +
+                                                 res.previous_tag_digest);
+      }
+    }
+    {
+      Stmt st(db_,
+              "INSERT INTO manifests(repo_id, digest, media_type, content, size, artifact_type, "
+              "subject, annotations, platform, total_size, pushed_at) "
+              "VALUES(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(repo_id, digest) DO NOTHING");
+      st.bind(1, repo.id)
+          .bind(2, m.digest)
+          .bind(3, m.media_type)
+          .bind_blob(4, m.content)
+          .bind(5, m.size)
+          .bind(6, m.artifact_type)
+          .bind(7, m.subject)
+          .bind(8, m.annotations_json)
+          .bind(9, m.platform)
+          .bind(10, m.total_size)
+          .bind(11, m.pushed_at);
+      BERTH_TRY(st.run());
+      res.created = sqlite3_changes(db_) > 0;
+    }
+    if (res.created) {
+      auto add_refs = [&](const std::vector<std::string>& refs, int64_t kind) -> Status {
+        for (const auto& d : refs) {
+          Stmt st(db_,
+                  "INSERT OR IGNORE INTO manifest_refs(repo_id, manifest_digest, child, kind) "
+                  "VALUES(?,?,?,?)");
+          st.bind(1, repo.id).bind(2, m.digest).bind(3, d).bind(4, kind);
+          BERTH_TRY(st.run());
+        }
+        return ok();
+      };
+      BERTH_TRY(add_refs(m.blob_refs, 0));
+      BERTH_TRY(add_refs(m.manifest_refs, 1));
+    }
+    if (!tag.empty() && res.previous_tag_digest != m.digest) {
+      Stmt st(db_,
+              "INSERT INTO tags(repo_id, name, digest, updated_at) VALUES(?,?,?,?) "
+              "ON CONFLICT(repo_id, name) DO UPDATE SET digest = excluded.digest, "
+              "updated_at = excluded.updated_at");
+      st.bind(1, repo.id).bind(2, tag).bind(3, m.digest).bind(4, m.pushed_at);
+      BERTH_TRY(st.run());
+    }
+    BERTH_TRY(tx.commit());
+    return res;
+  }
+
+  Result<ManifestRecord> get_manifest(int64_t repo_id, const std::string& reference) override {
+    std::lock_guard lock(mu_);
+    bool by_digest = reference.find(':') != std::string::npos;
+    const char* sql =
+        by_digest
+            ? "SELECT digest, media_type, content, size, artifact_type, subject, annotations, "
+              "platform, total_size, pushed_at FROM manifests WHERE repo_id = ? AND digest = ?"
+            : "SELECT m.digest, m.media_type, m.content, m.size, m.artifact_type, m.subject, "
+              "m.annotations, m.platform, m.total_size, m.pushed_at FROM tags t JOIN manifests "
+              "m ON m.repo_id = t.repo_id AND m.digest = t.digest "
+              "WHERE t.repo_id = ? AND t.name = ?";
+    Stmt st(db_, sql);
+    st.bind(1, repo_id).bind(2, reference);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) {
+      return Error(Errc::NotFound, "manifest " + reference + " unknown");
+    }
+    ManifestRecord m;
+    m.digest = st.text(0);
+    m.media_type = st.text(1);
+    m.content = st.text(2);
+    m.size = st.i64(3);
+    m.artifact_type = st.text(4);
+    m.subject = st.text(5);
+    m.annotations_json = st.text(6);
+    m.platform = st.text(7);
+    m.total_size = st.i64(8);
+    m.pushed_at = st.i64(9);
+    return m;
+  }
+
+  Status delete_manifest(int64_t repo_id, const std::string& digest) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    Stmt st(db_, "DELETE FROM manifests WHERE repo_id = ? AND digest = ?");
+    st.bind(1, repo_id).bind(2, digest);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, "manifest " + digest + " unknown");
+    }
+    return tx.commit();
+  }
+
+  Status delete_tag(int64_t repo_id, const std::string& tag) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "DELETE FROM tags WHERE repo_id = ? AND name = ?");
+    st.bind(1, repo_id).bind(2, tag);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, "tag " + tag + " unknown");
+    }
+    return ok();
+  }
+
+  Result<std::vector<std::string>> list_tags(int64_t repo_id, const std::string& last,
+                                             int n) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?");
+    st.bind(1, repo_id).bind(2, last).bind(3, int64_t{n < 0 ? -1 : n});
+    std::vector<std::string> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(st.text(0));
+    }
+    return out;
+  }
+
+  Result<std::vector<Referrer>> referrers(int64_t repo_id, const std::string& subject) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests "
+            "WHERE repo_id = ? AND subject = ? ORDER BY pushed_at, digest");
+    st.bind(1, repo_id).bind(2, subject);
+    std::vector<Referrer> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(Referrer{st.text(0), st.text(1), st.i64(2), st.text(3), st.text(4)});
+    }
+    return out;
+  }
+
+  Result<std::vector<ImageSummary>> list_images(int64_t repo_id) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT m.digest, m.media_type, m.artifact_type, m.total_size, m.platform, "
+            "m.pushed_at, (SELECT group_concat(name, ',') FROM (SELECT name FROM tags t "
+            "WHERE t.repo_id = m.repo_id AND t.digest = m.digest ORDER BY name)) "
+            "FROM manifests m WHERE m.repo_id = ? ORDER BY m.pushed_at DESC, m.digest");
+    st.bind(1, repo_id);
+    std::vector<ImageSummary> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      ImageSummary s;
+      s.digest = st.text(0);
+      s.media_type = st.text(1);
+      s.artifact_type = st.text(2);
+      s.size = st.i64(3);
+      s.platform = st.text(4);
+      s.pushed_at = st.i64(5);
+      std::string tags = st.text(6);
+      size_t start = 0;
+      while (!tags.empty() && start <= tags.size()) {
+        size_t comma = tags.find(',', start);
+        s.tags.push_back(tags.substr(start, comma - start));
+        if (comma == std::string::npos) {
+          break;
+        }
+        start = comma + 1;
+      }
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+
+  Result<std::vector<std::string>> unreferenced_blobs(int64_t linked_before) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT digest FROM blobs b WHERE b.linked_at < ? AND NOT EXISTS (SELECT 1 FROM "
+            "manifest_refs r WHERE r.child = b.digest AND r.kind = 0)");
+    st.bind(1, linked_before);
+    std::vector<std::string> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(st.text(0));
+    }
+    return out;
+  }
+
+  Result<bool> forget_blob_if_unreferenced(const std::string& digest,
+                                           int64_t linked_before) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    Stmt chk(db_,
+             "SELECT 1 FROM blobs b WHERE b.digest = ? AND b.linked_at < ? AND NOT EXISTS "
+             "(SELECT 1 FROM manifest_refs r WHERE r.child = b.digest AND r.kind = 0)");
+    chk.bind(1, digest).bind(2, linked_before);
+    BERTH_ASSIGN_OR_RETURN(bool row, chk.step());
+    if (!row) {
+      return false;
+    }
+    Stmt l(db_, "DELETE FROM repo_blobs WHERE digest = ?");
+    l.bind(1, digest);
+    BERTH_TRY(l.run());
+    Stmt b(db_, "DELETE FROM blobs WHERE digest = ?");
+    b.bind(1, digest);
+    BERTH_TRY(b.run());
+    BERTH_TRY(tx.commit());
+    return true;
+  }
+
+  Result<std::vector<std::pair<std::string, int64_t>>> all_blobs() override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "SELECT digest, size FROM blobs ORDER BY digest");
+    std::vector<std::pair<std::string, int64_t>> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.emplace_back(st.text(0), st.i64(1));
+    }
+    return out;
+  }
+
+  Result<std::vector<StoredManifest>> all_manifests() override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT r.name, m.digest, m.content FROM manifests m JOIN repositories r "
+            "ON r.id = m.repo_id ORDER BY r.name, m.digest");
+    std::vector<StoredManifest> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(StoredManifest{st.text(0), st.text(1), st.text(2)});
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<MetadataStorePtr> open_sqlite(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error(Errc::Unavailable, "open metadata store " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteMetadataStore>(db);
+  // WAL + synchronous=NORMAL: a killed process loses nothing that was committed (the OS holds
+  // the WAL); only a power loss may drop the last transactions, never corrupt the database.
+  BERTH_TRY(
+      store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                  "PRAGMA foreign_keys=ON;"));
+  BERTH_TRY(store->exec(kSchema));
+  return MetadataStorePtr(std::move(store));
+}
+
+}  // namespace berth::store

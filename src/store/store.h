@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+// The metadata store: every piece of registry state that is not blob content (repositories,
+// per-repository blob links, manifests and what they reference, tags). One interface, one
+// SQLite implementation today (":memory:" for tests), PostgreSQL later.
+//
+// Thread-safe. Blocking: call only through run_blocking() on request paths. Multi-row changes
+// (a manifest with its references and its tag) are one transaction: all or nothing.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace berth::store {
+
+struct Repository {
+  int64_t id = 0;
+  std::string name;
+  bool immutable_tags = false;
+  std::vector<std::string> mutable_tag_globs;  // tags that stay mutable in an immutable repo
+  int64_t created_at = 0;                      // unix seconds
+};
+
+/// A manifest as stored: its bytes and what the registry derived from them.
+struct ManifestRecord {
+  std::string digest;
+  std::string media_type;
+  std::string content;  // raw bytes, exactly as pushed
+  int64_t size = 0;
+  std::string artifact_type;
+  std::string subject;                 // digest of the subject, "" when none
+  std::string annotations_json;        // "" when none
+  std::string platform;                // "linux/amd64"; for an index, comma-separated children's
+  int64_t total_size = 0;              // manifest + config + layers (image) or + children (index)
+  std::vector<std::string> blob_refs;  // config and layer digests
+  std::vector<std::string> manifest_refs;  // child manifest digests (index)
+  int64_t pushed_at = 0;
+};
+
+struct ImageSummary {
+  std::string digest;
+  std::string media_type;
+  std::string artifact_type;
+  std::vector<std::string> tags;
+  int64_t size = 0;
+  std::string platform;
+  int64_t pushed_at = 0;
+};
+
+struct Referrer {
+  std::string digest;
+  std::string media_type;
+  int64_t size = 0;
+  std::string artifact_type;
+  std::string annotations_json;
+};
+
+/// What happened to the tag when a manifest was put.
+struct PutManifestResult {
+  bool created = true;  // false when the same digest was already there
+  std::string previous_tag_digest;
+};
+
+class MetadataStore {
+ public:
+  virtual ~MetadataStore() = default;
+
+  // Repositories. create: AlreadyExists. get/remove: NotFound.
+  virtual Result<Repository> create_repository(const Repository& repo) = 0;
+  virtual Result<Repository> get_repository(const std::string& name) = 0;
+  /// Names sorted; those after `last`, at most n (n < 0: all).
+  virtual Result<std::vector<Repository>> list_repositories(const std::string& last, int n) = 0;
+  /// Removes the repository, its tags, manifests and blob links (blob files go at gc).
+  virtual Status delete_repository(const std::string& name) = 0;
+
+  // Blobs. Content lives in the blob store; here are sizes, links and link times.
+  /// Records that repo may read digest (upload, mount); refreshes the link time used by gc.
+  virtual Status link_blob(int64_t repo_id, const std::string& digest, int64_t size,
+                           int64_t now) = 0;
+  /// Size of a blob linked into repo; NotFound otherwise.
+  virtual Result<int64_t> linked_blob_size(int64_t repo_id, const std::string& digest) = 0;
+  /// Size of a blob known anywhere; NotFound otherwise.
+  virtual Result<int64_t> blob_size(const std::string& digest) = 0;
+  /// Removes repo's link; NotFound when there was none.
+  virtual Status unlink_blob(int64_t repo_id, const std::string& digest) = 0;
+
+  // Manifests and tags.
+  /// Stores the manifest (and its tag, if any) in one transaction after checking that every
+  /// referenced blob is linked into the repo and every child manifest exists in it
+  /// (FailedPrecondition naming the first missing one) and, when tag_immutable, that the tag
+  /// does not already point at another digest (PermissionDenied naming the tag).
+  virtual Result<PutManifestResult> put_manifest(const Repository& repo, const ManifestRecord& m,
+                                                 const std::string& tag, bool tag_immutable) = 0;
+  /// By tag or digest; NotFound when absent.
+  virtual Result<ManifestRecord> get_manifest(int64_t repo_id, const std::string& reference) = 0;
+  /// Deletes the manifest and every tag pointing at it; NotFound when absent.
+  virtual Status delete_manifest(int64_t repo_id, const std::string& digest) = 0;
+  /// Deletes one tag; NotFound when absent.
+  virtual Status delete_tag(int64_t repo_id, const std::string& tag) = 0;
+  virtual Result<std::vector<std::string>> list_tags(int64_t repo_id, const std::string& last,
+                                                     int n) = 0;
+  virtual Result<std::vector<Referrer>> referrers(int64_t repo_id, const std::string& subject) = 0;
+  virtual Result<std::vector<ImageSummary>> list_images(int64_t repo_id) = 0;
+
+  // Garbage collection and fsck.
+  /// Blobs no manifest references (manifests themselves excluded) whose newest link is older
+  /// than `linked_before`, or that have no link at all.
+  virtual Result<std::vector<std::string>> unreferenced_blobs(int64_t linked_before) = 0;
+  /// Forgets the blob (rows and links) if it is still unreferenced and old; true if it did.
+  virtual Result<bool> forget_blob_if_unreferenced(const std::string& digest,
+                                                   int64_t linked_before) = 0;
+  /// Every blob digest with its recorded size.
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> all_blobs() = 0;
+  /// Every manifest (repo name, digest, bytes), for fsck.
+  struct StoredManifest {
+    std::string repository;
+    std::string digest;
+    std::string content;
+  };
+  virtual Result<std::vector<StoredManifest>> all_manifests() = 0;
+};
+
+using MetadataStorePtr = std::unique_ptr<MetadataStore>;
+
+/// Opens (creating if needed) the SQLite store at path (":memory:" for tests).
+Result<MetadataStorePtr> open_sqlite(const std::string& path);
+
+}  // namespace berth::store
