@@ -3,6 +3,8 @@
 // awaitable.hpp uses std::exchange without including it, which GCC 12 rejects.
 #pragma once
 
+// clang-format off
+#include <utility>
 #include <boost/asio.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -10,7 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <utility>
+// clang-format on
 
 namespace berth {
 namespace asio = boost::asio;
