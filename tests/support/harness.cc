@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/harness.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace berth::test {
+
+namespace stdfs = std::filesystem;
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/berth-test-XXXXXX";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) {
+    throw std::runtime_error("mkdtemp failed");
+  }
+  path_ = buf.data();
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  stdfs::remove_all(path_, ec);
+  if (ec) {
+    // Mounts or root-owned files from container tools: try harder.
+    std::string cmd = "rm -rf '" + path_ + "' 2>/dev/null";
+    (void)std::system(cmd.c_str());
+  }
+}
+
+CmdResult run(const std::string& cmd) {
+  TempDir tmp;
+  std::string out = tmp / "out", err = tmp / "err";
+  std::string full = "bash -c '" + [&] {
+    std::string q;
+    for (char c : cmd) {
+      if (c == '\'') {
+        q += "'\\''";
+      } else {
+        q += c;
+      }
+    }
+    return q;
+  }() + "' </dev/null >" + out + " 2>" + err;
+  int status = std::system(full.c_str());
+  CmdResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+bool have(const std::string& tool) { return run("command -v " + tool).code == 0; }
+
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
+
+void write_file(const std::string& path, const std::string& content) {
+  stdfs::create_directories(stdfs::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f << content;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
+  config::Config cfg;
+  cfg.data_dir = data_.path();
+  cfg.listen = "127.0.0.1:0";
+  cfg.log_level = "warn";
+  cfg.storage.fsync = false;  // tests exercise logic, not the disk
+  if (tweak) {
+    tweak(cfg);
+  }
+  auto d = daemon::Daemon::create(cfg);
+  if (!d) {
+    throw std::runtime_error("berthd create: " + d.error().message());
+  }
+  d_ = std::move(*d);
+  auto p = d_->start();
+  if (!p) {
+    throw std::runtime_error("berthd start: " + p.error().message());
+  }
+  port_ = *p;
+}
+
+TestDaemon::~TestDaemon() { d_->stop(); }
+
+std::string TestDaemon::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string TestDaemon::url() const { return "http://" + host(); }
+
+CmdResult TestDaemon::cli(const std::string& args) const {
+  return run(bin("berth") + " --server " + url() + " " + args);
+}
+
+BerthdProcess::BerthdProcess(std::string data_dir, std::vector<std::string> extra_args)
+    : data_dir_(std::move(data_dir)), extra_(std::move(extra_args)) {
+  log_ = data_dir_ + ".log";
+}
+
+BerthdProcess::~BerthdProcess() {
+  if (pid_ > 0) {
+    kill9();
+  }
+}
+
+std::string BerthdProcess::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string BerthdProcess::url() const { return "http://" + host(); }
+
+void BerthdProcess::start() {
+  port_ = free_port();
+  std::vector<std::string> args = {bin("berthd"), "--data", data_dir_, "--listen", host()};
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    FILE* f = std::fopen(log_.c_str(), "a");
+    if (f) {
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) {
+      argv.push_back(a.data());
+    }
+    argv.push_back(nullptr);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (run("curl -sf " + url() + "/healthz").code == 0) {
+      return;
+    }
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL() << "berthd exited at start: " << read_file(log_);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL() << "berthd did not answer within 15 s: " << read_file(log_);
+}
+
+void BerthdProcess::kill9() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGKILL);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+}
+
+int BerthdProcess::terminate() {
+  if (pid_ <= 0) {
+    return -1;
+  }
+  ::kill(pid_, SIGTERM);
+  int st = 0;
+  ::waitpid(pid_, &st, 0);
+  pid_ = -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+Dockerd::Dockerd() = default;
+
+Dockerd::~Dockerd() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+    }
+  }
+  // dockerd leaves mounts under its data root; unmount before the temp dir goes.
+  run("grep -o ' " + dir_.path() + "[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l");
+}
+
+bool Dockerd::start(std::string* why) {
+  if (!have("dockerd")) {
+    *why = "dockerd is not installed (scripts/setup --test installs docker.io)";
+    return false;
+  }
+  std::string sock = dir_ / "docker.sock";
+  std::string cmd = "exec dockerd --iptables=false --ip6tables=false --bridge=none "
+                    "--data-root " + dir_ / "root" + " --exec-root " + dir_ / "exec" +
+                    " --pidfile " + dir_ / "docker.pid" + " -H unix://" + sock +
+                    " --containerd-namespace berth-test --containerd-plugins-namespace "
+                    "berth-test-plugins >" + dir_ / "dockerd.log" + " 2>&1";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::setsid();
+    ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (run(docker_cmd() + " version --format '{{.Server.Version}}'").code == 0) {
+      return true;
+    }
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      *why = "dockerd exited: " + read_file(dir_ / "dockerd.log");
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  *why = "dockerd did not start within 60 s: " + read_file(dir_ / "dockerd.log");
+  return false;
+}
+
+std::string Dockerd::docker_cmd() const {
+  return "docker -H unix://" + dir_ / "docker.sock" + " --config " + dir_ / "client";
+}
+
+std::string make_busybox_layout(const std::string& dir, const std::string& tag,
+                                const std::vector<std::pair<std::string, std::string>>&
+                                    extra_files) {
+  TempDir work;
+  std::string bundle = work / "bundle";
+  std::string img = dir + ":" + tag;
+  std::string cmd = "set -e; [ -d " + dir + " ] || umoci init --layout " + dir +
+                    "; umoci new --image " + img + "; umoci unpack --rootless --image " + img +
+                    " " + bundle + " >/dev/null; mkdir -p " + bundle +
+                    "/rootfs/bin; cp /bin/busybox " + bundle + "/rootfs/bin/busybox";
+  auto r = run(cmd);
+  if (r.code != 0) {
+    return r.all();
+  }
+  for (const auto& [path, content] : extra_files) {
+    write_file(bundle + "/rootfs/" + path, content);
+  }
+  r = run("set -e; umoci repack --image " + img + " " + bundle +
+          "; umoci config --image " + img +
+          " --os linux --architecture amd64 --config.cmd /bin/busybox --config.cmd sh");
+  return r.code == 0 ? "" : r.all();
+}
+
+}  // namespace berth::test

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test harness: temp dirs, subprocesses, free ports, an in-process berthd, a berthd child
+// process (for SIGKILL tests), a private dockerd, and OCI layouts built from busybox-static.
+// Everything binds 127.0.0.1 and cleans up after itself.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "daemon/daemon.h"
+
+namespace berth::test {
+
+/// A fresh directory under $TMPDIR, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CmdResult {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+  std::string all() const { return out + err; }
+};
+
+/// Runs `bash -c cmd`, capturing stdout and stderr. Never throws.
+CmdResult run(const std::string& cmd);
+
+/// True when an executable is on PATH.
+bool have(const std::string& tool);
+
+/// A TCP port free on 127.0.0.1 right now.
+uint16_t free_port();
+
+/// Path of a built binary ("berthd", "berth").
+std::string bin(const std::string& name);
+
+/// Writes a file (creating parent directories).
+void write_file(const std::string& path, const std::string& content);
+std::string read_file(const std::string& path);
+
+/// berthd in this process on 127.0.0.1:<random>, data in a temp dir.
+class TestDaemon {
+ public:
+  explicit TestDaemon(std::function<void(config::Config&)> tweak = {});
+  ~TestDaemon();
+  uint16_t port() const { return port_; }
+  std::string host() const;  // "127.0.0.1:PORT"
+  std::string url() const;   // "http://127.0.0.1:PORT"
+  const std::string& data_dir() const { return data_.path(); }
+  daemon::Daemon& daemon() { return *d_; }
+  /// Runs the berth CLI against this daemon.
+  CmdResult cli(const std::string& args) const;
+
+ private:
+  TempDir data_;
+  std::unique_ptr<daemon::Daemon> d_;
+  uint16_t port_ = 0;
+};
+
+/// berthd as a child process (so tests can SIGKILL it and restart on the same data dir).
+class BerthdProcess {
+ public:
+  BerthdProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  ~BerthdProcess();
+  /// Starts and waits until /healthz answers (fails the test after 15 s).
+  void start();
+  void kill9();
+  /// SIGTERM and wait; returns the exit status.
+  int terminate();
+  bool running() const { return pid_ > 0; }
+  std::string host() const;
+  std::string url() const;
+  const std::string& log_path() const { return log_; }
+
+ private:
+  std::string data_dir_;
+  std::vector<std::string> extra_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+  std::string log_;
+};
+
+/// A private dockerd (no iptables, no bridge) with its own root, exec root and socket. Each
+/// docker command must use docker_cmd() so it talks to this daemon.
+class Dockerd {
+ public:
+  Dockerd();
+  ~Dockerd();
+  /// Starts and waits for the socket (up to 60 s). Returns false (with a reason) if it fails.
+  bool start(std::string* why);
+  /// "docker -H unix://... --config DIR" prefix.
+  std::string docker_cmd() const;
+
+ private:
+  TempDir dir_;
+  pid_t pid_ = -1;
+};
+
+/// Builds an OCI image layout at dir with tag `tag` whose single layer holds busybox-static at
+/// /bin/busybox (plus extra_files: path -> content). Uses umoci. Returns "" on success, else
+/// the error output.
+std::string make_busybox_layout(const std::string& dir, const std::string& tag,
+                                const std::vector<std::pair<std::string, std::string>>&
+                                    extra_files = {});
+
+}  // namespace berth::test
