@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/base_sink.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <mutex>
@@ -31,6 +32,34 @@ std::atomic<uint64_t>& bugs_total() {
 namespace log {
 namespace {
 std::mutex g_mu;
+
+// Buffered stderr: a flush per line (spdlog's stdout sinks) costs a syscall per request.
+// Lines are written when 32 KiB accumulate, on warn and above, and once a second.
+class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t formatted;
+    formatter_->format(msg, formatted);
+    buf_.append(formatted.data(), formatted.size());
+    if (buf_.size() >= 32 * 1024 || msg.level >= spdlog::level::warn) {
+      flush_();
+    }
+  }
+  void flush_() override {
+    size_t off = 0;
+    while (off < buf_.size()) {
+      ssize_t n = ::write(2, buf_.data() + off, buf_.size() - off);
+      if (n <= 0) {
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+    buf_.clear();
+  }
+
+ private:
+  std::string buf_;
+};
 spdlog::level::level_enum g_level = spdlog::level::info;
 }  // namespace
 
@@ -42,7 +71,11 @@ std::shared_ptr<spdlog::logger> get(const std::string& name) {
   if (auto l = spdlog::get(name)) {
     return l;
   }
-  static auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  static auto sink = [] {
+    auto s = std::make_shared<BufferedStderrSink>();
+    spdlog::flush_every(std::chrono::seconds(1));
+    return s;
+  }();
   auto l = std::make_shared<spdlog::logger>(name, sink);
   l->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%L%$ %n %v", spdlog::pattern_time_type::utc);
   l->set_level(g_level);

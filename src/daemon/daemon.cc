@@ -171,6 +171,7 @@ void Daemon::stop() {
     s.pool->join();
   }
   s.log->info("berthd stopped");
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });
 }
 
 void Daemon::run_until_signal() {
