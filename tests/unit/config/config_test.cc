@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: Apache-2.0
+// config/: YAML over defaults, BERTH_* environment overrides, validation, host:port splitting.
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <string>
+
+#include "support/harness.h"
+
+namespace berth::config {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// Sets an environment variable for the lifetime of the object.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+TEST(ConfigLoadTest, EmptyTextGivesDefaults) {
+  auto c = load_string("");
+  ASSERT_TRUE(c) << c.error().message();
+  Config d;
+  EXPECT_EQ(c->data_dir, d.data_dir);
+  EXPECT_EQ(c->listen, "127.0.0.1:5000");
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_TRUE(c->access_log);
+  EXPECT_EQ(c->io_threads, 0);
+  EXPECT_EQ(c->blocking_threads, 8);
+  EXPECT_EQ(c->storage.driver, "fs");
+  EXPECT_TRUE(c->storage.fsync);
+  EXPECT_FALSE(c->registry.auto_create_repositories);
+  EXPECT_EQ(c->registry.upload_ttl, 24h);
+  EXPECT_EQ(c->registry.gc_interval, 0s);
+  EXPECT_EQ(c->registry.gc_grace, 1h);
+  EXPECT_TRUE(validate(*c));
+}
+
+TEST(ConfigLoadTest, VersionOnlyKeepsDefaults) {
+  auto c = load_string("version: 1\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->listen, "127.0.0.1:5000");
+  EXPECT_EQ(c->storage.driver, "fs");
+}
+
+TEST(ConfigLoadTest, TopLevelAndNestedKeys) {
+  auto c = load_string(R"(version: 1
+data: /srv/berth
+listen: 0.0.0.0:8080
+log_level: debug
+access_log: false
+io_threads: 4
+blocking_threads: 16
+storage:
+  driver: fs
+  fsync: no
+registry:
+  auto_create_repositories: true
+  upload_ttl: 2d
+  gc_interval: 15m
+  gc_grace: 90s
+)");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->data_dir, "/srv/berth");
+  EXPECT_EQ(c->listen, "0.0.0.0:8080");
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_FALSE(c->access_log);
+  EXPECT_EQ(c->io_threads, 4);
+  EXPECT_EQ(c->blocking_threads, 16);
+  EXPECT_FALSE(c->storage.fsync);
+  EXPECT_TRUE(c->registry.auto_create_repositories);
+  EXPECT_EQ(c->registry.upload_ttl, 48h);
+  EXPECT_EQ(c->registry.gc_interval, 15min);
+  EXPECT_EQ(c->registry.gc_grace, 90s);
+  EXPECT_TRUE(validate(*c));
+}
+
+TEST(ConfigLoadTest, UnsetNestedKeysKeepDefaults) {
+  auto c = load_string("registry:\n  gc_interval: 1h\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->registry.gc_interval, 1h);
+  EXPECT_EQ(c->registry.upload_ttl, 24h);
+  EXPECT_EQ(c->registry.gc_grace, 1h);
+  EXPECT_FALSE(c->registry.auto_create_repositories);
+}
+
+TEST(ConfigLoadTest, TopLevelAutoCreateAlias) {
+  auto c = load_string("auto_create_repositories: yes\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->registry.auto_create_repositories);
+}
+
+TEST(ConfigLoadTest, UnknownTopLevelKeyIsNamed) {
+  auto c = load_string("version: 1\nlisten_addr: 1.2.3.4:5\n");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(c.error().message(), HasSubstr("listen_addr"));
+}
+
+TEST(ConfigLoadTest, UnknownNestedKeyIsNamedByPath) {
+  auto c = load_string("registry:\n  gc_intervall: 1h\n");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(c.error().message(), HasSubstr("registry.gc_intervall"));
+  auto d = load_string("storage:\n  s3:\n    bucket: x\n");
+  ASSERT_FALSE(d);
+  EXPECT_THAT(d.error().message(), HasSubstr("storage.s3.bucket"));
+}
+
+TEST(ConfigLoadTest, BadBoolNamesKeyAndValue) {
+  auto c = load_string("registry:\n  auto_create_repositories: maybe\n");
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(c.error().message(), HasSubstr("registry.auto_create_repositories"));
+  EXPECT_THAT(c.error().message(), HasSubstr("maybe"));
+  EXPECT_FALSE(load_string("access_log: 2\n"));
+}
+
+TEST(ConfigLoadTest, BoolSpellings) {
+  for (const char* v : {"true", "yes", "on", "1"}) {
+    auto c = load_string(std::string("storage:\n  fsync: ") + v + "\naccess_log: " + v + "\n");
+    ASSERT_TRUE(c) << v;
+    EXPECT_TRUE(c->storage.fsync) << v;
+    EXPECT_TRUE(c->access_log) << v;
+  }
+  for (const char* v : {"false", "no", "off", "0"}) {
+    auto c = load_string(std::string("storage:\n  fsync: ") + v + "\naccess_log: " + v + "\n");
+    ASSERT_TRUE(c) << v;
+    EXPECT_FALSE(c->storage.fsync) << v;
+    EXPECT_FALSE(c->access_log) << v;
+  }
+}
+
+TEST(ConfigLoadTest, BadIntegerIsNamed) {
+  auto c = load_string("io_threads: lots\n");
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("io_threads"));
+  EXPECT_FALSE(load_string("blocking_threads: -1\n"));
+  EXPECT_FALSE(load_string("blocking_threads: 5000\n"));
+  EXPECT_FALSE(load_string("blocking_threads: 4x\n"));
+}
+
+TEST(ConfigLoadTest, DurationUnits) {
+  struct Case {
+    const char* text;
+    std::chrono::seconds want;
+  };
+  for (const Case& tc : {Case{"90s", 90s}, Case{"15m", 15min}, Case{"1h", 1h}, Case{"2d", 48h},
+                         Case{"45", 45s}, Case{"0s", 0s}}) {
+    auto c = load_string(std::string("registry:\n  upload_ttl: ") + tc.text + "\n");
+    ASSERT_TRUE(c) << tc.text << ": " << c.error().message();
+    EXPECT_EQ(c->registry.upload_ttl, tc.want) << tc.text;
+    auto d = parse_duration(tc.text);
+    ASSERT_TRUE(d) << tc.text;
+    EXPECT_EQ(*d, tc.want) << tc.text;
+  }
+}
+
+TEST(ConfigLoadTest, BadDurationsAreNamed) {
+  for (const char* text : {"1w", "h", "1.5h", "-5s", "5 s", "1hh", "ms"}) {
+    auto c = load_string(std::string("registry:\n  gc_grace: \"") + text + "\"\n");
+    ASSERT_FALSE(c) << text;
+    EXPECT_EQ(c.error().code(), Errc::InvalidArgument) << text;
+    EXPECT_THAT(c.error().message(), HasSubstr("registry.gc_grace")) << text;
+  }
+  EXPECT_FALSE(parse_duration(""));
+}
+
+// A duration too large for std::chrono::seconds must be refused, not wrapped: a wrapped
+// (negative) gc_grace would put the gc cutoff in the future and collect fresh uploads.
+TEST(ConfigLoadTest, OverflowingDurationIsRejected) {
+  for (const char* text :
+       {"200000000000000d", "9000000000000000h", "99999999999999999999", "99999999999999999999s"}) {
+    auto d = parse_duration(text);
+    EXPECT_FALSE(d) << text << " parsed as " << (d ? d->count() : 0) << "s";
+  }
+}
+
+TEST(ConfigLoadTest, UnsupportedVersion) {
+  for (const char* v : {"2", "0", "\"1.1\""}) {
+    auto c = load_string(std::string("version: ") + v + "\n");
+    ASSERT_FALSE(c) << v;
+    EXPECT_EQ(c.error().code(), Errc::InvalidArgument);
+    EXPECT_THAT(c.error().message(), HasSubstr("version")) << v;
+  }
+}
+
+TEST(ConfigLoadTest, MalformedYamlAndNonMapping) {
+  auto bad = load_string("listen: [unclosed\n");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::InvalidArgument);
+  auto list = load_string("- a\n- b\n");
+  ASSERT_FALSE(list);
+  EXPECT_EQ(list.error().code(), Errc::InvalidArgument);
+  auto seq_value = load_string("listen:\n  - a\n");
+  ASSERT_FALSE(seq_value);
+  EXPECT_THAT(seq_value.error().message(), HasSubstr("listen"));
+}
+
+TEST(ConfigLoadTest, LoadFileReadsAndNamesThePath) {
+  test::TempDir dir;
+  std::string path = dir / "berth.yaml";
+  test::write_file(path, "version: 1\nlisten: 127.0.0.1:6000\n");
+  auto c = load_file(path);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->listen, "127.0.0.1:6000");
+
+  std::string bad = dir / "bad.yaml";
+  test::write_file(bad, "version: 1\nbogus: 1\n");
+  auto b = load_file(bad);
+  ASSERT_FALSE(b);
+  EXPECT_THAT(b.error().message(), HasSubstr(bad));
+  EXPECT_THAT(b.error().message(), HasSubstr("bogus"));
+
+  std::string empty = dir / "empty.yaml";
+  test::write_file(empty, "");
+  auto e = load_file(empty);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->listen, "127.0.0.1:5000");
+
+  auto missing = load_file(dir / "nope.yaml");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code(), Errc::NotFound);
+}
+
+// ---- apply_env ------------------------------------------------------------------------------
+
+TEST(ConfigEnvTest, ListenAndAutoCreateOverrides) {
+  ScopedEnv listen("BERTH_LISTEN", "0.0.0.0:9999");
+  ScopedEnv create("BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES", "true");
+  auto c = load_string("listen: 127.0.0.1:1\n");
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(apply_env(*c));
+  EXPECT_EQ(c->listen, "0.0.0.0:9999");
+  EXPECT_TRUE(c->registry.auto_create_repositories);
+}
+
+TEST(ConfigEnvTest, OtherOverrides) {
+  ScopedEnv data("BERTH_DATA", "/var/lib/berth");
+  ScopedEnv ttl("BERTH_REGISTRY_UPLOAD_TTL", "15m");
+  ScopedEnv fsync("BERTH_STORAGE_FSYNC", "off");
+  Config c;
+  ASSERT_TRUE(apply_env(c));
+  EXPECT_EQ(c.data_dir, "/var/lib/berth");
+  EXPECT_EQ(c.registry.upload_ttl, 15min);
+  EXPECT_FALSE(c.storage.fsync);
+}
+
+TEST(ConfigEnvTest, NoVariablesChangesNothing) {
+  ::unsetenv("BERTH_LISTEN");
+  ::unsetenv("BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES");
+  Config c;
+  c.listen = "127.0.0.1:7";
+  ASSERT_TRUE(apply_env(c));
+  EXPECT_EQ(c.listen, "127.0.0.1:7");
+  EXPECT_FALSE(c.registry.auto_create_repositories);
+}
+
+TEST(ConfigEnvTest, BadValueNamesTheVariable) {
+  ScopedEnv create("BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES", "perhaps");
+  Config c;
+  auto st = apply_env(c);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(st.error().message(), HasSubstr("BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES"));
+  EXPECT_FALSE(c.registry.auto_create_repositories);
+}
+
+// ---- validate and split_host_port ----------------------------------------------------------
+
+TEST(ConfigValidateTest, BadListen) {
+  for (const char* listen : {"", "localhost", ":5000", "127.0.0.1:", "127.0.0.1:http",
+                             "127.0.0.1:70000", "127.0.0.1:-1"}) {
+    Config c;
+    c.listen = listen;
+    auto st = validate(c);
+    ASSERT_FALSE(st) << "'" << listen << "' accepted";
+    EXPECT_EQ(st.error().code(), Errc::InvalidArgument);
+    EXPECT_THAT(st.error().message(), HasSubstr("listen")) << listen;
+  }
+}
+
+TEST(ConfigValidateTest, S3DriverNotAvailable) {
+  auto c = load_string("storage:\n  driver: s3\n");
+  ASSERT_TRUE(c) << c.error().message();  // parses, but...
+  auto st = validate(*c);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(st.error().message(), HasSubstr("storage.driver"));
+  EXPECT_THAT(st.error().message(), HasSubstr("s3"));
+}
+
+TEST(ConfigValidateTest, OtherNonsense) {
+  {
+    Config c;
+    c.registry.upload_ttl = 0s;
+    auto st = validate(c);
+    ASSERT_FALSE(st);
+    EXPECT_THAT(st.error().message(), HasSubstr("registry.upload_ttl"));
+  }
+  {
+    Config c;
+    c.log_level = "verbose";
+    auto st = validate(c);
+    ASSERT_FALSE(st);
+    EXPECT_THAT(st.error().message(), HasSubstr("log_level"));
+  }
+  {
+    Config c;
+    c.blocking_threads = 0;
+    auto st = validate(c);
+    ASSERT_FALSE(st);
+    EXPECT_THAT(st.error().message(), HasSubstr("blocking_threads"));
+  }
+  {
+    Config c;
+    c.data_dir = "";
+    auto st = validate(c);
+    ASSERT_FALSE(st);
+    EXPECT_THAT(st.error().message(), HasSubstr("data"));
+  }
+}
+
+TEST(SplitHostPortTest, Ipv4AndNames) {
+  auto r = split_host_port("127.0.0.1:5000");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->first, "127.0.0.1");
+  EXPECT_EQ(r->second, 5000);
+  auto z = split_host_port("0.0.0.0:0");
+  ASSERT_TRUE(z);
+  EXPECT_EQ(z->second, 0);
+  auto n = split_host_port("localhost:65535");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->first, "localhost");
+  EXPECT_EQ(n->second, 65535);
+}
+
+TEST(SplitHostPortTest, Ipv6InBrackets) {
+  auto r = split_host_port("[::1]:5000");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->first, "::1");
+  EXPECT_EQ(r->second, 5000);
+  auto any = split_host_port("[::]:443");
+  ASSERT_TRUE(any) << any.error().message();
+  EXPECT_EQ(any->first, "::");
+  EXPECT_EQ(any->second, 443);
+  auto full = split_host_port("[fe80::1:2]:8080");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->first, "fe80::1:2");
+  EXPECT_EQ(full->second, 8080);
+}
+
+TEST(SplitHostPortTest, RejectsBadPorts) {
+  for (const char* s : {"host", "host:", "host:65536", "host:12ab", ":80", "[::1]:"}) {
+    EXPECT_FALSE(split_host_port(s)) << s;
+  }
+}
+
+}  // namespace
+}  // namespace berth::config
