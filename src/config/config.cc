@@ -119,16 +119,16 @@ Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix
 }  // namespace
 
 Result<std::chrono::seconds> parse_duration(const std::string& text) {
-  if (text.empty()) {
-    return Error(Errc::InvalidArgument, "empty duration");
-  }
-  char* end = nullptr;
-  long long n = std::strtoll(text.c_str(), &end, 10);
-  std::string unit(end);
-  if (end == text.c_str() || n < 0) {
+  auto bad = [&] {
     return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
+  };
+  size_t digits = text.find_first_not_of("0123456789");
+  if (digits == 0 || text.empty()) {
+    return bad();
   }
-  long long mult = 0;
+  std::string number = text.substr(0, digits);
+  std::string unit = digits == std::string::npos ? "" : text.substr(digits);
+  int64_t mult = 0;
   if (unit.empty() || unit == "s") {
     mult = 1;
   } else if (unit == "m") {
@@ -138,9 +138,14 @@ Result<std::chrono::seconds> parse_duration(const std::string& text) {
   } else if (unit == "d") {
     mult = 86400;
   } else {
-    return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
+    return bad();
   }
-  return std::chrono::seconds(n * mult);
+  // Ten years is more than any TTL or interval needs, and keeps arithmetic far from overflow.
+  constexpr int64_t kMaxSeconds = 10LL * 365 * 86400;
+  if (number.size() > 12 || std::stoll(number) * mult > kMaxSeconds) {
+    return Error(Errc::InvalidArgument, "duration '" + text + "' is longer than ten years");
+  }
+  return std::chrono::seconds(std::stoll(number) * mult);
 }
 
 Result<Config> load_string(const std::string& yaml_text) {
@@ -193,20 +198,28 @@ Status apply_env(Config& cfg) {
 }
 
 Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen) {
+  auto bad_listen = [&](const std::string& why) {
+    return bad("listen", why + " in '" + listen + "' (expected ADDR:PORT or [IPv6]:PORT)");
+  };
   auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return bad("listen", "expected ADDR:PORT, got '" + listen + "'");
+    return bad_listen("no port");
   }
   std::string host = listen.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') {
+      return bad_listen("malformed IPv6 address");
+    }
     host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    return bad_listen("IPv6 addresses need brackets");
   }
-  char* end = nullptr;
-  long port = std::strtol(listen.c_str() + colon + 1, &end, 10);
-  if (*end != '\0' || port < 0 || port > 65535 || colon + 1 == listen.size()) {
-    return bad("listen", "invalid port in '" + listen + "'");
+  std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string::npos || std::stol(port) > 65535) {
+    return bad_listen("invalid port");
   }
-  return std::make_pair(host, static_cast<uint16_t>(port));
+  return std::make_pair(host, static_cast<uint16_t>(std::stol(port)));
 }
 
 Status validate(const Config& cfg) {
@@ -218,8 +231,11 @@ Status validate(const Config& cfg) {
     return bad("storage.driver",
                "'" + cfg.storage.driver + "' is not available in this build (supported: fs)");
   }
-  if (cfg.registry.upload_ttl.count() == 0) {
+  if (cfg.registry.upload_ttl.count() <= 0) {
     return bad("registry.upload_ttl", "must be positive");
+  }
+  if (cfg.registry.gc_grace.count() < 0 || cfg.registry.gc_interval.count() < 0) {
+    return bad("registry.gc_grace", "durations must not be negative");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -107,8 +107,8 @@ class MetadataStore {
   virtual Result<std::vector<ImageSummary>> list_images(int64_t repo_id) = 0;
 
   // Garbage collection and fsck.
-  /// Blobs no manifest references (manifests themselves excluded) whose newest link is older
-  /// than `linked_before`, or that have no link at all.
+  /// Blobs no manifest references whose newest link time is older than `linked_before`. A blob
+  /// whose links were all removed still waits out the grace period: a mount may be racing gc.
   virtual Result<std::vector<std::string>> unreferenced_blobs(int64_t linked_before) = 0;
   /// Forgets the blob (rows and links) if it is still unreferenced and old; true if it did.
   virtual Result<bool> forget_blob_if_unreferenced(const std::string& digest,

@@ -254,12 +254,13 @@ class SqliteMetadataStore final : public MetadataStore {
     Tx tx(*this);
     Stmt b(db_,
            "INSERT INTO blobs(digest, size, linked_at) VALUES(?,?,?) "
-           "ON CONFLICT(digest) DO UPDATE SET linked_at = excluded.linked_at");
+           "ON CONFLICT(digest) DO UPDATE SET linked_at = MAX(linked_at, excluded.linked_at)");
     b.bind(1, digest).bind(2, size).bind(3, now);
     BERTH_TRY(b.run());
     Stmt l(db_,
            "INSERT INTO repo_blobs(repo_id, digest, linked_at) VALUES(?,?,?) "
-           "ON CONFLICT(repo_id, digest) DO UPDATE SET linked_at = excluded.linked_at");
+           "ON CONFLICT(repo_id, digest) DO UPDATE SET linked_at = MAX(linked_at, "
+           "excluded.linked_at)");
     l.bind(1, repo_id).bind(2, digest).bind(3, now);
     BERTH_TRY(l.run());
     return tx.commit();
