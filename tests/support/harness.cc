@@ -2,6 +2,7 @@
 #include "support/harness.h"
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -15,8 +16,6 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace berth::test {
 
@@ -46,17 +45,19 @@ TempDir::~TempDir() {
 CmdResult run(const std::string& cmd) {
   TempDir tmp;
   std::string out = tmp / "out", err = tmp / "err";
-  std::string full = "bash -c '" + [&] {
-    std::string q;
-    for (char c : cmd) {
-      if (c == '\'') {
-        q += "'\\''";
-      } else {
-        q += c;
-      }
-    }
-    return q;
-  }() + "' </dev/null >" + out + " 2>" + err;
+  std::string full = "bash -c '" +
+                     [&] {
+                       std::string q;
+                       for (char c : cmd) {
+                         if (c == '\'') {
+                           q += "'\\''";
+                         } else {
+                           q += c;
+                         }
+                       }
+                       return q;
+                     }() +
+                     "' </dev/null >" + out + " 2>" + err;
   int status = std::system(full.c_str());
   CmdResult r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -134,6 +135,8 @@ BerthdProcess::~BerthdProcess() {
   if (pid_ > 0) {
     kill9();
   }
+  std::error_code ec;
+  stdfs::remove(log_, ec);  // lives next to (not in) the data dir
 }
 
 std::string BerthdProcess::host() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -183,6 +186,18 @@ void BerthdProcess::kill9() {
   pid_ = -1;
 }
 
+bool BerthdProcess::alive() {
+  if (pid_ <= 0) {
+    return false;
+  }
+  int st = 0;
+  if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
 int BerthdProcess::terminate() {
   if (pid_ <= 0) {
     return -1;
@@ -222,11 +237,14 @@ bool Dockerd::start(std::string* why) {
     return false;
   }
   std::string sock = dir_ / "docker.sock";
-  std::string cmd = "exec dockerd --iptables=false --ip6tables=false --bridge=none "
-                    "--data-root " + dir_ / "root" + " --exec-root " + dir_ / "exec" +
-                    " --pidfile " + dir_ / "docker.pid" + " -H unix://" + sock +
-                    " --containerd-namespace berth-test --containerd-plugins-namespace "
-                    "berth-test-plugins >" + dir_ / "dockerd.log" + " 2>&1";
+  std::string cmd =
+      "exec dockerd --iptables=false --ip6tables=false --bridge=none "
+      "--data-root " +
+      dir_ / "root" + " --exec-root " + dir_ / "exec" + " --pidfile " + dir_ / "docker.pid" +
+      " -H unix://" + sock +
+      " --containerd-namespace berth-test --containerd-plugins-namespace "
+      "berth-test-plugins >" +
+      dir_ / "dockerd.log" + " 2>&1";
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setsid();
@@ -254,9 +272,9 @@ std::string Dockerd::docker_cmd() const {
   return "docker -H unix://" + dir_ / "docker.sock" + " --config " + dir_ / "client";
 }
 
-std::string make_busybox_layout(const std::string& dir, const std::string& tag,
-                                const std::vector<std::pair<std::string, std::string>>&
-                                    extra_files) {
+std::string make_busybox_layout(
+    const std::string& dir, const std::string& tag,
+    const std::vector<std::pair<std::string, std::string>>& extra_files) {
   TempDir work;
   std::string bundle = work / "bundle";
   std::string img = dir + ":" + tag;
@@ -271,8 +289,7 @@ std::string make_busybox_layout(const std::string& dir, const std::string& tag,
   for (const auto& [path, content] : extra_files) {
     write_file(bundle + "/rootfs/" + path, content);
   }
-  r = run("set -e; umoci repack --image " + img + " " + bundle +
-          "; umoci config --image " + img +
+  r = run("set -e; umoci repack --image " + img + " " + bundle + "; umoci config --image " + img +
           " --os linux --architecture amd64 --config.cmd /bin/busybox --config.cmd sh");
   return r.code == 0 ? "" : r.all();
 }

@@ -84,6 +84,10 @@ class BerthdProcess {
   /// SIGTERM and wait; returns the exit status.
   int terminate();
   bool running() const { return pid_ > 0; }
+  /// True while the child is still running (reaps it if it died, e.g. on a crash).
+  bool alive();
+  /// Port of the current (or last) run; start() picks a new one each time.
+  uint16_t port() const { return port_; }
   std::string host() const;
   std::string url() const;
   const std::string& log_path() const { return log_; }
@@ -115,8 +119,8 @@ class Dockerd {
 /// Builds an OCI image layout at dir with tag `tag` whose single layer holds busybox-static at
 /// /bin/busybox (plus extra_files: path -> content). Uses umoci. Returns "" on success, else
 /// the error output.
-std::string make_busybox_layout(const std::string& dir, const std::string& tag,
-                                const std::vector<std::pair<std::string, std::string>>&
-                                    extra_files = {});
+std::string make_busybox_layout(
+    const std::string& dir, const std::string& tag,
+    const std::vector<std::pair<std::string, std::string>>& extra_files = {});
 
 }  // namespace berth::test

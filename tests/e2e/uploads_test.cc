@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+// Upload sessions over plain HTTP (curl) against a berthd process: an abandoned upload expires
+// after registry.upload_ttl, and an upload survives a SIGKILL and continues where it stopped.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "e2e/e2e_util.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+namespace stdfs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+size_t count_entries(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (auto it = stdfs::directory_iterator(dir, ec); !ec && it != stdfs::directory_iterator();
+       it.increment(ec)) {
+    ++n;
+  }
+  return n;
+}
+
+// POST /v2/web/app/blobs/uploads/; returns the Location path ("" on failure, reported).
+std::string open_upload(const BerthdProcess& p) {
+  auto r = run("curl -si -X POST " + p.url() + "/v2/web/app/blobs/uploads/");
+  EXPECT_EQ(status_code(r.out), 202) << r.all();
+  std::string loc = header_value(r.out, "Location");
+  EXPECT_EQ(loc.rfind("/v2/web/app/blobs/uploads/", 0), 0u) << r.all();
+  return loc;
+}
+
+// PATCHes a file's bytes; with from >= 0 sends Content-Range from-(from+size-1).
+CmdResult patch(const BerthdProcess& p, const std::string& loc, const std::string& file,
+                long long from = -1) {
+  std::string range;
+  if (from >= 0) {
+    auto size = static_cast<long long>(stdfs::file_size(file));
+    range =
+        " -H 'Content-Range: " + std::to_string(from) + "-" + std::to_string(from + size - 1) + "'";
+  }
+  return run("curl -si -X PATCH -H 'Expect:' -H 'Content-Type: application/octet-stream'" + range +
+             " --data-binary @" + file + " '" + p.url() + loc + "'");
+}
+
+TEST(UploadsTest, AbandonedUploadExpiresAfterTtl) {
+  TempDir work, data;
+  std::string cfg = work / "berthd.yaml";
+  write_file(cfg, "registry:\n  upload_ttl: 2s\n");
+  auto check = run(bin("berthd") + " config check " + cfg);
+  ASSERT_EQ(check.code, 0) << check.all();
+
+  BerthdProcess p(data.path(), {"--config", cfg});
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  ASSERT_EQ(berth_cli(p, "repo create web/app").code, 0);
+
+  std::string loc = open_upload(p);
+  ASSERT_FALSE(loc.empty());
+  auto opened = Clock::now();
+  std::string chunk = work / "chunk";
+  write_file(chunk, random_bytes(64 * 1024, 3));
+  auto pr = patch(p, loc, chunk);
+  ASSERT_EQ(status_code(pr.out), 202) << pr.all();
+  EXPECT_EQ(header_value(pr.out, "Range"), "0-65535") << pr.out;
+  const std::string uploads = data.path() + "/uploads";
+  EXPECT_EQ(count_entries(uploads), 1u);
+  auto st = run("curl -s -o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
+  EXPECT_EQ(st.out, "204") << "upload status while alive";
+
+  // Expiry runs every max(1s, ttl/4): gone after ttl + 1 s, with a little slack.
+  auto deadline = opened + std::chrono::seconds(6);
+  while (count_entries(uploads) > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened);
+  EXPECT_EQ(count_entries(uploads), 0u) << "upload not expired after " << took.count() << " ms";
+  EXPECT_GE(took.count(), 1900) << "upload expired before its TTL";
+  st = run("curl -s -o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
+  EXPECT_EQ(st.out, "404") << "upload status after expiry";
+  auto put = run("curl -s -o /dev/null -w '%{http_code}' -X PUT '" + p.url() + loc +
+                 "?digest=sha256:" + sha256_file(chunk) + "'");
+  EXPECT_EQ(put.out, "404") << "completing an expired upload";
+  EXPECT_TRUE(p.alive()) << read_file(p.log_path());
+  EXPECT_EQ(p.terminate(), 0);
+}
+
+TEST(UploadsTest, UploadResumesAfterSigkill) {
+  TempDir work, data;
+  BerthdProcess p(data.path());
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  ASSERT_EQ(berth_cli(p, "repo create web/app").code, 0);
+
+  std::string whole = random_bytes(3 * 1024 * 1024 + 123, 11);
+  const size_t cut = 1024 * 1024 + 7;
+  write_file(work / "whole", whole);
+  write_file(work / "part1", whole.substr(0, cut));
+  write_file(work / "part2", whole.substr(cut));
+  std::string digest = "sha256:" + sha256_file(work / "whole");
+
+  std::string loc = open_upload(p);
+  ASSERT_FALSE(loc.empty());
+  auto pr = patch(p, loc, work / "part1", 0);
+  ASSERT_EQ(status_code(pr.out), 202) << pr.all();
+  EXPECT_EQ(header_value(pr.out, "Range"), "0-" + std::to_string(cut - 1));
+
+  p.kill9();
+  ASSERT_NO_FATAL_FAILURE(p.start());
+
+  // The session is still there and reports how far it got.
+  auto st = run("curl -si '" + p.url() + loc + "'");
+  ASSERT_EQ(status_code(st.out), 204) << st.all();
+  std::string range = header_value(st.out, "Range");
+  ASSERT_EQ(range, "0-" + std::to_string(cut - 1)) << st.out;
+
+  // A chunk that does not continue at the reported offset is refused.
+  write_file(work / "junk", "0123456789");
+  auto wrong = patch(p, loc, work / "junk", static_cast<long long>(cut) + 10);
+  EXPECT_EQ(status_code(wrong.out), 416) << wrong.all();
+
+  pr = patch(p, loc, work / "part2", static_cast<long long>(cut));
+  ASSERT_EQ(status_code(pr.out), 202) << pr.all();
+  EXPECT_EQ(header_value(pr.out, "Range"), "0-" + std::to_string(whole.size() - 1));
+  std::string loc2 = header_value(pr.out, "Location");
+  ASSERT_FALSE(loc2.empty());
+
+  auto put = run("curl -si -X PUT '" + p.url() + loc2 +
+                 (loc2.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest + "'");
+  ASSERT_EQ(status_code(put.out), 201) << put.all() << read_file(p.log_path());
+  EXPECT_EQ(header_value(put.out, "Docker-Content-Digest"), digest);
+
+  std::string back = work / "back";
+  auto get = run("curl -sf -o " + back + " " + p.url() + "/v2/web/app/blobs/" + digest);
+  ASSERT_EQ(get.code, 0) << get.all();
+  EXPECT_EQ("sha256:" + sha256_file(back), digest);
+  EXPECT_EQ(count_entries(data.path() + "/uploads"), 0u);
+  EXPECT_EQ(p.terminate(), 0);
+
+  auto fsck = run(bin("berthd") + " fsck --data " + data.path());
+  EXPECT_EQ(fsck.code, 0) << fsck.all();
+}
+
+}  // namespace
+}  // namespace berth::test
