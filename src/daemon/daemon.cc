@@ -25,8 +25,9 @@ struct Daemon::Impl {
   int lock_fd = -1;
   store::MetadataStorePtr store;
   std::unique_ptr<BlockingPool> pool;
-  asio::io_context ioc;
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  // One io_context per I/O thread (see http::Server).
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   EventBus bus;
   std::unique_ptr<registry::Registry> registry;
   std::unique_ptr<api::Api> api;
@@ -123,9 +124,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.api = std::make_unique<api::Api>(*s.registry);
   http::ServerOptions sopts;
   sopts.access_log = cfg.access_log;
+  unsigned n = cfg.io_threads > 0 ? static_cast<unsigned>(cfg.io_threads)
+                                  : std::max(1u, std::thread::hardware_concurrency());
+  std::vector<asio::io_context*> contexts;
+  for (unsigned i = 0; i < n; ++i) {
+    s.iocs.push_back(std::make_unique<asio::io_context>(1));
+    contexts.push_back(s.iocs.back().get());
+  }
   Impl* impl = d->impl_.get();
   s.server = std::make_unique<http::Server>(
-      s.ioc, [impl](http::Exchange& ex) { return impl->handle(ex); }, sopts);
+      contexts, [impl](http::Exchange& ex) { return impl->handle(ex); }, sopts);
   return d;
 }
 
@@ -134,12 +142,14 @@ Result<uint16_t> Daemon::start() {
   BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(s.cfg.listen));
   BERTH_ASSIGN_OR_RETURN(s.port, s.server->listen(hp.first, hp.second));
   s.server->start();
-  s.work.emplace(s.ioc.get_executor());
-  spawn_logged(asio::make_strand(s.ioc), Impl::maintenance(&s), "daemon.maintenance");
-  unsigned n = s.cfg.io_threads > 0 ? static_cast<unsigned>(s.cfg.io_threads)
-                                    : std::max(1u, std::thread::hardware_concurrency());
-  for (unsigned i = 0; i < n; ++i) {
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+  for (auto& ioc : s.iocs) {
+    s.work.push_back(asio::make_work_guard(*ioc));
+  }
+  spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
+  size_t n = s.iocs.size();
+  for (auto& ioc : s.iocs) {
+    asio::io_context* raw = ioc.get();
+    s.threads.emplace_back([raw] { raw->run(); });
   }
   s.log->info("berthd listening addr={}:{} data={} io_threads={}", hp.first, s.port, s.cfg.data_dir,
               n);
@@ -161,8 +171,10 @@ void Daemon::stop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-  s.work.reset();
-  s.ioc.stop();
+  s.work.clear();
+  for (auto& ioc : s.iocs) {
+    ioc->stop();
+  }
   for (auto& t : s.threads) {
     t.join();
   }

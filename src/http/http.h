@@ -83,9 +83,12 @@ struct ServerOptions {
   bool access_log = true;
 };
 
+/// Accepts on the first context and hands connections round-robin to all of them. Each
+/// context is meant to be run by exactly one thread: a connection's coroutine then never
+/// needs a strand, and no completion crosses threads (the biggest cost under load).
 class Server {
  public:
-  Server(asio::io_context& ioc, Handler handler, ServerOptions opts);
+  Server(std::vector<asio::io_context*> contexts, Handler handler, ServerOptions opts);
   ~Server();
 
   /// Binds and listens; returns the bound port (useful with port 0).

@@ -244,10 +244,11 @@ class Conn final : public Exchange {
 }  // namespace
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
-  State(asio::io_context& io, Handler h, ServerOptions o)
-      : ioc(io), acceptor(io), handler(std::move(h)), opts(o) {}
+  State(std::vector<asio::io_context*> c, Handler h, ServerOptions o)
+      : contexts(std::move(c)), acceptor(*contexts.front()), handler(std::move(h)), opts(o) {}
 
-  asio::io_context& ioc;
+  std::vector<asio::io_context*> contexts;
+  size_t next_context = 0;  // touched only by the accept loop
   tcp::acceptor acceptor;
   Handler handler;
   ServerOptions opts;
@@ -258,8 +259,9 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   static awaitable<void> accept_loop(std::shared_ptr<State> self) {
     while (!self->stopping) {
       beast::error_code ec;
-      tcp::socket sock = co_await self->acceptor.async_accept(
-          asio::make_strand(self->ioc), asio::redirect_error(use_awaitable, ec));
+      auto& target = *self->contexts[self->next_context++ % self->contexts.size()];
+      tcp::socket sock =
+          co_await self->acceptor.async_accept(target, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (self->stopping || ec == asio::error::operation_aborted) {
           break;
@@ -356,8 +358,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   }
 };
 
-Server::Server(asio::io_context& ioc, Handler handler, ServerOptions opts)
-    : state_(std::make_shared<State>(ioc, std::move(handler), opts)) {}
+Server::Server(std::vector<asio::io_context*> contexts, Handler handler, ServerOptions opts)
+    : state_(std::make_shared<State>(std::move(contexts), std::move(handler), opts)) {}
 
 Server::~Server() { stop(); }
 
