@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: Apache-2.0
+// The /v2/ API under bad input: wrong or malformed digests, bodies cut short, manifests that
+// are malformed, too big or reference what is not there, invalid names and tags, bad ranges.
+// Every refusal uses the OCI error body and leaves nothing visible behind.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "integration/registry_client.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+class BadInputTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = d.cli("repo create web/app");
+    ASSERT_EQ(r.code, 0) << r.all();
+  }
+
+  static std::string with_digest(const std::string& location, const std::string& digest) {
+    return location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest;
+  }
+
+  std::string start_upload() {
+    auto r = c.request("POST", "/v2/web/app/blobs/uploads/");
+    EXPECT_EQ(r.status, 202) << r.describe();
+    return r.header("Location");
+  }
+
+  // Nothing under DATA/uploads and no file for hex under DATA/blobs.
+  void expect_no_trace(const std::string& digest) {
+    auto ls = run("ls -A " + d.data_dir() + "/uploads");
+    EXPECT_EQ(ls.out, "") << "uploads left behind";
+    std::string hex = digest.substr(digest.find(':') + 1);
+    auto f = run("test -e " + d.data_dir() + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex);
+    EXPECT_NE(f.code, 0) << "blob file for " << digest << " exists";
+    auto h = c.head("/v2/web/app/blobs/" + digest);
+    EXPECT_EQ(h.status, 404) << h.describe();
+  }
+
+  TestDaemon d;
+  RegistryClient c{d.port()};
+};
+
+TEST_F(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {
+  std::string blob = "the real content";
+  std::string claimed = sha256_digest("something else");
+  std::string loc = start_upload();
+  auto put = c.request("PUT", with_digest(loc, claimed), blob);
+  EXPECT_EQ(put.status, 400) << put.describe();
+  EXPECT_EQ(put.oci_code(), "DIGEST_INVALID");
+  expect_no_trace(claimed);
+  expect_no_trace(sha256_digest(blob));
+  // The failed finish ends the session.
+  auto st = c.get(loc);
+  EXPECT_EQ(st.status, 404) << st.describe();
+  EXPECT_EQ(st.oci_code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+TEST_F(BadInputTest, MonolithicWithWrongOrMalformedDigest) {
+  std::string blob = "monolithic content";
+  std::string claimed = sha256_digest("not it");
+  auto r = c.request("POST", "/v2/web/app/blobs/uploads/?digest=" + claimed, blob);
+  EXPECT_EQ(r.status, 400) << r.describe();
+  EXPECT_EQ(r.oci_code(), "DIGEST_INVALID");
+  expect_no_trace(claimed);
+  expect_no_trace(sha256_digest(blob));
+
+  for (const std::string& bad :
+       {std::string("sha256:xyz"), std::string("sha256:"),
+        std::string("sha256:" + std::string(64, 'A')), std::string("nocolon")}) {
+    auto m = c.request("POST", "/v2/web/app/blobs/uploads/?digest=" + bad, blob);
+    EXPECT_EQ(m.status, 400) << bad << "\n" << m.describe();
+    EXPECT_EQ(m.oci_code(), "DIGEST_INVALID") << bad;
+  }
+  // Another algorithm is refused, not stored.
+  auto other =
+      c.request("POST", "/v2/web/app/blobs/uploads/?digest=sha512:" + std::string(128, 'a'), blob);
+  EXPECT_GE(other.status, 400) << other.describe();
+  EXPECT_FALSE(other.oci_code().empty()) << other.body;
+  expect_no_trace(sha256_digest(blob));
+  // PUT without any digest.
+  std::string loc = start_upload();
+  auto nodigest = c.request("PUT", loc, blob);
+  EXPECT_EQ(nodigest.status, 400) << nodigest.describe();
+  EXPECT_EQ(nodigest.oci_code(), "DIGEST_INVALID");
+  EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(blob)).status, 404);
+}
+
+TEST_F(BadInputTest, TruncatedMonolithicBodyLeavesNothingVisible) {
+  // The client promises 1000 bytes, sends 10 and goes away. The digest is that of the 10
+  // bytes, so only the length check can stop them becoming a blob.
+  std::string sent = "0123456789";
+  std::string dg = sha256_digest(sent);
+  auto r = c.request("POST", "/v2/web/app/blobs/uploads/?digest=" + dg, sent, {}, 1000);
+  EXPECT_NE(r.status, 201) << r.describe();
+  expect_no_trace(dg);
+  EXPECT_EQ(c.get("/v2/").status, 200);
+}
+
+TEST_F(BadInputTest, TruncatedPutBodyLeavesNothingVisible) {
+  std::string sent = "partial final chunk";
+  std::string dg = sha256_digest(sent);
+  std::string loc = start_upload();
+  auto r = c.request("PUT", with_digest(loc, dg), sent, {}, 4096);
+  EXPECT_NE(r.status, 201) << r.describe();
+  expect_no_trace(dg);
+  auto st = c.get(loc);
+  EXPECT_EQ(st.status, 404) << st.describe();
+}
+
+TEST_F(BadInputTest, TruncatedPatchLeavesAResumableSession) {
+  std::string blob = "abcdefghijklmnopqrstuvwxyz0123";
+  std::string loc = start_upload();
+  auto cut = c.request("PATCH", loc, blob.substr(0, 10), {}, 100);
+  EXPECT_NE(cut.status, 202) << cut.describe();
+  // The session survives and reports a consistent offset to resume from.
+  auto st = c.get(loc);
+  ASSERT_EQ(st.status, 204) << st.describe();
+  std::string range = st.header("Range");
+  ASSERT_TRUE(range == "0-0" || range == "0-9") << range;
+  size_t offset = range == "0-9" ? 10 : 0;
+  auto rest = c.request(
+      "PATCH", loc, blob.substr(offset),
+      {{"Content-Range", std::to_string(offset) + "-" + std::to_string(blob.size() - 1)}});
+  ASSERT_EQ(rest.status, 202) << rest.describe();
+  std::string dg = sha256_digest(blob);
+  auto put = c.request("PUT", with_digest(loc, dg));
+  ASSERT_EQ(put.status, 201) << put.describe();
+  EXPECT_EQ(c.get("/v2/web/app/blobs/" + dg).body, blob);
+}
+
+TEST_F(BadInputTest, MalformedContentRangeIsRefused) {
+  std::string loc = start_upload();
+  for (const std::string& cr :
+       {std::string("abc"), std::string("5-2"), std::string("-5"), std::string("bytes=0-4")}) {
+    auto p = c.request("PATCH", loc, "12345", {{"Content-Range", cr}});
+    EXPECT_EQ(p.status, 416) << cr << "\n" << p.describe();
+    EXPECT_EQ(p.header("Range"), "0-0") << cr;
+  }
+  auto st = c.get(loc);
+  EXPECT_EQ(st.status, 204);
+  EXPECT_EQ(st.header("Range"), "0-0");
+}
+
+TEST_F(BadInputTest, BadBlobRangesAre416) {
+  std::string blob(50, 'q');
+  ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
+  std::string path = "/v2/web/app/blobs/" + sha256_digest(blob);
+  for (const std::string& range :
+       {std::string("bytes=50-"), std::string("bytes=9-3"), std::string("items=0-1"),
+        std::string("bytes=0-1,3-4"), std::string("bytes=-0"), std::string("bytes=x-y")}) {
+    auto r = c.get(path, {{"Range", range}});
+    EXPECT_EQ(r.status, 416) << range << "\n" << r.describe();
+    EXPECT_EQ(r.header("Content-Range"), "bytes */50") << range;
+  }
+  // An end past the size is clamped (RFC 9110), not refused.
+  auto clamp = c.get(path, {{"Range", "bytes=40-999"}});
+  EXPECT_EQ(clamp.status, 206) << clamp.describe();
+  EXPECT_EQ(clamp.header("Content-Range"), "bytes 40-49/50");
+  EXPECT_EQ(clamp.body, blob.substr(40));
+}
+
+TEST_F(BadInputTest, ManifestReferencingMissingBlobIsNotStored) {
+  std::string config = image_config();
+  ASSERT_EQ(c.push_blob("web/app", config).status, 201);
+  std::string m = image_manifest(config, {"layer that was never pushed"});
+  auto put = c.put_manifest("web/app", "v1", m, kOciManifestType);
+  EXPECT_EQ(put.status, 400) << put.describe();
+  EXPECT_EQ(put.oci_code(), "MANIFEST_BLOB_UNKNOWN");
+  EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 404);
+  EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(m)).status, 404);
+  EXPECT_EQ(c.get("/v2/web/app/tags/list").json()["tags"], Json::array());
+
+  // A blob pushed to another repository does not count either.
+  ASSERT_EQ(d.cli("repo create web/other").code, 0);
+  std::string layer = "layer in the other repository";
+  ASSERT_EQ(c.push_blob("web/other", layer).status, 201);
+  std::string m2 = image_manifest(config, {layer});
+  auto put2 = c.put_manifest("web/app", "v1", m2, kOciManifestType);
+  EXPECT_EQ(put2.status, 400) << put2.describe();
+  EXPECT_EQ(put2.oci_code(), "MANIFEST_BLOB_UNKNOWN");
+  // Missing config blob.
+  std::string m3 = image_manifest(image_config("amd64", "unpushed"), {});
+  auto put3 = c.put_manifest("web/app", "v1", m3, kOciManifestType);
+  EXPECT_EQ(put3.status, 400) << put3.describe();
+  EXPECT_EQ(put3.oci_code(), "MANIFEST_BLOB_UNKNOWN");
+  EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 404);
+}
+
+TEST_F(BadInputTest, IndexReferencingMissingManifestIsNotStored) {
+  Json idx = Json::object();
+  idx["schemaVersion"] = 2;
+  idx["mediaType"] = kOciIndexType;
+  idx["manifests"] =
+      Json::array({descriptor(kOciManifestType, image_manifest(image_config(), {}))});
+  std::string body = idx.dump();
+  auto put = c.put_manifest("web/app", "multi", body, kOciIndexType);
+  EXPECT_EQ(put.status, 400) << put.describe();
+  EXPECT_EQ(put.oci_code(), "MANIFEST_BLOB_UNKNOWN");
+  EXPECT_EQ(c.get("/v2/web/app/manifests/multi").status, 404);
+  EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(body)).status, 404);
+}
+
+TEST_F(BadInputTest, MalformedManifestsAreManifestInvalid) {
+  std::string config = image_config();
+  ASSERT_EQ(c.push_blob("web/app", config).status, 201);
+  Json no_config =
+      Json{{"schemaVersion", 2}, {"mediaType", kOciManifestType}, {"layers", Json::array()}};
+  Json layers_not_array = Json::parse(image_manifest(config, {}));
+  layers_not_array["layers"] = "nope";
+  Json bad_digest = Json::parse(image_manifest(config, {}));
+  bad_digest["config"]["digest"] = "sha256:nothex";
+  for (const std::string& body :
+       {std::string("{"), std::string("not json at all"), std::string("[1,2,3]"), std::string(""),
+        no_config.dump(), layers_not_array.dump(), bad_digest.dump()}) {
+    auto put = c.put_manifest("web/app", "v1", body, kOciManifestType);
+    EXPECT_EQ(put.status, 400) << body << "\n" << put.describe();
+    EXPECT_EQ(put.oci_code(), "MANIFEST_INVALID") << body;
+  }
+  // mediaType in the body contradicting Content-Type.
+  std::string m = image_manifest(config, {});
+  auto mismatch = c.put_manifest("web/app", "v1", m, kDockerManifestType);
+  EXPECT_EQ(mismatch.status, 400) << mismatch.describe();
+  EXPECT_EQ(mismatch.oci_code(), "MANIFEST_INVALID");
+  EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 404);
+  // Pushed by a digest that is not the body's.
+  auto wrong = c.put_manifest("web/app", sha256_digest("other"), m, kOciManifestType);
+  EXPECT_EQ(wrong.status, 400) << wrong.describe();
+  EXPECT_EQ(wrong.oci_code(), "DIGEST_INVALID");
+  EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(m)).status, 404);
+}
+
+TEST_F(BadInputTest, ManifestOverFourMiBIs413) {
+  std::string config = image_config();
+  ASSERT_EQ(c.push_blob("web/app", config).status, 201);
+  Json m = Json::parse(image_manifest(config, {}));
+  m["annotations"] = Json{{"pad", std::string(4 * 1024 * 1024, 'p')}};
+  std::string body = m.dump();
+  ASSERT_GT(body.size(), 4u * 1024 * 1024);
+  auto put = c.put_manifest("web/app", "big", body, kOciManifestType);
+  EXPECT_EQ(put.status, 413) << put.describe();
+  EXPECT_FALSE(put.oci_code().empty()) << put.body;
+  EXPECT_EQ(c.get("/v2/web/app/manifests/big").status, 404);
+  EXPECT_EQ(c.get("/v2/").status, 200);
+}
+
+TEST_F(BadInputTest, InvalidRepositoryNamesAreNameInvalid) {
+  for (const std::string& name :
+       {std::string("../x"), std::string("Upper/Case"), std::string("web/App"),
+        std::string("web//app"), std::string("-web/app"), std::string("web/app-"),
+        std::string("%2e%2e/x")}) {
+    for (const std::string& path : {"/v2/" + name + "/manifests/v1", "/v2/" + name + "/tags/list",
+                                    "/v2/" + name + "/blobs/" + sha256_digest("x")}) {
+      auto r = c.get(path);
+      EXPECT_EQ(r.status, 400) << path << "\n" << r.describe();
+      EXPECT_EQ(r.oci_code(), "NAME_INVALID") << path;
+    }
+    auto post = c.request("POST", "/v2/" + name + "/blobs/uploads/");
+    EXPECT_EQ(post.status, 400) << name << "\n" << post.describe();
+    EXPECT_EQ(post.oci_code(), "NAME_INVALID") << name;
+  }
+  auto cli = d.cli("repo create Upper/Case");
+  EXPECT_NE(cli.code, 0);
+  EXPECT_NE(cli.err.find("invalid repository name"), std::string::npos) << cli.all();
+  EXPECT_EQ(c.get("/v2/_catalog").json()["repositories"], Json::array({"web/app"}));
+}
+
+TEST_F(BadInputTest, InvalidTagsAreTagInvalid) {
+  std::string config = image_config();
+  ASSERT_EQ(c.push_blob("web/app", config).status, 201);
+  std::string m = image_manifest(config, {});
+  for (const std::string& tag :
+       {std::string("-leading-dash"), std::string(".dot"), std::string(129, 't'),
+        std::string("a+b"), std::string("%20space")}) {
+    auto put = c.put_manifest("web/app", tag, m, kOciManifestType);
+    EXPECT_EQ(put.status, 400) << tag << "\n" << put.describe();
+    EXPECT_EQ(put.oci_code(), "TAG_INVALID") << tag;
+    auto get = c.get("/v2/web/app/manifests/" + tag);
+    EXPECT_EQ(get.status, 400) << tag << "\n" << get.describe();
+    EXPECT_EQ(get.oci_code(), "TAG_INVALID") << tag;
+  }
+  // 128 characters is the limit, and allowed.
+  std::string longest(128, 't');
+  EXPECT_EQ(c.put_manifest("web/app", longest, m, kOciManifestType).status, 201);
+  EXPECT_EQ(c.get("/v2/web/app/tags/list").json()["tags"], Json::array({longest}));
+}
+
+TEST_F(BadInputTest, UnsupportedMethodsAre405) {
+  auto r = c.request("PATCH", "/v2/web/app/manifests/v1", "{}");
+  EXPECT_EQ(r.status, 405) << r.describe();
+  EXPECT_EQ(r.oci_code(), "UNSUPPORTED");
+  auto cat = c.request("DELETE", "/v2/_catalog");
+  EXPECT_EQ(cat.status, 405) << cat.describe();
+  auto tags = c.request("PUT", "/v2/web/app/tags/list", "");
+  EXPECT_EQ(tags.status, 405) << tags.describe();
+}
+
+}  // namespace
+}  // namespace berth::test
