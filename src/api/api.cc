@@ -72,6 +72,12 @@ Json image_json(const store::ImageSummary& s) {
   return j;
 }
 
+// Not a coroutine and no aggregate or Error temporaries in co_await expressions: GCC 12
+// mis-copies those. Callers pass a code and a string.
+awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {
+  return ex.send(error_response(Error(code, std::move(message))));
+}
+
 // Built outside coroutines: GCC 12 miscompiles brace-initialised string literals in them.
 Json object_with(const std::string& key, Json value) {
   Json j = Json::object();
@@ -119,26 +125,25 @@ awaitable<void> Api::handle(http::Exchange& ex) {
       }
       registry::RepositorySpec spec;
       if (!j->is_object() || !j->contains("name") || !(*j)["name"].is_string()) {
-        co_return co_await ex.send(
-            error_response(Error(Errc::InvalidArgument, "body must be {\"name\": \"...\"}")));
+        co_return co_await reply_error(ex, Errc::InvalidArgument,
+                                       "body must be {\"name\": \"...\"}");
       }
       spec.name = (*j)["name"].get<std::string>();
       if (auto it = j->find("immutable_tags"); it != j->end()) {
         if (!it->is_boolean()) {
-          co_return co_await ex.send(
-              error_response(Error(Errc::InvalidArgument, "immutable_tags must be true or false")));
+          co_return co_await reply_error(ex, Errc::InvalidArgument,
+                                         "immutable_tags must be true or false");
         }
         spec.immutable_tags = it->get<bool>();
       }
       if (auto it = j->find("mutable_tags"); it != j->end()) {
         if (!it->is_array()) {
-          co_return co_await ex.send(
-              error_response(Error(Errc::InvalidArgument, "mutable_tags must be a list")));
+          co_return co_await reply_error(ex, Errc::InvalidArgument, "mutable_tags must be a list");
         }
         for (const auto& g : *it) {
           if (!g.is_string()) {
-            co_return co_await ex.send(error_response(
-                Error(Errc::InvalidArgument, "mutable_tags must be a list of strings")));
+            co_return co_await reply_error(ex, Errc::InvalidArgument,
+                                           "mutable_tags must be a list of strings");
           }
           spec.mutable_tag_globs.push_back(g.get<std::string>());
         }
@@ -188,8 +193,7 @@ awaitable<void> Api::handle(http::Exchange& ex) {
     }
     co_return co_await ex.send(json_response(200, gc_json(*r)));
   }
-  co_await ex.send(
-      error_response(Error(Errc::NotFound, "no API endpoint " + ex.method_string() + " " + path)));
+  co_await reply_error(ex, Errc::NotFound, "no API endpoint " + ex.method_string() + " " + path);
 }
 
 }  // namespace berth::api

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <exception>
+#include <memory>
 #include <string>
 #include <type_traits>
 
@@ -16,26 +17,36 @@ using BlockingPool = asio::thread_pool;
 
 /// Runs fn() on the pool; the awaiting coroutine resumes on its own executor afterwards.
 /// Not a coroutine itself: it initiates a post to the pool whose completion is dispatched back
-/// to the caller's executor (its strand). R must be default-constructible.
+/// to the caller's executor. R must be default-constructible.
+///
+/// The function object travels as a raw pointer: Asio 1.74 passes initiation arguments
+/// through a coroutine's by-value parameters, which GCC 12 copies bitwise, so a captured
+/// std::string would end up pointing into the caller's frame (seen under ASan). The job is
+/// destroyed on the pool thread before the caller resumes.
 template <class F>
 auto run_blocking(BlockingPool& pool, F&& fn) -> awaitable<std::invoke_result_t<F>> {
   using R = std::invoke_result_t<F>;
+  using Fn = std::decay_t<F>;
+  Fn* job = new Fn(std::forward<F>(fn));
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, R)>(
-      [&pool](auto handler, std::decay_t<F> f) {
-        asio::post(pool, [h = std::move(handler), f = std::move(f)]() mutable {
+      [&pool, job](auto handler) {
+        asio::post(pool, [h = std::move(handler), job]() mutable {
+          std::unique_ptr<Fn> owned(job);
           std::exception_ptr ep;
           R r{};
           try {
-            r = f();
+            r = (*owned)();
           } catch (...) {
             ep = std::current_exception();
           }
+          owned.reset();
           auto ex = asio::get_associated_executor(h);
-          asio::dispatch(
-              ex, [h = std::move(h), ep, r = std::move(r)]() mutable { h(ep, std::move(r)); });
+          asio::dispatch(ex, [h = std::move(h), ep, r = std::move(r)]() mutable {
+            h(ep, std::move(r));
+          });
         });
       },
-      use_awaitable, std::forward<F>(fn));
+      use_awaitable);
 }
 
 /// Reports an exception that escaped a top-level coroutine: a bug, counted and logged.

@@ -283,12 +283,18 @@ struct Registry::Impl {
     co_return r;
   }
 
-  awaitable<void> fail(http::Exchange& ex, OciFailure f) {
-    if (f.code == Oci::Unknown) {
+  // Not coroutines, and no aggregate arguments: GCC 12 mis-copies aggregates (and lambdas)
+  // that appear in a co_await expression. Callers pass an enum and a string.
+  awaitable<void> fail(http::Exchange& ex, Oci code, std::string message) {
+    if (code == Oci::Unknown) {
       log->error("request failed id={} path={} error={}", ex.context().request_id, ex.path(),
-                 f.message);
+                 message);
     }
-    co_await ex.send(oci_error_response(f));
+    return ex.send(oci_error_response(OciFailure{code, std::move(message), {}}));
+  }
+  awaitable<void> fail_error(http::Exchange& ex, const Error& e, Oci not_found = Oci::NameUnknown) {
+    OciFailure f = from_error(e, not_found);
+    return fail(ex, f.code, std::move(f.message));
   }
 
   // ---- dispatch ---------------------------------------------------------------------------
@@ -298,7 +304,7 @@ struct Registry::Impl {
     auto m = ex.method();
     using V = bhttp::verb;
     if (r.kind == Route::Bad) {
-      co_return co_await fail(ex, {Oci::NameInvalid, "unknown registry path " + ex.path(), {}});
+      co_return co_await fail(ex, Oci::NameInvalid, "unknown registry path " + ex.path());
     }
     if (r.kind == Route::Base) {
       auto res = base_response(200);
@@ -313,7 +319,7 @@ struct Registry::Impl {
       co_return co_await catalog(ex);
     }
     if (auto s = oci::validate_repository_name(r.name); !s) {
-      co_return co_await fail(ex, {Oci::NameInvalid, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::NameInvalid, s.error().message());
     }
     switch (r.kind) {
       case Route::Tags:
@@ -382,15 +388,15 @@ struct Registry::Impl {
                                                                     std::string name,
                                                                     std::string action) {
     if (auto s = authorize(ex.context(), action, "repository/" + name); !s) {
-      co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_await fail(ex, Oci::Denied, s.error().message());
       co_return nullptr;
     }
     auto repo = co_await find_repo(name);
     if (!repo) {
       if (repo.error().code() == Errc::NotFound) {
-        co_await fail(ex, {Oci::NameUnknown, "repository " + name + " does not exist", {}});
+        co_await fail(ex, Oci::NameUnknown, "repository " + name + " does not exist");
       } else {
-        co_await fail(ex, from_error(repo.error()));
+        co_await fail_error(ex, repo.error());
       }
       co_return nullptr;
     }
@@ -400,12 +406,12 @@ struct Registry::Impl {
   awaitable<std::shared_ptr<const store::Repository>> repo_for_write(http::Exchange& ex,
                                                                      std::string name) {
     if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-      co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_await fail(ex, Oci::Denied, s.error().message());
       co_return nullptr;
     }
     auto repo = co_await repo_for_push(name);
     if (!repo) {
-      co_await fail(ex, from_error(repo.error()));
+      co_await fail_error(ex, repo.error());
       co_return nullptr;
     }
     co_return *repo;
@@ -415,18 +421,18 @@ struct Registry::Impl {
 
   awaitable<void> catalog(http::Exchange& ex) {
     if (auto s = authorize(ex.context(), "registry:ListRepositories", "repository/*"); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto n = parse_n(ex.query("n"));
     if (!n) {
-      co_return co_await fail(ex, {Oci::Unsupported, "n must be a non-negative integer", {}});
+      co_return co_await fail(ex, Oci::Unsupported, "n must be a non-negative integer");
     }
     std::string last = ex.query("last").value_or("");
     int limit = *n < 0 ? -1 : *n + 1;
     auto job4 = [this, last, limit] { return store.list_repositories(last, limit); };
     auto repos = co_await run_blocking(pool, std::move(job4));
     if (!repos) {
-      co_return co_await fail(ex, from_error(repos.error()));
+      co_return co_await fail_error(ex, repos.error());
     }
     Json names = Json::array();
     bool more = *n >= 0 && static_cast<int>(repos->size()) > *n;
@@ -450,7 +456,7 @@ struct Registry::Impl {
     }
     auto n = parse_n(ex.query("n"));
     if (!n) {
-      co_return co_await fail(ex, {Oci::Unsupported, "n must be a non-negative integer", {}});
+      co_return co_await fail(ex, Oci::Unsupported, "n must be a non-negative integer");
     }
     std::string last = ex.query("last").value_or("");
     int limit = *n < 0 ? -1 : *n + 1;
@@ -458,7 +464,7 @@ struct Registry::Impl {
     auto job5 = [this, id, last, limit] { return store.list_tags(id, last, limit); };
     auto tags = co_await run_blocking(pool, std::move(job5));
     if (!tags) {
-      co_return co_await fail(ex, from_error(tags.error()));
+      co_return co_await fail_error(ex, tags.error());
     }
     bool more = *n >= 0 && static_cast<int>(tags->size()) > *n;
     if (more) {
@@ -506,10 +512,10 @@ struct Registry::Impl {
     if (oci::is_digest_reference(reference)) {
       auto d = oci::Digest::parse(reference);
       if (!d) {
-        co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+        co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
       }
     } else if (auto t = oci::validate_tag(reference); !t) {
-      co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+      co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
     }
     auto repo = co_await repo_for_read(ex, name, "registry:Pull");
     if (!repo) {
@@ -518,11 +524,10 @@ struct Registry::Impl {
     auto m = co_await lookup_manifest(*repo, reference);
     if (!m) {
       if (m.error().code() == Errc::NotFound) {
-        co_return co_await fail(
-            ex,
-            {Oci::ManifestUnknown, "manifest " + reference + " unknown to repository " + name, {}});
+        co_return co_await fail(ex, Oci::ManifestUnknown,
+                                "manifest " + reference + " unknown to repository " + name);
       }
-      co_return co_await fail(ex, from_error(m.error()));
+      co_return co_await fail_error(ex, m.error());
     }
     const auto& cm = **m;
     auto res = base_response(200);
@@ -540,14 +545,13 @@ struct Registry::Impl {
       auto d = oci::Digest::parse(reference);
       if (!d) {
         co_return co_await fail(
-            ex, {d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
-                 d.error().message(),
-                 {}});
+            ex, d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
+            d.error().message());
       }
       want = *d;
     } else {
       if (auto t = oci::validate_tag(reference); !t) {
-        co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+        co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
       }
       tag = reference;
     }
@@ -558,26 +562,22 @@ struct Registry::Impl {
     auto body = co_await ex.read_all(opts.max_manifest_bytes);
     if (!body) {
       if (body.error().code() == Errc::ResourceExhausted) {
-        co_return co_await fail(ex, {Oci::ManifestTooBig,
-                                     "manifest exceeds the limit of " +
-                                         std::to_string(opts.max_manifest_bytes) + " bytes",
-                                     {}});
+        co_return co_await fail(
+            ex, Oci::ManifestTooBig,
+            "manifest exceeds the limit of " + std::to_string(opts.max_manifest_bytes) + " bytes");
       }
-      co_return co_await fail(ex, {Oci::ManifestInvalid, body.error().message(), {}});
+      co_return co_await fail(ex, Oci::ManifestInvalid, body.error().message());
     }
     oci::Digest digest = oci::Digest::sha256_of(*body);
     if (want && *want != digest) {
-      co_return co_await fail(ex,
-                              {Oci::DigestInvalid,
-                               "manifest digest " + digest.str() + " does not match " + want->str(),
-                               {}});
+      co_return co_await fail(ex, Oci::DigestInvalid,
+                              "manifest digest " + digest.str() + " does not match " + want->str());
     }
     auto parsed = oci::parse_manifest(*body, ex.header(bhttp::field::content_type));
     if (!parsed) {
       co_return co_await fail(
-          ex, {parsed.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::ManifestInvalid,
-               parsed.error().message(),
-               {}});
+          ex, parsed.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::ManifestInvalid,
+          parsed.error().message());
     }
     store::ManifestRecord rec;
     rec.digest = digest.str();
@@ -636,12 +636,12 @@ struct Registry::Impl {
     if (!put) {
       const auto& e = put.error();
       if (e.code() == Errc::FailedPrecondition) {
-        co_return co_await fail(ex, {Oci::ManifestBlobUnknown, e.message(), {}});
+        co_return co_await fail(ex, Oci::ManifestBlobUnknown, e.message());
       }
       if (e.code() == Errc::PermissionDenied) {
-        co_return co_await fail(ex, {Oci::Denied, e.message(), {}});
+        co_return co_await fail(ex, Oci::Denied, e.message());
       }
-      co_return co_await fail(ex, from_error(e));
+      co_return co_await fail_error(ex, e);
     }
     invalidate_repo(name);
     log->info("manifest stored repo={} ref={} digest={} media_type={} bytes={}", name, reference,
@@ -658,30 +658,30 @@ struct Registry::Impl {
 
   awaitable<void> delete_manifest(http::Exchange& ex, std::string name, std::string reference) {
     if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto repo = co_await find_repo(name);
     if (!repo) {
-      co_return co_await fail(ex, {Oci::NameUnknown, repo.error().message(), {}});
+      co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
     }
     int64_t id = (*repo)->id;
     Status s;
     if (oci::is_digest_reference(reference)) {
       auto d = oci::Digest::parse(reference);
       if (!d) {
-        co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+        co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
       }
       auto job9 = [this, id, reference] { return store.delete_manifest(id, reference); };
       s = co_await run_blocking(pool, std::move(job9));
     } else {
       if (auto t = oci::validate_tag(reference); !t) {
-        co_return co_await fail(ex, {Oci::TagInvalid, t.error().message(), {}});
+        co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
       }
       auto job10 = [this, id, reference] { return store.delete_tag(id, reference); };
       s = co_await run_blocking(pool, std::move(job10));
     }
     if (!s) {
-      co_return co_await fail(ex, from_error(s.error(), Oci::ManifestUnknown));
+      co_return co_await fail_error(ex, s.error(), Oci::ManifestUnknown);
     }
     invalidate_repo(name);
     log->info("manifest deleted repo={} ref={}", name, reference);
@@ -691,7 +691,7 @@ struct Registry::Impl {
   awaitable<void> referrers(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
     }
     auto repo = co_await repo_for_read(ex, name, "registry:Pull");
     if (!repo) {
@@ -701,7 +701,7 @@ struct Registry::Impl {
     auto job11 = [this, id, digest] { return store.referrers(id, digest); };
     auto refs = co_await run_blocking(pool, std::move(job11));
     if (!refs) {
-      co_return co_await fail(ex, from_error(refs.error()));
+      co_return co_await fail_error(ex, refs.error());
     }
     auto filter = ex.query("artifactType");
     Json list = Json::array();
@@ -733,7 +733,7 @@ struct Registry::Impl {
   awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
     }
     auto repo = co_await repo_for_read(ex, name, "registry:Pull");
     if (!repo) {
@@ -741,7 +741,7 @@ struct Registry::Impl {
     }
     auto size = co_await linked_size(repo->id, digest);
     if (!size) {
-      co_return co_await fail(ex, from_error(size.error(), Oci::BlobUnknown));
+      co_return co_await fail_error(ex, size.error(), Oci::BlobUnknown);
     }
     uint64_t total = static_cast<uint64_t>(*size);
     uint64_t from = 0, to = total == 0 ? 0 : total - 1;
@@ -804,8 +804,7 @@ struct Registry::Impl {
     if (!fd) {
       log->error("blob file missing repo={} digest={} error={}", name, digest,
                  fd.error().message());
-      co_return co_await fail(
-          ex, {Oci::BlobUnknown, "blob " + digest + " is missing from storage", {}});
+      co_return co_await fail(ex, Oci::BlobUnknown, "blob " + digest + " is missing from storage");
     }
     co_await ex.send_file(std::move(res), *fd, from, length);
     ::close(*fd);
@@ -814,20 +813,20 @@ struct Registry::Impl {
   awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, {Oci::DigestInvalid, d.error().message(), {}});
+      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
     }
     if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto repo = co_await find_repo(name);
     if (!repo) {
-      co_return co_await fail(ex, {Oci::NameUnknown, repo.error().message(), {}});
+      co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
     }
     int64_t id = (*repo)->id;
     auto job12 = [this, id, digest] { return store.unlink_blob(id, digest); };
     auto s = co_await run_blocking(pool, std::move(job12));
     if (!s) {
-      co_return co_await fail(ex, from_error(s.error(), Oci::BlobUnknown));
+      co_return co_await fail_error(ex, s.error(), Oci::BlobUnknown);
     }
     {
       std::unique_lock lock(cache_mu);
@@ -911,13 +910,17 @@ struct Registry::Impl {
   awaitable<Status> receive(http::Exchange& ex, UploadPtr up) {
     constexpr size_t kChunk = 1 << 20;
     std::unique_ptr<char[]> buf(new char[kChunk]);
+    std::optional<Error> broken;
     while (true) {
       size_t filled = 0;
       bool end = false;
       while (filled < kChunk) {
         auto n = co_await ex.read_some(buf.get() + filled, kChunk - filled);
         if (!n) {
-          co_return n.error();
+          // Keep what did arrive (a client resumes from the Range we report), then fail.
+          broken = n.error();
+          end = true;
+          break;
         }
         if (*n == 0) {
           end = true;
@@ -951,6 +954,9 @@ struct Registry::Impl {
           co_return w;
         }
       }
+      if (broken) {
+        co_return *broken;
+      }
       if (end) {
         co_return ok();
       }
@@ -968,9 +974,12 @@ struct Registry::Impl {
       auto d = oci::Digest::parse(*mount);
       if (d) {
         bool may_read = authorize(ex.context(), "registry:Pull", "repository/" + *from).has_value();
-        auto src = may_read ? co_await find_repo(*from)
-                            : Result<std::shared_ptr<const store::Repository>>(
-                                  Error(Errc::PermissionDenied, "denied"));
+        // (No co_await inside ?: — GCC 12 double-frees its temporaries.)
+        Result<std::shared_ptr<const store::Repository>> src =
+            Error(Errc::PermissionDenied, "denied");
+        if (may_read) {
+          src = co_await find_repo(*from);
+        }
         if (src) {
           auto size = co_await linked_size((*src)->id, *mount);
           if (size) {
@@ -999,7 +1008,7 @@ struct Registry::Impl {
     auto job16 = [this, up] { return blobs.create_upload(up->id, up->repo); };
     auto fd = co_await run_blocking(pool, std::move(job16));
     if (!fd) {
-      co_return co_await fail(ex, from_error(fd.error()));
+      co_return co_await fail_error(ex, fd.error());
     }
     up->fd = *fd;
     auto digest = ex.query("digest");
@@ -1021,14 +1030,14 @@ struct Registry::Impl {
 
   awaitable<void> upload_error(http::Exchange& ex, const Error& e) {
     if (e.code() == Errc::Conflict) {
-      co_return co_await fail(ex, {Oci::BlobUploadInvalid, e.message(), {}});
+      co_return co_await fail(ex, Oci::BlobUploadInvalid, e.message());
     }
-    co_await fail(ex, from_error(e, Oci::BlobUploadUnknown));
+    co_await fail_error(ex, e, Oci::BlobUploadUnknown);
   }
 
   awaitable<void> upload_status(http::Exchange& ex, std::string name, std::string id) {
     if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto up = co_await claim_upload(name, id);
     if (!up) {
@@ -1040,7 +1049,7 @@ struct Registry::Impl {
 
   awaitable<void> patch_upload(http::Exchange& ex, std::string name, std::string id) {
     if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto claimed = co_await claim_upload(name, id);
     if (!claimed) {
@@ -1078,14 +1087,14 @@ struct Registry::Impl {
     auto s = co_await receive(ex, up);
     release(up);
     if (!s) {
-      co_return co_await fail(ex, {Oci::BlobUploadInvalid, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::BlobUploadInvalid, s.error().message());
     }
     co_await ex.send(upload_accepted(name, *up, 202));
   }
 
   awaitable<void> put_upload(http::Exchange& ex, std::string name, std::string id) {
     if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto claimed = co_await claim_upload(name, id);
     if (!claimed) {
@@ -1094,8 +1103,7 @@ struct Registry::Impl {
     auto digest = ex.query("digest");
     if (!digest) {
       release(*claimed);
-      co_return co_await fail(ex,
-                              {Oci::DigestInvalid, "the digest query parameter is required", {}});
+      co_return co_await fail(ex, Oci::DigestInvalid, "the digest query parameter is required");
     }
     co_await finish_upload(ex, name, *claimed, *digest);
   }
@@ -1108,15 +1116,14 @@ struct Registry::Impl {
     if (!d) {
       drop(up);
       co_return co_await fail(
-          ex, {d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
-               d.error().message(),
-               {}});
+          ex, d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
+          d.error().message());
     }
     auto s = co_await receive(ex, up);
     if (!s) {
       drop(up);
-      co_return co_await fail(
-          ex, {Oci::BlobUploadInvalid, "upload " + up->id + " failed: " + s.error().message(), {}});
+      co_return co_await fail(ex, Oci::BlobUploadInvalid,
+                              "upload " + up->id + " failed: " + s.error().message());
     }
     std::string actual;
     if (up->hash) {
@@ -1126,16 +1133,15 @@ struct Registry::Impl {
       auto h = co_await run_blocking(pool, std::move(job17));
       if (!h) {
         drop(up);
-        co_return co_await fail(ex, from_error(h.error()));
+        co_return co_await fail_error(ex, h.error());
       }
       actual = *h;
     }
     if (actual != d->hex) {
       drop(up);
-      co_return co_await fail(ex, {Oci::DigestInvalid,
-                                   "blob digest sha256:" + actual + " does not match " +
-                                       digest_text + " (" + std::to_string(up->size) + " bytes)",
-                                   {}});
+      co_return co_await fail(ex, Oci::DigestInvalid,
+                              "blob digest sha256:" + actual + " does not match " + digest_text +
+                                  " (" + std::to_string(up->size) + " bytes)");
     }
     std::string hex = d->hex, dg = d->str();
     int64_t size = static_cast<int64_t>(up->size), repo_id = up->repo_id;
@@ -1156,7 +1162,7 @@ struct Registry::Impl {
     }
     if (!c) {
       blobs.remove_upload(up->id);
-      co_return co_await fail(ex, from_error(c.error()));
+      co_return co_await fail_error(ex, c.error());
     }
     log->info("blob committed repo={} digest={} bytes={}", name, dg, size);
     auto res = base_response(201);
@@ -1167,7 +1173,7 @@ struct Registry::Impl {
 
   awaitable<void> cancel_upload(http::Exchange& ex, std::string name, std::string id) {
     if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-      co_return co_await fail(ex, {Oci::Denied, s.error().message(), {}});
+      co_return co_await fail(ex, Oci::Denied, s.error().message());
     }
     auto up = co_await claim_upload(name, id);
     if (!up) {
