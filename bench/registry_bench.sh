@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# registry_bench.sh: berthd side by side with CNCF distribution (Debian `docker-registry`).
+#
+# Same machine, same images, same client (skopeo for push/pull, wrk for request rates).
+# Prints a markdown table of medians; raw samples go to bench/out/ (git-ignored).
+#
+# Usage: bench/registry_bench.sh [--quick] [--no-build] [--only push|small|wrk|rss|huge]...
+# Environment knobs (defaults in brackets):
+#   RUNS [3]            repetitions per measurement (the median is reported)
+#   BIG_LAYERS [4]      layers in the big image;  BIG_MB [50] MB of random data per layer
+#   SMALL_LAYERS [50]   layers in the small image; SMALL_KB [32] KB of random data per layer
+#   HUGE_MB [1024]      size of the single-layer image used for the peak-RSS push
+#   WRK_THREADS [1] WRK_CONNS [32] WRK_SECS [10]
+#   ACCESS_LOG [0]      1: run berthd with its access log on (default off: --no-access-log)
+#   BUILD_DIR [build-bench]  berth build dir (built with CMake Release unless --no-build)
+#   OUT [bench/out]     where data dirs and raw results go; IMAGES [$OUT/images] image cache
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+RUNS=${RUNS:-3}
+BIG_LAYERS=${BIG_LAYERS:-4}
+BIG_MB=${BIG_MB:-50}
+SMALL_LAYERS=${SMALL_LAYERS:-50}
+SMALL_KB=${SMALL_KB:-32}
+HUGE_MB=${HUGE_MB:-1024}
+WRK_THREADS=${WRK_THREADS:-1}
+WRK_CONNS=${WRK_CONNS:-32}
+WRK_SECS=${WRK_SECS:-10}
+ACCESS_LOG=${ACCESS_LOG:-0}
+BUILD_DIR=${BUILD_DIR:-$root/build-bench}
+OUT=${OUT:-$here/out}
+PORT_DIST=${PORT_DIST:-5301}
+PORT_BERTH=${PORT_BERTH:-5302}
+REPO=bench/img
+do_build=1
+only=()
+while (($#)); do
+  case $1 in
+    --quick) RUNS=1 BIG_MB=10 HUGE_MB=128 WRK_SECS=3 ;;
+    --no-build) do_build=0 ;;
+    --only) only+=("$2"); shift ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { ((${#only[@]} == 0)) && return 0; local o; for o in "${only[@]}"; do [[ $o == "$1" ]] && return 0; done; return 1; }
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ---------------------------------------------------------------- prerequisites
+need_pkgs=()
+for pair in docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skopeo umoci:umoci curl:curl jq:jq; do
+  command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair#*:}")
+done
+if ((${#need_pkgs[@]})); then
+  log "installing ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+# The Debian package may start its own registry on :5000; we never use that one.
+
+if ((do_build)); then
+  log "building berthd and berth (Release) in $BUILD_DIR"
+  cmake -S "$root" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$BUILD_DIR" -j2 --target berthd berth >/dev/null
+fi
+BERTHD=$BUILD_DIR/bin/berthd
+BERTH=$BUILD_DIR/bin/berth
+[[ -x $BERTHD && -x $BERTH ]] || { echo "no berthd in $BUILD_DIR/bin" >&2; exit 1; }
+
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+RAW=$OUT/raw.tsv
+: >"$RAW"
+TMP=$(mktemp -d "$OUT/tmp.XXXXXX")
+SERVER_PID=""
+declare -A PIDS=()
+SAMPLER_PID=""
+
+cleanup() {
+  [[ -n $SAMPLER_PID ]] && kill "$SAMPLER_PID" 2>/dev/null || true
+  local p
+  for p in "${PIDS[@]}"; do
+    kill "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- images
+IMAGES=${IMAGES:-$OUT/images}
+mkdir -p "$IMAGES"
+image() {  # image NAME LAYERS BYTES FILES: cached OCI layout $IMAGES/NAME:latest
+  local name=$1 stamp="$IMAGES/$1.stamp" spec="$2 $3 ${4:-1}"
+  if [[ -f $stamp && $(cat "$stamp") == "$spec" ]]; then return; fi
+  log "building image $name ($2 layers x $3 bytes)"
+  rm -rf "${IMAGES:?}/$name"
+  "$here/make_image.sh" "$IMAGES/$name" latest "$2" "$3" "${4:-1}"
+  echo "$spec" >"$stamp"
+}
+layout_bytes() { find "$IMAGES/$1/blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
+
+want push && image big "$BIG_LAYERS" $((BIG_MB * 1000 * 1000))
+want small && image small "$SMALL_LAYERS" $((SMALL_KB * 1024)) 4
+want huge && image huge 1 $((HUGE_MB * 1024 * 1024))
+if want wrk || want rss; then image big "$BIG_LAYERS" $((BIG_MB * 1000 * 1000)); fi
+
+# ---------------------------------------------------------------- servers
+port_of() { [[ $1 == dist ]] && echo "$PORT_DIST" || echo "$PORT_BERTH"; }
+
+start_server() {  # start_server dist|berth DATADIR
+  local kind=$1 data=$2 port
+  port=$(port_of "$kind")
+  mkdir -p "$data"
+  if [[ $kind == dist ]]; then
+    cat >"$data.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $data
+http:
+  addr: 127.0.0.1:$port
+EOF
+    docker-registry serve "$data.yml" 2>>"$OUT/dist.stderr" &
+  else
+    local extra=(--no-access-log)
+    ((ACCESS_LOG)) && extra=()
+    "$BERTHD" --data "$data" --listen "127.0.0.1:$port" "${extra[@]}" 2>>"$OUT/berth.stderr" &
+  fi
+  SERVER_PID=$!
+  PIDS[$kind]=$SERVER_PID
+  local i
+  for ((i = 0; i < 100; i++)); do
+    if curl -fs -o /dev/null "http://127.0.0.1:$port/v2/"; then break; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { echo "$kind died on start" >&2; exit 1; }
+    sleep 0.1
+  done
+  ((i < 100)) || { echo "$kind did not answer /v2/" >&2; exit 1; }
+  if [[ $kind == berth ]]; then
+    "$BERTH" --server "http://127.0.0.1:$port" repo create "$REPO" >/dev/null
+  fi
+}
+
+stop_server() {  # stop_server [KIND]: the named server, else the last one started
+  local pid=$SERVER_PID k
+  [[ -n ${1:-} ]] && pid=${PIDS[$1]:-}
+  [[ -n $pid ]] || return 0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for k in "${!PIDS[@]}"; do [[ ${PIDS[$k]} == "$pid" ]] && unset "PIDS[$k]"; done
+  [[ $pid == "$SERVER_PID" ]] && SERVER_PID=""
+  return 0
+}
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+now_ns() { date +%s%N; }
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }  # server metric value
+
+push() {  # push KIND IMAGE TAG -> seconds
+  local port t0 t1
+  port=$(port_of "$1")
+  t0=$(now_ns)
+  skopeo copy -q --dest-tls-verify=false "oci:$IMAGES/$2:latest" \
+    "docker://127.0.0.1:$port/$REPO:$3" >/dev/null
+  t1=$(now_ns)
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
+}
+
+pull() {  # pull KIND TAG -> seconds
+  local port t0 t1 dst
+  port=$(port_of "$1")
+  dst=$(mktemp -d "$TMP/pull.XXXXXX")
+  t0=$(now_ns)
+  skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/$REPO:$2" \
+    "oci:$dst/img:latest" >/dev/null
+  t1=$(now_ns)
+  rm -rf "$dst"
+  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
+}
+
+SERVERS=(dist berth)
+
+# ---------------------------------------------------------------- 1+2: push/pull
+if want push || want small; then
+  for ((run = 1; run <= RUNS; run++)); do
+    for kind in "${SERVERS[@]}"; do
+      data=$TMP/$kind-run$run
+      start_server "$kind" "$data"
+      sleep 1
+      record "$kind" idle_rss_kb "$(rss_kb "$SERVER_PID")"
+      if want push; then
+        s=$(push "$kind" big big); record "$kind" big_push_s "$s"
+        s2=$(pull "$kind" big); record "$kind" big_pull_s "$s2"
+        log "$kind run $run: big push ${s}s pull ${s2}s (load $(loadavg))"
+      fi
+      if want small; then
+        s=$(push "$kind" small small); record "$kind" small_push_s "$s"
+        s2=$(pull "$kind" small); record "$kind" small_pull_s "$s2"
+        log "$kind run $run: small push ${s}s pull ${s2}s"
+      fi
+      stop_server
+      rm -rf "$data" "$data.yml"
+    done
+  done
+fi
+
+# ---------------------------------------------------------------- 3: wrk
+to_ms() {  # 1.23ms | 456.00us | 1.20s -> ms
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+    else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
+}
+run_wrk() {  # run_wrk KIND NAME URL [wrk args] : one sample of NAME_rps and NAME_p99_ms
+  local kind=$1 name=$2 url=$3 f
+  shift 3
+  {
+    f=$OUT/wrk-$kind-$name-$run.txt
+    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_SECS}s" --latency "$@" "$url" >"$f"
+    local rps p99 non2xx
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
+    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$f")
+    [[ -z $non2xx ]] || log "WARNING: $kind $name: $non2xx non-2xx responses (see $f)"
+    record "$kind" "${name}_rps" "$rps"
+    record "$kind" "${name}_p99_ms" "$p99"
+    log "$kind $name run $run: ${rps} req/s p99 ${p99}ms (load $(loadavg))"
+  }
+}
+# wrk 4.1's response parser is not told the request was HEAD, so it waits for the
+# Content-Length bytes of a body that never comes and completes 0 requests. Blob HEADs are
+# therefore measured with ApacheBench (ab -i: HEAD, -k: keep-alive), same concurrency and
+# duration; its CSV percentiles give p99 with sub-millisecond resolution.
+run_ab_head() {  # run_ab_head KIND NAME URL : one sample of NAME_rps and NAME_p99_ms
+  local kind=$1 name=$2 url=$3 f
+  {
+    f=$OUT/ab-$kind-$name-$run.txt
+    ab -q -k -i -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 -e "$f.csv" "$url" >"$f" 2>&1
+    local rps p99 failed
+    rps=$(awk '/^Requests per second:/ {print $4}' "$f")
+    p99=$(awk -F, '$1 == "99" {printf "%.3f", $2}' "$f.csv")
+    failed=$(awk '/^(Failed requests|Non-2xx responses):/ {s += $NF} END {print s + 0}' "$f")
+    ((failed == 0)) || log "WARNING: $kind $name: $failed failed/non-2xx responses (see $f)"
+    record "$kind" "${name}_rps" "$rps"
+    record "$kind" "${name}_p99_ms" "$p99"
+    log "$kind $name run $run: ${rps} req/s p99 ${p99}ms (load $(loadavg))"
+  }
+}
+if want wrk || want rss; then
+  # Both servers up at once (distinct ports) so the runs can alternate between them: the
+  # machine may be shared, and alternating spreads any background load over both.
+  declare -A URL_M=() URL_B=()
+  first=$(jq -r '.manifests[0].digest' "$IMAGES/big/index.json")
+  layer=$(jq -r '.layers[0].digest' "$IMAGES/big/blobs/sha256/${first#sha256:}")
+  for kind in "${SERVERS[@]}"; do
+    start_server "$kind" "$TMP/$kind-wrk"
+    push "$kind" big big >/dev/null
+    base="http://127.0.0.1:$(port_of "$kind")/v2/$REPO"
+    URL_M[$kind]=$base/manifests/big
+    URL_B[$kind]=$base/blobs/$layer
+  done
+  if want wrk; then
+    for ((run = 1; run <= RUNS; run++)); do
+      for kind in "${SERVERS[@]}"; do
+        run_wrk "$kind" manifest_get "${URL_M[$kind]}" \
+          -H "Accept: application/vnd.oci.image.manifest.v1+json"
+        run_ab_head "$kind" blob_head "${URL_B[$kind]}"
+      done
+    done
+  fi
+  sleep 2
+  for kind in "${SERVERS[@]}"; do
+    record "$kind" loaded_idle_rss_kb "$(rss_kb "${PIDS[$kind]}")"
+    stop_server "$kind"
+    rm -rf "$TMP/$kind-wrk" "$TMP/$kind-wrk.yml"
+  done
+fi
+
+# ---------------------------------------------------------------- 4: RSS during a huge push
+if want huge; then
+  for ((run = 1; run <= RUNS; run++)); do
+    for kind in "${SERVERS[@]}"; do
+      data=$TMP/$kind-huge$run
+      start_server "$kind" "$data"
+      samples=$OUT/rss-$kind-huge-$run.txt
+      : >"$samples"
+      (
+        # every 100 ms, at most 20 minutes
+        for ((i = 0; i < 12000; i++)); do
+          r=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null) || break
+          echo "$r" >>"$samples"
+          sleep 0.1
+        done
+      ) &
+      SAMPLER_PID=$!
+      s=$(push "$kind" huge huge)
+      sleep 0.3
+      kill "$SAMPLER_PID" 2>/dev/null || true
+      wait "$SAMPLER_PID" 2>/dev/null || true
+      SAMPLER_PID=""
+      record "$kind" huge_push_s "$s"
+      record "$kind" huge_peak_rss_kb "$(sort -n "$samples" | tail -1)"
+      record "$kind" huge_start_rss_kb "$(head -1 "$samples")"
+      log "$kind run $run: ${HUGE_MB} MiB push ${s}s peak RSS $(sort -n "$samples" | tail -1) kB"
+      stop_server
+      rm -rf "$data" "$data.yml"
+    done
+  done
+fi
+
+LOAD_END=$(loadavg)
+# ---------------------------------------------------------------- report
+median() {  # median KIND METRIC
+  awk -F'\t' -v k="$1" -v m="$2" '$1 == k && $2 == m {print $3}' "$RAW" | sort -g |
+    awk '{v[NR] = $1} END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
+      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+fmt() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "") print "n/a"; else printf "%.*f", d, v }'; }
+# row LABEL DIST BERTH RATIO TARGET MET DECIMALS
+row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$7")" "$(fmt "$3" "$7")" "$4" "$5" "$6"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/) print "n/a"; else print (a + 0 >= b + 0 ? "yes" : "no") }'; }
+
+{
+  echo
+  echo "berth vs distribution ($(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -r), runs=$RUNS, medians;"
+  echo "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECS}s --latency; ab -k -i -c$WRK_CONNS -t$WRK_SECS; berthd access log: $([[ $ACCESS_LOG == 1 ]] && echo on || echo off))"
+  echo "load average at start: $LOAD_START, at end: $LOAD_END (2 cores: anything near 2 means other work shared the CPUs))"
+  echo
+  echo "| metric | distribution | berth | ratio (berth advantage) | target | met? |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  if want push; then
+    mb=$(awk -v b="$(layout_bytes big)" 'BEGIN {print b / 1e6}')
+    for op in push pull; do
+      d=$(median dist "big_${op}_s"); b=$(median berth "big_${op}_s")
+      dt=$(awk -v m="$mb" -v s="$d" 'BEGIN {if (s > 0) print m / s}')
+      bt=$(awk -v m="$mb" -v s="$b" 'BEGIN {if (s > 0) print m / s}')
+      r=$(ratio "$bt" "$dt")
+      row "${BIG_LAYERS}x${BIG_MB} MB image $op, MB/s (${d}s vs ${b}s)" "$dt" "$bt" "$r" ">= 1.5x" "$(ge "${r%x}" 1.5)" 1
+    done
+  fi
+  if want small; then
+    for op in push pull; do
+      d=$(median dist "small_${op}_s"); b=$(median berth "small_${op}_s")
+      r=$(ratio "$d" "$b")
+      row "${SMALL_LAYERS}-layer image $op, s" "$d" "$b" "$r" ">= 2x (half the time)" "$(ge "${r%x}" 2)" 2
+    done
+  fi
+  if want wrk; then
+    for m in manifest_get blob_head; do
+      d=$(median dist "${m}_rps"); b=$(median berth "${m}_rps")
+      r=$(ratio "$b" "$d")
+      tool=wrk; [[ $m == blob_head ]] && tool=ab
+      row "${m/_/ } req/s ($tool)" "$d" "$b" "$r" ">= 10x" "$(ge "${r%x}" 10)" 0
+      d=$(median dist "${m}_p99_ms"); b=$(median berth "${m}_p99_ms")
+      row "${m/_/ } p99 latency, ms" "$d" "$b" "$(ratio "$d" "$b")" "berth < 5 ms" \
+        "$(awk -v b="$b" 'BEGIN { if (b == "") print "n/a"; else print (b < 5 ? "yes" : "no") }')" 2
+    done
+  fi
+  if want push || want small; then
+    d=$(median dist idle_rss_kb); b=$(median berth idle_rss_kb)
+    row "idle RSS after start, MiB" "$(awk -v v="$d" 'BEGIN {print v / 1024}')" \
+      "$(awk -v v="$b" 'BEGIN {print v / 1024}')" "$(ratio "$d" "$b")" "lower" "$(ge "$d" "$b")" 1
+  fi
+  if want wrk || want rss; then
+    d=$(median dist loaded_idle_rss_kb); b=$(median berth loaded_idle_rss_kb)
+    row "idle RSS after push + wrk, MiB" "$(awk -v v="$d" 'BEGIN {print v / 1024}')" \
+      "$(awk -v v="$b" 'BEGIN {print v / 1024}')" "$(ratio "$d" "$b")" "lower" "$(ge "$d" "$b")" 1
+  fi
+  if want huge; then
+    d=$(median dist huge_peak_rss_kb); b=$(median berth huge_peak_rss_kb)
+    bs=$(median berth huge_start_rss_kb)
+    row "peak RSS pushing a ${HUGE_MB} MiB layer, MiB" "$(awk -v v="$d" 'BEGIN {print v / 1024}')" \
+      "$(awk -v v="$b" 'BEGIN {print v / 1024}')" "$(ratio "$d" "$b")" \
+      "flat (berth peak - start < 16 MiB)" "$(awk -v p="$b" -v s="$bs" 'BEGIN {print (p - s < 16384 ? "yes" : "no")}')" 1
+    d=$(median dist huge_push_s); b=$(median berth huge_push_s)
+    mb=$(awk -v b="$(layout_bytes huge)" 'BEGIN {print b / 1e6}')
+    dt=$(awk -v m="$mb" -v s="$d" 'BEGIN {if (s > 0) print m / s}')
+    bt=$(awk -v m="$mb" -v s="$b" 'BEGIN {if (s > 0) print m / s}')
+    r=$(ratio "$bt" "$dt")
+    row "${HUGE_MB} MiB layer push, MB/s (${d}s vs ${b}s)" "$dt" "$bt" "$r" ">= 1.5x" "$(ge "${r%x}" 1.5)" 1
+  fi
+} | tee "$OUT/results.md"
