@@ -41,13 +41,59 @@ auto run_blocking(BlockingPool& pool, F&& fn) -> awaitable<std::invoke_result_t<
           }
           owned.reset();
           auto ex = asio::get_associated_executor(h);
-          asio::dispatch(ex, [h = std::move(h), ep, r = std::move(r)]() mutable {
-            h(ep, std::move(r));
-          });
+          asio::dispatch(
+              ex, [h = std::move(h), ep, r = std::move(r)]() mutable { h(ep, std::move(r)); });
         });
       },
       use_awaitable);
 }
+
+/// Blocking work started now and awaited later, so a coroutine can overlap its own I/O with
+/// it (read the next chunk while the previous one is written and hashed). Start and wait on
+/// the same single-threaded executor.
+template <class R>
+class BlockingJob {
+ public:
+  template <class F>
+  static std::shared_ptr<BlockingJob> start(BlockingPool& pool, asio::any_io_executor ex, F fn) {
+    auto job = std::shared_ptr<BlockingJob>(new BlockingJob(ex));
+    asio::post(pool, [job, ex, fn = std::move(fn)]() mutable {
+      R r{};
+      try {
+        r = fn();
+      } catch (...) {
+        job->error_ = std::current_exception();
+      }
+      asio::post(ex, [job, r = std::move(r)]() mutable {
+        job->result_ = std::move(r);
+        job->done_ = true;
+        job->timer_.cancel();
+      });
+    });
+    return job;
+  }
+
+  /// The job's result; rethrows what it threw.
+  awaitable<R> wait() {
+    if (!done_) {
+      beast::error_code ec;
+      co_await timer_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    if (error_) {
+      std::rethrow_exception(error_);
+    }
+    co_return std::move(result_);
+  }
+
+ private:
+  explicit BlockingJob(asio::any_io_executor ex) : timer_(ex) {
+    timer_.expires_at(asio::steady_timer::time_point::max());
+  }
+  asio::steady_timer timer_;
+  R result_{};
+  bool done_ = false;
+  std::exception_ptr error_;
+};
 
 /// Reports an exception that escaped a top-level coroutine: a bug, counted and logged.
 void report_escaped(const std::string& name, std::exception_ptr e);

@@ -46,6 +46,16 @@ awaitable<Result<std::string>> Exchange::read_all(size_t limit) {
 
 namespace {
 
+// Unique per process: a random prefix per thread and a counter (no syscall per request).
+std::string next_request_id() {
+  thread_local std::string prefix = fs::random_hex(4);
+  thread_local uint64_t counter = 0;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%s%08llx", prefix.c_str(),
+                static_cast<unsigned long long>(++counter));
+  return buf;
+}
+
 class Conn final : public Exchange {
  public:
   Conn(beast::tcp_stream& stream, beast::flat_buffer& buffer,
@@ -115,11 +125,21 @@ class Conn final : public Exchange {
         co_return Error(Errc::Cancelled, "client went away: " + wec.message());
       }
     }
+    // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum, 64 KiB
+    // maximum): without room, a body arrives 512 bytes per recvmsg.
+    if (buffer_.capacity() < kBodyReadBuffer) {
+      buffer_.reserve(kBodyReadBuffer);
+    }
+    // Re-arming the timer costs a syscall; once a second of progress is precise enough.
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_arm_ > std::chrono::seconds(1)) {
+      stream_.expires_after(opts_.body_timeout);
+      last_arm_ = now;
+    }
     auto& body = parser_.get().body();
     body.data = buf;
     body.size = n;
     beast::error_code ec;
-    stream_.expires_after(opts_.body_timeout);
     co_await bhttp::async_read(stream_, buffer_, parser_, asio::redirect_error(use_awaitable, ec));
     if (ec == bhttp::error::need_buffer) {
       ec = {};
@@ -235,6 +255,8 @@ class Conn final : public Exchange {
   std::string path_;
   bool bad_path_ = false;
   std::map<std::string, std::string> query_;
+  static constexpr size_t kBodyReadBuffer = 128 * 1024;
+  std::chrono::steady_clock::time_point last_arm_{};
   bool continued_ = false;
   bool broken_ = false;
   unsigned status_ = 0;
@@ -309,7 +331,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       auto started = std::chrono::steady_clock::now();
       Conn ex(stream, buffer, parser, self->opts);
       ex.context().peer = peer;
-      ex.context().request_id = fs::random_hex(8);
+      ex.context().request_id = next_request_id();
       if (ex.bad_path()) {
         Response r;
         r.status = 400;

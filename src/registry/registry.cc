@@ -905,17 +905,49 @@ struct Registry::Impl {
     blobs.remove_upload(up->id);
   }
 
-  // Streams the request body onto the end of the upload. On a broken body the bytes that did
-  // arrive stay (a client may resume from the reported Range).
+  // Streams the request body onto the end of the upload. Two buffers: while one is written
+  // and hashed on the pool, the next is read from the socket. On a broken body the bytes that
+  // did arrive stay (a client may resume from the reported Range).
+  static Status append_chunk(const UploadPtr& up, const char* data, size_t len) {
+    size_t off = 0;
+    while (off < len) {
+      ssize_t n = ::write(up->fd, data + off, len - off);
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        return Error(errno == ENOSPC ? Errc::ResourceExhausted : Errc::Internal,
+                     std::string("write upload: ") + std::strerror(errno));
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (up->hash) {
+      up->hash->update(data, len);
+    }
+    up->size += len;
+    return ok();
+  }
+
+  std::shared_ptr<BlockingJob<Status>> start_append(asio::any_io_executor ex, UploadPtr up,
+                                                    std::shared_ptr<std::vector<char>> buf,
+                                                    size_t len) {
+    return BlockingJob<Status>::start(
+        pool, std::move(ex), [up, buf, len] { return append_chunk(up, buf->data(), len); });
+  }
+
   awaitable<Status> receive(http::Exchange& ex, UploadPtr up) {
     constexpr size_t kChunk = 1 << 20;
-    std::unique_ptr<char[]> buf(new char[kChunk]);
+    auto executor = co_await asio::this_coro::executor;
+    std::shared_ptr<std::vector<char>> bufs[2] = {std::make_shared<std::vector<char>>(kChunk),
+                                                  std::make_shared<std::vector<char>>(kChunk)};
+    std::shared_ptr<BlockingJob<Status>> pending;
     std::optional<Error> broken;
-    while (true) {
+    for (int turn = 0;; turn ^= 1) {
+      char* data = bufs[turn]->data();
       size_t filled = 0;
       bool end = false;
       while (filled < kChunk) {
-        auto n = co_await ex.read_some(buf.get() + filled, kChunk - filled);
+        auto n = co_await ex.read_some(data + filled, kChunk - filled);
         if (!n) {
           // Keep what did arrive (a client resumes from the Range we report), then fail.
           broken = n.error();
@@ -928,39 +960,30 @@ struct Registry::Impl {
         }
         filled += *n;
       }
-      if (filled > 0) {
-        char* data = buf.get();
-        auto job14 = [up, data, filled]() -> Status {
-          size_t off = 0;
-          while (off < filled) {
-            ssize_t n = ::write(up->fd, data + off, filled - off);
-            if (n < 0) {
-              if (errno == EINTR) {
-                continue;
-              }
-              return Error(errno == ENOSPC ? Errc::ResourceExhausted : Errc::Internal,
-                           std::string("write upload: ") + std::strerror(errno));
-            }
-            off += static_cast<size_t>(n);
-          }
-          if (up->hash) {
-            up->hash->update(data, filled);
-          }
-          up->size += filled;
-          return ok();
-        };
-        auto w = co_await run_blocking(pool, std::move(job14));
-        if (!w) {
-          co_return w;
+      if (pending) {
+        Status s = co_await pending->wait();
+        pending.reset();
+        if (!s) {
+          co_return s;
         }
       }
-      if (broken) {
-        co_return *broken;
+      if (filled > 0) {
+        pending = start_append(executor, up, bufs[turn], filled);
       }
       if (end) {
-        co_return ok();
+        break;
       }
     }
+    if (pending) {
+      Status s = co_await pending->wait();
+      if (!s) {
+        co_return s;
+      }
+    }
+    if (broken) {
+      co_return *broken;
+    }
+    co_return ok();
   }
 
   awaitable<void> start_upload(http::Exchange& ex, std::string name) {
