@@ -15,6 +15,7 @@
 #   BUILD_DIR [build-bench]  berth build dir (built with CMake Release unless --no-build)
 #   OUT [bench/out]     where data dirs and raw results go; IMAGES [$OUT/images] image cache
 set -euo pipefail
+shopt -s inherit_errexit  # a failing skopeo inside $(push ...) must stop the run, not time 0 s
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -113,9 +114,23 @@ if want wrk || want rss; then image big "$BIG_LAYERS" $((BIG_MB * 1000 * 1000));
 # ---------------------------------------------------------------- servers
 port_of() { [[ $1 == dist ]] && echo "$PORT_DIST" || echo "$PORT_BERTH"; }
 
-start_server() {  # start_server dist|berth DATADIR
+start_server() {  # start_server dist|berth DATADIR: one retry if the server dies on start
+  local try
+  for try in 1 2; do
+    if start_server_once "$@"; then return 0; fi
+    log "WARNING: $1 died on start (try $try); see $OUT/$1.stderr"
+    sleep 1
+  done
+  echo "$1 would not start" >&2
+  exit 1
+}
+start_server_once() {
   local kind=$1 data=$2 port
   port=$(port_of "$kind")
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "port $port is already in use by another process; set PORT_DIST/PORT_BERTH" >&2
+    exit 1
+  fi
   mkdir -p "$data"
   if [[ $kind == dist ]]; then
     cat >"$data.yml" <<EOF
@@ -143,7 +158,12 @@ EOF
   local i
   for ((i = 0; i < 100; i++)); do
     if curl -fs -o /dev/null "http://127.0.0.1:$port/v2/"; then break; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || { echo "$kind died on start" >&2; exit 1; }
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" 2>/dev/null || true
+      unset "PIDS[$kind]"
+      SERVER_PID=""
+      return 1
+    fi
     sleep 0.1
   done
   ((i < 100)) || { echo "$kind did not answer /v2/" >&2; exit 1; }
@@ -174,7 +194,8 @@ push() {  # push KIND IMAGE TAG -> seconds
   port=$(port_of "$1")
   t0=$(now_ns)
   skopeo copy -q --dest-tls-verify=false "oci:$IMAGES/$2:latest" \
-    "docker://127.0.0.1:$port/$REPO:$3" >/dev/null
+    "docker://127.0.0.1:$port/$REPO:$3" >/dev/null ||
+    { echo "push of $2 to $1 failed" >&2; return 1; }
   t1=$(now_ns)
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
 }
@@ -185,7 +206,8 @@ pull() {  # pull KIND TAG -> seconds
   dst=$(mktemp -d "$TMP/pull.XXXXXX")
   t0=$(now_ns)
   skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/$REPO:$2" \
-    "oci:$dst/img:latest" >/dev/null
+    "oci:$dst/img:latest" >/dev/null ||
+    { echo "pull of $2 from $1 failed" >&2; return 1; }
   t1=$(now_ns)
   rm -rf "$dst"
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'

@@ -228,8 +228,8 @@ struct Registry::Impl {
         co_return it->second;
       }
     }
-    auto job1 = [this, name] { return store.get_repository(name); };
-    auto r = co_await run_blocking(pool, std::move(job1));
+    auto get_repo = [this, name] { return store.get_repository(name); };
+    auto r = co_await run_blocking(pool, std::move(get_repo));
     if (!r) {
       co_return r.error();
     }
@@ -253,8 +253,8 @@ struct Registry::Impl {
     store::Repository repo;
     repo.name = name;
     repo.created_at = now_unix();
-    auto job2 = [this, repo] { return store.create_repository(repo); };
-    auto c = co_await run_blocking(pool, std::move(job2));
+    auto create_repo = [this, repo] { return store.create_repository(repo); };
+    auto c = co_await run_blocking(pool, std::move(create_repo));
     if (!c && c.error().code() != Errc::AlreadyExists) {
       co_return c.error();
     }
@@ -271,8 +271,8 @@ struct Registry::Impl {
         co_return it->second;
       }
     }
-    auto job3 = [this, repo_id, digest] { return store.linked_blob_size(repo_id, digest); };
-    auto r = co_await run_blocking(pool, std::move(job3));
+    auto get_link = [this, repo_id, digest] { return store.linked_blob_size(repo_id, digest); };
+    auto r = co_await run_blocking(pool, std::move(get_link));
     if (r) {
       std::unique_lock lock(cache_mu);
       if (link_cache.size() > 100000) {
@@ -429,8 +429,8 @@ struct Registry::Impl {
     }
     std::string last = ex.query("last").value_or("");
     int limit = *n < 0 ? -1 : *n + 1;
-    auto job4 = [this, last, limit] { return store.list_repositories(last, limit); };
-    auto repos = co_await run_blocking(pool, std::move(job4));
+    auto list_repos = [this, last, limit] { return store.list_repositories(last, limit); };
+    auto repos = co_await run_blocking(pool, std::move(list_repos));
     if (!repos) {
       co_return co_await fail_error(ex, repos.error());
     }
@@ -461,8 +461,8 @@ struct Registry::Impl {
     std::string last = ex.query("last").value_or("");
     int limit = *n < 0 ? -1 : *n + 1;
     int64_t id = repo->id;
-    auto job5 = [this, id, last, limit] { return store.list_tags(id, last, limit); };
-    auto tags = co_await run_blocking(pool, std::move(job5));
+    auto list_tags_job = [this, id, last, limit] { return store.list_tags(id, last, limit); };
+    auto tags = co_await run_blocking(pool, std::move(list_tags_job));
     if (!tags) {
       co_return co_await fail_error(ex, tags.error());
     }
@@ -493,8 +493,8 @@ struct Registry::Impl {
       }
     }
     int64_t id = repo.id;
-    auto job6 = [this, id, reference] { return store.get_manifest(id, reference); };
-    auto m = co_await run_blocking(pool, std::move(job6));
+    auto get_manifest_job = [this, id, reference] { return store.get_manifest(id, reference); };
+    auto m = co_await run_blocking(pool, std::move(get_manifest_job));
     if (!m) {
       co_return m.error();
     }
@@ -609,8 +609,8 @@ struct Registry::Impl {
       const auto& cfg = *parsed->config;
       if (cfg.size < (1 << 20) && parsed->artifact_type.empty()) {
         std::string hex = cfg.digest.hex;
-        auto job7 = [this, hex] { return fs::read_file(blobs.blob_path(hex)); };
-        auto bytes = co_await run_blocking(pool, std::move(job7));
+        auto read_config = [this, hex] { return fs::read_file(blobs.blob_path(hex)); };
+        auto bytes = co_await run_blocking(pool, std::move(read_config));
         if (bytes) {
           if (auto p = oci::parse_config_platform(*bytes)) {
             rec.platform = p->str();
@@ -629,10 +629,10 @@ struct Registry::Impl {
       }
     }
     auto repo_copy = *repo;
-    auto job8 = [this, repo_copy, rec, tag, immutable] {
+    auto store_manifest = [this, repo_copy, rec, tag, immutable] {
       return store.put_manifest(repo_copy, rec, tag, immutable);
     };
-    auto put = co_await run_blocking(pool, std::move(job8));
+    auto put = co_await run_blocking(pool, std::move(store_manifest));
     if (!put) {
       const auto& e = put.error();
       if (e.code() == Errc::FailedPrecondition) {
@@ -671,14 +671,14 @@ struct Registry::Impl {
       if (!d) {
         co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
       }
-      auto job9 = [this, id, reference] { return store.delete_manifest(id, reference); };
-      s = co_await run_blocking(pool, std::move(job9));
+      auto delete_manifest_job = [this, id, reference] { return store.delete_manifest(id, reference); };
+      s = co_await run_blocking(pool, std::move(delete_manifest_job));
     } else {
       if (auto t = oci::validate_tag(reference); !t) {
         co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
       }
-      auto job10 = [this, id, reference] { return store.delete_tag(id, reference); };
-      s = co_await run_blocking(pool, std::move(job10));
+      auto delete_tag_job = [this, id, reference] { return store.delete_tag(id, reference); };
+      s = co_await run_blocking(pool, std::move(delete_tag_job));
     }
     if (!s) {
       co_return co_await fail_error(ex, s.error(), Oci::ManifestUnknown);
@@ -698,8 +698,8 @@ struct Registry::Impl {
       co_return;
     }
     int64_t id = repo->id;
-    auto job11 = [this, id, digest] { return store.referrers(id, digest); };
-    auto refs = co_await run_blocking(pool, std::move(job11));
+    auto list_referrers = [this, id, digest] { return store.referrers(id, digest); };
+    auto refs = co_await run_blocking(pool, std::move(list_referrers));
     if (!refs) {
       co_return co_await fail_error(ex, refs.error());
     }
@@ -823,8 +823,8 @@ struct Registry::Impl {
       co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
     }
     int64_t id = (*repo)->id;
-    auto job12 = [this, id, digest] { return store.unlink_blob(id, digest); };
-    auto s = co_await run_blocking(pool, std::move(job12));
+    auto unlink = [this, id, digest] { return store.unlink_blob(id, digest); };
+    auto s = co_await run_blocking(pool, std::move(unlink));
     if (!s) {
       co_return co_await fail_error(ex, s.error(), Oci::BlobUnknown);
     }
@@ -867,8 +867,8 @@ struct Registry::Impl {
     }
     auto up = std::make_shared<Upload>();
     up->id = id;
-    auto job13 = [this, up] { return blobs.reopen_upload(up->id, up->repo, up->size); };
-    auto fd = co_await run_blocking(pool, std::move(job13));
+    auto reopen = [this, up] { return blobs.reopen_upload(up->id, up->repo, up->size); };
+    auto fd = co_await run_blocking(pool, std::move(reopen));
     if (!fd) {
       co_return Error(Errc::NotFound, "upload " + id + " unknown");
     }
@@ -1008,8 +1008,8 @@ struct Registry::Impl {
           if (size) {
             int64_t id = repo->id, sz = *size;
             std::string dg = *mount;
-            auto job15 = [this, id, dg, sz] { return store.link_blob(id, dg, sz, now_unix()); };
-            auto l = co_await run_blocking(pool, std::move(job15));
+            auto link_mounted = [this, id, dg, sz] { return store.link_blob(id, dg, sz, now_unix()); };
+            auto l = co_await run_blocking(pool, std::move(link_mounted));
             if (l) {
               log->info("blob mounted repo={} from={} digest={}", name, *from, dg);
               auto res = base_response(201);
@@ -1028,8 +1028,8 @@ struct Registry::Impl {
     up->repo_id = repo->id;
     up->hash.emplace();
     up->updated = now_unix();
-    auto job16 = [this, up] { return blobs.create_upload(up->id, up->repo); };
-    auto fd = co_await run_blocking(pool, std::move(job16));
+    auto create_upload = [this, up] { return blobs.create_upload(up->id, up->repo); };
+    auto fd = co_await run_blocking(pool, std::move(create_upload));
     if (!fd) {
       co_return co_await fail_error(ex, fd.error());
     }
@@ -1152,8 +1152,8 @@ struct Registry::Impl {
     if (up->hash) {
       actual = up->hash->hex();
     } else {
-      auto job17 = [this, up] { return blobs.hash_upload(up->id); };
-      auto h = co_await run_blocking(pool, std::move(job17));
+      auto rehash = [this, up] { return blobs.hash_upload(up->id); };
+      auto h = co_await run_blocking(pool, std::move(rehash));
       if (!h) {
         drop(up);
         co_return co_await fail_error(ex, h.error());
@@ -1173,12 +1173,12 @@ struct Registry::Impl {
       ::close(up->fd);
       up->fd = -1;
     }
-    auto job18 = [this, up, hex, dg, size, repo_id]() -> Status {
+    auto commit = [this, up, hex, dg, size, repo_id]() -> Status {
       std::lock_guard lock(stripe(hex));
       BERTH_TRY(blobs.commit_upload(up->id, hex));
       return store.link_blob(repo_id, dg, size, now_unix());
     };
-    auto c = co_await run_blocking(pool, std::move(job18));
+    auto c = co_await run_blocking(pool, std::move(commit));
     {
       std::lock_guard lock(sessions_mu);
       sessions.erase(up->id);
@@ -1222,7 +1222,7 @@ struct Registry::Impl {
         }
       }
     }
-    auto job19 = [this, stale, cutoff]() -> int64_t {
+    auto sweep_uploads = [this, stale, cutoff]() -> int64_t {
       int64_t removed = 0;
       std::unordered_set<std::string> live;
       {
@@ -1243,7 +1243,7 @@ struct Registry::Impl {
       }
       return removed;
     };
-    co_return co_await run_blocking(pool, std::move(job19));
+    co_return co_await run_blocking(pool, std::move(sweep_uploads));
   }
 
   Result<GcReport> gc_blocking() {
@@ -1319,8 +1319,8 @@ awaitable<Result<store::Repository>> Registry::create_repository(http::RequestCo
   repo.mutable_tag_globs = spec.mutable_tag_globs;
   repo.created_at = now_unix();
   auto* impl = impl_.get();
-  auto job = [impl, repo] { return impl->store.create_repository(repo); };
-  auto r = co_await run_blocking(impl->pool, std::move(job));
+  auto create_repo = [impl, repo] { return impl->store.create_repository(repo); };
+  auto r = co_await run_blocking(impl->pool, std::move(create_repo));
   if (r) {
     impl->forget_repo(spec.name);
     impl->log->info("repository created repo={} immutable_tags={} principal={}", spec.name,
@@ -1333,15 +1333,15 @@ awaitable<Result<std::vector<store::Repository>>> Registry::list_repositories(
     http::RequestContext ctx) {
   BERTH_CO_TRY(impl_->authorize(ctx, "registry:ListRepositories", "repository/*"));
   auto* impl = impl_.get();
-  auto job20 = [impl] { return impl->store.list_repositories("", -1); };
-  co_return co_await run_blocking(impl->pool, std::move(job20));
+  auto list_repos = [impl] { return impl->store.list_repositories("", -1); };
+  co_return co_await run_blocking(impl->pool, std::move(list_repos));
 }
 
 awaitable<Status> Registry::delete_repository(http::RequestContext ctx, std::string name) {
   BERTH_CO_TRY(impl_->authorize(ctx, "registry:DeleteRepository", "repository/" + name));
   auto* impl = impl_.get();
-  auto job21 = [impl, name] { return impl->store.delete_repository(name); };
-  auto s = co_await run_blocking(impl->pool, std::move(job21));
+  auto delete_repo = [impl, name] { return impl->store.delete_repository(name); };
+  auto s = co_await run_blocking(impl->pool, std::move(delete_repo));
   impl->forget_repo(name);
   if (s) {
     impl->log->info("repository deleted repo={} principal={}", name, ctx.principal);
@@ -1358,8 +1358,8 @@ awaitable<Result<std::vector<store::ImageSummary>>> Registry::list_images(http::
   }
   auto* impl = impl_.get();
   int64_t id = (*r)->id;
-  auto job22 = [impl, id] { return impl->store.list_images(id); };
-  co_return co_await run_blocking(impl->pool, std::move(job22));
+  auto list_images_job = [impl, id] { return impl->store.list_images(id); };
+  co_return co_await run_blocking(impl->pool, std::move(list_images_job));
 }
 
 awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string repo,
@@ -1374,12 +1374,12 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
   Status s;
   if (oci::is_digest_reference(reference)) {
     BERTH_CO_TRY(oci::Digest::parse(reference));
-    auto job23 = [impl, id, reference] { return impl->store.delete_manifest(id, reference); };
-    s = co_await run_blocking(impl->pool, std::move(job23));
+    auto delete_manifest_job = [impl, id, reference] { return impl->store.delete_manifest(id, reference); };
+    s = co_await run_blocking(impl->pool, std::move(delete_manifest_job));
   } else {
     BERTH_CO_TRY(oci::validate_tag(reference));
-    auto job24 = [impl, id, reference] { return impl->store.delete_tag(id, reference); };
-    s = co_await run_blocking(impl->pool, std::move(job24));
+    auto delete_tag_job = [impl, id, reference] { return impl->store.delete_tag(id, reference); };
+    s = co_await run_blocking(impl->pool, std::move(delete_tag_job));
   }
   impl->invalidate_repo(repo);
   co_return s;
@@ -1389,8 +1389,8 @@ awaitable<Result<GcReport>> Registry::gc(http::RequestContext ctx) {
   BERTH_CO_TRY(impl_->authorize(ctx, "registry:GarbageCollect", "repository/*"));
   int64_t uploads = co_await impl_->expire_uploads();
   auto* impl = impl_.get();
-  auto job25 = [impl] { return impl->gc_blocking(); };
-  auto r = co_await run_blocking(impl->pool, std::move(job25));
+  auto collect = [impl] { return impl->gc_blocking(); };
+  auto r = co_await run_blocking(impl->pool, std::move(collect));
   if (r) {
     r->uploads_removed = uploads;
     impl->log->info("gc done blobs_deleted={} orphan_files={} bytes_freed={} uploads_removed={}",
