@@ -20,7 +20,7 @@ $(BUILD_DIR)/build.ninja:
 	  -DBERTH_WERROR=ON
 
 build: setup $(BUILD_DIR)/build.ninja
-	cmake --build $(BUILD_DIR) -j $(JOBS)
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target berthd berth
 
 run: build
 	$(BUILD_DIR)/bin/berthd --data $(DATA) --listen $(LISTEN)
