@@ -92,7 +92,225 @@ Json gc_json(const registry::GcReport& r) {
               {"uploads_removed", r.uploads_removed}};
 }
 
+Json principal_json(const store::Principal& p) {
+  return Json{{"name", p.name}, {"kind", p.kind}, {"created_at", p.created_at}};
+}
+
+Json key_json(const store::AccessKey& k) {
+  return Json{{"access_key_id", k.id},
+              {"user", k.user},
+              {"active", k.active},
+              {"created_at", k.created_at}};
+}
+
+Json new_key_json(const iam::NewKey& k) {
+  Json j = key_json(k.key);
+  j["secret_access_key"] = k.secret;
+  return j;
+}
+
+Json policy_json(const store::AttachedPolicy& p, bool with_document) {
+  Json j{
+      {"kind", p.kind}, {"principal", p.principal}, {"name", p.name}, {"updated_at", p.updated_at}};
+  if (with_document) {
+    Json doc = Json::parse(p.document, nullptr, false);
+    j["document"] = doc.is_discarded() ? Json(p.document) : doc;
+  }
+  return j;
+}
+
+Json repo_policy_json(const std::string& repo, const std::string& document) {
+  Json doc = document.empty() ? Json(nullptr) : Json::parse(document, nullptr, false);
+  return Json{{"repository", repo}, {"document", doc.is_discarded() ? Json(document) : doc}};
+}
+
+Json decision_json(const iam::Decision& d) {
+  return Json{{"decision", d.allowed ? "Allow" : "Deny"},
+              {"policy", d.policy},
+              {"sid", d.sid},
+              {"reason", d.reason}};
+}
+
+// Splits "a/b/c" into its segments.
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    out.push_back(
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
 }  // namespace
+
+awaitable<void> Api::handle_iam(http::Exchange& ex, std::string rest) {
+  using V = bhttp::verb;
+  auto m = ex.method();
+  const auto& ctx = ex.context();
+  // Repository resource policy: repositories/NAME/policy (NAME may contain '/').
+  const std::string repos = "repositories/", suffix = "/policy";
+  if (rest.rfind(repos, 0) == 0 && rest.size() > repos.size() + suffix.size() &&
+      rest.compare(rest.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    std::string repo = rest.substr(repos.size(), rest.size() - repos.size() - suffix.size());
+    if (m == V::put) {
+      auto body = co_await ex.read_all(64 * 1024);
+      if (!body) {
+        co_return co_await ex.send(error_response(body.error()));
+      }
+      Status s = co_await iam_.set_repository_policy(ctx, repo, *body);
+      if (!s) {
+        co_return co_await ex.send(error_response(s.error()));
+      }
+      co_return co_await ex.send(json_response(200, repo_policy_json(repo, *body)));
+    }
+    if (m == V::get) {
+      auto doc = co_await iam_.get_repository_policy(ctx, repo);
+      if (!doc) {
+        co_return co_await ex.send(error_response(doc.error()));
+      }
+      co_return co_await ex.send(json_response(200, repo_policy_json(repo, *doc)));
+    }
+    co_return co_await reply_error(ex, Errc::NotFound,
+                                   "no API endpoint " + ex.method_string() + " /api/v1/" + rest);
+  }
+
+  auto seg = segments(rest);  // seg[0] == "iam"
+  size_t n = seg.size();
+  if (n >= 2 && (seg[1] == "users" || seg[1] == "roles")) {
+    std::string kind = seg[1] == "users" ? "user" : "role";
+    if (n == 2 && m == V::post) {
+      auto body = co_await ex.read_all(64 * 1024);
+      if (!body) {
+        co_return co_await ex.send(error_response(body.error()));
+      }
+      auto j = parse_json(*body, "request body");
+      if (!j || !j->is_object() || !j->contains("name") || !(*j)["name"].is_string()) {
+        co_return co_await reply_error(ex, Errc::InvalidArgument,
+                                       "body must be {\"name\": \"...\"}");
+      }
+      std::string name = (*j)["name"].get<std::string>();
+      auto p = co_await iam_.create_principal(ctx, kind, name);
+      if (!p) {
+        co_return co_await ex.send(error_response(p.error()));
+      }
+      co_return co_await ex.send(json_response(201, principal_json(*p)));
+    }
+    if (n == 2 && m == V::get) {
+      auto list = co_await iam_.list_principals(ctx, kind);
+      if (!list) {
+        co_return co_await ex.send(error_response(list.error()));
+      }
+      Json arr = Json::array();
+      for (const auto& p : *list) {
+        arr.push_back(principal_json(p));
+      }
+      co_return co_await ex.send(json_response(200, object_with(seg[1], arr)));
+    }
+    if (n == 3 && m == V::delete_) {
+      Status s = co_await iam_.delete_principal(ctx, kind, seg[2]);
+      if (!s) {
+        co_return co_await ex.send(error_response(s.error()));
+      }
+      co_return co_await ex.send(json_response(200, object_with("deleted", seg[2])));
+    }
+    if (kind == "user" && n == 4 && seg[3] == "keys" && m == V::post) {
+      auto k = co_await iam_.create_key(ctx, seg[2]);
+      if (!k) {
+        co_return co_await ex.send(error_response(k.error()));
+      }
+      co_return co_await ex.send(json_response(201, new_key_json(*k)));
+    }
+    if (kind == "user" && n == 4 && seg[3] == "keys" && m == V::get) {
+      auto keys = co_await iam_.list_keys(ctx, seg[2]);
+      if (!keys) {
+        co_return co_await ex.send(error_response(keys.error()));
+      }
+      Json arr = Json::array();
+      for (const auto& k : *keys) {
+        arr.push_back(key_json(k));
+      }
+      co_return co_await ex.send(json_response(200, object_with("keys", arr)));
+    }
+  }
+  if (n >= 3 && seg[1] == "keys") {
+    if (n == 4 && seg[3] == "deactivate" && m == V::post) {
+      auto k = co_await iam_.deactivate_key(ctx, seg[2]);
+      if (!k) {
+        co_return co_await ex.send(error_response(k.error()));
+      }
+      co_return co_await ex.send(json_response(200, key_json(*k)));
+    }
+    if (n == 3 && m == V::delete_) {
+      Status s = co_await iam_.delete_key(ctx, seg[2]);
+      if (!s) {
+        co_return co_await ex.send(error_response(s.error()));
+      }
+      co_return co_await ex.send(json_response(200, object_with("deleted", seg[2])));
+    }
+  }
+  if (n >= 2 && seg[1] == "policies") {
+    if (n == 2 && m == V::get) {
+      auto kind = ex.query("kind").value_or("");
+      auto principal = ex.query("principal").value_or("");
+      auto list = co_await iam_.list_policies(ctx, kind, principal);
+      if (!list) {
+        co_return co_await ex.send(error_response(list.error()));
+      }
+      Json arr = Json::array();
+      for (const auto& p : *list) {
+        arr.push_back(policy_json(p, true));
+      }
+      co_return co_await ex.send(json_response(200, object_with("policies", arr)));
+    }
+    if (n == 5 && m == V::put) {
+      auto body = co_await ex.read_all(64 * 1024);
+      if (!body) {
+        co_return co_await ex.send(error_response(body.error()));
+      }
+      auto p = co_await iam_.put_policy(ctx, seg[2], seg[3], seg[4], *body);
+      if (!p) {
+        co_return co_await ex.send(error_response(p.error()));
+      }
+      co_return co_await ex.send(json_response(200, policy_json(*p, false)));
+    }
+    if (n == 5 && m == V::delete_) {
+      Status s = co_await iam_.delete_policy(ctx, seg[2], seg[3], seg[4]);
+      if (!s) {
+        co_return co_await ex.send(error_response(s.error()));
+      }
+      co_return co_await ex.send(json_response(200, object_with("deleted", seg[4])));
+    }
+  }
+  if (n == 2 && seg[1] == "simulate" && m == V::post) {
+    auto body = co_await ex.read_all(64 * 1024);
+    if (!body) {
+      co_return co_await ex.send(error_response(body.error()));
+    }
+    auto j = parse_json(*body, "request body");
+    if (!j || !j->is_object()) {
+      co_return co_await reply_error(
+          ex, Errc::InvalidArgument,
+          "body must be {\"principal\": ..., \"action\": ..., \"resource\": ...}");
+    }
+    iam::Request req;
+    req.principal = j->value("principal", "");
+    req.action = j->value("action", "");
+    req.resource = j->value("resource", "");
+    auto d = co_await iam_.simulate(ctx, req);
+    if (!d) {
+      co_return co_await ex.send(error_response(d.error()));
+    }
+    co_return co_await ex.send(json_response(200, decision_json(*d)));
+  }
+  co_await reply_error(ex, Errc::NotFound,
+                       "no API endpoint " + ex.method_string() + " /api/v1/" + rest);
+}
 
 awaitable<void> Api::handle(http::Exchange& ex) {
   const std::string prefix = "/api/v1/";
@@ -102,6 +320,10 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   std::string rest = path.size() > prefix.size() ? path.substr(prefix.size()) : "";
   const auto& ctx = ex.context();
 
+  if (rest.rfind("iam/", 0) == 0 || (rest.rfind("repositories/", 0) == 0 && rest.size() > 7 &&
+                                     rest.compare(rest.size() - 7, 7, "/policy") == 0)) {
+    co_return co_await handle_iam(ex, rest);
+  }
   if (rest == "repositories") {
     if (m == V::get) {
       auto r = co_await registry_.list_repositories(ctx);

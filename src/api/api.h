@@ -5,19 +5,24 @@
 
 #include "common/asio.h"
 #include "http/http.h"
+#include "iam/iam.h"
 #include "registry/registry.h"
 
 namespace berth::api {
 
 class Api {
  public:
-  explicit Api(registry::Registry& registry) : registry_(registry) {}
+  Api(registry::Registry& registry, iam::Service& iam) : registry_(registry), iam_(iam) {}
 
   /// Serves one /api/v1/ request.
   awaitable<void> handle(http::Exchange& ex);
 
  private:
+  /// /api/v1/iam/... and /api/v1/repositories/NAME/policy.
+  awaitable<void> handle_iam(http::Exchange& ex, std::string rest);
+
   registry::Registry& registry_;
+  iam::Service& iam_;
 };
 
 /// The HTTP status for an error code (the one table for the REST edge).

@@ -30,6 +30,7 @@ struct Daemon::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   EventBus bus;
   std::unique_ptr<registry::Registry> registry;
+  std::unique_ptr<iam::Service> iam;
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> server;
   std::vector<std::thread> threads;
@@ -121,7 +122,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.registry =
       std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, iam::allow_all(), s.bus);
   BERTH_TRY(s.registry->init());
-  s.api = std::make_unique<api::Api>(*s.registry);
+  s.iam = std::make_unique<iam::Service>(*s.store, *s.pool, iam::allow_all());
+  BERTH_TRY(s.iam->bootstrap(cfg.data_dir));
+  s.api = std::make_unique<api::Api>(*s.registry, *s.iam);
   http::ServerOptions sopts;
   sopts.access_log = cfg.access_log;
   unsigned n = cfg.io_threads > 0 ? static_cast<unsigned>(cfg.io_threads)

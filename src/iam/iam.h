@@ -9,7 +9,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/async.h"
 #include "common/result.h"
+#include "http/http.h"
+#include "store/store.h"
 
 namespace berth::iam {
 
@@ -71,5 +74,71 @@ struct Decision {
 /// everyone, anonymous included).
 Decision evaluate(const std::vector<Policy>& identity_policies, const Policy* resource_policy,
                   const Request& req);
+
+// ---- The IAM service ------------------------------------------------------------------------
+
+/// A newly created access key: the only time the secret exists outside the caller's hands.
+struct NewKey {
+  store::AccessKey key;
+  std::string secret;
+};
+
+/// Users, roles, keys and policies over the metadata store, plus the simulator. Every method
+/// authorizes ctx.principal first. Coroutines may be called from any I/O thread; storage work
+/// goes to the blocking pool.
+class Service {
+ public:
+  Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer);
+
+  /// First start: with no users, creates `admin` (policy `admin`: Allow * on *) and a key,
+  /// writes DATA/admin.credentials (0600). Returns the key id, or "" when users existed.
+  Result<std::string> bootstrap(const std::string& data_dir);
+
+  /// kind: "user" or "role". Names: [a-z0-9][a-z0-9._-]{0,63}.
+  awaitable<Result<store::Principal>> create_principal(http::RequestContext ctx, std::string kind,
+                                                       std::string name);
+  awaitable<Result<std::vector<store::Principal>>> list_principals(http::RequestContext ctx,
+                                                                   std::string kind);
+  awaitable<Status> delete_principal(http::RequestContext ctx, std::string kind, std::string name);
+
+  awaitable<Result<NewKey>> create_key(http::RequestContext ctx, std::string user);
+  awaitable<Result<std::vector<store::AccessKey>>> list_keys(http::RequestContext ctx,
+                                                             std::string user);
+  awaitable<Result<store::AccessKey>> deactivate_key(http::RequestContext ctx, std::string id);
+  awaitable<Status> delete_key(http::RequestContext ctx, std::string id);
+
+  /// Validates the document first (InvalidArgument naming the field; nothing stored).
+  awaitable<Result<store::AttachedPolicy>> put_policy(http::RequestContext ctx, std::string kind,
+                                                      std::string principal, std::string name,
+                                                      std::string document);
+  awaitable<Result<std::vector<store::AttachedPolicy>>> list_policies(http::RequestContext ctx,
+                                                                      std::string kind,
+                                                                      std::string principal);
+  awaitable<Status> delete_policy(http::RequestContext ctx, std::string kind, std::string principal,
+                                  std::string name);
+  /// "" document removes the policy.
+  awaitable<Status> set_repository_policy(http::RequestContext ctx, std::string repo,
+                                          std::string document);
+  awaitable<Result<std::string>> get_repository_policy(http::RequestContext ctx, std::string repo);
+
+  /// Evaluates the stored policies for (principal, action, resource): the principal's attached
+  /// policies plus, for repository/NAME, that repository's resource policy.
+  awaitable<Result<Decision>> simulate(http::RequestContext ctx, Request req);
+
+  /// Verifies an access key (constant-time); returns "user/NAME". Unauthenticated otherwise.
+  Result<std::string> authenticate_key(const std::string& id, const std::string& secret);
+
+ private:
+  Status authorize(const http::RequestContext& ctx, const std::string& action,
+                   const std::string& resource) const;
+  Result<Decision> simulate_blocking(const Request& req);
+
+  store::MetadataStore& store_;
+  BlockingPool& pool_;
+  AuthorizerPtr authz_;
+};
+
+/// Hex SHA-256 of a secret, as stored.
+std::string hash_secret(const std::string& secret);
 
 }  // namespace berth::iam

@@ -94,8 +94,7 @@ Result<Policy> parse_policy(std::string_view json, std::string name, bool is_res
       st.sid = sid->get<std::string>();
     }
     auto effect = s.find("Effect");
-    if (effect == s.end() || !effect->is_string() ||
-        (*effect != "Allow" && *effect != "Deny")) {
+    if (effect == s.end() || !effect->is_string() || (*effect != "Allow" && *effect != "Deny")) {
       return Error(Errc::InvalidArgument, where + ".Effect: must be \"Allow\" or \"Deny\"");
     }
     st.allow = *effect == "Allow";

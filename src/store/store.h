@@ -59,6 +59,32 @@ struct Referrer {
   std::string annotations_json;
 };
 
+// ---- IAM records ----------------------------------------------------------------------------
+
+/// A user (person, CI) or a role (assumed by services and builds).
+struct Principal {
+  std::string kind;  // "user" or "role"
+  std::string name;
+  int64_t created_at = 0;
+};
+
+struct AccessKey {
+  std::string id;           // "BK" + 18 characters, public
+  std::string user;         // owner
+  std::string secret_hash;  // hex SHA-256 of the secret; the secret itself is never stored
+  bool active = true;
+  int64_t created_at = 0;
+};
+
+/// A named policy document attached to a principal ("user"/"role" + name).
+struct AttachedPolicy {
+  std::string kind;
+  std::string principal;
+  std::string name;
+  std::string document;  // JSON, validated before it is stored
+  int64_t updated_at = 0;
+};
+
 /// What happened to the tag when a manifest was put.
 struct PutManifestResult {
   bool created = true;  // false when the same digest was already there
@@ -122,6 +148,27 @@ class MetadataStore {
     std::string content;
   };
   virtual Result<std::vector<StoredManifest>> all_manifests() = 0;
+
+  // IAM. create_principal: AlreadyExists; delete_principal: NotFound (removes its keys and
+  // policies too). Keys: create_key needs an existing user (NotFound).
+  virtual Status create_principal(const Principal& p) = 0;
+  virtual Result<std::vector<Principal>> list_principals(const std::string& kind) = 0;
+  virtual Status delete_principal(const std::string& kind, const std::string& name) = 0;
+  virtual Status create_key(const AccessKey& key) = 0;
+  virtual Result<AccessKey> get_key(const std::string& id) = 0;
+  virtual Result<std::vector<AccessKey>> list_keys(const std::string& user) = 0;
+  virtual Status set_key_active(const std::string& id, bool active) = 0;
+  virtual Status delete_key(const std::string& id) = 0;
+  /// Creates or replaces; NotFound when the principal does not exist.
+  virtual Status put_policy(const AttachedPolicy& p) = 0;
+  /// Every attached policy ("" kind = all), ordered by kind, principal, name.
+  virtual Result<std::vector<AttachedPolicy>> list_policies(const std::string& kind,
+                                                            const std::string& principal) = 0;
+  virtual Status delete_policy(const std::string& kind, const std::string& principal,
+                               const std::string& name) = 0;
+  /// A repository's resource policy ("" = none); NotFound for an unknown repository.
+  virtual Status set_repository_policy(const std::string& repo, const std::string& document) = 0;
+  virtual Result<std::string> get_repository_policy(const std::string& repo) = 0;
 };
 
 using MetadataStorePtr = std::unique_ptr<MetadataStore>;

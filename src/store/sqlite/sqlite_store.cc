@@ -61,6 +61,28 @@ CREATE TABLE IF NOT EXISTS tags(
   FOREIGN KEY(repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_digest ON tags(repo_id, digest);
+CREATE TABLE IF NOT EXISTS principals(
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY(kind, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS access_keys(
+  id TEXT PRIMARY KEY,
+  user_name TEXT NOT NULL,
+  secret_hash TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 1,
+  created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS access_keys_user ON access_keys(user_name);
+CREATE TABLE IF NOT EXISTS policies(
+  kind TEXT NOT NULL,
+  principal TEXT NOT NULL,
+  name TEXT NOT NULL,
+  document TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(kind, principal, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS repository_policies(
+  repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+  document TEXT NOT NULL);
 )sql";
 
 class Stmt {
@@ -576,6 +598,216 @@ class SqliteMetadataStore final : public MetadataStore {
       out.push_back(StoredManifest{st.text(0), st.text(1), st.text(2)});
     }
     return out;
+  }
+
+  // ---- IAM --------------------------------------------------------------------------------
+
+  Result<bool> principal_exists(const std::string& kind, const std::string& name) {
+    Stmt st(db_, "SELECT 1 FROM principals WHERE kind = ? AND name = ?");
+    st.bind(1, kind).bind(2, name);
+    return st.step();
+  }
+
+  Status create_principal(const Principal& p) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "INSERT INTO principals(kind, name, created_at) VALUES(?,?,?) "
+            "ON CONFLICT(kind, name) DO NOTHING");
+    st.bind(1, p.kind).bind(2, p.name).bind(3, p.created_at);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::AlreadyExists, p.kind + " " + p.name + " already exists");
+    }
+    return ok();
+  }
+
+  Result<std::vector<Principal>> list_principals(const std::string& kind) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "SELECT kind, name, created_at FROM principals WHERE kind = ? ORDER BY name");
+    st.bind(1, kind);
+    std::vector<Principal> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(Principal{st.text(0), st.text(1), st.i64(2)});
+    }
+    return out;
+  }
+
+  Status delete_principal(const std::string& kind, const std::string& name) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    Stmt st(db_, "DELETE FROM principals WHERE kind = ? AND name = ?");
+    st.bind(1, kind).bind(2, name);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, kind + " " + name + " does not exist");
+    }
+    Stmt pol(db_, "DELETE FROM policies WHERE kind = ? AND principal = ?");
+    pol.bind(1, kind).bind(2, name);
+    BERTH_TRY(pol.run());
+    if (kind == "user") {
+      Stmt keys(db_, "DELETE FROM access_keys WHERE user_name = ?");
+      keys.bind(1, name);
+      BERTH_TRY(keys.run());
+    }
+    return tx.commit();
+  }
+
+  Status create_key(const AccessKey& key) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    BERTH_ASSIGN_OR_RETURN(bool exists, principal_exists("user", key.user));
+    if (!exists) {
+      return Error(Errc::NotFound, "user " + key.user + " does not exist");
+    }
+    Stmt st(db_,
+            "INSERT INTO access_keys(id, user_name, secret_hash, active, created_at) "
+            "VALUES(?,?,?,?,?)");
+    st.bind(1, key.id)
+        .bind(2, key.user)
+        .bind(3, key.secret_hash)
+        .bind(4, int64_t{key.active})
+        .bind(5, key.created_at);
+    BERTH_TRY(st.run());
+    return tx.commit();
+  }
+
+  AccessKey read_key(Stmt& st) {
+    return AccessKey{st.text(0), st.text(1), st.text(2), st.i64(3) != 0, st.i64(4)};
+  }
+
+  Result<AccessKey> get_key(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT id, user_name, secret_hash, active, created_at FROM access_keys WHERE id = ?");
+    st.bind(1, id);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    if (!row) {
+      return Error(Errc::NotFound, "access key " + id + " does not exist");
+    }
+    return read_key(st);
+  }
+
+  Result<std::vector<AccessKey>> list_keys(const std::string& user) override {
+    std::lock_guard lock(mu_);
+    BERTH_ASSIGN_OR_RETURN(bool exists, principal_exists("user", user));
+    if (!exists) {
+      return Error(Errc::NotFound, "user " + user + " does not exist");
+    }
+    Stmt st(db_,
+            "SELECT id, user_name, secret_hash, active, created_at FROM access_keys "
+            "WHERE user_name = ? ORDER BY created_at, id");
+    st.bind(1, user);
+    std::vector<AccessKey> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(read_key(st));
+    }
+    return out;
+  }
+
+  Status set_key_active(const std::string& id, bool active) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "UPDATE access_keys SET active = ? WHERE id = ?");
+    st.bind(1, int64_t{active}).bind(2, id);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, "access key " + id + " does not exist");
+    }
+    return ok();
+  }
+
+  Status delete_key(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "DELETE FROM access_keys WHERE id = ?");
+    st.bind(1, id);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound, "access key " + id + " does not exist");
+    }
+    return ok();
+  }
+
+  Status put_policy(const AttachedPolicy& p) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    BERTH_ASSIGN_OR_RETURN(bool exists, principal_exists(p.kind, p.principal));
+    if (!exists) {
+      return Error(Errc::NotFound, p.kind + " " + p.principal + " does not exist");
+    }
+    Stmt st(db_,
+            "INSERT INTO policies(kind, principal, name, document, updated_at) VALUES(?,?,?,?,?) "
+            "ON CONFLICT(kind, principal, name) DO UPDATE SET document = excluded.document, "
+            "updated_at = excluded.updated_at");
+    st.bind(1, p.kind)
+        .bind(2, p.principal)
+        .bind(3, p.name)
+        .bind(4, p.document)
+        .bind(5, p.updated_at);
+    BERTH_TRY(st.run());
+    return tx.commit();
+  }
+
+  Result<std::vector<AttachedPolicy>> list_policies(const std::string& kind,
+                                                    const std::string& principal) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT kind, principal, name, document, updated_at FROM policies "
+            "WHERE (? = '' OR kind = ?) AND (? = '' OR principal = ?) "
+            "ORDER BY kind, principal, name");
+    st.bind(1, kind).bind(2, kind).bind(3, principal).bind(4, principal);
+    std::vector<AttachedPolicy> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(AttachedPolicy{st.text(0), st.text(1), st.text(2), st.text(3), st.i64(4)});
+    }
+    return out;
+  }
+
+  Status delete_policy(const std::string& kind, const std::string& principal,
+                       const std::string& name) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_, "DELETE FROM policies WHERE kind = ? AND principal = ? AND name = ?");
+    st.bind(1, kind).bind(2, principal).bind(3, name);
+    BERTH_TRY(st.run());
+    if (sqlite3_changes(db_) == 0) {
+      return Error(Errc::NotFound,
+                   "policy " + name + " is not attached to " + kind + " " + principal);
+    }
+    return ok();
+  }
+
+  Status set_repository_policy(const std::string& repo, const std::string& document) override {
+    std::lock_guard lock(mu_);
+    BERTH_ASSIGN_OR_RETURN(auto r, get_repository_locked(repo));
+    if (document.empty()) {
+      Stmt st(db_, "DELETE FROM repository_policies WHERE repo_id = ?");
+      st.bind(1, r.id);
+      return st.run();
+    }
+    Stmt st(db_,
+            "INSERT INTO repository_policies(repo_id, document) VALUES(?,?) "
+            "ON CONFLICT(repo_id) DO UPDATE SET document = excluded.document");
+    st.bind(1, r.id).bind(2, document);
+    return st.run();
+  }
+
+  Result<std::string> get_repository_policy(const std::string& repo) override {
+    std::lock_guard lock(mu_);
+    BERTH_ASSIGN_OR_RETURN(auto r, get_repository_locked(repo));
+    Stmt st(db_, "SELECT document FROM repository_policies WHERE repo_id = ?");
+    st.bind(1, r.id);
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    return row ? st.text(0) : std::string();
   }
 
  private:
