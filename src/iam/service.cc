@@ -141,7 +141,17 @@ awaitable<Status> Service::delete_principal(http::RequestContext ctx, std::strin
   BERTH_CO_TRY(validate_kind(kind));
   BERTH_CO_TRY(
       authorize(ctx, kind == "user" ? "iam:DeleteUser" : "iam:DeleteRole", kind + "/" + name));
-  auto del = [this, kind, name] { return store_.delete_principal(kind, name); };
+  // Removing the last user would leave nobody able to sign in once requests are authenticated.
+  auto del = [this, kind, name]() -> Status {
+    if (kind == "user") {
+      BERTH_ASSIGN_OR_RETURN(auto users, store_.list_principals("user"));
+      if (users.size() == 1 && users[0].name == name) {
+        return Error(Errc::FailedPrecondition,
+                     "user " + name + " is the last user; create another one first");
+      }
+    }
+    return store_.delete_principal(kind, name);
+  };
   Status s = co_await run_blocking(pool_, std::move(del));
   if (s) {
     log::get("iam")->info("principal deleted kind={} name={} by={}", kind, name, ctx.principal);
@@ -291,6 +301,11 @@ awaitable<Result<Decision>> Service::simulate(http::RequestContext ctx, Request 
   BERTH_CO_TRY(authorize(ctx, "iam:SimulatePolicy", req.principal.empty() ? "*" : req.principal));
   if (req.principal.empty() || req.action.empty() || req.resource.empty()) {
     co_return Error(Errc::InvalidArgument, "principal, action and resource are all required");
+  }
+  if (req.principal != "anonymous" && req.principal.rfind("user/", 0) != 0 &&
+      req.principal.rfind("role/", 0) != 0) {
+    co_return Error(Errc::InvalidArgument,
+                    "principal '" + req.principal + "' must be user/NAME, role/NAME or anonymous");
   }
   auto sim = [this, req] { return simulate_blocking(req); };
   co_return co_await run_blocking(pool_, std::move(sim));

@@ -125,5 +125,20 @@ TEST_F(IamServiceTest, SimulateCombinesIdentityAndRepositoryPolicies) {
   EXPECT_EQ(anon->sid, "Public");
 }
 
+TEST_F(IamServiceTest, TheLastUserCannotBeDeleted) {
+  ASSERT_TRUE(run_sync(ioc_, svc_->create_principal(ctx_, "user", "admin")));
+  auto s = run_sync(ioc_, svc_->delete_principal(ctx_, "user", "admin"));
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::FailedPrecondition);
+  ASSERT_TRUE(run_sync(ioc_, svc_->create_principal(ctx_, "user", "ops")));
+  EXPECT_TRUE(run_sync(ioc_, svc_->delete_principal(ctx_, "user", "admin")));
+}
+
+TEST_F(IamServiceTest, SimulateRefusesAMalformedPrincipal) {
+  auto d = run_sync(ioc_, svc_->simulate(ctx_, Request{"bogus", "registry:Pull", "repository/a"}));
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code(), Errc::InvalidArgument);
+}
+
 }  // namespace
 }  // namespace berth::iam
