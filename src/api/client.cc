@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/client.h"
 
+#include <cstdint>
+
 #include "common/asio.h"
 
 namespace berth::api {
@@ -15,6 +17,40 @@ Errc errc_from_name(const std::string& name) {
   return Errc::Internal;
 }
 }  // namespace
+
+std::string base64_encode(const std::string& bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
+                 (static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
+                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
+    if (rest == 2) {
+      v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    }
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+void Client::set_credentials(const std::string& access_key_id, const std::string& secret) {
+  authorization_ =
+      access_key_id.empty() ? "" : "Basic " + base64_encode(access_key_id + ":" + secret);
+}
 
 Result<Client> Client::create(const std::string& server) {
   Client c;
@@ -63,6 +99,9 @@ Result<ClientResponse> Client::request(const std::string& method, const std::str
   bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), path, 11};
   req.set(bhttp::field::host, host_ + ":" + port_);
   req.set(bhttp::field::user_agent, "berth-cli");
+  if (!authorization_.empty()) {
+    req.set(bhttp::field::authorization, authorization_);
+  }
   if (!body.empty()) {
     req.set(bhttp::field::content_type, "application/json");
     req.body() = body;
@@ -96,7 +135,11 @@ Result<Json> Client::call(const std::string& method, const std::string& path,
       return Error(errc_from_name(j["error"].value("code", "internal")),
                    j["error"].value("message", "unknown error"));
     }
-    return Error(Errc::Internal, "server answered " + std::to_string(r->status) + ": " + r->body);
+    Errc code = r->status == 401   ? Errc::Unauthenticated
+                : r->status == 403 ? Errc::PermissionDenied
+                : r->status == 404 ? Errc::NotFound
+                                   : Errc::Internal;
+    return Error(code, "server answered " + std::to_string(r->status) + ": " + r->body);
   }
   if (j.is_discarded()) {
     return Error(Errc::Internal, "server sent a response that is not JSON");

@@ -9,6 +9,9 @@
 
 namespace berth::api {
 
+/// Standard base64 (RFC 4648, with padding).
+std::string base64_encode(const std::string& bytes);
+
 struct ClientResponse {
   unsigned status = 0;
   std::string body;
@@ -27,10 +30,16 @@ class Client {
   Result<Json> call(const std::string& method, const std::string& path,
                     const Json& body = nullptr) const;
 
+  /// Sends `Authorization: Basic base64(ID:SECRET)` on every request from now on. An empty id
+  /// clears the credentials (requests go out anonymous).
+  void set_credentials(const std::string& access_key_id, const std::string& secret);
+  bool has_credentials() const { return !authorization_.empty(); }
+
   const std::string& server() const { return server_; }
 
  private:
   std::string server_, host_, port_;
+  std::string authorization_;  // the Authorization header value, "" when anonymous
 };
 
 }  // namespace berth::api

@@ -1,10 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 // berth: the command-line client. Talks only to the control API.
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <optional>
 
 #include "api/client.h"
 #include "common/fs.h"
@@ -37,8 +46,135 @@ int exit_code(Errc c) {
 }
 
 int fail(const berth::Error& e) {
-  std::fprintf(stderr, "berth: %s\n", e.message().c_str());
+  if (e.code() == Errc::Unauthenticated) {
+    std::fprintf(stderr,
+                 "berth: not authenticated: run berth login, or set BERTH_ACCESS_KEY_ID and "
+                 "BERTH_SECRET_ACCESS_KEY\n");
+  } else {
+    std::fprintf(stderr, "berth: %s\n", e.message().c_str());
+  }
   return exit_code(e.code());
+}
+
+// ---- credentials ----
+
+struct Credentials {
+  std::string server;  // "" when the file names none
+  std::string key_id;
+  std::string secret;
+};
+
+std::string getenv_str(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::string trim(std::string s) {
+  auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && sp(s.back())) {
+    s.pop_back();
+  }
+  size_t i = 0;
+  while (i < s.size() && sp(s[i])) {
+    ++i;
+  }
+  return s.substr(i);
+}
+
+// ~/.config/berth/credentials ("" when HOME is unset).
+std::string credentials_path() {
+  std::string home = getenv_str("HOME");
+  return home.empty() ? "" : home + "/.config/berth/credentials";
+}
+
+// Reads the credentials file: KEY=VALUE lines (blank lines and # comments skipped).
+// nullopt when the file does not exist; InvalidArgument when it is unreadable or incomplete.
+berth::Result<std::optional<Credentials>> read_credentials_file(const std::string& path) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::exists(path, ec)) {
+    return std::optional<Credentials>{};
+  }
+  auto text = berth::fs::read_file(path);
+  if (!text) {
+    return berth::Error(Errc::InvalidArgument,
+                        "cannot read " + path + ": " + text.error().message());
+  }
+  std::map<std::string, std::string> kv;
+  size_t pos = 0;
+  while (pos <= text->size()) {
+    size_t eol = text->find('\n', pos);
+    std::string line =
+        trim(text->substr(pos, eol == std::string::npos ? std::string::npos : eol - pos));
+    if (!line.empty() && line[0] != '#') {
+      auto eq = line.find('=');
+      if (eq != std::string::npos) {
+        kv[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+      }
+    }
+    if (eol == std::string::npos) {
+      break;
+    }
+    pos = eol + 1;
+  }
+  Credentials c{kv["BERTH_SERVER"], kv["BERTH_ACCESS_KEY_ID"], kv["BERTH_SECRET_ACCESS_KEY"]};
+  if (c.key_id.empty() || c.secret.empty()) {
+    return berth::Error(Errc::InvalidArgument,
+                        path +
+                            " must set BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY (run "
+                            "berth login again)");
+  }
+  return std::optional<Credentials>{c};
+}
+
+// Writes the credentials file with mode 0600, creating ~/.config/berth with mode 0700.
+berth::Status write_credentials_file(const std::string& path, const Credentials& c) {
+  if (path.empty()) {
+    return berth::Error(Errc::InvalidArgument, "HOME is not set: nowhere to keep credentials");
+  }
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  std::filesystem::create_directories(dir.parent_path(), ec);
+  if (ec) {
+    return berth::Error(Errc::Internal,
+                        "cannot create " + dir.parent_path().string() + ": " + ec.message());
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return berth::Error(Errc::Internal,
+                        "cannot create " + dir.string() + ": " + std::strerror(errno));
+  }
+  return berth::fs::write_atomic(path,
+                                 "BERTH_SERVER=" + c.server + "\nBERTH_ACCESS_KEY_ID=" + c.key_id +
+                                     "\nBERTH_SECRET_ACCESS_KEY=" + c.secret + "\n",
+                                 0600);
+}
+
+// One line from stdin without its newline; with hide, and stdin a terminal, echo is off.
+std::optional<std::string> read_line(const char* prompt, bool hide) {
+  bool tty = ::isatty(STDIN_FILENO) == 1;
+  if (tty && prompt) {
+    std::fprintf(stderr, "%s", prompt);
+    std::fflush(stderr);
+  }
+  termios old{};
+  bool restore = false;
+  if (tty && hide && ::tcgetattr(STDIN_FILENO, &old) == 0) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    restore = ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
+  }
+  std::string line;
+  bool ok = static_cast<bool>(std::getline(std::cin, line));
+  if (restore) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::fprintf(stderr, "\n");
+  }
+  if (!ok && line.empty()) {
+    return std::nullopt;
+  }
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  return line;
 }
 
 std::string human_size(int64_t n) {
@@ -100,11 +236,26 @@ berth::Result<Json> read_policy_file(const std::string& path) {
 int main(int argc, char** argv) {
   CLI::App app{"berth: push to deploy, on your own machine"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--server) may follow the subcommand too
   std::string server;
-  const char* env_server = std::getenv("BERTH_SERVER");
-  server = env_server && *env_server ? env_server : "http://127.0.0.1:5000";
-  app.add_option("--server", server, "berthd URL (env BERTH_SERVER)")->capture_default_str();
+  const std::string env_server = getenv_str("BERTH_SERVER");
+  const std::string kDefaultServer = "http://127.0.0.1:5000";
+  server = env_server.empty() ? kDefaultServer : env_server;
+  auto* server_opt = app.add_option("--server", server,
+                                    "berthd URL (env BERTH_SERVER, else the server in "
+                                    "~/.config/berth/credentials, else " +
+                                        kDefaultServer + ")")
+                         ->capture_default_str();
   bool as_json = false;
+
+  auto* login = app.add_subcommand(
+      "login", "verify an access key with the server and keep it in ~/.config/berth/credentials");
+  std::string login_key_id;
+  bool secret_stdin = false;
+  login->add_option("--access-key-id", login_key_id, "access key id (BK...); else prompted");
+  login->add_flag("--secret-access-key-stdin", secret_stdin,
+                  "read the secret as one line from stdin (without a prompt)");
+  auto* logout = app.add_subcommand("logout", "forget the credentials kept by berth login");
 
   auto* repo = app.add_subcommand("repo", "repositories");
   repo->require_subcommand(1);
@@ -209,9 +360,100 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  const std::string creds_path = credentials_path();
+  if (*logout) {
+    std::error_code ec;
+    if (creds_path.empty() || !std::filesystem::exists(creds_path, ec)) {
+      std::printf("not logged in\n");
+      return 0;
+    }
+    if (!std::filesystem::remove(creds_path, ec) || ec) {
+      return fail(berth::Error(Errc::Internal, "cannot remove " + creds_path + ": " +
+                                                   (ec ? ec.message() : "unknown error")));
+    }
+    std::printf("logged out (removed %s)\n", creds_path.c_str());
+    return 0;
+  }
+
+  // Credentials: the environment, else the file berth login wrote. The file's server counts
+  // when neither --server nor BERTH_SERVER names one (also when the key comes from the
+  // environment).
+  const bool server_given = server_opt->count() > 0 || !env_server.empty();
+  std::optional<Credentials> creds;
+  if (!*login) {
+    const std::string id = getenv_str("BERTH_ACCESS_KEY_ID");
+    const std::string secret = getenv_str("BERTH_SECRET_ACCESS_KEY");
+    const bool from_env = !id.empty() || !secret.empty();
+    if (from_env && (id.empty() || secret.empty())) {
+      return fail(berth::Error(Errc::InvalidArgument,
+                               "set both BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY, or "
+                               "neither"));
+    }
+    auto file = read_credentials_file(creds_path);
+    if (!file && !from_env) {
+      return fail(file.error());
+    }
+    if (file && *file && !server_given && !(*file)->server.empty()) {
+      server = (*file)->server;
+    }
+    if (from_env) {
+      creds = Credentials{"", id, secret};
+    } else if (file) {
+      creds = *file;
+    }
+  }
+
   auto client = berth::api::Client::create(server);
   if (!client) {
     return fail(client.error());
+  }
+  if (creds) {
+    client->set_credentials(creds->key_id, creds->secret);
+  }
+
+  if (*login) {
+    if (login_key_id.empty()) {
+      auto id = read_line("Access key ID: ", false);
+      login_key_id = id ? trim(*id) : "";
+    }
+    if (login_key_id.empty()) {
+      return fail(berth::Error(Errc::InvalidArgument, "no access key id given"));
+    }
+    auto secret = read_line(secret_stdin ? nullptr : "Secret access key: ", true);
+    std::string secret_str = secret ? trim(*secret) : "";
+    if (secret_str.empty()) {
+      return fail(berth::Error(Errc::InvalidArgument, "no secret access key on stdin"));
+    }
+    client->set_credentials(login_key_id, secret_str);
+    auto who = client->call("GET", "/api/v1/auth/whoami");
+    if (!who) {
+      if (who.error().code() == Errc::Unauthenticated) {
+        std::fprintf(stderr, "berth: login failed: %s refused access key %s or its secret\n",
+                     client->server().c_str(), login_key_id.c_str());
+        return exit_code(Errc::Unauthenticated);
+      }
+      if (who.error().code() == Errc::NotFound) {
+        return fail(berth::Error(Errc::FailedPrecondition,
+                                 "could not verify the credentials: " + client->server() +
+                                     " does not answer /api/v1/auth/whoami (berthd too old?); "
+                                     "nothing was saved"));
+      }
+      return fail(who.error());
+    }
+    std::string principal = who->contains("principal") && (*who)["principal"].is_string()
+                                ? (*who)["principal"].get<std::string>()
+                                : "";
+    if (principal.empty()) {
+      return fail(berth::Error(Errc::Internal,
+                               "could not verify the credentials: whoami named no principal"));
+    }
+    auto st =
+        write_credentials_file(creds_path, Credentials{client->server(), login_key_id, secret_str});
+    if (!st) {
+      return fail(st.error());
+    }
+    std::printf("logged in to %s as %s\n", client->server().c_str(), principal.c_str());
+    return 0;
   }
   auto repo_path = [](const std::string& name) {
     return "/api/v1/repositories/" + berth::url::encode(name);
