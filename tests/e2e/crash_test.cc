@@ -34,15 +34,15 @@ struct Push {
 };
 
 std::string push_cmd(const BerthdProcess& p, const Image& img, const std::string& tag) {
-  return "timeout 60 skopeo copy --retry-times 0 --dest-tls-verify=false oci:" + img.layout +
-         ":v1 docker://" + p.host() + "/web/app:" + tag;
+  return "timeout 60 skopeo copy --retry-times 0 --dest-tls-verify=false --dest-creds " +
+         p.creds() + " oci:" + img.layout + ":v1 docker://" + p.host() + "/web/app:" + tag;
 }
 
 // Pulls web/app:tag back into a fresh layout and checks it is the image that was pushed.
 void expect_pullable(const BerthdProcess& p, const Push& push, const TempDir& work) {
   std::string back = work / ("back-" + push.tag);
-  auto pull = run("timeout 60 skopeo copy --src-tls-verify=false docker://" + p.host() +
-                  "/web/app:" + push.tag + " oci:" + back + ":v1");
+  auto pull = run("timeout 60 skopeo copy --src-tls-verify=false --src-creds " + p.creds() +
+                  " docker://" + p.host() + "/web/app:" + push.tag + " oci:" + back + ":v1");
   ASSERT_EQ(pull.code, 0) << "acknowledged push " << push.tag << " is not pullable:\n"
                           << pull.all();
   EXPECT_EQ(layout_digest(back), push.image->digest) << push.tag;
@@ -69,7 +69,7 @@ void expect_blobs_intact(const BerthdProcess& p, const std::string& data_dir,
   for (const auto& img : images) {
     for (const auto& e : stdfs::directory_iterator(img.layout + "/blobs/sha256")) {
       std::string hex = e.path().filename().string();
-      auto r = run("curl -s -o " + tmp + " -w '%{http_code}' " + p.url() +
+      auto r = run("curl -s" + p.curl_auth() + "-o " + tmp + " -w '%{http_code}' " + p.url() +
                    "/v2/web/app/blobs/sha256:" + hex);
       if (r.out == "200") {
         ++served;
@@ -223,8 +223,8 @@ TEST(CrashTest, SigtermShutsDownCleanly) {
   BerthdProcess p(data.path());
   ASSERT_NO_FATAL_FAILURE(p.start());
   ASSERT_EQ(berth_cli(p, "repo create web/app").code, 0);
-  auto push = run("skopeo copy --dest-tls-verify=false oci:" + layout + ":v1 docker://" + p.host() +
-                  "/web/app:v1");
+  auto push = run("skopeo copy --dest-tls-verify=false --dest-creds " + p.creds() +
+                  " oci:" + layout + ":v1 docker://" + p.host() + "/web/app:v1");
   ASSERT_EQ(push.code, 0) << push.all();
   auto t0 = Clock::now();
   EXPECT_EQ(p.terminate(), 0) << read_file(p.log_path());
@@ -235,8 +235,8 @@ TEST(CrashTest, SigtermShutsDownCleanly) {
   auto fsck = run(bin("berthd") + " fsck --data " + data.path());
   EXPECT_EQ(fsck.code, 0) << fsck.all();
   ASSERT_NO_FATAL_FAILURE(p.start());
-  auto pull = run("skopeo copy --src-tls-verify=false docker://" + p.host() +
-                  "/web/app:v1 oci:" + work / "back" + ":v1");
+  auto pull = run("skopeo copy --src-tls-verify=false --src-creds " + p.creds() + " docker://" +
+                  p.host() + "/web/app:v1 oci:" + work / "back" + ":v1");
   EXPECT_EQ(pull.code, 0) << pull.all();
   EXPECT_EQ(p.terminate(), 0);
 }
@@ -248,8 +248,8 @@ TEST(CrashTest, FsckNamesACorruptedBlob) {
   BerthdProcess p(data.path());
   ASSERT_NO_FATAL_FAILURE(p.start());
   ASSERT_EQ(berth_cli(p, "repo create web/app").code, 0);
-  auto push = run("skopeo copy --dest-tls-verify=false oci:" + layout + ":v1 docker://" + p.host() +
-                  "/web/app:v1");
+  auto push = run("skopeo copy --dest-tls-verify=false --dest-creds " + p.creds() +
+                  " oci:" + layout + ":v1 docker://" + p.host() + "/web/app:v1");
   ASSERT_EQ(push.code, 0) << push.all();
   ASSERT_EQ(p.terminate(), 0);
 

@@ -49,6 +49,11 @@ TEST(DockerTest, PushPullRoundTripAndMissingRepository) {
   auto created = berth_cli(berthd, "repo create web/app");
   ASSERT_EQ(created.code, 0) << created.all();
 
+  // docker login as admin: docker keeps the key in its private --config dir.
+  auto login = run("printf '%s' '" + berthd.admin_secret() + "' | " + docker + " login -u " +
+                   berthd.admin_key_id() + " --password-stdin " + berthd.host());
+  ASSERT_EQ(login.code, 0) << login.all() << "\nberthd log:\n" << read_file(berthd.log_path());
+
   // docker push to 127.0.0.1:PORT/web/app:v1 (loopback registries are insecure-allowed).
   const std::string remote = berthd.host() + "/web/app:v1";
   ASSERT_EQ(run(docker + " tag web/app:v1 " + remote).code, 0);
@@ -59,12 +64,12 @@ TEST(DockerTest, PushPullRoundTripAndMissingRepository) {
 
   // The registry serves that manifest under that digest.
   auto head =
-      run("curl -sfI -H 'Accept: " + std::string(kDockerV2) + "' -H 'Accept: " + kOciManifest +
-          "' " + berthd.url() + "/v2/web/app/manifests/v1");
+      run("curl -sfI" + berthd.curl_auth() + "-H 'Accept: " + std::string(kDockerV2) +
+          "' -H 'Accept: " + kOciManifest + "' " + berthd.url() + "/v2/web/app/manifests/v1");
   ASSERT_EQ(head.code, 0) << head.all();
   EXPECT_EQ(header_value(head.out, "Docker-Content-Digest"), digest) << head.out;
-  auto by_digest = run("curl -sf -H 'Accept: " + std::string(kDockerV2) + "' " + berthd.url() +
-                       "/v2/web/app/manifests/" + digest + " | sha256sum");
+  auto by_digest = run("curl -sf" + berthd.curl_auth() + "-H 'Accept: " + std::string(kDockerV2) +
+                       "' " + berthd.url() + "/v2/web/app/manifests/" + digest + " | sha256sum");
   ASSERT_EQ(by_digest.code, 0) << by_digest.all();
   EXPECT_EQ("sha256:" + by_digest.out.substr(0, 64), digest);
 

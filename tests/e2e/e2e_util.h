@@ -81,9 +81,7 @@ inline std::string layout_digest(const std::string& layout) {
   return trim(run("jq -r '.manifests[0].digest' " + layout + "/index.json").out);
 }
 
-/// The berth CLI against a berthd child process.
-inline CmdResult berth_cli(const BerthdProcess& p, const std::string& args) {
-  return run(bin("berth") + " --server " + p.url() + " " + args);
-}
+/// The berth CLI against a berthd child process, as admin.
+inline CmdResult berth_cli(const BerthdProcess& p, const std::string& args) { return p.cli(args); }
 
 }  // namespace berth::test

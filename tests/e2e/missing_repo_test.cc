@@ -24,13 +24,14 @@ TEST(MissingRepoTest, ReadsAndPushesAnswerNameUnknownAndBerthdSurvives) {
   };
   for (const auto& [method, path] : requests) {
     std::string flag = method == "HEAD" ? "-I" : "-X " + method;
-    auto r = run("curl -s -o /dev/null -w '%{http_code}' " + flag + " " + p.url() + path);
+    auto r = run("curl -s" + p.curl_auth() + "-o /dev/null -w '%{http_code}' " + flag + " " +
+                 p.url() + path);
     EXPECT_EQ(r.out, "404") << method << " " << path;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a crash comes just after
     ASSERT_TRUE(p.alive()) << "berthd died after " << method << " " << path << ":\n"
                            << read_file(p.log_path());
     if (method != "HEAD") {
-      auto body = run("curl -s " + flag + " " + p.url() + path);
+      auto body = run("curl -s" + p.curl_auth() + flag + " " + p.url() + path);
       EXPECT_NE(body.out.find("NAME_UNKNOWN"), std::string::npos)
           << method << " " << path << ": " << body.out;
       if (method == "POST") {

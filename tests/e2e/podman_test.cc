@@ -30,12 +30,13 @@ TEST(PodmanTest, PushPullRoundTrip) {
   ASSERT_EQ(image_id.size(), 64u) << load.all();
 
   std::string ref = d.host() + "/web/app:v1";
-  auto push = run(podman + " push --tls-verify=false " + image_id + " docker://" + ref);
+  auto push = run(podman + " push --tls-verify=false --creds " + d.creds() + " " + image_id +
+                  " docker://" + ref);
   ASSERT_EQ(push.code, 0) << push.all();
 
   auto rmi = run(podman + " rmi -a -f");
   ASSERT_EQ(rmi.code, 0) << rmi.all();
-  auto pull = run(podman + " pull -q --tls-verify=false " + ref);
+  auto pull = run(podman + " pull -q --tls-verify=false --creds " + d.creds() + " " + ref);
   ASSERT_EQ(pull.code, 0) << pull.all();
   // The image ID is the config digest: the same config came back.
   EXPECT_EQ(trim(pull.out), image_id);
@@ -43,7 +44,7 @@ TEST(PodmanTest, PushPullRoundTrip) {
   // The digest podman recorded is the one the registry serves for the tag.
   auto digest = run(podman + " images --digests --format '{{.Digest}}' " + ref);
   ASSERT_EQ(digest.code, 0) << digest.all();
-  auto head = run("curl -sI " + d.url() + "/v2/web/app/manifests/v1");
+  auto head = run("curl -sI" + d.curl_auth() + d.url() + "/v2/web/app/manifests/v1");
   EXPECT_EQ(trim(digest.out), header_value(head.out, "Docker-Content-Digest")) << head.out;
 }
 

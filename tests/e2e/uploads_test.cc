@@ -28,7 +28,7 @@ size_t count_entries(const std::string& dir) {
 
 // POST /v2/web/app/blobs/uploads/; returns the Location path ("" on failure, reported).
 std::string open_upload(const BerthdProcess& p) {
-  auto r = run("curl -si -X POST " + p.url() + "/v2/web/app/blobs/uploads/");
+  auto r = run("curl -si" + p.curl_auth() + "-X POST " + p.url() + "/v2/web/app/blobs/uploads/");
   EXPECT_EQ(status_code(r.out), 202) << r.all();
   std::string loc = header_value(r.out, "Location");
   EXPECT_EQ(loc.rfind("/v2/web/app/blobs/uploads/", 0), 0u) << r.all();
@@ -44,7 +44,8 @@ CmdResult patch(const BerthdProcess& p, const std::string& loc, const std::strin
     range =
         " -H 'Content-Range: " + std::to_string(from) + "-" + std::to_string(from + size - 1) + "'";
   }
-  return run("curl -si -X PATCH -H 'Expect:' -H 'Content-Type: application/octet-stream'" + range +
+  return run("curl -si" + p.curl_auth() +
+             "-X PATCH -H 'Expect:' -H 'Content-Type: application/octet-stream'" + range +
              " --data-binary @" + file + " '" + p.url() + loc + "'");
 }
 
@@ -69,7 +70,8 @@ TEST(UploadsTest, AbandonedUploadExpiresAfterTtl) {
   EXPECT_EQ(header_value(pr.out, "Range"), "0-65535") << pr.out;
   const std::string uploads = data.path() + "/uploads";
   EXPECT_EQ(count_entries(uploads), 1u);
-  auto st = run("curl -s -o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
+  auto st =
+      run("curl -s" + p.curl_auth() + "-o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
   EXPECT_EQ(st.out, "204") << "upload status while alive";
 
   // Expiry runs every max(1s, ttl/4): gone after ttl + 1 s, with a little slack.
@@ -80,10 +82,10 @@ TEST(UploadsTest, AbandonedUploadExpiresAfterTtl) {
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - opened);
   EXPECT_EQ(count_entries(uploads), 0u) << "upload not expired after " << took.count() << " ms";
   EXPECT_GE(took.count(), 1900) << "upload expired before its TTL";
-  st = run("curl -s -o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
+  st = run("curl -s" + p.curl_auth() + "-o /dev/null -w '%{http_code}' '" + p.url() + loc + "'");
   EXPECT_EQ(st.out, "404") << "upload status after expiry";
-  auto put = run("curl -s -o /dev/null -w '%{http_code}' -X PUT '" + p.url() + loc +
-                 "?digest=sha256:" + sha256_file(chunk) + "'");
+  auto put = run("curl -s" + p.curl_auth() + "-o /dev/null -w '%{http_code}' -X PUT '" + p.url() +
+                 loc + "?digest=sha256:" + sha256_file(chunk) + "'");
   EXPECT_EQ(put.out, "404") << "completing an expired upload";
   EXPECT_TRUE(p.alive()) << read_file(p.log_path());
   EXPECT_EQ(p.terminate(), 0);
@@ -112,7 +114,7 @@ TEST(UploadsTest, UploadResumesAfterSigkill) {
   ASSERT_NO_FATAL_FAILURE(p.start());
 
   // The session is still there and reports how far it got.
-  auto st = run("curl -si '" + p.url() + loc + "'");
+  auto st = run("curl -si" + p.curl_auth() + "'" + p.url() + loc + "'");
   ASSERT_EQ(status_code(st.out), 204) << st.all();
   std::string range = header_value(st.out, "Range");
   ASSERT_EQ(range, "0-" + std::to_string(cut - 1)) << st.out;
@@ -128,13 +130,14 @@ TEST(UploadsTest, UploadResumesAfterSigkill) {
   std::string loc2 = header_value(pr.out, "Location");
   ASSERT_FALSE(loc2.empty());
 
-  auto put = run("curl -si -X PUT '" + p.url() + loc2 +
+  auto put = run("curl -si" + p.curl_auth() + "-X PUT '" + p.url() + loc2 +
                  (loc2.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest + "'");
   ASSERT_EQ(status_code(put.out), 201) << put.all() << read_file(p.log_path());
   EXPECT_EQ(header_value(put.out, "Docker-Content-Digest"), digest);
 
   std::string back = work / "back";
-  auto get = run("curl -sf -o " + back + " " + p.url() + "/v2/web/app/blobs/" + digest);
+  auto get = run("curl -sf" + p.curl_auth() + "-o " + back + " " + p.url() + "/v2/web/app/blobs/" +
+                 digest);
   ASSERT_EQ(get.code, 0) << get.all();
   EXPECT_EQ("sha256:" + sha256_file(back), digest);
   EXPECT_EQ(count_entries(data.path() + "/uploads"), 0u);

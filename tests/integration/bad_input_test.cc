@@ -41,7 +41,7 @@ class BadInputTest : public ::testing::Test {
   }
 
   TestDaemon d;
-  RegistryClient c{d.port()};
+  RegistryClient c{d.port(), d.admin().basic_header()};
 };
 
 TEST_F(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {

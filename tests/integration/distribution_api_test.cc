@@ -36,7 +36,7 @@ class DistributionApiTest : public ::testing::Test {
   }
 
   TestDaemon d;
-  RegistryClient c{d.port()};
+  RegistryClient c{d.port(), d.admin().basic_header()};
 };
 
 TEST_F(DistributionApiTest, BaseEndpointAnswersWithApiVersion) {

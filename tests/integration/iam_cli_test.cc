@@ -88,9 +88,7 @@ TEST(IamCliTest, BootstrapHappensOnceAcrossRestarts) {
   BerthdProcess p(data);
   p.start();
   std::string creds = read_file(data + "/admin.credentials");
-  auto berth = [&](const std::string& args) {
-    return run(bin("berth") + " --server " + p.url() + " " + args);
-  };
+  auto berth = [&](const std::string& args) { return p.cli(args); };
   auto keys = berth("iam key ls admin --json");
   ASSERT_EQ(keys.code, 0) << keys.all();
   EXPECT_EQ(jq(keys.out, "length"), "1");
@@ -311,7 +309,7 @@ TEST(IamCliTest, PolicyPutLs) {
 TEST(IamCliTest, RepoPolicyPut) {
   TestDaemon d;
   TempDir t;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   write_file(t / "public.json", R"({"Version":"2012-10-17","Statement":[
     {"Sid":"Public","Effect":"Allow","Principal":"*","Action":"registry:Pull",

@@ -80,7 +80,13 @@ inline std::string sha256_digest(const std::string& bytes) {
 
 class RegistryClient {
  public:
-  explicit RegistryClient(uint16_t port) : port_(port) {}
+  /// authorization: the Authorization header sent with every request that does not set its
+  /// own (e.g. admin().basic_header()); "" sends none (anonymous).
+  explicit RegistryClient(uint16_t port, std::string authorization = "")
+      : port_(port), authorization_(std::move(authorization)) {}
+
+  /// The same server without credentials.
+  RegistryClient anonymous() const { return RegistryClient(port_); }
 
   /// Sends one request. If declared_length is set, it is sent as Content-Length whatever the
   /// body's size, and the write side is shut down after the body (a client that lies and
@@ -108,13 +114,17 @@ class RegistryClient {
     std::string req = method + " " + target +
                       " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port_) +
                       "\r\nConnection: close\r\n";
-    bool has_cl = false;
+    bool has_cl = false, has_auth = false;
     for (const auto& [k, v] : headers) {
       req += k + ": " + v + "\r\n";
       std::string lk = k;
       std::transform(lk.begin(), lk.end(), lk.begin(),
                      [](unsigned char c) { return std::tolower(c); });
       has_cl = has_cl || lk == "content-length";
+      has_auth = has_auth || lk == "authorization";
+    }
+    if (!has_auth && !authorization_.empty()) {
+      req += "Authorization: " + authorization_ + "\r\n";
     }
     if (declared_length) {
       req += "Content-Length: " + std::to_string(*declared_length) + "\r\n";
@@ -245,6 +255,7 @@ class RegistryClient {
   }
 
   uint16_t port_;
+  std::string authorization_;
 };
 
 inline constexpr const char* kOciManifestType = "application/vnd.oci.image.manifest.v1+json";

@@ -46,7 +46,7 @@ void wait_past_second(std::time_t t) {
 
 TEST(RepositoryTest, PushToMissingRepositoryNamesTheFix) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   const std::string want =
       "repository web/missing does not exist; create it with: berth repo create web/missing";
   auto up = c.request("POST", "/v2/web/missing/blobs/uploads/");
@@ -76,7 +76,7 @@ TEST(RepositoryTest, PushToMissingRepositoryNamesTheFix) {
 
 TEST(RepositoryTest, AutoCreateRepositoriesLetsThePushThrough) {
   TestDaemon d([](config::Config& cfg) { cfg.registry.auto_create_repositories = true; });
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   std::string m = push_image(c, "team/new", "v1", image_config(), {"auto layer"});
   auto g = c.get("/v2/team/new/manifests/v1");
   EXPECT_EQ(g.status, 200) << g.describe();
@@ -92,7 +92,7 @@ TEST(RepositoryTest, AutoCreateRepositoriesLetsThePushThrough) {
 
 TEST(RepositoryTest, ImmutableTagsRefuseToMove) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   auto cr =
       d.cli("repo create web/app --immutable-tags --mutable-tags latest --mutable-tags 'dev-*'");
   ASSERT_EQ(cr.code, 0) << cr.all();
@@ -153,7 +153,7 @@ TEST(RepositoryTest, ImmutableTagsRefuseToMove) {
 
 TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
   TestDaemon d([](config::Config& cfg) { cfg.registry.gc_grace = std::chrono::seconds(0); });
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string config = image_config();
   std::string layer = "referenced layer";
@@ -197,7 +197,7 @@ TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
 
 TEST(GcTest, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
   TestDaemon d([](config::Config& cfg) { cfg.registry.gc_grace = std::chrono::seconds(0); });
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/a").code, 0);
   ASSERT_EQ(d.cli("repo create web/b").code, 0);
   std::string config = image_config();
@@ -218,7 +218,7 @@ TEST(GcTest, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
 
 TEST(GcTest, DefaultGraceKeepsRecentBlobs) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string loose = "recent and unreferenced";
   ASSERT_EQ(c.push_blob("web/app", loose).status, 201);
@@ -251,7 +251,7 @@ TEST(GcTest, RemovesOldOrphanFilesOnly) {
 
 TEST(CliTest, RepoCreateLsRm) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   auto cr = d.cli("repo create web/app");
   ASSERT_EQ(cr.code, 0) << cr.all();
   EXPECT_EQ(cr.out, "created repository web/app\n");
@@ -297,7 +297,7 @@ TEST(CliTest, RepoCreateLsRm) {
 
 TEST(CliTest, ImageLsShowsDigestTagsSizePlatform) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string layer = "image layer bytes";
   std::string amd_cfg = image_config("amd64");
@@ -361,7 +361,7 @@ TEST(CliTest, ImageLsShowsDigestTagsSizePlatform) {
 
 TEST(CliTest, ImageRmByTagAndDigest) {
   TestDaemon d;
-  RegistryClient c(d.port());
+  RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string m = push_image(c, "web/app", "v1", image_config(), {"rm layer"});
   ASSERT_EQ(c.put_manifest("web/app", "v2", m, kOciManifestType).status, 201);
@@ -396,16 +396,17 @@ TEST(CliTest, ImageRmByTagAndDigest) {
 TEST(CliTest, BerthServerEnvironmentVariable) {
   TestDaemon d;
   ASSERT_EQ(d.cli("repo create web/env").code, 0);
-  auto r = run("BERTH_SERVER=" + d.url() + " " + bin("berth") + " repo ls --json");
+  auto r =
+      run("BERTH_SERVER=" + d.url() + " " + d.admin().env() + bin("berth") + " repo ls --json");
   ASSERT_EQ(r.code, 0) << r.all();
   EXPECT_EQ(jq(r.out, "[.[].name]"), "[\"web/env\"]");
   // --server wins over the environment.
-  auto both = run("BERTH_SERVER=http://127.0.0.1:1 " + bin("berth") + " --server " + d.url() +
-                  " repo ls --json");
+  auto both = run("BERTH_SERVER=http://127.0.0.1:1 " + d.admin().env() + bin("berth") +
+                  " --server " + d.url() + " repo ls --json");
   EXPECT_EQ(both.code, 0) << both.all();
   // Nothing listening: a clear failure, not a hang or a crash.
   auto down = run("BERTH_SERVER=http://127.0.0.1:" + std::to_string(free_port()) + " " +
-                  bin("berth") + " repo ls");
+                  d.admin().env() + bin("berth") + " repo ls");
   EXPECT_NE(down.code, 0);
   EXPECT_LT(down.code, 128) << "killed by a signal";
   EXPECT_NE(down.err.find("berth: "), std::string::npos) << down.all();

@@ -14,13 +14,13 @@ TEST(SkopeoTest, PushPullRoundTripIsByteIdentical) {
   std::string layout = work / "src";
   ASSERT_EQ(make_busybox_layout(layout, "v1"), "");
 
-  auto push = run("skopeo copy --dest-tls-verify=false oci:" + layout + ":v1 docker://" + d.host() +
-                  "/web/app:v1");
+  auto push = run("skopeo copy --dest-tls-verify=false --dest-creds " + d.creds() +
+                  " oci:" + layout + ":v1 docker://" + d.host() + "/web/app:v1");
   ASSERT_EQ(push.code, 0) << push.all();
 
   std::string back = work / "back";
-  auto pull = run("skopeo copy --src-tls-verify=false docker://" + d.host() +
-                  "/web/app:v1 oci:" + back + ":v1");
+  auto pull = run("skopeo copy --src-tls-verify=false --src-creds " + d.creds() + " docker://" +
+                  d.host() + "/web/app:v1 oci:" + back + ":v1");
   ASSERT_EQ(pull.code, 0) << pull.all();
 
   // Same manifest digest in both layouts, and every blob present byte for byte.

@@ -96,6 +96,56 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+std::string base64(const std::string& bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (unsigned char c : bytes) {
+    acc = (acc << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += kAlphabet[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) {
+    out += kAlphabet[(acc << (6 - bits)) & 63];
+  }
+  while (out.size() % 4 != 0) {
+    out += '=';
+  }
+  return out;
+}
+
+AdminCredentials AdminCredentials::read(const std::string& data_dir) {
+  AdminCredentials c;
+  std::istringstream in(read_file(data_dir + "/admin.credentials"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos) {
+      continue;
+    }
+    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    if (k == "BERTH_ACCESS_KEY_ID") {
+      c.key_id = v;
+    } else if (k == "BERTH_SECRET_ACCESS_KEY") {
+      c.secret = v;
+    }
+  }
+  return c;
+}
+
+CmdResult berth_as(const std::string& server, const AdminCredentials& who,
+                   const std::string& args) {
+  TempDir home;
+  return run("env -u BERTH_ACCESS_KEY_ID -u BERTH_SECRET_ACCESS_KEY -u BERTH_SERVER HOME='" +
+             home.path() + "' " + (who.key_id.empty() ? "" : who.env()) + bin("berth") +
+             " --server " + server + " " + args);
+}
+
 TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
   config::Config cfg;
   cfg.data_dir = data_.path();
@@ -115,6 +165,11 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
     throw std::runtime_error("berthd start: " + p.error().message());
   }
   port_ = *p;
+  admin_ = AdminCredentials::read(data_.path());
+  if (admin_.key_id.empty() || admin_.secret.empty()) {
+    throw std::runtime_error("berthd wrote no admin credentials in " + data_.path() +
+                             "/admin.credentials");
+  }
 }
 
 TestDaemon::~TestDaemon() { d_->stop(); }
@@ -122,8 +177,14 @@ TestDaemon::~TestDaemon() { d_->stop(); }
 std::string TestDaemon::host() const { return "127.0.0.1:" + std::to_string(port_); }
 std::string TestDaemon::url() const { return "http://" + host(); }
 
-CmdResult TestDaemon::cli(const std::string& args) const {
-  return run(bin("berth") + " --server " + url() + " " + args);
+CmdResult TestDaemon::cli(const std::string& args) const { return berth_as(url(), admin_, args); }
+
+CmdResult TestDaemon::cli_as(const AdminCredentials& who, const std::string& args) const {
+  return berth_as(url(), who, args);
+}
+
+CmdResult BerthdProcess::cli(const std::string& args) const {
+  return berth_as(url(), admin_, args);
 }
 
 BerthdProcess::BerthdProcess(std::string data_dir, std::vector<std::string> extra_args)
@@ -164,6 +225,11 @@ void BerthdProcess::start() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   while (std::chrono::steady_clock::now() < deadline) {
     if (run("curl -sf " + url() + "/healthz").code == 0) {
+      admin_ = AdminCredentials::read(data_dir_);
+      if (admin_.key_id.empty() || admin_.secret.empty()) {
+        FAIL() << "berthd wrote no admin credentials in " << data_dir_
+               << "/admin.credentials: " << read_file(log_);
+      }
       return;
     }
     int st = 0;

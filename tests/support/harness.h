@@ -54,6 +54,32 @@ std::string bin(const std::string& name);
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
 
+/// Standard base64 with padding.
+std::string base64(const std::string& bytes);
+
+/// The admin access key berthd writes to DATA/admin.credentials on first start.
+struct AdminCredentials {
+  std::string key_id;
+  std::string secret;
+  /// Reads DATA/admin.credentials; empty fields when the file is missing or incomplete.
+  static AdminCredentials read(const std::string& data_dir);
+  /// "ID:SECRET" (for curl -u, skopeo --creds, podman --creds).
+  std::string creds() const { return key_id + ":" + secret; }
+  /// "Basic base64(ID:SECRET)", the value of an Authorization header.
+  std::string basic_header() const { return "Basic " + base64(creds()); }
+  /// " -u 'ID:SECRET' " for a curl command line.
+  std::string curl_auth() const { return " -u '" + creds() + "' "; }
+  /// "BERTH_ACCESS_KEY_ID=... BERTH_SECRET_ACCESS_KEY=... " for a shell command line.
+  std::string env() const {
+    return "BERTH_ACCESS_KEY_ID='" + key_id + "' BERTH_SECRET_ACCESS_KEY='" + secret + "' ";
+  }
+};
+
+/// Runs the berth CLI against server with these credentials in its environment (none when
+/// the key id is empty), and HOME pointing at an empty directory so ~/.config/berth is never
+/// the developer's own.
+CmdResult berth_as(const std::string& server, const AdminCredentials& who, const std::string& args);
+
 /// berthd in this process on 127.0.0.1:<random>, data in a temp dir.
 class TestDaemon {
  public:
@@ -64,13 +90,26 @@ class TestDaemon {
   std::string url() const;   // "http://127.0.0.1:PORT"
   const std::string& data_dir() const { return data_.path(); }
   daemon::Daemon& daemon() { return *d_; }
-  /// Runs the berth CLI against this daemon.
+  /// Runs the berth CLI against this daemon as admin (BERTH_ACCESS_KEY_ID and
+  /// BERTH_SECRET_ACCESS_KEY in its environment).
   CmdResult cli(const std::string& args) const;
+  /// Runs the berth CLI against this daemon with other credentials (an empty key id: none).
+  CmdResult cli_as(const AdminCredentials& who, const std::string& args) const;
+
+  /// The admin access key from DATA/admin.credentials.
+  const AdminCredentials& admin() const { return admin_; }
+  const std::string& admin_key_id() const { return admin_.key_id; }
+  const std::string& admin_secret() const { return admin_.secret; }
+  /// "ID:SECRET" of the admin key.
+  std::string creds() const { return admin_.creds(); }
+  /// " -u 'ID:SECRET' " for curl.
+  std::string curl_auth() const { return admin_.curl_auth(); }
 
  private:
   TempDir data_;
   std::unique_ptr<daemon::Daemon> d_;
   uint16_t port_ = 0;
+  AdminCredentials admin_;
 };
 
 /// berthd as a child process (so tests can SIGKILL it and restart on the same data dir).
@@ -91,6 +130,15 @@ class BerthdProcess {
   std::string host() const;
   std::string url() const;
   const std::string& log_path() const { return log_; }
+  /// Runs the berth CLI against this berthd as admin.
+  CmdResult cli(const std::string& args) const;
+
+  /// The admin access key from DATA/admin.credentials (read by start()).
+  const AdminCredentials& admin() const { return admin_; }
+  const std::string& admin_key_id() const { return admin_.key_id; }
+  const std::string& admin_secret() const { return admin_.secret; }
+  std::string creds() const { return admin_.creds(); }
+  std::string curl_auth() const { return admin_.curl_auth(); }
 
  private:
   std::string data_dir_;
@@ -98,6 +146,7 @@ class BerthdProcess {
   uint16_t port_ = 0;
   pid_t pid_ = -1;
   std::string log_;
+  AdminCredentials admin_;
 };
 
 /// A private dockerd (no iptables, no bridge) with its own root, exec root and socket. Each
