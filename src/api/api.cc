@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "api/api.h"
 
+#include <ctime>
+
+#include "common/fs.h"
 #include "common/json.h"
 
 namespace berth::api {
@@ -129,6 +132,78 @@ Json decision_json(const iam::Decision& d) {
               {"policy", d.policy},
               {"sid", d.sid},
               {"reason", d.reason}};
+}
+
+Json token_json(const std::string& token, std::chrono::seconds ttl) {
+  // issued_at is RFC 3339, as Docker's token spec says (clients parse it).
+  std::time_t now = std::time(nullptr);
+  char issued[32];
+  std::strftime(issued, sizeof issued, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return Json{{"token", token},
+              {"access_token", token},
+              {"expires_in", ttl.count()},
+              {"issued_at", issued}};
+}
+
+// Signs a token for principal; access (registry grants) is omitted for API tokens.
+std::string make_token(const iam::TokenSigner& signer, const std::string& principal,
+                       std::chrono::seconds ttl, const Json* access) {
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  Json claims{
+      {"iss", "berth"}, {"sub", principal},         {"aud", "berth"},           {"iat", now},
+      {"nbf", now - 5}, {"exp", now + ttl.count()}, {"jti", fs::random_hex(12)}};
+  if (access != nullptr) {
+    claims["access"] = *access;
+  }
+  return signer.sign(claims.dump());
+}
+
+// The registry grants for requested scopes ("repository:web/app:pull,push"), as a JWT
+// "access" claim: each requested action the policies allow.
+Json grant_scopes(const iam::PolicyAuthorizer& authz, const std::string& principal,
+                  const std::vector<std::string>& scopes) {
+  Json access = Json::array();
+  for (const auto& scope : scopes) {
+    // type:name:actions — the name may itself contain ':' only for a port, which names can't.
+    auto first = scope.find(':');
+    auto last = scope.rfind(':');
+    if (first == std::string::npos || last == first) {
+      continue;
+    }
+    std::string type = scope.substr(0, first);
+    std::string name = scope.substr(first + 1, last - first - 1);
+    std::string actions = scope.substr(last + 1);
+    Json granted = Json::array();
+    size_t start = 0;
+    while (start <= actions.size()) {
+      size_t comma = actions.find(',', start);
+      std::string a =
+          actions.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      std::string action;
+      std::string resource = "repository/" + name;
+      if (type == "repository" && a == "pull") {
+        action = "registry:Pull";
+      } else if (type == "repository" && a == "push") {
+        action = "registry:Push";
+      } else if (type == "repository" && a == "delete") {
+        action = "registry:Delete";
+      } else if (type == "registry" && name == "catalog" && a == "*") {
+        action = "registry:ListRepositories";
+        resource = "repository/*";
+      }
+      if (!action.empty() && authz.decide(iam::Request{principal, action, resource}).allowed) {
+        granted.push_back(a);
+      }
+      if (comma == std::string::npos) {
+        break;
+      }
+      start = comma + 1;
+    }
+    if (!granted.empty()) {
+      access.push_back(Json{{"type", type}, {"name", name}, {"actions", granted}});
+    }
+  }
+  return access;
 }
 
 // Splits "a/b/c" into its segments.
@@ -312,6 +387,17 @@ awaitable<void> Api::handle_iam(http::Exchange& ex, std::string rest) {
                        "no API endpoint " + ex.method_string() + " /api/v1/" + rest);
 }
 
+awaitable<void> Api::registry_token(http::Exchange& ex) {
+  if (auth_.signer == nullptr || auth_.authorizer == nullptr) {
+    co_return co_await reply_error(ex, Errc::Unsupported,
+                                   "tokens are not issued: iam.enforce is off");
+  }
+  const auto& ctx = ex.context();
+  Json access = grant_scopes(*auth_.authorizer, ctx.principal, ex.query_all("scope"));
+  std::string token = make_token(*auth_.signer, ctx.principal, auth_.token_ttl, &access);
+  co_await ex.send(json_response(200, token_json(token, auth_.token_ttl)));
+}
+
 awaitable<void> Api::handle(http::Exchange& ex) {
   const std::string prefix = "/api/v1/";
   std::string path = ex.path();
@@ -320,6 +406,25 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   std::string rest = path.size() > prefix.size() ? path.substr(prefix.size()) : "";
   const auto& ctx = ex.context();
 
+  if (auth_.require_auth && !ctx.authenticated) {
+    http::Response r = error_response(
+        Error(Errc::Unauthenticated,
+              "authentication required: send an access key (HTTP Basic) or a bearer token from "
+              "/api/v1/auth/token"));
+    r.header("WWW-Authenticate", "Basic realm=\"berth\"");
+    co_return co_await ex.send(std::move(r));
+  }
+  if (rest == "auth/whoami" && m == V::get) {
+    co_return co_await ex.send(json_response(200, object_with("principal", ctx.principal)));
+  }
+  if (rest == "auth/token" && (m == V::get || m == V::post)) {
+    if (auth_.signer == nullptr) {
+      co_return co_await reply_error(ex, Errc::Unsupported,
+                                     "tokens are not issued: iam.enforce is off");
+    }
+    std::string token = make_token(*auth_.signer, ctx.principal, auth_.token_ttl, nullptr);
+    co_return co_await ex.send(json_response(200, token_json(token, auth_.token_ttl)));
+  }
   if (rest.rfind("iam/", 0) == 0 || (rest.rfind("repositories/", 0) == 0 && rest.size() > 7 &&
                                      rest.compare(rest.size() - 7, 7, "/policy") == 0)) {
     co_return co_await handle_iam(ex, rest);

@@ -3,6 +3,8 @@
 // {"error":{"code":"not_found","message":"..."}} with the status from one table.
 #pragma once
 
+#include <chrono>
+
 #include "common/asio.h"
 #include "http/http.h"
 #include "iam/iam.h"
@@ -10,12 +12,24 @@
 
 namespace berth::api {
 
+/// What the API needs to authenticate and issue tokens (null/false when IAM is not enforced).
+struct AuthSettings {
+  bool require_auth = false;
+  const iam::PolicyAuthorizer* authorizer = nullptr;
+  const iam::TokenSigner* signer = nullptr;
+  std::chrono::seconds token_ttl{15 * 60};
+};
+
 class Api {
  public:
-  Api(registry::Registry& registry, iam::Service& iam) : registry_(registry), iam_(iam) {}
+  Api(registry::Registry& registry, iam::Service& iam, AuthSettings auth)
+      : registry_(registry), iam_(iam), auth_(auth) {}
 
   /// Serves one /api/v1/ request.
   awaitable<void> handle(http::Exchange& ex);
+  /// GET /v2/token: the Docker registry token endpoint. Grants are the requested scopes that
+  /// the principal's policies allow.
+  awaitable<void> registry_token(http::Exchange& ex);
 
  private:
   /// /api/v1/iam/... and /api/v1/repositories/NAME/policy.
@@ -23,6 +37,7 @@ class Api {
 
   registry::Registry& registry_;
   iam::Service& iam_;
+  AuthSettings auth_;
 };
 
 /// The HTTP status for an error code (the one table for the REST edge).

@@ -14,3 +14,15 @@ std::optional<std::string> decode(std::string_view in, bool plus_is_space);
 std::string encode(std::string_view in);
 
 }  // namespace berth::url
+
+namespace berth::b64 {
+
+/// Standard base64 with padding.
+std::string encode(std::string_view in);
+/// Standard base64; nullopt when malformed.
+std::optional<std::string> decode(std::string_view in);
+/// base64url without padding (JWT).
+std::string url_encode(std::string_view in);
+std::optional<std::string> url_decode(std::string_view in);
+
+}  // namespace berth::b64

@@ -84,6 +84,8 @@ const std::map<std::string, Setter>& setters() {
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.upload_ttl, k, v); }},
       {"registry.gc_interval",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_interval, k, v); }},
+      {"iam.enforce", [](Config& c, auto& k, auto& v) { return set_bool(c.iam.enforce, k, v); }},
+      {"iam.token_ttl", [](Config& c, auto& k, auto& v) { return set_dur(c.iam.token_ttl, k, v); }},
       {"registry.gc_grace",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_grace, k, v); }},
   };
@@ -233,6 +235,9 @@ Status validate(const Config& cfg) {
   }
   if (cfg.registry.upload_ttl.count() <= 0) {
     return bad("registry.upload_ttl", "must be positive");
+  }
+  if (cfg.iam.token_ttl.count() < 60) {
+    return bad("iam.token_ttl", "must be at least 60s");
   }
   if (cfg.registry.gc_grace.count() < 0 || cfg.registry.gc_interval.count() < 0) {
     return bad("registry.gc_grace", "durations must not be negative");

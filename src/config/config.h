@@ -24,6 +24,11 @@ struct RegistryConfig {
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
 };
 
+struct IamConfig {
+  bool enforce = true;                      // false: every request is allowed (loopback labs)
+  std::chrono::seconds token_ttl{15 * 60};  // registry and API bearer tokens
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
@@ -33,6 +38,7 @@ struct Config {
   int blocking_threads = 8;  // SQLite, fsync, whole-file hashing
   StorageConfig storage;
   RegistryConfig registry;
+  IamConfig iam;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

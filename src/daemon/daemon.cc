@@ -6,13 +6,19 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "api/api.h"
 #include "common/async.h"
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/log.h"
+#include "common/url.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
@@ -30,7 +36,12 @@ struct Daemon::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
   EventBus bus;
   std::unique_ptr<registry::Registry> registry;
+  std::shared_ptr<iam::PolicyAuthorizer> policy_authz;  // null when iam.enforce is off
+  std::shared_ptr<iam::TokenSigner> signer;
   std::unique_ptr<iam::Service> iam;
+  // Failed authentications per key id and per source address, for the rate limit.
+  std::mutex failures_mu;
+  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures;
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> server;
   std::vector<std::thread> threads;
@@ -44,8 +55,100 @@ struct Daemon::Impl {
     }
   }
 
+  // Too many failures (10 a minute) from this key id or address?
+  bool rate_limited(const std::vector<std::string>& keys) {
+    std::lock_guard lock(failures_mu);
+    auto now = std::chrono::steady_clock::now();
+    for (const auto& k : keys) {
+      auto& q = failures[k];
+      while (!q.empty() && now - q.front() > std::chrono::minutes(1)) {
+        q.pop_front();
+      }
+      if (q.size() >= 10) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void record_failure(const std::vector<std::string>& keys) {
+    std::lock_guard lock(failures_mu);
+    if (failures.size() > 100000) {
+      failures.clear();  // bounded memory under a flood of distinct keys
+    }
+    for (const auto& k : keys) {
+      failures[k].push_back(std::chrono::steady_clock::now());
+    }
+  }
+
+  // Resolves the request's principal from its Authorization header. Ok with "anonymous" when
+  // there is none; Unauthenticated or ResourceExhausted (rate limit) when it is wrong.
+  Status authenticate(http::Exchange& ex) {
+    auto& ctx = ex.context();
+    std::string h = ex.header(bhttp::field::authorization);
+    if (h.empty()) {
+      return ok();
+    }
+    std::string addr = "addr:" + ctx.peer.substr(0, ctx.peer.rfind(':'));
+    if (h.rfind("Basic ", 0) == 0) {
+      auto decoded = b64::decode(h.substr(6));
+      auto colon = decoded ? decoded->find(':') : std::string::npos;
+      if (colon == std::string::npos) {
+        return Error(Errc::Unauthenticated, "malformed Basic credentials");
+      }
+      std::string id = decoded->substr(0, colon);
+      std::vector<std::string> keys = {"key:" + id, addr};
+      if (rate_limited(keys)) {
+        log->warn("authentication rate limited access_key_id={} peer={}", id, ctx.peer);
+        return Error(Errc::ResourceExhausted,
+                     "too many failed authentications; try again in a minute");
+      }
+      auto who = policy_authz->authenticate(id, decoded->substr(colon + 1));
+      if (!who) {
+        record_failure(keys);
+        log->warn("authentication failed access_key_id={} peer={}", id, ctx.peer);
+        return Error(Errc::Unauthenticated, "invalid access key id or secret");
+      }
+      ctx.principal = *who;
+      ctx.authenticated = true;
+      return ok();
+    }
+    if (h.rfind("Bearer ", 0) == 0) {
+      auto payload = signer->verify(h.substr(7));
+      Json claims = payload ? Json::parse(*payload, nullptr, false) : Json();
+      int64_t now = static_cast<int64_t>(std::time(nullptr));
+      if (!payload || !claims.is_object() || !claims.contains("sub") ||
+          claims.value("exp", int64_t{0}) < now) {
+        return Error(Errc::Unauthenticated, "invalid or expired token");
+      }
+      ctx.principal = claims.value("sub", "anonymous");
+      ctx.authenticated = ctx.principal != "anonymous";
+      if (claims.contains("access") && claims["access"].is_array()) {
+        ctx.token_scoped = true;
+        for (const auto& a : claims["access"]) {
+          for (const auto& act : a.value("actions", Json::array())) {
+            if (act.is_string()) {
+              ctx.grants.push_back(a.value("type", "") + ":" + a.value("name", "") + ":" +
+                                   act.get<std::string>());
+            }
+          }
+        }
+      }
+      return ok();
+    }
+    return Error(Errc::Unauthenticated, "unsupported Authorization scheme");
+  }
+
   awaitable<void> handle(http::Exchange& ex) {
     const std::string& p = ex.path();
+    if (policy_authz) {
+      Status s = authenticate(ex);
+      if (!s) {
+        co_return co_await send_auth_failure(ex, s.error());
+      }
+    }
+    if (p == "/v2/token") {
+      co_return co_await api->registry_token(ex);
+    }
     if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
       co_return co_await registry->handle(ex);
     }
@@ -64,6 +167,25 @@ struct Daemon::Impl {
     co_await ex.send(std::move(r));
   }
 
+  // Not a coroutine (GCC 12: no temporaries of this kind inside co_await expressions).
+  awaitable<void> send_auth_failure(http::Exchange& ex, const Error& e) {
+    http::Response r;
+    bool limited = e.code() == Errc::ResourceExhausted;
+    r.status = limited ? 429 : 401;
+    r.header("Content-Type", "application/json");
+    const std::string& p = ex.path();
+    if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
+      Json err = {{"code", limited ? "TOOMANYREQUESTS" : "UNAUTHORIZED"}, {"message", e.message()}};
+      r.body = Json{{"errors", Json::array({err})}}.dump();
+      if (!limited) {
+        r.header("WWW-Authenticate", "Basic realm=\"berth\"");
+      }
+    } else {
+      r.body = Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}}.dump();
+    }
+    return ex.send(std::move(r));
+  }
+
   // Upload expiry (and gc, when configured) on timers.
   static awaitable<void> maintenance(Impl* self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -80,6 +202,14 @@ struct Daemon::Impl {
         break;
       }
       co_await self->registry->expire_uploads();
+      if (self->policy_authz) {
+        // Picks up repository deletions (their resource policies go with them).
+        auto reload = [authz = self->policy_authz] { return authz->reload(); };
+        Status rs = co_await run_blocking(*self->pool, std::move(reload));
+        if (!rs) {
+          self->log->warn("iam reload failed error={}", rs.error().message());
+        }
+      }
       if (gc_every.count() > 0 && std::chrono::steady_clock::now() >= next_gc) {
         http::RequestContext ctx;
         ctx.principal = "system:gc";
@@ -119,12 +249,36 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts.upload_ttl = cfg.registry.upload_ttl;
   ropts.gc_grace = cfg.registry.gc_grace;
   ropts.max_manifest_bytes = cfg.registry.max_manifest_bytes;
-  s.registry =
-      std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, iam::allow_all(), s.bus);
+  iam::AuthorizerPtr authz = iam::allow_all();
+  if (cfg.iam.enforce) {
+    s.policy_authz = std::make_shared<iam::PolicyAuthorizer>(*s.store);
+    BERTH_ASSIGN_OR_RETURN(s.signer, iam::TokenSigner::load_or_create(cfg.data_dir + "/token.key"));
+    authz = s.policy_authz;
+    ropts.require_auth = true;
+  }
+  s.registry = std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, authz, s.bus);
   BERTH_TRY(s.registry->init());
-  s.iam = std::make_unique<iam::Service>(*s.store, *s.pool, iam::allow_all());
+  std::function<void()> on_change;
+  if (s.policy_authz) {
+    on_change = [authz = s.policy_authz] {
+      if (auto r = authz->reload(); !r) {
+        log::get("iam")->error("iam reload failed error={}", r.error().message());
+      }
+    };
+  }
+  s.iam = std::make_unique<iam::Service>(*s.store, *s.pool, authz, on_change);
   BERTH_TRY(s.iam->bootstrap(cfg.data_dir));
-  s.api = std::make_unique<api::Api>(*s.registry, *s.iam);
+  if (s.policy_authz) {
+    BERTH_TRY(s.policy_authz->reload());
+  } else {
+    s.log->warn("iam.enforce is off: every request is allowed; keep berthd on loopback");
+  }
+  api::AuthSettings auth;
+  auth.require_auth = cfg.iam.enforce;
+  auth.authorizer = s.policy_authz.get();
+  auth.signer = s.signer.get();
+  auth.token_ttl = cfg.iam.token_ttl;
+  s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
   http::ServerOptions sopts;
   sopts.access_log = cfg.access_log;
   unsigned n = cfg.io_threads > 0 ? static_cast<unsigned>(cfg.io_threads)

@@ -24,6 +24,12 @@ struct RequestContext {
   std::string request_id;
   std::string peer;
   std::string principal = "anonymous";
+  bool authenticated = false;
+  /// A registry token limits the request to its grants ("repository:web/app:pull").
+  bool token_scoped = false;
+  std::vector<std::string> grants;
+  /// "http://HOST:PORT" as the client addressed us (for auth challenges).
+  std::string base_url;
 };
 
 /// A response with a small in-memory body.
@@ -50,6 +56,8 @@ class Exchange {
   virtual const std::string& path() const = 0;
   /// A decoded query parameter, or nullopt when absent.
   virtual std::optional<std::string> query(const std::string& name) const = 0;
+  /// Every value of a repeated query parameter, in order.
+  virtual std::vector<std::string> query_all(const std::string& name) const = 0;
   /// A request header value ("" when absent).
   virtual std::string header(bhttp::field f) const = 0;
   virtual std::string header(const std::string& name) const = 0;
@@ -69,6 +77,7 @@ class Exchange {
 
   virtual bool responded() const = 0;
   RequestContext& context() { return ctx_; }
+  const RequestContext& context() const { return ctx_; }
 
  protected:
   RequestContext ctx_;

@@ -77,7 +77,7 @@ class Conn final : public Exchange {
         auto k = url::decode(kv.substr(0, eq), true);
         auto v = eq == std::string_view::npos ? std::optional<std::string>("")
                                               : url::decode(kv.substr(eq + 1), true);
-        if (k && v && !query_.count(*k)) {
+        if (k && v) {
           query_.emplace(*k, *v);
         }
         if (amp == std::string_view::npos) {
@@ -98,6 +98,14 @@ class Conn final : public Exchange {
       return std::nullopt;
     }
     return it->second;
+  }
+  std::vector<std::string> query_all(const std::string& name) const override {
+    std::vector<std::string> out;
+    auto [a, b] = query_.equal_range(name);
+    for (auto it = a; it != b; ++it) {
+      out.push_back(it->second);
+    }
+    return out;
   }
   std::string header(bhttp::field f) const override { return std::string(parser_.get()[f]); }
   std::string header(const std::string& name) const override {
@@ -254,7 +262,7 @@ class Conn final : public Exchange {
   std::string method_string_;
   std::string path_;
   bool bad_path_ = false;
-  std::map<std::string, std::string> query_;
+  std::multimap<std::string, std::string> query_;
   static constexpr size_t kBodyReadBuffer = 128 * 1024;
   std::chrono::steady_clock::time_point last_arm_{};
   bool continued_ = false;
@@ -332,6 +340,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       Conn ex(stream, buffer, parser, self->opts);
       ex.context().peer = peer;
       ex.context().request_id = next_request_id();
+      ex.context().base_url = "http://" + ex.header(bhttp::field::host);
       if (ex.bad_path()) {
         Response r;
         r.status = 400;

@@ -13,7 +13,13 @@ class AllowAll final : public Authorizer {
 AuthorizerPtr allow_all() { return std::make_shared<AllowAll>(); }
 
 std::string denial_message(const Request& req) {
-  return "AccessDenied: " + req.principal + " may not " + req.action + " on " + req.resource;
+  // "repository/web/app" reads as "repository web/app".
+  std::string resource = req.resource;
+  auto slash = resource.find('/');
+  if (slash != std::string::npos) {
+    resource[slash] = ' ';
+  }
+  return "AccessDenied: " + req.principal + " may not " + req.action + " on " + resource;
 }
 
 }  // namespace berth::iam

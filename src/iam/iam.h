@@ -4,7 +4,9 @@
 // action ("registry:Push") and resource ("repository/web/app") they need.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +37,8 @@ using AuthorizerPtr = std::shared_ptr<const Authorizer>;
 /// Allows every request. The default until IAM lands.
 AuthorizerPtr allow_all();
 
-/// The message every denial uses.
+/// The message every denial uses: "AccessDenied: user/ci may not registry:Push on repository
+/// web/app".
 std::string denial_message(const Request& req);
 
 // ---- Policies (pure) ------------------------------------------------------------------------
@@ -88,7 +91,10 @@ struct NewKey {
 /// goes to the blocking pool.
 class Service {
  public:
-  Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer);
+  /// on_change runs (on the blocking pool) after every successful IAM write; the daemon
+  /// reloads the PolicyAuthorizer there.
+  Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer,
+          std::function<void()> on_change = {});
 
   /// First start: with no users, creates `admin` (policy `admin`: Allow * on *) and a key,
   /// writes DATA/admin.credentials (0600). Returns the key id, or "" when users existed.
@@ -136,6 +142,53 @@ class Service {
   store::MetadataStore& store_;
   BlockingPool& pool_;
   AuthorizerPtr authz_;
+  std::function<void()> on_change_;
+};
+
+// ---- Enforcement ----------------------------------------------------------------------------
+
+/// The enforcing authorizer: stored policies, repository policies and access keys held in
+/// memory as an immutable snapshot, rebuilt (reload) after every IAM change. Lookups never
+/// block, so authentication and authorization run on I/O threads.
+class PolicyAuthorizer final : public Authorizer {
+ public:
+  explicit PolicyAuthorizer(store::MetadataStore& store);
+  ~PolicyAuthorizer() override;
+
+  /// Rebuilds the snapshot from the store. Blocking.
+  Status reload();
+  Status authorize(const Request& req) const override;
+  Decision decide(const Request& req) const;
+  /// "user/NAME" for an active key whose secret matches (constant-time), else Unauthenticated.
+  Result<std::string> authenticate(const std::string& key_id, const std::string& secret) const;
+
+ private:
+  struct Snapshot;
+  std::shared_ptr<const Snapshot> snapshot() const;
+  store::MetadataStore& store_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> snap_;
+};
+
+/// ES256 JSON Web Tokens, signed with a P-256 key kept in the data directory.
+class TokenSigner {
+ public:
+  /// Loads the PEM key at path, or generates one (mode 0600) when the file is missing.
+  static Result<std::shared_ptr<TokenSigner>> load_or_create(const std::string& path);
+  ~TokenSigner();
+  TokenSigner(const TokenSigner&) = delete;
+  TokenSigner& operator=(const TokenSigner&) = delete;
+
+  /// header.payload.signature for the given JSON payload.
+  std::string sign(const std::string& payload_json) const;
+  /// The payload JSON of a token whose signature verifies; Unauthenticated otherwise (expiry
+  /// is the caller's to check).
+  Result<std::string> verify(const std::string& token) const;
+
+ private:
+  TokenSigner() = default;
+  struct Key;
+  std::unique_ptr<Key> key_;
 };
 
 /// Hex SHA-256 of a secret, as stored.

@@ -77,12 +77,28 @@ Status validate_policy_name(const std::string& name) {
 constexpr const char* kAdminPolicy =
     R"({"Version":"2012-10-17","Statement":[{"Sid":"FullAccess","Effect":"Allow","Action":"*","Resource":"*"}]})";
 
+// Runs a store write on the pool and, when it succeeds, the change hook (reloading the
+// enforcing authorizer). Not a coroutine: the job is boxed by run_blocking.
+template <class F>
+awaitable<Status> write_then_notify(BlockingPool& pool, const std::function<void()>& on_change,
+                                    F&& f) {
+  auto job = [on_change, f = std::forward<F>(f)]() mutable -> Status {
+    Status s = f();
+    if (s && on_change) {
+      on_change();
+    }
+    return s;
+  };
+  return run_blocking(pool, std::move(job));
+}
+
 }  // namespace
 
 std::string hash_secret(const std::string& secret) { return Sha256::hex_of(secret); }
 
-Service::Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer)
-    : store_(store), pool_(pool), authz_(std::move(authorizer)) {}
+Service::Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer,
+                 std::function<void()> on_change)
+    : store_(store), pool_(pool), authz_(std::move(authorizer)), on_change_(std::move(on_change)) {}
 
 Status Service::authorize(const http::RequestContext& ctx, const std::string& action,
                           const std::string& resource) const {
@@ -120,7 +136,7 @@ awaitable<Result<store::Principal>> Service::create_principal(http::RequestConte
   BERTH_CO_TRY(validate_name(kind, name));
   store::Principal p{kind, name, now_unix()};
   auto create = [this, p] { return store_.create_principal(p); };
-  Status s = co_await run_blocking(pool_, std::move(create));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(create));
   if (!s) {
     co_return s.error();
   }
@@ -152,7 +168,7 @@ awaitable<Status> Service::delete_principal(http::RequestContext ctx, std::strin
     }
     return store_.delete_principal(kind, name);
   };
-  Status s = co_await run_blocking(pool_, std::move(del));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(del));
   if (s) {
     log::get("iam")->info("principal deleted kind={} name={} by={}", kind, name, ctx.principal);
   }
@@ -166,7 +182,7 @@ awaitable<Result<NewKey>> Service::create_key(http::RequestContext ctx, std::str
   k.key = store::AccessKey{"BK" + random_chars(18, kUpperAlnum), user, hash_secret(k.secret), true,
                            now_unix()};
   auto create = [this, key = k.key] { return store_.create_key(key); };
-  Status s = co_await run_blocking(pool_, std::move(create));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(create));
   if (!s) {
     co_return s.error();
   }
@@ -191,7 +207,7 @@ awaitable<Result<store::AccessKey>> Service::deactivate_key(http::RequestContext
   }
   BERTH_CO_TRY(authorize(ctx, "iam:UpdateAccessKey", "user/" + key->user));
   auto update = [this, id] { return store_.set_key_active(id, false); };
-  Status s = co_await run_blocking(pool_, std::move(update));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(update));
   if (!s) {
     co_return s.error();
   }
@@ -208,7 +224,7 @@ awaitable<Status> Service::delete_key(http::RequestContext ctx, std::string id) 
   }
   BERTH_CO_TRY(authorize(ctx, "iam:DeleteAccessKey", "user/" + key->user));
   auto del = [this, id] { return store_.delete_key(id); };
-  Status s = co_await run_blocking(pool_, std::move(del));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(del));
   if (s) {
     log::get("iam")->info("access key deleted access_key_id={} by={}", id, ctx.principal);
   }
@@ -226,7 +242,7 @@ awaitable<Result<store::AttachedPolicy>> Service::put_policy(http::RequestContex
   BERTH_CO_TRY(parse_policy(document, name, /*is_resource_policy=*/false));
   store::AttachedPolicy p{kind, principal, name, document, now_unix()};
   auto put = [this, p] { return store_.put_policy(p); };
-  Status s = co_await run_blocking(pool_, std::move(put));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(put));
   if (!s) {
     co_return s.error();
   }
@@ -248,7 +264,7 @@ awaitable<Status> Service::delete_policy(http::RequestContext ctx, std::string k
   BERTH_CO_TRY(validate_kind(kind));
   BERTH_CO_TRY(authorize(ctx, "iam:DeletePolicy", kind + "/" + principal));
   auto del = [this, kind, principal, name] { return store_.delete_policy(kind, principal, name); };
-  co_return co_await run_blocking(pool_, std::move(del));
+  co_return co_await write_then_notify(pool_, on_change_, std::move(del));
 }
 
 awaitable<Status> Service::set_repository_policy(http::RequestContext ctx, std::string repo,
@@ -258,7 +274,7 @@ awaitable<Status> Service::set_repository_policy(http::RequestContext ctx, std::
     BERTH_CO_TRY(parse_policy(document, "repository/" + repo, /*is_resource_policy=*/true));
   }
   auto set = [this, repo, document] { return store_.set_repository_policy(repo, document); };
-  Status s = co_await run_blocking(pool_, std::move(set));
+  Status s = co_await write_then_notify(pool_, on_change_, std::move(set));
   if (s) {
     log::get("iam")->info("repository policy set repo={} by={}", repo, ctx.principal);
   }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <ctime>
 #include <mutex>
@@ -197,11 +198,62 @@ struct Registry::Impl {
   Status authorize(const http::RequestContext& ctx, const std::string& action,
                    const std::string& resource) {
     iam::Request req{ctx.principal, action, resource};
+    if (ctx.token_scoped) {
+      // A registry token carries its grants: what the policies allowed when it was issued.
+      std::string scope = token_scope(action, resource);
+      if (!scope.empty()) {
+        if (std::find(ctx.grants.begin(), ctx.grants.end(), scope) != ctx.grants.end()) {
+          return ok();
+        }
+        return Error(Errc::PermissionDenied, iam::denial_message(req));
+      }
+    }
     auto s = authz->authorize(req);
     if (!s) {
       return Error(Errc::PermissionDenied, iam::denial_message(req));
     }
     return ok();
+  }
+
+  // "registry:Push" on "repository/web/app" -> "repository:web/app:push" ("" if no token
+  // scope covers the action).
+  static std::string token_scope(const std::string& action, const std::string& resource) {
+    const std::string prefix = "repository/";
+    if (action == "registry:ListRepositories") {
+      return "registry:catalog:*";
+    }
+    if (resource.rfind(prefix, 0) != 0) {
+      return "";
+    }
+    std::string name = resource.substr(prefix.size());
+    if (action == "registry:Pull") {
+      return "repository:" + name + ":pull";
+    }
+    if (action == "registry:Push") {
+      return "repository:" + name + ":push";
+    }
+    if (action == "registry:Delete") {
+      return "repository:" + name + ":delete";
+    }
+    return "";
+  }
+
+  // The Docker token challenge: where to get a token, and for what.
+  http::Response challenge(const http::Exchange& ex, const std::string& message) {
+    auto res = oci_error_response(OciFailure{Oci::Unauthorized, message, {}});
+    std::string value = "Bearer realm=\"" + ex.context().base_url + "/v2/token\",service=\"berth\"";
+    Route r = parse_route(ex.path());
+    if (r.kind == Route::Catalog) {
+      value += ",scope=\"registry:catalog:*\"";
+    } else if (!r.name.empty()) {
+      auto m = ex.method();
+      std::string actions = (m == bhttp::verb::get || m == bhttp::verb::head) ? "pull"
+                            : m == bhttp::verb::delete_                       ? "delete"
+                                                                              : "pull,push";
+      value += ",scope=\"repository:" + r.name + ":" + actions + "\"";
+    }
+    res.header("WWW-Authenticate", value);
+    return res;
   }
 
   void invalidate_repo(const std::string& name) {
@@ -286,6 +338,10 @@ struct Registry::Impl {
   // Not coroutines, and no aggregate arguments: GCC 12 mis-copies aggregates (and lambdas)
   // that appear in a co_await expression. Callers pass an enum and a string.
   awaitable<void> fail(http::Exchange& ex, Oci code, std::string message) {
+    if (code == Oci::Denied && opts.require_auth && !ex.context().authenticated) {
+      // Anonymous and refused: tell the client how to authenticate instead.
+      return ex.send(challenge(ex, "authentication required: " + message));
+    }
     if (code == Oci::Unknown) {
       log->error("request failed id={} path={} error={}", ex.context().request_id, ex.path(),
                  message);
@@ -307,6 +363,9 @@ struct Registry::Impl {
       co_return co_await fail(ex, Oci::NameInvalid, "unknown registry path " + ex.path());
     }
     if (r.kind == Route::Base) {
+      if (opts.require_auth && !ex.context().authenticated) {
+        co_return co_await ex.send(challenge(ex, "authentication required"));
+      }
       auto res = base_response(200);
       res.header("Content-Type", "application/json");
       res.body = "{}";
@@ -671,7 +730,9 @@ struct Registry::Impl {
       if (!d) {
         co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
       }
-      auto delete_manifest_job = [this, id, reference] { return store.delete_manifest(id, reference); };
+      auto delete_manifest_job = [this, id, reference] {
+        return store.delete_manifest(id, reference);
+      };
       s = co_await run_blocking(pool, std::move(delete_manifest_job));
     } else {
       if (auto t = oci::validate_tag(reference); !t) {
@@ -1008,7 +1069,9 @@ struct Registry::Impl {
           if (size) {
             int64_t id = repo->id, sz = *size;
             std::string dg = *mount;
-            auto link_mounted = [this, id, dg, sz] { return store.link_blob(id, dg, sz, now_unix()); };
+            auto link_mounted = [this, id, dg, sz] {
+              return store.link_blob(id, dg, sz, now_unix());
+            };
             auto l = co_await run_blocking(pool, std::move(link_mounted));
             if (l) {
               log->info("blob mounted repo={} from={} digest={}", name, *from, dg);
@@ -1374,7 +1437,9 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
   Status s;
   if (oci::is_digest_reference(reference)) {
     BERTH_CO_TRY(oci::Digest::parse(reference));
-    auto delete_manifest_job = [impl, id, reference] { return impl->store.delete_manifest(id, reference); };
+    auto delete_manifest_job = [impl, id, reference] {
+      return impl->store.delete_manifest(id, reference);
+    };
     s = co_await run_blocking(impl->pool, std::move(delete_manifest_job));
   } else {
     BERTH_CO_TRY(oci::validate_tag(reference));
