@@ -206,6 +206,12 @@ Json grant_scopes(const iam::PolicyAuthorizer& authz, const std::string& princip
   return access;
 }
 
+Json audit_json(const store::AuditEvent& e) {
+  return Json{{"time", e.time},         {"principal", e.principal}, {"action", e.action},
+              {"resource", e.resource}, {"decision", e.allowed ? "Allow" : "Deny"},
+              {"source", e.source}};
+}
+
 // Splits "a/b/c" into its segments.
 std::vector<std::string> segments(const std::string& path) {
   std::vector<std::string> out;
@@ -413,6 +419,28 @@ awaitable<void> Api::handle(http::Exchange& ex) {
               "/api/v1/auth/token"));
     r.header("WWW-Authenticate", "Basic realm=\"berth\"");
     co_return co_await ex.send(std::move(r));
+  }
+  if (rest == "audit" && m == V::get) {
+    auto since_s = ex.query("since").value_or("0");
+    auto limit_s = ex.query("limit").value_or("1000");
+    char* end1 = nullptr;
+    char* end2 = nullptr;
+    long long since = std::strtoll(since_s.c_str(), &end1, 10);
+    long limit = std::strtol(limit_s.c_str(), &end2, 10);
+    if (*end1 != '\0' || *end2 != '\0' || limit < 1 || limit > 100000) {
+      co_return co_await reply_error(ex, Errc::InvalidArgument,
+                                     "since must be unix seconds and limit 1 to 100000");
+    }
+    auto events = co_await iam_.list_audit(ctx, since, ex.query("principal").value_or(""),
+                                           static_cast<int>(limit));
+    if (!events) {
+      co_return co_await ex.send(error_response(events.error()));
+    }
+    Json arr = Json::array();
+    for (const auto& e : *events) {
+      arr.push_back(audit_json(e));
+    }
+    co_return co_await ex.send(json_response(200, object_with("events", arr)));
   }
   if (rest == "auth/whoami" && m == V::get) {
     co_return co_await ex.send(json_response(200, object_with("principal", ctx.principal)));

@@ -296,6 +296,18 @@ int main(int argc, char** argv) {
   auto* gc = app.add_subcommand("gc", "delete blobs no manifest references (older than 1h)");
   gc->add_flag("--json", as_json, "print JSON");
 
+  auto* audit = app.add_subcommand("audit", "the audit log: state changes and denials");
+  audit->require_subcommand(1);
+  auto* audit_ls = audit->add_subcommand("ls", "list audit events, newest first");
+  std::string audit_since, audit_principal;
+  int audit_limit = 100;
+  audit_ls->add_option("--since", audit_since,
+                       "only events this recent (e.g. 90s, 15m, 2h, 1d) or since UNIX seconds");
+  audit_ls->add_option("--principal", audit_principal,
+                       "only this principal (user/NAME, role/NAME)");
+  audit_ls->add_option("--limit", audit_limit, "at most this many events")->capture_default_str();
+  audit_ls->add_flag("--json", as_json, "print JSON");
+
   // ---- iam ----
   auto* iam = app.add_subcommand("iam", "users, roles, access keys and policies");
   iam->require_subcommand(1);
@@ -568,6 +580,55 @@ int main(int argc, char** argv) {
       return fail(r.error());
     }
     std::printf("removed %s\n", image_ref.c_str());
+    return 0;
+  }
+  if (*audit_ls) {
+    int64_t since = 0;
+    if (!audit_since.empty()) {
+      size_t digits = audit_since.find_first_not_of("0123456789");
+      if (digits == 0) {
+        return fail(
+            berth::Error(Errc::InvalidArgument,
+                         "--since '" + audit_since + "': use 90s, 15m, 2h, 1d or UNIX seconds"));
+      }
+      int64_t n = std::stoll(audit_since.substr(0, digits));
+      std::string unit = digits == std::string::npos ? "" : audit_since.substr(digits);
+      int64_t mult = unit == "s"   ? 1
+                     : unit == "m" ? 60
+                     : unit == "h" ? 3600
+                     : unit == "d" ? 86400
+                                   : 0;
+      if (unit.empty()) {
+        since = n;  // absolute UNIX seconds
+      } else if (mult == 0) {
+        return fail(
+            berth::Error(Errc::InvalidArgument,
+                         "--since '" + audit_since + "': use 90s, 15m, 2h, 1d or UNIX seconds"));
+      } else {
+        since = static_cast<int64_t>(std::time(nullptr)) - n * mult;
+      }
+    }
+    std::string path =
+        "/api/v1/audit?since=" + std::to_string(since) + "&limit=" + std::to_string(audit_limit);
+    if (!audit_principal.empty()) {
+      path += "&principal=" + berth::url::encode(audit_principal);
+    }
+    auto r = client->call("GET", path);
+    if (!r) {
+      return fail(r.error());
+    }
+    if (as_json) {
+      std::cout << (*r)["events"].dump(2) << "\n";
+      return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"TIME", "PRINCIPAL", "ACTION", "RESOURCE", "DECISION", "SOURCE"}};
+    for (const auto& e : (*r)["events"]) {
+      rows.push_back({when(e.value("time", int64_t{0})), e.value("principal", ""),
+                      e.value("action", ""), e.value("resource", ""), e.value("decision", ""),
+                      e.value("source", "")});
+    }
+    print_table(rows);
     return 0;
   }
   if (*gc) {

@@ -38,6 +38,7 @@ struct Daemon::Impl {
   std::unique_ptr<registry::Registry> registry;
   std::shared_ptr<iam::PolicyAuthorizer> policy_authz;  // null when iam.enforce is off
   std::shared_ptr<iam::TokenSigner> signer;
+  std::unique_ptr<iam::AuditLog> audit;
   std::unique_ptr<iam::Service> iam;
   // Failed authentications per key id and per source address, for the rate limit.
   std::mutex failures_mu;
@@ -186,6 +187,24 @@ struct Daemon::Impl {
     return ex.send(std::move(r));
   }
 
+  // Writes the audit queue once a second.
+  static awaitable<void> audit_flusher(Impl* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!self->stopped) {
+      timer.expires_after(std::chrono::seconds(1));
+      beast::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (self->stopped || ec) {
+        break;
+      }
+      auto flush = [audit = self->audit.get()] { return audit->flush(); };
+      Status fs = co_await run_blocking(*self->pool, std::move(flush));
+      if (!fs) {
+        self->log->warn("audit flush failed error={}", fs.error().message());
+      }
+    }
+  }
+
   // Upload expiry (and gc, when configured) on timers.
   static awaitable<void> maintenance(Impl* self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -249,6 +268,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts.upload_ttl = cfg.registry.upload_ttl;
   ropts.gc_grace = cfg.registry.gc_grace;
   ropts.max_manifest_bytes = cfg.registry.max_manifest_bytes;
+  s.audit = std::make_unique<iam::AuditLog>(*s.store);
+  ropts.audit = s.audit.get();
   iam::AuthorizerPtr authz = iam::allow_all();
   if (cfg.iam.enforce) {
     s.policy_authz = std::make_shared<iam::PolicyAuthorizer>(*s.store);
@@ -266,7 +287,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
       }
     };
   }
-  s.iam = std::make_unique<iam::Service>(*s.store, *s.pool, authz, on_change);
+  s.iam = std::make_unique<iam::Service>(*s.store, *s.pool, authz, on_change, s.audit.get());
   BERTH_TRY(s.iam->bootstrap(cfg.data_dir));
   if (s.policy_authz) {
     BERTH_TRY(s.policy_authz->reload());
@@ -303,6 +324,7 @@ Result<uint16_t> Daemon::start() {
     s.work.push_back(asio::make_work_guard(*ioc));
   }
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
+  spawn_logged(s.iocs.front()->get_executor(), Impl::audit_flusher(&s), "daemon.audit");
   size_t n = s.iocs.size();
   for (auto& ioc : s.iocs) {
     asio::io_context* raw = ioc.get();
@@ -338,6 +360,11 @@ void Daemon::stop() {
   s.threads.clear();
   if (s.pool) {
     s.pool->join();
+  }
+  if (s.audit) {
+    if (auto r = s.audit->flush(); !r) {
+      s.log->warn("audit flush at shutdown failed error={}", r.error().message());
+    }
   }
   s.log->info("berthd stopped");
   spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->flush(); });

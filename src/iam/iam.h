@@ -78,6 +78,25 @@ struct Decision {
 Decision evaluate(const std::vector<Policy>& identity_policies, const Policy* resource_policy,
                   const Request& req);
 
+/// The audit log: every state-changing request and every denial. record() is cheap and safe
+/// from any thread (a bounded in-memory queue); flush() writes the queue in one transaction
+/// (blocking: the daemon calls it on the pool once a second and at shutdown).
+class AuditLog {
+ public:
+  explicit AuditLog(store::MetadataStore& store) : store_(store) {}
+  /// Records when the action changes state or was denied; reads that were allowed are not.
+  void record(const Request& req, bool allowed, const std::string& source);
+  Status flush();
+  /// Read actions (allowed ones are not recorded): Pull, List*, Describe*, Get*, Simulate*.
+  static bool is_read_action(const std::string& action);
+
+ private:
+  store::MetadataStore& store_;
+  std::mutex mu_;
+  std::vector<store::AuditEvent> pending_;
+  uint64_t dropped_ = 0;
+};
+
 // ---- The IAM service ------------------------------------------------------------------------
 
 /// A newly created access key: the only time the secret exists outside the caller's hands.
@@ -94,7 +113,7 @@ class Service {
   /// on_change runs (on the blocking pool) after every successful IAM write; the daemon
   /// reloads the PolicyAuthorizer there.
   Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer,
-          std::function<void()> on_change = {});
+          std::function<void()> on_change = {}, AuditLog* audit = nullptr);
 
   /// First start: with no users, creates `admin` (policy `admin`: Allow * on *) and a key,
   /// writes DATA/admin.credentials (0600). Returns the key id, or "" when users existed.
@@ -131,6 +150,11 @@ class Service {
   /// policies plus, for repository/NAME, that repository's resource policy.
   awaitable<Result<Decision>> simulate(http::RequestContext ctx, Request req);
 
+  /// Audit events at or after since (unix seconds), newest first.
+  awaitable<Result<std::vector<store::AuditEvent>>> list_audit(http::RequestContext ctx,
+                                                               int64_t since,
+                                                               std::string principal, int limit);
+
   /// Verifies an access key (constant-time); returns "user/NAME". Unauthenticated otherwise.
   Result<std::string> authenticate_key(const std::string& id, const std::string& secret);
 
@@ -143,6 +167,7 @@ class Service {
   BlockingPool& pool_;
   AuthorizerPtr authz_;
   std::function<void()> on_change_;
+  AuditLog* audit_;
 };
 
 // ---- Enforcement ----------------------------------------------------------------------------

@@ -97,13 +97,21 @@ awaitable<Status> write_then_notify(BlockingPool& pool, const std::function<void
 std::string hash_secret(const std::string& secret) { return Sha256::hex_of(secret); }
 
 Service::Service(store::MetadataStore& store, BlockingPool& pool, AuthorizerPtr authorizer,
-                 std::function<void()> on_change)
-    : store_(store), pool_(pool), authz_(std::move(authorizer)), on_change_(std::move(on_change)) {}
+                 std::function<void()> on_change, AuditLog* audit)
+    : store_(store),
+      pool_(pool),
+      authz_(std::move(authorizer)),
+      on_change_(std::move(on_change)),
+      audit_(audit) {}
 
 Status Service::authorize(const http::RequestContext& ctx, const std::string& action,
                           const std::string& resource) const {
   Request req{ctx.principal, action, resource};
-  if (!authz_->authorize(req)) {
+  bool allowed = authz_->authorize(req).has_value();
+  if (audit_ != nullptr) {
+    audit_->record(req, allowed, ctx.peer);
+  }
+  if (!allowed) {
     return Error(Errc::PermissionDenied, denial_message(req));
   }
   return ok();
@@ -325,6 +333,21 @@ awaitable<Result<Decision>> Service::simulate(http::RequestContext ctx, Request 
   }
   auto sim = [this, req] { return simulate_blocking(req); };
   co_return co_await run_blocking(pool_, std::move(sim));
+}
+
+awaitable<Result<std::vector<store::AuditEvent>>> Service::list_audit(http::RequestContext ctx,
+                                                                      int64_t since,
+                                                                      std::string principal,
+                                                                      int limit) {
+  BERTH_CO_TRY(authorize(ctx, "iam:ListAuditEvents", "*"));
+  // Flush first, so what just happened is visible.
+  auto list = [this, since, principal, limit]() -> Result<std::vector<store::AuditEvent>> {
+    if (audit_ != nullptr) {
+      BERTH_TRY(audit_->flush());
+    }
+    return store_.list_audit(since, principal, limit);
+  };
+  co_return co_await run_blocking(pool_, std::move(list));
 }
 
 Result<std::string> Service::authenticate_key(const std::string& id, const std::string& secret) {

@@ -198,18 +198,18 @@ struct Registry::Impl {
   Status authorize(const http::RequestContext& ctx, const std::string& action,
                    const std::string& resource) {
     iam::Request req{ctx.principal, action, resource};
-    if (ctx.token_scoped) {
+    bool allowed = false;
+    std::string scope = ctx.token_scoped ? token_scope(action, resource) : "";
+    if (!scope.empty()) {
       // A registry token carries its grants: what the policies allowed when it was issued.
-      std::string scope = token_scope(action, resource);
-      if (!scope.empty()) {
-        if (std::find(ctx.grants.begin(), ctx.grants.end(), scope) != ctx.grants.end()) {
-          return ok();
-        }
-        return Error(Errc::PermissionDenied, iam::denial_message(req));
-      }
+      allowed = std::find(ctx.grants.begin(), ctx.grants.end(), scope) != ctx.grants.end();
+    } else {
+      allowed = authz->authorize(req).has_value();
     }
-    auto s = authz->authorize(req);
-    if (!s) {
+    if (opts.audit != nullptr) {
+      opts.audit->record(req, allowed, ctx.peer);
+    }
+    if (!allowed) {
       return Error(Errc::PermissionDenied, iam::denial_message(req));
     }
     return ok();

@@ -29,6 +29,7 @@ struct Options {
   std::chrono::seconds gc_grace{3600};
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
   bool require_auth = false;  // anonymous refusals become 401 Bearer challenges
+  iam::AuditLog* audit = nullptr;  // records pushes, deletes and denials when set
 };
 
 struct GcReport {

@@ -85,6 +85,16 @@ struct AttachedPolicy {
   int64_t updated_at = 0;
 };
 
+/// One audit record: a state-changing request or a denial.
+struct AuditEvent {
+  int64_t time = 0;  // unix seconds
+  std::string principal;
+  std::string action;
+  std::string resource;
+  bool allowed = false;
+  std::string source;  // client address
+};
+
 /// What happened to the tag when a manifest was put.
 struct PutManifestResult {
   bool created = true;  // false when the same digest was already there
@@ -169,6 +179,12 @@ class MetadataStore {
   /// A repository's resource policy ("" = none); NotFound for an unknown repository.
   virtual Status set_repository_policy(const std::string& repo, const std::string& document) = 0;
   virtual Result<std::string> get_repository_policy(const std::string& repo) = 0;
+
+  // Audit log: appended in batches, read newest first.
+  virtual Status append_audit(const std::vector<AuditEvent>& events) = 0;
+  /// Events at or after `since` ("" principal = all), newest first, at most limit.
+  virtual Result<std::vector<AuditEvent>> list_audit(int64_t since, const std::string& principal,
+                                                     int limit) = 0;
 };
 
 using MetadataStorePtr = std::unique_ptr<MetadataStore>;

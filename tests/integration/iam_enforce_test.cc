@@ -92,6 +92,7 @@ TEST_F(IamEnforceTest, EveryApiEndpointRefusesAnUnauthenticatedCall) {
       "POST /api/v1/iam/simulate",
       "GET /api/v1/auth/token",
       "GET /api/v1/auth/whoami",
+      "GET /api/v1/audit",
   };
   for (const char* c : calls) {
     std::string call = c;
@@ -221,6 +222,29 @@ TEST_F(IamEnforceTest, RepeatedFailuresAreRateLimited) {
   // The eleventh attempt within the minute is refused even with the right secret.
   auto [st, body] = curl("-u " + admin_.creds() + " " + d_.url() + "/api/v1/repositories");
   EXPECT_EQ(st, 429) << body;
+}
+
+TEST_F(IamEnforceTest, TheAuditLogHoldsChangesAndDenialsButNotReads) {
+  Key reader = make_user("reader", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":"registry:Pull","Resource":"repository/web/*"}]})");
+  EXPECT_EQ(curl("-u " + reader.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 200);
+  EXPECT_EQ(
+      curl("-u " + reader.creds() + " -X POST " + d_.url() + "/v2/web/app/blobs/uploads/").first,
+      403);
+  auto ls = d_.cli("audit ls --principal user/reader --json");
+  ASSERT_EQ(ls.code, 0) << ls.all();
+  Json events = Json::parse(ls.out);
+  ASSERT_EQ(events.size(), 1u) << ls.out;  // the allowed pull is not recorded
+  EXPECT_EQ(events[0]["action"], "registry:Push");
+  EXPECT_EQ(events[0]["resource"], "repository/web/app");
+  EXPECT_EQ(events[0]["decision"], "Deny");
+  EXPECT_NE(events[0]["source"].get<std::string>().find("127.0.0.1"), std::string::npos);
+  auto all = d_.cli("audit ls --since 1h");
+  ASSERT_EQ(all.code, 0) << all.all();
+  EXPECT_NE(all.out.find("iam:CreateUser"), std::string::npos) << all.out;
+  EXPECT_NE(all.out.find("registry:CreateRepository"), std::string::npos) << all.out;
+  // Unauthenticated: refused like every other endpoint.
+  EXPECT_EQ(curl(d_.url() + "/api/v1/audit").first, 401);
 }
 
 }  // namespace

@@ -80,6 +80,15 @@ CREATE TABLE IF NOT EXISTS policies(
   document TEXT NOT NULL,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY(kind, principal, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit(
+  id INTEGER PRIMARY KEY,
+  time INTEGER NOT NULL,
+  principal TEXT NOT NULL,
+  action TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  allowed INTEGER NOT NULL,
+  source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 CREATE TABLE IF NOT EXISTS repository_policies(
   repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
   document TEXT NOT NULL);
@@ -808,6 +817,43 @@ class SqliteMetadataStore final : public MetadataStore {
     st.bind(1, r.id);
     BERTH_ASSIGN_OR_RETURN(bool row, st.step());
     return row ? st.text(0) : std::string();
+  }
+
+  Status append_audit(const std::vector<AuditEvent>& events) override {
+    std::lock_guard lock(mu_);
+    Tx tx(*this);
+    for (const auto& e : events) {
+      Stmt st(db_,
+              "INSERT INTO audit(time, principal, action, resource, allowed, source) "
+              "VALUES(?,?,?,?,?,?)");
+      st.bind(1, e.time)
+          .bind(2, e.principal)
+          .bind(3, e.action)
+          .bind(4, e.resource)
+          .bind(5, int64_t{e.allowed})
+          .bind(6, e.source);
+      BERTH_TRY(st.run());
+    }
+    return tx.commit();
+  }
+
+  Result<std::vector<AuditEvent>> list_audit(int64_t since, const std::string& principal,
+                                             int limit) override {
+    std::lock_guard lock(mu_);
+    Stmt st(db_,
+            "SELECT time, principal, action, resource, allowed, source FROM audit "
+            "WHERE time >= ? AND (? = '' OR principal = ?) ORDER BY id DESC LIMIT ?");
+    st.bind(1, since).bind(2, principal).bind(3, principal).bind(4, int64_t{limit});
+    std::vector<AuditEvent> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+      if (!row) {
+        break;
+      }
+      out.push_back(
+          AuditEvent{st.i64(0), st.text(1), st.text(2), st.text(3), st.i64(4) != 0, st.text(5)});
+    }
+    return out;
   }
 
  private:
