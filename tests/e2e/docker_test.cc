@@ -49,6 +49,12 @@ TEST(DockerTest, PushPullRoundTripAndMissingRepository) {
   auto created = berth_cli(berthd, "repo create web/app");
   ASSERT_EQ(created.code, 0) << created.all();
 
+  // A wrong secret fails docker login (and stores nothing in docker's config).
+  auto wrong = run("printf 'not-the-secret' | " + docker + " login -u " + berthd.admin_key_id() +
+                   " --password-stdin " + berthd.host());
+  EXPECT_NE(wrong.code, 0) << wrong.all();
+  EXPECT_NE(wrong.all().find("unauthorized"), std::string::npos) << wrong.all();
+
   // docker login as admin: docker keeps the key in its private --config dir.
   auto login = run("printf '%s' '" + berthd.admin_secret() + "' | " + docker + " login -u " +
                    berthd.admin_key_id() + " --password-stdin " + berthd.host());
