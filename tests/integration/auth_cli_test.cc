@@ -193,6 +193,34 @@ TEST(AuthCliTest, LoginThatCannotVerifySavesNothing) {
   EXPECT_NE(run("test -e " + home / ".config/berth/credentials").code, 0);
 }
 
+// Against a real berthd (enforcing): anonymous calls exit 5 naming the fix; login verifies
+// the admin key and later commands use the file.
+TEST(AuthCliTest, RealServerRefusesAnonymousAndAcceptsLogin) {
+  TestDaemon d;
+  auto anon = d.cli_as(AdminCredentials{}, "repo ls");
+  EXPECT_EQ(anon.code, 5) << anon.all();
+  EXPECT_TRUE(has(anon.err, "not authenticated: run berth login")) << anon.all();
+
+  TempDir home;
+  std::string env =
+      "env -u BERTH_ACCESS_KEY_ID -u BERTH_SECRET_ACCESS_KEY -u BERTH_SERVER HOME=" + home.path() +
+      " ";
+  auto login =
+      run("printf '%s\\n' " + d.admin_secret() + " | " + env + bin("berth") + " login --server " +
+          d.url() + " --access-key-id " + d.admin_key_id() + " --secret-access-key-stdin");
+  ASSERT_EQ(login.code, 0) << login.all();
+  EXPECT_EQ(login.out, "logged in to " + d.url() + " as user/admin\n");
+  auto ls = run(env + bin("berth") + " repo create web/app");
+  EXPECT_EQ(ls.code, 0) << ls.all();
+
+  auto wrong = run("printf 'wrong\\n' | " + env + bin("berth") + " login --server " + d.url() +
+                   " --access-key-id " + d.admin_key_id() + " --secret-access-key-stdin");
+  EXPECT_EQ(wrong.code, 5) << wrong.all();
+  EXPECT_TRUE(has(wrong.err, "login failed")) << wrong.all();
+  // The failed login left the good credentials in place.
+  EXPECT_EQ(run(env + bin("berth") + " repo ls").code, 0);
+}
+
 TEST(AuthCliTest, HarnessReadsTheAdminKey) {
   TestDaemon d;
   EXPECT_EQ(d.admin_key_id().rfind("BK", 0), 0u) << d.admin_key_id();
