@@ -207,8 +207,11 @@ Json grant_scopes(const iam::PolicyAuthorizer& authz, const std::string& princip
 }
 
 Json audit_json(const store::AuditEvent& e) {
-  return Json{{"time", e.time},         {"principal", e.principal}, {"action", e.action},
-              {"resource", e.resource}, {"decision", e.allowed ? "Allow" : "Deny"},
+  return Json{{"time", e.time},
+              {"principal", e.principal},
+              {"action", e.action},
+              {"resource", e.resource},
+              {"decision", e.allowed ? "Allow" : "Deny"},
               {"source", e.source}};
 }
 
@@ -320,6 +323,13 @@ awaitable<void> Api::handle_iam(http::Exchange& ex, std::string rest) {
     }
   }
   if (n >= 3 && seg[1] == "keys") {
+    if (n == 4 && seg[3] == "rotate" && m == V::post) {
+      auto k = co_await iam_.rotate_key(ctx, seg[2]);
+      if (!k) {
+        co_return co_await ex.send(error_response(k.error()));
+      }
+      co_return co_await ex.send(json_response(201, new_key_json(*k)));
+    }
     if (n == 4 && seg[3] == "deactivate" && m == V::post) {
       auto k = co_await iam_.deactivate_key(ctx, seg[2]);
       if (!k) {

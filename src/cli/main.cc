@@ -329,6 +329,9 @@ int main(int argc, char** argv) {
   key_ls->add_option("user", iam_name, "user name")->required();
   auto* key_deactivate = key->add_subcommand("deactivate", "deactivate an access key");
   key_deactivate->add_option("key_id", iam_name, "access key id (BK...)")->required();
+  auto* key_rotate =
+      key->add_subcommand("rotate", "create a new key for the same user and deactivate this one");
+  key_rotate->add_option("key_id", iam_name, "access key id (BK...)")->required();
   auto* key_rm = key->add_subcommand("rm", "delete an access key");
   key_rm->add_option("key_id", iam_name, "access key id (BK...)")->required();
 
@@ -365,8 +368,9 @@ int main(int argc, char** argv) {
   simulate->add_option("--action", sim_action, "e.g. registry:Push")->required();
   simulate->add_option("--resource", sim_resource, "e.g. repository/web/app")->required();
 
-  for (auto* c : {user_create, user_ls, user_rm, key_create, key_ls, key_deactivate, key_rm,
-                  role_create, role_ls, role_rm, policy_put, policy_ls, policy_rm, simulate}) {
+  for (auto* c :
+       {user_create, user_ls, user_rm, key_create, key_ls, key_deactivate, key_rotate, key_rm,
+        role_create, role_ls, role_rm, policy_put, policy_ls, policy_rm, simulate}) {
     c->add_flag("--json", as_json, "print JSON");
   }
 
@@ -720,8 +724,11 @@ int main(int argc, char** argv) {
   if (*role_rm) {
     return principal_rm("role");
   }
-  if (*key_create) {
-    auto r = client->call("POST", iam_base + "/users/" + berth::url::encode(iam_name) + "/keys");
+  if (*key_create || *key_rotate) {
+    auto r =
+        *key_create
+            ? client->call("POST", iam_base + "/users/" + berth::url::encode(iam_name) + "/keys")
+            : client->call("POST", iam_base + "/keys/" + berth::url::encode(iam_name) + "/rotate");
     if (!r) {
       return fail(r.error());
     }
@@ -729,7 +736,10 @@ int main(int argc, char** argv) {
       std::cout << r->dump(2) << "\n";
       return 0;
     }
-    std::printf("created access key for user %s\n", iam_name.c_str());
+    if (*key_rotate) {
+      std::printf("rotated %s (now inactive; delete it once nothing uses it)\n", iam_name.c_str());
+    }
+    std::printf("created access key for user %s\n", r->value("user", iam_name).c_str());
     print_table({{"Access key ID:", r->value("access_key_id", "")},
                  {"Secret access key:", r->value("secret_access_key", "")}});
     std::printf("Save the secret now: it will not be shown again.\n");

@@ -130,6 +130,8 @@ class Service {
   awaitable<Result<std::vector<store::AccessKey>>> list_keys(http::RequestContext ctx,
                                                              std::string user);
   awaitable<Result<store::AccessKey>> deactivate_key(http::RequestContext ctx, std::string id);
+  /// A new key for the same user; the old one is deactivated (delete it once nothing uses it).
+  awaitable<Result<NewKey>> rotate_key(http::RequestContext ctx, std::string id);
   awaitable<Status> delete_key(http::RequestContext ctx, std::string id);
 
   /// Validates the document first (InvalidArgument naming the field; nothing stored).
@@ -152,8 +154,8 @@ class Service {
 
   /// Audit events at or after since (unix seconds), newest first.
   awaitable<Result<std::vector<store::AuditEvent>>> list_audit(http::RequestContext ctx,
-                                                               int64_t since,
-                                                               std::string principal, int limit);
+                                                               int64_t since, std::string principal,
+                                                               int limit);
 
   /// Verifies an access key (constant-time); returns "user/NAME". Unauthenticated otherwise.
   Result<std::string> authenticate_key(const std::string& id, const std::string& secret);

@@ -224,6 +224,23 @@ awaitable<Result<store::AccessKey>> Service::deactivate_key(http::RequestContext
   co_return key;
 }
 
+awaitable<Result<NewKey>> Service::rotate_key(http::RequestContext ctx, std::string id) {
+  auto get = [this, id] { return store_.get_key(id); };
+  auto old = co_await run_blocking(pool_, std::move(get));
+  if (!old) {
+    co_return old.error();
+  }
+  auto fresh = co_await create_key(ctx, old->user);
+  if (!fresh) {
+    co_return fresh.error();
+  }
+  auto off = co_await deactivate_key(ctx, id);
+  if (!off) {
+    co_return off.error();
+  }
+  co_return fresh;
+}
+
 awaitable<Status> Service::delete_key(http::RequestContext ctx, std::string id) {
   auto get = [this, id] { return store_.get_key(id); };
   auto key = co_await run_blocking(pool_, std::move(get));

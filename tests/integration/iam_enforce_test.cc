@@ -224,6 +224,22 @@ TEST_F(IamEnforceTest, RepeatedFailuresAreRateLimited) {
   EXPECT_EQ(st, 429) << body;
 }
 
+TEST_F(IamEnforceTest, RotatingAKeyIssuesANewOneAndRetiresTheOld) {
+  Key k = make_user("ci", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":"registry:*","Resource":"repository/*"}]})");
+  auto rot = d_.cli("iam key rotate " + k.id + " --json");
+  ASSERT_EQ(rot.code, 0) << rot.all();
+  Json j = Json::parse(rot.out);
+  Key fresh{j["access_key_id"], j["secret_access_key"]};
+  EXPECT_NE(fresh.id, k.id);
+  EXPECT_EQ(j["user"], "ci");
+  EXPECT_EQ(curl("-u " + fresh.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 200);
+  EXPECT_EQ(curl("-u " + k.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 401);
+  auto ls = d_.cli("iam key ls ci --json");
+  ASSERT_EQ(ls.code, 0) << ls.all();
+  EXPECT_EQ(Json::parse(ls.out).size(), 2u) << ls.out;
+}
+
 TEST_F(IamEnforceTest, TheAuditLogHoldsChangesAndDenialsButNotReads) {
   Key reader = make_user("reader", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:Pull","Resource":"repository/web/*"}]})");
