@@ -79,6 +79,9 @@ RAW=$OUT/raw.tsv
 TMP=$(mktemp -d "$OUT/tmp.XXXXXX")
 SERVER_PID=""
 declare -A PIDS=()
+# berthd authenticates every request (iam.enforce): its admin key, read after start. The
+# clients send it (skopeo --creds, wrk/ab Basic auth); distribution runs without auth.
+declare -A AUTH=()
 SAMPLER_PID=""
 
 cleanup() {
@@ -157,7 +160,10 @@ EOF
   PIDS[$kind]=$SERVER_PID
   local i
   for ((i = 0; i < 100; i++)); do
-    if curl -fs -o /dev/null "http://127.0.0.1:$port/v2/"; then break; fi
+    # Any HTTP answer will do: berthd's /v2/ answers 401 until a client authenticates.
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/") != 000 ]]; then
+      break
+    fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       wait "$SERVER_PID" 2>/dev/null || true
       unset "PIDS[$kind]"
@@ -168,7 +174,9 @@ EOF
   done
   ((i < 100)) || { echo "$kind did not answer /v2/" >&2; exit 1; }
   if [[ $kind == berth ]]; then
-    "$BERTH" --server "http://127.0.0.1:$port" repo create "$REPO" >/dev/null
+    AUTH[$kind]=$(. "$data/admin.credentials" && echo "$BERTH_ACCESS_KEY_ID:$BERTH_SECRET_ACCESS_KEY")
+    BERTH_ACCESS_KEY_ID=${AUTH[$kind]%%:*} BERTH_SECRET_ACCESS_KEY=${AUTH[$kind]#*:} \
+      "$BERTH" --server "http://127.0.0.1:$port" repo create "$REPO" >/dev/null
   fi
 }
 
@@ -193,7 +201,9 @@ push() {  # push KIND IMAGE TAG -> seconds
   local port t0 t1
   port=$(port_of "$1")
   t0=$(now_ns)
-  skopeo copy -q --dest-tls-verify=false "oci:$IMAGES/$2:latest" \
+  local creds=()
+  [[ -n ${AUTH[$1]:-} ]] && creds=(--dest-creds "${AUTH[$1]}")
+  skopeo copy -q --dest-tls-verify=false "${creds[@]}" "oci:$IMAGES/$2:latest" \
     "docker://127.0.0.1:$port/$REPO:$3" >/dev/null ||
     { echo "push of $2 to $1 failed" >&2; return 1; }
   t1=$(now_ns)
@@ -205,7 +215,9 @@ pull() {  # pull KIND TAG -> seconds
   port=$(port_of "$1")
   dst=$(mktemp -d "$TMP/pull.XXXXXX")
   t0=$(now_ns)
-  skopeo copy -q --src-tls-verify=false "docker://127.0.0.1:$port/$REPO:$2" \
+  local creds=()
+  [[ -n ${AUTH[$1]:-} ]] && creds=(--src-creds "${AUTH[$1]}")
+  skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://127.0.0.1:$port/$REPO:$2" \
     "oci:$dst/img:latest" >/dev/null ||
     { echo "pull of $2 from $1 failed" >&2; return 1; }
   t1=$(now_ns)
@@ -271,7 +283,9 @@ run_ab_head() {  # run_ab_head KIND NAME URL : one sample of NAME_rps and NAME_p
   local kind=$1 name=$2 url=$3 f
   {
     f=$OUT/ab-$kind-$name-$run.txt
-    ab -q -k -i -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 -e "$f.csv" "$url" >"$f" 2>&1
+    local auth=()
+    [[ -n ${AUTH[$kind]:-} ]] && auth=(-A "${AUTH[$kind]}")
+    ab -q -k -i -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 "${auth[@]}" -e "$f.csv" "$url" >"$f" 2>&1
     local rps p99 failed
     rps=$(awk '/^Requests per second:/ {print $4}' "$f")
     p99=$(awk -F, '$1 == "99" {printf "%.3f", $2}' "$f.csv")
@@ -298,8 +312,10 @@ if want wrk || want rss; then
   if want wrk; then
     for ((run = 1; run <= RUNS; run++)); do
       for kind in "${SERVERS[@]}"; do
+        auth=()
+        [[ -n ${AUTH[$kind]:-} ]] && auth=(-H "Authorization: Basic $(printf '%s' "${AUTH[$kind]}" | base64 -w0)")
         run_wrk "$kind" manifest_get "${URL_M[$kind]}" \
-          -H "Accept: application/vnd.oci.image.manifest.v1+json"
+          -H "Accept: application/vnd.oci.image.manifest.v1+json" "${auth[@]}"
         run_ab_head "$kind" blob_head "${URL_B[$kind]}"
       done
     done
