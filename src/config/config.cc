@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "config/config.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -84,6 +85,16 @@ const std::map<std::string, Setter>& setters() {
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.upload_ttl, k, v); }},
       {"registry.gc_interval",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_interval, k, v); }},
+      {"tls.cert_file",
+       [](Config& c, auto&, auto& v) {
+         c.tls.cert_file = v;
+         return ok();
+       }},
+      {"tls.key_file",
+       [](Config& c, auto&, auto& v) {
+         c.tls.key_file = v;
+         return ok();
+       }},
       {"iam.enforce", [](Config& c, auto& k, auto& v) { return set_bool(c.iam.enforce, k, v); }},
       {"iam.token_ttl", [](Config& c, auto& k, auto& v) { return set_dur(c.iam.token_ttl, k, v); }},
       {"registry.gc_grace",
@@ -235,6 +246,16 @@ Status validate(const Config& cfg) {
   }
   if (cfg.registry.upload_ttl.count() <= 0) {
     return bad("registry.upload_ttl", "must be positive");
+  }
+  if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
+    return bad(cfg.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
+               "set both tls.cert_file and tls.key_file, or neither");
+  }
+  for (const auto* f : {&cfg.tls.cert_file, &cfg.tls.key_file}) {
+    if (!f->empty() && ::access(f->c_str(), R_OK) != 0) {
+      return bad(f == &cfg.tls.cert_file ? "tls.cert_file" : "tls.key_file",
+                 *f + ": cannot read the file");
+    }
   }
   if (cfg.iam.token_ttl.count() < 60) {
     return bad("iam.token_ttl", "must be at least 60s");

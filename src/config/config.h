@@ -29,6 +29,11 @@ struct IamConfig {
   std::chrono::seconds token_ttl{15 * 60};  // registry and API bearer tokens
 };
 
+struct TlsConfig {
+  std::string cert_file;  // PEM certificate chain; with key_file, the listener speaks TLS only
+  std::string key_file;   // PEM private key
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
@@ -39,6 +44,7 @@ struct Config {
   StorageConfig storage;
   RegistryConfig registry;
   IamConfig iam;
+  TlsConfig tls;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

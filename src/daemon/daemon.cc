@@ -302,6 +302,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
   http::ServerOptions sopts;
   sopts.access_log = cfg.access_log;
+  sopts.tls_cert_file = cfg.tls.cert_file;
+  sopts.tls_key_file = cfg.tls.key_file;
   unsigned n = cfg.io_threads > 0 ? static_cast<unsigned>(cfg.io_threads)
                                   : std::max(1u, std::thread::hardware_concurrency());
   std::vector<asio::io_context*> contexts;

@@ -90,6 +90,8 @@ struct ServerOptions {
   std::chrono::seconds body_timeout{300};  // per read: a stalled upload is dropped after this
   size_t max_header_bytes = 64 * 1024;
   bool access_log = true;
+  std::string tls_cert_file;  // both set: the listener speaks TLS only
+  std::string tls_key_file;
 };
 
 /// Accepts on the first context and hands connections round-robin to all of them. Each

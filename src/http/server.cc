@@ -2,6 +2,7 @@
 #include <sys/sendfile.h>
 
 #include <atomic>
+#include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <chrono>
 #include <map>
@@ -56,9 +57,10 @@ std::string next_request_id() {
   return buf;
 }
 
+template <class Stream>
 class Conn final : public Exchange {
  public:
-  Conn(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+  Conn(Stream& stream, beast::flat_buffer& buffer,
        bhttp::request_parser<bhttp::buffer_body>& parser, const ServerOptions& opts)
       : stream_(stream), buffer_(buffer), parser_(parser), opts_(opts) {
     auto& req = parser_.get();
@@ -141,7 +143,7 @@ class Conn final : public Exchange {
     // Re-arming the timer costs a syscall; once a second of progress is precise enough.
     auto now = std::chrono::steady_clock::now();
     if (now - last_arm_ > std::chrono::seconds(1)) {
-      stream_.expires_after(opts_.body_timeout);
+      beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
       last_arm_ = now;
     }
     auto& body = parser_.get().body();
@@ -211,31 +213,52 @@ class Conn final : public Exchange {
       finish(head.status, 0, ec);
       co_return;
     }
-    auto& sock = stream_.socket();
-    sock.non_blocking(true, ec);
-    off_t off = static_cast<off_t>(offset);
     uint64_t left = length;
-    while (left > 0 && !ec) {
-      ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
-                             static_cast<size_t>(std::min<uint64_t>(left, 1 << 30)));
-      if (n > 0) {
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      // Plain TCP: the kernel copies file pages straight to the socket.
+      auto& sock = stream_.socket();
+      sock.non_blocking(true, ec);
+      off_t off = static_cast<off_t>(offset);
+      while (left > 0 && !ec) {
+        ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
+                               static_cast<size_t>(std::min<uint64_t>(left, 1 << 30)));
+        if (n > 0) {
+          left -= static_cast<uint64_t>(n);
+          continue;
+        }
+        if (n == 0) {
+          ec = asio::error::eof;  // file shorter than promised
+          break;
+        }
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno == EAGAIN) {
+          stream_.expires_after(opts_.body_timeout);
+          co_await stream_.socket().async_wait(tcp::socket::wait_write,
+                                               asio::redirect_error(use_awaitable, ec));
+          continue;
+        }
+        ec = beast::error_code(errno, boost::system::system_category());
+      }
+    } else {
+      // TLS: the bytes must pass through the encryption layer.
+      std::vector<char> chunk(256 * 1024);
+      uint64_t pos = offset;
+      while (left > 0 && !ec) {
+        ssize_t n = ::pread(fd, chunk.data(), std::min<uint64_t>(left, chunk.size()),
+                            static_cast<off_t>(pos));
+        if (n <= 0) {
+          ec = n == 0 ? beast::error_code(asio::error::eof)
+                      : beast::error_code(errno, boost::system::system_category());
+          break;
+        }
+        beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+        co_await asio::async_write(stream_, asio::buffer(chunk.data(), static_cast<size_t>(n)),
+                                   asio::redirect_error(use_awaitable, ec));
+        pos += static_cast<uint64_t>(n);
         left -= static_cast<uint64_t>(n);
-        continue;
       }
-      if (n == 0) {
-        ec = asio::error::eof;  // file shorter than promised
-        break;
-      }
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno == EAGAIN) {
-        stream_.expires_after(opts_.body_timeout);
-        co_await stream_.socket().async_wait(tcp::socket::wait_write,
-                                             asio::redirect_error(use_awaitable, ec));
-        continue;
-      }
-      ec = beast::error_code(errno, boost::system::system_category());
     }
     finish(head.status, length - left, ec);
   }
@@ -255,7 +278,7 @@ class Conn final : public Exchange {
     }
   }
 
-  beast::tcp_stream& stream_;
+  Stream& stream_;
   beast::flat_buffer& buffer_;
   bhttp::request_parser<bhttp::buffer_body>& parser_;
   const ServerOptions& opts_;
@@ -278,7 +301,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       : contexts(std::move(c)), acceptor(*contexts.front()), handler(std::move(h)), opts(o) {}
 
   std::vector<asio::io_context*> contexts;
-  size_t next_context = 0;  // touched only by the accept loop
+  size_t next_context = 0;                  // touched only by the accept loop
+  std::unique_ptr<asio::ssl::context> ssl;  // set when the listener serves TLS
   tcp::acceptor acceptor;
   Handler handler;
   ServerOptions opts;
@@ -313,14 +337,40 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     }
     sock.set_option(tcp::no_delay(true), ec);
-    beast::tcp_stream stream(std::move(sock));
+    if (self->ssl) {
+      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *self->ssl);
+      beast::get_lowest_layer(stream).expires_after(self->opts.header_timeout);
+      co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                      asio::redirect_error(use_awaitable, ec));
+      if (!ec) {
+        co_await serve(self, stream, peer);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+        co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
+      } else {
+        self->log->debug("tls handshake failed peer={} error={}", peer, ec.message());
+      }
+      beast::get_lowest_layer(stream).close();
+    } else {
+      beast::tcp_stream stream(std::move(sock));
+      co_await serve(self, stream, peer);
+      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+      stream.close();
+    }
+    self->connections--;
+  }
+
+  // The request loop of one connection, over plain TCP or TLS. stream belongs to the caller,
+  // which awaits this coroutine.
+  template <class Stream>
+  static awaitable<void> serve(std::shared_ptr<State> self, Stream& stream, std::string peer) {
+    beast::error_code ec;
     beast::flat_buffer buffer;
     while (!self->stopping) {
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(static_cast<uint32_t>(self->opts.max_header_bytes));
       // Handlers enforce their own limits while streaming. (1.74 mis-compares boost::none.)
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      stream.expires_after(self->opts.header_timeout);
+      beast::get_lowest_layer(stream).expires_after(self->opts.header_timeout);
       co_await bhttp::async_read_header(stream, buffer, parser,
                                         asio::redirect_error(use_awaitable, ec));
       if (ec) {
@@ -337,10 +387,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
         break;
       }
       auto started = std::chrono::steady_clock::now();
-      Conn ex(stream, buffer, parser, self->opts);
+      Conn<Stream> ex(stream, buffer, parser, self->opts);
       ex.context().peer = peer;
       ex.context().request_id = next_request_id();
-      ex.context().base_url = "http://" + ex.header(bhttp::field::host);
+      ex.context().base_url =
+          std::string(self->ssl ? "https://" : "http://") + ex.header(bhttp::field::host);
       if (ex.bad_path()) {
         Response r;
         r.status = 400;
@@ -383,9 +434,6 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
         }
       }
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream.close();
-    self->connections--;
   }
 };
 
@@ -396,6 +444,23 @@ Server::~Server() { stop(); }
 
 Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
   beast::error_code ec;
+  if (!state_->opts.tls_cert_file.empty()) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    ctx->use_certificate_chain_file(state_->opts.tls_cert_file, ec);
+    if (ec) {
+      return Error(Errc::InvalidArgument,
+                   "tls.cert_file " + state_->opts.tls_cert_file + ": " + ec.message());
+    }
+    ctx->use_private_key_file(state_->opts.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return Error(Errc::InvalidArgument,
+                   "tls.key_file " + state_->opts.tls_key_file + ": " + ec.message());
+    }
+    state_->ssl = std::move(ctx);
+  }
   auto addr = asio::ip::make_address(host, ec);
   if (ec) {
     return Error(Errc::InvalidArgument, "listen: invalid address '" + host + "'");
