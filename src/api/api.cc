@@ -215,6 +215,16 @@ Json audit_json(const store::AuditEvent& e) {
               {"source", e.source}};
 }
 
+std::string public_policy(const std::string& repo) {
+  return Json{{"Version", "2012-10-17"},
+              {"Statement", Json::array({Json{{"Sid", "PublicPull"},
+                                              {"Effect", "Allow"},
+                                              {"Principal", "*"},
+                                              {"Action", "registry:Pull"},
+                                              {"Resource", "repository/" + repo}}})}}
+      .dump();
+}
+
 // Splits "a/b/c" into its segments.
 std::vector<std::string> segments(const std::string& path) {
   std::vector<std::string> out;
@@ -513,11 +523,27 @@ awaitable<void> Api::handle(http::Exchange& ex) {
           spec.mutable_tag_globs.push_back(g.get<std::string>());
         }
       }
+      bool make_public = false;
+      if (auto it = j->find("public"); it != j->end()) {
+        if (!it->is_boolean()) {
+          co_return co_await reply_error(ex, Errc::InvalidArgument, "public must be true or false");
+        }
+        make_public = it->get<bool>();
+      }
       auto r = co_await registry_.create_repository(ctx, spec);
       if (!r) {
         co_return co_await ex.send(error_response(r.error()));
       }
-      co_return co_await ex.send(json_response(201, repo_json(*r)));
+      if (make_public) {
+        // Public = a resource policy letting everyone (anonymous included) pull.
+        Status s = co_await iam_.set_repository_policy(ctx, spec.name, public_policy(spec.name));
+        if (!s) {
+          co_return co_await ex.send(error_response(s.error()));
+        }
+      }
+      Json out = repo_json(*r);
+      out["public"] = make_public;
+      co_return co_await ex.send(json_response(201, out));
     }
   }
   if (rest.rfind("repositories/", 0) == 0) {

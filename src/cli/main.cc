@@ -265,6 +265,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> mutable_globs;
   repo_create->add_option("name", repo_name, "repository name, e.g. web/app")->required();
   repo_create->add_flag("--immutable-tags", immutable, "refuse to move an existing tag");
+  bool make_public = false;
+  repo_create->add_flag("--public", make_public,
+                        "anyone (anonymous included) may pull; pushes still need rights");
   repo_create
       ->add_option("--mutable-tags", mutable_globs,
                    "tag globs that stay mutable in an immutable repository (e.g. latest)")
@@ -476,7 +479,10 @@ int main(int argc, char** argv) {
   };
 
   if (*repo_create) {
-    Json body{{"name", repo_name}, {"immutable_tags", immutable}, {"mutable_tags", mutable_globs}};
+    Json body{{"name", repo_name},
+              {"immutable_tags", immutable},
+              {"mutable_tags", mutable_globs},
+              {"public", make_public}};
     auto r = client->call("POST", "/api/v1/repositories", body);
     if (!r) {
       return fail(r.error());

@@ -200,6 +200,23 @@ TEST_F(IamEnforceTest, APublicRepositoryAllowsAnonymousPull) {
   EXPECT_EQ(push.first, 401);
 }
 
+TEST_F(IamEnforceTest, RepoCreatePublicAllowsAnonymousPullOnly) {
+  auto c = d_.cli("repo create web/site --public --json");
+  ASSERT_EQ(c.code, 0) << c.all();
+  EXPECT_EQ(Json::parse(c.out)["public"], true);
+  std::string layout = push_layout();
+  ASSERT_EQ(run("skopeo copy --dest-tls-verify=false --dest-creds " + admin_.creds() +
+                " oci:" + layout + ":v1 docker://" + d_.host() + "/web/site:v1")
+                .code,
+            0);
+  auto anon = run("skopeo copy --src-tls-verify=false docker://" + d_.host() +
+                  "/web/site:v1 oci:" + tmp_ / "anon:v1");
+  EXPECT_EQ(anon.code, 0) << anon.all();
+  EXPECT_EQ(curl("-X POST " + d_.url() + "/v2/web/site/blobs/uploads/").first, 401);
+  // web/app, created without --public, stays private.
+  EXPECT_EQ(curl(d_.url() + "/v2/web/app/tags/list").first, 401);
+}
+
 TEST_F(IamEnforceTest, ADeactivatedKeyStopsWorkingAtOnce) {
   Key k = make_user("ci", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:*","Resource":"repository/*"}]})");
