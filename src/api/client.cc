@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "common/asio.h"
+#include "common/url.h"
 
 namespace berth::api {
 
@@ -18,38 +19,9 @@ Errc errc_from_name(const std::string& name) {
 }
 }  // namespace
 
-std::string base64_encode(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
-                 (static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (rest == 2) {
-      v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    }
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 void Client::set_credentials(const std::string& access_key_id, const std::string& secret) {
   authorization_ =
-      access_key_id.empty() ? "" : "Basic " + base64_encode(access_key_id + ":" + secret);
+      access_key_id.empty() ? "" : "Basic " + b64::encode(access_key_id + ":" + secret);
 }
 
 Result<Client> Client::create(const std::string& server) {

@@ -9,9 +9,6 @@
 
 namespace berth::api {
 
-/// Standard base64 (RFC 4648, with padding).
-std::string base64_encode(const std::string& bytes);
-
 struct ClientResponse {
   unsigned status = 0;
   std::string body;

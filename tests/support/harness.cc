@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "common/url.h"
+
 namespace berth::test {
 
 namespace stdfs = std::filesystem;
@@ -96,28 +98,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::string base64(const std::string& bytes) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : bytes) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out += kAlphabet[(acc >> bits) & 63];
-    }
-  }
-  if (bits > 0) {
-    out += kAlphabet[(acc << (6 - bits)) & 63];
-  }
-  while (out.size() % 4 != 0) {
-    out += '=';
-  }
-  return out;
-}
+std::string base64(const std::string& bytes) { return b64::encode(bytes); }
 
 AdminCredentials AdminCredentials::read(const std::string& data_dir) {
   AdminCredentials c;
