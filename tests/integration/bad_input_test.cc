@@ -19,10 +19,6 @@ class BadInputTest : public ::testing::Test {
     ASSERT_EQ(r.code, 0) << r.all();
   }
 
-  static std::string with_digest(const std::string& location, const std::string& digest) {
-    return location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest;
-  }
-
   std::string start_upload() {
     auto r = c.request("POST", "/v2/web/app/blobs/uploads/");
     EXPECT_EQ(r.status, 202) << r.describe();

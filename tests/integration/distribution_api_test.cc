@@ -23,11 +23,6 @@ class DistributionApiTest : public ::testing::Test {
     ASSERT_EQ(r.code, 0) << r.all();
   }
 
-  // Appends ?digest= (or &digest=) to an upload Location.
-  static std::string with_digest(const std::string& location, const std::string& digest) {
-    return location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest;
-  }
-
   // Starts an upload session and returns its Location.
   std::string start_upload(const std::string& repo = "web/app") {
     auto r = c.request("POST", "/v2/" + repo + "/blobs/uploads/");

@@ -12,19 +12,6 @@
 namespace berth::test {
 namespace {
 
-// Runs jq on text; returns trimmed stdout.
-std::string jq(const std::string& json, const std::string& filter) {
-  TempDir t;
-  write_file(t / "in.json", json);
-  auto r = run("jq -c '" + filter + "' " + (t / "in.json"));
-  EXPECT_EQ(r.code, 0) << filter << "\n" << r.all() << "\n" << json;
-  std::string out = r.out;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-    out.pop_back();
-  }
-  return out;
-}
-
 bool has(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;
 }

@@ -29,6 +29,11 @@
 
 namespace berth::test {
 
+/// Appends ?digest= (or &digest=) to an upload Location.
+inline std::string with_digest(const std::string& location, const std::string& digest) {
+  return location + (location.find('?') == std::string::npos ? "?" : "&") + "digest=" + digest;
+}
+
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpResponse {

@@ -21,19 +21,6 @@ std::string blob_file(const TestDaemon& d, const std::string& digest) {
 
 bool exists(const std::string& path) { return run("test -e " + path).code == 0; }
 
-// Runs jq on text; returns trimmed stdout.
-std::string jq(const std::string& json, const std::string& filter) {
-  TempDir t;
-  write_file(t / "in.json", json);
-  auto r = run("jq -c '" + filter + "' " + (t / "in.json"));
-  EXPECT_EQ(r.code, 0) << filter << "\n" << r.all() << "\n" << json;
-  std::string out = r.out;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
-    out.pop_back();
-  }
-  return out;
-}
-
 // Waits (the only sleep in these tests) until the wall clock is past second `t`: gc compares
 // whole seconds, so a blob linked at second t is collectable only from second t+1.
 void wait_past_second(std::time_t t) {

@@ -91,6 +91,18 @@ void write_file(const std::string& path, const std::string& content) {
   f << content;
 }
 
+std::string jq(const std::string& json, const std::string& filter) {
+  TempDir t;
+  write_file(t / "in.json", json);
+  auto r = run("jq -c '" + filter + "' " + (t / "in.json"));
+  EXPECT_EQ(r.code, 0) << filter << "\n" << r.all() << "\n" << json;
+  std::string out = r.out;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) {
+    out.pop_back();
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::ostringstream ss;

@@ -50,6 +50,9 @@ uint16_t free_port();
 /// Path of a built binary ("berthd", "berth").
 std::string bin(const std::string& name);
 
+/// Runs jq -c FILTER on json; returns its trimmed output (a test failure when jq fails).
+std::string jq(const std::string& json, const std::string& filter);
+
 /// Writes a file (creating parent directories).
 void write_file(const std::string& path, const std::string& content);
 std::string read_file(const std::string& path);
