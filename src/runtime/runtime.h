@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+// The container runtime: turns a pinned image into running, isolated instances.
+//
+//  - ImagePreparer resolves a manifest (an index is narrowed to this host's platform), checks
+//    the platform, and unpacks every layer once into a shared layer cache
+//    (ROOT/layers/<hex>/), converting OCI whiteouts into overlayfs ones. Extraction refuses
+//    absolute paths, `..` and links that escape the layer; device nodes are skipped.
+//  - Runtime starts an instance as an OCI bundle (ROOT/instances/<id>/{config.json, upper,
+//    work, rootfs}) whose rootfs is an overlay over the cached layers, through the OCI runtime
+//    CLI (runc by default) with its own state root (ROOT/runc). Each instance gets its own
+//    pid, mount, ipc, uts and network namespaces (loopback only), Docker's default capability
+//    set, no-new-privileges, masked and read-only /proc paths, and cgroup CPU/memory limits.
+//  - Instance stdout/stderr are captured line by line into a LogSink (timestamped, labelled
+//    with the instance id and stream, size-rotated).
+//
+// Everything here is blocking unless it says otherwise: call it through run_blocking().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/asio.h"
+#include "common/netns.h"
+#include "common/result.h"
+
+namespace berth::runtime {
+
+struct Platform {
+  std::string os;            // "linux"
+  std::string architecture;  // "amd64", "arm64" (OCI names)
+  std::string variant;       // "" or "v8", ...
+  /// "linux/amd64", or "linux/arm64/v8" with a variant.
+  std::string str() const;
+};
+
+/// This host's platform in OCI terms (uname's x86_64 is "amd64", aarch64 "arm64").
+Platform host_platform();
+
+/// Where image content comes from. The deploy side implements it over the registry's store.
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+  /// A manifest's bytes and media type, by digest, in repository. NotFound when absent.
+  virtual Result<std::pair<std::string, std::string>> manifest(const std::string& repository,
+                                                               const std::string& digest) = 0;
+  /// The local path of a blob's content (a layer or config). NotFound when absent.
+  virtual Result<std::string> blob_path(const std::string& digest) = 0;
+};
+
+/// The parts of an image config an instance needs.
+struct ImageConfig {
+  std::vector<std::string> entrypoint;
+  std::vector<std::string> cmd;
+  std::vector<std::string> env;  // "KEY=VALUE"
+  std::string working_dir;
+  std::string user;  // "uid[:gid]" or a name resolved in the rootfs's /etc/passwd, /etc/group
+  std::string stop_signal;                 // "" = SIGTERM
+  std::vector<std::string> exposed_ports;  // "8080/tcp"
+};
+
+/// An image unpacked and ready to run.
+struct PreparedImage {
+  std::string repository;
+  std::string digest;  // the platform-specific image manifest's digest
+  std::string config_digest;
+  Platform platform;
+  ImageConfig config;
+  std::vector<std::string> layer_dirs;     // unpacked layer directories, bottom layer first
+  std::vector<std::string> layer_digests;  // compressed layer digests, same order
+};
+
+class ImagePreparer {
+ public:
+  /// root: the runtime's data directory (ROOT/layers is the layer cache).
+  ImagePreparer(std::string root, ImageSource& source);
+
+  /// Resolves `digest` in `repository`: an index or manifest list is narrowed to this host's
+  /// platform; an image whose platform does not match fails with FailedPrecondition and
+  /// exactly: "image web/app@sha256:... is linux/arm64; this host runs linux/amd64: rebuild it
+  /// for linux/amd64". Unpacks each layer (gzip, zstd or uncompressed tar) once; concurrent
+  /// calls for the same layer unpack it once. An unsafe layer fails with InvalidArgument naming
+  /// the layer and the entry.
+  Result<PreparedImage> prepare(const std::string& repository, const std::string& digest);
+
+  /// Removes unpacked layers whose digest is not in `keep`. Returns how many were removed.
+  Result<size_t> prune(const std::set<std::string>& keep);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+/// Appends timestamped lines to a log file, rotating it at max_bytes (FILE -> FILE.1 ... keep).
+/// Thread-safe; several instances of one service share one sink.
+/// Line format: "2026-11-27T09:40:48.931Z <instance-id> <stdout|stderr> <text>\n".
+class LogSink {
+ public:
+  LogSink(std::string path, uint64_t max_bytes = 10 << 20, int keep = 3);
+  ~LogSink();
+  void write(const std::string& instance, const std::string& stream, std::string_view line);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  uint64_t max_bytes_;
+  int keep_;
+  std::mutex mu_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+/// One stored log line, parsed.
+struct LogLine {
+  int64_t time_ms = 0;  // unix milliseconds
+  std::string instance;
+  std::string stream;
+  std::string text;
+  std::string raw;  // the whole line as stored, without the newline
+};
+
+/// Reads a sink's file and its rotations, oldest first: lines at or after since_ms whose
+/// instance starts with instance_prefix (""= all); at most the last `limit` of them (0 = all).
+/// `offset` (in/out, may be null): byte offset in the current file to start from and, on
+/// return, where it ended, so a follower can poll for new lines cheaply.
+std::vector<LogLine> read_log(const std::string& path, int64_t since_ms,
+                              const std::string& instance_prefix, size_t limit,
+                              uint64_t* offset = nullptr);
+
+struct InstanceSpec {
+  std::string id;  // [a-z0-9-]{1,64}, unique; also the OCI container id and the hostname
+  PreparedImage image;
+  std::vector<std::string> env;  // the service's "KEY=VALUE" (incl. PORT), over the image's
+  double cpus = 0;               // 0 = no limit
+  int64_t memory_bytes = 0;      // 0 = no limit
+  std::shared_ptr<LogSink> log;  // receives stdout/stderr; may be null (discarded)
+};
+
+/// How an instance's process ended.
+struct InstanceExit {
+  int exit_code = 0;  // valid when signal == 0
+  int signal = 0;
+  std::string str() const;  // "exited with code 1", "killed by signal 9 (SIGKILL)"
+};
+
+struct InstanceInfo {
+  std::string id;
+  int pid = 0;
+  std::shared_ptr<NetNs> netns;  // the instance's network namespace
+};
+
+struct RuntimeOptions {
+  std::string root;                  // e.g. DATA/runtime
+  std::string oci_runtime = "runc";  // binary name or path; "crun" where it works
+};
+
+class Runtime {
+ public:
+  /// ioc: where pipe reading and exit watching run (async; never blocks it).
+  Runtime(RuntimeOptions opts, asio::io_context& ioc);
+  ~Runtime();
+
+  /// Checks that the OCI runtime binary runs and overlayfs mounts work; FailedPrecondition
+  /// with a sentence saying what is missing otherwise.
+  Status check();
+
+  /// Builds the bundle and starts the instance (`runc run -d`); returns once the process runs.
+  /// On failure nothing is left behind (no mount, no bundle, no container state), and the
+  /// error carries the runtime's stderr.
+  Result<InstanceInfo> start(const InstanceSpec& spec);
+
+  /// Stops an instance: its stop signal, up to `grace`, then SIGKILL; removes the container
+  /// state, unmounts and deletes the bundle. Ok when the instance is already gone.
+  Status stop(const std::string& id, std::chrono::milliseconds grace);
+
+  /// Ids of containers this runtime's state root knows (left over from a previous berthd
+  /// after a crash), so reconcile can stop them.
+  Result<std::vector<std::string>> list();
+
+  /// Called once, from the io_context, when an instance's process exits by itself or is
+  /// killed (not called for instances being stopped through stop()).
+  void on_exit(std::function<void(const std::string& id, InstanceExit)> fn);
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace berth::runtime
