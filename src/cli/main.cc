@@ -16,6 +16,8 @@
 #include <optional>
 
 #include "api/client.h"
+#include "cli/services.h"
+#include "cli/util.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/url.h"
@@ -24,37 +26,11 @@ namespace {
 
 using berth::Errc;
 using berth::Json;
-
-// Exit codes by error class (documented in docs/cli.md).
-int exit_code(Errc c) {
-  switch (c) {
-    case Errc::InvalidArgument:
-      return 2;
-    case Errc::NotFound:
-      return 3;
-    case Errc::AlreadyExists:
-    case Errc::Conflict:
-      return 4;
-    case Errc::Unauthenticated:
-    case Errc::PermissionDenied:
-      return 5;
-    case Errc::Unavailable:
-      return 6;
-    default:
-      return 1;
-  }
-}
-
-int fail(const berth::Error& e) {
-  if (e.code() == Errc::Unauthenticated) {
-    std::fprintf(stderr,
-                 "berth: not authenticated: run berth login, or set BERTH_ACCESS_KEY_ID and "
-                 "BERTH_SECRET_ACCESS_KEY\n");
-  } else {
-    std::fprintf(stderr, "berth: %s\n", e.message().c_str());
-  }
-  return exit_code(e.code());
-}
+using berth::cli::exit_code;
+using berth::cli::fail;
+using berth::cli::human_size;
+using berth::cli::print_table;
+using berth::cli::when;
 
 // ---- credentials ----
 
@@ -175,46 +151,6 @@ std::optional<std::string> read_line(const char* prompt, bool hide) {
     line.pop_back();
   }
   return line;
-}
-
-std::string human_size(int64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
-
-std::string when(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", std::gmtime(&tt));
-  return buf;
-}
-
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> w;
-  for (const auto& r : rows) {
-    w.resize(std::max(w.size(), r.size()));
-    for (size_t i = 0; i < r.size(); ++i) {
-      w[i] = std::max(w[i], r[i].size());
-    }
-  }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) {
-        line += std::string(w[i] - r[i].size() + 2, ' ');
-      }
-    }
-    std::printf("%s\n", line.c_str());
-  }
 }
 
 // Reads and parses a policy document; InvalidArgument (exit 2) when unreadable or not JSON.
@@ -377,6 +313,8 @@ int main(int argc, char** argv) {
     c->add_flag("--json", as_json, "print JSON");
   }
 
+  auto service_cmds = berth::cli::add_service_commands(app);
+
   CLI11_PARSE(app, argc, argv);
 
   const std::string creds_path = credentials_path();
@@ -473,6 +411,9 @@ int main(int argc, char** argv) {
     }
     std::printf("logged in to %s as %s\n", client->server().c_str(), principal.c_str());
     return 0;
+  }
+  if (auto rc = berth::cli::run_service_commands(*service_cmds, *client)) {
+    return *rc;
   }
   auto repo_path = [](const std::string& name) {
     return "/api/v1/repositories/" + berth::url::encode(name);

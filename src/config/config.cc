@@ -61,6 +61,23 @@ const std::map<std::string, Setter>& setters() {
          c.listen = v;
          return ok();
        }},
+      {"router_listen",
+       [](Config& c, auto&, auto& v) {
+         c.router_listen = v;
+         return ok();
+       }},
+      {"apps_domain",
+       [](Config& c, auto&, auto& v) {
+         c.apps_domain = v;
+         return ok();
+       }},
+      {"runtime.enabled",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.enabled, k, v); }},
+      {"runtime.oci_runtime",
+       [](Config& c, auto&, auto& v) {
+         c.runtime.oci_runtime = v;
+         return ok();
+       }},
       {"log_level",
        [](Config& c, auto&, auto& v) {
          c.log_level = v;
@@ -237,6 +254,16 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& list
 
 Status validate(const Config& cfg) {
   BERTH_TRY(split_host_port(cfg.listen));
+  if (!split_host_port(cfg.router_listen)) {
+    return bad("router_listen",
+               "expected ADDR:PORT or [IPv6]:PORT, got '" + cfg.router_listen + "'");
+  }
+  if (cfg.apps_domain.empty() || cfg.apps_domain.front() == '.' || cfg.apps_domain.back() == '.' ||
+      cfg.apps_domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") !=
+          std::string::npos) {
+    return bad("apps_domain", "expected a lower-case DNS name like apps.example.com, got '" +
+                                  cfg.apps_domain + "'");
+  }
   if (cfg.data_dir.empty()) {
     return bad("data", "must not be empty");
   }

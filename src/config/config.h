@@ -34,9 +34,16 @@ struct TlsConfig {
   std::string key_file;   // PEM private key
 };
 
+struct RuntimeConfig {
+  bool enabled = true;              // false: no services (registry and IAM only)
+  std::string oci_runtime = "runc";  // the OCI runtime CLI: runc, or crun where it works
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
+  std::string router_listen = "127.0.0.1:8080";  // where services are served
+  std::string apps_domain = "localhost";         // service web answers at web.<apps_domain>
   std::string log_level = "info";
   bool access_log = true;
   int io_threads = 0;        // 0 = number of cores
@@ -45,6 +52,7 @@ struct Config {
   RegistryConfig registry;
   IamConfig iam;
   TlsConfig tls;
+  RuntimeConfig runtime;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

@@ -19,12 +19,39 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "deploy/deploy.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
+#include "router/router.h"
+#include "runtime/runtime.h"
 #include "store/store.h"
 
 namespace berth::daemon {
+
+namespace {
+
+// Image content for the runtime: manifests from the store, blobs from the registry's files.
+class RegistryImageSource final : public runtime::ImageSource {
+ public:
+  RegistryImageSource(store::MetadataStore& store, registry::Registry& registry)
+      : store_(store), registry_(registry) {}
+  Result<std::pair<std::string, std::string>> manifest(const std::string& repository,
+                                                       const std::string& digest) override {
+    BERTH_ASSIGN_OR_RETURN(auto repo, store_.get_repository(repository));
+    BERTH_ASSIGN_OR_RETURN(auto m, store_.get_manifest(repo.id, digest));
+    return std::make_pair(m.content, m.media_type);
+  }
+  Result<std::string> blob_path(const std::string& digest) override {
+    return registry_.blob_file(digest);
+  }
+
+ private:
+  store::MetadataStore& store_;
+  registry::Registry& registry_;
+};
+
+}  // namespace
 
 struct Daemon::Impl {
   config::Config cfg;
@@ -45,6 +72,13 @@ struct Daemon::Impl {
   std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures;
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> server;
+  // Services: runtime + router + controller (runtime and controller absent when disabled).
+  std::unique_ptr<RegistryImageSource> image_source;
+  std::unique_ptr<runtime::Runtime> runtime;
+  std::unique_ptr<runtime::ImagePreparer> preparer;
+  std::unique_ptr<router::Router> router;
+  std::unique_ptr<deploy::Controller> controller;
+  uint16_t router_port = 0;
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool stopped = false;
@@ -156,6 +190,9 @@ struct Daemon::Impl {
     if (p.rfind("/api/v1/", 0) == 0) {
       co_return co_await api->handle(ex);
     }
+    if (p == "/metrics") {
+      co_return co_await metrics(ex);
+    }
     http::Response r;
     if (p == "/" || p == "/healthz") {
       r.header("Content-Type", "text/plain");
@@ -168,11 +205,25 @@ struct Daemon::Impl {
     co_await ex.send(std::move(r));
   }
 
+  // Prometheus scrapes authenticate like any client and need metrics:Get.
+  awaitable<void> metrics(http::Exchange& ex) {
+    if (policy_authz) {
+      Status s = ex.context().authenticated
+                     ? iam->authorize(ex.context(), "metrics:Get", "metrics")
+                     : Status(Error(Errc::Unauthenticated, "authentication required"));
+      if (!s) {
+        co_return co_await send_auth_failure(ex, s.error());
+      }
+    }
+    co_await api->metrics(ex);
+  }
+
   // Not a coroutine (GCC 12: no temporaries of this kind inside co_await expressions).
   awaitable<void> send_auth_failure(http::Exchange& ex, const Error& e) {
     http::Response r;
     bool limited = e.code() == Errc::ResourceExhausted;
-    r.status = limited ? 429 : 401;
+    bool denied = e.code() == Errc::PermissionDenied;
+    r.status = limited ? 429 : (denied ? 403 : 401);
     r.header("Content-Type", "application/json");
     const std::string& p = ex.path();
     if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
@@ -314,6 +365,38 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   Impl* impl = d->impl_.get();
   s.server = std::make_unique<http::Server>(
       contexts, [impl](http::Exchange& ex) { return impl->handle(ex); }, sopts);
+
+  // Services.
+  router::RouterOptions ropts2;
+  ropts2.access_log = cfg.access_log;
+  s.router = std::make_unique<router::Router>(contexts, ropts2);
+  api::ServicesSettings services;
+  services.router = s.router.get();
+  services.pool = s.pool.get();
+  if (cfg.runtime.enabled) {
+    runtime::RuntimeOptions rt;
+    rt.root = cfg.data_dir + "/runtime";
+    rt.oci_runtime = cfg.runtime.oci_runtime;
+    s.runtime = std::make_unique<runtime::Runtime>(rt, *s.iocs.front());
+    if (Status ok_rt = s.runtime->check(); !ok_rt) {
+      services.unavailable_reason = "services are not available: " + ok_rt.error().message();
+      s.log->warn("{}", services.unavailable_reason);
+      s.runtime.reset();
+    }
+  } else {
+    services.unavailable_reason = "services are off on this berthd (runtime.enabled: false)";
+  }
+  if (s.runtime) {
+    s.image_source = std::make_unique<RegistryImageSource>(*s.store, *s.registry);
+    s.preparer =
+        std::make_unique<runtime::ImagePreparer>(cfg.data_dir + "/runtime", *s.image_source);
+    deploy::ControllerDeps deps{
+        *s.store,     *s.runtime,      *s.preparer, *s.router, s.policy_authz.get(),
+        cfg.data_dir, cfg.apps_domain, ""};
+    s.controller = std::make_unique<deploy::Controller>(std::move(deps));
+    services.controller = s.controller.get();
+  }
+  s.api->set_services(services);
   return d;
 }
 
@@ -325,6 +408,9 @@ Result<uint16_t> Daemon::start() {
   for (auto& ioc : s.iocs) {
     s.work.push_back(asio::make_work_guard(*ioc));
   }
+  BERTH_ASSIGN_OR_RETURN(auto rhp, config::split_host_port(s.cfg.router_listen));
+  BERTH_ASSIGN_OR_RETURN(s.router_port, s.router->listen(rhp.first, rhp.second));
+  s.router->start();
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
   spawn_logged(s.iocs.front()->get_executor(), Impl::audit_flusher(&s), "daemon.audit");
   size_t n = s.iocs.size();
@@ -332,8 +418,14 @@ Result<uint16_t> Daemon::start() {
     asio::io_context* raw = ioc.get();
     s.threads.emplace_back([raw] { raw->run(); });
   }
-  s.log->info("berthd listening addr={}:{} data={} io_threads={}", hp.first, s.port, s.cfg.data_dir,
-              n);
+  s.log->info("berthd listening addr={}:{} router={}:{} data={} io_threads={}", hp.first, s.port,
+              rhp.first, s.router_port, s.cfg.data_dir, n);
+  if (s.controller) {
+    s.controller->set_url_base("http://" + rhp.first + ":" + std::to_string(s.router_port));
+    if (Status cs = s.controller->start(s.bus); !cs) {
+      s.log->error("deploy controller did not start: {}", cs.error().message());
+    }
+  }
   return s.port;
 }
 
@@ -343,6 +435,12 @@ void Daemon::stop() {
     return;
   }
   s.stopped = true;
+  if (s.controller) {
+    s.controller->stop();  // instances stop while the I/O threads still read their output
+  }
+  if (s.router) {
+    s.router->stop();
+  }
   if (s.server) {
     s.server->stop();
     // Let in-flight requests finish, within a grace period.
@@ -383,6 +481,7 @@ void Daemon::run_until_signal() {
 }
 
 uint16_t Daemon::port() const { return impl_->port; }
+uint16_t Daemon::router_port() const { return impl_->router_port; }
 EventBus& Daemon::events() { return impl_->bus; }
 
 int run_fsck(const std::string& data_dir) {

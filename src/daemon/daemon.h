@@ -26,6 +26,8 @@ class Daemon {
   void run_until_signal();
 
   uint16_t port() const;
+  /// The router's bound port (services), 0 before start.
+  uint16_t router_port() const;
   EventBus& events();
 
  private:

@@ -8,10 +8,12 @@
 int main(int argc, char** argv) {
   using namespace berth;
   CLI::App app{"berthd: the berth daemon (registry, control API)"};
-  std::string data, listen, config_file, log_level;
+  std::string data, listen, router_listen, config_file, log_level;
   bool no_access_log = false;
   app.add_option("--data", data, "data directory (default ./var)");
   app.add_option("--listen", listen, "ADDR:PORT for the registry and API (default 127.0.0.1:5000)");
+  app.add_option("--router-listen", router_listen,
+                 "ADDR:PORT where services are served (default 127.0.0.1:8080)");
   app.add_option("--config", config_file, "YAML config file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   app.add_flag("--no-access-log", no_access_log, "do not log one line per request");
@@ -58,6 +60,7 @@ int main(int argc, char** argv) {
   // Flags win over the file and the environment.
   if (!data.empty()) cfg.data_dir = data;
   if (!listen.empty()) cfg.listen = listen;
+  if (!router_listen.empty()) cfg.router_listen = router_listen;
   if (!log_level.empty()) cfg.log_level = log_level;
   if (no_access_log) cfg.access_log = false;
 

@@ -160,9 +160,12 @@ class Service {
   /// Verifies an access key (constant-time); returns "user/NAME". Unauthenticated otherwise.
   Result<std::string> authenticate_key(const std::string& id, const std::string& secret);
 
- private:
+  /// Authorizes ctx's principal (recording denials and changes in the audit log): the check
+  /// every API handler makes before acting.
   Status authorize(const http::RequestContext& ctx, const std::string& action,
                    const std::string& resource) const;
+
+ private:
   Result<Decision> simulate_blocking(const Request& req);
 
   store::MetadataStore& store_;

@@ -1360,6 +1360,18 @@ Registry::Registry(Options opts, store::MetadataStore& store, BlockingPool& pool
 
 Registry::~Registry() = default;
 
+Result<std::string> Registry::blob_file(const std::string& digest) const {
+  auto d = oci::Digest::parse(digest);
+  if (!d) {
+    return d.error();
+  }
+  std::string path = impl_->blobs.blob_path(d->hex);
+  if (::access(path.c_str(), R_OK) != 0) {
+    return Error(Errc::NotFound, "blob " + digest + " is not in the registry");
+  }
+  return path;
+}
+
 Status Registry::init() { return impl_->blobs.init(); }
 
 awaitable<void> Registry::handle(http::Exchange& ex) { return impl_->handle(ex); }

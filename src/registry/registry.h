@@ -77,6 +77,10 @@ class Registry {
   awaitable<Status> delete_image(http::RequestContext ctx, std::string repo, std::string reference);
   awaitable<Result<GcReport>> gc(http::RequestContext ctx);
 
+  /// The local file holding a stored blob ("sha256:..."), for the runtime's layer cache.
+  /// NotFound when the registry does not have it.
+  Result<std::string> blob_file(const std::string& digest) const;
+
   /// Removes upload sessions idle longer than the TTL. Called periodically by the daemon.
   awaitable<int64_t> expire_uploads();
 

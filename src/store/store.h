@@ -95,6 +95,40 @@ struct AuditEvent {
   std::string source;  // client address
 };
 
+// ---- Services (deploy) ----------------------------------------------------------------------
+
+/// A service: its desired configuration and the revision serving now.
+struct ServiceRecord {
+  std::string name;
+  std::string spec;       // JSON, owned by deploy (secret values encrypted)
+  bool paused = false;
+  int64_t revision = 0;   // the revision that last deployed successfully; 0 = none yet
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+/// An immutable revision: a pinned image and the whole configuration it runs with.
+struct RevisionRecord {
+  std::string service;
+  int64_t number = 0;  // 1, 2, ... per service
+  std::string digest;  // pinned image manifest digest
+  std::string spec;    // JSON, as ServiceRecord::spec
+  int64_t created_at = 0;
+};
+
+struct DeploymentRecord {
+  int64_t id = 0;
+  std::string service;
+  int64_t revision = 0;
+  std::string status;   // QUEUED IN_PROGRESS SUCCEEDED FAILED SUPERSEDED
+  std::string reason;
+  std::string trigger;  // "create", "push web/app:latest", "deploy", "update", "rollback"
+  int64_t created_at = 0;
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
+  std::string digest;  // the revision's, filled on reads
+};
+
 /// What happened to the tag when a manifest was put.
 struct PutManifestResult {
   bool created = true;  // false when the same digest was already there
@@ -179,6 +213,26 @@ class MetadataStore {
   /// A repository's resource policy ("" = none); NotFound for an unknown repository.
   virtual Status set_repository_policy(const std::string& repo, const std::string& document) = 0;
   virtual Result<std::string> get_repository_policy(const std::string& repo) = 0;
+
+  // Services, revisions, deployments. create_service: AlreadyExists; others NotFound.
+  virtual Status create_service(const ServiceRecord& s) = 0;
+  virtual Result<ServiceRecord> get_service(const std::string& name) = 0;
+  virtual Result<std::vector<ServiceRecord>> list_services() = 0;
+  /// Replaces spec, paused, revision and updated_at.
+  virtual Status update_service(const ServiceRecord& s) = 0;
+  /// Removes the service with its revisions and deployments.
+  virtual Status delete_service(const std::string& name) = 0;
+  /// Stores a revision numbered one past the service's newest; returns the number.
+  virtual Result<int64_t> add_revision(const RevisionRecord& r) = 0;
+  virtual Result<RevisionRecord> get_revision(const std::string& service, int64_t number) = 0;
+  /// Stores a deployment; returns its id.
+  virtual Result<int64_t> add_deployment(const DeploymentRecord& d) = 0;
+  /// Replaces status, reason, started_at and finished_at.
+  virtual Status update_deployment(const DeploymentRecord& d) = 0;
+  virtual Result<DeploymentRecord> get_deployment(int64_t id) = 0;
+  /// Newest first ("" service = all services), at most limit.
+  virtual Result<std::vector<DeploymentRecord>> list_deployments(const std::string& service,
+                                                                 int limit) = 0;
 
   // Audit log: appended in batches, read newest first.
   virtual Status append_audit(const std::vector<AuditEvent>& events) = 0;

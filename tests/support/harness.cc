@@ -143,6 +143,7 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
   config::Config cfg;
   cfg.data_dir = data_.path();
   cfg.listen = "127.0.0.1:0";
+  cfg.router_listen = "127.0.0.1:0";
   cfg.log_level = "warn";
   cfg.storage.fsync = false;  // tests exercise logic, not the disk
   if (tweak) {
@@ -198,7 +199,9 @@ std::string BerthdProcess::url() const { return "http://" + host(); }
 
 void BerthdProcess::start() {
   port_ = free_port();
-  std::vector<std::string> args = {bin("berthd"), "--data", data_dir_, "--listen", host()};
+  router_port_ = free_port();
+  std::vector<std::string> args = {bin("berthd"),       "--data", data_dir_, "--listen", host(),
+                                   "--router-listen", "127.0.0.1:" + std::to_string(router_port_)};
   args.insert(args.end(), extra_.begin(), extra_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

@@ -91,6 +91,9 @@ class TestDaemon {
   uint16_t port() const { return port_; }
   std::string host() const;  // "127.0.0.1:PORT"
   std::string url() const;   // "http://127.0.0.1:PORT"
+  /// The router (services), "http://127.0.0.1:PORT".
+  uint16_t router_port() const { return d_->router_port(); }
+  std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port()); }
   const std::string& data_dir() const { return data_.path(); }
   daemon::Daemon& daemon() { return *d_; }
   /// Runs the berth CLI against this daemon as admin (BERTH_ACCESS_KEY_ID and
@@ -132,6 +135,8 @@ class BerthdProcess {
   uint16_t port() const { return port_; }
   std::string host() const;
   std::string url() const;
+  /// The router of the current run, "http://127.0.0.1:PORT".
+  std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port_); }
   const std::string& log_path() const { return log_; }
   /// Runs the berth CLI against this berthd as admin.
   CmdResult cli(const std::string& args) const;
@@ -147,6 +152,7 @@ class BerthdProcess {
   std::string data_dir_;
   std::vector<std::string> extra_;
   uint16_t port_ = 0;
+  uint16_t router_port_ = 0;
   pid_t pid_ = -1;
   std::string log_;
   AdminCredentials admin_;

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: Apache-2.0
+// /api/v1/services and /api/v1/deployments: the deploy controller over HTTP. Each request is
+// handled by one blocking job (authorize, call the controller, build the response) so the
+// coroutine part stays a read, a hand-off and a send.
+#include <ctime>
+
+#include "api/api.h"
+#include "common/json.h"
+#include "deploy/deploy.h"
+#include "router/router.h"
+#include "runtime/runtime.h"
+
+namespace berth::api {
+
+namespace {
+
+http::Response json_reply(unsigned status, const Json& body) {
+  http::Response r;
+  r.status = status;
+  r.header("Content-Type", "application/json");
+  r.body = body.dump() + "\n";
+  return r;
+}
+
+http::Response error_reply(const Error& e) {
+  return json_reply(status_for(e.code()),
+                    Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
+}
+
+Json service_json(const deploy::ServiceView& v) {
+  Json instances = Json::array();
+  for (const auto& i : v.instances) {
+    instances.push_back(Json{{"id", i.id},
+                             {"revision", i.revision},
+                             {"state", i.state},
+                             {"in_flight", i.in_flight},
+                             {"started_at", i.started_at}});
+  }
+  Json j = Json::object();
+  j["name"] = v.name;
+  j["status"] = v.status;
+  j["reason"] = v.reason;
+  j["url"] = v.url;
+  j["image"] = v.spec.image;
+  j["paused"] = v.paused;
+  j["revision"] = v.revision;
+  j["digest"] = v.digest;
+  j["restarts"] = v.restarts;
+  j["instances"] = instances;
+  j["spec"] = deploy::spec_to_view(v.spec);
+  j["created_at"] = v.created_at;
+  return j;
+}
+
+Json deployment_json(const store::DeploymentRecord& d) {
+  Json j = Json::object();
+  j["id"] = d.id;
+  j["service"] = d.service;
+  j["revision"] = d.revision;
+  j["digest"] = d.digest;
+  j["status"] = d.status;
+  j["reason"] = d.reason;
+  j["trigger"] = d.trigger;
+  j["created_at"] = d.created_at;
+  j["started_at"] = d.started_at;
+  j["finished_at"] = d.finished_at;
+  return j;
+}
+
+Json deployment_ref(int64_t id) {
+  Json j = Json::object();
+  j["deployment"] = id;
+  return j;
+}
+
+// What a handler job needs from the request, copied out of the Exchange.
+struct Call {
+  http::RequestContext ctx;
+  bhttp::verb method;
+  std::string method_string;
+  std::string rest;  // after /api/v1/
+  std::string body;
+  std::map<std::string, std::string> query;
+  std::string q(const std::string& k, const std::string& dflt = "") const {
+    auto it = query.find(k);
+    return it == query.end() ? dflt : it->second;
+  }
+};
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    out.push_back(
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
+class ServicesHandler {
+ public:
+  ServicesHandler(deploy::Controller& c, iam::Service& iam) : c_(c), iam_(iam) {}
+
+  http::Response serve(const Call& call) {
+    auto r = dispatch(call);
+    return r ? std::move(*r) : error_reply(r.error());
+  }
+
+ private:
+  Status allow(const Call& call, const std::string& action, const std::string& resource) {
+    return iam_.authorize(call.ctx, action, resource);
+  }
+
+  // A service that pulls with a role, or with berth's own rights: the caller must be able to
+  // hand that role over (iam:PassRole), or to pull the image itself.
+  Status allow_image_rights(const Call& call, const deploy::ServiceSpec& spec) {
+    if (!spec.role.empty()) {
+      return allow(call, "iam:PassRole", "role/" + spec.role);
+    }
+    return allow(call, "registry:Pull", "repository/" + spec.repository());
+  }
+
+  Result<Json> parse_body(const Call& call) {
+    if (call.body.empty()) {
+      return Json::object();
+    }
+    BERTH_ASSIGN_OR_RETURN(Json j, parse_json(call.body, "request body"));
+    if (!j.is_object()) {
+      return Error(Errc::InvalidArgument, "request body must be a JSON object");
+    }
+    return j;
+  }
+
+  Result<http::Response> dispatch(const Call& call) {
+    using V = bhttp::verb;
+    auto seg = split_path(call.rest);
+    size_t n = seg.size();
+    auto m = call.method;
+    if (seg[0] == "deployments" && n == 2 && m == V::get) {
+      char* end = nullptr;
+      long long id = std::strtoll(seg[1].c_str(), &end, 10);
+      if (seg[1].empty() || *end != '\0') {
+        return Error(Errc::InvalidArgument, "deployment id must be a number");
+      }
+      BERTH_ASSIGN_OR_RETURN(auto d, c_.deployment(id));
+      BERTH_TRY(allow(call, "service:GetService", "service/" + d.service));
+      return json_reply(200, deployment_json(d));
+    }
+    if (seg[0] != "services") {
+      return not_found(call);
+    }
+    if (n == 1 && m == V::get) {
+      BERTH_TRY(allow(call, "service:ListServices", "service/*"));
+      BERTH_ASSIGN_OR_RETURN(auto list, c_.list());
+      Json arr = Json::array();
+      for (const auto& v : list) {
+        arr.push_back(service_json(v));
+      }
+      Json out = Json::object();
+      out["services"] = arr;
+      return json_reply(200, out);
+    }
+    if (n == 1 && m == V::post) {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      std::string name = body.value("name", "");
+      BERTH_TRY(deploy::validate_service_name(name));
+      BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, deploy::ServiceSpec{}));
+      BERTH_TRY(allow(call, "service:CreateService", "service/" + name));
+      BERTH_TRY(allow_image_rights(call, spec));
+      BERTH_ASSIGN_OR_RETURN(auto created, c_.create(name, spec));
+      Json j = service_json(created.first);
+      j["deployment"] = created.second;
+      return json_reply(201, j);
+    }
+    if (n < 2) {
+      return not_found(call);
+    }
+    const std::string& name = seg[1];
+    std::string res = "service/" + name;
+    if (n == 2 && m == V::get) {
+      BERTH_TRY(allow(call, "service:GetService", res));
+      BERTH_ASSIGN_OR_RETURN(auto v, c_.get(name));
+      return json_reply(200, service_json(v));
+    }
+    if (n == 2 && m == V::patch) {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_TRY(allow(call, "service:UpdateService", res));
+      BERTH_ASSIGN_OR_RETURN(auto base, c_.spec(name));
+      BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, base));
+      if (spec.role != base.role || spec.image != base.image) {
+        BERTH_TRY(allow_image_rights(call, spec));
+      }
+      BERTH_ASSIGN_OR_RETURN(int64_t id, c_.update(name, spec));
+      return json_reply(200, deployment_ref(id));
+    }
+    if (n == 2 && m == V::delete_) {
+      BERTH_TRY(allow(call, "service:DeleteService", res));
+      BERTH_TRY(c_.remove(name));
+      Json out = Json::object();
+      out["deleted"] = name;
+      return json_reply(200, out);
+    }
+    if (n == 3 && m == V::post && seg[2] == "deploy") {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_TRY(allow(call, "service:Deploy", res));
+      std::string image = body.value("image", "");
+      if (!image.empty()) {
+        BERTH_ASSIGN_OR_RETURN(auto base, c_.spec(name));
+        Json patch = Json::object();
+        patch["image"] = image;
+        BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(patch, base));
+        BERTH_TRY(allow_image_rights(call, spec));
+      }
+      BERTH_ASSIGN_OR_RETURN(int64_t id, c_.deploy(name, image));
+      return json_reply(202, deployment_ref(id));
+    }
+    if (n == 3 && m == V::post && seg[2] == "rollback") {
+      BERTH_TRY(allow(call, "service:Rollback", res));
+      BERTH_ASSIGN_OR_RETURN(int64_t id, c_.rollback(name));
+      return json_reply(202, deployment_ref(id));
+    }
+    if (n == 3 && m == V::post && (seg[2] == "pause" || seg[2] == "resume")) {
+      bool pause = seg[2] == "pause";
+      BERTH_TRY(allow(call, pause ? "service:PauseService" : "service:ResumeService", res));
+      BERTH_TRY(pause ? c_.pause(name) : c_.resume(name));
+      Json out = Json::object();
+      out["service"] = name;
+      out["paused"] = pause;
+      return json_reply(202, out);
+    }
+    if (n == 3 && m == V::get && seg[2] == "deployments") {
+      BERTH_TRY(allow(call, "service:GetService", res));
+      long limit = std::strtol(call.q("limit", "50").c_str(), nullptr, 10);
+      BERTH_ASSIGN_OR_RETURN(auto list,
+                             c_.deployments(name, static_cast<int>(std::clamp(limit, 1L, 1000L))));
+      Json arr = Json::array();
+      for (const auto& d : list) {
+        arr.push_back(deployment_json(d));
+      }
+      Json out = Json::object();
+      out["deployments"] = arr;
+      return json_reply(200, out);
+    }
+    if (n == 3 && m == V::get && seg[2] == "logs") {
+      BERTH_TRY(allow(call, "service:GetLogs", res));
+      BERTH_ASSIGN_OR_RETURN(auto path, c_.log_path(name));
+      char* e1 = nullptr;
+      char* e2 = nullptr;
+      char* e3 = nullptr;
+      std::string since_s = call.q("since_ms", "0");
+      std::string offset_s = call.q("offset", "");
+      std::string limit_s = call.q("limit", "1000");
+      long long since = std::strtoll(since_s.c_str(), &e1, 10);
+      unsigned long long offset = std::strtoull(offset_s.c_str(), &e2, 10);
+      long long limit = std::strtoll(limit_s.c_str(), &e3, 10);
+      if (*e1 != '\0' || *e2 != '\0' || *e3 != '\0' || limit < 0) {
+        return Error(Errc::InvalidArgument,
+                     "since_ms and offset must be numbers, limit a number from 0");
+      }
+      uint64_t off = offset;
+      auto lines = runtime::read_log(path, since, call.q("instance"), static_cast<size_t>(limit),
+                                     offset_s.empty() ? nullptr : &off);
+      if (offset_s.empty()) {
+        // Where a follower continues from: the end of the current file.
+        off = 0;
+        (void)runtime::read_log(path, INT64_MAX, "", 1, &off);
+      }
+      Json arr = Json::array();
+      for (const auto& l : lines) {
+        Json j = Json::object();
+        j["time_ms"] = l.time_ms;
+        j["instance"] = l.instance;
+        j["stream"] = l.stream;
+        j["text"] = l.text;
+        arr.push_back(j);
+      }
+      Json out = Json::object();
+      out["lines"] = arr;
+      out["offset"] = off;
+      return json_reply(200, out);
+    }
+    return not_found(call);
+  }
+
+  Result<http::Response> not_found(const Call& call) {
+    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+  }
+
+  deploy::Controller& c_;
+  iam::Service& iam_;
+};
+
+}  // namespace
+
+awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
+  if (services_.controller == nullptr || services_.pool == nullptr) {
+    std::string why = services_.unavailable_reason.empty()
+                          ? "services are not available on this berthd"
+                          : services_.unavailable_reason;
+    co_return co_await ex.send(error_reply(Error(Errc::FailedPrecondition, why)));
+  }
+  auto call = std::make_shared<Call>();
+  call->ctx = ex.context();
+  call->method = ex.method();
+  call->method_string = ex.method_string();
+  call->rest = std::move(rest);
+  for (const char* k : {"limit", "since_ms", "offset", "instance"}) {
+    if (auto v = ex.query(k)) {
+      call->query[k] = *v;
+    }
+  }
+  if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
+    auto body = co_await ex.read_all(256 * 1024);
+    if (!body) {
+      co_return co_await ex.send(error_reply(body.error()));
+    }
+    call->body = std::move(*body);
+  }
+  auto job = [call, c = services_.controller, iam = &iam_] {
+    ServicesHandler h(*c, *iam);
+    return h.serve(*call);
+  };
+  http::Response r = co_await run_blocking(*services_.pool, std::move(job));
+  co_await ex.send(std::move(r));
+}
+
+awaitable<void> Api::metrics(http::Exchange& ex) {
+  http::Response r;
+  r.header("Content-Type", "text/plain; version=0.0.4");
+  if (services_.router != nullptr) {
+    r.body = services_.router->metrics_text();
+  }
+  co_await ex.send(std::move(r));
+}
+
+}  // namespace berth::api

@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: Apache-2.0
+// Services end to end with real parts: images built from Debian's busybox-static with umoci,
+// pushed with skopeo, run by runc behind berth's router, reached with curl.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+bool can_run_services(std::string* why) {
+  if (::geteuid() != 0) {
+    *why = "needs root (runc, overlayfs, namespaces)";
+    return false;
+  }
+  for (const char* t : {"runc", "skopeo", "umoci", "curl"}) {
+    if (!have(t)) {
+      *why = std::string(t) + " is not installed";
+      return false;
+    }
+  }
+  return true;
+}
+
+// The app: writes its environment where it serves it, says hello on stdout, serves /www.
+const char* kApp =
+    "/bin/busybox env > /www/env.txt; echo hello-from-app version=$(/bin/busybox cat "
+    "/www/index.html); exec /bin/busybox httpd -f -p $PORT -h /www";
+
+class Services : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!can_run_services(&why)) {
+      GTEST_SKIP() << why;
+    }
+    d_ = std::make_unique<TestDaemon>();
+    auto r = d_->cli("repo create web/app");
+    ASSERT_EQ(r.code, 0) << r.all();
+  }
+
+  // Builds an image whose index.html is `version` and whose command is `script` (run by
+  // busybox sh), and pushes it as web/app:TAG.
+  void push(const std::string& tag, const std::string& version, const std::string& script = kApp,
+            const std::string& arch = "amd64") {
+    std::string layout = work_ / ("layout-" + std::to_string(++images_));
+    std::string err = make_busybox_layout(layout, tag, {{"www/index.html", version + "\n"}});
+    ASSERT_EQ(err, "");
+    auto r = run("umoci config --image " + layout + ":" + tag + " --architecture " + arch +
+                 " --clear=config.cmd --config.cmd /bin/busybox --config.cmd sh --config.cmd -c "
+                 "--config.cmd '" +
+                 script + "'");
+    ASSERT_EQ(r.code, 0) << r.all();
+    r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() +
+            "' oci:" + layout + ":" + tag + " docker://" + d_->host() + "/web/app:" + tag);
+    ASSERT_EQ(r.code, 0) << r.all();
+  }
+
+  CmdResult get(const std::string& path = "/", const std::string& host = "web.localhost") {
+    return run("curl -s -m 5 -H 'Host: " + host + "' -w '\\n%{http_code}' " + d_->router_url() +
+               path);
+  }
+  // Body of GET path through the router ("" unless 200).
+  std::string body(const std::string& path = "/") {
+    auto r = get(path);
+    auto nl = r.out.rfind('\n');
+    if (r.code != 0 || nl == std::string::npos || r.out.substr(nl + 1) != "200") {
+      return "";
+    }
+    return r.out.substr(0, nl);
+  }
+  // Waits until GET / answers want (up to timeout).
+  bool wait_for_body(const std::string& want, std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (body() == want) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  std::string show(const std::string& filter) {
+    auto r = d_->cli("service show web --json");
+    EXPECT_EQ(r.code, 0) << r.all();
+    return jq(r.out, filter);
+  }
+  // Waits until no deployment is queued or in progress (old instances drained and stopped).
+  void settle() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (deployments("[.[] | select(.status == \"QUEUED\" or .status == \"IN_PROGRESS\")] "
+                       "| length") != "0" &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  std::string deployments(const std::string& filter) {
+    auto r = d_->cli("service deployments web --json");
+    EXPECT_EQ(r.code, 0) << r.all();
+    return jq(r.out, filter);
+  }
+
+  TempDir work_;
+  std::unique_ptr<TestDaemon> d_;
+  int images_ = 0;
+};
+
+TEST_F(Services, PushDeploysWithoutDroppingARequest) {
+  push("latest", "v1");
+  auto r = d_->cli("service create web --image web/app:latest --port 8080 --auto-deploy");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_NE(r.all().find("SUCCEEDED"), std::string::npos) << r.all();
+  EXPECT_EQ(body(), "v1\n");
+  // Unknown hosts get a 404 that names them.
+  auto unknown = get("/", "nope.localhost");
+  EXPECT_NE(unknown.out.find("nope.localhost"), std::string::npos) << unknown.out;
+  EXPECT_NE(unknown.out.find("404"), std::string::npos) << unknown.out;
+
+  // Constant load while v2 and v3 are pushed: every answer must be a 200.
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, bad{0};
+  std::string bad_sample;
+  std::thread load([&] {
+    while (!stop) {
+      auto g = get();
+      auto nl = g.out.rfind('\n');
+      if (g.code == 0 && nl != std::string::npos && g.out.substr(nl + 1) == "200") {
+        ++ok;
+      } else {
+        ++bad;
+        bad_sample = g.all();
+      }
+    }
+  });
+  push("latest", "v2");
+  EXPECT_TRUE(wait_for_body("v2\n", std::chrono::seconds(30)));
+  push("latest", "v3");
+  EXPECT_TRUE(wait_for_body("v3\n", std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  load.join();
+  EXPECT_EQ(bad.load(), 0) << bad_sample;
+  EXPECT_GT(ok.load(), 10);
+
+  settle();
+  EXPECT_EQ(deployments("[.[] | .status] | unique"), "[\"SUCCEEDED\"]");
+  EXPECT_EQ(deployments(".[0].trigger"), "\"push web/app:latest\"");
+  EXPECT_EQ(deployments("length"), "3");
+  // Old instances are gone: one instance, of the newest revision.
+  EXPECT_EQ(show(".instances | length"), "1");
+  EXPECT_EQ(show(".revision"), "3");
+
+  // Rollback restores revision 2 (image and configuration) without a push.
+  r = d_->cli("service rollback web");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(body(), "v2\n");
+  EXPECT_EQ(show(".revision"), "2");
+}
+
+TEST_F(Services, EnvPortAndSecretsReachTheAppButNoOutput) {
+  push("latest", "v1");
+  auto r = d_->cli(
+      "service create web --image web/app:latest --port 9090 --env GREETING=hi "
+      "--secret-env API_TOKEN=s3cr3t-value");
+  ASSERT_EQ(r.code, 0) << r.all();
+  std::string env = body("/env.txt");
+  EXPECT_NE(env.find("PORT=9090"), std::string::npos) << env;
+  EXPECT_NE(env.find("GREETING=hi"), std::string::npos) << env;
+  EXPECT_NE(env.find("API_TOKEN=s3cr3t-value"), std::string::npos) << env;
+  // Never shown by the API or CLI, never stored in the clear.
+  auto shown = d_->cli("service show web --json");
+  EXPECT_EQ(shown.all().find("s3cr3t"), std::string::npos);
+  EXPECT_NE(shown.out.find("API_TOKEN"), std::string::npos);
+  auto grep = run("grep -rc s3cr3t-value " + d_->data_dir() + "/berth.db " + d_->data_dir() +
+                  "/berth.db-wal 2>/dev/null | grep -v ':0$'");
+  EXPECT_EQ(grep.out, "");
+  // The app's output is in the logs, labelled with the instance.
+  r = d_->cli("logs web");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_NE(r.out.find("hello-from-app version=v1"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("web-1-"), std::string::npos) << r.out;
+}
+
+TEST_F(Services, FailingDeploysRollBackWithTheirReason) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest --auto-deploy "
+                    "--deploy-timeout 3s")
+                .code,
+            0);
+  ASSERT_EQ(body(), "v1\n");
+
+  // Exits at once: FAILED with its exit code and last output; v1 keeps serving.
+  push("latest", "crash", "echo boom-before-exit; exit 3");
+  settle();
+  EXPECT_EQ(deployments(".[0].status"), "\"FAILED\"");
+  std::string reason = deployments(".[0].reason");
+  EXPECT_NE(reason.find("exited with code 3"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("boom-before-exit"), std::string::npos) << reason;
+  EXPECT_EQ(body(), "v1\n");
+
+  // Never listens: FAILED at the deploy timeout, naming the health check.
+  push("silent", "x", "exec /bin/busybox sleep 1000");
+  auto r = d_->cli("service deploy web --image web/app:silent");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.all().find("did not pass its health check"), std::string::npos) << r.all();
+  EXPECT_EQ(body(), "v1\n");
+}
+
+TEST_F(Services, ForeignPlatformIsRefusedBeforeStarting) {
+  push("latest", "v1", kApp, "arm64");
+  auto r = d_->cli("service create web --image web/app:latest");
+  EXPECT_NE(r.code, 0);
+  std::string reason = deployments(".[0].reason");
+  EXPECT_NE(reason.find("is linux/arm64; this host runs linux/amd64: rebuild it for "
+                        "linux/amd64"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("image web/app@sha256:"), std::string::npos) << reason;
+}
+
+TEST_F(Services, RoleWithoutPullRightsFailsTheDeploy) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("iam role create nopull").code, 0);
+  auto r = d_->cli("service create web --image web/app:latest --role nopull");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.all().find("AccessDenied: role nopull may not registry:Pull on repository web/app"),
+            std::string::npos)
+      << r.all();
+  // With the right, the same role deploys.
+  write_file(work_ / "pull.json", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",)"
+                                  R"("Action":"registry:Pull","Resource":"repository/web/*"}]})");
+  ASSERT_EQ(d_->cli("iam policy put --role nopull pull --file " + (work_ / "pull.json")).code, 0);
+  r = d_->cli("service deploy web");
+  EXPECT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(body(), "v1\n");
+}
+
+TEST_F(Services, CrashedInstanceIsRestarted) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest").code, 0);
+  std::string id = show(".instances[0].id");
+  id = id.substr(1, id.size() - 2);
+  auto r = run("runc --root " + d_->data_dir() + "/runtime/runc kill " + id + " KILL");
+  ASSERT_EQ(r.code, 0) << r.all();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (show(".restarts") == "0" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(show(".restarts"), "1");
+  EXPECT_TRUE(wait_for_body("v1\n", std::chrono::seconds(20)));
+  EXPECT_NE(show(".instances[0].id"), "\"" + id + "\"");
+}
+
+TEST_F(Services, PauseAndResume) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest").code, 0);
+  ASSERT_EQ(d_->cli("service pause web").code, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  CmdResult g;
+  while (std::chrono::steady_clock::now() < deadline) {
+    g = get();
+    if (g.out.find("503") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(g.out.find("paused"), std::string::npos) << g.out;
+  EXPECT_NE(g.out.find("503"), std::string::npos) << g.out;
+  ASSERT_EQ(d_->cli("service resume web").code, 0);
+  EXPECT_TRUE(wait_for_body("v1\n", std::chrono::seconds(20)));
+  ASSERT_EQ(d_->cli("service rm web").code, 0);
+  EXPECT_NE(get().out.find("404"), std::string::npos);
+  EXPECT_EQ(run("runc --root " + d_->data_dir() + "/runtime/runc list -q").out, "");
+}
+
+TEST_F(Services, BadRequestsChangeNothing) {
+  push("latest", "v1");
+  auto r = d_->cli("service create Web_1 --image web/app:latest");
+  EXPECT_EQ(r.code, 2) << r.all();
+  EXPECT_NE(r.all().find("invalid service name"), std::string::npos) << r.all();
+  r = d_->cli("service create web --image web/app:nope");
+  EXPECT_EQ(r.code, 3) << r.all();
+  EXPECT_NE(r.all().find("web/app:nope does not exist"), std::string::npos) << r.all();
+  r = d_->cli("service create web --image web/app:latest --env 'NOEQUALS'");
+  EXPECT_EQ(r.code, 2) << r.all();
+  r = d_->cli("service create web --image web/app:latest --min-instances 5 --max-instances 2");
+  EXPECT_EQ(r.code, 2) << r.all();
+  r = d_->cli("service create web --image web/app:latest --health-check udp");
+  EXPECT_EQ(r.code, 2) << r.all();
+  r = d_->cli("service ls --json");
+  EXPECT_EQ(r.out, "[]\n");
+  // Unauthenticated calls are refused.
+  auto anon = run("curl -s -o /dev/null -w '%{http_code}' " + d_->url() + "/api/v1/services");
+  EXPECT_EQ(anon.out, "401");
+}
+
+TEST(ServicesRestart, BerthdRestartBringsServicesBack) {
+  std::string why;
+  if (!can_run_services(&why)) {
+    GTEST_SKIP() << why;
+  }
+  TempDir data, work;
+  BerthdProcess p(data.path());
+  p.start();
+  ASSERT_EQ(p.cli("repo create web/app").code, 0);
+  std::string layout = work / "layout";
+  ASSERT_EQ(make_busybox_layout(layout, "latest", {{"www/index.html", "v1\n"}}), "");
+  ASSERT_EQ(run("umoci config --image " + layout +
+                ":latest --clear=config.cmd --config.cmd /bin/busybox --config.cmd sh "
+                "--config.cmd -c --config.cmd '" +
+                std::string(kApp) + "'")
+                .code,
+            0);
+  auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + p.creds() +
+               "' oci:" + layout + ":latest docker://" + p.host() + "/web/app:latest");
+  ASSERT_EQ(r.code, 0) << r.all();
+  r = p.cli("service create web --image web/app:latest");
+  ASSERT_EQ(r.code, 0) << r.all();
+  auto fetch = [&] {
+    return run("curl -s -m 5 -H 'Host: web.localhost' " + p.router_url() + "/").out;
+  };
+  EXPECT_EQ(fetch(), "v1\n");
+  for (bool hard : {false, true}) {
+    if (hard) {
+      p.kill9();
+    } else {
+      EXPECT_EQ(p.terminate(), 0);
+    }
+    p.start();
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((got = fetch()) != "v1\n" && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(got, "v1\n") << (hard ? "after SIGKILL" : "after SIGTERM");
+    // Exactly one instance: the previous run's were replaced, not leaked.
+    auto list = run("runc --root " + data.path() + "/runtime/runc list -q");
+    EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 1) << list.out;
+  }
+  EXPECT_EQ(p.terminate(), 0);
+  EXPECT_EQ(run("runc --root " + data.path() + "/runtime/runc list -q").out, "");
+}
+
+}  // namespace
+}  // namespace berth::test
