@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "router/proxy_util.h"
+
+#include <cstdint>
+
+namespace berth::router::detail {
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string_view normalize_host(std::string_view host, char* buf, size_t cap) {
+  host = trim(host);
+  std::string_view name = host;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) {
+      return {};
+    }
+    name = host.substr(0, close + 1);
+  } else if (auto colon = host.find(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+  }
+  if (!name.empty() && name.back() == '.') {
+    name.remove_suffix(1);
+  }
+  if (name.empty() || name.size() > cap) {
+    return {};
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '\x7f') {
+      return {};
+    }
+    buf[i] = lower(c);
+  }
+  return {buf, name.size()};
+}
+
+size_t pick_least_outstanding(const std::vector<std::shared_ptr<Upstream>>& ups, size_t start) {
+  size_t n = ups.size();
+  size_t best = start % n;
+  int64_t best_load = ups[best]->in_flight.load(std::memory_order_relaxed);
+  for (size_t k = 1; k < n && best_load > 0; ++k) {
+    size_t i = (start + k) % n;
+    int64_t load = ups[i]->in_flight.load(std::memory_order_relaxed);
+    if (load < best_load) {
+      best = i;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+bool is_hop_by_hop(std::string_view name) {
+  if (name.size() >= 6 && iequal(name.substr(0, 6), "proxy-")) {
+    return true;
+  }
+  return iequal(name, "connection") || iequal(name, "keep-alive") || iequal(name, "te") ||
+         iequal(name, "trailer") || iequal(name, "transfer-encoding") || iequal(name, "upgrade");
+}
+
+bool token_list_contains(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    std::string_view item = trim(list.substr(0, comma));
+    if (iequal(item, token)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void append_forwarded_for(std::string& out, std::string_view existing, std::string_view peer) {
+  existing = trim(existing);
+  if (!existing.empty()) {
+    out.append(existing);
+    out.append(", ");
+  }
+  out.append(peer);
+}
+
+const char* status_class(unsigned status) {
+  switch (status / 100) {
+    case 1:
+      return "1xx";
+    case 2:
+      return "2xx";
+    case 3:
+      return "3xx";
+    case 4:
+      return "4xx";
+    default:
+      return "5xx";
+  }
+}
+
+bool idempotent_method(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
+         method == "PUT" || method == "DELETE";
+}
+
+}  // namespace berth::router::detail

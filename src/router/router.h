@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ingress router: an HTTP/1.1 reverse proxy that routes by Host to upstreams. It knows
+// only its route table: whoever runs instances (the deploy controller) publishes an immutable
+// RouteTable snapshot, swapped in atomically; requests already in flight finish on the
+// snapshot they started with.
+//
+// Per request: pick the upstream with the fewest requests in flight; take a keep-alive
+// connection from that upstream's pool (or open one, inside the upstream's network namespace
+// when it has one); stream the request body up and the response body down without buffering
+// either whole; pass Upgrade (WebSocket) requests through as a raw byte tunnel; add
+// X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id. Errors are short
+// plain-text bodies: 404 for an unknown host (naming it), 503 when a route has no upstream,
+// 502 when the upstream fails, 504 when it does not answer in time.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/asio.h"
+#include "common/netns.h"
+#include "common/result.h"
+
+namespace berth::router {
+
+/// One backend: an instance. The same object stays in successive route tables while the
+/// instance lives, so its counters and connection pool carry over.
+struct Upstream {
+  std::string id;                // instance id (logs, metrics)
+  std::shared_ptr<NetNs> netns;  // null: connect from the host's own namespace
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+
+  std::atomic<int64_t> in_flight{0};  // requests being proxied to it now
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> failures_total{0};  // connect errors, resets, timeouts
+
+  /// Idle keep-alive connections, owned by the router (opaque here).
+  struct Pool;
+  std::shared_ptr<Pool> pool;
+
+  Upstream();
+  ~Upstream();
+};
+
+struct Route {
+  std::string service;                               // label for logs and metrics
+  std::vector<std::shared_ptr<Upstream>> upstreams;  // healthy instances; may be empty
+  /// Body of the 503 when upstreams is empty ("service web is paused").
+  std::string unavailable_reason;
+};
+
+/// Immutable once published.
+struct RouteTable {
+  /// Lower-case host name without port -> route.
+  std::unordered_map<std::string, Route> hosts;
+};
+
+struct RouterOptions {
+  std::chrono::milliseconds connect_timeout{5000};
+  /// Time to wait for the upstream's response headers. No cap on the body: long polling and
+  /// streaming responses run as long as data keeps moving.
+  std::chrono::milliseconds response_timeout{60000};
+  /// Close a client or upstream connection idle for this long (between requests, or with no
+  /// bytes moving inside one).
+  std::chrono::milliseconds idle_timeout{300000};
+  size_t max_idle_per_upstream = 64;
+  bool access_log = true;
+  std::string scheme = "http";  // X-Forwarded-Proto
+};
+
+class Router {
+ public:
+  /// One io_context per I/O thread, as for http::Server; connections spread round-robin.
+  Router(std::vector<asio::io_context*> contexts, RouterOptions opts);
+  ~Router();
+
+  /// Binds host:port (port 0 picks a free one); returns the bound port.
+  Result<uint16_t> listen(const std::string& host, uint16_t port);
+  void start();
+  /// Stops accepting and closes idle connections; in-flight requests finish (bounded).
+  void stop();
+
+  /// Swaps the table in atomically. Thread-safe.
+  void publish(std::shared_ptr<const RouteTable> table);
+  std::shared_ptr<const RouteTable> table() const;
+
+  /// Prometheus text exposition: berth_router_requests_total{service,code_class},
+  /// berth_router_request_duration_seconds histogram{service}, berth_router_in_flight{service},
+  /// berth_router_upstreams{service}.
+  std::string metrics_text() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace berth::router

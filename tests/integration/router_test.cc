@@ -1,0 +1,786 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ingress router against real backends: a small blocking HTTP server in this process (one
+// thread per connection, so tests can see connections, headers and bodies), busybox httpd
+// inside its own network namespace, and curl (or a raw socket) as the client.
+#include "router/router.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common/asio.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+using namespace std::chrono_literals;
+using router::Route;
+using router::Router;
+using router::RouterOptions;
+using router::RouteTable;
+using router::Upstream;
+
+// ---------------------------------------------------------------------------------------------
+// A blocking test backend.
+
+struct SeenRequest {
+  std::string method, target;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                            // first 1 MiB
+  uint64_t body_bytes = 0;
+  bool body_all_zero = true;
+  bool chunked = false;
+};
+
+bool read_some(int fd, std::string& buf) {
+  char tmp[65536];
+  ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+  if (n <= 0) {
+    return false;
+  }
+  buf.append(tmp, static_cast<size_t>(n));
+  return true;
+}
+
+void write_all(int fd, std::string_view s) {
+  while (!s.empty()) {
+    ssize_t n = ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      return;
+    }
+    s.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+void take_body(SeenRequest& r, const char* p, size_t n) {
+  for (size_t i = 0; i < n && r.body_all_zero; ++i) {
+    if (p[i] != 0) {
+      r.body_all_zero = false;
+    }
+  }
+  if (r.body.size() < (1u << 20)) {
+    r.body.append(p, std::min(n, (1u << 20) - r.body.size()));
+  }
+  r.body_bytes += n;
+}
+
+// Reads one request (head and body) from fd; buf keeps bytes beyond it.
+bool read_request(int fd, std::string& buf, SeenRequest& r) {
+  size_t end;
+  while ((end = buf.find("\r\n\r\n")) == std::string::npos) {
+    if (!read_some(fd, buf)) {
+      return false;
+    }
+  }
+  std::istringstream head(buf.substr(0, end));
+  buf.erase(0, end + 4);
+  std::string line;
+  std::getline(head, line);
+  std::istringstream rl(line);
+  rl >> r.method >> r.target;
+  while (std::getline(head, line)) {
+    if (!line.empty() && line.back() == '\r') {
+      line.pop_back();
+    }
+    auto colon = line.find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string v = line.substr(colon + 1);
+    while (!v.empty() && v.front() == ' ') {
+      v.erase(0, 1);
+    }
+    auto name = lower(line.substr(0, colon));
+    if (r.headers.count(name)) {
+      r.headers[name] += ", " + v;
+    } else {
+      r.headers[name] = v;
+    }
+  }
+  if (r.headers.count("expect")) {
+    write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  if (r.headers.count("content-length")) {
+    uint64_t left = std::stoull(r.headers["content-length"]);
+    while (left > 0) {
+      if (buf.empty() && !read_some(fd, buf)) {
+        return false;
+      }
+      size_t n = std::min<uint64_t>(left, buf.size());
+      take_body(r, buf.data(), n);
+      buf.erase(0, n);
+      left -= n;
+    }
+  } else if (lower(r.headers["transfer-encoding"]) == "chunked") {
+    r.chunked = true;
+    while (true) {
+      size_t eol;
+      while ((eol = buf.find("\r\n")) == std::string::npos) {
+        if (!read_some(fd, buf)) {
+          return false;
+        }
+      }
+      uint64_t size = std::stoull(buf.substr(0, eol), nullptr, 16);
+      buf.erase(0, eol + 2);
+      while (buf.size() < size + 2) {
+        if (!read_some(fd, buf)) {
+          return false;
+        }
+      }
+      if (size == 0) {
+        buf.erase(0, 2);  // no trailers from our proxy
+        break;
+      }
+      take_body(r, buf.data(), size);
+      buf.erase(0, size + 2);
+    }
+  }
+  return true;
+}
+
+class Backend {
+ public:
+  // Writes the whole response for one request to fd. Return false to close the connection.
+  using Handler = std::function<bool(const SeenRequest&, int fd)>;
+
+  explicit Backend(Handler h) : handler_(std::move(h)) {
+    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(lfd_, 128), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~Backend() {
+    stopping_ = true;
+    ::shutdown(lfd_, SHUT_RDWR);
+    ::close(lfd_);
+    acceptor_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (int fd : fds_) {
+        ::shutdown(fd, SHUT_RDWR);
+      }
+    }
+    for (auto& t : workers_) {
+      t.join();
+    }
+  }
+
+  uint16_t port() const { return port_; }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+  std::vector<SeenRequest> seen() {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+
+ private:
+  void accept_loop() {
+    while (!stopping_) {
+      int fd = ::accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (stopping_) {
+          return;
+        }
+        continue;
+      }
+      connections_++;
+      std::lock_guard lock(mu_);
+      fds_.push_back(fd);
+      workers_.emplace_back([this, fd] { serve(fd); });
+    }
+  }
+  void serve(int fd) {
+    std::string buf;
+    while (true) {
+      SeenRequest r;
+      if (!read_request(fd, buf, r)) {
+        break;
+      }
+      requests_++;
+      {
+        std::lock_guard lock(mu_);
+        seen_.push_back(r);
+      }
+      if (!handler_(r, fd)) {
+        break;
+      }
+    }
+    ::shutdown(fd, SHUT_RDWR);
+  }
+
+  Handler handler_;
+  int lfd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> workers_;
+  std::vector<SeenRequest> seen_;
+};
+
+std::string response(const std::string& body, const std::string& extra = "") {
+  return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + extra +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Answers "NAME bytes=N zero=0|1 chunked=0|1" for every request.
+Backend::Handler echo_name(std::string name) {
+  return [name](const SeenRequest& r, int fd) {
+    write_all(fd, response(name + " bytes=" + std::to_string(r.body_bytes) +
+                           " zero=" + (r.body_all_zero ? "1" : "0") +
+                           " chunked=" + (r.chunked ? "1" : "0") + "\n"));
+    return true;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The router under test: two io_contexts on two threads, as berthd runs it.
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void start(RouterOptions opts = {}) {
+    opts.access_log = true;
+    for (int i = 0; i < 2; ++i) {
+      ios_.push_back(std::make_unique<asio::io_context>(1));
+    }
+    std::vector<asio::io_context*> raw;
+    for (auto& io : ios_) {
+      raw.push_back(io.get());
+    }
+    router_ = std::make_unique<Router>(raw, opts);
+    auto port = router_->listen("127.0.0.1", 0);
+    ASSERT_TRUE(port.has_value());
+    port_ = *port;
+    router_->start();
+    for (auto& io : ios_) {
+      threads_.emplace_back([c = io.get()] {
+        auto guard = asio::make_work_guard(*c);
+        c->run();
+      });
+    }
+  }
+  void TearDown() override {
+    if (router_) {
+      router_->stop();
+    }
+    for (auto& io : ios_) {
+      io->stop();
+    }
+    for (auto& t : threads_) {
+      t.join();
+    }
+    router_.reset();
+  }
+
+  static std::shared_ptr<Upstream> upstream(const std::string& id, uint16_t port) {
+    auto u = std::make_shared<Upstream>();
+    u->id = id;
+    u->port = port;
+    return u;
+  }
+  void publish(std::map<std::string, Route> hosts) {
+    auto t = std::make_shared<RouteTable>();
+    for (auto& [h, r] : hosts) {
+      t->hosts[h] = r;
+    }
+    router_->publish(t);
+  }
+  static Route route(const std::string& service, std::vector<std::shared_ptr<Upstream>> ups,
+                     const std::string& reason = "") {
+    Route r;
+    r.service = service;
+    r.upstreams = std::move(ups);
+    r.unavailable_reason = reason;
+    return r;
+  }
+  std::string url(const std::string& path = "/") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  // curl -s with a Host header; prints the body then "\n<status>".
+  CmdResult curl(const std::string& host, const std::string& args = "",
+                 const std::string& path = "/") const {
+    return run("curl -s -m 30 -H 'Host: " + host + "' " + args + " -w '\\n%{http_code}' '" +
+               url(path) + "'");
+  }
+
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<Router> router_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(RouterTest, RoutesByHostIgnoringPortAndCase) {
+  Backend a(echo_name("A")), b(echo_name("B"));
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})},
+           {"b.test", route("b", {upstream("b1", b.port())})}});
+  auto r = curl("A.Test:8080");
+  EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200");
+  r = curl("b.TEST");
+  EXPECT_EQ(r.out, "B bytes=0 zero=1 chunked=0\n\n200");
+  r = curl("b.test.");
+  EXPECT_EQ(r.out, "B bytes=0 zero=1 chunked=0\n\n200");
+}
+
+TEST_F(RouterTest, UnknownHostIs404NamingIt) {
+  start();
+  auto r = curl("Nope.Example:81");
+  EXPECT_EQ(r.out, "no service at host nope.example\n\n404");
+}
+
+TEST_F(RouterTest, EmptyRouteIs503WithItsReason) {
+  start();
+  publish({{"paused.test", route("web", {}, "service web is paused")},
+           {"empty.test", route("api", {})}});
+  EXPECT_EQ(curl("paused.test").out, "service web is paused\n\n503");
+  EXPECT_EQ(curl("empty.test").out, "service api has no healthy instance\n\n503");
+}
+
+TEST_F(RouterTest, DeadUpstreamIs502) {
+  start();
+  auto dead = upstream("dead1", free_port());
+  publish({{"dead.test", route("dead", {dead})}});
+  auto r = curl("dead.test");
+  EXPECT_NE(r.out.find("refused"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "502");
+  EXPECT_EQ(dead->failures_total.load(), 1u);
+  EXPECT_EQ(dead->in_flight.load(), 0);
+
+  // Garbage instead of HTTP is a 502 too.
+  Backend junk([](const SeenRequest&, int fd) {
+    write_all(fd, "SSH-2.0-OpenSSH\r\nnot http at all\r\n\r\n");
+    return false;
+  });
+  publish({{"junk.test", route("junk", {upstream("junk1", junk.port())})}});
+  r = curl("junk.test");
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "502") << r.out;
+}
+
+TEST_F(RouterTest, SlowUpstreamIs504AfterResponseTimeout) {
+  Backend slow([](const SeenRequest&, int fd) {
+    std::this_thread::sleep_for(3s);
+    write_all(fd, response("late\n"));
+    return true;
+  });
+  RouterOptions o;
+  o.response_timeout = 300ms;
+  start(o);
+  publish({{"slow.test", route("slow", {upstream("slow1", slow.port())})}});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = curl("slow.test");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.out, "upstream slow1 sent no response within 300 ms\n\n504");
+  EXPECT_LT(took, 2s);
+}
+
+TEST_F(RouterTest, LeastOutstandingSpreadsLoad) {
+  auto slow = [](std::string name) {
+    return [name](const SeenRequest&, int fd) {
+      std::this_thread::sleep_for(600ms);
+      write_all(fd, response(name));
+      return true;
+    };
+  };
+  Backend a(slow("A")), b(slow("B"));
+  start();
+  auto ua = upstream("a1", a.port());
+  auto ub = upstream("b1", b.port());
+  publish({{"lb.test", route("lb", {ua, ub})}});
+  // Four requests at once: two go to each (a busy upstream is never picked over an idle one).
+  std::string cmd;
+  for (int i = 0; i < 4; ++i) {
+    cmd += "curl -s -m 10 -H 'Host: lb.test' '" + url() + "' & sleep 0.1; ";
+  }
+  cmd += "wait";
+  auto r = run(cmd);
+  EXPECT_EQ(a.requests(), 2) << r.out;
+  EXPECT_EQ(b.requests(), 2) << r.out;
+  EXPECT_EQ(ua->in_flight.load(), 0);
+  EXPECT_EQ(ub->in_flight.load(), 0);
+  EXPECT_EQ(ua->requests_total.load() + ub->requests_total.load(), 4u);
+}
+
+TEST_F(RouterTest, UpstreamConnectionsAreKeptAlive) {
+  Backend a(echo_name("A"));
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  // One client connection, five requests: one upstream connection.
+  std::string urls;
+  for (int i = 0; i < 5; ++i) {
+    urls += " '" + url("/" + std::to_string(i)) + "'";
+  }
+  auto r = run("curl -s -H 'Host: a.test'" + urls);
+  EXPECT_EQ(a.requests(), 5) << r.all();
+  EXPECT_EQ(a.connections(), 1);
+  // Separate client connections (spread over both I/O threads) reuse pooled connections too.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(curl("a.test").code, 0);
+  }
+  EXPECT_EQ(a.requests(), 11);
+  EXPECT_LE(a.connections(), 2);
+}
+
+TEST_F(RouterTest, StaleKeptAliveConnectionIsRetriedOnce) {
+  // The backend closes every connection after answering, without saying so: the pooled
+  // connection is dead on reuse, and the idempotent GET goes out again on a fresh one.
+  Backend a([](const SeenRequest&, int fd) {
+    write_all(fd, response("ok\n"));
+    return false;
+  });
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  auto r =
+      run("curl -s -H 'Host: a.test' '" + url("/1") + "' '" + url("/2") + "' '" + url("/3") + "'");
+  EXPECT_EQ(r.out, "ok\nok\nok\n");
+  EXPECT_EQ(a.requests(), 3);
+}
+
+TEST_F(RouterTest, ForwardedHeadersAndRequestIdReachTheBackend) {
+  Backend a(echo_name("A"));
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  auto r = curl("a.test:1234",
+                "-H 'X-Forwarded-For: 1.2.3.4' -H 'Connection: keep-alive, X-Secret' "
+                "-H 'X-Secret: 1' -H 'Keep-Alive: timeout=5' -H 'Proxy-Authorization: Basic x' "
+                "-H 'TE: trailers' -H 'X-Forwarded-Proto: gopher'");
+  ASSERT_EQ(r.code, 0);
+  r = curl("a.test", "-H 'X-Request-Id: my-id-42'");
+  auto seen = a.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  auto& h = seen[0].headers;
+  EXPECT_EQ(h["x-forwarded-for"], "1.2.3.4, 127.0.0.1");
+  EXPECT_EQ(h["x-forwarded-proto"], "http");
+  EXPECT_EQ(h["x-forwarded-host"], "a.test:1234");
+  EXPECT_EQ(h["host"], "a.test:1234");
+  EXPECT_GE(h["x-request-id"].size(), 8u);
+  for (auto gone : {"connection", "x-secret", "keep-alive", "proxy-authorization", "te"}) {
+    EXPECT_EQ(h.count(gone), 0u) << gone;
+  }
+  EXPECT_EQ(seen[1].headers["x-request-id"], "my-id-42");
+  EXPECT_EQ(seen[1].headers["x-forwarded-for"], "127.0.0.1");
+}
+
+TEST_F(RouterTest, ChunkedRequestBodyArrivesIntact) {
+  Backend a([](const SeenRequest& r, int fd) {
+    write_all(fd, response(r.body, "X-Was-Chunked: " + std::to_string(r.chunked) + "\r\n"));
+    return true;
+  });
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  TempDir dir;
+  std::string payload;
+  for (int i = 0; i < 20000; ++i) {
+    payload += "line " + std::to_string(i) + "\n";
+  }
+  write_file(dir / "body", payload);
+  auto r = run("curl -s -D " + dir / "h" + " -H 'Host: a.test' -H 'Transfer-Encoding: chunked' " +
+               "--data-binary @" + dir / "body" + " '" + url() + "'");
+  EXPECT_EQ(r.out, payload);
+  EXPECT_NE(read_file(dir / "h").find("X-Was-Chunked: 1"), std::string::npos);
+}
+
+long rss_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stol(line.substr(6));
+    }
+  }
+  return 0;
+}
+
+TEST_F(RouterTest, LargeUploadsStreamWithBoundedMemory) {
+  Backend a(echo_name("A"));
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  TempDir dir;
+  ASSERT_EQ(run("truncate -s 200M " + dir / "zero").code, 0);
+  long before = rss_kb();
+  // Content-Length upload (curl sends Expect: 100-continue for it).
+  auto r = curl("a.test", "-T " + dir / "zero");
+  EXPECT_EQ(r.out, "A bytes=209715200 zero=1 chunked=0\n\n200");
+  // Chunked upload of unknown length from a pipe.
+  r = run("head -c 200M /dev/zero | curl -s -m 60 -H 'Host: a.test' -T - -w '\\n%{http_code}' '" +
+          url() + "'");
+  EXPECT_EQ(r.out, "A bytes=209715200 zero=1 chunked=1\n\n200");
+  long grown = rss_kb() - before;
+  EXPECT_LT(grown, 40 * 1024) << "RSS grew by " << grown << " KiB";
+}
+
+TEST_F(RouterTest, StreamingResponseArrivesProgressively) {
+  Backend a([](const SeenRequest&, int fd) {
+    write_all(fd,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 6; ++i) {
+      std::string line = "tick " + std::to_string(i) + "\n";
+      char size[16];
+      std::snprintf(size, sizeof size, "%zx\r\n", line.size());
+      write_all(fd, std::string(size) + line + "\r\n");
+      std::this_thread::sleep_for(500ms);
+    }
+    write_all(fd, "0\r\n\r\n");
+    return true;
+  });
+  RouterOptions o;
+  o.response_timeout = 1s;  // the body takes 3 s: only the head is bound by this
+  start(o);
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  // Each line stamped with its arrival time (ms since start).
+  auto r = run("s=$(date +%s%3N); curl -sN -H 'Host: a.test' '" + url() +
+               "' | while read -r l; do echo \"$(( $(date +%s%3N) - s )) $l\"; done");
+  std::istringstream in(r.out);
+  std::vector<long> at;
+  std::string l;
+  while (std::getline(in, l)) {
+    at.push_back(std::stol(l));
+  }
+  ASSERT_EQ(at.size(), 6u) << r.out;
+  EXPECT_LT(at.front(), 1000) << r.out;
+  EXPECT_GT(at.back() - at.front(), 2000) << r.out;
+}
+
+int connect_to(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+TEST_F(RouterTest, UpgradeTunnelsBytesBothWays) {
+  Backend ws([](const SeenRequest& r, int fd) {
+    auto h = r.headers;
+    if (lower(h["upgrade"]) != "websocket" ||
+        lower(h["connection"]).find("upgrade") == std::string::npos) {
+      write_all(fd, response("no upgrade\n"));
+      return true;
+    }
+    write_all(fd,
+              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              "\r\nhello ");
+    // Echo raw bytes until the client closes.
+    char buf[4096];
+    while (true) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) {
+        return false;
+      }
+      write_all(fd, std::string_view(buf, static_cast<size_t>(n)));
+    }
+  });
+  start();
+  publish({{"ws.test", route("ws", {upstream("ws1", ws.port())})}});
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  write_all(fd,
+            "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n");
+  std::string got;
+  while (got.find("hello ") == std::string::npos && read_some(fd, got)) {
+  }
+  EXPECT_EQ(got.rfind("HTTP/1.1 101", 0), 0u) << got;
+  EXPECT_NE(got.find("Upgrade: websocket"), std::string::npos) << got;
+  got.clear();
+  for (int i = 0; i < 3; ++i) {
+    std::string msg = "ping-" + std::to_string(i);
+    write_all(fd, msg);
+    std::string echo;
+    while (echo.size() < msg.size() && read_some(fd, echo)) {
+    }
+    EXPECT_EQ(echo, msg);
+  }
+  ::close(fd);
+}
+
+TEST_F(RouterTest, HeadAnd204And304HaveNoBody) {
+  Backend a([](const SeenRequest& r, int fd) {
+    if (r.target == "/204") {
+      write_all(fd, "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n");
+    } else if (r.target == "/304") {
+      write_all(fd, "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n");
+    } else if (r.method == "HEAD") {
+      write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n");
+    } else {
+      write_all(fd, response("body\n"));
+    }
+    return true;
+  });
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  // All on one client connection: a stray body byte would corrupt the next response.
+  auto r =
+      run("curl -s -H 'Host: a.test' -w '%{http_code} ' '" + url("/204") + "' '" + url("/304") +
+          "' '" + url("/x") + "' && curl -sI -H 'Host: a.test' '" + url("/h") + "'");
+  EXPECT_EQ(r.out.substr(0, 17), "204 304 body\n200 ") << r.out;
+  EXPECT_NE(r.out.find("Content-Length: 12345"), std::string::npos) << r.out;
+}
+
+TEST_F(RouterTest, MalformedRequestIs400AndClosed) {
+  start();
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  write_all(fd, "GET / HTTP/1.1\r\nHost: a.test\r\nBad Header Line\r\n\r\n");
+  std::string got;
+  while (read_some(fd, got)) {
+  }
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << got;
+  EXPECT_NE(got.find("Connection: close"), std::string::npos) << got;
+  ::close(fd);
+}
+
+TEST_F(RouterTest, PublishSwapsWhileRequestsRun) {
+  Backend a(echo_name("A")), b(echo_name("B"));
+  start();
+  auto ua = upstream("a1", a.port());
+  auto ub = upstream("b1", b.port());
+  publish({{"s.test", route("s", {ua})}});
+  std::atomic<bool> done{false};
+  std::thread swapper([&] {
+    for (int i = 0; !done; ++i) {
+      publish({{"s.test", route("s", {(i % 2) != 0 ? ua : ub})}});
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  std::string urls;
+  for (int i = 0; i < 100; ++i) {
+    urls += " -o /dev/null '" + url() + "'";
+  }
+  auto r = run("curl -s -H 'Host: s.test' -w '%{http_code}\\n'" + urls +
+               " & curl -s -H 'Host: s.test' -w '%{http_code}\\n'" + urls + "; wait");
+  done = true;
+  swapper.join();
+  std::istringstream in(r.out);
+  std::string code;
+  int ok = 0;
+  while (in >> code) {
+    EXPECT_EQ(code, "200");
+    ok += code == "200";
+  }
+  EXPECT_EQ(ok, 200);
+  EXPECT_GT(a.requests(), 0);
+  EXPECT_GT(b.requests(), 0);
+}
+
+TEST_F(RouterTest, MetricsCountRequests) {
+  Backend a(echo_name("A"));
+  start();
+  publish({{"a.test", route("web", {upstream("a1", a.port())})},
+           {"www.a.test", route("web", {upstream("a1", a.port())})}});
+  curl("a.test");
+  curl("a.test");
+  curl("nope.test");
+  auto m = router_->metrics_text();
+  EXPECT_NE(m.find("berth_router_requests_total{service=\"web\",code_class=\"2xx\"} 2"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("berth_router_requests_total{service=\"\",code_class=\"4xx\"} 1"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("berth_router_request_duration_seconds_count{service=\"web\"} 2"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("berth_router_request_duration_seconds_bucket{service=\"web\",le=\"+Inf\"} 2"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("berth_router_in_flight{service=\"web\"} 0"), std::string::npos) << m;
+  EXPECT_NE(m.find("berth_router_upstreams{service=\"web\"} 2"), std::string::npos) << m;
+}
+
+TEST_F(RouterTest, ReachesAnUpstreamInsideItsNetworkNamespace) {
+  if (!have("unshare") || !have("busybox") || !have("ip")) {
+    GTEST_SKIP() << "needs unshare, ip and busybox";
+  }
+  TempDir www;
+  write_file(www / "index.html", "inside the namespace\n");
+  uint16_t port = free_port();
+  std::string script =
+      "ip link set lo up; exec busybox httpd -f -p 127.0.0.1:" + std::to_string(port) + " -h " +
+      www.path();
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execlp("unshare", "unshare", "--net", "--fork", "--kill-child", "sh", "-c", script.c_str(),
+             static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // unshare(1) itself moves into the new namespace before forking the shell.
+  std::shared_ptr<NetNs> ns;
+  for (int i = 0; i < 100 && !ns; ++i) {
+    std::this_thread::sleep_for(20ms);
+    auto self = run("readlink /proc/self/ns/net").out;
+    auto theirs = run("readlink /proc/" + std::to_string(pid) + "/ns/net").out;
+    if (!theirs.empty() && theirs != self) {
+      auto n = NetNs::of_pid(pid);
+      ASSERT_TRUE(n.has_value());
+      ns = *n;
+    }
+  }
+  ASSERT_TRUE(ns);
+  start();
+  auto u = upstream("ns1", port);
+  u->netns = ns;
+  publish({{"ns.test", route("ns", {u})}});
+  CmdResult r;
+  for (int i = 0; i < 50; ++i) {
+    r = curl("ns.test", "", "/index.html");
+    if (r.out == "inside the namespace\n\n200") {
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(r.out, "inside the namespace\n\n200");
+  // The host's own 127.0.0.1:PORT is not that server.
+  auto direct =
+      run("curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) +
+          "/index.html");
+  EXPECT_EQ(direct.out, "000");
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+}  // namespace
+}  // namespace berth::test
