@@ -581,13 +581,24 @@ ImagePreparer::ImagePreparer(std::string root, ImageSource& source)
   state_->layers = state_->root + "/layers";
   state_->source = &source;
   (void)fs::make_dirs(state_->layers);
-  // Leftovers of an unpack interrupted by a crash.
+  // Leftovers of an unpack interrupted by a crash: ".tmp-<hex>-<rand>" and
+  // ".tmp-prune-<hex>-<rand>". One still being written holds its layer's flock; skip those.
   std::error_code ec;
   for (const auto& e : stdfs::directory_iterator(state_->layers, ec)) {
     std::string n = e.path().filename().string();
-    if (n.rfind(".tmp-", 0) == 0) {
-      (void)remove_tree(e.path().string());
+    if (n.rfind(".tmp-", 0) != 0) {
+      continue;
     }
+    std::string rest = n.substr(5);
+    if (rest.rfind("prune-", 0) == 0) {
+      rest = rest.substr(6);
+    }
+    std::string lock_path = state_->layers + "/" + rest.substr(0, 64) + ".lock";
+    Fd lock(::open(lock_path.c_str(), O_RDWR | O_CLOEXEC));
+    if (lock && ::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+      continue;
+    }
+    (void)remove_tree(e.path().string());
   }
 }
 
@@ -686,13 +697,17 @@ Result<size_t> ImagePreparer::prune(const std::set<std::string>& keep) {
     auto m = s.lock_for(n);
     std::lock_guard<std::mutex> g(*m);
     std::string dir = s.layers + "/" + n;
+    Fd lock(::open((dir + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
+      continue;
+    }
     // Rename first so a half-removed layer is never mistaken for an unpacked one.
     std::string doomed = s.layers + "/.tmp-prune-" + n + "-" + fs::random_hex(4);
     if (::rename(dir.c_str(), doomed.c_str()) != 0) {
       continue;
     }
+    // The lock file stays: unlinking it could let two unpackers lock different inodes.
     BERTH_TRY(remove_tree(doomed));
-    ::unlink((dir + ".lock").c_str());
     ++removed;
   }
   return removed;

@@ -496,6 +496,14 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   out_w.reset();
   err_w.reset();
   Fd runc_fd(detail::pidfd_open(*runc_pid));
+  if (!runc_fd) {
+    // Cannot watch runc while reading its output: let it finish first (it only waits for the
+    // container to start; the pipes have room for what it prints).
+    siginfo_t si{};
+    while (::waitid(P_PID, static_cast<id_t>(*runc_pid), &si, WEXITED | WNOWAIT) < 0 &&
+           errno == EINTR) {
+    }
+  }
   detail::LineSplitter out_split, err_split;
   std::string err_text;
   auto out_emit = [&](std::string_view l) {
@@ -523,6 +531,9 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
     }
   };
   for (;;) {
+    if (!runc_fd) {
+      break;
+    }
     pollfd fds[3] = {{out_eof ? -1 : out_r.get(), POLLIN, 0},
                      {err_eof ? -1 : err_r.get(), POLLIN, 0},
                      {runc_fd.get(), POLLIN, 0}};

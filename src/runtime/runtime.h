@@ -152,7 +152,8 @@ struct InstanceExit {
 struct InstanceInfo {
   std::string id;
   int pid = 0;
-  std::shared_ptr<NetNs> netns;  // the instance's network namespace
+  std::shared_ptr<NetNs> netns;  // the instance's network namespace; null when the process
+                                 // had already exited by the time start() returned
 };
 
 struct RuntimeOptions {
@@ -162,7 +163,10 @@ struct RuntimeOptions {
 
 class Runtime {
  public:
-  /// ioc: where pipe reading and exit watching run (async; never blocks it).
+  /// ioc: where pipe reading and exit watching run (async; never blocks it). Makes this
+  /// process a child subreaper (once), so detached containers are re-parented to it and their
+  /// exit status can be reaped. Destroying the Runtime leaves running instances running; a
+  /// new Runtime on the same root finds them through list() and can stop() them.
   Runtime(RuntimeOptions opts, asio::io_context& ioc);
   ~Runtime();
 
@@ -172,11 +176,16 @@ class Runtime {
 
   /// Builds the bundle and starts the instance (`runc run -d`); returns once the process runs.
   /// On failure nothing is left behind (no mount, no bundle, no container state), and the
-  /// error carries the runtime's stderr.
+  /// error carries the runtime's stderr. Errors: InvalidArgument (bad id, nothing to run, a
+  /// user or group missing from the image), AlreadyExists (id in use, or left over: stop() it),
+  /// Internal (mount or runc failures, with runc's message). Blocking (~50 ms).
   Result<InstanceInfo> start(const InstanceSpec& spec);
 
   /// Stops an instance: its stop signal, up to `grace`, then SIGKILL; removes the container
-  /// state, unmounts and deletes the bundle. Ok when the instance is already gone.
+  /// state, unmounts and deletes the bundle. Ok when the instance is already gone. This is
+  /// also the cleanup after an instance exited by itself: an exit leaves the bundle, mount and
+  /// runc state in place (so list() still shows it) until stop(id) is called. Blocking: up to
+  /// grace plus the time SIGKILL takes.
   Status stop(const std::string& id, std::chrono::milliseconds grace);
 
   /// Ids of containers this runtime's state root knows (left over from a previous berthd
@@ -184,7 +193,9 @@ class Runtime {
   Result<std::vector<std::string>> list();
 
   /// Called once, from the io_context, when an instance's process exits by itself or is
-  /// killed (not called for instances being stopped through stop()).
+  /// killed (not called for instances being stopped through stop()). It runs on that
+  /// instance's strand, so calls for different instances may run concurrently on different
+  /// I/O threads; it must not block (post the stop(id) cleanup to the blocking pool).
   void on_exit(std::function<void(const std::string& id, InstanceExit)> fn);
 
  private:

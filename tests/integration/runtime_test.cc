@@ -425,6 +425,26 @@ TEST_F(RuntimeIntegrationTest, FailedStartLeavesNothingAndCarriesRuncsError) {
   expect_gone("no-such-binary");
 }
 
+TEST_F(RuntimeIntegrationTest, MountsImagesWithManyLayers) {
+  // 50 layers do not fit one page of overlay options with absolute paths: the runtime mounts
+  // them with names relative to the layer cache instead.
+  auto s = spec("layers-50", {"/bin/busybox", "sh", "-c", "exit 7"});
+  for (int i = 0; i < 49; ++i) {
+    char hex[65];
+    std::snprintf(hex, sizeof hex, "%064x", i + 1);
+    std::string dir = root_ / ("layers/" + std::string(hex));
+    std::filesystem::create_directories(dir + "/extra");
+    s.image.layer_dirs.push_back(dir);
+  }
+  auto info = rt_->start(s);
+  ASSERT_TRUE(info) << info.error().message();
+  auto e = wait_exit("layers-50");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->exit_code, 7);
+  ASSERT_TRUE(rt_->stop("layers-50", std::chrono::milliseconds(100)));
+  expect_gone("layers-50");
+}
+
 TEST_F(RuntimeIntegrationTest, StartLatency) {
   std::vector<double> ms;
   for (int i = 0; i < 10; ++i) {
