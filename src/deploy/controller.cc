@@ -463,6 +463,13 @@ class Worker : public std::enable_shared_from_this<Worker> {
       return Error(info.error().code(),
                    "instance " + spec.id + " did not start: " + info.error().message());
     }
+    if (!info->netns) {
+      // It exited before its namespace could be opened; the exit report follows.
+      std::string lines = last_lines({spec.id}, now_ms() - 60000);
+      kill(spec.id, milliseconds(0));
+      return Error(Errc::FailedPrecondition,
+                   "instance " + spec.id + " exited as soon as it started" + lines);
+    }
     Instance inst;
     inst.id = spec.id;
     inst.revision = rv.number;

@@ -20,6 +20,7 @@
 #include <csignal>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -651,6 +652,25 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   return info;
 }
 
+namespace {
+
+// Whether process pid has a handler for sig. An instance's process is its namespace's init,
+// which the kernel shields from signals it has no handler for: a SIGTERM to a shell or a
+// busybox httpd running as pid 1 does nothing, so waiting out the grace period is pointless.
+bool catches_signal(pid_t pid, int sig) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("SigCgt:", 0) == 0) {
+      unsigned long long mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+      return (mask >> (sig - 1)) & 1ULL;
+    }
+  }
+  return true;  // unknown: give it the grace period
+}
+
+}  // namespace
+
 Status Runtime::stop(const std::string& id, std::chrono::milliseconds grace) {
   State& st = *state_;
   if (!valid_id(id)) {
@@ -660,17 +680,19 @@ Status Runtime::stop(const std::string& id, std::chrono::milliseconds grace) {
   Fd own_pidfd;
   int pidfd = -1;
   int sig = SIGTERM;
+  pid_t pid = 0;
   if (inst) {
     inst->stopping = true;
     pidfd = inst->pidfd.get();
     sig = inst->stop_signal;
+    pid = inst->pid;
   } else if (exists(st.runc_root + "/" + id)) {
     // Left over from an earlier berthd: find its process through runc's state.
     auto r = detail::run_process(st.runc({"state", id}));
     if (r && r->ok()) {
       auto j = parse_json(r->out, "runc state");
       if (j && j->is_object() && j->value("status", "") == "running") {
-        int pid = j->value("pid", 0);
+        pid = j->value("pid", 0);
         if (pid > 0) {
           own_pidfd.reset(detail::pidfd_open(pid));
           pidfd = own_pidfd.get();
@@ -679,9 +701,15 @@ Status Runtime::stop(const std::string& id, std::chrono::milliseconds grace) {
     }
   }
   if (pidfd >= 0 && !detail::wait_pidfd(pidfd, 0)) {
+    if (pid > 0 && sig != SIGKILL && !catches_signal(pid, sig)) {
+      grace = std::chrono::milliseconds(0);  // it would ignore the signal: kill at once
+    }
     detail::pidfd_send_signal(pidfd, sig);
     if (!detail::wait_pidfd(pidfd, static_cast<int>(grace.count()))) {
-      logger()->info("instance did not stop in time, killing id={} grace_ms={}", id, grace.count());
+      if (grace.count() > 0) {
+        logger()->info("instance did not stop in time, killing id={} grace_ms={}", id,
+                       grace.count());
+      }
       detail::pidfd_send_signal(pidfd, SIGKILL);
       if (!detail::wait_pidfd(pidfd, 10000)) {
         logger()->warn("instance survived SIGKILL for 10s id={}", id);
