@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -162,6 +163,12 @@ class Parser final : public bhttp::basic_parser<isRequest> {
 
 using ReqParser = Parser<true>;
 using ResParser = Parser<false>;
+
+std::string& append_number(std::string& s, uint64_t v) {
+  char num[24];
+  auto res = std::to_chars(num, num + sizeof num, v);
+  return s.append(num, static_cast<size_t>(res.ptr - num));
+}
 
 // Position just past "\r\n\r\n" in [p, p+n), or 0.
 size_t find_head_end(const char* p, size_t n) {
@@ -332,10 +339,17 @@ struct ThreadCtx {
     return nullptr;
   }
 
+  // A random per-thread prefix and a counter, 16 hex digits: no syscall, no printf.
   size_t request_id(char* out) {
-    int n = std::snprintf(out, 32, "%s%08llx", id_prefix.c_str(),
-                          static_cast<unsigned long long>(++id_counter));
-    return static_cast<size_t>(n);
+    static constexpr char kHex[] = "0123456789abcdef";
+    size_t n = std::min<size_t>(id_prefix.size(), 8);
+    std::memcpy(out, id_prefix.data(), n);
+    uint64_t c = ++id_counter;
+    for (int i = 7; i >= 0; --i) {
+      out[n + static_cast<size_t>(i)] = kHex[c & 15];
+      c >>= 4;
+    }
+    return n + 8;
   }
 
   State& st;
@@ -398,6 +412,7 @@ class Conn {
       : st_(std::move(s)), tc_(t), opts_(st_->opts), client_(std::move(sock)) {
     beast::error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
+    client_.non_blocking(true, ec);  // pump() tries writes synchronously first
     auto ep = client_.remote_endpoint(ec);
     peer_ = ec ? std::string("unknown") : ep.address().to_string();
     watch_.a = &client_;
@@ -581,9 +596,7 @@ void Conn::build_upstream_head() {
   if (r.chunked()) {
     h.append("Transfer-Encoding: chunked\r\n");
   } else if (auto cl = r.content_length()) {
-    char num[24];
-    int n = std::snprintf(num, sizeof num, "%llu", static_cast<unsigned long long>(*cl));
-    h.append("Content-Length: ").append(num, static_cast<size_t>(n)).append("\r\n");
+    append_number(h.append("Content-Length: "), *cl).append("\r\n");
   }
   if (upgrade_req_) {
     h.append("Connection: Upgrade\r\nUpgrade: ").append(upgrade_).append("\r\n");
@@ -637,9 +650,7 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
   }
   auto& h = chead_;
   h.clear();
-  char line[32];
-  int n = std::snprintf(line, sizeof line, "HTTP/1.1 %03u ", r.status);
-  h.append(line, static_cast<size_t>(n));
+  append_number(h.append("HTTP/1.1 "), r.status).append(" ");
   if (!r.reason.empty()) {
     h.append(r.reason);
   } else {
@@ -665,10 +676,7 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
     h.append(name).append(": ").append(f.v()).append("\r\n");
   }
   if (fr == Framing::Length) {
-    char num[24];
-    int k = std::snprintf(num, sizeof num, "%llu",
-                          static_cast<unsigned long long>(*r.content_length()));
-    h.append("Content-Length: ").append(num, static_cast<size_t>(k)).append("\r\n");
+    append_number(h.append("Content-Length: "), *r.content_length()).append("\r\n");
   } else if (fr == Framing::Chunked) {
     h.append("Transfer-Encoding: chunked\r\n");
   }
@@ -784,6 +792,7 @@ awaitable<bool> Conn::acquire(bool allow_pool) {
     co_return false;
   }
   up_->set_option(tcp::no_delay(true), ec);
+  up_->non_blocking(true, ec);  // pump() tries writes synchronously first
   co_return true;
 }
 
@@ -909,9 +918,21 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
       bufs[nb++] = asio::const_buffer("0\r\n\r\n", 5);
     }
     if (nb > 0) {
-      arm(Wait::Idle, opts_.idle_timeout);
       BufSpan span{bufs.data(), nb};
-      co_await asio::async_write(*dst, span, asio::redirect_error(use_awaitable, ec));
+      // Most writes fit in the socket buffer: a direct non-blocking writev saves a trip
+      // through the scheduler. Whatever is left goes out asynchronously.
+      size_t total = asio::buffer_size(span);
+      size_t sent = dst->write_some(span, ec);
+      if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        sent = 0;
+      }
+      if (!ec && sent < total) {
+        arm(Wait::Idle, opts_.idle_timeout);
+        beast::buffers_suffix<BufSpan> rest(span);
+        rest.consume(sent);
+        co_await asio::async_write(*dst, rest, asio::redirect_error(use_awaitable, ec));
+      }
       if (ec) {
         if (timed_out(ec)) {
           co_return Pump::TimedOut;

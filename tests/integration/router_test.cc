@@ -777,7 +777,8 @@ TEST_F(RouterTest, ReachesAnUpstreamInsideItsNetworkNamespace) {
       run("curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.1:" + std::to_string(port) +
           "/index.html");
   EXPECT_EQ(direct.out, "000");
-  ::kill(pid, SIGTERM);
+  // unshare --fork waits out SIGTERM; SIGKILL takes the shell with it (--kill-child).
+  ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
 }

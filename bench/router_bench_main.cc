@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+// A standalone berth router for bench/router_bench.sh: one route (hosts "127.0.0.1",
+// "localhost" and "bench") to one or more upstreams, io_contexts on N threads, until SIGINT
+// or SIGTERM.
+//
+//   berth_router_bench --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 [--upstream ...]
+//                      [--threads N] [--access-log]
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/asio.h"
+#include "router/router.h"
+
+namespace {
+
+bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) {
+    return false;
+  }
+  host = s.substr(0, colon);
+  port = static_cast<uint16_t>(std::atoi(s.c_str() + colon + 1));
+  return port != 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace berth;
+  std::string listen = "127.0.0.1:8080";
+  std::vector<std::string> upstreams;
+  size_t threads = std::thread::hardware_concurrency();
+  router::RouterOptions opts;
+  opts.access_log = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--listen" && i + 1 < argc) {
+      listen = argv[++i];
+    } else if (a == "--upstream" && i + 1 < argc) {
+      upstreams.emplace_back(argv[++i]);
+    } else if (a == "--threads" && i + 1 < argc) {
+      threads = static_cast<size_t>(std::atoi(argv[++i]));
+    } else if (a == "--access-log") {
+      opts.access_log = true;
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s --listen HOST:PORT --upstream HOST:PORT... [--threads N] "
+                   "[--access-log]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  if (upstreams.empty() || threads == 0) {
+    std::fprintf(stderr, "need --upstream and --threads >= 1\n");
+    return 2;
+  }
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::vector<asio::io_context*> raw;
+  for (size_t i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+    raw.push_back(contexts.back().get());
+  }
+  router::Router r(raw, opts);
+  router::Route route;
+  route.service = "bench";
+  for (size_t i = 0; i < upstreams.size(); ++i) {
+    auto u = std::make_shared<router::Upstream>();
+    u->id = "bench-" + std::to_string(i);
+    if (!split_host_port(upstreams[i], u->host, u->port)) {
+      std::fprintf(stderr, "bad upstream %s\n", upstreams[i].c_str());
+      return 2;
+    }
+    route.upstreams.push_back(u);
+  }
+  auto table = std::make_shared<router::RouteTable>();
+  for (const char* h : {"127.0.0.1", "localhost", "bench"}) {
+    table->hosts[h] = route;
+  }
+  r.publish(table);
+  std::string host;
+  uint16_t port = 0;
+  if (!split_host_port(listen, host, port)) {
+    std::fprintf(stderr, "bad --listen %s\n", listen.c_str());
+    return 2;
+  }
+  auto bound = r.listen(host, port);
+  if (!bound) {
+    std::fprintf(stderr, "%s\n", bound.error().message().c_str());
+    return 1;
+  }
+  r.start();
+  std::printf("listening on %s:%u with %zu threads\n", host.c_str(), *bound, threads);
+  std::fflush(stdout);
+
+  asio::signal_set signals(*raw[0], SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) {
+    r.stop();
+    for (auto* c : raw) {
+      c->stop();
+    }
+  });
+  std::vector<std::thread> pool;
+  for (size_t i = 1; i < threads; ++i) {
+    pool.emplace_back([c = raw[i]] {
+      auto guard = asio::make_work_guard(*c);
+      c->run();
+    });
+  }
+  raw[0]->run();
+  for (auto& t : pool) {
+    t.join();
+  }
+  return 0;
+}
