@@ -30,7 +30,7 @@ struct ServiceCommands {
   bool no_wait = false;
   // create/update
   std::string image, cpu, memory, health, role, auto_deploy_tags, deploy_timeout, drain_timeout;
-  std::string health_interval, health_timeout;
+  std::string health_interval, health_timeout, scale_in_cooldown;
   int port = 0, min_instances = -1, max_instances = -1, concurrency = -1;
   int healthy_threshold = -1, unhealthy_threshold = -1;
   bool auto_deploy = false, no_auto_deploy = false;
@@ -71,6 +71,8 @@ void add_spec_options(CLI::App* c, ServiceCommands& s, bool create) {
   c->add_option("--max-instances", s.max_instances, "autoscaling ceiling (default 4)");
   c->add_option("--concurrency", s.concurrency,
                 "in-flight requests per instance before scaling out (default 100)");
+  c->add_option("--scale-in-cooldown", s.scale_in_cooldown,
+                "time load must stay low before an instance is removed (default 60s)");
   c->add_option("--health-check", s.health, "tcp (default) or http:/PATH");
   c->add_option("--health-interval", s.health_interval, "time between checks (default 5s)");
   c->add_option("--health-timeout", s.health_timeout, "time a check may take (default 2s)");
@@ -185,6 +187,9 @@ Result<Json> spec_body(const ServiceCommands& s, bool create) {
   }
   if (!s.drain_timeout.empty()) {
     b["drain_timeout"] = s.drain_timeout;
+  }
+  if (!s.scale_in_cooldown.empty()) {
+    b["scale_in_cooldown"] = s.scale_in_cooldown;
   }
   return b;
 }

@@ -48,9 +48,11 @@ class Services : public ::testing::Test {
   // Builds an image whose index.html is `version` and whose command is `script` (run by
   // busybox sh), and pushes it as web/app:TAG.
   void push(const std::string& tag, const std::string& version, const std::string& script = kApp,
-            const std::string& arch = "amd64") {
+            const std::string& arch = "amd64",
+            std::vector<std::pair<std::string, std::string>> files = {}) {
     std::string layout = work_ / ("layout-" + std::to_string(++images_));
-    std::string err = make_busybox_layout(layout, tag, {{"www/index.html", version + "\n"}});
+    files.emplace_back("www/index.html", version + "\n");
+    std::string err = make_busybox_layout(layout, tag, files);
     ASSERT_EQ(err, "");
     auto r = run("umoci config --image " + layout + ":" + tag + " --architecture " + arch +
                  " --clear=config.cmd --config.cmd /bin/busybox --config.cmd sh --config.cmd -c "
@@ -277,6 +279,66 @@ TEST_F(Services, PauseAndResume) {
   ASSERT_EQ(d_->cli("service rm web").code, 0);
   EXPECT_NE(get().out.find("404"), std::string::npos);
   EXPECT_EQ(run("runc --root " + d_->data_dir() + "/runtime/runc list -q").out, "");
+}
+
+TEST_F(Services, FollowsTheHighestVersionMatchingAPattern) {
+  push("v1.2.0", "v1.2.0");
+  auto r = d_->cli("service create web --image web/app:v1.2.0 --auto-deploy-tags 'v1.*'");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(body(), "v1.2.0\n");
+  push("v1.10.0", "v1.10.0");
+  EXPECT_TRUE(wait_for_body("v1.10.0\n", std::chrono::seconds(30)));
+  settle();
+  // Lower versions and non-matching tags are not deployed.
+  push("v1.9.0", "v1.9.0");
+  push("v2.0.0", "v2.0.0");
+  push("latest", "latest");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  settle();
+  EXPECT_EQ(body(), "v1.10.0\n");
+  EXPECT_EQ(deployments("length"), "2");
+}
+
+TEST_F(Services, ScalesOutUnderLoadAndBackIn) {
+  // A CGI that takes a second, so requests pile up in flight.
+  push("latest", "v1",
+       "/bin/busybox chmod 755 /www/cgi-bin/slow; exec /bin/busybox httpd -f -p $PORT -h /www",
+       "amd64",
+       {{"www/cgi-bin/slow",
+         "#!/bin/busybox sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n"
+         "/bin/busybox sleep 1\necho slow\n"}});
+  auto r = d_->cli(
+      "service create web --image web/app:latest --concurrency 1 --max-instances 3 "
+      "--scale-in-cooldown 2s");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(body("/cgi-bin/slow"), "slow\n") << get("/cgi-bin/slow").all();
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> load;
+  for (int i = 0; i < 6; ++i) {
+    load.emplace_back([&] {
+      while (!stop) {
+        get("/cgi-bin/slow");
+      }
+    });
+  }
+  int most = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (most < 2 && std::chrono::steady_clock::now() < deadline) {
+    most =
+        std::max(most, std::stoi(show("[.instances[] | select(.state == \"healthy\")] | length")));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  stop = true;
+  for (auto& t : load) {
+    t.join();
+  }
+  EXPECT_GE(most, 2);
+  EXPECT_LE(most, 3);
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (show(".instances | length") != "1" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(show(".instances | length"), "1");
 }
 
 TEST_F(Services, BadRequestsChangeNothing) {
