@@ -209,18 +209,20 @@ class ServicesHandler {
       BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
       BERTH_TRY(allow(call, "service:Deploy", res));
       std::string image = body.value("image", "");
+      BERTH_ASSIGN_OR_RETURN(auto spec, c_.spec(name));
       if (!image.empty()) {
-        BERTH_ASSIGN_OR_RETURN(auto base, c_.spec(name));
         Json patch = Json::object();
         patch["image"] = image;
-        BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(patch, base));
-        BERTH_TRY(allow_image_rights(call, spec));
+        BERTH_ASSIGN_OR_RETURN(spec, deploy::spec_from_request(patch, spec));
       }
+      BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.deploy(name, image));
       return json_reply(202, deployment_ref(id));
     }
     if (n == 3 && m == V::post && seg[2] == "rollback") {
       BERTH_TRY(allow(call, "service:Rollback", res));
+      BERTH_ASSIGN_OR_RETURN(auto spec, c_.spec(name));
+      BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.rollback(name));
       return json_reply(202, deployment_ref(id));
     }

@@ -448,7 +448,11 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
       return fail(body.error());
     }
     auto r = client.call("POST", "/api/v1/services", *body);
-    if (r && num(*r, "deployment") == 0 && !s.json) {
+    if (r && num(*r, "deployment") == 0 && s.json) {
+      std::cout << r->dump(2) << "\n";
+      return 0;
+    }
+    if (r && num(*r, "deployment") == 0) {
       std::printf("created %s; it deploys when %s is pushed\n", s.name.c_str(),
                   str(*r, "image").c_str());
       return 0;

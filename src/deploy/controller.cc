@@ -464,11 +464,20 @@ class Worker : public std::enable_shared_from_this<Worker> {
                    "instance " + spec.id + " did not start: " + info.error().message());
     }
     if (!info->netns) {
-      // It exited before its namespace could be opened; the exit report follows.
+      // It exited before its namespace could be opened; its exit report is on the way.
+      std::string how = "exited as soon as it started";
+      Instance probe_for;
+      probe_for.id = spec.id;
+      for (int i = 0; i < 50; ++i) {
+        if (auto e = take_exit({probe_for})) {
+          how = e->second.str() + " as soon as it started";
+          break;
+        }
+        std::this_thread::sleep_for(milliseconds(20));
+      }
       std::string lines = last_lines({spec.id}, now_ms() - 60000);
       kill(spec.id, milliseconds(0));
-      return Error(Errc::FailedPrecondition,
-                   "instance " + spec.id + " exited as soon as it started" + lines);
+      return Error(Errc::FailedPrecondition, "instance " + spec.id + " " + how + lines);
     }
     Instance inst;
     inst.id = spec.id;
@@ -675,6 +684,23 @@ class Worker : public std::enable_shared_from_this<Worker> {
                  d->trigger);
     auto t0 = Clock::now();
     auto rv = load_revision(d->revision);
+    if (rv && rec_.paused) {
+      // Paused: the revision is checked and pinned now and starts when the service resumes.
+      current_ = std::move(*rv);
+      rec_.revision = current_->number;
+      rec_.spec = spec_to_store(current_->spec, *c_.box);
+      rec_.updated_at = now_unix();
+      (void)c_.deps.store.update_service(rec_);
+      {
+        std::lock_guard lock(mu_);
+        view_.spec = current_->spec;
+        deployed_tag_ = current_->spec.tag();
+      }
+      finish_deployment(id, "SUCCEEDED", "service is paused: this revision starts on resume");
+      set_status("paused", "");
+      refresh_view();
+      return;
+    }
     Result<std::vector<Instance>> fresh = rv ? bring_up_instances(*rv, desired_count(rv->spec))
                                              : Result<std::vector<Instance>>(rv.error());
     if (!fresh) {
@@ -741,6 +767,11 @@ class Worker : public std::enable_shared_from_this<Worker> {
 
   // After a berthd restart: the serving revision comes back.
   void reconcile() {
+    for (const auto& i : instances_) {
+      kill(i, milliseconds(2000));
+    }
+    instances_.clear();
+    pending_restarts_.clear();
     auto rv = load_revision(rec_.revision);
     if (!rv) {
       set_status("failed", "cannot restore revision " + std::to_string(rec_.revision) + ": " +
@@ -1230,6 +1261,8 @@ Result<int64_t> Controller::update(const std::string& name, ServiceSpec spec) {
       digest = *d;
     } else if (!(spec.auto_deploy || !spec.auto_deploy_tags.empty())) {
       return d.error();
+    } else {
+      digest.clear();  // deployed when it is pushed, not under the old image's digest
     }
   }
   BERTH_TRY(s.deps.store.update_service(rec));

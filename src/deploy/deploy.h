@@ -94,7 +94,7 @@ class SecretBox {
 /// Stored form (secret values sealed) and back.
 std::string spec_to_store(const ServiceSpec& spec, const SecretBox& box);
 Result<ServiceSpec> spec_from_store(const std::string& json, const SecretBox& box);
-/// The form the API shows: secret values replaced by "(secret)".
+/// The form the API shows: secret_env is the list of names, never the values.
 Json spec_to_view(const ServiceSpec& spec);
 
 /// "1.2.3", "v1.2", "v2.0.0-rc1" -> comparable parts; nullopt when not a version.

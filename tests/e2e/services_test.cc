@@ -274,8 +274,15 @@ TEST_F(Services, PauseAndResume) {
   }
   EXPECT_NE(g.out.find("paused"), std::string::npos) << g.out;
   EXPECT_NE(g.out.find("503"), std::string::npos) << g.out;
+  // A deploy while paused pins the revision without starting anything.
+  push("v2", "v2");
+  auto r = d_->cli("service deploy web --image web/app:v2");
+  EXPECT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(run("runc --root " + d_->data_dir() + "/runtime/runc list -q").out, "");
+  EXPECT_NE(get().out.find("503"), std::string::npos);
   ASSERT_EQ(d_->cli("service resume web").code, 0);
-  EXPECT_TRUE(wait_for_body("v1\n", std::chrono::seconds(20)));
+  EXPECT_TRUE(wait_for_body("v2\n", std::chrono::seconds(20)));
+  EXPECT_EQ(show(".instances | length"), "1");
   ASSERT_EQ(d_->cli("service rm web").code, 0);
   EXPECT_NE(get().out.find("404"), std::string::npos);
   EXPECT_EQ(run("runc --root " + d_->data_dir() + "/runtime/runc list -q").out, "");

@@ -364,16 +364,29 @@ TEST_F(RuntimeIntegrationTest, ReportsExitCodesAndCleansUpAfterExit) {
 }
 
 TEST_F(RuntimeIntegrationTest, StopEscalatesToKill) {
-  // busybox sh as pid 1 ignores SIGTERM: stop() waits out the grace period, then kills.
-  auto info =
-      rt_->start(spec("stubborn", {"/bin/busybox", "sh", "-c", "while :; do sleep 1; done"}));
+  // Handles SIGTERM without exiting: stop() waits out the grace period, then kills.
+  auto info = rt_->start(spec("stubborn", {"/bin/busybox", "sh", "-c",
+                                           "trap 'echo got-term' TERM; while :; do "
+                                           "/bin/busybox sleep 0.1; done"}));
   ASSERT_TRUE(info) << info.error().message();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the trap is set
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(rt_->stop("stubborn", std::chrono::milliseconds(300)));
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, std::chrono::milliseconds(300));
   EXPECT_LT(took, std::chrono::seconds(5));
   expect_gone("stubborn");
+}
+
+TEST_F(RuntimeIntegrationTest, StopKillsAtOnceWhatWouldIgnoreTheSignal) {
+  // busybox sh as pid 1 has no SIGTERM handler, so the kernel drops the signal: no point in
+  // waiting for it.
+  auto info = rt_->start(spec("deaf", {"/bin/busybox", "sh", "-c", "while :; do sleep 1; done"}));
+  ASSERT_TRUE(info) << info.error().message();
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(rt_->stop("deaf", std::chrono::seconds(10)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  expect_gone("deaf");
 }
 
 TEST_F(RuntimeIntegrationTest, AppliesCgroupLimits) {

@@ -116,7 +116,7 @@ TEST(ServiceSpec, StoredFormSealsSecretsAndViewHidesThem) {
   ASSERT_TRUE(other);
   EXPECT_FALSE((*other)->open((*box)->seal("x")));
   std::string sealed = (*box)->seal("abc");
-  sealed[sealed.size() - 3] = sealed[sealed.size() - 3] == 'A' ? 'B' : 'A';
+  sealed[10] = sealed[10] == 'A' ? 'B' : 'A';  // inside the nonce: every bit counts
   EXPECT_FALSE((*box)->open(sealed));
   EXPECT_EQ(test::run("stat -c %a " + (dir / "secrets.key")).out, "600\n");
 }
