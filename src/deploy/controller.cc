@@ -240,6 +240,8 @@ class Worker : public std::enable_shared_from_this<Worker> {
           if (it->kind == Command::Deploy || it->kind == Command::PushDeploy) {
             if (it->kind == Command::Deploy) {
               superseded.push_back(it->deployment);
+            } else {
+              superseded_pushes_.push_back(*it);  // recorded by the worker (store writes)
             }
             it = queue_.erase(it);
           } else {
@@ -344,6 +346,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
       for (auto& [id, e] : exits) {
         on_exit(id, e);
       }
+      record_superseded_pushes();
       if (cmd) {
         if (cmd->kind == Command::Stop || cmd->kind == Command::Remove) {
           shutdown(cmd->kind == Command::Remove);
@@ -741,27 +744,49 @@ class Worker : public std::enable_shared_from_this<Worker> {
     (void)before;
   }
 
-  void push_deploy(const std::string& tag, const std::string& digest) {
+  // A revision and its deployment record for a pushed image; 0 when they cannot be stored.
+  int64_t record_push(const std::string& tag, const std::string& digest, const std::string& status,
+                      const std::string& reason) {
     ServiceSpec spec = desired();
-    if (current_ && current_->digest == digest && current_->spec.tag() == tag) {
-      return;  // already serving exactly this
-    }
     spec.image = spec.repository() + ":" + tag;
     store::RevisionRecord r{name_, 0, digest, spec_to_store(spec, *c_.box), now_unix()};
     auto number = c_.deps.store.add_revision(r);
     if (!number) {
       c_.log->warn("service {}: cannot record a revision: {}", name_, number.error().message());
-      return;
+      return 0;
     }
     store::DeploymentRecord d;
     d.service = name_;
     d.revision = *number;
-    d.status = "QUEUED";
+    d.status = status;
+    d.reason = reason;
     d.trigger = "push " + spec.image;
     d.created_at = now_unix();
+    if (status != "QUEUED") {
+      d.started_at = d.finished_at = d.created_at;
+    }
     auto id = c_.deps.store.add_deployment(d);
-    if (id) {
-      run_deployment(*id);
+    return id ? *id : 0;
+  }
+
+  void record_superseded_pushes() {
+    std::vector<Command> pushes;
+    {
+      std::lock_guard lock(mu_);
+      pushes.swap(superseded_pushes_);
+    }
+    for (const auto& p : pushes) {
+      record_push(p.tag, p.digest, "SUPERSEDED", "a newer push was queued");
+    }
+  }
+
+  void push_deploy(const std::string& tag, const std::string& digest) {
+    record_superseded_pushes();  // older pushes first, so ids follow push order
+    if (current_ && current_->digest == digest && current_->spec.tag() == tag) {
+      return;  // already serving exactly this
+    }
+    if (int64_t id = record_push(tag, digest, "QUEUED", ""); id != 0) {
+      run_deployment(id);
     }
   }
 
@@ -1000,6 +1025,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
   std::condition_variable cv_;
   std::deque<Command> queue_;
   std::vector<std::pair<std::string, runtime::InstanceExit>> exits_;
+  std::vector<Command> superseded_pushes_;
   ServiceView view_;
   std::string deployed_tag_;
   std::map<std::string, std::weak_ptr<router::Upstream>> in_flight_;

@@ -306,6 +306,36 @@ TEST_F(Services, FollowsTheHighestVersionMatchingAPattern) {
   EXPECT_EQ(deployments("length"), "2");
 }
 
+TEST_F(Services, NewerPushSupersedesAQueuedOne) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest --auto-deploy").code, 0);
+  // v2 takes two seconds to listen; v3 and v4 arrive meanwhile: v3 is superseded by v4.
+  push("latest", "v2", std::string("/bin/busybox sleep 2; ") + kApp);
+  push("latest", "v3");
+  push("latest", "v4");
+  EXPECT_TRUE(wait_for_body("v4\n", std::chrono::seconds(30)));
+  settle();
+  EXPECT_EQ(deployments("[.[] | .status]"),
+            "[\"SUCCEEDED\",\"SUPERSEDED\",\"SUCCEEDED\",\"SUCCEEDED\"]");
+  EXPECT_EQ(deployments(".[1].trigger"), "\"push web/app:latest\"");
+}
+
+TEST_F(Services, MetricsCountRequestsAndInstances) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest").code, 0);
+  ASSERT_EQ(body(), "v1\n");
+  auto m = run("curl -s " + d_->curl_auth() + d_->url() + "/metrics");
+  EXPECT_NE(m.out.find("berth_router_requests_total{service=\"web\""), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("berth_router_upstreams{service=\"web\"} 1"), std::string::npos) << m.out;
+  auto anon = run("curl -s -o /dev/null -w '%{http_code}' " + d_->url() + "/metrics");
+  EXPECT_EQ(anon.out, "401");
+  // berth logs -f keeps printing: the app's line arrives, then it is still running.
+  auto f = run("timeout 2 env HOME=/nonexistent " + d_->admin().env() + bin("berth") +
+               " --server " + d_->url() + " logs web -f");
+  EXPECT_EQ(f.code, 124) << f.all();
+  EXPECT_NE(f.out.find("hello-from-app"), std::string::npos) << f.out;
+}
+
 TEST_F(Services, ScalesOutUnderLoadAndBackIn) {
   // A CGI that takes a second, so requests pile up in flight.
   push("latest", "v1",
