@@ -71,6 +71,12 @@ const std::map<std::string, Setter>& setters() {
          c.apps_domain = v;
          return ok();
        }},
+      {"router.connect_timeout",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.router.connect_timeout, k, v); }},
+      {"router.response_timeout",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.router.response_timeout, k, v); }},
+      {"router.idle_timeout",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.router.idle_timeout, k, v); }},
       {"runtime.enabled",
        [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.enabled, k, v); }},
       {"runtime.oci_runtime",
@@ -297,6 +303,13 @@ Status validate(const Config& cfg) {
   }
   if (!level_ok) {
     return bad("log_level", "expected trace, debug, info, warn, error or off");
+  }
+  for (auto [key, d] : {std::pair{"router.connect_timeout", cfg.router.connect_timeout},
+                        std::pair{"router.response_timeout", cfg.router.response_timeout},
+                        std::pair{"router.idle_timeout", cfg.router.idle_timeout}}) {
+    if (d.count() < 1) {
+      return bad(key, "must be at least 1s");
+    }
   }
   if (cfg.blocking_threads < 1) {
     return bad("blocking_threads", "must be at least 1");

@@ -35,8 +35,14 @@ struct TlsConfig {
 };
 
 struct RuntimeConfig {
-  bool enabled = true;              // false: no services (registry and IAM only)
+  bool enabled = true;               // false: no services (registry and IAM only)
   std::string oci_runtime = "runc";  // the OCI runtime CLI: runc, or crun where it works
+};
+
+struct RouterConfig {
+  std::chrono::seconds connect_timeout{5};    // to an instance
+  std::chrono::seconds response_timeout{60};  // until the response head; bodies are not capped
+  std::chrono::seconds idle_timeout{300};     // a connection with no bytes moving
 };
 
 struct Config {
@@ -53,6 +59,7 @@ struct Config {
   IamConfig iam;
   TlsConfig tls;
   RuntimeConfig runtime;
+  RouterConfig router;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

@@ -369,6 +369,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   // Services.
   router::RouterOptions ropts2;
   ropts2.access_log = cfg.access_log;
+  ropts2.connect_timeout = cfg.router.connect_timeout;
+  ropts2.response_timeout = cfg.router.response_timeout;
+  ropts2.idle_timeout = cfg.router.idle_timeout;
   s.router = std::make_unique<router::Router>(contexts, ropts2);
   api::ServicesSettings services;
   services.router = s.router.get();

@@ -370,3 +370,54 @@ TEST(SplitHostPortTest, RejectsBadPorts) {
 
 }  // namespace
 }  // namespace berth::config
+
+namespace berth::config {
+namespace {
+
+TEST(ConfigServicesTest, RouterRuntimeAndDomain) {
+  auto c = load_string(R"(version: 1
+router_listen: 127.0.0.1:9080
+apps_domain: apps.example.com
+router:
+  connect_timeout: 2s
+  response_timeout: 5m
+  idle_timeout: 1h
+runtime:
+  enabled: false
+  oci_runtime: /usr/sbin/runc
+)");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->router_listen, "127.0.0.1:9080");
+  EXPECT_EQ(c->apps_domain, "apps.example.com");
+  EXPECT_EQ(c->router.connect_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c->router.response_timeout, std::chrono::minutes(5));
+  EXPECT_EQ(c->router.idle_timeout, std::chrono::hours(1));
+  EXPECT_FALSE(c->runtime.enabled);
+  EXPECT_EQ(c->runtime.oci_runtime, "/usr/sbin/runc");
+  EXPECT_TRUE(validate(*c));
+  Config d;
+  EXPECT_EQ(d.router_listen, "127.0.0.1:8080");
+  EXPECT_EQ(d.apps_domain, "localhost");
+  EXPECT_TRUE(d.runtime.enabled);
+}
+
+TEST(ConfigServicesTest, BadValuesAreNamed) {
+  Config c;
+  c.router_listen = "nope";
+  auto s = validate(c);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message().rfind("router_listen:", 0), 0u) << s.error().message();
+  c = Config{};
+  c.apps_domain = "Apps.Example";
+  s = validate(c);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message().rfind("apps_domain:", 0), 0u) << s.error().message();
+  c = Config{};
+  c.router.response_timeout = std::chrono::seconds(0);
+  s = validate(c);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message().rfind("router.response_timeout:", 0), 0u) << s.error().message();
+}
+
+}  // namespace
+}  // namespace berth::config
