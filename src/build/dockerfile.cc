@@ -1065,6 +1065,75 @@ Status parse_payload(Instruction& ins, const Ctx& ctx) {
   return ctx.fail(m);
 }
 
+Result<std::string> expand_impl(std::string_view word, const VarLookup& lookup, char escape,
+                                bool syntax_only);
+
+// Substitution syntax (quotes, ${...}) is checked when parsing, so a typo fails with its line
+// before the build starts; values are substituted later, by the builder.
+Status check_substitution_syntax(const Instruction& ins, const Ctx& ctx) {
+  std::vector<const std::string*> fields;
+  switch (ins.kind) {
+    case InstructionKind::From:
+      fields = {&ins.as<FromSpec>().image, &ins.as<FromSpec>().platform};
+      break;
+    case InstructionKind::Env:
+    case InstructionKind::Label:
+      for (const KeyValue& kv : ins.as<KeyValues>().items) {
+        fields.push_back(&kv.key);
+        fields.push_back(&kv.value);
+      }
+      break;
+    case InstructionKind::Arg:
+      for (const ArgDecl& d : ins.as<ArgDecls>().items) {
+        if (d.default_value) {
+          fields.push_back(&*d.default_value);
+        }
+      }
+      break;
+    case InstructionKind::Expose:
+    case InstructionKind::Volume:
+      for (const std::string& w : ins.as<Words>().items) {
+        fields.push_back(&w);
+      }
+      break;
+    case InstructionKind::Copy:
+    case InstructionKind::Add: {
+      const CopySpec& c = ins.as<CopySpec>();
+      for (const std::string& src : c.sources) {
+        fields.push_back(&src);
+      }
+      fields.push_back(&c.destination);
+      if (c.chown) {
+        fields.push_back(&*c.chown);
+      }
+      if (c.chmod) {
+        fields.push_back(&*c.chmod);
+      }
+      for (const std::string& ex : c.excludes) {
+        fields.push_back(&ex);
+      }
+      break;
+    }
+    case InstructionKind::Workdir:
+    case InstructionKind::User:
+    case InstructionKind::StopSignal:
+      fields.push_back(&ins.as<Text>().value);
+      break;
+    default:
+      break;
+  }
+  for (const std::string* f : fields) {
+    auto r = expand_impl(*f, VarLookup(), ctx.escape, true);
+    if (!r) {
+      std::string m = instruction_name(ins.kind);
+      m += ": ";
+      m += r.error().message();
+      return ctx.fail(m);
+    }
+  }
+  return ok();
+}
+
 Result<Instruction> parse_logical(std::string_view logical, int line, int end_line,
                                   std::string source, char escape, const std::string& file,
                                   std::vector<Warning>* warnings) {
@@ -1105,6 +1174,7 @@ Result<Instruction> parse_logical(std::string_view logical, int line, int end_li
   ins.flags = std::move(fs.flags);
   ins.args = std::move(fs.rest);
   BERTH_TRY(parse_payload(ins, ctx));
+  BERTH_TRY(check_substitution_syntax(ins, ctx));
   return ins;
 }
 

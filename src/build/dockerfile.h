@@ -53,6 +53,9 @@ struct Flag {
   std::optional<std::string> value;
 };
 
+/// The shell of shell-form commands until a SHELL instruction changes it: {"/bin/sh", "-c"}.
+inline std::vector<std::string> default_shell() { return {"/bin/sh", "-c"}; }
+
 /// RUN, CMD, ENTRYPOINT, SHELL and HEALTHCHECK CMD: exec form (a JSON array) or shell form.
 struct Command {
   bool exec_form = false;
@@ -200,7 +203,8 @@ struct ParseOptions {
 
 /// Parses a whole Dockerfile. Checks everything that does not depend on variable values:
 /// instruction names, flags, argument counts, JSON arrays, stage names, COPY --from
-/// references to stages, literal ports, durations, signals. InvalidArgument on the first error.
+/// references to stages, literal ports, durations, signals, and the syntax of substitutions
+/// (quotes, ${...}) in the instructions that get them. InvalidArgument on the first error.
 Result<Dockerfile> parse_dockerfile(std::string_view text, const ParseOptions& options = {});
 
 /// Parses one logical instruction (an ONBUILD trigger taken from a base image's config).

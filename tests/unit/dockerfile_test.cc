@@ -130,7 +130,7 @@ TEST(DockerfileRunTest, ShellForm) {
   const Command& c = i.as<Command>();
   EXPECT_FALSE(c.exec_form);
   EXPECT_EQ(c.shell, "apt-get update && apt-get install -y curl");
-  EXPECT_THAT(c.argv({"/bin/sh", "-c"}),
+  EXPECT_THAT(c.argv(default_shell()),
               ElementsAre("/bin/sh", "-c", "apt-get update && apt-get install -y curl"));
   EXPECT_EQ(i.text, "RUN apt-get update && apt-get install -y curl");
 }
@@ -498,6 +498,9 @@ TEST(DockerfileOnbuildTest, TriggersAndErrors) {
   ASSERT_TRUE(t) << t.error().message();
   EXPECT_EQ(t->kind, InstructionKind::Run);
   EXPECT_EQ(t->line, 5);
+  auto bad = parse_instruction("COPY x", 3, '\\', "base-image ONBUILD");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("base-image ONBUILD:3: COPY requires"));
 }
 
 // ---- lines, continuations, comments, directives -----------------------------------------
@@ -895,13 +898,32 @@ TEST(DockerfileSubstitutionTest, ExpandInstructionFields) {
   ASSERT_FALSE(wd);
   EXPECT_EQ(wd.error().message(), "Dockerfile:2: WORKDIR is empty after substitution");
 
-  auto bad = expand_instruction(one("USER ${USER"), env);
+  Instruction user;
+  user.kind = InstructionKind::User;
+  user.line = 9;
+  user.payload = Text{"${USER"};
+  auto bad = expand_instruction(user, env);
   ASSERT_FALSE(bad);
-  EXPECT_EQ(bad.error().message(), "Dockerfile:2: USER: missing '}' after ${");
+  EXPECT_EQ(bad.error().message(), "Dockerfile:9: USER: missing '}' after ${");
 
   auto run = expand_instruction(one("RUN echo $USER"), env);
   ASSERT_TRUE(run);
   EXPECT_EQ(run->as<Command>().shell, "echo $USER");
+}
+
+TEST(DockerfileSubstitutionTest, SyntaxIsCheckedWhenParsing) {
+  EXPECT_EQ(parse_error("FROM a\nUSER ${USER\n"), "Dockerfile:2: USER: missing '}' after ${");
+  EXPECT_EQ(parse_error("FROM a\nCOPY \"my file\" /x\n"),
+            "Dockerfile:2: COPY: unterminated double quote");
+  EXPECT_THAT(parse_error("FROM a\n\nWORKDIR /app/${DIR%/}\n"),
+              HasSubstr("Dockerfile:3: WORKDIR: unsupported modifier (%)"));
+  EXPECT_EQ(parse_error("ARG V\nFROM alpine:${V:-3.19\n"),
+            "Dockerfile:2: FROM: missing '}' after ${");
+  EXPECT_EQ(parse_error("FROM a\nENV A=${B:-x\n"), "Dockerfile:2: ENV: missing '}' after ${");
+  // ${VAR:?message} fails only at build time, when VAR is really unset.
+  EXPECT_EQ(one("WORKDIR ${DIR:?set DIR}").as<Text>().value, "${DIR:?set DIR}");
+  // Not checked: instructions that Docker does not substitute.
+  EXPECT_EQ(one("RUN echo ${X").as<Command>().shell, "echo ${X");
 }
 
 // ---- ARG scoping --------------------------------------------------------------------------
