@@ -185,19 +185,18 @@ struct Controller::State {
     return service + "." + deps.apps_domain;
   }
 
-  // Rebuilds the whole table from the per-service routes and hands it to the router.
+  // Rebuilds the whole table from the per-service routes and hands it to the router, under
+  // the lock: two workers publishing at once must not let an older table win.
   void set_route(const std::string& service, std::optional<router::Route> route) {
     auto table = std::make_shared<router::RouteTable>();
-    {
-      std::lock_guard lock(mu);
-      if (route) {
-        routes[service] = std::move(*route);
-      } else {
-        routes.erase(service);
-      }
-      for (const auto& [name, r] : routes) {
-        table->hosts[host_for(name)] = r;
-      }
+    std::lock_guard lock(mu);
+    if (route) {
+      routes[service] = std::move(*route);
+    } else {
+      routes.erase(service);
+    }
+    for (const auto& [name, r] : routes) {
+      table->hosts[host_for(name)] = r;
     }
     deps.router.publish(std::move(table));
   }
