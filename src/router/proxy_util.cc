@@ -2,6 +2,7 @@
 #include "router/proxy_util.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace berth::router::detail {
 
@@ -126,6 +127,55 @@ const char* status_class(unsigned status) {
 bool idempotent_method(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" ||
          method == "PUT" || method == "DELETE";
+}
+
+bool connection_names_fields(std::string_view connection) {
+  while (!connection.empty()) {
+    auto comma = connection.find(',');
+    std::string_view item = trim(connection.substr(0, comma));
+    if (!item.empty() && !iequal(item, "keep-alive") && !iequal(item, "close") &&
+        !iequal(item, "upgrade")) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    connection.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+size_t find_head_end(const char* p, size_t n, size_t from, bool& bare) {
+  size_t i = from;
+  while (i < n) {
+    const void* hit = std::memchr(p + i, '\n', n - i);
+    if (hit == nullptr) {
+      return 0;
+    }
+    size_t k = static_cast<size_t>(static_cast<const char*>(hit) - p);
+    if (k == 0 || p[k - 1] != '\r') {
+      bare = true;
+    }
+    if (k + 1 < n && p[k + 1] == '\n') {
+      return k + 2;
+    }
+    if (k + 2 < n && p[k + 1] == '\r' && p[k + 2] == '\n') {
+      return k + 3;
+    }
+    i = k + 1;
+  }
+  return 0;
+}
+
+void crlf_line_ends(const char* p, size_t n, std::string& out) {
+  out.clear();
+  out.reserve(n + n / 8 + 16);
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
+      out.push_back('\r');
+    }
+    out.push_back(p[i]);
+  }
 }
 
 }  // namespace berth::router::detail

@@ -41,4 +41,16 @@ const char* status_class(unsigned status);
 /// RFC 9110 idempotent methods: a failed attempt may be repeated.
 bool idempotent_method(std::string_view method);
 
+/// False when a Connection header value names no field besides the ones every proxy drops
+/// anyway (keep-alive, close, upgrade): then no field needs a token_list_contains() check.
+bool connection_names_fields(std::string_view connection);
+
+/// Position just past the empty line that ends an HTTP head in [p, p+n), or 0 while it is
+/// incomplete. Lines may end in CRLF or in a bare LF (as some CGI scripts send); bare is set
+/// when a bare LF is seen. Scanning resumes at from: pass the previous n minus 2 (or 0).
+size_t find_head_end(const char* p, size_t n, size_t from, bool& bare);
+
+/// Copies the head [p, p+n) into out with every bare LF turned into CRLF.
+void crlf_line_ends(const char* p, size_t n, std::string& out);
+
 }  // namespace berth::router::detail

@@ -35,6 +35,7 @@
 namespace berth::router {
 
 using tcp = asio::ip::tcp;
+using namespace std::string_view_literals;
 using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------------------------
@@ -170,16 +171,32 @@ std::string& append_number(std::string& s, uint64_t v) {
   return s.append(num, static_cast<size_t>(res.ptr - num));
 }
 
-// Position just past "\r\n\r\n" in [p, p+n), or 0.
-size_t find_head_end(const char* p, size_t n) {
-  if (n < 4) {
-    return 0;
+// Hop-by-hop by the parser's field code: a switch instead of a string comparison for every
+// field Beast knows (the same rules as detail::is_hop_by_hop).
+bool hop_by_hop(const Field& f) {
+  switch (f.f) {
+    case bhttp::field::unknown:
+      return detail::is_hop_by_hop(f.n());
+    case bhttp::field::connection:
+    case bhttp::field::keep_alive:
+    case bhttp::field::proxy_authenticate:
+    case bhttp::field::proxy_authentication_info:
+    case bhttp::field::proxy_authorization:
+    case bhttp::field::proxy_connection:
+    case bhttp::field::proxy_features:
+    case bhttp::field::proxy_instruction:
+    case bhttp::field::te:
+    case bhttp::field::trailer:
+    case bhttp::field::transfer_encoding:
+    case bhttp::field::upgrade:
+      return true;
+    default:
+      return false;
   }
-  const void* hit = ::memmem(p, n, "\r\n\r\n", 4);
-  if (hit == nullptr) {
-    return 0;
-  }
-  return static_cast<size_t>(static_cast<const char*>(hit) - p) + 4;
+}
+
+void append_field(std::string& h, std::string_view name, std::string_view value) {
+  h.append(name).append(": "sv).append(value).append("\r\n"sv);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -474,6 +491,7 @@ class Conn {
   std::optional<ReqParser> req_;
   std::optional<ResParser> res_;
   std::string uhead_, chead_;
+  std::string res_crlf_;  // a response head with bare LFs, rewritten with CRLF
   std::array<char, kMaxViews * 20> sizes_{};
 
   // Per request.
@@ -503,10 +521,9 @@ awaitable<bool> Conn::read_request_head() {
     if (cbuf_.size() > 0) {
       auto data = cbuf_.data();
       const char* p = static_cast<const char*>(data.data());
-      size_t from = scanned > 3 ? scanned - 3 : 0;
-      size_t end = find_head_end(p + from, data.size() - from);
+      bool bare = false;  // requests are parsed strictly: a bare LF is a 400
+      size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
       if (end != 0) {
-        end += from;
         beast::error_code ec;
         size_t used = req_->put(asio::const_buffer(p, end), ec);
         if (ec || !req_->is_header_done()) {
@@ -573,14 +590,14 @@ void Conn::build_upstream_head() {
   }
   upgrade_req_ = !upgrade_.empty() && detail::token_list_contains(connection, "upgrade");
 
+  bool conn_fields = detail::connection_names_fields(connection);
   auto& h = uhead_;
   h.clear();
-  h.append(r.method_str).append(" ").append(r.target).append(" HTTP/1.1\r\n");
+  h.append(r.method_str).append(" "sv).append(r.target).append(" HTTP/1.1\r\n"sv);
   for (size_t i = 0; i < r.nfields; ++i) {
     const Field& f = r.fields[i];
     std::string_view name = f.n();
-    if (f.f == bhttp::field::content_length || f.f == bhttp::field::expect ||
-        detail::is_hop_by_hop(name)) {
+    if (f.f == bhttp::field::content_length || f.f == bhttp::field::expect || hop_by_hop(f)) {
       continue;
     }
     if (f.f == bhttp::field::unknown &&
@@ -588,20 +605,20 @@ void Conn::build_upstream_head() {
          beast::iequals(name, "x-forwarded-host"))) {
       continue;
     }
-    if (!connection.empty() && detail::token_list_contains(connection, name)) {
+    if (conn_fields && detail::token_list_contains(connection, name)) {
       continue;
     }
-    h.append(name).append(": ").append(f.v()).append("\r\n");
+    append_field(h, name, f.v());
   }
   if (r.chunked()) {
-    h.append("Transfer-Encoding: chunked\r\n");
+    h.append("Transfer-Encoding: chunked\r\n"sv);
   } else if (auto cl = r.content_length()) {
-    append_number(h.append("Content-Length: "), *cl).append("\r\n");
+    append_number(h.append("Content-Length: "sv), *cl).append("\r\n"sv);
   }
   if (upgrade_req_) {
-    h.append("Connection: Upgrade\r\nUpgrade: ").append(upgrade_).append("\r\n");
+    h.append("Connection: Upgrade\r\nUpgrade: "sv).append(upgrade_).append("\r\n"sv);
   }
-  h.append("X-Forwarded-For: ");
+  h.append("X-Forwarded-For: "sv);
   // Repeated X-Forwarded-For fields form one list, in order.
   for (size_t i = 0; i < r.nfields; ++i) {
     const Field& f = r.fields[i];
@@ -609,19 +626,19 @@ void Conn::build_upstream_head() {
       detail::append_forwarded_for(h, f.v(), "");
     }
   }
-  h.append(peer_).append("\r\n");
-  h.append("X-Forwarded-Proto: ").append(opts_.scheme).append("\r\n");
+  h.append(peer_).append("\r\n"sv);
+  h.append("X-Forwarded-Proto: "sv).append(opts_.scheme).append("\r\n"sv);
   if (!host_raw_.empty()) {
-    h.append("X-Forwarded-Host: ").append(host_raw_).append("\r\n");
+    h.append("X-Forwarded-Host: "sv).append(host_raw_).append("\r\n"sv);
   }
   if (rid_in_.empty() || rid_in_.size() > 200) {
     rid_len_ = tc_.request_id(rid_);
-    h.append("X-Request-Id: ").append(rid_, rid_len_).append("\r\n");
+    h.append("X-Request-Id: "sv).append(rid_, rid_len_).append("\r\n"sv);
   } else {
     rid_len_ = std::min(rid_in_.size(), sizeof rid_);
     std::memcpy(rid_, rid_in_.data(), rid_len_);
   }
-  h.append("\r\n");
+  h.append("\r\n"sv);
 }
 
 // The response head for the client, from res_ (views into ubuf_). Returns how the body goes.
@@ -648,46 +665,47 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
       connection = r.fields[i].v();
     }
   }
+  bool conn_fields = detail::connection_names_fields(connection);
   auto& h = chead_;
   h.clear();
-  append_number(h.append("HTTP/1.1 "), r.status).append(" ");
+  append_number(h.append("HTTP/1.1 "sv), r.status).append(" "sv);
   if (!r.reason.empty()) {
     h.append(r.reason);
   } else {
     h.append(bhttp::obsolete_reason(static_cast<bhttp::status>(r.status)));
   }
-  h.append("\r\n");
+  h.append("\r\n"sv);
   for (size_t i = 0; i < r.nfields; ++i) {
     const Field& f = r.fields[i];
     std::string_view name = f.n();
     if (f.f == bhttp::field::upgrade && upgrade) {
-      h.append("Upgrade: ").append(f.v()).append("\r\n");
+      h.append("Upgrade: "sv).append(f.v()).append("\r\n"sv);
       continue;
     }
-    if (detail::is_hop_by_hop(name)) {
+    if (hop_by_hop(f)) {
       continue;
     }
     if (f.f == bhttp::field::content_length && !(no_body && r.status != 204)) {
       continue;  // re-added below (kept as received for HEAD and 304)
     }
-    if (!connection.empty() && detail::token_list_contains(connection, name)) {
+    if (conn_fields && detail::token_list_contains(connection, name)) {
       continue;
     }
-    h.append(name).append(": ").append(f.v()).append("\r\n");
+    append_field(h, name, f.v());
   }
   if (fr == Framing::Length) {
-    append_number(h.append("Content-Length: "), *r.content_length()).append("\r\n");
+    append_number(h.append("Content-Length: "sv), *r.content_length()).append("\r\n"sv);
   } else if (fr == Framing::Chunked) {
-    h.append("Transfer-Encoding: chunked\r\n");
+    h.append("Transfer-Encoding: chunked\r\n"sv);
   }
   if (upgrade) {
-    h.append("Connection: Upgrade\r\n");
+    h.append("Connection: Upgrade\r\n"sv);
   } else if (close_after_) {
-    h.append("Connection: close\r\n");
+    h.append("Connection: close\r\n"sv);
   } else if (!client11) {
-    h.append("Connection: keep-alive\r\n");
+    h.append("Connection: keep-alive\r\n"sv);
   }
-  h.append("\r\n");
+  h.append("\r\n"sv);
   return fr;
 }
 
@@ -706,11 +724,11 @@ void Conn::make_error(unsigned status, std::string_view body) {
   h.append(line, static_cast<size_t>(n));
   if (close_after_ || (req_ && req_->is_header_done() && !req_->keep_alive())) {
     close_after_ = true;
-    h.append("Connection: close\r\n");
+    h.append("Connection: close\r\n"sv);
   }
-  h.append("\r\n");
+  h.append("\r\n"sv);
   if (!head) {
-    h.append(body).append("\n");
+    h.append(body).append("\n"sv);
   } else {
     bytes_ = 0;
   }
@@ -829,25 +847,31 @@ awaitable<Pump> Conn::read_response_head(bool& saw_bytes) {
       res_->skip(true);
     }
     size_t scanned = 0;
+    bool bare = false;
     while (true) {
       if (ubuf_.size() > 0) {
         saw_bytes = true;
         auto data = ubuf_.data();
         const char* p = static_cast<const char*>(data.data());
-        size_t from = scanned > 3 ? scanned - 3 : 0;
-        size_t end = find_head_end(p + from, data.size() - from);
+        size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
         if (end != 0) {
-          end += from;
           beast::error_code ec;
-          size_t used = res_->put(asio::const_buffer(p, end), ec);
+          if (bare) {
+            // Lines ended by a bare LF (busybox CGI and others): Beast wants CRLF, so it
+            // parses a CRLF copy; the field views point into res_crlf_.
+            detail::crlf_line_ends(p, end, res_crlf_);
+            res_->put(asio::buffer(res_crlf_), ec);
+          } else {
+            res_->put(asio::const_buffer(p, end), ec);
+          }
           if (ec || !res_->is_header_done()) {
             co_return Pump::Malformed;
           }
           if (res_->status >= 100 && res_->status < 200 && res_->status != 101) {
-            ubuf_.consume(used);
+            ubuf_.consume(end);
             break;  // interim response: wait for the final one
           }
-          res_head_used_ = used;
+          res_head_used_ = end;
           co_return Pump::Ok;
         }
         scanned = data.size();

@@ -658,6 +658,36 @@ TEST_F(RouterTest, HeadAnd204And304HaveNoBody) {
   EXPECT_NE(r.out.find("Content-Length: 12345"), std::string::npos) << r.out;
 }
 
+// busybox httpd's CGI responses (and some apps) end header lines with a bare LF. The router
+// accepts them as nginx does, and the client gets a CRLF head.
+TEST_F(RouterTest, UpstreamHeadWithBareLineFeedsIsAccepted) {
+  Backend a([](const SeenRequest& r, int fd) {
+    if (r.target == "/cgi") {
+      // CGI style: no length, the body ends with the connection.
+      write_all(fd, "HTTP/1.0 200 OK\nContent-Type: text/plain\nX-Cgi: 1\n\nhello from cgi\n");
+      return false;
+    }
+    if (r.target == "/continue") {
+      write_all(fd, "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nContent-Length: 3\n\nok\n");
+      return true;
+    }
+    // Mixed line ends, with a length, on a kept-alive connection.
+    write_all(fd, "HTTP/1.1 201 Created\r\nContent-Length: 5\nX-Mixed: yes\n\r\nmixed");
+    return true;
+  });
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  auto r = curl("a.test", "-i", "/cgi");
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("Content-Type: text/plain\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("X-Cgi: 1\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\n\r\nhello from cgi\n\n200"), std::string::npos) << r.out;
+  // Twice on one client connection: the framing of the first must not leak into the second.
+  r = run("curl -s -H 'Host: a.test' -w ' %{http_code}\n' '" + url("/m") + "' '" + url("/m") +
+          "' '" + url("/continue") + "'");
+  EXPECT_EQ(r.out, "mixed 201\nmixed 201\nok\n 200\n") << r.out;
+}
+
 TEST_F(RouterTest, MalformedRequestIs400AndClosed) {
   start();
   int fd = connect_to(port_);

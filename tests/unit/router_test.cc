@@ -97,5 +97,45 @@ TEST(RouterUnitTest, StatusClassesAndIdempotence) {
   EXPECT_FALSE(idempotent_method("PATCH"));
 }
 
+TEST(RouterUnitTest, ConnectionNamesFields) {
+  EXPECT_FALSE(connection_names_fields(""));
+  EXPECT_FALSE(connection_names_fields("keep-alive"));
+  EXPECT_FALSE(connection_names_fields("Keep-Alive, Upgrade"));
+  EXPECT_FALSE(connection_names_fields(" close "));
+  EXPECT_TRUE(connection_names_fields("keep-alive, X-Secret"));
+  EXPECT_TRUE(connection_names_fields("x-secret"));
+}
+
+size_t head_end(std::string_view s, bool& bare, size_t from = 0) {
+  bare = false;
+  return find_head_end(s.data(), s.size(), from, bare);
+}
+
+TEST(RouterUnitTest, FindsTheEndOfAHead) {
+  bool bare = false;
+  std::string crlf = "HTTP/1.1 200 OK\r\nA: b\r\n\r\nbody";
+  EXPECT_EQ(head_end(crlf, bare), crlf.size() - 4);
+  EXPECT_FALSE(bare);
+  std::string lf = "HTTP/1.1 200 OK\nA: b\n\nbody\r\n\r\n";
+  EXPECT_EQ(head_end(lf, bare), lf.find("body"));
+  EXPECT_TRUE(bare);
+  std::string mixed = "HTTP/1.1 200 OK\r\nA: b\n\r\nbody";
+  EXPECT_EQ(head_end(mixed, bare), mixed.find("body"));
+  EXPECT_TRUE(bare);
+  // Incomplete, at every split point; resuming from n - 2 finds the same end.
+  for (size_t cut = 0; cut < crlf.size() - 4; ++cut) {
+    EXPECT_EQ(head_end(crlf.substr(0, cut), bare), 0u) << cut;
+    size_t from = cut > 2 ? cut - 2 : 0;
+    EXPECT_EQ(head_end(crlf, bare, from), crlf.size() - 4) << cut;
+  }
+}
+
+TEST(RouterUnitTest, BareLineFeedsBecomeCrlf) {
+  std::string out;
+  std::string in = "HTTP/1.1 200 OK\nContent-Type: text/plain\r\nX: y\n\n";
+  crlf_line_ends(in.data(), in.size(), out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX: y\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace berth::router::detail
