@@ -44,8 +44,6 @@ unsigned status_for(Errc code) {
   return 500;
 }
 
-namespace {
-
 http::Response json_response(unsigned status, const Json& body) {
   http::Response r;
   r.status = status;
@@ -58,6 +56,8 @@ http::Response error_response(const Error& e) {
   return json_response(status_for(e.code()),
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
 }
+
+namespace {
 
 Json repo_json(const store::Repository& r) {
   return Json{{"name", r.name},
@@ -462,8 +462,7 @@ awaitable<void> Api::handle(http::Exchange& ex) {
     }
     co_return co_await ex.send(json_response(200, object_with("events", arr)));
   }
-  if (rest == "services" || rest.rfind("services/", 0) == 0 ||
-      rest.rfind("deployments/", 0) == 0) {
+  if (rest == "services" || rest.rfind("services/", 0) == 0 || rest.rfind("deployments/", 0) == 0) {
     co_return co_await handle_services(ex, rest);
   }
   if (rest == "auth/whoami" && m == V::get) {

@@ -14,19 +14,6 @@ namespace berth::api {
 
 namespace {
 
-http::Response json_reply(unsigned status, const Json& body) {
-  http::Response r;
-  r.status = status;
-  r.header("Content-Type", "application/json");
-  r.body = body.dump() + "\n";
-  return r;
-}
-
-http::Response error_reply(const Error& e) {
-  return json_reply(status_for(e.code()),
-                    Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
-}
-
 Json service_json(const deploy::ServiceView& v) {
   Json instances = Json::array();
   for (const auto& i : v.instances) {
@@ -108,7 +95,7 @@ class ServicesHandler {
 
   http::Response serve(const Call& call) {
     auto r = dispatch(call);
-    return r ? std::move(*r) : error_reply(r.error());
+    return r ? std::move(*r) : error_response(r.error());
   }
 
  private:
@@ -149,7 +136,7 @@ class ServicesHandler {
       }
       BERTH_ASSIGN_OR_RETURN(auto d, c_.deployment(id));
       BERTH_TRY(allow(call, "service:GetService", "service/" + d.service));
-      return json_reply(200, deployment_json(d));
+      return json_response(200, deployment_json(d));
     }
     if (seg[0] != "services") {
       return not_found(call);
@@ -163,7 +150,7 @@ class ServicesHandler {
       }
       Json out = Json::object();
       out["services"] = arr;
-      return json_reply(200, out);
+      return json_response(200, out);
     }
     if (n == 1 && m == V::post) {
       BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
@@ -175,7 +162,7 @@ class ServicesHandler {
       BERTH_ASSIGN_OR_RETURN(auto created, c_.create(name, spec));
       Json j = service_json(created.first);
       j["deployment"] = created.second;
-      return json_reply(201, j);
+      return json_response(201, j);
     }
     if (n < 2) {
       return not_found(call);
@@ -185,7 +172,7 @@ class ServicesHandler {
     if (n == 2 && m == V::get) {
       BERTH_TRY(allow(call, "service:GetService", res));
       BERTH_ASSIGN_OR_RETURN(auto v, c_.get(name));
-      return json_reply(200, service_json(v));
+      return json_response(200, service_json(v));
     }
     if (n == 2 && m == V::patch) {
       BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
@@ -196,14 +183,14 @@ class ServicesHandler {
         BERTH_TRY(allow_image_rights(call, spec));
       }
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.update(name, spec));
-      return json_reply(200, deployment_ref(id));
+      return json_response(200, deployment_ref(id));
     }
     if (n == 2 && m == V::delete_) {
       BERTH_TRY(allow(call, "service:DeleteService", res));
       BERTH_TRY(c_.remove(name));
       Json out = Json::object();
       out["deleted"] = name;
-      return json_reply(200, out);
+      return json_response(200, out);
     }
     if (n == 3 && m == V::post && seg[2] == "deploy") {
       BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
@@ -217,14 +204,14 @@ class ServicesHandler {
       }
       BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.deploy(name, image));
-      return json_reply(202, deployment_ref(id));
+      return json_response(202, deployment_ref(id));
     }
     if (n == 3 && m == V::post && seg[2] == "rollback") {
       BERTH_TRY(allow(call, "service:Rollback", res));
       BERTH_ASSIGN_OR_RETURN(auto spec, c_.spec(name));
       BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.rollback(name));
-      return json_reply(202, deployment_ref(id));
+      return json_response(202, deployment_ref(id));
     }
     if (n == 3 && m == V::post && (seg[2] == "pause" || seg[2] == "resume")) {
       bool pause = seg[2] == "pause";
@@ -233,7 +220,7 @@ class ServicesHandler {
       Json out = Json::object();
       out["service"] = name;
       out["paused"] = pause;
-      return json_reply(202, out);
+      return json_response(202, out);
     }
     if (n == 3 && m == V::get && seg[2] == "deployments") {
       BERTH_TRY(allow(call, "service:GetService", res));
@@ -246,7 +233,7 @@ class ServicesHandler {
       }
       Json out = Json::object();
       out["deployments"] = arr;
-      return json_reply(200, out);
+      return json_response(200, out);
     }
     if (n == 3 && m == V::get && seg[2] == "logs") {
       BERTH_TRY(allow(call, "service:GetLogs", res));
@@ -284,7 +271,7 @@ class ServicesHandler {
       Json out = Json::object();
       out["lines"] = arr;
       out["offset"] = off;
-      return json_reply(200, out);
+      return json_response(200, out);
     }
     return not_found(call);
   }
@@ -304,7 +291,7 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
     std::string why = services_.unavailable_reason.empty()
                           ? "services are not available on this berthd"
                           : services_.unavailable_reason;
-    co_return co_await ex.send(error_reply(Error(Errc::FailedPrecondition, why)));
+    co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
   }
   auto call = std::make_shared<Call>();
   call->ctx = ex.context();
@@ -319,7 +306,7 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
   if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
     auto body = co_await ex.read_all(256 * 1024);
     if (!body) {
-      co_return co_await ex.send(error_reply(body.error()));
+      co_return co_await ex.send(error_response(body.error()));
     }
     call->body = std::move(*body);
   }
