@@ -419,7 +419,12 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // One client connection.
 
-enum class Pump { Ok, SrcFailed, DstFailed, TimedOut, Malformed };
+enum class Pump { Ok, SrcFailed, DstFailed, TimedOut, Malformed, Pending };
+
+// What a non-blocking pump step left to do.
+enum class Step { Done, Read, Write, Again, Malformed, DstFailed };
+
+enum class Head { Ok, Pending, Malformed };
 
 enum class Framing { None, Length, Chunked, Close };
 
@@ -462,12 +467,17 @@ class Conn {
   }
 
   awaitable<bool> serve_one();
-  awaitable<bool> read_request_head();
-  awaitable<bool> acquire(bool allow_pool);
-  awaitable<Pump> read_response_head(bool& saw_bytes);
+  Head check_request_head(size_t& scanned);
+  bool take_pooled();
+  awaitable<bool> connect_upstream();
+  void start_response();
+  Pump check_response_head(bool& saw_bytes);
+  template <class P>
+  Step pump_step(beast::flat_buffer* buf, P* p, tcp::socket* dst, bool chunked_out,
+                 uint64_t* moved);
   template <class P>
   awaitable<Pump> pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp::socket* dst,
-                       bool chunked_out, const std::string* head, uint64_t* moved);
+                       bool chunked_out, uint64_t* moved, Step s);
   awaitable<bool> proxy(bool head_request, bool has_body, bool retryable, bool client_keep_alive,
                         bool& tunneled);
   awaitable<void> tunnel();
@@ -492,6 +502,18 @@ class Conn {
   std::optional<ResParser> res_;
   std::string uhead_, chead_;
   std::string res_crlf_;  // a response head with bare LFs, rewritten with CRLF
+  size_t res_scanned_ = 0;
+  bool res_bare_ = false;
+  // The body pump's pending write (one pump runs at a time).
+  struct PumpState {
+    std::array<asio::const_buffer, 2 + 3 * kMaxViews> bufs;
+    size_t nb = 0;
+    size_t sent = 0;
+    size_t used = 0;
+    bool done = false;
+    const std::string* head = nullptr;
+    bool head_pending = false;
+  } ps_;
   std::array<char, kMaxViews * 20> sizes_{};
 
   // Per request.
@@ -510,51 +532,36 @@ class Conn {
   std::string log_method_, log_host_, log_target_;
 };
 
-// Reads until a whole request head is buffered and parsed. False: close the connection
-// (after a 400 for a malformed head).
-awaitable<bool> Conn::read_request_head() {
-  req_.emplace();
-  watch_.between_requests = true;
-  arm(Wait::Idle, opts_.idle_timeout);
-  size_t scanned = 0;
-  while (true) {
-    if (cbuf_.size() > 0) {
-      auto data = cbuf_.data();
-      const char* p = static_cast<const char*>(data.data());
-      bool bare = false;  // requests are parsed strictly: a bare LF is a 400
-      size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
-      if (end != 0) {
-        beast::error_code ec;
-        size_t used = req_->put(asio::const_buffer(p, end), ec);
-        if (ec || !req_->is_header_done()) {
-          close_after_ = true;
-          make_error(400, "malformed request: " + (ec ? ec.message() : std::string("header")));
-          co_await write_client_head();
-          co_return false;
-        }
-        req_head_len_ = used;
-        watch_.between_requests = false;
-        co_return true;
-      }
-      scanned = data.size();
-      if (data.size() >= kHeaderLimit) {
-        close_after_ = true;
-        make_error(431, "request header too large");
-        co_await write_client_head();
-        co_return false;
-      }
-    }
-    if (st_->stopping.load(std::memory_order_relaxed)) {
-      co_return false;
-    }
-    beast::error_code ec;
-    auto mb = cbuf_.prepare(cbuf_.size() < 4096 ? 16 * 1024 : kReadChunk);
-    size_t n = co_await client_.async_read_some(mb, asio::redirect_error(use_awaitable, ec));
-    cbuf_.commit(n);
-    if (ec) {
-      co_return false;  // closed, reset or idle: nothing to answer
-    }
+// Looks for a whole request head in cbuf_ and parses it. Pending: read more. Malformed: the
+// reply (400 or 431) is set and the connection closes after it.
+Head Conn::check_request_head(size_t& scanned) {
+  if (cbuf_.size() == 0) {
+    return Head::Pending;
   }
+  auto data = cbuf_.data();
+  const char* p = static_cast<const char*>(data.data());
+  bool bare = false;  // requests are parsed strictly: a bare LF is a 400
+  size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
+  if (end != 0) {
+    beast::error_code ec;
+    size_t used = req_->put(asio::const_buffer(p, end), ec);
+    if (ec || !req_->is_header_done()) {
+      close_after_ = true;
+      std::string msg = "malformed request: ";
+      msg += ec ? ec.message() : std::string("header");
+      make_error(400, msg);
+      return Head::Malformed;
+    }
+    req_head_len_ = used;
+    return Head::Ok;
+  }
+  scanned = data.size();
+  if (data.size() >= kHeaderLimit) {
+    close_after_ = true;
+    make_error(431, "request header too large");
+    return Head::Malformed;
+  }
+  return Head::Pending;
 }
 
 // Serializes the request head for the upstream into uhead_, filtering hop-by-hop fields and
@@ -744,36 +751,43 @@ awaitable<void> Conn::write_client_head() {
   }
 }
 
-// Takes a pooled connection to upstream_ (allow_pool) or opens a new one. False: failed
-// (status_ and the reply are set).
-awaitable<bool> Conn::acquire(bool allow_pool) {
+// Takes an idle kept-alive connection to upstream_ from this thread's pool slot, without
+// waiting. False: none usable.
+bool Conn::take_pooled() {
   Upstream& u = *upstream_;
   up_reused_ = false;
-  if (allow_pool) {
-    if (auto* slot = tc_.slot(*u.pool, false)) {
-      auto now = Clock::now();
-      while (!slot->idle.empty()) {
-        IdleConn c = std::move(slot->idle.back());
-        slot->idle.pop_back();
-        u.pool->idle_total.fetch_sub(1, std::memory_order_relaxed);
-        auto age = now - c.since;
-        if (age > opts_.idle_timeout) {
-          continue;
-        }
-        if (age > kProbeAfter) {
-          char b;
-          ssize_t r = ::recv(c.sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-          if (!(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
-            continue;  // closed by the upstream, or unsolicited bytes
-          }
-        }
-        up_.emplace(std::move(c.sock));
-        up_reused_ = true;
-        set_upstream_socket(&*up_);
-        co_return true;
+  auto* slot = tc_.slot(*u.pool, false);
+  if (slot == nullptr) {
+    return false;
+  }
+  auto now = Clock::now();
+  while (!slot->idle.empty()) {
+    IdleConn c = std::move(slot->idle.back());
+    slot->idle.pop_back();
+    u.pool->idle_total.fetch_sub(1, std::memory_order_relaxed);
+    auto age = now - c.since;
+    if (age > opts_.idle_timeout) {
+      continue;
+    }
+    if (age > kProbeAfter) {
+      char b;
+      ssize_t r = ::recv(c.sock.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (!(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+        continue;  // closed by the upstream, or unsolicited bytes
       }
     }
+    up_.emplace(std::move(c.sock));
+    up_reused_ = true;
+    set_upstream_socket(&*up_);
+    return true;
   }
+  return false;
+}
+
+// Opens a new connection to upstream_. False: failed (status_ and the reply are set).
+awaitable<bool> Conn::connect_upstream() {
+  Upstream& u = *upstream_;
+  up_reused_ = false;
   beast::error_code ec;
   tcp::socket s(tc_.ioc);
   if (u.netns) {
@@ -837,74 +851,60 @@ void Conn::release_upstream(bool reusable) {
   ubuf_.clear();
 }
 
-// Reads the upstream's response head (skipping interim 1xx other than 101) into res_.
-awaitable<Pump> Conn::read_response_head(bool& saw_bytes) {
-  arm(Wait::Response, opts_.response_timeout);
-  bool head_request = req_->method == bhttp::verb::head;
-  while (true) {
-    res_.emplace();
-    if (head_request) {
-      res_->skip(true);
-    }
-    size_t scanned = 0;
-    bool bare = false;
-    while (true) {
-      if (ubuf_.size() > 0) {
-        saw_bytes = true;
-        auto data = ubuf_.data();
-        const char* p = static_cast<const char*>(data.data());
-        size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
-        if (end != 0) {
-          beast::error_code ec;
-          if (bare) {
-            // Lines ended by a bare LF (busybox CGI and others): Beast wants CRLF, so it
-            // parses a CRLF copy; the field views point into res_crlf_.
-            detail::crlf_line_ends(p, end, res_crlf_);
-            res_->put(asio::buffer(res_crlf_), ec);
-          } else {
-            res_->put(asio::const_buffer(p, end), ec);
-          }
-          if (ec || !res_->is_header_done()) {
-            co_return Pump::Malformed;
-          }
-          if (res_->status >= 100 && res_->status < 200 && res_->status != 101) {
-            ubuf_.consume(end);
-            break;  // interim response: wait for the final one
-          }
-          res_head_used_ = end;
-          co_return Pump::Ok;
-        }
-        scanned = data.size();
-        if (data.size() >= kHeaderLimit) {
-          co_return Pump::Malformed;
-        }
-      }
-      beast::error_code ec;
-      auto mb = ubuf_.prepare(kReadChunk);
-      size_t n = co_await up_->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
-      ubuf_.commit(n);
-      if (ec) {
-        if (timed_out(ec)) {
-          co_return Pump::TimedOut;
-        }
-        if (n > 0) {
-          saw_bytes = true;
-        }
-        co_return Pump::SrcFailed;
-      }
-    }
+void Conn::start_response() {
+  res_.emplace();
+  if (req_->method == bhttp::verb::head) {
+    res_->skip(true);
   }
+  res_scanned_ = 0;
+  res_bare_ = false;
 }
 
-// Moves one message body from src (bytes already buffered in buf, parsed by p) to dst,
-// re-framed as chunked when chunked_out, preceded by *head when head is set. Bytes are
+// Looks for the upstream's response head in ubuf_ and parses it into res_, skipping interim
+// 1xx other than 101. Pending: read more.
+Pump Conn::check_response_head(bool& saw_bytes) {
+  while (ubuf_.size() > 0) {
+    saw_bytes = true;
+    auto data = ubuf_.data();
+    const char* p = static_cast<const char*>(data.data());
+    size_t from = res_scanned_ > 2 ? res_scanned_ - 2 : 0;
+    size_t end = detail::find_head_end(p, data.size(), from, res_bare_);
+    if (end == 0) {
+      res_scanned_ = data.size();
+      return data.size() >= kHeaderLimit ? Pump::Malformed : Pump::Pending;
+    }
+    beast::error_code ec;
+    if (res_bare_) {
+      // Lines ended by a bare LF (busybox CGI and others): Beast wants CRLF, so it parses a
+      // CRLF copy; the field views point into res_crlf_.
+      detail::crlf_line_ends(p, end, res_crlf_);
+      res_->put(asio::buffer(res_crlf_), ec);
+    } else {
+      res_->put(asio::const_buffer(p, end), ec);
+    }
+    if (ec || !res_->is_header_done()) {
+      return Pump::Malformed;
+    }
+    if (res_->status >= 100 && res_->status < 200 && res_->status != 101) {
+      ubuf_.consume(end);
+      start_response();  // interim response: wait for the final one
+      continue;
+    }
+    res_head_used_ = end;
+    return Pump::Ok;
+  }
+  return Pump::Pending;
+}
+
+// One step of moving a message body from a buffer (parsed by p) to dst, without waiting:
+// parses what buf holds and writes it (preceded by *ps_.head while ps_.head_pending,
+// re-framed as chunked when chunked_out) with one direct non-blocking writev. Bytes are
 // written straight out of buf (the parser only yields views), so memory stays bounded by the
-// 64 KiB read size no matter how long the body is.
+// 64 KiB read size no matter how long the body is. Write: the socket took only part, the
+// rest (ps_) goes out asynchronously.
 template <class P>
-awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp::socket* dst,
-                           bool chunked_out, const std::string* head, uint64_t* moved) {
-  bool head_pending = head != nullptr;
-  std::array<asio::const_buffer, 2 + 3 * kMaxViews> bufs;
+Step Conn::pump_step(beast::flat_buffer* buf, P* p, tcp::socket* dst, bool chunked_out,
+                     uint64_t* moved) {
   while (true) {
     beast::error_code ec;
     size_t used = 0;
@@ -915,20 +915,24 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
         ec = {};
       }
       if (ec) {
-        co_return Pump::Malformed;
+        return Step::Malformed;
       }
     }
     bool done = p->is_done();
+    auto& bufs = ps_.bufs;
     size_t nb = 0;
-    if (head_pending) {
-      bufs[nb++] = asio::buffer(*head);
+    if (ps_.head_pending) {
+      bufs[nb++] = asio::buffer(*ps_.head);
     }
     for (size_t i = 0; i < p->nviews; ++i) {
       std::string_view v = p->views[i];
       if (chunked_out) {
         char* s = sizes_.data() + i * 20;
-        int k = std::snprintf(s, 20, "%zx\r\n", v.size());
-        bufs[nb++] = asio::const_buffer(s, static_cast<size_t>(k));
+        auto res = std::to_chars(s, s + 16, v.size(), 16);
+        size_t k = static_cast<size_t>(res.ptr - s);
+        s[k++] = '\r';
+        s[k++] = '\n';
+        bufs[nb++] = asio::const_buffer(s, k);
         bufs[nb++] = asio::const_buffer(v.data(), v.size());
         bufs[nb++] = asio::const_buffer("\r\n", 2);
       } else {
@@ -943,53 +947,89 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
     }
     if (nb > 0) {
       BufSpan span{bufs.data(), nb};
-      // Most writes fit in the socket buffer: a direct non-blocking writev saves a trip
-      // through the scheduler. Whatever is left goes out asynchronously.
       size_t total = asio::buffer_size(span);
       size_t sent = dst->write_some(span, ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec = {};
         sent = 0;
       }
-      if (!ec && sent < total) {
-        arm(Wait::Idle, opts_.idle_timeout);
-        beast::buffers_suffix<BufSpan> rest(span);
-        rest.consume(sent);
-        co_await asio::async_write(*dst, rest, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        return Step::DstFailed;
       }
+      ps_.head_pending = false;
+      if (sent < total) {
+        ps_.nb = nb;
+        ps_.sent = sent;
+        ps_.used = used;
+        ps_.done = done;
+        return Step::Write;
+      }
+    }
+    buf->consume(used);
+    if (done) {
+      return Step::Done;
+    }
+    if (used == 0) {
+      return Step::Read;
+    }
+  }
+}
+
+// The waiting part of a body pump: starts from s (what pump_step last returned) and runs
+// until the body is through.
+template <class P>
+awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp::socket* dst,
+                           bool chunked_out, uint64_t* moved, Step s) {
+  while (true) {
+    beast::error_code ec;
+    if (s == Step::Write) {
+      BufSpan span{ps_.bufs.data(), ps_.nb};
+      beast::buffers_suffix<BufSpan> rest(span);
+      rest.consume(ps_.sent);
+      arm(Wait::Idle, opts_.idle_timeout);
+      co_await asio::async_write(*dst, rest, asio::redirect_error(use_awaitable, ec));
       if (ec) {
         if (timed_out(ec)) {
           co_return Pump::TimedOut;
         }
         co_return Pump::DstFailed;
       }
-      head_pending = false;
+      buf->consume(ps_.used);
+      if (ps_.done) {
+        co_return Pump::Ok;
+      }
+      s = ps_.used > 0 ? Step::Again : Step::Read;
     }
-    buf->consume(used);
-    if (done) {
-      co_return Pump::Ok;
+    switch (s) {
+      case Step::Done:
+        co_return Pump::Ok;
+      case Step::Malformed:
+        co_return Pump::Malformed;
+      case Step::DstFailed:
+        co_return Pump::DstFailed;
+      default:
+        break;
     }
-    if (used > 0) {
-      continue;
-    }
-    arm(Wait::Idle, opts_.idle_timeout);
-    auto mb = buf->prepare(kReadChunk);
-    size_t n = co_await src->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
-    buf->commit(n);
-    if (ec == asio::error::eof) {
-      beast::error_code eof_ec;
-      p->put_eof(eof_ec);
-      if (eof_ec) {
+    if (s == Step::Read) {
+      arm(Wait::Idle, opts_.idle_timeout);
+      auto mb = buf->prepare(kReadChunk);
+      size_t n = co_await src->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+      buf->commit(n);
+      if (ec == asio::error::eof) {
+        beast::error_code eof_ec;
+        p->put_eof(eof_ec);
+        if (eof_ec) {
+          co_return Pump::SrcFailed;
+        }
+        // a body delimited by the close is complete now
+      } else if (ec) {
+        if (timed_out(ec)) {
+          co_return Pump::TimedOut;
+        }
         co_return Pump::SrcFailed;
       }
-      continue;  // a body delimited by the close is complete now
     }
-    if (ec) {
-      if (timed_out(ec)) {
-        co_return Pump::TimedOut;
-      }
-      co_return Pump::SrcFailed;
-    }
+    s = pump_step(buf, p, dst, chunked_out, moved);
   }
 }
 
@@ -1081,11 +1121,33 @@ void Conn::finish(Clock::time_point started) {
   }
 }
 
+// One request: reads its head, routes it and proxies it. False: close the connection.
 awaitable<bool> Conn::serve_one() {
-  bool got = co_await read_request_head();
-  if (!got) {
-    co_return false;
+  req_.emplace();
+  watch_.between_requests = true;
+  arm(Wait::Idle, opts_.idle_timeout);
+  size_t scanned = 0;
+  while (true) {
+    Head hs = check_request_head(scanned);
+    if (hs == Head::Ok) {
+      break;
+    }
+    if (hs == Head::Malformed) {
+      co_await write_client_head();
+      co_return false;
+    }
+    if (st_->stopping.load(std::memory_order_relaxed)) {
+      co_return false;
+    }
+    beast::error_code ec;
+    auto mb = cbuf_.prepare(cbuf_.size() < 4096 ? 16 * 1024 : kReadChunk);
+    size_t n = co_await client_.async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+    cbuf_.commit(n);
+    if (ec) {
+      co_return false;  // closed, reset or idle: nothing to answer
+    }
   }
+  watch_.between_requests = false;
   auto started = Clock::now();
   status_ = 0;
   bytes_ = 0;
@@ -1163,7 +1225,10 @@ awaitable<bool> Conn::serve_one() {
 awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
                             bool client_keep_alive, bool& tunneled) {
   Upstream& u = *upstream_;
-  bool ok = co_await acquire(true);
+  bool ok = take_pooled();
+  if (!ok) {
+    ok = co_await connect_upstream();
+  }
   if (!ok) {
     if (has_body) {
       close_after_ = true;
@@ -1185,10 +1250,16 @@ awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
   }
   for (int attempt = 0;; ++attempt) {
     bool can_retry = attempt == 0 && up_reused_ && retryable;
-    Pump pr = co_await pump(&client_, &cbuf_, &*req_, &*up_, req_->chunked(), &uhead_, nullptr);
+    ps_.head = &uhead_;
+    ps_.head_pending = true;
+    Step step = pump_step(&cbuf_, &*req_, &*up_, req_->chunked(), nullptr);
+    Pump pr = Pump::Ok;
+    if (step != Step::Done) {
+      pr = co_await pump(&client_, &cbuf_, &*req_, &*up_, req_->chunked(), nullptr, step);
+    }
     if (pr == Pump::DstFailed && can_retry) {
       drop_upstream();
-      ok = co_await acquire(false);
+      ok = co_await connect_upstream();
       if (!ok) {
         co_await write_client_head();
         co_return !close_after_;
@@ -1210,13 +1281,31 @@ awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
       co_return false;
     }
     bool saw = false;
-    pr = co_await read_response_head(saw);
+    arm(Wait::Response, opts_.response_timeout);
+    start_response();
+    while (true) {
+      pr = check_response_head(saw);
+      if (pr != Pump::Pending) {
+        break;
+      }
+      beast::error_code ec;
+      auto mb = ubuf_.prepare(kReadChunk);
+      size_t n = co_await up_->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+      ubuf_.commit(n);
+      if (ec) {
+        if (n > 0) {
+          saw = true;
+        }
+        pr = timed_out(ec) ? Pump::TimedOut : Pump::SrcFailed;
+        break;
+      }
+    }
     if (pr == Pump::Ok) {
       break;
     }
     if (pr == Pump::SrcFailed && !saw && can_retry) {
       drop_upstream();  // a stale keep-alive connection: try once more on a fresh one
-      ok = co_await acquire(false);
+      ok = co_await connect_upstream();
       if (!ok) {
         co_await write_client_head();
         co_return !close_after_;
@@ -1255,7 +1344,14 @@ awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
     co_return false;
   }
   uint64_t moved = 0;
-  Pump pr = co_await pump(&*up_, &ubuf_, &*res_, &client_, fr == Framing::Chunked, &chead_, &moved);
+  ps_.head = &chead_;
+  ps_.head_pending = true;
+  bool chunked_out = fr == Framing::Chunked;
+  Step step = pump_step(&ubuf_, &*res_, &client_, chunked_out, &moved);
+  Pump pr = Pump::Ok;
+  if (step != Step::Done) {
+    pr = co_await pump(&*up_, &ubuf_, &*res_, &client_, chunked_out, &moved, step);
+  }
   bytes_ = moved;
   if (pr == Pump::Ok) {
     release_upstream(res_->keep_alive());
