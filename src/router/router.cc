@@ -165,12 +165,6 @@ class Parser final : public bhttp::basic_parser<isRequest> {
 using ReqParser = Parser<true>;
 using ResParser = Parser<false>;
 
-std::string& append_number(std::string& s, uint64_t v) {
-  char num[24];
-  auto res = std::to_chars(num, num + sizeof num, v);
-  return s.append(num, static_cast<size_t>(res.ptr - num));
-}
-
 // Hop-by-hop by the parser's field code: a switch instead of a string comparison for every
 // field Beast knows (the same rules as detail::is_hop_by_hop).
 bool hop_by_hop(const Field& f) {
@@ -195,9 +189,49 @@ bool hop_by_hop(const Field& f) {
   }
 }
 
-void append_field(std::string& h, std::string_view name, std::string_view value) {
-  h.append(name).append(": "sv).append(value).append("\r\n"sv);
-}
+// Builds a head in place in a std::string: one resize up front, then memcpy per piece (an
+// out-of-line std::string::append per piece cost ~10% of the router's instructions). The
+// string gets its final size when the HeadOut goes away.
+class HeadOut {
+ public:
+  HeadOut(std::string& s, size_t reserve) : s_(s) {
+    s_.resize(std::max(s_.capacity(), reserve));
+    p_ = s_.data();
+    end_ = p_ + s_.size();
+  }
+  ~HeadOut() { s_.resize(static_cast<size_t>(p_ - s_.data())); }
+  HeadOut(const HeadOut&) = delete;
+  HeadOut& operator=(const HeadOut&) = delete;
+
+  [[gnu::always_inline]] HeadOut& append(std::string_view v) {
+    if (static_cast<size_t>(end_ - p_) < v.size()) {
+      grow(v.size());
+    }
+    std::memcpy(p_, v.data(), v.size());
+    p_ += v.size();
+    return *this;
+  }
+  HeadOut& append(const char* p, size_t n) { return append(std::string_view(p, n)); }
+  HeadOut& number(uint64_t v) {
+    char num[24];
+    auto res = std::to_chars(num, num + sizeof num, v);
+    return append(num, static_cast<size_t>(res.ptr - num));
+  }
+  void field(std::string_view name, std::string_view value) {
+    append(name).append(": "sv).append(value).append("\r\n"sv);
+  }
+
+ private:
+  void grow(size_t need) {
+    size_t used = static_cast<size_t>(p_ - s_.data());
+    s_.resize(std::max(s_.size() * 2, used + need));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size();
+  }
+  std::string& s_;
+  char* p_;
+  char* end_;
+};
 
 // ---------------------------------------------------------------------------------------------
 // Metrics: one shard per I/O thread, each written by its thread only (no contended atomics).
@@ -598,8 +632,7 @@ void Conn::build_upstream_head() {
   upgrade_req_ = !upgrade_.empty() && detail::token_list_contains(connection, "upgrade");
 
   bool conn_fields = detail::connection_names_fields(connection);
-  auto& h = uhead_;
-  h.clear();
+  HeadOut h(uhead_, 2048);
   h.append(r.method_str).append(" "sv).append(r.target).append(" HTTP/1.1\r\n"sv);
   for (size_t i = 0; i < r.nfields; ++i) {
     const Field& f = r.fields[i];
@@ -615,12 +648,12 @@ void Conn::build_upstream_head() {
     if (conn_fields && detail::token_list_contains(connection, name)) {
       continue;
     }
-    append_field(h, name, f.v());
+    h.field(name, f.v());
   }
   if (r.chunked()) {
     h.append("Transfer-Encoding: chunked\r\n"sv);
   } else if (auto cl = r.content_length()) {
-    append_number(h.append("Content-Length: "sv), *cl).append("\r\n"sv);
+    h.append("Content-Length: "sv).number(*cl).append("\r\n"sv);
   }
   if (upgrade_req_) {
     h.append("Connection: Upgrade\r\nUpgrade: "sv).append(upgrade_).append("\r\n"sv);
@@ -630,7 +663,9 @@ void Conn::build_upstream_head() {
   for (size_t i = 0; i < r.nfields; ++i) {
     const Field& f = r.fields[i];
     if (f.f == bhttp::field::unknown && beast::iequals(f.n(), "x-forwarded-for")) {
-      detail::append_forwarded_for(h, f.v(), "");
+      std::string xff;  // rare: only behind another proxy
+      detail::append_forwarded_for(xff, f.v(), "");
+      h.append(xff);
     }
   }
   h.append(peer_).append("\r\n"sv);
@@ -673,9 +708,8 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
     }
   }
   bool conn_fields = detail::connection_names_fields(connection);
-  auto& h = chead_;
-  h.clear();
-  append_number(h.append("HTTP/1.1 "sv), r.status).append(" "sv);
+  HeadOut h(chead_, 1024);
+  h.append("HTTP/1.1 "sv).number(r.status).append(" "sv);
   if (!r.reason.empty()) {
     h.append(r.reason);
   } else {
@@ -698,10 +732,10 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
     if (conn_fields && detail::token_list_contains(connection, name)) {
       continue;
     }
-    append_field(h, name, f.v());
+    h.field(name, f.v());
   }
   if (fr == Framing::Length) {
-    append_number(h.append("Content-Length: "sv), *r.content_length()).append("\r\n"sv);
+    h.append("Content-Length: "sv).number(*r.content_length()).append("\r\n"sv);
   } else if (fr == Framing::Chunked) {
     h.append("Transfer-Encoding: chunked\r\n"sv);
   }
