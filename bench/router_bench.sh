@@ -9,7 +9,8 @@
 # bottleneck (busybox httpd closes every connection, which would measure connect() instead).
 # Proxies: nginx with ONE worker, `upstream { keepalive 64; }`, proxy_http_version 1.1,
 # access log off; berth's router (bench/router_bench_main.cc) with THREADS I/O threads
-# (default: nproc), access log off. Each round runs wrk against nginx, then against berth.
+# (default: nproc), access log off. Each round runs wrk against both, alternating which goes
+# first.
 # Prints medians of req/s and p99 and the ratio berth/nginx. Knobs: ROUNDS SECS CONNS
 # WRK_THREADS THREADS BUILD_DIR OUT ACCESS_LOG=1 (both proxies log every request).
 set -euo pipefail
@@ -119,7 +120,9 @@ median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$WRK_THREADS -c$CONNS -d${SECS}s; berth threads=$THREADS; nginx proxy 1 worker"
 for r in $(seq "$ROUNDS"); do
-  for who in nginx berth; do
+  # Alternate who goes first, so neither always runs on the cooler (or hotter) half of a round.
+  order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
+  for who in $order; do
     port=$NGX; [ $who = berth ] && port=$BERTH
     wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/1k.bin" > "$OUT/wrk-$who-$r.txt"
     if grep -q "Non-2xx\|Socket errors" "$OUT/wrk-$who-$r.txt"; then
