@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include "api/internal.h"
 #include "common/fs.h"
 #include "common/json.h"
 
@@ -55,6 +56,22 @@ http::Response json_response(unsigned status, const Json& body) {
 http::Response error_response(const Error& e) {
   return json_response(status_for(e.code()),
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
+}
+
+// Splits "a/b/c" into its segments.
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    out.push_back(
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  return out;
 }
 
 namespace {
@@ -223,22 +240,6 @@ std::string public_policy(const std::string& repo) {
                                               {"Action", "registry:Pull"},
                                               {"Resource", "repository/" + repo}}})}}
       .dump();
-}
-
-// Splits "a/b/c" into its segments.
-std::vector<std::string> segments(const std::string& path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    out.push_back(
-        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) {
-      break;
-    }
-    start = slash + 1;
-  }
-  return out;
 }
 
 }  // namespace

@@ -6,7 +6,6 @@
 #include <chrono>
 
 #include "common/asio.h"
-#include "common/json.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
@@ -65,9 +64,5 @@ class Api {
 
 /// The HTTP status for an error code (the one table for the REST edge).
 unsigned status_for(Errc code);
-
-/// A JSON reply, and the {"error":{"code","message"}} reply for an error.
-http::Response json_response(unsigned status, const Json& body);
-http::Response error_response(const Error& e);
 
 }  // namespace berth::api

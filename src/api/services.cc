@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "api/api.h"
+#include "api/internal.h"
 #include "common/json.h"
 #include "deploy/deploy.h"
 #include "router/router.h"
@@ -74,21 +75,6 @@ struct Call {
   }
 };
 
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t slash = path.find('/', start);
-    out.push_back(
-        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
-    if (slash == std::string::npos) {
-      break;
-    }
-    start = slash + 1;
-  }
-  return out;
-}
-
 class ServicesHandler {
  public:
   ServicesHandler(deploy::Controller& c, iam::Service& iam) : c_(c), iam_(iam) {}
@@ -125,7 +111,7 @@ class ServicesHandler {
 
   Result<http::Response> dispatch(const Call& call) {
     using V = bhttp::verb;
-    auto seg = split_path(call.rest);
+    auto seg = segments(call.rest);
     size_t n = seg.size();
     auto m = call.method;
     if (seg[0] == "deployments" && n == 2 && m == V::get) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/util.h"
+#include "common/duration.h"
 #include "common/json.h"
 
 namespace berth::cli {
@@ -233,32 +234,6 @@ int wait_deployment(const api::Client& client, int64_t id, bool quiet) {
   }
 }
 
-// "90s", "5m", "2h", "1d" -> milliseconds; -1 when malformed.
-int64_t duration_ms(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-    ++i;
-  }
-  if (i == 0 || i > 9) {
-    return -1;
-  }
-  int64_t n = std::stoll(s.substr(0, i));
-  std::string u = s.substr(i);
-  if (u == "s" || u.empty()) {
-    return n * 1000;
-  }
-  if (u == "m") {
-    return n * 60000;
-  }
-  if (u == "h") {
-    return n * 3600000;
-  }
-  if (u == "d") {
-    return n * 86400000;
-  }
-  return -1;
-}
-
 std::string format_time_ms(int64_t ms) {
   std::time_t t = static_cast<std::time_t>(ms / 1000);
   char buf[32];
@@ -321,7 +296,8 @@ int run_logs(ServiceCommands& s, const api::Client& client) {
   std::string base = "/api/v1/services/" + s.name + "/logs?";
   int64_t since = 0;
   if (!s.since.empty()) {
-    int64_t d = duration_ms(s.since);
+    auto parsed = parse_duration(s.since);
+    int64_t d = parsed ? parsed->count() : -1;
     if (d < 0) {
       return fail(Error(Errc::InvalidArgument, "--since expects a duration like 90s, 5m or 2h"));
     }

@@ -8,6 +8,8 @@
 #include <functional>
 #include <map>
 
+#include "common/duration.h"
+
 namespace berth::config {
 
 namespace {
@@ -155,33 +157,11 @@ Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix
 }  // namespace
 
 Result<std::chrono::seconds> parse_duration(const std::string& text) {
-  auto bad = [&] {
+  BERTH_ASSIGN_OR_RETURN(auto ms, berth::parse_duration(text));
+  if (ms.count() % 1000 != 0) {  // settings here are whole seconds
     return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
-  };
-  size_t digits = text.find_first_not_of("0123456789");
-  if (digits == 0 || text.empty()) {
-    return bad();
   }
-  std::string number = text.substr(0, digits);
-  std::string unit = digits == std::string::npos ? "" : text.substr(digits);
-  int64_t mult = 0;
-  if (unit.empty() || unit == "s") {
-    mult = 1;
-  } else if (unit == "m") {
-    mult = 60;
-  } else if (unit == "h") {
-    mult = 3600;
-  } else if (unit == "d") {
-    mult = 86400;
-  } else {
-    return bad();
-  }
-  // Ten years is more than any TTL or interval needs, and keeps arithmetic far from overflow.
-  constexpr int64_t kMaxSeconds = 10LL * 365 * 86400;
-  if (number.size() > 12 || std::stoll(number) * mult > kMaxSeconds) {
-    return Error(Errc::InvalidArgument, "duration '" + text + "' is longer than ten years");
-  }
-  return std::chrono::seconds(std::stoll(number) * mult);
+  return std::chrono::duration_cast<std::chrono::seconds>(ms);
 }
 
 Result<Config> load_string(const std::string& yaml_text) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/duration.h"
 #include "common/fs.h"
 #include "common/url.h"
 #include "deploy/deploy.h"
@@ -21,7 +22,7 @@ Error bad(const std::string& field, const std::string& why) {
   return Error(Errc::InvalidArgument, field + ": " + why);
 }
 
-// "500ms", "5s", "2m", "1h", or a plain number of seconds.
+// A number of seconds, or a duration string (common/duration.h).
 Result<std::chrono::milliseconds> parse_ms(const std::string& field, const Json& v) {
   if (v.is_number_integer()) {
     int64_t n = v.get<int64_t>();
@@ -33,29 +34,11 @@ Result<std::chrono::milliseconds> parse_ms(const std::string& field, const Json&
   if (!v.is_string()) {
     return bad(field, "expected a duration like \"5s\"");
   }
-  std::string s = v.get<std::string>();
-  size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-    ++i;
+  auto d = parse_duration(v.get<std::string>());
+  if (!d) {
+    return bad(field, d.error().message());
   }
-  std::string unit = s.substr(i);
-  if (i == 0 || i > 9) {
-    return bad(field, "expected a duration like \"5s\", got '" + s + "'");
-  }
-  int64_t n = std::stoll(s.substr(0, i));
-  int64_t mult = 0;
-  if (unit == "ms") {
-    mult = 1;
-  } else if (unit == "s" || unit.empty()) {
-    mult = 1000;
-  } else if (unit == "m") {
-    mult = 60000;
-  } else if (unit == "h") {
-    mult = 3600000;
-  } else {
-    return bad(field, "unknown unit in '" + s + "' (use ms, s, m or h)");
-  }
-  return std::chrono::milliseconds(n * mult);
+  return *d;
 }
 
 std::string ms_string(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
