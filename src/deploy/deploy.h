@@ -25,6 +25,7 @@
 #include "common/events.h"
 #include "common/json.h"
 #include "common/result.h"
+#include "common/secret_box.h"
 #include "store/store.h"
 
 namespace berth::runtime {
@@ -80,16 +81,7 @@ Status validate_service_name(const std::string& name);
 /// over base. Errors name the field.
 Result<ServiceSpec> spec_from_request(const Json& body, ServiceSpec base);
 
-/// Encrypts secret values at rest (AES-256-GCM, key in DATA/secrets.key, mode 0600).
-class SecretBox {
- public:
-  static Result<std::shared_ptr<SecretBox>> load_or_create(const std::string& path);
-  std::string seal(const std::string& plaintext) const;
-  Result<std::string> open(const std::string& sealed) const;
-
- private:
-  std::string key_;
-};
+using berth::SecretBox;  // common/secret_box.h: secret env is sealed at rest
 
 /// Stored form (secret values sealed) and back.
 std::string spec_to_store(const ServiceSpec& spec, const SecretBox& box);
