@@ -52,6 +52,23 @@ struct RepositorySpec {
   std::vector<std::string> mutable_tag_globs;
 };
 
+/// A blob that exists as a local file (a layer or config a build wrote).
+struct LocalBlob {
+  std::string digest;  // "sha256:<hex>" of the file's bytes
+  std::string path;    // the file; it is copied (hard-linked when possible), never moved
+  int64_t size = 0;
+  std::string media_type;
+};
+
+/// An image built inside berth, to be stored as if it had been pushed.
+struct LocalImage {
+  std::string repository;         // "web/app"
+  std::vector<std::string> tags;  // stored in order; at least one
+  std::vector<LocalBlob> blobs;   // the config and every layer the manifest references
+  std::string manifest;           // the manifest's bytes
+  std::string media_type;         // "application/vnd.oci.image.manifest.v1+json"
+};
+
 class Registry {
  public:
   Registry(Options opts, store::MetadataStore& store, BlockingPool& pool,
@@ -80,6 +97,16 @@ class Registry {
   /// The local file holding a stored blob ("sha256:..."), for the runtime's layer cache.
   /// NotFound when the registry does not have it.
   Result<std::string> blob_file(const std::string& digest) const;
+
+  /// Stores a LocalImage as `principal` ("role/builder-web", or "system:build" for berth's own
+  /// rights), as a push of each tag would: checks registry:Push on the repository first
+  /// (PermissionDenied "AccessDenied: role builder-web may not registry:Push on repository
+  /// web/app", nothing stored), creates the repository when auto-create is on (NotFound
+  /// naming it otherwise), verifies each blob's digest and size while copying it into the
+  /// blob store, stores the manifest under every tag (immutable tags are refused as for a
+  /// push) and publishes ImagePushed for each tag. Returns the manifest digest. Blocking:
+  /// call from a worker thread.
+  Result<std::string> push_local(const std::string& principal, const LocalImage& image);
 
   /// Removes upload sessions idle longer than the TTL. Called periodically by the daemon.
   awaitable<int64_t> expire_uploads();

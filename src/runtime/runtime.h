@@ -16,6 +16,7 @@
 // Everything here is blocking unless it says otherwise: call it through run_blocking().
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -92,6 +94,11 @@ class ImagePreparer {
   /// Removes unpacked layers whose digest is not in `keep`. Returns how many were removed.
   Result<size_t> prune(const std::set<std::string>& keep);
 
+  /// The unpacked directory of one layer blob that is not (yet) in the registry, such as a
+  /// layer a build just wrote: unpacks blob_path into the cache as `digest` unless it is there
+  /// already, with the same checks and the same once-only locking as prepare().
+  Result<std::string> unpack_layer(const std::string& digest, const std::string& blob_path);
+
  private:
   struct State;
   std::shared_ptr<State> state_;
@@ -156,6 +163,33 @@ struct InstanceInfo {
                                  // had already exited by the time start() returned
 };
 
+/// A one-shot container, as a build's RUN step or buildspec command needs: runs to completion
+/// in an overlay of lower_dirs, its filesystem changes landing in upper_dir.
+struct TaskSpec {
+  std::string id;                       // [a-z0-9-]{1,64}, unique among tasks and instances
+  std::vector<std::string> lower_dirs;  // unpacked layers, bottom first; empty = empty rootfs
+  std::string upper_dir;  // existing, empty: receives the changes in overlayfs format
+  std::string work_dir;   // existing, empty, on the same filesystem as upper_dir
+  std::vector<std::string> args;  // argv; args[0] looked up on the task's PATH
+  std::vector<std::string> env;   // "KEY=VALUE"; PATH and HOME get defaults when missing
+  std::string cwd = "/";          // created (root-owned, 0755) when missing, as Docker does
+  std::string user;               // "" = root; "name", "uid", "uid:gid", resolved in the rootfs
+  bool host_network = true;       // false: its own network namespace with loopback only
+  struct Bind {
+    std::string source;       // host path (file or directory)
+    std::string destination;  // absolute path in the container
+    bool read_only = false;
+  };
+  std::vector<Bind> binds;  // e.g. the source checkout at /src for buildspec commands
+  /// Receives each output line (stream "stdout" or "stderr", line without its newline), on
+  /// the calling thread or a reader thread, never concurrently.
+  std::function<void(std::string_view stream, std::string_view line)> output;
+  std::chrono::milliseconds timeout{0};       // 0 = none; past it: SIGKILL, DeadlineExceeded
+  const std::atomic<bool>* cancel = nullptr;  // polled; when set: SIGKILL, Cancelled
+  double cpus = 0;                            // 0 = no limit
+  int64_t memory_bytes = 0;                   // 0 = no limit
+};
+
 struct RuntimeOptions {
   std::string root;                  // e.g. DATA/runtime
   std::string oci_runtime = "runc";  // binary name or path; "crun" where it works
@@ -187,6 +221,16 @@ class Runtime {
   /// runc state in place (so list() still shows it) until stop(id) is called. Blocking: up to
   /// grace plus the time SIGKILL takes.
   Status stop(const std::string& id, std::chrono::milliseconds grace);
+
+  /// Runs a task to completion (blocking) and returns how it ended; a non-zero exit is a
+  /// result, not an error. Afterwards upper_dir holds only the process's changes: mount points
+  /// the runtime had to create (/proc, /sys, /dev, /etc/hosts, /etc/resolv.conf,
+  /// /etc/hostname, the binds' destinations) are removed again when the lower layers did not
+  /// have them. Nothing else is left behind (no mount, bundle or container state), whatever
+  /// the outcome. Errors: InvalidArgument (bad id, empty args, unknown user), DeadlineExceeded,
+  /// Cancelled, Internal (mount or runc failures, with runc's message). Task ids are not
+  /// reported through on_exit() and not listed by list().
+  Result<InstanceExit> run_task(const TaskSpec& spec);
 
   /// Ids of containers this runtime's state root knows (left over from a previous berthd
   /// after a crash), so reconcile can stop them.
