@@ -49,6 +49,10 @@ struct BaseImage {
   std::string digest;                // the platform-specific image manifest's digest
   runtime::PreparedImage prepared;   // layer dirs, digests, run config
   std::string config_json;           // the image config's bytes (history, diff_ids, labels...)
+  /// The image's layer blobs as files (the registry's blob files), bottom first, in the
+  /// order of prepared.layer_digests, with the manifest's sizes and media types: the built
+  /// image's manifest references them below its own layers.
+  std::vector<registry::LocalBlob> layer_blobs;
 };
 
 /// Resolves an image reference ("web/base:1", "web/base@sha256:...", or with berth's own

@@ -753,8 +753,13 @@ class CopyLayerBuilder {
   }
 
   Status parent_meta(Meta& m, const std::string& path, const CopyNode& n) {
-    if (!copy_.base_rootfs.empty()) {
-      std::string base = join(copy_.base_rootfs, path);
+    std::string base;
+    if (copy_.base_dir) {
+      base = copy_.base_dir(path);
+    } else if (!copy_.base_rootfs.empty()) {
+      base = join(copy_.base_rootfs, path);
+    }
+    if (!base.empty()) {
       struct stat st {};
       if (::lstat(base.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
         BERTH_TRY(fill_from_stat(m, base, st, opts_));

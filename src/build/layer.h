@@ -100,6 +100,11 @@ struct CopyLayerOptions {
   /// mtime and xattrs, so the layer does not change it. Parents missing there are created
   /// with parent_mode and the owner of the entry that needs them (its --chown, else 0:0).
   std::string base_rootfs;
+  /// For a rootfs made of several unpacked layers (which base_rootfs cannot name): returns
+  /// the path on disk of the directory `rel` ("usr/local", no leading slash) as the image so
+  /// far has it (the topmost layer's copy), or "" when it is not a directory there. Used
+  /// instead of base_rootfs when set.
+  std::function<std::string(const std::string& rel)> base_dir;
   uint32_t parent_mode = 0755;
 };
 
