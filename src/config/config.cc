@@ -48,6 +48,29 @@ Status set_dur(std::chrono::seconds& out, const std::string& key, const std::str
   return ok();
 }
 
+// "repo/name", "repo/name:tag" or "repo/name@sha256:<hex>": the shape only (the build
+// service resolves it in the registry, which has the full grammar).
+bool plausible_image(const std::string& image) {
+  auto sep = image.find_first_of(":@");
+  std::string repo = image.substr(0, sep);
+  if (repo.empty() || repo.front() == '/' || repo.back() == '/' ||
+      repo.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789._-/") != std::string::npos) {
+    return false;
+  }
+  if (sep == std::string::npos) {
+    return true;
+  }
+  std::string rest = image.substr(sep + 1);
+  if (image[sep] == '@') {
+    return rest.size() == 71 && rest.rfind("sha256:", 0) == 0 &&
+           rest.find_first_not_of("0123456789abcdef", 7) == std::string::npos;
+  }
+  return !rest.empty() && rest.size() <= 128 && rest.front() != '.' && rest.front() != '-' &&
+         rest.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+             std::string::npos;
+}
+
 using Setter = std::function<Status(Config&, const std::string& key, const std::string& value)>;
 
 // Every settable key, by its dotted path. One table serves YAML and the environment.
@@ -124,6 +147,16 @@ const std::map<std::string, Setter>& setters() {
       {"iam.token_ttl", [](Config& c, auto& k, auto& v) { return set_dur(c.iam.token_ttl, k, v); }},
       {"registry.gc_grace",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_grace, k, v); }},
+      {"build.max_concurrent",
+       [](Config& c, auto& k, auto& v) { return set_int(c.build.max_concurrent, k, v); }},
+      {"build.allow_file_remotes",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.build.allow_file_remotes, k, v); }},
+      {"build.builder_image",
+       [](Config& c, auto&, auto& v) {
+         c.build.builder_image = v;
+         return ok();
+       }},
+      {"build.timeout", [](Config& c, auto& k, auto& v) { return set_dur(c.build.timeout, k, v); }},
   };
   return table;
 }
@@ -290,6 +323,18 @@ Status validate(const Config& cfg) {
     if (d.count() < 1) {
       return bad(key, "must be at least 1s");
     }
+  }
+  if (cfg.build.max_concurrent < 1 || cfg.build.max_concurrent > 64) {
+    return bad("build.max_concurrent",
+               "expected a number from 1 to 64, got " + std::to_string(cfg.build.max_concurrent));
+  }
+  if (cfg.build.timeout.count() < 1) {
+    return bad("build.timeout", "must be at least 1s");
+  }
+  if (!cfg.build.builder_image.empty() && !plausible_image(cfg.build.builder_image)) {
+    return bad("build.builder_image",
+               "expected an image in berth's registry like tools/builder:1, got '" +
+                   cfg.build.builder_image + "'");
   }
   if (cfg.blocking_threads < 1) {
     return bad("blocking_threads", "must be at least 1");

@@ -45,6 +45,13 @@ struct RouterConfig {
   std::chrono::seconds idle_timeout{300};     // a connection with no bytes moving
 };
 
+struct BuildConfig {
+  int max_concurrent = 1;              // builds running at once, 1..64
+  bool allow_file_remotes = false;     // allow file:// git URLs in build projects (tests, labs)
+  std::string builder_image;           // image buildspec.yml commands run in ("" = buildspecs fail)
+  std::chrono::seconds timeout{3600};  // per build, SOURCE to PUSH
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
@@ -60,6 +67,7 @@ struct Config {
   TlsConfig tls;
   RuntimeConfig runtime;
   RouterConfig router;
+  BuildConfig build;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The metadata store: every piece of registry state that is not blob content (repositories,
-// per-repository blob links, manifests and what they reference, tags). One interface, one
+// per-repository blob links, manifests and what they reference, tags), IAM, services and
+// deployments, build projects and builds. One interface, one
 // SQLite implementation today (":memory:" for tests), PostgreSQL later.
 //
 // Thread-safe. Blocking: call only through run_blocking() on request paths. Multi-row changes
@@ -100,9 +101,9 @@ struct AuditEvent {
 /// A service: its desired configuration and the revision serving now.
 struct ServiceRecord {
   std::string name;
-  std::string spec;       // JSON, owned by deploy (secret values encrypted)
+  std::string spec;  // JSON, owned by deploy (secret values encrypted)
   bool paused = false;
-  int64_t revision = 0;   // the revision that last deployed successfully; 0 = none yet
+  int64_t revision = 0;  // the revision that last deployed successfully; 0 = none yet
   int64_t created_at = 0;
   int64_t updated_at = 0;
 };
@@ -120,13 +121,45 @@ struct DeploymentRecord {
   int64_t id = 0;
   std::string service;
   int64_t revision = 0;
-  std::string status;   // QUEUED IN_PROGRESS SUCCEEDED FAILED SUPERSEDED
+  std::string status;  // QUEUED IN_PROGRESS SUCCEEDED FAILED SUPERSEDED
   std::string reason;
   std::string trigger;  // "create", "push web/app:latest", "deploy", "update", "rollback"
   int64_t created_at = 0;
   int64_t started_at = 0;
   int64_t finished_at = 0;
   std::string digest;  // the revision's, filled on reads
+};
+
+// ---- Builds ---------------------------------------------------------------------------------
+
+/// A build project: its configuration, owned by the build service.
+struct BuildProjectRecord {
+  std::string name;
+  std::string spec;            // JSON, owned by build (secret values sealed)
+  std::string webhook_secret;  // sealed
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+/// One build of a project.
+struct BuildRecord {
+  int64_t id = 0;
+  std::string project;
+  std::string status;  // QUEUED IN_PROGRESS SUCCEEDED FAILED STOPPED
+  std::string phase;   // SOURCE BUILD PUSH ("" before it starts)
+  std::string reason;
+  std::string commit_id;  // "" until resolved
+  std::string branch;
+  std::string trigger;
+  std::string source;  // the URL fetched (credentials masked)
+  std::string image;   // "web/app:latest"
+  std::vector<std::string> tags;
+  std::string digest;    // the pushed manifest's digest
+  std::string phase_ms;  // JSON object, owned by build ("" = none)
+  std::string steps;     // JSON array, owned by build ("" = none)
+  int64_t created_at = 0;
+  int64_t started_at = 0;
+  int64_t finished_at = 0;
 };
 
 /// What happened to the tag when a manifest was put.
@@ -233,6 +266,25 @@ class MetadataStore {
   /// Newest first ("" service = all services), at most limit.
   virtual Result<std::vector<DeploymentRecord>> list_deployments(const std::string& service,
                                                                  int limit) = 0;
+
+  // Build projects and builds. create_build_project: AlreadyExists; others NotFound.
+  virtual Status create_build_project(const BuildProjectRecord& p) = 0;
+  virtual Result<BuildProjectRecord> get_build_project(const std::string& name) = 0;
+  /// Sorted by name.
+  virtual Result<std::vector<BuildProjectRecord>> list_build_projects() = 0;
+  /// Replaces spec, webhook_secret and updated_at.
+  virtual Status update_build_project(const BuildProjectRecord& p) = 0;
+  /// Removes the project and all its builds (one transaction).
+  virtual Status delete_build_project(const std::string& name) = 0;
+  /// Stores a build (id assigned, the given one ignored); NotFound for an unknown project.
+  virtual Result<int64_t> add_build(const BuildRecord& b) = 0;
+  /// Replaces everything but id, project, trigger and created_at.
+  virtual Status update_build(const BuildRecord& b) = 0;
+  virtual Result<BuildRecord> get_build(int64_t id) = 0;
+  /// Newest first ("" project = all projects), at most limit (limit < 0: all).
+  virtual Result<std::vector<BuildRecord>> list_builds(const std::string& project, int limit) = 0;
+  /// Builds with this status, oldest first (the queue order).
+  virtual Result<std::vector<BuildRecord>> list_builds_by_status(const std::string& status) = 0;
 
   // Audit log: appended in batches, read newest first.
   virtual Status append_audit(const std::vector<AuditEvent>& events) = 0;

@@ -419,5 +419,76 @@ TEST(ConfigServicesTest, BadValuesAreNamed) {
   EXPECT_EQ(s.error().message().rfind("router.response_timeout:", 0), 0u) << s.error().message();
 }
 
+TEST(ConfigBuildTest, DefaultsAndYaml) {
+  Config d;
+  EXPECT_EQ(d.build.max_concurrent, 1);
+  EXPECT_FALSE(d.build.allow_file_remotes);
+  EXPECT_EQ(d.build.builder_image, "");
+  EXPECT_EQ(d.build.timeout, 1h);
+  EXPECT_TRUE(validate(d));
+  auto c = load_string(R"(
+version: 1
+build:
+  max_concurrent: 4
+  allow_file_remotes: true
+  builder_image: tools/builder:1.2
+  timeout: 20m
+)");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->build.max_concurrent, 4);
+  EXPECT_TRUE(c->build.allow_file_remotes);
+  EXPECT_EQ(c->build.builder_image, "tools/builder:1.2");
+  EXPECT_EQ(c->build.timeout, 20min);
+  EXPECT_TRUE(validate(*c));
+}
+
+TEST(ConfigBuildTest, EnvironmentOverrides) {
+  ScopedEnv a("BERTH_BUILD_MAX_CONCURRENT", "3");
+  ScopedEnv b("BERTH_BUILD_ALLOW_FILE_REMOTES", "true");
+  ScopedEnv c("BERTH_BUILD_BUILDER_IMAGE", "tools/sh");
+  ScopedEnv d("BERTH_BUILD_TIMEOUT", "90s");
+  Config cfg;
+  ASSERT_TRUE(apply_env(cfg));
+  EXPECT_EQ(cfg.build.max_concurrent, 3);
+  EXPECT_TRUE(cfg.build.allow_file_remotes);
+  EXPECT_EQ(cfg.build.builder_image, "tools/sh");
+  EXPECT_EQ(cfg.build.timeout, 90s);
+  EXPECT_TRUE(validate(cfg));
+}
+
+TEST(ConfigBuildTest, BadValuesNameTheKey) {
+  auto expect_key = [](const Status& s, const std::string& key) {
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().message().rfind(key + ":", 0), 0u) << s.error().message();
+  };
+  Config c;
+  c.build.max_concurrent = 0;
+  expect_key(validate(c), "build.max_concurrent");
+  c.build.max_concurrent = 65;
+  expect_key(validate(c), "build.max_concurrent");
+  c = Config{};
+  c.build.timeout = 0s;
+  expect_key(validate(c), "build.timeout");
+  c = Config{};
+  for (const char* img : {"Tools/x", "tools/x:", "tools/x:-a", "tools/x@sha256:abc", "/x", "a b"}) {
+    c.build.builder_image = img;
+    expect_key(validate(c), "build.builder_image");
+  }
+  c.build.builder_image = "tools/x@sha256:" + std::string(64, 'f');
+  EXPECT_TRUE(validate(c));
+  auto bad = load_string("build:\n  timeout: soon\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("build.timeout:"));
+  bad = load_string("build:\n  allow_file_remotes: maybe\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("build.allow_file_remotes:"));
+  bad = load_string("build:\n  max_concurrent: many\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("build.max_concurrent:"));
+  bad = load_string("build:\n  workers: 2\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("build.workers: unknown setting"));
+}
+
 }  // namespace
 }  // namespace berth::config
