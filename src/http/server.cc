@@ -263,11 +263,71 @@ class Conn final : public Exchange {
     finish(head.status, length - left, ec);
   }
 
+  awaitable<bool> send_head(Response head) override {
+    bhttp::response<bhttp::empty_body> h{static_cast<bhttp::status>(head.status),
+                                         parser_.get().version()};
+    h.set(bhttp::field::server, "berth");
+    for (auto& [k, v] : head.headers) {
+      if (!beast::iequals(k, "Content-Length") && !beast::iequals(k, "Transfer-Encoding")) {
+        h.set(k, v);
+      }
+    }
+    chunked_ = parser_.get().version() >= 11;
+    if (chunked_) {
+      h.chunked(true);
+    }
+    h.keep_alive(chunked_ && keep_alive());
+    streaming_ = true;  // until end_body(): a handler that stops early closes the connection
+    bhttp::response_serializer<bhttp::empty_body> sr{h};
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+    co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
+    finish(head.status, 0, ec);
+    co_return !ec;
+  }
+
+  awaitable<bool> write_chunk(std::string data) override {
+    if (broken_ || !streaming_) {
+      co_return false;
+    }
+    if (data.empty()) {
+      co_return true;
+    }
+    beast::error_code ec;
+    beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+    if (chunked_) {
+      co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(data)),
+                                 asio::redirect_error(use_awaitable, ec));
+    } else {
+      co_await asio::async_write(stream_, asio::buffer(data),
+                                 asio::redirect_error(use_awaitable, ec));
+    }
+    finish(status_, bytes_ + data.size(), ec);
+    co_return !ec;
+  }
+
+  awaitable<bool> end_body() override {
+    if (broken_ || !streaming_) {
+      co_return false;
+    }
+    beast::error_code ec;
+    if (chunked_) {
+      beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+      co_await asio::async_write(stream_, bhttp::make_chunk_last(),
+                                 asio::redirect_error(use_awaitable, ec));
+    } else {
+      broken_ = true;  // unframed (HTTP/1.0): the end of the body is the end of the connection
+    }
+    streaming_ = false;
+    finish(status_, bytes_, ec);
+    co_return !ec;
+  }
+
   bool responded() const override { return status_ != 0; }
   unsigned status() const { return status_; }
   uint64_t bytes() const { return bytes_; }
   bool broken() const { return broken_; }
-  bool keep_alive() const { return parser_.get().keep_alive() && !broken_; }
+  bool keep_alive() const { return parser_.get().keep_alive() && !broken_ && !streaming_; }
 
  private:
   void finish(unsigned status, uint64_t bytes, beast::error_code ec) {
@@ -290,6 +350,8 @@ class Conn final : public Exchange {
   std::chrono::steady_clock::time_point last_arm_{};
   bool continued_ = false;
   bool broken_ = false;
+  bool streaming_ = false;  // a send_head() response whose end_body() has not been sent
+  bool chunked_ = false;
   unsigned status_ = 0;
   uint64_t bytes_ = 0;
 };
