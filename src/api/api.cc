@@ -466,6 +466,9 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   if (rest == "services" || rest.rfind("services/", 0) == 0 || rest.rfind("deployments/", 0) == 0) {
     co_return co_await handle_services(ex, rest);
   }
+  if (rest == "builds" || rest.rfind("builds/", 0) == 0 || rest.rfind("build/", 0) == 0) {
+    co_return co_await handle_build(ex, rest);
+  }
   if (rest == "auth/whoami" && m == V::get) {
     co_return co_await ex.send(json_response(200, object_with("principal", ctx.principal)));
   }

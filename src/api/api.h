@@ -3,7 +3,9 @@
 // {"error":{"code":"not_found","message":"..."}} with the status from one table.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 
 #include "common/asio.h"
 #include "http/http.h"
@@ -16,6 +18,9 @@ class Controller;
 namespace berth::router {
 class Router;
 }  // namespace berth::router
+namespace berth::build {
+class Service;
+}  // namespace berth::build
 
 namespace berth::api {
 
@@ -35,6 +40,16 @@ struct ServicesSettings {
   std::string unavailable_reason;  // why there is no controller, for the error message
 };
 
+/// The build API's dependencies (null service: builds are not available).
+struct BuildSettings {
+  build::Service* service = nullptr;
+  BlockingPool* pool = nullptr;
+  bool allow_file_remotes = false;  // config build.allow_file_remotes: file:// git remotes
+  std::string unavailable_reason;   // why there is no build service, for the error message
+  /// Concurrent /git/ requests (each runs git http-backend on its own thread); more get 503.
+  int max_git_requests = 32;
+};
+
 class Api {
  public:
   Api(registry::Registry& registry, iam::Service& iam, AuthSettings auth)
@@ -47,6 +62,15 @@ class Api {
   awaitable<void> registry_token(http::Exchange& ex);
   /// Wires /api/v1/services and /api/v1/deployments.
   void set_services(ServicesSettings s) { services_ = std::move(s); }
+  /// Wires /api/v1/build/projects, /api/v1/builds, /hooks/github/ and /git/.
+  void set_build(BuildSettings s) { build_ = std::move(s); }
+  /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
+  /// X-Hub-Signature-256 HMAC with the project's secret is the authentication.
+  awaitable<void> github_webhook(http::Exchange& ex);
+  /// /git/NAME.git/...: berth's git remote (smart HTTP through git http-backend), for
+  /// principals authenticated by the caller (access keys over HTTP Basic); authorizes
+  /// build:GitPull or build:GitPush on project/NAME and streams both bodies.
+  awaitable<void> git(http::Exchange& ex);
   /// GET /metrics: Prometheus text (router and process metrics).
   awaitable<void> metrics(http::Exchange& ex);
 
@@ -55,11 +79,18 @@ class Api {
   awaitable<void> handle_iam(http::Exchange& ex, std::string rest);
   /// /api/v1/services/... and /api/v1/deployments/ID.
   awaitable<void> handle_services(http::Exchange& ex, std::string rest);
+  /// /api/v1/build/projects/... and /api/v1/builds/...
+  awaitable<void> handle_build(http::Exchange& ex, std::string rest);
+  /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.
+  awaitable<void> follow_build_log(http::Exchange& ex, int64_t id, std::string path,
+                                   uint64_t offset);
 
   registry::Registry& registry_;
   iam::Service& iam_;
   AuthSettings auth_;
   ServicesSettings services_;
+  BuildSettings build_;
+  std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
 };
 
 /// The HTTP status for an error code (the one table for the REST edge).

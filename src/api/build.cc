@@ -1,1 +1,903 @@
 // SPDX-License-Identifier: Apache-2.0
+// The build service over HTTP: /api/v1/build/projects and /api/v1/builds (JSON), the
+// GitHub-compatible webhook POST /hooks/github/NAME, and berth's git remote /git/NAME.git/.
+//
+// REST requests are one blocking job each (authorize, call the service, build the response),
+// as the services handlers do. Two things stream instead: a followed build log (chunked, the
+// file read and the status polled on the blocking pool between timer waits) and git's smart
+// HTTP, where `git http-backend` runs on its own thread and a bounded queue in each direction
+// bridges it to the connection's coroutine, so a push or clone of any size stays in bounded
+// memory and never blocks an I/O thread.
+#include "build/build.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "api/api.h"
+#include "api/internal.h"
+#include "build/git.h"
+#include "common/async.h"
+#include "common/json.h"
+#include "common/log.h"
+
+namespace berth::api {
+
+namespace {
+
+constexpr size_t kMaxWebhookBody = 25 * 1024 * 1024;  // GitHub's payload cap
+constexpr size_t kLogChunk = 256 * 1024;              // per read of a followed log
+constexpr auto kLogPoll = std::chrono::milliseconds(250);
+constexpr size_t kGitQueueBytes = 1024 * 1024;  // per direction, between socket and backend
+
+bool terminal_status(const std::string& s) {
+  return s == "SUCCEEDED" || s == "FAILED" || s == "STOPPED";
+}
+
+// [a-z0-9][a-z0-9-]{0,62}: checked here too, since NAME becomes a path under the git root.
+bool plausible_project_name(const std::string& n) {
+  if (n.empty() || n.size() > 63 || n[0] == '-') {
+    return false;
+  }
+  for (char c : n) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Json project_json(const build::ProjectView& v, const std::string& base_url) {
+  Json j = build::project_to_view(v.spec);
+  j["name"] = v.spec.name;
+  std::string hook = base_url;
+  hook += v.webhook_path;
+  std::string remote = base_url;
+  remote += v.git_path;
+  j["webhook_url"] = hook;
+  j["git_remote"] = remote;
+  j["created_at"] = v.created_at;
+  j["updated_at"] = v.updated_at;
+  return j;
+}
+
+Json build_json(const build::BuildView& b) {
+  Json steps = Json::array();
+  for (const auto& s : b.steps) {
+    Json st = Json::object();
+    st["line"] = s.line;
+    st["text"] = s.text;
+    st["cached"] = s.cached;
+    st["ms"] = s.ms;
+    steps.push_back(st);
+  }
+  Json phases = Json::object();
+  for (const auto& [k, v] : b.phase_ms) {
+    phases[k] = v;
+  }
+  Json j = Json::object();
+  j["id"] = b.id;
+  j["project"] = b.project;
+  j["status"] = b.status;
+  j["phase"] = b.phase;
+  j["reason"] = b.reason;
+  j["commit"] = b.commit;
+  j["branch"] = b.branch;
+  j["trigger"] = b.trigger;
+  j["source"] = b.source;
+  j["image"] = b.image;
+  j["tags"] = b.tags;
+  j["image_digest"] = b.image_digest;
+  j["phase_ms"] = phases;
+  j["steps"] = steps;
+  j["created_at"] = b.created_at;
+  j["started_at"] = b.started_at;
+  j["finished_at"] = b.finished_at;
+  return j;
+}
+
+Result<int64_t> parse_build_id(const std::string& s) {
+  char* end = nullptr;
+  long long id = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0' || id <= 0) {
+    return Error(Errc::InvalidArgument, "build id must be a positive number, got '" + s + "'");
+  }
+  return static_cast<int64_t>(id);
+}
+
+// What a handler job needs from the request, copied out of the Exchange.
+struct BuildCall {
+  http::RequestContext ctx;
+  bhttp::verb method;
+  std::string method_string;
+  std::string rest;  // after /api/v1/
+  std::string body;
+  std::map<std::string, std::string> query;
+  std::string q(const std::string& k, const std::string& dflt = "") const {
+    auto it = query.find(k);
+    return it == query.end() ? dflt : it->second;
+  }
+};
+
+// GET /builds/ID/logs after authorization: where the log is and how far the build got.
+struct LogTarget {
+  std::optional<http::Response> error;  // set: send this instead
+  std::string path;
+  std::string status;
+};
+
+class BuildHandler {
+ public:
+  BuildHandler(build::Service& svc, iam::Service& iam, bool allow_file_remotes)
+      : svc_(svc), iam_(iam), allow_file_remotes_(allow_file_remotes) {}
+
+  http::Response serve(const BuildCall& call) {
+    auto r = dispatch(call);
+    return r ? std::move(*r) : error_response(r.error());
+  }
+
+  LogTarget log_target(const BuildCall& call, int64_t id) {
+    LogTarget t;
+    auto r = [&]() -> Status {
+      BERTH_ASSIGN_OR_RETURN(auto b, svc_.get_build(id));
+      BERTH_TRY(allow(call, "build:GetLogs", "project/" + b.project));
+      BERTH_ASSIGN_OR_RETURN(t.path, svc_.log_path(id));
+      t.status = b.status;
+      return ok();
+    }();
+    if (!r) {
+      t.error = error_response(r.error());
+    }
+    return t;
+  }
+
+ private:
+  Status allow(const BuildCall& call, const std::string& action, const std::string& resource) {
+    return iam_.authorize(call.ctx, action, resource);
+  }
+
+  // A project that builds with a role, or with berth's own rights: the caller must be able to
+  // hand that role over (iam:PassRole), or to push the image itself.
+  Status allow_image_rights(const BuildCall& call, const build::ProjectSpec& spec) {
+    if (!spec.role.empty()) {
+      return allow(call, "iam:PassRole", "role/" + spec.role);
+    }
+    return allow(call, "registry:Push", "repository/" + spec.repository);
+  }
+
+  Result<Json> parse_body(const BuildCall& call) {
+    if (call.body.empty()) {
+      return Json::object();
+    }
+    BERTH_ASSIGN_OR_RETURN(Json j, parse_json(call.body, "request body"));
+    if (!j.is_object()) {
+      return Error(Errc::InvalidArgument, "request body must be a JSON object");
+    }
+    return j;
+  }
+
+  Result<http::Response> dispatch(const BuildCall& call) {
+    using V = bhttp::verb;
+    auto seg = segments(call.rest);
+    size_t n = seg.size();
+    auto m = call.method;
+    if (seg[0] == "builds") {
+      return builds(call, seg);
+    }
+    if (n < 2 || seg[0] != "build" || seg[1] != "projects") {
+      return not_found(call);
+    }
+    if (n == 2 && m == V::get) {
+      BERTH_TRY(allow(call, "build:ListProjects", "project/*"));
+      BERTH_ASSIGN_OR_RETURN(auto list, svc_.list_projects());
+      Json arr = Json::array();
+      for (const auto& v : list) {
+        arr.push_back(project_json(v, call.ctx.base_url));
+      }
+      Json out = Json::object();
+      out["projects"] = arr;
+      return json_response(200, out);
+    }
+    if (n == 2 && m == V::post) {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      if (!body.contains("name") || !body["name"].is_string()) {
+        return Error(Errc::InvalidArgument, "name: required, a string");
+      }
+      BERTH_ASSIGN_OR_RETURN(
+          auto spec, build::project_from_request(body, build::ProjectSpec{}, allow_file_remotes_));
+      BERTH_TRY(allow(call, "build:CreateProject", "project/" + spec.name));
+      BERTH_TRY(allow_image_rights(call, spec));
+      BERTH_ASSIGN_OR_RETURN(auto created, svc_.create_project(spec));
+      Json j = project_json(created.view, call.ctx.base_url);
+      j["webhook_secret"] = created.webhook_secret;
+      return json_response(201, j);
+    }
+    if (n < 3 || seg[2].empty()) {
+      return not_found(call);
+    }
+    const std::string& name = seg[2];
+    std::string res = "project/" + name;
+    if (n == 3 && m == V::get) {
+      BERTH_TRY(allow(call, "build:GetProject", res));
+      BERTH_ASSIGN_OR_RETURN(auto v, svc_.get_project(name));
+      return json_response(200, project_json(v, call.ctx.base_url));
+    }
+    if (n == 3 && m == V::patch) {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      if (body.contains("name") && body["name"] != Json(name)) {
+        return Error(Errc::InvalidArgument, "name: a project cannot be renamed");
+      }
+      BERTH_TRY(allow(call, "build:UpdateProject", res));
+      BERTH_ASSIGN_OR_RETURN(auto base, svc_.get_project(name));
+      BERTH_ASSIGN_OR_RETURN(auto spec,
+                             build::project_from_request(body, base.spec, allow_file_remotes_));
+      if (spec.role != base.spec.role || spec.repository != base.spec.repository) {
+        BERTH_TRY(allow_image_rights(call, spec));
+      }
+      BERTH_ASSIGN_OR_RETURN(auto v, svc_.update_project(name, spec));
+      return json_response(200, project_json(v, call.ctx.base_url));
+    }
+    if (n == 3 && m == V::delete_) {
+      BERTH_TRY(allow(call, "build:DeleteProject", res));
+      BERTH_TRY(svc_.delete_project(name));
+      Json out = Json::object();
+      out["deleted"] = name;
+      return json_response(200, out);
+    }
+    if (n == 4 && seg[3] == "builds" && m == V::post) {
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      std::string commit;
+      if (body.contains("commit")) {
+        if (!body["commit"].is_string()) {
+          return Error(Errc::InvalidArgument, "commit: expected a commit id or a ref");
+        }
+        commit = body["commit"].get<std::string>();
+      }
+      BERTH_TRY(allow(call, "build:StartBuild", res));
+      std::string trigger = "manual by ";
+      trigger += call.ctx.principal;
+      BERTH_ASSIGN_OR_RETURN(auto b, svc_.start_build(name, commit, trigger));
+      return json_response(202, build_json(b));
+    }
+    if (n == 4 && seg[3] == "builds" && m == V::get) {
+      BERTH_TRY(allow(call, "build:ListBuilds", res));
+      return list_builds(call, name);
+    }
+    return not_found(call);
+  }
+
+  Result<http::Response> list_builds(const BuildCall& call, const std::string& project) {
+    char* end = nullptr;
+    std::string limit_s = call.q("limit", "50");
+    long limit = std::strtol(limit_s.c_str(), &end, 10);
+    if (limit_s.empty() || *end != '\0' || limit < 1 || limit > 1000) {
+      return Error(Errc::InvalidArgument, "limit must be a number from 1 to 1000");
+    }
+    BERTH_ASSIGN_OR_RETURN(auto list, svc_.list_builds(project, static_cast<int>(limit)));
+    Json arr = Json::array();
+    for (const auto& b : list) {
+      arr.push_back(build_json(b));
+    }
+    Json out = Json::object();
+    out["builds"] = arr;
+    return json_response(200, out);
+  }
+
+  Result<http::Response> builds(const BuildCall& call, const std::vector<std::string>& seg) {
+    using V = bhttp::verb;
+    size_t n = seg.size();
+    auto m = call.method;
+    if (n == 1 && m == V::get) {
+      std::string project = call.q("project");
+      BERTH_TRY(
+          allow(call, "build:ListBuilds", project.empty() ? "project/*" : "project/" + project));
+      return list_builds(call, project);
+    }
+    if (n < 2) {
+      return not_found(call);
+    }
+    BERTH_ASSIGN_OR_RETURN(int64_t id, parse_build_id(seg[1]));
+    if (n == 2 && m == V::get) {
+      BERTH_ASSIGN_OR_RETURN(auto b, svc_.get_build(id));
+      BERTH_TRY(allow(call, "build:GetBuild", "project/" + b.project));
+      return json_response(200, build_json(b));
+    }
+    if (n == 3 && seg[2] == "stop" && m == V::post) {
+      BERTH_ASSIGN_OR_RETURN(auto b, svc_.get_build(id));
+      BERTH_TRY(allow(call, "build:StopBuild", "project/" + b.project));
+      BERTH_ASSIGN_OR_RETURN(auto stopped, svc_.stop_build(id));
+      return json_response(200, build_json(stopped));
+    }
+    return not_found(call);
+  }
+
+  Result<http::Response> not_found(const BuildCall& call) {
+    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+  }
+
+  build::Service& svc_;
+  iam::Service& iam_;
+  bool allow_file_remotes_;
+};
+
+// Opens a log for send_file; fd -1 (and size 0) when it does not exist yet.
+struct OpenLog {
+  int fd = -1;
+  uint64_t size = 0;
+  std::string error;
+};
+
+OpenLog open_log(const std::string& path) {
+  OpenLog o;
+  o.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (o.fd < 0) {
+    if (errno != ENOENT) {
+      o.error = "cannot open the build log: ";
+      o.error += std::strerror(errno);
+    }
+    return o;
+  }
+  struct stat st {};
+  if (::fstat(o.fd, &st) == 0) {
+    o.size = static_cast<uint64_t>(st.st_size);
+  }
+  return o;
+}
+
+// One poll of a followed log: what was appended since offset, and whether the build had
+// ended before it was read (then nothing more will come once a read comes back empty).
+struct LogPoll {
+  std::string data;
+  bool ended = false;
+  bool gone = false;  // the build (or its project) was deleted
+};
+
+LogPoll poll_log(build::Service& svc, int64_t id, const std::string& path, uint64_t offset) {
+  LogPoll p;
+  auto b = svc.get_build(id);
+  if (!b) {
+    p.gone = true;
+    return p;
+  }
+  p.ended = terminal_status(b->status);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return p;
+  }
+  p.data.resize(kLogChunk);
+  ssize_t n = ::pread(fd, p.data.data(), p.data.size(), static_cast<off_t>(offset));
+  ::close(fd);
+  p.data.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return p;
+}
+
+http::Response text_response(unsigned status, std::string body) {
+  http::Response r;
+  r.status = status;
+  r.header("Content-Type", "text/plain; charset=utf-8");
+  r.body = std::move(body);
+  return r;
+}
+
+http::Response webhook_response(const Result<build::WebhookReply>& r) {
+  if (!r) {
+    return error_response(r.error());
+  }
+  Json j = Json::object();
+  j["message"] = r->message;
+  if (r->build_id != 0) {
+    j["build"] = r->build_id;
+  } else {
+    j["build"] = nullptr;
+  }
+  return json_response(r->status, j);
+}
+
+awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {
+  return ex.send(error_response(Error(code, std::move(message))));
+}
+
+awaitable<void> reply_unavailable(http::Exchange& ex, const BuildSettings& s) {
+  std::string why = s.unavailable_reason.empty() ? "builds are not available on this berthd"
+                                                 : s.unavailable_reason;
+  return ex.send(error_response(Error(Errc::FailedPrecondition, std::move(why))));
+}
+
+// ---- git smart HTTP ---------------------------------------------------------------------------
+
+// One /git/ request's two halves: the connection's coroutine (socket side) and a thread
+// running git http-backend (pipe side). The request body flows coroutine -> thread and the
+// response thread -> coroutine, each through a queue of at most kGitQueueBytes; the side
+// that finds its queue full (or empty) waits: the thread on cv, the coroutine on its timer,
+// which the thread cancels (posted to the coroutine's executor) when there is news.
+struct GitBridge : std::enable_shared_from_this<GitBridge> {
+  std::mutex mu;
+  std::condition_variable cv;
+  // Request body.
+  std::deque<std::string> in;
+  size_t in_off = 0;  // consumed bytes of in.front()
+  size_t in_bytes = 0;
+  bool in_eof = false;
+  // Response.
+  std::optional<build::CgiResponse> head;
+  std::deque<std::string> out;
+  size_t out_bytes = 0;
+  bool done = false;
+  Result<build::CgiResponse> result;
+  // The coroutine is gone (or gave up): every callback fails, which aborts the backend.
+  bool cancelled = false;
+  // The coroutine's wake-up: its executor and timer (null once the coroutine has gone).
+  asio::any_io_executor ex;
+  asio::steady_timer* timer = nullptr;
+  bool waiting = false;
+
+  // mu held.
+  void wake_locked() {
+    if (waiting && timer != nullptr) {
+      waiting = false;
+      asio::post(ex, [self = shared_from_this()] {
+        std::lock_guard lock(self->mu);
+        if (self->timer != nullptr) {
+          self->timer->cancel();
+        }
+      });
+    }
+  }
+};
+
+// Ends the bridge when the coroutine leaves by any path (also when its frame is destroyed at
+// shutdown): the backend's next callback fails and the thread winds down on its own.
+struct GitBridgeGuard {
+  std::shared_ptr<GitBridge> b;
+  ~GitBridgeGuard() {
+    std::lock_guard lock(b->mu);
+    b->cancelled = true;
+    b->timer = nullptr;
+    b->cv.notify_all();
+  }
+};
+
+void run_backend(std::shared_ptr<GitBridge> b, build::CgiRequest req,
+                 std::shared_ptr<std::atomic<int>> running, bool has_body) {
+  if (has_body) {
+    req.read_body = [b](char* buf, size_t cap) -> Result<size_t> {
+      std::unique_lock lock(b->mu);
+      b->cv.wait(lock, [&] { return b->cancelled || !b->in.empty() || b->in_eof; });
+      if (b->cancelled) {
+        return Error(Errc::Cancelled, "the client went away");
+      }
+      if (b->in.empty()) {
+        return size_t{0};
+      }
+      std::string& front = b->in.front();
+      size_t n = std::min(cap, front.size() - b->in_off);
+      std::memcpy(buf, front.data() + b->in_off, n);
+      b->in_off += n;
+      b->in_bytes -= n;
+      if (b->in_off == front.size()) {
+        b->in.pop_front();
+        b->in_off = 0;
+      }
+      b->wake_locked();  // room for more
+      return n;
+    };
+  }
+  build::CgiSink sink;
+  sink.on_head = [b](const build::CgiResponse& head) -> Status {
+    std::lock_guard lock(b->mu);
+    if (b->cancelled) {
+      return Error(Errc::Cancelled, "the client went away");
+    }
+    b->head = head;
+    b->wake_locked();
+    return ok();
+  };
+  sink.on_body = [b](std::string_view chunk) -> Status {
+    std::unique_lock lock(b->mu);
+    b->cv.wait(lock, [&] { return b->cancelled || b->out_bytes < kGitQueueBytes; });
+    if (b->cancelled) {
+      return Error(Errc::Cancelled, "the client went away");
+    }
+    b->out.emplace_back(chunk);
+    b->out_bytes += chunk.size();
+    b->wake_locked();
+    return ok();
+  };
+  auto r = build::run_git_http_backend(req, sink);
+  {
+    std::lock_guard lock(b->mu);
+    b->result = std::move(r);
+    b->done = true;
+    b->wake_locked();
+  }
+  running->fetch_sub(1);
+}
+
+// The /git/ request after parsing and authorization.
+struct GitTarget {
+  std::optional<http::Response> error;
+  std::string project;
+  std::string root;
+  bool receive_pack = false;  // POST .../git-receive-pack: a push that moves refs
+  std::map<std::string, std::string> refs_before;
+};
+
+http::Response git_unauthenticated() {
+  http::Response r = text_response(401,
+                                   "authentication required: use a berth access key "
+                                   "(http://KEY_ID:SECRET@HOST/git/NAME.git)\n");
+  r.header("WWW-Authenticate", "Basic realm=\"berth\"");
+  return r;
+}
+
+http::Response git_head_response(const build::CgiResponse& head) {
+  http::Response r;
+  r.status = static_cast<unsigned>(head.status);
+  for (const auto& [k, v] : head.headers) {
+    r.header(k, v);
+  }
+  return r;
+}
+
+}  // namespace
+
+awaitable<void> Api::handle_build(http::Exchange& ex, std::string rest) {
+  if (build_.service == nullptr || build_.pool == nullptr) {
+    co_return co_await reply_unavailable(ex, build_);
+  }
+  auto call = std::make_shared<BuildCall>();
+  call->ctx = ex.context();
+  call->method = ex.method();
+  call->method_string = ex.method_string();
+  call->rest = std::move(rest);
+  for (const char* k : {"limit", "project", "follow", "offset"}) {
+    if (auto v = ex.query(k)) {
+      call->query[k] = *v;
+    }
+  }
+  if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
+    auto body = co_await ex.read_all(256 * 1024);
+    if (!body) {
+      co_return co_await ex.send(error_response(body.error()));
+    }
+    call->body = std::move(*body);
+  }
+  // GET builds/ID/logs: text, sent from the file or followed.
+  auto seg = segments(call->rest);
+  if (seg.size() == 3 && seg[0] == "builds" && seg[2] == "logs" &&
+      call->method == bhttp::verb::get) {
+    auto id = parse_build_id(seg[1]);
+    if (!id) {
+      co_return co_await ex.send(error_response(id.error()));
+    }
+    std::string offset_s = call->q("offset", "0");
+    char* end = nullptr;
+    unsigned long long offset = std::strtoull(offset_s.c_str(), &end, 10);
+    if (offset_s.empty() || *end != '\0') {
+      co_return co_await reply_error(ex, Errc::InvalidArgument, "offset must be a number");
+    }
+    int64_t build_id = *id;
+    auto target_job = [call, svc = build_.service, iam = &iam_, files = build_.allow_file_remotes,
+                       build_id] {
+      BuildHandler h(*svc, *iam, files);
+      return h.log_target(*call, build_id);
+    };
+    LogTarget t = co_await run_blocking(*build_.pool, std::move(target_job));
+    if (t.error) {
+      co_return co_await ex.send(std::move(*t.error));
+    }
+    std::string follow = call->q("follow");
+    if (follow == "1" || follow == "true") {
+      co_return co_await follow_build_log(ex, build_id, t.path, offset);
+    }
+    auto open_job = [path = t.path] { return open_log(path); };
+    OpenLog f = co_await run_blocking(*build_.pool, std::move(open_job));
+    if (!f.error.empty()) {
+      co_return co_await reply_error(ex, Errc::Internal, f.error);
+    }
+    http::Response head = text_response(200, "");
+    head.header("X-Berth-Build-Status", t.status);
+    uint64_t from = std::min<uint64_t>(offset, f.size);
+    head.header("X-Berth-Log-Offset", std::to_string(f.size));
+    if (f.fd < 0) {
+      co_return co_await ex.send(std::move(head));
+    }
+    co_await ex.send_file(std::move(head), f.fd, from, f.size - from);
+    ::close(f.fd);
+    co_return;
+  }
+  auto job = [call, svc = build_.service, iam = &iam_, files = build_.allow_file_remotes] {
+    BuildHandler h(*svc, *iam, files);
+    return h.serve(*call);
+  };
+  http::Response r = co_await run_blocking(*build_.pool, std::move(job));
+  co_await ex.send(std::move(r));
+}
+
+awaitable<void> Api::follow_build_log(http::Exchange& ex, int64_t id, std::string path,
+                                      uint64_t offset) {
+  http::Response head = text_response(200, "");
+  head.header("Cache-Control", "no-store");
+  head.header("X-Content-Type-Options", "nosniff");
+  if (!co_await ex.send_head(std::move(head))) {
+    co_return;
+  }
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  int quiet_after_end = 0;
+  while (true) {
+    auto poll = [svc = build_.service, id, path, offset] {
+      return poll_log(*svc, id, path, offset);
+    };
+    LogPoll p = co_await run_blocking(*build_.pool, std::move(poll));
+    size_t got = p.data.size();
+    if (got > 0) {
+      offset += got;
+      if (!co_await ex.write_chunk(std::move(p.data))) {
+        co_return;  // the client went away
+      }
+      if (got == kLogChunk) {
+        continue;  // more is waiting
+      }
+    }
+    if (p.gone) {
+      break;
+    }
+    // The status is read before the file: once the build has ended and a read finds nothing,
+    // the log is complete. One more poll catches a last line written just after the status.
+    if (p.ended && got == 0 && ++quiet_after_end >= 2) {
+      break;
+    }
+    timer.expires_after(kLogPoll);
+    beast::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+  }
+  co_await ex.end_body();
+}
+
+awaitable<void> Api::github_webhook(http::Exchange& ex) {
+  if (build_.service == nullptr || build_.pool == nullptr) {
+    co_return co_await reply_unavailable(ex, build_);
+  }
+  const std::string prefix = "/hooks/github/";
+  std::string name = ex.path().substr(prefix.size());
+  if (ex.method() != bhttp::verb::post) {
+    http::Response r = error_response(Error(Errc::InvalidArgument,
+                                            "webhooks are POST requests (GitHub: content type "
+                                            "application/json, event push)"));
+    r.status = 405;
+    r.header("Allow", "POST");
+    co_return co_await ex.send(std::move(r));
+  }
+  if (!plausible_project_name(name)) {
+    std::string msg = "build project ";
+    msg += name;
+    msg += " does not exist";
+    co_return co_await reply_error(ex, Errc::NotFound, std::move(msg));
+  }
+  auto body = co_await ex.read_all(kMaxWebhookBody);
+  if (!body) {
+    co_return co_await ex.send(error_response(body.error()));
+  }
+  auto job = [svc = build_.service, name, event = ex.header("X-GitHub-Event"),
+              signature = ex.header("X-Hub-Signature-256"),
+              payload = std::move(*body)]() -> http::Response {
+    auto r = svc->github_webhook(name, event, signature, payload);
+    auto lg = log::get("build");
+    if (r) {
+      lg->info("webhook project={} event={} status={} build={} message={}", name, event, r->status,
+               r->build_id, r->message);
+    } else {
+      lg->info("webhook project={} event={} error={}", name, event, r.error().message());
+    }
+    return webhook_response(r);
+  };
+  http::Response r = co_await run_blocking(*build_.pool, std::move(job));
+  co_await ex.send(std::move(r));
+}
+
+awaitable<void> Api::git(http::Exchange& ex) {
+  using V = bhttp::verb;
+  if (build_.service == nullptr || build_.pool == nullptr) {
+    co_return co_await reply_unavailable(ex, build_);
+  }
+  const auto& ctx = ex.context();
+  if (auth_.require_auth && !ctx.authenticated) {
+    co_return co_await ex.send(git_unauthenticated());
+  }
+  // /git/NAME.git[/...]
+  const std::string prefix = "/git/";
+  const std::string& path = ex.path();
+  std::string tail = path.substr(prefix.size());
+  auto dot = tail.find(".git");
+  std::string name = dot == std::string::npos ? "" : tail.substr(0, dot);
+  std::string sub = dot == std::string::npos ? "" : tail.substr(dot + 4);
+  if (!plausible_project_name(name) || (!sub.empty() && sub[0] != '/')) {
+    std::string msg = "not a berth git remote: ";
+    msg += path;
+    msg += " (use /git/PROJECT.git)\n";
+    co_return co_await ex.send(text_response(404, std::move(msg)));
+  }
+  if (ex.method() != V::get && ex.method() != V::post) {
+    co_return co_await ex.send(text_response(405, "git smart HTTP uses GET and POST\n"));
+  }
+  std::string service = ex.query("service").value_or("");
+  bool push = sub == "/git-receive-pack" || (sub == "/info/refs" && service == "git-receive-pack");
+  bool receive_pack = sub == "/git-receive-pack" && ex.method() == V::post;
+  auto target_job = [svc = build_.service, iam = &iam_, ctx, name, push,
+                     receive_pack]() -> GitTarget {
+    GitTarget t;
+    t.project = name;
+    auto r = [&]() -> Status {
+      BERTH_TRY(iam->authorize(ctx, push ? "build:GitPush" : "build:GitPull", "project/" + name));
+      BERTH_TRY(svc->get_project(name));
+      t.root = svc->git_root();
+      if (receive_pack) {
+        BERTH_ASSIGN_OR_RETURN(t.refs_before, svc->git_refs(name));
+      }
+      return ok();
+    }();
+    if (!r) {
+      t.error = error_response(r.error());
+    }
+    t.receive_pack = receive_pack;
+    return t;
+  };
+  GitTarget t = co_await run_blocking(*build_.pool, std::move(target_job));
+  if (t.error) {
+    co_return co_await ex.send(std::move(*t.error));
+  }
+  if (git_requests_->fetch_add(1) >= build_.max_git_requests) {
+    git_requests_->fetch_sub(1);
+    http::Response busy = text_response(503, "too many git requests at once; retry shortly\n");
+    busy.header("Retry-After", "5");
+    co_return co_await ex.send(std::move(busy));
+  }
+
+  build::CgiRequest req;
+  req.project_root = t.root;
+  req.method = ex.method_string();
+  req.path_info.assign(1, '/');
+  req.path_info += name;
+  req.path_info += ".git";
+  req.path_info += sub;
+  if (!service.empty()) {
+    req.query_string = "service=";
+    req.query_string += service;
+  }
+  req.content_type = ex.header(bhttp::field::content_type);
+  if (!ex.chunked()) {
+    req.content_length = ex.content_length();
+  }
+  req.content_encoding = ex.header(bhttp::field::content_encoding);
+  req.git_protocol = ex.header("Git-Protocol");
+  req.remote_user = ctx.principal;
+  req.remote_addr = ctx.peer.substr(0, ctx.peer.rfind(':'));
+  bool has_body = ex.method() == V::post;
+
+  auto bridge = std::make_shared<GitBridge>();
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  bridge->ex = timer.get_executor();
+  bridge->timer = &timer;
+  bridge->in_eof = !has_body;
+  GitBridgeGuard guard{bridge};
+  std::thread(run_backend, bridge, std::move(req), git_requests_, has_body).detach();
+
+  // Pump: the backend's output to the client, the client's body to the backend.
+  std::vector<char> buf(64 * 1024);
+  bool head_sent = false;
+  bool client_gone = false;
+  while (true) {
+    std::optional<build::CgiResponse> head;
+    std::deque<std::string> chunks;
+    bool done = false;
+    bool need_input = false;
+    {
+      std::lock_guard lock(bridge->mu);
+      if (!head_sent && bridge->head) {
+        head = std::move(bridge->head);
+        bridge->head.reset();
+      }
+      chunks.swap(bridge->out);
+      if (!chunks.empty()) {
+        bridge->out_bytes = 0;
+        bridge->cv.notify_all();
+      }
+      done = bridge->done;
+      need_input = !bridge->in_eof && bridge->in_bytes < kGitQueueBytes;
+    }
+    if (head) {
+      head_sent = true;
+      if (!co_await ex.send_head(git_head_response(*head))) {
+        client_gone = true;
+        break;
+      }
+    }
+    for (auto& c : chunks) {
+      if (!co_await ex.write_chunk(std::move(c))) {
+        client_gone = true;
+        break;
+      }
+    }
+    if (client_gone || done) {
+      break;
+    }
+    if (need_input) {
+      auto n = co_await ex.read_some(buf.data(), buf.size());
+      std::lock_guard lock(bridge->mu);
+      if (!n) {
+        client_gone = true;
+        break;
+      }
+      if (*n == 0) {
+        bridge->in_eof = true;
+      } else {
+        bridge->in.emplace_back(buf.data(), *n);
+        bridge->in_bytes += *n;
+      }
+      bridge->cv.notify_all();
+      continue;
+    }
+    {
+      std::lock_guard lock(bridge->mu);
+      bool news = (!head_sent && bridge->head) || !bridge->out.empty() || bridge->done ||
+                  (!bridge->in_eof && bridge->in_bytes < kGitQueueBytes);
+      if (news) {
+        continue;
+      }
+      bridge->waiting = true;
+    }
+    timer.expires_after(std::chrono::seconds(5));  // a safety net: wake-ups are posted
+    beast::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+    std::lock_guard lock(bridge->mu);
+    bridge->waiting = false;
+  }
+  if (client_gone) {
+    log::get("build")->info("git request aborted: the client went away project={} path={}", name,
+                            path);
+    co_return;  // the guard stops the backend
+  }
+  Result<build::CgiResponse> result;
+  {
+    std::lock_guard lock(bridge->mu);
+    result = bridge->result;
+  }
+  if (!head_sent) {
+    Error e = result ? Error(Errc::Internal, "git http-backend sent no response") : result.error();
+    log::get("build")->warn("git http-backend failed project={} error={}", name, e.message());
+    co_return co_await ex.send(error_response(e));
+  }
+  if (!result) {
+    // The head is out: the truncated body (no last chunk) tells the client it failed.
+    log::get("build")->warn("git http-backend failed project={} error={}", name,
+                            result.error().message());
+    co_return;
+  }
+  if (t.receive_pack && result->status == 200) {
+    auto pushed_job = [svc = build_.service, name, before = t.refs_before,
+                       principal = ctx.principal] {
+      return svc->git_pushed(name, before, principal);
+    };
+    auto queued = co_await run_blocking(*build_.pool, std::move(pushed_job));
+    auto lg = log::get("build");
+    if (!queued) {
+      lg->warn("git push project={} principal={} queued no build: {}", name, ctx.principal,
+               queued.error().message());
+    } else {
+      for (int64_t id : *queued) {
+        lg->info("git push project={} principal={} queued build={}", name, ctx.principal, id);
+      }
+    }
+  }
+  co_await ex.end_body();
+}
+
+}  // namespace berth::api

@@ -14,10 +14,12 @@
 #include <vector>
 
 #include "api/api.h"
+#include "build/build.h"
 #include "common/async.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/secret_box.h"
 #include "common/url.h"
 #include "deploy/deploy.h"
 #include "http/http.h"
@@ -78,6 +80,8 @@ struct Daemon::Impl {
   std::unique_ptr<runtime::ImagePreparer> preparer;
   std::unique_ptr<router::Router> router;
   std::unique_ptr<deploy::Controller> controller;
+  // Builds: after everything they use, so they are destroyed first.
+  std::unique_ptr<build::Service> build;
   uint16_t router_port = 0;
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -175,6 +179,10 @@ struct Daemon::Impl {
 
   awaitable<void> handle(http::Exchange& ex) {
     const std::string& p = ex.path();
+    if (p.rfind("/hooks/github/", 0) == 0) {
+      // Unauthenticated: the webhook's HMAC signature is its authentication.
+      co_return co_await api->github_webhook(ex);
+    }
     if (policy_authz) {
       Status s = authenticate(ex);
       if (!s) {
@@ -189,6 +197,9 @@ struct Daemon::Impl {
     }
     if (p.rfind("/api/v1/", 0) == 0) {
       co_return co_await api->handle(ex);
+    }
+    if (p.rfind("/git/", 0) == 0) {
+      co_return co_await api->git(ex);
     }
     if (p == "/metrics") {
       co_return co_await metrics(ex);
@@ -230,6 +241,12 @@ struct Daemon::Impl {
       Json err = {{"code", limited ? "TOOMANYREQUESTS" : "UNAUTHORIZED"}, {"message", e.message()}};
       r.body = Json{{"errors", Json::array({err})}}.dump();
       if (!limited) {
+        r.header("WWW-Authenticate", "Basic realm=\"berth\"");
+      }
+    } else if (p.rfind("/git/", 0) == 0) {
+      // git asks for (other) credentials only when challenged.
+      r.body = Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}}.dump();
+      if (!limited && !denied) {
         r.header("WWW-Authenticate", "Basic realm=\"berth\"");
       }
     } else {
@@ -400,6 +417,36 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     services.controller = s.controller.get();
   }
   s.api->set_services(services);
+
+  // Builds: projects, webhooks and the git remote work without a runtime; builds then fail
+  // with the reason.
+  BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
+  std::string build_unavailable;
+  if (!s.runtime) {
+    build_unavailable = services.unavailable_reason;
+    const std::string services_prefix = "services are";
+    if (build_unavailable.rfind(services_prefix, 0) == 0) {
+      build_unavailable.replace(0, services_prefix.size(), "builds are");
+    }
+  }
+  build::ServiceDeps bdeps{.store = *s.store,
+                           .registry = *s.registry,
+                           .runtime = s.runtime.get(),
+                           .preparer = s.preparer.get(),
+                           .authorizer = s.policy_authz.get(),
+                           .box = box,
+                           .data_dir = cfg.data_dir,
+                           .max_concurrent = cfg.build.max_concurrent,
+                           .allow_file_remotes = cfg.build.allow_file_remotes,
+                           .builder_image = cfg.build.builder_image,
+                           .timeout = cfg.build.timeout,
+                           .unavailable_reason = build_unavailable};
+  api::BuildSettings bsettings;
+  bsettings.allow_file_remotes = bdeps.allow_file_remotes;
+  s.build = std::make_unique<build::Service>(std::move(bdeps));
+  bsettings.service = s.build.get();
+  bsettings.pool = s.pool.get();
+  s.api->set_build(bsettings);
   return d;
 }
 
@@ -423,6 +470,11 @@ Result<uint16_t> Daemon::start() {
   }
   s.log->info("berthd listening addr={}:{} router={}:{} data={} io_threads={}", hp.first, s.port,
               rhp.first, s.router_port, s.cfg.data_dir, n);
+  if (s.build) {
+    if (Status bs = s.build->start(); !bs) {
+      s.log->error("build service did not start: {}", bs.error().message());
+    }
+  }
   if (s.controller) {
     s.controller->set_url_base("http://" + rhp.first + ":" + std::to_string(s.router_port));
     if (Status cs = s.controller->start(s.bus); !cs) {
@@ -438,6 +490,9 @@ void Daemon::stop() {
     return;
   }
   s.stopped = true;
+  if (s.build) {
+    s.build->stop();  // running builds are killed (and queued again for the next start)
+  }
   if (s.controller) {
     s.controller->stop();  // instances stop while the I/O threads still read their output
   }
