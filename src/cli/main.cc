@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "api/client.h"
+#include "cli/build.h"
 #include "cli/services.h"
 #include "cli/util.h"
 #include "common/fs.h"
@@ -314,6 +315,7 @@ int main(int argc, char** argv) {
   }
 
   auto service_cmds = berth::cli::add_service_commands(app);
+  auto build_cmds = berth::cli::add_build_commands(app);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -413,6 +415,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (auto rc = berth::cli::run_service_commands(*service_cmds, *client)) {
+    return *rc;
+  }
+  if (auto rc = berth::cli::run_build_commands(*build_cmds, *client, creds ? creds->key_id : "",
+                                               creds ? creds->secret : "")) {
     return *rc;
   }
   auto repo_path = [](const std::string& name) {
