@@ -29,6 +29,7 @@ struct ProjectFlags {
   CLI::Option* secret_build_args = nullptr;
   CLI::Option* git_username = nullptr;
   CLI::Option* git_password = nullptr;
+  CLI::Option* unset_build_args = nullptr;  // update only
 };
 
 }  // namespace
@@ -56,12 +57,12 @@ struct BuildCommands {
   int limit = 20;
   // project fields
   std::string git, branch, repo, tag, dockerfile, context, role, git_username, git_password;
-  std::vector<std::string> build_args, secret_build_args;
+  std::vector<std::string> build_args, secret_build_args, unset_build_args;
 };
 
 namespace {
 
-void add_project_options(CLI::App* c, BuildCommands& s, ProjectFlags& f) {
+void add_project_options(CLI::App* c, BuildCommands& s, ProjectFlags& f, bool update) {
   f.git = c->add_option("--git", s.git,
                         "git remote to build from (https://, ssh://, user@host:path); without "
                         "it, builds come from pushes to berth's own remote");
@@ -81,6 +82,10 @@ void add_project_options(CLI::App* c, BuildCommands& s, ProjectFlags& f) {
                     "user for an https remote (with a token: any, e.g. x-access-token)");
   f.git_password = c->add_option("--git-password", s.git_password,
                                  "password or token for an https remote (stored encrypted)");
+  if (update) {
+    f.unset_build_args = c->add_option("--unset-build-arg", s.unset_build_args,
+                                       "remove a build arg, plain or secret (repeatable)");
+  }
   c->add_flag("--json", s.json, "print JSON");
 }
 
@@ -121,6 +126,12 @@ Result<Json> project_body(const BuildCommands& s, const ProjectFlags& f, bool cr
   if (f.secret_build_args->count() > 0) {
     BERTH_ASSIGN_OR_RETURN(b["secret_build_args"],
                            kv_object(s.secret_build_args, "--secret-build-arg"));
+  }
+  if (f.unset_build_args != nullptr) {
+    for (const auto& k : s.unset_build_args) {
+      b["build_args"][k] = nullptr;
+      b["secret_build_args"][k] = nullptr;
+    }
   }
   return b;
 }
@@ -453,7 +464,7 @@ std::shared_ptr<BuildCommands> add_build_commands(CLI::App& app) {
   s->project_create = project->add_subcommand(
       "create", "create a project; prints its webhook URL and secret and its git remote");
   s->project_create->add_option("name", s->name, "project name ([a-z0-9-], up to 63)")->required();
-  add_project_options(s->project_create, *s, s->create_flags);
+  add_project_options(s->project_create, *s, s->create_flags, false);
   s->project_ls = project->add_subcommand("ls", "list projects");
   s->project_ls->add_flag("--json", s->json, "print JSON");
   s->project_show = project->add_subcommand("show", "a project's configuration (secrets hidden)");
@@ -461,7 +472,7 @@ std::shared_ptr<BuildCommands> add_build_commands(CLI::App& app) {
   s->project_show->add_flag("--json", s->json, "print JSON");
   s->project_update = project->add_subcommand("update", "change the options given");
   s->project_update->add_option("name", s->name, "project name")->required();
-  add_project_options(s->project_update, *s, s->update_flags);
+  add_project_options(s->project_update, *s, s->update_flags, true);
   s->project_rm = project->add_subcommand(
       "rm", "delete a project with its builds, logs and git remote (images stay)");
   s->project_rm->add_option("name", s->name, "project name")->required();
