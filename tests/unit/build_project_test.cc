@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "build/build.h"
+#include "build/service_buildspec.h"
 #include "build/service_project.h"
 #include "common/secret_box.h"
 #include "support/harness.h"
@@ -285,6 +286,63 @@ TEST(BuildProjectTest, StoredFormSealsSecretsAndRoundTrips) {
   auto broken = project_from_store("nope", **box);
   ASSERT_FALSE(broken);
   EXPECT_EQ(broken.error().code(), Errc::DataLoss);
+}
+
+TEST(BuildspecTest, ParsesVariablesAndPhasesInRunOrder) {
+  auto b = parse_buildspec(R"(version: 0.2
+env:
+  variables:
+    GOFLAGS: -mod=vendor
+    PORT: 8080
+phases:
+  post_build:
+    commands:
+      - echo done
+  build:
+    commands:
+      - make
+      - make test
+  install:
+    commands: [apk add make]
+  pre_build:
+)");
+  ASSERT_TRUE(b) << b.error().message();
+  ASSERT_EQ(b->variables.size(), 2u);
+  EXPECT_EQ(b->variables[0].first, "GOFLAGS");
+  EXPECT_EQ(b->variables[0].second, "-mod=vendor");
+  EXPECT_EQ(b->variables[1].second, "8080");
+  ASSERT_EQ(b->phases.size(), 3u);
+  EXPECT_EQ(b->phases[0].name, "install");
+  EXPECT_EQ(b->phases[1].name, "build");
+  EXPECT_THAT(b->phases[1].commands, ElementsAre("make", "make test"));
+  EXPECT_EQ(b->phases[2].name, "post_build");
+}
+
+TEST(BuildspecTest, ErrorsNameTheField) {
+  auto err = [](const std::string& text) {
+    auto b = parse_buildspec(text);
+    EXPECT_FALSE(b) << text;
+    return b ? std::string() : b.error().message();
+  };
+  EXPECT_EQ(err("version: 0.2\nphases:\n  build:\n    commands: make\n"),
+            "buildspec.yml: phases.build.commands: expected a list of strings");
+  EXPECT_EQ(err("version: 0.2\nphases:\n  build:\n    commands:\n      - [a, b]\n"),
+            "buildspec.yml: phases.build.commands: expected a list of strings");
+  EXPECT_EQ(err("phases: {}\n"), "buildspec.yml: version: required (0.2)");
+  EXPECT_EQ(err("version: 0.1\n"), "buildspec.yml: version: expected 0.2, got 0.1");
+  EXPECT_EQ(err("version: 0.2\nphases:\n  deploy:\n    commands: [x]\n"),
+            "buildspec.yml: phases.deploy: unknown phase (expected install, pre_build, build or "
+            "post_build)");
+  EXPECT_THAT(err("version: 0.2\nphases:\n  build:\n    finally: [x]\n"),
+              HasSubstr("buildspec.yml: phases.build.finally: not supported"));
+  EXPECT_THAT(err("version: 0.2\nartifacts:\n  files: [a]\n"),
+              HasSubstr("buildspec.yml: artifacts: not supported"));
+  EXPECT_THAT(err("version: 0.2\nenv:\n  variables:\n    9X: a\n"),
+              HasSubstr("buildspec.yml: env.variables: '9X' is not a valid variable name"));
+  EXPECT_THAT(err("version: 0.2\nenv:\n  secrets-manager: {}\n"),
+              HasSubstr("buildspec.yml: env.secrets-manager: not supported"));
+  EXPECT_THAT(err("- a\n"), HasSubstr("buildspec.yml: expected a mapping"));
+  EXPECT_THAT(err("version: [0.2\n"), HasSubstr("buildspec.yml: "));
 }
 
 }  // namespace
