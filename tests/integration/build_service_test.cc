@@ -443,6 +443,29 @@ TEST_F(BuildServiceTest, StopOfARunningBuild) {
   EXPECT_EQ(tag_digest("web/app", "latest"), "");
 }
 
+TEST_F(BuildServiceTest, ServiceStopRequeuesARunningBuild) {
+  start_service(deps());
+  create();
+  commit_files({{"Dockerfile", "FROM web/base:1\nRUN echo sleeping && sleep 60\n"}}, "slow");
+  auto b = svc_->start_build("web", "main", "manual");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(wait_log(b->id, [](const std::string& t) {
+    return t.find("sleeping") != std::string::npos;
+  })) << failure_context(b->id);
+  auto t0 = std::chrono::steady_clock::now();
+  svc_->stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  auto after = svc_->get_build(b->id);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, "QUEUED");
+  EXPECT_EQ(after->started_at, 0);
+  EXPECT_THAT(log_of(b->id), HasSubstr("berthd stopping; build queued again"));
+  // Not started again here (it would sleep a minute): stop it while queued.
+  auto stopped = svc_->stop_build(b->id);
+  ASSERT_TRUE(stopped);
+  EXPECT_EQ(stopped->status, "STOPPED");
+}
+
 TEST_F(BuildServiceTest, TimeoutFailsTheBuild) {
   start_service(deps(std::chrono::seconds(2)));
   create();
