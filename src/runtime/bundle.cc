@@ -318,6 +318,15 @@ std::string make_config_json(const BundleParams& p) {
   if (!p.resolv_file.empty()) {
     mounts.push_back(bind_mount("/etc/resolv.conf", p.resolv_file));
   }
+  for (const auto& b : p.binds) {
+    // No noexec: a build step runs scripts and binaries from its source checkout.
+    Json m = Json::object();
+    m["destination"] = b.destination;
+    m["type"] = "bind";
+    m["source"] = b.source;
+    m["options"] = std::vector<std::string>{"rbind", b.read_only ? "ro" : "rw", "nosuid", "nodev"};
+    mounts.push_back(std::move(m));
+  }
   j["mounts"] = mounts;
 
   Json linux = Json::object();
@@ -344,6 +353,9 @@ std::string make_config_json(const BundleParams& p) {
   }
   Json ns = Json::array();
   for (const char* t : {"pid", "network", "ipc", "uts", "mount"}) {
+    if (p.host_network && std::string_view(t) == "network") {
+      continue;  // the host's network (a build step fetching packages)
+    }
     Json n = Json::object();
     n["type"] = t;
     ns.push_back(n);

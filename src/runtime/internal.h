@@ -63,6 +63,11 @@ Result<ProcResult> run_process(const std::vector<std::string>& argv);
 /// "a b c" for messages.
 std::string join_argv(const std::vector<std::string>& argv);
 
+/// openat2() with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+/// RESOLVE_NO_XDEV (O_CLOEXEC added): path never leaves dirfd's tree, nor follows a symlink.
+/// Returns the fd or -1 (errno set).
+int open_beneath(int dirfd, const std::string& path, int flags);
+
 int pidfd_open(pid_t pid);
 int pidfd_send_signal(int pidfd, int sig);
 
@@ -111,6 +116,13 @@ struct BundleParams {
   std::string resolv_file;    // at /etc/resolv.conf
   std::string cgroups_path;   // "/berth/<id>"
   uint64_t nofile = 65536;    // RLIMIT_NOFILE soft and hard
+  bool host_network = false;  // true: no network namespace (tasks: build steps)
+  struct Bind {
+    std::string source;       // host path
+    std::string destination;  // absolute path in the container
+    bool read_only = false;
+  };
+  std::vector<Bind> binds;  // after the standard mounts, in order
 };
 
 /// config.json text (OCI runtime spec 1.0.2).

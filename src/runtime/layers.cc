@@ -18,6 +18,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -159,10 +160,7 @@ ImageConfig parse_image_config(const Json& root) {
 // ---- layer extraction ---------------------------------------------------------------------
 
 int openat2_beneath(int dirfd, const std::string& path, int flags) {
-  open_how how{};
-  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  return static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
+  return detail::open_beneath(dirfd, path, flags);
 }
 
 std::string join(const std::vector<std::string>& parts, size_t n) {
@@ -531,15 +529,19 @@ struct ImagePreparer::State {
     return m;
   }
 
-  // Unpacks one layer into layers/<hex> unless it is there already. Threads of this process
-  // serialise on a per-layer mutex; other processes on an flock of layers/<hex>.lock.
-  Result<std::string> ensure_layer(const oci::Descriptor& d) {
-    std::string dir = layers + "/" + d.digest.hex;
+  // Unpacks one layer into layers/<hex> unless it is there already; blob_path() names the
+  // compressed file and is only asked when an unpack is needed. Threads of this process
+  // serialise on a per-layer mutex; other processes on an flock of layers/<hex>.lock. Both
+  // prepare() and unpack_layer() come through here, so a layer is unpacked once whichever
+  // asks first.
+  Result<std::string> ensure_layer(const oci::Digest& digest,
+                                   const std::function<Result<std::string>()>& blob_path) {
+    std::string dir = layers + "/" + digest.hex;
     struct stat st {};
     if (::stat(dir.c_str(), &st) == 0) {
       return dir;
     }
-    auto m = lock_for(d.digest.hex);
+    auto m = lock_for(digest.hex);
     std::lock_guard<std::mutex> g(*m);
     std::string lock_path = dir + ".lock";
     Fd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
@@ -549,13 +551,13 @@ struct ImagePreparer::State {
     if (::stat(dir.c_str(), &st) == 0) {
       return dir;
     }
-    BERTH_ASSIGN_OR_RETURN(std::string blob, source->blob_path(d.digest.str()));
-    std::string tmp = layers + "/.tmp-" + d.digest.hex + "-" + fs::random_hex(4);
+    BERTH_ASSIGN_OR_RETURN(std::string blob, blob_path());
+    std::string tmp = layers + "/.tmp-" + digest.hex + "-" + fs::random_hex(4);
     if (::mkdir(tmp.c_str(), 0755) != 0) {
       return Error(Errc::Internal, "mkdir " + tmp + ": " + std::strerror(errno));
     }
     Fd tmp_fd(::open(tmp.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC));
-    Extractor x(tmp_fd.get(), d.digest.str());
+    Extractor x(tmp_fd.get(), digest.str());
     Status s = x.run(blob);
     if (s) {
       // Durable before visible: a crash never leaves a half-written layer under its name.
@@ -570,7 +572,7 @@ struct ImagePreparer::State {
       (void)remove_tree(tmp);
       return std::move(s).error();
     }
-    logger()->info("layer unpacked digest={} dir={}", d.digest.str(), dir);
+    logger()->info("layer unpacked digest={} dir={}", digest.str(), dir);
     return dir;
   }
 };
@@ -669,11 +671,30 @@ Result<PreparedImage> ImagePreparer::prepare(const std::string& repository,
                                           l.digest.str() + " has unsupported media type " +
                                           l.media_type);
     }
-    BERTH_ASSIGN_OR_RETURN(std::string dir, s.ensure_layer(l));
+    std::string layer_digest = l.digest.str();
+    auto from_source = [&s, &layer_digest] { return s.source->blob_path(layer_digest); };
+    BERTH_ASSIGN_OR_RETURN(std::string dir, s.ensure_layer(l.digest, from_source));
     img.layer_dirs.push_back(std::move(dir));
     img.layer_digests.push_back(l.digest.str());
   }
   return img;
+}
+
+Result<std::string> ImagePreparer::unpack_layer(const std::string& digest,
+                                                const std::string& blob_path) {
+  auto d = oci::Digest::parse(digest);
+  if (!d) {
+    return Error(Errc::InvalidArgument, "layer digest \"" + digest + "\": " + d.error().message());
+  }
+  auto given = [&blob_path, &digest]() -> Result<std::string> {
+    struct stat st {};
+    if (::stat(blob_path.c_str(), &st) != 0) {
+      return Error(errno == ENOENT ? Errc::NotFound : Errc::Internal,
+                   "layer " + digest + ": " + blob_path + ": " + std::strerror(errno));
+    }
+    return blob_path;
+  };
+  return state_->ensure_layer(*d, given);
 }
 
 Result<size_t> ImagePreparer::prune(const std::set<std::string>& keep) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Subprocesses (posix_spawn, close-on-exec pipes), pidfds and small text helpers.
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <poll.h>
 #include <spawn.h>
 #include <sys/syscall.h>
@@ -139,6 +140,13 @@ Result<ProcResult> run_process(const std::vector<std::string>& argv) {
   }
   r.status = st;
   return r;
+}
+
+int open_beneath(int dirfd, const std::string& path, int flags) {
+  open_how how{};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+  return static_cast<int>(::syscall(SYS_openat2, dirfd, path.c_str(), &how, sizeof how));
 }
 
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }

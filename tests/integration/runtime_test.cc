@@ -9,9 +9,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -475,6 +479,291 @@ TEST_F(RuntimeIntegrationTest, StartLatency) {
   std::printf("runtime start latency: median %.1f ms, min %.1f ms, max %.1f ms\n", median,
               ms.front(), ms.back());
   EXPECT_LT(median, 1000.0);  // generous: shared CI machines; the target is < 150 ms
+}
+
+// ---- tasks (build RUN steps) ----------------------------------------------------------------
+
+class RuntimeTaskTest : public RuntimeIntegrationTest {
+ protected:
+  // A task over the busybox image's layers, its changes in a fresh upper dir.
+  TaskSpec task(const std::string& id, std::vector<std::string> args) {
+    TaskSpec t;
+    t.id = id;
+    t.lower_dirs = image_.layer_dirs;
+    t.upper_dir = scratch_ / (id + "-upper");
+    t.work_dir = scratch_ / (id + "-work");
+    std::filesystem::create_directories(t.upper_dir);
+    std::filesystem::create_directories(t.work_dir);
+    t.args = std::move(args);
+    t.output = [this](std::string_view stream, std::string_view line) {
+      std::lock_guard<std::mutex> g(out_mu_);
+      out_.emplace_back(std::string(stream), std::string(line));
+    };
+    return t;
+  }
+
+  std::vector<std::string> lines(const std::string& stream) {
+    std::lock_guard<std::mutex> g(out_mu_);
+    std::vector<std::string> v;
+    for (const auto& [s, l] : out_) {
+      if (s == stream) {
+        v.push_back(l);
+      }
+    }
+    return v;
+  }
+
+  // Every path in dir, relative, sorted.
+  static std::vector<std::string> tree(const std::string& dir) {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      v.push_back(e.path().lexically_relative(dir).string());  // no symlink resolution
+    }
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+
+  void expect_task_gone(const std::string& id) {
+    EXPECT_FALSE(mounted_under(root_ / "tasks")) << test::read_file("/proc/self/mountinfo");
+    EXPECT_FALSE(std::filesystem::exists(root_ / ("tasks/" + id)));
+    EXPECT_TRUE(std::filesystem::is_empty(root_ / "runc-tasks"));
+    EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/memory/berth/" + id));
+    auto ids = rt_->list();
+    ASSERT_TRUE(ids);
+    EXPECT_TRUE(ids->empty());
+    // No zombie left: the task's process (our child, as subreaper) was reaped.
+    siginfo_t info{};
+    int rc = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+    EXPECT_TRUE(rc != 0 || info.si_pid == 0) << "unreaped child pid " << info.si_pid;
+  }
+
+  TempDir scratch_;
+  std::mutex out_mu_;
+  std::vector<std::pair<std::string, std::string>> out_;
+};
+
+TEST_F(RuntimeTaskTest, ReturnsTheExitCodeAndDeliversOutputLines) {
+  auto t = task("task-out", {"/bin/busybox", "sh", "-c",
+                             "echo one; echo oops >&2; printf 'two\\nthree'; exit 5"});
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 5);
+  EXPECT_EQ(r->signal, 0);
+  EXPECT_EQ(lines("stdout"), (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(lines("stderr"), std::vector<std::string>{"oops"});
+  // Tasks are not instances: never reported through on_exit.
+  std::lock_guard<std::mutex> g(mu_);
+  EXPECT_TRUE(exits_.empty());
+}
+
+TEST_F(RuntimeTaskTest, OnlyTheCommandsChangesLandInTheUpperDir) {
+  // The image has /etc (passwd, group) but no /proc, /sys, /dev or /etc/hosts: the mount
+  // points runc makes for them must not end up in the layer.
+  auto t = task("task-fs", {"/bin/busybox", "sh", "-c",
+                            "echo hi > /out.txt && /bin/busybox rm /www/index.html && "
+                            "/bin/busybox cat /etc/hosts /etc/resolv.conf >/dev/null"});
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->str(), "exited with code 0") << ::testing::PrintToString(out_);
+  EXPECT_EQ(tree(t.upper_dir), (std::vector<std::string>{"out.txt", "www", "www/index.html"}));
+  EXPECT_EQ(test::read_file(t.upper_dir + "/out.txt"), "hi\n");
+  // The deletion is an overlay whiteout: a 0/0 character device.
+  struct stat st {};
+  ASSERT_EQ(::lstat((t.upper_dir + "/www/index.html").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  expect_task_gone("task-fs");
+}
+
+TEST_F(RuntimeTaskTest, AppliesUserAndCreatesTheWorkingDirectory) {
+  auto t = task("task-user", {"/bin/busybox", "sh", "-c",
+                              "/bin/busybox id -u; /bin/busybox id -g; pwd; echo $HOME"});
+  t.user = "app";
+  t.cwd = "/work/dir";
+  t.env = {"FOO=bar"};
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 0) << ::testing::PrintToString(out_);
+  EXPECT_EQ(lines("stdout"), (std::vector<std::string>{"1000", "1000", "/work/dir", "/home/app"}));
+  // The working directory is a change of its own, as Docker's WORKDIR makes it.
+  EXPECT_EQ(tree(t.upper_dir), (std::vector<std::string>{"work", "work/dir"}));
+  struct stat st {};
+  ASSERT_EQ(::stat((t.upper_dir + "/work/dir").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(st.st_uid, 0u);
+
+  auto bad = task("task-nouser", {"/bin/busybox", "true"});
+  bad.user = "nobody-here";
+  auto b = rt_->run_task(bad);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().code(), Errc::InvalidArgument);
+  EXPECT_NE(b.error().message().find("nobody-here"), std::string::npos) << b.error().message();
+  EXPECT_TRUE(tree(bad.upper_dir).empty());
+  expect_task_gone("task-nouser");
+}
+
+TEST_F(RuntimeTaskTest, BindsAreVisibleAndLeaveNoMountPoints) {
+  TempDir src;
+  test::write_file(src / "hello.txt", "from the checkout\n");
+  TempDir out;
+  auto t = task("task-bind", {"/bin/busybox", "sh", "-c",
+                              "/bin/busybox cat /src/hello.txt; echo made > /deep/out/result; "
+                              "echo x > /src/nope 2>/dev/null || echo read-only"});
+  t.binds.push_back({src.path(), "/src", true});
+  t.binds.push_back({out.path(), "/deep/out", false});
+  t.cwd = "/src";  // as a buildspec command runs: in its checkout, which is no change
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 0) << ::testing::PrintToString(out_);
+  EXPECT_EQ(lines("stdout"), (std::vector<std::string>{"from the checkout", "read-only"}));
+  EXPECT_EQ(test::read_file(out / "result"), "made\n");
+  EXPECT_FALSE(std::filesystem::exists(src / "nope"));
+  EXPECT_TRUE(tree(t.upper_dir).empty()) << ::testing::PrintToString(tree(t.upper_dir));
+  expect_task_gone("task-bind");
+}
+
+TEST_F(RuntimeTaskTest, HostNetworkOrLoopbackOnly) {
+  auto host = task("task-hostnet", {"/bin/busybox", "cat", "/etc/resolv.conf"});
+  host.host_network = true;
+  auto r = rt_->run_task(host);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 0);
+  // The host's own file, bound read-only.
+  auto seen = lines("stdout");
+  std::string host_resolv = test::read_file("/etc/resolv.conf");
+  size_t pos = 0;
+  while (pos < host_resolv.size()) {
+    size_t nl = host_resolv.find('\n', pos);
+    std::string line = host_resolv.substr(pos, nl == std::string::npos ? nl : nl - pos);
+    pos = nl == std::string::npos ? host_resolv.size() : nl + 1;
+    if (!line.empty()) {
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), line), 1) << line;
+    }
+  }
+  // Its own namespace: only a loopback interface.
+  out_.clear();
+  auto own = task("task-ownnet", {"/bin/busybox", "ls", "/sys/class/net"});
+  own.host_network = false;
+  r = rt_->run_task(own);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(lines("stdout"), std::vector<std::string>{"lo"});
+  EXPECT_TRUE(tree(own.upper_dir).empty()) << ::testing::PrintToString(tree(own.upper_dir));
+}
+
+TEST_F(RuntimeTaskTest, TimeoutKillsAndLeavesNothing) {
+  auto t =
+      task("task-slow", {"/bin/busybox", "sh", "-c", "echo started; exec /bin/busybox sleep 30"});
+  t.timeout = std::chrono::milliseconds(500);
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = rt_->run_task(t);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::DeadlineExceeded) << r.error().message();
+  EXPECT_GE(took, std::chrono::milliseconds(500));
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_EQ(lines("stdout"), std::vector<std::string>{"started"});
+  EXPECT_TRUE(tree(t.upper_dir).empty()) << ::testing::PrintToString(tree(t.upper_dir));
+  expect_task_gone("task-slow");
+}
+
+TEST_F(RuntimeTaskTest, CancelKillsAndIsNotListed) {
+  std::atomic<bool> cancel{false};
+  auto t = task("task-cancel", {"/bin/busybox", "sleep", "30"});
+  t.cancel = &cancel;
+  std::vector<std::string> listed_while_running;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    if (auto ids = rt_->list()) {
+      listed_while_running = *ids;
+    }
+    cancel = true;
+  });
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = rt_->run_task(t);
+  canceller.join();
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Cancelled) << r.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(listed_while_running.empty());
+  expect_task_gone("task-cancel");
+}
+
+TEST_F(RuntimeTaskTest, EmptyLowerWithABoundStaticBinary) {
+  // FROM scratch: no lower layers at all; busybox comes in through a bind, and a
+  // `busybox --install -s /bin` layer holds its symlinks but not the bind's mount point.
+  auto t = task("task-scratch", {"/bin/busybox", "sh", "-c",
+                                 "/bin/busybox --install -s /bin && /bin/busybox mkdir /made"});
+  t.lower_dirs.clear();
+  t.binds.push_back({"/bin/busybox", "/bin/busybox", true});
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 0) << ::testing::PrintToString(out_);
+  auto files = tree(t.upper_dir);
+  EXPECT_EQ(std::count(files.begin(), files.end(), "made"), 1);
+  EXPECT_EQ(std::count(files.begin(), files.end(), "bin/busybox"), 0);
+  EXPECT_EQ(std::count(files.begin(), files.end(), "bin/sh"), 1);
+  for (const auto& f : files) {
+    EXPECT_TRUE(f == "made" || f == "bin" || f.rfind("bin/", 0) == 0) << f;
+  }
+  struct stat st {};
+  ASSERT_EQ(::lstat((t.upper_dir + "/bin/sh").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+
+  // Nothing bound: only what the command made.
+  auto bare = task("task-bare", {"/bin/busybox", "sh", "-c", "echo never"});
+  bare.lower_dirs.clear();
+  auto b = rt_->run_task(bare);
+  ASSERT_FALSE(b);  // nothing to run in an empty rootfs
+  EXPECT_EQ(b.error().code(), Errc::Internal);
+  EXPECT_NE(b.error().message().find("/bin/busybox"), std::string::npos) << b.error().message();
+  EXPECT_TRUE(tree(bare.upper_dir).empty()) << ::testing::PrintToString(tree(bare.upper_dir));
+  expect_task_gone("task-bare");
+}
+
+TEST_F(RuntimeTaskTest, RefusesBadSpecs) {
+  auto t = task("Bad_Id", {"/bin/busybox", "true"});
+  EXPECT_EQ(rt_->run_task(t).error().code(), Errc::InvalidArgument);
+  t = task("task-noargs", {});
+  EXPECT_EQ(rt_->run_task(t).error().code(), Errc::InvalidArgument);
+  t = task("task-relcwd", {"/bin/busybox", "true"});
+  t.cwd = "relative";
+  EXPECT_EQ(rt_->run_task(t).error().code(), Errc::InvalidArgument);
+  t = task("task-nobind", {"/bin/busybox", "true"});
+  t.binds.push_back({"/does/not/exist", "/x", false});
+  EXPECT_EQ(rt_->run_task(t).error().code(), Errc::InvalidArgument);
+}
+
+TEST_F(RuntimeTaskTest, ANewRuntimeRemovesTasksACrashLeftBehind) {
+  // What a berthd killed mid-task leaves: a bundle whose rootfs is still an overlay mount.
+  std::string bundle = root_ / "tasks/task-crashed";
+  for (const char* d : {"/rootfs", "/l", "/u", "/w"}) {
+    std::filesystem::create_directories(bundle + d);
+  }
+  auto m = test::run("mount -t overlay overlay -o lowerdir=" + bundle + "/l,upperdir=" + bundle +
+                     "/u,workdir=" + bundle + "/w " + bundle + "/rootfs");
+  ASSERT_EQ(m.code, 0) << m.all();
+  ASSERT_TRUE(mounted_under(bundle));
+  RuntimeOptions o;
+  o.root = root_.path();
+  Runtime again(o, ioc_);
+  EXPECT_FALSE(mounted_under(bundle));
+  EXPECT_FALSE(std::filesystem::exists(bundle));
+}
+
+TEST_F(RuntimeTaskTest, RunsBesideInstances) {
+  // An instance exiting while a task runs: each exit goes to its own waiter.
+  auto info = rt_->start(
+      spec("inst-beside", {"/bin/busybox", "sh", "-c", "/bin/busybox sleep 0.2; exit 4"}));
+  ASSERT_TRUE(info) << info.error().message();
+  auto t = task("task-beside", {"/bin/busybox", "sh", "-c", "/bin/busybox sleep 0.5; exit 6"});
+  auto r = rt_->run_task(t);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->exit_code, 6);
+  auto e = wait_exit("inst-beside");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->exit_code, 4);
+  ASSERT_TRUE(rt_->stop("inst-beside", std::chrono::milliseconds(0)));
+  expect_task_gone("task-beside");
 }
 
 }  // namespace

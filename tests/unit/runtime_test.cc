@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/json.h"
@@ -360,6 +362,91 @@ TEST_F(RuntimeLayerTest, ConcurrentPreparesUnpackOnce) {
     dirs += e.is_directory() ? 1 : 0;
   }
   EXPECT_EQ(dirs, 1);
+}
+
+TEST_F(RuntimeLayerTest, UnpackLayerFromAFileOnceAndSharesTheCacheWithPrepare) {
+  std::string tar = make_tar({{"bin", 'd', "", 0755}, {"bin/tool", 'f', "v1", 0755}}, Filter::Gzip);
+  std::string digest = oci::Digest::sha256_of(tar).str();
+  std::string file = blobs_ / "built-layer.tar.gz";
+  std::ofstream(file, std::ios::binary) << tar;
+
+  auto dir = prep_.unpack_layer(digest, file);
+  ASSERT_TRUE(dir) << dir.error().message();
+  EXPECT_EQ(*dir, root_ / ("layers/" + digest.substr(7)));
+  EXPECT_EQ(slurp(*dir + "/bin/tool"), "v1");
+  // A marker survives a second call: the layer is not unpacked again, and the file is not
+  // even looked at.
+  std::ofstream(*dir + "/marker") << "x";
+  std::filesystem::remove(file);
+  auto again = prep_.unpack_layer(digest, file);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again, *dir);
+  EXPECT_TRUE(std::filesystem::exists(*dir + "/marker"));
+
+  // prepare() of an image with that layer uses the same directory without reading the blob.
+  int reads_before = src_.blob_reads;
+  std::string m = src_.add_image({{tar, Filter::Gzip}});
+  auto img = prep_.prepare("web/app", m);
+  ASSERT_TRUE(img) << img.error().message();
+  ASSERT_EQ(img->layer_dirs.size(), 1u);
+  EXPECT_EQ(img->layer_dirs[0], *dir);
+  EXPECT_EQ(src_.blob_reads - reads_before, 1);  // the config only
+  EXPECT_TRUE(std::filesystem::exists(*dir + "/marker"));
+}
+
+TEST_F(RuntimeLayerTest, UnpackLayerConcurrentlyUnpacksOnce) {
+  std::vector<TarEntry> entries;
+  for (int i = 0; i < 200; ++i) {
+    std::string name = "f";  // not "f" + ...: GCC 12 -O3 reports a false -Wrestrict
+    name += std::to_string(i);
+    entries.push_back({name, 'f', std::string(1000, 'y')});
+  }
+  std::string tar = make_tar(entries, Filter::Zstd);
+  std::string digest = oci::Digest::sha256_of(tar).str();
+  std::string file = blobs_ / "layer.tar.zst";
+  std::ofstream(file, std::ios::binary) << tar;
+  std::vector<std::thread> ts;
+  std::mutex mu;
+  std::set<std::string> dirs;
+  for (int i = 0; i < 6; ++i) {
+    ts.emplace_back([&] {
+      auto d = prep_.unpack_layer(digest, file);
+      std::lock_guard<std::mutex> g(mu);
+      dirs.insert(d ? *d : "error: " + d.error().message());
+    });
+  }
+  for (auto& t : ts) {
+    t.join();
+  }
+  ASSERT_EQ(dirs.size(), 1u);
+  EXPECT_EQ(*dirs.begin(), root_ / ("layers/" + digest.substr(7)));
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(root_ / "layers")) {
+    n += e.is_directory() ? 1 : 0;
+  }
+  EXPECT_EQ(n, 1);  // no temp dirs left either
+}
+
+TEST_F(RuntimeLayerTest, UnpackLayerRefusesBadInput) {
+  auto bad_digest = prep_.unpack_layer("sha256:nothex", blobs_ / "x");
+  ASSERT_FALSE(bad_digest);
+  EXPECT_EQ(bad_digest.error().code(), Errc::InvalidArgument);
+
+  std::string missing = oci::Digest::sha256_of("nothing").str();
+  auto no_file = prep_.unpack_layer(missing, blobs_ / "no-such-file");
+  ASSERT_FALSE(no_file);
+  EXPECT_EQ(no_file.error().code(), Errc::NotFound);
+
+  // The same safety checks as prepare(): an escaping entry names the layer and the entry.
+  std::string tar = make_tar({{"../evil", 'f', "x"}}, Filter::None);
+  std::string digest = oci::Digest::sha256_of(tar).str();
+  std::string file = blobs_ / "evil.tar";
+  std::ofstream(file, std::ios::binary) << tar;
+  auto evil = prep_.unpack_layer(digest, file);
+  ASSERT_FALSE(evil);
+  EXPECT_EQ(evil.error().code(), Errc::InvalidArgument);
+  EXPECT_NE(evil.error().message().find(digest), std::string::npos) << evil.error().message();
+  EXPECT_FALSE(std::filesystem::exists(root_ / ("layers/" + digest.substr(7))));
 }
 
 TEST_F(RuntimeLayerTest, PicksHostPlatformFromIndex) {
