@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "common/fs.h"
 #include "common/sha256.h"
@@ -137,6 +138,96 @@ void FsBlobStore::remove_upload(const std::string& id) {
 
 Result<std::string> FsBlobStore::hash_upload(const std::string& id) {
   return hash_path(upload_data_path(id));
+}
+
+Result<bool> FsBlobStore::stage_file(const std::string& id, const std::string& path,
+                                     const std::string& hex, int64_t size) {
+  std::string dir = root_ + "/uploads/" + id;
+  if (::mkdir(dir.c_str(), 0755) != 0) {
+    return sys_error("mkdir", dir);
+  }
+  std::string data = dir + "/data";
+  auto fail = [&](Error e) -> Error {
+    remove_upload(id);
+    return e;
+  };
+  bool linked = ::link(path.c_str(), data.c_str()) == 0;
+  Sha256 h;
+  int64_t total = 0;
+  if (linked) {
+    int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return fail(sys_error("open", data));
+    }
+    struct stat st {};
+    ::fstat(fd, &st);
+    total = st.st_size;
+    auto r = hash_fd(fd, data);
+    ::close(fd);
+    if (!r) {
+      return fail(r.error());
+    }
+    if (*r != hex || total != size) {
+      return fail(Error(Errc::InvalidArgument, path + " holds sha256:" + *r + " (" +
+                                                   std::to_string(total) + " bytes), not sha256:" +
+                                                   hex + " (" + std::to_string(size) + " bytes)"));
+    }
+    return true;
+  }
+  if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
+    return fail(sys_error("link", path));
+  }
+  // Another filesystem (or links refused): copy while hashing.
+  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    return fail(sys_error("open", path));
+  }
+  int out = ::open(data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (out < 0) {
+    Error e = sys_error("create", data);
+    ::close(in);
+    return fail(e);
+  }
+  std::string buf(1 << 20, '\0');
+  std::optional<Error> failed;
+  while (!failed) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      failed = sys_error("read", path);
+      break;
+    }
+    if (n == 0) {
+      break;
+    }
+    h.update(buf.data(), static_cast<size_t>(n));
+    total += n;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = ::write(out, buf.data() + off, static_cast<size_t>(n - off));
+      if (w < 0 && errno == EINTR) {
+        continue;
+      }
+      if (w < 0) {
+        failed = sys_error("write", data);
+        break;
+      }
+      off += w;
+    }
+  }
+  ::close(in);
+  ::close(out);
+  if (failed) {
+    return fail(*failed);
+  }
+  std::string got = h.hex();
+  if (got != hex || total != size) {
+    return fail(Error(Errc::InvalidArgument,
+                      path + " holds sha256:" + got + " (" + std::to_string(total) +
+                          " bytes), not sha256:" + hex + " (" + std::to_string(size) + " bytes)"));
+  }
+  return false;
 }
 
 Result<int> FsBlobStore::open_blob(const std::string& hex) const {

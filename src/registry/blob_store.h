@@ -42,6 +42,16 @@ class FsBlobStore {
   /// Hashes an upload's data file from the start (after a restart lost the running hash).
   Result<std::string> hash_upload(const std::string& id);
 
+  /// Stages a local file as upload `id` (uploads/<id>/data): a hard link when it is on this
+  /// filesystem, else a copy; the file itself is never moved or changed. Then checks that the
+  /// staged bytes hash to `hex` and are `size` bytes long. commit_upload(id, hex) makes it a
+  /// blob; remove_upload(id) drops it. A hard link shares the file's inode, so the caller must
+  /// not rewrite the file in place afterwards (replacing it by rename is fine). Returns true
+  /// when hard-linked. Errors: NotFound (no such file), InvalidArgument (digest or size
+  /// mismatch; nothing is kept), Internal/ResourceExhausted for I/O failures.
+  Result<bool> stage_file(const std::string& id, const std::string& path, const std::string& hex,
+                          int64_t size);
+
   /// Opens a blob read-only; NotFound when the file is missing.
   Result<int> open_blob(const std::string& hex) const;
   void remove_blob(const std::string& hex);

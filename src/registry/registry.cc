@@ -291,6 +291,27 @@ struct Registry::Impl {
     co_return ptr;
   }
 
+  // The one sentence for a push into a repository that does not exist (and may not be
+  // auto-created).
+  static Error repository_missing(const std::string& name) {
+    return Error(Errc::NotFound, "repository " + name +
+                                     " does not exist; create it with: berth repo create " + name);
+  }
+
+  // Blocking: creates a repository on first push (auto_create_repositories). An AlreadyExists
+  // from a racing creator is success.
+  Status auto_create_repository(const std::string& name) {
+    store::Repository repo;
+    repo.name = name;
+    repo.created_at = now_unix();
+    auto c = store.create_repository(repo);
+    if (!c && c.error().code() != Errc::AlreadyExists) {
+      return c.error();
+    }
+    log->info("repository auto-created repo={}", name);
+    return ok();
+  }
+
   // For writes: creates the repository when the config allows it.
   awaitable<Result<std::shared_ptr<const store::Repository>>> repo_for_push(std::string name) {
     auto r = co_await find_repo(name);
@@ -298,19 +319,13 @@ struct Registry::Impl {
       co_return r;
     }
     if (!opts.auto_create_repositories) {
-      co_return Error(
-          Errc::NotFound,
-          "repository " + name + " does not exist; create it with: berth repo create " + name);
+      co_return repository_missing(name);
     }
-    store::Repository repo;
-    repo.name = name;
-    repo.created_at = now_unix();
-    auto create_repo = [this, repo] { return store.create_repository(repo); };
+    auto create_repo = [this, name] { return auto_create_repository(name); };
     auto c = co_await run_blocking(pool, std::move(create_repo));
-    if (!c && c.error().code() != Errc::AlreadyExists) {
+    if (!c) {
       co_return c.error();
     }
-    log->info("repository auto-created repo={}", name);
     co_return co_await find_repo(name);
   }
 
@@ -597,6 +612,72 @@ struct Registry::Impl {
     co_await ex.send(std::move(res));
   }
 
+  // ---- what is recorded for a manifest (the /v2/ handler and push_local) -----------------
+
+  // The image config to read the platform from: its hex, or "" for an index, an artifact or
+  // a config too big to bother.
+  static std::string platform_config_hex(const oci::Manifest& m) {
+    if (m.is_index() || !m.config || m.config->size >= (1 << 20) || !m.artifact_type.empty()) {
+      return "";
+    }
+    return m.config->digest.hex;
+  }
+
+  // The row stored for a manifest. config_bytes: the blob platform_config_hex() names, when
+  // it could be read.
+  static store::ManifestRecord manifest_record(const oci::Manifest& parsed,
+                                               const oci::Digest& digest, std::string body,
+                                               const std::optional<std::string>& config_bytes) {
+    store::ManifestRecord rec;
+    rec.digest = digest.str();
+    rec.media_type = parsed.media_type;
+    rec.size = static_cast<int64_t>(body.size());
+    rec.artifact_type = parsed.artifact_type;
+    rec.subject = parsed.subject ? parsed.subject->digest.str() : "";
+    rec.annotations_json = parsed.annotations_json;
+    rec.pushed_at = now_unix();
+    rec.total_size = rec.size;
+    if (parsed.is_index()) {
+      std::string platforms;
+      for (const auto& d : parsed.manifests) {
+        rec.manifest_refs.push_back(d.digest.str());
+        rec.total_size += d.size;
+        if (d.platform && !d.platform->str().empty()) {
+          platforms += (platforms.empty() ? "" : ",") + d.platform->str();
+        }
+      }
+      rec.platform = platforms;
+    } else {
+      rec.blob_refs.push_back(parsed.config->digest.str());
+      rec.total_size += parsed.config->size;
+      for (const auto& d : parsed.layers) {
+        rec.blob_refs.push_back(d.digest.str());
+        rec.total_size += d.size;
+      }
+      if (config_bytes) {
+        if (auto p = oci::parse_config_platform(*config_bytes)) {
+          rec.platform = p->str();
+        }
+      }
+    }
+    rec.content = std::move(body);
+    return rec;
+  }
+
+  // Whether a push may not move `tag` once set: the repository's tags are immutable and no
+  // mutable glob exempts it.
+  static bool tag_is_immutable(const store::Repository& repo, const std::string& tag) {
+    if (!repo.immutable_tags) {
+      return false;
+    }
+    for (const auto& g : repo.mutable_tag_globs) {
+      if (oci::glob_match(g, tag)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   awaitable<void> put_manifest(http::Exchange& ex, std::string name, std::string reference) {
     std::string tag;
     std::optional<oci::Digest> want;
@@ -638,55 +719,18 @@ struct Registry::Impl {
           ex, parsed.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::ManifestInvalid,
           parsed.error().message());
     }
-    store::ManifestRecord rec;
-    rec.digest = digest.str();
-    rec.media_type = parsed->media_type;
-    rec.size = static_cast<int64_t>(body->size());
-    rec.artifact_type = parsed->artifact_type;
-    rec.subject = parsed->subject ? parsed->subject->digest.str() : "";
-    rec.annotations_json = parsed->annotations_json;
-    rec.pushed_at = now_unix();
-    rec.total_size = rec.size;
-    if (parsed->is_index()) {
-      std::string platforms;
-      for (const auto& d : parsed->manifests) {
-        rec.manifest_refs.push_back(d.digest.str());
-        rec.total_size += d.size;
-        if (d.platform && !d.platform->str().empty()) {
-          platforms += (platforms.empty() ? "" : ",") + d.platform->str();
-        }
-      }
-      rec.platform = platforms;
-    } else {
-      rec.blob_refs.push_back(parsed->config->digest.str());
-      rec.total_size += parsed->config->size;
-      for (const auto& d : parsed->layers) {
-        rec.blob_refs.push_back(d.digest.str());
-        rec.total_size += d.size;
-      }
-      // The platform comes from the image config, when it is one and is small.
-      const auto& cfg = *parsed->config;
-      if (cfg.size < (1 << 20) && parsed->artifact_type.empty()) {
-        std::string hex = cfg.digest.hex;
-        auto read_config = [this, hex] { return fs::read_file(blobs.blob_path(hex)); };
-        auto bytes = co_await run_blocking(pool, std::move(read_config));
-        if (bytes) {
-          if (auto p = oci::parse_config_platform(*bytes)) {
-            rec.platform = p->str();
-          }
-        }
+    // The platform of an image comes from its config blob.
+    std::optional<std::string> config_bytes;
+    std::string config_hex = platform_config_hex(*parsed);
+    if (!config_hex.empty()) {
+      auto read_config = [this, config_hex] { return fs::read_file(blobs.blob_path(config_hex)); };
+      auto bytes = co_await run_blocking(pool, std::move(read_config));
+      if (bytes) {
+        config_bytes = std::move(*bytes);
       }
     }
-    rec.content = std::move(*body);
-    bool immutable = false;
-    if (!tag.empty() && repo->immutable_tags) {
-      immutable = true;
-      for (const auto& g : repo->mutable_tag_globs) {
-        if (oci::glob_match(g, tag)) {
-          immutable = false;
-        }
-      }
-    }
+    store::ManifestRecord rec = manifest_record(*parsed, digest, std::move(*body), config_bytes);
+    bool immutable = !tag.empty() && tag_is_immutable(*repo, tag);
     auto repo_copy = *repo;
     auto store_manifest = [this, repo_copy, rec, tag, immutable] {
       return store.put_manifest(repo_copy, rec, tag, immutable);
@@ -1352,6 +1396,173 @@ struct Registry::Impl {
     }
     return rep;
   }
+
+  // ---- push_local ------------------------------------------------------------------------
+
+  // Blocking (a worker thread, never an I/O thread): everything a push of each tag does, from
+  // local files. Nothing is stored unless every check passes: authorization, the manifest,
+  // the tags, and every new blob's bytes are verified before the first commit.
+  Result<std::string> push_local(const std::string& principal, const LocalImage& image) {
+    const std::string& name = image.repository;
+    BERTH_TRY(oci::validate_repository_name(name));
+    iam::Request req{principal, "registry:Push", "repository/" + name};
+    // "system:build" is berth itself (a build project without a role).
+    bool allowed = principal == "system:build" || authz->authorize(req).has_value();
+    if (opts.audit != nullptr) {
+      opts.audit->record(req, allowed, "local");
+    }
+    if (!allowed) {
+      // "role/builder-web" reads as "role builder-web" in what the build log shows.
+      iam::Request shown = req;
+      if (auto slash = shown.principal.find('/'); slash != std::string::npos) {
+        shown.principal[slash] = ' ';
+      }
+      log->info("local push denied repo={} principal={}", name, principal);
+      return Error(Errc::PermissionDenied, iam::denial_message(shown));
+    }
+    if (image.tags.empty()) {
+      return Error(Errc::InvalidArgument, "push of " + name + ": no tag to store the image under");
+    }
+    for (const auto& tag : image.tags) {
+      BERTH_TRY(oci::validate_tag(tag));
+    }
+    if (image.manifest.size() > opts.max_manifest_bytes) {
+      return Error(Errc::InvalidArgument, "manifest exceeds the limit of " +
+                                              std::to_string(opts.max_manifest_bytes) + " bytes");
+    }
+    oci::Digest digest = oci::Digest::sha256_of(image.manifest);
+    BERTH_ASSIGN_OR_RETURN(oci::Manifest parsed,
+                           oci::parse_manifest(image.manifest, image.media_type));
+
+    auto repo = store.get_repository(name);
+    bool create = false;
+    if (!repo) {
+      if (repo.error().code() != Errc::NotFound) {
+        return repo.error();
+      }
+      if (!opts.auto_create_repositories) {
+        return repository_missing(name);
+      }
+      create = true;
+    } else {
+      // Immutable tags: refuse before anything is stored (the store checks again).
+      for (const auto& tag : image.tags) {
+        if (!tag_is_immutable(*repo, tag)) {
+          continue;
+        }
+        auto cur = store.get_manifest(repo->id, tag);
+        if (cur && cur->digest != digest.str()) {
+          return Error(Errc::PermissionDenied, "tag " + tag + " is immutable in repository " +
+                                                   name + " and already points at " + cur->digest);
+        }
+      }
+    }
+
+    // Stage the blobs the store lacks (hard link or copy, verified), then commit them all.
+    struct Blob {
+      std::string digest, hex, upload;  // upload: "" when the store had the blob already
+      int64_t size = 0;
+    };
+    std::vector<Blob> todo;
+    auto drop_staged = [&] {
+      for (const auto& b : todo) {
+        if (!b.upload.empty()) {
+          blobs.remove_upload(b.upload);
+        }
+      }
+    };
+    int linked = 0, copied = 0;
+    for (const auto& lb : image.blobs) {
+      auto d = oci::Digest::parse(lb.digest);
+      if (!d) {
+        drop_staged();
+        return d.error().with_context("blob " + lb.digest);
+      }
+      if (std::any_of(todo.begin(), todo.end(), [&](const Blob& b) { return b.hex == d->hex; })) {
+        continue;
+      }
+      Blob b{d->str(), d->hex, "", lb.size};
+      struct stat st {};
+      if (::stat(blobs.blob_path(b.hex).c_str(), &st) == 0) {
+        if (st.st_size != lb.size) {
+          drop_staged();
+          return Error(Errc::InvalidArgument, "blob " + b.digest + " is " +
+                                                  std::to_string(st.st_size) + " bytes, not " +
+                                                  std::to_string(lb.size));
+        }
+      } else {
+        b.upload = fs::random_uuid();
+        auto staged = blobs.stage_file(b.upload, lb.path, b.hex, lb.size);
+        if (!staged) {
+          drop_staged();
+          return staged.error().with_context("blob " + b.digest);
+        }
+        ++(*staged ? linked : copied);
+      }
+      todo.push_back(std::move(b));
+    }
+
+    if (create) {
+      if (auto c = auto_create_repository(name); !c) {
+        drop_staged();
+        return c.error();
+      }
+      forget_repo(name);
+      repo = store.get_repository(name);
+      if (!repo) {
+        drop_staged();
+        return repo.error();
+      }
+    }
+    for (size_t i = 0; i < todo.size(); ++i) {
+      Blob& b = todo[i];
+      std::lock_guard lock(stripe(b.hex));
+      Status s;
+      if (!b.upload.empty()) {
+        s = blobs.commit_upload(b.upload, b.hex);
+        if (s) {
+          b.upload.clear();
+        }
+      } else if (::access(blobs.blob_path(b.hex).c_str(), F_OK) != 0) {
+        // Collected between the check and now (it had no manifest): rare, and a retry stores it.
+        s = Error(Errc::Unavailable,
+                  "blob " + b.digest + " was garbage-collected meanwhile: retry");
+      }
+      if (s) {
+        s = store.link_blob(repo->id, b.digest, b.size, now_unix());
+      }
+      if (!s) {
+        for (size_t k = i; k < todo.size(); ++k) {
+          if (!todo[k].upload.empty()) {
+            blobs.remove_upload(todo[k].upload);
+          }
+        }
+        return s.error().with_context("push of " + name);
+      }
+    }
+
+    std::optional<std::string> config_bytes;
+    if (std::string hex = platform_config_hex(parsed); !hex.empty()) {
+      if (auto bytes = fs::read_file(blobs.blob_path(hex))) {
+        config_bytes = std::move(*bytes);
+      }
+    }
+    store::ManifestRecord rec = manifest_record(parsed, digest, image.manifest, config_bytes);
+    for (const auto& tag : image.tags) {
+      auto put = store.put_manifest(*repo, rec, tag, tag_is_immutable(*repo, tag));
+      invalidate_repo(name);
+      if (!put) {
+        return put.error().with_context("push of " + name + ":" + tag);
+      }
+      log->info("manifest stored repo={} ref={} digest={} media_type={} bytes={} principal={}",
+                name, tag, rec.digest, rec.media_type, rec.size, principal);
+      // As a push does, tag by tag (EventBus is thread-safe; subscribers must not block).
+      bus.publish(ImagePushed{name, tag, rec.digest, rec.media_type});
+    }
+    log->info("local push done repo={} digest={} tags={} blobs_linked={} blobs_copied={}", name,
+              rec.digest, image.tags.size(), linked, copied);
+    return rec.digest;
+  }
 };
 
 Registry::Registry(Options opts, store::MetadataStore& store, BlockingPool& pool,
@@ -1373,6 +1584,10 @@ Result<std::string> Registry::blob_file(const std::string& digest) const {
 }
 
 Status Registry::init() { return impl_->blobs.init(); }
+
+Result<std::string> Registry::push_local(const std::string& principal, const LocalImage& image) {
+  return impl_->push_local(principal, image);
+}
 
 awaitable<void> Registry::handle(http::Exchange& ex) { return impl_->handle(ex); }
 
