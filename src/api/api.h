@@ -62,6 +62,8 @@ class Api {
   awaitable<void> registry_token(http::Exchange& ex);
   /// Wires /api/v1/services and /api/v1/deployments.
   void set_services(ServicesSettings s) { services_ = std::move(s); }
+  /// berthd is stopping: followed logs end now instead of holding their connections open.
+  void shutdown() { stopping_->store(true); }
   /// Wires /api/v1/build/projects, /api/v1/builds, /hooks/github/ and /git/.
   void set_build(BuildSettings s) { build_ = std::move(s); }
   /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
@@ -91,6 +93,7 @@ class Api {
   ServicesSettings services_;
   BuildSettings build_;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 /// The HTTP status for an error code (the one table for the REST edge).

@@ -647,7 +647,7 @@ awaitable<void> Api::follow_build_log(http::Exchange& ex, int64_t id, std::strin
         continue;  // more is waiting
       }
     }
-    if (p.gone) {
+    if (p.gone || stopping_->load()) {
       break;
     }
     // The status is read before the file: once the build has ended and a read finds nothing,

@@ -301,11 +301,11 @@ Result<std::string> get_text(const api::Client& client, const std::string& path)
   return Error(code, "server answered " + std::to_string(r->status) + ": " + r->body);
 }
 
-// Streams GET /api/v1/builds/ID/logs?follow=1 (chunked, until the build ends) to out,
-// reconnecting from where it stopped when the connection drops. offset counts what was
-// printed.
+// Streams GET /api/v1/builds/ID/logs?follow=1 (chunked, until the build ends) to out from
+// byte offset, reconnecting from where it stopped when the connection drops; offset advances
+// by what was printed.
 Status stream_log(const api::Client& client, const std::string& authorization, int64_t id,
-                  std::FILE* out) {
+                  std::FILE* out, uint64_t& offset) {
   const std::string& server = client.server();  // "http://HOST[:PORT]"
   std::string hp = server.substr(7);
   std::string host = hp, port = "80";
@@ -317,7 +317,6 @@ Status stream_log(const api::Client& client, const std::string& authorization, i
   if (host.size() > 2 && host.front() == '[') {
     host = host.substr(1, host.size() - 2);
   }
-  uint64_t offset = 0;
   int failures = 0;
   while (true) {
     asio::io_context ioc;
@@ -399,13 +398,14 @@ Status stream_log(const api::Client& client, const std::string& authorization, i
 // succeeded, 1 when it failed or was stopped.
 int wait_build(const api::Client& client, const std::string& authorization, int64_t id,
                std::FILE* out, bool json) {
-  if (auto s = stream_log(client, authorization, id, out); !s) {
-    return fail(s.error());
-  }
   std::string path = "/api/v1/builds/" + std::to_string(id);
   Result<Json> b = Error(Errc::Internal, "unset");
-  // The log ends with the build; its status is final by then (poll briefly in case not).
-  for (int i = 0; i < 100; ++i) {
+  uint64_t offset = 0;
+  // The log ends with the build. It can also end early (berthd restarting): then follow on.
+  while (true) {
+    if (auto s = stream_log(client, authorization, id, out, offset); !s) {
+      return fail(s.error());
+    }
     b = client.call("GET", path);
     if (!b) {
       return fail(b.error());
@@ -414,7 +414,7 @@ int wait_build(const api::Client& client, const std::string& authorization, int6
     if (st == "SUCCEEDED" || st == "FAILED" || st == "STOPPED") {
       break;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   std::string status = str(*b, "status");
   if (json) {
@@ -643,7 +643,8 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
   }
   if (*s.logs) {
     if (s.follow) {
-      auto st = stream_log(client, authorization, s.id, stdout);
+      uint64_t offset = 0;
+      auto st = stream_log(client, authorization, s.id, stdout, offset);
       return st ? 0 : fail(st.error());
     }
     auto text = get_text(client, build_path + "/logs");

@@ -490,6 +490,9 @@ void Daemon::stop() {
     return;
   }
   s.stopped = true;
+  if (s.api) {
+    s.api->shutdown();  // followed build logs end rather than hold the grace period
+  }
   if (s.build) {
     s.build->stop();  // running builds are killed (and queued again for the next start)
   }
