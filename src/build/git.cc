@@ -763,16 +763,24 @@ Result<std::string> fetch_commit(const std::string& url, const std::string& comm
     return run_git(args, env, deadline, lines, capture);
   };
 
-  {
-    std::vector<std::string> args = {"init", "-q", "--template=", dest_dir};
+  // Where objects go: dest_dir's own .git, or the shared bare cache.
+  const bool cached = !options.object_cache.empty();
+  const std::string git_dir = cached ? options.object_cache : dest_dir + "/.git";
+  std::vector<std::string> repo = {"--git-dir", git_dir};
+  if (!cached || !stdfs::exists(git_dir + "/HEAD")) {
+    std::vector<std::string> args = {"init", "-q", "--template="};
+    if (cached) {
+      args.emplace_back("--bare");
+    }
+    args.push_back(cached ? git_dir : dest_dir);
     BERTH_ASSIGN_OR_RETURN(auto r, step(args, false));
     if (r.exit_code != 0) {
       return git_failed("git init", r);
     }
   }
   auto fetch = [&](const std::vector<std::string>& extra, const std::string& spec) {
-    std::vector<std::string> args = {
-        "-C", dest_dir, "-c", proto, "fetch", "--no-tags", "--no-recurse-submodules"};
+    std::vector<std::string> args = repo;
+    args.insert(args.end(), {"-c", proto, "fetch", "--no-tags", "--no-recurse-submodules"});
     args.insert(args.end(), extra.begin(), extra.end());
     args.emplace_back("--");
     args.push_back(url);
@@ -793,66 +801,91 @@ Result<std::string> fetch_commit(const std::string& url, const std::string& comm
   auto has_commit = [&](const std::string& id) -> Result<bool> {
     std::string obj = id;
     obj += "^{commit}";
-    std::vector<std::string> args = {"-C", dest_dir, "cat-file", "-e", obj};
+    std::vector<std::string> args = repo;
+    args.insert(args.end(), {"cat-file", "-e", obj});
     BERTH_ASSIGN_OR_RETURN(auto r, run_git(args, env, deadline, lines, true));
     return r.exit_code == 0;
   };
 
   std::string checkout = "FETCH_HEAD";
-  BERTH_ASSIGN_OR_RETURN(auto first, fetch({"--depth", "1"}, commit_or_ref));
-  if (first.exit_code != 0) {
-    Errc code = classify(first.log_tail);
-    if (!by_id || code == Errc::Unauthenticated) {
-      return git_failed("git fetch " + shown_url + " " + commit_or_ref, first);
+  bool have = false;
+  if (cached && by_id) {
+    BERTH_ASSIGN_OR_RETURN(have, has_commit(commit_or_ref));
+    if (have) {
+      lines.line("commit " + commit_or_ref + " is already fetched");
+      checkout = commit_or_ref;
     }
-    // The server would not send a commit by id: fetch branch history and look for it.
-    std::string spec = "+refs/heads/*:refs/remotes/origin/*";
-    if (!options.fallback_ref.empty()) {
-      std::string ref = options.fallback_ref;
-      if (!starts_with(ref, "refs/")) {
-        ref = "refs/heads/" + ref;
+  }
+  if (!have) {
+    BERTH_ASSIGN_OR_RETURN(auto first, fetch({"--depth", "1"}, commit_or_ref));
+    if (first.exit_code != 0) {
+      Errc code = classify(first.log_tail);
+      if (!by_id || code == Errc::Unauthenticated) {
+        return git_failed("git fetch " + shown_url + " " + commit_or_ref, first);
       }
-      spec = ref;
-    }
-    lines.line("server refused to send commit " + commit_or_ref + " by id; fetching " + spec);
-    BERTH_ASSIGN_OR_RETURN(auto second, fetch({"--depth", "50"}, spec));
-    if (second.exit_code != 0) {
-      return git_failed("git fetch " + shown_url + " " + spec, second);
-    }
-    BERTH_ASSIGN_OR_RETURN(bool found, has_commit(commit_or_ref));
-    if (!found) {
-      std::string shallow = dest_dir;
-      shallow += "/.git/shallow";
-      if (stdfs::exists(shallow)) {
+      // The server would not send a commit by id: fetch branch history and look for it.
+      std::string spec = "+refs/heads/*:refs/remotes/origin/*";
+      if (!options.fallback_ref.empty()) {
+        std::string ref = options.fallback_ref;
+        if (!starts_with(ref, "refs/")) {
+          ref = "refs/heads/" + ref;
+        }
+        spec = ref;
+      }
+      lines.line("server refused to send commit " + commit_or_ref + " by id; fetching " + spec);
+      BERTH_ASSIGN_OR_RETURN(auto second, fetch({"--depth", "50"}, spec));
+      if (second.exit_code != 0) {
+        return git_failed("git fetch " + shown_url + " " + spec, second);
+      }
+      BERTH_ASSIGN_OR_RETURN(bool found, has_commit(commit_or_ref));
+      if (!found && stdfs::exists(git_dir + "/shallow")) {
         BERTH_ASSIGN_OR_RETURN(auto third, fetch({"--unshallow"}, spec));
         if (third.exit_code != 0) {
           return git_failed("git fetch --unshallow " + shown_url + " " + spec, third);
         }
         BERTH_ASSIGN_OR_RETURN(found, has_commit(commit_or_ref));
       }
-    }
-    if (!found) {
-      return make_error(Errc::NotFound,
-                        "commit " + commit_or_ref + " not found in " + spec + " of " + shown_url);
-    }
-    checkout = commit_or_ref;
-  }
-  {
-    std::vector<std::string> args = {"-C",       dest_dir, "-c",       "advice.detachedHead=false",
-                                     "checkout", "-q",     "--detach", checkout};
-    BERTH_ASSIGN_OR_RETURN(auto r, step(args, false));
-    if (r.exit_code != 0) {
-      return git_failed("git checkout", r);
+      if (!found) {
+        return make_error(Errc::NotFound,
+                          "commit " + commit_or_ref + " not found in " + spec + " of " + shown_url);
+      }
+      checkout = commit_or_ref;
     }
   }
-  std::vector<std::string> args = {"-C", dest_dir, "rev-parse", "HEAD"};
+  // The commit id first: FETCH_HEAD is per repository, and the cache's is rewritten by the
+  // next fetch.
+  std::vector<std::string> args = repo;
+  std::string target = checkout + "^{commit}";
+  args.insert(args.end(), {"rev-parse", "--verify", target});
   BERTH_ASSIGN_OR_RETURN(auto head, run_git(args, env, deadline, lines, true));
   std::string id = trim_line(head.out);
   if (head.exit_code != 0 || !is_commit_id(id)) {
-    return git_failed("git rev-parse HEAD", head);
+    return git_failed("git rev-parse " + checkout, head);
   }
   if (by_id && id != commit_or_ref) {
-    return make_error(Errc::Internal, "checked out " + id + " instead of " + commit_or_ref);
+    return make_error(Errc::Internal, "fetched " + id + " instead of " + commit_or_ref);
+  }
+  if (cached) {
+    // Only the files: a private index beside dest_dir, so the cache itself never changes.
+    std::string index = dest_dir + ".index";
+    std::vector<std::string> co_env = env;
+    co_env.push_back("GIT_INDEX_FILE=" + index);
+    std::vector<std::string> co = {"--git-dir", git_dir, "--work-tree", dest_dir, "checkout", "-q",
+                                   "-f",        id,      "--",          "."};
+    log_command(lines, co);
+    BERTH_ASSIGN_OR_RETURN(auto r, run_git(co, co_env, deadline, lines, false));
+    std::error_code ec;
+    stdfs::remove(index, ec);
+    if (r.exit_code != 0) {
+      return git_failed("git checkout", r);
+    }
+  } else {
+    std::vector<std::string> co = {"-C",       dest_dir, "-c",       "advice.detachedHead=false",
+                                   "checkout", "-q",     "--detach", id};
+    BERTH_ASSIGN_OR_RETURN(auto r, step(co, false));
+    if (r.exit_code != 0) {
+      return git_failed("git checkout", r);
+    }
   }
   lines.line("checked out " + id);
   return id;

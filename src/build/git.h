@@ -73,14 +73,20 @@ struct FetchOptions {
   /// Wire protocol; 2 lets servers answer a fetch by commit id. Tests set 0 to exercise the
   /// fallback.
   int protocol_version = 2;
+  /// A bare repository kept between fetches of the same remote (created when missing). When
+  /// set, objects are fetched into it, a commit it already holds is not fetched again, and
+  /// dest_dir receives only the commit's files (no .git directory), checked out with a private
+  /// index. Callers must not fetch into the same cache from two threads at once.
+  std::string object_cache;
 };
 
 /// Fetches one commit of url into dest_dir (which must not exist or be empty) and checks it
 /// out detached: `git init`, `git fetch --depth 1 <url> <commit_or_ref>`, `git checkout
-/// --detach FETCH_HEAD`. commit_or_ref is a full commit id or a ref ("main", "refs/heads/main",
-/// "v1.2"). Returns the full id of the checked-out commit. Commands and git's output go to
-/// log, masked. Errors: InvalidArgument (URL or ref refused), NotFound (no such ref or
-/// commit), Unauthenticated (the remote refused the credentials), DeadlineExceeded,
+/// --detach FETCH_HEAD` (with options.object_cache: fetch into the cache unless it has the
+/// commit, then check the files out into dest_dir). commit_or_ref is a full commit id or a ref
+/// ("main", "refs/heads/main", "v1.2"). Returns the full id of the checked-out commit. Commands and
+/// git's output go to log, masked. Errors: InvalidArgument (URL or ref refused), NotFound (no such
+/// ref or commit), Unauthenticated (the remote refused the credentials), DeadlineExceeded,
 /// Unavailable (any other git failure, with git's last lines, masked).
 Result<std::string> fetch_commit(const std::string& url, const std::string& commit_or_ref,
                                  const std::string& dest_dir, const GitAuth& auth,

@@ -36,6 +36,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/secret_box.h"
+#include "common/sha256.h"
 #include "iam/iam.h"
 #include "oci/oci.h"
 #include "registry/registry.h"
@@ -224,6 +225,7 @@ struct Running {
   bool timed_out = false;
   Clock::time_point deadline;
   std::string src_dir;
+  std::string git_cache;  // the object cache the build fetches into (under mu)
 };
 
 Json phase_ms_json(const std::map<std::string, int64_t>& m) {
@@ -378,6 +380,15 @@ struct Service::Impl {
     return cat(build_root(), "/logs/", std::to_string(id), ".log");
   }
   std::string work_dir(int64_t id) const { return cat(build_root(), "/work/", std::to_string(id)); }
+  // Objects fetched for a project, kept between its builds (one per remote URL: the project's
+  // git URL and berth's own remote), so an unchanged or slightly changed commit is not
+  // fetched whole again. Builds of one project never run at once, so one fetch at a time.
+  std::string git_cache_root(const std::string& project) const {
+    return cat(build_root(), "/git-cache/", project);
+  }
+  std::string git_cache(const std::string& project, const std::string& url) const {
+    return cat(git_cache_root(project), "/", Sha256::hex_of(url).substr(0, 16), ".git");
+  }
 
   void append_log(int64_t id, const std::string& text) {
     // The service may queue before start() made the directories.
@@ -455,6 +466,7 @@ struct Service::Impl {
   void cancel_locked(Running& r) {
     r.cancel = true;
     kill_git_children(r.src_dir);
+    kill_git_children(r.git_cache);
   }
 
   // Takes the oldest QUEUED build whose project is not building already. Under mu.
@@ -716,6 +728,12 @@ struct Service::Impl {
     }
     FetchOptions fo;
     fo.timeout = remaining();
+    fo.object_cache = git_cache(b.project, url);
+    {
+      std::lock_guard lock(mu);
+      r.git_cache = fo.object_cache;
+    }
+    BERTH_TRY(fs::make_dirs(git_cache_root(b.project)));
     if (!b.branch.empty() && validate_ref(b.branch)) {
       fo.fallback_ref = b.branch;
     }
@@ -1033,6 +1051,7 @@ Status Service::delete_project(const std::string& name) {
     stdfs::remove(s.log_file(b.id), ec);
   }
   stdfs::remove_all(s.bare_repo(name), ec);
+  stdfs::remove_all(s.git_cache_root(name), ec);
   s.log->info("build project deleted name={} builds={}", name, builds.size());
   return ok();
 }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "build/git.h"
@@ -109,6 +110,39 @@ TEST(GitFetchTest, FetchesCommitByIdFromFileRemote) {
   EXPECT_EQ(trimmed(git(out / "w", "rev-list --count HEAD").out), "1");
   EXPECT_NE(log.text().find("$ git"), std::string::npos);
   EXPECT_NE(log.text().find("checked out " + src.c1), std::string::npos);
+}
+
+TEST(GitFetchTest, ObjectCacheFetchesACommitOnceAndChecksOutOnlyTheFiles) {
+  SourceRepo src;
+  TempDir out;
+  FetchOptions opts;
+  opts.object_cache = out / "cache.git";
+  Log first;
+  auto id = fetch_commit(src.url(), src.c1, out / "w1", {}, first.fn(), opts);
+  ASSERT_TRUE(id) << id.error().message() << "\n" << first.text();
+  EXPECT_EQ(*id, src.c1);
+  EXPECT_EQ(test::read_file(out / "w1/a.txt"), "one");
+  EXPECT_FALSE(std::filesystem::exists(out / "w1/.git"));
+  EXPECT_NE(first.text().find(" fetch "), std::string::npos) << first.text();
+
+  // The same commit again comes from the cache, without a fetch.
+  Log second;
+  id = fetch_commit(src.url(), src.c1, out / "w2", {}, second.fn(), opts);
+  ASSERT_TRUE(id) << id.error().message() << "\n" << second.text();
+  EXPECT_EQ(test::read_file(out / "w2/a.txt"), "one");
+  EXPECT_EQ(second.text().find(" fetch "), std::string::npos) << second.text();
+  EXPECT_NE(second.text().find("already fetched"), std::string::npos) << second.text();
+
+  // Another commit and a branch name are fetched into the same cache; the checkout is theirs.
+  id = fetch_commit(src.url(), src.c2, out / "w3", {}, {}, opts);
+  ASSERT_TRUE(id) << id.error().message();
+  EXPECT_EQ(test::read_file(out / "w3/a.txt"), "two");
+  id = fetch_commit(src.url(), "side", out / "w4", {}, {}, opts);
+  ASSERT_TRUE(id) << id.error().message();
+  EXPECT_EQ(*id, src.c3);
+  EXPECT_EQ(test::read_file(out / "w4/a.txt"), "side");
+  // No index or other state is left beside the checkouts.
+  EXPECT_FALSE(std::filesystem::exists(out / "w4.index"));
 }
 
 TEST(GitFetchTest, FetchesBranchAndRef) {
