@@ -215,6 +215,7 @@ class BuildHandler {
           auto spec, build::project_from_request(body, build::ProjectSpec{}, allow_file_remotes_));
       BERTH_TRY(allow(call, "build:CreateProject", "project/" + spec.name));
       BERTH_TRY(allow_image_rights(call, spec));
+      spec.owner = call.ctx.principal;
       BERTH_ASSIGN_OR_RETURN(auto created, svc_.create_project(spec));
       Json j = project_json(created.view, call.ctx.base_url);
       j["webhook_secret"] = created.webhook_secret;
@@ -239,9 +240,10 @@ class BuildHandler {
       BERTH_ASSIGN_OR_RETURN(auto base, svc_.get_project(name));
       BERTH_ASSIGN_OR_RETURN(auto spec,
                              build::project_from_request(body, base.spec, allow_file_remotes_));
-      if (spec.role != base.spec.role || spec.repository != base.spec.repository) {
-        BERTH_TRY(allow_image_rights(call, spec));
-      }
+      // Whoever changes a project takes it over: it then builds with their rights (or a role
+      // they may pass), so changing its source or Dockerfile cannot borrow someone else's.
+      BERTH_TRY(allow_image_rights(call, spec));
+      spec.owner = call.ctx.principal;
       BERTH_ASSIGN_OR_RETURN(auto v, svc_.update_project(name, spec));
       return json_response(200, project_json(v, call.ctx.base_url));
     }

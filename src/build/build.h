@@ -42,14 +42,18 @@ namespace berth::build {
 
 /// A build project's configuration.
 struct ProjectSpec {
-  std::string name;        // [a-z0-9][a-z0-9-]{0,62}
-  std::string git_url;     // "" = builds only from berth's own remote (/git/NAME.git)
+  std::string name;             // [a-z0-9][a-z0-9-]{0,62}
+  std::string git_url;          // "" = builds only from berth's own remote (/git/NAME.git)
   std::string branch = "main";  // branch filter: a name or a glob ("release/*")
-  std::string repository;  // target repository, "web/app"
+  std::string repository;       // target repository, "web/app"
   std::string tag = "latest";
   std::string dockerfile = "Dockerfile";  // relative to the repository root
   std::string context = ".";              // relative to the repository root
-  std::string role;  // the role builds pull and push as; "" = berth's own rights
+  std::string role;                       // the role builds pull and push as; "" = as `owner`
+  /// Set by the API, never by a request: the principal that created or last changed the
+  /// project ("user/alice"). A project without a role builds with this principal's rights, so
+  /// a build can read and write only what its author could. "" = berth's own rights (IAM off).
+  std::string owner;
   std::map<std::string, std::string> build_args;
   std::map<std::string, std::string> secret_build_args;  // sealed at rest, masked in logs
   std::string git_username;  // credentials for git_url (http(s)); the password is sealed
@@ -97,8 +101,8 @@ struct BuildView {
   std::string trigger;  // "webhook push to main", "git push by user/alice", "manual by ..."
   std::string source;   // the URL fetched (credentials masked)
   std::string image;    // "web/app:latest"
-  std::vector<std::string> tags;  // every tag pushed: {"latest", "1a2b3c4"}
-  std::string image_digest;       // the pushed manifest's digest
+  std::vector<std::string> tags;            // every tag pushed: {"latest", "1a2b3c4"}
+  std::string image_digest;                 // the pushed manifest's digest
   std::map<std::string, int64_t> phase_ms;  // SOURCE/BUILD/PUSH -> wall time
   std::vector<BuildStep> steps;
   int64_t created_at = 0;
@@ -116,16 +120,16 @@ struct WebhookReply {
 struct ServiceDeps {
   store::MetadataStore& store;
   registry::Registry& registry;
-  runtime::Runtime* runtime = nullptr;          // null: builds fail with unavailable_reason
+  runtime::Runtime* runtime = nullptr;  // null: builds fail with unavailable_reason
   runtime::ImagePreparer* preparer = nullptr;
   const iam::PolicyAuthorizer* authorizer = nullptr;  // null: roles are not checked
   std::shared_ptr<SecretBox> box;
   std::string data_dir;  // DATA: build/ (work, cache, logs) and git/ (bare repositories)
   int max_concurrent = 1;
   bool allow_file_remotes = false;
-  std::string builder_image;  // image for buildspec.yml commands ("" = buildspecs fail)
+  std::string builder_image;           // image for buildspec.yml commands ("" = buildspecs fail)
   std::chrono::seconds timeout{3600};  // per build
-  std::string unavailable_reason;       // why there is no runtime
+  std::string unavailable_reason;      // why there is no runtime
 };
 
 class Service {

@@ -42,6 +42,8 @@ namespace stdfs = std::filesystem;
 constexpr const char* kConfigMediaType = "application/vnd.oci.image.config.v1+json";
 constexpr const char* kCacheVersion = "berth-build-cache-v1";
 constexpr int kMaxSymlinkHops = 40;
+// Dockerfile, .dockerignore, /etc/passwd and /etc/group of a stage: text a commit controls.
+constexpr uint64_t kMaxInputFile = 4 << 20;
 
 // ---- small helpers ------------------------------------------------------------------------
 
@@ -839,9 +841,9 @@ Status Build::prepare() {
   if (file_name_.empty()) {
     file_name_ = "Dockerfile";
   }
-  auto text = fs::read_file(in_.dockerfile);
+  auto text = fs::read_regular_file(in_.dockerfile, kMaxInputFile, file_name_);
   if (!text) {
-    return make_error(Errc::NotFound, "read " + in_.dockerfile + ": " + text.error().message());
+    return text.error();
   }
   ParseOptions po;
   po.file_name = file_name_;
@@ -857,8 +859,9 @@ Status Build::prepare() {
   }
   context_view_ = std::make_unique<DirView>(in_.context_dir, true, "the build context");
   std::string ignore_path = join_path(in_.context_dir, ".dockerignore");
-  if (::stat(ignore_path.c_str(), &st) == 0) {
-    BERTH_ASSIGN_OR_RETURN(std::string itext, fs::read_file(ignore_path));
+  if (::lstat(ignore_path.c_str(), &st) == 0) {
+    BERTH_ASSIGN_OR_RETURN(std::string itext,
+                           fs::read_regular_file(ignore_path, kMaxInputFile, ".dockerignore"));
     BERTH_ASSIGN_OR_RETURN(ignore_, DockerIgnore::parse(itext));
   }
 
@@ -1440,7 +1443,8 @@ Result<std::pair<uint32_t, uint32_t>> Build::resolve_chown(const StageState& st,
       if (!r.node || !S_ISREG(r.node->st.st_mode)) {
         continue;
       }
-      BERTH_ASSIGN_OR_RETURN(std::string text, fs::read_file(r.node->host));
+      BERTH_ASSIGN_OR_RETURN(std::string text,
+                             fs::read_regular_file(r.node->host, kMaxInputFile, file));
       for (const std::string& line : split_char(text, '\n')) {
         std::vector<std::string> f = split_char(line, ':');
         if (std::string(file) == "etc/passwd" && f.size() >= 4 && all_digits(f[2]) &&

@@ -44,11 +44,11 @@ namespace berth::build {
 
 /// A base image resolved and unpacked.
 struct BaseImage {
-  std::string reference;             // as written after expansion: "web/base:1"
-  std::string repository;            // "web/base"
-  std::string digest;                // the platform-specific image manifest's digest
-  runtime::PreparedImage prepared;   // layer dirs, digests, run config
-  std::string config_json;           // the image config's bytes (history, diff_ids, labels...)
+  std::string reference;            // as written after expansion: "web/base:1"
+  std::string repository;           // "web/base"
+  std::string digest;               // the platform-specific image manifest's digest
+  runtime::PreparedImage prepared;  // layer dirs, digests, run config
+  std::string config_json;          // the image config's bytes (history, diff_ids, labels...)
   /// The image's layer blobs as files (the registry's blob files), bottom first, in the
   /// order of prepared.layer_digests, with the manifest's sizes and media types: the built
   /// image's manifest references them below its own layers.
@@ -66,8 +66,8 @@ struct ExecutorOptions {
   /// DATA/build: blobs/ (layer and config files by digest), cache/ (step key -> layer),
   /// tmp/ (per-build scratch, removed at the end).
   std::string root;
-  runtime::Runtime* runtime = nullptr;          // runs RUN steps
-  runtime::ImagePreparer* preparer = nullptr;   // unpacks new layers into the layer cache
+  runtime::Runtime* runtime = nullptr;         // runs RUN steps
+  runtime::ImagePreparer* preparer = nullptr;  // unpacks new layers into the layer cache
 };
 
 struct BuildInput {
@@ -89,21 +89,21 @@ struct BuildInput {
 };
 
 struct StepTiming {
-  int line = 0;          // Dockerfile line
-  std::string text;      // "COPY busybox /bin/busybox" (expanded, secrets masked)
-  bool cached = false;   // the layer came from the cache
-  int64_t ms = 0;        // wall time of the step
+  int line = 0;         // Dockerfile line
+  std::string text;     // "COPY busybox /bin/busybox" (expanded, secrets masked)
+  bool cached = false;  // the layer came from the cache
+  int64_t ms = 0;       // wall time of the step
 };
 
 struct BuiltImage {
-  std::string manifest;          // bytes
-  std::string manifest_digest;   // "sha256:..."
-  std::string media_type;        // application/vnd.oci.image.manifest.v1+json
-  registry::LocalBlob config;    // the config blob (in root/blobs)
+  std::string manifest;                     // bytes
+  std::string manifest_digest;              // "sha256:..."
+  std::string media_type;                   // application/vnd.oci.image.manifest.v1+json
+  registry::LocalBlob config;               // the config blob (in root/blobs)
   std::vector<registry::LocalBlob> layers;  // bottom first, base image layers included
   std::vector<StepTiming> steps;
-  int cached_steps = 0;          // steps that produce a layer and came from the cache
-  int layer_steps = 0;           // steps that produce a layer (RUN, COPY, ADD)
+  int cached_steps = 0;  // steps that produce a layer and came from the cache
+  int layer_steps = 0;   // steps that produce a layer (RUN, COPY, ADD)
 };
 
 class Executor {

@@ -191,13 +191,24 @@ Status apply_git_url(const std::string& url, bool allow_file_remotes, bool usern
   }
   UrlParts p = split_url(url);
   size_t colon = p.userinfo.find(':');
+  bool http = p.prefix == "http://" || p.prefix == "https://";
+  if (p.has_userinfo && colon == std::string::npos && http && !p.userinfo.empty()) {
+    // https://TOKEN@host/...: the one part given is the secret (how tokens are usually
+    // written into URLs), so it becomes the password and never shows or reaches a command
+    // line; GitHub, GitLab and Gitea accept any user name with a token.
+    s.git_password = decoded(p.userinfo);
+    if (!username_given) {
+      s.git_username = "x-access-token";
+    }
+    s.git_url = cat(p.prefix, p.rest);
+    return ok();
+  }
   if (!p.has_userinfo || colon == std::string::npos) {
     s.git_url = url;
     return ok();
   }
   s.git_password = decoded(p.userinfo.substr(colon + 1));
   std::string user = p.userinfo.substr(0, colon);
-  bool http = p.prefix == "http://" || p.prefix == "https://";
   if (http) {
     // Basic auth takes both from the fields; the URL keeps neither.
     if (!username_given && !user.empty()) {
@@ -223,6 +234,20 @@ Json spec_json(const ProjectSpec& s) {
   j["build_args"] = s.build_args;
   j["git_username"] = s.git_username;
   return j;
+}
+
+// The host part of a remote ("github.com:443", or "host" of user@host:path), to tell whether
+// an update points the stored credentials somewhere else.
+std::string remote_host(const std::string& url) {
+  UrlParts p = split_url(url);
+  if (p.prefix.empty()) {
+    size_t at = url.find('@');
+    size_t colon = url.find(':');
+    return at != std::string::npos && colon != std::string::npos && at < colon
+               ? url.substr(at + 1, colon - at - 1)
+               : std::string();
+  }
+  return cat(p.prefix, p.rest.substr(0, p.rest.find('/')));
 }
 
 }  // namespace
@@ -272,6 +297,7 @@ Result<ProjectSpec> project_from_request(const Json& body, ProjectSpec s, bool a
   if (!body.is_object()) {
     return Error(Errc::InvalidArgument, "request body must be a JSON object");
   }
+  const ProjectSpec base = s;
   // git_username first: a user in the git URL fills it only when the body does not.
   bool username_given = body.contains("git_username");
   for (const auto& [k, v] : body.items()) {
@@ -285,7 +311,18 @@ Result<ProjectSpec> project_from_request(const Json& body, ProjectSpec s, bool a
       s.name = name;
     } else if (k == "git") {
       const std::string& u = v.get_ref<const std::string&>();
+      std::string host_before = remote_host(s.git_url);
       BERTH_TRY(apply_git_url(u, allow_file_remotes, username_given, s));
+      // Credentials were given for one host: a URL to another drops them (unless this
+      // request gives new ones), so changing `git` cannot send them to a host of one's own.
+      if (!base.git_url.empty() && remote_host(s.git_url) != host_before) {
+        if (!body.contains("git_password") && s.git_password == base.git_password) {
+          s.git_password.clear();
+        }
+        if (!username_given && s.git_username == base.git_username) {
+          s.git_username.clear();
+        }
+      }
     } else if (k == "branch") {
       const std::string& b = v.get_ref<const std::string&>();
       BERTH_TRY(validate_branch(b));
@@ -361,6 +398,7 @@ Json project_to_view(const ProjectSpec& spec) {
   j["secret_build_args"] = names;
   j["git_password"] = spec.git_password.empty() ? "" : "****";
   j["image"] = cat(spec.repository, ":", spec.tag);
+  j["owner"] = spec.owner;
   return j;
 }
 
@@ -372,6 +410,7 @@ std::string project_to_store(const ProjectSpec& spec, const SecretBox& box) {
   }
   j["secret_build_args"] = sealed;
   j["git_password"] = spec.git_password.empty() ? std::string() : box.seal(spec.git_password);
+  j["owner"] = spec.owner;
   return j.dump();
 }
 
@@ -382,8 +421,10 @@ Result<ProjectSpec> project_from_store(const std::string& text, const SecretBox&
   }
   Json secrets = j.value("secret_build_args", Json::object());
   std::string password = j.value("git_password", std::string());
+  std::string owner = j.value("owner", std::string());
   j.erase("secret_build_args");
   j.erase("git_password");
+  j.erase("owner");
   // Stored specs were validated when written; file:// is checked again when a build runs.
   auto spec = project_from_request(j, ProjectSpec{}, true);
   if (!spec) {
@@ -399,6 +440,7 @@ Result<ProjectSpec> project_from_store(const std::string& text, const SecretBox&
   if (!password.empty()) {
     BERTH_ASSIGN_OR_RETURN(spec->git_password, box.open(password));
   }
+  spec->owner = owner;
   return spec;
 }
 

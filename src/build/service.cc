@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -544,14 +545,30 @@ struct Service::Impl {
 
   // ---- one build ----
 
+  static constexpr const char* kSystemBuild = "system:build";
+  // Who a build pulls and pushes as: the project's role, else its owner (the principal that
+  // created or last changed it), else berth itself (projects from before owners, IAM off).
+  static std::string build_principal(const ProjectSpec& spec) {
+    if (!spec.role.empty()) {
+      return cat("role/", spec.role);
+    }
+    if (spec.owner.find('/') != std::string::npos) {
+      return spec.owner;
+    }
+    return kSystemBuild;
+  }
+
   Result<BaseImage> resolve_base(const ProjectSpec& spec, const std::string& reference) {
     std::string ref = strip_registry_host(reference);
     auto [repo, tag_or_digest] = split_reference(ref);
-    if (!spec.role.empty() && deps.authorizer != nullptr) {
-      iam::Request req{cat("role/", spec.role), "registry:Pull", cat("repository/", repo)};
+    std::string who = build_principal(spec);
+    if (who != kSystemBuild && deps.authorizer != nullptr) {
+      iam::Request req{who, "registry:Pull", cat("repository/", repo)};
       if (!deps.authorizer->decide(req).allowed) {
-        return Error(Errc::PermissionDenied, cat("AccessDenied: role ", spec.role,
-                                                 " may not registry:Pull on repository ", repo));
+        std::string shown = who;
+        shown[shown.find('/')] = ' ';  // "role builder-web", as push_local says it
+        return Error(Errc::PermissionDenied,
+                     cat("AccessDenied: ", shown, " may not registry:Pull on repository ", repo));
       }
     }
     auto missing = [&] {
@@ -594,7 +611,8 @@ struct Service::Impl {
 
   Status run_buildspec(const store::BuildRecord& b, const ProjectSpec& spec, Running& r,
                        BuildLog& blog, const std::string& src) {
-    BERTH_ASSIGN_OR_RETURN(auto text, fs::read_file(cat(src, "/buildspec.yml")));
+    BERTH_ASSIGN_OR_RETURN(
+        auto text, fs::read_regular_file(cat(src, "/buildspec.yml"), 1 << 20, "buildspec.yml"));
     BERTH_ASSIGN_OR_RETURN(auto bs, parse_buildspec(text));
     if (deps.builder_image.empty()) {
       return Error(Errc::FailedPrecondition, "buildspec.yml needs build.builder_image to be set");
@@ -748,7 +766,8 @@ struct Service::Impl {
     // BUILD
     t0 = Clock::now();
     enter("BUILD");
-    if (stdfs::exists(cat(src, "/buildspec.yml"), ec)) {
+    struct stat bst {};
+    if (::lstat(cat(src, "/buildspec.yml").c_str(), &bst) == 0) {
       BERTH_TRY(run_buildspec(b, spec, r, blog, src));
       BERTH_TRY(cancelled());
     }
@@ -810,8 +829,7 @@ struct Service::Impl {
         image.blobs.push_back(layer);
       }
     }
-    std::string principal =
-        spec.role.empty() ? std::string("system:build") : cat("role/", spec.role);
+    std::string principal = build_principal(spec);
     BERTH_ASSIGN_OR_RETURN(b.digest, deps.registry.push_local(principal, image));
     b.tags = image.tags;
     std::string names;
@@ -1035,7 +1053,13 @@ Status Service::delete_project(const std::string& name) {
         s.cancel_locked(*r);
       }
     }
-    s.done_cv.wait_for(lk, kStopWait, [&] { return !busy(); });
+    if (!s.done_cv.wait_for(lk, kStopWait, [&] { return !busy(); })) {
+      // Deleting under a build that is still winding down would leave it writing to rows and
+      // files that are gone: say so and let the caller retry.
+      s.deleting.erase(name);
+      return Error(Errc::Unavailable,
+                   cat("project ", name, " still has a build stopping; try again shortly"));
+    }
     auto listed = s.deps.store.list_builds(name, -1);
     if (listed) {
       builds = std::move(*listed);

@@ -212,6 +212,14 @@ Result<GithubEvent> parse_github_event(std::string_view event_header, std::strin
   if (ev.ref.empty()) {
     return field_error(ev.name, "ref", "empty");
   }
+  // git's own ref rules forbid these; refusing them keeps a signed but odd payload from
+  // writing lines of its own into build logs.
+  for (char c : ev.ref) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == ' ' || c == '~' || c == '^' || c == ':' || c == '\\') {
+      return field_error(ev.name, "ref", "not a valid ref name");
+    }
+  }
   constexpr std::string_view kHeads = "refs/heads/";
   constexpr std::string_view kTags = "refs/tags/";
   if (ev.ref.rfind(kHeads, 0) == 0) {

@@ -77,6 +77,51 @@ Result<std::string> read_file(const stdfs::path& path) {
   return ss.str();
 }
 
+Result<std::string> read_regular_file(const std::string& path, uint64_t max_bytes,
+                                      const std::string& name) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    if (e == ELOOP) {
+      return Error(Errc::InvalidArgument, name + " is a symlink; it must be a regular file");
+    }
+    if (e == ENOENT || e == ENOTDIR) {
+      return Error(Errc::NotFound, name + " does not exist");
+    }
+    return Error(Errc::Internal, "open " + name + ": " + std::strerror(e));
+  }
+  struct stat st {};
+  std::string out;
+  Status s = ok();
+  if (::fstat(fd, &st) != 0) {
+    s = Error(Errc::Internal, "stat " + name + ": " + std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    s = Error(Errc::InvalidArgument, name + " is not a regular file");
+  } else if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    s = Error(Errc::InvalidArgument,
+              name + " is larger than " + std::to_string(max_bytes) + " bytes");
+  } else {
+    out.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < out.size()) {
+      ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
+      if (n <= 0) {
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+    out.resize(got);  // a file that shrank while read: what was there
+  }
+  ::close(fd);
+  if (!s) {
+    return std::move(s).error();
+  }
+  return out;
+}
+
 Status make_dirs(const stdfs::path& dir) {
   std::error_code ec;
   stdfs::create_directories(dir, ec);

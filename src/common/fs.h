@@ -20,6 +20,13 @@ Status write_atomic(const stdfs::path& path, std::string_view bytes, int mode = 
 /// Reads a whole (small) file.
 Result<std::string> read_file(const stdfs::path& path);
 
+/// Reads a file that untrusted input controls (a Dockerfile, .dockerignore or buildspec.yml
+/// from a commit): refuses a symlink as the last component, anything but a regular file (a
+/// FIFO is never waited on) and a file over max_bytes, with InvalidArgument naming it as
+/// `name` ("buildspec.yml is a symlink; it must be a regular file"). NotFound when absent.
+Result<std::string> read_regular_file(const std::string& path, uint64_t max_bytes,
+                                      const std::string& name);
+
 /// fsync of a file or directory by path.
 Status fsync_path(const stdfs::path& path);
 

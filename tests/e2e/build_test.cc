@@ -59,8 +59,8 @@ class Builds : public ::testing::Test {
   }
 
   CmdResult git(const std::string& args) {
-    auto r = run("git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main " +
-                 args);
+    auto r =
+        run("git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main " + args);
     EXPECT_EQ(r.code, 0) << "git " << args << ": " << r.all();
     return r;
   }
@@ -73,9 +73,9 @@ class Builds : public ::testing::Test {
   }
   // git push to berth's remote for the project, authenticated with the admin key.
   CmdResult push_to_berth(const std::string& project, const std::string& branch = "main") {
-    return run("git -C " + src_ + " -c http.extraHeader='Authorization: " +
-               d_->admin().basic_header() + "' push -q " + d_->url() + "/git/" + project +
-               ".git " + branch + " 2>&1");
+    return run("git -C " + src_ +
+               " -c http.extraHeader='Authorization: " + d_->admin().basic_header() + "' push -q " +
+               d_->url() + "/git/" + project + ".git " + branch + " 2>&1");
   }
 
   std::string builds(const std::string& filter, const std::string& project = "web-build") {
@@ -99,8 +99,8 @@ class Builds : public ::testing::Test {
   }
 
   std::string body(const std::string& host = "web.localhost") {
-    auto r = run("curl -s -m 5 -H 'Host: " + host + "' -w '\\n%{http_code}' " + d_->router_url() +
-                 "/");
+    auto r =
+        run("curl -s -m 5 -H 'Host: " + host + "' -w '\\n%{http_code}' " + d_->router_url() + "/");
     auto nl = r.out.rfind('\n');
     if (r.code != 0 || nl == std::string::npos || r.out.substr(nl + 1) != "200") {
       return "";
@@ -134,9 +134,8 @@ class Builds : public ::testing::Test {
                    " | cut -d' ' -f1");
     EXPECT_EQ(sig.code, 0) << sig.all();
     return run("curl -s -i -m 5 -X POST -H 'Content-Type: application/json' -H 'X-GitHub-Event: " +
-               event + "' -H 'X-Hub-Signature-256: sha256=" + trim(sig.out) +
-               "' --data-binary @" + (work_ / "payload.json") + " " + d_->url() + "/hooks/github/" +
-               project);
+               event + "' -H 'X-Hub-Signature-256: sha256=" + trim(sig.out) + "' --data-binary @" +
+               (work_ / "payload.json") + " " + d_->url() + "/hooks/github/" + project);
   }
 
   TempDir work_;
@@ -179,16 +178,14 @@ TEST_F(Builds, GitPushBuildsPushesBothTagsAndTheServiceServesIt) {
   EXPECT_EQ(jq(config.out, ".config.Cmd | join(\" \")"),
             "\"/bin/sh -c /bin/busybox httpd -f -p $PORT -h /www\"")
       << config.out;
-  ASSERT_TRUE(wait_for_body("v1\n", std::chrono::seconds(60)))
-      << d_->cli("service show web").all();
+  ASSERT_TRUE(wait_for_body("v1\n", std::chrono::seconds(60))) << d_->cli("service show web").all();
 
   // The next commit deploys itself through the same path.
   std::string c2 = commit("v2");
   ASSERT_EQ(push_to_berth("web-build").code, 0);
   ASSERT_EQ(wait_build(), "SUCCEEDED");
   EXPECT_EQ(builds(".[0].commit"), "\"" + c2 + "\"");
-  EXPECT_TRUE(wait_for_body("v2\n", std::chrono::seconds(60)))
-      << d_->cli("service show web").all();
+  EXPECT_TRUE(wait_for_body("v2\n", std::chrono::seconds(60))) << d_->cli("service show web").all();
   // The rebuild reused the unchanged layers (busybox and the install step).
   auto show2 = d_->cli("build show " + builds(".[0].id") + " --json");
   EXPECT_EQ(jq(show2.out, "[.steps[] | select(.cached)] | length >= 2"), "true") << show2.out;
@@ -273,6 +270,52 @@ TEST_F(Builds, RoleWithoutPushRightsFailsAtThePushStep) {
   r = d_->cli("build start web-build");
   EXPECT_EQ(r.code, 0) << r.all();
   EXPECT_EQ(builds(".[0].status"), "\"SUCCEEDED\"");
+}
+
+// A project without a role builds with its author's rights: a user who may push web/app but
+// not read secret/base cannot read it through a build (FROM secret/base) and publish it.
+TEST_F(Builds, ProjectWithoutARoleBuildsWithItsAuthorsRights) {
+  if (!have("skopeo") || !have("umoci")) {
+    GTEST_SKIP() << "skopeo and umoci are needed to push the base image";
+  }
+  ASSERT_EQ(d_->cli("repo create secret/base").code, 0);
+  std::string layout = work_ / "base";
+  ASSERT_EQ(make_busybox_layout(layout, "1"), "");
+  auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() +
+               "' oci:" + layout + ":1 docker://" + d_->host() + "/secret/base:1");
+  ASSERT_EQ(r.code, 0) << r.all();
+  write_file(src_ + "/Dockerfile", "FROM secret/base:1\nCOPY www /www\n");
+  commit("from-secret");
+
+  ASSERT_EQ(d_->cli("iam user create dev").code, 0);
+  write_file(work_ / "dev.json", R"({"Version":"2012-10-17","Statement":[)"
+                                 R"({"Effect":"Allow","Action":"build:*","Resource":"project/*"},)"
+                                 R"({"Effect":"Allow","Action":["registry:Push","registry:Pull"],)"
+                                 R"("Resource":"repository/web/*"}]})");
+  ASSERT_EQ(d_->cli("iam policy put --user dev p --file " + (work_ / "dev.json")).code, 0);
+  auto key = d_->cli("iam key create dev --json");
+  ASSERT_EQ(key.code, 0) << key.all();
+  AdminCredentials dev;
+  dev.key_id = trim(jq(key.out, ".access_key_id"));
+  dev.secret = trim(jq(key.out, ".secret_access_key"));
+  dev.key_id = dev.key_id.substr(1, dev.key_id.size() - 2);
+  dev.secret = dev.secret.substr(1, dev.secret.size() - 2);
+
+  r = d_->cli_as(
+      dev, "build project create leak --git file://" + src_ + " --branch main --repo web/app");
+  ASSERT_EQ(r.code, 0) << r.all();
+  r = d_->cli_as(dev, "build start leak");
+  EXPECT_EQ(r.code, 1) << r.all();
+  EXPECT_NE(r.all().find("AccessDenied: user dev may not registry:Pull on repository secret/base"),
+            std::string::npos)
+      << r.all();
+  EXPECT_EQ(tags(), "\"\"");
+
+  // Once someone who may read it takes the project over, it builds with their rights.
+  r = d_->cli("build project update leak --tag latest");
+  ASSERT_EQ(r.code, 0) << r.all();
+  r = d_->cli("build start leak");
+  EXPECT_EQ(r.code, 0) << r.all();
 }
 
 }  // namespace

@@ -649,6 +649,35 @@ TEST_F(BuildServiceTest, BuildspecFailures) {
   EXPECT_EQ(done.reason, "buildspec.yml needs build.builder_image to be set");
 }
 
+// A commit controls buildspec.yml and .dockerignore: as symlinks they could make berthd read
+// any host file (and echo it back in the error), or block on a FIFO. Both are refused.
+TEST_F(BuildServiceTest, SymlinkedBuildInputsAreRefusedAndHostFilesStayUnread) {
+  start_service(deps(std::chrono::seconds(120), "web/base:1"));
+  create();
+  std::string host_secret = data_ / "host-secret.txt";
+  test::write_file(host_secret, "HOST_SECRET_abc123\n");
+  ASSERT_EQ(::symlink(host_secret.c_str(), (src_ / "buildspec.yml").c_str()), 0);
+  commit_files({}, "buildspec link");
+  auto b = svc_->start_build("web", "main", "manual");
+  ASSERT_TRUE(b);
+  BuildView done = wait_done(b->id);
+  EXPECT_EQ(done.status, "FAILED");
+  EXPECT_EQ(done.reason, "buildspec.yml is a symlink; it must be a regular file")
+      << failure_context(b->id);
+  EXPECT_EQ(log_of(b->id).find("HOST_SECRET"), std::string::npos);
+
+  ASSERT_EQ(::unlink((src_ / "buildspec.yml").c_str()), 0);
+  ASSERT_EQ(::symlink(host_secret.c_str(), (src_ / ".dockerignore").c_str()), 0);
+  commit_files({}, "dockerignore link");
+  b = svc_->start_build("web", "main", "manual");
+  ASSERT_TRUE(b);
+  done = wait_done(b->id);
+  EXPECT_EQ(done.status, "FAILED");
+  EXPECT_EQ(done.reason, ".dockerignore is a symlink; it must be a regular file")
+      << failure_context(b->id);
+  EXPECT_EQ(log_of(b->id).find("HOST_SECRET"), std::string::npos);
+}
+
 TEST_F(BuildServiceTest, GitPushToBerthsRemoteQueuesMatchingBranches) {
   start_service(deps());
   create(Json{{"git", ""}});

@@ -117,10 +117,18 @@ TEST(BuildProjectTest, PasswordInTheUrlMovesToTheCredentials) {
   EXPECT_EQ(r->git_url, "ssh://git@host/x.git");
   EXPECT_EQ(r->git_password, "pw");
 
-  // A user without a password stays in the URL.
-  r = parse(Json{{"git", "https://bot@github.com/octo/app.git"}});
+  // https://TOKEN@host: the one part is the token, so it becomes the (sealed, masked)
+  // password; the URL and the view never show it.
+  r = parse(Json{{"git", "https://ghp_SECRETTOKEN123@github.com/octo/app.git"}});
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->git_url, "https://bot@github.com/octo/app.git");
+  EXPECT_EQ(r->git_url, "https://github.com/octo/app.git");
+  EXPECT_EQ(r->git_password, "ghp_SECRETTOKEN123");
+  EXPECT_EQ(r->git_username, "x-access-token");
+  EXPECT_EQ(project_to_view(*r).dump().find("SECRETTOKEN"), std::string::npos);
+  // ssh keeps a bare user: it is part of the address.
+  r = parse(Json{{"git", "ssh://git@host/x.git"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->git_url, "ssh://git@host/x.git");
   EXPECT_EQ(r->git_password, "");
 
   EXPECT_EQ(url_without_credentials("https://u:p@h/x"), "https://h/x");
@@ -199,6 +207,27 @@ TEST(BuildProjectTest, BuildArgs) {
   auto both = parse(Json{{"build_args", {{"A", "1"}}}, {"secret_build_args", {{"A", "2"}}}});
   ASSERT_FALSE(both);
   EXPECT_EQ(both.error().message().rfind("secret_build_args: ", 0), 0u);
+}
+
+TEST(BuildProjectTest, PointingGitAtAnotherHostDropsTheStoredCredentials) {
+  auto base = parse(
+      Json{{"git", "https://github.com/o/a.git"}, {"git_username", "bot"}, {"git_password", "pw"}});
+  ASSERT_TRUE(base);
+  // Same host, another repository: the credentials stay.
+  auto r = project_from_request(Json{{"git", "https://github.com/o/b.git"}}, *base, false);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->git_password, "pw");
+  EXPECT_EQ(r->git_username, "bot");
+  // Another host: they would be sent there, so they go.
+  r = project_from_request(Json{{"git", "https://evil.example/o/a.git"}}, *base, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->git_password, "");
+  EXPECT_EQ(r->git_username, "");
+  // Unless the same request gives them for the new host.
+  r = project_from_request(Json{{"git", "https://gitlab.example/o/a.git"}, {"git_password", "pw2"}},
+                           *base, false);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->git_password, "pw2");
 }
 
 TEST(BuildProjectTest, UpdatesKeepAbsentFieldsAndMergeArgs) {

@@ -85,6 +85,16 @@ TEST(GithubEventTest, ParsesPush) {
   EXPECT_EQ(ev->pusher_name, "octocat");
 }
 
+TEST(GithubEventTest, RefusesRefsGitWouldRefuse) {
+  // A signed payload still must not smuggle a newline (a fake log line) or a space into a ref.
+  for (const char* ref :
+       {"refs/heads/main\\nbuild 5 SUCCEEDED", "refs/heads/a b", "refs/heads/x~1"}) {
+    auto ev = parse_github_event("push", push_body(ref, kSha));
+    ASSERT_FALSE(ev) << ref;
+    EXPECT_EQ(ev.error().message(), "push event: ref: not a valid ref name") << ref;
+  }
+}
+
 TEST(GithubEventTest, ParsesFormEncodedPayload) {
   std::string body = "payload=%7B%22ref%22%3A%22refs%2Fheads%2Fdev%22%2C%22after%22%3A%22";
   body += kSha;
