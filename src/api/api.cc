@@ -58,6 +58,17 @@ http::Response error_response(const Error& e) {
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
 }
 
+Result<Json> parse_object_body(const std::string& body) {
+  if (body.empty()) {
+    return Json::object();
+  }
+  BERTH_ASSIGN_OR_RETURN(Json j, parse_json(body, "request body"));
+  if (!j.is_object()) {
+    return Error(Errc::InvalidArgument, "request body must be a JSON object");
+  }
+  return j;
+}
+
 // Splits "a/b/c" into its segments.
 std::vector<std::string> segments(const std::string& path) {
   std::vector<std::string> out;

@@ -173,17 +173,6 @@ class BuildHandler {
     return allow(call, "registry:Push", "repository/" + spec.repository);
   }
 
-  Result<Json> parse_body(const BuildCall& call) {
-    if (call.body.empty()) {
-      return Json::object();
-    }
-    BERTH_ASSIGN_OR_RETURN(Json j, parse_json(call.body, "request body"));
-    if (!j.is_object()) {
-      return Error(Errc::InvalidArgument, "request body must be a JSON object");
-    }
-    return j;
-  }
-
   Result<http::Response> dispatch(const BuildCall& call) {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
@@ -207,7 +196,7 @@ class BuildHandler {
       return json_response(200, out);
     }
     if (n == 2 && m == V::post) {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       if (!body.contains("name") || !body["name"].is_string()) {
         return Error(Errc::InvalidArgument, "name: required, a string");
       }
@@ -232,7 +221,7 @@ class BuildHandler {
       return json_response(200, project_json(v, call.ctx.base_url));
     }
     if (n == 3 && m == V::patch) {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       if (body.contains("name") && body["name"] != Json(name)) {
         return Error(Errc::InvalidArgument, "name: a project cannot be renamed");
       }
@@ -255,7 +244,7 @@ class BuildHandler {
       return json_response(200, out);
     }
     if (n == 4 && seg[3] == "builds" && m == V::post) {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       std::string commit;
       if (body.contains("commit")) {
         if (!body["commit"].is_string()) {

@@ -15,6 +15,9 @@ namespace berth::api {
 http::Response json_response(unsigned status, const Json& body);
 http::Response error_response(const Error& e);
 
+/// A request body that must be a JSON object ("" = {}). InvalidArgument otherwise.
+Result<Json> parse_object_body(const std::string& body);
+
 /// Splits "a/b/c" into its segments.
 std::vector<std::string> segments(const std::string& path);
 

@@ -98,17 +98,6 @@ class ServicesHandler {
     return allow(call, "registry:Pull", "repository/" + spec.repository());
   }
 
-  Result<Json> parse_body(const Call& call) {
-    if (call.body.empty()) {
-      return Json::object();
-    }
-    BERTH_ASSIGN_OR_RETURN(Json j, parse_json(call.body, "request body"));
-    if (!j.is_object()) {
-      return Error(Errc::InvalidArgument, "request body must be a JSON object");
-    }
-    return j;
-  }
-
   Result<http::Response> dispatch(const Call& call) {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
@@ -139,7 +128,7 @@ class ServicesHandler {
       return json_response(200, out);
     }
     if (n == 1 && m == V::post) {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       std::string name = body.value("name", "");
       BERTH_TRY(deploy::validate_service_name(name));
       BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, deploy::ServiceSpec{}));
@@ -161,7 +150,7 @@ class ServicesHandler {
       return json_response(200, service_json(v));
     }
     if (n == 2 && m == V::patch) {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       BERTH_TRY(allow(call, "service:UpdateService", res));
       BERTH_ASSIGN_OR_RETURN(auto base, c_.spec(name));
       BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, base));
@@ -179,7 +168,7 @@ class ServicesHandler {
       return json_response(200, out);
     }
     if (n == 3 && m == V::post && seg[2] == "deploy") {
-      BERTH_ASSIGN_OR_RETURN(Json body, parse_body(call));
+      BERTH_ASSIGN_OR_RETURN(Json body, parse_object_body(call.body));
       BERTH_TRY(allow(call, "service:Deploy", res));
       std::string image = body.value("image", "");
       BERTH_ASSIGN_OR_RETURN(auto spec, c_.spec(name));
