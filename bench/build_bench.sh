@@ -11,6 +11,9 @@
 #      build (git fetch of the commit + BUILD + PUSH into its registry), from phase_ms.
 #   2. unchanged rebuild: docker build (cache); buildah build --layers (cache); berth build of the
 #      same commit again (every layer from the cache), whole build (SOURCE+BUILD+PUSH).
+#   3. webhook to running new version: a service with --auto-deploy serves web/app:latest; each
+#      round commits a new www/index.html, POSTs a signed GitHub push event, and polls the router
+#      (curl every ~10 ms) until the new page is served. berth only, end to end.
 # Wall clock for docker and buildah is the CLI's (/usr/bin/time-like, date +%s%N around it).
 #
 # Prints a markdown table (medians, ratios against docker); raw samples go to $OUT.
@@ -45,7 +48,7 @@ die() { echo "build_bench: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- prerequisites
 ((EUID == 0)) || die "needs root (runc, overlayfs, dockerd)"
-for t in runc git curl jq dockerd docker buildah ss; do
+for t in runc git curl jq dockerd docker buildah ss openssl; do
   command -v "$t" >/dev/null ||
     die "$t is not installed (apt-get install runc git curl jq docker.io buildah iproute2)"
 done
@@ -150,7 +153,8 @@ export HOME=$TMP/home
 mkdir -p "$HOME"
 BERTH="$BERTH --server http://127.0.0.1:$PORT"
 $BERTH repo create web/app >/dev/null
-$BERTH build project create bench --git "file://$SRC" --branch main --repo web/app >/dev/null
+HOOK_SECRET=$($BERTH build project create bench --git "file://$SRC" --branch main --repo web/app \
+  --json | jq -r .webhook_secret)
 
 # Runs one berth build of COMMIT to its end; prints "BUILD_MS TOTAL_MS WALL_MS CACHED".
 berth_build() {
@@ -216,6 +220,28 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# ---------------------------------------------------------------- webhook -> new version served
+log "webhook to running new version ($ROUNDS rounds)"
+$BERTH service create web --image web/app:latest --port 8080 --auto-deploy >/dev/null
+serves() { [[ $(curl -s -m 2 -H 'Host: web.localhost' "http://127.0.0.1:$RPORT/") == "$1" ]]; }
+for r in $(seq 1 "$ROUNDS"); do
+  echo "version $r" >"$SRC/www/index.html"
+  git -C "$SRC" -c user.name=bench -c user.email=bench@example.com commit -q -am "v$r"
+  c=$(git -C "$SRC" rev-parse HEAD)
+  payload="{\"ref\":\"refs/heads/main\",\"after\":\"$c\",\"repository\":{\"full_name\":\"bench/app\",\"clone_url\":\"file://$SRC\"}}"
+  sig=$(printf '%s' "$payload" | openssl dgst -sha256 -hmac "$HOOK_SECRET" -r | cut -d' ' -f1)
+  t0=$(now_ns)
+  code=$(curl -s -o "$TMP/hook.out" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'X-GitHub-Event: push' -H "X-Hub-Signature-256: sha256=$sig" --data-binary "$payload" \
+    "http://127.0.0.1:$PORT/hooks/github/bench")
+  hook_ms=$(ms_since "$t0")
+  [[ $code == 202 ]] || die "webhook answered $code: $(cat "$TMP/hook.out")"
+  for _ in $(seq 1 3000); do serves "version $r" && break; sleep 0.01; done
+  serves "version $r" || die "version $r was not served within 30 s"
+  printf '%s\twebhook\tberth-served\t%s\thook_reply=%s\n' "$r" "$(ms_since "$t0")" "$hook_ms" >>"$RAW"
+  printf '%s\twebhook\tberth-hook-reply\t%s\t\n' "$r" "$hook_ms" >>"$RAW"
+done
+
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print int((a[NR/2]+a[NR/2+1])/2)}'; }
 med() { awk -F'\t' -v c="$1" -v t="$2" '$2==c && $3==t {print $4}' "$RAW" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
@@ -230,5 +256,8 @@ for c in cold cached; do
   bt=$(med "$c" berth-total)
   echo "| $c | $d ms | $b ms | $bb ms | $bt ms | $(ratio "$bb" "$d") |"
 done
+echo
+echo "Webhook to new version served (berth end to end: reply, fetch, build, push, deploy, route):"
+echo "median $(med webhook berth-served) ms, max $(awk -F'\t' '$2=="webhook" && $3=="berth-served" {print $4}' "$RAW" | sort -n | tail -1) ms; webhook reply median $(med webhook berth-hook-reply) ms"
 echo
 echo "Rounds: $ROUNDS; medians. Raw samples: $RAW"
