@@ -2029,7 +2029,7 @@ std::set<std::string> unused_build_args(const Dockerfile& dockerfile,
   }
   std::set<std::string> unused;
   for (const auto& [k, v] : build_args) {
-    if (!declared.count(k) && !is_predefined_arg(k)) {
+    if (!declared.count(k) && !is_predefined_arg(k) && k != "SOURCE_DATE_EPOCH") {
       unused.insert(k);
     }
   }

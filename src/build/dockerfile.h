@@ -307,7 +307,7 @@ class BuildVars {
 };
 
 /// Build args that no ARG in the Dockerfile declares (Docker warns "were not consumed");
-/// predefined proxy args never count.
+/// predefined proxy args and SOURCE_DATE_EPOCH (read by the builder itself) never count.
 std::set<std::string> unused_build_args(const Dockerfile& dockerfile,
                                         const std::map<std::string, std::string>& build_args);
 

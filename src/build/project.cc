@@ -385,6 +385,12 @@ Result<ProjectSpec> project_from_request(const Json& body, ProjectSpec s, bool a
       return bad("secret_build_args", cat(k, " is also a plain build arg"));
     }
   }
+  if (auto it = s.build_args.find("SOURCE_DATE_EPOCH"); it != s.build_args.end()) {
+    const std::string& v = it->second;
+    if (v.empty() || v.size() > 12 || v.find_first_not_of("0123456789") != std::string::npos) {
+      return bad("build_args.SOURCE_DATE_EPOCH", cat("'", v, "' is not unix seconds"));
+    }
+  }
   return s;
 }
 

@@ -794,6 +794,11 @@ struct Service::Impl {
     for (const auto& [k, v] : spec.secret_build_args) {
       in.build_args[k] = v;
     }
+    if (auto it = spec.build_args.find("SOURCE_DATE_EPOCH"); it != spec.build_args.end()) {
+      // As BuildKit reads it: layer mtimes are clamped to it and it is the image's "created",
+      // so the same commit builds to the same digest.
+      in.source_date_epoch = std::stoll(it->second);
+    }
     in.labels["org.opencontainers.image.revision"] = b.commit_id;
     in.labels["org.opencontainers.image.source"] = b.source;
     in.base_images = [this, &spec](const std::string& ref) { return resolve_base(spec, ref); };

@@ -354,6 +354,38 @@ TEST_F(BuildServiceTest, BuildsACommitAndPushesBothTags) {
   EXPECT_EQ((*list)[0].id, b->id);
 }
 
+// SOURCE_DATE_EPOCH as a build arg makes the build reproducible: the image's "created" is it,
+// and the same commit built again with an empty layer cache gives the same digest.
+TEST_F(BuildServiceTest, SourceDateEpochMakesTheSameDigest) {
+  start_service(deps());
+  create(Json{{"build_args", {{"SOURCE_DATE_EPOCH", "1700000000"}}}});
+  std::string commit = trimmed(git(src_.path(), "rev-parse HEAD").out);
+  auto first = svc_->start_build("web", commit, "manual");
+  ASSERT_TRUE(first) << first.error().message();
+  BuildView a = wait_done(first->id);
+  ASSERT_EQ(a.status, "SUCCEEDED") << a.reason << "\n" << failure_context(first->id);
+  stdfs::remove_all(data_ / "build/cache");
+  auto second = svc_->start_build("web", commit, "manual");
+  ASSERT_TRUE(second);
+  BuildView b = wait_done(second->id);
+  ASSERT_EQ(b.status, "SUCCEEDED") << b.reason;
+  EXPECT_EQ(b.image_digest, a.image_digest);
+  EXPECT_TRUE(
+      std::none_of(b.steps.begin(), b.steps.end(), [](const BuildStep& s) { return s.cached; }));
+  auto repo = store_->get_repository("web/app");
+  ASSERT_TRUE(repo);
+  auto m = store_->get_manifest(repo->id, "latest");
+  ASSERT_TRUE(m);
+  auto manifest = parse_json(m->content);
+  ASSERT_TRUE(manifest);
+  auto cfg_path = reg_->blob_file((*manifest)["config"]["digest"].get<std::string>());
+  ASSERT_TRUE(cfg_path);
+  auto cfg = parse_json(test::read_file(*cfg_path));
+  ASSERT_TRUE(cfg);
+  EXPECT_EQ((*cfg)["created"], "2023-11-14T22:13:20Z");
+  EXPECT_THAT(log_of(second->id), Not(HasSubstr("were not consumed")));
+}
+
 TEST_F(BuildServiceTest, QueuePersistsAcrossRestartAndResolvesTheBranch) {
   svc_ = std::make_unique<Service>(deps());  // not started: builds only queue
   create();

@@ -209,6 +209,13 @@ TEST(BuildProjectTest, BuildArgs) {
   EXPECT_EQ(both.error().message().rfind("secret_build_args: ", 0), 0u);
 }
 
+TEST(BuildProjectTest, SourceDateEpochMustBeUnixSeconds) {
+  ASSERT_TRUE(parse(Json{{"build_args", {{"SOURCE_DATE_EPOCH", "1700000000"}}}}));
+  auto r = parse(Json{{"build_args", {{"SOURCE_DATE_EPOCH", "yesterday"}}}});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message(), "build_args.SOURCE_DATE_EPOCH: 'yesterday' is not unix seconds");
+}
+
 TEST(BuildProjectTest, PointingGitAtAnotherHostDropsTheStoredCredentials) {
   auto base = parse(
       Json{{"git", "https://github.com/o/a.git"}, {"git_username", "bot"}, {"git_password", "pw"}});
