@@ -673,6 +673,21 @@ awaitable<void> Api::github_webhook(http::Exchange& ex) {
     msg += " does not exist";
     co_return co_await reply_error(ex, Errc::NotFound, std::move(msg));
   }
+  // Unauthenticated callers: find the project before reading up to 25 MiB for it.
+  auto exists = [svc = build_.service, name]() -> Status {
+    auto p = svc->get_project(name);
+    if (!p && p.error().code() == Errc::NotFound) {
+      std::string msg = "build project ";
+      msg += name;
+      msg += " does not exist";
+      return Error(Errc::NotFound, std::move(msg));
+    }
+    return p ? ok() : Status(p.error());
+  };
+  Status known = co_await run_blocking(*build_.pool, std::move(exists));
+  if (!known) {
+    co_return co_await ex.send(error_response(known.error()));
+  }
   auto body = co_await ex.read_all(kMaxWebhookBody);
   if (!body) {
     co_return co_await ex.send(error_response(body.error()));

@@ -209,6 +209,10 @@ TEST_F(Builds, SignedWebhookBuildsAndABadSignatureStartsNothing) {
   EXPECT_EQ(status_code(other.out), 202) << other.out;
   EXPECT_NE(other.out.find("dev"), std::string::npos) << other.out;
   EXPECT_EQ(builds("length"), "0");
+  // An unknown project is a 404 that names it.
+  auto nope = webhook("nope", secret, "refs/heads/main", c1);
+  EXPECT_EQ(status_code(nope.out), 404) << nope.out;
+  EXPECT_NE(nope.out.find("build project nope does not exist"), std::string::npos) << nope.out;
   // A ping is answered.
   auto ping = webhook("web-build", secret, "refs/heads/main", c1, "ping");
   EXPECT_EQ(status_code(ping.out), 200) << ping.out;
