@@ -58,6 +58,28 @@ http::Response error_response(const Error& e) {
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
 }
 
+awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
+                                                      std::vector<const char*> params) {
+  auto call = std::make_shared<ApiCall>();
+  call->ctx = ex.context();
+  call->method = ex.method();
+  call->method_string = ex.method_string();
+  call->rest = std::move(rest);
+  for (const char* k : params) {
+    if (auto v = ex.query(k)) {
+      call->query[k] = *v;
+    }
+  }
+  if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
+    auto body = co_await ex.read_all(256 * 1024);
+    if (!body) {
+      co_return body.error();
+    }
+    call->body = std::move(*body);
+  }
+  co_return call;
+}
+
 Result<Json> parse_object_body(const std::string& body) {
   if (body.empty()) {
     return Json::object();

@@ -113,20 +113,6 @@ Result<int64_t> parse_build_id(const std::string& s) {
   return static_cast<int64_t>(id);
 }
 
-// What a handler job needs from the request, copied out of the Exchange.
-struct BuildCall {
-  http::RequestContext ctx;
-  bhttp::verb method;
-  std::string method_string;
-  std::string rest;  // after /api/v1/
-  std::string body;
-  std::map<std::string, std::string> query;
-  std::string q(const std::string& k, const std::string& dflt = "") const {
-    auto it = query.find(k);
-    return it == query.end() ? dflt : it->second;
-  }
-};
-
 // GET /builds/ID/logs after authorization: where the log is and how far the build got.
 struct LogTarget {
   std::optional<http::Response> error;  // set: send this instead
@@ -139,12 +125,12 @@ class BuildHandler {
   BuildHandler(build::Service& svc, iam::Service& iam, bool allow_file_remotes)
       : svc_(svc), iam_(iam), allow_file_remotes_(allow_file_remotes) {}
 
-  http::Response serve(const BuildCall& call) {
+  http::Response serve(const ApiCall& call) {
     auto r = dispatch(call);
     return r ? std::move(*r) : error_response(r.error());
   }
 
-  LogTarget log_target(const BuildCall& call, int64_t id) {
+  LogTarget log_target(const ApiCall& call, int64_t id) {
     LogTarget t;
     auto r = [&]() -> Status {
       BERTH_ASSIGN_OR_RETURN(auto b, svc_.get_build(id));
@@ -160,20 +146,20 @@ class BuildHandler {
   }
 
  private:
-  Status allow(const BuildCall& call, const std::string& action, const std::string& resource) {
+  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
     return iam_.authorize(call.ctx, action, resource);
   }
 
   // A project that builds with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to push the image itself.
-  Status allow_image_rights(const BuildCall& call, const build::ProjectSpec& spec) {
+  Status allow_image_rights(const ApiCall& call, const build::ProjectSpec& spec) {
     if (!spec.role.empty()) {
       return allow(call, "iam:PassRole", "role/" + spec.role);
     }
     return allow(call, "registry:Push", "repository/" + spec.repository);
   }
 
-  Result<http::Response> dispatch(const BuildCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
     size_t n = seg.size();
@@ -265,7 +251,7 @@ class BuildHandler {
     return not_found(call);
   }
 
-  Result<http::Response> list_builds(const BuildCall& call, const std::string& project) {
+  Result<http::Response> list_builds(const ApiCall& call, const std::string& project) {
     char* end = nullptr;
     std::string limit_s = call.q("limit", "50");
     long limit = std::strtol(limit_s.c_str(), &end, 10);
@@ -282,7 +268,7 @@ class BuildHandler {
     return json_response(200, out);
   }
 
-  Result<http::Response> builds(const BuildCall& call, const std::vector<std::string>& seg) {
+  Result<http::Response> builds(const ApiCall& call, const std::vector<std::string>& seg) {
     using V = bhttp::verb;
     size_t n = seg.size();
     auto m = call.method;
@@ -310,7 +296,7 @@ class BuildHandler {
     return not_found(call);
   }
 
-  Result<http::Response> not_found(const BuildCall& call) {
+  Result<http::Response> not_found(const ApiCall& call) {
     return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
   }
 
@@ -544,23 +530,12 @@ awaitable<void> Api::handle_build(http::Exchange& ex, std::string rest) {
   if (build_.service == nullptr || build_.pool == nullptr) {
     co_return co_await reply_unavailable(ex, build_);
   }
-  auto call = std::make_shared<BuildCall>();
-  call->ctx = ex.context();
-  call->method = ex.method();
-  call->method_string = ex.method_string();
-  call->rest = std::move(rest);
-  for (const char* k : {"limit", "project", "follow", "offset"}) {
-    if (auto v = ex.query(k)) {
-      call->query[k] = *v;
-    }
+  std::vector<const char*> params = {"limit", "project", "follow", "offset"};
+  auto read = co_await read_call(ex, std::move(rest), std::move(params));
+  if (!read) {
+    co_return co_await ex.send(error_response(read.error()));
   }
-  if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
-    auto body = co_await ex.read_all(256 * 1024);
-    if (!body) {
-      co_return co_await ex.send(error_response(body.error()));
-    }
-    call->body = std::move(*body);
-  }
+  std::shared_ptr<ApiCall> call = std::move(*read);
   // GET builds/ID/logs: text, sent from the file or followed.
   auto seg = segments(call->rest);
   if (seg.size() == 3 && seg[0] == "builds" && seg[2] == "logs" &&

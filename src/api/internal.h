@@ -2,9 +2,12 @@
 // Helpers shared by the API's handler files (private to src/api).
 #pragma once
 
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/asio.h"
 #include "common/json.h"
 #include "common/result.h"
 #include "http/http.h"
@@ -14,6 +17,26 @@ namespace berth::api {
 /// A JSON reply, and the {"error":{"code","message"}} reply for an error.
 http::Response json_response(unsigned status, const Json& body);
 http::Response error_response(const Error& e);
+
+/// What a handler job needs from a request, copied out of the Exchange so the job can run on
+/// the blocking pool while the connection's coroutine waits.
+struct ApiCall {
+  http::RequestContext ctx;
+  bhttp::verb method = bhttp::verb::get;
+  std::string method_string;
+  std::string rest;                          // the path after /api/v1/
+  std::string body;                          // POST and PATCH only (at most 256 KiB)
+  std::map<std::string, std::string> query;  // the parameters asked for in read_call
+  std::string q(const std::string& k, const std::string& dflt = "") const {
+    auto it = query.find(k);
+    return it == query.end() ? dflt : it->second;
+  }
+};
+
+/// Copies the request into an ApiCall: context, method, `rest`, the query parameters named in
+/// `params`, and the body of a POST or PATCH. An error when the body cannot be read.
+awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
+                                                      std::vector<const char*> params);
 
 /// A request body that must be a JSON object ("" = {}). InvalidArgument otherwise.
 Result<Json> parse_object_body(const std::string& body);

@@ -61,44 +61,30 @@ Json deployment_ref(int64_t id) {
   return j;
 }
 
-// What a handler job needs from the request, copied out of the Exchange.
-struct Call {
-  http::RequestContext ctx;
-  bhttp::verb method;
-  std::string method_string;
-  std::string rest;  // after /api/v1/
-  std::string body;
-  std::map<std::string, std::string> query;
-  std::string q(const std::string& k, const std::string& dflt = "") const {
-    auto it = query.find(k);
-    return it == query.end() ? dflt : it->second;
-  }
-};
-
 class ServicesHandler {
  public:
   ServicesHandler(deploy::Controller& c, iam::Service& iam) : c_(c), iam_(iam) {}
 
-  http::Response serve(const Call& call) {
+  http::Response serve(const ApiCall& call) {
     auto r = dispatch(call);
     return r ? std::move(*r) : error_response(r.error());
   }
 
  private:
-  Status allow(const Call& call, const std::string& action, const std::string& resource) {
+  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
     return iam_.authorize(call.ctx, action, resource);
   }
 
   // A service that pulls with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to pull the image itself.
-  Status allow_image_rights(const Call& call, const deploy::ServiceSpec& spec) {
+  Status allow_image_rights(const ApiCall& call, const deploy::ServiceSpec& spec) {
     if (!spec.role.empty()) {
       return allow(call, "iam:PassRole", "role/" + spec.role);
     }
     return allow(call, "registry:Pull", "repository/" + spec.repository());
   }
 
-  Result<http::Response> dispatch(const Call& call) {
+  Result<http::Response> dispatch(const ApiCall& call) {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
     size_t n = seg.size();
@@ -251,7 +237,7 @@ class ServicesHandler {
     return not_found(call);
   }
 
-  Result<http::Response> not_found(const Call& call) {
+  Result<http::Response> not_found(const ApiCall& call) {
     return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
   }
 
@@ -268,23 +254,12 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
                           : services_.unavailable_reason;
     co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
   }
-  auto call = std::make_shared<Call>();
-  call->ctx = ex.context();
-  call->method = ex.method();
-  call->method_string = ex.method_string();
-  call->rest = std::move(rest);
-  for (const char* k : {"limit", "since_ms", "offset", "instance"}) {
-    if (auto v = ex.query(k)) {
-      call->query[k] = *v;
-    }
+  std::vector<const char*> params = {"limit", "since_ms", "offset", "instance"};
+  auto read = co_await read_call(ex, std::move(rest), std::move(params));
+  if (!read) {
+    co_return co_await ex.send(error_response(read.error()));
   }
-  if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
-    auto body = co_await ex.read_all(256 * 1024);
-    if (!body) {
-      co_return co_await ex.send(error_response(body.error()));
-    }
-    call->body = std::move(*body);
-  }
+  std::shared_ptr<ApiCall> call = std::move(*read);
   auto job = [call, c = services_.controller, iam = &iam_] {
     ServicesHandler h(*c, *iam);
     return h.serve(*call);
