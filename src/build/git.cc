@@ -802,7 +802,7 @@ Result<std::string> fetch_commit(const std::string& url, const std::string& comm
     std::string obj = id;
     obj += "^{commit}";
     std::vector<std::string> args = repo;
-    args.insert(args.end(), {"cat-file", "-e", obj});
+    args.insert(args.end(), {"rev-parse", "-q", "--verify", obj});  // quiet when absent
     BERTH_ASSIGN_OR_RETURN(auto r, run_git(args, env, deadline, lines, true));
     return r.exit_code == 0;
   };

@@ -189,8 +189,15 @@ void print_project(const Json& p) {
   std::printf("image:        %s:%s\n", str(p, "repository").c_str(), str(p, "tag").c_str());
   std::printf("dockerfile:   %s (context %s)\n", str(p, "dockerfile").c_str(),
               str(p, "context").c_str());
-  std::printf("role:         %s\n",
-              str(p, "role").empty() ? "(berth's own rights)" : str(p, "role").c_str());
+  // Without a role a build has its owner's rights (who created or last changed the project).
+  std::string role = str(p, "role");
+  if (role.empty()) {
+    std::string owner = str(p, "owner");
+    role = owner.find('/') == std::string::npos
+               ? "(none: berth's own rights)"
+               : "(none: builds with its owner's rights, " + owner + ")";
+  }
+  std::printf("role:         %s\n", role.c_str());
   if (p.contains("build_args") && p["build_args"].is_object() && !p["build_args"].empty()) {
     std::printf("build args:\n");
     for (const auto& [k, v] : p["build_args"].items()) {
