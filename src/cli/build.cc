@@ -159,6 +159,13 @@ std::string duration(const Json& b) {
   }
   if (end == 0) {
     end = static_cast<int64_t>(std::time(nullptr));
+  } else if (b.contains("phase_ms") && b["phase_ms"].is_object() && !b["phase_ms"].empty()) {
+    // Finished: the phases' own milliseconds say more than whole-second timestamps.
+    int64_t ms = 0;
+    for (const auto& [phase, v] : b["phase_ms"].items()) {
+      ms += v.is_number() ? v.get<int64_t>() : 0;
+    }
+    return seconds(ms);
   }
   return std::to_string(std::max<int64_t>(0, end - start)) + "s";
 }
