@@ -150,12 +150,34 @@ class ScopedSigpipeBlock {
   bool was_pending_ = false;
 };
 
+// berthd is a child subreaper (src/runtime): whatever a git child leaves behind in its process
+// group (an upload-pack that outlives a failed fetch, the helpers of a killed one) is
+// re-parented to us and would stay a zombie. The group was SIGKILLed while its leader still
+// held the group id; reap what is ours of it now (a straggler still being re-parented gets a
+// few milliseconds).
+void reap_group(pid_t pgid) {
+  for (int idle = 0; idle < 20;) {
+    siginfo_t info{};
+    if (::waitid(P_PGID, static_cast<id_t>(pgid), &info, WEXITED | WNOHANG) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return;  // ECHILD: no child of ours is left in the group
+    }
+    if (info.si_pid == 0) {
+      ++idle;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  }
+}
+
 void kill_and_reap(pid_t pid) {
   ::kill(-pid, SIGKILL);
   ::kill(pid, SIGKILL);
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
+  reap_group(pid);
 }
 
 Result<pid_t> spawn_child(const RunSpec& spec, int in_fd, int out_fd, int err_fd) {
@@ -312,20 +334,28 @@ Result<RunResult> run_child(const RunSpec& spec) {
   }
   in_w.reset();
   // The pipes are closed; the child is exiting (or has detached them, which git never does).
-  int st = 0;
+  // Wait for the exit without reaping (WNOWAIT): the zombie keeps the group id reserved while
+  // what is left of the group is killed and reaped.
+  siginfo_t info{};
   while (true) {
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) {
+    info = siginfo_t{};
+    int r = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
+    if (r == 0 && info.si_pid == pid) {
       break;
     }
     if (r < 0 && errno != EINTR) {
-      return make_error(Errc::Internal, std::string("waitpid: ") + std::strerror(errno));
+      return make_error(Errc::Internal, std::string("waitid: ") + std::strerror(errno));
     }
     if (Clock::now() >= spec.deadline) {
       return fail(make_error(Errc::DeadlineExceeded, spec.argv[0] + std::string(" timed out")));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  ::kill(-pid, SIGKILL);
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  reap_group(pid);
   RunResult res;
   if (WIFEXITED(st)) {
     res.exit_code = WEXITSTATUS(st);
@@ -449,6 +479,10 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 std::vector<std::string> git_env(const std::string& url, const GitAuth& auth) {
   std::vector<std::pair<std::string, std::string>> config;
   config.emplace_back("credential.helper", "");
+  // Automatic gc and maintenance run in the foreground (inside our timeout), never as a
+  // detached process that the group clean-up would kill.
+  config.emplace_back("gc.autoDetach", "false");
+  config.emplace_back("maintenance.autoDetach", "false");
   if (!auth.password.empty() || !auth.username.empty()) {
     if (starts_with(url, "http://") || starts_with(url, "https://")) {
       std::string header = "Authorization: Basic ";
@@ -1175,6 +1209,13 @@ Result<CgiResponse> run_git_http_backend(const CgiRequest& req, const CgiSink& s
       "SERVER_PROTOCOL=HTTP/1.1",
       "GIT_HTTP_EXPORT_ALL=1",
       "GIT_PROJECT_ROOT=" + req.project_root,
+      // receive-pack's automatic gc runs in the foreground: a detached one would outlive the
+      // request's process group (see reap_group()).
+      "GIT_CONFIG_COUNT=2",
+      "GIT_CONFIG_KEY_0=gc.autoDetach",
+      "GIT_CONFIG_VALUE_0=false",
+      "GIT_CONFIG_KEY_1=maintenance.autoDetach",
+      "GIT_CONFIG_VALUE_1=false",
       "PATH_INFO=" + req.path_info,
       "REQUEST_METHOD=" + req.method,
       "QUERY_STRING=" + req.query_string,

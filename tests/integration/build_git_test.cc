@@ -3,6 +3,8 @@
 // the fallback for servers that refuse commits by id), and berth's smart-HTTP bridge behind a
 // small Beast server that git clones from and pushes to.
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <cctype>
@@ -143,6 +145,28 @@ TEST(GitFetchTest, ObjectCacheFetchesACommitOnceAndChecksOutOnlyTheFiles) {
   EXPECT_EQ(test::read_file(out / "w4/a.txt"), "side");
   // No index or other state is left beside the checkouts.
   EXPECT_FALSE(std::filesystem::exists(out / "w4.index"));
+}
+
+// berthd is a child subreaper: what git leaves behind (the upload-pack of a failed fetch, the
+// helpers of a killed one) is re-parented to it and must be reaped, not left as zombies.
+TEST(GitFetchTest, LeavesNoZombiesInASubreaper) {
+  SourceRepo src;
+  TempDir out;
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+  auto missing = fetch_commit(src.url(), "nope", out / "a", {}, {});
+  EXPECT_FALSE(missing);
+  asio::io_context ioc;
+  asio::ip::tcp::acceptor acc(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  FetchOptions opts;
+  opts.timeout = std::chrono::seconds(1);
+  auto hung =
+      fetch_commit("http://127.0.0.1:" + std::to_string(acc.local_endpoint().port()) + "/r.git",
+                   "main", out / "b", {}, {}, opts);
+  EXPECT_FALSE(hung);
+  siginfo_t info{};
+  int rc = ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT);
+  EXPECT_TRUE(rc != 0 || info.si_pid == 0) << "zombie left: pid " << info.si_pid;
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
 }
 
 TEST(GitFetchTest, FetchesBranchAndRef) {
