@@ -1168,7 +1168,10 @@ Result<InstanceExit> Runtime::run_task(const TaskSpec& spec) {
   p.cpus = spec.cpus;
   p.memory_bytes = spec.memory_bytes;
   p.hostname_file = bundle + "/hostname";
-  p.cgroups_path = "/berth/" + id;
+  // Task ids repeat across data dirs ("build-3-2" in every berthd, test, or berthd restart),
+  // but cgroups are host-wide: a random part keeps two tasks from sharing (and one deleting)
+  // a cgroup. runc delete removes it.
+  p.cgroups_path = "/berth/task-" + id + "-" + fs::random_hex(4);
   p.host_network = spec.host_network;
   for (const auto& b : spec.binds) {
     p.binds.push_back({b.source, b.destination, b.read_only});

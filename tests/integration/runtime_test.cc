@@ -527,7 +527,11 @@ class RuntimeTaskTest : public RuntimeIntegrationTest {
     EXPECT_FALSE(mounted_under(root_ / "tasks")) << test::read_file("/proc/self/mountinfo");
     EXPECT_FALSE(std::filesystem::exists(root_ / ("tasks/" + id)));
     EXPECT_TRUE(std::filesystem::is_empty(root_ / "runc-tasks"));
-    EXPECT_FALSE(std::filesystem::exists("/sys/fs/cgroup/memory/berth/" + id));
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/sys/fs/cgroup/memory/berth", ec)) {
+      EXPECT_NE(e.path().filename().string().rfind("task-" + id + "-", 0), 0u)
+          << "cgroup left: " << e.path();
+    }
     auto ids = rt_->list();
     ASSERT_TRUE(ids);
     EXPECT_TRUE(ids->empty());
