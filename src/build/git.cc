@@ -547,6 +547,11 @@ Result<GitRun> run_git(const std::vector<std::string>& args, const std::vector<s
   if (!r) {
     return std::move(r).error();
   }
+  if (r->signal != 0) {
+    // Killed from outside (a stopped build): no fallback fetch or next step may follow.
+    return make_error(Errc::Cancelled, "git " + (args.empty() ? std::string() : args.back()) +
+                                           " was killed by signal " + std::to_string(r->signal));
+  }
   run.exit_code = r->exit_code;
   run.log_tail = lines.tail();
   return run;

@@ -170,12 +170,10 @@ class BuildLog {
   std::vector<std::string> secrets_;
 };
 
-// Kills git children working on dir (fetch_commit runs `git init ... DIR` and `git -C DIR
-// ...`, each in its own process group) so a stopped build does not wait for a slow fetch.
-void kill_git_children(const std::string& dir) {
-  if (dir.empty()) {
-    return;
-  }
+// Kills git children working on one of dirs (the checkout, or the object cache that
+// fetch_commit names with --git-dir / --work-tree; each runs in its own process group) so a
+// stopped build does not wait for a slow fetch. One pass over /proc for all of them.
+void kill_git_children(const std::vector<std::string>& dirs) {
   DIR* d = ::opendir("/proc");
   if (d == nullptr) {
     return;
@@ -196,8 +194,12 @@ void kill_git_children(const std::string& dir) {
       if (end == std::string::npos) {
         end = args.size();
       }
-      if (args.compare(start, end - start, dir) == 0) {
-        mentions = true;
+      for (const std::string& dir : dirs) {
+        if (!dir.empty() && args.compare(start, end - start, dir) == 0) {
+          mentions = true;
+        }
+      }
+      if (mentions) {
         break;
       }
       start = end + 1;
@@ -466,8 +468,7 @@ struct Service::Impl {
 
   void cancel_locked(Running& r) {
     r.cancel = true;
-    kill_git_children(r.src_dir);
-    kill_git_children(r.git_cache);
+    kill_git_children({r.src_dir, r.git_cache});
   }
 
   // Takes the oldest QUEUED build whose project is not building already. Under mu.

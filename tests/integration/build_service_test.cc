@@ -17,6 +17,7 @@
 #include "build/build.h"
 #include "build/executor.h"
 #include "build/webhook.h"
+#include "common/asio.h"
 #include "common/async.h"
 #include "common/events.h"
 #include "common/json.h"
@@ -473,6 +474,28 @@ TEST_F(BuildServiceTest, StopOfARunningBuild) {
   EXPECT_EQ(stopped->reason, "stopped by request");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
   EXPECT_EQ(tag_digest("web/app", "latest"), "");
+}
+
+// A fetch from a server that never answers would wait out the whole build timeout; stop
+// kills the git child (found by the build's object cache path) at once.
+TEST_F(BuildServiceTest, StopKillsAHangingFetch) {
+  asio::io_context ioc;
+  asio::ip::tcp::acceptor silent(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  start_service(deps());
+  create(Json{
+      {"git", "http://127.0.0.1:" + std::to_string(silent.local_endpoint().port()) + "/app.git"}});
+  auto b = svc_->start_build("web", std::string(40, 'a'), "manual");
+  ASSERT_TRUE(b) << b.error().message();
+  ASSERT_TRUE(wait_log(b->id, [](const std::string& t) {
+    return t.find(" fetch ") != std::string::npos;
+  })) << failure_context(b->id);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // git is connecting
+  auto t0 = std::chrono::steady_clock::now();
+  auto stopped = svc_->stop_build(b->id);
+  ASSERT_TRUE(stopped) << stopped.error().message();
+  EXPECT_EQ(stopped->status, "STOPPED");
+  EXPECT_EQ(stopped->phase, "SOURCE");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
 
 TEST_F(BuildServiceTest, ServiceStopRequeuesARunningBuild) {
