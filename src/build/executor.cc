@@ -7,7 +7,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -213,27 +212,6 @@ class View {
   virtual std::string where() const = 0;
 };
 
-Result<std::vector<std::string>> read_dir_names(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    return errno_error("opendir " + dir);
-  }
-  std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* de = ::readdir(d)) {
-    std::string name = de->d_name;
-    if (name != "." && name != "..") {
-      names.push_back(std::move(name));
-    }
-  }
-  if (errno != 0) {
-    return errno_error("readdir " + dir);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 class DirView : public View {
  public:
   DirView(std::string root, bool confined, std::string where)
@@ -251,7 +229,7 @@ class DirView : public View {
     return std::optional<Node>(std::move(n));
   }
   Result<std::vector<std::string>> list(const std::string& rel) const override {
-    return read_dir_names(join_path(root_, rel));
+    return fs::list_dir(join_path(root_, rel));
   }
   bool confined() const override { return confined_; }
   std::string where() const override { return where_; }
@@ -338,7 +316,7 @@ class LayersView : public View {
       std::string path = join_path(d, rel);
       struct stat st {};
       if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        BERTH_ASSIGN_OR_RETURN(auto names, read_dir_names(path));
+        BERTH_ASSIGN_OR_RETURN(auto names, fs::list_dir(path));
         candidates.insert(names.begin(), names.end());
       }
     }

@@ -5,7 +5,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -485,17 +484,8 @@ class TreeWalker {
     };
     std::vector<Child> children;
     {
-      DIR* d = ::opendir(abs.c_str());
-      if (d == nullptr) {
-        return io_error("opendir " + abs);
-      }
-      std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-      errno = 0;
-      while (dirent* de = ::readdir(d)) {
-        std::string name = de->d_name;
-        if (name == "." || name == "..") {
-          continue;
-        }
+      BERTH_ASSIGN_OR_RETURN(auto names, fs::list_dir(abs));
+      for (const std::string& name : names) {
         Child c{name, name, {}, false};
         std::string path = join(abs, name);
         if (::lstat(path.c_str(), &c.st) != 0) {
@@ -511,9 +501,6 @@ class TreeWalker {
           c.emitted += name;
         }
         children.push_back(std::move(c));
-      }
-      if (errno != 0) {
-        return io_error("readdir " + abs);
       }
     }
     std::sort(children.begin(), children.end(),
@@ -683,23 +670,7 @@ class CopyLayerBuilder {
 
   Status add_children(CopyNode& node, const std::string& dir, const std::string& rel,
                       const CopyEntry& e) {
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) {
-      return io_error("opendir " + dir);
-    }
-    std::unique_ptr<DIR, int (*)(DIR*)> guard(d, ::closedir);
-    std::vector<std::string> names;
-    errno = 0;
-    while (dirent* de = ::readdir(d)) {
-      std::string name = de->d_name;
-      if (name != "." && name != "..") {
-        names.push_back(std::move(name));
-      }
-    }
-    if (errno != 0) {
-      return io_error("readdir " + dir);
-    }
-    guard.reset();
+    BERTH_ASSIGN_OR_RETURN(auto names, fs::list_dir(dir));
     for (const std::string& name : names) {
       std::string sub_rel = join(rel, name);
       if (e.include && !e.include(sub_rel)) {

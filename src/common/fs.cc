@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common/fs.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -120,6 +122,37 @@ Result<std::string> read_regular_file(const std::string& path, uint64_t max_byte
     return std::move(s).error();
   }
   return out;
+}
+
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+  auto fail = [&dir](const char* what) {
+    std::string msg = what;
+    msg += ' ';
+    msg += dir;
+    msg += ": ";
+    msg += std::strerror(errno);
+    return Error(errno == ENOENT ? Errc::NotFound : Errc::Internal, std::move(msg));
+  };
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return fail("opendir");
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* de = ::readdir(d)) {
+    std::string name = de->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(std::move(name));
+    }
+  }
+  if (errno != 0) {
+    auto e = fail("readdir");
+    ::closedir(d);
+    return e;
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 Status make_dirs(const stdfs::path& dir) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -26,6 +27,10 @@ Result<std::string> read_file(const stdfs::path& path);
 /// `name` ("buildspec.yml is a symlink; it must be a regular file"). NotFound when absent.
 Result<std::string> read_regular_file(const std::string& path, uint64_t max_bytes,
                                       const std::string& name);
+
+/// The names in a directory ("." and ".." left out), sorted bytewise. NotFound when it is
+/// absent; Internal ("opendir DIR: ...", "readdir DIR: ...") otherwise.
+Result<std::vector<std::string>> list_dir(const std::string& dir);
 
 /// fsync of a file or directory by path.
 Status fsync_path(const stdfs::path& path);
