@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -36,6 +37,19 @@ Status set_int(int& out, const std::string& key, const std::string& v) {
     return bad(key, "expected a number from 0 to 1024, got '" + v + "'");
   }
   out = static_cast<int>(n);
+  return ok();
+}
+
+Status set_count(uint64_t& out, const std::string& key, const std::string& v, uint64_t min,
+                 uint64_t max) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || v.front() == '-' || *end != '\0' || errno != 0 || n < min || n > max) {
+    return bad(key, "expected a whole number from " + std::to_string(min) + " to " +
+                        std::to_string(max) + ", got '" + v + "'");
+  }
+  out = n;
   return ok();
 }
 
@@ -73,9 +87,37 @@ bool plausible_image(const std::string& image) {
 
 using Setter = std::function<Status(Config&, const std::string& key, const std::string& value)>;
 
+// The keys every listener section shares, under `section.` (http, router).
+template <class Section>
+void add_listener_limits(std::map<std::string, Setter>& table, const std::string& section,
+                         Section Config::*member) {
+  auto dur = [&](const char* key, std::chrono::seconds ListenerLimits::*field) {
+    table.emplace(section + "." + key, [member, field](Config& c, auto& k, auto& v) {
+      return set_dur(c.*member.*field, k, v);
+    });
+  };
+  auto count = [&](const char* key, uint64_t ListenerLimits::*field) {
+    table.emplace(section + "." + key, [member, field](Config& c, auto& k, auto& v) {
+      return set_count(c.*member.*field, k, v, 0, 10'000'000);
+    });
+  };
+  dur("header_timeout", &ListenerLimits::header_timeout);
+  dur("keepalive_timeout", &ListenerLimits::keepalive_timeout);
+  dur("body_timeout", &ListenerLimits::body_timeout);
+  count("max_connections", &ListenerLimits::max_connections);
+  count("max_connections_per_address", &ListenerLimits::max_connections_per_address);
+}
+
+std::map<std::string, Setter> make_setters();
+
 // Every settable key, by its dotted path. One table serves YAML and the environment.
 const std::map<std::string, Setter>& setters() {
-  static const std::map<std::string, Setter> table = {
+  static const std::map<std::string, Setter> table = make_setters();
+  return table;
+}
+
+std::map<std::string, Setter> make_setters() {
+  std::map<std::string, Setter> table = {
       {"data",
        [](Config& c, auto&, auto& v) {
          c.data_dir = v;
@@ -157,7 +199,17 @@ const std::map<std::string, Setter>& setters() {
          return ok();
        }},
       {"build.timeout", [](Config& c, auto& k, auto& v) { return set_dur(c.build.timeout, k, v); }},
+      {"http.max_header_bytes",
+       [](Config& c, auto& k, auto& v) {
+         return set_count(c.http.max_header_bytes, k, v, 1024, 1024 * 1024);
+       }},
+      {"http.max_header_fields",
+       [](Config& c, auto& k, auto& v) {
+         return set_count(c.http.max_header_fields, k, v, 8, 10'000);
+       }},
   };
+  add_listener_limits(table, "http", &Config::http);
+  add_listener_limits(table, "router", &Config::router);
   return table;
 }
 
@@ -319,7 +371,13 @@ Status validate(const Config& cfg) {
   }
   for (auto [key, d] : {std::pair{"router.connect_timeout", cfg.router.connect_timeout},
                         std::pair{"router.response_timeout", cfg.router.response_timeout},
-                        std::pair{"router.idle_timeout", cfg.router.idle_timeout}}) {
+                        std::pair{"router.idle_timeout", cfg.router.idle_timeout},
+                        std::pair{"router.header_timeout", cfg.router.header_timeout},
+                        std::pair{"router.keepalive_timeout", cfg.router.keepalive_timeout},
+                        std::pair{"router.body_timeout", cfg.router.body_timeout},
+                        std::pair{"http.header_timeout", cfg.http.header_timeout},
+                        std::pair{"http.keepalive_timeout", cfg.http.keepalive_timeout},
+                        std::pair{"http.body_timeout", cfg.http.body_timeout}}) {
     if (d.count() < 1) {
       return bad(key, "must be at least 1s");
     }

@@ -39,10 +39,30 @@ struct RuntimeConfig {
   std::string oci_runtime = "runc";  // the OCI runtime CLI: runc, or crun where it works
 };
 
-struct RouterConfig {
+/// Limits every listener has (the API/registry listener: `http.*`; the router: `router.*`).
+/// Past a connection cap a new connection is closed at once; berthd lowers the caps at start
+/// when the process's file-descriptor limit cannot hold them (and says so).
+struct ListenerLimits {
+  std::chrono::seconds header_timeout{30};     // a request head must arrive whole within this
+  std::chrono::seconds keepalive_timeout{60};  // idle between requests on a kept-alive conn
+  std::chrono::seconds body_timeout{60};       // a request body with nothing arriving
+  uint64_t max_connections = 4096;             // open at once, in total
+  uint64_t max_connections_per_address = 256;  // from one IPv4 address or IPv6 /64
+};
+
+struct HttpConfig : ListenerLimits {
+  uint64_t max_header_bytes = 64 * 1024;
+  uint64_t max_header_fields = 100;
+};
+
+struct RouterConfig : ListenerLimits {
+  RouterConfig() {
+    max_connections = 16384;
+    max_connections_per_address = 1024;
+  }
   std::chrono::seconds connect_timeout{5};    // to an instance
   std::chrono::seconds response_timeout{60};  // until the response head; bodies are not capped
-  std::chrono::seconds idle_timeout{300};     // a connection with no bytes moving
+  std::chrono::seconds idle_timeout{300};     // a streaming response or tunnel with no bytes
 };
 
 struct BuildConfig {
@@ -61,6 +81,7 @@ struct Config {
   bool access_log = true;
   int io_threads = 0;        // 0 = number of cores
   int blocking_threads = 8;  // SQLite, fsync, whole-file hashing
+  HttpConfig http;
   StorageConfig storage;
   RegistryConfig registry;
   IamConfig iam;

@@ -368,10 +368,28 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   auth.signer = s.signer.get();
   auth.token_ttl = cfg.iam.token_ttl;
   s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
+  // Both listeners' connection caps must fit in the descriptor limit, or one client holding
+  // connections could starve the other listener, the blob files and SQLite of descriptors.
+  uint64_t fd_limit = net::raise_fd_limit();
+  auto fds = net::plan_fd_budget(fd_limit, cfg.http.max_connections, cfg.router.max_connections);
+  s.log->info("file descriptor limit={} http.max_connections={} router.max_connections={}",
+              fd_limit, fds.http, fds.router);
+  if (fds.lowered) {
+    s.log->warn(
+        "connection caps lowered to fit the file descriptor limit of {} (raise it with "
+        "`ulimit -n` or LimitNOFILE=, or lower http.max_connections / router.max_connections)",
+        fd_limit);
+  }
   http::ServerOptions sopts;
   sopts.access_log = cfg.access_log;
   sopts.tls_cert_file = cfg.tls.cert_file;
   sopts.tls_key_file = cfg.tls.key_file;
+  sopts.header_timeout = cfg.http.header_timeout;
+  sopts.keepalive_timeout = cfg.http.keepalive_timeout;
+  sopts.body_timeout = cfg.http.body_timeout;
+  sopts.max_header_bytes = cfg.http.max_header_bytes;
+  sopts.max_header_fields = cfg.http.max_header_fields;
+  sopts.limits = {fds.http, cfg.http.max_connections_per_address};
   unsigned n = cfg.io_threads > 0 ? static_cast<unsigned>(cfg.io_threads)
                                   : std::max(1u, std::thread::hardware_concurrency());
   std::vector<asio::io_context*> contexts;
@@ -389,6 +407,10 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts2.connect_timeout = cfg.router.connect_timeout;
   ropts2.response_timeout = cfg.router.response_timeout;
   ropts2.idle_timeout = cfg.router.idle_timeout;
+  ropts2.keepalive_timeout = cfg.router.keepalive_timeout;
+  ropts2.header_timeout = cfg.router.header_timeout;
+  ropts2.body_timeout = cfg.router.body_timeout;
+  ropts2.limits = {fds.router, cfg.router.max_connections_per_address};
   s.router = std::make_unique<router::Router>(contexts, ropts2);
   api::ServicesSettings services;
   services.router = s.router.get();

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/asio.h"
+#include "common/listener.h"
 #include "common/result.h"
 
 namespace berth::http {
@@ -97,9 +98,17 @@ class Exchange {
 using Handler = std::function<awaitable<void>(Exchange&)>;
 
 struct ServerOptions {
+  /// From the first byte of a request head (or from accept, for a connection's first
+  /// request) until its blank line: a client trickling a head (slowloris) is dropped.
   std::chrono::seconds header_timeout{30};
-  std::chrono::seconds body_timeout{300};  // per read: a stalled upload is dropped after this
+  /// Between requests on a kept-alive connection.
+  std::chrono::seconds keepalive_timeout{60};
+  /// A request body that stops arriving, or a client that stops reading the response, for
+  /// this long is dropped (and its upload with it).
+  std::chrono::seconds body_timeout{60};
   size_t max_header_bytes = 64 * 1024;
+  size_t max_header_fields = 100;  // past it: 431
+  net::ConnectionLimits limits{4096, 256};
   bool access_log = true;
   std::string tls_cert_file;  // both set: the listener speaks TLS only
   std::string tls_key_file;

@@ -9,6 +9,7 @@
 
 #include "common/async.h"
 #include "common/fs.h"
+#include "common/http1.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "http/http.h"
@@ -185,6 +186,7 @@ class Conn final : public Exchange {
       h.keep_alive(keep_alive());
       bhttp::response_serializer<bhttp::empty_body> sr{h};
       beast::error_code ec;
+      beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
       co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
       finish(res.status, 0, ec);
       co_return;
@@ -193,6 +195,7 @@ class Conn final : public Exchange {
     out.body() = std::move(res.body);
     out.prepare_payload();
     beast::error_code ec;
+    beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
     co_await bhttp::async_write(stream_, out, asio::redirect_error(use_awaitable, ec));
     finish(res.status, bytes_, ec);
   }
@@ -208,6 +211,7 @@ class Conn final : public Exchange {
     h.keep_alive(keep_alive());
     bhttp::response_serializer<bhttp::empty_body> sr{h};
     beast::error_code ec;
+    beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
     co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       finish(head.status, 0, ec);
@@ -360,7 +364,11 @@ class Conn final : public Exchange {
 
 struct Server::State : std::enable_shared_from_this<Server::State> {
   State(std::vector<asio::io_context*> c, Handler h, ServerOptions o)
-      : contexts(std::move(c)), acceptor(*contexts.front()), handler(std::move(h)), opts(o) {}
+      : contexts(std::move(c)),
+        acceptor(*contexts.front()),
+        handler(std::move(h)),
+        opts(o),
+        gate(o.limits) {}
 
   std::vector<asio::io_context*> contexts;
   size_t next_context = 0;                  // touched only by the accept loop
@@ -369,29 +377,29 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   Handler handler;
   ServerOptions opts;
   std::atomic<bool> stopping{false};
-  std::atomic<size_t> connections{0};
+  net::ConnectionGate gate;
   std::shared_ptr<spdlog::logger> log = log::get("http");
 
   static awaitable<void> accept_loop(std::shared_ptr<State> self) {
-    while (!self->stopping) {
-      beast::error_code ec;
-      auto& target = *self->contexts[self->next_context++ % self->contexts.size()];
-      tcp::socket sock =
-          co_await self->acceptor.async_accept(target, asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        if (self->stopping || ec == asio::error::operation_aborted) {
-          break;
-        }
-        self->log->warn("accept failed error={}", ec.message());
-        continue;
-      }
+    net::AcceptLoop loop;
+    loop.acceptor = &self->acceptor;
+    loop.next_context = [s = self.get()]() -> asio::io_context& {
+      return *s->contexts[s->next_context++ % s->contexts.size()];
+    };
+    loop.gate = &self->gate;
+    loop.on_connection = [s = self.get()](tcp::socket sock, net::ConnectionGate::Ticket t) {
       auto ex = sock.get_executor();
-      spawn_logged(ex, session(self, std::move(sock)), "http.session");
-    }
+      spawn_logged(ex, session(s->shared_from_this(), std::move(sock), std::move(t)),
+                   "http.session");
+    };
+    loop.stopping = &self->stopping;
+    loop.log = self->log;
+    loop.name = "http";
+    co_await net::run_accept_loop(std::move(loop));
   }
 
-  static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock) {
-    self->connections++;
+  static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock,
+                                 [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
     beast::error_code ec;
     std::string peer;
     {
@@ -418,7 +426,54 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       stream.socket().shutdown(tcp::socket::shutdown_send, ec);
       stream.close();
     }
-    self->connections--;
+  }
+
+  // Reads until the buffer holds a whole request head (or the limit), without parsing it, so
+  // that the raw head can be checked before its framing is trusted. The first byte may take
+  // `first_byte` (the keep-alive wait between requests); the rest of the head must arrive
+  // within header_timeout of it.
+  template <class Stream>
+  static awaitable<beast::error_code> read_head(const State& self, Stream& stream,
+                                                beast::flat_buffer& buffer,
+                                                std::chrono::seconds first_byte) {
+    beast::error_code ec;
+    bool armed_head = buffer.size() > 0;
+    beast::get_lowest_layer(stream).expires_after(armed_head ? self.opts.header_timeout
+                                                             : first_byte);
+    size_t scanned = 0;
+    while (true) {
+      std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+      size_t from = scanned > 3 ? scanned - 3 : 0;
+      if (data.find("\r\n\r\n", from) != std::string_view::npos ||
+          data.find("\n\n", from) != std::string_view::npos ||
+          data.size() >= self.opts.max_header_bytes) {
+        co_return beast::error_code{};
+      }
+      scanned = data.size();
+      auto mb = buffer.prepare(std::min<size_t>(16 * 1024, self.opts.max_header_bytes + 4));
+      size_t n = co_await stream.async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+      buffer.commit(n);
+      if (ec) {
+        co_return ec;
+      }
+      if (!armed_head) {
+        armed_head = true;
+        beast::get_lowest_layer(stream).expires_after(self.opts.header_timeout);
+      }
+    }
+  }
+
+  template <class Stream>
+  static awaitable<void> refuse(Stream& stream, unsigned status, std::string message) {
+    bhttp::response<bhttp::string_body> bad{static_cast<bhttp::status>(status), 11};
+    bad.set(bhttp::field::server, "berth");
+    bad.set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    bad.body() = std::move(message) + "\n";
+    bad.keep_alive(false);
+    bad.prepare_payload();
+    beast::error_code wec;
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+    co_await bhttp::async_write(stream, bad, asio::redirect_error(use_awaitable, wec));
   }
 
   // The request loop of one connection, over plain TCP or TLS. stream belongs to the caller,
@@ -427,24 +482,33 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   static awaitable<void> serve(std::shared_ptr<State> self, Stream& stream, std::string peer) {
     beast::error_code ec;
     beast::flat_buffer buffer;
+    bool first = true;
     while (!self->stopping) {
+      ec = co_await read_head(*self, stream, buffer,
+                              first ? self->opts.header_timeout : self->opts.keepalive_timeout);
+      first = false;
+      if (ec) {
+        break;  // closed, reset, or too slow: nothing to answer
+      }
+      std::string_view raw(static_cast<const char*>(buffer.data().data()), buffer.size());
+      if (auto bad = http1::check_request_head(raw, self->opts.max_header_fields)) {
+        co_await refuse(stream, bad->status, std::move(bad->message));
+        break;
+      }
       bhttp::request_parser<bhttp::buffer_body> parser;
       parser.header_limit(static_cast<uint32_t>(self->opts.max_header_bytes));
       // Handlers enforce their own limits while streaming. (1.74 mis-compares boost::none.)
       parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-      beast::get_lowest_layer(stream).expires_after(self->opts.header_timeout);
       co_await bhttp::async_read_header(stream, buffer, parser,
                                         asio::redirect_error(use_awaitable, ec));
       if (ec) {
-        if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
-            ec != asio::error::connection_reset && ec != asio::error::eof) {
-          // Malformed head: answer 400 and close.
-          bhttp::response<bhttp::string_body> bad{bhttp::status::bad_request, 11};
-          bad.body() = "malformed request: " + ec.message() + "\n";
-          bad.keep_alive(false);
-          bad.prepare_payload();
-          beast::error_code wec;
-          co_await bhttp::async_write(stream, bad, asio::redirect_error(use_awaitable, wec));
+        if (ec == bhttp::error::header_limit) {
+          co_await refuse(
+              stream, 431,
+              "request head exceeds " + std::to_string(self->opts.max_header_bytes) + " bytes");
+        } else if (ec != bhttp::error::end_of_stream && ec != beast::error::timeout &&
+                   ec != asio::error::connection_reset && ec != asio::error::eof) {
+          co_await refuse(stream, 400, "malformed request: " + ec.message());
         }
         break;
       }
@@ -500,7 +564,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
 };
 
 Server::Server(std::vector<asio::io_context*> contexts, Handler handler, ServerOptions opts)
-    : state_(std::make_shared<State>(std::move(contexts), std::move(handler), opts)) {}
+    : state_(std::make_shared<State>(std::move(contexts), std::move(handler), std::move(opts))) {}
 
 Server::~Server() { stop(); }
 
@@ -560,6 +624,6 @@ void Server::stop() {
   });
 }
 
-size_t Server::active_connections() const { return state_->connections.load(); }
+size_t Server::active_connections() const { return state_->gate.open(); }
 
 }  // namespace berth::http

@@ -29,6 +29,8 @@
 
 #include "common/async.h"
 #include "common/fs.h"
+#include "common/http1.h"
+#include "common/listener.h"
 #include "common/log.h"
 #include "router/proxy_util.h"
 
@@ -309,6 +311,7 @@ struct Core {
   size_t next_thread = 0;  // accept loops run on contexts[0]'s thread only
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> stop_deadline_ns{0};
+  net::ConnectionGate gate;
   std::shared_ptr<spdlog::logger> log = log::get("router");
 
   std::atomic<uint64_t> version{0};
@@ -416,14 +419,15 @@ struct ThreadCtx {
 };
 
 Core::Core(std::vector<asio::io_context*> c, RouterOptions o)
-    : contexts(std::move(c)), opts(std::move(o)) {
-  auto shortest = std::min({opts.connect_timeout, opts.response_timeout, opts.idle_timeout});
+    : contexts(std::move(c)), opts(std::move(o)), gate(opts.limits) {
+  auto shortest = std::min({opts.connect_timeout, opts.response_timeout, opts.idle_timeout,
+                            opts.keepalive_timeout, opts.header_timeout, opts.body_timeout});
   tick = std::clamp<Clock::duration>(shortest / 8, std::chrono::milliseconds(5),
                                      std::chrono::milliseconds(250));
   for (size_t i = 0; i < contexts.size(); ++i) {
     threads.push_back(std::make_unique<ThreadCtx>(*this, *contexts[i], i));
   }
-  none = metrics_for("");
+  none = metrics_for(std::string(Router::kUnmatched));
   current.store(compile(std::make_shared<RouteTable>()));
 }
 
@@ -530,6 +534,7 @@ class Conn {
   std::optional<tcp::socket> up_;
   bool up_reused_ = false;
   std::string peer_;
+  bool first_request_ = true;
   Watch watch_;
   beast::flat_buffer cbuf_, ubuf_;
   std::optional<ReqParser> req_;
@@ -577,6 +582,11 @@ Head Conn::check_request_head(size_t& scanned) {
   bool bare = false;  // requests are parsed strictly: a bare LF is a 400
   size_t end = detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
   if (end != 0) {
+    if (auto bad = http1::check_request_head(std::string_view(p, end))) {
+      close_after_ = true;
+      make_error(bad->status, bad->message);
+      return Head::Malformed;
+    }
     beast::error_code ec;
     size_t used = req_->put(asio::const_buffer(p, end), ec);
     if (ec || !req_->is_header_done()) {
@@ -1045,7 +1055,8 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
         break;
     }
     if (s == Step::Read) {
-      arm(Wait::Idle, opts_.idle_timeout);
+      // A request body that stops arriving is dropped sooner than a quiet response stream.
+      arm(Wait::Idle, src == &client_ ? opts_.body_timeout : opts_.idle_timeout);
       auto mb = buf->prepare(kReadChunk);
       size_t n = co_await src->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
       buf->commit(n);
@@ -1159,7 +1170,11 @@ void Conn::finish(Clock::time_point started) {
 awaitable<bool> Conn::serve_one() {
   req_.emplace();
   watch_.between_requests = true;
-  arm(Wait::Idle, opts_.idle_timeout);
+  // A new connection has header_timeout for its whole first head; a kept-alive one may wait
+  // keepalive_timeout for the next request to begin, then has header_timeout to finish it.
+  bool head_armed = first_request_ || cbuf_.size() > 0;
+  first_request_ = false;
+  arm(Wait::Idle, head_armed ? opts_.header_timeout : opts_.keepalive_timeout);
   size_t scanned = 0;
   while (true) {
     Head hs = check_request_head(scanned);
@@ -1179,6 +1194,10 @@ awaitable<bool> Conn::serve_one() {
     cbuf_.commit(n);
     if (ec) {
       co_return false;  // closed, reset or idle: nothing to answer
+    }
+    if (!head_armed) {
+      head_armed = true;
+      arm(Wait::Idle, opts_.header_timeout);
     }
   }
   watch_.between_requests = false;
@@ -1426,26 +1445,31 @@ awaitable<void> Conn::run() {
   client_.close(ec);
 }
 
-awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock) {
+awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock,
+                        [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
   Conn c(std::move(st), *tc, std::move(sock));
   co_await c.run();
 }
 
 awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::acceptor> acc) {
-  while (!self->stopping) {
-    beast::error_code ec;
-    auto& tc = *self->threads[self->next_thread++ % self->threads.size()];
-    tcp::socket sock = co_await acc->async_accept(tc.ioc, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      if (self->stopping || ec == asio::error::operation_aborted) {
-        break;
-      }
-      self->log->warn("accept failed error={}", ec.message());
-      continue;
-    }
-    auto ex = tc.ioc.get_executor();
-    spawn_logged(ex, session(self, &tc, std::move(sock)), "router.session");
-  }
+  // The thread of the next connection, picked with its io_context and used right after.
+  auto pick = std::make_shared<ThreadCtx*>(nullptr);
+  net::AcceptLoop loop;
+  loop.acceptor = acc.get();
+  loop.next_context = [s = self.get(), pick]() -> asio::io_context& {
+    *pick = s->threads[s->next_thread++ % s->threads.size()].get();
+    return (*pick)->ioc;
+  };
+  loop.gate = &self->gate;
+  loop.on_connection = [self, pick](tcp::socket sock, net::ConnectionGate::Ticket t) {
+    ThreadCtx* tc = *pick;
+    spawn_logged(tc->ioc.get_executor(), session(self, tc, std::move(sock), std::move(t)),
+                 "router.session");
+  };
+  loop.stopping = &self->stopping;
+  loop.log = self->log;
+  loop.name = "router";
+  co_await net::run_accept_loop(std::move(loop));
 }
 
 void fire(Watch* w) {
@@ -1648,6 +1672,11 @@ std::string Router::metrics_text() const {
   out +=
       "# HELP berth_router_upstreams Upstreams of each service in the current route table.\n"
       "# TYPE berth_router_upstreams gauge\n";
+  out += fmt::format(
+      "# HELP berth_router_connections Client connections open now.\n"
+      "# TYPE berth_router_connections gauge\n"
+      "berth_router_connections {}\n",
+      st.gate.open());
   auto cur = st.current.load();
   std::map<std::string, std::set<const Upstream*>> ups;
   for (auto& [host, route] : cur->table->hosts) {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/asio.h"
+#include "common/listener.h"
 #include "common/netns.h"
 #include "common/result.h"
 
@@ -65,9 +66,17 @@ struct RouterOptions {
   /// Time to wait for the upstream's response headers. No cap on the body: long polling and
   /// streaming responses run as long as data keeps moving.
   std::chrono::milliseconds response_timeout{60000};
-  /// Close a client or upstream connection idle for this long (between requests, or with no
-  /// bytes moving inside one).
+  /// Close a connection with no bytes moving inside a request (a quiet response stream, an
+  /// Upgrade tunnel, an idle pooled upstream connection) after this long.
   std::chrono::milliseconds idle_timeout{300000};
+  /// A kept-alive client connection may wait this long for its next request to begin.
+  std::chrono::milliseconds keepalive_timeout{60000};
+  /// A request head must arrive whole within this long (of accept, or of its first byte).
+  std::chrono::milliseconds header_timeout{30000};
+  /// A request body with no bytes arriving for this long is dropped.
+  std::chrono::milliseconds body_timeout{60000};
+  /// Client connections held open at once, in total and per source address.
+  net::ConnectionLimits limits{16384, 1024};
   size_t max_idle_per_upstream = 64;
   bool access_log = true;
   std::string scheme = "http";  // X-Forwarded-Proto
@@ -91,8 +100,10 @@ class Router {
 
   /// Prometheus text exposition: berth_router_requests_total{service,code_class},
   /// berth_router_request_duration_seconds histogram{service}, berth_router_in_flight{service},
-  /// berth_router_upstreams{service}.
+  /// berth_router_upstreams{service}, berth_router_connections. Requests that matched no
+  /// route count under service="_unmatched" (service names never start with '_').
   std::string metrics_text() const;
+  static constexpr std::string_view kUnmatched = "_unmatched";
 
  private:
   struct State;

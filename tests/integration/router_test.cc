@@ -764,7 +764,7 @@ TEST_F(RouterTest, MetricsCountRequests) {
   EXPECT_NE(m.find("berth_router_requests_total{service=\"web\",code_class=\"2xx\"} 2"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("berth_router_requests_total{service=\"\",code_class=\"4xx\"} 1"),
+  EXPECT_NE(m.find("berth_router_requests_total{service=\"_unmatched\",code_class=\"4xx\"} 1"),
             std::string::npos)
       << m;
   EXPECT_NE(m.find("berth_router_request_duration_seconds_count{service=\"web\"} 2"),

@@ -490,5 +490,35 @@ TEST(ConfigBuildTest, BadValuesNameTheKey) {
   EXPECT_THAT(bad.error().message(), HasSubstr("build.workers: unknown setting"));
 }
 
+TEST(ConfigLoadTest, ListenerLimitsHaveDefaultsAndParse) {
+  Config d;
+  EXPECT_EQ(d.http.keepalive_timeout, 60s);
+  EXPECT_EQ(d.http.body_timeout, 60s);
+  EXPECT_EQ(d.http.max_connections_per_address, 256u);
+  EXPECT_EQ(d.router.max_connections, 16384u);
+  EXPECT_EQ(d.router.max_connections_per_address, 1024u);
+  EXPECT_EQ(d.router.idle_timeout, 300s);
+  auto c = load_string(
+      "http:\n  header_timeout: 5s\n  max_connections_per_address: 0\n"
+      "  max_header_fields: 50\nrouter:\n  keepalive_timeout: 10s\n  max_connections: 99\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->http.header_timeout, 5s);
+  EXPECT_EQ(c->http.max_connections_per_address, 0u);
+  EXPECT_EQ(c->http.max_header_fields, 50u);
+  EXPECT_EQ(c->router.keepalive_timeout, 10s);
+  EXPECT_EQ(c->router.max_connections, 99u);
+  EXPECT_EQ(c->router.max_connections_per_address, 1024u);
+  ScopedEnv env("BERTH_ROUTER_MAX_CONNECTIONS_PER_ADDRESS", "7");
+  ASSERT_TRUE(apply_env(*c));
+  EXPECT_EQ(c->router.max_connections_per_address, 7u);
+  auto bad = load_string("router:\n  max_connections: -1\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("router.max_connections"));
+  c->http.body_timeout = 0s;
+  auto v = validate(*c);
+  ASSERT_FALSE(v);
+  EXPECT_THAT(v.error().message(), HasSubstr("http.body_timeout"));
+}
+
 }  // namespace
 }  // namespace berth::config

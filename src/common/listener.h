@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// What every TCP listener of berthd shares (the API/registry listener and the router): the
+// accept loop, connection caps in total and per source address, and back-off when the
+// process runs out of file descriptors. One client must never be able to take the daemon
+// down by holding connections open: past a cap a new connection is closed at once, and on
+// EMFILE/ENFILE the loop pauses accepting (5 ms doubling to 1 s) instead of spinning, logging
+// the condition at most once a second with a count.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/asio.h"
+
+namespace spdlog {
+class logger;
+}
+
+namespace berth::net {
+
+struct ConnectionLimits {
+  size_t max_total = 0;        // 0: no cap
+  size_t max_per_address = 0;  // 0: no cap; IPv6 addresses count per /64
+};
+
+/// Counts a listener's open connections. Thread-safe: admitted on the accept thread, released
+/// by whichever I/O thread closes the connection.
+class ConnectionGate {
+ public:
+  explicit ConnectionGate(ConnectionLimits limits);
+  ~ConnectionGate();
+  ConnectionGate(const ConnectionGate&) = delete;
+  ConnectionGate& operator=(const ConnectionGate&) = delete;
+
+  /// Held by a connection while it is open; releases its slot when destroyed.
+  class Ticket {
+   public:
+    Ticket() = default;
+    Ticket(Ticket&& o) noexcept : gate_(o.gate_), key_(std::move(o.key_)) { o.gate_ = nullptr; }
+    Ticket& operator=(Ticket&& o) noexcept;
+    ~Ticket();
+    explicit operator bool() const { return gate_ != nullptr; }
+
+   private:
+    friend class ConnectionGate;
+    Ticket(ConnectionGate* g, std::string key) : gate_(g), key_(std::move(key)) {}
+    ConnectionGate* gate_ = nullptr;
+    std::string key_;
+  };
+
+  enum class Verdict { Admitted, TotalCap, AddressCap };
+  /// A ticket when the connection is within both caps; otherwise an empty one and why.
+  Ticket admit(const asio::ip::address& peer, Verdict* why = nullptr);
+
+  size_t open() const;
+  const ConnectionLimits& limits() const { return limits_; }
+  /// The key an address is counted under ("10.0.0.1", "2001:db8:1:2::/64").
+  static std::string address_key(const asio::ip::address& a);
+
+ private:
+  struct Counts;
+  void release(const std::string& key);
+  ConnectionLimits limits_;
+  std::unique_ptr<Counts> counts_;
+};
+
+/// Called with each admitted connection, on the accept loop's thread; the callback chooses
+/// the io_context the connection runs on (the socket is already bound to `ioc`).
+using OnConnection = std::function<void(asio::ip::tcp::socket, ConnectionGate::Ticket)>;
+
+struct AcceptLoop {
+  asio::ip::tcp::acceptor* acceptor = nullptr;
+  /// The io_context the next connection's socket belongs to (round robin over I/O threads).
+  std::function<asio::io_context&()> next_context;
+  ConnectionGate* gate = nullptr;
+  OnConnection on_connection;
+  const std::atomic<bool>* stopping = nullptr;
+  std::shared_ptr<spdlog::logger> log;
+  std::string name;  // "router", "http": in log lines
+};
+
+/// Accepts until the acceptor is closed or *stopping. Never spins: a failing accept backs off.
+awaitable<void> run_accept_loop(AcceptLoop loop);
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
+uint64_t raise_fd_limit();
+
+/// How many connections the API listener and the router may hold so that both fit in the
+/// process's descriptor limit with room to spare: a tenth (at least 512) stays for files,
+/// blobs, SQLite and child processes, and each router connection counts twice (a proxied
+/// request also holds an upstream connection). A cap of 0 (none) gets what fits. The API
+/// listener is served first: it is how an operator reaches a daemon under attack.
+struct FdPlan {
+  uint64_t http = 0;
+  uint64_t router = 0;
+  bool lowered = false;  // a configured cap did not fit and was lowered
+};
+FdPlan plan_fd_budget(uint64_t fd_limit, uint64_t http_max, uint64_t router_max);
+
+}  // namespace berth::net

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: Apache-2.0
+// Both of berthd's listeners (the registry/API and the router) under abuse, against a real
+// berthd process: one address holding all the connections it may, slow heads, idle
+// keep-alives, stalled bodies, and request heads whose framing is ambiguous. Clients are raw
+// sockets (from 127.0.0.1, or 127.0.0.2 for "somebody else") and curl.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+int connect_from(const char* src, uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in s{};
+  s.sin_family = AF_INET;
+  ::inet_pton(AF_INET, src, &s.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof s) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void send_all(int fd, const std::string& s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) {
+      return;
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Reads until the server closes the connection or `limit` passes. closed: it did close.
+std::string read_until_closed(int fd, std::chrono::milliseconds limit, bool* closed) {
+  std::string got;
+  auto end = Clock::now() + limit;
+  *closed = false;
+  while (Clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<int64_t>(1, left.count()))) <= 0) {
+      continue;
+    }
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// True when the server has closed fd (readable with EOF or reset); never blocks.
+bool closed_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) {
+    return false;
+  }
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n <= 0;
+}
+
+size_t count_lines(const std::string& s, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+class ListenerLimits : public ::testing::Test {
+ protected:
+  void start(const std::string& yaml) {
+    write_file(dir_ / "berthd.yaml", "version: 1\n" + yaml);
+    p_ = std::make_unique<BerthdProcess>(
+        dir_ / "data", std::vector<std::string>{"--config", dir_ / "berthd.yaml"});
+    p_->start();
+    api_port_ = static_cast<uint16_t>(std::stoi(p_->host().substr(p_->host().rfind(':') + 1)));
+    auto r = p_->router_url();
+    router_port_ = static_cast<uint16_t>(std::stoi(r.substr(r.rfind(':') + 1)));
+  }
+  void TearDown() override {
+    for (int fd : held_) {
+      ::close(fd);
+    }
+  }
+  // Opens n connections from src; returns how many the server kept open after a moment.
+  size_t hold(const char* src, uint16_t port, size_t n) {
+    std::vector<int> fds;
+    for (size_t i = 0; i < n; ++i) {
+      int fd = connect_from(src, port);
+      if (fd >= 0) {
+        fds.push_back(fd);
+      }
+    }
+    std::this_thread::sleep_for(500ms);
+    size_t open = 0;
+    for (int fd : fds) {
+      if (closed_now(fd)) {
+        ::close(fd);
+      } else {
+        held_.push_back(fd);
+        ++open;
+      }
+    }
+    return open;
+  }
+  // A request from another client (127.0.0.2): "<status> <seconds>".
+  CmdResult curl_from_elsewhere(const std::string& url, const std::string& host = "") {
+    return run("curl -s -o /dev/null -m 10 --interface 127.0.0.2 " +
+               (host.empty() ? std::string() : "-H 'Host: " + host + "' ") +
+               "-w '%{http_code} %{time_total}' '" + url + "'");
+  }
+
+  TempDir dir_;
+  std::unique_ptr<BerthdProcess> p_;
+  uint16_t api_port_ = 0, router_port_ = 0;
+  std::vector<int> held_;
+};
+
+// The attack from the issue: one client holding as many idle connections as it can. With the
+// default caps it gets max_connections_per_address on each listener, the rest are closed at
+// once, the log says so a few times (not millions), and both listeners answer others.
+TEST_F(ListenerLimits, OneAddressHoldingConnectionsDoesNotStopTheDaemon) {
+  start("");
+  auto log_before = read_file(p_->log_path()).size();
+  EXPECT_EQ(hold("127.0.0.1", router_port_, 1500), 1024u);  // router default per address
+  EXPECT_EQ(hold("127.0.0.1", api_port_, 400), 256u);       // API default per address
+
+  auto reg = curl_from_elsewhere(p_->url() + "/v2/");
+  ASSERT_EQ(reg.out.substr(0, 3), "401") << reg.all();
+  EXPECT_LT(std::stod(reg.out.substr(4)), 1.0) << "GET /v2/ took " << reg.out;
+  auto rt = curl_from_elsewhere(p_->router_url() + "/", "nosuch.localhost");
+  ASSERT_EQ(rt.out.substr(0, 3), "404") << rt.all();
+  EXPECT_LT(std::stod(rt.out.substr(4)), 1.0) << "the router took " << rt.out;
+
+  // More attempts while the caps are full: refused, logged at most about once a second.
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(hold("127.0.0.1", router_port_, 300), 0u);
+  }
+  std::string log = read_file(p_->log_path()).substr(log_before);
+  size_t refused_lines = count_lines(log, "connection refused");
+  EXPECT_GE(refused_lines, 1u) << log;
+  EXPECT_LE(refused_lines, 10u) << log.substr(0, 4000);
+  EXPECT_NE(log.find("reason=max_connections_per_address"), std::string::npos);
+
+  // From another address: 127.0.0.1 holds all the API connections it may.
+  auto metrics = run("curl -s --interface 127.0.0.2 " + p_->url() + "/metrics" + p_->curl_auth());
+  EXPECT_NE(metrics.out.find("berth_router_connections 1024"), std::string::npos)
+      << metrics.out.substr(0, 2000);
+}
+
+TEST_F(ListenerLimits, TotalCapRefusesEveryAddressButTheOtherListenerAnswers) {
+  start("router:\n  max_connections: 50\n  max_connections_per_address: 0\n");
+  EXPECT_EQ(hold("127.0.0.1", router_port_, 80), 50u);
+  int late = connect_from("127.0.0.2", router_port_);
+  ASSERT_GE(late, 0);
+  bool closed = false;
+  read_until_closed(late, 2000ms, &closed);
+  EXPECT_TRUE(closed) << "a connection past router.max_connections must be closed at once";
+  ::close(late);
+  auto reg = curl_from_elsewhere(p_->url() + "/v2/");
+  EXPECT_EQ(reg.out.substr(0, 3), "401") << reg.all();
+}
+
+TEST_F(ListenerLimits, SlowHeadsAndIdleKeepAlivesAreClosed) {
+  start(
+      "http:\n  header_timeout: 2s\n  keepalive_timeout: 1s\n"
+      "router:\n  header_timeout: 2s\n  keepalive_timeout: 1s\n");
+  for (uint16_t port : {api_port_, router_port_}) {
+    SCOPED_TRACE(port == api_port_ ? "api" : "router");
+    // Slowloris: a byte of head every 300 ms never completes it; closed after header_timeout.
+    int slow = connect_from("127.0.0.1", port);
+    ASSERT_GE(slow, 0);
+    auto t0 = Clock::now();
+    std::string head = "GET /v2/ HTTP/1.1\r\nHost: a\r\nX-Slow: ";
+    bool closed = false;
+    for (size_t i = 0; i < 40 && !closed; ++i) {
+      send_all(slow, head.substr(i % head.size(), 1));
+      read_until_closed(slow, 300ms, &closed);
+    }
+    auto took = Clock::now() - t0;
+    EXPECT_TRUE(closed) << "a trickled head must be dropped";
+    EXPECT_GE(took, 1800ms);
+    EXPECT_LT(took, 6s);
+    ::close(slow);
+
+    // Keep-alive: a finished request, then silence: closed after keepalive_timeout.
+    int idle = connect_from("127.0.0.1", port);
+    ASSERT_GE(idle, 0);
+    send_all(idle, "GET /healthz HTTP/1.1\r\nHost: a.localhost\r\n\r\n");
+    t0 = Clock::now();
+    auto got = read_until_closed(idle, 8000ms, &closed);
+    EXPECT_EQ(got.rfind("HTTP/1.1 ", 0), 0u) << got;
+    EXPECT_TRUE(closed);
+    EXPECT_LT(Clock::now() - t0, 5s);
+    ::close(idle);
+  }
+}
+
+TEST_F(ListenerLimits, AStalledRequestBodyTimesOutAndFreesItsUpload) {
+  start("http:\n  body_timeout: 2s\nregistry:\n  auto_create_repositories: true\n");
+  auto auth = "Authorization: " + p_->admin().basic_header() + "\r\n";
+  // Start an upload, then PATCH it with a chunked body that sends 1 KB and then nothing.
+  auto post = run("curl -s -D - -o /dev/null -X POST " + p_->curl_auth() + p_->url() +
+                  "/v2/web/stall/blobs/uploads/");
+  auto at = post.out.find("Location: ");
+  if (at == std::string::npos) {
+    at = post.out.find("location: ");
+  }
+  ASSERT_NE(at, std::string::npos) << post.all();
+  std::string location = post.out.substr(at + 10, post.out.find('\r', at) - at - 10);
+  int fd = connect_from("127.0.0.1", api_port_);
+  ASSERT_GE(fd, 0);
+  send_all(fd, "PATCH " + location + " HTTP/1.1\r\nHost: a\r\n" + auth +
+                   "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                   "400\r\n" + std::string(1024, 'x') + "\r\n");
+  bool closed = false;
+  auto t0 = Clock::now();
+  read_until_closed(fd, 10000ms, &closed);
+  EXPECT_TRUE(closed) << "a stalled body must be dropped after http.body_timeout";
+  EXPECT_LT(Clock::now() - t0, 8s);
+  ::close(fd);
+  // The upload is not left "busy with another request": it can be continued or cancelled.
+  auto del = run("curl -s -o /dev/null -w '%{http_code}' -X DELETE " + p_->curl_auth() + p_->url() +
+                 location);
+  EXPECT_EQ(del.out, "204") << del.all();
+
+  // A manifest PUT that promises 1000 bytes and sends 1.
+  fd = connect_from("127.0.0.1", api_port_);
+  send_all(fd, "PUT /v2/web/stall/manifests/v1 HTTP/1.1\r\nHost: a\r\n" + auth +
+                   "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                   "Content-Length: 1000\r\n\r\n{");
+  t0 = Clock::now();
+  read_until_closed(fd, 10000ms, &closed);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(Clock::now() - t0, 8s);
+  ::close(fd);
+}
+
+// RFC 9112 §6.1: an unknown transfer coding is 501, chunked not last is 400, obs-fold is 400;
+// each closes the connection so that nothing after the head is read as a request.
+TEST_F(ListenerLimits, AmbiguousFramingIsRefusedAndTheConnectionClosed) {
+  start("");
+  struct Case {
+    std::string fields;
+    std::string status;
+  } cases[] = {
+      {"Transfer-Encoding: xchunked\r\n", "501"},
+      {"Transfer-Encoding: gzip, chunked\r\n", "501"},
+      {"Transfer-Encoding: chunked, identity\r\n", "400"},
+      {"X-Folded: a\r\n b\r\n", "400"},
+  };
+  for (uint16_t port : {api_port_, router_port_}) {
+    for (auto& c : cases) {
+      SCOPED_TRACE((port == api_port_ ? "api: " : "router: ") + c.fields);
+      int fd = connect_from("127.0.0.1", port);
+      ASSERT_GE(fd, 0);
+      // What follows the head would be a second request if the body were taken as absent.
+      send_all(fd, "POST /v2/ HTTP/1.1\r\nHost: web.localhost\r\n" + c.fields +
+                       "\r\n0\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: web.localhost\r\n\r\n");
+      bool closed = false;
+      auto got = read_until_closed(fd, 5000ms, &closed);
+      EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 " + c.status) << got;
+      EXPECT_EQ(count_lines(got, "HTTP/1.1 "), 1u) << "a smuggled request was answered: " << got;
+      EXPECT_TRUE(closed);
+      ::close(fd);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace berth::test
