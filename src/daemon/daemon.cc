@@ -316,6 +316,9 @@ Daemon::~Daemon() { stop(); }
 
 Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   BERTH_TRY(config::validate(cfg));
+  // Once, here: everything below derives its paths from these, and runc, git and the build's
+  // children run in other directories, where "./var/..." means something else.
+  BERTH_TRY(config::make_paths_absolute(cfg));
   log::set_level(cfg.log_level);
   std::unique_ptr<Daemon> d(new Daemon());
   auto& s = *d->impl_;
