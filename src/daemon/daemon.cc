@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -76,6 +77,27 @@ Result<int> lock_data_dir(const std::string& data_dir) {
     return Error(Errc::Internal, "cannot lock " + lock_path + ": " + std::strerror(e));
   }
   return fd;
+}
+
+// A registry, router and runc instances keep many files open: take every descriptor the hard
+// limit allows (the soft limit is often 1024) rather than fail with EMFILE under load.
+void raise_open_files_limit(spdlog::logger& log) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    log.warn("cannot read the open files limit: {}", std::strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
+      log.warn("cannot raise the open files limit soft={} hard={}: {}", rl.rlim_cur, rl.rlim_max,
+               std::strerror(errno));
+      return;
+    }
+    rl = want;
+  }
+  log.info("open files limit soft={} hard={}", rl.rlim_cur, rl.rlim_max);
 }
 
 }  // namespace
@@ -475,6 +497,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
 
 Result<uint16_t> Daemon::start() {
   auto& s = *impl_;
+  raise_open_files_limit(*s.log);
   BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(s.cfg.listen));
   BERTH_ASSIGN_OR_RETURN(s.port, s.server->listen(hp.first, hp.second));
   s.server->start();
