@@ -6,8 +6,12 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
+#include <system_error>
+#include <utility>
+#include <vector>
 
 #include "common/duration.h"
 
@@ -213,14 +217,41 @@ std::map<std::string, Setter> make_setters() {
   return table;
 }
 
-Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix) {
+// The settings that name files or directories. A relative one is relative to the config file
+// that sets it, or (set anywhere else) to the directory berthd starts in.
+std::vector<std::pair<std::string, std::string*>> path_settings(Config& c) {
+  std::vector<std::pair<std::string, std::string*>> v = {{"data", &c.data_dir},
+                                                         {"tls.cert_file", &c.tls.cert_file},
+                                                         {"tls.key_file", &c.tls.key_file}};
+  // A bare name is looked up on PATH; only a path with a '/' is a file.
+  if (c.runtime.oci_runtime.find('/') != std::string::npos) {
+    v.emplace_back("runtime.oci_runtime", &c.runtime.oci_runtime);
+  }
+  return v;
+}
+
+// base/path, normalised ("./var" -> "/base/var", no trailing '/'); path itself when absolute.
+std::string absolute_under(const std::string& base, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) {
+    p = std::filesystem::path(base) / p;
+  }
+  std::string s = p.lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') {
+    s.pop_back();
+  }
+  return s;
+}
+
+Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix,
+                  const std::string& base_dir) {
   for (const auto& kv : node) {
     std::string key = prefix + kv.first.as<std::string>();
     if (key == "version") {
       continue;
     }
     if (kv.second.IsMap()) {
-      BERTH_TRY(apply_node(cfg, kv.second, key + "."));
+      BERTH_TRY(apply_node(cfg, kv.second, key + ".", base_dir));
       continue;
     }
     // A top-level alias users expect from the issue text.
@@ -235,21 +266,20 @@ Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix
       return bad(key, "expected a single value");
     }
     BERTH_TRY(it->second(cfg, key, kv.second.as<std::string>()));
+    if (!base_dir.empty()) {
+      for (auto& [name, field] : path_settings(cfg)) {
+        if (name == key && !field->empty()) {
+          *field = absolute_under(base_dir, *field);
+        }
+      }
+    }
   }
   return ok();
 }
 
-}  // namespace
-
-Result<std::chrono::seconds> parse_duration(const std::string& text) {
-  BERTH_ASSIGN_OR_RETURN(auto ms, berth::parse_duration(text));
-  if (ms.count() % 1000 != 0) {  // settings here are whole seconds
-    return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
-  }
-  return std::chrono::duration_cast<std::chrono::seconds>(ms);
-}
-
-Result<Config> load_string(const std::string& yaml_text) {
+// The YAML text over the defaults; relative paths it sets are resolved against base_dir
+// (unless empty).
+Result<Config> load(const std::string& yaml_text, const std::string& base_dir) {
   Config cfg;
   try {
     YAML::Node root = YAML::Load(yaml_text);
@@ -262,17 +292,41 @@ Result<Config> load_string(const std::string& yaml_text) {
     if (root["version"] && root["version"].as<std::string>() != "1") {
       return bad("version", "only version 1 is supported");
     }
-    BERTH_TRY(apply_node(cfg, root, ""));
+    BERTH_TRY(apply_node(cfg, root, "", base_dir));
   } catch (const YAML::Exception& e) {
     return Error(Errc::InvalidArgument, std::string("config: ") + e.what());
   }
   return cfg;
 }
 
+// The directory berthd runs in.
+Result<std::string> current_dir() {
+  std::error_code ec;
+  auto cwd = std::filesystem::current_path(ec);
+  if (ec) {
+    return Error(Errc::Internal, "cannot read the current directory: " + ec.message());
+  }
+  return cwd.string();
+}
+
+}  // namespace
+
+Result<std::chrono::seconds> parse_duration(const std::string& text) {
+  BERTH_ASSIGN_OR_RETURN(auto ms, berth::parse_duration(text));
+  if (ms.count() % 1000 != 0) {  // settings here are whole seconds
+    return Error(Errc::InvalidArgument, "invalid duration '" + text + "' (try 90s, 15m, 1h, 2d)");
+  }
+  return std::chrono::duration_cast<std::chrono::seconds>(ms);
+}
+
+Result<Config> load_string(const std::string& yaml_text) { return load(yaml_text, ""); }
+
 Result<Config> load_file(const std::string& path) {
   try {
     YAML::Node root = YAML::LoadFile(path);
-    auto r = load_string(YAML::Dump(root));
+    BERTH_ASSIGN_OR_RETURN(auto cwd, current_dir());
+    std::string dir = std::filesystem::path(absolute_under(cwd, path)).parent_path().string();
+    auto r = load(YAML::Dump(root), dir);
     if (!r) {
       return std::move(r).error().with_context(path);
     }
@@ -293,6 +347,16 @@ Status apply_env(Config& cfg) {
     }
     if (const char* v = std::getenv(env.c_str())) {
       BERTH_TRY(setter(cfg, env, v));
+    }
+  }
+  return ok();
+}
+
+Status make_paths_absolute(Config& cfg) {
+  BERTH_ASSIGN_OR_RETURN(auto cwd, current_dir());
+  for (auto& [name, field] : path_settings(cfg)) {
+    if (!field->empty()) {
+      *field = absolute_under(cwd, *field);
     }
   }
   return ok();

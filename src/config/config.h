@@ -92,6 +92,8 @@ struct Config {
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").
+/// Relative paths in the file (data, tls.*_file, a runtime.oci_runtime with a '/') are taken
+/// relative to the file's own directory and returned absolute.
 Result<Config> load_file(const std::string& path);
 
 /// Parses YAML text over the defaults.
@@ -100,6 +102,11 @@ Result<Config> load_string(const std::string& yaml_text);
 /// Applies BERTH_<SECTION>_<KEY> environment overrides (BERTH_DATA, BERTH_LISTEN,
 /// BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES, ...).
 Status apply_env(Config& cfg);
+
+/// Makes every path setting that is still relative (the default ./var, or one from the
+/// environment or a flag) absolute against the current directory, once at start: runc, git and
+/// other children run in other directories, and a relative data dir broke them.
+Status make_paths_absolute(Config& cfg);
 
 /// Checks values that parse but make no sense (bad listen address, zero TTL, ...).
 Status validate(const Config& cfg);

@@ -3,9 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -52,6 +55,50 @@ class RegistryImageSource final : public runtime::ImageSource {
   store::MetadataStore& store_;
   registry::Registry& registry_;
 };
+
+// DATA/berthd.lock, held (flock, exclusive) for as long as the returned fd is open: by a
+// serving berthd, and by fsck. FailedPrecondition when another process holds it.
+Result<int> lock_data_dir(const std::string& data_dir) {
+  std::string lock_path = data_dir + "/berthd.lock";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0 && (errno == EROFS || errno == EACCES)) {
+    fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);  // fsck of a read-only copy
+  }
+  if (fd < 0) {
+    return Error(Errc::Internal, "cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK) {
+      return Error(Errc::FailedPrecondition,
+                   "data directory " + data_dir + " is in use by another berthd (or berthd fsck)");
+    }
+    return Error(Errc::Internal, "cannot lock " + lock_path + ": " + std::strerror(e));
+  }
+  return fd;
+}
+
+// A registry, router and runc instances keep many files open: take every descriptor the hard
+// limit allows (the soft limit is often 1024) rather than fail with EMFILE under load.
+void raise_open_files_limit(spdlog::logger& log) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    log.warn("cannot read the open files limit: {}", std::strerror(errno));
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit want = rl;
+    want.rlim_cur = rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
+      log.warn("cannot raise the open files limit soft={} hard={}: {}", rl.rlim_cur, rl.rlim_max,
+               std::strerror(errno));
+      return;
+    }
+    rl = want;
+  }
+  log.info("open files limit soft={} hard={}", rl.rlim_cur, rl.rlim_max);
+}
 
 }  // namespace
 
@@ -316,17 +363,15 @@ Daemon::~Daemon() { stop(); }
 
 Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   BERTH_TRY(config::validate(cfg));
+  // Once, here: everything below derives its paths from these, and runc, git and the build's
+  // children run in other directories, where "./var/..." means something else.
+  BERTH_TRY(config::make_paths_absolute(cfg));
   log::set_level(cfg.log_level);
   std::unique_ptr<Daemon> d(new Daemon());
   auto& s = *d->impl_;
   s.cfg = cfg;
   BERTH_TRY(fs::make_dirs(cfg.data_dir));
-  std::string lock_path = cfg.data_dir + "/berthd.lock";
-  s.lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (s.lock_fd < 0 || ::flock(s.lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    return Error(Errc::FailedPrecondition,
-                 "data directory " + cfg.data_dir + " is in use by another berthd");
-  }
+  BERTH_ASSIGN_OR_RETURN(s.lock_fd, lock_data_dir(cfg.data_dir));
   BERTH_ASSIGN_OR_RETURN(s.store, store::open_sqlite(cfg.data_dir + "/berth.db"));
   s.pool = std::make_unique<BlockingPool>(static_cast<size_t>(cfg.blocking_threads));
   registry::Options ropts;
@@ -474,6 +519,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
 
 Result<uint16_t> Daemon::start() {
   auto& s = *impl_;
+  raise_open_files_limit(*s.log);
   BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(s.cfg.listen));
   BERTH_ASSIGN_OR_RETURN(s.port, s.server->listen(hp.first, hp.second));
   s.server->start();
@@ -567,12 +613,44 @@ uint16_t Daemon::port() const { return impl_->port; }
 uint16_t Daemon::router_port() const { return impl_->router_port; }
 EventBus& Daemon::events() { return impl_->bus; }
 
-int run_fsck(const std::string& data_dir) {
+int run_fsck(const std::string& data_dir_arg, bool force) {
+  config::Config paths;
+  paths.data_dir = data_dir_arg;
+  if (auto s = config::make_paths_absolute(paths); !s) {
+    std::fprintf(stderr, "berthd fsck: %s\n", s.error().message().c_str());
+    return 2;
+  }
+  const std::string& data_dir = paths.data_dir;
   if (::access((data_dir + "/berth.db").c_str(), F_OK) != 0) {
     std::fprintf(stderr, "berthd fsck: %s has no berth.db; is it a berth data directory?\n",
                  data_dir.c_str());
     return 2;
   }
+  // Offline: a serving berthd moves uploads into blobs and deletes them (gc) while fsck reads,
+  // which shows up as problems that are not there. Holding the lock also keeps one from
+  // starting until fsck is done.
+  int lock_fd = -1;
+  if (auto l = lock_data_dir(data_dir); l) {
+    lock_fd = *l;
+  } else if (l.error().code() == Errc::FailedPrecondition && !force) {
+    std::fprintf(stderr,
+                 "berthd fsck: %s is in use by a running berthd; fsck works offline: stop berthd "
+                 "first, or pass --force to check it anyway (blobs written or deleted meanwhile "
+                 "may be reported as problems)\n",
+                 data_dir.c_str());
+    return 2;
+  } else if (l.error().code() != Errc::FailedPrecondition) {
+    std::fprintf(stderr, "berthd fsck: warning: %s; cannot tell whether a berthd is using it\n",
+                 l.error().message().c_str());
+  }
+  struct CloseLock {
+    int fd;
+    ~CloseLock() {
+      if (fd >= 0) {
+        ::close(fd);
+      }
+    }
+  } close_lock{lock_fd};
   auto st = store::open_sqlite(data_dir + "/berth.db");
   if (!st) {
     std::fprintf(stderr, "berthd fsck: %s\n", st.error().message().c_str());

@@ -36,7 +36,8 @@ class Daemon {
   std::unique_ptr<Impl> impl_;
 };
 
-/// `berthd fsck --data DIR`: prints a report; exit code 0 clean, 1 problems, 2 error.
-int run_fsck(const std::string& data_dir);
+/// `berthd fsck --data DIR [--force]`: prints a report; exit code 0 clean, 1 problems, 2 error.
+/// Refuses (2) a data dir a running berthd holds, unless force.
+int run_fsck(const std::string& data_dir, bool force = false);
 
 }  // namespace berth::daemon

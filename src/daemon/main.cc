@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// berthd: serve (default), `fsck --data DIR`, `config check FILE`.
+// berthd: serve (default), `fsck --data DIR [--force]`, `config check FILE`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
 
   auto* fsck = app.add_subcommand("fsck", "re-hash every blob and manifest and report mismatches");
   std::string fsck_data = "./var";
+  bool fsck_force = false;
   fsck->add_option("--data", fsck_data, "data directory");
+  fsck->add_flag("--force", fsck_force, "check even while a berthd is using the data directory");
 
   auto* cfgcmd = app.add_subcommand("config", "configuration tools");
   auto* check = cfgcmd->add_subcommand("check", "validate a config file without starting");
@@ -31,7 +33,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*fsck) {
-    return daemon::run_fsck(fsck_data);
+    return daemon::run_fsck(fsck_data, fsck_force);
   }
   if (*check) {
     auto c = config::load_file(check_file);

@@ -129,6 +129,8 @@ class BerthdProcess {
   /// SIGTERM and wait; returns the exit status.
   int terminate();
   bool running() const { return pid_ > 0; }
+  /// The child's pid while it runs (-1 otherwise).
+  pid_t pid() const { return pid_; }
   /// True while the child is still running (reaps it if it died, e.g. on a crash).
   bool alive();
   /// Port of the current (or last) run; start() picks a new one each time.

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <filesystem>
 #include <string>
 
 #include "support/harness.h"
@@ -233,6 +234,56 @@ TEST(ConfigLoadTest, LoadFileReadsAndNamesThePath) {
   auto missing = load_file(dir / "nope.yaml");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), Errc::NotFound);
+}
+
+// A config file's relative paths are relative to the file's directory, whatever directory
+// berthd starts in; paths it does not set keep their defaults.
+TEST(ConfigLoadTest, LoadFileResolvesRelativePathsAgainstTheFilesDirectory) {
+  test::TempDir dir;
+  std::string path = dir / "etc/berth.yaml";
+  test::write_file(path,
+                   "version: 1\ndata: ./var/\ntls:\n  cert_file: certs/c.pem\n"
+                   "  key_file: /abs/k.pem\nruntime:\n  oci_runtime: bin/../bin/runc\n");
+  auto c = load_file(path);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->data_dir, dir / "etc/var");
+  EXPECT_EQ(c->tls.cert_file, dir / "etc/certs/c.pem");
+  EXPECT_EQ(c->tls.key_file, "/abs/k.pem");
+  EXPECT_EQ(c->runtime.oci_runtime, dir / "etc/bin/runc");
+
+  // The same through a relative path to the file.
+  std::string rel = std::filesystem::relative(path).string();
+  ASSERT_FALSE(rel.empty());
+  ASSERT_NE(rel.front(), '/');
+  auto r = load_file(rel);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->data_dir, dir / "etc/var");
+
+  // A runtime given by name is looked up on PATH; an unset data dir keeps the default.
+  test::write_file(path, "version: 1\nruntime:\n  oci_runtime: runc\n");
+  auto n = load_file(path);
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(n->runtime.oci_runtime, "runc");
+  EXPECT_EQ(n->data_dir, Config{}.data_dir);
+}
+
+// What is still relative at start (the default ./var, --data, BERTH_DATA) is relative to the
+// directory berthd starts in, made absolute once.
+TEST(ConfigLoadTest, MakePathsAbsoluteUsesTheCurrentDirectory) {
+  std::string cwd = std::filesystem::current_path().string();
+  Config c;
+  c.tls.cert_file = "c.pem";
+  c.tls.key_file = "/k.pem";
+  ASSERT_TRUE(make_paths_absolute(c));
+  EXPECT_EQ(c.data_dir, cwd + "/var");
+  EXPECT_EQ(c.tls.cert_file, cwd + "/c.pem");
+  EXPECT_EQ(c.tls.key_file, "/k.pem");
+  EXPECT_EQ(c.runtime.oci_runtime, "runc");
+  c.data_dir = "data/./berth/";
+  ASSERT_TRUE(make_paths_absolute(c));
+  EXPECT_EQ(c.data_dir, cwd + "/data/berth");
+  ASSERT_TRUE(make_paths_absolute(c));  // idempotent
+  EXPECT_EQ(c.data_dir, cwd + "/data/berth");
 }
 
 // ---- apply_env ------------------------------------------------------------------------------

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: Apache-2.0
+// The README's quickstarts, run as written: every ```sh block after a `<!-- quickstart -->`
+// line, in order, in one bash session, against a berthd started the way `make run` starts it
+// (`build/bin/berthd --data ./var --listen ADDR` in the checkout, so with a relative data dir).
+// The only changes to the blocks are the ports (127.0.0.1:5000 and 127.0.0.1:8080 become free
+// ones). A private dockerd with a locally made busybox:stable / busybox:latest stands in for
+// Docker Hub, an OCI layout made from busybox-static for ./my-layout, and a GIT_ASKPASS script
+// for the user typing the access key when git asks. So the README cannot drift from what works.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+const char* kMarker = "<!-- quickstart -->";
+
+// The ```sh blocks that follow a quickstart marker line, in order.
+std::vector<std::string> quickstart_blocks(const std::string& markdown) {
+  std::vector<std::string> blocks;
+  std::istringstream in(markdown);
+  std::string line;
+  bool marked = false, inside = false;
+  std::string block;
+  while (std::getline(in, line)) {
+    if (inside) {
+      if (line.rfind("```", 0) == 0) {
+        blocks.push_back(block);
+        block.clear();
+        inside = false;
+      } else {
+        block += line + "\n";
+      }
+    } else if (line == kMarker) {
+      marked = true;
+    } else if (marked && line == "```sh") {
+      inside = true;
+      marked = false;
+    } else if (!line.empty()) {
+      marked = false;  // a marker belongs to the block right below it
+    }
+  }
+  return blocks;
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+// berthd as `make run` starts it: from dir, `build/bin/berthd --data ./var --listen ADDR`. The
+// router's address comes from the environment (BERTH_ROUTER_LISTEN), so the command line stays
+// the Makefile's.
+class MakeRunBerthd {
+ public:
+  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port)
+      : dir_(std::move(dir)), port_(port), router_port_(router_port) {}
+  ~MakeRunBerthd() { stop(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const { return read_file(dir_ + "/berthd.log"); }
+
+  // Starts it and waits for /healthz; "" or why it did not come up.
+  std::string start() {
+    std::string cmd =
+        "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
+        " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
+        " >berthd.log 2>&1";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (run("curl -sf " + url() + "/healthz").code == 0) {
+        return "";
+      }
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return "berthd exited at start: " + log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "berthd did not answer within 30 s: " + log();
+  }
+  // SIGTERM (it stops the service instances) and wait.
+  void stop() {
+    if (pid_ <= 0) {
+      return;
+    }
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::string dir_;
+  uint16_t port_, router_port_;
+  pid_t pid_ = -1;
+};
+
+// What block i printed: between the driver's markers.
+std::string block_output(const std::string& out, size_t i) {
+  std::string begin = "##### quickstart block " + std::to_string(i) + " begin\n";
+  auto b = out.find(begin);
+  if (b == std::string::npos) {
+    return "";
+  }
+  b += begin.size();
+  auto e = out.find("##### quickstart block " + std::to_string(i) + " ok", b);
+  return out.substr(b, e == std::string::npos ? std::string::npos : e - b);
+}
+
+bool can_run(std::string* why) {
+  if (::geteuid() != 0) {
+    *why = "needs root (berthd runs services with runc)";
+    return false;
+  }
+  for (const char* t : {"docker", "dockerd", "runc", "skopeo", "umoci", "git", "curl"}) {
+    if (!have(t)) {
+      *why = std::string(t) + " is not installed";
+      return false;
+    }
+  }
+  if (::access("/bin/busybox", X_OK) != 0) {
+    *why = "busybox-static is not installed";
+    return false;
+  }
+  return true;
+}
+
+TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
+  std::string why;
+  if (!can_run(&why)) {
+    GTEST_SKIP() << why;
+  }
+  // The berthd command line below is the Makefile's: keep them together.
+  std::string makefile = read_file(std::string(BERTH_SOURCE_DIR) + "/Makefile");
+  ASSERT_NE(makefile.find("DATA ?= ./var"), std::string::npos) << "make run's data dir moved";
+  ASSERT_NE(makefile.find("$(BUILD_DIR)/bin/berthd --data $(DATA) --listen $(LISTEN)\n"),
+            std::string::npos)
+      << "make run starts berthd differently now: update this test";
+
+  auto blocks = quickstart_blocks(read_file(std::string(BERTH_SOURCE_DIR) + "/README.md"));
+  ASSERT_GE(blocks.size(), 6u) << "the README lost its " << kMarker << " markers";
+  size_t serve_block = blocks.size(), git_block = blocks.size();
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].find("berth service create web") != std::string::npos) {
+      serve_block = i;
+    }
+    if (blocks[i].find("git push berth main") != std::string::npos) {
+      git_block = i;
+    }
+  }
+  ASSERT_LT(serve_block, blocks.size()) << "no quickstart creates the service";
+  ASSERT_LT(git_block, blocks.size()) << "no quickstart pushes with git";
+
+  // The checkout, as the README's reader has it: build/bin holds the binaries.
+  TempDir work;
+  const std::string w = work.path();
+  ASSERT_EQ(run("mkdir -p " + w + "/build " + w + "/home && ln -s " + BERTH_BIN_DIR + " " + w +
+                "/build/bin")
+                .code,
+            0);
+  write_file(w + "/home/.gitconfig", "[user]\n\tname = Reader\n\temail = reader@example.com\n");
+  // git asks for the access key; the reader types what admin.credentials holds.
+  write_file(w + "/askpass",
+             "#!/bin/sh\ncase \"$1\" in Username*) echo \"$BERTH_ACCESS_KEY_ID\";; "
+             "*) echo \"$BERTH_SECRET_ACCESS_KEY\";; esac\n");
+  ASSERT_EQ(::chmod((w + "/askpass").c_str(), 0755), 0);
+  // skopeo's source in the first quickstart.
+  ASSERT_EQ(make_busybox_layout(w + "/my-layout", "v1"), "");
+
+  // Docker Hub's busybox, made here: busybox-static with its applets, PATH set.
+  Dockerd dockerd;
+  ASSERT_TRUE(dockerd.start(&why)) << "cannot start dockerd: " << why;
+  std::istringstream words(dockerd.docker_cmd());  // "docker -H unix://SOCK --config DIR"
+  std::string docker_bin, dash_h, docker_host, dash_config, docker_config;
+  words >> docker_bin >> dash_h >> docker_host >> dash_config >> docker_config;
+  ASSERT_EQ(docker_host.rfind("unix://", 0), 0u) << dockerd.docker_cmd();
+  const std::string docker = dockerd.docker_cmd();
+  auto bb = run("set -e; r=" + w + "/busybox-rootfs; mkdir -p $r/bin; cp /bin/busybox $r/bin/; " +
+                "for a in $($r/bin/busybox --list); do [ -e $r/bin/$a ] || ln -s busybox " +
+                "$r/bin/$a; done; tar -C $r -c . | " + docker +
+                " import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+                "/sbin:/bin' --change 'CMD [\"sh\"]' - busybox:stable; " +
+                docker + " tag busybox:stable busybox:latest");
+  ASSERT_EQ(bb.code, 0) << bb.all();
+
+  uint16_t port = free_port(), router_port = free_port();
+  while (router_port == port) {
+    router_port = free_port();
+  }
+  const std::string host = "127.0.0.1:" + std::to_string(port);
+  const std::string router_host = "127.0.0.1:" + std::to_string(router_port);
+  MakeRunBerthd berthd(w, port, router_port);
+  std::string err = berthd.start();
+  ASSERT_EQ(err, "");
+
+  // One bash session: the blocks in order, each between markers, stopping at the first
+  // command that fails.
+  std::string driver = "exec 2>&1\nset -euo pipefail\ncd '" + w +
+                       "'\n"
+                       "unset BERTH_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY\n"
+                       "export HOME='" +
+                       w + "/home' BERTH_SERVER='http://" + host + "' DOCKER_HOST='" + docker_host +
+                       "' DOCKER_CONFIG='" + docker_config + "' GIT_ASKPASS='" + w + "/askpass'\n";
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    std::string block = replace_all(blocks[i], "127.0.0.1:5000", host);
+    block = replace_all(block, "127.0.0.1:8080", router_host);
+    std::string file = w + "/quickstart-" + std::to_string(i) + ".sh";
+    write_file(file, block);
+    driver += "echo '##### quickstart block " + std::to_string(i) + " begin'\nsource '" + file +
+              "'\necho '##### quickstart block " + std::to_string(i) + " ok'\n";
+  }
+  write_file(w + "/driver.sh", driver);
+  auto r = run("timeout 480 bash " + w + "/driver.sh");
+  std::string failed;
+  for (size_t i = 0; i < blocks.size() && failed.empty(); ++i) {
+    if (r.out.find("##### quickstart block " + std::to_string(i) + " ok") == std::string::npos) {
+      failed = "quickstart block " + std::to_string(i) + " failed:\n" + blocks[i] +
+               "\nits output:\n" + block_output(r.out, i);
+    }
+  }
+  if (!failed.empty()) {
+    ADD_FAILURE() << failed << "\nberthd log (tail):\n"
+                  << run("tail -n 60 " + w + "/berthd.log").out;
+  }
+  EXPECT_EQ(r.code, 0) << (failed.empty() ? r.out : "");
+  if (failed.empty()) {
+    EXPECT_NE(block_output(r.out, serve_block).find("hello from berth\n"), std::string::npos)
+        << "the pushed image's page was not served:\n"
+        << block_output(r.out, serve_block);
+    EXPECT_NE(block_output(r.out, git_block).find("hello from berth, built by berth\n"),
+              std::string::npos)
+        << "the page built from git was not served:\n"
+        << block_output(r.out, git_block);
+  }
+  berthd.stop();
+}
+
+}  // namespace
+}  // namespace berth::test
