@@ -109,4 +109,4 @@ awk -v c0=$CPU0 -v c1=$CPU1 -v t0=$T0 -v t1=$T1 -v hz=$HZ -v l0=$LOG1 -v l2=$LOG
   'BEGIN { printf "  berthd CPU during the probes: %.1f%% of a core; log grew %d bytes while connecting, %.0f bytes/s during the probes\n", 100*(c1-c0)/hz/(t1-t0), l0-lo, (l2-l0)/(t1-t0) }'
 echo "  RSS: ${RSS0} MiB idle, ${RSS1} MiB holding"
 grep -c "connection refused" berthd.log | sed 's/^/  "connection refused" log lines: /'
-grep -m1 "file descriptor limit" berthd.log | sed 's/^/  /'
+grep -m1 "connection caps" berthd.log | sed 's/^/  /'

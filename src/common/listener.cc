@@ -190,19 +190,27 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
   }
 }
 
-uint64_t raise_fd_limit() {
+FdLimit raise_fd_limit() {
+  auto as_u64 = [](rlim_t v) { return v == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(v); };
   rlimit rl{};
+  FdLimit out;
   if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    return 0;
+    out.error = errno;
+    out.soft = out.hard = 1024;
+    return out;
   }
   if (rl.rlim_cur < rl.rlim_max) {
     rlimit want = rl;
     want.rlim_cur = rl.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &want) == 0) {
       rl = want;
+    } else {
+      out.error = errno;
     }
   }
-  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<uint64_t>(rl.rlim_cur);
+  out.soft = as_u64(rl.rlim_cur);
+  out.hard = as_u64(rl.rlim_max);
+  return out;
 }
 
 FdPlan plan_fd_budget(uint64_t fd_limit, uint64_t http_max, uint64_t router_max) {

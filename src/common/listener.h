@@ -85,8 +85,13 @@ struct AcceptLoop {
 /// Accepts until the acceptor is closed or *stopping. Never spins: a failing accept backs off.
 awaitable<void> run_accept_loop(AcceptLoop loop);
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit; returns the soft limit now in force.
-uint64_t raise_fd_limit();
+/// Raises the soft RLIMIT_NOFILE to the hard limit. error: the errno that stopped it (0: none).
+struct FdLimit {
+  uint64_t soft = 0;
+  uint64_t hard = 0;
+  int error = 0;
+};
+FdLimit raise_fd_limit();
 
 /// How many connections the API listener and the router may hold so that both fit in the
 /// process's descriptor limit with room to spare: a tenth (at least 512) stays for files,

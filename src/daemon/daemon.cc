@@ -79,27 +79,6 @@ Result<int> lock_data_dir(const std::string& data_dir) {
   return fd;
 }
 
-// A registry, router and runc instances keep many files open: take every descriptor the hard
-// limit allows (the soft limit is often 1024) rather than fail with EMFILE under load.
-void raise_open_files_limit(spdlog::logger& log) {
-  rlimit rl{};
-  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-    log.warn("cannot read the open files limit: {}", std::strerror(errno));
-    return;
-  }
-  if (rl.rlim_cur < rl.rlim_max) {
-    rlimit want = rl;
-    want.rlim_cur = rl.rlim_max;
-    if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
-      log.warn("cannot raise the open files limit soft={} hard={}: {}", rl.rlim_cur, rl.rlim_max,
-               std::strerror(errno));
-      return;
-    }
-    rl = want;
-  }
-  log.info("open files limit soft={} hard={}", rl.rlim_cur, rl.rlim_max);
-}
-
 }  // namespace
 
 struct Daemon::Impl {
@@ -415,10 +394,19 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
   // Both listeners' connection caps must fit in the descriptor limit, or one client holding
   // connections could starve the other listener, the blob files and SQLite of descriptors.
-  uint64_t fd_limit = net::raise_fd_limit();
+  // A registry, router and runc instances keep many files open: take every descriptor the
+  // hard limit allows (the soft limit is often 1024) rather than fail with EMFILE under load.
+  auto lim = net::raise_fd_limit();
+  if (lim.error != 0) {
+    s.log->warn("cannot raise the open files limit soft={} hard={}: {}", lim.soft, lim.hard,
+                std::strerror(lim.error));
+  } else {
+    s.log->info("open files limit soft={} hard={}", lim.soft, lim.hard);
+  }
+  uint64_t fd_limit = lim.soft;
   auto fds = net::plan_fd_budget(fd_limit, cfg.http.max_connections, cfg.router.max_connections);
-  s.log->info("file descriptor limit={} http.max_connections={} router.max_connections={}",
-              fd_limit, fds.http, fds.router);
+  s.log->info("connection caps http.max_connections={} router.max_connections={}", fds.http,
+              fds.router);
   if (fds.lowered) {
     s.log->warn(
         "connection caps lowered to fit the file descriptor limit of {} (raise it with "
@@ -519,7 +507,6 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
 
 Result<uint16_t> Daemon::start() {
   auto& s = *impl_;
-  raise_open_files_limit(*s.log);
   BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(s.cfg.listen));
   BERTH_ASSIGN_OR_RETURN(s.port, s.server->listen(hp.first, hp.second));
   s.server->start();
