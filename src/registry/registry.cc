@@ -364,8 +364,18 @@ struct Registry::Impl {
     return ex.send(oci_error_response(OciFailure{code, std::move(message), {}}));
   }
   awaitable<void> fail_error(http::Exchange& ex, const Error& e, Oci not_found = Oci::NameUnknown) {
+    note_no_space(e, ex.method_string() + " " + ex.path());
     OciFailure f = from_error(e, not_found);
     return fail(ex, f.code, std::move(f.message));
+  }
+
+  // A full disk needs an operator: one error line naming ENOSPC and the data dir (the
+  // client only hears 507 and kInsufficientStorageMessage).
+  void note_no_space(const Error& e, const std::string& doing) {
+    if (e.code() == Errc::NoSpace) {
+      log->error("storage full (ENOSPC): free space in data_dir={} while={} error={}",
+                 opts.data_dir, doing, e.message());
+    }
   }
 
   // ---- dispatch ---------------------------------------------------------------------------
@@ -1021,8 +1031,12 @@ struct Registry::Impl {
         if (errno == EINTR) {
           continue;
         }
-        return Error(errno == ENOSPC ? Errc::ResourceExhausted : Errc::Internal,
-                     std::string("write upload: ") + std::strerror(errno));
+        int e = errno;
+        // Drop the part of this chunk that did land, so the file stays what the session (its
+        // size and running hash) says it is.
+        (void)::ftruncate(up->fd, static_cast<off_t>(up->size));
+        return Error(e == ENOSPC || e == EDQUOT ? Errc::NoSpace : Errc::Internal,
+                     "write upload " + up->id + ": " + std::strerror(e));
       }
       off += static_cast<size_t>(n);
     }
@@ -1217,6 +1231,10 @@ struct Registry::Impl {
     auto s = co_await receive(ex, up);
     release(up);
     if (!s) {
+      if (s.error().code() == Errc::NoSpace) {
+        // The session stays at its last whole chunk: a client may resume once space is freed.
+        co_return co_await fail_error(ex, s.error());
+      }
       co_return co_await fail(ex, Oci::BlobUploadInvalid, s.error().message());
     }
     co_await ex.send(upload_accepted(name, *up, 202));
@@ -1252,6 +1270,9 @@ struct Registry::Impl {
     auto s = co_await receive(ex, up);
     if (!s) {
       drop(up);
+      if (s.error().code() == Errc::NoSpace) {
+        co_return co_await fail_error(ex, s.error());
+      }
       co_return co_await fail(ex, Oci::BlobUploadInvalid,
                               "upload " + up->id + " failed: " + s.error().message());
     }
@@ -1283,7 +1304,7 @@ struct Registry::Impl {
     auto commit = [this, up, hex, dg, size, repo_id]() -> Status {
       std::lock_guard lock(stripe(hex));
       BERTH_TRY(blobs.commit_upload(up->id, hex));
-      return store.link_blob(repo_id, dg, size, now_unix());
+      return link_committed(repo_id, dg, hex, size);
     };
     auto c = co_await run_blocking(pool, std::move(commit));
     {
@@ -1311,6 +1332,21 @@ struct Registry::Impl {
     }
     drop(*up);
     co_await ex.send(base_response(204));
+  }
+
+  // Blocking, under the digest's stripe: links a blob file just renamed into place. When the
+  // row cannot be written (a full disk), a file no row knows is removed at once rather than
+  // left for gc.
+  Status link_committed(int64_t repo_id, const std::string& digest, const std::string& hex,
+                        int64_t size) {
+    Status s = store.link_blob(repo_id, digest, size, now_unix());
+    if (!s) {
+      auto known = store.blob_size(digest);
+      if (!known && known.error().code() == Errc::NotFound) {
+        blobs.remove_blob(hex);
+      }
+    }
+    return s;
   }
 
   // ---- maintenance -----------------------------------------------------------------------
@@ -1343,6 +1379,8 @@ struct Registry::Impl {
         if (is_stale || (!live.count(e.name) && e.mtime < cutoff)) {
           blobs.remove_upload(e.name);
           ++removed;
+        } else if (!live.count(e.name) && !e.has_data && blobs.remove_upload_if_broken(e.name)) {
+          ++removed;  // a start that failed half-way: nothing can ever resume it
         }
       }
       if (removed > 0) {
@@ -1529,7 +1567,7 @@ struct Registry::Impl {
                   "blob " + b.digest + " was garbage-collected meanwhile: retry");
       }
       if (s) {
-        s = store.link_blob(repo->id, b.digest, b.size, now_unix());
+        s = link_committed(repo->id, b.digest, b.hex, b.size);
       }
       if (!s) {
         for (size_t k = i; k < todo.size(); ++k) {
@@ -1611,6 +1649,9 @@ awaitable<Result<store::Repository>> Registry::create_repository(http::RequestCo
   auto* impl = impl_.get();
   auto create_repo = [impl, repo] { return impl->store.create_repository(repo); };
   auto r = co_await run_blocking(impl->pool, std::move(create_repo));
+  if (!r) {
+    impl->note_no_space(r.error(), "create repository " + spec.name);
+  }
   if (r) {
     impl->forget_repo(spec.name);
     impl->log->info("repository created repo={} immutable_tags={} principal={}", spec.name,
@@ -1632,6 +1673,9 @@ awaitable<Status> Registry::delete_repository(http::RequestContext ctx, std::str
   auto* impl = impl_.get();
   auto delete_repo = [impl, name] { return impl->store.delete_repository(name); };
   auto s = co_await run_blocking(impl->pool, std::move(delete_repo));
+  if (!s) {
+    impl->note_no_space(s.error(), "delete repository " + name);
+  }
   impl->forget_repo(name);
   if (s) {
     impl->log->info("repository deleted repo={} principal={}", name, ctx.principal);
@@ -1672,6 +1716,9 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
     BERTH_CO_TRY(oci::validate_tag(reference));
     auto delete_tag_job = [impl, id, reference] { return impl->store.delete_tag(id, reference); };
     s = co_await run_blocking(impl->pool, std::move(delete_tag_job));
+  }
+  if (!s) {
+    impl->note_no_space(s.error(), "delete image " + repo + ":" + reference);
   }
   impl->invalidate_repo(repo);
   co_return s;
