@@ -378,6 +378,12 @@ struct Registry::Impl {
     }
   }
 
+  // One answer for a digest the registry cannot use, malformed or of an algorithm it does not
+  // support: 400 DIGEST_INVALID, as the distribution spec asks for both.
+  awaitable<void> fail_digest(http::Exchange& ex, const Error& e) {
+    return fail(ex, Oci::DigestInvalid, e.message());
+  }
+
   // ---- dispatch ---------------------------------------------------------------------------
 
   awaitable<void> handle(http::Exchange& ex) {
@@ -596,7 +602,7 @@ struct Registry::Impl {
     if (oci::is_digest_reference(reference)) {
       auto d = oci::Digest::parse(reference);
       if (!d) {
-        co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
+        co_return co_await fail_digest(ex, d.error());
       }
     } else if (auto t = oci::validate_tag(reference); !t) {
       co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
@@ -674,6 +680,37 @@ struct Registry::Impl {
     return rec;
   }
 
+  // A descriptor of a manifest, by the field that holds it ("layers[2]").
+  struct DescribedRef {
+    std::string field;
+    std::string digest;
+    int64_t size = 0;
+  };
+
+  // What a manifest references and must exist with that size: config and layers of an
+  // image, manifests of an index (a subject may be pushed later, so it is not included).
+  static std::vector<DescribedRef> described_refs(const oci::Manifest& m) {
+    std::vector<DescribedRef> out;
+    auto add = [&](std::string field, const oci::Descriptor& d) {
+      out.push_back(DescribedRef{std::move(field), d.digest.str(), d.size});
+    };
+    if (m.config) {
+      add("config", *m.config);
+    }
+    for (size_t i = 0; i < m.layers.size(); ++i) {
+      add("layers[" + std::to_string(i) + "]", m.layers[i]);
+    }
+    for (size_t i = 0; i < m.manifests.size(); ++i) {
+      add("manifests[" + std::to_string(i) + "]", m.manifests[i]);
+    }
+    return out;
+  }
+
+  static std::string size_mismatch(const DescribedRef& r, int64_t actual) {
+    return r.field + ".size: " + std::to_string(r.size) + " does not match " + r.digest +
+           ", which is " + std::to_string(actual) + " bytes";
+  }
+
   // Whether a push may not move `tag` once set: the repository's tags are immutable and no
   // mutable glob exempts it.
   static bool tag_is_immutable(const store::Repository& repo, const std::string& tag) {
@@ -694,9 +731,7 @@ struct Registry::Impl {
     if (oci::is_digest_reference(reference)) {
       auto d = oci::Digest::parse(reference);
       if (!d) {
-        co_return co_await fail(
-            ex, d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
-            d.error().message());
+        co_return co_await fail_digest(ex, d.error());
       }
       want = *d;
     } else {
@@ -728,6 +763,33 @@ struct Registry::Impl {
       co_return co_await fail(
           ex, parsed.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::ManifestInvalid,
           parsed.error().message());
+    }
+    // The image spec: a descriptor's size is that of the content it names. Checked field by
+    // field (the store's transaction checks presence again, atomically).
+    std::vector<DescribedRef> refs = described_refs(*parsed);
+    for (size_t i = 0; i < refs.size(); ++i) {
+      Result<int64_t> actual = Error(Errc::NotFound, "");
+      if (parsed->is_index()) {
+        auto child = co_await lookup_manifest(*repo, refs[i].digest);
+        if (child) {
+          actual = static_cast<int64_t>((*child)->content.size());
+        } else {
+          actual = child.error();
+        }
+      } else {
+        actual = co_await linked_size(repo->id, refs[i].digest);
+      }
+      if (!actual && actual.error().code() == Errc::NotFound) {
+        co_return co_await fail(
+            ex, Oci::ManifestBlobUnknown,
+            refs[i].field + ": " + refs[i].digest + " is not in repository " + name);
+      }
+      if (!actual) {
+        co_return co_await fail_error(ex, actual.error());
+      }
+      if (*actual != refs[i].size) {
+        co_return co_await fail(ex, Oci::SizeInvalid, size_mismatch(refs[i], *actual));
+      }
     }
     // The platform of an image comes from its config blob.
     std::optional<std::string> config_bytes;
@@ -782,7 +844,7 @@ struct Registry::Impl {
     if (oci::is_digest_reference(reference)) {
       auto d = oci::Digest::parse(reference);
       if (!d) {
-        co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
+        co_return co_await fail_digest(ex, d.error());
       }
       auto delete_manifest_job = [this, id, reference] {
         return store.delete_manifest(id, reference);
@@ -806,7 +868,7 @@ struct Registry::Impl {
   awaitable<void> referrers(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
+      co_return co_await fail_digest(ex, d.error());
     }
     auto repo = co_await repo_for_read(ex, name, "registry:Pull");
     if (!repo) {
@@ -848,7 +910,7 @@ struct Registry::Impl {
   awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
+      co_return co_await fail_digest(ex, d.error());
     }
     auto repo = co_await repo_for_read(ex, name, "registry:Pull");
     if (!repo) {
@@ -928,7 +990,7 @@ struct Registry::Impl {
   awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest) {
     auto d = oci::Digest::parse(digest);
     if (!d) {
-      co_return co_await fail(ex, Oci::DigestInvalid, d.error().message());
+      co_return co_await fail_digest(ex, d.error());
     }
     if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
       co_return co_await fail(ex, Oci::Denied, s.error().message());
@@ -1263,9 +1325,7 @@ struct Registry::Impl {
     auto d = oci::Digest::parse(digest_text);
     if (!d) {
       drop(up);
-      co_return co_await fail(
-          ex, d.error().code() == Errc::Unsupported ? Oci::Unsupported : Oci::DigestInvalid,
-          d.error().message());
+      co_return co_await fail_digest(ex, d.error());
     }
     auto s = co_await receive(ex, up);
     if (!s) {
@@ -1579,6 +1639,16 @@ struct Registry::Impl {
       }
     }
 
+    for (const auto& r : described_refs(parsed)) {
+      if (parsed.is_index()) {
+        continue;  // builds push images; an index's children are checked by the store
+      }
+      auto actual = store.blob_size(r.digest);
+      if (actual && *actual != r.size) {
+        return Error(Errc::InvalidArgument, "push of " + name + ": " + size_mismatch(r, *actual));
+      }
+    }
+
     std::optional<std::string> config_bytes;
     if (std::string hex = platform_config_hex(parsed); !hex.empty()) {
       if (auto bytes = fs::read_file(blobs.blob_path(hex))) {
@@ -1707,7 +1777,10 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
   int64_t id = (*r)->id;
   Status s;
   if (oci::is_digest_reference(reference)) {
-    BERTH_CO_TRY(oci::Digest::parse(reference));
+    if (auto d = oci::Digest::parse(reference); !d) {
+      // Malformed or of another algorithm: a bad argument either way, as on /v2/.
+      co_return Error(Errc::InvalidArgument, d.error().message());
+    }
     auto delete_manifest_job = [impl, id, reference] {
       return impl->store.delete_manifest(id, reference);
     };
