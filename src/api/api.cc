@@ -39,6 +39,8 @@ unsigned status_for(Errc code) {
       return 501;
     case Errc::DataLoss:
       return 500;
+    case Errc::NoSpace:
+      return 507;
     case Errc::Internal:
       return 500;
   }

@@ -17,8 +17,11 @@ namespace berth::fs {
 
 namespace {
 Error errno_error(const std::string& what, const stdfs::path& p) {
-  return Error(errno == ENOENT ? Errc::NotFound : Errc::Internal,
-               what + " " + p.string() + ": " + std::strerror(errno));
+  int e = errno;
+  Errc code = e == ENOENT                  ? Errc::NotFound
+              : e == ENOSPC || e == EDQUOT ? Errc::NoSpace
+                                           : Errc::Internal;
+  return Error(code, what + " " + p.string() + ": " + std::strerror(e));
 }
 }  // namespace
 

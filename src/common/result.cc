@@ -33,6 +33,8 @@ const char* errc_name(Errc code) {
       return "unsupported";
     case Errc::DataLoss:
       return "data_loss";
+    case Errc::NoSpace:
+      return "no_space";
     case Errc::Internal:
       return "internal";
   }

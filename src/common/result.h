@@ -25,7 +25,10 @@ enum class Errc {
   Cancelled,
   Unsupported,
   DataLoss,
-  Internal,
+  /// The disk (or a quota) is full: ENOSPC, EDQUOT, SQLITE_FULL. Not a client's fault and not
+  /// a rate limit (that is ResourceExhausted): answered 507 and logged as an error.
+  NoSpace,
+  Internal,  // keep last: loops over every code stop here
 };
 
 /// Stable lower-case name of a code ("not_found"), used in API bodies and logs.

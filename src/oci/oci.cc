@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "oci/oci.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/json.h"
 #include "common/sha256.h"
 
@@ -146,6 +149,30 @@ std::string Platform::str() const {
   return s;
 }
 
+Status validate_media_type(std::string_view media_type, std::string_view field) {
+  // restricted-name = restricted-name-first *126restricted-name-chars (RFC 6838 4.2)
+  auto restricted_name = [](std::string_view n) {
+    auto first = [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
+    if (n.empty() || n.size() > 127 || !first(n[0])) {
+      return false;
+    }
+    return std::all_of(n.begin(), n.end(), [&](char c) {
+      return first(c) || std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+    });
+  };
+  auto slash = media_type.find('/');
+  if (slash != std::string_view::npos && restricted_name(media_type.substr(0, slash)) &&
+      restricted_name(media_type.substr(slash + 1))) {
+    return ok();
+  }
+  return Error(Errc::InvalidArgument, std::string(field) + ": invalid media type '" +
+                                          std::string(media_type) +
+                                          "': must be type/subtype (RFC 6838), such as "
+                                          "application/vnd.oci.image.layer.v1.tar+gzip");
+}
+
 bool is_manifest_media_type(std::string_view mt) {
   return mt == kOciManifest || mt == kOciIndex || mt == kDockerManifest ||
          mt == kDockerManifestList;
@@ -166,6 +193,7 @@ Result<Descriptor> parse_descriptor(const Json& j, const std::string& where) {
     return bad("mediaType is required");
   }
   d.media_type = mt->get<std::string>();
+  BERTH_TRY(validate_media_type(d.media_type, where + ".mediaType"));
   auto dg = j.find("digest");
   if (dg == j.end() || !dg->is_string()) {
     return bad("digest is required");
@@ -182,6 +210,9 @@ Result<Descriptor> parse_descriptor(const Json& j, const std::string& where) {
   d.size = sz->get<int64_t>();
   if (auto at = j.find("artifactType"); at != j.end() && at->is_string()) {
     d.artifact_type = at->get<std::string>();
+    if (!d.artifact_type.empty()) {
+      BERTH_TRY(validate_media_type(d.artifact_type, where + ".artifactType"));
+    }
   }
   if (auto p = j.find("platform"); p != j.end() && p->is_object()) {
     Platform pl;
@@ -231,9 +262,21 @@ Result<Manifest> parse_manifest(std::string_view bytes, std::string_view content
     field = mt->get<std::string>();
   }
   Manifest m;
-  if (!field.empty() && !ct.empty() && field != ct && is_manifest_media_type(ct)) {
+  // The spec: a manifest with a mediaType is pushed with that Content-Type. A mismatch is
+  // refused whatever the Content-Type says, or the manifest would be served back under a
+  // type its pusher did not declare. Media types compare case-insensitively (RFC 6838).
+  auto same_type = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
+  if (!field.empty() && !ct.empty() && !same_type(field, ct)) {
     return Error(Errc::InvalidArgument,
-                 "manifest mediaType '" + field + "' does not match Content-Type '" + ct + "'");
+                 "mediaType: '" + field + "' does not match the Content-Type '" + ct + "'");
+  }
+  if (!field.empty()) {
+    BERTH_TRY(validate_media_type(field, "mediaType"));
   }
   m.media_type = !field.empty() ? field : ct;
   if (m.media_type.empty() || !is_manifest_media_type(m.media_type)) {
@@ -253,6 +296,9 @@ Result<Manifest> parse_manifest(std::string_view bytes, std::string_view content
       return Error(Errc::InvalidArgument, "artifactType must be a string");
     }
     m.artifact_type = at->get<std::string>();
+    if (!m.artifact_type.empty()) {
+      BERTH_TRY(validate_media_type(m.artifact_type, "artifactType"));
+    }
   }
   if (auto a = j.find("annotations"); a != j.end() && a->is_object()) {
     m.annotations_json = a->dump();

@@ -80,6 +80,12 @@ struct Manifest {
   bool is_index() const { return kind == ManifestKind::Index; }
 };
 
+/// A media type as descriptors must carry it: RFC 6838 section 4.2 `type/subtype`, each a
+/// restricted name of 1 to 127 characters ([A-Za-z0-9] then [A-Za-z0-9!#$&^_.+-]), no
+/// parameters; the image spec's schema uses the same pattern. InvalidArgument naming `field`
+/// ("layers[0].mediaType: invalid media type '../../etc/passwd'") otherwise.
+Status validate_media_type(std::string_view media_type, std::string_view field);
+
 /// True for the manifest media types berth stores.
 bool is_manifest_media_type(std::string_view media_type);
 

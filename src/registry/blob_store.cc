@@ -18,11 +18,14 @@ namespace berth::registry {
 namespace stdfs = std::filesystem;
 
 namespace {
+// The message names the path: it is for the log. The HTTP edge never shows a NoSpace or
+// Internal message to clients.
 Error sys_error(const std::string& what, const std::string& path) {
-  return Error(errno == ENOENT   ? Errc::NotFound
-               : errno == ENOSPC ? Errc::ResourceExhausted
-                                 : Errc::Internal,
-               what + " " + path + ": " + std::strerror(errno));
+  int e = errno;
+  Errc code = e == ENOENT                  ? Errc::NotFound
+              : e == ENOSPC || e == EDQUOT ? Errc::NoSpace
+                                           : Errc::Internal;
+  return Error(code, what + " " + path + ": " + std::strerror(e));
 }
 
 Result<std::string> hash_fd(int fd, const std::string& path) {
@@ -55,6 +58,24 @@ Result<std::string> hash_path(const std::string& path) {
 }
 }  // namespace
 
+class FsBlobStore::Building {
+ public:
+  Building(FsBlobStore& store, std::string id) : store_(store), id_(std::move(id)) {
+    std::lock_guard lock(store_.building_mu_);
+    store_.building_.insert(id_);
+  }
+  ~Building() {
+    std::lock_guard lock(store_.building_mu_);
+    store_.building_.erase(id_);
+  }
+  Building(const Building&) = delete;
+  Building& operator=(const Building&) = delete;
+
+ private:
+  FsBlobStore& store_;
+  std::string id_;
+};
+
 Status FsBlobStore::init() {
   BERTH_TRY(fs::make_dirs(root_ + "/blobs/sha256"));
   BERTH_TRY(fs::make_dirs(root_ + "/uploads"));
@@ -70,24 +91,37 @@ std::string FsBlobStore::upload_data_path(const std::string& id) const {
 }
 
 Result<int> FsBlobStore::create_upload(const std::string& id, const std::string& repo) {
+  Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
     return sys_error("mkdir", dir);
   }
+  // A directory without its files is of no use to anyone: never leave one behind.
+  auto fail = [&](Error e) -> Error {
+    remove_upload(id);
+    return e;
+  };
   std::string repo_file = dir + "/repo";
   int rfd = ::open(repo_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (rfd < 0) {
-    return sys_error("create", repo_file);
+    return fail(sys_error("create", repo_file));
   }
-  bool wrote = ::write(rfd, repo.data(), repo.size()) == static_cast<ssize_t>(repo.size());
-  ::close(rfd);
-  if (!wrote) {
-    return sys_error("write", repo_file);
+  ssize_t n = ::write(rfd, repo.data(), repo.size());
+  if (n != static_cast<ssize_t>(repo.size())) {
+    if (n >= 0) {
+      errno = ENOSPC;  // a short write of a few bytes: the disk filled up
+    }
+    Error e = sys_error("write", repo_file);
+    ::close(rfd);
+    return fail(e);
+  }
+  if (::close(rfd) != 0) {
+    return fail(sys_error("close", repo_file));
   }
   std::string data = dir + "/data";
   int fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return sys_error("create", data);
+    return fail(sys_error("create", data));
   }
   return fd;
 }
@@ -136,12 +170,26 @@ void FsBlobStore::remove_upload(const std::string& id) {
   stdfs::remove_all(root_ + "/uploads/" + id, ec);
 }
 
+bool FsBlobStore::remove_upload_if_broken(const std::string& id) {
+  std::lock_guard lock(building_mu_);
+  if (building_.count(id) != 0) {
+    return false;
+  }
+  struct stat st {};
+  if (::lstat(upload_data_path(id).c_str(), &st) == 0) {
+    return false;
+  }
+  remove_upload(id);
+  return true;
+}
+
 Result<std::string> FsBlobStore::hash_upload(const std::string& id) {
   return hash_path(upload_data_path(id));
 }
 
 Result<bool> FsBlobStore::stage_file(const std::string& id, const std::string& path,
                                      const std::string& hex, int64_t size) {
+  Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
     return sys_error("mkdir", dir);
@@ -249,10 +297,11 @@ std::vector<FsBlobStore::FileEntry> FsBlobStore::list_uploads() const {
     std::string p = e.path().string();
     std::string data = p + "/data";
     // The data file's mtime is the last activity; fall back to the directory's.
-    if (::stat(data.c_str(), &st) != 0 && ::stat(p.c_str(), &st) != 0) {
+    bool has_data = ::stat(data.c_str(), &st) == 0;
+    if (!has_data && ::stat(p.c_str(), &st) != 0) {
       continue;
     }
-    out.push_back({e.path().filename().string(), st.st_mtime, st.st_size});
+    out.push_back({e.path().filename().string(), st.st_mtime, st.st_size, has_data});
   }
   return out;
 }

@@ -15,7 +15,9 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/result.h"
@@ -31,7 +33,8 @@ class FsBlobStore {
   std::string blob_path(const std::string& hex) const;
   std::string upload_data_path(const std::string& id) const;
 
-  /// Creates uploads/<id>/ with its repo file; returns an append fd for the data.
+  /// Creates uploads/<id>/ with its repo file; returns an append fd for the data. On failure
+  /// nothing of the session is left (NoSpace when the disk is full).
   Result<int> create_upload(const std::string& id, const std::string& repo);
   /// Reopens an existing upload after a restart; NotFound when absent. Sets repo and size.
   Result<int> reopen_upload(const std::string& id, std::string& repo, uint64_t& size);
@@ -39,6 +42,10 @@ class FsBlobStore {
   Status commit_upload(const std::string& id, const std::string& hex);
   /// Removes the session directory (cancel, digest mismatch, expiry).
   void remove_upload(const std::string& id);
+  /// Removes uploads/<id>/ when it has no data file (a start that failed or crashed half-way:
+  /// nothing can resume it) and no create_upload()/stage_file() is building it right now.
+  /// Returns true when removed.
+  bool remove_upload_if_broken(const std::string& id);
   /// Hashes an upload's data file from the start (after a restart lost the running hash).
   Result<std::string> hash_upload(const std::string& id);
 
@@ -48,7 +55,8 @@ class FsBlobStore {
   /// blob; remove_upload(id) drops it. A hard link shares the file's inode, so the caller must
   /// not rewrite the file in place afterwards (replacing it by rename is fine). Returns true
   /// when hard-linked. Errors: NotFound (no such file), InvalidArgument (digest or size
-  /// mismatch; nothing is kept), Internal/ResourceExhausted for I/O failures.
+  /// mismatch; nothing is kept), NoSpace when the disk is full, Internal for other I/O
+  /// failures.
   Result<bool> stage_file(const std::string& id, const std::string& path, const std::string& hex,
                           int64_t size);
 
@@ -60,6 +68,7 @@ class FsBlobStore {
     std::string name;   // blob hex or upload id
     int64_t mtime = 0;  // unix seconds
     int64_t size = 0;
+    bool has_data = true;  // uploads: false when uploads/<id>/data is missing
   };
   std::vector<FileEntry> list_uploads() const;
   std::vector<FileEntry> list_blobs() const;
@@ -67,8 +76,13 @@ class FsBlobStore {
   Result<std::string> hash_blob(const std::string& hex) const;
 
  private:
+  // Marks an upload directory as being built, so remove_upload_if_broken() leaves it alone.
+  class Building;
+
   std::string root_;
   bool fsync_;
+  std::mutex building_mu_;
+  std::unordered_set<std::string> building_;  // ids whose directory is being created
 };
 
 }  // namespace berth::registry

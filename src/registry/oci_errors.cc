@@ -47,6 +47,8 @@ Row row(Oci c) {
       return {"BLOB_UPLOAD_INVALID", 416};
     case Oci::ManifestTooBig:
       return {"SIZE_INVALID", 413};
+    case Oci::InsufficientStorage:
+      return {"UNKNOWN", 507};
     case Oci::Unknown:
       return {"UNKNOWN", 500};
   }
@@ -83,6 +85,8 @@ OciFailure from_error(const Error& e, Oci not_found) {
       return {Oci::Unsupported, e.message(), {}};
     case Errc::ResourceExhausted:
       return {Oci::TooManyRequests, e.message(), {}};
+    case Errc::NoSpace:
+      return {Oci::InsufficientStorage, kInsufficientStorageMessage, {}};
     default:
       return {Oci::Unknown, e.message(), {}};
   }

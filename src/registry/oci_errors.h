@@ -25,9 +25,10 @@ enum class Oci {
   Denied,
   Unsupported,
   TooManyRequests,
-  RangeInvalid,    // 416 with BLOB_UPLOAD_INVALID / RANGE code
-  ManifestTooBig,  // 413
-  Unknown,         // 500
+  RangeInvalid,         // 416 with BLOB_UPLOAD_INVALID / RANGE code
+  ManifestTooBig,       // 413
+  InsufficientStorage,  // 507: the disk is full (never a client's fault, never a rate limit)
+  Unknown,              // 500
 };
 
 struct OciFailure {
@@ -39,7 +40,13 @@ struct OciFailure {
 /// The response for a failure: status from the table, body {"errors":[{code,message,detail}]}.
 http::Response oci_error_response(const OciFailure& f);
 
-/// A generic mapping for store/driver errors that reach the edge unclassified.
+/// What a client is told when the disk is full: no server path, no errno text.
+inline constexpr const char* kInsufficientStorageMessage =
+    "insufficient storage: the registry cannot store more data until space is freed";
+
+/// A generic mapping for store/driver errors that reach the edge unclassified. NoSpace becomes
+/// InsufficientStorage with kInsufficientStorageMessage (the error's own text names server
+/// paths: it belongs in the log).
 OciFailure from_error(const Error& e, Oci not_found = Oci::NameUnknown);
 
 }  // namespace berth::registry

@@ -238,9 +238,12 @@ TEST_F(RuntimeLayerTest, RefusesUnsafeEntries) {
       {{{"../evil", 'f', "x"}}, "../evil", "'..'"},
       {{{"a/../../evil", 'f', "x"}}, "a/../../evil", "'..'"},
       {{{"/etc/evil", 'f', "x"}}, "/etc/evil", "absolute"},
+      // The link itself is fine (it resolves inside the container's root); writing through it
+      // is not.
       {{{"a", 'd', ""}, {"a/link", 'l', "../../escape"}, {"a/link/f", 'f', "x"}},
-       "a/link",
-       "escapes"},
+       "a/link/f",
+       "parent"},
+      {{{"up", 'l', "../../../.."}, {"up/etc/evil", 'f', "x"}}, "up/etc/evil", "parent"},
       {{{"out", 'l', outside.path()}, {"out/victim", 'f', "pwned"}}, "out/victim", "parent"},
       {{{"h", 'h', "../etc/passwd"}}, "h", "escapes"},
       {{{"h", 'h', "nothing/here"}}, "h", "not inside the layer"},
@@ -264,6 +267,29 @@ TEST_F(RuntimeLayerTest, RefusesUnsafeEntries) {
   for (const auto& e : std::filesystem::directory_iterator(root_ / "layers")) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
   }
+}
+
+TEST_F(RuntimeLayerTest, KeepsSymlinksThatClimbAboveTheLayerRoot) {
+  // docker and containerd accept both kinds: at run time a target resolves inside the
+  // container's root, where ".." at "/" stays at "/". Real images carry such links
+  // (usr/lib/os-release -> ../../etc/os-release style, deeper than they need to be).
+  TempDir outside;
+  auto img = prepare_one({{"usr/lib/", 'd', "", 0755},
+                          {"usr/lib/os-release", 'l', "../../../../etc/os-release"},
+                          {"usr/bin/top", 'l', "../../../../../../../.."},
+                          {"abs", 'l', "/etc/os-release"},
+                          {"host", 'l', outside.path() + "/x"},
+                          {"etc/os-release", 'f', "ID=test"}});
+  ASSERT_TRUE(img) << img.error().message();
+  std::string dir = img->layer_dirs[0];
+  // Stored verbatim, never followed while unpacking.
+  EXPECT_EQ(std::filesystem::read_symlink(dir + "/usr/lib/os-release"),
+            "../../../../etc/os-release");
+  EXPECT_EQ(std::filesystem::read_symlink(dir + "/usr/bin/top"), "../../../../../../../..");
+  EXPECT_EQ(std::filesystem::read_symlink(dir + "/abs"), "/etc/os-release");
+  EXPECT_EQ(std::filesystem::read_symlink(dir + "/host"), outside.path() + "/x");
+  EXPECT_FALSE(std::filesystem::exists(outside / "x"));
+  EXPECT_EQ(slurp(dir + "/etc/os-release"), "ID=test");
 }
 
 TEST_F(RuntimeLayerTest, SkipsDeviceNodes) {

@@ -181,7 +181,7 @@ class Stmt {
       return false;
     }
     Errc code = rc == SQLITE_CONSTRAINT ? Errc::Conflict
-                : (rc == SQLITE_FULL)   ? Errc::ResourceExhausted
+                : (rc == SQLITE_FULL)   ? Errc::NoSpace
                                         : Errc::Internal;
     return Error(code, std::string("sqlite: ") + sqlite3_errmsg(db_));
   }
@@ -226,10 +226,11 @@ class SqliteMetadataStore final : public MetadataStore {
 
   Status exec(const char* sql) {
     char* msg = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    if (int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg); rc != SQLITE_OK) {
       std::string m = msg ? msg : "unknown";
       sqlite3_free(msg);
-      return Error(Errc::Internal, std::string("sqlite: ") + m);
+      // A COMMIT in WAL mode is where the frames are written: a full disk shows up here.
+      return Error(rc == SQLITE_FULL ? Errc::NoSpace : Errc::Internal, std::string("sqlite: ") + m);
     }
     return ok();
   }

@@ -391,6 +391,55 @@ TEST(ParseManifestTest, MediaTypeContentTypeMismatch) {
   EXPECT_EQ(idx.error().code(), Errc::InvalidArgument);
 }
 
+TEST(ParseManifestTest, ContentTypeMustMatchMediaTypeEvenWhenNotAManifestType) {
+  // Any Content-Type that is not the body's mediaType is refused (before, only known manifest
+  // types were compared, and the body's type was then served back).
+  for (const char* ct : {"application/json", "application/octet-stream", "text/plain"}) {
+    auto m = parse_manifest(oci_image(), ct);
+    ASSERT_FALSE(m) << ct;
+    EXPECT_EQ(m.error().code(), Errc::InvalidArgument) << ct;
+    EXPECT_THAT(m.error().message(), HasSubstr("mediaType")) << ct;
+    EXPECT_THAT(m.error().message(), HasSubstr(ct));
+  }
+  // Media types compare case-insensitively; parameters are ignored.
+  auto upper = parse_manifest(oci_image(), "Application/VND.oci.image.manifest.v1+json; x=y");
+  ASSERT_TRUE(upper) << upper.error().message();
+  EXPECT_EQ(upper->media_type, kOciManifest);
+}
+
+TEST(ParseManifestTest, DescriptorMediaTypeMustBeAMediaType) {
+  auto with_layer_type = [](const std::string& layer_type, const std::string& config_type) {
+    return R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
+           R"("config":)" +
+           descriptor(config_type, dg('c'), 1) + R"(,"layers":[)" +
+           descriptor(kLayerType, dg('1'), 1) + "," + descriptor(layer_type, dg('2'), 1) + "]}";
+  };
+  auto layer = parse_manifest(with_layer_type("../../etc/passwd", kConfigType), kOciManifest);
+  ASSERT_FALSE(layer);
+  EXPECT_EQ(layer.error().code(), Errc::InvalidArgument);
+  EXPECT_THAT(layer.error().message(), HasSubstr("layers[1].mediaType"));
+  EXPECT_THAT(layer.error().message(), HasSubstr("../../etc/passwd"));
+  auto config = parse_manifest(with_layer_type(kLayerType, "not a type"), kOciManifest);
+  ASSERT_FALSE(config);
+  EXPECT_THAT(config.error().message(), HasSubstr("config.mediaType"));
+  // Artifacts keep their custom (valid) types.
+  auto artifact = parse_manifest(with_layer_type("application/vnd.example.thing.v1+tar",
+                                                 "application/vnd.example.config.v1+json"),
+                                 kOciManifest);
+  ASSERT_TRUE(artifact) << artifact.error().message();
+  EXPECT_EQ(artifact->artifact_type, "application/vnd.example.config.v1+json");
+  // An index child and an artifactType are media types too.
+  std::string idx = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",)"
+                    R"("manifests":[)" +
+                    descriptor("x/../y", dg('a'), 1) + "]}";
+  auto bad_child = parse_manifest(idx, kOciIndex);
+  ASSERT_FALSE(bad_child);
+  EXPECT_THAT(bad_child.error().message(), HasSubstr("manifests[0].mediaType"));
+  auto bad_artifact = parse_manifest(oci_image(R"(,"artifactType":"../x")"), kOciManifest);
+  ASSERT_FALSE(bad_artifact);
+  EXPECT_THAT(bad_artifact.error().message(), HasSubstr("artifactType"));
+}
+
 TEST(ParseManifestTest, MediaTypeMustBeString) {
   std::string body = R"({"schemaVersion":2,"mediaType":5,"config":)" +
                      descriptor(kConfigType, dg('c'), 1) + R"(,"layers":[]})";
@@ -494,6 +543,27 @@ TEST(MediaTypeTest, IsManifestMediaType) {
   EXPECT_FALSE(is_manifest_media_type("application/json"));
   EXPECT_FALSE(is_manifest_media_type("application/vnd.docker.distribution.manifest.v1+json"));
   EXPECT_FALSE(is_manifest_media_type(""));
+}
+
+TEST(MediaTypeTest, ValidatesRfc6838TypeAndSubtype) {
+  for (const std::string& ok_type :
+       {std::string(kOciManifest), std::string(kLayerType), std::string(kConfigType),
+        std::string("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        std::string("application/vnd.cncf.helm.chart.content.v1.tar+gzip"), std::string("a/b"),
+        std::string("text/x-c!#$&^_.+-"), std::string(127, 'a') + "/" + std::string(127, 'b')}) {
+    EXPECT_TRUE(validate_media_type(ok_type, "f")) << ok_type;
+  }
+  for (const std::string& bad :
+       {std::string("../../etc/passwd"), std::string(""), std::string("application"),
+        std::string("application/"), std::string("/json"), std::string("a/b/c"),
+        std::string("application/json; charset=utf-8"), std::string("app lication/json"),
+        std::string(".hidden/type"), std::string("application/-x"), std::string(128, 'a') + "/b",
+        std::string("a/") + std::string(128, 'b'), std::string("application/j\0son", 17)}) {
+    auto st = validate_media_type(bad, "layers[3].mediaType");
+    ASSERT_FALSE(st) << "'" << bad << "' accepted";
+    EXPECT_EQ(st.error().code(), Errc::InvalidArgument);
+    EXPECT_THAT(st.error().message(), HasSubstr("layers[3].mediaType"));
+  }
 }
 
 // ---- parse_config_platform ----------------------------------------------------------------

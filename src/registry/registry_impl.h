@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+// Private to src/registry: Registry::Impl, shared by the files that implement it.
+//   registry.cc   helpers, dispatch, catalog and tags, the control-API operations
+//   manifests.cc  manifests, referrers and push_local
+//   uploads.cc    blobs and upload sessions
+//   gc.cc         upload expiry, garbage collection, fsck
+// Decisions about visibility live in the metadata store (one transaction each); bytes live in
+// FsBlobStore. Read-mostly lookups (repositories, manifests, blob links) are cached in memory
+// and invalidated on every write.
+#pragma once
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/log.h"
+#include "common/sha256.h"
+#include "oci/oci.h"
+#include "registry/blob_store.h"
+#include "registry/oci_errors.h"
+#include "registry/registry.h"
+
+namespace berth::registry {
+
+namespace detail {
+
+inline int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+struct Upload {
+  std::string id;
+  std::string repo;
+  int64_t repo_id = 0;
+  int fd = -1;
+  uint64_t size = 0;
+  std::optional<Sha256> hash;  // nullopt after a restart: recomputed from the file at commit
+  int64_t updated = 0;
+  bool busy = false;  // guarded by the sessions mutex
+
+  ~Upload() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+using UploadPtr = std::shared_ptr<Upload>;
+
+struct CachedManifest {
+  std::string digest;
+  std::string media_type;
+  std::string content;
+  std::string subject;
+};
+using CachedManifestPtr = std::shared_ptr<const CachedManifest>;
+
+inline http::Response base_response(unsigned status) {
+  http::Response r;
+  r.status = status;
+  r.header("Docker-Distribution-API-Version", "registry/2.0");
+  return r;
+}
+
+}  // namespace detail
+
+using detail::base_response;
+using detail::CachedManifest;
+using detail::CachedManifestPtr;
+using detail::now_unix;
+using detail::Upload;
+using detail::UploadPtr;
+
+struct Registry::Impl {
+  Impl(Options o, store::MetadataStore& s, BlockingPool& p, iam::AuthorizerPtr a, EventBus& b)
+      : opts(std::move(o)),
+        store(s),
+        pool(p),
+        authz(std::move(a)),
+        bus(b),
+        blobs(opts.data_dir, opts.fsync) {}
+
+  Options opts;
+  store::MetadataStore& store;
+  BlockingPool& pool;
+  iam::AuthorizerPtr authz;
+  EventBus& bus;
+  FsBlobStore blobs;
+  std::shared_ptr<spdlog::logger> log = log::get("registry");
+
+  std::mutex sessions_mu;
+  std::unordered_map<std::string, UploadPtr> sessions;
+
+  // Caches. Each guarded by cache_mu; entries are immutable values.
+  std::shared_mutex cache_mu;
+  std::unordered_map<std::string, std::shared_ptr<const store::Repository>> repo_cache;
+  std::unordered_map<std::string, CachedManifestPtr> manifest_cache;  // "repo\nref"
+  std::unordered_map<std::string, int64_t> link_cache;                // "repoid\ndigest"
+
+  // Serializes a blob's commit against gc deleting the same digest.
+  std::array<std::mutex, 64> stripes;
+  std::mutex& stripe(const std::string& hex) {
+    return stripes[std::hash<std::string>{}(hex) % stripes.size()];
+  }
+
+  // ---- helpers ---------------------------------------------------------------------------
+
+  Status authorize(const http::RequestContext& ctx, const std::string& action,
+                   const std::string& resource);
+
+  // "registry:Push" on "repository/web/app" -> "repository:web/app:push" ("" if no token
+  // scope covers the action).
+  static std::string token_scope(const std::string& action, const std::string& resource);
+
+  // The Docker token challenge: where to get a token, and for what.
+  http::Response challenge(const http::Exchange& ex, const std::string& message);
+
+  void invalidate_repo(const std::string& name);
+
+  void forget_repo(const std::string& name);
+
+  // Repository by name, NotFound with the message users need.
+  awaitable<Result<std::shared_ptr<const store::Repository>>> find_repo(std::string name);
+
+  // The one sentence for a push into a repository that does not exist (and may not be
+  // auto-created).
+  static Error repository_missing(const std::string& name);
+
+  // Blocking: creates a repository on first push (auto_create_repositories). An AlreadyExists
+  // from a racing creator is success.
+  Status auto_create_repository(const std::string& name);
+
+  // For writes: creates the repository when the config allows it.
+  awaitable<Result<std::shared_ptr<const store::Repository>>> repo_for_push(std::string name);
+
+  awaitable<Result<int64_t>> linked_size(int64_t repo_id, std::string digest);
+
+  // Not coroutines, and no aggregate arguments: GCC 12 mis-copies aggregates (and lambdas)
+  // that appear in a co_await expression. Callers pass an enum and a string.
+  awaitable<void> fail(http::Exchange& ex, Oci code, std::string message);
+  awaitable<void> fail_error(http::Exchange& ex, const Error& e, Oci not_found = Oci::NameUnknown);
+
+  // A full disk needs an operator: one error line naming ENOSPC and the data dir (the
+  // client only hears 507 and kInsufficientStorageMessage).
+  void note_no_space(const Error& e, const std::string& doing);
+
+  // One answer for a digest the registry cannot use, malformed or of an algorithm it does not
+  // support: 400 DIGEST_INVALID, as the distribution spec asks for both.
+  awaitable<void> fail_digest(http::Exchange& ex, const Error& e);
+
+  // ---- dispatch ---------------------------------------------------------------------------
+
+  awaitable<void> handle(http::Exchange& ex);
+
+  awaitable<void> method_not_allowed(http::Exchange& ex);
+
+  // Authorizes and resolves the repository for a read; sends the error itself on failure.
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_read(http::Exchange& ex,
+                                                                    std::string name,
+                                                                    std::string action);
+
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_write(http::Exchange& ex,
+                                                                     std::string name);
+
+  // ---- catalog and tags ------------------------------------------------------------------
+
+  awaitable<void> catalog(http::Exchange& ex);
+
+  awaitable<void> list_tags(http::Exchange& ex, std::string name);
+
+  // ---- manifests -------------------------------------------------------------------------
+
+  awaitable<Result<CachedManifestPtr>> lookup_manifest(const store::Repository& repo,
+                                                       std::string reference);
+
+  awaitable<void> get_manifest(http::Exchange& ex, std::string name, std::string reference);
+
+  // ---- what is recorded for a manifest (the /v2/ handler and push_local) -----------------
+
+  // The image config to read the platform from: its hex, or "" for an index, an artifact or
+  // a config too big to bother.
+  static std::string platform_config_hex(const oci::Manifest& m);
+
+  // The row stored for a manifest. config_bytes: the blob platform_config_hex() names, when
+  // it could be read.
+  static store::ManifestRecord manifest_record(const oci::Manifest& parsed,
+                                               const oci::Digest& digest, std::string body,
+                                               const std::optional<std::string>& config_bytes);
+
+  // A descriptor of a manifest, by the field that holds it ("layers[2]").
+  struct DescribedRef {
+    std::string field;
+    std::string digest;
+    int64_t size = 0;
+  };
+
+  // What a manifest references and must exist with that size: config and layers of an
+  // image, manifests of an index (a subject may be pushed later, so it is not included).
+  static std::vector<DescribedRef> described_refs(const oci::Manifest& m);
+
+  static std::string size_mismatch(const DescribedRef& r, int64_t actual);
+
+  // Whether a push may not move `tag` once set: the repository's tags are immutable and no
+  // mutable glob exempts it.
+  static bool tag_is_immutable(const store::Repository& repo, const std::string& tag);
+
+  awaitable<void> put_manifest(http::Exchange& ex, std::string name, std::string reference);
+
+  awaitable<void> delete_manifest(http::Exchange& ex, std::string name, std::string reference);
+
+  awaitable<void> referrers(http::Exchange& ex, std::string name, std::string digest);
+
+  // ---- blobs -----------------------------------------------------------------------------
+
+  awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest);
+
+  awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest);
+
+  // ---- uploads ---------------------------------------------------------------------------
+
+  http::Response upload_accepted(const std::string& name, const Upload& up, unsigned status);
+
+  // Finds a session (reopening it from disk after a restart) and marks it busy.
+  awaitable<Result<UploadPtr>> claim_upload(std::string name, std::string id);
+
+  void release(const UploadPtr& up);
+
+  void drop(const UploadPtr& up);
+
+  // Streams the request body onto the end of the upload. Two buffers: while one is written
+  // and hashed on the pool, the next is read from the socket. On a broken body the bytes that
+  // did arrive stay (a client may resume from the reported Range).
+  static Status append_chunk(const UploadPtr& up, const char* data, size_t len);
+
+  std::shared_ptr<BlockingJob<Status>> start_append(asio::any_io_executor ex, UploadPtr up,
+                                                    std::shared_ptr<std::vector<char>> buf,
+                                                    size_t len);
+
+  awaitable<Status> receive(http::Exchange& ex, UploadPtr up);
+
+  awaitable<void> start_upload(http::Exchange& ex, std::string name);
+
+  awaitable<void> upload_error(http::Exchange& ex, const Error& e);
+
+  awaitable<void> upload_status(http::Exchange& ex, std::string name, std::string id);
+
+  awaitable<void> patch_upload(http::Exchange& ex, std::string name, std::string id);
+
+  awaitable<void> put_upload(http::Exchange& ex, std::string name, std::string id);
+
+  // Receives the final body, checks the digest and makes the blob visible, or drops the
+  // session: a failed finish never leaves anything behind.
+  awaitable<void> finish_upload(http::Exchange& ex, std::string name, UploadPtr up,
+                                std::string digest_text);
+
+  awaitable<void> cancel_upload(http::Exchange& ex, std::string name, std::string id);
+
+  // Blocking, under the digest's stripe: links a blob file just renamed into place. When the
+  // row cannot be written (a full disk), a file no row knows is removed at once rather than
+  // left for gc.
+  Status link_committed(int64_t repo_id, const std::string& digest, const std::string& hex,
+                        int64_t size);
+
+  // ---- maintenance -----------------------------------------------------------------------
+
+  awaitable<int64_t> expire_uploads();
+
+  Result<GcReport> gc_blocking();
+
+  // ---- push_local ------------------------------------------------------------------------
+
+  // Blocking (a worker thread, never an I/O thread): everything a push of each tag does, from
+  // local files. Nothing is stored unless every check passes: authorization, the manifest,
+  // the tags, and every new blob's bytes are verified before the first commit.
+  Result<std::string> push_local(const std::string& principal, const LocalImage& image);
+};
+
+}  // namespace berth::registry
