@@ -265,7 +265,8 @@ struct Daemon::Impl {
       if (self->stopped || ec) {
         break;
       }
-      auto flush = [audit = self->audit.get()] { return audit->flush(); };
+      // Failed writes stay queued and back off; flush_if_due() skips until the next try.
+      auto flush = [audit = self->audit.get()] { return audit->flush_if_due(); };
       Status fs = co_await run_blocking(*self->pool, std::move(flush));
       if (!fs) {
         self->log->warn("audit flush failed error={}", fs.error().message());

@@ -4,6 +4,8 @@
 // action ("registry:Push") and resource ("repository/web/app") they need.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -80,21 +82,53 @@ Decision evaluate(const std::vector<Policy>& identity_policies, const Policy* re
 
 /// The audit log: every state-changing request and every denial. record() is cheap and safe
 /// from any thread (a bounded in-memory queue); flush() writes the queue in one transaction
-/// (blocking: the daemon calls it on the pool once a second and at shutdown).
+/// (blocking: the daemon calls flush_if_due() on the pool once a second, flush() at shutdown).
+///
+/// A batch whose write fails (disk full, database locked) stays queued, oldest first, and is
+/// retried with back-off (1 s doubling to 30 s), so a transient failure loses nothing. The
+/// queue holds at most max_pending records (kMaxPending, 100,000 by default); past that, new
+/// records are dropped and the count dropped is logged at error level. Records still queued
+/// when the log is destroyed are reported the same way.
 class AuditLog {
  public:
-  explicit AuditLog(store::MetadataStore& store) : store_(store) {}
+  static constexpr size_t kMaxPending = 100000;
+  static constexpr std::chrono::seconds kMinBackoff{1};
+  static constexpr std::chrono::seconds kMaxBackoff{30};
+
+  explicit AuditLog(store::MetadataStore& store, size_t max_pending = kMaxPending);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
   /// Records when the action changes state or was denied; reads that were allowed are not.
   void record(const Request& req, bool allowed, const std::string& source);
+  /// Writes every queued record now, whatever the back-off. On failure the records stay queued
+  /// and the error says how many ("audit: 12 records queued for retry in 2s: sqlite: ...").
   Status flush();
+  /// flush() unless a failed write's back-off has not yet run out (then Ok, nothing written).
+  Status flush_if_due();
+  /// Records waiting to be written, and records dropped because the queue was full.
+  size_t pending() const;
+  uint64_t dropped() const;
   /// Read actions (allowed ones are not recorded): Pull, List*, Describe*, Get*, Simulate*.
   static bool is_read_action(const std::string& action);
 
  private:
+  using Clock = std::chrono::steady_clock;
+  Status flush_locked();
+  void note_full_locked();
+  void report_drops_locked();
+
   store::MetadataStore& store_;
-  std::mutex mu_;
+  const size_t max_pending_;
+  mutable std::mutex mu_;  // pending_, the drop counters
   std::vector<store::AuditEvent> pending_;
-  uint64_t dropped_ = 0;
+  uint64_t dropped_ = 0;             // since start
+  uint64_t dropped_unreported_ = 0;  // since the last error line about it
+  bool full_reported_ = false;       // "queue full" logged; cleared when a write succeeds
+  std::mutex flush_mu_;              // one write at a time, so retries keep their order
+  int failures_ = 0;                 // consecutive failed writes (under flush_mu_)
+  Clock::time_point next_try_{};     // back-off after a failed write (under flush_mu_)
 };
 
 // ---- The IAM service ------------------------------------------------------------------------
