@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -233,6 +235,47 @@ class PolicyAuthorizer final : public Authorizer {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snap_;
 };
+
+/// Limits on failed authentications within a sliding window. Key ids are not secret (they
+/// appear in logs), so a key's failures lock it out only from the address they came from: an
+/// attacker elsewhere cannot lock its owner out. A second, higher limit counts one address's
+/// failures across all key ids, so guessing many keys from one place is slowed too.
+struct LockoutLimits {
+  int per_key_and_address = 10;  // failures of one key id from one address
+  int per_address = 100;         // failures from one address, any key id
+  std::chrono::seconds window{60};
+  size_t max_tracked = 100000;  // (key id, address) pairs and addresses remembered, each
+};
+
+/// Failed-authentication bookkeeping for the lockout above. Thread-safe (a mutex held for a
+/// few map operations; never across co_await); time is the caller's, so tests need no sleep.
+class AuthThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit AuthThrottle(LockoutLimits limits = {});
+
+  /// Zero when key_id may try to authenticate from address now; otherwise how long until it
+  /// may (whole seconds, at least 1: the Retry-After of the 429).
+  std::chrono::seconds retry_after(const std::string& key_id, const std::string& address,
+                                   Clock::time_point now);
+  /// Counts one failed authentication of key_id from address.
+  void record_failure(const std::string& key_id, const std::string& address, Clock::time_point now);
+  const LockoutLimits& limits() const { return limits_; }
+
+ private:
+  using Times = std::deque<Clock::time_point>;
+  std::chrono::seconds wait_locked(Times& t, int limit, Clock::time_point now) const;
+  void prune_locked(std::map<std::string, Times>& m, Clock::time_point now, const char* what);
+
+  const LockoutLimits limits_;
+  std::mutex mu_;
+  std::map<std::string, Times> by_key_and_address_;  // "KEYID ADDRESS" -> failure times
+  std::map<std::string, Times> by_address_;          // "ADDRESS" -> failure times
+};
+
+/// The address of a peer "ip:port" ("127.0.0.1:5000" -> "127.0.0.1", "::1:5000" and
+/// "[::1]:5000" -> "::1"); IPv4-mapped IPv6 addresses ("::ffff:10.0.0.1") become IPv4.
+std::string peer_address(const std::string& peer);
 
 /// ES256 JSON Web Tokens, signed with a P-256 key kept in the data directory.
 class TokenSigner {

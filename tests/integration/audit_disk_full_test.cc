@@ -82,6 +82,17 @@ TEST_F(AuditDiskFullTest, StateChangesDuringADiskFullAreRecordedOnceSpaceIsFreed
   }
   auto denied = berth_as(berthd_->url(), viewer, "repo create full/denied");
   EXPECT_NE(denied.code, 0) << denied.all();
+  // The registry answers a push into a full disk with 429 TOOMANYREQUESTS: it says when to
+  // come back, as every 429 does.
+  auto push =
+      run("head -c 200000 /dev/urandom > " + tmp_ / "blob" + " && curl -s -D - -o " +
+          tmp_ / "body" + berthd_->curl_auth() + "-X POST --data-binary @" + tmp_ / "blob" + " '" +
+          berthd_->url() + "/v2/before/one/blobs/uploads/?digest=sha256:$(sha256sum " +
+          tmp_ / "blob" + " | cut -d' ' -f1)' | tr A-Z a-z");
+  if (push.out.find(" 429") != std::string::npos) {
+    EXPECT_NE(push.out.find("\nretry-after: "), std::string::npos) << push.out;
+  }
+
   // A write of the audit queue has really failed on the full disk.
   ASSERT_TRUE(wait_for_line(berthd_->log_path(), "audit flush failed", std::chrono::seconds(15)))
       << read_file(berthd_->log_path());
