@@ -95,9 +95,8 @@ struct Daemon::Impl {
   std::shared_ptr<iam::TokenSigner> signer;
   std::unique_ptr<iam::AuditLog> audit;
   std::unique_ptr<iam::Service> iam;
-  // Failed authentications per key id and per source address, for the rate limit.
-  std::mutex failures_mu;
-  std::map<std::string, std::deque<std::chrono::steady_clock::time_point>> failures;
+  // Failed authentications per (key id, source address) and per address, for the lockout.
+  iam::AuthThrottle throttle;
   std::unique_ptr<api::Api> api;
   std::unique_ptr<http::Server> server;
   // Services: runtime + router + controller (runtime and controller absent when disabled).
@@ -120,40 +119,16 @@ struct Daemon::Impl {
     }
   }
 
-  // Too many failures (10 a minute) from this key id or address?
-  bool rate_limited(const std::vector<std::string>& keys) {
-    std::lock_guard lock(failures_mu);
-    auto now = std::chrono::steady_clock::now();
-    for (const auto& k : keys) {
-      auto& q = failures[k];
-      while (!q.empty() && now - q.front() > std::chrono::minutes(1)) {
-        q.pop_front();
-      }
-      if (q.size() >= 10) {
-        return true;
-      }
-    }
-    return false;
-  }
-  void record_failure(const std::vector<std::string>& keys) {
-    std::lock_guard lock(failures_mu);
-    if (failures.size() > 100000) {
-      failures.clear();  // bounded memory under a flood of distinct keys
-    }
-    for (const auto& k : keys) {
-      failures[k].push_back(std::chrono::steady_clock::now());
-    }
-  }
-
   // Resolves the request's principal from its Authorization header. Ok with "anonymous" when
-  // there is none; Unauthenticated or ResourceExhausted (rate limit) when it is wrong.
-  Status authenticate(http::Exchange& ex) {
+  // there is none; Unauthenticated or ResourceExhausted (lockout, with *retry_after set) when
+  // it is wrong.
+  Status authenticate(http::Exchange& ex, std::chrono::seconds* retry_after) {
     auto& ctx = ex.context();
     std::string h = ex.header(bhttp::field::authorization);
     if (h.empty()) {
       return ok();
     }
-    std::string addr = "addr:" + ctx.peer.substr(0, ctx.peer.rfind(':'));
+    std::string addr = iam::peer_address(ctx.peer);
     if (h.rfind("Basic ", 0) == 0) {
       auto decoded = b64::decode(h.substr(6));
       auto colon = decoded ? decoded->find(':') : std::string::npos;
@@ -161,15 +136,18 @@ struct Daemon::Impl {
         return Error(Errc::Unauthenticated, "malformed Basic credentials");
       }
       std::string id = decoded->substr(0, colon);
-      std::vector<std::string> keys = {"key:" + id, addr};
-      if (rate_limited(keys)) {
-        log->warn("authentication rate limited access_key_id={} peer={}", id, ctx.peer);
-        return Error(Errc::ResourceExhausted,
-                     "too many failed authentications; try again in a minute");
+      auto now = iam::AuthThrottle::Clock::now();
+      if (auto wait = throttle.retry_after(id, addr, now); wait.count() > 0) {
+        log->warn("authentication rate limited access_key_id={} peer={} retry_after={}s", id,
+                  ctx.peer, wait.count());
+        *retry_after = wait;
+        return Error(
+            Errc::ResourceExhausted,
+            fmt::format("too many failed authentications; try again in {} seconds", wait.count()));
       }
       auto who = policy_authz->authenticate(id, decoded->substr(colon + 1));
       if (!who) {
-        record_failure(keys);
+        throttle.record_failure(id, addr, now);
         log->warn("authentication failed access_key_id={} peer={}", id, ctx.peer);
         return Error(Errc::Unauthenticated, "invalid access key id or secret");
       }
@@ -210,9 +188,10 @@ struct Daemon::Impl {
       co_return co_await api->github_webhook(ex);
     }
     if (policy_authz) {
-      Status s = authenticate(ex);
+      std::chrono::seconds retry_after(0);
+      Status s = authenticate(ex, &retry_after);
       if (!s) {
-        co_return co_await send_auth_failure(ex, s.error());
+        co_return co_await send_auth_failure(ex, s.error(), retry_after);
       }
     }
     if (p == "/v2/token") {
@@ -256,12 +235,17 @@ struct Daemon::Impl {
   }
 
   // Not a coroutine (GCC 12: no temporaries of this kind inside co_await expressions).
-  awaitable<void> send_auth_failure(http::Exchange& ex, const Error& e) {
+  awaitable<void> send_auth_failure(http::Exchange& ex, const Error& e,
+                                    std::chrono::seconds retry_after = std::chrono::seconds(0)) {
     http::Response r;
     bool limited = e.code() == Errc::ResourceExhausted;
     bool denied = e.code() == Errc::PermissionDenied;
     r.status = limited ? 429 : (denied ? 403 : 401);
     r.header("Content-Type", "application/json");
+    if (limited) {
+      // Every 429 says when to come back (RFC 9110 10.2.3: delay-seconds).
+      r.header("Retry-After", std::to_string(std::max<int64_t>(1, retry_after.count())));
+    }
     const std::string& p = ex.path();
     if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
       Json err = {{"code", limited ? "TOOMANYREQUESTS" : "UNAUTHORIZED"}, {"message", e.message()}};
@@ -291,7 +275,8 @@ struct Daemon::Impl {
       if (self->stopped || ec) {
         break;
       }
-      auto flush = [audit = self->audit.get()] { return audit->flush(); };
+      // Failed writes stay queued and back off; flush_if_due() skips until the next try.
+      auto flush = [audit = self->audit.get()] { return audit->flush_if_due(); };
       Status fs = co_await run_blocking(*self->pool, std::move(flush));
       if (!fs) {
         self->log->warn("audit flush failed error={}", fs.error().message());

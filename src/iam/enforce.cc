@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <ctime>
 #include <map>
 
 #include "common/fs.h"
@@ -102,40 +101,6 @@ Result<std::string> PolicyAuthorizer::authenticate(const std::string& key_id,
     return Error(Errc::Unauthenticated, "invalid or inactive access key");
   }
   return "user/" + it->second.user;
-}
-
-// ---- AuditLog ----------------------------------------------------------------------------------
-
-bool AuditLog::is_read_action(const std::string& action) {
-  auto colon = action.find(':');
-  std::string verb = colon == std::string::npos ? action : action.substr(colon + 1);
-  return verb == "Pull" || verb.rfind("List", 0) == 0 || verb.rfind("Describe", 0) == 0 ||
-         verb.rfind("Get", 0) == 0 || verb.rfind("Simulate", 0) == 0;
-}
-
-void AuditLog::record(const Request& req, bool allowed, const std::string& source) {
-  if (allowed && is_read_action(req.action)) {
-    return;
-  }
-  std::lock_guard lock(mu_);
-  if (pending_.size() >= 100000) {
-    ++dropped_;  // bounded: a flood of denials must not exhaust memory
-    return;
-  }
-  pending_.push_back(store::AuditEvent{static_cast<int64_t>(std::time(nullptr)), req.principal,
-                                       req.action, req.resource, allowed, source});
-}
-
-Status AuditLog::flush() {
-  std::vector<store::AuditEvent> batch;
-  {
-    std::lock_guard lock(mu_);
-    batch.swap(pending_);
-  }
-  if (batch.empty()) {
-    return ok();
-  }
-  return store_.append_audit(batch);
 }
 
 // ---- TokenSigner -------------------------------------------------------------------------------

@@ -4,7 +4,11 @@
 // action ("registry:Push") and resource ("repository/web/app") they need.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -80,21 +84,53 @@ Decision evaluate(const std::vector<Policy>& identity_policies, const Policy* re
 
 /// The audit log: every state-changing request and every denial. record() is cheap and safe
 /// from any thread (a bounded in-memory queue); flush() writes the queue in one transaction
-/// (blocking: the daemon calls it on the pool once a second and at shutdown).
+/// (blocking: the daemon calls flush_if_due() on the pool once a second, flush() at shutdown).
+///
+/// A batch whose write fails (disk full, database locked) stays queued, oldest first, and is
+/// retried with back-off (1 s doubling to 30 s), so a transient failure loses nothing. The
+/// queue holds at most max_pending records (kMaxPending, 100,000 by default); past that, new
+/// records are dropped and the count dropped is logged at error level. Records still queued
+/// when the log is destroyed are reported the same way.
 class AuditLog {
  public:
-  explicit AuditLog(store::MetadataStore& store) : store_(store) {}
+  static constexpr size_t kMaxPending = 100000;
+  static constexpr std::chrono::seconds kMinBackoff{1};
+  static constexpr std::chrono::seconds kMaxBackoff{30};
+
+  explicit AuditLog(store::MetadataStore& store, size_t max_pending = kMaxPending);
+  ~AuditLog();
+  AuditLog(const AuditLog&) = delete;
+  AuditLog& operator=(const AuditLog&) = delete;
+
   /// Records when the action changes state or was denied; reads that were allowed are not.
   void record(const Request& req, bool allowed, const std::string& source);
+  /// Writes every queued record now, whatever the back-off. On failure the records stay queued
+  /// and the error says how many ("audit: 12 records queued for retry in 2s: sqlite: ...").
   Status flush();
+  /// flush() unless a failed write's back-off has not yet run out (then Ok, nothing written).
+  Status flush_if_due();
+  /// Records waiting to be written, and records dropped because the queue was full.
+  size_t pending() const;
+  uint64_t dropped() const;
   /// Read actions (allowed ones are not recorded): Pull, List*, Describe*, Get*, Simulate*.
   static bool is_read_action(const std::string& action);
 
  private:
+  using Clock = std::chrono::steady_clock;
+  Status flush_locked();
+  void note_full_locked();
+  void report_drops_locked();
+
   store::MetadataStore& store_;
-  std::mutex mu_;
+  const size_t max_pending_;
+  mutable std::mutex mu_;  // pending_, the drop counters
   std::vector<store::AuditEvent> pending_;
-  uint64_t dropped_ = 0;
+  uint64_t dropped_ = 0;             // since start
+  uint64_t dropped_unreported_ = 0;  // since the last error line about it
+  bool full_reported_ = false;       // "queue full" logged; cleared when a write succeeds
+  std::mutex flush_mu_;              // one write at a time, so retries keep their order
+  int failures_ = 0;                 // consecutive failed writes (under flush_mu_)
+  Clock::time_point next_try_{};     // back-off after a failed write (under flush_mu_)
 };
 
 // ---- The IAM service ------------------------------------------------------------------------
@@ -199,6 +235,47 @@ class PolicyAuthorizer final : public Authorizer {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snap_;
 };
+
+/// Limits on failed authentications within a sliding window. Key ids are not secret (they
+/// appear in logs), so a key's failures lock it out only from the address they came from: an
+/// attacker elsewhere cannot lock its owner out. A second, higher limit counts one address's
+/// failures across all key ids, so guessing many keys from one place is slowed too.
+struct LockoutLimits {
+  int per_key_and_address = 10;  // failures of one key id from one address
+  int per_address = 100;         // failures from one address, any key id
+  std::chrono::seconds window{60};
+  size_t max_tracked = 100000;  // (key id, address) pairs and addresses remembered, each
+};
+
+/// Failed-authentication bookkeeping for the lockout above. Thread-safe (a mutex held for a
+/// few map operations; never across co_await); time is the caller's, so tests need no sleep.
+class AuthThrottle {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit AuthThrottle(LockoutLimits limits = {});
+
+  /// Zero when key_id may try to authenticate from address now; otherwise how long until it
+  /// may (whole seconds, at least 1: the Retry-After of the 429).
+  std::chrono::seconds retry_after(const std::string& key_id, const std::string& address,
+                                   Clock::time_point now);
+  /// Counts one failed authentication of key_id from address.
+  void record_failure(const std::string& key_id, const std::string& address, Clock::time_point now);
+  const LockoutLimits& limits() const { return limits_; }
+
+ private:
+  using Times = std::deque<Clock::time_point>;
+  std::chrono::seconds wait_locked(Times& t, int limit, Clock::time_point now) const;
+  void prune_locked(std::map<std::string, Times>& m, Clock::time_point now, const char* what);
+
+  const LockoutLimits limits_;
+  std::mutex mu_;
+  std::map<std::string, Times> by_key_and_address_;  // "KEYID ADDRESS" -> failure times
+  std::map<std::string, Times> by_address_;          // "ADDRESS" -> failure times
+};
+
+/// The address of a peer "ip:port" ("127.0.0.1:5000" -> "127.0.0.1", "::1:5000" and
+/// "[::1]:5000" -> "::1"); IPv4-mapped IPv6 addresses ("::ffff:10.0.0.1") become IPv4.
+std::string peer_address(const std::string& peer);
 
 /// ES256 JSON Web Tokens, signed with a P-256 key kept in the data directory.
 class TokenSigner {

@@ -6,6 +6,8 @@
 namespace berth::registry {
 
 namespace {
+constexpr int kStorageRetryAfterSeconds = 60;
+
 struct Row {
   const char* code;
   unsigned status;
@@ -67,6 +69,11 @@ http::Response oci_error_response(const OciFailure& f) {
   res.status = r.status;
   res.header("Content-Type", "application/json");
   res.header("Docker-Distribution-API-Version", "registry/2.0");
+  if (res.status == 429) {
+    // Every 429 berth sends says when to come back. The registry's own 429s come from
+    // exhausted storage (ResourceExhausted), which a minute may or may not cure.
+    res.header("Retry-After", std::to_string(kStorageRetryAfterSeconds));
+  }
   res.body = Json{{"errors", Json::array({err})}}.dump();
   return res;
 }
