@@ -3,10 +3,12 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
+#include <functional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "cli/table.h"
 #include "cli/util.h"
 #include "common/asio.h"
 #include "common/json.h"
@@ -74,31 +76,20 @@ void add_project_options(CLI::App* c, BuildCommands& s, ProjectFlags& f, bool up
                                "Dockerfile path in the repository (default Dockerfile)");
   f.context = c->add_option("--context", s.context, "build context directory (default .)");
   f.role = c->add_option("--role", s.role, "pull and push with this role's rights");
-  f.build_args = c->add_option("--build-arg", s.build_args, "K=V (repeatable)");
-  f.secret_build_args = c->add_option("--secret-build-arg", s.secret_build_args,
-                                      "K=V stored encrypted, masked in logs (repeatable)");
+  f.build_args =
+      add_repeatable(c, "--build-arg", s.build_args, "KEY=VALUE", "a build arg (repeatable)");
+  f.secret_build_args = add_repeatable(c, "--secret-build-arg", s.secret_build_args, "KEY=VALUE",
+                                       "a build arg stored encrypted, masked in logs (repeatable)");
   f.git_username =
       c->add_option("--git-username", s.git_username,
                     "user for an https remote (with a token: any, e.g. x-access-token)");
   f.git_password = c->add_option("--git-password", s.git_password,
                                  "password or token for an https remote (stored encrypted)");
   if (update) {
-    f.unset_build_args = c->add_option("--unset-build-arg", s.unset_build_args,
-                                       "remove a build arg, plain or secret (repeatable)");
+    f.unset_build_args = add_repeatable(c, "--unset-build-arg", s.unset_build_args, "NAME",
+                                        "remove a build arg, plain or secret (repeatable)");
   }
-  c->add_flag("--json", s.json, "print JSON");
-}
-
-Result<Json> kv_object(const std::vector<std::string>& kvs, const std::string& flag) {
-  Json out = Json::object();
-  for (const auto& kv : kvs) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Error(Errc::InvalidArgument, flag + " expects KEY=VALUE, got '" + kv + "'");
-    }
-    out[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return out;
+  add_json_flag(c, s.json);
 }
 
 Result<Json> project_body(const BuildCommands& s, const ProjectFlags& f, bool create) {
@@ -134,13 +125,6 @@ Result<Json> project_body(const BuildCommands& s, const ProjectFlags& f, bool cr
     }
   }
   return b;
-}
-
-std::string str(const Json& j, const char* k) {
-  return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
-}
-int64_t num(const Json& j, const char* k) {
-  return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : 0;
 }
 
 std::string seconds(int64_t ms) {
@@ -315,11 +299,51 @@ Result<std::string> get_text(const api::Client& client, const std::string& path)
   return Error(code, "server answered " + std::to_string(r->status) + ": " + r->body);
 }
 
+// Where log text goes as it arrives.
+using LogSink = std::function<void(std::string_view)>;
+
+LogSink to_file(std::FILE* f) {
+  return [f](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), f);
+    std::fflush(f);
+  };
+}
+
+// Log text as one JSON object per line on stdout ({"line":"..."}), as `berth logs --json`
+// prints instance lines; a last line without a newline is printed by flush().
+class JsonLines {
+ public:
+  void write(std::string_view text) {
+    buf_.append(text);
+    size_t nl = 0;
+    while ((nl = buf_.find('\n')) != std::string::npos) {
+      emit(buf_.substr(0, nl));
+      buf_.erase(0, nl + 1);
+    }
+  }
+  void flush() {
+    if (!buf_.empty()) {
+      emit(buf_);
+      buf_.clear();
+    }
+  }
+
+ private:
+  static void emit(const std::string& line) {
+    Json j = Json::object();
+    j["line"] = line;
+    // Build output is not always UTF-8: replace what JSON cannot hold rather than throw.
+    std::printf("%s\n", j.dump(-1, ' ', false, Json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+  }
+  std::string buf_;
+};
+
 // Streams GET /api/v1/builds/ID/logs?follow=1 (chunked, until the build ends) to out from
 // byte offset, reconnecting from where it stopped when the connection drops; offset advances
 // by what was printed.
 Status stream_log(const api::Client& client, const std::string& authorization, int64_t id,
-                  std::FILE* out, uint64_t& offset) {
+                  const LogSink& out, uint64_t& offset) {
   const std::string& server = client.server();  // "http://HOST[:PORT]"
   std::string hp = server.substr(7);
   std::string host = hp, port = "80";
@@ -388,8 +412,7 @@ Status stream_log(const api::Client& client, const std::string& authorization, i
       }
       size_t n = sizeof chunk - parser.get().body().size;
       if (n > 0) {
-        std::fwrite(chunk, 1, n, out);
-        std::fflush(out);
+        out(std::string_view(chunk, n));
         offset += n;
         failures = 0;
       }
@@ -417,7 +440,7 @@ int wait_build(const api::Client& client, const std::string& authorization, int6
   uint64_t offset = 0;
   // The log ends with the build. It can also end early (berthd restarting): then follow on.
   while (true) {
-    if (auto s = stream_log(client, authorization, id, out, offset); !s) {
+    if (auto s = stream_log(client, authorization, id, to_file(out), offset); !s) {
       return fail(s.error());
     }
     b = client.call("GET", path);
@@ -432,7 +455,7 @@ int wait_build(const api::Client& client, const std::string& authorization, int6
   }
   std::string status = str(*b, "status");
   if (json) {
-    std::cout << b->dump(2) << "\n";
+    print_json(*b);
   }
   if (status == "SUCCEEDED") {
     if (!json) {
@@ -480,36 +503,38 @@ std::shared_ptr<BuildCommands> add_build_commands(CLI::App& app) {
   s->project_create->add_option("name", s->name, "project name ([a-z0-9-], up to 63)")->required();
   add_project_options(s->project_create, *s, s->create_flags, false);
   s->project_ls = project->add_subcommand("ls", "list projects");
-  s->project_ls->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->project_ls, s->json);
   s->project_show = project->add_subcommand("show", "a project's configuration (secrets hidden)");
   s->project_show->add_option("name", s->name, "project name")->required();
-  s->project_show->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->project_show, s->json);
   s->project_update = project->add_subcommand("update", "change the options given");
   s->project_update->add_option("name", s->name, "project name")->required();
   add_project_options(s->project_update, *s, s->update_flags, true);
   s->project_rm = project->add_subcommand(
       "rm", "delete a project with its builds, logs and git remote (images stay)");
   s->project_rm->add_option("name", s->name, "project name")->required();
+  add_json_flag(s->project_rm, s->json);
 
   s->start = b->add_subcommand("start", "build a project now and follow the build to its end");
   s->start->add_option("project", s->name, "project name")->required();
   s->start->add_option("--commit", s->commit,
                        "commit id or ref to build (default: the head of the project's branch)");
   s->start->add_flag("--no-wait", s->no_wait, "return once the build is queued");
-  s->start->add_flag("--json", s->json, "print the build as JSON (the log goes to stderr)");
+  add_json_flag(s->start, s->json, "print the build as JSON (the log goes to stderr)");
   s->ls = b->add_subcommand("ls", "list builds, newest first");
   s->ls->add_option("--project", s->project_filter, "only this project's builds");
   s->ls->add_option("--limit", s->limit, "at most this many")->capture_default_str();
-  s->ls->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->ls, s->json);
   s->show = b->add_subcommand("show", "a build: status, phase, commit, image, timings, steps");
   s->show->add_option("id", s->id, "build id")->required();
-  s->show->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->show, s->json);
   s->logs = b->add_subcommand("logs", "a build's log");
   s->logs->add_option("id", s->id, "build id")->required();
   s->logs->add_flag("-f,--follow", s->follow, "keep printing until the build ends");
+  add_json_flag(s->logs, s->json, "one JSON object per log line: {\"line\":TEXT}");
   s->stop = b->add_subcommand("stop", "stop a queued or running build");
   s->stop->add_option("id", s->id, "build id")->required();
-  s->stop->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->stop, s->json);
   return s;
 }
 
@@ -529,8 +554,7 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     std::printf("created build project %s\n", s.name.c_str());
     std::printf("webhook URL:    %s\n", str(*r, "webhook_url").c_str());
@@ -551,31 +575,22 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
+      print_json(*r);
     } else {
       std::printf("updated build project %s\n", s.name.c_str());
     }
     return 0;
   }
   if (*s.project_ls) {
-    auto r = client.call("GET", "/api/v1/build/projects");
-    if (!r) {
-      return fail(r.error());
-    }
-    if (s.json) {
-      std::cout << (*r)["projects"].dump(2) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows{
-        {"NAME", "IMAGE", "BRANCH", "GIT", "ROLE", "CREATED"}};
-    for (const auto& p : (*r)["projects"]) {
-      std::string git = str(p, "git");
-      rows.push_back({str(p, "name"), str(p, "repository") + ":" + str(p, "tag"), str(p, "branch"),
-                      git.empty() ? "(berth remote)" : git,
-                      str(p, "role").empty() ? "-" : str(p, "role"), when(num(p, "created_at"))});
-    }
-    print_table(rows);
-    return 0;
+    return print_list(
+        client.call("GET", "/api/v1/build/projects"), "projects", s.json,
+        {field("NAME", "name"),
+         {"IMAGE", [](const Json& p) { return str(p, "repository") + ":" + str(p, "tag"); }},
+         field("BRANCH", "branch"),
+         {"GIT",
+          [](const Json& p) { return str(p, "git").empty() ? "(berth remote)" : str(p, "git"); }},
+         field("ROLE", "role"),
+         {"CREATED", [](const Json& p) { return when(num(p, "created_at")); }}});
   }
   if (*s.project_show) {
     auto r = client.call("GET", project_path);
@@ -583,8 +598,7 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     print_project(*r);
     return 0;
@@ -593,6 +607,9 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
     auto r = client.call("DELETE", project_path);
     if (!r) {
       return fail(r.error());
+    }
+    if (s.json) {
+      return print_json(*r);
     }
     std::printf("deleted build project %s\n", s.name.c_str());
     return 0;
@@ -609,7 +626,7 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
     int64_t id = num(*r, "id");
     if (s.no_wait) {
       if (s.json) {
-        std::cout << r->dump(2) << "\n";
+        print_json(*r);
       } else {
         std::printf("build %lld queued for %s\n", static_cast<long long>(id), s.name.c_str());
       }
@@ -624,24 +641,18 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
     if (!s.project_filter.empty()) {
       path += "&project=" + url::encode(s.project_filter);
     }
-    auto r = client.call("GET", path);
-    if (!r) {
-      return fail(r.error());
-    }
-    if (s.json) {
-      std::cout << (*r)["builds"].dump(2) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows{
-        {"ID", "PROJECT", "STATUS", "PHASE", "COMMIT", "TRIGGER", "CREATED", "DURATION"}};
-    for (const auto& b : (*r)["builds"]) {
-      rows.push_back({std::to_string(num(b, "id")), str(b, "project"), str(b, "status"),
-                      str(b, "phase").empty() ? "-" : str(b, "phase"),
-                      str(b, "commit").empty() ? "-" : short_commit(str(b, "commit")),
-                      str(b, "trigger"), when(num(b, "created_at")), duration(b)});
-    }
-    print_table(rows);
-    return 0;
+    return print_list(client.call("GET", path), "builds", s.json,
+                      {{"ID", [](const Json& b) { return std::to_string(num(b, "id")); }},
+                       field("PROJECT", "project"),
+                       field("STATUS", "status"),
+                       field("PHASE", "phase"),
+                       {"COMMIT",
+                        [](const Json& b) {
+                          return str(b, "commit").empty() ? "-" : short_commit(str(b, "commit"));
+                        }},
+                       field("TRIGGER", "trigger"),
+                       {"CREATED", [](const Json& b) { return when(num(b, "created_at")); }},
+                       {"DURATION", [](const Json& b) { return duration(b); }}});
   }
   if (*s.show) {
     auto r = client.call("GET", build_path);
@@ -649,23 +660,29 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     print_build(*r);
     return 0;
   }
   if (*s.logs) {
+    JsonLines lines;
+    LogSink out = to_file(stdout);
+    if (s.json) {
+      out = [&lines](std::string_view text) { lines.write(text); };
+    }
     if (s.follow) {
       uint64_t offset = 0;
-      auto st = stream_log(client, authorization, s.id, stdout, offset);
+      auto st = stream_log(client, authorization, s.id, out, offset);
+      lines.flush();
       return st ? 0 : fail(st.error());
     }
     auto text = get_text(client, build_path + "/logs");
     if (!text) {
       return fail(text.error());
     }
-    std::fwrite(text->data(), 1, text->size(), stdout);
+    out(*text);
+    lines.flush();
     return 0;
   }
   if (*s.stop) {
@@ -674,7 +691,7 @@ std::optional<int> run_build_commands(BuildCommands& s, const api::Client& clien
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
+      print_json(*r);
     } else {
       std::printf("build %lld: %s\n", static_cast<long long>(s.id), str(*r, "status").c_str());
     }

@@ -7,11 +7,39 @@
 #include <iostream>
 #include <thread>
 
+#include "cli/table.h"
 #include "cli/util.h"
 #include "common/duration.h"
 #include "common/json.h"
 
 namespace berth::cli {
+
+// The spec options of `create` and `update`; only the given ones go into the request, so an
+// update changes nothing the user did not name (and the API, not the CLI, holds the defaults).
+struct SpecFlags {
+  CLI::Option* image = nullptr;
+  CLI::Option* port = nullptr;
+  CLI::Option* auto_deploy = nullptr;
+  CLI::Option* no_auto_deploy = nullptr;  // update only
+  CLI::Option* auto_deploy_tags = nullptr;
+  CLI::Option* env = nullptr;
+  CLI::Option* secret_env = nullptr;
+  CLI::Option* unset_env = nullptr;  // update only
+  CLI::Option* cpu = nullptr;
+  CLI::Option* memory = nullptr;
+  CLI::Option* min_instances = nullptr;
+  CLI::Option* max_instances = nullptr;
+  CLI::Option* concurrency = nullptr;
+  CLI::Option* scale_in_cooldown = nullptr;
+  CLI::Option* health = nullptr;
+  CLI::Option* health_interval = nullptr;
+  CLI::Option* health_timeout = nullptr;
+  CLI::Option* healthy_threshold = nullptr;
+  CLI::Option* unhealthy_threshold = nullptr;
+  CLI::Option* role = nullptr;
+  CLI::Option* deploy_timeout = nullptr;
+  CLI::Option* drain_timeout = nullptr;
+};
 
 struct ServiceCommands {
   CLI::App* create = nullptr;
@@ -25,15 +53,16 @@ struct ServiceCommands {
   CLI::App* rm = nullptr;
   CLI::App* deployments = nullptr;
   CLI::App* logs = nullptr;
+  SpecFlags create_flags, update_flags;
 
   std::string name;
   bool json = false;
   bool no_wait = false;
-  // create/update
+  // create/update: read only when their flag was given
   std::string image, cpu, memory, health, role, auto_deploy_tags, deploy_timeout, drain_timeout;
   std::string health_interval, health_timeout, scale_in_cooldown;
-  int port = 0, min_instances = -1, max_instances = -1, concurrency = -1;
-  int healthy_threshold = -1, unhealthy_threshold = -1;
+  int port = 0, min_instances = 0, max_instances = 0, concurrency = 0;
+  int healthy_threshold = 0, unhealthy_threshold = 0;
   bool auto_deploy = false, no_auto_deploy = false;
   std::vector<std::string> env, secret_env, unset_env;
   int limit = 20;
@@ -45,116 +74,116 @@ struct ServiceCommands {
 
 namespace {
 
-void add_spec_options(CLI::App* c, ServiceCommands& s, bool create) {
-  auto* image = c->add_option("--image", s.image, "image to run: REPO:TAG or REPO@DIGEST");
+void add_spec_options(CLI::App* c, ServiceCommands& s, SpecFlags& f, bool create) {
+  f.image = c->add_option("--image", s.image, "image to run: REPO:TAG or REPO@DIGEST");
   if (create) {
-    image->required();
+    f.image->required();
   }
-  auto* port = c->add_option("--port", s.port, "port the app listens on (given as $PORT)");
-  if (create) {
-    port->default_val(8080);
-  }
-  c->add_flag("--auto-deploy", s.auto_deploy, "deploy every push of the image's tag");
+  f.port = c->add_option("--port", s.port,
+                         create ? "port the app listens on, given as $PORT (default 8080)"
+                                : "port the app listens on, given as $PORT");
+  f.auto_deploy =
+      c->add_flag("--auto-deploy", s.auto_deploy, "deploy every push of the image's tag");
   if (!create) {
-    c->add_flag("--no-auto-deploy", s.no_auto_deploy, "stop following pushes");
+    f.no_auto_deploy = c->add_flag("--no-auto-deploy", s.no_auto_deploy, "stop following pushes");
   }
-  c->add_option("--auto-deploy-tags", s.auto_deploy_tags,
-                "deploy the highest semantic version among pushed tags matching this glob (v*)");
-  c->add_option("--env", s.env, "KEY=VALUE (repeatable)");
-  c->add_option("--secret-env", s.secret_env,
-                "KEY=VALUE stored encrypted, never shown (repeatable)");
+  f.auto_deploy_tags = c->add_option(
+      "--auto-deploy-tags", s.auto_deploy_tags,
+      "deploy the highest semantic version among pushed tags matching this glob (v*)");
+  f.env = add_repeatable(c, "--env", s.env, "KEY=VALUE", "an environment variable (repeatable)");
+  f.secret_env = add_repeatable(c, "--secret-env", s.secret_env, "KEY=VALUE",
+                                "a variable stored encrypted, never shown (repeatable)");
   if (!create) {
-    c->add_option("--unset-env", s.unset_env, "remove a variable (repeatable)");
+    f.unset_env = add_repeatable(c, "--unset-env", s.unset_env, "NAME",
+                                 "remove a variable, plain or secret (repeatable)");
   }
-  c->add_option("--cpu", s.cpu, "CPU limit in cores, e.g. 0.5");
-  c->add_option("--memory", s.memory, "memory limit, e.g. 256M");
-  c->add_option("--min-instances", s.min_instances, "instances always running (default 1)");
-  c->add_option("--max-instances", s.max_instances, "autoscaling ceiling (default 4)");
-  c->add_option("--concurrency", s.concurrency,
-                "in-flight requests per instance before scaling out (default 100)");
-  c->add_option("--scale-in-cooldown", s.scale_in_cooldown,
-                "time load must stay low before an instance is removed (default 60s)");
-  c->add_option("--health-check", s.health, "tcp (default) or http:/PATH");
-  c->add_option("--health-interval", s.health_interval, "time between checks (default 5s)");
-  c->add_option("--health-timeout", s.health_timeout, "time a check may take (default 2s)");
-  c->add_option("--healthy-threshold", s.healthy_threshold, "passes to be healthy (default 1)");
-  c->add_option("--unhealthy-threshold", s.unhealthy_threshold,
-                "failures to be replaced (default 5)");
-  c->add_option("--role", s.role, "pull the image with this role's rights");
-  c->add_option("--deploy-timeout", s.deploy_timeout,
-                "time new instances have to become healthy (default 60s)");
-  c->add_option("--drain-timeout", s.drain_timeout,
-                "time old instances have to finish requests (default 30s)");
+  f.cpu = c->add_option("--cpu", s.cpu, "CPU limit in cores, e.g. 0.5");
+  f.memory = c->add_option("--memory", s.memory, "memory limit, e.g. 256M");
+  f.min_instances =
+      c->add_option("--min-instances", s.min_instances, "instances always running (default 1)");
+  f.max_instances =
+      c->add_option("--max-instances", s.max_instances, "autoscaling ceiling (default 4)");
+  f.concurrency = c->add_option("--concurrency", s.concurrency,
+                                "in-flight requests per instance before scaling out (default 100)");
+  f.scale_in_cooldown =
+      c->add_option("--scale-in-cooldown", s.scale_in_cooldown,
+                    "time load must stay low before an instance is removed (default 60s)");
+  f.health = c->add_option("--health-check", s.health, "tcp (default) or http:/PATH");
+  f.health_interval =
+      c->add_option("--health-interval", s.health_interval, "time between checks (default 5s)");
+  f.health_timeout =
+      c->add_option("--health-timeout", s.health_timeout, "time a check may take (default 2s)");
+  f.healthy_threshold =
+      c->add_option("--healthy-threshold", s.healthy_threshold, "passes to be healthy (default 1)");
+  f.unhealthy_threshold = c->add_option("--unhealthy-threshold", s.unhealthy_threshold,
+                                        "failures to be replaced (default 5)");
+  f.role = c->add_option("--role", s.role, "pull the image with this role's rights");
+  f.deploy_timeout = c->add_option("--deploy-timeout", s.deploy_timeout,
+                                   "time new instances have to become healthy (default 60s)");
+  f.drain_timeout = c->add_option("--drain-timeout", s.drain_timeout,
+                                  "time old instances have to finish requests (default 30s)");
   c->add_flag("--no-wait", s.no_wait, "return once the deployment is queued");
-  c->add_flag("--json", s.json, "print JSON");
+  add_json_flag(c, s.json);
 }
 
-Result<Json> env_object(const std::vector<std::string>& kvs, const std::string& flag) {
-  Json out = Json::object();
-  for (const auto& kv : kvs) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      return Error(Errc::InvalidArgument, flag + " expects KEY=VALUE, got '" + kv + "'");
-    }
-    out[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return out;
-}
+bool given(const CLI::Option* o) { return o != nullptr && o->count() > 0; }
 
-Result<Json> spec_body(const ServiceCommands& s, bool create) {
+Result<Json> spec_body(const ServiceCommands& s, const SpecFlags& f, bool create) {
   Json b = Json::object();
   if (create) {
     b["name"] = s.name;
   }
-  if (!s.image.empty()) {
+  if (given(f.image)) {
     b["image"] = s.image;
   }
-  if (s.port != 0) {
-    b["port"] = s.port;
+  if (given(f.port)) {
+    b["port"] = s.port;  // 0 too: the API's range error beats a silent default
   }
-  if (s.auto_deploy) {
+  if (given(f.auto_deploy)) {
     b["auto_deploy"] = true;
   }
-  if (s.no_auto_deploy) {
+  if (given(f.no_auto_deploy)) {
     b["auto_deploy"] = false;
     b["auto_deploy_tags"] = "";
   }
-  if (!s.auto_deploy_tags.empty()) {
+  if (given(f.auto_deploy_tags)) {
     b["auto_deploy_tags"] = s.auto_deploy_tags;
   }
-  BERTH_ASSIGN_OR_RETURN(Json env, env_object(s.env, "--env"));
-  for (const auto& k : s.unset_env) {
-    env[k] = nullptr;
+  if (given(f.env)) {
+    BERTH_ASSIGN_OR_RETURN(b["env"], kv_object(s.env, "--env"));
   }
-  if (!env.empty()) {
-    b["env"] = env;
+  if (given(f.secret_env)) {
+    BERTH_ASSIGN_OR_RETURN(b["secret_env"], kv_object(s.secret_env, "--secret-env"));
   }
-  BERTH_ASSIGN_OR_RETURN(Json secret, env_object(s.secret_env, "--secret-env"));
-  if (!secret.empty()) {
-    b["secret_env"] = secret;
+  if (given(f.unset_env)) {
+    // A name is plain or secret, never both: null removes it from whichever holds it.
+    for (const auto& k : s.unset_env) {
+      b["env"][k] = nullptr;
+      b["secret_env"][k] = nullptr;
+    }
   }
-  if (!s.cpu.empty()) {
+  if (given(f.cpu)) {
     char* end = nullptr;
     double v = std::strtod(s.cpu.c_str(), &end);
-    if (*end != '\0') {
+    if (s.cpu.empty() || *end != '\0') {
       return Error(Errc::InvalidArgument, "--cpu expects a number of cores like 0.5");
     }
     b["cpus"] = v;
   }
-  if (!s.memory.empty()) {
+  if (given(f.memory)) {
     b["memory"] = s.memory;
   }
-  if (s.min_instances >= 0) {
+  if (given(f.min_instances)) {
     b["min_instances"] = s.min_instances;
   }
-  if (s.max_instances >= 0) {
+  if (given(f.max_instances)) {
     b["max_instances"] = s.max_instances;
   }
-  if (s.concurrency >= 0) {
+  if (given(f.concurrency)) {
     b["concurrency"] = s.concurrency;
   }
   Json health = Json::object();
-  if (!s.health.empty()) {
+  if (given(f.health)) {
     if (s.health == "tcp") {
       health["type"] = "tcp";
     } else if (s.health.rfind("http:", 0) == 0) {
@@ -165,41 +194,34 @@ Result<Json> spec_body(const ServiceCommands& s, bool create) {
                    "--health-check expects tcp or http:/PATH, got '" + s.health + "'");
     }
   }
-  if (!s.health_interval.empty()) {
+  if (given(f.health_interval)) {
     health["interval"] = s.health_interval;
   }
-  if (!s.health_timeout.empty()) {
+  if (given(f.health_timeout)) {
     health["timeout"] = s.health_timeout;
   }
-  if (s.healthy_threshold >= 0) {
+  if (given(f.healthy_threshold)) {
     health["healthy_threshold"] = s.healthy_threshold;
   }
-  if (s.unhealthy_threshold >= 0) {
+  if (given(f.unhealthy_threshold)) {
     health["unhealthy_threshold"] = s.unhealthy_threshold;
   }
   if (!health.empty()) {
     b["health_check"] = health;
   }
-  if (!s.role.empty()) {
+  if (given(f.role)) {
     b["role"] = s.role;
   }
-  if (!s.deploy_timeout.empty()) {
+  if (given(f.deploy_timeout)) {
     b["deploy_timeout"] = s.deploy_timeout;
   }
-  if (!s.drain_timeout.empty()) {
+  if (given(f.drain_timeout)) {
     b["drain_timeout"] = s.drain_timeout;
   }
-  if (!s.scale_in_cooldown.empty()) {
+  if (given(f.scale_in_cooldown)) {
     b["scale_in_cooldown"] = s.scale_in_cooldown;
   }
   return b;
-}
-
-std::string str(const Json& j, const char* k) {
-  return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
-}
-int64_t num(const Json& j, const char* k) {
-  return j.contains(k) && j[k].is_number() ? j[k].get<int64_t>() : 0;
 }
 
 std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
@@ -348,36 +370,39 @@ std::shared_ptr<ServiceCommands> add_service_commands(CLI::App& app) {
   s->create = svc->add_subcommand("create", "create a service and deploy its image");
   s->create->add_option("name", s->name, "service name (it answers at NAME.<apps_domain>)")
       ->required();
-  add_spec_options(s->create, *s, true);
+  add_spec_options(s->create, *s, s->create_flags, true);
   s->update = svc->add_subcommand("update", "change a service's configuration (a deployment)");
   s->update->add_option("name", s->name, "service name")->required();
-  add_spec_options(s->update, *s, false);
+  add_spec_options(s->update, *s, s->update_flags, false);
   s->ls = svc->add_subcommand("ls", "list services");
-  s->ls->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->ls, s->json);
   s->show = svc->add_subcommand("show", "a service's state, configuration and instances");
   s->show->add_option("name", s->name, "service name")->required();
-  s->show->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->show, s->json);
   s->deploy = svc->add_subcommand("deploy",
                                   "deploy the service's image (resolved now) again, "
                                   "or another one");
   s->deploy->add_option("name", s->name, "service name")->required();
   s->deploy->add_option("--image", s->image, "REPO:TAG or REPO@DIGEST (default: the service's)");
   s->deploy->add_flag("--no-wait", s->no_wait, "return once the deployment is queued");
-  s->deploy->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->deploy, s->json);
   s->rollback = svc->add_subcommand("rollback", "redeploy the previous successful revision");
   s->rollback->add_option("name", s->name, "service name")->required();
   s->rollback->add_flag("--no-wait", s->no_wait, "return once the deployment is queued");
-  s->rollback->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->rollback, s->json);
   s->pause = svc->add_subcommand("pause", "stop every instance; the URL answers 503");
   s->pause->add_option("name", s->name, "service name")->required();
+  add_json_flag(s->pause, s->json);
   s->resume = svc->add_subcommand("resume", "start a paused service again");
   s->resume->add_option("name", s->name, "service name")->required();
+  add_json_flag(s->resume, s->json);
   s->rm = svc->add_subcommand("rm", "stop and delete a service with its history and logs");
   s->rm->add_option("name", s->name, "service name")->required();
+  add_json_flag(s->rm, s->json);
   s->deployments = svc->add_subcommand("deployments", "deployment history, newest first");
   s->deployments->add_option("name", s->name, "service name")->required();
   s->deployments->add_option("--limit", s->limit, "at most this many")->capture_default_str();
-  s->deployments->add_flag("--json", s->json, "print JSON");
+  add_json_flag(s->deployments, s->json);
 
   s->logs = app.add_subcommand("logs", "stdout and stderr of a service's instances");
   s->logs->add_option("name", s->name, "service name")->required();
@@ -385,7 +410,7 @@ std::shared_ptr<ServiceCommands> add_service_commands(CLI::App& app) {
   s->logs->add_option("--since", s->since, "only lines this recent (90s, 5m, 2h, 1d)");
   s->logs->add_option("--instance", s->instance, "only this instance");
   s->logs->add_option("--tail", s->tail, "at most this many earlier lines")->capture_default_str();
-  s->logs->add_flag("--json", s->json, "one JSON object per line");
+  add_json_flag(s->logs, s->json, "one JSON object per line");
   return s;
 }
 
@@ -397,10 +422,14 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
     }
     int64_t id = num(*r, "deployment");
     if (s.json && s.no_wait) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     if (id == 0) {
+      if (s.json) {
+        // Nothing to deploy yet: the service as it is now, as after a deployment.
+        auto v = client.call("GET", path);
+        return v ? print_json(*v) : fail(v.error());
+      }
       std::printf("%s %s\n", verb, s.name.c_str());
       return 0;
     }
@@ -419,14 +448,13 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
     return rc;
   };
   if (*s.create) {
-    auto body = spec_body(s, true);
+    auto body = spec_body(s, s.create_flags, true);
     if (!body) {
       return fail(body.error());
     }
     auto r = client.call("POST", "/api/v1/services", *body);
     if (r && num(*r, "deployment") == 0 && s.json) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     if (r && num(*r, "deployment") == 0) {
       std::printf("created %s; it deploys when %s is pushed\n", s.name.c_str(),
@@ -436,7 +464,7 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
     return deployed(r, "created");
   }
   if (*s.update) {
-    auto body = spec_body(s, false);
+    auto body = spec_body(s, s.update_flags, false);
     if (!body) {
       return fail(body.error());
     }
@@ -458,6 +486,9 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
     if (!r) {
       return fail(r.error());
     }
+    if (s.json) {
+      return print_json(*r);
+    }
     std::printf("%s %s\n", p ? "pausing" : "resuming", s.name.c_str());
     return 0;
   }
@@ -466,26 +497,24 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
     if (!r) {
       return fail(r.error());
     }
+    if (s.json) {
+      return print_json(*r);
+    }
     std::printf("deleted service %s\n", s.name.c_str());
     return 0;
   }
   if (*s.ls) {
-    auto r = client.call("GET", "/api/v1/services");
-    if (!r) {
-      return fail(r.error());
-    }
-    if (s.json) {
-      std::cout << (*r)["services"].dump(2) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows{
-        {"NAME", "STATUS", "INSTANCES", "REVISION", "IMAGE", "URL"}};
-    for (const auto& v : (*r)["services"]) {
-      rows.push_back({str(v, "name"), str(v, "status"), std::to_string(v["instances"].size()),
-                      std::to_string(num(v, "revision")), str(v, "image"), str(v, "url")});
-    }
-    print_table(rows);
-    return 0;
+    return print_list(
+        client.call("GET", "/api/v1/services"), "services", s.json,
+        {field("NAME", "name"),
+         field("STATUS", "status"),
+         {"INSTANCES",
+          [](const Json& v) {
+            return std::to_string(v.contains("instances") ? v["instances"].size() : 0);
+          }},
+         {"REVISION", [](const Json& v) { return std::to_string(num(v, "revision")); }},
+         field("IMAGE", "image"),
+         field("URL", "url")});
   }
   if (*s.show) {
     auto r = client.call("GET", path);
@@ -493,35 +522,30 @@ std::optional<int> run_service_commands(ServiceCommands& s, const api::Client& c
       return fail(r.error());
     }
     if (s.json) {
-      std::cout << r->dump(2) << "\n";
-      return 0;
+      return print_json(*r);
     }
     return print_service(*r);
   }
   if (*s.deployments) {
-    auto r = client.call("GET", path + "/deployments?limit=" + std::to_string(s.limit));
-    if (!r) {
-      return fail(r.error());
-    }
-    if (s.json) {
-      std::cout << (*r)["deployments"].dump(2) << "\n";
-      return 0;
-    }
-    std::vector<std::vector<std::string>> rows{
-        {"ID", "REVISION", "DIGEST", "STATUS", "TRIGGER", "CREATED", "FINISHED", "REASON"}};
-    for (const auto& d : (*r)["deployments"]) {
+    auto first_line = [](const Json& d) {
       std::string reason = str(d, "reason");
       auto nl = reason.find('\n');
-      if (nl != std::string::npos) {
-        reason = reason.substr(0, nl) + " ...";
-      }
-      rows.push_back({std::to_string(num(d, "id")), std::to_string(num(d, "revision")),
-                      short_digest(str(d, "digest")), str(d, "status"), str(d, "trigger"),
-                      when(num(d, "created_at")),
-                      num(d, "finished_at") ? when(num(d, "finished_at")) : "-", reason});
-    }
-    print_table(rows);
-    return 0;
+      return nl == std::string::npos ? reason : reason.substr(0, nl) + " ...";
+    };
+    auto time = [](const char* key) {
+      return [key](const Json& d) { return num(d, key) ? when(num(d, key)) : "-"; };
+    };
+    return print_list(
+        client.call("GET", path + "/deployments?limit=" + std::to_string(s.limit)), "deployments",
+        s.json,
+        {{"ID", [](const Json& d) { return std::to_string(num(d, "id")); }},
+         {"REVISION", [](const Json& d) { return std::to_string(num(d, "revision")); }},
+         {"DIGEST", [](const Json& d) { return short_digest(str(d, "digest")); }},
+         field("STATUS", "status"),
+         field("TRIGGER", "trigger"),
+         {"CREATED", time("created_at")},
+         {"FINISHED", time("finished_at")},
+         {"REASON", first_line}});
   }
   if (*s.logs) {
     return run_logs(s, client);

@@ -81,7 +81,7 @@ class Builds : public ::testing::Test {
   std::string builds(const std::string& filter, const std::string& project = "web-build") {
     auto r = d_->cli("build ls --project " + project + " --json");
     EXPECT_EQ(r.code, 0) << r.all();
-    return jq(r.out, filter);
+    return jq(r.out, ".builds | " + filter);
   }
   // Waits for the newest build of the project to finish; returns its status.
   std::string wait_build(const std::string& project = "web-build",

@@ -105,7 +105,7 @@ class Services : public ::testing::Test {
   std::string deployments(const std::string& filter) {
     auto r = d_->cli("service deployments web --json");
     EXPECT_EQ(r.code, 0) << r.all();
-    return jq(r.out, filter);
+    return jq(r.out, ".deployments | " + filter);
   }
 
   TempDir work_;
@@ -393,7 +393,7 @@ TEST_F(Services, BadRequestsChangeNothing) {
   r = d_->cli("service create web --image web/app:latest --health-check udp");
   EXPECT_EQ(r.code, 2) << r.all();
   r = d_->cli("service ls --json");
-  EXPECT_EQ(r.out, "[]\n");
+  EXPECT_EQ(jq(r.out, "."), R"({"services":[]})");
   // Unauthenticated calls are refused.
   auto anon = run("curl -s -o /dev/null -w '%{http_code}' " + d_->url() + "/api/v1/services");
   EXPECT_EQ(anon.out, "401");

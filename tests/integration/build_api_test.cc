@@ -87,7 +87,7 @@ class BuildApi : public ::testing::Test {
   std::string builds(const std::string& filter, const std::string& project = "web") {
     auto r = cli("build ls --project " + project + " --json");
     EXPECT_EQ(r.code, 0) << r.all();
-    return jq(r.out, filter);
+    return jq(r.out, ".builds | " + filter);
   }
 
   // Creates project NAME (branch main, repository web/app); returns its webhook secret.
@@ -202,7 +202,7 @@ TEST_F(BuildApi, BadFieldsAreRefusedNamingTheFieldAndNothingIsStored) {
   EXPECT_EQ(cl.code, 2) << cl.all();
   auto ls = cli("build project ls --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
-  EXPECT_EQ(jq(ls.out, "length"), "0") << ls.out;
+  EXPECT_EQ(jq(ls.out, ".projects | length"), "0") << ls.out;
   EXPECT_EQ(cli("build project show web").code, 3);
 }
 
@@ -213,9 +213,9 @@ TEST_F(BuildApi, ListShowUpdateAndRemove) {
                  "--git-password tok3n-value");
   auto ls = cli("build project ls --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
-  EXPECT_EQ(jq(ls.out, "[.[].name] | sort"), "[\"api\",\"web\"]");
+  EXPECT_EQ(jq(ls.out, "[.projects[].name] | sort"), "[\"api\",\"web\"]");
   EXPECT_FALSE(has(ls.out, "tok3n-value")) << ls.out;
-  EXPECT_EQ(jq(ls.out, ".[] | select(.name == \"api\") | .git_password"), "\"****\"");
+  EXPECT_EQ(jq(ls.out, ".projects[] | select(.name == \"api\") | .git_password"), "\"****\"");
   auto table = cli("build project ls");
   ASSERT_EQ(table.code, 0) << table.all();
   EXPECT_EQ(table.out.rfind("NAME", 0), 0u) << table.out;
@@ -234,7 +234,7 @@ TEST_F(BuildApi, ListShowUpdateAndRemove) {
   auto rm = cli("build project rm api");
   ASSERT_EQ(rm.code, 0) << rm.all();
   EXPECT_EQ(rm.out, "deleted build project api\n");
-  EXPECT_EQ(jq(cli("build project ls --json").out, "[.[].name]"), "[\"web\"]");
+  EXPECT_EQ(jq(cli("build project ls --json").out, "[.projects[].name]"), "[\"web\"]");
   EXPECT_EQ(cli("build project rm api").code, 3);
 }
 
@@ -296,7 +296,7 @@ TEST_F(BuildApi, NoWaitQueuesAndStopStops) {
     EXPECT_EQ(stop.code, 1) << stop.all();
   }
   auto one = cli("build ls --project web --limit 1 --json");
-  EXPECT_EQ(jq(one.out, "length"), "1");
+  EXPECT_EQ(jq(one.out, ".builds | length"), "1");
 }
 
 // ---- webhooks --------------------------------------------------------------------------------
@@ -431,7 +431,7 @@ TEST_F(BuildApi, CreateProjectNeedsTheActionAndTheImageRights) {
   EXPECT_TRUE(has(r.err, "build:CreateProject")) << r.err;
   auto ls = berth_as(d_->url(), viewer, "build project ls --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
-  EXPECT_EQ(jq(ls.out, "length"), "0");
+  EXPECT_EQ(jq(ls.out, ".projects | length"), "0");
   // A role instead needs iam:PassRole on it.
   ASSERT_EQ(cli("iam role create builder").code, 0);
   r = berth_as(d_->url(), dev, "build project create web --repo web/app --role builder");

@@ -54,16 +54,16 @@ TEST(IamCliTest, BootstrapWritesAdminCredentials) {
   EXPECT_TRUE(has(ls.out, "\nadmin ")) << ls.out;
   auto lsj = d.cli("iam user ls --json");
   ASSERT_EQ(lsj.code, 0) << lsj.all();
-  EXPECT_EQ(jq(lsj.out, "[.[].name]"), "[\"admin\"]");
+  EXPECT_EQ(jq(lsj.out, "[.users[].name]"), "[\"admin\"]");
 
   // The file's key is admin's one active key; admin holds the `admin` policy.
   auto keys = d.cli("iam key ls admin --json");
   ASSERT_EQ(keys.code, 0) << keys.all();
-  EXPECT_EQ(jq(keys.out, "[.[] | {access_key_id, active}]"),
+  EXPECT_EQ(jq(keys.out, "[.keys[] | {access_key_id, active}]"),
             "[{\"access_key_id\":\"" + key_id + "\",\"active\":true}]");
   auto pol = d.cli("iam policy ls --user admin --json");
   ASSERT_EQ(pol.code, 0) << pol.all();
-  EXPECT_EQ(jq(pol.out, "[.[].name]"), "[\"admin\"]");
+  EXPECT_EQ(jq(pol.out, "[.policies[].name]"), "[\"admin\"]");
   auto sim = d.cli("iam simulate --principal user/admin --action iam:CreateUser --resource user/x");
   ASSERT_EQ(sim.code, 0) << sim.all();
   EXPECT_EQ(sim.out.rfind("Allow\n", 0), 0u) << sim.out;
@@ -78,12 +78,12 @@ TEST(IamCliTest, BootstrapHappensOnceAcrossRestarts) {
   auto berth = [&](const std::string& args) { return p.cli(args); };
   auto keys = berth("iam key ls admin --json");
   ASSERT_EQ(keys.code, 0) << keys.all();
-  EXPECT_EQ(jq(keys.out, "length"), "1");
+  EXPECT_EQ(jq(keys.out, ".keys | length"), "1");
   EXPECT_EQ(p.terminate(), 0);
   p.start();
   EXPECT_EQ(read_file(data + "/admin.credentials"), creds);
   EXPECT_EQ(berth("iam key ls admin --json").out, keys.out);
-  EXPECT_EQ(jq(berth("iam user ls --json").out, "[.[].name]"), "[\"admin\"]");
+  EXPECT_EQ(jq(berth("iam user ls --json").out, "[.users[].name]"), "[\"admin\"]");
   // The log names the key id and the file, never the secret.
   std::string secret = creds.substr(creds.find("BERTH_SECRET_ACCESS_KEY=") + 24, 40);
   EXPECT_EQ(p.terminate(), 0);
@@ -121,18 +121,19 @@ TEST(IamCliTest, UserCreateLsRm) {
   }
   auto lsj = d.cli("iam user ls --json");
   ASSERT_EQ(lsj.code, 0) << lsj.all();
-  EXPECT_EQ(jq(lsj.out, "[.[].name] | sort"), "[\"admin\",\"ci\",\"deploy-bot\"]");
+  EXPECT_EQ(jq(lsj.out, "[.users[].name] | sort"), "[\"admin\",\"ci\",\"deploy-bot\"]");
 
   auto rm = d.cli("iam user rm ci");
   ASSERT_EQ(rm.code, 0) << rm.all();
   EXPECT_EQ(rm.out, "deleted user ci\n");
-  EXPECT_EQ(jq(d.cli("iam user ls --json").out, "[.[].name] | sort"), "[\"admin\",\"deploy-bot\"]");
+  EXPECT_EQ(jq(d.cli("iam user ls --json").out, "[.users[].name] | sort"),
+            "[\"admin\",\"deploy-bot\"]");
   auto again = d.cli("iam user rm ci");
   EXPECT_EQ(again.code, 3) << again.all();
   EXPECT_TRUE(has(again.err, "user ci does not exist")) << again.all();
   // A re-created user starts without keys.
   ASSERT_EQ(d.cli("iam user create ci").code, 0);
-  EXPECT_EQ(jq(d.cli("iam key ls ci --json").out, "length"), "0");
+  EXPECT_EQ(jq(d.cli("iam key ls ci --json").out, ".keys | length"), "0");
 }
 
 // ---- access keys -------------------------------------------------------------------------
@@ -167,8 +168,8 @@ TEST(IamCliTest, KeyCreateLsDeactivateRm) {
   EXPECT_FALSE(has(ls.out, m[1].str())) << "secrets are never listed\n" << ls.out;
   auto lsj = d.cli("iam key ls ci --json");
   ASSERT_EQ(lsj.code, 0) << lsj.all();
-  EXPECT_EQ(jq(lsj.out, "length"), "2");
-  EXPECT_EQ(jq(lsj.out, "[.[] | has(\"secret_access_key\")] | any"), "false") << lsj.out;
+  EXPECT_EQ(jq(lsj.out, ".keys | length"), "2");
+  EXPECT_EQ(jq(lsj.out, "[.keys[] | has(\"secret_access_key\")] | any"), "false") << lsj.out;
 
   auto de = d.cli("iam key deactivate " + id);
   ASSERT_EQ(de.code, 0) << de.all();
@@ -176,7 +177,7 @@ TEST(IamCliTest, KeyCreateLsDeactivateRm) {
   auto ls2 = d.cli("iam key ls ci");
   EXPECT_TRUE(has(line_with(ls2.out, id), " inactive ")) << ls2.out;
   EXPECT_EQ(jq(d.cli("iam key ls ci --json").out,
-               ".[] | select(.access_key_id == \"" + id + "\") | .active"),
+               ".keys[] | select(.access_key_id == \"" + id + "\") | .active"),
             "false");
   auto dej = d.cli("iam key deactivate " + id + " --json");
   ASSERT_EQ(dej.code, 0) << dej.all();
@@ -186,8 +187,8 @@ TEST(IamCliTest, KeyCreateLsDeactivateRm) {
   ASSERT_EQ(rm.code, 0) << rm.all();
   EXPECT_TRUE(has(rm.out, id)) << rm.out;
   auto ls3 = d.cli("iam key ls ci --json");
-  EXPECT_EQ(jq(ls3.out, "length"), "1");
-  EXPECT_EQ(jq(ls3.out, "[.[].access_key_id] | index(\"" + id + "\")"), "null");
+  EXPECT_EQ(jq(ls3.out, ".keys | length"), "1");
+  EXPECT_EQ(jq(ls3.out, "[.keys[].access_key_id] | index(\"" + id + "\")"), "null");
   auto again = d.cli("iam key rm " + id);
   EXPECT_EQ(again.code, 3) << again.all();
   EXPECT_TRUE(has(again.err, id)) << again.all();
@@ -213,13 +214,13 @@ TEST(IamCliTest, RoleCreateLsRm) {
   EXPECT_TRUE(has(ls.out, "\nbuilder ")) << ls.out;
   EXPECT_TRUE(has(ls.out, "\ndeployer ")) << ls.out;
   auto lsj = d.cli("iam role ls --json");
-  EXPECT_EQ(jq(lsj.out, "[.[].name] | sort"), "[\"builder\",\"deployer\"]");
+  EXPECT_EQ(jq(lsj.out, "[.roles[].name] | sort"), "[\"builder\",\"deployer\"]");
   // Users and roles are separate namespaces.
   EXPECT_FALSE(has(d.cli("iam user ls").out, "builder"));
   auto rm = d.cli("iam role rm builder");
   ASSERT_EQ(rm.code, 0) << rm.all();
   EXPECT_EQ(rm.out, "deleted role builder\n");
-  EXPECT_EQ(jq(d.cli("iam role ls --json").out, "[.[].name]"), "[\"deployer\"]");
+  EXPECT_EQ(jq(d.cli("iam role ls --json").out, "[.roles[].name]"), "[\"deployer\"]");
   EXPECT_EQ(d.cli("iam role rm builder").code, 3);
 }
 
@@ -249,11 +250,13 @@ TEST(IamCliTest, PolicyPutLs) {
   EXPECT_FALSE(has(ls.out, "admin")) << ls.out;
   auto lsj = d.cli("iam policy ls --user ci --json");
   ASSERT_EQ(lsj.code, 0) << lsj.all();
-  EXPECT_EQ(jq(lsj.out, "[.[] | [.kind, .principal, .name]]"), "[[\"user\",\"ci\",\"push-web\"]]");
-  EXPECT_EQ(jq(lsj.out, ".[0].document.Statement[0].Sid"), "\"PushWeb\"");
-  EXPECT_EQ(jq(d.cli("iam policy ls --role builder --json").out, "[.[].name]"), "[\"pull-web\"]");
+  EXPECT_EQ(jq(lsj.out, "[.policies[] | [.kind, .principal, .name]]"),
+            "[[\"user\",\"ci\",\"push-web\"]]");
+  EXPECT_EQ(jq(lsj.out, ".policies[0].document.Statement[0].Sid"), "\"PushWeb\"");
+  EXPECT_EQ(jq(d.cli("iam policy ls --role builder --json").out, "[.policies[].name]"),
+            "[\"pull-web\"]");
   auto all = d.cli("iam policy ls --json");
-  EXPECT_EQ(jq(all.out, "[.[].name] | sort"), "[\"admin\",\"pull-web\",\"push-web\"]");
+  EXPECT_EQ(jq(all.out, "[.policies[].name] | sort"), "[\"admin\",\"pull-web\",\"push-web\"]");
 
   // An invalid document is refused, names the field, and changes nothing.
   write_file(t / "bad.json", R"({"Version":"2012-10-17","Statement":[
@@ -288,7 +291,8 @@ TEST(IamCliTest, PolicyPutLs) {
 
   // Deleting the user deletes its policies.
   ASSERT_EQ(d.cli("iam user rm ci").code, 0);
-  EXPECT_EQ(jq(d.cli("iam policy ls --json").out, "[.[].name] | sort"), "[\"admin\",\"pull-web\"]");
+  EXPECT_EQ(jq(d.cli("iam policy ls --json").out, "[.policies[].name] | sort"),
+            "[\"admin\",\"pull-web\"]");
 }
 
 // ---- repository policies -----------------------------------------------------------------

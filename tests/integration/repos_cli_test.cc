@@ -71,7 +71,7 @@ TEST(RepositoryTest, AutoCreateRepositoriesLetsThePushThrough) {
   EXPECT_EQ(c.get("/v2/_catalog").json()["repositories"], Json::array({"team/new"}));
   auto ls = d.cli("repo ls --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
-  EXPECT_EQ(jq(ls.out, "[.[].name]"), "[\"team/new\"]");
+  EXPECT_EQ(jq(ls.out, "[.repositories[].name]"), "[\"team/new\"]");
   // Reads never create anything.
   EXPECT_EQ(c.get("/v2/team/ghost/tags/list").status, 404);
   EXPECT_EQ(c.get("/v2/_catalog").json()["repositories"], Json::array({"team/new"}));
@@ -120,8 +120,8 @@ TEST(RepositoryTest, ImmutableTagsRefuseToMove) {
   EXPECT_NE(ls.out.find("immutable"), std::string::npos) << ls.out;
   EXPECT_NE(ls.out.find("latest"), std::string::npos) << ls.out;
   auto js = d.cli("repo ls --json");
-  EXPECT_EQ(jq(js.out, ".[0].immutable_tags"), "true");
-  EXPECT_EQ(jq(js.out, ".[0].mutable_tags"), "[\"latest\",\"dev-*\"]");
+  EXPECT_EQ(jq(js.out, ".repositories[0].immutable_tags"), "true");
+  EXPECT_EQ(jq(js.out, ".repositories[0].mutable_tags"), "[\"latest\",\"dev-*\"]");
 
   // A mutable repository moves tags freely.
   ASSERT_EQ(d.cli("repo create web/free").code, 0);
@@ -261,9 +261,11 @@ TEST(CliTest, RepoCreateLsRm) {
   EXPECT_NE(ls.out.find("mutable"), std::string::npos);
   auto lsj = d.cli("repo ls --json");
   ASSERT_EQ(lsj.code, 0) << lsj.all();
-  EXPECT_EQ(jq(lsj.out, "[.[].name]"), "[\"web/app\",\"web/other\"]");
-  EXPECT_EQ(jq(lsj.out, "[.[] | has(\"immutable_tags\", \"mutable_tags\", \"created_at\")] | all"),
-            "true");
+  EXPECT_EQ(jq(lsj.out, "[.repositories[].name]"), "[\"web/app\",\"web/other\"]");
+  EXPECT_EQ(
+      jq(lsj.out,
+         "[.repositories[] | has(\"immutable_tags\", \"mutable_tags\", \"created_at\")] | all"),
+      "true");
 
   // Removing a repository removes its tags: a re-created one starts empty.
   push_image(c, "web/app", "v1", image_config(), {"layer"});
@@ -273,7 +275,7 @@ TEST(CliTest, RepoCreateLsRm) {
   auto tags = c.get("/v2/web/app/tags/list");
   EXPECT_EQ(tags.status, 404) << tags.describe();
   EXPECT_EQ(tags.oci_code(), "NAME_UNKNOWN");
-  EXPECT_EQ(jq(d.cli("repo ls --json").out, "[.[].name]"), "[\"web/other\"]");
+  EXPECT_EQ(jq(d.cli("repo ls --json").out, "[.repositories[].name]"), "[\"web/other\"]");
   auto again = d.cli("repo rm web/app");
   EXPECT_NE(again.code, 0);
   EXPECT_NE(again.err.find("web/app does not exist"), std::string::npos) << again.all();
@@ -314,15 +316,15 @@ TEST(CliTest, ImageLsShowsDigestTagsSizePlatform) {
 
   auto js = d.cli("image ls web/app --json");
   ASSERT_EQ(js.code, 0) << js.all();
-  EXPECT_EQ(jq(js.out, "length"), "2");
-  std::string sel = ".[] | select(.digest == \"" + sha256_digest(amd) + "\")";
+  EXPECT_EQ(jq(js.out, ".images | length"), "2");
+  std::string sel = ".images[] | select(.digest == \"" + sha256_digest(amd) + "\")";
   EXPECT_EQ(jq(js.out, sel + " | .tags"), "[\"latest\",\"v1\"]");
   EXPECT_EQ(jq(js.out, sel + " | .platform"), "\"linux/amd64\"");
   EXPECT_EQ(jq(js.out, sel + " | .media_type"), std::string("\"") + kOciManifestType + "\"");
   EXPECT_EQ(jq(js.out, sel + " | .size"),
             std::to_string(amd.size() + amd_cfg.size() + layer.size()));
   EXPECT_EQ(jq(js.out, sel + " | .pushed_at | type"), "\"number\"");
-  std::string sel_arm = ".[] | select(.digest == \"" + sha256_digest(arm) + "\")";
+  std::string sel_arm = ".images[] | select(.digest == \"" + sha256_digest(arm) + "\")";
   EXPECT_EQ(jq(js.out, sel_arm + " | .tags"), "[]");
 
   // An index lists its platforms.
@@ -337,7 +339,7 @@ TEST(CliTest, ImageLsShowsDigestTagsSizePlatform) {
   std::string index = idx.dump();
   ASSERT_EQ(c.put_manifest("web/app", "multi", index, kOciIndexType).status, 201);
   auto js2 = d.cli("image ls web/app --json");
-  std::string sel_idx = ".[] | select(.digest == \"" + sha256_digest(index) + "\")";
+  std::string sel_idx = ".images[] | select(.digest == \"" + sha256_digest(index) + "\")";
   EXPECT_EQ(jq(js2.out, sel_idx + " | .platform"), "\"linux/amd64,linux/arm64/v8\"");
   EXPECT_EQ(jq(js2.out, sel_idx + " | .tags"), "[\"multi\"]");
 
@@ -364,7 +366,7 @@ TEST(CliTest, ImageRmByTagAndDigest) {
   ASSERT_EQ(rm2.code, 0) << rm2.all();
   EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(m)).status, 404);
   EXPECT_EQ(c.get("/v2/web/app/manifests/v2").status, 404);
-  EXPECT_EQ(jq(d.cli("image ls web/app --json").out, "length"), "0");
+  EXPECT_EQ(jq(d.cli("image ls web/app --json").out, ".images | length"), "0");
 
   auto gone = d.cli("image rm web/app:v1");
   EXPECT_NE(gone.code, 0);
@@ -386,7 +388,7 @@ TEST(CliTest, BerthServerEnvironmentVariable) {
   auto r =
       run("BERTH_SERVER=" + d.url() + " " + d.admin().env() + bin("berth") + " repo ls --json");
   ASSERT_EQ(r.code, 0) << r.all();
-  EXPECT_EQ(jq(r.out, "[.[].name]"), "[\"web/env\"]");
+  EXPECT_EQ(jq(r.out, "[.repositories[].name]"), "[\"web/env\"]");
   // --server wins over the environment.
   auto both = run("BERTH_SERVER=http://127.0.0.1:1 " + d.admin().env() + bin("berth") +
                   " --server " + d.url() + " repo ls --json");
