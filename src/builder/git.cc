@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "build/git.h"
+#include "builder/git.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -24,7 +24,7 @@
 
 extern char** environ;
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -1273,4 +1273,4 @@ Result<CgiResponse> run_git_http_backend(const CgiRequest& req, const CgiSink& s
   return resp;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

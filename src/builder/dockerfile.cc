@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Dockerfile parser, variable substitution and ARG/ENV scoping. See dockerfile.h.
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,7 +9,7 @@
 #include <limits>
 #include <utility>
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 bool is_space(char c) {
@@ -2271,4 +2271,4 @@ bool is_remote_source(std::string_view source) {
          starts_with_ci(source, "git@");
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder
