@@ -18,9 +18,9 @@ class Controller;
 namespace berth::router {
 class Router;
 }  // namespace berth::router
-namespace berth::build {
+namespace berth::builder {
 class Service;
-}  // namespace berth::build
+}  // namespace berth::builder
 
 namespace berth::api {
 
@@ -42,7 +42,7 @@ struct ServicesSettings {
 
 /// The build API's dependencies (null service: builds are not available).
 struct BuildSettings {
-  build::Service* service = nullptr;
+  builder::Service* service = nullptr;
   BlockingPool* pool = nullptr;
   bool allow_file_remotes = false;  // config build.allow_file_remotes: file:// git remotes
   std::string unavailable_reason;   // why there is no build service, for the error message

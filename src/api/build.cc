@@ -8,7 +8,7 @@
 // HTTP, where `git http-backend` runs on its own thread and a bounded queue in each direction
 // bridges it to the connection's coroutine, so a push or clone of any size stays in bounded
 // memory and never blocks an I/O thread.
-#include "build/build.h"
+#include "builder/build.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -24,7 +24,7 @@
 
 #include "api/api.h"
 #include "api/internal.h"
-#include "build/git.h"
+#include "builder/git.h"
 #include "common/async.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -55,8 +55,8 @@ bool plausible_project_name(const std::string& n) {
   return true;
 }
 
-Json project_json(const build::ProjectView& v, const std::string& base_url) {
-  Json j = build::project_to_view(v.spec);
+Json project_json(const builder::ProjectView& v, const std::string& base_url) {
+  Json j = builder::project_to_view(v.spec);
   j["name"] = v.spec.name;
   std::string hook = base_url;
   hook += v.webhook_path;
@@ -69,7 +69,7 @@ Json project_json(const build::ProjectView& v, const std::string& base_url) {
   return j;
 }
 
-Json build_json(const build::BuildView& b) {
+Json build_json(const builder::BuildView& b) {
   Json steps = Json::array();
   for (const auto& s : b.steps) {
     Json st = Json::object();
@@ -122,7 +122,7 @@ struct LogTarget {
 
 class BuildHandler {
  public:
-  BuildHandler(build::Service& svc, iam::Service& iam, bool allow_file_remotes)
+  BuildHandler(builder::Service& svc, iam::Service& iam, bool allow_file_remotes)
       : svc_(svc), iam_(iam), allow_file_remotes_(allow_file_remotes) {}
 
   http::Response serve(const ApiCall& call) {
@@ -152,7 +152,7 @@ class BuildHandler {
 
   // A project that builds with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to push the image itself.
-  Status allow_image_rights(const ApiCall& call, const build::ProjectSpec& spec) {
+  Status allow_image_rights(const ApiCall& call, const builder::ProjectSpec& spec) {
     if (!spec.role.empty()) {
       return allow(call, "iam:PassRole", "role/" + spec.role);
     }
@@ -186,8 +186,8 @@ class BuildHandler {
       if (!body.contains("name") || !body["name"].is_string()) {
         return Error(Errc::InvalidArgument, "name: required, a string");
       }
-      BERTH_ASSIGN_OR_RETURN(
-          auto spec, build::project_from_request(body, build::ProjectSpec{}, allow_file_remotes_));
+      BERTH_ASSIGN_OR_RETURN(auto spec, builder::project_from_request(body, builder::ProjectSpec{},
+                                                                      allow_file_remotes_));
       BERTH_TRY(allow(call, "build:CreateProject", "project/" + spec.name));
       BERTH_TRY(allow_image_rights(call, spec));
       spec.owner = call.ctx.principal;
@@ -214,7 +214,7 @@ class BuildHandler {
       BERTH_TRY(allow(call, "build:UpdateProject", res));
       BERTH_ASSIGN_OR_RETURN(auto base, svc_.get_project(name));
       BERTH_ASSIGN_OR_RETURN(auto spec,
-                             build::project_from_request(body, base.spec, allow_file_remotes_));
+                             builder::project_from_request(body, base.spec, allow_file_remotes_));
       // Whoever changes a project takes it over: it then builds with their rights (or a role
       // they may pass), so changing its source or Dockerfile cannot borrow someone else's.
       BERTH_TRY(allow_image_rights(call, spec));
@@ -300,7 +300,7 @@ class BuildHandler {
     return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
   }
 
-  build::Service& svc_;
+  builder::Service& svc_;
   iam::Service& iam_;
   bool allow_file_remotes_;
 };
@@ -337,7 +337,7 @@ struct LogPoll {
   bool gone = false;  // the build (or its project) was deleted
 };
 
-LogPoll poll_log(build::Service& svc, int64_t id, const std::string& path, uint64_t offset) {
+LogPoll poll_log(builder::Service& svc, int64_t id, const std::string& path, uint64_t offset) {
   LogPoll p;
   auto b = svc.get_build(id);
   if (!b) {
@@ -364,7 +364,7 @@ http::Response text_response(unsigned status, std::string body) {
   return r;
 }
 
-http::Response webhook_response(const Result<build::WebhookReply>& r) {
+http::Response webhook_response(const Result<builder::WebhookReply>& r) {
   if (!r) {
     return error_response(r.error());
   }
@@ -404,11 +404,11 @@ struct GitBridge : std::enable_shared_from_this<GitBridge> {
   size_t in_bytes = 0;
   bool in_eof = false;
   // Response.
-  std::optional<build::CgiResponse> head;
+  std::optional<builder::CgiResponse> head;
   std::deque<std::string> out;
   size_t out_bytes = 0;
   bool done = false;
-  Result<build::CgiResponse> result;
+  Result<builder::CgiResponse> result;
   // The coroutine is gone (or gave up): every callback fails, which aborts the backend.
   bool cancelled = false;
   // The coroutine's wake-up: its executor and timer (null once the coroutine has gone).
@@ -442,7 +442,7 @@ struct GitBridgeGuard {
   }
 };
 
-void run_backend(std::shared_ptr<GitBridge> b, build::CgiRequest req,
+void run_backend(std::shared_ptr<GitBridge> b, builder::CgiRequest req,
                  std::shared_ptr<std::atomic<int>> running, bool has_body) {
   if (has_body) {
     req.read_body = [b](char* buf, size_t cap) -> Result<size_t> {
@@ -467,8 +467,8 @@ void run_backend(std::shared_ptr<GitBridge> b, build::CgiRequest req,
       return n;
     };
   }
-  build::CgiSink sink;
-  sink.on_head = [b](const build::CgiResponse& head) -> Status {
+  builder::CgiSink sink;
+  sink.on_head = [b](const builder::CgiResponse& head) -> Status {
     std::lock_guard lock(b->mu);
     if (b->cancelled) {
       return Error(Errc::Cancelled, "the client went away");
@@ -488,7 +488,7 @@ void run_backend(std::shared_ptr<GitBridge> b, build::CgiRequest req,
     b->wake_locked();
     return ok();
   };
-  auto r = build::run_git_http_backend(req, sink);
+  auto r = builder::run_git_http_backend(req, sink);
   {
     std::lock_guard lock(b->mu);
     b->result = std::move(r);
@@ -515,7 +515,7 @@ http::Response git_unauthenticated() {
   return r;
 }
 
-http::Response git_head_response(const build::CgiResponse& head) {
+http::Response git_head_response(const builder::CgiResponse& head) {
   http::Response r;
   r.status = static_cast<unsigned>(head.status);
   for (const auto& [k, v] : head.headers) {
@@ -742,7 +742,7 @@ awaitable<void> Api::git(http::Exchange& ex) {
     co_return co_await ex.send(std::move(busy));
   }
 
-  build::CgiRequest req;
+  builder::CgiRequest req;
   req.project_root = t.root;
   req.method = ex.method_string();
   req.path_info.assign(1, '/');
@@ -776,7 +776,7 @@ awaitable<void> Api::git(http::Exchange& ex) {
   bool head_sent = false;
   bool client_gone = false;
   while (true) {
-    std::optional<build::CgiResponse> head;
+    std::optional<builder::CgiResponse> head;
     std::deque<std::string> chunks;
     bool done = false;
     bool need_input = false;
@@ -846,7 +846,7 @@ awaitable<void> Api::git(http::Exchange& ex) {
                             path);
     co_return;  // the guard stops the backend
   }
-  Result<build::CgiResponse> result;
+  Result<builder::CgiResponse> result;
   {
     std::lock_guard lock(bridge->mu);
     result = bridge->result;

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "api/api.h"
-#include "build/build.h"
+#include "builder/build.h"
 #include "common/async.h"
 #include "common/fs.h"
 #include "common/json.h"
@@ -106,7 +106,7 @@ struct Daemon::Impl {
   std::unique_ptr<router::Router> router;
   std::unique_ptr<deploy::Controller> controller;
   // Builds: after everything they use, so they are destroyed first.
-  std::unique_ptr<build::Service> build;
+  std::unique_ptr<builder::Service> build;
   uint16_t router_port = 0;
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -469,21 +469,21 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
       build_unavailable.replace(0, services_prefix.size(), "builds are");
     }
   }
-  build::ServiceDeps bdeps{.store = *s.store,
-                           .registry = *s.registry,
-                           .runtime = s.runtime.get(),
-                           .preparer = s.preparer.get(),
-                           .authorizer = s.policy_authz.get(),
-                           .box = box,
-                           .data_dir = cfg.data_dir,
-                           .max_concurrent = cfg.build.max_concurrent,
-                           .allow_file_remotes = cfg.build.allow_file_remotes,
-                           .builder_image = cfg.build.builder_image,
-                           .timeout = cfg.build.timeout,
-                           .unavailable_reason = build_unavailable};
+  builder::ServiceDeps bdeps{.store = *s.store,
+                             .registry = *s.registry,
+                             .runtime = s.runtime.get(),
+                             .preparer = s.preparer.get(),
+                             .authorizer = s.policy_authz.get(),
+                             .box = box,
+                             .data_dir = cfg.data_dir,
+                             .max_concurrent = cfg.build.max_concurrent,
+                             .allow_file_remotes = cfg.build.allow_file_remotes,
+                             .builder_image = cfg.build.builder_image,
+                             .timeout = cfg.build.timeout,
+                             .unavailable_reason = build_unavailable};
   api::BuildSettings bsettings;
   bsettings.allow_file_remotes = bdeps.allow_file_remotes;
-  s.build = std::make_unique<build::Service>(std::move(bdeps));
+  s.build = std::make_unique<builder::Service>(std::move(bdeps));
   bsettings.service = s.build.get();
   bsettings.pool = s.pool.get();
   s.api->set_build(bsettings);

@@ -10,12 +10,12 @@
 #include <mutex>
 #include <thread>
 
-#include "build/executor.h"
+#include "builder/executor.h"
 #include "common/json.h"
 #include "oci/oci.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -402,4 +402,4 @@ RUN echo "$BASE" > /child.txt
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -14,12 +14,12 @@
 #include <filesystem>
 #include <thread>
 
-#include "build/git.h"
+#include "builder/git.h"
 #include "common/asio.h"
 #include "common/url.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using test::run;
@@ -528,4 +528,4 @@ TEST(GitHttpBackendTest, DrivesTheCgiDirectly) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -14,9 +14,9 @@
 #include <string>
 #include <thread>
 
-#include "build/build.h"
-#include "build/executor.h"
-#include "build/webhook.h"
+#include "builder/build.h"
+#include "builder/executor.h"
+#include "builder/webhook.h"
 #include "common/asio.h"
 #include "common/async.h"
 #include "common/events.h"
@@ -28,7 +28,7 @@
 #include "store/store.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -798,4 +798,4 @@ TEST_F(BuildServiceTest, ProjectsCreateUpdateDelete) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -3,13 +3,13 @@
 // view without secret values, and the stored form with sealed secrets.
 #include <algorithm>
 
-#include "build/build.h"
-#include "build/git.h"
-#include "build/service_project.h"
+#include "builder/build.h"
+#include "builder/git.h"
+#include "builder/service_project.h"
 #include "common/url.h"
 #include "oci/oci.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 namespace {
 
@@ -450,4 +450,4 @@ Result<ProjectSpec> project_from_store(const std::string& text, const SecretBox&
   return spec;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "build/service_buildspec.h"
+#include "builder/service_buildspec.h"
 
 #include <yaml-cpp/yaml.h>
 
 #include <set>
 
-#include "build/service_project.h"
+#include "builder/service_project.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 namespace {
 
@@ -153,4 +153,4 @@ Result<Buildspec> parse_buildspec(const std::string& text) {
   return out;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

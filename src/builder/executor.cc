@@ -3,7 +3,7 @@
 // WORKDIR that has to create its directory), a content-addressed step cache, and the OCI
 // config and manifest at the end. Filesystem views (the context, a stack of unpacked layers)
 // resolve COPY sources the way overlayfs would show them, without mounting anything.
-#include "build/executor.h"
+#include "builder/executor.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -25,15 +25,15 @@
 #include <set>
 #include <utility>
 
-#include "build/dockerfile.h"
-#include "build/git.h"
-#include "build/layer.h"
+#include "builder/dockerfile.h"
+#include "builder/git.h"
+#include "builder/layer.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/sha256.h"
 #include "oci/oci.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -1879,4 +1879,4 @@ Result<uint64_t> Executor::prune_cache(std::chrono::seconds older_than) {
   return freed;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -20,7 +20,7 @@
 
 #include "common/result.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 struct BuildspecPhase {
   std::string name;  // install, pre_build, build, post_build
@@ -36,4 +36,4 @@ struct Buildspec {
 /// "buildspec.yml: phases.build.commands: expected a list of strings".
 Result<Buildspec> parse_buildspec(const std::string& text);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -21,7 +21,7 @@
 
 #include "common/result.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 enum class InstructionKind {
   From,
@@ -401,4 +401,4 @@ class DockerIgnore {
 /// "./a//b/../c/" -> "a/c"; "" -> ".".
 std::string clean_path(std::string_view path);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -22,7 +22,7 @@
 
 #include "common/result.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 inline constexpr const char* kLayerMediaType = "application/vnd.oci.image.layer.v1.tar+gzip";
 
@@ -120,4 +120,4 @@ Result<LayerBlob> write_copy_layer(const std::vector<CopyEntry>& entries,
                                    const std::string& out_path, const LayerOptions& opts,
                                    const CopyLayerOptions& copy = {});
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -2,10 +2,10 @@
 // GitHub webhook signatures, event parsing and build decisions; secret masking.
 #include <gtest/gtest.h>
 
-#include "build/git.h"
-#include "build/webhook.h"
+#include "builder/git.h"
+#include "builder/webhook.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 // GitHub's documented test values ("Validating webhook deliveries").
@@ -242,4 +242,4 @@ TEST(GitRemoteTest, SupportedRemotes) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

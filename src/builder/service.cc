@@ -28,12 +28,12 @@
 #include <sstream>
 #include <thread>
 
-#include "build/build.h"
-#include "build/executor.h"
-#include "build/git.h"
-#include "build/service_buildspec.h"
-#include "build/service_project.h"
-#include "build/webhook.h"
+#include "builder/build.h"
+#include "builder/executor.h"
+#include "builder/git.h"
+#include "builder/service_buildspec.h"
+#include "builder/service_project.h"
+#include "builder/webhook.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/secret_box.h"
@@ -44,7 +44,7 @@
 #include "runtime/runtime.h"
 #include "store/store.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 namespace {
 
@@ -1263,4 +1263,4 @@ Result<std::vector<int64_t>> Service::git_pushed(const std::string& project,
   return ids;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

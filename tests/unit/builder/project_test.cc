@@ -4,13 +4,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "build/build.h"
-#include "build/service_buildspec.h"
-#include "build/service_project.h"
+#include "builder/build.h"
+#include "builder/service_buildspec.h"
+#include "builder/service_project.h"
 #include "common/secret_box.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using ::testing::ElementsAre;
@@ -382,4 +382,4 @@ TEST(BuildspecTest, ErrorsNameTheField) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "build/webhook.h"
+#include "builder/webhook.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -12,7 +12,7 @@
 #include "common/url.h"
 #include "oci/oci.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 constexpr std::string_view kSigPrefix = "sha256=";
@@ -300,4 +300,4 @@ WebhookDecision decide(const GithubEvent& event, const std::string& branch_glob)
   return d;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

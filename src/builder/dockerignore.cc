@@ -5,9 +5,9 @@
 #include <memory>
 #include <utility>
 
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 // A compiled glob: a list of tokens matched with memoised backtracking, so any pattern runs in
 // O(tokens x path^2) at worst.
@@ -376,4 +376,4 @@ bool DockerIgnore::may_reinclude_below(std::string_view dir) const {
   return false;
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

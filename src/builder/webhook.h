@@ -12,7 +12,7 @@
 
 #include "common/result.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 /// True when header is "sha256=<64 hex>" and equals HMAC-SHA256(secret, body). The digest is
 /// compared in constant time; a missing, malformed or wrong header is false. An empty secret
@@ -76,4 +76,4 @@ struct WebhookDecision {
 /// for a ping.
 WebhookDecision decide(const GithubEvent& event, const std::string& branch_glob);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -38,7 +38,7 @@ namespace berth::iam {
 class PolicyAuthorizer;
 }  // namespace berth::iam
 
-namespace berth::build {
+namespace berth::builder {
 
 /// A build project's configuration.
 struct ProjectSpec {
@@ -188,4 +188,4 @@ class Service {
   std::shared_ptr<Impl> impl_;
 };
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "build/build.h"
+#include "builder/build.h"
 #include "common/result.h"
 #include "common/secret_box.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 /// Concatenates strings, string_views, C strings and chars by appending (GCC 12 at -O3 warns
 /// falsely on "literal" + std::string).
@@ -40,4 +40,4 @@ std::vector<std::string> project_secrets(const ProjectSpec& spec);
 /// True for file:// URLs (refused unless build.allow_file_remotes).
 bool is_file_remote(const std::string& url);
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Dockerfile parser, substitution and ARG/ENV scoping (pure).
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using ::testing::ElementsAre;
@@ -1051,4 +1051,4 @@ TEST(DockerfileValuesTest, RemoteSources) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -5,9 +5,9 @@
 
 #include <string>
 
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using ::testing::HasSubstr;
@@ -204,4 +204,4 @@ TEST(DockerignoreTest, FromPatternsForCopyExclude) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Layer writer: walk -> libarchive (pax_restricted, to a callback) -> SHA-256 of the tar ->
 // zlib deflate with a fixed gzip header -> SHA-256 of the gzip bytes -> temp file -> rename.
-#include "build/layer.h"
+#include "builder/layer.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -23,7 +23,7 @@
 #include "common/fs.h"
 #include "common/sha256.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
@@ -784,4 +784,4 @@ Result<LayerBlob> write_copy_layer(const std::vector<CopyEntry>& entries,
   return sink.finish();
 }
 
-}  // namespace berth::build
+}  // namespace berth::builder

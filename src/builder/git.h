@@ -27,7 +27,7 @@
 
 #include "common/result.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 /// Credentials for a remote. For http(s) remotes username/password become an
 /// "Authorization: Basic" header (a GitHub token goes in password, with any username, e.g.
@@ -156,4 +156,4 @@ struct CgiSink {
 /// the status it sent stands (its stderr is in backend_stderr).
 Result<CgiResponse> run_git_http_backend(const CgiRequest& request, const CgiSink& sink = {});
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -40,7 +40,7 @@
 #include "registry/registry.h"
 #include "runtime/runtime.h"
 
-namespace berth::build {
+namespace berth::builder {
 
 /// A base image resolved and unpacked.
 struct BaseImage {
@@ -123,4 +123,4 @@ class Executor {
   ExecutorOptions opts_;
 };
 
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -7,11 +7,11 @@
 
 #include <filesystem>
 
-#include "build/executor.h"
+#include "builder/executor.h"
 #include "common/json.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
@@ -358,4 +358,4 @@ TEST_F(ExecutorTest, TargetStageAndCancel) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "build/layer.h"
+#include "builder/layer.h"
 #include "common/sha256.h"
 #include "support/harness.h"
 
-namespace berth::build {
+namespace berth::builder {
 namespace {
 
 using test::have;
@@ -606,4 +606,4 @@ TEST(BuildLayerTest, CopyLayerWithChownChmodAndParents) {
 }
 
 }  // namespace
-}  // namespace berth::build
+}  // namespace berth::builder
