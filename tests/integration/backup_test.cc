@@ -115,6 +115,8 @@ TEST(BackupTest, OnlineBackupDuringPushesRestoresWhole) {
     std::printf("backup ran while %d pushes completed\n", at_end - at_start);
   }
 
+  // The temp files beside the backup are gone: only the finished file is there.
+  EXPECT_EQ(run("ls " + work.path()).out, "backup.tar\n");
   auto r = run(bin("berthd") + " restore --from " + file + " --data " + restored);
   ASSERT_EQ(r.code, 0) << r.all();
   // The snapshot holds no lock file, uploads or caches: only what a data dir needs.

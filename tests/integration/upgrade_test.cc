@@ -63,6 +63,16 @@ TEST(UpgradeTest, PreviousReleaseDataDirOpensWithEverythingInIt) {
   }
   auto fsck = run(bin("berthd") + " fsck --data " + data);
   EXPECT_EQ(fsck.code, 0) << fsck.all();
+
+  // Offline, the upgraded directory backs up and restores whole, git remote included.
+  auto b = run(bin("berthd") + " backup --data " + data + " --to " + (work / "up.tar"));
+  ASSERT_EQ(b.code, 0) << b.all();
+  auto r = run(bin("berthd") + " restore --from " + (work / "up.tar") + " --data " +
+               (work / "restored"));
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(run("test -f " + (work / "restored/git/site.git/HEAD")).code, 0);
+  fsck = run(bin("berthd") + " fsck --data " + (work / "restored"));
+  EXPECT_EQ(fsck.code, 0) << fsck.all();
 }
 
 }  // namespace
