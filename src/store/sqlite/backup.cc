@@ -2,12 +2,12 @@
 // Online snapshots of the SQLite store (`berthd backup`): SQLite's backup API copies every page
 // of the database as of one read transaction, from a read-only connection of its own, while a
 // serving berthd keeps writing through its connection (WAL: readers never block the writer).
+#include "store/backup.h"
+
 #include <sqlite3.h>
 
 #include <chrono>
 #include <thread>
-
-#include "store/backup.h"
 
 namespace berth::store {
 
