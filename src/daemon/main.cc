@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// berthd: serve (default), `fsck --data DIR [--force]`, `config check FILE`.
+// berthd: serve (default), `fsck --data DIR [--force]`, `backup --data DIR --to FILE`,
+// `restore --from FILE --data DIR [--force]`, `config check FILE`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "daemon/backup.h"
 #include "daemon/daemon.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +26,20 @@ int main(int argc, char** argv) {
   fsck->add_option("--data", fsck_data, "data directory");
   fsck->add_flag("--force", fsck_force, "check even while a berthd is using the data directory");
 
+  auto* backup = app.add_subcommand(
+      "backup", "write a consistent snapshot of a data directory to one file, online or not");
+  std::string backup_data = "./var", backup_to;
+  backup->add_option("--data", backup_data, "data directory");
+  backup->add_option("--to", backup_to, "the backup file to write (a tar)")->required();
+
+  auto* restore = app.add_subcommand("restore", "put a backup into an empty data directory");
+  std::string restore_from, restore_data;
+  bool restore_force = false;
+  restore->add_option("--from", restore_from, "the backup file")->required();
+  restore->add_option("--data", restore_data, "data directory to create")->required();
+  restore->add_flag("--force", restore_force,
+                    "restore into a non-empty directory (the backup's files replace its own)");
+
   auto* cfgcmd = app.add_subcommand("config", "configuration tools");
   auto* check = cfgcmd->add_subcommand("check", "validate a config file without starting");
   std::string check_file;
@@ -34,6 +50,12 @@ int main(int argc, char** argv) {
 
   if (*fsck) {
     return daemon::run_fsck(fsck_data, fsck_force);
+  }
+  if (*backup) {
+    return daemon::run_backup(backup_data, backup_to);
+  }
+  if (*restore) {
+    return daemon::run_restore(restore_from, restore_data, restore_force);
   }
   if (*check) {
     auto c = config::load_file(check_file);
