@@ -84,6 +84,16 @@ class ServicesHandler {
     return allow(call, "registry:Pull", "repository/" + spec.repository());
   }
 
+  // Turning a confinement off (seccomp unconfined) is a separate right: a service that runs
+  // unconfined, or is about to run something new unconfined, needs service:Privileged.
+  Status allow_confinement(const ApiCall& call, const std::string& name,
+                           const deploy::ServiceSpec& spec) {
+    if (spec.seccomp == "unconfined") {
+      return allow(call, "service:Privileged", "service/" + name);
+    }
+    return ok();
+  }
+
   Result<http::Response> dispatch(const ApiCall& call) {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
@@ -119,6 +129,7 @@ class ServicesHandler {
       BERTH_TRY(deploy::validate_service_name(name));
       BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, deploy::ServiceSpec{}));
       BERTH_TRY(allow(call, "service:CreateService", "service/" + name));
+      BERTH_TRY(allow_confinement(call, name, spec));
       BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(auto created, c_.create(name, spec));
       Json j = service_json(created.first);
@@ -140,6 +151,7 @@ class ServicesHandler {
       BERTH_TRY(allow(call, "service:UpdateService", res));
       BERTH_ASSIGN_OR_RETURN(auto base, c_.spec(name));
       BERTH_ASSIGN_OR_RETURN(auto spec, deploy::spec_from_request(body, base));
+      BERTH_TRY(allow_confinement(call, name, spec));
       if (spec.role != base.role || spec.image != base.image) {
         BERTH_TRY(allow_image_rights(call, spec));
       }
@@ -162,6 +174,7 @@ class ServicesHandler {
         Json patch = Json::object();
         patch["image"] = image;
         BERTH_ASSIGN_OR_RETURN(spec, deploy::spec_from_request(patch, spec));
+        BERTH_TRY(allow_confinement(call, name, spec));
       }
       BERTH_TRY(allow_image_rights(call, spec));
       BERTH_ASSIGN_OR_RETURN(int64_t id, c_.deploy(name, image));

@@ -39,6 +39,10 @@ struct SpecFlags {
   CLI::Option* role = nullptr;
   CLI::Option* deploy_timeout = nullptr;
   CLI::Option* drain_timeout = nullptr;
+  CLI::Option* seccomp = nullptr;
+  CLI::Option* pids_limit = nullptr;
+  CLI::Option* read_only = nullptr;
+  CLI::Option* no_read_only = nullptr;  // update only
 };
 
 struct ServiceCommands {
@@ -60,7 +64,9 @@ struct ServiceCommands {
   bool no_wait = false;
   // create/update: read only when their flag was given
   std::string image, cpu, memory, health, role, auto_deploy_tags, deploy_timeout, drain_timeout;
-  std::string health_interval, health_timeout, scale_in_cooldown;
+  std::string health_interval, health_timeout, scale_in_cooldown, seccomp;
+  int64_t pids_limit = 0;
+  bool read_only = false, no_read_only = false;
   int port = 0, min_instances = 0, max_instances = 0, concurrency = 0;
   int healthy_threshold = 0, unhealthy_threshold = 0;
   bool auto_deploy = false, no_auto_deploy = false;
@@ -122,6 +128,16 @@ void add_spec_options(CLI::App* c, ServiceCommands& s, SpecFlags& f, bool create
                                    "time new instances have to become healthy (default 60s)");
   f.drain_timeout = c->add_option("--drain-timeout", s.drain_timeout,
                                   "time old instances have to finish requests (default 30s)");
+  f.seccomp = c->add_option("--seccomp", s.seccomp,
+                            "default (Docker's profile) or unconfined (needs service:Privileged)");
+  f.seccomp->check(CLI::IsMember({"default", "unconfined"}));
+  f.pids_limit = c->add_option("--pids-limit", s.pids_limit,
+                               "processes and threads per instance (default 1024, 0: no limit)");
+  f.read_only =
+      c->add_flag("--read-only", s.read_only, "read-only root filesystem, with a tmpfs at /tmp");
+  if (!create) {
+    f.no_read_only = c->add_flag("--no-read-only", s.no_read_only, "writable root filesystem");
+  }
   c->add_flag("--no-wait", s.no_wait, "return once the deployment is queued");
   add_json_flag(c, s.json);
 }
@@ -221,6 +237,21 @@ Result<Json> spec_body(const ServiceCommands& s, const SpecFlags& f, bool create
   if (given(f.scale_in_cooldown)) {
     b["scale_in_cooldown"] = s.scale_in_cooldown;
   }
+  if (given(f.seccomp)) {
+    b["seccomp"] = s.seccomp;
+  }
+  if (given(f.pids_limit)) {
+    b["pids_limit"] = s.pids_limit;
+  }
+  if (given(f.read_only) && given(f.no_read_only)) {
+    return Error(Errc::InvalidArgument, "--read-only and --no-read-only exclude each other");
+  }
+  if (given(f.read_only)) {
+    b["read_only"] = true;
+  }
+  if (given(f.no_read_only)) {
+    b["read_only"] = false;
+  }
   return b;
 }
 
@@ -287,6 +318,12 @@ int print_service(const Json& v) {
     follow = "highest version matching " + str(spec, "auto_deploy_tags");
   }
   std::printf("auto-deploy: %s\n", follow.c_str());
+  if (spec.contains("seccomp")) {
+    long long pids = static_cast<long long>(num(spec, "pids_limit"));
+    std::printf("confinement: seccomp %s, pids %s, rootfs %s\n", str(spec, "seccomp").c_str(),
+                pids == 0 ? "unlimited" : std::to_string(pids).c_str(),
+                spec.value("read_only", false) ? "read-only" : "writable");
+  }
   if (!str(spec, "role").empty()) {
     std::printf("role:       %s\n", str(spec, "role").c_str());
   }

@@ -29,6 +29,7 @@
 #include "store/store.h"
 
 namespace berth::runtime {
+struct Confinement;
 class Runtime;
 class ImagePreparer;
 }  // namespace berth::runtime
@@ -68,10 +69,18 @@ struct ServiceSpec {
   std::chrono::milliseconds deploy_timeout{60000};
   std::chrono::milliseconds drain_timeout{30000};
   std::chrono::milliseconds scale_in_cooldown{60000};
+  // Confinement (docs/security.md). "unconfined" turns seccomp off and needs
+  // service:Privileged on the service.
+  std::string seccomp = "default";  // "default" or "unconfined"
+  int64_t pids_limit = 1024;        // cgroup pids.max per instance; 0 = no limit
+  bool read_only = false;           // read-only rootfs with a tmpfs at /tmp
 
   std::string repository() const;  // "web/app"
   std::string tag() const;         // "latest", "" when pinned by digest
 };
+
+/// What the runtime applies to the spec's instances (seccomp, pids limit, read-only rootfs).
+runtime::Confinement confinement_of(const ServiceSpec& spec);
 
 /// Checks a service name: a DNS label of at most 40 characters ([a-z0-9-], no leading or
 /// trailing '-').

@@ -8,6 +8,7 @@
 #include "common/url.h"
 #include "deploy/deploy.h"
 #include "oci/oci.h"
+#include "runtime/runtime.h"
 
 namespace berth::deploy {
 
@@ -208,6 +209,14 @@ std::string ServiceSpec::tag() const {
   return repo.size() < image.size() ? image.substr(repo.size() + 1) : "latest";
 }
 
+runtime::Confinement confinement_of(const ServiceSpec& spec) {
+  runtime::Confinement c;
+  c.seccomp = spec.seccomp != "unconfined";
+  c.pids_limit = spec.pids_limit;
+  c.read_only_rootfs = spec.read_only;
+  return c;
+}
+
 Status validate_service_name(const std::string& name) {
   if (name.empty() || name.size() > 40 ||
       name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos ||
@@ -277,6 +286,23 @@ Result<ServiceSpec> spec_from_request(const Json& body, ServiceSpec s) {
         return bad(k, "expected a tag pattern like 'v*'");
       }
       s.auto_deploy_tags = v.get<std::string>();
+    } else if (k == "seccomp") {
+      if (!v.is_string() ||
+          (v.get<std::string>() != "default" && v.get<std::string>() != "unconfined")) {
+        return bad(k, "expected \"default\" or \"unconfined\"");
+      }
+      s.seccomp = v.get<std::string>();
+    } else if (k == "pids_limit") {
+      BERTH_ASSIGN_OR_RETURN(int n, parse_int(k, v, 0, 4194304));
+      if (n != 0 && n < 16) {
+        return bad(k, "must be at least 16 (or 0 for no limit)");
+      }
+      s.pids_limit = n;
+    } else if (k == "read_only") {
+      if (!v.is_boolean()) {
+        return bad(k, "expected true or false");
+      }
+      s.read_only = v.get<bool>();
     } else if (k == "deploy_timeout" || k == "drain_timeout" || k == "scale_in_cooldown") {
       BERTH_ASSIGN_OR_RETURN(auto d, parse_ms(k, v));
       (k == "deploy_timeout" ? s.deploy_timeout
@@ -337,6 +363,9 @@ Json spec_json(const ServiceSpec& s) {
   j["deploy_timeout"] = ms_string(s.deploy_timeout);
   j["drain_timeout"] = ms_string(s.drain_timeout);
   j["scale_in_cooldown"] = ms_string(s.scale_in_cooldown);
+  j["seccomp"] = s.seccomp;
+  j["pids_limit"] = s.pids_limit;
+  j["read_only"] = s.read_only;
   return j;
 }
 
@@ -359,7 +388,10 @@ Result<ServiceSpec> spec_from_store(const std::string& text, const SecretBox& bo
   }
   Json secrets = j.value("secret_env", Json::object());
   j.erase("secret_env");
-  BERTH_ASSIGN_OR_RETURN(auto spec, spec_from_request(j, ServiceSpec{}));
+  // A named base, not a ServiceSpec{} temporary: GCC 12 -O3 reports that temporary's strings
+  // as maybe-uninitialized once spec_from_request is inlined here.
+  ServiceSpec defaults;
+  BERTH_ASSIGN_OR_RETURN(auto spec, spec_from_request(j, std::move(defaults)));
   for (const auto& [k, v] : secrets.items()) {
     BERTH_ASSIGN_OR_RETURN(spec.secret_env[k], box.open(v.get<std::string>()));
   }

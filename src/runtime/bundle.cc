@@ -13,6 +13,7 @@
 
 #include "common/json.h"
 #include "runtime/internal.h"
+#include "runtime/seccomp.h"
 
 namespace berth::runtime::detail {
 
@@ -292,7 +293,7 @@ std::string make_config_json(const BundleParams& p) {
 
   Json root = Json::object();
   root["path"] = "rootfs";
-  root["readonly"] = false;
+  root["readonly"] = p.confinement.read_only_rootfs;
   j["root"] = root;
   j["hostname"] = p.id;
 
@@ -309,6 +310,12 @@ std::string make_config_json(const BundleParams& p) {
   mounts.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
   mounts.push_back(
       mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", "ro"}));
+  if (p.confinement.read_only_rootfs) {
+    // Scratch space for programs that need some (lock files, sockets, temp files); as Docker's
+    // --read-only --tmpfs /tmp, it is lost when the container stops.
+    mounts.push_back(
+        mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777", "size=65536k"}));
+  }
   if (!p.hosts_file.empty()) {
     mounts.push_back(bind_mount("/etc/hosts", p.hosts_file));
   }
@@ -347,6 +354,12 @@ std::string make_config_json(const BundleParams& p) {
     cpu["quota"] = std::max<int64_t>(1000, std::llround(p.cpus * kPeriod));
     res["cpu"] = cpu;
   }
+  if (p.confinement.pids_limit > 0) {
+    // A fork bomb hits this (fork fails with EAGAIN) instead of the host's pid space.
+    Json pids = Json::object();
+    pids["limit"] = p.confinement.pids_limit;
+    res["pids"] = pids;
+  }
   linux["resources"] = res;
   if (!p.cgroups_path.empty()) {
     linux["cgroupsPath"] = p.cgroups_path;
@@ -367,6 +380,9 @@ std::string make_config_json(const BundleParams& p) {
       "/sys/firmware",       "/proc/scsi"};
   linux["readonlyPaths"] = std::vector<std::string>{"/proc/bus", "/proc/fs", "/proc/irq",
                                                     "/proc/sys", "/proc/sysrq-trigger"};
+  if (p.confinement.seccomp) {
+    linux["seccomp"] = default_seccomp_profile();
+  }
   j["linux"] = linux;
   return j.dump();
 }

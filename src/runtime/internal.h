@@ -117,6 +117,7 @@ struct BundleParams {
   std::string cgroups_path;   // "/berth/<id>"
   uint64_t nofile = 65536;    // RLIMIT_NOFILE soft and hard
   bool host_network = false;  // true: no network namespace (tasks: build steps)
+  Confinement confinement;    // seccomp, pids limit, read-only rootfs
   struct Bind {
     std::string source;       // host path
     std::string destination;  // absolute path in the container

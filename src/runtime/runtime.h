@@ -9,7 +9,8 @@
 //    work, rootfs}) whose rootfs is an overlay over the cached layers, through the OCI runtime
 //    CLI (runc by default) with its own state root (ROOT/runc). Each instance gets its own
 //    pid, mount, ipc, uts and network namespaces (loopback only), Docker's default capability
-//    set, no-new-privileges, masked and read-only /proc paths, and cgroup CPU/memory limits.
+//    set, no-new-privileges, Docker's default seccomp profile (seccomp.h), masked and read-only
+//    /proc paths, and cgroup CPU, memory and pids limits (Confinement).
 //  - Instance stdout/stderr are captured line by line into a LogSink (timestamped, labelled
 //    with the instance id and stream, size-rotated).
 //
@@ -140,12 +141,23 @@ std::vector<LogLine> read_log(const std::string& path, int64_t since_ms,
                               const std::string& instance_prefix, size_t limit,
                               uint64_t* offset = nullptr);
 
+/// How tightly a container is confined beyond what every container gets (namespaces,
+/// Docker's default capabilities, no-new-privileges, masked /proc paths). The defaults are
+/// the safe ones; docs/security.md says what each defends against.
+struct Confinement {
+  static constexpr int64_t kDefaultPidsLimit = 1024;
+  bool seccomp = true;                     // Docker's default seccomp profile; false = unconfined
+  int64_t pids_limit = kDefaultPidsLimit;  // cgroup pids.max: tasks and threads; 0 = no limit
+  bool read_only_rootfs = false;           // rootfs mounted read-only, with a tmpfs at /tmp
+};
+
 struct InstanceSpec {
   std::string id;  // [a-z0-9-]{1,64}, unique; also the OCI container id and the hostname
   PreparedImage image;
   std::vector<std::string> env;  // the service's "KEY=VALUE" (incl. PORT), over the image's
   double cpus = 0;               // 0 = no limit
   int64_t memory_bytes = 0;      // 0 = no limit
+  Confinement confinement;
   std::shared_ptr<LogSink> log;  // receives stdout/stderr; may be null (discarded)
 };
 

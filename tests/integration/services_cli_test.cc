@@ -44,7 +44,8 @@ TEST(ServiceCliTest, CreateSendsWhatWasGiven) {
             R"("health_check":{"healthy_threshold":2,"interval":"3000ms","path":"/up",)"
             R"("timeout":"1000ms","type":"http","unhealthy_threshold":3},)"
             R"("image":"web/app:v2","max_instances":5,"memory":268435456,"min_instances":2,)"
-            R"("port":9090,"role":"","scale_in_cooldown":"90000ms","secret_env":["S","T"]})");
+            R"("pids_limit":1024,"port":9090,"read_only":false,"role":"",)"
+            R"("scale_in_cooldown":"90000ms","seccomp":"default","secret_env":["S","T"]})");
 }
 
 TEST(ServiceCliTest, CreateWithoutPortTakesTheApiDefault) {
