@@ -457,6 +457,7 @@ class Worker : public std::enable_shared_from_this<Worker> {
     spec.env.push_back("PORT=" + std::to_string(rv.spec.port));
     spec.cpus = rv.spec.cpus;
     spec.memory_bytes = rv.spec.memory_bytes;
+    spec.confinement = confinement_of(rv.spec);
     spec.log = log_;
     c_.own(spec.id, shared_from_this());
     auto info = c_.deps.runtime.start(spec);

@@ -483,6 +483,7 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   p.user = *user;
   p.cpus = spec.cpus;
   p.memory_bytes = spec.memory_bytes;
+  p.confinement = spec.confinement;
   p.hosts_file = bundle + "/hosts";
   p.hostname_file = bundle + "/hostname";
   p.resolv_file = bundle + "/resolv.conf";
