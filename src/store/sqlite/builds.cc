@@ -4,13 +4,20 @@
 
 namespace berth::store {
 
+namespace {
+
+std::string build_select() {
+  return std::string("SELECT ") + rows::kBuildColumns + " FROM builds ";
+}
+
+}  // namespace
+
 Status SqliteMetadataStore::create_build_project(const BuildProjectRecord& p) {
   std::lock_guard lock(mu_);
   Stmt st(db_,
           "INSERT INTO build_projects(name, spec, webhook_secret, created_at, updated_at) "
           "VALUES(?,?,?,?,?)");
-  st.bind(1, p.name).bind(2, p.spec).bind(3, p.webhook_secret).bind(4, p.created_at);
-  st.bind(5, p.updated_at);
+  rows::bind_build_project(st, p);
   auto r = st.step();
   if (!r && r.error().code() == Errc::Conflict) {
     return Error(Errc::AlreadyExists, "build project " + p.name + " already exists");
@@ -18,37 +25,23 @@ Status SqliteMetadataStore::create_build_project(const BuildProjectRecord& p) {
   return r ? ok() : Status(r.error());
 }
 
-BuildProjectRecord SqliteMetadataStore::read_build_project(Stmt& st) {
-  return BuildProjectRecord{st.text(0), st.text(1), st.text(2), st.i64(3), st.i64(4)};
-}
-
 Result<BuildProjectRecord> SqliteMetadataStore::get_build_project(const std::string& name) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT name, spec, webhook_secret, created_at, updated_at FROM build_projects "
-          "WHERE name = ?");
+  Stmt st(db_, std::string("SELECT ") + rows::kBuildProjectColumns + " FROM build_projects " +
+                   "WHERE name = ?");
   st.bind(1, name);
   BERTH_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) {
     return Error(Errc::NotFound, "build project " + name + " does not exist");
   }
-  return read_build_project(st);
+  return rows::read_build_project(st);
 }
 
 Result<std::vector<BuildProjectRecord>> SqliteMetadataStore::list_build_projects() {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT name, spec, webhook_secret, created_at, updated_at FROM build_projects "
-          "ORDER BY name");
-  std::vector<BuildProjectRecord> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(read_build_project(st));
-  }
-  return out;
+  Stmt st(db_, std::string("SELECT ") + rows::kBuildProjectColumns + " FROM build_projects " +
+                   "ORDER BY name");
+  return st.read_all(rows::read_build_project);
 }
 
 Status SqliteMetadataStore::update_build_project(const BuildProjectRecord& p) {
@@ -85,22 +78,7 @@ Result<int64_t> SqliteMetadataStore::add_build(const BuildRecord& b) {
           "INSERT INTO builds(project, status, phase, reason, commit_id, branch, trigger, "
           "source, image, tags, digest, phase_ms, steps, created_at, started_at, "
           "finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  st.bind(1, b.project)
-      .bind(2, b.status)
-      .bind(3, b.phase)
-      .bind(4, b.reason)
-      .bind(5, b.commit_id)
-      .bind(6, b.branch)
-      .bind(7, b.trigger)
-      .bind(8, b.source)
-      .bind(9, b.image)
-      .bind(10, globs_to_json(b.tags))
-      .bind(11, b.digest)
-      .bind(12, b.phase_ms)
-      .bind(13, b.steps)
-      .bind(14, b.created_at)
-      .bind(15, b.started_at)
-      .bind(16, b.finished_at);
+  rows::bind_build(st, b);
   auto s = st.step();
   if (!s) {
     if (s.error().code() == Errc::Conflict) {
@@ -138,67 +116,31 @@ Status SqliteMetadataStore::update_build(const BuildRecord& b) {
   return ok();
 }
 
-BuildRecord SqliteMetadataStore::read_build(Stmt& st) {
-  BuildRecord b;
-  b.id = st.i64(0);
-  b.project = st.text(1);
-  b.status = st.text(2);
-  b.phase = st.text(3);
-  b.reason = st.text(4);
-  b.commit_id = st.text(5);
-  b.branch = st.text(6);
-  b.trigger = st.text(7);
-  b.source = st.text(8);
-  b.image = st.text(9);
-  b.tags = globs_from_json(st.text(10));
-  b.digest = st.text(11);
-  b.phase_ms = st.text(12);
-  b.steps = st.text(13);
-  b.created_at = st.i64(14);
-  b.started_at = st.i64(15);
-  b.finished_at = st.i64(16);
-  return b;
-}
-
-Result<std::vector<BuildRecord>> SqliteMetadataStore::read_builds(Stmt& st) {
-  std::vector<BuildRecord> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(read_build(st));
-  }
-  return out;
-}
-
 Result<BuildRecord> SqliteMetadataStore::get_build(int64_t id) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, (std::string(kBuildColumns) + "WHERE id = ?").c_str());
+  Stmt st(db_, (build_select() + "WHERE id = ?").c_str());
   st.bind(1, id);
   BERTH_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) {
     return Error(Errc::NotFound, "build " + std::to_string(id) + " does not exist");
   }
-  return read_build(st);
+  return rows::read_build(st);
 }
 
 Result<std::vector<BuildRecord>> SqliteMetadataStore::list_builds(const std::string& project,
                                                                   int limit) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          (std::string(kBuildColumns) + "WHERE (? = '' OR project = ?) ORDER BY id DESC LIMIT ?")
-              .c_str());
+  Stmt st(db_, (build_select() + "WHERE (? = '' OR project = ?) ORDER BY id DESC LIMIT ?").c_str());
   st.bind(1, project).bind(2, project).bind(3, int64_t{limit});
-  return read_builds(st);
+  return st.read_all(rows::read_build);
 }
 
 Result<std::vector<BuildRecord>> SqliteMetadataStore::list_builds_by_status(
     const std::string& status) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, (std::string(kBuildColumns) + "WHERE status = ? ORDER BY id").c_str());
+  Stmt st(db_, (build_select() + "WHERE status = ? ORDER BY id").c_str());
   st.bind(1, status);
-  return read_builds(st);
+  return st.read_all(rows::read_build);
 }
 
 }  // namespace berth::store

@@ -16,7 +16,7 @@ Status SqliteMetadataStore::create_principal(const Principal& p) {
   Stmt st(db_,
           "INSERT INTO principals(kind, name, created_at) VALUES(?,?,?) "
           "ON CONFLICT(kind, name) DO NOTHING");
-  st.bind(1, p.kind).bind(2, p.name).bind(3, p.created_at);
+  rows::bind_principal(st, p);
   BERTH_TRY(st.run());
   if (sqlite3_changes(db_) == 0) {
     return Error(Errc::AlreadyExists, p.kind + " " + p.name + " already exists");
@@ -26,17 +26,10 @@ Status SqliteMetadataStore::create_principal(const Principal& p) {
 
 Result<std::vector<Principal>> SqliteMetadataStore::list_principals(const std::string& kind) {
   std::lock_guard lock(mu_);
-  Stmt st(db_, "SELECT kind, name, created_at FROM principals WHERE kind = ? ORDER BY name");
+  Stmt st(db_, std::string("SELECT ") + rows::kPrincipalColumns +
+                   " FROM principals WHERE kind = ? ORDER BY name");
   st.bind(1, kind);
-  std::vector<Principal> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(Principal{st.text(0), st.text(1), st.i64(2)});
-  }
-  return out;
+  return st.read_all(rows::read_principal);
 }
 
 Status SqliteMetadataStore::delete_principal(const std::string& kind, const std::string& name) {
@@ -69,29 +62,20 @@ Status SqliteMetadataStore::create_key(const AccessKey& key) {
   Stmt st(db_,
           "INSERT INTO access_keys(id, user_name, secret_hash, active, created_at) "
           "VALUES(?,?,?,?,?)");
-  st.bind(1, key.id)
-      .bind(2, key.user)
-      .bind(3, key.secret_hash)
-      .bind(4, int64_t{key.active})
-      .bind(5, key.created_at);
+  rows::bind_access_key(st, key);
   BERTH_TRY(st.run());
   return tx.commit();
 }
 
-AccessKey SqliteMetadataStore::read_key(Stmt& st) {
-  return AccessKey{st.text(0), st.text(1), st.text(2), st.i64(3) != 0, st.i64(4)};
-}
-
 Result<AccessKey> SqliteMetadataStore::get_key(const std::string& id) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT id, user_name, secret_hash, active, created_at FROM access_keys WHERE id = ?");
+  Stmt st(db_, std::string("SELECT ") + rows::kAccessKeyColumns + " FROM access_keys WHERE id = ?");
   st.bind(1, id);
   BERTH_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) {
     return Error(Errc::NotFound, "access key " + id + " does not exist");
   }
-  return read_key(st);
+  return rows::read_access_key(st);
 }
 
 Result<std::vector<AccessKey>> SqliteMetadataStore::list_keys(const std::string& user) {
@@ -100,19 +84,10 @@ Result<std::vector<AccessKey>> SqliteMetadataStore::list_keys(const std::string&
   if (!exists) {
     return Error(Errc::NotFound, "user " + user + " does not exist");
   }
-  Stmt st(db_,
-          "SELECT id, user_name, secret_hash, active, created_at FROM access_keys "
-          "WHERE user_name = ? ORDER BY created_at, id");
+  Stmt st(db_, std::string("SELECT ") + rows::kAccessKeyColumns + " FROM access_keys " +
+                   "WHERE user_name = ? ORDER BY created_at, id");
   st.bind(1, user);
-  std::vector<AccessKey> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(read_key(st));
-  }
-  return out;
+  return st.read_all(rows::read_access_key);
 }
 
 Status SqliteMetadataStore::set_key_active(const std::string& id, bool active) {
@@ -148,7 +123,7 @@ Status SqliteMetadataStore::put_policy(const AttachedPolicy& p) {
           "INSERT INTO policies(kind, principal, name, document, updated_at) VALUES(?,?,?,?,?) "
           "ON CONFLICT(kind, principal, name) DO UPDATE SET document = excluded.document, "
           "updated_at = excluded.updated_at");
-  st.bind(1, p.kind).bind(2, p.principal).bind(3, p.name).bind(4, p.document).bind(5, p.updated_at);
+  rows::bind_policy(st, p);
   BERTH_TRY(st.run());
   return tx.commit();
 }
@@ -156,20 +131,11 @@ Status SqliteMetadataStore::put_policy(const AttachedPolicy& p) {
 Result<std::vector<AttachedPolicy>> SqliteMetadataStore::list_policies(
     const std::string& kind, const std::string& principal) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT kind, principal, name, document, updated_at FROM policies "
-          "WHERE (? = '' OR kind = ?) AND (? = '' OR principal = ?) "
-          "ORDER BY kind, principal, name");
+  Stmt st(db_, std::string("SELECT ") + rows::kPolicyColumns + " FROM policies " +
+                   "WHERE (? = '' OR kind = ?) AND (? = '' OR principal = ?) "
+                   "ORDER BY kind, principal, name");
   st.bind(1, kind).bind(2, kind).bind(3, principal).bind(4, principal);
-  std::vector<AttachedPolicy> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(AttachedPolicy{st.text(0), st.text(1), st.text(2), st.text(3), st.i64(4)});
-  }
-  return out;
+  return st.read_all(rows::read_policy);
 }
 
 Status SqliteMetadataStore::delete_policy(const std::string& kind, const std::string& principal,

@@ -10,10 +10,7 @@ Result<Repository> SqliteMetadataStore::create_repository(const Repository& repo
   Stmt st(db_,
           "INSERT INTO repositories(name, immutable_tags, mutable_globs, created_at) "
           "VALUES(?,?,?,?) ON CONFLICT(name) DO NOTHING");
-  st.bind(1, repo.name)
-      .bind(2, int64_t{repo.immutable_tags})
-      .bind(3, globs_to_json(repo.mutable_tag_globs))
-      .bind(4, repo.created_at);
+  rows::bind_repository(st, repo);
   BERTH_TRY(st.run());
   if (sqlite3_changes(db_) == 0) {
     return Error(Errc::AlreadyExists, "repository " + repo.name + " already exists");
@@ -29,33 +26,23 @@ Result<Repository> SqliteMetadataStore::get_repository(const std::string& name) 
 }
 
 Result<Repository> SqliteMetadataStore::get_repository_locked(const std::string& name) {
-  Stmt st(db_,
-          "SELECT id, name, immutable_tags, mutable_globs, created_at FROM repositories "
-          "WHERE name = ?");
+  Stmt st(db_, std::string("SELECT ") + rows::kRepositoryColumns + " FROM repositories " +
+                   "WHERE name = ?");
   st.bind(1, name);
   BERTH_ASSIGN_OR_RETURN(bool row, st.step());
   if (!row) {
     return Error(Errc::NotFound, "repository " + name + " does not exist");
   }
-  return read_repo(st);
+  return rows::read_repository(st);
 }
 
 Result<std::vector<Repository>> SqliteMetadataStore::list_repositories(const std::string& last,
                                                                        int n) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT id, name, immutable_tags, mutable_globs, created_at FROM repositories "
-          "WHERE name > ? ORDER BY name LIMIT ?");
+  Stmt st(db_, std::string("SELECT ") + rows::kRepositoryColumns + " FROM repositories " +
+                   "WHERE name > ? ORDER BY name LIMIT ?");
   st.bind(1, last).bind(2, int64_t{n < 0 ? -1 : n});
-  std::vector<Repository> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(*read_repo(st));
-  }
-  return out;
+  return st.read_all(rows::read_repository);
 }
 
 Status SqliteMetadataStore::delete_repository(const std::string& name) {
@@ -213,9 +200,9 @@ Result<ManifestRecord> SqliteMetadataStore::get_manifest(int64_t repo_id,
                                                          const std::string& reference) {
   std::lock_guard lock(mu_);
   bool by_digest = reference.find(':') != std::string::npos;
-  const char* sql =
-      by_digest ? "SELECT digest, media_type, content, size, artifact_type, subject, annotations, "
-                  "platform, total_size, pushed_at FROM manifests WHERE repo_id = ? AND digest = ?"
+  std::string sql =
+      by_digest ? std::string("SELECT ") + rows::kManifestColumns +
+                      " FROM manifests WHERE repo_id = ? AND digest = ?"
                 : "SELECT m.digest, m.media_type, m.content, m.size, m.artifact_type, m.subject, "
                   "m.annotations, m.platform, m.total_size, m.pushed_at FROM tags t JOIN manifests "
                   "m ON m.repo_id = t.repo_id AND m.digest = t.digest "
@@ -226,18 +213,7 @@ Result<ManifestRecord> SqliteMetadataStore::get_manifest(int64_t repo_id,
   if (!row) {
     return Error(Errc::NotFound, "manifest " + reference + " unknown");
   }
-  ManifestRecord m;
-  m.digest = st.text(0);
-  m.media_type = st.text(1);
-  m.content = st.text(2);
-  m.size = st.i64(3);
-  m.artifact_type = st.text(4);
-  m.subject = st.text(5);
-  m.annotations_json = st.text(6);
-  m.platform = st.text(7);
-  m.total_size = st.i64(8);
-  m.pushed_at = st.i64(9);
-  return m;
+  return rows::read_manifest(st);
 }
 
 Status SqliteMetadataStore::delete_manifest(int64_t repo_id, const std::string& digest) {
@@ -282,19 +258,10 @@ Result<std::vector<std::string>> SqliteMetadataStore::list_tags(int64_t repo_id,
 Result<std::vector<Referrer>> SqliteMetadataStore::referrers(int64_t repo_id,
                                                              const std::string& subject) {
   std::lock_guard lock(mu_);
-  Stmt st(db_,
-          "SELECT digest, media_type, size, artifact_type, annotations FROM manifests "
-          "WHERE repo_id = ? AND subject = ? ORDER BY pushed_at, digest");
+  Stmt st(db_, std::string("SELECT ") + rows::kReferrerColumns + " FROM manifests " +
+                   "WHERE repo_id = ? AND subject = ? ORDER BY pushed_at, digest");
   st.bind(1, repo_id).bind(2, subject);
-  std::vector<Referrer> out;
-  while (true) {
-    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-    if (!row) {
-      break;
-    }
-    out.push_back(Referrer{st.text(0), st.text(1), st.i64(2), st.text(3), st.text(4)});
-  }
-  return out;
+  return st.read_all(rows::read_referrer);
 }
 
 Result<std::vector<ImageSummary>> SqliteMetadataStore::list_images(int64_t repo_id) {

@@ -154,16 +154,6 @@ Status SqliteMetadataStore::exec(const char* sql) {
   return ok();
 }
 
-Result<Repository> SqliteMetadataStore::read_repo(Stmt& st) {
-  Repository r;
-  r.id = st.i64(0);
-  r.name = st.text(1);
-  r.immutable_tags = st.i64(2) != 0;
-  r.mutable_tag_globs = globs_from_json(st.text(3));
-  r.created_at = st.i64(4);
-  return r;
-}
-
 Result<MetadataStorePtr> open_sqlite(const std::string& path) {
   sqlite3* db = nullptr;
   int rc =

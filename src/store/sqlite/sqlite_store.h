@@ -44,7 +44,6 @@ class SqliteMetadataStore final : public MetadataStore {
   };
 
   Status exec(const char* sql);
-  Result<Repository> read_repo(Stmt& st);
 
   Result<Repository> create_repository(const Repository& repo) override;
   Result<Repository> get_repository(const std::string& name) override;
@@ -77,7 +76,6 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<std::vector<Principal>> list_principals(const std::string& kind) override;
   Status delete_principal(const std::string& kind, const std::string& name) override;
   Status create_key(const AccessKey& key) override;
-  AccessKey read_key(Stmt& st);
   Result<AccessKey> get_key(const std::string& id) override;
   Result<std::vector<AccessKey>> list_keys(const std::string& user) override;
   Status set_key_active(const std::string& id, bool active) override;
@@ -90,14 +88,8 @@ class SqliteMetadataStore final : public MetadataStore {
   Status set_repository_policy(const std::string& repo, const std::string& document) override;
   Result<std::string> get_repository_policy(const std::string& repo) override;
 
-  static constexpr const char* kDeploymentColumns =
-      "SELECT d.id, d.service, d.revision, d.status, d.reason, d.trigger, d.created_at, "
-      "d.started_at, d.finished_at, COALESCE(r.digest, '') FROM deployments d "
-      "LEFT JOIN revisions r ON r.service = d.service AND r.number = d.revision ";
-
   // ---- Services ----
   Status create_service(const ServiceRecord& s) override;
-  static ServiceRecord read_service(Stmt& st);
   Result<ServiceRecord> get_service(const std::string& name) override;
   Result<std::vector<ServiceRecord>> list_services() override;
   Status update_service(const ServiceRecord& s) override;
@@ -106,27 +98,19 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<RevisionRecord> get_revision(const std::string& service, int64_t number) override;
   Result<int64_t> add_deployment(const DeploymentRecord& d) override;
   Status update_deployment(const DeploymentRecord& d) override;
-  static DeploymentRecord read_deployment(Stmt& st);
   Result<DeploymentRecord> get_deployment(int64_t id) override;
   Result<std::vector<DeploymentRecord>> list_deployments(const std::string& service,
                                                          int limit) override;
 
   // ---- Build projects and builds ----
 
-  static constexpr const char* kBuildColumns =
-      "SELECT id, project, status, phase, reason, commit_id, branch, trigger, source, image, "
-      "tags, digest, phase_ms, steps, created_at, started_at, finished_at FROM builds ";
-
   Status create_build_project(const BuildProjectRecord& p) override;
-  static BuildProjectRecord read_build_project(Stmt& st);
   Result<BuildProjectRecord> get_build_project(const std::string& name) override;
   Result<std::vector<BuildProjectRecord>> list_build_projects() override;
   Status update_build_project(const BuildProjectRecord& p) override;
   Status delete_build_project(const std::string& name) override;
   Result<int64_t> add_build(const BuildRecord& b) override;
   Status update_build(const BuildRecord& b) override;
-  static BuildRecord read_build(Stmt& st);
-  Result<std::vector<BuildRecord>> read_builds(Stmt& st);
   Result<BuildRecord> get_build(int64_t id) override;
   Result<std::vector<BuildRecord>> list_builds(const std::string& project, int limit) override;
   Result<std::vector<BuildRecord>> list_builds_by_status(const std::string& status) override;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Private to the store. Stmt: a prepared SQLite statement with typed binds and columns, and
-// the JSON encoding of glob lists kept in a TEXT column.
+// Private to the store. Stmt: a prepared SQLite statement with typed binds and columns; it is
+// the rows::Row and rows::Params the shared row mapping (store/rows.h) reads and binds.
 #pragma once
 
 #include <sqlite3.h>
@@ -8,19 +8,20 @@
 #include <string>
 #include <vector>
 
-#include "common/json.h"
 #include "common/result.h"
+#include "store/rows.h"
 
 namespace berth::store {
 
-class Stmt {
+class Stmt final : public rows::Row, public rows::Params {
  public:
+  Stmt(sqlite3* db, const std::string& sql) : Stmt(db, sql.c_str()) {}
   Stmt(sqlite3* db, const char* sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql, -1, &st_, nullptr) != SQLITE_OK) {
       err_ = sqlite3_errmsg(db);
     }
   }
-  ~Stmt() { sqlite3_finalize(st_); }
+  ~Stmt() override { sqlite3_finalize(st_); }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -60,12 +61,30 @@ class Stmt {
     }
     return ok();
   }
-  std::string text(int col) {
+  std::string text(int col) override {
     auto* p = sqlite3_column_blob(st_, col);
     int n = sqlite3_column_bytes(st_, col);
     return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
   }
-  int64_t i64(int col) { return sqlite3_column_int64(st_, col); }
+  int64_t i64(int col) override { return sqlite3_column_int64(st_, col); }
+
+  void set_text(int i, const std::string& s) override { bind(i, s); }
+  void set_blob(int i, const std::string& s) override { bind_blob(i, s); }
+  void set_i64(int i, int64_t v) override { bind(i, v); }
+
+  /// Steps through every row, mapping each with read.
+  template <class T>
+  Result<std::vector<T>> read_all(T (*read)(rows::Row&)) {
+    std::vector<T> out;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, step());
+      if (!row) {
+        break;
+      }
+      out.push_back(read(*this));
+    }
+    return out;
+  }
 
  private:
   sqlite3* db_;
@@ -73,18 +92,7 @@ class Stmt {
   std::string err_;
 };
 
-inline std::string globs_to_json(const std::vector<std::string>& g) { return Json(g).dump(); }
-inline std::vector<std::string> globs_from_json(const std::string& s) {
-  Json j = Json::parse(s, nullptr, false);
-  std::vector<std::string> out;
-  if (j.is_array()) {
-    for (auto& e : j) {
-      if (e.is_string()) {
-        out.push_back(e.get<std::string>());
-      }
-    }
-  }
-  return out;
-}
+using rows::globs_from_json;
+using rows::globs_to_json;
 
 }  // namespace berth::store
