@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+// Private to the router. The state shared by the router's files: the upstream pool slots,
+// the per-thread metrics shards, the compiled route snapshot, the timeout watches, Core (what
+// Router::State holds) and ThreadCtx (per-I/O-thread state: the timeout sweep's watch list,
+// the cached route snapshot, pool slots).
+//
+// Threading: each io_context must be run by exactly one thread (as http::Server expects).
+// A connection, its ThreadCtx and its pool slot are only touched on that thread; what crosses
+// threads is atomic (route snapshot version, Upstream counters, metrics shards are per thread).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "common/async.h"
+#include "common/fs.h"
+#include "common/http1.h"
+#include "common/listener.h"
+#include "common/log.h"
+#include "router/proxy_util.h"
+
+namespace berth::router {
+
+using tcp = asio::ip::tcp;
+using namespace std::string_view_literals;
+using Clock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------------------
+// Upstream pool: one slot per (router, I/O thread) so that a connection is only ever used on
+// the io_context it is registered with, and checkout needs no lock.
+
+struct IdleConn {
+  tcp::socket sock;
+  Clock::time_point since;
+};
+
+struct Upstream::Pool {
+  static constexpr size_t kSlots = 16;
+  struct alignas(64) Slot {
+    std::atomic<const void*> owner{nullptr};
+    std::vector<IdleConn> idle;
+  };
+  std::array<Slot, kSlots> slots;
+  std::atomic<size_t> idle_total{0};
+};
+
+// ---------------------------------------------------------------------------------------------
+// Metrics: one shard per I/O thread, each written by its thread only (no contended atomics).
+
+constexpr std::array<double, 15> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                             0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
+
+struct ServiceMetrics {
+  struct alignas(64) Shard {
+    std::atomic<uint64_t> classes[5]{};
+    std::atomic<uint64_t> buckets[kBuckets.size() + 1]{};
+    std::atomic<uint64_t> sum_us{0};
+    std::atomic<int64_t> in_flight{0};
+  };
+  ServiceMetrics(std::string n, size_t shards)
+      : name(std::move(n)), shard(std::make_unique<Shard[]>(shards)), nshards(shards) {}
+  std::string name;
+  std::unique_ptr<Shard[]> shard;
+  size_t nshards;
+};
+
+template <class T>
+void bump(std::atomic<T>& a, T by) {
+  a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+struct Entry {
+  const Route* route;
+  ServiceMetrics* metrics;
+};
+
+// The published table plus what the hot path needs: host -> (route, metrics), keyed by views
+// into the table's own strings.
+struct Compiled {
+  std::shared_ptr<const RouteTable> table;
+  std::unordered_map<std::string_view, Entry> hosts;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts.
+
+enum class Wait { Idle, Connect, Response };
+
+struct Watch {
+  Clock::time_point deadline = Clock::time_point::max();
+  Wait kind = Wait::Idle;
+  bool fired = false;
+  bool between_requests = false;
+  tcp::socket* a = nullptr;
+  tcp::socket* b = nullptr;
+  Watch* prev = nullptr;
+  Watch* next = nullptr;
+};
+
+struct ThreadCtx;
+
+// Router::State is private to Router; the connection code works on this base.
+struct Core {
+  Core(std::vector<asio::io_context*> c, RouterOptions o);
+  ~Core();
+
+  ServiceMetrics* metrics_for(const std::string& service);
+  std::shared_ptr<const Compiled> compile(std::shared_ptr<const RouteTable> t);
+
+  std::vector<asio::io_context*> contexts;
+  RouterOptions opts;
+  Clock::duration tick;
+  std::vector<std::unique_ptr<ThreadCtx>> threads;
+  // Bound but not started; once started, each accept loop owns its acceptor (so it dies with
+  // its io_context) and stop() reaches it through a weak pointer.
+  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::weak_ptr<tcp::acceptor>> started;
+  size_t next_thread = 0;  // accept loops run on contexts[0]'s thread only
+  std::atomic<bool> stopping{false};
+  std::atomic<int64_t> stop_deadline_ns{0};
+  net::ConnectionGate gate;
+  std::shared_ptr<spdlog::logger> log = log::get("router");
+
+  std::atomic<uint64_t> version{0};
+  std::atomic<std::shared_ptr<const Compiled>> current;
+
+  mutable std::mutex metrics_mu;
+  std::unordered_map<std::string, std::unique_ptr<ServiceMetrics>> services;
+  ServiceMetrics* none = nullptr;  // requests that matched no route
+};
+
+using State = Core;
+
+struct Router::State : Core {
+  using Core::Core;
+};
+
+struct ThreadCtx {
+  ThreadCtx(State& s, asio::io_context& io, size_t i)
+      : st(s), ioc(io), index(i), id_prefix(fs::random_hex(4)) {
+    head.next = head.prev = &head;
+  }
+  ~ThreadCtx() { release_pools(); }
+
+  // Gives back this thread's pool slots. The sockets in them belong to our io_context, so
+  // this runs when the sweep coroutine ends: on that thread, or while the io_context shuts
+  // down, never after it is gone.
+  void release_pools() {
+    for (auto& w : pools) {
+      if (auto p = w.lock()) {
+        for (auto& slot : p->slots) {
+          if (slot.owner.load() == this) {
+            p->idle_total.fetch_sub(slot.idle.size());
+            slot.idle.clear();
+            slot.owner.store(nullptr);
+          }
+        }
+      }
+    }
+    pools.clear();
+  }
+
+  void add(Watch* w) {
+    w->next = head.next;
+    w->prev = &head;
+    head.next->prev = w;
+    head.next = w;
+  }
+  static void remove(Watch* w) {
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->next = w->prev = nullptr;
+  }
+  bool empty() const { return head.next == &head; }
+
+  const Compiled* routes() {
+    uint64_t v = st.version.load(std::memory_order_acquire);
+    if (v != version || !compiled) {
+      compiled = st.current.load();
+      version = v;
+    }
+    return compiled.get();
+  }
+
+  Upstream::Pool::Slot* slot(Upstream::Pool& p, bool claim) {
+    for (auto& s : p.slots) {
+      if (s.owner.load(std::memory_order_relaxed) == this) {
+        return &s;
+      }
+    }
+    if (!claim) {
+      return nullptr;
+    }
+    for (auto& s : p.slots) {
+      const void* expected = nullptr;
+      if (s.owner.compare_exchange_strong(expected, this)) {
+        return &s;
+      }
+    }
+    return nullptr;
+  }
+
+  // A random per-thread prefix and a counter, 16 hex digits: no syscall, no printf.
+  size_t request_id(char* out) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    size_t n = std::min<size_t>(id_prefix.size(), 8);
+    std::memcpy(out, id_prefix.data(), n);
+    uint64_t c = ++id_counter;
+    for (int i = 7; i >= 0; --i) {
+      out[n + static_cast<size_t>(i)] = kHex[c & 15];
+      c >>= 4;
+    }
+    return n + 8;
+  }
+
+  State& st;
+  asio::io_context& ioc;
+  size_t index;
+  Watch head;
+  uint64_t version = ~uint64_t{0};
+  std::shared_ptr<const Compiled> compiled;
+  size_t rr = 0;
+  std::string id_prefix;
+  uint64_t id_counter = 0;
+  std::vector<std::weak_ptr<Upstream::Pool>> pools;
+};
+
+// One client connection, run on tc's thread until it closes (conn.cc).
+awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock,
+                        net::ConnectionGate::Ticket ticket);
+
+}  // namespace berth::router
