@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 #include "fuzz.h"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 #include "fuzz.h"
 
 BERTH_FUZZ_TARGET(dockerignore) {

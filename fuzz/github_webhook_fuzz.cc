@@ -4,7 +4,7 @@
 // header (also tried as X-Hub-Signature-256), the rest = the body (JSON or payload=<form>).
 #include <string>
 
-#include "build/webhook.h"
+#include "builder/webhook.h"
 #include "fuzz.h"
 
 BERTH_FUZZ_TARGET(github_webhook) {

@@ -2,10 +2,10 @@
 // The pure judge of tar entry paths and hardlink targets in image layers
 // (runtime::detail::split_entry_path, used by the layer unpacker for both), checked against
 // the invariants the unpacker relies on, and differentially against the builder's
-// build::clean_path (Go's filepath.Clean) for the paths it accepts.
+// builder::clean_path (Go's filepath.Clean) for the paths it accepts.
 #include <string>
 
-#include "build/dockerfile.h"
+#include "builder/dockerfile.h"
 #include "fuzz.h"
 #include "runtime/internal.h"
 
@@ -29,6 +29,6 @@ BERTH_FUZZ_TARGET(tar_path) {
     joined += (joined.empty() ? "" : "/") + c;
   }
   // An accepted path has no ".." and is relative, so cleaning it only drops "." and "//".
-  BERTH_FUZZ_CHECK(berth::build::clean_path(path) == (joined.empty() ? "." : joined));
+  BERTH_FUZZ_CHECK(berth::builder::clean_path(path) == (joined.empty() ? "." : joined));
   return 0;
 }
