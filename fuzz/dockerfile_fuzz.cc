@@ -26,7 +26,7 @@ std::optional<std::string> lookup(std::string_view name) {
 }  // namespace
 
 BERTH_FUZZ_TARGET(dockerfile) {
-  using namespace berth::build;
+  using namespace berth::builder;
   berth::fuzz::quiet_logs();
   std::string_view text = berth::fuzz::as_view(data, size);
   const VarLookup vars = lookup;

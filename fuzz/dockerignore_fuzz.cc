@@ -9,7 +9,7 @@
 #include "fuzz.h"
 
 BERTH_FUZZ_TARGET(dockerignore) {
-  using namespace berth::build;
+  using namespace berth::builder;
   berth::fuzz::quiet_logs();
   std::string_view text = berth::fuzz::as_view(data, size);
   std::string_view rest;

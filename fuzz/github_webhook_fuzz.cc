@@ -8,7 +8,7 @@
 #include "fuzz.h"
 
 BERTH_FUZZ_TARGET(github_webhook) {
-  using namespace berth::build;
+  using namespace berth::builder;
   berth::fuzz::quiet_logs();
   std::string_view body;
   std::string_view header = berth::fuzz::first_line(berth::fuzz::as_view(data, size), body);
