@@ -189,6 +189,29 @@ TEST_F(Services, EnvPortAndSecretsReachTheAppButNoOutput) {
   EXPECT_NE(r.out.find("web-1-"), std::string::npos) << r.out;
 }
 
+// A service's confinement reaches its instances through the deploy controller: the app probes
+// its own root file system, seccomp mode and whether it may create a user namespace.
+TEST_F(Services, ConfinementReachesTheInstances) {
+  const std::string probe =
+      "/bin/busybox mkdir -p /tmp/www; /bin/busybox cp /www/index.html /tmp/www/; "
+      "if /bin/busybox touch /probe 2>/dev/null; then echo root=rw; else echo root=ro; fi "
+      "> /tmp/www/probe.txt; /bin/busybox grep Seccomp: /proc/self/status >> /tmp/www/probe.txt; "
+      "if /bin/busybox unshare -Ur true 2>/dev/null; then echo userns=yes; else echo userns=no; "
+      "fi >> /tmp/www/probe.txt; exec /bin/busybox httpd -f -p $PORT -h /tmp/www";
+  push("latest", "v1", probe);
+  auto r = d_->cli("service create web --image web/app:latest --read-only");
+  ASSERT_EQ(r.code, 0) << r.all();
+  std::string seen = body("/probe.txt");
+  EXPECT_NE(seen.find("root=ro"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Seccomp:\t2"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("userns=no"), std::string::npos) << seen;
+  r = d_->cli("service update web --no-read-only");
+  ASSERT_EQ(r.code, 0) << r.all();
+  seen = body("/probe.txt");
+  EXPECT_NE(seen.find("root=rw"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("Seccomp:\t2"), std::string::npos) << seen;
+}
+
 TEST_F(Services, FailingDeploysRollBackWithTheirReason) {
   push("latest", "v1");
   ASSERT_EQ(d_->cli("service create web --image web/app:latest --auto-deploy "
