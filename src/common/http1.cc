@@ -112,4 +112,13 @@ std::optional<FramingError> check_request_head(std::string_view head, size_t max
   return std::nullopt;
 }
 
+bool plausible_head_bytes(std::string_view bytes) {
+  for (unsigned char c : bytes) {
+    if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace berth::http1

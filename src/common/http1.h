@@ -25,4 +25,10 @@ struct FramingError {
 /// nullopt: the head may be trusted.
 std::optional<FramingError> check_request_head(std::string_view head, size_t max_fields = 0);
 
+/// False when bytes hold something no request head contains (control bytes other than CR, LF
+/// and HTAB: a TLS ClientHello starts with 0x16). A listener answers 400 at once instead of
+/// waiting for the rest of a head that will never come, so a client that tried TLS first
+/// falls back to plain HTTP without waiting out its handshake timeout.
+bool plausible_head_bytes(std::string_view bytes);
+
 }  // namespace berth::http1

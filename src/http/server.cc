@@ -428,17 +428,6 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     }
   }
 
-  // False for bytes no request head contains (a TLS ClientHello starts with 0x16): the parser
-  // then answers 400 at once, so a client that tried TLS first falls back without waiting.
-  static bool plausible_head(std::string_view data) {
-    for (unsigned char c : data) {
-      if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f) {
-        return false;
-      }
-    }
-    return true;
-  }
-
   // Reads until the buffer holds a whole request head (or the limit), without parsing it, so
   // that the raw head can be checked before its framing is trusted. The first byte may take
   // `first_byte` (the keep-alive wait between requests); the rest of the head must arrive
@@ -457,7 +446,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       size_t from = scanned > 3 ? scanned - 3 : 0;
       if (data.find("\r\n\r\n", from) != std::string_view::npos ||
           data.find("\n\n", from) != std::string_view::npos ||
-          data.size() >= self.opts.max_header_bytes || !plausible_head(data.substr(from))) {
+          data.size() >= self.opts.max_header_bytes ||
+          !http1::plausible_head_bytes(data.substr(from))) {
         co_return beast::error_code{};  // a whole head, or bytes the parser refuses at once
       }
       scanned = data.size();

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Conn: checking the client's request head, rewriting the heads sent upstream and back to
 // the client, and error replies.
+#include "common/http1.h"
 #include "router/conn.h"
 
 namespace berth::router {
@@ -32,6 +33,12 @@ Head Conn::check_request_head(size_t& scanned) {
     }
     req_head_len_ = used;
     return Head::Ok;
+  }
+  if (!http1::plausible_head_bytes(std::string_view(
+          p + std::min(scanned, data.size()), data.size() - std::min(scanned, data.size())))) {
+    close_after_ = true;
+    make_error(400, "malformed request: not an HTTP/1.1 request head");
+    return Head::Malformed;
   }
   scanned = data.size();
   if (data.size() >= kHeaderLimit) {

@@ -300,16 +300,19 @@ TEST_F(ListenerLimits, AmbiguousFramingIsRefusedAndTheConnectionClosed) {
 // that it falls back to plain HTTP, not wait for a head that never comes (10 s per push).
 TEST_F(ListenerLimits, BytesNoHeadContainsAreRefusedAtOnce) {
   start("");
-  int fd = connect_from("127.0.0.1", api_port_);
-  ASSERT_GE(fd, 0);
-  send_all(fd, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
-  bool closed = false;
-  auto t0 = Clock::now();
-  auto got = read_until_closed(fd, 5000ms, &closed);
-  EXPECT_TRUE(closed);
-  EXPECT_LT(Clock::now() - t0, 1s);
-  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 400") << got;
-  ::close(fd);
+  for (uint16_t port : {api_port_, router_port_}) {
+    SCOPED_TRACE(port == api_port_ ? "api" : "router");
+    int fd = connect_from("127.0.0.1", port);
+    ASSERT_GE(fd, 0);
+    send_all(fd, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+    bool closed = false;
+    auto t0 = Clock::now();
+    auto got = read_until_closed(fd, 5000ms, &closed);
+    EXPECT_TRUE(closed);
+    EXPECT_LT(Clock::now() - t0, 1s);
+    EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 400") << got;
+    ::close(fd);
+  }
 }
 
 }  // namespace
