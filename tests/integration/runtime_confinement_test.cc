@@ -18,38 +18,14 @@
 #include "runtime/internal.h"
 #include "runtime/runtime.h"
 #include "support/harness.h"
+#include "support/layout_source.h"
 
 namespace berth::runtime {
 namespace {
 
 using test::TempDir;
 
-// An ImageSource over an OCI image layout directory (index.json + blobs/sha256).
-class LayoutSource : public ImageSource {
- public:
-  explicit LayoutSource(std::string dir) : dir_(std::move(dir)) {}
-  Result<std::pair<std::string, std::string>> manifest(const std::string&,
-                                                       const std::string& digest) override {
-    BERTH_ASSIGN_OR_RETURN(std::string path, blob_path(digest));
-    std::string bytes = test::read_file(path);
-    auto j = parse_json(bytes);
-    return std::make_pair(bytes, j && j->is_object() ? j->value("mediaType", "") : "");
-  }
-  Result<std::string> blob_path(const std::string& digest) override {
-    std::string p = dir_ + "/blobs/sha256/" + digest.substr(digest.find(':') + 1);
-    if (!std::filesystem::exists(p)) {
-      return Error(Errc::NotFound, "no blob " + digest);
-    }
-    return p;
-  }
-  std::string digest_of_only_manifest() {
-    auto j = parse_json(test::read_file(dir_ + "/index.json"));
-    return (*j)["manifests"][0]["digest"].get<std::string>();
-  }
-
- private:
-  std::string dir_;
-};
+using test::LayoutSource;
 
 class RuntimeConfinementTest : public ::testing::Test {
  protected:
