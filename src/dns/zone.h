@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+// The compiled, immutable form of the zones that queries are answered from: every name a
+// node (empty non-terminals included), keyed by lower-cased wire name, rdata in wire form.
+// Built once per change and swapped in whole (a query never sees half a batch).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "dns/dns.h"
+
+namespace berth::dns {
+
+struct CompiledSet {
+  uint16_t type = 0;  // ALIAS stays type::ALIAS here; answer.cc flattens it
+  uint32_t ttl = 0;
+  std::vector<std::string> rdata;  // wire form, one per record
+  // Routing policy
+  std::string set_identifier;
+  uint32_t weight = 0;
+  enum class Policy : uint8_t { Simple, Weighted, Failover, Multivalue } policy = Policy::Simple;
+  bool primary = false;  // failover: PRIMARY (else SECONDARY)
+  std::string health_check;
+  // ALIAS targets
+  std::string alias_service;
+  std::string alias_name;  // wire form, lower-case
+};
+
+struct Node {
+  std::vector<CompiledSet> sets;  // sets sharing a type are adjacent
+  bool is_delegation = false;     // NS here and not the apex: a zone cut
+};
+
+class Zone {
+ public:
+  /// Compiles validated zone data. InvalidArgument only if the data breaks a rule.
+  static Result<std::shared_ptr<const Zone>> compile(const ZoneData& z);
+
+  const std::string& apex() const { return apex_; }  // wire form, lower-case
+  const ZoneData& data() const { return data_; }
+  uint32_t serial() const { return data_.serial; }
+  /// The node for a lower-cased wire name inside the zone, or null.
+  const Node* find(std::string_view lower_wire) const;
+  const Node& apex_node() const;
+  uint32_t soa_minimum() const { return soa_minimum_; }
+
+ private:
+  std::string apex_;
+  ZoneData data_;
+  uint32_t soa_minimum_ = 300;
+  std::unordered_map<std::string, Node> nodes_;
+};
+
+/// Everything an answer depends on, immutable: the zones, the health of checks, and the
+/// addresses an ALIAS to a service resolves to.
+struct Snapshot {
+  /// Keyed by the apex's lower-cased wire name.
+  std::unordered_map<std::string, std::shared_ptr<const Zone>> zones;
+  std::unordered_set<std::string> unhealthy_checks;
+  std::vector<std::string> service_a;     // 4-byte rdata each
+  std::vector<std::string> service_aaaa;  // 16-byte rdata each
+  std::unordered_set<std::string> services;  // known services (others: ALIAS answers NODATA)
+
+  /// The zone holding a lower-cased wire name: the deepest apex it lies within, or null.
+  const Zone* zone_for(std::string_view lower_wire) const;
+};
+
+}  // namespace berth::dns
