@@ -168,7 +168,9 @@ struct Resolver {
       }
     }
     s.rec.end();
-    add_glue_for(Writer::kAuthority, type::NS);
+    // RFC 9471: glue for name servers below the cut is required (TC when it does not fit);
+    // other addresses are extra data.
+    add_glue_for(Writer::kAuthority, type::NS, cut_owner);
   }
 
   void negative_soa() {
@@ -182,9 +184,10 @@ struct Resolver {
     s.rec.end();
   }
 
-  /// A and AAAA (extra data) for the targets of the `t` records in `section` that lie in
-  /// the zone: MX exchanges, SRV targets, name servers.
-  void add_glue_for(uint8_t section, uint16_t t) {
+  /// A and AAAA for the targets of the `t` records in `section` that lie in the zone: MX
+  /// exchanges, SRV targets, name servers. Extra data, except for targets below
+  /// `required_below` (a referral's in-domain glue).
+  void add_glue_for(uint8_t section, uint16_t t, std::string_view required_below = {}) {
     size_t off = target_offset(t);
     size_t nsets = s.rec.sets.size();
     for (size_t si = 0; si < nsets; ++si) {
@@ -218,7 +221,8 @@ struct Resolver {
           if (c.n == 0) {
             continue;
           }
-          s.rec.begin(Writer::kAdditional, true);
+          bool required = !required_below.empty() && name_is_within(target, required_below);
+          s.rec.begin(Writer::kAdditional, !required);
           for (size_t k = 0; k < c.n; ++k) {
             for (const auto& rd : c.sets[k]->rdata) {
               s.rec.add(target, at, c.ttl(), rd);

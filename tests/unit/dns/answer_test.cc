@@ -97,6 +97,13 @@ Snapshot make_snapshot() {
   std::string m2(212, 'n');
   m1.front() = m1.back() = m2.front() = m2.back() = '"';
   add(rs("mid.example.com", "TXT", {m1 + " " + m2}));  // one record of 422 bytes
+  std::vector<std::string> many_ns;
+  for (int i = 0; i < 12; ++i) {
+    std::string ns = "ns" + std::to_string(i) + ".wide.example.com";
+    many_ns.push_back(ns + ".");
+    add(rs(ns, "AAAA", {"2001:db8::" + std::to_string(i + 1)}));
+  }
+  add(rs("wide.example.com", "NS", many_ns));
   add(rs("srv._tcp.example.com", "SRV", {"0 5 443 www.example.com."}));
   auto zone = Zone::compile(z);
   EXPECT_TRUE(zone) << zone.error().message();
@@ -278,6 +285,22 @@ TEST(DnsAnswer, ReferralBelowCut) {
               (std::vector<std::string>{"ns.sub.example.com. 192.0.2.99"}))
         << name;
   }
+}
+
+TEST(DnsAnswer, ReferralGlueIsRequired) {
+  // 12 in-domain name servers with AAAA glue: over 512 bytes. RFC 9471: TC, not a referral
+  // missing glue; with EDNS it all fits.
+  Message udp = ask({"x.wide.example.com", type::A});
+  EXPECT_TRUE(tc(udp));
+  EXPECT_FALSE(aa(udp));
+  EXPECT_EQ(texts(udp.authority, type::NS).size(), 12u);
+  EXPECT_LT(texts(udp.additional, type::AAAA).size(), 12u);
+  Q e{"x.wide.example.com", type::A};
+  e.edns = edns(1232);
+  Message full = ask(e);
+  EXPECT_FALSE(tc(full));
+  EXPECT_EQ(texts(full.authority, type::NS).size(), 12u);
+  EXPECT_EQ(texts(full.additional, type::AAAA).size(), 12u);
 }
 
 TEST(DnsAnswer, AliasFlattened) {
