@@ -61,7 +61,8 @@ http::Response error_response(const Error& e) {
 }
 
 awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
-                                                      std::vector<const char*> params) {
+                                                      std::vector<const char*> params,
+                                                      size_t max_body) {
   auto call = std::make_shared<ApiCall>();
   call->ctx = ex.context();
   call->method = ex.method();
@@ -73,7 +74,7 @@ awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::s
     }
   }
   if (call->method == bhttp::verb::post || call->method == bhttp::verb::patch) {
-    auto body = co_await ex.read_all(256 * 1024);
+    auto body = co_await ex.read_all(max_body);
     if (!body) {
       co_return body.error();
     }
@@ -500,6 +501,9 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   }
   if (rest == "services" || rest.rfind("services/", 0) == 0 || rest.rfind("deployments/", 0) == 0) {
     co_return co_await handle_services(ex, rest);
+  }
+  if (rest == "dns" || rest.rfind("dns/", 0) == 0) {
+    co_return co_await handle_dns(ex, rest);
   }
   if (rest == "builds" || rest.rfind("builds/", 0) == 0 || rest.rfind("build/", 0) == 0) {
     co_return co_await handle_build(ex, rest);

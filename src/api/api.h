@@ -22,7 +22,17 @@ namespace berth::builder {
 class Service;
 }  // namespace berth::builder
 
+namespace berth::dns {
+class Service;
+}  // namespace berth::dns
+
 namespace berth::api {
+
+/// The DNS API's dependencies (null service: DNS is not available).
+struct DnsSettings {
+  dns::Service* service = nullptr;
+  BlockingPool* pool = nullptr;
+};
 
 /// What the API needs to authenticate and issue tokens (null/false when IAM is not enforced).
 struct AuthSettings {
@@ -66,6 +76,8 @@ class Api {
   void shutdown() { stopping_->store(true); }
   /// Wires /api/v1/build/projects, /api/v1/builds, /hooks/github/ and /git/.
   void set_build(BuildSettings s) { build_ = std::move(s); }
+  /// Wires /api/v1/dns/zones/...
+  void set_dns(DnsSettings s) { dns_ = s; }
   /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
   /// X-Hub-Signature-256 HMAC with the project's secret is the authentication.
   awaitable<void> github_webhook(http::Exchange& ex);
@@ -81,6 +93,8 @@ class Api {
   awaitable<void> handle_iam(http::Exchange& ex, std::string rest);
   /// /api/v1/services/... and /api/v1/deployments/ID.
   awaitable<void> handle_services(http::Exchange& ex, std::string rest);
+  /// /api/v1/dns/zones/...
+  awaitable<void> handle_dns(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.
@@ -92,6 +106,7 @@ class Api {
   AuthSettings auth_;
   ServicesSettings services_;
   BuildSettings build_;
+  DnsSettings dns_;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };

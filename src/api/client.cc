@@ -95,6 +95,34 @@ Result<ClientResponse> Client::request(const std::string& method, const std::str
   return ClientResponse{res.result_int(), std::move(res.body())};
 }
 
+namespace {
+
+// The Error an answer of status >= 400 stands for.
+Error answer_error(const ClientResponse& r, const Json& j) {
+  if (!j.is_discarded() && j.contains("error") && j["error"].is_object()) {
+    return Error(errc_from_name(j["error"].value("code", "internal")),
+                 j["error"].value("message", "unknown error"));
+  }
+  Errc code = r.status == 401   ? Errc::Unauthenticated
+              : r.status == 403 ? Errc::PermissionDenied
+              : r.status == 404 ? Errc::NotFound
+                                : Errc::Internal;
+  return Error(code, "server answered " + std::to_string(r.status) + ": " + r.body);
+}
+
+}  // namespace
+
+Result<std::string> Client::call_text(const std::string& method, const std::string& path) const {
+  auto r = request(method, path);
+  if (!r) {
+    return r.error();
+  }
+  if (r->status >= 400) {
+    return answer_error(*r, Json::parse(r->body, nullptr, false));
+  }
+  return std::move(r->body);
+}
+
 Result<Json> Client::call(const std::string& method, const std::string& path,
                           const Json& body) const {
   auto r = request(method, path, body.is_null() ? "" : body.dump());
@@ -103,15 +131,7 @@ Result<Json> Client::call(const std::string& method, const std::string& path,
   }
   Json j = Json::parse(r->body, nullptr, false);
   if (r->status >= 400) {
-    if (!j.is_discarded() && j.contains("error") && j["error"].is_object()) {
-      return Error(errc_from_name(j["error"].value("code", "internal")),
-                   j["error"].value("message", "unknown error"));
-    }
-    Errc code = r->status == 401   ? Errc::Unauthenticated
-                : r->status == 403 ? Errc::PermissionDenied
-                : r->status == 404 ? Errc::NotFound
-                                   : Errc::Internal;
-    return Error(code, "server answered " + std::to_string(r->status) + ": " + r->body);
+    return answer_error(*r, j);
   }
   if (j.is_discarded()) {
     return Error(Errc::Internal, "server sent a response that is not JSON");

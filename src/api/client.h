@@ -27,6 +27,10 @@ class Client {
   Result<Json> call(const std::string& method, const std::string& path,
                     const Json& body = nullptr) const;
 
+  /// Like call, for an answer that is text (a zone file): the body as it came, or the
+  /// server's error.
+  Result<std::string> call_text(const std::string& method, const std::string& path) const;
+
   /// Sends `Authorization: Basic base64(ID:SECRET)` on every request from now on. An empty id
   /// clears the credentials (requests go out anonymous).
   void set_credentials(const std::string& access_key_id, const std::string& secret);

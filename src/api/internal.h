@@ -25,7 +25,7 @@ struct ApiCall {
   bhttp::verb method = bhttp::verb::get;
   std::string method_string;
   std::string rest;                          // the path after /api/v1/
-  std::string body;                          // POST and PATCH only (at most 256 KiB)
+  std::string body;                          // POST and PATCH only (at most max_body)
   std::map<std::string, std::string> query;  // the parameters asked for in read_call
   std::string q(const std::string& k, const std::string& dflt = "") const {
     auto it = query.find(k);
@@ -36,7 +36,8 @@ struct ApiCall {
 /// Copies the request into an ApiCall: context, method, `rest`, the query parameters named in
 /// `params`, and the body of a POST or PATCH. An error when the body cannot be read.
 awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
-                                                      std::vector<const char*> params);
+                                                      std::vector<const char*> params,
+                                                      size_t max_body = 256 * 1024);
 
 /// A request body that must be a JSON object ("" = {}). InvalidArgument otherwise.
 Result<Json> parse_object_body(const std::string& body);

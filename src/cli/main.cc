@@ -12,6 +12,7 @@
 #include "cli/iam.h"
 #include "cli/login.h"
 #include "cli/repos.h"
+#include "cli/dns.h"
 #include "cli/services.h"
 #include "cli/util.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   auto iam_cmds = berth::cli::add_iam_commands(app);
   auto service_cmds = berth::cli::add_service_commands(app);
   auto build_cmds = berth::cli::add_build_commands(app);
+  auto dns_cmds = berth::cli::add_dns_commands(app);
 
   if (auto rc = berth::cli::parse_args(app, argc, argv)) {
     return *rc;
@@ -70,6 +72,9 @@ int main(int argc, char** argv) {
     return *rc;
   }
   if (auto rc = berth::cli::run_service_commands(*service_cmds, *client)) {
+    return *rc;
+  }
+  if (auto rc = berth::cli::run_dns_commands(*dns_cmds, *client)) {
     return *rc;
   }
   if (auto rc = berth::cli::run_build_commands(*build_cmds, *client, creds ? creds->key_id : "",

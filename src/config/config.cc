@@ -212,6 +212,49 @@ std::map<std::string, Setter> make_setters() {
          return set_count(c.http.max_header_fields, k, v, 8, 10'000);
        }},
   };
+  // Lists: a YAML sequence, or one string of comma-separated items (the environment's form).
+  auto list = [&](const char* key, std::vector<std::string> DnsConfig::*field) {
+    table.emplace(key, [field](Config& c, auto&, auto& v) {
+      auto& out = c.dns.*field;
+      out.clear();
+      if (field == &DnsConfig::listen) {
+        c.dns.enabled = v != "off" && !v.empty();
+      }
+      size_t start = 0;
+      while (start <= v.size()) {
+        size_t comma = v.find(',', start);
+        std::string item =
+            v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty() && item != "off") {
+          out.push_back(item);
+        }
+        if (comma == std::string::npos) {
+          break;
+        }
+        start = comma + 1;
+      }
+      return ok();
+    });
+  };
+  list("dns.listen", &DnsConfig::listen);
+  list("dns.nameservers", &DnsConfig::nameservers);
+  list("dns.nameserver_addresses", &DnsConfig::nameserver_addresses);
+  list("dns.service_addresses", &DnsConfig::service_addresses);
+  table.emplace("dns.udp_threads",
+                [](Config& c, auto& k, auto& v) { return set_int(c.dns.udp_threads, k, v); });
+  table.emplace("dns.max_tcp_connections", [](Config& c, auto& k, auto& v) {
+    return set_count(c.dns.max_tcp_connections, k, v, 1, 1'000'000);
+  });
+  table.emplace("dns.max_tcp_connections_per_address", [](Config& c, auto& k, auto& v) {
+    return set_count(c.dns.max_tcp_connections_per_address, k, v, 1, 1'000'000);
+  });
+  table.emplace("dns.tcp_idle_timeout",
+                [](Config& c, auto& k, auto& v) { return set_dur(c.dns.tcp_idle_timeout, k, v); });
+  table.emplace("dns.max_record_sets_per_zone", [](Config& c, auto& k, auto& v) {
+    return set_count(c.dns.max_record_sets_per_zone, k, v, 10, 10'000'000);
+  });
   add_listener_limits(table, "http", &Config::http);
   add_listener_limits(table, "router", &Config::router);
   return table;
@@ -243,6 +286,11 @@ std::string absolute_under(const std::string& base, const std::string& path) {
   return s;
 }
 
+bool is_list_setting(const std::string& key) {
+  return key == "dns.listen" || key == "dns.nameservers" || key == "dns.nameserver_addresses" ||
+         key == "dns.service_addresses";
+}
+
 Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix,
                   const std::string& base_dir) {
   for (const auto& kv : node) {
@@ -262,10 +310,24 @@ Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix
     if (it == setters().end()) {
       return bad(key, "unknown setting");
     }
-    if (!kv.second.IsScalar()) {
-      return bad(key, "expected a single value");
+    std::string value;
+    if (kv.second.IsSequence() && is_list_setting(key)) {
+      for (const auto& item : kv.second) {
+        if (!item.IsScalar()) {
+          return bad(key, "expected a list of values");
+        }
+        value += (value.empty() ? "" : ",") + item.as<std::string>();
+      }
+      if (kv.second.size() == 0) {
+        value = "off";
+      }
+    } else if (!kv.second.IsScalar()) {
+      return bad(key,
+                 is_list_setting(key) ? "expected a list of values" : "expected a single value");
+    } else {
+      value = kv.second.as<std::string>();
     }
-    BERTH_TRY(it->second(cfg, key, kv.second.as<std::string>()));
+    BERTH_TRY(it->second(cfg, key, value));
     if (!base_dir.empty()) {
       for (auto& [name, field] : path_settings(cfg)) {
         if (name == key && !field->empty()) {
@@ -457,6 +519,31 @@ Status validate(const Config& cfg) {
     return bad("build.builder_image",
                "expected an image in berth's registry like tools/builder:1, got '" +
                    cfg.build.builder_image + "'");
+  }
+  for (const auto& a : cfg.dns.listen) {
+    if (!split_host_port(a)) {
+      return bad("dns.listen", "expected ADDR:PORT or [IPv6]:PORT, got '" + a + "'");
+    }
+  }
+  for (const auto* list : {&cfg.dns.nameserver_addresses, &cfg.dns.service_addresses}) {
+    for (const auto& a : *list) {
+      if (a.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos || a.empty()) {
+        return bad(list == &cfg.dns.service_addresses ? "dns.service_addresses"
+                                                      : "dns.nameserver_addresses",
+                   "expected IP addresses, got '" + a + "'");
+      }
+    }
+  }
+  for (const auto& n : cfg.dns.nameservers) {
+    if (n.empty() ||
+        n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos ||
+        n.front() == '.') {
+      return bad("dns.nameservers",
+                 "expected lower-case host names like ns1.example.com, got '" + n + "'");
+    }
+  }
+  if (cfg.dns.tcp_idle_timeout.count() < 1) {
+    return bad("dns.tcp_idle_timeout", "must be at least 1s");
   }
   if (cfg.blocking_threads < 1) {
     return bad("blocking_threads", "must be at least 1");

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -72,6 +73,28 @@ struct BuildConfig {
   std::chrono::seconds timeout{3600};  // per build, SOURCE to PUSH
 };
 
+inline constexpr const char* kDefaultDnsListen = "127.0.0.1:5353";
+
+/// The authoritative DNS server (docs/dns.md).
+struct DnsConfig {
+  /// UDP+TCP addresses ("127.0.0.1:5353", "[::1]:5353"); --dns-listen, repeatable. Empty: the
+  /// default, kDefaultDnsListen. (Not an initializer here: GCC 12 -O3 then warns falsely
+  /// about every Config{} temporary.)
+  std::vector<std::string> listen;
+  bool enabled = true;  // `dns.listen: []`, `--dns-listen off`: no DNS server
+  /// Name servers every zone lists; empty: ns1.<zone> with nameserver_addresses.
+  std::vector<std::string> nameservers;
+  /// Addresses of those name servers; empty: the listen addresses that are not wildcards.
+  std::vector<std::string> nameserver_addresses;
+  /// What an ALIAS to a service answers; empty: the router's address when it is not a wildcard.
+  std::vector<std::string> service_addresses;
+  int udp_threads = 0;  // UDP sockets per address; 0 = one per core
+  uint64_t max_tcp_connections = 512;
+  uint64_t max_tcp_connections_per_address = 64;
+  std::chrono::seconds tcp_idle_timeout{10};
+  uint64_t max_record_sets_per_zone = 100000;
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
@@ -89,6 +112,7 @@ struct Config {
   RuntimeConfig runtime;
   RouterConfig router;
   BuildConfig build;
+  DnsConfig dns;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

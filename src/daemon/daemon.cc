@@ -25,6 +25,7 @@
 #include "common/secret_box.h"
 #include "common/url.h"
 #include "deploy/deploy.h"
+#include "dns/dns.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
@@ -105,6 +106,9 @@ struct Daemon::Impl {
   std::unique_ptr<runtime::ImagePreparer> preparer;
   std::unique_ptr<router::Router> router;
   std::unique_ptr<deploy::Controller> controller;
+  // DNS: the hosted zones and the server answering from them.
+  std::unique_ptr<dns::Service> dns;
+  std::unique_ptr<dns::Server> dns_server;
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
   uint16_t router_port = 0;
@@ -285,6 +289,28 @@ struct Daemon::Impl {
   }
 
   // Upload expiry (and gc, when configured) on timers.
+  // Keeps DNS's list of services current (an ALIAS to a service answers only while it exists).
+  static awaitable<void> dns_sync(Impl* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!self->stopped && self->dns) {
+      auto list = [store = self->store.get()] { return store->list_services(); };
+      auto services = co_await run_blocking(*self->pool, std::move(list));
+      if (services) {
+        std::vector<std::string> names;
+        for (const auto& sv : *services) {
+          names.push_back(sv.name);
+        }
+        self->dns->set_services(std::move(names));
+      }
+      timer.expires_after(std::chrono::seconds(2));
+      beast::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        break;
+      }
+    }
+  }
+
   static awaitable<void> maintenance(Impl* self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     auto upload_every = std::min<std::chrono::seconds>(
@@ -458,6 +484,39 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   s.api->set_services(services);
 
+  // DNS. The name servers' and services' addresses default to the listen addresses that are
+  // not wildcards (0.0.0.0 and :: are no address to give anyone).
+  if (cfg.dns.enabled && cfg.dns.listen.empty()) {
+    s.cfg.dns.listen = {config::kDefaultDnsListen};
+  }
+  dns::Settings dns_settings;
+  dns_settings.nameservers = cfg.dns.nameservers;
+  dns_settings.nameserver_addresses = cfg.dns.nameserver_addresses;
+  dns_settings.service_addresses = cfg.dns.service_addresses;
+  dns_settings.max_record_sets = cfg.dns.max_record_sets_per_zone;
+  auto concrete_host = [](const std::string& listen) -> std::string {
+    auto hp = config::split_host_port(listen);
+    if (!hp || hp->first == "0.0.0.0" || hp->first == "::" || hp->first.empty()) {
+      return "";
+    }
+    return hp->first;
+  };
+  if (dns_settings.nameserver_addresses.empty()) {
+    for (const auto& l : s.cfg.dns.listen) {
+      if (auto h = concrete_host(l); !h.empty()) {
+        dns_settings.nameserver_addresses.push_back(h);
+      }
+    }
+  }
+  if (dns_settings.service_addresses.empty()) {
+    if (auto h = concrete_host(cfg.router_listen); !h.empty()) {
+      dns_settings.service_addresses.push_back(h);
+    }
+  }
+  s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);
+  BERTH_TRY(s.dns->load());
+  s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get()});
+
   // Builds: projects, webhooks and the git remote work without a runtime; builds then fail
   // with the reason.
   BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
@@ -501,7 +560,23 @@ Result<uint16_t> Daemon::start() {
   BERTH_ASSIGN_OR_RETURN(auto rhp, config::split_host_port(s.cfg.router_listen));
   BERTH_ASSIGN_OR_RETURN(s.router_port, s.router->listen(rhp.first, rhp.second));
   s.router->start();
+  if (s.cfg.dns.enabled) {
+    dns::ServerSettings ds;
+    ds.listen = s.cfg.dns.listen;
+    ds.udp_threads = s.cfg.dns.udp_threads;
+    ds.max_tcp_connections = s.cfg.dns.max_tcp_connections;
+    ds.max_tcp_connections_per_address = s.cfg.dns.max_tcp_connections_per_address;
+    ds.tcp_idle_timeout_seconds = static_cast<int>(s.cfg.dns.tcp_idle_timeout.count());
+    auto server = dns::Server::start(*s.dns, ds);
+    if (!server) {
+      return Error(server.error().code(), server.error().message() +
+                                              " (set --dns-listen or dns.listen to a free "
+                                              "address, or dns.listen: [] to turn DNS off)");
+    }
+    s.dns_server = std::move(*server);
+  }
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
+  spawn_logged(s.iocs.front()->get_executor(), Impl::dns_sync(&s), "daemon.dns");
   spawn_logged(s.iocs.front()->get_executor(), Impl::audit_flusher(&s), "daemon.audit");
   size_t n = s.iocs.size();
   for (auto& ioc : s.iocs) {
@@ -541,6 +616,9 @@ void Daemon::stop() {
   }
   if (s.router) {
     s.router->stop();
+  }
+  if (s.dns_server) {
+    s.dns_server->stop();
   }
   if (s.server) {
     s.server->stop();
@@ -583,6 +661,9 @@ void Daemon::run_until_signal() {
 
 uint16_t Daemon::port() const { return impl_->port; }
 uint16_t Daemon::router_port() const { return impl_->router_port; }
+std::vector<std::string> Daemon::dns_addresses() const {
+  return impl_->dns_server ? impl_->dns_server->addresses() : std::vector<std::string>{};
+}
 EventBus& Daemon::events() { return impl_->bus; }
 
 int run_fsck(const std::string& data_dir_arg, bool force) {

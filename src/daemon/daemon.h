@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "common/events.h"
 #include "common/result.h"
@@ -28,6 +30,8 @@ class Daemon {
   uint16_t port() const;
   /// The router's bound port (services), 0 before start.
   uint16_t router_port() const;
+  /// The DNS server's bound addresses ("127.0.0.1:40123"), empty before start or when off.
+  std::vector<std::string> dns_addresses() const;
   EventBus& events();
 
  private:

@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "ADDR:PORT for the registry and API (default 127.0.0.1:5000)");
   app.add_option("--router-listen", router_listen,
                  "ADDR:PORT where services are served (default 127.0.0.1:8080)");
+  std::vector<std::string> dns_listen;
+  app.add_option("--dns-listen", dns_listen,
+                 "ADDR:PORT for DNS over UDP and TCP, repeatable (default 127.0.0.1:5353; "
+                 "'off': no DNS server)");
   app.add_option("--config", config_file, "YAML config file");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off");
   app.add_flag("--no-access-log", no_access_log, "do not log one line per request");
@@ -85,6 +89,16 @@ int main(int argc, char** argv) {
   if (!data.empty()) cfg.data_dir = data;
   if (!listen.empty()) cfg.listen = listen;
   if (!router_listen.empty()) cfg.router_listen = router_listen;
+  if (!dns_listen.empty()) {
+    cfg.dns.listen.clear();
+    cfg.dns.enabled = false;
+    for (const auto& a : dns_listen) {
+      if (a != "off") {
+        cfg.dns.listen.push_back(a);
+        cfg.dns.enabled = true;
+      }
+    }
+  }
   if (!log_level.empty()) cfg.log_level = log_level;
   if (no_access_log) cfg.access_log = false;
 

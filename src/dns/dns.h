@@ -4,17 +4,26 @@
 // answers from an immutable snapshot swapped on every change. The public API of src/dns.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "common/result.h"
 
+namespace berth::store {
+class MetadataStore;
+}  // namespace berth::store
+
 namespace berth::dns {
+
+struct Snapshot;
 
 /// One record set: a name, a type and its values, as the API, the store and zone files see
 /// it. Several sets may share name and type when each has a set_identifier (routing policies).
@@ -93,5 +102,120 @@ Result<ZoneData> parse_zone_file(std::string_view text, std::string_view zone);
 /// Writes the zone as a master file: $ORIGIN, SOA first, then sets in canonical order, names
 /// relative to the origin. export → import → export is identical.
 std::string export_zone_file(const ZoneData& z);
+
+// ---- The hosted zones (service.cc) ----------------------------------------------------------
+
+struct Settings {
+  /// Name servers every zone lists (config dns.nameservers). Empty: "ns1.<zone>", whose
+  /// address records (and glue in a parent) are nameserver_addresses.
+  std::vector<std::string> nameservers;
+  /// Addresses of berth's name servers (config dns.nameserver_addresses; default: the
+  /// --dns-listen addresses that are not wildcards).
+  std::vector<std::string> nameserver_addresses;
+  /// What an ALIAS to a service answers (config dns.service_addresses; default: the router's
+  /// listen addresses that are not wildcards).
+  std::vector<std::string> service_addresses;
+  /// Largest zone, in record sets (config dns.max_record_sets_per_zone).
+  size_t max_record_sets = 100000;
+};
+
+/// Hosted zones: the store is the truth; every change is validated, written under the
+/// zone's serial, and then published as a new immutable Snapshot that queries read without
+/// locks. Blocking (store I/O): call from the blocking pool. Authorization is the caller's.
+class Service {
+ public:
+  Service(store::MetadataStore& store, Settings settings);
+  ~Service();
+
+  /// Reads every zone from the store and publishes the first snapshot. A stored zone that no
+  /// longer validates is skipped with an error in the log (the others still answer).
+  Status load();
+  /// The zones queries are answered from now. Never null after construction.
+  std::shared_ptr<const Snapshot> snapshot() const;
+
+  /// Creates a zone with its SOA and NS (and the name servers' addresses when they lie inside
+  /// it). When berth hosts a parent zone, the delegation (NS, and glue for name servers
+  /// inside the new zone) is added to the parent in the same transaction.
+  Result<ZoneData> create_zone(std::string_view name);
+  /// Deletes a zone and the delegation its parent holds for it (if berth hosts the parent).
+  Status delete_zone(std::string_view name);
+  Result<std::vector<ZoneData>> list_zones() const;
+  Result<ZoneData> get_zone(std::string_view name) const;
+  /// Applies a batch all or nothing; returns the zone as it is after the batch.
+  Result<ZoneData> change(std::string_view zone, const std::vector<Change>& changes);
+  Result<std::string> export_zone(std::string_view zone) const;
+  /// Loads a zone file. replace: the zone becomes exactly the file (serial bumped); else every
+  /// set in the file other than the SOA is upserted. Nothing changes on any error.
+  Result<ZoneData> import_zone(std::string_view zone, std::string_view text, bool replace);
+
+  /// Sets who may transfer the zone (AXFR) and who is sent NOTIFY on every change. Entries
+  /// are "ADDR" or "ADDR:PORT" ("[v6]:PORT"); NOTIFY goes to port 53 when none is given.
+  Result<ZoneData> set_transfer(std::string_view zone, std::vector<std::string> allow_transfer,
+                                std::vector<std::string> also_notify);
+  /// Called after every published change of a zone (the server sends NOTIFY from it).
+  void set_on_change(std::function<void(const ZoneData&)> fn);
+
+  /// The services an ALIAS may name; others answer NODATA (the deploy controller's list).
+  void set_services(std::vector<std::string> names);
+  /// Health checks now failing (their sets are left out of answers).
+  void set_unhealthy(std::vector<std::string> check_ids);
+  const Settings& settings() const { return settings_; }
+
+ private:
+  struct State;
+  void publish_locked();
+  Result<ZoneData> read_zone(std::string_view name) const;
+
+  store::MetadataStore& store_;
+  Settings settings_;
+  std::function<void(const ZoneData&)> on_change_;
+  mutable std::mutex mu_;  // serialises writers; readers use the snapshot
+  std::unique_ptr<State> state_;
+  std::shared_ptr<const Snapshot> snapshot_;  // atomic_load / atomic_store
+};
+
+// ---- The server (server.cc) -----------------------------------------------------------------
+
+struct ServerSettings {
+  /// "127.0.0.1:5353", "[::1]:5353": UDP and TCP on each (config dns.listen, --dns-listen).
+  std::vector<std::string> listen;
+  /// UDP sockets (and threads) per address, sharing the port with SO_REUSEPORT. 0: one per
+  /// core.
+  int udp_threads = 0;
+  size_t max_tcp_connections = 512;
+  size_t max_tcp_connections_per_address = 64;
+  /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
+  int tcp_idle_timeout_seconds = 10;
+};
+
+/// Answers queries on UDP and TCP from the Service's current snapshot; AXFR on TCP to the
+/// addresses a zone allows. Threads of its own: UDP workers (recvmmsg/sendmmsg batches) and
+/// one TCP I/O thread.
+class Server {
+ public:
+  /// Binds every address (port 0 picks a free port, the same for UDP and TCP) and starts.
+  static Result<std::unique_ptr<Server>> start(Service& service, ServerSettings settings);
+  ~Server();
+  void stop();
+  /// The bound addresses, ports resolved: "127.0.0.1:40123", "[::1]:40123".
+  std::vector<std::string> addresses() const;
+  struct Counters {
+    uint64_t udp_queries = 0, tcp_queries = 0, dropped = 0, truncated = 0;
+  };
+  Counters counters() const;
+
+  struct Impl;
+
+ private:
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The normalised API form of a zone name ("Example.COM." → "example.com"); InvalidArgument
+/// for a name that is not one.
+Result<std::string> normalize_zone_name(std::string_view name);
+/// A zone document (what the store keeps) and back.
+std::string zone_to_document(const ZoneData& z);
+Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name);
 
 }  // namespace berth::dns

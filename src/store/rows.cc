@@ -63,6 +63,14 @@ AuditEvent read_audit_event(Row& r) {
   return AuditEvent{r.i64(0), r.text(1), r.text(2), r.text(3), r.i64(4) != 0, r.text(5)};
 }
 
+DnsZoneRow read_dns_zone(Row& r) {
+  return DnsZoneRow{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4)};
+}
+
+DnsObjectRow read_dns_object(Row& r) {
+  return DnsObjectRow{r.text(0), r.text(1), r.text(2), r.i64(3)};
+}
+
 ServiceRecord read_service(Row& r) {
   return ServiceRecord{r.text(0), r.text(1), r.i64(2) != 0, r.i64(3), r.i64(4), r.i64(5)};
 }
@@ -138,6 +146,21 @@ void bind_audit_event(Params& p, const AuditEvent& e) {
   p.set_text(4, e.resource);
   p.set_i64(5, int64_t{e.allowed});
   p.set_text(6, e.source);
+}
+
+void bind_dns_zone(Params& p, const DnsZoneRow& z) {
+  p.set_text(1, z.name);
+  p.set_i64(2, z.serial);
+  p.set_text(3, z.document);
+  p.set_i64(4, z.created_at);
+  p.set_i64(5, z.updated_at);
+}
+
+void bind_dns_object(Params& p, const DnsObjectRow& o) {
+  p.set_text(1, o.kind);
+  p.set_text(2, o.name);
+  p.set_text(3, o.document);
+  p.set_i64(4, o.created_at);
 }
 
 void bind_service(Params& p, const ServiceRecord& s) {

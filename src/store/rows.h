@@ -60,7 +60,12 @@ inline constexpr const char* kBuildColumns =
     "id, project, status, phase, reason, commit_id, branch, trigger, source, image, tags, "
     "digest, phase_ms, steps, created_at, started_at, finished_at";
 
+inline constexpr const char* kDnsZoneColumns = "name, serial, document, created_at, updated_at";
+inline constexpr const char* kDnsObjectColumns = "kind, name, document, created_at";
+
 Repository read_repository(Row& r);
+DnsZoneRow read_dns_zone(Row& r);
+DnsObjectRow read_dns_object(Row& r);
 ManifestRecord read_manifest(Row& r);
 Referrer read_referrer(Row& r);
 Principal read_principal(Row& r);
@@ -76,6 +81,10 @@ BuildRecord read_build(Row& r);
 // Binds the columns an INSERT names, in this order, from parameter 1 on.
 // (name, immutable_tags, mutable_globs, created_at)
 void bind_repository(Params& p, const Repository& r);
+// (name, serial, document, created_at, updated_at)
+void bind_dns_zone(Params& p, const DnsZoneRow& z);
+// (kind, name, document, created_at)
+void bind_dns_object(Params& p, const DnsObjectRow& o);
 // (kind, name, created_at)
 void bind_principal(Params& p, const Principal& v);
 // (id, user_name, secret_hash, active, created_at)

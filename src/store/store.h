@@ -163,6 +163,35 @@ struct BuildRecord {
 };
 
 /// What happened to the tag when a manifest was put.
+// ---- DNS (dns) ------------------------------------------------------------------------------
+
+/// A hosted zone: its record sets as one JSON document (dns::ZoneData), so that a change batch
+/// is one conditional row update and a reader never sees half of one.
+struct DnsZoneRow {
+  std::string name;  // "example.com"
+  int64_t serial = 0;
+  std::string document;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
+/// One write of write_dns_zones. Create: AlreadyExists when the zone exists. Update: only
+/// while the stored serial is still expected_serial (Conflict otherwise: another change won).
+/// Remove: NotFound when absent.
+struct DnsZoneWrite {
+  enum class Op { Create, Update, Remove } op = Op::Update;
+  DnsZoneRow row;
+  int64_t expected_serial = 0;
+};
+
+/// DNS objects that are not zones (TSIG keys, health checks): JSON documents by kind and name.
+struct DnsObjectRow {
+  std::string kind;  // "tsig", "healthcheck"
+  std::string name;
+  std::string document;
+  int64_t created_at = 0;
+};
+
 struct PutManifestResult {
   bool created = true;  // false when the same digest was already there
   std::string previous_tag_digest;
@@ -285,6 +314,18 @@ class MetadataStore {
   virtual Result<std::vector<BuildRecord>> list_builds(const std::string& project, int limit) = 0;
   /// Builds with this status, oldest first (the queue order).
   virtual Result<std::vector<BuildRecord>> list_builds_by_status(const std::string& status) = 0;
+
+  // DNS. Zones change only through write_dns_zones: several writes (a sub-zone and the
+  // delegation in its parent) commit together or not at all.
+  virtual Result<DnsZoneRow> get_dns_zone(const std::string& name) = 0;
+  /// Sorted by name.
+  virtual Result<std::vector<DnsZoneRow>> list_dns_zones() = 0;
+  virtual Status write_dns_zones(const std::vector<DnsZoneWrite>& writes) = 0;
+  /// create: AlreadyExists when present; otherwise replaces.
+  virtual Status put_dns_object(const DnsObjectRow& o, bool create) = 0;
+  /// Sorted by name.
+  virtual Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) = 0;
+  virtual Status delete_dns_object(const std::string& kind, const std::string& name) = 0;
 
   // Audit log: appended in batches, read newest first.
   virtual Status append_audit(const std::vector<AuditEvent>& events) = 0;

@@ -60,12 +60,12 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 }
 
 // berthd as `make run` starts it: from dir, `build/bin/berthd --data ./var --listen ADDR`. The
-// router's address comes from the environment (BERTH_ROUTER_LISTEN), so the command line stays
-// the Makefile's.
+// router's and DNS server's addresses come from the environment (BERTH_ROUTER_LISTEN,
+// BERTH_DNS_LISTEN), so the command line stays the Makefile's.
 class MakeRunBerthd {
  public:
-  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port)
-      : dir_(std::move(dir)), port_(port), router_port_(router_port) {}
+  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port, uint16_t dns_port)
+      : dir_(std::move(dir)), port_(port), router_port_(router_port), dns_port_(dns_port) {}
   ~MakeRunBerthd() { stop(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return read_file(dir_ + "/berthd.log"); }
@@ -74,7 +74,7 @@ class MakeRunBerthd {
   std::string start() {
     std::string cmd =
         "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
-        " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
+        " BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_) + " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
         " >berthd.log 2>&1";
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -108,7 +108,7 @@ class MakeRunBerthd {
 
  private:
   std::string dir_;
-  uint16_t port_, router_port_;
+  uint16_t port_, router_port_, dns_port_;
   pid_t pid_ = -1;
 };
 
@@ -129,7 +129,7 @@ bool can_run(std::string* why) {
     *why = "needs root (berthd runs services with runc)";
     return false;
   }
-  for (const char* t : {"docker", "dockerd", "runc", "skopeo", "umoci", "git", "curl"}) {
+  for (const char* t : {"docker", "dockerd", "runc", "skopeo", "umoci", "git", "curl", "dig"}) {
     if (!have(t)) {
       *why = std::string(t) + " is not installed";
       return false;
@@ -156,7 +156,7 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
 
   auto blocks = quickstart_blocks(read_file(std::string(BERTH_SOURCE_DIR) + "/README.md"));
   ASSERT_GE(blocks.size(), 6u) << "the README lost its " << kMarker << " markers";
-  size_t serve_block = blocks.size(), git_block = blocks.size();
+  size_t serve_block = blocks.size(), git_block = blocks.size(), dns_block = blocks.size();
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (blocks[i].find("berth service create web") != std::string::npos) {
       serve_block = i;
@@ -164,9 +164,13 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     if (blocks[i].find("git push berth main") != std::string::npos) {
       git_block = i;
     }
+    if (blocks[i].find("berth dns zone create") != std::string::npos) {
+      dns_block = i;
+    }
   }
   ASSERT_LT(serve_block, blocks.size()) << "no quickstart creates the service";
   ASSERT_LT(git_block, blocks.size()) << "no quickstart pushes with git";
+  ASSERT_LT(dns_block, blocks.size()) << "no quickstart creates a DNS zone";
 
   // The checkout, as the README's reader has it: build/bin holds the binaries.
   TempDir work;
@@ -200,13 +204,16 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
                 docker + " tag busybox:stable busybox:latest");
   ASSERT_EQ(bb.code, 0) << bb.all();
 
-  uint16_t port = free_port(), router_port = free_port();
+  uint16_t port = free_port(), router_port = free_port(), dns_port = free_port();
   while (router_port == port) {
     router_port = free_port();
   }
+  while (dns_port == port || dns_port == router_port) {
+    dns_port = free_port();
+  }
   const std::string host = "127.0.0.1:" + std::to_string(port);
   const std::string router_host = "127.0.0.1:" + std::to_string(router_port);
-  MakeRunBerthd berthd(w, port, router_port);
+  MakeRunBerthd berthd(w, port, router_port, dns_port);
   std::string err = berthd.start();
   ASSERT_EQ(err, "");
 
@@ -221,6 +228,8 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     std::string block = replace_all(blocks[i], "127.0.0.1:5000", host);
     block = replace_all(block, "127.0.0.1:8080", router_host);
+    block = replace_all(block, ":8080/", ":" + std::to_string(router_port) + "/");
+    block = replace_all(block, "-p 5353", "-p " + std::to_string(dns_port));
     std::string file = w + "/quickstart-" + std::to_string(i) + ".sh";
     write_file(file, block);
     driver += "echo '##### quickstart block " + std::to_string(i) + " begin'\nsource '" + file +
@@ -248,6 +257,12 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
               std::string::npos)
         << "the page built from git was not served:\n"
         << block_output(r.out, git_block);
+    // The apex and www (a delegated sub-zone) both answer with the router's address, and the
+    // page is served under the zone's own name.
+    std::string dns_out = block_output(r.out, dns_block);
+    EXPECT_NE(dns_out.find("apex: 127.0.0.1\n"), std::string::npos) << dns_out;
+    EXPECT_NE(dns_out.find("www: 127.0.0.1\n"), std::string::npos) << dns_out;
+    EXPECT_NE(dns_out.find("hello from berth"), std::string::npos) << dns_out;
   }
   berthd.stop();
 }

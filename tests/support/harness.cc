@@ -144,6 +144,8 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
   cfg.data_dir = data_.path();
   cfg.listen = "127.0.0.1:0";
   cfg.router_listen = "127.0.0.1:0";
+  cfg.dns.listen = {"127.0.0.1:0"};
+  cfg.dns.udp_threads = 1;
   cfg.log_level = "warn";
   cfg.storage.fsync = false;  // tests exercise logic, not the disk
   if (tweak) {
@@ -167,6 +169,14 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
 }
 
 TestDaemon::~TestDaemon() { d_->stop(); }
+
+uint16_t TestDaemon::dns_port() const {
+  auto a = d_->dns_addresses();
+  if (a.empty()) {
+    return 0;
+  }
+  return static_cast<uint16_t>(std::stoi(a.front().substr(a.front().rfind(':') + 1)));
+}
 
 std::string TestDaemon::host() const { return "127.0.0.1:" + std::to_string(port_); }
 std::string TestDaemon::url() const { return "http://" + host(); }
@@ -200,8 +210,10 @@ std::string BerthdProcess::url() const { return "http://" + host(); }
 void BerthdProcess::start() {
   port_ = free_port();
   router_port_ = free_port();
+  dns_port_ = free_port();
   std::vector<std::string> args = {bin("berthd"),       "--data", data_dir_, "--listen", host(),
-                                   "--router-listen", "127.0.0.1:" + std::to_string(router_port_)};
+                                   "--router-listen", "127.0.0.1:" + std::to_string(router_port_),
+                                   "--dns-listen",    "127.0.0.1:" + std::to_string(dns_port_)};
   args.insert(args.end(), extra_.begin(), extra_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

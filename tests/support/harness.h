@@ -93,6 +93,8 @@ class TestDaemon {
   std::string url() const;   // "http://127.0.0.1:PORT"
   /// The router (services), "http://127.0.0.1:PORT".
   uint16_t router_port() const { return d_->router_port(); }
+  /// The DNS server's port (UDP and TCP on 127.0.0.1).
+  uint16_t dns_port() const;
   std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port()); }
   const std::string& data_dir() const { return data_.path(); }
   daemon::Daemon& daemon() { return *d_; }
@@ -139,6 +141,7 @@ class BerthdProcess {
   std::string url() const;
   /// The router of the current run, "http://127.0.0.1:PORT".
   std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port_); }
+  uint16_t dns_port() const { return dns_port_; }
   const std::string& log_path() const { return log_; }
   /// Runs the berth CLI against this berthd as admin.
   CmdResult cli(const std::string& args) const;
@@ -155,6 +158,7 @@ class BerthdProcess {
   std::vector<std::string> extra_;
   uint16_t port_ = 0;
   uint16_t router_port_ = 0;
+  uint16_t dns_port_ = 0;
   pid_t pid_ = -1;
   std::string log_;
   AdminCredentials admin_;

@@ -139,6 +139,18 @@ CREATE TABLE IF NOT EXISTS builds(
   finished_at INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS builds_project ON builds(project, id);
 CREATE INDEX IF NOT EXISTS builds_status ON builds(status);
+CREATE TABLE IF NOT EXISTS dns_zones(
+  name TEXT PRIMARY KEY,
+  serial INTEGER NOT NULL,
+  document TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dns_objects(
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  document TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY(kind, name)) WITHOUT ROWID;
 )sql";
 
 }  // namespace

@@ -115,6 +115,13 @@ class SqliteMetadataStore final : public MetadataStore {
   Result<std::vector<BuildRecord>> list_builds(const std::string& project, int limit) override;
   Result<std::vector<BuildRecord>> list_builds_by_status(const std::string& status) override;
 
+  Result<DnsZoneRow> get_dns_zone(const std::string& name) override;
+  Result<std::vector<DnsZoneRow>> list_dns_zones() override;
+  Status write_dns_zones(const std::vector<DnsZoneWrite>& writes) override;
+  Status put_dns_object(const DnsObjectRow& o, bool create) override;
+  Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) override;
+  Status delete_dns_object(const std::string& kind, const std::string& name) override;
+
   Status append_audit(const std::vector<AuditEvent>& events) override;
   Result<std::vector<AuditEvent>> list_audit(int64_t since, const std::string& principal,
                                              int limit) override;

@@ -1,0 +1,453 @@
+// SPDX-License-Identifier: Apache-2.0
+// dns::Service: hosted zones kept in the metadata store, published to the query path as one
+// immutable Snapshot per change (copy the zone map, recompile only the zone that changed,
+// swap the pointer). Writers are serialised by a mutex; the store's serial check keeps a
+// second node from overwriting a change it did not see.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "dns/dns.h"
+#include "dns/name.h"
+#include "dns/zone.h"
+#include "store/store.h"
+
+namespace berth::dns {
+
+struct Service::State {
+  std::map<std::string, std::shared_ptr<const Zone>> zones;  // by API name
+  std::unordered_set<std::string> services;
+  std::unordered_set<std::string> unhealthy;
+};
+
+namespace {
+
+int64_t now_unix() { return static_cast<int64_t>(std::time(nullptr)); }
+
+RecordSet make_set(std::string name, std::string type, uint32_t ttl) {
+  RecordSet s;
+  s.name = std::move(name);
+  s.type = std::move(type);
+  s.ttl = ttl;
+  return s;
+}
+
+// "ADDR", "ADDR:PORT" or "[IPv6]:PORT".
+bool valid_peer(const std::string& entry) {
+  std::string addr = entry;
+  std::string port;
+  if (!addr.empty() && addr.front() == '[') {
+    auto close = addr.find(']');
+    if (close == std::string::npos) {
+      return false;
+    }
+    port = close + 1 < addr.size() && addr[close + 1] == ':' ? addr.substr(close + 2) : "";
+    if (close + 1 < addr.size() && port.empty()) {
+      return false;
+    }
+    addr = addr.substr(1, close - 1);
+  } else if (std::count(addr.begin(), addr.end(), ':') == 1) {
+    port = addr.substr(addr.find(':') + 1);
+    addr = addr.substr(0, addr.find(':'));
+    if (port.empty()) {
+      return false;
+    }
+  }
+  if (!port.empty() &&
+      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+       std::stoi(port) > 65535)) {
+    return false;
+  }
+  unsigned char buf[16];
+  return inet_pton(AF_INET, addr.c_str(), buf) == 1 || inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+}
+
+bool is_ipv6(const std::string& a) { return a.find(':') != std::string::npos; }
+
+// "ns1.example.com" names for a zone: the configured ones, or ns1.<zone>.
+std::vector<std::string> nameservers_for(const Settings& s, const std::string& zone) {
+  if (!s.nameservers.empty()) {
+    return s.nameservers;
+  }
+  return {"ns1." + zone};
+}
+
+bool within(const std::string& name, const std::string& zone) {
+  return name == zone || (name.size() > zone.size() &&
+                          name.compare(name.size() - zone.size(), zone.size(), zone) == 0 &&
+                          name[name.size() - zone.size() - 1] == '.');
+}
+
+// Address sets for name servers inside `scope` (the zone's own, or glue in a parent).
+std::vector<RecordSet> nameserver_addresses(const Settings& s, const std::string& zone,
+                                            const std::string& scope) {
+  std::vector<RecordSet> out;
+  for (const auto& ns : nameservers_for(s, zone)) {
+    if (!within(ns, scope)) {
+      continue;
+    }
+    RecordSet a = make_set(ns, "A", 3600);
+    RecordSet aaaa = make_set(ns, "AAAA", 3600);
+    for (const auto& addr : s.nameserver_addresses) {
+      (is_ipv6(addr) ? aaaa : a).values.push_back(addr);
+    }
+    for (auto* set : {&a, &aaaa}) {
+      if (!set->values.empty()) {
+        out.push_back(*set);
+      }
+    }
+  }
+  return out;
+}
+
+// The hosted zone directly above `name` (the deepest proper ancestor), or "".
+std::string parent_zone(const std::map<std::string, std::shared_ptr<const Zone>>& zones,
+                        const std::string& name) {
+  for (auto pos = name.find('.'); pos != std::string::npos; pos = name.find('.', pos + 1)) {
+    std::string candidate = name.substr(pos + 1);
+    if (zones.count(candidate) != 0) {
+      return candidate;
+    }
+  }
+  return "";
+}
+
+store::DnsZoneRow row_of(const ZoneData& z, int64_t created_at) {
+  int64_t now = now_unix();
+  return store::DnsZoneRow{z.name, z.serial, zone_to_document(z), created_at ? created_at : now,
+                           now};
+}
+
+// A serial for a new zone: YYYYMMDD01 like most operators use, so a re-created zone's serial
+// still grows for secondaries that remember the old one.
+uint32_t initial_serial() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return static_cast<uint32_t>((tm.tm_year + 1900) * 1000000 + (tm.tm_mon + 1) * 10000 +
+                               tm.tm_mday * 100 + 1);
+}
+
+}  // namespace
+
+Result<std::string> normalize_zone_name(std::string_view name) {
+  if (name.empty() || name == ".") {
+    return Error(Errc::InvalidArgument, "zone name is empty: give a domain like example.com");
+  }
+  auto wire = name_from_text(name);
+  if (!wire) {
+    return Error(Errc::InvalidArgument,
+                 "zone name '" + std::string(name) + "': " + wire.error().message());
+  }
+  return name_to_api(name_lower(*wire));
+}
+
+std::string zone_to_document(const ZoneData& z) {
+  Json sets = Json::array();
+  for (const auto& s : z.sets) {
+    sets.push_back(record_set_to_json(s));
+  }
+  Json j = Json::object();
+  j["record_sets"] = sets;
+  j["allow_transfer"] = z.allow_transfer;
+  j["also_notify"] = z.also_notify;
+  return j.dump();
+}
+
+Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name) {
+  auto j = parse_json(doc, "zone document");
+  if (!j) {
+    return j.error();
+  }
+  ZoneData z;
+  z.name = std::string(name);
+  try {
+    for (const auto& s : j->at("record_sets")) {
+      BERTH_ASSIGN_OR_RETURN(auto set, record_set_from_json(s, name));
+      z.sets.push_back(std::move(set));
+    }
+    z.allow_transfer = j->value("allow_transfer", std::vector<std::string>{});
+    z.also_notify = j->value("also_notify", std::vector<std::string>{});
+  } catch (const std::exception& e) {
+    return Error(Errc::DataLoss, "zone " + std::string(name) + ": stored document: " + e.what());
+  }
+  return z;
+}
+
+Service::Service(store::MetadataStore& store, Settings settings)
+    : store_(store), settings_(std::move(settings)), state_(std::make_unique<State>()) {
+  snapshot_ = std::make_shared<const Snapshot>();
+}
+
+Service::~Service() = default;
+
+std::shared_ptr<const Snapshot> Service::snapshot() const { return std::atomic_load(&snapshot_); }
+
+void Service::publish_locked() {
+  auto snap = std::make_shared<Snapshot>();
+  for (const auto& [name, zone] : state_->zones) {
+    snap->zones.emplace(zone->apex(), zone);
+  }
+  snap->unhealthy_checks = state_->unhealthy;
+  snap->services = state_->services;
+  for (const auto& a : settings_.service_addresses) {
+    unsigned char buf[16];
+    if (inet_pton(AF_INET, a.c_str(), buf) == 1) {
+      snap->service_a.emplace_back(reinterpret_cast<char*>(buf), 4);
+    } else if (inet_pton(AF_INET6, a.c_str(), buf) == 1) {
+      snap->service_aaaa.emplace_back(reinterpret_cast<char*>(buf), 16);
+    }
+  }
+  std::atomic_store(&snapshot_, std::shared_ptr<const Snapshot>(std::move(snap)));
+}
+
+Status Service::load() {
+  BERTH_ASSIGN_OR_RETURN(auto rows, store_.list_dns_zones());
+  std::lock_guard lock(mu_);
+  state_->zones.clear();
+  for (const auto& row : rows) {
+    auto z = zone_from_document(row.document, row.name);
+    if (z) {
+      z->serial = static_cast<uint32_t>(row.serial);
+    }
+    auto compiled = z ? Zone::compile(*z) : Result<std::shared_ptr<const Zone>>(z.error());
+    if (!compiled) {
+      log::get("dns")->error("zone {} is not served: {}", row.name, compiled.error().message());
+      continue;
+    }
+    state_->zones[row.name] = *compiled;
+  }
+  publish_locked();
+  log::get("dns")->info("zones loaded count={}", state_->zones.size());
+  return ok();
+}
+
+Result<ZoneData> Service::read_zone(std::string_view name) const {
+  BERTH_ASSIGN_OR_RETURN(auto n, normalize_zone_name(name));
+  std::lock_guard lock(mu_);
+  auto it = state_->zones.find(n);
+  if (it == state_->zones.end()) {
+    return Error(Errc::NotFound, "zone " + n + " does not exist");
+  }
+  return it->second->data();
+}
+
+Result<std::vector<ZoneData>> Service::list_zones() const {
+  std::lock_guard lock(mu_);
+  std::vector<ZoneData> out;
+  for (const auto& [name, zone] : state_->zones) {
+    out.push_back(zone->data());
+  }
+  return out;
+}
+
+Result<ZoneData> Service::get_zone(std::string_view name) const { return read_zone(name); }
+
+Result<ZoneData> Service::create_zone(std::string_view name_in) {
+  BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(name_in));
+  std::lock_guard lock(mu_);
+  if (state_->zones.count(name) != 0) {
+    return Error(Errc::AlreadyExists, "zone " + name + " already exists");
+  }
+  auto nameservers = nameservers_for(settings_, name);
+  ZoneData z = new_zone(name, nameservers, initial_serial());
+  for (auto& set : nameserver_addresses(settings_, name, name)) {
+    z.sets.push_back(std::move(set));
+  }
+  BERTH_TRY(validate_zone(z));
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(z));
+  std::vector<store::DnsZoneWrite> writes;
+  writes.push_back({store::DnsZoneWrite::Op::Create, row_of(z, 0), 0});
+
+  // A sub-zone of a hosted zone: delegate it from the parent (NS, plus glue for name
+  // servers inside the new zone), in the same transaction.
+  std::string parent = parent_zone(state_->zones, name);
+  std::shared_ptr<const Zone> parent_compiled;
+  if (!parent.empty()) {
+    const ZoneData& pz = state_->zones[parent]->data();
+    std::vector<Change> changes;
+    RecordSet ns = make_set(name, "NS", 172800);
+    for (const auto& n : nameservers) {
+      ns.values.push_back(n + ".");
+    }
+    changes.push_back({Change::Action::Upsert, ns});
+    for (auto& glue : nameserver_addresses(settings_, name, name)) {
+      changes.push_back({Change::Action::Upsert, std::move(glue)});
+    }
+    auto updated = apply_changes(pz, changes);
+    if (!updated) {
+      return Error(updated.error().code(), "delegate " + name + " from parent zone " + parent +
+                                               ": " + updated.error().message());
+    }
+    BERTH_ASSIGN_OR_RETURN(parent_compiled, Zone::compile(*updated));
+    writes.push_back({store::DnsZoneWrite::Op::Update, row_of(*updated, 0), pz.serial});
+  }
+  BERTH_TRY(store_.write_dns_zones(writes));
+  state_->zones[name] = compiled;
+  if (parent_compiled) {
+    state_->zones[parent] = parent_compiled;
+  }
+  publish_locked();
+  if (on_change_ && parent_compiled) {
+    on_change_(parent_compiled->data());
+  }
+  log::get("dns")->info("zone created name={} parent={}", name, parent.empty() ? "-" : parent);
+  return z;
+}
+
+Status Service::delete_zone(std::string_view name_in) {
+  BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(name_in));
+  std::lock_guard lock(mu_);
+  auto it = state_->zones.find(name);
+  if (it == state_->zones.end()) {
+    return Error(Errc::NotFound, "zone " + name + " does not exist");
+  }
+  std::vector<store::DnsZoneWrite> writes;
+  writes.push_back({store::DnsZoneWrite::Op::Remove, store::DnsZoneRow{name, 0, "", 0, 0}, 0});
+  // Remove exactly the delegation create_zone added: the NS set at the cut and glue below it.
+  std::string parent = parent_zone(state_->zones, name);
+  std::shared_ptr<const Zone> parent_compiled;
+  if (!parent.empty()) {
+    const ZoneData& pz = state_->zones[parent]->data();
+    std::vector<Change> changes;
+    for (const auto& set : pz.sets) {
+      if (within(set.name, name) && (set.type == "NS" || set.type == "A" || set.type == "AAAA")) {
+        changes.push_back({Change::Action::Delete, set});
+      }
+    }
+    if (!changes.empty()) {
+      BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(pz, changes));
+      BERTH_ASSIGN_OR_RETURN(parent_compiled, Zone::compile(updated));
+      writes.push_back({store::DnsZoneWrite::Op::Update, row_of(updated, 0), pz.serial});
+    }
+  }
+  BERTH_TRY(store_.write_dns_zones(writes));
+  state_->zones.erase(name);
+  if (parent_compiled) {
+    state_->zones[parent] = parent_compiled;
+  }
+  publish_locked();
+  if (on_change_ && parent_compiled) {
+    on_change_(parent_compiled->data());
+  }
+  log::get("dns")->info("zone deleted name={}", name);
+  return ok();
+}
+
+Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Change>& changes) {
+  BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
+  std::lock_guard lock(mu_);
+  auto it = state_->zones.find(name);
+  if (it == state_->zones.end()) {
+    return Error(Errc::NotFound, "zone " + name + " does not exist");
+  }
+  const ZoneData& old = it->second->data();
+  BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(old, changes));
+  if (updated.sets.size() > settings_.max_record_sets) {
+    return Error(Errc::ResourceExhausted, "zone " + name + " would hold " +
+                                              std::to_string(updated.sets.size()) +
+                                              " record sets; dns.max_record_sets_per_zone is " +
+                                              std::to_string(settings_.max_record_sets));
+  }
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(updated));
+  BERTH_TRY(
+      store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, row_of(updated, 0), old.serial}}));
+  it->second = compiled;
+  publish_locked();
+  if (on_change_) {
+    on_change_(updated);
+  }
+  return updated;
+}
+
+Result<std::string> Service::export_zone(std::string_view zone) const {
+  BERTH_ASSIGN_OR_RETURN(auto z, read_zone(zone));
+  return export_zone_file(z);
+}
+
+Result<ZoneData> Service::import_zone(std::string_view zone_in, std::string_view text,
+                                      bool replace) {
+  BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
+  BERTH_ASSIGN_OR_RETURN(auto file, parse_zone_file(text, name));
+  BERTH_ASSIGN_OR_RETURN(auto current, read_zone(name));
+  std::vector<Change> changes;
+  if (replace) {
+    // Delete what the file does not have, upsert what it has: one batch, so validation sees
+    // the final zone and nothing changes on an error.
+    for (const auto& set : current.sets) {
+      bool kept = std::any_of(file.sets.begin(), file.sets.end(), [&](const RecordSet& f) {
+        return f.name == set.name && f.type == set.type && f.set_identifier == set.set_identifier;
+      });
+      if (!kept) {
+        changes.push_back({Change::Action::Delete, set});
+      }
+    }
+  }
+  for (const auto& set : file.sets) {
+    if (set.type == "SOA" && !replace) {
+      continue;
+    }
+    changes.push_back({Change::Action::Upsert, set});
+  }
+  return change(name, changes);
+}
+
+Result<ZoneData> Service::set_transfer(std::string_view zone_in,
+                                       std::vector<std::string> allow_transfer,
+                                       std::vector<std::string> also_notify) {
+  BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
+  for (const auto* list : {&allow_transfer, &also_notify}) {
+    for (const auto& entry : *list) {
+      if (!valid_peer(entry)) {
+        return Error(Errc::InvalidArgument,
+                     std::string(list == &allow_transfer ? "allow_transfer" : "also_notify") +
+                         ": '" + entry + "' is not ADDR, ADDR:PORT or [IPv6]:PORT");
+      }
+    }
+  }
+  std::unique_lock lock(mu_);
+  auto it = state_->zones.find(name);
+  if (it == state_->zones.end()) {
+    return Error(Errc::NotFound, "zone " + name + " does not exist");
+  }
+  ZoneData z = it->second->data();
+  uint32_t old_serial = z.serial;
+  z.allow_transfer = std::move(allow_transfer);
+  z.also_notify = std::move(also_notify);
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(z));
+  BERTH_TRY(store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, row_of(z, 0), old_serial}}));
+  it->second = compiled;
+  publish_locked();
+  return z;
+}
+
+void Service::set_on_change(std::function<void(const ZoneData&)> fn) {
+  std::lock_guard lock(mu_);
+  on_change_ = std::move(fn);
+}
+
+void Service::set_services(std::vector<std::string> names) {
+  std::lock_guard lock(mu_);
+  std::unordered_set<std::string> next(names.begin(), names.end());
+  if (next == state_->services) {
+    return;
+  }
+  state_->services = std::move(next);
+  publish_locked();
+}
+
+void Service::set_unhealthy(std::vector<std::string> check_ids) {
+  std::lock_guard lock(mu_);
+  std::unordered_set<std::string> next(check_ids.begin(), check_ids.end());
+  if (next == state_->unhealthy) {
+    return;
+  }
+  state_->unhealthy = std::move(next);
+  publish_locked();
+}
+
+}  // namespace berth::dns
