@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "cli/dns_health.h"
+#include "cli/dns_tsig.h"
 #include "cli/table.h"
 #include "cli/util.h"
 #include "common/fs.h"
@@ -31,6 +33,8 @@ struct DnsCommands {
   int64_t weight = -1;
   bool multivalue = false;
   CLI::Option* ttl_opt = nullptr;
+  std::shared_ptr<DnsHealthCommands> health;  // dns healthcheck (dns_health.cc)
+  std::shared_ptr<DnsTsigCommands> tsig;      // dns tsig (dns_tsig.cc)
 };
 
 namespace {
@@ -197,6 +201,7 @@ std::shared_ptr<DnsCommands> add_dns_commands(CLI::App& app) {
   add_json_flag(s->zone_update, s->json);
   s->zone_export = zone->add_subcommand("export", "print the zone as a BIND zone file");
   zone_arg(s->zone_export);
+  add_json_flag(s->zone_export, s->json, "print {\"zone\", \"zone_file\"} instead of the file");
   s->zone_import = zone->add_subcommand("import", "load a BIND zone file (all or nothing)");
   zone_arg(s->zone_import);
   s->zone_import->add_option("--file", s->file, "zone file ('-' = stdin)")->required();
@@ -248,10 +253,18 @@ std::shared_ptr<DnsCommands> add_dns_commands(CLI::App& app) {
   zone_arg(s->change);
   s->change->add_option("--file", s->file, "batch JSON ('-' = stdin)")->required();
   add_json_flag(s->change, s->json);
+  s->health = add_dns_health_commands(*dns);
+  s->tsig = add_dns_tsig_commands(*dns);
   return s;
 }
 
 std::optional<int> run_dns_commands(DnsCommands& s, const api::Client& client) {
+  if (auto rc = run_dns_health_commands(*s.health, client)) {
+    return rc;
+  }
+  if (auto rc = run_dns_tsig_commands(*s.tsig, client)) {
+    return rc;
+  }
   auto read_input = [&](const std::string& path) -> Result<std::string> {
     if (path == "-") {
       std::string all;
@@ -348,6 +361,9 @@ std::optional<int> run_dns_commands(DnsCommands& s, const api::Client& client) {
     auto r = client.call_text("GET", zone_path(s.zone) + "/export");
     if (!r) {
       return fail(r.error());
+    }
+    if (s.json) {
+      return print_json(Json{{"zone", s.zone}, {"zone_file", *r}});
     }
     std::fwrite(r->data(), 1, r->size(), stdout);
     return 0;

@@ -347,6 +347,24 @@ Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Cha
   }
   const ZoneData& old = it->second->data();
   BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(old, changes));
+  // The delegation to a zone berth hosts itself is berth's (zone create and rm keep it): a
+  // batch may not change the NS set at another hosted zone's apex (re-stating it is fine, so
+  // an exported zone file imports back).
+  auto ns_at = [](const ZoneData& z, const std::string& at) {
+    for (const auto& set : z.sets) {
+      if (set.name == at && set.type == "NS") {
+        return set;
+      }
+    }
+    return RecordSet{};
+  };
+  for (const auto& [other, zone] : state_->zones) {
+    if (other != name && within(other, name) && !(ns_at(old, other) == ns_at(updated, other))) {
+      return Error(Errc::InvalidArgument,
+                   other + " NS: the delegation to zone " + other +
+                       ", which berth hosts, is managed by `berth dns zone create/rm`");
+    }
+  }
   if (updated.sets.size() > settings_.max_record_sets) {
     return Error(Errc::ResourceExhausted, "zone " + name + " would hold " +
                                               std::to_string(updated.sets.size()) +

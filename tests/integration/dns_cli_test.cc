@@ -95,6 +95,11 @@ TEST_F(DnsCli, SubZoneIsDelegatedFromItsParent) {
   EXPECT_NE(soa.find(" aa"), std::string::npos) << soa;
   EXPECT_NE(soa.find("hostmaster.www.example.com."), std::string::npos) << soa;
 
+  // That delegation is berth's: a batch may not change it.
+  auto steal = d_.cli("dns record upsert example.com --name www --type NS --value ns.evil.test.");
+  EXPECT_NE(steal.code, 0);
+  EXPECT_NE(steal.err.find("managed by"), std::string::npos) << steal.err;
+
   // Removing the sub-zone removes exactly the delegation.
   ASSERT_EQ(d_.cli("dns zone rm www.example.com").code, 0);
   auto after = d_.cli("dns record ls example.com --json");
