@@ -19,6 +19,7 @@
 #include "dns/dns.h"
 #include "dns/name.h"
 #include "dns/rdata.h"
+#include "dns/update.h"
 #include "dns/xfr.h"
 
 namespace berth::dns {
@@ -81,6 +82,7 @@ struct Server::Impl {
   Impl(Service& s, ServerSettings st) : service(s), settings(std::move(st)) {}
 
   Status bind_all();
+  Status bind_address(const asio::ip::udp::endpoint& ep, int per_address);
   void udp_loop(int fd);
   awaitable<void> tcp_connection(asio::ip::tcp::socket sock, net::ConnectionGate::Ticket ticket);
   void stop();
@@ -144,40 +146,15 @@ awaitable<void> Server::Impl::notify(std::string zone_wire, std::string target) 
   log::get("dns")->warn("notify unanswered zone={} to={}", name_to_api(zone_wire), target);
 }
 
-Status Server::Impl::bind_all() {
-  int per_address = settings.udp_threads > 0
-                        ? settings.udp_threads
-                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  for (const auto& text : settings.listen) {
-    BERTH_ASSIGN_OR_RETURN(auto ep, parse_endpoint(text));
-    uint16_t port = ep.port();
-    for (int i = 0; i < per_address; ++i) {
-      int fd = ::socket(ep.address().is_v6() ? AF_INET6 : AF_INET,
-                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd < 0) {
-        return Error(Errc::Unavailable, "dns: socket: " + std::string(strerror(errno)));
-      }
-      udp_fds.push_back(fd);
-      int one = 1;
-      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      if (ep.address().is_v6()) {
-        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-      }
-      asio::ip::udp::endpoint at(ep.address(), port);
-      if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) {
-        return Error(Errc::Unavailable,
-                     "dns: bind udp " + endpoint_text(ep.address(), port) + ": " + strerror(errno));
-      }
-      if (port == 0) {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
-        port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                              : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-      }
-    }
+// Binds UDP (per_address sockets sharing the port) and TCP on one address. Port 0: TCP picks
+// a free port first and UDP takes the same one; when UDP finds it taken, try again (a few
+// times), so parallel test daemons never collide.
+Status Server::Impl::bind_address(const asio::ip::udp::endpoint& ep, int per_address) {
+  const int attempts = ep.port() == 0 ? 20 : 1;
+  std::string last_error;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
     auto acc = std::make_unique<asio::ip::tcp::acceptor>(tcp_ioc);
-    asio::ip::tcp::endpoint tep(ep.address(), port);
+    asio::ip::tcp::endpoint tep(ep.address(), ep.port());
     boost::system::error_code ec;
     acc->open(tep.protocol(), ec);
     if (!ec) {
@@ -192,10 +169,52 @@ Status Server::Impl::bind_all() {
     }
     if (ec) {
       return Error(Errc::Unavailable,
-                   "dns: bind tcp " + endpoint_text(ep.address(), port) + ": " + ec.message());
+                   "dns: bind tcp " + endpoint_text(ep.address(), ep.port()) + ": " + ec.message());
     }
+    uint16_t port = acc->local_endpoint().port();
+    std::vector<int> fds;
+    bool ok_udp = true;
+    for (int i = 0; i < per_address && ok_udp; ++i) {
+      int fd = ::socket(ep.address().is_v6() ? AF_INET6 : AF_INET,
+                        SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) {
+        last_error = std::string("socket: ") + strerror(errno);
+        ok_udp = false;
+        break;
+      }
+      fds.push_back(fd);
+      int one = 1;
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      if (ep.address().is_v6()) {
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      }
+      asio::ip::udp::endpoint at(ep.address(), port);
+      if (::bind(fd, at.data(), static_cast<socklen_t>(at.size())) != 0) {
+        last_error = "bind udp " + endpoint_text(ep.address(), port) + ": " + strerror(errno);
+        ok_udp = false;
+      }
+    }
+    if (!ok_udp) {
+      for (int fd : fds) {
+        ::close(fd);
+      }
+      continue;  // the acceptor closes as it goes out of scope
+    }
+    udp_fds.insert(udp_fds.end(), fds.begin(), fds.end());
     acceptors.push_back(std::move(acc));
     bound.push_back(endpoint_text(ep.address(), port));
+    return ok();
+  }
+  return Error(Errc::Unavailable, "dns: " + last_error);
+}
+
+Status Server::Impl::bind_all() {
+  int per_address = settings.udp_threads > 0
+                        ? settings.udp_threads
+                        : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (const auto& text : settings.listen) {
+    BERTH_ASSIGN_OR_RETURN(auto ep, parse_endpoint(text));
+    BERTH_TRY(bind_address(ep, per_address));
   }
   return ok();
 }
@@ -230,6 +249,11 @@ void Server::Impl::udp_loop(int fd) {
     int k = 0;
     for (int i = 0; i < n; ++i) {
       std::span<const uint8_t> q(in[i].data(), in_msgs[i].msg_len);
+      if (settings.updates != nullptr && is_update(q)) {  // replied to from update.cc
+        settings.updates->handle_udp(fd, q, from[i], in_msgs[i].msg_hdr.msg_namelen);
+        out[i].clear();
+        continue;
+      }
       QueryContext ctx{false, static_cast<uint32_t>(rng())};
       answer_query(*snap, q, ctx, out[i]);
       if (out[i].empty()) {
@@ -307,8 +331,10 @@ awaitable<void> Server::Impl::tcp_connection(asio::ip::tcp::socket sock,
     std::vector<std::string> replies;
     Message parsed;
     auto qend = parse_question(q, parsed);
-    if (qend && parsed.opcode() == opcode::QUERY && parsed.questions.size() == 1 &&
-        (parsed.questions[0].type == type::AXFR || parsed.questions[0].type == type::IXFR)) {
+    if (qend && parsed.opcode() == opcode::UPDATE && settings.updates != nullptr) {
+      replies.push_back(co_await settings.updates->handle_tcp(query, peer));
+    } else if (qend && parsed.opcode() == opcode::QUERY && parsed.questions.size() == 1 &&
+               (parsed.questions[0].type == type::AXFR || parsed.questions[0].type == type::IXFR)) {
       const Zone* zone = snap->zone_for(name_lower(parsed.questions[0].name));
       if (zone == nullptr || zone->apex() != name_lower(parsed.questions[0].name)) {
         replies.push_back(error_reply(q, rcode::NOTAUTH));
@@ -361,6 +387,9 @@ void Server::Impl::stop() {
     if (t.joinable()) {
       t.join();
     }
+  }
+  if (settings.updates != nullptr) {
+    settings.updates->stop();  // its queued UDP replies use the sockets closed next
   }
   for (int fd : udp_fds) {
     ::close(fd);
