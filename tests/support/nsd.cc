@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/nsd.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+namespace berth::test {
+
+Nsd::Nsd() : port_(free_port()) {}
+
+Nsd::~Nsd() { stop(); }
+
+bool Nsd::available() { return have("nsd") || run("test -x /usr/sbin/nsd").code == 0; }
+
+void Nsd::add_primary(const std::string& zone, const std::string& zone_file) {
+  write_file(dir_ / ("zones/" + zone + ".zone"), zone_file);
+  zones_.push_back(Zone{zone, false, 0});
+}
+
+void Nsd::add_secondary(const std::string& zone, uint16_t primary_port) {
+  zones_.push_back(Zone{zone, true, primary_port});
+}
+
+std::string Nsd::config() const {
+  const std::string& d = dir_.path();
+  std::string c = "server:\n";
+  c += "  ip-address: 127.0.0.1\n";
+  c += "  port: " + std::to_string(port_) + "\n";
+  c += "  username: \"\"\n";
+  c += "  chroot: \"\"\n";
+  c += "  zonesdir: \"" + d + "/zones\"\n";
+  c += "  pidfile: \"" + d + "/nsd.pid\"\n";
+  c += "  xfrdfile: \"" + d + "/xfrd.state\"\n";
+  c += "  zonelistfile: \"" + d + "/zone.list\"\n";
+  c += "  xfrdir: \"" + d + "/xfr\"\n";
+  c += "  database: \"\"\n";
+  c += "  server-count: 1\n";
+  c += "  verbosity: 1\n";
+  c += "  hide-version: yes\n";
+  c += "  rrl-ratelimit: 0\n";  // response rate limiting would drop or TC test queries
+  c += "remote-control:\n  control-enable: no\n";
+  for (const auto& z : zones_) {
+    c += "zone:\n  name: \"" + z.name + "\"\n";
+    if (z.secondary) {
+      // Written by NSD after each transfer, so a restart would start from it.
+      c += "  zonefile: \"" + z.name + ".secondary.zone\"\n";
+      c += "  request-xfr: 127.0.0.1@" + std::to_string(z.primary_port) + " NOKEY\n";
+      c += "  allow-notify: 127.0.0.1 NOKEY\n";
+    } else {
+      c += "  zonefile: \"" + z.name + ".zone\"\n";
+    }
+  }
+  return c;
+}
+
+bool Nsd::start(std::string* why) {
+  run("mkdir -p '" + (dir_ / "zones") + "' '" + (dir_ / "xfr") + "'");
+  write_file(dir_ / "nsd.conf", config());
+  std::string nsd_bin = have("nsd") ? "nsd" : "/usr/sbin/nsd";
+  std::string conf = dir_ / "nsd.conf";
+  std::string log_path = dir_ / "nsd.log";
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    FILE* f = std::fopen(log_path.c_str(), "a");
+    if (f != nullptr) {
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    ::execlp(nsd_bin.c_str(), nsd_bin.c_str(), "-d", "-c", conf.c_str(), nullptr);
+    _exit(127);
+  }
+  if (pid_ < 0) {
+    *why = "fork failed";
+    return false;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      *why = "nsd exited: " + log();
+      return false;
+    }
+    // Any reply (even SERVFAIL from a secondary not yet transferred) means it is serving.
+    std::string zone = zones_.empty() ? "." : zones_.front().name;
+    if (dig("+time=1 +tries=1 +norec " + zone + " SOA").code == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  *why = "nsd did not answer within 15 s: " + log();
+  return false;
+}
+
+void Nsd::stop() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_ = -1;
+  // NSD's server child may outlive the parent for a moment; the pidfile names the parent
+  // only, so nothing else to reap here.
+}
+
+std::string Nsd::log() const { return read_file(dir_ / "nsd.log"); }
+
+CmdResult Nsd::dig(const std::string& args) const {
+  return run("dig @127.0.0.1 -p " + std::to_string(port_) + " " + args);
+}
+
+}  // namespace berth::test
