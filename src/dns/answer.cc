@@ -6,12 +6,14 @@
 // and `out` is reused.
 //
 // Choices (docs/dns.md):
-//  - ANY is answered with every set at the name (policies applied, ALIAS flattened to A and
-//    AAAA), as NSD does by default, not RFC 8482's minimal reply;
+//  - ANY is answered with one set at the name (RFC 8482 §4.2, as NSD 4.6 does: the first in
+//    type order that has data, an ALIAS flattened to A, else AAAA), with no NS in authority;
 //  - positive answers carry the zone's NS set in authority and its glue in additional, as
 //    NSD 4.6 does by default (minimal-responses: no); both are extra data, dropped first
 //    when the reply is too big (kApexNsInPositiveAnswers turns it off);
-//  - a CNAME is followed only within the zone the query fell in (at most 8 steps).
+//  - a CNAME is followed only within the zone the query fell in (at most 8 steps); a chain
+//    that leaves the zone or loops gets no NS in authority (as NSD 4.6);
+//  - an address already in the answer is not repeated in additional (as NSD 4.6).
 #include "dns/answer.h"
 
 #include <algorithm>
@@ -90,9 +92,10 @@ struct Resolver {
   Scratch& s;
   int rcode = rcode::NOERROR;
   bool aa = true;
-  bool positive = false;  // the answer section holds data
-  bool referred = false;  // the lookup ended at a zone cut
-  bool negative = false;  // the chain ended in NXDOMAIN or NODATA
+  bool positive = false;    // the answer section holds data
+  bool referred = false;    // the lookup ended at a zone cut
+  bool negative = false;    // the chain ended in NXDOMAIN or NODATA
+  bool unresolved = false;  // the chain ended in a CNAME left unfollowed (out of zone, loop)
 
   void add_chosen(const Chosen& c, std::string_view owner, uint16_t t) {
     if (c.n == 0) {
@@ -124,12 +127,14 @@ struct Resolver {
       }
     }
     if (qtype == type::ANY) {
-      for (const CompiledSet* b = node.sets.data(); b != node.sets.data() + node.sets.size();) {
+      // RFC 8482: one set is enough; the first (in type order) that has data.
+      for (const CompiledSet* b = node.sets.data();
+           b != node.sets.data() + node.sets.size() && s.rec.rrs.size() == before;) {
         auto [tb, te] = sets_of(node, b->type);
         if (b->type == type::ALIAS) {
           Chosen c = choose(snap, tb, te, random);
-          if (c.n > 0) {
-            for (uint16_t t : {type::A, type::AAAA}) {
+          for (uint16_t t : {type::A, type::AAAA}) {
+            if (c.n > 0 && s.rec.rrs.size() == before) {
               s.rec.begin(Writer::kAnswer, false);
               flatten_alias(snap, *c.sets[0], t, owner, random, s.rec);
               s.rec.end();
@@ -184,6 +189,21 @@ struct Resolver {
     s.rec.end();
   }
 
+  /// True when the answer section already holds `t` records at `owner`.
+  bool in_answer(std::string_view owner, uint16_t t) const {
+    for (const auto& ps : s.rec.sets) {
+      if (ps.section != Writer::kAnswer) {
+        continue;
+      }
+      for (uint32_t i = ps.first; i < ps.first + ps.count; ++i) {
+        if (s.rec.rrs[i].type == t && name_equal(s.rec.rrs[i].owner, owner)) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
   /// A and AAAA for the targets of the `t` records in `section` that lie in the zone: MX
   /// exchanges, SRV targets, name servers. Extra data, except for targets below
   /// `required_below` (a referral's in-domain glue).
@@ -218,7 +238,7 @@ struct Resolver {
         for (uint16_t at : {type::A, type::AAAA}) {
           auto [b, e] = sets_of(*n, at);
           Chosen c = choose(snap, b, e, random);
-          if (c.n == 0) {
+          if (c.n == 0 || in_answer(target, at)) {
             continue;
           }
           bool required = !required_below.empty() && name_is_within(target, required_below);
@@ -296,7 +316,12 @@ struct Resolver {
           positive = true;
           break;
       }
-      if (next.empty() || step + 1 >= kMaxCnameSteps || !name_is_within(next, zone.apex())) {
+      if (next.empty()) {
+        return;
+      }
+      if (step + 1 >= kMaxCnameSteps || !name_is_within(next, zone.apex()) ||
+          in_answer(next, type::CNAME)) {
+        unresolved = true;
         return;
       }
       owner = next;
@@ -311,7 +336,7 @@ struct Resolver {
     add_glue_for(Writer::kAnswer, type::MX);
     add_glue_for(Writer::kAnswer, type::SRV);
     add_glue_for(Writer::kAnswer, type::NS);
-    if (!kApexNsInPositiveAnswers || referred || negative) {
+    if (!kApexNsInPositiveAnswers || referred || negative || unresolved || qtype == type::ANY) {
       return;
     }
     // Not when the answer already is the apex NS set.

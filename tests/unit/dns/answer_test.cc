@@ -244,13 +244,15 @@ TEST(DnsAnswer, CnameChainFollowedInZone) {
   Message ext = ask({"ext.example.com", type::A});
   EXPECT_EQ(ext.rcode(), rcode::NOERROR);
   EXPECT_EQ(ext.answers.size(), 1u);
+  EXPECT_TRUE(ext.authority.empty());  // as NSD: no NS when the chain leaves the zone
   // A CNAME query answers the CNAME without following it.
   Message self = ask({"alias1.example.com", type::CNAME});
   EXPECT_EQ(self.answers.size(), 1u);
-  // A loop stops after 8 steps.
+  // A loop stops where it comes back to a name already answered, each CNAME once (as NSD).
   Message loop = ask({"loop1.example.com", type::A});
   EXPECT_EQ(loop.rcode(), rcode::NOERROR);
-  EXPECT_EQ(loop.answers.size(), 8u);
+  EXPECT_EQ(loop.answers.size(), 2u);
+  EXPECT_TRUE(loop.authority.empty());
 }
 
 TEST(DnsAnswer, Wildcards) {
@@ -498,16 +500,30 @@ TEST(DnsAnswer, ExtraDataDroppedBeforeTc) {
   EXPECT_EQ(texts(srv.additional, type::AAAA).size(), 1u);
 }
 
-TEST(DnsAnswer, AnyReturnsEverySet) {
+// RFC 8482 §4.2, as NSD 4.6: one set at the name (the first in type order), no NS in authority.
+TEST(DnsAnswer, AnyReturnsOneSet) {
   Message m = ask({"www.example.com", type::ANY});
+  EXPECT_EQ(m.rcode(), rcode::NOERROR);
   EXPECT_EQ(texts(m.answers, type::A).size(), 2u);
-  EXPECT_EQ(texts(m.answers, type::AAAA).size(), 1u);
+  EXPECT_EQ(texts(m.answers, type::AAAA).size(), 0u);
+  EXPECT_EQ(m.answers.size(), 2u);
+  EXPECT_TRUE(m.authority.empty());
   Message apex = ask({"example.com", type::ANY});
-  EXPECT_EQ(texts(apex.answers, type::SOA).size(), 1u);
-  EXPECT_EQ(texts(apex.answers, type::NS).size(), 2u);
-  EXPECT_EQ(texts(apex.answers, type::A).size(), 1u);  // the ALIAS, flattened
+  ASSERT_FALSE(apex.answers.empty());
   for (const auto& rr : apex.answers) {
+    EXPECT_EQ(rr.type, apex.answers[0].type);
     EXPECT_NE(rr.type, type::ALIAS);
+  }
+  EXPECT_TRUE(apex.authority.empty());
+}
+
+// An address already in the answer is not repeated in additional (as NSD 4.6).
+TEST(DnsAnswer, AdditionalDoesNotRepeatTheAnswer) {
+  Message m = ask({"ns1.example.com", type::A});
+  ASSERT_EQ(texts(m.answers, type::A).size(), 1u);
+  EXPECT_EQ(texts(m.authority, type::NS).size(), 2u);
+  for (const auto& rr : m.additional) {
+    EXPECT_FALSE(rr.type == type::A && rr.name == m.answers[0].name) << "ns1 A repeated";
   }
 }
 
