@@ -24,6 +24,7 @@ class Service;
 
 namespace berth::dns {
 class Service;
+class TsigKeyring;
 }  // namespace berth::dns
 
 namespace berth::api {
@@ -32,6 +33,7 @@ namespace berth::api {
 struct DnsSettings {
   dns::Service* service = nullptr;
   BlockingPool* pool = nullptr;
+  dns::TsigKeyring* tsig = nullptr;  // null: /api/v1/dns/tsig is unavailable
 };
 
 /// What the API needs to authenticate and issue tokens (null/false when IAM is not enforced).
@@ -95,6 +97,8 @@ class Api {
   awaitable<void> handle_services(http::Exchange& ex, std::string rest);
   /// /api/v1/dns/zones/...
   awaitable<void> handle_dns(http::Exchange& ex, std::string rest);
+  /// /api/v1/dns/tsig/... (dns_tsig.cc)
+  awaitable<void> handle_dns_tsig(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.

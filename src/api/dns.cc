@@ -209,6 +209,9 @@ class DnsHandler {
 }  // namespace
 
 awaitable<void> Api::handle_dns(http::Exchange& ex, std::string rest) {
+  if (rest == "dns/tsig" || rest.rfind("dns/tsig/", 0) == 0) {
+    co_return co_await handle_dns_tsig(ex, std::move(rest));
+  }
   if (dns_.service == nullptr || dns_.pool == nullptr) {
     co_return co_await ex.send(
         error_response(Error(Errc::FailedPrecondition, "DNS is not available on this berthd")));

@@ -26,6 +26,8 @@
 #include "common/url.h"
 #include "deploy/deploy.h"
 #include "dns/dns.h"
+#include "dns/tsig.h"
+#include "dns/update.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
@@ -108,6 +110,9 @@ struct Daemon::Impl {
   std::unique_ptr<deploy::Controller> controller;
   // DNS: the hosted zones and the server answering from them.
   std::unique_ptr<dns::Service> dns;
+  // TSIG keys and the UPDATE handler (RFC 2136): before dns_server, which uses them.
+  std::unique_ptr<dns::TsigKeyring> dns_tsig;
+  std::unique_ptr<dns::UpdateHandler> dns_updates;
   std::unique_ptr<dns::Server> dns_server;
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
@@ -520,6 +525,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   // Builds: projects, webhooks and the git remote work without a runtime; builds then fail
   // with the reason.
   BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
+  // Dynamic updates: TSIG keys sealed like the other secrets; updates audited as tsig/NAME.
+  s.dns_tsig = std::make_unique<dns::TsigKeyring>(*s.store, box);
+  BERTH_TRY(s.dns_tsig->load());
+  s.dns_updates = std::make_unique<dns::UpdateHandler>(
+      *s.dns, *s.dns_tsig,
+      [audit = s.audit.get()](const std::string& principal, const std::string& action,
+                              const std::string& resource, bool allowed, const std::string& peer) {
+        audit->record(iam::Request{principal, action, resource}, allowed, peer);
+      });
+  s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_tsig.get()});
   std::string build_unavailable;
   if (!s.runtime) {
     build_unavailable = services.unavailable_reason;
@@ -567,6 +582,7 @@ Result<uint16_t> Daemon::start() {
     ds.max_tcp_connections = s.cfg.dns.max_tcp_connections;
     ds.max_tcp_connections_per_address = s.cfg.dns.max_tcp_connections_per_address;
     ds.tcp_idle_timeout_seconds = static_cast<int>(s.cfg.dns.tcp_idle_timeout.count());
+    ds.updates = s.dns_updates.get();
     auto server = dns::Server::start(*s.dns, ds);
     if (!server) {
       return Error(server.error().code(), server.error().message() +

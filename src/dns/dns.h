@@ -24,6 +24,7 @@ class MetadataStore;
 namespace berth::dns {
 
 struct Snapshot;
+class UpdateHandler;  // update.h
 
 /// One record set: a name, a type and its values, as the API, the store and zone files see
 /// it. Several sets may share name and type when each has a set_identifier (routing policies).
@@ -186,6 +187,8 @@ struct ServerSettings {
   size_t max_tcp_connections_per_address = 64;
   /// A TCP connection with no complete query for this long is closed (RFC 7766 §6.2.3).
   int tcp_idle_timeout_seconds = 10;
+  /// Handles UPDATE messages (RFC 2136 + TSIG, update.h); null: they are answered NOTIMP.
+  UpdateHandler* updates = nullptr;
 };
 
 /// Answers queries on UDP and TCP from the Service's current snapshot; AXFR on TCP to the

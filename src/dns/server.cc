@@ -332,7 +332,9 @@ awaitable<void> Server::Impl::tcp_connection(asio::ip::tcp::socket sock,
     Message parsed;
     auto qend = parse_question(q, parsed);
     if (qend && parsed.opcode() == opcode::UPDATE && settings.updates != nullptr) {
-      replies.push_back(co_await settings.updates->handle_tcp(query, peer));
+      auto r = co_await settings.updates->handle_tcp(std::make_unique<std::string>(query),
+                                                     std::make_unique<std::string>(peer));
+      replies.push_back(std::move(*r));
     } else if (qend && parsed.opcode() == opcode::QUERY && parsed.questions.size() == 1 &&
                (parsed.questions[0].type == type::AXFR || parsed.questions[0].type == type::IXFR)) {
       const Zone* zone = snap->zone_for(name_lower(parsed.questions[0].name));
