@@ -24,6 +24,7 @@ class Service;
 
 namespace berth::dns {
 class Service;
+class HealthChecker;
 class TsigKeyring;
 }  // namespace berth::dns
 
@@ -33,7 +34,8 @@ namespace berth::api {
 struct DnsSettings {
   dns::Service* service = nullptr;
   BlockingPool* pool = nullptr;
-  dns::TsigKeyring* tsig = nullptr;  // null: /api/v1/dns/tsig is unavailable
+  dns::HealthChecker* health = nullptr;  // null: /api/v1/dns/healthchecks is unavailable
+  dns::TsigKeyring* tsig = nullptr;      // null: /api/v1/dns/tsig is unavailable
 };
 
 /// What the API needs to authenticate and issue tokens (null/false when IAM is not enforced).
@@ -97,6 +99,8 @@ class Api {
   awaitable<void> handle_services(http::Exchange& ex, std::string rest);
   /// /api/v1/dns/zones/...
   awaitable<void> handle_dns(http::Exchange& ex, std::string rest);
+  /// /api/v1/dns/healthchecks/... (dns_health.cc)
+  awaitable<void> handle_dns_health(http::Exchange& ex, std::string rest);
   /// /api/v1/dns/tsig/... (dns_tsig.cc)
   awaitable<void> handle_dns_tsig(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...

@@ -40,7 +40,8 @@ Json zone_summary(const dns::ZoneData& z) {
 
 class DnsHandler {
  public:
-  DnsHandler(dns::Service& d, iam::Service& iam) : d_(d), iam_(iam) {}
+  DnsHandler(dns::Service& d, iam::Service& iam, const dns::HealthChecker* health = nullptr)
+      : d_(d), iam_(iam), health_(health) {}
 
   http::Response serve(const ApiCall& call) {
     auto r = dispatch(call);
@@ -164,6 +165,9 @@ class DnsHandler {
       for (const auto& name : names) {
         BERTH_TRY(allow(call, "dns:ChangeRecordSets", resource + "/record/" + name));
       }
+      if (health_ != nullptr) {
+        BERTH_TRY(health_->check_references(changes));  // docs/dns.md "Health checks"
+      }
       BERTH_ASSIGN_OR_RETURN(auto z, d_.change(zone, changes));
       Json out = zone_summary(z);
       out["changes"] = changes.size();
@@ -204,11 +208,15 @@ class DnsHandler {
 
   dns::Service& d_;
   iam::Service& iam_;
+  const dns::HealthChecker* health_ = nullptr;
 };
 
 }  // namespace
 
 awaitable<void> Api::handle_dns(http::Exchange& ex, std::string rest) {
+  if (rest == "dns/healthchecks" || rest.rfind("dns/healthchecks/", 0) == 0) {
+    co_return co_await handle_dns_health(ex, std::move(rest));
+  }
   if (rest == "dns/tsig" || rest.rfind("dns/tsig/", 0) == 0) {
     co_return co_await handle_dns_tsig(ex, std::move(rest));
   }
@@ -222,8 +230,8 @@ awaitable<void> Api::handle_dns(http::Exchange& ex, std::string rest) {
     co_return co_await ex.send(error_response(read.error()));
   }
   std::shared_ptr<ApiCall> call = std::move(*read);
-  auto job = [call, d = dns_.service, iam = &iam_] {
-    DnsHandler h(*d, *iam);
+  auto job = [call, d = dns_.service, iam = &iam_, health = dns_.health] {
+    DnsHandler h(*d, *iam, health);
     return h.serve(*call);
   };
   http::Response r = co_await run_blocking(*dns_.pool, std::move(job));

@@ -114,6 +114,7 @@ struct Daemon::Impl {
   std::unique_ptr<dns::TsigKeyring> dns_tsig;
   std::unique_ptr<dns::UpdateHandler> dns_updates;
   std::unique_ptr<dns::Server> dns_server;
+  std::unique_ptr<dns::HealthChecker> dns_health;  // probes; publishes to dns
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
   uint16_t router_port = 0;
@@ -520,7 +521,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);
   BERTH_TRY(s.dns->load());
-  s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get()});
+  s.dns_health = std::make_unique<dns::HealthChecker>(*s.store, *s.dns);
 
   // Builds: projects, webhooks and the git remote work without a runtime; builds then fail
   // with the reason.
@@ -534,7 +535,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
                               const std::string& resource, bool allowed, const std::string& peer) {
         audit->record(iam::Request{principal, action, resource}, allowed, peer);
       });
-  s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_tsig.get()});
+  s.api->set_dns(
+      api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_health.get(), s.dns_tsig.get()});
   std::string build_unavailable;
   if (!s.runtime) {
     build_unavailable = services.unavailable_reason;
@@ -591,6 +593,7 @@ Result<uint16_t> Daemon::start() {
     }
     s.dns_server = std::move(*server);
   }
+  BERTH_TRY(s.dns_health->start());
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
   spawn_logged(s.iocs.front()->get_executor(), Impl::dns_sync(&s), "daemon.dns");
   spawn_logged(s.iocs.front()->get_executor(), Impl::audit_flusher(&s), "daemon.audit");
@@ -635,6 +638,9 @@ void Daemon::stop() {
   }
   if (s.dns_server) {
     s.dns_server->stop();
+  }
+  if (s.dns_health) {
+    s.dns_health->stop();
   }
   if (s.server) {
     s.server->stop();

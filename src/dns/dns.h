@@ -221,4 +221,84 @@ Result<std::string> normalize_zone_name(std::string_view name);
 std::string zone_to_document(const ZoneData& z);
 Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name);
 
+// ---- Health checks (health.cc) --------------------------------------------------------------
+
+/// A health check berth runs itself (Route 53's): a probe of ADDR:PORT every interval.
+struct HealthCheck {
+  std::string id;             // the user's name: letters, digits, '.', '_', '-'
+  std::string type = "HTTP";  // "HTTP", "HTTPS" or "TCP"
+  std::string target;         // "127.0.0.1:8080", "[::1]:8443"
+  std::string host;           // HTTP(S): Host header and TLS SNI ("" = the target's address)
+  std::string path = "/";     // HTTP(S): the request path
+  uint32_t interval_seconds = 10;
+  uint32_t timeout_seconds = 2;
+  /// Consecutive failures that make a healthy check unhealthy (and successes, back).
+  uint32_t failure_threshold = 3;
+  int64_t created_at = 0;
+
+  bool operator==(const HealthCheck&) const = default;
+};
+
+/// {"Id","Type","Target","Host","Path","Interval","Timeout","FailureThreshold","CreatedAt"}
+/// (Interval and Timeout in seconds).
+nlohmann::json health_check_to_json(const HealthCheck& c);
+/// Parses and validates (defaults for missing fields); InvalidArgument naming the field.
+Result<HealthCheck> health_check_from_json(const nlohmann::json& j);
+/// Every rule a check must keep; InvalidArgument naming the field.
+Status validate_health_check(const HealthCheck& c);
+
+enum class HealthState { Unknown, Healthy, Unhealthy };
+std::string_view health_state_name(HealthState s);  // "UNKNOWN", "HEALTHY", "UNHEALTHY"
+
+/// What a check's results so far add up to.
+struct HealthStatus {
+  HealthState state = HealthState::Unknown;
+  bool last_ok = false;
+  uint32_t consecutive = 0;  // results in a row equal to the last one
+  int64_t last_checked = 0;  // unix seconds of the last result (0: none yet)
+  std::string last_error;    // of the last failure ("" when the last result was a success)
+};
+
+/// The state machine (pure): the first result decides UNKNOWN → HEALTHY | UNHEALTHY; after
+/// that the state flips only after `threshold` consecutive results that disagree with it.
+HealthStatus next_health_status(const HealthStatus& s, bool ok, std::string error,
+                                uint32_t threshold, int64_t now);
+
+struct HealthCheckInfo {
+  HealthCheck check;
+  HealthStatus status;
+};
+
+/// Runs the health checks on a thread of its own (one Asio coroutine per check, probing at
+/// its interval with jitter) and publishes the failing ones with Service::set_unhealthy on
+/// every change of state. The store holds the checks (dns_objects, kind "healthcheck").
+/// Create/remove/list are thread-safe and block on the store: call from the blocking pool.
+class HealthChecker {
+ public:
+  HealthChecker(store::MetadataStore& store, Service& service);
+  ~HealthChecker();
+  HealthChecker(const HealthChecker&) = delete;
+  HealthChecker& operator=(const HealthChecker&) = delete;
+
+  /// Reads the stored checks and starts probing them. A stored check that no longer
+  /// validates is skipped with an error in the log.
+  Status start();
+  /// Stops probing and joins the thread; the statuses stay readable.
+  void stop();
+
+  /// Validates, stores and starts probing a check. AlreadyExists when the id is taken.
+  Result<HealthCheckInfo> create(HealthCheck check);
+  /// Deletes a check. FailedPrecondition naming a record set that still references it.
+  Status remove(std::string_view id);
+  Result<HealthCheckInfo> get(std::string_view id) const;
+  std::vector<HealthCheckInfo> list() const;  // sorted by id
+  /// InvalidArgument when a CREATE or UPSERT of the batch names a check that does not exist.
+  Status check_references(const std::vector<Change>& changes) const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace berth::dns
