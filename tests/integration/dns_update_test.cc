@@ -182,5 +182,70 @@ TEST_F(DnsUpdate, SoaAndApexNsAreRefused) {
   EXPECT_NE(dig("example.com NS").find("ns1.example.com."), std::string::npos);
 }
 
+// ---- Optional: a certificate by DNS-01 with lego's rfc2136 provider against pebble --------
+
+class DnsUpdateAcme : public DnsUpdate {
+ protected:
+  void SetUp() override {
+    if (!have("lego") || !have("pebble") || !have("openssl") || !have("curl")) {
+      GTEST_SKIP() << "lego/pebble are not installed (scripts/setup --test)";
+    }
+    DnsUpdate::SetUp();
+  }
+  void TearDown() override {
+    if (!pebble_pid_.empty()) {
+      run("kill " + pebble_pid_);
+    }
+  }
+  std::string pebble_pid_;
+};
+
+TEST_F(DnsUpdateAcme, LegoGetsACertificateThroughBerthsDns) {
+  // pebble: a self-signed P-256 certificate for 127.0.0.1 and a config of free ports; it
+  // resolves every name (the _acme-challenge TXT included) through berth's DNS.
+  std::string cert = tmp_ / "pebble.pem";
+  std::string key = tmp_ / "pebble.key";
+  auto gen =
+      run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+          "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+          key + " -out " + cert);
+  ASSERT_EQ(gen.code, 0) << gen.all();
+  uint16_t acme_port = free_port();
+  std::string config = tmp_ / "pebble.json";
+  write_file(config,
+             "{\"pebble\": {\"listenAddress\": \"127.0.0.1:" + std::to_string(acme_port) +
+                 "\", \"managementListenAddress\": \"127.0.0.1:" + std::to_string(free_port()) +
+                 "\", \"certificate\": \"" + cert + "\", \"privateKey\": \"" + key +
+                 "\", \"httpPort\": " + std::to_string(free_port()) +
+                 ", \"tlsPort\": " + std::to_string(free_port()) +
+                 ", \"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false}}");
+  auto start = run("(PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config " + config +
+                   " -dnsserver 127.0.0.1:" + std::to_string(d_.dns_port()) + " > " +
+                   (tmp_ / "pebble.log") + " 2>&1 & echo $!)");
+  ASSERT_EQ(start.code, 0) << start.all();
+  pebble_pid_ = start.out.substr(0, start.out.find('\n'));
+  std::string dir = "https://127.0.0.1:" + std::to_string(acme_port) + "/dir";
+  auto up = run("for i in $(seq 1 100); do curl -sf --cacert " + cert + " " + dir +
+                " >/dev/null && exit 0; sleep 0.1; done; exit 1");
+  ASSERT_EQ(up.code, 0) << read_file(tmp_ / "pebble.log");
+
+  auto lego = run("LEGO_CA_CERTIFICATES=" + cert +
+                  " RFC2136_NAMESERVER=127.0.0.1:" + std::to_string(d_.dns_port()) +
+                  " RFC2136_TSIG_KEY=acme RFC2136_TSIG_ALGORITHM=hmac-sha256. "
+                  "RFC2136_TSIG_SECRET='" +
+                  acme_secret_ + "' RFC2136_PROPAGATION_TIMEOUT=30 lego --server " + dir +
+                  " --email test@example.com --accept-tos --path " + (tmp_ / "lego") +
+                  " --dns rfc2136 --dns.resolvers 127.0.0.1:" + std::to_string(d_.dns_port()) +
+                  " --dns.disable-cp --domains www.example.com run");
+  ASSERT_EQ(lego.code, 0) << lego.all() << read_file(tmp_ / "pebble.log");
+  auto pem = read_file(tmp_ / "lego/certificates/www.example.com.crt");
+  ASSERT_NE(pem.find("BEGIN CERTIFICATE"), std::string::npos);
+  auto text = run("openssl x509 -noout -ext subjectAltName -in " +
+                  (tmp_ / "lego/certificates/www.example.com.crt"));
+  EXPECT_NE(text.out.find("DNS:www.example.com"), std::string::npos) << text.all();
+  // lego cleaned up: the challenge record is gone again.
+  EXPECT_EQ(status("_acme-challenge.www.example.com TXT"), "NXDOMAIN");
+}
+
 }  // namespace
 }  // namespace berth::test
