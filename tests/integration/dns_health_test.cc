@@ -280,5 +280,49 @@ TEST_F(DnsHealth, CommandsValidateAndGuardReferences) {
   EXPECT_EQ(jq(d_.cli("dns healthcheck ls --json").out, ".health_checks | length"), "0");
 }
 
+// HTTPS: the handshake carries SNI = --host, and a self-signed certificate passes (not
+// verified). openssl s_server answers only the server name web.localhost (a fatal alert for
+// any other); a plain HTTP server fails the handshake.
+TEST_F(DnsHealth, HttpsSendsSniAndDoesNotVerify) {
+  if (!have("openssl")) {
+    GTEST_SKIP() << "openssl is not installed";
+  }
+  TempDir t;
+  auto gen = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                 (t / "k.pem") + " -out " + (t / "c.pem") + " -subj /CN=web.localhost -days 1");
+  ASSERT_EQ(gen.code, 0) << gen.all();
+  uint16_t port = free_port();
+  auto srv =
+      run("(timeout 120 openssl s_server -accept 127.0.0.1:" + std::to_string(port) + " -cert " +
+          (t / "c.pem") + " -key " + (t / "k.pem") + " -cert2 " + (t / "c.pem") + " -key2 " +
+          (t / "k.pem") + " -servername web.localhost -servername_fatal -www -quiet > " +
+          (t / "s.log") + " 2>&1 & echo $!)");
+  ASSERT_EQ(srv.code, 0) << srv.all();
+  std::string pid = srv.out.substr(0, srv.out.find('\n'));
+  ASSERT_FALSE(pid.empty());
+  std::string target = "127.0.0.1:" + std::to_string(port);
+  for (const auto& [id, host] : {std::pair<std::string, std::string>{"tls-ok", "web.localhost"},
+                                 {"tls-other", "other.localhost"}}) {
+    auto r = d_.cli("dns healthcheck create " + id + " --type HTTPS --target " + target +
+                    " --host " + host + " --interval 1s --timeout 1s --failure-threshold 1");
+    ASSERT_EQ(r.code, 0) << r.all();
+  }
+  TinyHttp plain;
+  auto r = d_.cli("dns healthcheck create tls-plain --type HTTPS --target 127.0.0.1:" +
+                  std::to_string(plain.start()) + " --interval 1s --timeout 1s");
+  ASSERT_EQ(r.code, 0) << r.all();
+
+  EXPECT_TRUE(eventually([&] { return state("tls-ok") == "\"HEALTHY\""; }, kFlip))
+      << d_.cli("dns healthcheck show tls-ok").all() << read_file(t / "s.log");
+  EXPECT_TRUE(eventually([&] { return state("tls-other") == "\"UNHEALTHY\""; }, kFlip));
+  EXPECT_TRUE(eventually([&] { return state("tls-plain") == "\"UNHEALTHY\""; }, kFlip));
+  for (const char* id : {"tls-other", "tls-plain"}) {
+    auto show = d_.cli(std::string("dns healthcheck show ") + id + " --json");
+    EXPECT_NE(jq(show.out, ".Status.LastError").find("TLS handshake"), std::string::npos)
+        << show.out;
+  }
+  run("kill " + pid);
+}
+
 }  // namespace
 }  // namespace berth::test
