@@ -280,6 +280,32 @@ TEST_F(DnsHealth, CommandsValidateAndGuardReferences) {
   EXPECT_EQ(jq(d_.cli("dns healthcheck ls --json").out, ".health_checks | length"), "0");
 }
 
+// IAM: listing and managing are separate actions on healthcheck/ID.
+TEST_F(DnsHealth, PermissionsArePerCheck) {
+  ASSERT_EQ(d_.cli("iam user create ops").code, 0);
+  TempDir t;
+  write_file(t / "p.json", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":["dns:ListHealthChecks","dns:GetHealthCheck","dns:ManageHealthChecks"],
+    "Resource":"healthcheck/ops-*"}, {"Effect":"Allow","Action":"dns:ListHealthChecks",
+    "Resource":"healthcheck/*"}]})");
+  ASSERT_EQ(d_.cli("iam policy put ops-checks --user ops --file " + (t / "p.json")).code, 0);
+  auto key = d_.cli("iam key create ops --json");
+  ASSERT_EQ(key.code, 0) << key.all();
+  auto unquote = [](std::string v) { return v.size() >= 2 ? v.substr(1, v.size() - 2) : v; };
+  AdminCredentials ops{};
+  ops.key_id = unquote(jq(key.out, ".access_key_id"));
+  ops.secret = unquote(jq(key.out, ".secret_access_key"));
+  auto mine = d_.cli_as(ops, "dns healthcheck create ops-web --type TCP --target 127.0.0.1:9");
+  EXPECT_EQ(mine.code, 0) << mine.all();
+  auto other = d_.cli_as(ops, "dns healthcheck create web --type TCP --target 127.0.0.1:9");
+  EXPECT_EQ(other.code, 5) << other.all();
+  ASSERT_EQ(d_.cli("dns healthcheck create web --type TCP --target 127.0.0.1:9").code, 0);
+  EXPECT_EQ(d_.cli_as(ops, "dns healthcheck show web").code, 5);
+  EXPECT_EQ(d_.cli_as(ops, "dns healthcheck rm web").code, 5);
+  EXPECT_EQ(jq(d_.cli_as(ops, "dns healthcheck ls --json").out, ".health_checks | length"), "2");
+  EXPECT_EQ(d_.cli_as(ops, "dns healthcheck rm ops-web").code, 0);
+}
+
 // HTTPS: the handshake carries SNI = --host, and a self-signed certificate passes (not
 // verified). openssl s_server answers only the server name web.localhost (a fatal alert for
 // any other); a plain HTTP server fails the handshake.
