@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <map>
 
@@ -146,16 +147,107 @@ Result<std::string> normalize_zone_name(std::string_view name) {
   return name_to_api(name_lower(*wire));
 }
 
-std::string zone_to_document(const ZoneData& z) {
-  Json sets = Json::array();
-  for (const auto& s : z.sets) {
-    sets.push_back(record_set_to_json(s));
+namespace {
+
+// JSON string escaping for the document writer (presentation forms are ASCII; other bytes
+// pass through as they are, which JSON allows for UTF-8).
+void append_json_string(std::string& out, std::string_view v) {
+  out += '"';
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      static const char* hex = "0123456789abcdef";
+      out += "\\u00";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
   }
-  Json j = Json::object();
-  j["record_sets"] = sets;
-  j["allow_transfer"] = z.allow_transfer;
-  j["also_notify"] = z.also_notify;
-  return j.dump();
+  out += '"';
+}
+
+void append_field(std::string& out, const char* key, std::string_view value) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+  append_json_string(out, value);
+}
+
+// One record set as record_set_to_json would print it, written straight into the document:
+// building a JSON DOM per set was most of a change's cost on a big zone.
+void append_record_set(std::string& out, const RecordSet& s) {
+  out += "{\"Name\":";
+  append_json_string(out, s.name + ".");
+  append_field(out, "Type", s.type);
+  out += ",\"TTL\":" + std::to_string(s.ttl);
+  if (!s.alias_service.empty()) {
+    out += ",\"AliasTarget\":{\"Service\":";
+    append_json_string(out, s.alias_service);
+    out += '}';
+  } else if (!s.alias_name.empty()) {
+    out += ",\"AliasTarget\":{\"DNSName\":";
+    append_json_string(out, s.alias_name + ".");
+    out += '}';
+  } else {
+    out += ",\"ResourceRecords\":[";
+    for (size_t i = 0; i < s.values.size(); ++i) {
+      out += i == 0 ? "{\"Value\":" : ",{\"Value\":";
+      append_json_string(out, s.values[i]);
+      out += '}';
+    }
+    out += ']';
+  }
+  if (!s.set_identifier.empty()) {
+    append_field(out, "SetIdentifier", s.set_identifier);
+  }
+  if (s.weight) {
+    out += ",\"Weight\":" + std::to_string(*s.weight);
+  }
+  if (!s.failover.empty()) {
+    append_field(out, "Failover", s.failover);
+  }
+  if (s.multivalue) {
+    out += ",\"MultiValueAnswer\":true";
+  }
+  if (!s.health_check.empty()) {
+    append_field(out, "HealthCheckId", s.health_check);
+  }
+  out += '}';
+}
+
+void append_string_list(std::string& out, const std::vector<std::string>& v) {
+  out += '[';
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    append_json_string(out, v[i]);
+  }
+  out += ']';
+}
+
+}  // namespace
+
+std::string zone_to_document(const ZoneData& z) {
+  std::string out;
+  out.reserve(64 + z.sets.size() * 96);
+  out += "{\"record_sets\":[";
+  for (size_t i = 0; i < z.sets.size(); ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    append_record_set(out, z.sets[i]);
+  }
+  out += "],\"allow_transfer\":";
+  append_string_list(out, z.allow_transfer);
+  out += ",\"also_notify\":";
+  append_string_list(out, z.also_notify);
+  out += '}';
+  return out;
 }
 
 Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name) {
@@ -346,7 +438,9 @@ Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Cha
     return Error(Errc::NotFound, "zone " + name + " does not exist");
   }
   const ZoneData& old = it->second->data();
+  auto t0 = std::chrono::steady_clock::now();
   BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(old, changes));
+  auto t1 = std::chrono::steady_clock::now();
   // The delegation to a zone berth hosts itself is berth's (zone create and rm keep it): a
   // batch may not change the NS set at another hosted zone's apex (re-stating it is fine, so
   // an exported zone file imports back).
@@ -371,11 +465,21 @@ Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Cha
                                               " record sets; dns.max_record_sets_per_zone is " +
                                               std::to_string(settings_.max_record_sets));
   }
-  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(updated));
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile_validated(updated));
+  auto t2 = std::chrono::steady_clock::now();
+  auto row = row_of(updated, 0);
+  auto t3 = std::chrono::steady_clock::now();
   BERTH_TRY(
-      store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, row_of(updated, 0), old.serial}}));
+      store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, std::move(row), old.serial}}));
+  auto t4 = std::chrono::steady_clock::now();
   it->second = compiled;
   publish_locked();
+  auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  log::get("dns")->info(
+      "zone changed name={} serial={} changes={} record_sets={} ms={:.1f} (apply={:.1f} "
+      "compile={:.1f} document={:.1f} store={:.1f})",
+      name, updated.serial, changes.size(), updated.sets.size(), ms(t0, t4), ms(t0, t1), ms(t1, t2),
+      ms(t2, t3), ms(t3, t4));
   if (on_change_) {
     on_change_(updated);
   }

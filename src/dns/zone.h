@@ -40,6 +40,8 @@ class Zone {
  public:
   /// Compiles validated zone data. InvalidArgument only if the data breaks a rule.
   static Result<std::shared_ptr<const Zone>> compile(const ZoneData& z);
+  /// The same for data apply_changes returned (already validated whole): skips validation.
+  static Result<std::shared_ptr<const Zone>> compile_validated(const ZoneData& z);
 
   const std::string& apex() const { return apex_; }  // wire form, lower-case
   const ZoneData& data() const { return data_; }
