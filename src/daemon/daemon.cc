@@ -114,6 +114,7 @@ struct Daemon::Impl {
   std::unique_ptr<dns::TsigKeyring> dns_tsig;
   std::unique_ptr<dns::UpdateHandler> dns_updates;
   std::unique_ptr<dns::Server> dns_server;
+  bool dns_listen_defaulted = false;  // dns.listen not set: a busy default port is no error
   std::unique_ptr<dns::HealthChecker> dns_health;  // probes; publishes to dns
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
@@ -492,7 +493,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
 
   // DNS. The name servers' and services' addresses default to the listen addresses that are
   // not wildcards (0.0.0.0 and :: are no address to give anyone).
-  if (cfg.dns.enabled && cfg.dns.listen.empty()) {
+  s.dns_listen_defaulted = cfg.dns.enabled && cfg.dns.listen.empty();
+  if (s.dns_listen_defaulted) {
     s.cfg.dns.listen = {config::kDefaultDnsListen};
   }
   dns::Settings dns_settings;
@@ -535,8 +537,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
                               const std::string& resource, bool allowed, const std::string& peer) {
         audit->record(iam::Request{principal, action, resource}, allowed, peer);
       });
-  s.api->set_dns(
-      api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_health.get(), s.dns_tsig.get()});
+  s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_health.get(), s.dns_tsig.get()});
   std::string build_unavailable;
   if (!s.runtime) {
     build_unavailable = services.unavailable_reason;
@@ -586,12 +587,18 @@ Result<uint16_t> Daemon::start() {
     ds.tcp_idle_timeout_seconds = static_cast<int>(s.cfg.dns.tcp_idle_timeout.count());
     ds.updates = s.dns_updates.get();
     auto server = dns::Server::start(*s.dns, ds);
-    if (!server) {
+    if (server) {
+      s.dns_server = std::move(*server);
+    } else if (s.dns_listen_defaulted) {
+      // Nobody asked for DNS on the default port (an mDNS responder may hold 5353): serve the
+      // rest, say why DNS is off and how to turn it on.
+      s.log->error("DNS is not served: {} (set --dns-listen or dns.listen to a free address)",
+                   server.error().message());
+    } else {
       return Error(server.error().code(), server.error().message() +
                                               " (set --dns-listen or dns.listen to a free "
                                               "address, or dns.listen: [] to turn DNS off)");
     }
-    s.dns_server = std::move(*server);
   }
   BERTH_TRY(s.dns_health->start());
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");

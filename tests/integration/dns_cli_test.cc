@@ -2,6 +2,9 @@
 // berth's DNS as a user drives it: `berth dns ...` against an in-process berthd, answers
 // checked with dig (bind9-dnsutils) over UDP and TCP.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -237,6 +240,45 @@ TEST_F(DnsCli, ChangePermissionCanBeLimitedToChallengeRecords) {
   EXPECT_NE(audit.find("zone/example.com/record/_acme-challenge.example.com"), std::string::npos)
       << audit;
   EXPECT_NE(audit.find("zone/example.com/record/www.example.com"), std::string::npos) << audit;
+}
+
+}  // namespace
+}  // namespace berth::test
+
+namespace berth::test {
+namespace {
+
+// Holds a UDP port (no SO_REUSEPORT) for as long as it lives; false when it is held already.
+class UdpHold {
+ public:
+  explicit UdpHold(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~UdpHold() { ::close(fd_); }
+  bool bound() const { return bound_; }
+
+ private:
+  int fd_ = -1;
+  bool bound_ = false;
+};
+
+// The default DNS port may be taken on a user's machine (an mDNS responder holds 5353): berthd
+// still serves everything else and says why DNS is off. A port the user asked for is an error.
+TEST(DnsListen, BusyDefaultPortLeavesDnsOffButAnExplicitOneIsAnError) {
+  UdpHold hold(5353);  // busy now, whether we hold it or something else on this machine does
+  TestDaemon d([](config::Config& c) { c.dns.listen.clear(); });
+  EXPECT_TRUE(d.daemon().dns_addresses().empty());
+  EXPECT_EQ(run("curl -sf " + d.url() + "/healthz").code, 0);
+  // Zones are still managed through the API.
+  EXPECT_EQ(d.cli("dns zone create example.com").code, 0);
+
+  EXPECT_THROW(TestDaemon([](config::Config& c) { c.dns.listen = {"127.0.0.1:5353"}; }),
+               std::runtime_error);
 }
 
 }  // namespace
