@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <utility>
 
@@ -168,7 +169,9 @@ Result<int64_t> parse_duration(std::string_view text) {
     }
     std::string digits = "0";
     digits += s.substr(0, i);
-    long double number = std::stold(digits);
+    // strtold, not stold: thousands of digits overflow (or underflow) a long double, and stold
+    // throws out_of_range for that. strtold gives inf (refused below as too long) or ~0.
+    long double number = std::strtold(digits.c_str(), nullptr);
     s.remove_prefix(i);
     size_t u = 0;
     while (u < s.size() && !is_digit(s[u]) && s[u] != '.') {

@@ -248,7 +248,9 @@ Result<HealthCheck> health_check_from_json(const Json& j) {
   }
   static const char* kKnown[] = {"Id",       "Type",    "Target",           "Host",     "Path",
                                  "Interval", "Timeout", "FailureThreshold", "CreatedAt"};
-  for (const auto& [key, value] : j.items()) {
+  // Not a structured binding: clang before 16 cannot capture one in the lambda (the fuzz build).
+  for (const auto& item : j.items()) {
+    const std::string& key = item.key();
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* k) { return key == k; }) == std::end(kKnown)) {
       return invalid(key,

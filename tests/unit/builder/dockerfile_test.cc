@@ -1018,6 +1018,10 @@ TEST(DockerfileValuesTest, Durations) {
   EXPECT_FALSE(parse_duration("s"));
   EXPECT_FALSE(parse_duration("1d"));
   EXPECT_FALSE(parse_duration("1.s.2"));
+  // More digits than a long double holds: an error (too long), not std::out_of_range.
+  EXPECT_FALSE(parse_duration(std::string(5000, '9') + "s"));
+  // A fraction so small it underflows is just zero.
+  EXPECT_EQ(parse_duration("0." + std::string(5000, '0') + "1s").value(), 0);
 }
 
 TEST(DockerfileValuesTest, Signals) {
