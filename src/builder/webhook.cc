@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 
+#include "common/ascii.h"
 #include "common/json.h"
 #include "common/url.h"
 #include "oci/oci.h"
@@ -26,19 +27,6 @@ bool hmac_sha256(std::string_view key, std::string_view data, Digest& out) {
       HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
            reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
   return r != nullptr && len == kSha256Bytes;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
 }
 
 std::string_view trim(std::string_view s) {
@@ -156,8 +144,8 @@ bool verify_github_signature(std::string_view secret, std::string_view body,
   std::string_view hex = header.substr(kSigPrefix.size());
   Digest given{};
   for (size_t i = 0; i < kSha256Bytes; ++i) {
-    int hi = hex_value(hex[2 * i]);
-    int lo = hex_value(hex[2 * i + 1]);
+    int hi = ascii::hex_digit(hex[2 * i]);
+    int lo = ascii::hex_digit(hex[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       return false;
     }

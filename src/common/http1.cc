@@ -3,29 +3,11 @@
 
 #include <vector>
 
+#include "common/ascii.h"
+
 namespace berth::http1 {
 
 namespace {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') {
-      x = static_cast<char>(x - 'A' + 'a');
-    }
-    if (y >= 'A' && y <= 'Z') {
-      y = static_cast<char>(y - 'A' + 'a');
-    }
-    if (x != y) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -84,7 +66,7 @@ std::optional<FramingError> check_request_head(std::string_view head, size_t max
     if (colon == std::string_view::npos) {
       continue;  // the parser refuses it
     }
-    if (iequals(line.substr(0, colon), "transfer-encoding")) {
+    if (ascii::iequals(line.substr(0, colon), "transfer-encoding")) {
       saw_te = true;
       split_codings(line.substr(colon + 1), codings);
     }
@@ -97,14 +79,14 @@ std::optional<FramingError> check_request_head(std::string_view head, size_t max
     return FramingError{400, "empty Transfer-Encoding"};
   }
   for (size_t i = 0; i < codings.size(); ++i) {
-    if (iequals(codings[i], "chunked")) {
+    if (ascii::iequals(codings[i], "chunked")) {
       if (i + 1 != codings.size()) {
         return FramingError{400, "Transfer-Encoding: chunked must be the last coding"};
       }
     }
   }
   for (auto c : codings) {
-    if (!iequals(c, "chunked")) {
+    if (!ascii::iequals(c, "chunked")) {
       return FramingError{
           501, "unsupported transfer coding '" + std::string(c) + "' (only chunked is supported)"};
     }

@@ -5,23 +5,11 @@
 
 #include <cstdint>
 
+#include "common/ascii.h"
+
 namespace berth::dns {
 
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 Error name_error(std::string_view text, const std::string& why) {
   return make_error(Errc::InvalidArgument,
@@ -173,7 +161,7 @@ std::string name_to_api(std::string_view wire) { return to_text(wire, false); }
 std::string name_lower(std::string_view wire) {
   std::string out(wire);
   for (char& c : out) {
-    c = lower(c);  // length bytes are ≤ 63, below 'A': lowering the whole string is safe
+    c = ascii::lower(c);  // length bytes are ≤ 63, below 'A': lowering the whole string is safe
   }
   return out;
 }
@@ -213,10 +201,10 @@ bool name_is_within(std::string_view name, std::string_view ancestor) {
       return false;  // malformed
     }
   }
-  return name.size() - i == ancestor.size() && iequal(name.substr(i), ancestor);
+  return name.size() - i == ancestor.size() && ascii::iequals(name.substr(i), ancestor);
 }
 
-bool name_equal(std::string_view a, std::string_view b) { return iequal(a, b); }
+bool name_equal(std::string_view a, std::string_view b) { return ascii::iequals(a, b); }
 
 Result<size_t> name_check(std::string_view wire) {
   size_t i = 0;

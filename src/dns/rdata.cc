@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/ascii.h"
 #include "dns/name.h"
 
 namespace berth::dns {
@@ -50,26 +51,6 @@ constexpr TypeName kTypeNames[] = {
     {type::CAA, "CAA"},
     {type::ALIAS, "ALIAS"},
 };
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'a' && x <= 'z') {
-      x = static_cast<char>(x - 'a' + 'A');
-    }
-    if (y >= 'a' && y <= 'z') {
-      y = static_cast<char>(y - 'a' + 'A');
-    }
-    if (x != y) {
-      return false;
-    }
-  }
-  return true;
-}
 
 Error bad_value(uint16_t t, std::string_view text, const std::string& why) {
   std::string shown(text.substr(0, 80));
@@ -273,19 +254,6 @@ bool parse_duration(std::string_view s, uint32_t& v) {
   return true;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 bool is_alnum(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
@@ -330,8 +298,8 @@ Result<std::string> generic_from_text(uint16_t t, std::string_view text,
   }
   std::string out;
   for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = hex_value(hex[i]);
-    int lo = hex_value(hex[i + 1]);
+    int hi = ascii::hex_digit(hex[i]);
+    int lo = ascii::hex_digit(hex[i + 1]);
     if (hi < 0 || lo < 0) {
       return bad_value(t, text, "\\# data must be hex");
     }
@@ -374,12 +342,12 @@ std::string type_to_text(uint16_t t) {
 
 Result<uint16_t> type_from_text(std::string_view text) {
   for (const auto& tn : kTypeNames) {
-    if (iequal(text, tn.text)) {
+    if (ascii::iequals(text, tn.text)) {
       return tn.type;
     }
   }
   uint64_t v = 0;
-  if (text.size() > 4 && iequal(text.substr(0, 4), "TYPE") &&
+  if (text.size() > 4 && ascii::iequals(text.substr(0, 4), "TYPE") &&
       parse_uint(text.substr(4), 65535, v)) {
     return static_cast<uint16_t>(v);
   }

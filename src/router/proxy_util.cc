@@ -4,23 +4,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/ascii.h"
+
 namespace berth::router::detail {
 
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) {
-      return false;
-    }
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -57,7 +45,7 @@ std::string_view normalize_host(std::string_view host, char* buf, size_t cap) {
     if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '\x7f') {
       return {};
     }
-    buf[i] = lower(c);
+    buf[i] = ascii::lower(c);
   }
   return {buf, name.size()};
 }
@@ -78,18 +66,19 @@ size_t pick_least_outstanding(const std::vector<std::shared_ptr<Upstream>>& ups,
 }
 
 bool is_hop_by_hop(std::string_view name) {
-  if (name.size() >= 6 && iequal(name.substr(0, 6), "proxy-")) {
+  if (name.size() >= 6 && ascii::iequals(name.substr(0, 6), "proxy-")) {
     return true;
   }
-  return iequal(name, "connection") || iequal(name, "keep-alive") || iequal(name, "te") ||
-         iequal(name, "trailer") || iequal(name, "transfer-encoding") || iequal(name, "upgrade");
+  return ascii::iequals(name, "connection") || ascii::iequals(name, "keep-alive") ||
+         ascii::iequals(name, "te") || ascii::iequals(name, "trailer") ||
+         ascii::iequals(name, "transfer-encoding") || ascii::iequals(name, "upgrade");
 }
 
 bool token_list_contains(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     auto comma = list.find(',');
     std::string_view item = trim(list.substr(0, comma));
-    if (iequal(item, token)) {
+    if (ascii::iequals(item, token)) {
       return true;
     }
     if (comma == std::string_view::npos) {
@@ -133,8 +122,8 @@ bool connection_names_fields(std::string_view connection) {
   while (!connection.empty()) {
     auto comma = connection.find(',');
     std::string_view item = trim(connection.substr(0, comma));
-    if (!item.empty() && !iequal(item, "keep-alive") && !iequal(item, "close") &&
-        !iequal(item, "upgrade")) {
+    if (!item.empty() && !ascii::iequals(item, "keep-alive") && !ascii::iequals(item, "close") &&
+        !ascii::iequals(item, "upgrade")) {
       return true;
     }
     if (comma == std::string_view::npos) {
