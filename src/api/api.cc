@@ -83,6 +83,38 @@ awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::s
   co_return call;
 }
 
+awaitable<void> serve_call(http::Exchange& ex, std::string rest, std::vector<const char*> params,
+                           size_t max_body, BlockingPool& pool,
+                           std::function<http::Response(const ApiCall&)> handle) {
+  auto read = co_await read_call(ex, std::move(rest), std::move(params), max_body);
+  if (!read) {
+    co_return co_await ex.send(error_response(read.error()));
+  }
+  std::shared_ptr<ApiCall> call = std::move(*read);
+  auto job = [call, handle = std::move(handle)] { return handle(*call); };
+  http::Response r = co_await run_blocking(pool, std::move(job));
+  co_await ex.send(std::move(r));
+}
+
+Result<std::optional<std::vector<std::string>>> string_list_field(const Json& body,
+                                                                  const char* key) {
+  auto it = body.find(key);
+  if (it == body.end()) {
+    return std::optional<std::vector<std::string>>();
+  }
+  std::vector<std::string> out;
+  if (!it->is_array()) {
+    return Error(Errc::InvalidArgument, std::string(key) + " must be a list of strings");
+  }
+  for (const auto& v : *it) {
+    if (!v.is_string()) {
+      return Error(Errc::InvalidArgument, std::string(key) + " must be a list of strings");
+    }
+    out.push_back(v.get<std::string>());
+  }
+  return std::optional<std::vector<std::string>>(std::move(out));
+}
+
 Result<Json> parse_object_body(const std::string& body) {
   if (body.empty()) {
     return Json::object();

@@ -95,24 +95,13 @@ class DnsHandler {
       BERTH_TRY(allow(call, "dns:UpdateZone", resource));
       BERTH_ASSIGN_OR_RETURN(auto body, parse_object_body(call.body));
       BERTH_ASSIGN_OR_RETURN(auto current, d_.get_zone(zone));
-      auto list = [&](const char* key, std::vector<std::string>& out) -> Status {
-        if (!body.contains(key)) {
-          return ok();
+      for (auto [key, field] : {std::pair{"allow_transfer", &current.allow_transfer},
+                                std::pair{"also_notify", &current.also_notify}}) {
+        BERTH_ASSIGN_OR_RETURN(auto list, string_list_field(body, key));
+        if (list) {
+          *field = std::move(*list);
         }
-        if (!body[key].is_array()) {
-          return Error(Errc::InvalidArgument, std::string(key) + " must be a list of addresses");
-        }
-        out.clear();
-        for (const auto& v : body[key]) {
-          if (!v.is_string()) {
-            return Error(Errc::InvalidArgument, std::string(key) + " must be a list of strings");
-          }
-          out.push_back(v.get<std::string>());
-        }
-        return ok();
-      };
-      BERTH_TRY(list("allow_transfer", current.allow_transfer));
-      BERTH_TRY(list("also_notify", current.also_notify));
+      }
       BERTH_ASSIGN_OR_RETURN(auto z,
                              d_.set_transfer(zone, current.allow_transfer, current.also_notify));
       return json_response(200, zone_summary(z));
@@ -225,17 +214,10 @@ awaitable<void> Api::handle_dns(http::Exchange& ex, std::string rest) {
         error_response(Error(Errc::FailedPrecondition, "DNS is not available on this berthd")));
   }
   std::vector<const char*> params = {"name", "type", "replace"};
-  auto read = co_await read_call(ex, std::move(rest), std::move(params), kMaxDnsBody);
-  if (!read) {
-    co_return co_await ex.send(error_response(read.error()));
-  }
-  std::shared_ptr<ApiCall> call = std::move(*read);
-  auto job = [call, d = dns_.service, iam = &iam_, health = dns_.health] {
-    DnsHandler h(*d, *iam, health);
-    return h.serve(*call);
-  };
-  http::Response r = co_await run_blocking(*dns_.pool, std::move(job));
-  co_await ex.send(std::move(r));
+  co_await serve_call(ex, std::move(rest), std::move(params), kMaxDnsBody, *dns_.pool,
+                      [d = dns_.service, iam = &iam_, health = dns_.health](const ApiCall& call) {
+                        return DnsHandler(*d, *iam, health).serve(call);
+                      });
 }
 
 }  // namespace berth::api

@@ -96,17 +96,11 @@ awaitable<void> Api::handle_dns_health(http::Exchange& ex, std::string rest) {
     co_return co_await ex.send(error_response(
         Error(Errc::FailedPrecondition, "DNS health checks are not available on this berthd")));
   }
-  auto read = co_await read_call(ex, std::move(rest), {}, kMaxHealthBody);
-  if (!read) {
-    co_return co_await ex.send(error_response(read.error()));
-  }
-  std::shared_ptr<ApiCall> call = std::move(*read);
-  auto job = [call, h = dns_.health, iam = &iam_] {
-    HealthHandler handler(*h, *iam);
-    return handler.serve(*call);
-  };
-  http::Response r = co_await run_blocking(*dns_.pool, std::move(job));
-  co_await ex.send(std::move(r));
+  std::vector<const char*> params = {};
+  co_await serve_call(ex, std::move(rest), std::move(params), kMaxHealthBody, *dns_.pool,
+                      [x = dns_.health, iam = &iam_](const ApiCall& call) {
+                        return HealthHandler(*x, *iam).serve(call);
+                      });
 }
 
 }  // namespace berth::api

@@ -24,23 +24,6 @@ Json key_json(const dns::TsigKey& k) {
               {"created_at", k.created_at}};
 }
 
-Result<std::vector<std::string>> string_list(const Json& body, const char* key) {
-  std::vector<std::string> out;
-  if (!body.contains(key)) {
-    return out;
-  }
-  if (!body[key].is_array()) {
-    return Error(Errc::InvalidArgument, std::string(key) + " must be a list of strings");
-  }
-  for (const auto& v : body[key]) {
-    if (!v.is_string()) {
-      return Error(Errc::InvalidArgument, std::string(key) + " must be a list of strings");
-    }
-    out.push_back(v.get<std::string>());
-  }
-  return out;
-}
-
 class TsigHandler {
  public:
   TsigHandler(dns::TsigKeyring& keys, iam::Service& iam) : keys_(keys), iam_(iam) {}
@@ -73,8 +56,10 @@ class TsigHandler {
       }
       dns::TsigKey key;
       key.name = body["name"].get<std::string>();
-      BERTH_ASSIGN_OR_RETURN(key.zones, string_list(body, "zones"));
-      BERTH_ASSIGN_OR_RETURN(key.names, string_list(body, "names"));
+      BERTH_ASSIGN_OR_RETURN(auto zones, string_list_field(body, "zones"));
+      BERTH_ASSIGN_OR_RETURN(auto names, string_list_field(body, "names"));
+      key.zones = zones.value_or(std::vector<std::string>{});
+      key.names = names.value_or(std::vector<std::string>{});
       if (body.contains("algorithm")) {
         if (!body["algorithm"].is_string()) {
           return Error(Errc::InvalidArgument, "algorithm must be a string");
@@ -134,17 +119,11 @@ awaitable<void> Api::handle_dns_tsig(http::Exchange& ex, std::string rest) {
     co_return co_await ex.send(error_response(
         Error(Errc::FailedPrecondition, "DNS TSIG keys are not available on this berthd")));
   }
-  auto read = co_await read_call(ex, std::move(rest), {}, kMaxTsigBody);
-  if (!read) {
-    co_return co_await ex.send(error_response(read.error()));
-  }
-  std::shared_ptr<ApiCall> call = std::move(*read);
-  auto job = [call, k = dns_.tsig, iam = &iam_] {
-    TsigHandler handler(*k, *iam);
-    return handler.serve(*call);
-  };
-  http::Response r = co_await run_blocking(*dns_.pool, std::move(job));
-  co_await ex.send(std::move(r));
+  std::vector<const char*> params = {};
+  co_await serve_call(ex, std::move(rest), std::move(params), kMaxTsigBody, *dns_.pool,
+                      [x = dns_.tsig, iam = &iam_](const ApiCall& call) {
+                        return TsigHandler(*x, *iam).serve(call);
+                      });
 }
 
 }  // namespace berth::api

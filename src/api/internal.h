@@ -2,12 +2,15 @@
 // Helpers shared by the API's handler files (private to src/api).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/asio.h"
+#include "common/async.h"
 #include "common/json.h"
 #include "common/result.h"
 #include "http/http.h"
@@ -33,11 +36,26 @@ struct ApiCall {
   }
 };
 
+/// The largest request body a REST call reads unless its handler says otherwise.
+inline constexpr size_t kMaxRestBody = 256 * 1024;
+
 /// Copies the request into an ApiCall: context, method, `rest`, the query parameters named in
 /// `params`, and the body of a POST or PATCH. An error when the body cannot be read.
 awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
                                                       std::vector<const char*> params,
-                                                      size_t max_body = 256 * 1024);
+                                                      size_t max_body = kMaxRestBody);
+
+/// The REST handler files' one request path: reads the request (read_call), runs `handle` on
+/// the blocking pool (authorize, call the subsystem, build the response) and sends what it
+/// returns, or the read's error.
+awaitable<void> serve_call(http::Exchange& ex, std::string rest, std::vector<const char*> params,
+                           size_t max_body, BlockingPool& pool,
+                           std::function<http::Response(const ApiCall&)> handle);
+
+/// An optional list-of-strings field of a request body: nullopt when absent, InvalidArgument
+/// naming the key when it is not a list of strings.
+Result<std::optional<std::vector<std::string>>> string_list_field(const Json& body,
+                                                                  const char* key);
 
 /// A request body that must be a JSON object ("" = {}). InvalidArgument otherwise.
 Result<Json> parse_object_body(const std::string& body);

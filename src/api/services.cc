@@ -268,17 +268,10 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
     co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
   }
   std::vector<const char*> params = {"limit", "since_ms", "offset", "instance"};
-  auto read = co_await read_call(ex, std::move(rest), std::move(params));
-  if (!read) {
-    co_return co_await ex.send(error_response(read.error()));
-  }
-  std::shared_ptr<ApiCall> call = std::move(*read);
-  auto job = [call, c = services_.controller, iam = &iam_] {
-    ServicesHandler h(*c, *iam);
-    return h.serve(*call);
-  };
-  http::Response r = co_await run_blocking(*services_.pool, std::move(job));
-  co_await ex.send(std::move(r));
+  co_await serve_call(ex, std::move(rest), std::move(params), kMaxRestBody, *services_.pool,
+                      [c = services_.controller, iam = &iam_](const ApiCall& call) {
+                        return ServicesHandler(*c, *iam).serve(call);
+                      });
 }
 
 awaitable<void> Api::metrics(http::Exchange& ex) {
