@@ -112,6 +112,15 @@ void add_listener_limits(std::map<std::string, Setter>& table, const std::string
   count("max_connections_per_address", &ListenerLimits::max_connections_per_address);
 }
 
+// The settings that take a list (a YAML sequence, or comma-separated from the environment):
+// one table for their setters and for the loader, which accepts a sequence only for these.
+const std::pair<const char*, std::vector<std::string> DnsConfig::*> kListSettings[] = {
+    {"dns.listen", &DnsConfig::listen},
+    {"dns.nameservers", &DnsConfig::nameservers},
+    {"dns.nameserver_addresses", &DnsConfig::nameserver_addresses},
+    {"dns.service_addresses", &DnsConfig::service_addresses},
+};
+
 std::map<std::string, Setter> make_setters();
 
 // Every settable key, by its dotted path. One table serves YAML and the environment.
@@ -238,10 +247,9 @@ std::map<std::string, Setter> make_setters() {
       return ok();
     });
   };
-  list("dns.listen", &DnsConfig::listen);
-  list("dns.nameservers", &DnsConfig::nameservers);
-  list("dns.nameserver_addresses", &DnsConfig::nameserver_addresses);
-  list("dns.service_addresses", &DnsConfig::service_addresses);
+  for (const auto& [key, field] : kListSettings) {
+    list(key, field);
+  }
   table.emplace("dns.udp_threads",
                 [](Config& c, auto& k, auto& v) { return set_int(c.dns.udp_threads, k, v); });
   table.emplace("dns.max_tcp_connections", [](Config& c, auto& k, auto& v) {
@@ -287,8 +295,12 @@ std::string absolute_under(const std::string& base, const std::string& path) {
 }
 
 bool is_list_setting(const std::string& key) {
-  return key == "dns.listen" || key == "dns.nameservers" || key == "dns.nameserver_addresses" ||
-         key == "dns.service_addresses";
+  for (const auto& entry : kListSettings) {
+    if (key == entry.first) {
+      return true;
+    }
+  }
+  return false;
 }
 
 Status apply_node(Config& cfg, const YAML::Node& node, const std::string& prefix,
