@@ -537,6 +537,9 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   if (rest == "dns" || rest.rfind("dns/", 0) == 0) {
     co_return co_await handle_dns(ex, rest);
   }
+  if (rest == "domains" || rest.rfind("domains/", 0) == 0 || rest == "ca") {
+    co_return co_await handle_domains(ex, rest);
+  }
   if (rest == "builds" || rest.rfind("builds/", 0) == 0 || rest.rfind("build/", 0) == 0) {
     co_return co_await handle_build(ex, rest);
   }

@@ -28,7 +28,18 @@ class HealthChecker;
 class TsigKeyring;
 }  // namespace berth::dns
 
+namespace berth::domains {
+class Manager;
+}  // namespace berth::domains
+
 namespace berth::api {
+
+/// The domains API's dependencies (null manager: custom domains are not available).
+struct DomainsSettings {
+  domains::Manager* manager = nullptr;
+  BlockingPool* pool = nullptr;
+  std::string unavailable_reason;
+};
 
 /// The DNS API's dependencies (null service: DNS is not available).
 struct DnsSettings {
@@ -82,6 +93,8 @@ class Api {
   void set_build(BuildSettings s) { build_ = std::move(s); }
   /// Wires /api/v1/dns/zones/...
   void set_dns(DnsSettings s) { dns_ = s; }
+  /// Wires /api/v1/domains/... and /api/v1/ca.
+  void set_domains(DomainsSettings s) { domains_ = std::move(s); }
   /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
   /// X-Hub-Signature-256 HMAC with the project's secret is the authentication.
   awaitable<void> github_webhook(http::Exchange& ex);
@@ -103,6 +116,8 @@ class Api {
   awaitable<void> handle_dns_health(http::Exchange& ex, std::string rest);
   /// /api/v1/dns/tsig/... (dns_tsig.cc)
   awaitable<void> handle_dns_tsig(http::Exchange& ex, std::string rest);
+  /// /api/v1/domains/... and /api/v1/ca (domains.cc)
+  awaitable<void> handle_domains(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.
@@ -115,6 +130,7 @@ class Api {
   ServicesSettings services_;
   BuildSettings build_;
   DnsSettings dns_;
+  DomainsSettings domains_;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };

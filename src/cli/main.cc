@@ -13,6 +13,7 @@
 #include "cli/login.h"
 #include "cli/repos.h"
 #include "cli/dns.h"
+#include "cli/domains.h"
 #include "cli/services.h"
 #include "cli/util.h"
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   auto service_cmds = berth::cli::add_service_commands(app);
   auto build_cmds = berth::cli::add_build_commands(app);
   auto dns_cmds = berth::cli::add_dns_commands(app);
+  auto domain_cmds = berth::cli::add_domain_commands(app);
 
   if (auto rc = berth::cli::parse_args(app, argc, argv)) {
     return *rc;
@@ -75,6 +77,9 @@ int main(int argc, char** argv) {
     return *rc;
   }
   if (auto rc = berth::cli::run_dns_commands(*dns_cmds, *client)) {
+    return *rc;
+  }
+  if (auto rc = berth::cli::run_domain_commands(*domain_cmds, *client)) {
     return *rc;
   }
   if (auto rc = berth::cli::run_build_commands(*build_cmds, *client, creds ? creds->key_id : "",

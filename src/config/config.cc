@@ -263,6 +263,30 @@ std::map<std::string, Setter> make_setters() {
   table.emplace("dns.max_record_sets_per_zone", [](Config& c, auto& k, auto& v) {
     return set_count(c.dns.max_record_sets_per_zone, k, v, 10, 10'000'000);
   });
+  table.emplace("tls.issuer", [](Config& c, auto& k, auto& v) -> Status {
+    if (v != "internal" && v != "acme") {
+      return Error(Errc::InvalidArgument, k + ": must be internal or acme, not '" + v + "'");
+    }
+    c.tls.issuer = v;
+    return ok();
+  });
+  table.emplace("tls.internal_lifetime", [](Config& c, auto& k, auto& v) {
+    return set_dur(c.tls.internal_lifetime, k, v);
+  });
+  table.emplace("tls.dns_check",
+                [](Config& c, auto& k, auto& v) { return set_bool(c.tls.dns_check, k, v); });
+  table.emplace("acme.directory_url", [](Config& c, auto&, auto& v) {
+    c.acme.directory_url = v;
+    return ok();
+  });
+  table.emplace("acme.email", [](Config& c, auto&, auto& v) {
+    c.acme.email = v;
+    return ok();
+  });
+  table.emplace("acme.ca_bundle", [](Config& c, auto&, auto& v) {
+    c.acme.ca_bundle = v;
+    return ok();
+  });
   add_listener_limits(table, "http", &Config::http);
   add_listener_limits(table, "router", &Config::router);
   return table;
@@ -273,7 +297,8 @@ std::map<std::string, Setter> make_setters() {
 std::vector<std::pair<std::string, std::string*>> path_settings(Config& c) {
   std::vector<std::pair<std::string, std::string*>> v = {{"data", &c.data_dir},
                                                          {"tls.cert_file", &c.tls.cert_file},
-                                                         {"tls.key_file", &c.tls.key_file}};
+                                                         {"tls.key_file", &c.tls.key_file},
+                                                         {"acme.ca_bundle", &c.acme.ca_bundle}};
   // A bare name is looked up on PATH; only a path with a '/' is a file.
   if (c.runtime.oci_runtime.find('/') != std::string::npos) {
     v.emplace_back("runtime.oci_runtime", &c.runtime.oci_runtime);
@@ -486,6 +511,16 @@ Status validate(const Config& cfg) {
   if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
     return bad(cfg.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
                "set both tls.cert_file and tls.key_file, or neither");
+  }
+  if (cfg.tls.issuer == "acme" && cfg.acme.directory_url.rfind("https://", 0) != 0) {
+    return bad("acme.directory_url",
+               "tls.issuer is acme: set the ACME server's https:// directory URL");
+  }
+  if (cfg.tls.internal_lifetime.count() < 10) {
+    return bad("tls.internal_lifetime", "must be at least 10s");
+  }
+  if (!cfg.acme.ca_bundle.empty() && ::access(cfg.acme.ca_bundle.c_str(), R_OK) != 0) {
+    return bad("acme.ca_bundle", cfg.acme.ca_bundle + ": cannot read the file");
   }
   for (const auto* f : {&cfg.tls.cert_file, &cfg.tls.key_file}) {
     if (!f->empty() && ::access(f->c_str(), R_OK) != 0) {

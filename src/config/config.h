@@ -33,6 +33,19 @@ struct IamConfig {
 struct TlsConfig {
   std::string cert_file;  // PEM certificate chain; with key_file, the listener speaks TLS only
   std::string key_file;   // PEM private key
+  /// Who issues certificates for linked domains (docs/domains.md): "internal" (berth's own
+  /// CA) or "acme" (acme.directory_url).
+  std::string issuer = "internal";
+  std::chrono::seconds internal_lifetime{90 * 24 * 3600};  // of berth's CA's certificates
+  /// Check names outside berth's zones through the system resolver (PENDING_DNS).
+  bool dns_check = true;
+};
+
+/// The ACME server certificates come from when tls.issuer is acme.
+struct AcmeConfig {
+  std::string directory_url;  // https://acme-v02.api.letsencrypt.org/directory, or a test CA
+  std::string email;          // contact for the account (optional)
+  std::string ca_bundle;      // PEM file trusted for the ACME server's own TLS ("" = system)
 };
 
 struct RuntimeConfig {
@@ -109,6 +122,7 @@ struct Config {
   RegistryConfig registry;
   IamConfig iam;
   TlsConfig tls;
+  AcmeConfig acme;
   RuntimeConfig runtime;
   RouterConfig router;
   BuildConfig build;

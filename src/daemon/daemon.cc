@@ -26,6 +26,7 @@
 #include "common/url.h"
 #include "deploy/deploy.h"
 #include "dns/dns.h"
+#include "domains/domains.h"
 #include "dns/tsig.h"
 #include "dns/update.h"
 #include "http/http.h"
@@ -116,6 +117,7 @@ struct Daemon::Impl {
   std::unique_ptr<dns::Server> dns_server;
   bool dns_listen_defaulted = false;  // dns.listen not set: a busy default port is no error
   std::unique_ptr<dns::HealthChecker> dns_health;  // probes; publishes to dns
+  std::unique_ptr<domains::Manager> domains;       // custom domains, certificates, renewal
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
   uint16_t router_port = 0;
@@ -538,6 +540,48 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
         audit->record(iam::Request{principal, action, resource}, allowed, peer);
       });
   s.api->set_dns(api::DnsSettings{s.dns.get(), s.pool.get(), s.dns_health.get(), s.dns_tsig.get()});
+  // Custom domains: berth's CA or ACME, renewals; routes go to the controller, certificates
+  // and HTTP-01 challenges to the router.
+  domains::Settings dset;
+  dset.issuer = cfg.tls.issuer;
+  dset.acme_directory_url = cfg.acme.directory_url;
+  dset.acme_email = cfg.acme.email;
+  dset.acme_ca_bundle = cfg.acme.ca_bundle;
+  dset.internal_lifetime = cfg.tls.internal_lifetime;
+  dset.dns_check = cfg.tls.dns_check;
+  // Renewal starts at two thirds of a lifetime: look often enough to catch short ones.
+  dset.check_interval = std::clamp<std::chrono::seconds>(cfg.tls.internal_lifetime / 10,
+                                                         std::chrono::seconds(1),
+                                                         std::chrono::seconds(60));
+  dset.service_addresses = dns_settings.service_addresses;
+  domains::Hooks dhooks;
+  dhooks.service_exists = [c = s.controller.get()](const std::string& name) {
+    return c != nullptr && c->get(name).has_value();
+  };
+  dhooks.publish_routes = [c = s.controller.get()](std::map<std::string, domains::HostRoute> m) {
+    if (c == nullptr) {
+      return;
+    }
+    std::map<std::string, deploy::DomainRoute> hosts;
+    for (auto& [host, r] : m) {
+      hosts[host] = deploy::DomainRoute{r.service, r.https_redirect, r.hsts};
+    }
+    c->set_domains(std::move(hosts));
+  };
+  dhooks.publish_certificates = [r = s.router.get(), log = s.log](
+                                    std::vector<domains::ServedCertificate> certs) {
+    std::vector<router::TlsCertificate> out;
+    for (auto& c : certs) {
+      out.push_back(router::TlsCertificate{std::move(c.names), std::move(c.chain_pem),
+                                           std::move(c.key_pem)});
+    }
+    if (auto st = r->publish_certificates(std::move(out)); !st) {
+      log->error("router refused the certificates: {}", st.error().message());
+    }
+  };
+  dhooks.publish_challenges = [r = s.router.get()](auto m) { r->publish_challenges(std::move(m)); };
+  s.domains = std::make_unique<domains::Manager>(*s.store, s.dns.get(), box, dset, dhooks);
+  s.api->set_domains(api::DomainsSettings{s.domains.get(), s.pool.get(), ""});
   std::string build_unavailable;
   if (!s.runtime) {
     build_unavailable = services.unavailable_reason;
@@ -616,6 +660,9 @@ Result<uint16_t> Daemon::start() {
       s.log->error("build service did not start: {}", bs.error().message());
     }
   }
+  if (Status ds = s.domains->start(); !ds) {
+    return Error(ds.error().code(), "custom domains: " + ds.error().message());
+  }
   if (s.controller) {
     s.controller->set_url_base("http://" + rhp.first + ":" + std::to_string(s.router_port));
     if (Status cs = s.controller->start(s.bus); !cs) {
@@ -633,6 +680,9 @@ void Daemon::stop() {
   s.stopped = true;
   if (s.api) {
     s.api->shutdown();  // followed build logs end rather than hold the grace period
+  }
+  if (s.domains) {
+    s.domains->stop();  // an ACME order in progress is abandoned; the next start resumes it
   }
   if (s.build) {
     s.build->stop();  // running builds are killed (and queued again for the next start)

@@ -17,6 +17,14 @@ Controller::~Controller() { stop(); }
 
 void Controller::set_url_base(std::string base) { state_->deps.url_base = std::move(base); }
 
+void Controller::set_domains(std::map<std::string, DomainRoute> hosts) {
+  {
+    std::lock_guard lock(state_->mu);
+    state_->domains = std::move(hosts);
+  }
+  state_->set_route("", std::nullopt);  // republish the table with them
+}
+
 namespace {
 
 std::shared_ptr<Worker> make_worker(Controller::State& s, const store::ServiceRecord& rec) {

@@ -134,6 +134,13 @@ struct ControllerDeps {
   std::string url_base;  // "http://{}:8080" style prefix used to show URLs: scheme://HOST:PORT
 };
 
+/// A custom domain (src/domains) served by a service: the service's route under another host.
+struct DomainRoute {
+  std::string service;
+  bool https_redirect = true;  // plain HTTP answers 308 to https://
+  bool hsts = false;
+};
+
 class Controller {
  public:
   explicit Controller(ControllerDeps deps);
@@ -146,6 +153,8 @@ class Controller {
   void stop();
   /// "http://127.0.0.1:8080": how service URLs are shown (host replaced by the service's).
   void set_url_base(std::string base);
+  /// The linked domains (host -> route), republished with every route change. Thread-safe.
+  void set_domains(std::map<std::string, DomainRoute> hosts);
 
   // All blocking (store and thread hand-offs): call through run_blocking.
   /// Creates the service and queues its first deployment (none when the image is not pushed

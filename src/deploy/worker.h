@@ -93,6 +93,7 @@ struct Controller::State {
   std::map<std::string, std::shared_ptr<Worker>> workers;
   std::map<std::string, std::weak_ptr<Worker>> owners;  // instance id -> worker
   std::map<std::string, router::Route> routes;          // service -> route
+  std::map<std::string, DomainRoute> domains;           // linked host -> route
   bool started = false;
 
   explicit State(ControllerDeps d) : deps(std::move(d)) {}
@@ -108,11 +109,24 @@ struct Controller::State {
     std::lock_guard lock(mu);
     if (route) {
       routes[service] = std::move(*route);
-    } else {
+    } else if (!service.empty()) {
       routes.erase(service);
     }
     for (const auto& [name, r] : routes) {
       table->hosts[host_for(name)] = r;
+    }
+    for (const auto& [host, d] : domains) {
+      auto it = routes.find(d.service);
+      router::Route r;
+      if (it != routes.end()) {
+        r = it->second;
+      } else {
+        r.service = d.service;
+        r.unavailable_reason = "service " + d.service + " is not running";
+      }
+      r.https_redirect = d.https_redirect;
+      r.hsts = d.hsts;
+      table->hosts[host] = std::move(r);
     }
     deps.router.publish(std::move(table));
   }

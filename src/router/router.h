@@ -53,6 +53,14 @@ struct Route {
   std::vector<std::shared_ptr<Upstream>> upstreams;  // healthy instances; may be empty
   /// Body of the 503 when upstreams is empty ("service web is paused").
   std::string unavailable_reason;
+  bool https_redirect = false;
+  bool hsts = false;
+};
+
+struct TlsCertificate {
+  std::vector<std::string> names;
+  std::string chain_pem;
+  std::string key_pem;
 };
 
 /// Immutable once published.
@@ -97,6 +105,8 @@ class Router {
   /// Swaps the table in atomically. Thread-safe.
   void publish(std::shared_ptr<const RouteTable> table);
   std::shared_ptr<const RouteTable> table() const;
+  Status publish_certificates(std::vector<TlsCertificate> certs) { (void)certs; return ok(); }
+  void publish_challenges(std::shared_ptr<const std::unordered_map<std::string, std::string>> m) { (void)m; }
 
   /// Prometheus text exposition: berth_router_requests_total{service,code_class},
   /// berth_router_request_duration_seconds histogram{service}, berth_router_in_flight{service},

@@ -71,6 +71,10 @@ DnsObjectRow read_dns_object(Row& r) {
   return DnsObjectRow{r.text(0), r.text(1), r.text(2), r.i64(3)};
 }
 
+ObjectRow read_object(Row& r) {
+  return ObjectRow{r.text(0), r.text(1), r.text(2), r.i64(3), r.i64(4)};
+}
+
 ServiceRecord read_service(Row& r) {
   return ServiceRecord{r.text(0), r.text(1), r.i64(2) != 0, r.i64(3), r.i64(4), r.i64(5)};
 }
@@ -161,6 +165,14 @@ void bind_dns_object(Params& p, const DnsObjectRow& o) {
   p.set_text(2, o.name);
   p.set_text(3, o.document);
   p.set_i64(4, o.created_at);
+}
+
+void bind_object(Params& p, const ObjectRow& o) {
+  p.set_text(1, o.kind);
+  p.set_text(2, o.name);
+  p.set_text(3, o.document);
+  p.set_i64(4, o.created_at);
+  p.set_i64(5, o.updated_at);
 }
 
 void bind_service(Params& p, const ServiceRecord& s) {

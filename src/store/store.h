@@ -192,6 +192,19 @@ struct DnsObjectRow {
   int64_t created_at = 0;
 };
 
+// ---- Objects (domains, certificates) --------------------------------------------------------
+
+/// A JSON document by kind and name, for subsystems that never query inside their rows
+/// (custom domains, certificates, berth's CA and ACME account): one table and one mapping
+/// serve them all, and the (kind, name) key keeps a name unique within its kind.
+struct ObjectRow {
+  std::string kind;  // "domain", "certificate", "tls"
+  std::string name;
+  std::string document;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+};
+
 struct PutManifestResult {
   bool created = true;  // false when the same digest was already there
   std::string previous_tag_digest;
@@ -326,6 +339,14 @@ class MetadataStore {
   /// Sorted by name.
   virtual Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) = 0;
   virtual Status delete_dns_object(const std::string& kind, const std::string& name) = 0;
+
+  // Objects. create: AlreadyExists when (kind, name) is present; otherwise inserts or replaces
+  // (created_at kept from the first write).
+  virtual Status put_object(const ObjectRow& o, bool create) = 0;
+  virtual Result<ObjectRow> get_object(const std::string& kind, const std::string& name) = 0;
+  /// Sorted by name.
+  virtual Result<std::vector<ObjectRow>> list_objects(const std::string& kind) = 0;
+  virtual Status delete_object(const std::string& kind, const std::string& name) = 0;
 
   // Audit log: appended in batches, read newest first.
   virtual Status append_audit(const std::vector<AuditEvent>& events) = 0;

@@ -148,6 +148,7 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
   cfg.dns.udp_threads = 1;
   cfg.log_level = "warn";
   cfg.storage.fsync = false;  // tests exercise logic, not the disk
+  cfg.tls.dns_check = false;  // never ask the machine's resolver, which is off this host
   if (tweak) {
     tweak(cfg);
   }

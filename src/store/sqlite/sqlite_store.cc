@@ -151,6 +151,13 @@ CREATE TABLE IF NOT EXISTS dns_objects(
   document TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   PRIMARY KEY(kind, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects(
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  document TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY(kind, name)) WITHOUT ROWID;
 )sql";
 
 }  // namespace

@@ -2,7 +2,7 @@
 // Private to the store. SqliteMetadataStore: one connection in WAL mode behind a mutex.
 // Callers are on the blocking pool, so the mutex never blocks an I/O thread. Its methods live
 // in one file per area: sqlite_store.cc (open, schema, exec), registry.cc, iam.cc,
-// services.cc, builds.cc, audit.cc.
+// services.cc, builds.cc, audit.cc, dns.cc, objects.cc.
 #pragma once
 
 #include <sqlite3.h>
@@ -121,6 +121,10 @@ class SqliteMetadataStore final : public MetadataStore {
   Status put_dns_object(const DnsObjectRow& o, bool create) override;
   Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) override;
   Status delete_dns_object(const std::string& kind, const std::string& name) override;
+  Status put_object(const ObjectRow& o, bool create) override;
+  Result<ObjectRow> get_object(const std::string& kind, const std::string& name) override;
+  Result<std::vector<ObjectRow>> list_objects(const std::string& kind) override;
+  Status delete_object(const std::string& kind, const std::string& name) override;
 
   Status append_audit(const std::vector<AuditEvent>& events) override;
   Result<std::vector<AuditEvent>> list_audit(int64_t since, const std::string& principal,

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+// /api/v1/domains: custom domains linked to services (docs/domains.md), and /api/v1/ca, the
+// root of berth's own CA. Actions: domain:LinkDomain and domain:UnlinkDomain on domain/NAME
+// (link also needs service:GetService on the service), domain:GetDomain, domain:ListDomains
+// (domain/*), domain:GetCaRoot on ca/root.
+#include "api/api.h"
+#include "api/internal.h"
+#include "common/async.h"
+#include "common/json.h"
+#include "domains/domains.h"
+#include "iam/iam.h"
+
+namespace berth::api {
+
+namespace {
+
+Json domain_json(const domains::Domain& d) {
+  Json steps = Json::array();
+  for (const auto& s : d.steps) {
+    steps.push_back(Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
+  }
+  Json records = Json::array();
+  for (const auto& r : d.records) {
+    records.push_back(Json{{"zone", r.zone}, {"name", r.name}, {"type", r.type}});
+  }
+  return Json{{"name", d.name},
+              {"service", d.service},
+              {"status", d.status},
+              {"issuer", d.issuer},
+              {"group", d.group},
+              {"steps", steps},
+              {"records", records},
+              {"required_records", d.required_records},
+              {"certificate", d.certificate},
+              {"expires_at", d.expires_at},
+              {"renew_at", d.renew_at},
+              {"last_error", d.last_error},
+              {"created_at", d.created_at},
+              {"updated_at", d.updated_at}};
+}
+
+class DomainsHandler {
+ public:
+  DomainsHandler(domains::Manager& m, iam::Service& iam) : m_(m), iam_(iam) {}
+
+  http::Response serve(const ApiCall& call) {
+    auto r = dispatch(call);
+    return r ? std::move(*r) : error_response(r.error());
+  }
+
+ private:
+  Result<http::Response> dispatch(const ApiCall& call) {
+    using V = bhttp::verb;
+    auto m = call.method;
+    if (call.rest == "ca") {
+      if (m != V::get) {
+        return not_found(call);
+      }
+      BERTH_TRY(iam_.authorize(call.ctx, "domain:GetCaRoot", "ca/root"));
+      return json_response(200, Json{{"root_pem", m_.ca_root_pem()}});
+    }
+    auto seg = segments(call.rest);  // domains, NAME
+    if (seg.size() == 1 && m == V::get) {
+      BERTH_TRY(iam_.authorize(call.ctx, "domain:ListDomains", "domain/*"));
+      BERTH_ASSIGN_OR_RETURN(auto list, m_.list(call.q("service")));
+      Json arr = Json::array();
+      for (const auto& d : list) {
+        arr.push_back(domain_json(d));
+      }
+      return json_response(200, Json{{"domains", arr}});
+    }
+    if (seg.size() == 1 && m == V::post) {
+      // {"service": "web", "name": "example.com", "www": true}
+      BERTH_ASSIGN_OR_RETURN(auto body, parse_object_body(call.body));
+      if (!body.contains("service") || !body["service"].is_string() || !body.contains("name") ||
+          !body["name"].is_string()) {
+        return Error(Errc::InvalidArgument,
+                     "body must be {\"service\": \"NAME\", \"name\": \"DOMAIN\", \"www\": false}");
+      }
+      if (body.contains("www") && !body["www"].is_boolean()) {
+        return Error(Errc::InvalidArgument, "www must be true or false");
+      }
+      std::string service = body["service"].get<std::string>();
+      BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(body["name"].get<std::string>()));
+      bool www = body.value("www", false);
+      BERTH_TRY(iam_.authorize(call.ctx, "domain:LinkDomain", "domain/" + name));
+      if (www) {
+        BERTH_TRY(iam_.authorize(call.ctx, "domain:LinkDomain", "domain/www." + name));
+      }
+      BERTH_TRY(iam_.authorize(call.ctx, "service:GetService", "service/" + service));
+      BERTH_ASSIGN_OR_RETURN(auto linked, m_.link(service, name, www));
+      Json arr = Json::array();
+      for (const auto& d : linked) {
+        arr.push_back(domain_json(d));
+      }
+      return json_response(202, Json{{"domains", arr}});
+    }
+    if (seg.size() != 2) {
+      return not_found(call);
+    }
+    BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(seg[1]));
+    if (m == V::get) {
+      BERTH_TRY(iam_.authorize(call.ctx, "domain:GetDomain", "domain/" + name));
+      BERTH_ASSIGN_OR_RETURN(auto d, m_.get(name));
+      return json_response(200, domain_json(d));
+    }
+    if (m == V::delete_) {
+      std::string service = call.q("service");
+      if (service.empty()) {
+        return Error(Errc::InvalidArgument, "unlink needs ?service=NAME (the service it is linked to)");
+      }
+      BERTH_TRY(iam_.authorize(call.ctx, "domain:UnlinkDomain", "domain/" + name));
+      BERTH_TRY(m_.unlink(service, name));
+      return json_response(200, Json{{"unlinked", name}, {"service", service}});
+    }
+    return not_found(call);
+  }
+
+  Result<http::Response> not_found(const ApiCall& call) {
+    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+  }
+
+  domains::Manager& m_;
+  iam::Service& iam_;
+};
+
+}  // namespace
+
+awaitable<void> Api::handle_domains(http::Exchange& ex, std::string rest) {
+  if (domains_.manager == nullptr || domains_.pool == nullptr) {
+    std::string why = domains_.unavailable_reason.empty()
+                          ? "custom domains are not available on this berthd"
+                          : domains_.unavailable_reason;
+    co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
+  }
+  std::vector<const char*> params = {"service"};
+  co_await serve_call(ex, std::move(rest), std::move(params), kMaxRestBody, *domains_.pool,
+                      [m = domains_.manager, iam = &iam_](const ApiCall& call) {
+                        return DomainsHandler(*m, *iam).serve(call);
+                      });
+}
+
+}  // namespace berth::api

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: Apache-2.0
+// The domain manager: link/unlink/list as the API calls them, the stored rows, the worker
+// thread, and publishing routes and certificates to the router. The link steps themselves
+// live in steps.cc.
+#include <algorithm>
+
+#include "common/secret_box.h"
+#include "dns/dns.h"
+#include "domains/internal.h"
+#include "store/store.h"
+
+namespace berth::domains {
+
+// ---- Store helpers --------------------------------------------------------------------------
+
+Result<std::vector<Domain>> Manager::Impl::load_all() const {
+  BERTH_ASSIGN_OR_RETURN(auto rows, store.list_objects(kDomainKind));
+  std::vector<Domain> out;
+  for (const auto& r : rows) {
+    BERTH_ASSIGN_OR_RETURN(auto d, domain_from_json(r.document));
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<std::vector<Domain>> Manager::Impl::load_group(const std::string& group) const {
+  BERTH_ASSIGN_OR_RETURN(auto all, load_all());
+  std::vector<Domain> out;
+  for (auto& d : all) {
+    if (d.group == group) {
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
+}
+
+Status Manager::Impl::save(Domain& d, bool create) {
+  d.updated_at = unix_now();
+  if (create) {
+    d.created_at = d.updated_at;
+  }
+  store::ObjectRow row{kDomainKind, d.name, domain_to_json(d).dump(), d.created_at, d.updated_at};
+  return store.put_object(row, create);
+}
+
+Result<CertDoc> Manager::Impl::load_cert(const std::string& id) const {
+  BERTH_ASSIGN_OR_RETURN(auto row, store.get_object(kCertificateKind, id));
+  return cert_from_json(row.document);
+}
+
+Status Manager::Impl::save_cert(const CertDoc& c) {
+  int64_t now = unix_now();
+  return store.put_object(store::ObjectRow{kCertificateKind, c.id, cert_to_json(c).dump(), now, now},
+                          false);
+}
+
+// ---- Worker ---------------------------------------------------------------------------------
+
+void Manager::Impl::enqueue(const std::string& group) {
+  {
+    std::lock_guard lock(mu);
+    if (std::find(queue.begin(), queue.end(), group) == queue.end()) {
+      queue.push_back(group);
+    }
+  }
+  cv.notify_all();
+}
+
+void Manager::Impl::run_worker() {
+  auto next_check = std::chrono::steady_clock::now();
+  for (;;) {
+    std::string group;
+    bool check = false;
+    {
+      std::unique_lock lock(mu);
+      cv.wait_until(lock, next_check, [&] { return stopping || wake_now || !queue.empty(); });
+      if (stopping) {
+        return;
+      }
+      if (!queue.empty()) {
+        group = queue.front();
+        queue.pop_front();
+      } else {
+        check = true;
+        wake_now = false;
+      }
+    }
+    if (!group.empty()) {
+      work_group(group);
+      continue;
+    }
+    if (check || std::chrono::steady_clock::now() >= next_check) {
+      next_check = std::chrono::steady_clock::now() + settings.check_interval;
+      renew_due();
+      // Names still waiting (for the user's DNS records, or after an ACME server was away)
+      // get another try.
+      auto all = load_all();
+      if (all) {
+        for (const auto& d : *all) {
+          if (d.status == kPendingDns || d.status == kPendingCertificate) {
+            enqueue(d.group);
+          }
+        }
+      }
+    }
+  }
+}
+
+void Manager::Impl::publish() {
+  auto all = load_all();
+  if (!all) {
+    log->error("domains: cannot read domains to publish: {}", all.error().message());
+    return;
+  }
+  std::map<std::string, HostRoute> routes;
+  std::vector<std::string> cert_ids;
+  for (const auto& d : *all) {
+    if (d.status != kActive) {
+      continue;
+    }
+    routes[d.name] = HostRoute{d.service, settings.redirect_http, settings.hsts};
+    if (!d.certificate.empty() &&
+        std::find(cert_ids.begin(), cert_ids.end(), d.certificate) == cert_ids.end()) {
+      cert_ids.push_back(d.certificate);
+    }
+  }
+  std::vector<ServedCertificate> served;
+  for (const auto& id : cert_ids) {
+    auto c = load_cert(id);
+    if (!c) {
+      log->error("domains: certificate {}: {}", id, c.error().message());
+      continue;
+    }
+    auto key = box->open(c->key_sealed);
+    if (!key) {
+      log->error("domains: certificate {}: key: {}", id, key.error().message());
+      continue;
+    }
+    served.push_back(ServedCertificate{c->names, c->chain_pem, std::move(*key)});
+  }
+  if (hooks.publish_certificates) {
+    hooks.publish_certificates(std::move(served));
+  }
+  if (hooks.publish_routes) {
+    hooks.publish_routes(std::move(routes));
+  }
+}
+
+void Manager::Impl::publish_challenges() {
+  std::shared_ptr<const std::unordered_map<std::string, std::string>> m;
+  {
+    std::lock_guard lock(mu);
+    m = std::make_shared<const std::unordered_map<std::string, std::string>>(challenges);
+  }
+  if (hooks.publish_challenges) {
+    hooks.publish_challenges(std::move(m));
+  }
+}
+
+// ---- Manager --------------------------------------------------------------------------------
+
+Manager::Manager(store::MetadataStore& store, dns::Service* dns, std::shared_ptr<SecretBox> box,
+                 Settings settings, Hooks hooks)
+    : impl_(std::make_unique<Impl>(store, dns, std::move(box), std::move(settings),
+                                   std::move(hooks))) {}
+
+Manager::~Manager() { stop(); }
+
+Status Manager::start() {
+  auto& m = *impl_;
+  // berth's CA: created on first start, its key sealed like every other secret.
+  auto row = m.store.get_object(kTlsKind, "ca");
+  if (row) {
+    auto j = Json::parse(row->document, nullptr, false);
+    if (!j.is_object() || !j.contains("root_pem") || !j.contains("key_sealed")) {
+      return Error(Errc::DataLoss, "berth's CA as stored is unreadable");
+    }
+    BERTH_ASSIGN_OR_RETURN(auto key, m.box->open(j["key_sealed"].get<std::string>()));
+    BERTH_ASSIGN_OR_RETURN(auto ca, certs::Authority::load(j["root_pem"].get<std::string>(), key));
+    m.ca = std::move(ca);
+  } else if (row.error().code() == Errc::NotFound) {
+    BERTH_ASSIGN_OR_RETURN(auto ca, certs::Authority::create());
+    Json j{{"root_pem", ca.root_pem()}, {"key_sealed", m.box->seal(ca.key_pem())}};
+    int64_t now = unix_now();
+    BERTH_TRY(m.store.put_object(store::ObjectRow{kTlsKind, "ca", j.dump(), now, now}, true));
+    m.ca = std::move(ca);
+    m.log->info("domains: created berth's CA (berth ca export prints its root)");
+  } else {
+    return row.error();
+  }
+  m.publish();
+  BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
+  for (const auto& d : all) {
+    if (d.status == kPendingDns || d.status == kPendingCertificate) {
+      m.enqueue(d.group);
+    }
+  }
+  m.worker = std::thread([&m] { m.run_worker(); });
+  return ok();
+}
+
+void Manager::stop() {
+  if (!impl_) {
+    return;
+  }
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->worker.joinable()) {
+    impl_->worker.join();
+  }
+}
+
+Result<std::vector<Domain>> Manager::link(const std::string& service, const std::string& name,
+                                          bool www) {
+  auto& m = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto apex, normalize_domain(name));
+  if (m.hooks.service_exists && !m.hooks.service_exists(service)) {
+    return Error(Errc::NotFound, "service " + service + " does not exist");
+  }
+  std::vector<std::string> names{apex};
+  if (www) {
+    if (apex.starts_with("*.")) {
+      return Error(Errc::InvalidArgument, "--www cannot be combined with a wildcard name");
+    }
+    names.push_back("www." + apex);
+  }
+  if (m.settings.issuer == "acme" && m.settings.acme_directory_url.empty()) {
+    return Error(Errc::FailedPrecondition,
+                 "tls.issuer is acme but acme.directory_url is not set");
+  }
+  std::lock_guard lock(m.rows_mu);
+  std::vector<Domain> created;
+  for (const auto& n : names) {
+    auto existing = m.store.get_object(kDomainKind, n);
+    if (existing) {
+      auto d = domain_from_json(existing->document);
+      std::string owner = d ? d->service : "?";
+      return Error(Errc::AlreadyExists,
+                   owner == service ? n + " is already linked to service " + service
+                                    : n + " is already linked to another service (" + owner +
+                                          "): unlink it there first");
+    }
+    if (existing.error().code() != Errc::NotFound) {
+      return existing.error();
+    }
+  }
+  for (const auto& n : names) {
+    Domain d;
+    d.name = n;
+    d.service = service;
+    d.status = kPendingDns;
+    d.issuer = m.settings.issuer;
+    d.group = apex;
+    set_step(d, "dns", "pending", "");
+    set_step(d, "certificate", "pending", "");
+    set_step(d, "route", "pending", "");
+    BERTH_TRY(m.save(d, true));
+    created.push_back(std::move(d));
+  }
+  m.log->info("domains: link {} -> service {}", apex, service);
+  m.enqueue(apex);
+  return created;
+}
+
+Status Manager::unlink(const std::string& service, const std::string& name) {
+  auto& m = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
+  std::string cert_id;
+  {
+    std::lock_guard lock(m.rows_mu);
+    auto row = m.store.get_object(kDomainKind, n);
+    if (!row) {
+      return row.error().code() == Errc::NotFound
+                 ? Error(Errc::NotFound, n + " is not linked to any service")
+                 : row.error();
+    }
+    BERTH_ASSIGN_OR_RETURN(auto d, domain_from_json(row->document));
+    if (d.service != service) {
+      return Error(Errc::NotFound, n + " is linked to service " + d.service + ", not " + service);
+    }
+    // Records first: when removing one fails, the domain stays linked and can be unlinked
+    // again, rather than leaving records nobody remembers.
+    BERTH_TRY(m.remove_records(d));
+    BERTH_TRY(m.store.delete_object(kDomainKind, n));
+    cert_id = d.certificate;
+    if (!cert_id.empty()) {
+      BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
+      bool used = std::any_of(all.begin(), all.end(),
+                              [&](const Domain& o) { return o.certificate == cert_id; });
+      if (!used) {
+        auto del = m.store.delete_object(kCertificateKind, cert_id);
+        if (!del && del.error().code() != Errc::NotFound) {
+          return del;
+        }
+      }
+    }
+  }
+  m.log->info("domains: unlink {} from service {}", n, service);
+  m.publish();
+  return ok();
+}
+
+Result<Domain> Manager::get(const std::string& name) const {
+  BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
+  auto row = impl_->store.get_object(kDomainKind, n);
+  if (!row) {
+    return row.error().code() == Errc::NotFound
+               ? Error(Errc::NotFound, n + " is not linked to any service")
+               : row.error();
+  }
+  return domain_from_json(row->document);
+}
+
+Result<std::vector<Domain>> Manager::list(const std::string& service) const {
+  BERTH_ASSIGN_OR_RETURN(auto all, impl_->load_all());
+  if (!service.empty()) {
+    std::erase_if(all, [&](const Domain& d) { return d.service != service; });
+  }
+  return all;
+}
+
+std::string Manager::ca_root_pem() const { return impl_->ca ? impl_->ca->root_pem() : ""; }
+
+void Manager::wake() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->wake_now = true;
+  }
+  impl_->cv.notify_all();
+}
+
+}  // namespace berth::domains

@@ -1,0 +1,524 @@
+// SPDX-License-Identifier: Apache-2.0
+// The link steps (DNS, certificate, route) for one group of names, the ACME challenge
+// responder, the CAA check, and renewals.
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+
+#include "common/secret_box.h"
+#include "dns/dns.h"
+#include "domains/internal.h"
+#include "store/store.h"
+
+namespace berth::domains {
+
+namespace {
+
+constexpr uint32_t kRecordTtl = 300;
+constexpr uint32_t kChallengeTtl = 60;
+constexpr int64_t kMaxBackoff = 6 * 3600;
+
+std::vector<std::string> zone_names(dns::Service& dns) {
+  std::vector<std::string> out;
+  auto zones = dns.list_zones();
+  if (zones) {
+    for (const auto& z : *zones) {
+      out.push_back(z.name);
+    }
+  }
+  return out;
+}
+
+const dns::RecordSet* find_set(const dns::ZoneData& z, const std::string& name,
+                               const std::string& type) {
+  for (const auto& s : z.sets) {
+    if (s.name == name && s.type == type && s.set_identifier.empty()) {
+      return &s;
+    }
+  }
+  return nullptr;
+}
+
+std::string format_time(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M UTC", &tm);
+  return buf.data();
+}
+
+// The addresses name resolves to through the system resolver ("" on failure).
+std::vector<std::string> resolve(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  std::vector<std::string> out;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &res) != 0) {
+    return out;
+  }
+  for (auto* p = res; p != nullptr; p = p->ai_next) {
+    std::array<char, NI_MAXHOST> host{};
+    if (getnameinfo(p->ai_addr, p->ai_addrlen, host.data(), host.size(), nullptr, 0,
+                    NI_NUMERICHOST) == 0) {
+      out.emplace_back(host.data());
+    }
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+// Answers ACME challenges: DNS-01 with a TXT record in berth's zone, HTTP-01 through the
+// router's challenge map.
+class Responder final : public certs::ChallengeResponder {
+ public:
+  explicit Responder(Manager::Impl& m) : m_(m) {}
+
+  std::optional<certs::Challenge::Type> choose(std::string_view domain, bool wildcard) override {
+    if (m_.dns != nullptr && !hosted_zone_for(zone_names(*m_.dns), domain).empty()) {
+      return certs::Challenge::Type::dns01;
+    }
+    if (wildcard) {
+      return std::nullopt;  // only DNS-01 proves control of a wildcard
+    }
+    return certs::Challenge::Type::http01;
+  }
+
+  Status present(const certs::Challenge& c) override {
+    if (c.type == certs::Challenge::Type::http01) {
+      {
+        std::lock_guard lock(m_.mu);
+        m_.challenges[c.token] = c.key_authorization;
+      }
+      m_.publish_challenges();
+      return ok();
+    }
+    return edit_txt(c, true);
+  }
+
+  void cleanup(const certs::Challenge& c) override {
+    if (c.type == certs::Challenge::Type::http01) {
+      {
+        std::lock_guard lock(m_.mu);
+        m_.challenges.erase(c.token);
+      }
+      m_.publish_challenges();
+      return;
+    }
+    if (auto s = edit_txt(c, false); !s) {
+      m_.log->warn("domains: removing {} TXT: {}", c.dns_name(), s.error().message());
+    }
+  }
+
+ private:
+  // Adds or removes one value of the TXT set at _acme-challenge.<domain> (an apex and its
+  // wildcard share the name and need both values at once).
+  Status edit_txt(const certs::Challenge& c, bool add) {
+    std::string name = c.dns_name();
+    std::string zone = hosted_zone_for(zone_names(*m_.dns), name);
+    if (zone.empty()) {
+      return Error(Errc::FailedPrecondition, "no zone berth hosts holds " + name);
+    }
+    BERTH_ASSIGN_OR_RETURN(auto z, m_.dns->get_zone(zone));
+    std::string value = "\"" + c.dns_value() + "\"";
+    dns::RecordSet set;
+    set.name = name;
+    set.type = "TXT";
+    set.ttl = kChallengeTtl;
+    if (const auto* old = find_set(z, name, "TXT")) {
+      set = *old;
+    }
+    auto& v = set.values;
+    std::erase(v, value);
+    if (add) {
+      v.push_back(value);
+    }
+    std::vector<dns::Change> changes;
+    if (v.empty()) {
+      if (const auto* old = find_set(z, name, "TXT")) {
+        changes.push_back(dns::Change{dns::Change::Action::Delete, *old});
+      }
+    } else {
+      changes.push_back(dns::Change{dns::Change::Action::Upsert, set});
+    }
+    if (changes.empty()) {
+      return ok();
+    }
+    auto r = m_.dns->change(zone, changes);
+    return r ? ok() : Status(r.error());
+  }
+
+  Manager::Impl& m_;
+};
+
+}  // namespace
+
+// ---- DNS ------------------------------------------------------------------------------------
+
+bool Manager::Impl::step_dns(Domain& d) {
+  std::string zone = dns != nullptr ? hosted_zone_for(zone_names(*dns), d.name) : "";
+  if (zone.empty()) {
+    // Not berth's zone: the user creates the records at their DNS host; berth checks them.
+    d.required_records.clear();
+    for (const auto& a : settings.service_addresses) {
+      bool v6 = a.find(':') != std::string::npos;
+      d.required_records.push_back(d.name + ". " + std::to_string(kRecordTtl) +
+                                   (v6 ? " IN AAAA " : " IN A ") + a);
+    }
+    if (settings.dns_check) {
+      auto got = resolve(d.name);
+      bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
+        return std::find(settings.service_addresses.begin(), settings.service_addresses.end(),
+                         a) != settings.service_addresses.end();
+      });
+      if (pointed || (settings.service_addresses.empty() && !got.empty())) {
+        set_step(d, "dns", "done", d.name + " resolves to this berth");
+        return true;
+      }
+    }
+    d.status = kPendingDns;
+    set_step(d, "dns", "pending",
+             "berth does not host a zone for " + d.name +
+                 ": create the records listed under required_records at your DNS host");
+    return false;
+  }
+  auto z = dns->get_zone(zone);
+  if (!z) {
+    d.status = kFailed;
+    d.last_error = z.error().message();
+    set_step(d, "dns", "failed", d.last_error);
+    return false;
+  }
+  for (const char* type : {"ALIAS", "A", "AAAA", "CNAME"}) {
+    const auto* s = find_set(*z, d.name, type);
+    if (s == nullptr) {
+      continue;
+    }
+    if (std::string(type) == "ALIAS" && s->alias_service == d.service) {
+      set_step(d, "dns", "done", "ALIAS " + d.name + " -> service " + d.service + " (zone " +
+                                     zone + ", already there)");
+      return true;
+    }
+    d.status = kFailed;
+    d.last_error = d.name + " already has " + type + " records in zone " + zone +
+                   " that berth did not create: delete them, then link again";
+    set_step(d, "dns", "failed", d.last_error);
+    return false;
+  }
+  dns::RecordSet set;
+  set.name = d.name;
+  set.type = "ALIAS";
+  set.ttl = kRecordTtl;
+  set.alias_service = d.service;
+  std::vector<dns::Change> changes{dns::Change{dns::Change::Action::Create, set}};
+  if (auto r = dns->change(zone, changes); !r) {
+    d.status = kFailed;
+    d.last_error = "writing ALIAS " + d.name + " in zone " + zone + ": " + r.error().message();
+    set_step(d, "dns", "failed", d.last_error);
+    return false;
+  }
+  d.records.push_back(CreatedRecord{zone, d.name, "ALIAS"});
+  d.required_records.clear();
+  set_step(d, "dns", "done", "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ")");
+  return true;
+}
+
+Status Manager::Impl::remove_records(const Domain& d) {
+  for (const auto& r : d.records) {
+    if (dns == nullptr) {
+      break;
+    }
+    auto z = dns->get_zone(r.zone);
+    if (!z) {
+      if (z.error().code() == Errc::NotFound) {
+        continue;  // the zone is gone, and its records with it
+      }
+      return z.error();
+    }
+    const auto* s = find_set(*z, r.name, r.type);
+    if (s == nullptr) {
+      continue;  // the user removed it already
+    }
+    std::vector<dns::Change> changes{dns::Change{dns::Change::Action::Delete, *s}};
+    if (auto c = dns->change(r.zone, changes); !c) {
+      return Error(c.error().code(), "removing " + r.type + " " + r.name + " from zone " + r.zone +
+                                         ": " + c.error().message());
+    }
+  }
+  return ok();
+}
+
+// ---- Certificate ----------------------------------------------------------------------------
+
+Status Manager::Impl::check_caa(const std::string& name) {
+  if (dns == nullptr || settings.issuer != "internal") {
+    return ok();  // an ACME server checks CAA itself, against its own identity
+  }
+  bool wildcard = name.starts_with("*.");
+  std::string base = wildcard ? name.substr(2) : name;
+  std::string zone = hosted_zone_for(zone_names(*dns), base);
+  if (zone.empty()) {
+    return ok();
+  }
+  BERTH_ASSIGN_OR_RETURN(auto z, dns->get_zone(zone));
+  // RFC 8659: the closest name (climbing to the apex) with a CAA set is the relevant one.
+  for (std::string at = base;;) {
+    if (const auto* s = find_set(z, at, "CAA")) {
+      std::vector<std::string> issue, issuewild;
+      for (const auto& v : s->values) {
+        // "0 issue \"letsencrypt.org\""
+        auto q1 = v.find('"');
+        auto q2 = v.rfind('"');
+        std::string value = q1 != std::string::npos && q2 > q1 ? v.substr(q1 + 1, q2 - q1 - 1) : "";
+        value = value.substr(0, value.find(';'));
+        std::erase(value, ' ');
+        if (v.find(" issuewild ") != std::string::npos) {
+          issuewild.push_back(value);
+        } else if (v.find(" issue ") != std::string::npos) {
+          issue.push_back(value);
+        }
+      }
+      const auto& tags = wildcard && !issuewild.empty() ? issuewild : issue;
+      if (tags.empty()) {
+        return ok();  // only iodef or other tags: no restriction on issuance
+      }
+      if (std::find(tags.begin(), tags.end(), "berth") != tags.end()) {
+        return ok();
+      }
+      std::string allowed;
+      for (const auto& t : tags) {
+        allowed += (allowed.empty() ? "" : ", ") + (t.empty() ? std::string("nobody") : t);
+      }
+      return Error(Errc::FailedPrecondition,
+                   "CAA records at " + at + " allow only " + allowed +
+                       " to issue for " + name +
+                       "; berth's own CA identifies as \"berth\" (add 0 issue \"berth\")");
+    }
+    if (at == zone) {
+      return ok();
+    }
+    at = at.substr(at.find('.') + 1);
+  }
+}
+
+Result<certs::Issued> Manager::Impl::issue(const std::vector<std::string>& names) {
+  for (const auto& n : names) {
+    BERTH_TRY(check_caa(n));
+  }
+  if (settings.issuer != "acme") {
+    return ca->issue(names, settings.internal_lifetime);
+  }
+  std::string account_key;
+  if (auto row = store.get_object(kTlsKind, "acme-account"); row) {
+    auto j = Json::parse(row->document, nullptr, false);
+    if (j.is_object() && j.value("directory_url", "") == settings.acme_directory_url) {
+      BERTH_ASSIGN_OR_RETURN(account_key, box->open(j.value("key_sealed", "")));
+    }
+  }
+  certs::AcmeOptions opts;
+  opts.directory_url = settings.acme_directory_url;
+  opts.email = settings.acme_email;
+  opts.ca_bundle = settings.acme_ca_bundle;
+  BERTH_ASSIGN_OR_RETURN(auto client, certs::AcmeClient::create(opts, account_key));
+  if (account_key.empty()) {
+    Json j{{"directory_url", settings.acme_directory_url},
+           {"key_sealed", box->seal(client.account_key_pem())}};
+    int64_t now = unix_now();
+    BERTH_TRY(store.put_object(store::ObjectRow{kTlsKind, "acme-account", j.dump(), now, now},
+                               false));
+  }
+  Responder responder(*this);
+  return client.obtain(names, responder, [&](std::string_view line) {
+    log->info("domains: acme: {}", line);
+  });
+}
+
+Status Manager::Impl::step_certificate(std::vector<Domain>& group) {
+  std::vector<std::string> names;
+  for (const auto& d : group) {
+    names.push_back(d.name);
+  }
+  const std::string& id = group.front().group;
+  // A certificate issued for this group before (a link resumed after a restart) is reused
+  // while it still covers every name.
+  if (auto old = load_cert(id); old && old->not_after > unix_now()) {
+    bool covers = std::all_of(names.begin(), names.end(), [&](const std::string& n) {
+      return std::find(old->names.begin(), old->names.end(), n) != old->names.end();
+    });
+    if (covers) {
+      for (auto& d : group) {
+        d.certificate = id;
+        d.expires_at = old->not_after;
+        d.renew_at = old->renew_at;
+      }
+      return ok();
+    }
+  }
+  BERTH_ASSIGN_OR_RETURN(auto issued, issue(names));
+  CertDoc c;
+  c.id = id;
+  c.names = names;
+  c.issuer = settings.issuer;
+  c.chain_pem = issued.chain_pem;
+  c.key_sealed = box->seal(issued.key_pem);
+  c.not_before = issued.info.not_before;
+  c.not_after = issued.info.not_after;
+  c.renew_at = c.not_before + (c.not_after - c.not_before) * 2 / 3;
+  BERTH_TRY(save_cert(c));
+  for (auto& d : group) {
+    d.certificate = id;
+    d.expires_at = c.not_after;
+    d.renew_at = c.renew_at;
+    set_step(d, "certificate", "done",
+             "issued by " + issued.info.issuer + ", expires " + format_time(c.not_after));
+  }
+  return ok();
+}
+
+// ---- One group's link -----------------------------------------------------------------------
+
+void Manager::Impl::work_group(const std::string& group_name) {
+  std::unique_lock lock(rows_mu);
+  auto loaded = load_group(group_name);
+  if (!loaded || loaded->empty()) {
+    return;  // unlinked meanwhile
+  }
+  auto& group = *loaded;
+  bool dns_done = true;
+  for (auto& d : group) {
+    if (d.status == kActive || d.status == kFailed) {
+      continue;
+    }
+    auto dns_step = std::find_if(d.steps.begin(), d.steps.end(),
+                                 [](const Step& s) { return s.step == "dns"; });
+    if (dns_step == d.steps.end() || dns_step->status != "done") {
+      dns_done = step_dns(d) && dns_done;
+    }
+    if (d.status == kFailed) {
+      dns_done = false;
+    }
+  }
+  bool failed = std::any_of(group.begin(), group.end(),
+                            [](const Domain& d) { return d.status == kFailed; });
+  if (dns_done && !failed) {
+    for (auto& d : group) {
+      d.status = kPendingCertificate;
+      d.required_records.clear();
+    }
+    for (auto& d : group) {
+      (void)save(d, false);  // `domain show` sees PENDING_CERTIFICATE while ACME runs
+    }
+    lock.unlock();
+    auto s = step_certificate(group);
+    lock.lock();
+    // Unlinked while the certificate was being obtained: nothing more to do.
+    auto still = load_group(group_name);
+    if (!still || still->size() != group.size()) {
+      return;
+    }
+    for (auto& d : group) {
+      if (s) {
+        d.status = kActive;
+        d.last_error.clear();
+        set_step(d, "route", "done", "served over HTTPS");
+      } else if (s.error().code() == Errc::Unavailable) {
+        // The ACME server is away: keep waiting, try again on the next check.
+        d.last_error = s.error().message();
+        set_step(d, "certificate", "pending", d.last_error);
+      } else {
+        d.status = kFailed;
+        d.last_error = s.error().message();
+        set_step(d, "certificate", "failed", d.last_error);
+      }
+    }
+  } else if (failed) {
+    // One name of the group failed: the whole group fails and its records are taken back,
+    // so a link is never half done.
+    std::string why;
+    for (const auto& d : group) {
+      if (d.status == kFailed) {
+        why = d.last_error;
+      }
+    }
+    for (auto& d : group) {
+      (void)remove_records(d);
+      d.records.clear();
+      if (d.status != kFailed) {
+        d.status = kFailed;
+        d.last_error = why;
+      }
+    }
+  }
+  for (auto& d : group) {
+    if (auto st = save(d, false); !st) {
+      log->error("domains: saving {}: {}", d.name, st.error().message());
+    }
+    log->info("domains: {} status={}{}{}", d.name, d.status, d.last_error.empty() ? "" : " error=",
+              d.last_error);
+  }
+  lock.unlock();
+  publish();
+}
+
+// ---- Renewal --------------------------------------------------------------------------------
+
+void Manager::Impl::renew_due() {
+  auto rows = store.list_objects(kCertificateKind);
+  if (!rows) {
+    return;
+  }
+  int64_t now = unix_now();
+  bool renewed = false;
+  for (const auto& row : *rows) {
+    auto c = cert_from_json(row.document);
+    if (!c || now < c->renew_at || now < c->next_attempt) {
+      continue;
+    }
+    log->info("domains: renewing certificate {} (expires {})", c->id, format_time(c->not_after));
+    auto issued = issue(c->names);
+    std::lock_guard lock(rows_mu);
+    if (!store.get_object(kCertificateKind, c->id)) {
+      continue;  // unlinked meanwhile
+    }
+    if (issued) {
+      c->chain_pem = issued->chain_pem;
+      c->key_sealed = box->seal(issued->key_pem);
+      c->not_before = issued->info.not_before;
+      c->not_after = issued->info.not_after;
+      c->renew_at = c->not_before + (c->not_after - c->not_before) * 2 / 3;
+      c->failures = 0;
+      c->next_attempt = 0;
+      c->last_error.clear();
+      renewed = true;
+    } else {
+      // The old certificate keeps serving; try again later, backing off.
+      c->failures++;
+      c->next_attempt = now + std::min<int64_t>(kMaxBackoff, int64_t{60} << std::min(c->failures, 8));
+      c->last_error = "renewal failed: " + issued.error().message();
+      log->warn("domains: certificate {}: {}", c->id, c->last_error);
+    }
+    (void)save_cert(*c);
+    if (auto all = load_all(); all) {
+      for (auto& d : *all) {
+        if (d.certificate != c->id) {
+          continue;
+        }
+        d.expires_at = c->not_after;
+        d.renew_at = c->renew_at;
+        d.last_error = c->last_error;
+        if (issued) {
+          set_step(d, "certificate", "done",
+                   "renewed by " + issued->info.issuer + ", expires " + format_time(c->not_after));
+        }
+        (void)save(d, false);
+      }
+    }
+  }
+  if (renewed) {
+    publish();
+  }
+}
+
+}  // namespace berth::domains

@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0
+// `berth domain link|ls|show|unlink` and `berth ca export` against an in-process berthd with
+// berth's own CA as the issuer: the records link writes (checked with dig), the steps and
+// statuses, what unlink takes back, and the ways a link fails without leaving half of itself.
+// ACME (pebble) and HTTPS through the router are in domains_https_test.cc.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+bool has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+class Domains : public ::testing::Test {
+ protected:
+  explicit Domains(std::function<void(config::Config&)> tweak = {}) : d_(std::move(tweak)) {}
+  void SetUp() override {
+    if (!have("dig")) {
+      GTEST_SKIP() << "dig is not installed (scripts/setup --test installs bind9-dnsutils)";
+    }
+    // A service that follows a tag nobody pushed: it exists, so it can be linked.
+    auto c = d_.cli("service create web --image web/app:v1 --auto-deploy");
+    ASSERT_EQ(c.code, 0) << c.all();
+  }
+  std::string dig(const std::string& args) {
+    auto r = run("dig @127.0.0.1 -p " + std::to_string(d_.dns_port()) + " +norec +short " + args);
+    EXPECT_EQ(r.code, 0) << r.all();
+    return r.out;
+  }
+  std::string show(const std::string& name, const std::string& jq_expr) {
+    auto r = d_.cli("domain show " + name + " --json");
+    EXPECT_EQ(r.code, 0) << r.all();
+    return jq(r.out, jq_expr);
+  }
+  TestDaemon d_;
+};
+
+TEST_F(Domains, LinkWritesAliasesIssuesFromBerthsCaAndUnlinkTakesBackOnlyThat) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("dns zone create www.example.com").code, 0);
+  // The user's own record, which link and unlink must leave alone.
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name api --type A --value 127.0.0.9").code, 0);
+
+  auto link = d_.cli("domain link web example.com --www");
+  ASSERT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "example.com: dns done: ALIAS example.com -> service web (zone "
+                            "example.com)"))
+      << link.out;
+  EXPECT_TRUE(has(link.out, "www.example.com: dns done: ALIAS www.example.com -> service web "
+                            "(zone www.example.com)"))
+      << link.out;
+  EXPECT_TRUE(has(link.out, "example.com: ACTIVE")) << link.out;
+  EXPECT_TRUE(has(link.out, "www.example.com: ACTIVE")) << link.out;
+
+  // The apex ALIAS is flattened to the router's address; www lives in its own sub-zone.
+  EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
+  EXPECT_EQ(dig("www.example.com A"), "127.0.0.1\n");
+  EXPECT_EQ(show("example.com", ".records"),
+            R"([{"name":"example.com","type":"ALIAS","zone":"example.com"}])");
+  EXPECT_EQ(show("www.example.com", ".records[0].zone"), R"("www.example.com")");
+  EXPECT_EQ(show("example.com", ".status"), R"("ACTIVE")");
+  EXPECT_EQ(show("example.com", ".issuer"), R"("internal")");
+  EXPECT_EQ(show("example.com", "[.steps[].status] | unique"), R"(["done"])");
+
+  // The certificate covers both names and chains to the root `ca export` prints.
+  TempDir t;
+  auto ca = d_.cli("ca export");
+  ASSERT_EQ(ca.code, 0) << ca.all();
+  ASSERT_TRUE(has(ca.out, "-----BEGIN CERTIFICATE-----")) << ca.out;
+  write_file(t / "root.pem", ca.out);
+  auto subj = run("openssl x509 -noout -subject -in " + t / "root.pem");
+  EXPECT_TRUE(has(subj.out, "berth root CA")) << subj.all();
+
+  auto ls = d_.cli("domain ls web");
+  ASSERT_EQ(ls.code, 0) << ls.all();
+  EXPECT_TRUE(has(ls.out, "DOMAIN")) << ls.out;
+  EXPECT_TRUE(has(ls.out, "www.example.com")) << ls.out;
+
+  // Unlinking www removes its record in the sub-zone and nothing else.
+  auto un = d_.cli("domain unlink web www.example.com");
+  ASSERT_EQ(un.code, 0) << un.all();
+  EXPECT_EQ(dig("www.example.com A"), "");
+  EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
+  EXPECT_EQ(show("example.com", ".status"), R"("ACTIVE")");
+  ASSERT_EQ(d_.cli("domain unlink web example.com").code, 0);
+  EXPECT_EQ(dig("example.com A"), "");
+  EXPECT_EQ(dig("api.example.com A"), "127.0.0.9\n");
+  auto gone = d_.cli("domain show example.com");
+  EXPECT_NE(gone.code, 0);
+  EXPECT_TRUE(has(gone.err, "example.com is not linked to any service")) << gone.all();
+}
+
+TEST_F(Domains, ANameLinkedToAnotherServiceIsRefused) {
+  ASSERT_EQ(d_.cli("service create api --image web/api:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("domain link web example.com").code, 0);
+  auto again = d_.cli("domain link api example.com");
+  EXPECT_NE(again.code, 0);
+  EXPECT_TRUE(has(again.err, "example.com is already linked to another service (web)"))
+      << again.all();
+  auto wrong = d_.cli("domain unlink api example.com");
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_TRUE(has(wrong.err, "linked to service web, not api")) << wrong.all();
+  auto unknown = d_.cli("domain link nosuch other.example.com");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_TRUE(has(unknown.err, "service nosuch does not exist")) << unknown.all();
+  auto bad = d_.cli("domain link web 'a..example.com'");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(has(bad.err, "each label must be 1 to 63 characters")) << bad.all();
+  EXPECT_EQ(show("example.com", ".service"), R"("web")");
+}
+
+// The apex already has the user's A record: the link fails, and the www ALIAS it wrote for
+// the same group is taken back, so no half-linked domain remains.
+TEST_F(Domains, AUserRecordInTheWayFailsTheWholeLinkAndLeavesNoRecord) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("dns record upsert example.com --type A --value 127.0.0.7").code, 0);
+  auto link = d_.cli("domain link web example.com --www");
+  EXPECT_EQ(link.code, 1) << link.all();
+  EXPECT_TRUE(has(link.out, "example.com: FAILED: example.com already has A records in zone "
+                            "example.com that berth did not create"))
+      << link.out;
+  EXPECT_EQ(show("www.example.com", ".status"), R"("FAILED")");
+  EXPECT_EQ(show("www.example.com", ".records"), "[]");
+  EXPECT_EQ(dig("www.example.com A"), "");
+  EXPECT_EQ(dig("example.com A"), "127.0.0.7\n");
+}
+
+TEST_F(Domains, CaaThatForbidsBerthFailsWithTheReason) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("dns record upsert example.com --type CAA --value '0 issue \"letsencrypt.org\"'")
+                .code,
+            0);
+  auto link = d_.cli("domain link web shop.example.com");
+  EXPECT_EQ(link.code, 1) << link.all();
+  EXPECT_TRUE(has(link.out, "CAA records at example.com allow only letsencrypt.org")) << link.out;
+  EXPECT_EQ(show("shop.example.com", ".records"), "[]");
+  EXPECT_EQ(dig("shop.example.com A"), "");
+}
+
+TEST_F(Domains, AWildcardIsLinkedAndAnswersForEveryName) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  auto link = d_.cli("domain link web '*.preview.example.com'");
+  ASSERT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "*.preview.example.com: ACTIVE")) << link.out;
+  EXPECT_EQ(dig("pr-12.preview.example.com A"), "127.0.0.1\n");
+}
+
+TEST_F(Domains, ANameOutsideBerthsZonesWaitsForTheUsersRecords) {
+  auto link = d_.cli("domain link web shop.example.org");
+  EXPECT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "shop.example.org: PENDING_DNS")) << link.out;
+  EXPECT_TRUE(has(link.out, "shop.example.org. 300 IN A 127.0.0.1")) << link.out;
+  EXPECT_EQ(show("shop.example.org", ".status"), R"("PENDING_DNS")");
+}
+
+class ShortLivedDomains : public Domains {
+ protected:
+  ShortLivedDomains()
+      : Domains([](config::Config& c) { c.tls.internal_lifetime = std::chrono::seconds(12); }) {}
+};
+
+// Certificates renew at two thirds of their lifetime.
+TEST_F(ShortLivedDomains, ACertificateIsRenewedBeforeItExpires) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("domain link web example.com").code, 0);
+  std::string first = show("example.com", ".expires_at");
+  std::string now = first;
+  for (int i = 0; i < 300 && now == first; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    now = show("example.com", ".expires_at");
+  }
+  EXPECT_NE(now, first) << "not renewed within 30 s";
+  EXPECT_TRUE(has(show("example.com", ".steps[1].detail"), "renewed by berth root CA"))
+      << show("example.com", ".steps");
+  EXPECT_EQ(show("example.com", ".status"), R"("ACTIVE")");
+}
+
+}  // namespace
+}  // namespace berth::test
