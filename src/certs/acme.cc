@@ -48,9 +48,9 @@ int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 // An HTTP error status without a problem document.
 Error http_error(const std::string& what, const acme::HttpResponse& r) {
   std::string body = r.body.substr(0, 200);
-  return Error(r.status >= 500 ? Errc::Unavailable : Errc::FailedPrecondition,
-               "acme: " + what + ": HTTP " + std::to_string(r.status) +
-                   (body.empty() ? "" : ": " + body));
+  return Error(
+      r.status >= 500 ? Errc::Unavailable : Errc::FailedPrecondition,
+      "acme: " + what + ": HTTP " + std::to_string(r.status) + (body.empty() ? "" : ": " + body));
 }
 
 }  // namespace
@@ -105,8 +105,8 @@ struct AcmeClient::State {
   }
 
   /// A signed POST (payload "" = POST-as-GET). With the jwk (newAccount) when kid is empty.
-  Result<acme::HttpResponse> post(const std::string& url, const std::string& payload,
-                                  bool with_jwk, const std::string& accept = "") {
+  Result<acme::HttpResponse> post(const std::string& url, const std::string& payload, bool with_jwk,
+                                  const std::string& accept = "") {
     for (int attempt = 0;; ++attempt) {
       BERTH_ASSIGN_OR_RETURN(std::string n, take_nonce());
       BERTH_ASSIGN_OR_RETURN(std::string body,
@@ -358,8 +358,7 @@ Result<Issued> AcmeClient::obtain(const std::vector<std::string>& names,
   for (const auto& authz_url : order.authorizations) {
     BERTH_TRY(s.authorize(authz_url, responder, say));
   }
-  BERTH_ASSIGN_OR_RETURN(order,
-                         s.poll_order(order_url, order, {"pending"}, "order not ready"));
+  BERTH_ASSIGN_OR_RETURN(order, s.poll_order(order_url, order, {"pending"}, "order not ready"));
   if (order.status != "ready" && order.status != "valid") {
     return order_failed(order, "after authorizations");
   }
@@ -379,13 +378,13 @@ Result<Issued> AcmeClient::obtain(const std::vector<std::string>& names,
     // Valid before we finalized: some earlier request finished it with another key.
     return Error(Errc::FailedPrecondition, "acme: the order was already finalized");
   }
-  BERTH_ASSIGN_OR_RETURN(order, s.poll_order(order_url, order, {"processing", "ready"},
-                                             "certificate not issued"));
+  BERTH_ASSIGN_OR_RETURN(
+      order, s.poll_order(order_url, order, {"processing", "ready"}, "certificate not issued"));
   if (order.status != "valid" || order.certificate.empty()) {
     return order_failed(order, "finalize");
   }
-  BERTH_ASSIGN_OR_RETURN(r, s.post(order.certificate, "", false,
-                                   "application/pem-certificate-chain"));
+  BERTH_ASSIGN_OR_RETURN(r,
+                         s.post(order.certificate, "", false, "application/pem-certificate-chain"));
   Issued out;
   out.chain_pem = std::move(r.body);
   if (!out.chain_pem.empty() && out.chain_pem.back() != '\n') {
@@ -402,8 +401,7 @@ Result<Issued> AcmeClient::obtain(const std::vector<std::string>& names,
   if (!matches) {
     return Error(Errc::Unavailable, "acme: the certificate the server sent is not for our key");
   }
-  say("certificate issued: serial " + out.info.serial + ", expires " +
-      rfc3339(out.info.not_after));
+  say("certificate issued: serial " + out.info.serial + ", expires " + rfc3339(out.info.not_after));
   return out;
 }
 

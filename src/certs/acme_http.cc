@@ -84,8 +84,8 @@ awaitable<Outcome> exchange(std::string method, Url url, std::string body, std::
   }
   bhttp::verb verb = bhttp::string_to_verb(method);
   bhttp::request<bhttp::string_body> req(verb, url.target, 11);
-  std::string host_header = url.host.find(':') != std::string::npos ? "[" + url.host + "]"
-                                                                    : url.host;
+  std::string host_header =
+      url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   if (url.port != "443") {
     host_header += ":" + url.port;
   }

@@ -27,9 +27,7 @@ Result<Json> object_body(std::string_view body, const char* what) {
   return j;
 }
 
-Identifier identifier_from(const Json& j) {
-  return Identifier{str(j, "type"), str(j, "value")};
-}
+Identifier identifier_from(const Json& j) { return Identifier{str(j, "type"), str(j, "value")}; }
 
 Error malformed(const char* what, const std::string& why) {
   return Error(Errc::Unavailable, std::string("acme: malformed ") + what + " from server: " + why);

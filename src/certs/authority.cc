@@ -137,8 +137,8 @@ Result<Issued> Authority::issue(const std::vector<std::string>& names,
   if (sans.front().size() <= 64) {
     X509_NAME* subject = X509_get_subject_name(cert.get());
     X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
-                               reinterpret_cast<const unsigned char*>(sans.front().c_str()), -1,
-                               -1, 0);
+                               reinterpret_cast<const unsigned char*>(sans.front().c_str()), -1, -1,
+                               0);
   }
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(root)) != 1) {
     return ossl_fail(Errc::Internal, "leaf issuer");

@@ -29,9 +29,7 @@ Result<std::string> coordinate(EVP_PKEY* key, const char* param) {
   return b64::url_encode(std::string_view(reinterpret_cast<char*>(buf), sizeof buf));
 }
 
-bool string_member(const Json& j, const char* key) {
-  return j.contains(key) && j[key].is_string();
-}
+bool string_member(const Json& j, const char* key) { return j.contains(key) && j[key].is_string(); }
 
 }  // namespace
 
@@ -80,16 +78,15 @@ Result<std::string> es256_sign(EVP_PKEY* key, std::string_view input) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   size_t len = 0;
   std::string der;
-  bool ok_sig = ctx != nullptr &&
-                EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-                EVP_DigestSign(ctx, nullptr, &len,
-                               reinterpret_cast<const unsigned char*>(input.data()),
-                               input.size()) == 1;
+  bool ok_sig =
+      ctx != nullptr && EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size()) == 1;
   if (ok_sig) {
     der.resize(len);
-    ok_sig = EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(der.data()), &len,
-                            reinterpret_cast<const unsigned char*>(input.data()),
-                            input.size()) == 1;
+    ok_sig =
+        EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(der.data()), &len,
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
     der.resize(len);
   }
   EVP_MD_CTX_free(ctx);
@@ -125,11 +122,10 @@ bool es256_verify(EVP_PKEY* key, std::string_view input, std::string_view signat
     return false;
   }
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  bool good = ctx != nullptr &&
-              EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-              EVP_DigestVerify(ctx, der, static_cast<size_t>(der_len),
-                               reinterpret_cast<const unsigned char*>(input.data()),
-                               input.size()) == 1;
+  bool good =
+      ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestVerify(ctx, der, static_cast<size_t>(der_len),
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
   EVP_MD_CTX_free(ctx);
   OPENSSL_free(der);
   return good;

@@ -155,15 +155,16 @@ Result<std::string> certificate_pem(X509* cert) {
 
 Result<CertInfo> describe(X509* cert) {
   CertInfo info;
-  auto* sans = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
       if (g->type == GEN_DNS) {
         const ASN1_IA5STRING* s = g->d.dNSName;
-        info.names.push_back(lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                                               static_cast<size_t>(ASN1_STRING_length(s)))));
+        info.names.push_back(
+            lower(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                              static_cast<size_t>(ASN1_STRING_length(s)))));
       }
     }
     GENERAL_NAMES_free(sans);
@@ -201,8 +202,7 @@ Result<std::string> random_bytes(size_t n) {
 
 Result<std::string> make_csr_der(const std::vector<std::string>& names, EVP_PKEY* key) {
   X509ReqPtr req(X509_REQ_new());
-  if (!req || X509_REQ_set_version(req.get(), 0) != 1 ||
-      X509_REQ_set_pubkey(req.get(), key) != 1) {
+  if (!req || X509_REQ_set_version(req.get(), 0) != 1 || X509_REQ_set_pubkey(req.get(), key) != 1) {
     return ossl_fail(Errc::Internal, "CSR");
   }
   if (!names.empty() && names.front().size() <= 64) {
