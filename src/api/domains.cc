@@ -3,11 +3,12 @@
 // root of berth's own CA. Actions: domain:LinkDomain and domain:UnlinkDomain on domain/NAME
 // (link also needs service:GetService on the service), domain:GetDomain, domain:ListDomains
 // (domain/*), domain:GetCaRoot on ca/root.
+#include "domains/domains.h"
+
 #include "api/api.h"
 #include "api/internal.h"
 #include "common/async.h"
 #include "common/json.h"
-#include "domains/domains.h"
 #include "iam/iam.h"
 
 namespace berth::api {
@@ -17,7 +18,8 @@ namespace {
 Json domain_json(const domains::Domain& d) {
   Json steps = Json::array();
   for (const auto& s : d.steps) {
-    steps.push_back(Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
+    steps.push_back(
+        Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
   }
   Json records = Json::array();
   for (const auto& r : d.records) {
@@ -107,7 +109,8 @@ class DomainsHandler {
     if (m == V::delete_) {
       std::string service = call.q("service");
       if (service.empty()) {
-        return Error(Errc::InvalidArgument, "unlink needs ?service=NAME (the service it is linked to)");
+        return Error(Errc::InvalidArgument,
+                     "unlink needs ?service=NAME (the service it is linked to)");
       }
       BERTH_TRY(iam_.authorize(call.ctx, "domain:UnlinkDomain", "domain/" + name));
       BERTH_TRY(m_.unlink(service, name));

@@ -110,8 +110,8 @@ int follow_link(const api::Client& client, std::vector<std::string> names,
   for (const auto& n : names) {
     const auto& d = last[n];
     std::string status = str(d, "status");
-    std::printf("%s: %s%s%s\n", n.c_str(), status.c_str(),
-                str(d, "last_error").empty() ? "" : ": ", str(d, "last_error").c_str());
+    std::printf("%s: %s%s%s\n", n.c_str(), status.c_str(), str(d, "last_error").empty() ? "" : ": ",
+                str(d, "last_error").c_str());
     if (status == "PENDING_DNS") {
       std::printf("  create these records at your DNS host; berth checks them and goes on:\n");
       for (const auto& r : d.value("required_records", Json::array())) {
@@ -188,9 +188,12 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
   if (*s.ls) {
     std::string path = kDomains + (s.service.empty() ? "" : "?service=" + url::encode(s.service));
     return print_list(client.call("GET", path), "domains", s.json,
-                      {field("DOMAIN", "name"), field("SERVICE", "service"),
-                       field("STATUS", "status"), field("ISSUER", "issuer"),
-                       {"EXPIRES", expiry}, field("LAST ERROR", "last_error")});
+                      {field("DOMAIN", "name"),
+                       field("SERVICE", "service"),
+                       field("STATUS", "status"),
+                       field("ISSUER", "issuer"),
+                       {"EXPIRES", expiry},
+                       field("LAST ERROR", "last_error")});
   }
   if (*s.show) {
     auto r = client.call("GET", kDomains + "/" + url::encode(s.name));
@@ -204,8 +207,8 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     return 0;
   }
   if (*s.unlink) {
-    auto r = client.call("DELETE", kDomains + "/" + url::encode(s.name) + "?service=" +
-                                       url::encode(s.service));
+    auto r = client.call(
+        "DELETE", kDomains + "/" + url::encode(s.name) + "?service=" + url::encode(s.service));
     if (!r) {
       return fail(r.error());
     }

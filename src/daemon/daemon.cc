@@ -555,8 +555,21 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
                                                          std::chrono::seconds(60));
   dset.service_addresses = dns_settings.service_addresses;
   domains::Hooks dhooks;
-  dhooks.service_exists = [c = s.controller.get()](const std::string& name) {
-    return c != nullptr && c->get(name).has_value();
+  dhooks.service_exists = [c = s.controller.get(), st = s.store.get(),
+                           dns = s.dns.get()](const std::string& name) {
+    if (c == nullptr || !c->get(name).has_value()) {
+      return false;
+    }
+    // The ALIAS link is about to write answers only for services DNS knows: a service made
+    // a moment ago must not wait for dns_sync's next round.
+    if (auto all = st->list_services(); all) {
+      std::vector<std::string> names;
+      for (const auto& sv : *all) {
+        names.push_back(sv.name);
+      }
+      dns->set_services(std::move(names));
+    }
+    return true;
   };
   dhooks.publish_routes = [c = s.controller.get()](std::map<std::string, domains::HostRoute> m) {
     if (c == nullptr) {

@@ -38,6 +38,7 @@ class Service;
 
 namespace berth::domains {
 
+inline constexpr const char* kLinking = "LINKING";  // queued, the worker has not run yet
 inline constexpr const char* kPendingDns = "PENDING_DNS";
 inline constexpr const char* kPendingCertificate = "PENDING_CERTIFICATE";
 inline constexpr const char* kActive = "ACTIVE";
@@ -61,7 +62,7 @@ struct CreatedRecord {
 struct Domain {
   std::string name;     // "example.com", "www.example.com", "*.preview.example.com"
   std::string service;  // the service it routes to
-  std::string status;   // kPendingDns, kPendingCertificate, kActive, kFailed
+  std::string status;   // kLinking, kPendingDns, kPendingCertificate, kActive, kFailed
   std::string issuer;   // "internal" or "acme"
   std::string group;    // the name it was linked with (apex for --www pairs)
   std::vector<Step> steps;

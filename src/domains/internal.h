@@ -64,8 +64,7 @@ struct Manager::Impl {
   std::thread worker;
   std::unordered_map<std::string, std::string> challenges;
 
-  Impl(store::MetadataStore& s, dns::Service* d, std::shared_ptr<SecretBox> b, Settings st,
-       Hooks h)
+  Impl(store::MetadataStore& s, dns::Service* d, std::shared_ptr<SecretBox> b, Settings st, Hooks h)
       : store(s), dns(d), box(std::move(b)), settings(std::move(st)), hooks(std::move(h)) {}
 
   // Store helpers (rows_mu held by the caller where a read-modify-write needs it).

@@ -50,8 +50,8 @@ Result<CertDoc> Manager::Impl::load_cert(const std::string& id) const {
 
 Status Manager::Impl::save_cert(const CertDoc& c) {
   int64_t now = unix_now();
-  return store.put_object(store::ObjectRow{kCertificateKind, c.id, cert_to_json(c).dump(), now, now},
-                          false);
+  return store.put_object(
+      store::ObjectRow{kCertificateKind, c.id, cert_to_json(c).dump(), now, now}, false);
 }
 
 // ---- Worker ---------------------------------------------------------------------------------
@@ -191,7 +191,7 @@ Status Manager::start() {
   m.publish();
   BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
   for (const auto& d : all) {
-    if (d.status == kPendingDns || d.status == kPendingCertificate) {
+    if (d.status == kLinking || d.status == kPendingDns || d.status == kPendingCertificate) {
       m.enqueue(d.group);
     }
   }
@@ -228,8 +228,7 @@ Result<std::vector<Domain>> Manager::link(const std::string& service, const std:
     names.push_back("www." + apex);
   }
   if (m.settings.issuer == "acme" && m.settings.acme_directory_url.empty()) {
-    return Error(Errc::FailedPrecondition,
-                 "tls.issuer is acme but acme.directory_url is not set");
+    return Error(Errc::FailedPrecondition, "tls.issuer is acme but acme.directory_url is not set");
   }
   std::lock_guard lock(m.rows_mu);
   std::vector<Domain> created;
@@ -238,10 +237,10 @@ Result<std::vector<Domain>> Manager::link(const std::string& service, const std:
     if (existing) {
       auto d = domain_from_json(existing->document);
       std::string owner = d ? d->service : "?";
-      return Error(Errc::AlreadyExists,
-                   owner == service ? n + " is already linked to service " + service
-                                    : n + " is already linked to another service (" + owner +
-                                          "): unlink it there first");
+      return Error(Errc::AlreadyExists, owner == service
+                                            ? n + " is already linked to service " + service
+                                            : n + " is already linked to another service (" +
+                                                  owner + "): unlink it there first");
     }
     if (existing.error().code() != Errc::NotFound) {
       return existing.error();
@@ -251,7 +250,7 @@ Result<std::vector<Domain>> Manager::link(const std::string& service, const std:
     Domain d;
     d.name = n;
     d.service = service;
-    d.status = kPendingDns;
+    d.status = kLinking;
     d.issuer = m.settings.issuer;
     d.group = apex;
     set_step(d, "dns", "pending", "");

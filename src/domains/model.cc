@@ -37,8 +37,8 @@ Result<std::string> normalize_domain(std::string_view in) {
   size_t start = 0;
   while (start <= rest.size()) {
     size_t dot = rest.find('.', start);
-    std::string_view label = rest.substr(start, dot == std::string_view::npos ? rest.npos
-                                                                               : dot - start);
+    std::string_view label =
+        rest.substr(start, dot == std::string_view::npos ? rest.npos : dot - start);
     if (label.empty() || label.size() > 63) {
       return bad("each label must be 1 to 63 characters");
     }
@@ -90,7 +90,8 @@ void set_step(Domain& d, const std::string& step, const std::string& status,
 Json domain_to_json(const Domain& d) {
   Json steps = Json::array();
   for (const auto& s : d.steps) {
-    steps.push_back(Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
+    steps.push_back(
+        Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
   }
   Json records = Json::array();
   for (const auto& r : d.records) {

@@ -170,8 +170,8 @@ bool Manager::Impl::step_dns(Domain& d) {
     if (settings.dns_check) {
       auto got = resolve(d.name);
       bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
-        return std::find(settings.service_addresses.begin(), settings.service_addresses.end(),
-                         a) != settings.service_addresses.end();
+        return std::find(settings.service_addresses.begin(), settings.service_addresses.end(), a) !=
+               settings.service_addresses.end();
       });
       if (pointed || (settings.service_addresses.empty() && !got.empty())) {
         set_step(d, "dns", "done", d.name + " resolves to this berth");
@@ -197,8 +197,9 @@ bool Manager::Impl::step_dns(Domain& d) {
       continue;
     }
     if (std::string(type) == "ALIAS" && s->alias_service == d.service) {
-      set_step(d, "dns", "done", "ALIAS " + d.name + " -> service " + d.service + " (zone " +
-                                     zone + ", already there)");
+      set_step(
+          d, "dns", "done",
+          "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ", already there)");
       return true;
     }
     d.status = kFailed;
@@ -221,7 +222,8 @@ bool Manager::Impl::step_dns(Domain& d) {
   }
   d.records.push_back(CreatedRecord{zone, d.name, "ALIAS"});
   d.required_records.clear();
-  set_step(d, "dns", "done", "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ")");
+  set_step(d, "dns", "done",
+           "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ")");
   return true;
 }
 
@@ -292,8 +294,7 @@ Status Manager::Impl::check_caa(const std::string& name) {
         allowed += (allowed.empty() ? "" : ", ") + (t.empty() ? std::string("nobody") : t);
       }
       return Error(Errc::FailedPrecondition,
-                   "CAA records at " + at + " allow only " + allowed +
-                       " to issue for " + name +
+                   "CAA records at " + at + " allow only " + allowed + " to issue for " + name +
                        "; berth's own CA identifies as \"berth\" (add 0 issue \"berth\")");
     }
     if (at == zone) {
@@ -326,13 +327,12 @@ Result<certs::Issued> Manager::Impl::issue(const std::vector<std::string>& names
     Json j{{"directory_url", settings.acme_directory_url},
            {"key_sealed", box->seal(client.account_key_pem())}};
     int64_t now = unix_now();
-    BERTH_TRY(store.put_object(store::ObjectRow{kTlsKind, "acme-account", j.dump(), now, now},
-                               false));
+    BERTH_TRY(
+        store.put_object(store::ObjectRow{kTlsKind, "acme-account", j.dump(), now, now}, false));
   }
   Responder responder(*this);
-  return client.obtain(names, responder, [&](std::string_view line) {
-    log->info("domains: acme: {}", line);
-  });
+  return client.obtain(names, responder,
+                       [&](std::string_view line) { log->info("domains: acme: {}", line); });
 }
 
 Status Manager::Impl::step_certificate(std::vector<Domain>& group) {
@@ -386,13 +386,27 @@ void Manager::Impl::work_group(const std::string& group_name) {
     return;  // unlinked meanwhile
   }
   auto& group = *loaded;
+  // A CAA record that forbids the issuer fails the link before any record is written.
+  for (auto& d : group) {
+    if (d.status == kActive || d.status == kFailed || !d.records.empty()) {
+      continue;
+    }
+    if (auto caa = check_caa(d.name); !caa) {
+      for (auto& g : group) {
+        g.status = kFailed;
+        g.last_error = caa.error().message();
+        set_step(g, "certificate", "failed", g.last_error);
+      }
+      break;
+    }
+  }
   bool dns_done = true;
   for (auto& d : group) {
     if (d.status == kActive || d.status == kFailed) {
       continue;
     }
-    auto dns_step = std::find_if(d.steps.begin(), d.steps.end(),
-                                 [](const Step& s) { return s.step == "dns"; });
+    auto dns_step =
+        std::find_if(d.steps.begin(), d.steps.end(), [](const Step& s) { return s.step == "dns"; });
     if (dns_step == d.steps.end() || dns_step->status != "done") {
       dns_done = step_dns(d) && dns_done;
     }
@@ -400,8 +414,8 @@ void Manager::Impl::work_group(const std::string& group_name) {
       dns_done = false;
     }
   }
-  bool failed = std::any_of(group.begin(), group.end(),
-                            [](const Domain& d) { return d.status == kFailed; });
+  bool failed =
+      std::any_of(group.begin(), group.end(), [](const Domain& d) { return d.status == kFailed; });
   if (dns_done && !failed) {
     for (auto& d : group) {
       d.status = kPendingCertificate;
@@ -428,9 +442,13 @@ void Manager::Impl::work_group(const std::string& group_name) {
         d.last_error = s.error().message();
         set_step(d, "certificate", "pending", d.last_error);
       } else {
+        // The certificate cannot be had: take back the records too (never half linked).
         d.status = kFailed;
         d.last_error = s.error().message();
         set_step(d, "certificate", "failed", d.last_error);
+        if (auto r = remove_records(d); r) {
+          d.records.clear();
+        }
       }
     }
   } else if (failed) {
@@ -455,8 +473,8 @@ void Manager::Impl::work_group(const std::string& group_name) {
     if (auto st = save(d, false); !st) {
       log->error("domains: saving {}: {}", d.name, st.error().message());
     }
-    log->info("domains: {} status={}{}{}", d.name, d.status, d.last_error.empty() ? "" : " error=",
-              d.last_error);
+    log->info("domains: {} status={}{}{}", d.name, d.status,
+              d.last_error.empty() ? "" : " error=", d.last_error);
   }
   lock.unlock();
   publish();
@@ -495,7 +513,8 @@ void Manager::Impl::renew_due() {
     } else {
       // The old certificate keeps serving; try again later, backing off.
       c->failures++;
-      c->next_attempt = now + std::min<int64_t>(kMaxBackoff, int64_t{60} << std::min(c->failures, 8));
+      c->next_attempt =
+          now + std::min<int64_t>(kMaxBackoff, int64_t{60} << std::min(c->failures, 8));
       c->last_error = "renewal failed: " + issued.error().message();
       log->warn("domains: certificate {}: {}", c->id, c->last_error);
     }

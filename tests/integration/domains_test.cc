@@ -49,11 +49,13 @@ TEST_F(Domains, LinkWritesAliasesIssuesFromBerthsCaAndUnlinkTakesBackOnlyThat) {
 
   auto link = d_.cli("domain link web example.com --www");
   ASSERT_EQ(link.code, 0) << link.all();
-  EXPECT_TRUE(has(link.out, "example.com: dns done: ALIAS example.com -> service web (zone "
-                            "example.com)"))
+  EXPECT_TRUE(has(link.out,
+                  "example.com: dns done: ALIAS example.com -> service web (zone "
+                  "example.com)"))
       << link.out;
-  EXPECT_TRUE(has(link.out, "www.example.com: dns done: ALIAS www.example.com -> service web "
-                            "(zone www.example.com)"))
+  EXPECT_TRUE(has(link.out,
+                  "www.example.com: dns done: ALIAS www.example.com -> service web "
+                  "(zone www.example.com)"))
       << link.out;
   EXPECT_TRUE(has(link.out, "example.com: ACTIVE")) << link.out;
   EXPECT_TRUE(has(link.out, "www.example.com: ACTIVE")) << link.out;
@@ -120,11 +122,12 @@ TEST_F(Domains, ANameLinkedToAnotherServiceIsRefused) {
 // the same group is taken back, so no half-linked domain remains.
 TEST_F(Domains, AUserRecordInTheWayFailsTheWholeLinkAndLeavesNoRecord) {
   ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
-  ASSERT_EQ(d_.cli("dns record upsert example.com --type A --value 127.0.0.7").code, 0);
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name @ --type A --value 127.0.0.7").code, 0);
   auto link = d_.cli("domain link web example.com --www");
   EXPECT_EQ(link.code, 1) << link.all();
-  EXPECT_TRUE(has(link.out, "example.com: FAILED: example.com already has A records in zone "
-                            "example.com that berth did not create"))
+  EXPECT_TRUE(has(link.out,
+                  "example.com: FAILED: example.com already has A records in zone "
+                  "example.com that berth did not create"))
       << link.out;
   EXPECT_EQ(show("www.example.com", ".status"), R"("FAILED")");
   EXPECT_EQ(show("www.example.com", ".records"), "[]");
@@ -134,7 +137,8 @@ TEST_F(Domains, AUserRecordInTheWayFailsTheWholeLinkAndLeavesNoRecord) {
 
 TEST_F(Domains, CaaThatForbidsBerthFailsWithTheReason) {
   ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
-  ASSERT_EQ(d_.cli("dns record upsert example.com --type CAA --value '0 issue \"letsencrypt.org\"'")
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name @ --type CAA --value '0 issue "
+                   "\"letsencrypt.org\"'")
                 .code,
             0);
   auto link = d_.cli("domain link web shop.example.com");
