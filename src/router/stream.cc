@@ -1,20 +1,64 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "router/stream.h"
 
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
 namespace berth::router {
 
 namespace {
+
 constexpr size_t kRecord = 16 * 1024;  // TLS's largest plaintext record
+
+// OpenSSL's socket BIO writes with write(2), which raises SIGPIPE on a connection the client
+// has reset, killing berthd. This one is the socket BIO with send(MSG_NOSIGNAL) and recv.
+int bio_write(BIO* b, const char* data, int len) {
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::send(BIO_get_fd(b, nullptr), data, static_cast<size_t>(len), MSG_NOSIGNAL);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    BIO_set_retry_write(b);
+  }
+  return static_cast<int>(n);
 }
+
+int bio_read(BIO* b, char* data, int len) {
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::recv(BIO_get_fd(b, nullptr), data, static_cast<size_t>(len), 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    BIO_set_retry_read(b);
+  }
+  return static_cast<int>(n);
+}
+
+int bio_puts(BIO* b, const char* s) { return bio_write(b, s, static_cast<int>(std::strlen(s))); }
+
+const BIO_METHOD* socket_method() {
+  static BIO_METHOD* m = [] {
+    const BIO_METHOD* sock = BIO_s_socket();
+    BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                  "berth socket");
+    BIO_meth_set_write(bm, bio_write);
+    BIO_meth_set_read(bm, bio_read);
+    BIO_meth_set_puts(bm, bio_puts);
+    BIO_meth_set_ctrl(bm, BIO_meth_get_ctrl(sock));  // fd bookkeeping, flush, eof
+    BIO_meth_set_create(bm, BIO_meth_get_create(sock));
+    BIO_meth_set_destroy(bm, BIO_meth_get_destroy(sock));
+    return bm;
+  }();
+  return m;
+}
+
+}  // namespace
 
 ClientStream::ClientStream(tcp::socket sock, SslPtr ssl)
     : sock_(std::move(sock)), ssl_(std::move(ssl)) {
   if (ssl_) {
-    SSL_set_fd(ssl_.get(), static_cast<int>(sock_.native_handle()));
+    BIO* bio = BIO_new(socket_method());
+    BIO_set_fd(bio, static_cast<int>(sock_.native_handle()), BIO_NOCLOSE);
+    SSL_set_bio(ssl_.get(), bio, bio);
     SSL_set_accept_state(ssl_.get());
   }
 }

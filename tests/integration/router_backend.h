@@ -26,7 +26,6 @@ namespace berth::test::router_backend {
 
 using namespace std::chrono_literals;
 
-
 struct SeenRequest {
   std::string method, target;
   std::map<std::string, std::string> headers;  // lower-case names

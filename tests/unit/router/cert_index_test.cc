@@ -20,7 +20,7 @@ TEST(CertIndexTest, ExactThenWildcardThenFirst) {
 TEST(CertIndexTest, EmptyPicksNothing) {
   CertIndex idx;
   EXPECT_FALSE(idx.pick("example.com").has_value());
-  CertIndex none({});
+  CertIndex none(std::vector<std::vector<std::string>>{});
   EXPECT_FALSE(none.pick("").has_value());
 }
 
