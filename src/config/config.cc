@@ -114,12 +114,39 @@ void add_listener_limits(std::map<std::string, Setter>& table, const std::string
 
 // The settings that take a list (a YAML sequence, or comma-separated from the environment):
 // one table for their setters and for the loader, which accepts a sequence only for these.
-const std::pair<const char*, std::vector<std::string> DnsConfig::*> kListSettings[] = {
-    {"dns.listen", &DnsConfig::listen},
-    {"dns.nameservers", &DnsConfig::nameservers},
-    {"dns.nameserver_addresses", &DnsConfig::nameserver_addresses},
-    {"dns.service_addresses", &DnsConfig::service_addresses},
+// "off" (or an empty sequence) turns off the switch a list has, if it has one.
+struct ListSetting {
+  const char* key;
+  std::vector<std::string>& (*list)(Config&);
+  bool* (*enabled)(Config&);  // null: no switch
 };
+const ListSetting kListSettings[] = {{"dns.listen", [](Config& c) -> auto& {return c.dns.listen;
+}  // namespace
+, [](Config& c) { return &c.dns.enabled; }
+}  // namespace berth::config
+, {"dns.nameservers", [](Config& c) -> auto& {return c.dns.nameservers;
+}
+, nullptr
+}
+, {"dns.nameserver_addresses", [](Config& c) -> auto& {return c.dns.nameserver_addresses;
+}
+, nullptr
+}
+, {"dns.service_addresses", [](Config& c) -> auto& {return c.dns.service_addresses;
+}
+, nullptr
+}
+, {"router_listen", [](Config& c) -> auto& {return c.router_listen;
+}
+, nullptr
+}
+, {"router_tls_listen", [](Config& c) -> auto& {return c.router_tls_listen;
+}
+, [](Config& c) { return &c.router_tls_enabled; }
+}
+,
+}
+;
 
 std::map<std::string, Setter> make_setters();
 
@@ -141,11 +168,6 @@ std::map<std::string, Setter> make_setters() {
          c.listen = v;
          return ok();
        }},
-      {"router_listen",
-       [](Config& c, auto&, auto& v) {
-         c.router_listen = v;
-         return ok();
-       }},
       {"apps_domain",
        [](Config& c, auto&, auto& v) {
          c.apps_domain = v;
@@ -157,6 +179,11 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_dur(c.router.response_timeout, k, v); }},
       {"router.idle_timeout",
        [](Config& c, auto& k, auto& v) { return set_dur(c.router.idle_timeout, k, v); }},
+      {"router.redirect_http",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.router.redirect_http, k, v); }},
+      {"router.hsts", [](Config& c, auto& k, auto& v) { return set_bool(c.router.hsts, k, v); }},
+      {"router.hsts_max_age",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.router.hsts_max_age, k, v); }},
       {"runtime.enabled",
        [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.enabled, k, v); }},
       {"runtime.oci_runtime",
@@ -222,12 +249,12 @@ std::map<std::string, Setter> make_setters() {
        }},
   };
   // Lists: a YAML sequence, or one string of comma-separated items (the environment's form).
-  auto list = [&](const char* key, std::vector<std::string> DnsConfig::*field) {
-    table.emplace(key, [field](Config& c, auto&, auto& v) {
-      auto& out = c.dns.*field;
+  for (const auto& ls : kListSettings) {
+    table.emplace(ls.key, [ls](Config& c, auto&, auto& v) {
+      auto& out = ls.list(c);
       out.clear();
-      if (field == &DnsConfig::listen) {
-        c.dns.enabled = v != "off" && !v.empty();
+      if (ls.enabled != nullptr) {
+        *ls.enabled(c) = v != "off" && !v.empty();
       }
       size_t start = 0;
       while (start <= v.size()) {
@@ -246,9 +273,6 @@ std::map<std::string, Setter> make_setters() {
       }
       return ok();
     });
-  };
-  for (const auto& [key, field] : kListSettings) {
-    list(key, field);
   }
   table.emplace("dns.udp_threads",
                 [](Config& c, auto& k, auto& v) { return set_int(c.dns.udp_threads, k, v); });
@@ -321,7 +345,7 @@ std::string absolute_under(const std::string& base, const std::string& path) {
 
 bool is_list_setting(const std::string& key) {
   for (const auto& entry : kListSettings) {
-    if (key == entry.first) {
+    if (key == entry.key) {
       return true;
     }
   }
@@ -488,9 +512,16 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& list
 
 Status validate(const Config& cfg) {
   BERTH_TRY(split_host_port(cfg.listen));
-  if (!split_host_port(cfg.router_listen)) {
-    return bad("router_listen",
-               "expected ADDR:PORT or [IPv6]:PORT, got '" + cfg.router_listen + "'");
+  for (const auto& [key, list] : {std::pair{"router_listen", &cfg.router_listen},
+                                  std::pair{"router_tls_listen", &cfg.router_tls_listen}}) {
+    for (const auto& a : *list) {
+      if (!split_host_port(a)) {
+        return bad(key, "expected ADDR:PORT or [IPv6]:PORT, got '" + a + "'");
+      }
+    }
+  }
+  if (cfg.router.hsts_max_age.count() < 0) {
+    return bad("router.hsts_max_age", "must not be negative");
   }
   if (cfg.apps_domain.empty() || cfg.apps_domain.front() == '.' || cfg.apps_domain.back() == '.' ||
       cfg.apps_domain.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") !=

@@ -77,6 +77,9 @@ struct RouterConfig : ListenerLimits {
   std::chrono::seconds connect_timeout{5};    // to an instance
   std::chrono::seconds response_timeout{60};  // until the response head; bodies are not capped
   std::chrono::seconds idle_timeout{300};     // a streaming response or tunnel with no bytes
+  bool redirect_http = true;  // plain HTTP to a service with a certificate -> 308 to HTTPS
+  bool hsts = false;          // Strict-Transport-Security on HTTPS responses
+  std::chrono::seconds hsts_max_age{365 * 24 * 3600};
 };
 
 struct BuildConfig {
@@ -87,6 +90,8 @@ struct BuildConfig {
 };
 
 inline constexpr const char* kDefaultDnsListen = "127.0.0.1:5353";
+inline constexpr const char* kDefaultRouterListen = "127.0.0.1:8080";
+inline constexpr const char* kDefaultRouterTlsListen = "127.0.0.1:8443";
 
 /// The authoritative DNS server (docs/dns.md).
 struct DnsConfig {
@@ -111,8 +116,13 @@ struct DnsConfig {
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
-  std::string router_listen = "127.0.0.1:8080";  // where services are served
-  std::string apps_domain = "localhost";         // service web answers at web.<apps_domain>
+  /// Where services are served over plain HTTP ("127.0.0.1:8080", "[::1]:8080"); repeatable.
+  /// Empty: kDefaultRouterListen.
+  std::vector<std::string> router_listen;
+  /// Where services are served over HTTPS; repeatable. Empty: kDefaultRouterTlsListen.
+  std::vector<std::string> router_tls_listen;
+  bool router_tls_enabled = true;         // `router_tls_listen: off` / `[]`: no TLS listener
+  std::string apps_domain = "localhost";  // service web answers at web.<apps_domain>
   std::string log_level = "info";
   bool access_log = true;
   int io_threads = 0;        // 0 = number of cores

@@ -121,6 +121,7 @@ struct Daemon::Impl {
   // Builds: after everything they use, so they are destroyed first.
   std::unique_ptr<builder::Service> build;
   uint16_t router_port = 0;
+  uint16_t router_tls_port = 0;
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool stopped = false;
@@ -320,6 +321,49 @@ struct Daemon::Impl {
     }
   }
 
+  // Binds the router's plain and TLS listeners. A busy *default* TLS address is logged and
+  // the router serves without TLS (as DNS does on its default port); an address the operator
+  // gave must bind, or the start fails.
+  static Status listen_router(Impl* self) {
+    auto& s = *self;
+    for (const auto& a : s.cfg.router_listen) {
+      BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
+      BERTH_ASSIGN_OR_RETURN(auto port, s.router->listen(hp.first, hp.second));
+      if (s.router_port == 0) {
+        s.router_port = port;
+      }
+    }
+    if (!s.cfg.router_tls_enabled) {
+      return {};
+    }
+    bool defaulted = s.cfg.router_tls_listen.empty();
+    std::vector<std::string> tls_listen = s.cfg.router_tls_listen;
+    if (defaulted) {
+      tls_listen = {config::kDefaultRouterTlsListen};
+    }
+    for (const auto& a : tls_listen) {
+      BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
+      auto port = s.router->listen_tls(hp.first, hp.second);
+      if (!port && defaulted) {
+        s.log->error(
+            "HTTPS is not served: {} (set --router-tls-listen or router_tls_listen to a free "
+            "address)",
+            port.error().message());
+        return {};
+      }
+      if (!port) {
+        return Error(port.error().code(),
+                     port.error().message() +
+                         " (set --router-tls-listen or router_tls_listen to a free address, or "
+                         "off)");
+      }
+      if (s.router_tls_port == 0) {
+        s.router_tls_port = *port;
+      }
+    }
+    return {};
+  }
+
   static awaitable<void> maintenance(Impl* self) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     auto upload_every = std::min<std::chrono::seconds>(
@@ -455,6 +499,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
       contexts, [impl](http::Exchange& ex) { return impl->handle(ex); }, sopts);
 
   // Services.
+  if (s.cfg.router_listen.empty()) {
+    s.cfg.router_listen = {config::kDefaultRouterListen};
+  }
   router::RouterOptions ropts2;
   ropts2.access_log = cfg.access_log;
   ropts2.connect_timeout = cfg.router.connect_timeout;
@@ -464,6 +511,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts2.header_timeout = cfg.router.header_timeout;
   ropts2.body_timeout = cfg.router.body_timeout;
   ropts2.limits = {fds.router, cfg.router.max_connections_per_address};
+  ropts2.hsts_max_age = cfg.router.hsts_max_age;
   s.router = std::make_unique<router::Router>(contexts, ropts2);
   api::ServicesSettings services;
   services.router = s.router.get();
@@ -519,7 +567,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
   }
   if (dns_settings.service_addresses.empty()) {
-    if (auto h = concrete_host(cfg.router_listen); !h.empty()) {
+    const auto& rl = cfg.router_listen;
+    if (auto h = concrete_host(rl.empty() ? config::kDefaultRouterListen : rl.front());
+        !h.empty()) {
       dns_settings.service_addresses.push_back(h);
     }
   }
@@ -632,8 +682,8 @@ Result<uint16_t> Daemon::start() {
   for (auto& ioc : s.iocs) {
     s.work.push_back(asio::make_work_guard(*ioc));
   }
-  BERTH_ASSIGN_OR_RETURN(auto rhp, config::split_host_port(s.cfg.router_listen));
-  BERTH_ASSIGN_OR_RETURN(s.router_port, s.router->listen(rhp.first, rhp.second));
+  BERTH_TRY(Impl::listen_router(&s));
+  BERTH_ASSIGN_OR_RETURN(auto rhp, config::split_host_port(s.cfg.router_listen.front()));
   s.router->start();
   if (s.cfg.dns.enabled) {
     dns::ServerSettings ds;
@@ -666,8 +716,8 @@ Result<uint16_t> Daemon::start() {
     asio::io_context* raw = ioc.get();
     s.threads.emplace_back([raw] { raw->run(); });
   }
-  s.log->info("berthd listening addr={}:{} router={}:{} data={} io_threads={}", hp.first, s.port,
-              rhp.first, s.router_port, s.cfg.data_dir, n);
+  s.log->info("berthd listening addr={}:{} router={}:{} router_tls_port={} data={} io_threads={}",
+              hp.first, s.port, rhp.first, s.router_port, s.router_tls_port, s.cfg.data_dir, n);
   if (s.build) {
     if (Status bs = s.build->start(); !bs) {
       s.log->error("build service did not start: {}", bs.error().message());
@@ -753,6 +803,8 @@ void Daemon::run_until_signal() {
 
 uint16_t Daemon::port() const { return impl_->port; }
 uint16_t Daemon::router_port() const { return impl_->router_port; }
+uint16_t Daemon::router_tls_port() const { return impl_->router_tls_port; }
+router::Router& Daemon::router() { return *impl_->router; }
 std::vector<std::string> Daemon::dns_addresses() const {
   return impl_->dns_server ? impl_->dns_server->addresses() : std::vector<std::string>{};
 }

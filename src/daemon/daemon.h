@@ -12,6 +12,10 @@
 #include "common/result.h"
 #include "config/config.h"
 
+namespace berth::router {
+class Router;
+}
+
 namespace berth::daemon {
 
 class Daemon {
@@ -28,8 +32,12 @@ class Daemon {
   void run_until_signal();
 
   uint16_t port() const;
-  /// The router's bound port (services), 0 before start.
+  /// The router's first bound plain-HTTP port (services), 0 before start.
   uint16_t router_port() const;
+  /// The router's first bound TLS port, 0 before start or without a TLS listener.
+  uint16_t router_tls_port() const;
+  /// The router (certificates and ACME challenges are published through it).
+  router::Router& router();
   /// The DNS server's bound addresses ("127.0.0.1:40123"), empty before start or when off.
   std::vector<std::string> dns_addresses() const;
   EventBus& events();

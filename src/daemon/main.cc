@@ -10,12 +10,17 @@
 int main(int argc, char** argv) {
   using namespace berth;
   CLI::App app{"berthd: the berth daemon (registry, control API)"};
-  std::string data, listen, router_listen, config_file, log_level;
+  std::string data, listen, config_file, log_level;
   bool no_access_log = false;
   app.add_option("--data", data, "data directory (default ./var)");
   app.add_option("--listen", listen, "ADDR:PORT for the registry and API (default 127.0.0.1:5000)");
+  std::vector<std::string> router_listen, router_tls_listen;
   app.add_option("--router-listen", router_listen,
-                 "ADDR:PORT where services are served (default 127.0.0.1:8080)");
+                 "ADDR:PORT where services are served over HTTP, repeatable (default "
+                 "127.0.0.1:8080; [::1]:8080 for IPv6)");
+  app.add_option("--router-tls-listen", router_tls_listen,
+                 "ADDR:PORT where services are served over HTTPS, repeatable (default "
+                 "127.0.0.1:8443; 'off': no TLS listener)");
   std::vector<std::string> dns_listen;
   app.add_option("--dns-listen", dns_listen,
                  "ADDR:PORT for DNS over UDP and TCP, repeatable (default 127.0.0.1:5353; "
@@ -89,6 +94,16 @@ int main(int argc, char** argv) {
   if (!data.empty()) cfg.data_dir = data;
   if (!listen.empty()) cfg.listen = listen;
   if (!router_listen.empty()) cfg.router_listen = router_listen;
+  if (!router_tls_listen.empty()) {
+    cfg.router_tls_listen.clear();
+    cfg.router_tls_enabled = false;
+    for (const auto& a : router_tls_listen) {
+      if (a != "off") {
+        cfg.router_tls_listen.push_back(a);
+        cfg.router_tls_enabled = true;
+      }
+    }
+  }
   if (!dns_listen.empty()) {
     cfg.dns.listen.clear();
     cfg.dns.enabled = false;

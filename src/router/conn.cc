@@ -13,38 +13,37 @@ struct Tunnel {
   explicit Tunnel(asio::io_context& io) : done(io) {
     done.expires_at(asio::steady_timer::time_point::max());
   }
-  tcp::socket* a = nullptr;
-  tcp::socket* b = nullptr;
+  ClientStream* client = nullptr;
+  tcp::socket* up = nullptr;
   Watch* watch = nullptr;
   std::chrono::milliseconds idle{0};
   int alive = 2;
   asio::steady_timer done;
 };
 
-awaitable<void> splice(std::shared_ptr<Tunnel> t, bool a_to_b) {
-  tcp::socket* src = a_to_b ? t->a : t->b;
-  tcp::socket* dst = a_to_b ? t->b : t->a;
+template <class Src, class Dst>
+awaitable<void> splice(std::shared_ptr<Tunnel> t, Src* src, Dst* dst) {
   auto buf = std::make_unique<char[]>(kReadChunk);
   while (true) {
     beast::error_code ec;
     auto mb = asio::buffer(buf.get(), kReadChunk);
-    size_t n = co_await src->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await read_some(src, mb, &ec);
     if (ec) {
       break;
     }
     t->watch->deadline = Clock::now() + t->idle;
     auto cb = asio::buffer(buf.get(), n);
-    co_await asio::async_write(*dst, cb, asio::redirect_error(use_awaitable, ec));
+    co_await write_all(dst, cb, &ec);
     if (ec) {
       break;
     }
     t->watch->deadline = Clock::now() + t->idle;
   }
   beast::error_code ec;
-  t->a->shutdown(tcp::socket::shutdown_both, ec);
-  t->b->shutdown(tcp::socket::shutdown_both, ec);
-  t->a->cancel(ec);
-  t->b->cancel(ec);
+  t->client->socket().shutdown(tcp::socket::shutdown_both, ec);
+  t->up->shutdown(tcp::socket::shutdown_both, ec);
+  t->client->socket().cancel(ec);
+  t->up->cancel(ec);
   if (--t->alive == 0) {
     t->done.cancel();
   }
@@ -58,9 +57,8 @@ awaitable<void> splice(std::shared_ptr<Tunnel> t, bool a_to_b) {
 // written straight out of buf (the parser only yields views), so memory stays bounded by the
 // 64 KiB read size no matter how long the body is. Write: the socket took only part, the
 // rest (ps_) goes out asynchronously.
-template <class P>
-Step Conn::pump_step(beast::flat_buffer* buf, P* p, tcp::socket* dst, bool chunked_out,
-                     uint64_t* moved) {
+template <class P, class Dst>
+Step Conn::pump_step(beast::flat_buffer* buf, P* p, Dst* dst, bool chunked_out, uint64_t* moved) {
   while (true) {
     beast::error_code ec;
     size_t used = 0;
@@ -133,9 +131,9 @@ Step Conn::pump_step(beast::flat_buffer* buf, P* p, tcp::socket* dst, bool chunk
 
 // The waiting part of a body pump: starts from s (what pump_step last returned) and runs
 // until the body is through.
-template <class P>
-awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp::socket* dst,
-                           bool chunked_out, uint64_t* moved, Step s) {
+template <class P, class Src, class Dst>
+awaitable<Pump> Conn::pump(Src* src, beast::flat_buffer* buf, P* p, Dst* dst, bool chunked_out,
+                           uint64_t* moved, Step s) {
   while (true) {
     beast::error_code ec;
     if (s == Step::Write) {
@@ -143,7 +141,7 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
       beast::buffers_suffix<BufSpan> rest(span);
       rest.consume(ps_.sent);
       arm(Wait::Idle, opts_.idle_timeout);
-      co_await asio::async_write(*dst, rest, asio::redirect_error(use_awaitable, ec));
+      co_await write_all(dst, rest, &ec);
       if (ec) {
         if (timed_out(ec)) {
           co_return Pump::TimedOut;
@@ -168,9 +166,9 @@ awaitable<Pump> Conn::pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp:
     }
     if (s == Step::Read) {
       // A request body that stops arriving is dropped sooner than a quiet response stream.
-      arm(Wait::Idle, src == &client_ ? opts_.body_timeout : opts_.idle_timeout);
+      arm(Wait::Idle, std::is_same_v<Src, ClientStream> ? opts_.body_timeout : opts_.idle_timeout);
       auto mb = buf->prepare(kReadChunk);
-      size_t n = co_await src->async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+      size_t n = co_await read_some(src, mb, &ec);
       buf->commit(n);
       if (ec == asio::error::eof) {
         beast::error_code eof_ec;
@@ -195,21 +193,22 @@ awaitable<void> Conn::tunnel() {
   // Client bytes that arrived behind the request head belong to the new protocol.
   if (cbuf_.size() > 0) {
     arm(Wait::Idle, opts_.idle_timeout);
-    co_await asio::async_write(*up_, cbuf_.data(), asio::redirect_error(use_awaitable, ec));
+    auto pending = cbuf_.data();
+    co_await write_all(&*up_, pending, &ec);
     cbuf_.consume(cbuf_.size());
     if (ec) {
       co_return;
     }
   }
   auto t = std::make_shared<Tunnel>(tc_.ioc);
-  t->a = &client_;
-  t->b = &*up_;
+  t->client = &client_;
+  t->up = &*up_;
   t->watch = &watch_;
   t->idle = opts_.idle_timeout;
   arm(Wait::Idle, opts_.idle_timeout);
-  auto ex = client_.get_executor();
-  spawn_logged(ex, splice(t, true), "router.tunnel");
-  spawn_logged(ex, splice(t, false), "router.tunnel");
+  auto ex = client_.socket().get_executor();
+  spawn_logged(ex, splice(t, &client_, &*up_), "router.tunnel");
+  spawn_logged(ex, splice(t, &*up_, &client_), "router.tunnel");
   co_await t->done.async_wait(asio::redirect_error(use_awaitable, ec));
 }
 
@@ -259,7 +258,7 @@ awaitable<bool> Conn::serve_one() {
     }
     beast::error_code ec;
     auto mb = cbuf_.prepare(cbuf_.size() < 4096 ? 16 * 1024 : kReadChunk);
-    size_t n = co_await client_.async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+    size_t n = co_await client_.read_some(mb, &ec);
     cbuf_.commit(n);
     if (ec) {
       co_return false;  // closed, reset or idle: nothing to answer
@@ -294,7 +293,13 @@ awaitable<bool> Conn::serve_one() {
   char hostbuf[kMaxHost];
   std::string_view host = detail::normalize_host(host_raw_, hostbuf, sizeof hostbuf);
   const Entry* entry = nullptr;
-  if (host_raw_.empty() && rq.version >= 11) {
+  hsts_ = false;
+  if (!tls_ && make_challenge_reply()) {
+    // ACME HTTP-01: answered for any Host, before routing and never redirected.
+    if (has_body) {
+      close_after_ = true;
+    }
+  } else if (host_raw_.empty() && rq.version >= 11) {
     close_after_ = true;
     make_error(400, "missing Host header");
   } else {
@@ -309,7 +314,13 @@ awaitable<bool> Conn::serve_one() {
       entry = &it->second;
       metrics_ = entry->metrics;
       const Route& route = *entry->route;
-      if (route.upstreams.empty()) {
+      if (!tls_ && route.https_redirect && !detail::is_acme_challenge(rq.target) &&
+          make_https_redirect(host)) {
+        if (has_body) {
+          close_after_ = true;
+        }
+        entry = nullptr;
+      } else if (route.upstreams.empty()) {
         if (has_body) {
           close_after_ = true;
         }
@@ -318,6 +329,7 @@ awaitable<bool> Conn::serve_one() {
                             : route.unavailable_reason);
         entry = nullptr;
       } else {
+        hsts_ = tls_ && route.hsts;
         size_t i = detail::pick_least_outstanding(route.upstreams, tc_.rr++);
         upstream_ = route.upstreams[i];
       }
@@ -364,7 +376,7 @@ awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
     beast::error_code ec;
     arm(Wait::Idle, opts_.idle_timeout);
     auto cb = asio::buffer(kContinue.data(), kContinue.size());
-    co_await asio::async_write(client_, cb, asio::redirect_error(use_awaitable, ec));
+    co_await client_.write_all(cb, &ec);
     if (ec) {
       drop_upstream();
       co_return false;
@@ -457,7 +469,7 @@ awaitable<bool> Conn::proxy(bool head_request, bool has_body, bool retryable,
     std::array<asio::const_buffer, 2> parts = {asio::buffer(chead_), ubuf_.data()};
     beast::error_code ec;
     arm(Wait::Idle, opts_.idle_timeout);
-    co_await asio::async_write(client_, parts, asio::redirect_error(use_awaitable, ec));
+    co_await client_.write_all(parts, &ec);
     ubuf_.consume(ubuf_.size());
     if (!ec) {
       co_await tunnel();
@@ -496,7 +508,7 @@ awaitable<void> Conn::run() {
     }
   }
   beast::error_code ec;
-  client_.shutdown(tcp::socket::shutdown_send, ec);
+  client_.shutdown_send(ec);
   // Read what the client still sends (an unread body) for a moment, so closing does not
   // reset the connection before the client has read our answer.
   if (!ec && cbuf_.size() == 0) {
@@ -504,7 +516,7 @@ awaitable<void> Conn::run() {
     size_t drained = 0;
     while (drained < (1u << 20)) {
       auto mb = cbuf_.prepare(16 * 1024);
-      size_t n = co_await client_.async_read_some(mb, asio::redirect_error(use_awaitable, ec));
+      size_t n = co_await client_.read_some(mb, &ec);
       if (ec) {
         break;
       }
@@ -512,12 +524,6 @@ awaitable<void> Conn::run() {
     }
   }
   client_.close(ec);
-}
-
-awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock,
-                        [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
-  Conn c(std::move(st), *tc, std::move(sock));
-  co_await c.run();
 }
 
 }  // namespace berth::router

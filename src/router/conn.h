@@ -7,6 +7,7 @@
 
 #include "router/parser.h"
 #include "router/state.h"
+#include "router/stream.h"
 
 namespace berth::router {
 
@@ -30,14 +31,15 @@ enum class Framing { None, Length, Chunked, Close };
 
 class Conn {
  public:
-  Conn(std::shared_ptr<State> s, ThreadCtx& t, tcp::socket sock)
-      : st_(std::move(s)), tc_(t), opts_(st_->opts), client_(std::move(sock)) {
-    beast::error_code ec;
-    client_.set_option(tcp::no_delay(true), ec);
-    client_.non_blocking(true, ec);  // pump() tries writes synchronously first
-    auto ep = client_.remote_endpoint(ec);
-    peer_ = ec ? std::string("unknown") : ep.address().to_string();
-    watch_.a = &client_;
+  // The stream's socket is non-blocking with TCP_NODELAY, its TLS handshake done (session()).
+  Conn(std::shared_ptr<State> s, ThreadCtx& t, ClientStream stream, std::string peer)
+      : st_(std::move(s)),
+        tc_(t),
+        opts_(st_->opts),
+        client_(std::move(stream)),
+        tls_(client_.tls()),
+        peer_(std::move(peer)) {
+    watch_.a = &client_.socket();
     tc_.add(&watch_);
   }
   ~Conn() {
@@ -72,12 +74,11 @@ class Conn {
   awaitable<bool> connect_upstream();
   void start_response();
   Pump check_response_head(bool& saw_bytes);
-  template <class P>
-  Step pump_step(beast::flat_buffer* buf, P* p, tcp::socket* dst, bool chunked_out,
-                 uint64_t* moved);
-  template <class P>
-  awaitable<Pump> pump(tcp::socket* src, beast::flat_buffer* buf, P* p, tcp::socket* dst,
-                       bool chunked_out, uint64_t* moved, Step s);
+  template <class P, class Dst>
+  Step pump_step(beast::flat_buffer* buf, P* p, Dst* dst, bool chunked_out, uint64_t* moved);
+  template <class P, class Src, class Dst>
+  awaitable<Pump> pump(Src* src, beast::flat_buffer* buf, P* p, Dst* dst, bool chunked_out,
+                       uint64_t* moved, Step s);
   awaitable<bool> proxy(bool head_request, bool has_body, bool retryable, bool client_keep_alive,
                         bool& tunneled);
   awaitable<void> tunnel();
@@ -86,13 +87,20 @@ class Conn {
   void build_upstream_head();
   Framing build_client_head(bool head_request, bool upgrade, bool client_keep_alive);
   void make_error(unsigned status, std::string_view body);
+  // A text/plain reply; extra: more header lines, each ending in CRLF.
+  void make_reply(unsigned status, std::string_view body, std::string_view extra, bool newline);
+  // A 308 to the same host and target over HTTPS. False: no TLS port to send the client to.
+  bool make_https_redirect(std::string_view host);
+  // The ACME HTTP-01 answer when the target is a published challenge token.
+  bool make_challenge_reply();
   void release_upstream(bool reusable);
   void finish(Clock::time_point started);
 
   std::shared_ptr<State> st_;
   ThreadCtx& tc_;
   const RouterOptions& opts_;
-  tcp::socket client_;
+  ClientStream client_;
+  bool tls_;
   std::optional<tcp::socket> up_;
   bool up_reused_ = false;
   std::string peer_;
@@ -123,6 +131,7 @@ class Conn {
   std::string_view host_raw_, rid_in_, upgrade_;
   bool expect_continue_ = false;
   bool upgrade_req_ = false;
+  bool hsts_ = false;
   char rid_[32] = {};
   size_t rid_len_ = 0;
   std::shared_ptr<Upstream> upstream_;

@@ -120,7 +120,7 @@ void Conn::build_upstream_head() {
     }
   }
   h.append(peer_).append("\r\n"sv);
-  h.append("X-Forwarded-Proto: "sv).append(opts_.scheme).append("\r\n"sv);
+  h.append(tls_ ? "X-Forwarded-Proto: https\r\n"sv : "X-Forwarded-Proto: http\r\n"sv);
   if (!host_raw_.empty()) {
     h.append("X-Forwarded-Host: "sv).append(host_raw_).append("\r\n"sv);
   }
@@ -180,10 +180,18 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
     if (f.f == bhttp::field::content_length && !(no_body && r.status != 204)) {
       continue;  // re-added below (kept as received for HEAD and 304)
     }
+    if (hsts_ && f.f == bhttp::field::strict_transport_security) {
+      continue;  // the route's own policy, added below
+    }
     if (conn_fields && detail::token_list_contains(connection, name)) {
       continue;
     }
     h.field(name, f.v());
+  }
+  if (hsts_) {
+    h.append("Strict-Transport-Security: max-age="sv)
+        .number(static_cast<uint64_t>(opts_.hsts_max_age.count()))
+        .append("\r\n"sv);
   }
   if (fr == Framing::Length) {
     h.append("Content-Length: "sv).number(*r.content_length()).append("\r\n"sv);
@@ -202,8 +210,14 @@ Framing Conn::build_client_head(bool head_request, bool upgrade, bool client_kee
 }
 
 void Conn::make_error(unsigned status, std::string_view body) {
+  make_reply(status, body, {}, true);
+}
+
+void Conn::make_reply(unsigned status, std::string_view body, std::string_view extra,
+                      bool newline) {
   status_ = status;
-  bytes_ = body.size() + 1;
+  size_t len = body.size() + (newline ? 1 : 0);
+  bytes_ = len;
   bool head = req_ && req_->is_header_done() && req_->method == bhttp::verb::head;
   auto& h = chead_;
   h.clear();
@@ -212,25 +226,68 @@ void Conn::make_error(unsigned status, std::string_view body) {
       line, sizeof line, "HTTP/1.1 %03u %s\r\nContent-Type: text/plain; charset=utf-8\r\n", status,
       std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(status))).c_str());
   h.append(line, static_cast<size_t>(n));
-  n = std::snprintf(line, sizeof line, "Content-Length: %zu\r\n", body.size() + 1);
+  n = std::snprintf(line, sizeof line, "Content-Length: %zu\r\n", len);
   h.append(line, static_cast<size_t>(n));
+  h.append(extra);
   if (close_after_ || (req_ && req_->is_header_done() && !req_->keep_alive())) {
     close_after_ = true;
     h.append("Connection: close\r\n"sv);
   }
   h.append("\r\n"sv);
   if (!head) {
-    h.append(body).append("\n"sv);
+    h.append(body);
+    if (newline) {
+      h.append("\n"sv);
+    }
   } else {
     bytes_ = 0;
   }
 }
 
+bool Conn::make_https_redirect(std::string_view host) {
+  uint16_t port = opts_.https_port != 0 ? opts_.https_port
+                                        : st_->first_tls_port.load(std::memory_order_relaxed);
+  if (port == 0 || host.empty()) {
+    return false;
+  }
+  std::string target(req_->target);
+  if (target.empty() || target[0] != '/') {
+    target = "/";  // absolute-form or '*': send the client to the root
+  }
+  std::string loc = "https://";
+  loc.append(host);
+  if (port != 443) {
+    loc += ":" + std::to_string(port);
+  }
+  loc += target;
+  std::string extra = "Location: " + loc + "\r\n";
+  make_reply(308, "moved to " + loc, extra, true);
+  return true;
+}
+
+bool Conn::make_challenge_reply() {
+  std::string_view target = req_->target;
+  if (!detail::is_acme_challenge(target)) {
+    return false;
+  }
+  auto m = st_->challenges.load();
+  if (!m) {
+    return false;
+  }
+  std::string_view token = target.substr(detail::kAcmeChallengePrefix.size());
+  token = token.substr(0, token.find('?'));
+  auto it = m->find(std::string(token));
+  if (it == m->end()) {
+    return false;
+  }
+  make_reply(200, it->second, {}, false);
+  return true;
+}
+
 awaitable<void> Conn::write_client_head() {
   arm(Wait::Idle, opts_.idle_timeout);
   beast::error_code ec;
-  co_await asio::async_write(client_, asio::buffer(chead_),
-                             asio::redirect_error(use_awaitable, ec));
+  co_await client_.write_all(asio::buffer(chead_), &ec);
   if (ec) {
     close_after_ = true;
   }

@@ -98,8 +98,13 @@ std::string Router::metrics_text() const {
   out += fmt::format(
       "# HELP berth_router_connections Client connections open now.\n"
       "# TYPE berth_router_connections gauge\n"
-      "berth_router_connections {}\n",
-      st.gate.open());
+      "berth_router_connections {}\n"
+      "# HELP berth_router_tls_handshakes_total TLS handshakes, by result.\n"
+      "# TYPE berth_router_tls_handshakes_total counter\n"
+      "berth_router_tls_handshakes_total{{result=\"ok\"}} {}\n"
+      "berth_router_tls_handshakes_total{{result=\"failed\"}} {}\n",
+      st.gate.open(), st.tls.handshakes_ok.load(std::memory_order_relaxed),
+      st.tls.handshakes_failed.load(std::memory_order_relaxed));
   auto cur = st.current.load();
   std::map<std::string, std::set<const Upstream*>> ups;
   for (auto& [host, route] : cur->table->hosts) {

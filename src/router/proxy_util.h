@@ -53,4 +53,12 @@ size_t find_head_end(const char* p, size_t n, size_t from, bool& bare);
 /// Copies the head [p, p+n) into out with every bare LF turned into CRLF.
 void crlf_line_ends(const char* p, size_t n, std::string& out);
 
+/// ACME HTTP-01 (RFC 8555 8.3): where challenges are asked for on plain HTTP.
+constexpr std::string_view kAcmeChallengePrefix = "/.well-known/acme-challenge/";
+/// True when a request target asks for an ACME HTTP-01 token (never redirected to HTTPS).
+inline bool is_acme_challenge(std::string_view target) {
+  return target.size() > kAcmeChallengePrefix.size() &&
+         target.substr(0, kAcmeChallengePrefix.size()) == kAcmeChallengePrefix;
+}
+
 }  // namespace berth::router::detail

@@ -4,7 +4,11 @@
 // timer per read), publish, stop. The parts:
 //   parser.h      - the HTTP/1.1 head parser and head writer (views into the read buffer)
 //   state.h       - Core (Router::State), ThreadCtx, pool slots, metrics shards, watches
-//   conn.h        - one client connection; its code in heads.cc, upstream.cc and conn.cc
+//   session.cc    - a new connection: TLS handshake, then HTTP/1.1 (Conn) or HTTP/2
+//   conn.h        - one HTTP/1.1 client connection; its code in heads.cc, upstream.cc, conn.cc
+//   stream.h      - ClientStream: the client side, plain or TLS (OpenSSL on the socket)
+//   tls.h         - TlsContext: certificates by SNI, ALPN, rotating ticket keys
+//   cert_index.h  - the pure SNI -> certificate choice
 //   metrics.cc    - the Prometheus exposition
 #include "router/router.h"
 
@@ -18,7 +22,7 @@ Upstream::~Upstream() = default;
 constexpr auto kStopGrace = std::chrono::seconds(10);
 
 Core::Core(std::vector<asio::io_context*> c, RouterOptions o)
-    : contexts(std::move(c)), opts(std::move(o)), gate(opts.limits) {
+    : contexts(std::move(c)), opts(std::move(o)), gate(opts.limits), tls(opts) {
   auto shortest = std::min({opts.connect_timeout, opts.response_timeout, opts.idle_timeout,
                             opts.keepalive_timeout, opts.header_timeout, opts.body_timeout});
   tick = std::clamp<Clock::duration>(shortest / 8, std::chrono::milliseconds(5),
@@ -53,7 +57,8 @@ std::shared_ptr<const Compiled> Core::compile(std::shared_ptr<const RouteTable> 
 
 namespace {
 
-awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::acceptor> acc) {
+awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::acceptor> acc,
+                            bool tls) {
   // The thread of the next connection, picked with its io_context and used right after.
   auto pick = std::make_shared<ThreadCtx*>(nullptr);
   net::AcceptLoop loop;
@@ -63,14 +68,14 @@ awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::ac
     return (*pick)->ioc;
   };
   loop.gate = &self->gate;
-  loop.on_connection = [self, pick](tcp::socket sock, net::ConnectionGate::Ticket t) {
+  loop.on_connection = [self, pick, tls](tcp::socket sock, net::ConnectionGate::Ticket t) {
     ThreadCtx* tc = *pick;
-    spawn_logged(tc->ioc.get_executor(), session(self, tc, std::move(sock), std::move(t)),
+    spawn_logged(tc->ioc.get_executor(), session(self, tc, std::move(sock), tls, std::move(t)),
                  "router.session");
   };
   loop.stopping = &self->stopping;
   loop.log = self->log;
-  loop.name = "router";
+  loop.name = tls ? "router-tls" : "router";
   co_await net::run_accept_loop(std::move(loop));
 }
 
@@ -123,17 +128,24 @@ Router::Router(std::vector<asio::io_context*> contexts, RouterOptions opts)
 
 Router::~Router() { stop(); }
 
-Result<uint16_t> Router::listen(const std::string& host, uint16_t port) {
+namespace {
+
+Result<std::shared_ptr<tcp::acceptor>> bind(asio::io_context& io, const std::string& host,
+                                            uint16_t port, const char* what) {
   beast::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
   if (ec) {
-    return Error(Errc::InvalidArgument, "router listen: invalid address '" + host + "'");
+    return Error(Errc::InvalidArgument, std::string(what) + ": invalid address '" + host + "'");
   }
   tcp::endpoint ep(addr, port);
-  auto acc = std::make_shared<tcp::acceptor>(*state_->contexts.front());
+  auto acc = std::make_shared<tcp::acceptor>(io);
   acc->open(ep.protocol(), ec);
   if (!ec) {
     acc->set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec && addr.is_v6()) {
+    // [::]:8080 next to 0.0.0.0:8080: each family on its own socket.
+    acc->set_option(asio::ip::v6_only(true), ec);
   }
   if (!ec) {
     acc->bind(ep, ec);
@@ -142,19 +154,46 @@ Result<uint16_t> Router::listen(const std::string& host, uint16_t port) {
     acc->listen(asio::socket_base::max_listen_connections, ec);
   }
   if (ec) {
-    return Error(Errc::Unavailable,
-                 "router listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+    std::string shown = addr.is_v6() ? "[" + host + "]" : host;
+    return Error(Errc::Unavailable, std::string(what) + " on " + shown + ":" +
+                                        std::to_string(port) + ": " + ec.message());
   }
+  return acc;
+}
+
+}  // namespace
+
+Result<uint16_t> Router::listen(const std::string& host, uint16_t port) {
+  BERTH_ASSIGN_OR_RETURN(auto acc, bind(*state_->contexts.front(), host, port, "router listen"));
   uint16_t bound = acc->local_endpoint().port();
-  state_->acceptors.push_back(std::move(acc));
+  state_->acceptors.emplace_back(std::move(acc), false);
   return bound;
 }
 
+Result<uint16_t> Router::listen_tls(const std::string& host, uint16_t port) {
+  BERTH_ASSIGN_OR_RETURN(auto acc,
+                         bind(*state_->contexts.front(), host, port, "router TLS listen"));
+  uint16_t bound = acc->local_endpoint().port();
+  state_->acceptors.emplace_back(std::move(acc), true);
+  uint16_t none = 0;
+  state_->first_tls_port.compare_exchange_strong(none, bound);
+  return bound;
+}
+
+Status Router::publish_certificates(std::vector<TlsCertificate> certs) {
+  return state_->tls.publish(certs);
+}
+
+void Router::publish_challenges(
+    std::shared_ptr<const std::unordered_map<std::string, std::string>> m) {
+  state_->challenges.store(std::move(m));
+}
+
 void Router::start() {
-  for (auto& acc : state_->acceptors) {
+  for (auto& [acc, tls] : state_->acceptors) {
     state_->started.push_back(acc);
     auto ex = acc->get_executor();
-    spawn_logged(ex, accept_loop(state_, std::move(acc)), "router.accept");
+    spawn_logged(ex, accept_loop(state_, std::move(acc), tls), "router.accept");
   }
   state_->acceptors.clear();
   for (auto& tc : state_->threads) {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The ingress router: an HTTP/1.1 reverse proxy that routes by Host to upstreams. It knows
+// The ingress router: an HTTP/1.1 reverse proxy (plain HTTP and HTTPS with SNI; HTTP/2 over
+// TLS by ALPN) that routes by Host to upstreams. It knows
 // only its route table: whoever runs instances (the deploy controller) publishes an immutable
 // RouteTable snapshot, swapped in atomically; requests already in flight finish on the
 // snapshot they started with.
@@ -8,7 +9,8 @@
 // connection from that upstream's pool (or open one, inside the upstream's network namespace
 // when it has one); stream the request body up and the response body down without buffering
 // either whole; pass Upgrade (WebSocket) requests through as a raw byte tunnel; add
-// X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id. Errors are short
+// X-Forwarded-For, X-Forwarded-Proto (http or https, per connection), X-Forwarded-Host and
+// X-Request-Id. Errors are short
 // plain-text bodies: 404 for an unknown host (naming it), 503 when a route has no upstream,
 // 502 when the upstream fails, 504 when it does not answer in time.
 #pragma once
@@ -53,14 +55,21 @@ struct Route {
   std::vector<std::shared_ptr<Upstream>> upstreams;  // healthy instances; may be empty
   /// Body of the 503 when upstreams is empty ("service web is paused").
   std::string unavailable_reason;
+  /// Plain HTTP -> 308 to https://host[:port]/path?query, except
+  /// /.well-known/acme-challenge/ (and only while a TLS listener is bound).
   bool https_redirect = false;
+  /// Add Strict-Transport-Security (max-age from RouterOptions) to HTTPS responses.
   bool hsts = false;
+  /// How the router speaks to the instances.
+  enum class Protocol { http1, h2c } protocol = Protocol::http1;
 };
 
+/// A certificate the router serves over TLS, chosen by SNI: the exact name first, then a
+/// wildcard "*.example.com" (covers exactly one label), else the first certificate published.
 struct TlsCertificate {
-  std::vector<std::string> names;
-  std::string chain_pem;
-  std::string key_pem;
+  std::vector<std::string> names;  // lower-case DNS names, "*.x.y" wildcards allowed
+  std::string chain_pem;           // leaf first, then intermediates
+  std::string key_pem;             // PKCS#8 or SEC1 PEM (ECDSA P-256 by default, RSA works too)
 };
 
 /// Immutable once published.
@@ -87,7 +96,16 @@ struct RouterOptions {
   net::ConnectionLimits limits{16384, 1024};
   size_t max_idle_per_upstream = 64;
   bool access_log = true;
-  std::string scheme = "http";  // X-Forwarded-Proto
+  /// The port https_redirect sends clients to: 0 = the first bound TLS port. Left out of the
+  /// URL when 443.
+  uint16_t https_port = 0;
+  /// Strict-Transport-Security max-age for routes with hsts.
+  std::chrono::seconds hsts_max_age{365 * 24 * 3600};
+  /// Offer HTTP/2 (ALPN "h2") on TLS listeners.
+  bool http2 = false;
+  /// Session-ticket keys are replaced this often; tickets sealed with the previous two keys
+  /// still resume (and get a fresh ticket).
+  std::chrono::seconds ticket_key_rotation{3600};
 };
 
 class Router {
@@ -96,8 +114,11 @@ class Router {
   Router(std::vector<asio::io_context*> contexts, RouterOptions opts);
   ~Router();
 
-  /// Binds host:port (port 0 picks a free one); returns the bound port.
+  /// Binds host:port for plain HTTP (port 0 picks a free one); returns the bound port.
+  /// Repeatable (IPv4 and IPv6). Call before start().
   Result<uint16_t> listen(const std::string& host, uint16_t port);
+  /// Binds a TLS listener (port 0 picks a free one); returns the bound port. Repeatable.
+  Result<uint16_t> listen_tls(const std::string& host, uint16_t port);
   void start();
   /// Stops accepting and closes idle connections; in-flight requests finish (bounded).
   void stop();
@@ -105,13 +126,23 @@ class Router {
   /// Swaps the table in atomically. Thread-safe.
   void publish(std::shared_ptr<const RouteTable> table);
   std::shared_ptr<const RouteTable> table() const;
-  Status publish_certificates(std::vector<TlsCertificate> certs) { (void)certs; return ok(); }
-  void publish_challenges(std::shared_ptr<const std::unordered_map<std::string, std::string>> m) { (void)m; }
+
+  /// Checks every certificate (PEM parses, key matches the leaf) and swaps the whole set in
+  /// atomically; on any error nothing changes and the error (InvalidArgument) names the bad
+  /// certificate. New handshakes use the new set; open connections keep theirs (no
+  /// connection dropped). Until a set is published, TLS handshakes fail with an alert.
+  /// Thread-safe.
+  Status publish_certificates(std::vector<TlsCertificate> certs);
+  /// ACME HTTP-01: token -> key authorization, answered 200 text/plain on plain HTTP at
+  /// /.well-known/acme-challenge/TOKEN for any Host (even unknown ones), never redirected.
+  /// Thread-safe.
+  void publish_challenges(std::shared_ptr<const std::unordered_map<std::string, std::string>> m);
 
   /// Prometheus text exposition: berth_router_requests_total{service,code_class},
   /// berth_router_request_duration_seconds histogram{service}, berth_router_in_flight{service},
   /// berth_router_upstreams{service}, berth_router_connections. Requests that matched no
   /// route count under service="_unmatched" (service names never start with '_').
+  /// Also berth_router_tls_handshakes_total{result="ok|failed"}.
   std::string metrics_text() const;
   static constexpr std::string_view kUnmatched = "_unmatched";
 

@@ -27,6 +27,7 @@
 #include "common/listener.h"
 #include "common/log.h"
 #include "router/proxy_util.h"
+#include "router/tls.h"
 
 namespace berth::router {
 
@@ -120,9 +121,9 @@ struct Core {
   RouterOptions opts;
   Clock::duration tick;
   std::vector<std::unique_ptr<ThreadCtx>> threads;
-  // Bound but not started; once started, each accept loop owns its acceptor (so it dies with
-  // its io_context) and stop() reaches it through a weak pointer.
-  std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
+  // Bound but not started (with whether it speaks TLS); once started, each accept loop owns
+  // its acceptor (so it dies with its io_context) and stop() reaches it through a weak pointer.
+  std::vector<std::pair<std::shared_ptr<tcp::acceptor>, bool>> acceptors;
   std::vector<std::weak_ptr<tcp::acceptor>> started;
   size_t next_thread = 0;  // accept loops run on contexts[0]'s thread only
   std::atomic<bool> stopping{false};
@@ -132,6 +133,10 @@ struct Core {
 
   std::atomic<uint64_t> version{0};
   std::atomic<std::shared_ptr<const Compiled>> current;
+
+  TlsContext tls;
+  std::atomic<uint16_t> first_tls_port{0};  // https_redirect's default target
+  std::atomic<std::shared_ptr<const std::unordered_map<std::string, std::string>>> challenges;
 
   mutable std::mutex metrics_mu;
   std::unordered_map<std::string, std::unique_ptr<ServiceMetrics>> services;
@@ -234,8 +239,9 @@ struct ThreadCtx {
   std::vector<std::weak_ptr<Upstream::Pool>> pools;
 };
 
-// One client connection, run on tc's thread until it closes (conn.cc).
-awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock,
+// One client connection, run on tc's thread until it closes (session.cc): the TLS handshake
+// when tls, then HTTP/1.1 (Conn) or HTTP/2 (by ALPN).
+awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,
                         net::ConnectionGate::Ticket ticket);
 
 }  // namespace berth::router

@@ -143,7 +143,8 @@ TestDaemon::TestDaemon(std::function<void(config::Config&)> tweak) {
   config::Config cfg;
   cfg.data_dir = data_.path();
   cfg.listen = "127.0.0.1:0";
-  cfg.router_listen = "127.0.0.1:0";
+  cfg.router_listen = {"127.0.0.1:0"};
+  cfg.router_tls_listen = {"127.0.0.1:0"};  // never the shared default 8443
   cfg.dns.listen = {"127.0.0.1:0"};
   cfg.dns.udp_threads = 1;
   cfg.log_level = "warn";
@@ -211,10 +212,19 @@ std::string BerthdProcess::url() const { return "http://" + host(); }
 void BerthdProcess::start() {
   port_ = free_port();
   router_port_ = free_port();
+  router_tls_port_ = free_port();
   dns_port_ = free_port();
-  std::vector<std::string> args = {bin("berthd"),       "--data", data_dir_, "--listen", host(),
-                                   "--router-listen", "127.0.0.1:" + std::to_string(router_port_),
-                                   "--dns-listen",    "127.0.0.1:" + std::to_string(dns_port_)};
+  std::vector<std::string> args = {bin("berthd"),
+                                   "--data",
+                                   data_dir_,
+                                   "--listen",
+                                   host(),
+                                   "--router-listen",
+                                   "127.0.0.1:" + std::to_string(router_port_),
+                                   "--router-tls-listen",
+                                   "127.0.0.1:" + std::to_string(router_tls_port_),
+                                   "--dns-listen",
+                                   "127.0.0.1:" + std::to_string(dns_port_)};
   args.insert(args.end(), extra_.begin(), extra_.end());
   pid_ = ::fork();
   if (pid_ == 0) {

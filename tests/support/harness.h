@@ -96,6 +96,8 @@ class TestDaemon {
   /// The DNS server's port (UDP and TCP on 127.0.0.1).
   uint16_t dns_port() const;
   std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port()); }
+  /// The router's TLS port (on 127.0.0.1, picked free at start).
+  uint16_t router_tls_port() const { return d_->router_tls_port(); }
   const std::string& data_dir() const { return data_.path(); }
   daemon::Daemon& daemon() { return *d_; }
   /// Runs the berth CLI against this daemon as admin (BERTH_ACCESS_KEY_ID and
@@ -142,6 +144,7 @@ class BerthdProcess {
   /// The router of the current run, "http://127.0.0.1:PORT".
   std::string router_url() const { return "http://127.0.0.1:" + std::to_string(router_port_); }
   uint16_t dns_port() const { return dns_port_; }
+  uint16_t router_tls_port() const { return router_tls_port_; }
   const std::string& log_path() const { return log_; }
   /// Runs the berth CLI against this berthd as admin.
   CmdResult cli(const std::string& args) const;
@@ -158,6 +161,7 @@ class BerthdProcess {
   std::vector<std::string> extra_;
   uint16_t port_ = 0;
   uint16_t router_port_ = 0;
+  uint16_t router_tls_port_ = 0;
   uint16_t dns_port_ = 0;
   pid_t pid_ = -1;
   std::string log_;

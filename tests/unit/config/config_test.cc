@@ -438,7 +438,7 @@ runtime:
   oci_runtime: /usr/sbin/runc
 )");
   ASSERT_TRUE(c) << c.error().message();
-  EXPECT_EQ(c->router_listen, "127.0.0.1:9080");
+  EXPECT_EQ(c->router_listen, std::vector<std::string>{"127.0.0.1:9080"});
   EXPECT_EQ(c->apps_domain, "apps.example.com");
   EXPECT_EQ(c->router.connect_timeout, std::chrono::seconds(2));
   EXPECT_EQ(c->router.response_timeout, std::chrono::minutes(5));
@@ -447,14 +447,51 @@ runtime:
   EXPECT_EQ(c->runtime.oci_runtime, "/usr/sbin/runc");
   EXPECT_TRUE(validate(*c));
   Config d;
-  EXPECT_EQ(d.router_listen, "127.0.0.1:8080");
+  EXPECT_TRUE(d.router_listen.empty());  // kDefaultRouterListen
+  EXPECT_TRUE(d.router_tls_listen.empty());
+  EXPECT_TRUE(d.router_tls_enabled);
+  EXPECT_TRUE(d.router.redirect_http);
+  EXPECT_FALSE(d.router.hsts);
   EXPECT_EQ(d.apps_domain, "localhost");
   EXPECT_TRUE(d.runtime.enabled);
 }
 
+TEST(ConfigServicesTest, RouterListenersTakeAStringOrAList) {
+  auto c = load_string(R"(version: 1
+router_listen: ["127.0.0.1:8080", "[::1]:8080"]
+router_tls_listen: "[::1]:8443"
+router:
+  redirect_http: false
+  hsts: true
+  hsts_max_age: 1d
+)");
+  ASSERT_TRUE(c) << c.error().message();
+  std::vector<std::string> plain = {"127.0.0.1:8080", "[::1]:8080"};
+  EXPECT_EQ(c->router_listen, plain);
+  EXPECT_EQ(c->router_tls_listen, std::vector<std::string>{"[::1]:8443"});
+  EXPECT_TRUE(c->router_tls_enabled);
+  EXPECT_FALSE(c->router.redirect_http);
+  EXPECT_TRUE(c->router.hsts);
+  EXPECT_EQ(c->router.hsts_max_age, std::chrono::hours(24));
+  EXPECT_TRUE(validate(*c));
+
+  auto off = load_string("router_tls_listen: off\n");
+  ASSERT_TRUE(off) << off.error().message();
+  EXPECT_FALSE(off->router_tls_enabled);
+  auto none = load_string("router_tls_listen: []\n");
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_FALSE(none->router_tls_enabled);
+
+  auto bad = load_string("router_tls_listen: [\"127.0.0.1\"]\n");
+  ASSERT_TRUE(bad);
+  auto s = validate(*bad);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().message().rfind("router_tls_listen:", 0), 0u) << s.error().message();
+}
+
 TEST(ConfigServicesTest, BadValuesAreNamed) {
   Config c;
-  c.router_listen = "nope";
+  c.router_listen = {"nope"};
   auto s = validate(c);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().message().rfind("router_listen:", 0), 0u) << s.error().message();

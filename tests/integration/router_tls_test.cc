@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router over TLS, against real clients: curl (--cacert, --resolve) and a small blocking
+// OpenSSL client in this file (for keep-alive across a certificate swap and for session
+// resumption). Certificates come from the openssl CLI: a CA, a leaf for an exact name, a leaf
+// for a wildcard, and a second leaf for the exact name to swap in.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/asio.h"
+#include "integration/router_backend.h"
+#include "router/router.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace router_backend;
+using router::Route;
+using router::Router;
+using router::RouterOptions;
+using router::RouteTable;
+using router::TlsCertificate;
+using router::Upstream;
+
+// ---------------------------------------------------------------------------------------------
+// Certificates made with the openssl CLI, once per test binary.
+
+struct Pki {
+  TempDir dir;
+  std::string ca;  // CA certificate path
+  // name -> (chain, key) PEM text
+  TlsCertificate app, app2, wild, other;
+
+  Pki() {
+    ca = dir / "ca.pem";
+    auto r = run("cd " + dir.path() +
+                 " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                 "-keyout ca.key -out ca.pem -days 2 -subj /CN=berth-test-ca 2>&1");
+    EXPECT_EQ(r.code, 0) << r.all();
+    app = leaf("app", {"app.test"}, "ec -pkeyopt ec_paramgen_curve:P-256");
+    app2 = leaf("app2", {"app.test"}, "rsa:2048");
+    wild = leaf("wild", {"*.wild.test"}, "ec -pkeyopt ec_paramgen_curve:P-256");
+    other = leaf("other", {"other.test"}, "ec -pkeyopt ec_paramgen_curve:P-256");
+  }
+
+  TlsCertificate leaf(const std::string& file, std::vector<std::string> names,
+                      const std::string& keyspec) {
+    std::string san;
+    for (const auto& n : names) {
+      san += (san.empty() ? "DNS:" : ",DNS:") + n;
+    }
+    write_file(dir / (file + ".ext"), "subjectAltName=" + san + "\n");
+    auto r =
+        run("cd " + dir.path() + " && openssl req -newkey " + keyspec + " -nodes -keyout " + file +
+            ".key -out " + file + ".csr -subj /CN=" + file + " 2>&1 && openssl x509 -req -in " +
+            file + ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile " + file +
+            ".ext -out " + file + ".pem 2>&1");
+    EXPECT_EQ(r.code, 0) << r.all();
+    TlsCertificate c;
+    c.names = std::move(names);
+    c.chain_pem = read_file(dir / (file + ".pem")) + read_file(ca);
+    c.key_pem = read_file(dir / (file + ".key"));
+    return c;
+  }
+};
+
+Pki& pki() {
+  static Pki* p = new Pki();  // shared by the tests; removed with the process's temp dir
+  return *p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A blocking TLS client: one connection, requests written and responses read whole.
+
+class TlsClient {
+ public:
+  // check_host: verify that the certificate names sni (not only that the test CA signed it).
+  TlsClient(uint16_t port, const std::string& sni, SSL_SESSION* resume = nullptr,
+            bool check_host = true, int max_version = 0) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (max_version != 0) {
+      SSL_CTX_set_max_proto_version(ctx_, max_version);
+    }
+    SSL_CTX_load_verify_locations(ctx_, pki().ca.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    // No client cache: freeing a context flushes its cache and makes those sessions
+    // unresumable; the test keeps the session itself.
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      return;
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, sni.c_str());
+    if (check_host) {
+      SSL_set1_host(ssl_, sni.c_str());
+    }
+    if (resume != nullptr) {
+      SSL_set_session(ssl_, resume);
+    }
+    ok_ = SSL_connect(ssl_) == 1;
+    ERR_clear_error();
+  }
+  ~TlsClient() {
+    if (ssl_ != nullptr) {
+      if (ok_) {
+        SSL_shutdown(ssl_);  // without it OpenSSL marks the session not resumable
+      }
+      SSL_free(ssl_);
+    }
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    SSL_CTX_free(ctx_);
+  }
+  bool ok() const { return ok_; }
+  bool resumed() const { return SSL_session_reused(ssl_) == 1; }
+  SSL_SESSION* session() const { return SSL_get1_session(ssl_); }
+  // The served leaf's common name.
+  std::string peer_cn() const {
+    X509* x = SSL_get1_peer_certificate(ssl_);
+    if (x == nullptr) {
+      return "";
+    }
+    char cn[256] = {};
+    X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn, sizeof cn);
+    X509_free(x);
+    return cn;
+  }
+  // Sends a GET and reads one Content-Length response; "" when the connection failed.
+  std::string get(const std::string& host, const std::string& path = "/") {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+    if (SSL_write(ssl_, req.data(), static_cast<int>(req.size())) <= 0) {
+      return "";
+    }
+    std::string in;
+    while (true) {
+      auto end = in.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        auto cl = in.find("Content-Length: ");
+        if (cl != std::string::npos && cl < end) {
+          size_t n = std::stoul(in.substr(cl + 16));
+          if (in.size() >= end + 4 + n) {
+            return in.substr(0, end + 4 + n);
+          }
+        }
+      }
+      char buf[16384];
+      int n = SSL_read(ssl_, buf, sizeof buf);
+      if (n <= 0) {
+        return "";
+      }
+      in.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool ok_ = false;
+};
+
+// Answers with the forwarded headers it saw: "proto=https for=127.0.0.1 host=app.test".
+Backend::Handler echo_forwarded() {
+  return [](const SeenRequest& r, int fd) {
+    auto h = r.headers;
+    write_all(fd, response("proto=" + h["x-forwarded-proto"] + " for=" + h["x-forwarded-for"] +
+                           " host=" + h["x-forwarded-host"] + " path=" + r.target + "\n"));
+    return true;
+  };
+}
+
+class RouterTlsTest : public ::testing::Test {
+ protected:
+  void start(RouterOptions opts = {}, bool ipv6 = false) {
+    for (int i = 0; i < 2; ++i) {
+      ios_.push_back(std::make_unique<asio::io_context>(1));
+    }
+    std::vector<asio::io_context*> raw;
+    for (auto& io : ios_) {
+      raw.push_back(io.get());
+    }
+    router_ = std::make_unique<Router>(raw, opts);
+    auto p = router_->listen("127.0.0.1", 0);
+    ASSERT_TRUE(p) << p.error().message();
+    port_ = *p;
+    auto t = router_->listen_tls("127.0.0.1", 0);
+    ASSERT_TRUE(t) << t.error().message();
+    tls_port_ = *t;
+    if (ipv6) {
+      auto t6 = router_->listen_tls("::1", 0);
+      ASSERT_TRUE(t6) << t6.error().message();
+      tls6_port_ = *t6;
+      auto p6 = router_->listen("::1", 0);
+      ASSERT_TRUE(p6) << p6.error().message();
+      port6_ = *p6;
+    }
+    router_->start();
+    for (auto& io : ios_) {
+      threads_.emplace_back([c = io.get()] {
+        auto guard = asio::make_work_guard(*c);
+        c->run();
+      });
+    }
+  }
+  void TearDown() override {
+    if (router_) {
+      router_->stop();
+    }
+    for (auto& io : ios_) {
+      io->stop();
+    }
+    for (auto& t : threads_) {
+      t.join();
+    }
+    router_.reset();
+  }
+  void route(const std::string& host, uint16_t backend_port, bool redirect = false,
+             bool hsts = false) {
+    auto u = std::make_shared<Upstream>();
+    u->id = "i-" + host;
+    u->port = backend_port;
+    Route r;
+    r.service = "svc";
+    r.upstreams = {u};
+    r.https_redirect = redirect;
+    r.hsts = hsts;
+    auto t = std::make_shared<RouteTable>();
+    t->hosts[host] = r;
+    router_->publish(t);
+  }
+  void publish_all() {
+    auto& p = pki();
+    auto s = router_->publish_certificates({p.other, p.app, p.wild});
+    ASSERT_TRUE(s) << s.error().message();
+  }
+  // curl over HTTPS to name:port resolved to addr; prints the body then "\n<status>".
+  CmdResult curl_https(const std::string& name, const std::string& path = "/",
+                       const std::string& args = "", const std::string& addr = "127.0.0.1",
+                       uint16_t port = 0) const {
+    std::string p = std::to_string(port != 0 ? port : tls_port_);
+    return run("curl -sS -m 30 --cacert " + pki().ca + " --resolve " + name + ":" + p + ":" + addr +
+               " " + args + " -w '\\n%{http_code}' 'https://" + name + ":" + p + path + "'");
+  }
+  // The common name of the certificate served for an SNI name.
+  std::string served_cn(const std::string& sni) const {
+    TlsClient c(tls_port_, sni, nullptr, false);
+    return c.ok() ? c.peer_cn() : "(handshake failed)";
+  }
+
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  std::vector<std::thread> threads_;
+  std::unique_ptr<Router> router_;
+  uint16_t port_ = 0, tls_port_ = 0, port6_ = 0, tls6_port_ = 0;
+};
+
+TEST_F(RouterTlsTest, ServesHttpsOverIpv4AndIpv6WithForwardedHeaders) {
+  Backend b(echo_forwarded());
+  start({}, true);
+  publish_all();
+  route("app.test", b.port());
+  auto r = curl_https("app.test", "/x?y=1");
+  EXPECT_EQ(r.out, "proto=https for=127.0.0.1 host=app.test:" + std::to_string(tls_port_) +
+                       " path=/x?y=1\n\n200")
+      << r.all();
+  r = curl_https("app.test", "/", "", "[::1]", tls6_port_);
+  EXPECT_EQ(r.out,
+            "proto=https for=::1 host=app.test:" + std::to_string(tls6_port_) + " path=/\n\n200")
+      << r.all();
+  // Plain HTTP next to it says http, over IPv6 too.
+  r = run("curl -sS -m 30 -H 'Host: app.test' -w '\\n%{http_code}' http://[::1]:" +
+          std::to_string(port6_) + "/");
+  EXPECT_EQ(r.out, "proto=http for=::1 host=app.test path=/\n\n200") << r.all();
+  // TLS 1.2 and 1.3 both.
+  r = curl_https("app.test", "/", "--tlsv1.2 --tls-max 1.2 -v");
+  EXPECT_NE(r.err.find("TLSv1.2"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "200");
+  r = curl_https("app.test", "/", "--tlsv1.3 -v");
+  EXPECT_NE(r.err.find("TLSv1.3"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "200");
+}
+
+TEST_F(RouterTlsTest, SniPicksExactThenWildcardThenFirst) {
+  start();
+  publish_all();
+  EXPECT_EQ(served_cn("app.test"), "app");
+  EXPECT_EQ(served_cn("a.wild.test"), "wild");
+  EXPECT_EQ(served_cn("b.a.wild.test"), "other");  // one label only: the first certificate
+  EXPECT_EQ(served_cn("unknown.test"), "other");
+}
+
+TEST_F(RouterTlsTest, NoCertificateFailsTheHandshakeCleanly) {
+  Backend b(echo_forwarded());
+  start();
+  route("app.test", b.port());
+  auto r = curl_https("app.test");
+  EXPECT_NE(r.code, 0);
+  // An alert (unrecognized_name), not a reset.
+  EXPECT_NE(r.err.find("unrecognized name"), std::string::npos) << r.err;
+  // The router is fine: plain HTTP works, and HTTPS once certificates arrive.
+  r = run("curl -sS -m 30 -H 'Host: app.test' http://127.0.0.1:" + std::to_string(port_) + "/");
+  EXPECT_EQ(r.out.rfind("proto=http ", 0), 0u) << r.all();
+  publish_all();
+  r = curl_https("app.test");
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "200") << r.all();
+  EXPECT_NE(router_->metrics_text().find("berth_router_tls_handshakes_total{result=\"failed\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(RouterTlsTest, GarbageInsteadOfHelloCostsOneConnection) {
+  Backend b(echo_forwarded());
+  RouterOptions o;
+  o.header_timeout = 1s;
+  start(o);
+  publish_all();
+  route("app.test", b.port());
+  auto connect_raw = [&] {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(tls_port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  };
+  // Garbage: the router answers (at most) an alert and closes.
+  int fd = connect_raw();
+  std::string junk = "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n";
+  junk += std::string(4096, '\x16');
+  write_all(fd, junk);
+  char buf[4096];
+  ssize_t n;
+  size_t total = 0;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    total += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(n, 0) << "closed, not timed out";
+  EXPECT_LT(total, 64u);
+  ::close(fd);
+  // Silence: the handshake times out after header_timeout.
+  fd = connect_raw();
+  auto t0 = std::chrono::steady_clock::now();
+  n = ::recv(fd, buf, sizeof buf, 0);
+  EXPECT_EQ(n, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 8s);
+  ::close(fd);
+  auto r = curl_https("app.test");
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "200") << r.all();
+}
+
+TEST_F(RouterTlsTest, PublishRejectsABadSetAndKeepsTheOld) {
+  start();
+  publish_all();
+  auto& p = pki();
+  TlsCertificate mismatched = p.app;
+  mismatched.key_pem = p.wild.key_pem;
+  auto s = router_->publish_certificates({p.other, mismatched});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("app.test"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("does not match"), std::string::npos);
+  TlsCertificate garbage = p.other;
+  garbage.chain_pem = "not a pem";
+  s = router_->publish_certificates({garbage});
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message().find("other.test"), std::string::npos) << s.error().message();
+  TlsCertificate upper = p.other;
+  upper.names = {"Other.test"};
+  EXPECT_FALSE(router_->publish_certificates({upper}));
+  EXPECT_EQ(served_cn("app.test"), "app");  // the old set still serves
+}
+
+TEST_F(RouterTlsTest, CertificateSwapKeepsOpenConnections) {
+  Backend b(echo_forwarded());
+  start();
+  publish_all();
+  route("app.test", b.port());
+  TlsClient open(tls_port_, "app.test");
+  ASSERT_TRUE(open.ok());
+  EXPECT_EQ(open.peer_cn(), "app");
+  EXPECT_NE(open.get("app.test").find("proto=https"), std::string::npos);
+  auto& p = pki();
+  ASSERT_TRUE(router_->publish_certificates({p.app2, p.wild}));
+  EXPECT_EQ(served_cn("app.test"), "app2");      // new handshakes: the new certificate
+  EXPECT_EQ(served_cn("other.test"), "app2");    // and the new default
+  auto again = open.get("app.test", "/second");  // the open connection: still served
+  EXPECT_NE(again.find("path=/second"), std::string::npos) << again;
+  EXPECT_EQ(b.connections(), 1);  // one upstream connection, reused
+}
+
+TEST_F(RouterTlsTest, SessionsResumeWithTickets) {
+  Backend b(echo_forwarded());
+  start();
+  publish_all();
+  route("app.test", b.port());
+  for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
+    SCOPED_TRACE(version);
+    SSL_SESSION* sess = nullptr;
+    {
+      TlsClient first(tls_port_, "app.test", nullptr, true, version);
+      ASSERT_TRUE(first.ok());
+      EXPECT_FALSE(first.resumed());
+      ASSERT_FALSE(first.get("app.test").empty());  // TLS 1.3 tickets come after the handshake
+      sess = first.session();
+    }
+    ASSERT_NE(sess, nullptr);
+    TlsClient second(tls_port_, "app.test", sess, true, version);
+    ASSERT_TRUE(second.ok());
+    EXPECT_TRUE(second.resumed());
+    EXPECT_FALSE(second.get("app.test").empty());
+    SSL_SESSION_free(sess);
+  }
+}
+
+TEST_F(RouterTlsTest, RedirectsPlainHttpExceptAcmeChallenges) {
+  Backend b(echo_forwarded());
+  start();
+  publish_all();
+  route("app.test", b.port(), true, true);
+  auto r =
+      run("curl -sS -m 30 -o /dev/null -H 'Host: App.test:8080' -w "
+          "'%{http_code} %{redirect_url}' 'http://127.0.0.1:" +
+          std::to_string(port_) + "/a/b?c=d'");
+  EXPECT_EQ(r.out, "308 https://app.test:" + std::to_string(tls_port_) + "/a/b?c=d") << r.all();
+  // Following it lands on HTTPS, with HSTS.
+  r = run("curl -sS -m 30 -L -i --cacert " + pki().ca + " --resolve app.test:" +
+          std::to_string(tls_port_) + ":127.0.0.1 --resolve app.test:" + std::to_string(port_) +
+          ":127.0.0.1 'http://app.test:" + std::to_string(port_) + "/p'");
+  EXPECT_NE(r.out.find("Strict-Transport-Security: max-age=31536000"), std::string::npos)
+      << r.all();
+  EXPECT_NE(r.out.find("proto=https"), std::string::npos) << r.all();
+  // ACME HTTP-01: answered on plain HTTP for any host, never redirected.
+  auto m = std::make_shared<std::unordered_map<std::string, std::string>>();
+  (*m)["tok-1"] = "tok-1.thumbprint";
+  router_->publish_challenges(m);
+  r = run("curl -sS -m 30 -H 'Host: nowhere.test' -i http://127.0.0.1:" + std::to_string(port_) +
+          "/.well-known/acme-challenge/tok-1");
+  EXPECT_EQ(r.out.rfind("HTTP/1.1 200", 0), 0u) << r.all();
+  EXPECT_NE(r.out.find("text/plain"), std::string::npos);
+  EXPECT_EQ(r.out.substr(r.out.size() - 16), "tok-1.thumbprint") << r.out;
+  // An unknown token on a redirected route goes to the service, not to HTTPS.
+  r = run("curl -sS -m 30 -H 'Host: app.test' -w '\\n%{http_code}' http://127.0.0.1:" +
+          std::to_string(port_) + "/.well-known/acme-challenge/other");
+  EXPECT_EQ(r.out,
+            "proto=http for=127.0.0.1 host=app.test path=/.well-known/acme-challenge/other"
+            "\n\n200")
+      << r.all();
+  // Without hsts, no header.
+  route("app.test", b.port(), false, false);
+  r = curl_https("app.test", "/", "-i");
+  EXPECT_EQ(r.out.find("strict-transport-security"), std::string::npos) << r.out;
+}
+
+TEST_F(RouterTlsTest, RedirectPortOmittedFor443) {
+  Backend b(echo_forwarded());
+  RouterOptions o;
+  o.https_port = 443;
+  start(o);
+  route("app.test", b.port(), true);
+  auto r =
+      run("curl -sS -m 30 -o /dev/null -H 'Host: app.test' -w '%{http_code} "
+          "%{redirect_url}' 'http://127.0.0.1:" +
+          std::to_string(port_) + "/q'");
+  EXPECT_EQ(r.out, "308 https://app.test/q") << r.all();
+}
+
+TEST(RouterTlsDaemonTest, BindsAFreeTlsPortAndFailsOnABusyExplicitOne) {
+  TestDaemon d;
+  EXPECT_NE(d.router_tls_port(), 0);
+  EXPECT_NE(d.router_tls_port(), 8443);
+  auto r = run("curl -sS -m 10 -k https://127.0.0.1:" + std::to_string(d.router_tls_port()) + "/");
+  EXPECT_NE(r.code, 0);  // no certificate yet: an alert, and berthd still answers
+  EXPECT_EQ(run("curl -sS -m 10 " + d.url() + "/healthz").code, 0);
+
+  uint16_t busy = d.router_tls_port();
+  EXPECT_THROW(TestDaemon([busy](config::Config& c) {
+                 c.router_tls_listen = {"127.0.0.1:" + std::to_string(busy)};
+               }),
+               std::runtime_error);
+}
+
+}  // namespace
+}  // namespace berth::test
