@@ -567,10 +567,18 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
   }
   if (dns_settings.service_addresses.empty()) {
-    const auto& rl = cfg.router_listen;
-    if (auto h = concrete_host(rl.empty() ? config::kDefaultRouterListen : rl.front());
-        !h.empty()) {
-      dns_settings.service_addresses.push_back(h);
+    // Every router address that is not a wildcard: an IPv6 listener gives ALIASes AAAA.
+    std::vector<std::string> rl = cfg.router_listen;
+    if (rl.empty()) {
+      rl = {config::kDefaultRouterListen};
+    }
+    for (const auto& l : rl) {
+      auto h = concrete_host(l);
+      if (!h.empty() && std::find(dns_settings.service_addresses.begin(),
+                                  dns_settings.service_addresses.end(),
+                                  h) == dns_settings.service_addresses.end()) {
+        dns_settings.service_addresses.push_back(h);
+      }
     }
   }
   s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);
@@ -599,10 +607,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.acme_ca_bundle = cfg.acme.ca_bundle;
   dset.internal_lifetime = cfg.tls.internal_lifetime;
   dset.dns_check = cfg.tls.dns_check;
-  // Renewal starts at two thirds of a lifetime: look often enough to catch short ones.
-  dset.check_interval = std::clamp<std::chrono::seconds>(cfg.tls.internal_lifetime / 10,
-                                                         std::chrono::seconds(1),
-                                                         std::chrono::seconds(60));
+  dset.redirect_http = cfg.router.redirect_http;
+  dset.hsts = cfg.router.hsts;
   dset.service_addresses = dns_settings.service_addresses;
   domains::Hooks dhooks;
   dhooks.service_exists = [c = s.controller.get(), st = s.store.get(),

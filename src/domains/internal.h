@@ -88,7 +88,8 @@ struct Manager::Impl {
   Status step_certificate(std::vector<Domain>& group);
   Result<certs::Issued> issue(const std::vector<std::string>& names);
   Status check_caa(const std::string& name);
-  void renew_due();
+  /// Renews what is due; returns the unix time of the next renewal or retry (0: none).
+  int64_t renew_due();
   Status remove_records(const Domain& d);
 };
 

@@ -91,7 +91,11 @@ void Manager::Impl::run_worker() {
     }
     if (check || std::chrono::steady_clock::now() >= next_check) {
       next_check = std::chrono::steady_clock::now() + settings.check_interval;
-      renew_due();
+      // Wake for the next renewal on time rather than at the next round.
+      if (int64_t due = renew_due(); due != 0) {
+        auto in = std::chrono::seconds(std::max<int64_t>(0, due - unix_now()) + 1);
+        next_check = std::min(next_check, std::chrono::steady_clock::now() + in);
+      }
       // Names still waiting (for the user's DNS records, or after an ACME server was away)
       // get another try.
       auto all = load_all();

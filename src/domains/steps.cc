@@ -482,16 +482,22 @@ void Manager::Impl::work_group(const std::string& group_name) {
 
 // ---- Renewal --------------------------------------------------------------------------------
 
-void Manager::Impl::renew_due() {
+int64_t Manager::Impl::renew_due() {
   auto rows = store.list_objects(kCertificateKind);
   if (!rows) {
-    return;
+    return 0;
   }
   int64_t now = unix_now();
+  int64_t next = 0;
+  auto later = [&](int64_t t) { next = next == 0 ? t : std::min(next, t); };
   bool renewed = false;
   for (const auto& row : *rows) {
     auto c = cert_from_json(row.document);
-    if (!c || now < c->renew_at || now < c->next_attempt) {
+    if (!c) {
+      continue;
+    }
+    if (now < c->renew_at || now < c->next_attempt) {
+      later(std::max(c->renew_at, c->next_attempt));
       continue;
     }
     log->info("domains: renewing certificate {} (expires {})", c->id, format_time(c->not_after));
@@ -519,6 +525,7 @@ void Manager::Impl::renew_due() {
       log->warn("domains: certificate {}: {}", c->id, c->last_error);
     }
     (void)save_cert(*c);
+    later(std::max(c->renew_at, c->next_attempt));
     if (auto all = load_all(); all) {
       for (auto& d : *all) {
         if (d.certificate != c->id) {
@@ -538,6 +545,7 @@ void Manager::Impl::renew_due() {
   if (renewed) {
     publish();
   }
+  return next;
 }
 
 }  // namespace berth::domains

@@ -303,15 +303,14 @@ awaitable<bool> Conn::serve_one() {
     close_after_ = true;
     make_error(400, "missing Host header");
   } else {
-    const Compiled* rt = tc_.routes();
-    auto it = rt->hosts.find(host);
-    if (it == rt->hosts.end()) {
+    const Entry* found = tc_.routes()->find(host);
+    if (found == nullptr) {
       if (has_body) {
         close_after_ = true;
       }
       make_error(404, "no service at host " + std::string(host.empty() ? host_raw_ : host));
     } else {
-      entry = &it->second;
+      entry = found;
       metrics_ = entry->metrics;
       const Route& route = *entry->route;
       if (!tls_ && route.https_redirect && !detail::is_acme_challenge(rq.target) &&

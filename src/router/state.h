@@ -89,6 +89,23 @@ struct Entry {
 struct Compiled {
   std::shared_ptr<const RouteTable> table;
   std::unordered_map<std::string_view, Entry> hosts;
+
+  // The exact host first, then the wildcard one label up ("a.preview.example.com" ->
+  // "*.preview.example.com"); null when neither is routed.
+  const Entry* find(std::string_view host) const {
+    if (auto it = hosts.find(host); it != hosts.end()) {
+      return &it->second;
+    }
+    auto dot = host.find('.');
+    if (dot == std::string_view::npos || dot == 0 || host.size() - dot > 254) {
+      return nullptr;
+    }
+    char buf[256];
+    buf[0] = '*';
+    std::memcpy(buf + 1, host.data() + dot, host.size() - dot);
+    auto it = hosts.find(std::string_view(buf, host.size() - dot + 1));
+    return it == hosts.end() ? nullptr : &it->second;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // The README's quickstarts, run as written: every ```sh block after a `<!-- quickstart -->`
 // line, in order, in one bash session, against a berthd started the way `make run` starts it
 // (`build/bin/berthd --data ./var --listen ADDR` in the checkout, so with a relative data dir).
-// The only changes to the blocks are the ports (127.0.0.1:5000 and 127.0.0.1:8080 become free
+// The only changes to the blocks are the ports (127.0.0.1:5000, :8080 and :8443 become free
 // ones). A private dockerd with a locally made busybox:stable / busybox:latest stands in for
 // Docker Hub, an OCI layout made from busybox-static for ./my-layout, and a GIT_ASKPASS script
 // for the user typing the access key when git asks. So the README cannot drift from what works.
@@ -64,8 +64,13 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 // BERTH_DNS_LISTEN), so the command line stays the Makefile's.
 class MakeRunBerthd {
  public:
-  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port, uint16_t dns_port)
-      : dir_(std::move(dir)), port_(port), router_port_(router_port), dns_port_(dns_port) {}
+  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port, uint16_t tls_port,
+                uint16_t dns_port)
+      : dir_(std::move(dir)),
+        port_(port),
+        router_port_(router_port),
+        tls_port_(tls_port),
+        dns_port_(dns_port) {}
   ~MakeRunBerthd() { stop(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return read_file(dir_ + "/berthd.log"); }
@@ -74,6 +79,7 @@ class MakeRunBerthd {
   std::string start() {
     std::string cmd =
         "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
+        " BERTH_ROUTER_TLS_LISTEN=127.0.0.1:" + std::to_string(tls_port_) +
         " BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_) + " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
         " >berthd.log 2>&1";
     pid_ = ::fork();
@@ -108,7 +114,7 @@ class MakeRunBerthd {
 
  private:
   std::string dir_;
-  uint16_t port_, router_port_, dns_port_;
+  uint16_t port_, router_port_, tls_port_, dns_port_;
   pid_t pid_ = -1;
 };
 
@@ -156,7 +162,8 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
 
   auto blocks = quickstart_blocks(read_file(std::string(BERTH_SOURCE_DIR) + "/README.md"));
   ASSERT_GE(blocks.size(), 6u) << "the README lost its " << kMarker << " markers";
-  size_t serve_block = blocks.size(), git_block = blocks.size(), dns_block = blocks.size();
+  size_t serve_block = blocks.size(), git_block = blocks.size(), dns_block = blocks.size(),
+         domain_block = blocks.size();
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (blocks[i].find("berth service create web") != std::string::npos) {
       serve_block = i;
@@ -167,10 +174,14 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     if (blocks[i].find("berth dns zone create") != std::string::npos) {
       dns_block = i;
     }
+    if (blocks[i].find("berth domain link web") != std::string::npos) {
+      domain_block = i;
+    }
   }
   ASSERT_LT(serve_block, blocks.size()) << "no quickstart creates the service";
   ASSERT_LT(git_block, blocks.size()) << "no quickstart pushes with git";
   ASSERT_LT(dns_block, blocks.size()) << "no quickstart creates a DNS zone";
+  ASSERT_LT(domain_block, blocks.size()) << "no quickstart links a domain";
 
   // The checkout, as the README's reader has it: build/bin holds the binaries.
   TempDir work;
@@ -204,16 +215,20 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
                 docker + " tag busybox:stable busybox:latest");
   ASSERT_EQ(bb.code, 0) << bb.all();
 
-  uint16_t port = free_port(), router_port = free_port(), dns_port = free_port();
+  uint16_t port = free_port(), router_port = free_port(), dns_port = free_port(),
+           tls_port = free_port();
   while (router_port == port) {
     router_port = free_port();
   }
   while (dns_port == port || dns_port == router_port) {
     dns_port = free_port();
   }
+  while (tls_port == port || tls_port == router_port || tls_port == dns_port) {
+    tls_port = free_port();
+  }
   const std::string host = "127.0.0.1:" + std::to_string(port);
   const std::string router_host = "127.0.0.1:" + std::to_string(router_port);
-  MakeRunBerthd berthd(w, port, router_port, dns_port);
+  MakeRunBerthd berthd(w, port, router_port, tls_port, dns_port);
   std::string err = berthd.start();
   ASSERT_EQ(err, "");
 
@@ -228,7 +243,8 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     std::string block = replace_all(blocks[i], "127.0.0.1:5000", host);
     block = replace_all(block, "127.0.0.1:8080", router_host);
-    block = replace_all(block, ":8080/", ":" + std::to_string(router_port) + "/");
+    block = replace_all(block, ":8080", ":" + std::to_string(router_port));
+    block = replace_all(block, ":8443", ":" + std::to_string(tls_port));
     block = replace_all(block, "-p 5353", "-p " + std::to_string(dns_port));
     std::string file = w + "/quickstart-" + std::to_string(i) + ".sh";
     write_file(file, block);
@@ -260,9 +276,19 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     // The apex and www (a delegated sub-zone) both answer with the router's address, and the
     // page is served under the zone's own name.
     std::string dns_out = block_output(r.out, dns_block);
-    EXPECT_NE(dns_out.find("apex: 127.0.0.1\n"), std::string::npos) << dns_out;
-    EXPECT_NE(dns_out.find("www: 127.0.0.1\n"), std::string::npos) << dns_out;
-    EXPECT_NE(dns_out.find("hello from berth"), std::string::npos) << dns_out;
+    EXPECT_NE(dns_out.find("api: 127.0.0.2\n"), std::string::npos) << dns_out;
+    // The linked apex and www (a delegated sub-zone) answer with the router's address, and
+    // the page is served over HTTPS on both names with a certificate curl verified against
+    // berth's root; plain HTTP redirects.
+    std::string dom = block_output(r.out, domain_block);
+    EXPECT_NE(dom.find("example.com: ACTIVE\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("www.example.com: ACTIVE\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("apex: 127.0.0.1\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("www: 127.0.0.1\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("hello from berth\nhello from berth\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("plain HTTP: 308 https://example.com:" + std::to_string(tls_port) + "/"),
+              std::string::npos)
+        << dom;
   }
   berthd.stop();
 }

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+// Linked domains served over HTTPS by the router: with berth's own CA (curl verifies the chain
+// against `berth ca export`), and with ACME from Debian's pebble, which resolves every name
+// through berth's DNS and so validates DNS-01 against the TXT records berth writes.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support/harness.h"
+#include "support/pebble.h"
+
+namespace berth::test {
+namespace {
+
+bool has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+// curl over HTTPS to name on the router's TLS port, trusting only root: "CODE BODY".
+std::string https_get(const std::string& root, const std::string& name, uint16_t port,
+                      const std::string& path = "/") {
+  auto r = run("curl -s --max-time 10 --cacert " + root + " --resolve " + name + ":" +
+               std::to_string(port) + ":127.0.0.1 -w ' %{http_code}' https://" + name + ":" +
+               std::to_string(port) + path);
+  return r.code == 0 ? r.out : "curl exit " + std::to_string(r.code) + ": " + r.err;
+}
+
+std::string show(const TestDaemon& d, const std::string& name, const std::string& filter) {
+  auto r = d.cli("domain show '" + name + "' --json");
+  EXPECT_EQ(r.code, 0) << r.all();
+  return jq(r.out, filter);
+}
+
+TEST(DomainsHttps, BerthsCaCertificatesAreServedBySniAndVerifiedAgainstTheExportedRoot) {
+  if (!have("curl")) {
+    GTEST_SKIP() << "curl is not installed";
+  }
+  TestDaemon d;
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d.cli("domain link web example.com --www").code, 0);
+  ASSERT_EQ(d.cli("domain link web '*.preview.example.com'").code, 0);
+  TempDir t;
+  auto ca = d.cli("ca export");
+  ASSERT_EQ(ca.code, 0) << ca.all();
+  write_file(t / "root.pem", ca.out);
+  uint16_t tls = d.router_tls_port();
+  ASSERT_NE(tls, 0);
+
+  // The service has no instance yet: the router answers for it, over a verified TLS session.
+  const std::string unavailable = "service web has no deployed revision yet";
+  for (const char* name : {"example.com", "www.example.com", "pr-7.preview.example.com"}) {
+    std::string got = https_get(t / "root.pem", name, tls);
+    EXPECT_TRUE(has(got, unavailable) && has(got, " 503")) << name << ": " << got;
+  }
+  // Another root does not verify berth's chain.
+  auto other = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " +
+                   t / "k.pem" + " -out " + t / "other.pem" + " -days 1 -subj /CN=other");
+  ASSERT_EQ(other.code, 0) << other.all();
+  EXPECT_TRUE(has(https_get(t / "other.pem", "example.com", tls), "curl exit 60"));
+
+  // Plain HTTP redirects to HTTPS (308), keeping the path and query; ACME's path does not.
+  std::string rport = std::to_string(d.router_port());
+  auto redirect = run("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve example.com:" +
+                      rport + ":127.0.0.1 'http://example.com:" + rport + "/a/b?c=1'");
+  EXPECT_EQ(redirect.out, "308 https://example.com:" + std::to_string(tls) + "/a/b?c=1");
+  auto challenge = run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" + rport +
+                       ":127.0.0.1 http://example.com:" + rport + "/.well-known/acme-challenge/x");
+  EXPECT_EQ(challenge.out, "404");
+
+  // Unlinked: the name is no longer served with a certificate for it.
+  ASSERT_EQ(d.cli("domain unlink web www.example.com").code, 0);
+  ASSERT_EQ(d.cli("domain unlink web example.com").code, 0);
+  EXPECT_TRUE(has(https_get(t / "root.pem", "example.com", tls), "curl exit"));
+  std::string still = https_get(t / "root.pem", "pr-8.preview.example.com", tls);
+  EXPECT_TRUE(has(still, " 503")) << still;
+}
+
+class DomainsAcme : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!Pebble::available() || !have("dig")) {
+      GTEST_SKIP() << "pebble or dig is not installed (scripts/setup --test installs them)";
+    }
+    dns_port_ = free_port();
+    router_port_ = free_port();
+    while (router_port_ == dns_port_) {
+      router_port_ = free_port();
+    }
+    Pebble::Options o;
+    o.dns_port = dns_port_;
+    o.http_port = router_port_;
+    o.blocked_domains = {"blocked.test"};
+    o.certificate_validity_seconds = validity_;
+    pebble_ = std::make_unique<Pebble>(o);
+    std::string why;
+    ASSERT_TRUE(pebble_->start(&why)) << why;
+    d_ = std::make_unique<TestDaemon>([&](config::Config& c) {
+      c.dns.listen = {"127.0.0.1:" + std::to_string(dns_port_)};
+      c.router_listen = {"127.0.0.1:" + std::to_string(router_port_)};
+      c.tls.issuer = "acme";
+      c.acme.directory_url = pebble_->directory_url();
+      c.acme.ca_bundle = pebble_->ca_bundle();
+    });
+    ASSERT_EQ(d_->cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+    ASSERT_EQ(d_->cli("dns zone create example.com").code, 0);
+    write_file(t_ / "pebble-root.pem", pebble_->root_pem(&why));
+  }
+  uint32_t validity_ = 0;
+  uint16_t dns_port_ = 0, router_port_ = 0;
+  TempDir t_;
+  std::unique_ptr<Pebble> pebble_;
+  std::unique_ptr<TestDaemon> d_;
+};
+
+TEST_F(DomainsAcme, Dns01ThroughBerthsOwnDnsForTheApexWwwAndAWildcard) {
+  auto link = d_->cli("domain link web example.com --www");
+  ASSERT_EQ(link.code, 0) << link.all() << pebble_->log();
+  EXPECT_TRUE(has(link.out, "example.com: ACTIVE")) << link.out;
+  auto wild = d_->cli("domain link web '*.preview.example.com'");
+  ASSERT_EQ(wild.code, 0) << wild.all() << pebble_->log();
+  EXPECT_EQ(show(*d_, "*.preview.example.com", ".status"), R"("ACTIVE")");
+  EXPECT_EQ(show(*d_, "example.com", ".issuer"), R"("acme")");
+  // The challenge records are gone again; only the ALIASes link made remain.
+  auto txt = run("dig @127.0.0.1 -p " + std::to_string(dns_port_) +
+                 " +short _acme-challenge.example.com TXT");
+  EXPECT_EQ(txt.out, "");
+  for (const char* name : {"example.com", "www.example.com", "x.preview.example.com"}) {
+    std::string got = https_get(t_ / "pebble-root.pem", name, d_->router_tls_port());
+    EXPECT_TRUE(has(got, " 503")) << name << ": " << got;
+  }
+}
+
+TEST_F(DomainsAcme, ARejectedOrderFailsWithPebblesWordsAndLeavesNoRecord) {
+  ASSERT_EQ(d_->cli("dns zone create blocked.test").code, 0);
+  auto link = d_->cli("domain link web www.blocked.test");
+  EXPECT_EQ(link.code, 1) << link.all();
+  EXPECT_TRUE(has(link.out, "urn:ietf:params:acme:error:rejectedIdentifier")) << link.out;
+  EXPECT_TRUE(has(show(*d_, "www.blocked.test", ".last_error"),
+                  "issuance is forbidden by policy"));
+  EXPECT_EQ(show(*d_, "www.blocked.test", ".records"), "[]");
+  auto a = run("dig @127.0.0.1 -p " + std::to_string(dns_port_) + " +short www.blocked.test A");
+  EXPECT_EQ(a.out, "");
+}
+
+class ShortLivedAcme : public DomainsAcme {
+ protected:
+  ShortLivedAcme() { validity_ = 15; }
+};
+
+// Pebble issues 15-second certificates: berth renews at two thirds and serves the new one.
+TEST_F(ShortLivedAcme, ACertificateIsRenewedAndTheNewOneServed) {
+  ASSERT_EQ(d_->cli("domain link web example.com").code, 0);
+  std::string first = show(*d_, "example.com", ".expires_at");
+  std::string now = first;
+  for (int i = 0; i < 400 && now == first; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    now = show(*d_, "example.com", ".expires_at");
+  }
+  ASSERT_NE(now, first) << "not renewed within 40 s\n" << pebble_->log();
+  // The router serves the renewed certificate: its notAfter is the new one.
+  auto end = run("echo | openssl s_client -connect 127.0.0.1:" +
+                 std::to_string(d_->router_tls_port()) +
+                 " -servername example.com 2>/dev/null | openssl x509 -noout -enddate -dateopt iso_8601");
+  ASSERT_EQ(end.code, 0) << end.all();
+  auto want = run("date -u -d @" + now + " '+%Y-%m-%d %H:%M:%S'");
+  EXPECT_TRUE(has(end.out, want.out.substr(0, 19))) << end.out << " vs " << want.out;
+}
+
+}  // namespace
+}  // namespace berth::test
