@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <ctime>
 #include <map>
@@ -187,11 +188,17 @@ class AcmeTest : public ::testing::Test {
                       " --type A --value 127.0.0.1 --ttl 5");
       ASSERT_EQ(r.code, 0) << r.all();
     }
+    start_pebble(0);
+  }
+
+  void start_pebble(int authz_reuse_percent) {
+    pebble_.reset();
     Pebble::Options o;
     o.dns_port = d_.dns_port();
     o.http_port = http_.port();
     // Two labels: pebble 2.4 panics on an order for a name with fewer labels than an entry.
     o.blocked_domains = {"blocked.test"};
+    o.authz_reuse_percent = authz_reuse_percent;
     pebble_ = std::make_unique<Pebble>(o);
     std::string why;
     ASSERT_TRUE(pebble_->start(&why)) << why;
@@ -339,11 +346,15 @@ TEST_F(AcmeTest, Dns01ForAWildcardThroughBerthsDns) {
   ASSERT_TRUE(got) << got.error().message() << "\n" << progress_text() << pebble_->log();
   EXPECT_TRUE(progressed("dns-01 for *.preview.example.com: presented")) << progress_text();
   EXPECT_TRUE(progressed("dns-01 for *.preview.example.com: validated")) << progress_text();
+  // Pebble lists the authorizations in no fixed order.
+  std::sort(responder_.chosen.begin(), responder_.chosen.end());
   EXPECT_EQ(responder_.chosen,
             (std::vector<std::string>{"*.preview.example.com", "preview.example.com"}));
   ASSERT_EQ(responder_.presented.size(), 2u);
-  EXPECT_EQ(responder_.presented[0].type, Challenge::Type::dns01);
-  EXPECT_EQ(responder_.presented[0].domain, "preview.example.com");
+  for (const auto& p : responder_.presented) {
+    EXPECT_EQ(p.type, Challenge::Type::dns01);
+    EXPECT_EQ(p.domain, "preview.example.com");  // the wildcard's too: without "*."
+  }
   EXPECT_EQ(responder_.cleaned.size(), 2u);
   // The TXT record is gone again.
   auto dig = run("dig +short @127.0.0.1 -p " + std::to_string(d_.dns_port()) +
@@ -351,6 +362,22 @@ TEST_F(AcmeTest, Dns01ForAWildcardThroughBerthsDns) {
   EXPECT_EQ(dig.out, "") << dig.all();
   verify_issued(*got, {"*.preview.example.com", "preview.example.com"},
                 "pr-12.preview.example.com");
+}
+
+TEST_F(AcmeTest, ReusedAuthorizationsNeedNoChallenge) {
+  start_pebble(100);
+  auto c = client();
+  auto first = obtain(c, {"www.example.com"});
+  ASSERT_TRUE(first) << first.error().message() << "\n" << progress_text();
+  ASSERT_EQ(responder_.presented.size(), 1u);
+  auto second = obtain(c, {"www.example.com"});
+  ASSERT_TRUE(second) << second.error().message() << "\n" << progress_text();
+  EXPECT_TRUE(progressed("www.example.com: already authorized")) << progress_text();
+  EXPECT_EQ(responder_.presented.size(), 1u);
+  EXPECT_NE(second->info.serial, first->info.serial);
+  auto same_key = certs::key_matches(second->chain_pem, first->key_pem);
+  ASSERT_TRUE(same_key);
+  EXPECT_FALSE(*same_key);  // every certificate gets a new key
 }
 
 TEST_F(AcmeTest, RejectedIdentifierCarriesPebblesProblem) {
