@@ -191,7 +191,7 @@ class AcmeTest : public ::testing::Test {
     start_pebble(0);
   }
 
-  void start_pebble(int authz_reuse_percent) {
+  void start_pebble(int authz_reuse_percent, int nonce_reject_percent = 5) {
     pebble_.reset();
     Pebble::Options o;
     o.dns_port = d_.dns_port();
@@ -199,6 +199,7 @@ class AcmeTest : public ::testing::Test {
     // Two labels: pebble 2.4 panics on an order for a name with fewer labels than an entry.
     o.blocked_domains = {"blocked.test"};
     o.authz_reuse_percent = authz_reuse_percent;
+    o.nonce_reject_percent = nonce_reject_percent;
     pebble_ = std::make_unique<Pebble>(o);
     std::string why;
     ASSERT_TRUE(pebble_->start(&why)) << why;
@@ -378,6 +379,25 @@ TEST_F(AcmeTest, ReusedAuthorizationsNeedNoChallenge) {
   auto same_key = certs::key_matches(second->chain_pem, first->key_pem);
   ASSERT_TRUE(same_key);
   EXPECT_FALSE(*same_key);  // every certificate gets a new key
+}
+
+TEST_F(AcmeTest, BadNonceIsRetriedThenReported) {
+  start_pebble(0, 100);  // every nonce is "bad"
+  auto c = client();
+  auto got = obtain(c, {"www.example.com"});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::FailedPrecondition);
+  EXPECT_EQ(got.error().message().rfind("acme: urn:ietf:params:acme:error:badNonce: ", 0), 0u)
+      << got.error().message();
+  // The first try and three retries, each with the nonce the rejection carried.
+  std::string log = pebble_->log();
+  size_t posts = 0;
+  for (size_t at = log.find("POST /sign-me-up"); at != std::string::npos;
+       at = log.find("POST /sign-me-up", at + 1)) {
+    ++posts;
+  }
+  EXPECT_EQ(posts, 4u) << log;
+  EXPECT_TRUE(responder_.presented.empty());
 }
 
 TEST_F(AcmeTest, RejectedIdentifierCarriesPebblesProblem) {
