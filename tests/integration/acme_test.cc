@@ -131,10 +131,16 @@ class Responder : public certs::ChallengeResponder {
     if (refuse) {
       return std::nullopt;
     }
+    if (use_http) {
+      return Challenge::Type::http01;
+    }
     return wildcard || use_dns ? Challenge::Type::dns01 : Challenge::Type::http01;
   }
   Status present(const Challenge& c) override {
     presented.push_back(c);
+    if (fail_present) {
+      return Error(Errc::PermissionDenied, "zone example.com is not yours");
+    }
     if (answer_nothing) {
       return ok();
     }
@@ -162,6 +168,8 @@ class Responder : public certs::ChallengeResponder {
 
   bool refuse = false;
   bool use_dns = false;
+  bool use_http = false;  // even for wildcards (which pebble offers only dns-01)
+  bool fail_present = false;
   bool answer_nothing = false;
   std::vector<std::string> chosen;
   std::vector<Challenge> presented;
@@ -442,6 +450,42 @@ TEST_F(AcmeTest, NoChallengeTypeNamesTheIdentifier) {
       << got.error().message();
   EXPECT_NE(got.error().message().find("dns-01"), std::string::npos) << got.error().message();
   EXPECT_TRUE(responder_.presented.empty());
+}
+
+TEST_F(AcmeTest, AChallengeTypeTheServerDoesNotOfferIsNamed) {
+  responder_.use_http = true;
+  auto c = client();
+  auto got = obtain(c, {"*.preview.example.com"});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::FailedPrecondition);
+  EXPECT_EQ(got.error().message(),
+            "acme: the server offers no http-01 challenge for *.preview.example.com (it offers: "
+            "dns-01)");
+  EXPECT_TRUE(responder_.presented.empty());
+}
+
+TEST_F(AcmeTest, APresentFailureStopsTheOrderAndIsCleanedUp) {
+  responder_.fail_present = true;
+  auto c = client();
+  auto got = obtain(c, {"www.example.com"});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::PermissionDenied);  // the responder's own code
+  EXPECT_EQ(got.error().message(),
+            "acme: http-01 for www.example.com: present: zone example.com is not yours");
+  EXPECT_EQ(responder_.presented.size(), 1u);
+  EXPECT_EQ(responder_.cleaned.size(), 1u);
+}
+
+TEST_F(AcmeTest, OrderTimeoutEndsTheWait) {
+  auto o = options();
+  o.order_timeout = std::chrono::seconds(0);  // the first wait on the server is too long
+  auto c = certs::AcmeClient::create(o, "");
+  ASSERT_TRUE(c);
+  auto got = obtain(*c, {"www.example.com"});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::DeadlineExceeded);
+  EXPECT_NE(got.error().message().find("within 0s"), std::string::npos) << got.error().message();
+  EXPECT_EQ(responder_.presented.size(), responder_.cleaned.size());
 }
 
 TEST_F(AcmeTest, ServerCertificateIsVerified) {
