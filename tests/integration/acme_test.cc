@@ -184,6 +184,23 @@ class Responder : public certs::ChallengeResponder {
   std::string zone_;
 };
 
+// Serves dir/leaf.pem (+ dir/rest.pem as the chain, dir/key.pem) with `openssl s_server` on
+// 127.0.0.1 and a free port, and GETs https://host:PORT/ with curl trusting only dir/root.pem.
+void serve_to_curl(const TempDir& dir, const std::string& host) {
+  std::string port = std::to_string(free_port());
+  std::string chain =
+      read_file(dir / "rest.pem").empty() ? "" : " -cert_chain " + (dir / "rest.pem");
+  auto served =
+      run("timeout 30 openssl s_server -accept 127.0.0.1:" + port + " -cert " + (dir / "leaf.pem") +
+          " -key " + (dir / "key.pem") + chain + " -www -naccept 1 >" + (dir / "s_server.log") +
+          " 2>&1 & srv=$!; curl -sS -o /dev/null -w '%{http_code}' --retry 30 "
+          "--retry-connrefused --retry-delay 1 --cacert " +
+          (dir / "root.pem") + " --resolve " + host + ":" + port + ":127.0.0.1 https://" + host +
+          ":" + port + "/; rc=$?; kill $srv 2>/dev/null; wait $srv 2>/dev/null; exit $rc");
+  EXPECT_EQ(served.code, 0) << served.all() << read_file(dir / "s_server.log");
+  EXPECT_EQ(served.out, "200") << served.all();
+}
+
 class AcmeTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -304,18 +321,7 @@ class AcmeTest : public ::testing::Test {
     EXPECT_TRUE(*matches);
 
     // A TLS server with this chain, and curl trusting only pebble's root.
-    std::string port = std::to_string(free_port());
-    auto served = run("timeout 30 openssl s_server -accept 127.0.0.1:" + port + " -cert " +
-                      (t / "leaf.pem") + " -key " + (t / "key.pem") + " -cert_chain " +
-                      (t / "rest.pem") + " -www -naccept 1 >" + (t / "s_server.log") +
-                      " 2>&1 & srv=$!; curl -sS -o /dev/null -w '%{http_code}' --retry 30 "
-                      "--retry-connrefused --retry-delay 1 --cacert " +
-                      (t / "root.pem") + " --resolve " + host + ":" + port + ":127.0.0.1 https://" +
-                      host + ":" + port +
-                      "/; rc=$?; kill $srv "
-                      "2>/dev/null; wait $srv 2>/dev/null; exit $rc");
-    EXPECT_EQ(served.code, 0) << served.all() << test::read_file(t / "s_server.log");
-    EXPECT_EQ(served.out, "200") << served.all();
+    serve_to_curl(t, host);
   }
 
   TestDaemon d_;
@@ -521,6 +527,35 @@ TEST_F(AcmeTest, RequestedLifetimeGivesAShortLivedCertificate) {
   int64_t now = std::time(nullptr);
   EXPECT_GE(got->info.not_after, now + 3600 - 120);
   EXPECT_LE(got->info.not_after, now + 3600 + 5);
+}
+
+// berth's own CA: curl trusts a leaf it issued when given the root, as `berth ca export` and
+// `curl --cacert berth-root.pem` will be used.
+TEST(CertsAuthorityServeTest, CurlTrustsALeafThroughTheExportedRoot) {
+  auto ca = certs::Authority::create();
+  ASSERT_TRUE(ca) << ca.error().message();
+  auto leaf = ca->issue({"example.com", "*.preview.example.com"}, std::chrono::hours(24));
+  ASSERT_TRUE(leaf) << leaf.error().message();
+  TempDir t;
+  write_file(t / "root.pem", ca->root_pem());
+  write_file(t / "leaf.pem", leaf->chain_pem);
+  write_file(t / "rest.pem", "");
+  write_file(t / "key.pem", leaf->key_pem);
+  serve_to_curl(t, "pr-7.preview.example.com");
+  serve_to_curl(t, "example.com");
+  // Without the root, curl refuses it.
+  auto other = certs::Authority::create();
+  ASSERT_TRUE(other);
+  write_file(t / "root.pem", other->root_pem());
+  std::string port = std::to_string(free_port());
+  auto refused = run("timeout 30 openssl s_server -accept 127.0.0.1:" + port + " -cert " +
+                     (t / "leaf.pem") + " -key " + (t / "key.pem") +
+                     " -www -naccept 1 >/dev/null 2>&1 & srv=$!; curl -sS -o /dev/null --retry 30 "
+                     "--retry-connrefused --retry-delay 1 --cacert " +
+                     (t / "root.pem") + " --resolve example.com:" + port +
+                     ":127.0.0.1 https://example.com:" + port +
+                     "/; rc=$?; kill $srv 2>/dev/null; wait $srv 2>/dev/null; exit $rc");
+  EXPECT_EQ(refused.code, 60) << refused.all();  // curl: peer certificate cannot be authenticated
 }
 
 }  // namespace
