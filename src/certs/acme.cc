@@ -53,6 +53,12 @@ Error http_error(const std::string& what, const acme::HttpResponse& r) {
       "acme: " + what + ": HTTP " + std::to_string(r.status) + (body.empty() ? "" : ": " + body));
 }
 
+// The server's problem, verbatim, with what it was about: "acme: TYPE: DETAIL (LABEL)".
+Error labelled(const acme::Problem& p, const std::string& label) {
+  Error e = acme::problem_error(p, 0);
+  return Error(e.code(), e.message() + " (" + label + ")");
+}
+
 }  // namespace
 
 std::string Challenge::dns_name() const { return "_acme-challenge." + domain; }
@@ -185,8 +191,7 @@ struct AcmeClient::State {
       if (a.status != "pending" && a.status != "processing") {
         const acme::ChallengeDoc* bad = a.failed();
         if (bad != nullptr) {
-          return Error(acme::problem_error(*bad->error, 0).code(),
-                       acme::problem_error(*bad->error, 0).message() + " (" + label + ")");
+          return labelled(*bad->error, label);
         }
         return Error(Errc::FailedPrecondition,
                      "acme: authorization " + a.status + " without an error (" + label + ")");
@@ -272,8 +277,7 @@ namespace {
 
 Error order_failed(const acme::Order& o, const std::string& what) {
   if (o.error) {
-    auto e = acme::problem_error(*o.error, 0);
-    return Error(e.code(), e.message() + " (" + what + ")");
+    return labelled(*o.error, what);
   }
   return Error(Errc::FailedPrecondition, "acme: order is " + o.status + " (" + what + ")");
 }

@@ -18,7 +18,7 @@ namespace berth::certs::acme {
 namespace {
 
 constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
-constexpr uint64_t kMaxBodyBytes = 4 * 1024 * 1024;  // a chain or a JSON document
+constexpr uint64_t kMaxBodyBytes = uint64_t{4} * 1024 * 1024;  // a chain or a JSON document
 
 std::string lower(std::string s) {
   for (char& c : s) {

@@ -11,7 +11,7 @@ using namespace detail;
 
 namespace {
 
-constexpr int64_t kRootLifetimeSeconds = int64_t{10} * 365 * 24 * 3600 + 3 * 24 * 3600;
+constexpr int64_t kRootLifetimeSeconds = int64_t{10} * 365 * 24 * 3600 + int64_t{3} * 24 * 3600;
 constexpr int64_t kBackdateSeconds = 3600;  // clocks that run a little behind still accept it
 
 // A random positive 127-bit serial (RFC 5280 allows up to 20 octets; CAs use >= 64 bits).

@@ -4,7 +4,11 @@
 // Retry-After and URLs.
 #include "certs/acme_protocol.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "certs/certs.h"
 #include "certs/jws.h"
@@ -253,6 +257,30 @@ TEST(CertsAcmeClientTest, UnreachableServerIsUnavailable) {
   auto bad_names = c->obtain({"bad name"}, never, nullptr);
   ASSERT_FALSE(bad_names);
   EXPECT_EQ(bad_names.error().code(), Errc::InvalidArgument);
+}
+
+TEST(CertsAcmeClientTest, SilentServerTimesOut) {
+  // A listener that never accepts: the TCP connect succeeds (the backlog), the TLS handshake
+  // never gets an answer, and the request's timeout ends it.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  AcmeOptions o;
+  o.directory_url = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/dir";
+  o.timeout = std::chrono::seconds(1);
+  auto c = AcmeClient::create(o, "");
+  ASSERT_TRUE(c);
+  auto r = c->register_account();
+  ::close(fd);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Unavailable);
+  EXPECT_NE(r.error().message().find("no response within 1s"), std::string::npos)
+      << r.error().message();
 }
 
 }  // namespace

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/pebble.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "common/json.h"
+
+namespace berth::test {
+
+Pebble::Pebble(Options options)
+    : options_(std::move(options)),
+      port_(free_port()),
+      management_port_(free_port()),
+      tls_port_(free_port()) {
+  if (options_.http_port == 0) {
+    options_.http_port = free_port();
+  }
+}
+
+Pebble::~Pebble() { stop(); }
+
+bool Pebble::available() { return have("pebble"); }
+
+std::string Pebble::directory_url() const {
+  return "https://127.0.0.1:" + std::to_string(port_) + "/dir";
+}
+
+std::string Pebble::config() const {
+  Json p = Json::object();
+  p["listenAddress"] = "127.0.0.1:" + std::to_string(port_);
+  p["managementListenAddress"] = "127.0.0.1:" + std::to_string(management_port_);
+  p["certificate"] = dir_ / "pebble-tls.pem";
+  p["privateKey"] = dir_ / "pebble-tls.key";
+  p["httpPort"] = options_.http_port;
+  p["tlsPort"] = tls_port_;
+  p["ocspResponderURL"] = "";
+  p["externalAccountBindingRequired"] = false;
+  if (!options_.blocked_domains.empty()) {
+    p["domainBlocklist"] = options_.blocked_domains;
+  }
+  if (options_.certificate_validity_seconds != 0) {
+    p["certificateValidityPeriod"] = options_.certificate_validity_seconds;
+  }
+  Json c = Json::object();
+  c["pebble"] = std::move(p);
+  return c.dump(2);
+}
+
+bool Pebble::start(std::string* why) {
+  // Pebble's API certificate: P-256, for the address clients dial.
+  auto gen = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" +
+                 (dir_ / "pebble-tls.key") + "' -out '" + (dir_ / "pebble-tls.pem") +
+                 "' -days 2 -subj /CN=pebble -addext subjectAltName=IP:127.0.0.1 2>&1");
+  if (gen.code != 0) {
+    *why = "openssl req: " + gen.all();
+    return false;
+  }
+  write_file(dir_ / "pebble-config.json", config());
+  std::string conf = dir_ / "pebble-config.json";
+  std::string log_path = dir_ / "pebble.log";
+  std::string dns = options_.dns_port == 0 ? "" : "127.0.0.1:" + std::to_string(options_.dns_port);
+  std::string nonce = std::to_string(options_.nonce_reject_percent);
+  std::string reuse = std::to_string(options_.authz_reuse_percent);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    FILE* f = std::fopen(log_path.c_str(), "a");
+    if (f != nullptr) {
+      ::dup2(fileno(f), 1);
+      ::dup2(fileno(f), 2);
+    }
+    ::setenv("PEBBLE_VA_NOSLEEP", "1", 1);
+    ::setenv("PEBBLE_WFE_NONCEREJECT", nonce.c_str(), 1);
+    ::setenv("PEBBLE_AUTHZREUSE", reuse.c_str(), 1);
+    if (dns.empty()) {
+      ::execlp("pebble", "pebble", "-config", conf.c_str(), "-strict=false", nullptr);
+    } else {
+      ::execlp("pebble", "pebble", "-config", conf.c_str(), "-strict=false", "-dnsserver",
+               dns.c_str(), nullptr);
+    }
+    _exit(127);
+  }
+  if (pid_ < 0) {
+    *why = "fork failed";
+    return false;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      *why = "pebble exited: " + log();
+      return false;
+    }
+    auto r = run("curl -sf -m 2 --cacert '" + ca_bundle() + "' " + directory_url());
+    if (r.code == 0 && r.out.find("newOrder") != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  *why = "pebble did not answer within 15 s: " + log();
+  return false;
+}
+
+void Pebble::stop() {
+  if (pid_ <= 0) {
+    return;
+  }
+  ::kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int status = 0;
+  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_ = -1;
+}
+
+std::string Pebble::root_pem(std::string* why) const {
+  auto r = run("curl -sf -m 10 --cacert '" + ca_bundle() +
+               "' https://127.0.0.1:" + std::to_string(management_port_) + "/roots/0");
+  if (r.code != 0 || r.out.find("BEGIN CERTIFICATE") == std::string::npos) {
+    *why = "GET /roots/0: " + r.all();
+    return "";
+  }
+  return r.out;
+}
+
+std::string Pebble::log() const { return read_file(dir_ / "pebble.log"); }
+
+}  // namespace berth::test
