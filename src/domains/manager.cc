@@ -67,39 +67,47 @@ void Manager::Impl::enqueue(const std::string& group) {
 }
 
 void Manager::Impl::run_worker() {
-  auto next_check = std::chrono::steady_clock::now();
+  using std::chrono::steady_clock;
+  // Two clocks: renewals wake when the earliest certificate is due (so short-lived ones are
+  // renewed on time), names still waiting are retried every check_interval.
+  auto next_renew = steady_clock::now();
+  auto next_pending = steady_clock::now() + settings.check_interval;
   for (;;) {
     std::string group;
-    bool check = false;
+    bool woken = false;
     {
       std::unique_lock lock(mu);
-      cv.wait_until(lock, next_check, [&] { return stopping || wake_now || !queue.empty(); });
+      cv.wait_until(lock, std::min(next_renew, next_pending),
+                    [&] { return stopping || wake_now || !queue.empty(); });
       if (stopping) {
         return;
       }
       if (!queue.empty()) {
         group = queue.front();
         queue.pop_front();
-      } else {
-        check = true;
-        wake_now = false;
       }
+      woken = wake_now;
+      wake_now = false;
     }
     if (!group.empty()) {
       work_group(group);
+      next_renew = steady_clock::now();  // a new certificate: learn when it is due
       continue;
     }
-    if (check || std::chrono::steady_clock::now() >= next_check) {
-      next_check = std::chrono::steady_clock::now() + settings.check_interval;
-      // Wake for the next renewal on time rather than at the next round.
-      if (int64_t due = renew_due(); due != 0) {
+    auto now = steady_clock::now();
+    if (woken || now >= next_renew) {
+      int64_t due = renew_due();
+      next_renew = now + settings.check_interval;
+      if (due != 0) {
         auto in = std::chrono::seconds(std::max<int64_t>(0, due - unix_now()) + 1);
-        next_check = std::min(next_check, std::chrono::steady_clock::now() + in);
+        next_renew = std::min(next_renew, now + in);
       }
+    }
+    if (woken || now >= next_pending) {
+      next_pending = now + settings.check_interval;
       // Names still waiting (for the user's DNS records, or after an ACME server was away)
       // get another try.
-      auto all = load_all();
-      if (all) {
+      if (auto all = load_all(); all) {
         for (const auto& d : *all) {
           if (d.status == kPendingDns || d.status == kPendingCertificate) {
             enqueue(d.group);

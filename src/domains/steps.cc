@@ -41,6 +41,13 @@ const dns::RecordSet* find_set(const dns::ZoneData& z, const std::string& name,
   return nullptr;
 }
 
+// Two thirds of the way from now (issuance) to notAfter: berth's CA backdates notBefore by an
+// hour, which must not pull a short lifetime's renewal into the past.
+int64_t renew_time(int64_t not_after) {
+  int64_t now = unix_now();
+  return now + std::max<int64_t>(1, (not_after - now) * 2 / 3);
+}
+
 std::string format_time(int64_t t) {
   std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
@@ -365,7 +372,7 @@ Status Manager::Impl::step_certificate(std::vector<Domain>& group) {
   c.key_sealed = box->seal(issued.key_pem);
   c.not_before = issued.info.not_before;
   c.not_after = issued.info.not_after;
-  c.renew_at = c.not_before + (c.not_after - c.not_before) * 2 / 3;
+  c.renew_at = renew_time(c.not_after);
   BERTH_TRY(save_cert(c));
   for (auto& d : group) {
     d.certificate = id;
@@ -511,7 +518,7 @@ int64_t Manager::Impl::renew_due() {
       c->key_sealed = box->seal(issued->key_pem);
       c->not_before = issued->info.not_before;
       c->not_after = issued->info.not_after;
-      c->renew_at = c->not_before + (c->not_after - c->not_before) * 2 / 3;
+      c->renew_at = renew_time(c->not_after);
       c->failures = 0;
       c->next_attempt = 0;
       c->last_error.clear();

@@ -60,14 +60,15 @@ TEST(DomainsHttps, BerthsCaCertificatesAreServedBySniAndVerifiedAgainstTheExport
   ASSERT_EQ(other.code, 0) << other.all();
   EXPECT_TRUE(has(https_get(t / "other.pem", "example.com", tls), "curl exit 60"));
 
-  // Plain HTTP redirects to HTTPS (308), keeping the path and query; ACME's path does not.
+  // Plain HTTP redirects to HTTPS (308), keeping the path and query; ACME's path does not (a
+  // token nobody presented goes to the service, which has no instance: 503).
   std::string rport = std::to_string(d.router_port());
   auto redirect = run("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve example.com:" +
                       rport + ":127.0.0.1 'http://example.com:" + rport + "/a/b?c=1'");
   EXPECT_EQ(redirect.out, "308 https://example.com:" + std::to_string(tls) + "/a/b?c=1");
   auto challenge = run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" + rport +
                        ":127.0.0.1 http://example.com:" + rport + "/.well-known/acme-challenge/x");
-  EXPECT_EQ(challenge.out, "404");
+  EXPECT_EQ(challenge.out, "503");
 
   // Unlinked: the name is no longer served with a certificate for it.
   ASSERT_EQ(d.cli("domain unlink web www.example.com").code, 0);
