@@ -94,6 +94,14 @@ Result<ZoneData> apply_changes(const ZoneData& z, const std::vector<Change>& cha
 struct ZoneDelta {
   std::vector<RecordSet> put;
   std::vector<RecordSet> removed;
+  /// The names the batch touched (lower-case wire form, canonical order) and where their sets
+  /// lie in the result's sets, [first, last): where the checks and the compile look again.
+  struct Name {
+    std::string wire;
+    size_t first = 0;
+    size_t last = 0;
+  };
+  std::vector<Name> names;
 };
 /// apply_changes for a zone known valid whose sets are in canonical order (a compiled zone's
 /// data): the same result and errors, but only the names the batch touched are checked again,

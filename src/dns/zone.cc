@@ -422,7 +422,7 @@ std::optional<Violation> find_violation(const ZoneData& z, bool trusted) {
 }
 
 std::optional<Violation> find_violation_near(const ZoneData& z,
-                                             const std::vector<std::string>& touched) {
+                                             const std::vector<ZoneDelta::Name>& touched) {
   auto zone_wire_r = name_from_text(z.name);
   if (!zone_wire_r) {
     return Violation{z.name, "SOA", "bad zone name: " + zone_wire_r.error().message()};
@@ -443,8 +443,10 @@ std::optional<Violation> find_violation_near(const ZoneData& z,
         s.name, s.type,
         fmt::format("only A/AAAA glue may lie below the delegation at {}", name_to_api(cut))};
   };
-  for (const auto& wire : touched) {
-    auto [b, e] = sets_at_name(z.sets, wire);
+  for (const auto& name : touched) {
+    const std::string& wire = name.wire;
+    size_t b = name.first;
+    size_t e = name.last;
     std::vector<Checked> sets(e - b);
     std::vector<size_t> order(e - b);
     for (size_t k = b; k < e; ++k) {

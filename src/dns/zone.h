@@ -50,9 +50,9 @@ class Zone {
   /// The same for data apply_changes returned (already validated whole): skips validation.
   static Result<std::shared_ptr<const Zone>> compile_validated(const ZoneData& z);
   /// The zone after a batch, from the zone before it: z and delta are what
-  /// apply_changes_to_valid returned for old.data(). Only the names the batch touched are
-  /// compiled again (and their parents' empty non-terminals kept or dropped); every other node
-  /// is shared with `old`, which is not changed.
+  /// apply_changes_to_valid returned for old.data() (delta.names index z.sets). Only the names the
+  /// batch touched are compiled again (and their parents' empty non-terminals kept or dropped);
+  /// every other node is shared with `old`, which is not changed.
   static Result<std::shared_ptr<const Zone>> compile_changed(const Zone& old, ZoneData z,
                                                              const ZoneDelta& delta);
 
@@ -68,7 +68,7 @@ class Zone {
   bool same_nodes_for_test(const Zone& other) const;
 
  private:
-  Status rebuild_node(const std::string& wire, std::unordered_set<const Node*>& fresh);
+  Status rebuild_node(const ZoneDelta::Name& name, std::unordered_set<const Node*>& fresh);
 
   std::string apex_;
   ZoneData data_;

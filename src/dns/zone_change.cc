@@ -180,7 +180,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
   }
   // One merge of the old sets and the touched keys, both in canonical order.
   out.sets.reserve(z.sets.size() + slots.size());
-  std::vector<std::string> touched;  // lower-case wire names, each once
+  std::vector<ZoneDelta::Name> touched;  // each name once, at one of its touched sets' places
   size_t at = 0;
   for (auto& [key, slot] : slots) {
     while (at < slot.pos) {
@@ -194,8 +194,8 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
     }
     const RecordSet& named = slot.value ? *slot.value : z.sets[slot.pos];
     std::string wire = zone_detail::set_wire(named);
-    if (touched.empty() || touched.back() != wire) {
-      touched.push_back(std::move(wire));
+    if (touched.empty() || touched.back().wire != wire) {
+      touched.push_back({std::move(wire), out.sets.size(), out.sets.size()});
     }
     if (delta != nullptr) {
       (slot.value ? delta->put : delta->removed).push_back(named);
@@ -207,8 +207,20 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
   while (at < z.sets.size()) {
     out.sets.push_back(z.sets[at++]);
   }
+  // Each touched name's sets are the neighbours with its name: no search needed.
+  for (auto& n : touched) {
+    while (n.first > 0 && zone_detail::set_wire(out.sets[n.first - 1]) == n.wire) {
+      --n.first;
+    }
+    while (n.last < out.sets.size() && zone_detail::set_wire(out.sets[n.last]) == n.wire) {
+      ++n.last;
+    }
+  }
   auto v = base_valid ? zone_detail::find_violation_near(out, touched)
                       : zone_detail::find_violation(out, false);
+  if (!v && delta != nullptr) {
+    delta->names = std::move(touched);
+  }
   if (v) {
     // Name the change that touched the record: the last with its name and type, else the
     // last with its name.

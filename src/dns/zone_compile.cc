@@ -127,23 +127,15 @@ Result<std::shared_ptr<const Zone>> Zone::compile_changed(const Zone& old, ZoneD
   zone->soa_minimum_ = old.soa_minimum_;
   zone->nodes_ = old.nodes_;
   zone->data_ = std::move(z);
-  std::vector<std::string> names;
-  names.reserve(delta.put.size() + delta.removed.size());
-  for (const auto* list : {&delta.put, &delta.removed}) {
-    for (const auto& s : *list) {
-      names.push_back(zone_detail::set_wire(s));
-    }
-  }
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
   std::unordered_set<const Node*> fresh;  // nodes made for this zone: changed in place
-  for (const auto& wire : names) {
-    BERTH_TRY(zone->rebuild_node(wire, fresh));
+  for (const auto& name : delta.names) {
+    BERTH_TRY(zone->rebuild_node(name, fresh));
   }
   return std::shared_ptr<const Zone>(std::move(zone));
 }
 
-Status Zone::rebuild_node(const std::string& wire, std::unordered_set<const Node*>& fresh) {
+Status Zone::rebuild_node(const ZoneDelta::Name& name, std::unordered_set<const Node*>& fresh) {
+  const std::string& wire = name.wire;
   // A node of the zone before is copied before it changes: that zone may still answer.
   auto own = [&](std::shared_ptr<Node>& slot) -> Node& {
     if (fresh.count(slot.get()) == 0) {
@@ -152,7 +144,8 @@ Status Zone::rebuild_node(const std::string& wire, std::unordered_set<const Node
     }
     return *slot;
   };
-  auto [first, last] = zone_detail::sets_at_name(data_.sets, wire);
+  size_t first = name.first;
+  size_t last = name.last;
   auto it = nodes_.find(wire);
   if (first == last) {
     // Nothing left at the name: an empty non-terminal while names lie below it, else gone,

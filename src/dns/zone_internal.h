@@ -54,9 +54,10 @@ std::string check_set(const RecordSet& s, std::string_view zone_wire, Checked& o
 /// checked on its own already and the sets are in canonical order.
 std::optional<Violation> find_violation(const ZoneData& z, bool trusted = false);
 /// The rules only where a batch could have broken them: z, sorted canonically, was valid but
-/// for the sets at the names in `touched` (lower-case wire), whose values were checked.
-/// O(touched × log sets), plus what lies below a name that is a delegation.
+/// for the sets at the names in `touched` (with where their sets lie), whose values were
+/// checked. O(touched), plus a search per ancestor of a touched name below the apex and what
+/// lies below a name that is a delegation.
 std::optional<Violation> find_violation_near(const ZoneData& z,
-                                             const std::vector<std::string>& touched);
+                                             const std::vector<ZoneDelta::Name>& touched);
 
 }  // namespace berth::dns::zone_detail
