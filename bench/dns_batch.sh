@@ -2,7 +2,7 @@
 # How long one change batch takes on a big zone, with nothing else running (the under-load
 # figure is dns_bench.sh's): a zone of NAMES hosts (~1.45 record sets each) imported, then
 # RUNS batches of BATCH UPSERTs through the API. Prints each call's wall time and berthd's own
-# "zone changed ... ms=" line (apply, compile, document, store).
+# "zone changed ... ms=" line (apply, rows, compile, store; sets written and removed).
 #
 #   BUILD_DIR=$PWD/build bench/dns_batch.sh        # NAMES=10000 BATCH=1000 RUNS=6
 set -euo pipefail

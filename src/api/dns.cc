@@ -158,7 +158,7 @@ class DnsHandler {
         BERTH_TRY(health_->check_references(changes));  // docs/dns.md "Health checks"
       }
       BERTH_ASSIGN_OR_RETURN(auto z, d_.change(zone, changes));
-      Json out = zone_summary(z);
+      Json out = zone_summary(*z);
       out["changes"] = changes.size();
       return json_response(200, out);
     }
@@ -186,7 +186,7 @@ class DnsHandler {
         text = body["zone_file"].get<std::string>();
       }
       BERTH_ASSIGN_OR_RETURN(auto z, d_.import_zone(zone, text, replace));
-      return json_response(200, zone_summary(z));
+      return json_response(200, zone_summary(*z));
     }
     return not_found(call);
   }

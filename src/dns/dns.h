@@ -89,6 +89,28 @@ Status validate_zone(const ZoneData& z);
 /// Applies a batch all or nothing: the result is validated; on any error nothing changes and
 /// the error names the change by index. The serial is bumped (and the SOA's with it).
 Result<ZoneData> apply_changes(const ZoneData& z, const std::vector<Change>& changes);
+/// What a batch did, set by set: the sets it wrote (the SOA among them, its serial moved) and
+/// those it removed. The store writes only these; Zone::compile_changed recompiles their names.
+struct ZoneDelta {
+  std::vector<RecordSet> put;
+  std::vector<RecordSet> removed;
+  /// The names the batch touched (lower-case wire form, canonical order) and where their sets
+  /// lie in the result's sets, [first, last): where the checks and the compile look again.
+  struct Name {
+    std::string wire;
+    size_t first = 0;
+    size_t last = 0;
+  };
+  std::vector<Name> names;
+};
+/// apply_changes for a zone known valid whose sets are in canonical order (a compiled zone's
+/// data): the same result and errors, but only the names the batch touched are checked again,
+/// so a batch costs its changes × log(sets) plus one copy of the set list. `delta` gets what
+/// changed (empty on an error).
+Result<ZoneData> apply_changes_to_valid(const ZoneData& z, const std::vector<Change>& changes,
+                                        ZoneDelta& delta);
+/// Sorts sets into canonical order (RFC 4034 §6.1 by name, then type code and set identifier).
+void sort_record_sets(std::vector<RecordSet>& sets);
 /// A new zone's data: SOA (mname = first name server, rname hostmaster.<zone>) and NS set.
 ZoneData new_zone(std::string_view name, const std::vector<std::string>& nameservers,
                   uint32_t serial);
@@ -142,12 +164,15 @@ class Service {
   Status delete_zone(std::string_view name);
   Result<std::vector<ZoneData>> list_zones() const;
   Result<ZoneData> get_zone(std::string_view name) const;
-  /// Applies a batch all or nothing; returns the zone as it is after the batch.
-  Result<ZoneData> change(std::string_view zone, const std::vector<Change>& changes);
+  /// Applies a batch all or nothing; returns the zone as it is after the batch (shared with
+  /// the published snapshot, not copied: a zone may hold 100 000 sets).
+  Result<std::shared_ptr<const ZoneData>> change(std::string_view zone,
+                                                 const std::vector<Change>& changes);
   Result<std::string> export_zone(std::string_view zone) const;
   /// Loads a zone file. replace: the zone becomes exactly the file (serial bumped); else every
   /// set in the file other than the SOA is upserted. Nothing changes on any error.
-  Result<ZoneData> import_zone(std::string_view zone, std::string_view text, bool replace);
+  Result<std::shared_ptr<const ZoneData>> import_zone(std::string_view zone, std::string_view text,
+                                                      bool replace);
 
   /// Sets who may transfer the zone (AXFR) and who is sent NOTIFY on every change. Entries
   /// are "ADDR" or "ADDR:PORT" ("[v6]:PORT"); NOTIFY goes to port 53 when none is given.
@@ -217,9 +242,8 @@ class Server {
 /// The normalised API form of a zone name ("Example.COM." → "example.com"); InvalidArgument
 /// for a name that is not one.
 Result<std::string> normalize_zone_name(std::string_view name);
-/// A zone document (what the store keeps) and back.
-std::string zone_to_document(const ZoneData& z);
-Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name);
+/// A record set as the store keeps it (record_set_to_json's JSON, written without a DOM).
+std::string record_set_document(const RecordSet& s);
 
 // ---- Health checks (health.cc) --------------------------------------------------------------
 

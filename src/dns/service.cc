@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // dns::Service: hosted zones kept in the metadata store, published to the query path as one
-// immutable Snapshot per change (copy the zone map, recompile only the zone that changed,
-// swap the pointer). Writers are serialised by a mutex; the store's serial check keeps a
+// immutable Snapshot per change (copy the zone map, recompile only the names a batch touched,
+// swap the pointer). The store keeps a row per zone and per record set, and a batch writes only
+// the sets it changed. Writers are serialised by a mutex; the store's serial check keeps a
 // second node from overwriting a change it did not see.
 #include <arpa/inet.h>
 
@@ -15,6 +16,7 @@
 #include "dns/dns.h"
 #include "dns/name.h"
 #include "dns/zone.h"
+#include "dns/zone_internal.h"
 #include "store/store.h"
 
 namespace berth::dns {
@@ -115,12 +117,6 @@ std::string parent_zone(const std::map<std::string, std::shared_ptr<const Zone>>
     }
   }
   return "";
-}
-
-store::DnsZoneRow row_of(const ZoneData& z, int64_t created_at) {
-  int64_t now = now_unix();
-  return store::DnsZoneRow{z.name, z.serial, zone_to_document(z), created_at ? created_at : now,
-                           now};
 }
 
 // A serial for a new zone: YYYYMMDD01 like most operators use, so a re-created zone's serial
@@ -232,43 +228,95 @@ void append_string_list(std::string& out, const std::vector<std::string>& v) {
 
 }  // namespace
 
-std::string zone_to_document(const ZoneData& z) {
+std::string record_set_document(const RecordSet& s) {
   std::string out;
-  out.reserve(64 + z.sets.size() * 96);
-  out += "{\"record_sets\":[";
-  for (size_t i = 0; i < z.sets.size(); ++i) {
-    if (i > 0) {
-      out += ',';
-    }
-    append_record_set(out, z.sets[i]);
-  }
-  out += "],\"allow_transfer\":";
-  append_string_list(out, z.allow_transfer);
-  out += ",\"also_notify\":";
-  append_string_list(out, z.also_notify);
-  out += '}';
+  out.reserve(96);
+  append_record_set(out, s);
   return out;
 }
 
-Result<ZoneData> zone_from_document(std::string_view doc, std::string_view name) {
-  auto j = parse_json(doc, "zone document");
-  if (!j) {
-    return j.error();
-  }
-  ZoneData z;
-  z.name = std::string(name);
-  try {
-    for (const auto& s : j->at("record_sets")) {
-      BERTH_ASSIGN_OR_RETURN(auto set, record_set_from_json(s, name));
-      z.sets.push_back(std::move(set));
+namespace {
+
+// The zone's row: its serial and settings; with_sets: every set too (a new zone).
+store::DnsZoneRow zone_row(const ZoneData& z, bool with_sets) {
+  int64_t now = now_unix();
+  std::string doc = "{\"allow_transfer\":";
+  append_string_list(doc, z.allow_transfer);
+  doc += ",\"also_notify\":";
+  append_string_list(doc, z.also_notify);
+  doc += '}';
+  store::DnsZoneRow row{z.name, z.serial, std::move(doc), now, now, {}};
+  if (with_sets) {
+    row.record_sets.reserve(z.sets.size());
+    for (const auto& set : z.sets) {
+      row.record_sets.push_back({set.name, set.type, set.set_identifier, record_set_document(set)});
     }
+  }
+  return row;
+}
+
+// An update of the zone's row that writes only what a batch changed.
+store::DnsZoneWrite zone_update(const ZoneData& z, const ZoneDelta& delta, uint32_t old_serial) {
+  store::DnsZoneWrite w{store::DnsZoneWrite::Op::Update, zone_row(z, false), old_serial, {}};
+  w.row.record_sets.reserve(delta.put.size());
+  for (const auto& set : delta.put) {
+    w.row.record_sets.push_back({set.name, set.type, set.set_identifier, record_set_document(set)});
+  }
+  for (const auto& set : delta.removed) {
+    w.removed_sets.push_back({set.name, set.type, set.set_identifier, ""});
+  }
+  return w;
+}
+
+Result<ZoneData> zone_from_row(const store::DnsZoneRow& row) {
+  ZoneData z;
+  z.name = row.name;
+  z.serial = static_cast<uint32_t>(row.serial);
+  auto fail = [&](const std::string& what) {
+    return Error(Errc::DataLoss, "zone " + row.name + ": stored " + what);
+  };
+  auto j = parse_json(row.document, "zone document");
+  if (!j || !j->is_object()) {
+    return fail("document is not a JSON object");
+  }
+  try {
     z.allow_transfer = j->value("allow_transfer", std::vector<std::string>{});
     z.also_notify = j->value("also_notify", std::vector<std::string>{});
   } catch (const std::exception& e) {
-    return Error(Errc::DataLoss, "zone " + std::string(name) + ": stored document: " + e.what());
+    return fail(std::string("settings: ") + e.what());
   }
+  z.sets.reserve(row.record_sets.size());
+  for (const auto& r : row.record_sets) {
+    auto sj = parse_json(r.document, "record set");
+    if (!sj) {
+      return fail("record set " + r.name + " " + r.type + ": " + sj.error().message());
+    }
+    auto set = record_set_from_json(*sj, row.name);
+    if (!set) {
+      return fail("record set " + r.name + " " + r.type + ": " + set.error().message());
+    }
+    z.sets.push_back(std::move(*set));
+  }
+  sort_record_sets(z.sets);
   return z;
 }
+
+// The NS set at a name (empty when there is none).
+RecordSet ns_at(const ZoneData& z, const std::string& at) {
+  auto wire = name_from_text(at);
+  if (!wire) {
+    return {};
+  }
+  auto [first, last] = zone_detail::sets_at_name(z.sets, name_lower(*wire));
+  for (size_t k = first; k < last; ++k) {
+    if (z.sets[k].type == "NS") {
+      return z.sets[k];
+    }
+  }
+  return {};
+}
+
+}  // namespace
 
 Service::Service(store::MetadataStore& store, Settings settings)
     : store_(store), settings_(std::move(settings)), state_(std::make_unique<State>()) {
@@ -302,10 +350,7 @@ Status Service::load() {
   std::lock_guard lock(mu_);
   state_->zones.clear();
   for (const auto& row : rows) {
-    auto z = zone_from_document(row.document, row.name);
-    if (z) {
-      z->serial = static_cast<uint32_t>(row.serial);
-    }
+    auto z = zone_from_row(row);
     auto compiled = z ? Zone::compile(*z) : Result<std::shared_ptr<const Zone>>(z.error());
     if (!compiled) {
       log::get("dns")->error("zone {} is not served: {}", row.name, compiled.error().message());
@@ -353,7 +398,7 @@ Result<ZoneData> Service::create_zone(std::string_view name_in) {
   BERTH_TRY(validate_zone(z));
   BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(z));
   std::vector<store::DnsZoneWrite> writes;
-  writes.push_back({store::DnsZoneWrite::Op::Create, row_of(z, 0), 0});
+  writes.push_back({store::DnsZoneWrite::Op::Create, zone_row(z, true), 0, {}});
 
   // A sub-zone of a hosted zone: delegate it from the parent (NS, plus glue for name
   // servers inside the new zone), in the same transaction.
@@ -370,13 +415,15 @@ Result<ZoneData> Service::create_zone(std::string_view name_in) {
     for (auto& glue : nameserver_addresses(settings_, name, name)) {
       changes.push_back({Change::Action::Upsert, std::move(glue)});
     }
-    auto updated = apply_changes(pz, changes);
+    ZoneDelta delta;
+    auto updated = apply_changes_to_valid(pz, changes, delta);
     if (!updated) {
       return Error(updated.error().code(), "delegate " + name + " from parent zone " + parent +
                                                ": " + updated.error().message());
     }
-    BERTH_ASSIGN_OR_RETURN(parent_compiled, Zone::compile(*updated));
-    writes.push_back({store::DnsZoneWrite::Op::Update, row_of(*updated, 0), pz.serial});
+    writes.push_back(zone_update(*updated, delta, pz.serial));
+    BERTH_ASSIGN_OR_RETURN(
+        parent_compiled, Zone::compile_changed(*state_->zones[parent], std::move(*updated), delta));
   }
   BERTH_TRY(store_.write_dns_zones(writes));
   state_->zones[name] = compiled;
@@ -399,7 +446,8 @@ Status Service::delete_zone(std::string_view name_in) {
     return Error(Errc::NotFound, "zone " + name + " does not exist");
   }
   std::vector<store::DnsZoneWrite> writes;
-  writes.push_back({store::DnsZoneWrite::Op::Remove, store::DnsZoneRow{name, 0, "", 0, 0}, 0});
+  writes.push_back(
+      {store::DnsZoneWrite::Op::Remove, store::DnsZoneRow{name, 0, "", 0, 0, {}}, 0, {}});
   // Remove exactly the delegation create_zone added: the NS set at the cut and glue below it.
   std::string parent = parent_zone(state_->zones, name);
   std::shared_ptr<const Zone> parent_compiled;
@@ -412,9 +460,11 @@ Status Service::delete_zone(std::string_view name_in) {
       }
     }
     if (!changes.empty()) {
-      BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(pz, changes));
-      BERTH_ASSIGN_OR_RETURN(parent_compiled, Zone::compile(updated));
-      writes.push_back({store::DnsZoneWrite::Op::Update, row_of(updated, 0), pz.serial});
+      ZoneDelta delta;
+      BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes_to_valid(pz, changes, delta));
+      writes.push_back(zone_update(updated, delta, pz.serial));
+      BERTH_ASSIGN_OR_RETURN(parent_compiled, Zone::compile_changed(*state_->zones[parent],
+                                                                    std::move(updated), delta));
     }
   }
   BERTH_TRY(store_.write_dns_zones(writes));
@@ -430,28 +480,23 @@ Status Service::delete_zone(std::string_view name_in) {
   return ok();
 }
 
-Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Change>& changes) {
+Result<std::shared_ptr<const ZoneData>> Service::change(std::string_view zone_in,
+                                                        const std::vector<Change>& changes) {
   BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
   std::lock_guard lock(mu_);
   auto it = state_->zones.find(name);
   if (it == state_->zones.end()) {
     return Error(Errc::NotFound, "zone " + name + " does not exist");
   }
-  const ZoneData& old = it->second->data();
+  const Zone& old_zone = *it->second;
+  const ZoneData& old = old_zone.data();
   auto t0 = std::chrono::steady_clock::now();
-  BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes(old, changes));
+  ZoneDelta delta;
+  BERTH_ASSIGN_OR_RETURN(auto updated, apply_changes_to_valid(old, changes, delta));
   auto t1 = std::chrono::steady_clock::now();
   // The delegation to a zone berth hosts itself is berth's (zone create and rm keep it): a
   // batch may not change the NS set at another hosted zone's apex (re-stating it is fine, so
   // an exported zone file imports back).
-  auto ns_at = [](const ZoneData& z, const std::string& at) {
-    for (const auto& set : z.sets) {
-      if (set.name == at && set.type == "NS") {
-        return set;
-      }
-    }
-    return RecordSet{};
-  };
   for (const auto& [other, zone] : state_->zones) {
     if (other != name && within(other, name) && !(ns_at(old, other) == ns_at(updated, other))) {
       return Error(Errc::InvalidArgument,
@@ -465,25 +510,27 @@ Result<ZoneData> Service::change(std::string_view zone_in, const std::vector<Cha
                                               " record sets; dns.max_record_sets_per_zone is " +
                                               std::to_string(settings_.max_record_sets));
   }
-  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile_validated(updated));
+  // The store's rows first (the sets the batch wrote or removed, and the serial), then the
+  // compiled zone, which takes the data over.
+  auto write = zone_update(updated, delta, old.serial);
   auto t2 = std::chrono::steady_clock::now();
-  auto row = row_of(updated, 0);
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile_changed(old_zone, std::move(updated), delta));
   auto t3 = std::chrono::steady_clock::now();
-  BERTH_TRY(
-      store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, std::move(row), old.serial}}));
+  BERTH_TRY(store_.write_dns_zones({std::move(write)}));
   auto t4 = std::chrono::steady_clock::now();
   it->second = compiled;
   publish_locked();
+  const ZoneData& now = compiled->data();
   auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
   log::get("dns")->info(
       "zone changed name={} serial={} changes={} record_sets={} ms={:.1f} (apply={:.1f} "
-      "compile={:.1f} document={:.1f} store={:.1f})",
-      name, updated.serial, changes.size(), updated.sets.size(), ms(t0, t4), ms(t0, t1), ms(t1, t2),
-      ms(t2, t3), ms(t3, t4));
+      "rows={:.1f} compile={:.1f} store={:.1f}) sets_written={} sets_removed={}",
+      name, now.serial, changes.size(), now.sets.size(), ms(t0, t4), ms(t0, t1), ms(t1, t2),
+      ms(t2, t3), ms(t3, t4), delta.put.size(), delta.removed.size());
   if (on_change_) {
-    on_change_(updated);
+    on_change_(now);
   }
-  return updated;
+  return std::shared_ptr<const ZoneData>(compiled, &now);
 }
 
 Result<std::string> Service::export_zone(std::string_view zone) const {
@@ -491,8 +538,8 @@ Result<std::string> Service::export_zone(std::string_view zone) const {
   return export_zone_file(z);
 }
 
-Result<ZoneData> Service::import_zone(std::string_view zone_in, std::string_view text,
-                                      bool replace) {
+Result<std::shared_ptr<const ZoneData>> Service::import_zone(std::string_view zone_in,
+                                                             std::string_view text, bool replace) {
   BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
   BERTH_ASSIGN_OR_RETURN(auto file, parse_zone_file(text, name));
   BERTH_ASSIGN_OR_RETURN(auto current, read_zone(name));
@@ -540,8 +587,9 @@ Result<ZoneData> Service::set_transfer(std::string_view zone_in,
   uint32_t old_serial = z.serial;
   z.allow_transfer = std::move(allow_transfer);
   z.also_notify = std::move(also_notify);
-  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile(z));
-  BERTH_TRY(store_.write_dns_zones({{store::DnsZoneWrite::Op::Update, row_of(z, 0), old_serial}}));
+  // Settings only: no set changes, so every node is shared.
+  BERTH_TRY(store_.write_dns_zones({zone_update(z, ZoneDelta{}, old_serial)}));
+  BERTH_ASSIGN_OR_RETURN(auto compiled, Zone::compile_changed(*it->second, z, ZoneDelta{}));
   it->second = compiled;
   publish_locked();
   return z;

@@ -212,7 +212,7 @@ std::string UpdateHandler::handle(std::span<const uint8_t> packet, const std::st
         audit(principal, "zone/" + zone->name + "/record/" + n, true);
       }
       log->info("update applied zone={} key={} peer={} changes={} serial={}", zone->name, principal,
-                peer, plan.changes.size(), applied->serial);
+                peer, plan.changes.size(), (*applied)->serial);
       return respond(rcode::NOERROR);
     }
     // Another writer (the API) may have changed a set this batch deletes: plan again.

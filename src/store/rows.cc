@@ -64,7 +64,7 @@ AuditEvent read_audit_event(Row& r) {
 }
 
 DnsZoneRow read_dns_zone(Row& r) {
-  return DnsZoneRow{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4)};
+  return DnsZoneRow{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4), {}};
 }
 
 DnsObjectRow read_dns_object(Row& r) {

@@ -165,23 +165,39 @@ struct BuildRecord {
 /// What happened to the tag when a manifest was put.
 // ---- DNS (dns) ------------------------------------------------------------------------------
 
-/// A hosted zone: its record sets as one JSON document (dns::ZoneData), so that a change batch
-/// is one conditional row update and a reader never sees half of one.
+/// One record set of a hosted zone, keyed by (name, type, set_identifier) within the zone:
+/// name "www.example.com" (lower-case, no trailing dot), type "A", set_identifier "" unless a
+/// routing policy names it; document: the set in Route 53's JSON shape (dns::RecordSet).
+struct DnsRecordSetRow {
+  std::string name;
+  std::string type;
+  std::string set_identifier;
+  std::string document;  // empty in DnsZoneWrite::removed_sets
+};
+
+/// A hosted zone: a row with its serial and settings (document: JSON of allow_transfer and
+/// also_notify) and one row per record set, so that a change batch writes only the sets it
+/// touched, under one conditional update of the serial, and a reader never sees half of one.
 struct DnsZoneRow {
   std::string name;  // "example.com"
   int64_t serial = 0;
   std::string document;
   int64_t created_at = 0;
   int64_t updated_at = 0;
+  /// Read: every set of the zone, sorted by (name, type, set_identifier) bytewise. Create:
+  /// every set. Update: the sets to insert or replace.
+  std::vector<DnsRecordSetRow> record_sets;
 };
 
 /// One write of write_dns_zones. Create: AlreadyExists when the zone exists. Update: only
-/// while the stored serial is still expected_serial (Conflict otherwise: another change won).
-/// Remove: NotFound when absent.
+/// while the stored serial is still expected_serial (Conflict otherwise: another change won);
+/// it sets serial, document and updated_at, removes removed_sets (by key) and then puts
+/// row.record_sets. Remove: NotFound when absent; the zone's sets go with it.
 struct DnsZoneWrite {
   enum class Op { Create, Update, Remove } op = Op::Update;
   DnsZoneRow row;
   int64_t expected_serial = 0;
+  std::vector<DnsRecordSetRow> removed_sets;
 };
 
 /// DNS objects that are not zones (TSIG keys, health checks): JSON documents by kind and name.

@@ -4,6 +4,11 @@
 // its image, sign its users in and pass fsck.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
 #include "integration/registry_client.h"
 #include "support/harness.h"
 
@@ -72,6 +77,84 @@ TEST(UpgradeTest, PreviousReleaseDataDirOpensWithEverythingInIt) {
   ASSERT_EQ(r.code, 0) << r.all();
   EXPECT_EQ(run("test -f " + (work / "restored/git/site.git/HEAD")).code, 0);
   fsck = run(bin("berthd") + " fsck --data " + (work / "restored"));
+  EXPECT_EQ(fsck.code, 0) << fsck.all();
+}
+
+// tests/data/upgrade/main-b526c8c.tar.gz (made by berthd at commit b526c8c, which kept each DNS
+// zone as one JSON document): three zones, a sub-zone delegated from its parent, records of
+// every kind berth stores, a routing policy and transfer settings. main-b526c8c/ holds each
+// zone's export as that release wrote it.
+constexpr const char* kDnsFixture = "main-b526c8c.tar.gz";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(UpgradeTest, DnsZonesFromThePreviousReleaseAnswerTheSame) {
+  TempDir work;
+  std::string data = work / "data";
+  std::string fixtures = std::string(BERTH_SOURCE_DIR) + "/tests/data/upgrade/";
+  auto x = run("mkdir -p " + data + " && tar -xzf " + fixtures + kDnsFixture + " -C " + data);
+  ASSERT_EQ(x.code, 0) << x.all();
+  BerthdProcess p(data);
+  p.start();
+
+  // Every zone exports exactly as the previous release exported it (serials, sets, policies,
+  // the ALIAS), and keeps its transfer settings.
+  auto ls = p.cli("dns zone ls");
+  ASSERT_EQ(ls.code, 0) << ls.all();
+  const std::vector<std::string> zones = {"example.com", "www.example.com", "2.0.192.in-addr.arpa"};
+  for (const auto& z : zones) {
+    EXPECT_NE(ls.out.find(z), std::string::npos) << ls.out;
+    auto e = p.cli("dns zone export " + z);
+    ASSERT_EQ(e.code, 0) << e.all();
+    EXPECT_EQ(e.out, read_text(fixtures + "main-b526c8c/" + z + ".zone")) << z;
+  }
+  auto show = p.cli("dns zone show example.com --json");
+  ASSERT_EQ(show.code, 0) << show.all();
+  EXPECT_NE(show.out.find("127.0.0.1:53999"), std::string::npos) << show.out;
+
+  if (have("dig")) {
+    auto dig = [&](const std::string& q) {
+      auto r = run("dig @127.0.0.1 -p " + std::to_string(p.dns_port()) +
+                   " +norec +short +tries=2 +time=3 " + q);
+      EXPECT_EQ(r.code, 0) << r.all();
+      return r.out;
+    };
+    EXPECT_EQ(dig("example.com SOA"),
+              "ns1.example.com. hostmaster.example.com. 2026120515 3600 900 1209600 300\n");
+    EXPECT_EQ(dig("edge.example.com A"), "192.0.2.25\n192.0.2.26\n");  // ALIAS, flattened
+    EXPECT_EQ(dig("x.apps.example.com A"), "192.0.2.80\n");            // wildcard
+    EXPECT_EQ(dig("api.example.com CNAME"), "mail.example.com.\n");
+    EXPECT_EQ(dig("_sip._tcp.example.com SRV"), "10 60 5060 mail.example.com.\n");
+    EXPECT_EQ(dig("blog.www.example.com AAAA"), "2001:db8::8\n");  // the sub-zone
+    EXPECT_EQ(dig("1.2.0.192.in-addr.arpa PTR"), "example.com.\n");
+    auto nx = run("dig @127.0.0.1 -p " + std::to_string(p.dns_port()) +
+                  " +norec +tries=2 +time=3 nx.example.com A");
+    EXPECT_NE(nx.out.find("NXDOMAIN"), std::string::npos) << nx.out;
+    auto cut = run("dig @127.0.0.1 -p " + std::to_string(p.dns_port()) +
+                   " +norec +tries=2 +time=3 www.example.com NS");
+    EXPECT_NE(cut.out.find("ns1.www.example.com."), std::string::npos) << cut.out;
+  }
+
+  // The upgraded zones take changes as new ones do, and keep them across a restart.
+  auto up = p.cli("dns record upsert example.com --name after --type A --value 192.0.2.77");
+  EXPECT_EQ(up.code, 0) << up.all();
+  auto del = p.cli("dns record delete example.com --name deep.a.b --type A");
+  EXPECT_EQ(del.code, 0) << del.all();
+  EXPECT_EQ(p.terminate(), 0);
+  p.start();
+  auto after = p.cli("dns record ls example.com --json");
+  ASSERT_EQ(after.code, 0) << after.all();
+  EXPECT_NE(after.out.find("192.0.2.77"), std::string::npos) << after.out;
+  EXPECT_EQ(after.out.find("192.0.2.99"), std::string::npos) << after.out;
+  auto www = p.cli("dns zone export www.example.com");
+  EXPECT_EQ(www.out, read_text(fixtures + "main-b526c8c/www.example.com.zone"));
+  EXPECT_EQ(p.terminate(), 0);
+  auto fsck = run(bin("berthd") + " fsck --data " + data);
   EXPECT_EQ(fsck.code, 0) << fsck.all();
 }
 

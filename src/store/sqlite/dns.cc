@@ -1,9 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// SqliteMetadataStore: DNS zones (one JSON document per zone, written under a serial check)
-// and DNS objects (TSIG keys, health checks).
+// SqliteMetadataStore: DNS zones (a row per zone with its serial and settings, a row per record
+// set, written under a serial check) and DNS objects (TSIG keys, health checks).
 #include "store/sqlite/sqlite_store.h"
 
 namespace berth::store {
+
+namespace {
+
+constexpr const char* kSetColumns = "name, type, set_identifier, document";
+
+DnsRecordSetRow read_set(rows::Row& r) {
+  return DnsRecordSetRow{r.text(0), r.text(1), r.text(2), r.text(3)};
+}
+
+}  // namespace
 
 Result<DnsZoneRow> SqliteMetadataStore::get_dns_zone(const std::string& name) {
   std::lock_guard lock(mu_);
@@ -13,14 +23,73 @@ Result<DnsZoneRow> SqliteMetadataStore::get_dns_zone(const std::string& name) {
   if (!row) {
     return Error(Errc::NotFound, "zone " + name + " does not exist");
   }
-  return rows::read_dns_zone(st);
+  DnsZoneRow z = rows::read_dns_zone(st);
+  Stmt sets(db_, std::string("SELECT ") + kSetColumns +
+                     " FROM dns_record_sets WHERE zone = ? ORDER BY name, type, set_identifier");
+  sets.bind(1, name);
+  BERTH_ASSIGN_OR_RETURN(z.record_sets, sets.read_all(read_set));
+  return z;
 }
 
 Result<std::vector<DnsZoneRow>> SqliteMetadataStore::list_dns_zones() {
   std::lock_guard lock(mu_);
-  Stmt st(db_, std::string("SELECT ") + rows::kDnsZoneColumns + " FROM dns_zones ORDER BY name");
-  return st.read_all(rows::read_dns_zone);
+  // One read transaction, so the zones and their sets are one state of the store.
+  BERTH_TRY(exec("BEGIN"));
+  auto read = [&]() -> Result<std::vector<DnsZoneRow>> {
+    Stmt st(db_, std::string("SELECT ") + rows::kDnsZoneColumns + " FROM dns_zones ORDER BY name");
+    BERTH_ASSIGN_OR_RETURN(auto zones, st.read_all(rows::read_dns_zone));
+    Stmt sets(db_, std::string("SELECT zone, ") + kSetColumns +
+                       " FROM dns_record_sets ORDER BY zone, name, type, set_identifier");
+    size_t z = 0;
+    while (true) {
+      BERTH_ASSIGN_OR_RETURN(bool row, sets.step());
+      if (!row) {
+        break;
+      }
+      std::string zone = sets.text(0);
+      while (z < zones.size() && zones[z].name < zone) {
+        ++z;
+      }
+      if (z < zones.size() && zones[z].name == zone) {
+        zones[z].record_sets.push_back(
+            DnsRecordSetRow{sets.text(1), sets.text(2), sets.text(3), sets.text(4)});
+      }
+    }
+    return zones;
+  };
+  auto zones = read();
+  (void)exec("COMMIT");
+  return zones;
 }
+
+namespace {
+
+// Puts sets (insert or replace) and removes others, by key, in the caller's transaction.
+Status write_sets(sqlite3* db, const std::string& zone, const std::vector<DnsRecordSetRow>& put,
+                  const std::vector<DnsRecordSetRow>& removed) {
+  if (!removed.empty()) {
+    Stmt del(db,
+             "DELETE FROM dns_record_sets WHERE zone = ? AND name = ? AND type = ? AND "
+             "set_identifier = ?");
+    for (const auto& s : removed) {
+      del.reset().bind(1, zone).bind(2, s.name).bind(3, s.type).bind(4, s.set_identifier);
+      BERTH_TRY(del.run());
+    }
+  }
+  if (!put.empty()) {
+    Stmt ins(db,
+             "INSERT OR REPLACE INTO dns_record_sets(zone, name, type, set_identifier, document) "
+             "VALUES(?,?,?,?,?)");
+    for (const auto& s : put) {
+      ins.reset().bind(1, zone).bind(2, s.name).bind(3, s.type).bind(4, s.set_identifier);
+      ins.bind(5, s.document);
+      BERTH_TRY(ins.run());
+    }
+  }
+  return ok();
+}
+
+}  // namespace
 
 Status SqliteMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& writes) {
   std::lock_guard lock(mu_);
@@ -38,6 +107,11 @@ Status SqliteMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& wri
           return Error(Errc::AlreadyExists, "zone " + z.name + " already exists");
         }
         BERTH_TRY(r);
+        // Leftovers of a zone removed by hand would otherwise join the new one.
+        Stmt clear(db_, "DELETE FROM dns_record_sets WHERE zone = ?");
+        clear.bind(1, z.name);
+        BERTH_TRY(clear.run());
+        BERTH_TRY(write_sets(db_, z.name, z.record_sets, {}));
         break;
       }
       case DnsZoneWrite::Op::Update: {
@@ -53,6 +127,7 @@ Status SqliteMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& wri
                                            "no longer " +
                                            std::to_string(w.expected_serial) + "): retry");
         }
+        BERTH_TRY(write_sets(db_, z.name, z.record_sets, w.removed_sets));
         break;
       }
       case DnsZoneWrite::Op::Remove: {
@@ -62,6 +137,9 @@ Status SqliteMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& wri
         if (sqlite3_changes(db_) == 0) {
           return Error(Errc::NotFound, "zone " + z.name + " does not exist");
         }
+        Stmt sets(db_, "DELETE FROM dns_record_sets WHERE zone = ?");
+        sets.bind(1, z.name);
+        BERTH_TRY(sets.run());
         break;
       }
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SqliteMetadataStore: opening the database, its schema, and exec. The store's other methods
-// are in registry.cc, iam.cc, services.cc, builds.cc and audit.cc.
+// are in registry.cc, iam.cc, services.cc, builds.cc, audit.cc and dns.cc; schema versions in
+// migrations.cc.
 #include "store/sqlite/sqlite_store.h"
 
 #include "common/log.h"
@@ -145,6 +146,13 @@ CREATE TABLE IF NOT EXISTS dns_zones(
   document TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dns_record_sets(
+  zone TEXT NOT NULL,
+  name TEXT NOT NULL,
+  type TEXT NOT NULL,
+  set_identifier TEXT NOT NULL,
+  document TEXT NOT NULL,
+  PRIMARY KEY(zone, name, type, set_identifier)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS dns_objects(
   kind TEXT NOT NULL,
   name TEXT NOT NULL,
@@ -190,7 +198,7 @@ Result<MetadataStorePtr> open_sqlite(const std::string& path) {
   BERTH_TRY(
       store->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                   "PRAGMA foreign_keys=ON;"));
-  BERTH_TRY(store->exec(kSchema));
+  BERTH_TRY(store->migrate(path, kSchema));
   return MetadataStorePtr(std::move(store));
 }
 

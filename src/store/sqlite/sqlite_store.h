@@ -2,7 +2,7 @@
 // Private to the store. SqliteMetadataStore: one connection in WAL mode behind a mutex.
 // Callers are on the blocking pool, so the mutex never blocks an I/O thread. Its methods live
 // in one file per area: sqlite_store.cc (open, schema, exec), registry.cc, iam.cc,
-// services.cc, builds.cc, audit.cc, dns.cc, objects.cc.
+// services.cc, builds.cc, audit.cc, dns.cc, objects.cc; migrations.cc (schema versions).
 #pragma once
 
 #include <sqlite3.h>
@@ -44,6 +44,11 @@ class SqliteMetadataStore final : public MetadataStore {
   };
 
   Status exec(const char* sql);
+  /// Brings the schema up to date (migrations.cc): refuses a database whose PRAGMA
+  /// user_version is newer than this binary knows (FailedPrecondition naming both versions),
+  /// runs `baseline` (CREATE ... IF NOT EXISTS statements), then the numbered migrations past
+  /// the database's version, in order, in one transaction. `path` is for messages.
+  Status migrate(const std::string& path, const char* baseline);
 
   Result<Repository> create_repository(const Repository& repo) override;
   Result<Repository> get_repository(const std::string& name) override;

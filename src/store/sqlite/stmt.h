@@ -37,6 +37,12 @@ class Stmt final : public rows::Row, public rows::Params {
     sqlite3_bind_int64(st_, i, v);
     return *this;
   }
+  /// Ready to run again with new binds (a statement prepared once for many rows).
+  Stmt& reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+    return *this;
+  }
   /// SQLITE_ROW -> true, SQLITE_DONE -> false, else error.
   Result<bool> step() {
     if (!err_.empty()) {
