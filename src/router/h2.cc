@@ -100,8 +100,9 @@ class H2Conn : public std::enable_shared_from_this<H2Conn> {
   bool init();
   awaitable<void> writer(std::shared_ptr<H2Conn> self);
   awaitable<void> proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2Stream> s);
-  awaitable<bool> send_request(H2Stream& s, Upstream& u, bool chunked);
-  awaitable<unsigned> relay_response(H2Stream& s, Upstream& u, uint64_t& bytes, bool& reusable);
+  // Coroutines: pointers, not references (STYLE 6); the caller awaits them at once.
+  awaitable<bool> send_request(H2Stream* s, bool chunked);
+  awaitable<unsigned> relay_response(H2Stream* s, uint64_t* bytes, bool* reusable);
   void respond_error(H2Stream& s, unsigned status, const std::string& text);
   void submit_head(H2Stream& s, unsigned status,
                    const std::vector<std::pair<std::string, std::string>>& fields);
@@ -330,66 +331,64 @@ void H2Conn::respond_error(H2Stream& s, unsigned status, const std::string& text
 }
 
 // Writes the request head and body upstream. False: the upstream failed.
-awaitable<bool> H2Conn::send_request(H2Stream& s, Upstream& u, bool chunked) {
+awaitable<bool> H2Conn::send_request(H2Stream* s, bool chunked) {
   beast::error_code ec;
-  while (!s.closed && !dead_) {
-    if (!s.in.empty()) {
+  while (!s->closed && !dead_) {
+    if (!s->in.empty()) {
       std::string piece;
       if (chunked) {
         char hex[20];
-        auto r = std::to_chars(hex, hex + sizeof hex, s.in.size(), 16);
+        auto r = std::to_chars(hex, hex + sizeof hex, s->in.size(), 16);
         piece.assign(hex, r.ptr);
         piece += "\r\n";
-        piece += s.in;
+        piece += s->in;
         piece += "\r\n";
       } else {
-        piece = s.in;
+        piece = s->in;
       }
-      size_t n = s.in.size();
-      s.in.clear();
-      s.watch.deadline = Clock::now() + opts_.idle_timeout;
-      co_await write_all(&*s.up, asio::buffer(piece), &ec);
+      size_t n = s->in.size();
+      s->in.clear();
+      s->watch.deadline = Clock::now() + opts_.idle_timeout;
+      co_await write_all(&*s->up, asio::buffer(piece), &ec);
       if (ec) {
         co_return false;
       }
-      if (!dead_ && !s.closed) {
-        nghttp2_session_consume(session_, s.id, n);  // opens the client's window again
+      if (!dead_ && !s->closed) {
+        nghttp2_session_consume(session_, s->id, n);  // opens the client's window again
         flush();
       }
       continue;
     }
-    if (s.end_in) {
+    if (s->end_in) {
       if (chunked) {
         static constexpr std::string_view kLast = "0\r\n\r\n";
-        co_await write_all(&*s.up, asio::buffer(kLast.data(), kLast.size()), &ec);
+        co_await write_all(&*s->up, asio::buffer(kLast.data(), kLast.size()), &ec);
         if (ec) {
           co_return false;
         }
       }
       co_return true;
     }
-    co_await s.wake.wait();
+    co_await s->wake.wait();
   }
-  (void)u;
   co_return false;
 }
 
 // Reads the upstream's response and hands it to nghttp2. Returns the status (0: none came).
-awaitable<unsigned> H2Conn::relay_response(H2Stream& s, Upstream& u, uint64_t& bytes,
-                                           bool& reusable) {
+awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* reusable) {
   beast::flat_buffer buf;
   std::optional<ResParser> parser;
   parser.emplace();
-  if (s.method == "HEAD") {
+  if (s->method == "HEAD") {
     parser->skip(true);
   }
   beast::error_code ec;
   bool head_done = false;
   unsigned status = 0;
   size_t scanned = 0;
-  s.watch.kind = Wait::Response;
-  s.watch.deadline = Clock::now() + opts_.response_timeout;
-  while (!s.closed && !dead_) {
+  s->watch.kind = Wait::Response;
+  s->watch.deadline = Clock::now() + opts_.response_timeout;
+  while (!s->closed && !dead_) {
     if (!head_done) {
       auto data = buf.data();
       const char* p = static_cast<const char*>(data.data());
@@ -412,7 +411,7 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream& s, Upstream& u, uint64_t& b
         std::vector<std::pair<std::string, std::string>> fields;
         for (size_t i = 0; i < parser->nfields; ++i) {
           const Field& f = parser->fields[i];
-          if (hop_by_hop(f) || (s.hsts && f.f == bhttp::field::strict_transport_security)) {
+          if (hop_by_hop(f) || (s->hsts && f.f == bhttp::field::strict_transport_security)) {
             continue;
           }
           std::string n(f.n());
@@ -421,19 +420,19 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream& s, Upstream& u, uint64_t& b
           }
           fields.emplace_back(std::move(n), std::string(f.v()));
         }
-        if (s.hsts) {
+        if (s->hsts) {
           fields.emplace_back("strict-transport-security",
                               "max-age=" + std::to_string(opts_.hsts_max_age.count()));
         }
         buf.consume(end);
         head_done = true;
-        s.watch.kind = Wait::Idle;
+        s->watch.kind = Wait::Idle;
         if (parser->is_done()) {
-          s.end_out = true;
+          s->end_out = true;
         }
-        submit_head(s, status, fields);
-        if (s.end_out) {
-          reusable = parser->keep_alive() && buf.size() == 0;
+        submit_head(*s, status, fields);
+        if (s->end_out) {
+          *reusable = parser->keep_alive() && buf.size() == 0;
           co_return status;
         }
         continue;  // body bytes may already be in buf
@@ -452,65 +451,64 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream& s, Upstream& u, uint64_t& b
         co_return status;  // a malformed body: the stream is reset below
       }
       for (size_t i = 0; i < parser->nviews; ++i) {
-        s.out.append(parser->views[i]);
-        bytes += parser->views[i].size();
+        s->out.append(parser->views[i]);
+        *bytes += parser->views[i].size();
       }
       buf.consume(used);
       if (parser->is_done()) {
-        s.end_out = true;
+        s->end_out = true;
       }
-      if (s.deferred && (s.end_out || s.out.size() > s.out_off)) {
-        s.deferred = false;
-        nghttp2_session_resume_data(session_, s.id);
+      if (s->deferred && (s->end_out || s->out.size() > s->out_off)) {
+        s->deferred = false;
+        nghttp2_session_resume_data(session_, s->id);
         flush();
       }
-      if (s.end_out) {
-        reusable = parser->keep_alive() && buf.size() == 0;
+      if (s->end_out) {
+        *reusable = parser->keep_alive() && buf.size() == 0;
         co_return status;
       }
-      if (used == 0 && s.out.size() - s.out_off < kMaxPendingOut) {
+      if (used == 0 && s->out.size() - s->out_off < kMaxPendingOut) {
         // need more bytes: fall through to the read below
       } else {
-        while (!s.closed && !dead_ && s.out.size() - s.out_off >= kMaxPendingOut) {
-          co_await s.wake.wait();  // the client has not taken what we have yet
+        while (!s->closed && !dead_ && s->out.size() - s->out_off >= kMaxPendingOut) {
+          co_await s->wake.wait();  // the client has not taken what we have yet
         }
         if (used > 0) {
           continue;
         }
       }
     }
-    if (s.closed || dead_) {
+    if (s->closed || dead_) {
       break;
     }
     if (!head_done) {
-      s.watch.deadline = Clock::now() + opts_.response_timeout;
+      s->watch.deadline = Clock::now() + opts_.response_timeout;
     } else {
-      s.watch.deadline = Clock::now() + opts_.idle_timeout;
+      s->watch.deadline = Clock::now() + opts_.idle_timeout;
     }
     auto mb = buf.prepare(kReadChunk);
-    size_t n = co_await read_some(&*s.up, mb, &ec);
+    size_t n = co_await read_some(&*s->up, mb, &ec);
     buf.commit(n);
     if (ec == asio::error::eof && head_done) {
       beast::error_code e2;
       parser->put_eof(e2);
       if (!e2) {
-        s.end_out = true;
-        if (s.deferred) {
-          s.deferred = false;
-          nghttp2_session_resume_data(session_, s.id);
+        s->end_out = true;
+        if (s->deferred) {
+          s->deferred = false;
+          nghttp2_session_resume_data(session_, s->id);
           flush();
         }
         co_return status;
       }
     }
     if (ec) {
-      if (s.watch.fired && !head_done) {
+      if (s->watch.fired && !head_done) {
         co_return 1;  // timed out waiting for the head: a 504
       }
       break;
     }
   }
-  (void)u;
   co_return head_done ? status : 0;
 }
 
@@ -599,10 +597,8 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
     head += "\r\n";
 
     beast::error_code ec;
-    bool reused = false;
     if (auto idle = take_idle(tc_, u, opts_.idle_timeout)) {
       s.up.emplace(std::move(*idle));
-      reused = true;
     } else if (auto opened = open_upstream(tc_, u)) {
       s.up.emplace(std::move(opened->first));
       s.watch.a = &*s.up;
@@ -627,20 +623,17 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
       s.watch.kind = Wait::Idle;
       s.watch.deadline = Clock::now() + opts_.idle_timeout;
       co_await write_all(&*s.up, asio::buffer(head), &ec);
-      bool sent = !ec && co_await send_request(s, u, chunked);
+      bool sent = !ec && co_await send_request(&s, chunked);
       bool reusable = false;
       unsigned got = 0;
       if (sent) {
-        got = co_await relay_response(s, u, bytes, reusable);
+        got = co_await relay_response(&s, &bytes, &reusable);
       }
       if (got >= 100) {
         status = got;
       } else if (!s.closed && !dead_) {
         u.failures_total.fetch_add(1, std::memory_order_relaxed);
         status = got == 1 ? 504 : 502;
-        if (reused && !sent) {
-          status = 502;
-        }
         respond_error(s, status,
                       got == 1 ? "upstream " + u.id + " sent no response in time"
                                : "upstream " + u.id + " failed");
@@ -674,7 +667,7 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
         std::chrono::duration<double, std::milli>(elapsed).count(),
         up ? std::string_view(up->id) : std::string_view("-"));
   }
-  (void)self;
+  (void)self;  // kept alive until the stream is done
 }
 
 awaitable<void> H2Conn::writer(std::shared_ptr<H2Conn> self) {
@@ -717,7 +710,7 @@ awaitable<void> H2Conn::writer(std::shared_ptr<H2Conn> self) {
   client_.socket().cancel(ec);  // ends the reader too
   writer_running_ = false;
   writer_done_.cancel();
-  (void)self;
+  (void)self;  // kept alive until the writer is done
 }
 
 awaitable<void> H2Conn::run() {
