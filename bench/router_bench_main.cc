@@ -5,9 +5,12 @@
 //
 //   berth_router_bench --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 [--upstream ...]
 //                      [--threads N] [--access-log]
+//                      [--tls-listen 127.0.0.1:8443 --cert CHAIN.pem --key KEY.pem]
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +35,7 @@ bool split_host_port(const std::string& s, std::string& host, uint16_t& port) {
 int main(int argc, char** argv) {
   using namespace berth;
   std::string listen = "127.0.0.1:8080";
+  std::string tls_listen, cert_file, key_file;
   std::vector<std::string> upstreams;
   size_t threads = std::thread::hardware_concurrency();
   router::RouterOptions opts;
@@ -44,6 +48,12 @@ int main(int argc, char** argv) {
       upstreams.emplace_back(argv[++i]);
     } else if (a == "--threads" && i + 1 < argc) {
       threads = static_cast<size_t>(std::atoi(argv[++i]));
+    } else if (a == "--tls-listen" && i + 1 < argc) {
+      tls_listen = argv[++i];
+    } else if (a == "--cert" && i + 1 < argc) {
+      cert_file = argv[++i];
+    } else if (a == "--key" && i + 1 < argc) {
+      key_file = argv[++i];
     } else if (a == "--access-log") {
       opts.access_log = true;
     } else {
@@ -91,6 +101,32 @@ int main(int argc, char** argv) {
   if (!bound) {
     std::fprintf(stderr, "%s\n", bound.error().message().c_str());
     return 1;
+  }
+  if (!tls_listen.empty()) {
+    auto slurp = [](const std::string& f) {
+      std::ifstream in(f);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ss.str();
+    };
+    router::TlsCertificate cert;
+    cert.chain_pem = slurp(cert_file);
+    cert.key_pem = slurp(key_file);
+    if (auto s = r.publish_certificates({cert}); !s) {
+      std::fprintf(stderr, "%s\n", s.error().message().c_str());
+      return 1;
+    }
+    std::string th;
+    uint16_t tp = 0;
+    if (!split_host_port(tls_listen, th, tp)) {
+      std::fprintf(stderr, "bad --tls-listen %s\n", tls_listen.c_str());
+      return 2;
+    }
+    auto tb = r.listen_tls(th, tp);
+    if (!tb) {
+      std::fprintf(stderr, "%s\n", tb.error().message().c_str());
+      return 1;
+    }
   }
   r.start();
   std::printf("listening on %s:%u with %zu threads\n", host.c_str(), *bound, threads);

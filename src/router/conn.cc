@@ -214,17 +214,8 @@ awaitable<void> Conn::tunnel() {
 
 void Conn::finish(Clock::time_point started) {
   auto elapsed = Clock::now() - started;
-  auto& sh = metrics_->shard[tc_.index];
-  unsigned cls = status_ / 100;
-  bump(sh.classes[(cls >= 1 && cls <= 5) ? cls - 1 : 4], uint64_t{1});
+  record_request(metrics_, tc_.index, status_, elapsed);
   double secs = std::chrono::duration<double>(elapsed).count();
-  size_t b = 0;
-  while (b < kBuckets.size() && secs > kBuckets[b]) {
-    ++b;
-  }
-  bump(sh.buckets[b], uint64_t{1});
-  bump(sh.sum_us, static_cast<uint64_t>(
-                      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
   if (opts_.access_log) {
     st_->log->info(
         "request method={} host={} path={} status={} bytes={} ms={:.2f} upstream={} id={}",

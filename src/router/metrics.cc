@@ -24,6 +24,20 @@ std::string escape_label(const std::string& s) {
 
 }  // namespace
 
+void record_request(ServiceMetrics* m, size_t shard, unsigned status, Clock::duration elapsed) {
+  auto& sh = m->shard[shard];
+  unsigned cls = status / 100;
+  bump(sh.classes[(cls >= 1 && cls <= 5) ? cls - 1 : 4], uint64_t{1});
+  double secs = std::chrono::duration<double>(elapsed).count();
+  size_t b = 0;
+  while (b < kBuckets.size() && secs > kBuckets[b]) {
+    ++b;
+  }
+  bump(sh.buckets[b], uint64_t{1});
+  bump(sh.sum_us, static_cast<uint64_t>(
+                      std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
+}
+
 std::string Router::metrics_text() const {
   auto& st = *state_;
   std::vector<const ServiceMetrics*> list;

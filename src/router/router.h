@@ -102,7 +102,7 @@ struct RouterOptions {
   /// Strict-Transport-Security max-age for routes with hsts.
   std::chrono::seconds hsts_max_age{365 * 24 * 3600};
   /// Offer HTTP/2 (ALPN "h2") on TLS listeners.
-  bool http2 = false;
+  bool http2 = true;
   /// Session-ticket keys are replaced this often; tickets sealed with the previous two keys
   /// still resume (and get a fresh ticket).
   std::chrono::seconds ticket_key_rotation{3600};

@@ -256,6 +256,17 @@ struct ThreadCtx {
   std::vector<std::weak_ptr<Upstream::Pool>> pools;
 };
 
+// Upstream connections, shared by HTTP/1.1 (Conn) and HTTP/2 streams (upstream.cc).
+// An idle kept-alive connection to u from this thread's pool slot, or nullopt.
+std::optional<tcp::socket> take_idle(ThreadCtx& tc, Upstream& u, std::chrono::milliseconds idle);
+// Gives a connection back to this thread's pool slot (or closes it when full or stopping).
+void give_back(ThreadCtx& tc, Upstream& u, tcp::socket s, size_t max_idle);
+// A new unconnected socket to u (inside its network namespace when it has one) and where to
+// connect it. The error text is what a 502 says.
+Result<std::pair<tcp::socket, tcp::endpoint>> open_upstream(ThreadCtx& tc, Upstream& u);
+// Counts one answered request in the per-thread metrics shard.
+void record_request(ServiceMetrics* m, size_t shard, unsigned status, Clock::duration elapsed);
+
 // One client connection, run on tc's thread until it closes (session.cc): the TLS handshake
 // when tls, then HTTP/1.1 (Conn) or HTTP/2 (by ALPN).
 awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,

@@ -5,14 +5,10 @@
 
 namespace berth::router {
 
-// Takes an idle kept-alive connection to upstream_ from this thread's pool slot, without
-// waiting. False: none usable.
-bool Conn::take_pooled() {
-  Upstream& u = *upstream_;
-  up_reused_ = false;
-  auto* slot = tc_.slot(*u.pool, false);
+std::optional<tcp::socket> take_idle(ThreadCtx& tc, Upstream& u, std::chrono::milliseconds idle) {
+  auto* slot = tc.slot(*u.pool, false);
   if (slot == nullptr) {
-    return false;
+    return std::nullopt;
   }
   auto now = Clock::now();
   while (!slot->idle.empty()) {
@@ -20,7 +16,7 @@ bool Conn::take_pooled() {
     slot->idle.pop_back();
     u.pool->idle_total.fetch_sub(1, std::memory_order_relaxed);
     auto age = now - c.since;
-    if (age > opts_.idle_timeout) {
+    if (age > idle) {
       continue;
     }
     if (age > kProbeAfter) {
@@ -30,26 +26,35 @@ bool Conn::take_pooled() {
         continue;  // closed by the upstream, or unsolicited bytes
       }
     }
-    up_.emplace(std::move(c.sock));
-    up_reused_ = true;
-    set_upstream_socket(&*up_);
-    return true;
+    return std::move(c.sock);
   }
-  return false;
+  return std::nullopt;
 }
 
-// Opens a new connection to upstream_. False: failed (status_ and the reply are set).
-awaitable<bool> Conn::connect_upstream() {
-  Upstream& u = *upstream_;
-  up_reused_ = false;
+void give_back(ThreadCtx& tc, Upstream& u, tcp::socket s, size_t max_idle) {
+  if (!tc.st.stopping.load(std::memory_order_relaxed) &&
+      u.pool->idle_total.load(std::memory_order_relaxed) < max_idle) {
+    auto* slot = tc.slot(*u.pool, true);
+    if (slot != nullptr) {
+      if (slot->idle.capacity() == 0) {
+        tc.pools.push_back(u.pool);
+      }
+      slot->idle.push_back(IdleConn{std::move(s), Clock::now()});
+      u.pool->idle_total.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+  }
   beast::error_code ec;
-  tcp::socket s(tc_.ioc);
+  s.close(ec);
+}
+
+Result<std::pair<tcp::socket, tcp::endpoint>> open_upstream(ThreadCtx& tc, Upstream& u) {
+  beast::error_code ec;
+  tcp::socket s(tc.ioc);
   if (u.netns) {
     auto fd = u.netns->tcp_socket();
     if (!fd) {
-      u.failures_total.fetch_add(1, std::memory_order_relaxed);
-      make_error(502, "upstream " + u.id + ": " + fd.error().message());
-      co_return false;
+      return Error(Errc::Unavailable, "upstream " + u.id + ": " + fd.error().message());
     }
     s.assign(tcp::v4(), *fd, ec);
   } else {
@@ -57,12 +62,38 @@ awaitable<bool> Conn::connect_upstream() {
   }
   auto addr = asio::ip::make_address(u.host, ec);
   if (ec) {
+    return Error(Errc::Unavailable, "upstream " + u.id + ": bad address " + u.host);
+  }
+  return std::make_pair(std::move(s), tcp::endpoint(addr, u.port));
+}
+
+// Takes an idle kept-alive connection to upstream_ from this thread's pool slot, without
+// waiting. False: none usable.
+bool Conn::take_pooled() {
+  up_reused_ = false;
+  auto s = take_idle(tc_, *upstream_, opts_.idle_timeout);
+  if (!s) {
+    return false;
+  }
+  up_.emplace(std::move(*s));
+  up_reused_ = true;
+  set_upstream_socket(&*up_);
+  return true;
+}
+
+// Opens a new connection to upstream_. False: failed (status_ and the reply are set).
+awaitable<bool> Conn::connect_upstream() {
+  Upstream& u = *upstream_;
+  up_reused_ = false;
+  beast::error_code ec;
+  auto opened = open_upstream(tc_, u);
+  if (!opened) {
     u.failures_total.fetch_add(1, std::memory_order_relaxed);
-    make_error(502, "upstream " + u.id + ": bad address " + u.host);
+    make_error(502, opened.error().message());
     co_return false;
   }
-  tcp::endpoint ep(addr, u.port);
-  up_.emplace(std::move(s));
+  tcp::endpoint ep = opened->second;
+  up_.emplace(std::move(opened->first));
   set_upstream_socket(&*up_);
   arm(Wait::Connect, opts_.connect_timeout);
   co_await up_->async_connect(ep, asio::redirect_error(use_awaitable, ec));
@@ -86,20 +117,11 @@ void Conn::release_upstream(bool reusable) {
   if (!up_) {
     return;
   }
-  Upstream& u = *upstream_;
-  if (reusable && !st_->stopping.load(std::memory_order_relaxed) && ubuf_.size() == 0 &&
-      u.pool->idle_total.load(std::memory_order_relaxed) < opts_.max_idle_per_upstream) {
-    auto* slot = tc_.slot(*u.pool, true);
-    if (slot != nullptr) {
-      if (slot->idle.capacity() == 0) {
-        tc_.pools.push_back(u.pool);
-      }
-      slot->idle.push_back(IdleConn{std::move(*up_), Clock::now()});
-      u.pool->idle_total.fetch_add(1, std::memory_order_relaxed);
-      up_.reset();
-      set_upstream_socket(nullptr);
-      return;
-    }
+  if (reusable && ubuf_.size() == 0) {
+    give_back(tc_, *upstream_, std::move(*up_), opts_.max_idle_per_upstream);
+    up_.reset();
+    set_upstream_socket(nullptr);
+    return;
   }
   drop_upstream();
   ubuf_.clear();

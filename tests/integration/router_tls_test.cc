@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,8 +84,12 @@ class TlsClient {
  public:
   // check_host: verify that the certificate names sni (not only that the test CA signed it).
   TlsClient(uint16_t port, const std::string& sni, SSL_SESSION* resume = nullptr,
-            bool check_host = true, int max_version = 0) {
+            bool check_host = true, int max_version = 0, bool h2 = false) {
     ctx_ = SSL_CTX_new(TLS_client_method());
+    if (h2) {
+      static const unsigned char kH2[] = "\x02h2";
+      SSL_CTX_set_alpn_protos(ctx_, kH2, 3);
+    }
     if (max_version != 0) {
       SSL_CTX_set_max_proto_version(ctx_, max_version);
     }
@@ -128,6 +133,7 @@ class TlsClient {
     SSL_CTX_free(ctx_);
   }
   bool ok() const { return ok_; }
+  SSL* ssl() { return ssl_; }
   bool resumed() const { return SSL_session_reused(ssl_) == 1; }
   SSL_SESSION* session() const { return SSL_get1_session(ssl_); }
   // The served leaf's common name.
@@ -442,9 +448,12 @@ TEST_F(RouterTlsTest, RedirectsPlainHttpExceptAcmeChallenges) {
   r = run("curl -sS -m 30 -L -i --cacert " + pki().ca + " --resolve app.test:" +
           std::to_string(tls_port_) + ":127.0.0.1 --resolve app.test:" + std::to_string(port_) +
           ":127.0.0.1 'http://app.test:" + std::to_string(port_) + "/p'");
-  EXPECT_NE(r.out.find("Strict-Transport-Security: max-age=31536000"), std::string::npos)
-      << r.all();
+  EXPECT_NE(lower(r.out).find("strict-transport-security: max-age=31536000"), std::string::npos)
+      << r.all();  // HTTP/2 (curl's choice)
   EXPECT_NE(r.out.find("proto=https"), std::string::npos) << r.all();
+  r = curl_https("app.test", "/", "--http1.1 -i");
+  EXPECT_NE(r.out.find("Strict-Transport-Security: max-age=31536000"), std::string::npos)
+      << r.all();  // and HTTP/1.1
   // ACME HTTP-01: answered on plain HTTP for any host, never redirected.
   auto m = std::make_shared<std::unordered_map<std::string, std::string>>();
   (*m)["tok-1"] = "tok-1.thumbprint";
@@ -478,6 +487,101 @@ TEST_F(RouterTlsTest, RedirectPortOmittedFor443) {
           "%{redirect_url}' 'http://127.0.0.1:" +
           std::to_string(port_) + "/q'");
   EXPECT_EQ(r.out, "308 https://app.test/q") << r.all();
+}
+
+TEST_F(RouterTlsTest, Http2WithCurlAndH2load) {
+  Backend b(echo_name("A"));
+  start();
+  publish_all();
+  route("app.test", b.port());
+  auto r = curl_https("app.test", "/h2", "--http2 -v");
+  EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
+  EXPECT_NE(r.err.find("using HTTP/2"), std::string::npos) << r.err;
+  // A body streamed up: with a length, and without one (chunked to the upstream).
+  TempDir tmp;
+  run("head -c 3000000 /dev/zero > " + tmp / "big");
+  r = curl_https("app.test", "/up", "--http2 --data-binary @" + tmp / "big");
+  EXPECT_EQ(r.out, "A bytes=3000000 zero=1 chunked=0\n\n200") << r.all();
+  r = curl_https("app.test", "/up",
+                 "--http2 -H 'Transfer-Encoding: chunked' --data-binary @" + tmp / "big");
+  EXPECT_EQ(r.out, "A bytes=3000000 zero=1 chunked=1\n\n200") << r.all();
+  // Unknown host: a 404 over h2.
+  r = curl_https("app.test", "/", "--http2 -H 'Host: nope.test'");
+  EXPECT_EQ(r.out.substr(r.out.size() - 3), "404") << r.all();
+  // Many streams on a few connections.
+  if (have("h2load")) {
+    r = run("h2load -n 400 -c 4 -m 16 -H ':authority: app.test' https://127.0.0.1:" +
+            std::to_string(tls_port_) + "/load 2>&1");
+    EXPECT_NE(r.out.find("400 succeeded, 0 failed, 0 errored"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Application protocol: h2"), std::string::npos) << r.out;
+  }
+}
+
+TEST_F(RouterTlsTest, Http2LargeResponseHonoursFlowControl) {
+  // 8 MiB down through a 64 KiB client window: curl reads it all, in order.
+  std::string body(8 << 20, 'x');
+  for (size_t i = 0; i < body.size(); i += 4096) {
+    body[i] = static_cast<char>('a' + (i / 4096) % 26);
+  }
+  Backend b([&body](const SeenRequest&, int fd) {
+    write_all(fd, response(body));
+    return true;
+  });
+  start();
+  publish_all();
+  route("app.test", b.port());
+  TempDir tmp;
+  auto r = curl_https("app.test", "/big", "--http2 -o " + tmp / "out");
+  EXPECT_EQ(r.out, "\n200") << r.all();
+  EXPECT_TRUE(read_file(tmp / "out") == body);
+}
+
+TEST_F(RouterTlsTest, Http2PingFloodCostsOneConnection) {
+  // Our client's writes to the connection the router closes must not kill the test.
+  ::signal(SIGPIPE, SIG_IGN);
+  Backend b(echo_name("A"));
+  start();
+  publish_all();
+  route("app.test", b.port());
+  {
+    TlsClient c(tls_port_, "app.test", nullptr, true, 0, true);
+    ASSERT_TRUE(c.ok());
+    std::string flood = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    flood += std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);  // SETTINGS
+    std::string ping(
+        "\x00\x00\x08\x06\x00\x00\x00\x00\x00"
+        "12345678",
+        17);
+    for (int i = 0; i < 20000; ++i) {
+      flood += ping;
+    }
+    // The router reads on while we never read its ACKs: nghttp2 calls it a flood and the
+    // router closes this connection.
+    auto t0 = std::chrono::steady_clock::now();
+    bool closed = false;
+    size_t off = 0;
+    while (off < flood.size()) {
+      int n = SSL_write(c.ssl(), flood.data() + off,
+                        static_cast<int>(std::min<size_t>(16384, flood.size() - off)));
+      if (n <= 0) {
+        closed = true;
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+    char buf[16384];
+    while (!closed) {
+      int n = SSL_read(c.ssl(), buf, sizeof buf);
+      if (n <= 0) {
+        closed = true;
+      }
+    }
+    EXPECT_TRUE(closed);
+    // Closed by the router, not by our 10 s receive timeout.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  }
+  auto r = curl_https("app.test", "/after", "--http2");
+  EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
 }
 
 TEST(RouterTlsDaemonTest, BindsAFreeTlsPortAndFailsOnABusyExplicitOne) {
