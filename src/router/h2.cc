@@ -525,8 +525,7 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
   std::string_view authority = s.authority.empty() ? std::string_view(s.host) : s.authority;
   char hostbuf[kMaxHost];
   std::string_view host = detail::normalize_host(authority, hostbuf, sizeof hostbuf);
-  const Compiled* rt = tc_.routes();
-  auto it = rt->hosts.find(host);
+  const Entry* found = tc_.routes()->find(host);  // exact, then wildcard
   ServiceMetrics* metrics = st_->none;
   unsigned status = 0;
   uint64_t bytes = 0;
@@ -534,12 +533,12 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
   if (s.method.empty() || s.path.empty() || s.method == "CONNECT") {
     status = 400;
     respond_error(s, status, "malformed HTTP/2 request");
-  } else if (it == rt->hosts.end()) {
+  } else if (found == nullptr) {
     status = 404;
     respond_error(s, status, "no service at host " + std::string(host.empty() ? authority : host));
   } else {
-    metrics = it->second.metrics;
-    const Route& route = *it->second.route;
+    metrics = found->metrics;
+    const Route& route = *found->route;
     if (route.upstreams.empty()) {
       status = 503;
       respond_error(s, status,
