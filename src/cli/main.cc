@@ -9,11 +9,11 @@
 #include "api/client.h"
 #include "cli/args.h"
 #include "cli/build.h"
+#include "cli/dns.h"
+#include "cli/domains.h"
 #include "cli/iam.h"
 #include "cli/login.h"
 #include "cli/repos.h"
-#include "cli/dns.h"
-#include "cli/domains.h"
 #include "cli/services.h"
 #include "cli/util.h"
 

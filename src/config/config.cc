@@ -294,9 +294,8 @@ std::map<std::string, Setter> make_setters() {
     c.tls.issuer = v;
     return ok();
   });
-  table.emplace("tls.internal_lifetime", [](Config& c, auto& k, auto& v) {
-    return set_dur(c.tls.internal_lifetime, k, v);
-  });
+  table.emplace("tls.internal_lifetime",
+                [](Config& c, auto& k, auto& v) { return set_dur(c.tls.internal_lifetime, k, v); });
   table.emplace("tls.dns_check",
                 [](Config& c, auto& k, auto& v) { return set_bool(c.tls.dns_check, k, v); });
   table.emplace("acme.directory_url", [](Config& c, auto&, auto& v) {

@@ -26,9 +26,9 @@
 #include "common/url.h"
 #include "deploy/deploy.h"
 #include "dns/dns.h"
-#include "domains/domains.h"
 #include "dns/tsig.h"
 #include "dns/update.h"
+#include "domains/domains.h"
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/registry.h"
@@ -574,9 +574,9 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
     for (const auto& l : rl) {
       auto h = concrete_host(l);
-      if (!h.empty() && std::find(dns_settings.service_addresses.begin(),
-                                  dns_settings.service_addresses.end(),
-                                  h) == dns_settings.service_addresses.end()) {
+      if (!h.empty() &&
+          std::find(dns_settings.service_addresses.begin(), dns_settings.service_addresses.end(),
+                    h) == dns_settings.service_addresses.end()) {
         dns_settings.service_addresses.push_back(h);
       }
     }
@@ -637,12 +637,12 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
     c->set_domains(std::move(hosts));
   };
-  dhooks.publish_certificates = [r = s.router.get(), log = s.log](
-                                    std::vector<domains::ServedCertificate> certs) {
+  dhooks.publish_certificates = [r = s.router.get(),
+                                 log = s.log](std::vector<domains::ServedCertificate> certs) {
     std::vector<router::TlsCertificate> out;
     for (auto& c : certs) {
-      out.push_back(router::TlsCertificate{std::move(c.names), std::move(c.chain_pem),
-                                           std::move(c.key_pem)});
+      out.push_back(
+          router::TlsCertificate{std::move(c.names), std::move(c.chain_pem), std::move(c.key_pem)});
     }
     if (auto st = r->publish_certificates(std::move(out)); !st) {
       log->error("router refused the certificates: {}", st.error().message());

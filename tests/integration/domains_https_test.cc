@@ -63,8 +63,9 @@ TEST(DomainsHttps, BerthsCaCertificatesAreServedBySniAndVerifiedAgainstTheExport
   // Plain HTTP redirects to HTTPS (308), keeping the path and query; ACME's path does not (a
   // token nobody presented goes to the service, which has no instance: 503).
   std::string rport = std::to_string(d.router_port());
-  auto redirect = run("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve example.com:" +
-                      rport + ":127.0.0.1 'http://example.com:" + rport + "/a/b?c=1'");
+  auto redirect =
+      run("curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --resolve example.com:" + rport +
+          ":127.0.0.1 'http://example.com:" + rport + "/a/b?c=1'");
   EXPECT_EQ(redirect.out, "308 https://example.com:" + std::to_string(tls) + "/a/b?c=1");
   auto challenge = run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" + rport +
                        ":127.0.0.1 http://example.com:" + rport + "/.well-known/acme-challenge/x");
@@ -138,8 +139,7 @@ TEST_F(DomainsAcme, ARejectedOrderFailsWithPebblesWordsAndLeavesNoRecord) {
   auto link = d_->cli("domain link web www.blocked.test");
   EXPECT_EQ(link.code, 1) << link.all();
   EXPECT_TRUE(has(link.out, "urn:ietf:params:acme:error:rejectedIdentifier")) << link.out;
-  EXPECT_TRUE(has(show(*d_, "www.blocked.test", ".last_error"),
-                  "issuance is forbidden by policy"));
+  EXPECT_TRUE(has(show(*d_, "www.blocked.test", ".last_error"), "issuance is forbidden by policy"));
   EXPECT_EQ(show(*d_, "www.blocked.test", ".records"), "[]");
   auto a = run("dig @127.0.0.1 -p " + std::to_string(dns_port_) + " +short www.blocked.test A");
   EXPECT_EQ(a.out, "");
@@ -161,9 +161,9 @@ TEST_F(ShortLivedAcme, ACertificateIsRenewedAndTheNewOneServed) {
   }
   ASSERT_NE(now, first) << "not renewed within 40 s\n" << pebble_->log();
   // The router serves the renewed certificate: its notAfter is the new one.
-  auto end = run("echo | openssl s_client -connect 127.0.0.1:" +
-                 std::to_string(d_->router_tls_port()) +
-                 " -servername example.com 2>/dev/null | openssl x509 -noout -enddate -dateopt iso_8601");
+  auto end =
+      run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(d_->router_tls_port()) +
+          " -servername example.com 2>/dev/null | openssl x509 -noout -enddate -dateopt iso_8601");
   ASSERT_EQ(end.code, 0) << end.all();
   auto want = run("date -u -d @" + now + " '+%Y-%m-%d %H:%M:%S'");
   EXPECT_TRUE(has(end.out, want.out.substr(0, 19))) << end.out << " vs " << want.out;
