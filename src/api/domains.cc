@@ -15,32 +15,6 @@ namespace berth::api {
 
 namespace {
 
-Json domain_json(const domains::Domain& d) {
-  Json steps = Json::array();
-  for (const auto& s : d.steps) {
-    steps.push_back(
-        Json{{"step", s.step}, {"status", s.status}, {"detail", s.detail}, {"at", s.at}});
-  }
-  Json records = Json::array();
-  for (const auto& r : d.records) {
-    records.push_back(Json{{"zone", r.zone}, {"name", r.name}, {"type", r.type}});
-  }
-  return Json{{"name", d.name},
-              {"service", d.service},
-              {"status", d.status},
-              {"issuer", d.issuer},
-              {"group", d.group},
-              {"steps", steps},
-              {"records", records},
-              {"required_records", d.required_records},
-              {"certificate", d.certificate},
-              {"expires_at", d.expires_at},
-              {"renew_at", d.renew_at},
-              {"last_error", d.last_error},
-              {"created_at", d.created_at},
-              {"updated_at", d.updated_at}};
-}
-
 class DomainsHandler {
  public:
   DomainsHandler(domains::Manager& m, iam::Service& iam) : m_(m), iam_(iam) {}
@@ -67,7 +41,7 @@ class DomainsHandler {
       BERTH_ASSIGN_OR_RETURN(auto list, m_.list(call.q("service")));
       Json arr = Json::array();
       for (const auto& d : list) {
-        arr.push_back(domain_json(d));
+        arr.push_back(domains::domain_to_json(d));
       }
       return json_response(200, Json{{"domains", arr}});
     }
@@ -93,7 +67,7 @@ class DomainsHandler {
       BERTH_ASSIGN_OR_RETURN(auto linked, m_.link(service, name, www));
       Json arr = Json::array();
       for (const auto& d : linked) {
-        arr.push_back(domain_json(d));
+        arr.push_back(domains::domain_to_json(d));
       }
       return json_response(202, Json{{"domains", arr}});
     }
@@ -104,7 +78,7 @@ class DomainsHandler {
     if (m == V::get) {
       BERTH_TRY(iam_.authorize(call.ctx, "domain:GetDomain", "domain/" + name));
       BERTH_ASSIGN_OR_RETURN(auto d, m_.get(name));
-      return json_response(200, domain_json(d));
+      return json_response(200, domains::domain_to_json(d));
     }
     if (m == V::delete_) {
       std::string service = call.q("service");

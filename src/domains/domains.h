@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/json.h"
 #include "common/result.h"
 
 namespace berth {
@@ -122,6 +123,9 @@ struct Hooks {
   std::function<void(std::shared_ptr<const std::unordered_map<std::string, std::string>>)>
       publish_challenges;
 };
+
+/// A domain as the API shows it and the store keeps it (one mapping for both).
+Json domain_to_json(const Domain& d);
 
 /// Normalises a domain name as link takes it: lower-case, no trailing dot, a leading "*."
 /// allowed once. InvalidArgument naming what is wrong.

@@ -35,7 +35,6 @@ struct CertDoc {
   std::string last_error;
 };
 
-Json domain_to_json(const Domain& d);
 Result<Domain> domain_from_json(const std::string& text);
 Json cert_to_json(const CertDoc& c);
 Result<CertDoc> cert_from_json(const std::string& text);
