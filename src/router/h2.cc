@@ -18,6 +18,7 @@
 
 #include "common/ascii.h"
 #include "router/conn.h"
+#include "router/h2_stream.h"
 
 namespace berth::router {
 
@@ -28,53 +29,7 @@ constexpr size_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kMaxPendingOut = 256 * 1024;
 constexpr int32_t kWindow = 1 << 20;
 
-// A wake-up for one coroutine on this thread: notify() before or during wait() both count.
-class Signal {
- public:
-  explicit Signal(asio::io_context& io) : t_(io) {}
-  void notify() {
-    pending_ = true;
-    t_.cancel();
-  }
-  awaitable<void> wait() {
-    if (!pending_) {
-      t_.expires_at(asio::steady_timer::time_point::max());
-      beast::error_code ec;
-      co_await t_.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
-    pending_ = false;
-  }
-
- private:
-  asio::steady_timer t_;
-  bool pending_ = false;
-};
-
-class H2Conn;
-
-struct H2Stream {
-  H2Stream(asio::io_context& io, int32_t i) : id(i), wake(io) {}
-  int32_t id;
-  std::string method, path, authority, scheme, host;
-  std::vector<std::pair<std::string, std::string>> headers;  // regular fields, lower case
-  size_t header_bytes = 0;
-  bool started = false;
-  // Request body from the client, not yet written upstream.
-  std::string in;
-  bool end_in = false;
-  // Response body for the client, not yet taken by nghttp2.
-  std::string out;
-  size_t out_off = 0;
-  bool end_out = false;
-  bool deferred = false;
-  bool closed = false;  // nghttp2 closed it (done, or reset by either side)
-  bool hsts = false;    // the route's Strict-Transport-Security
-  Signal wake;
-  std::optional<tcp::socket> up;
-  Watch watch;
-};
-
-class H2Conn : public std::enable_shared_from_this<H2Conn> {
+class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downstream {
  public:
   H2Conn(std::shared_ptr<State> st, ThreadCtx& tc, ClientStream stream, std::string peer)
       : st_(std::move(st)),
@@ -103,9 +58,14 @@ class H2Conn : public std::enable_shared_from_this<H2Conn> {
   // Coroutines: pointers, not references (STYLE 6); the caller awaits them at once.
   awaitable<bool> send_request(H2Stream* s, bool chunked);
   awaitable<unsigned> relay_response(H2Stream* s, uint64_t* bytes, bool* reusable);
+  awaitable<unsigned> proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMetrics* metrics,
+                                       std::string_view authority, uint64_t* bytes);
   void respond_error(H2Stream& s, unsigned status, const std::string& text);
-  void submit_head(H2Stream& s, unsigned status,
-                   const std::vector<std::pair<std::string, std::string>>& fields);
+  void submit_head(H2Stream& s, unsigned status, const H2Fields& fields, bool body) override;
+  bool dead() const override { return dead_; }
+  void resume(H2Stream& s) override;
+  void consume(H2Stream& s, size_t n) override;
+  void reset(H2Stream& s, uint32_t error_code) override;
   void flush() { writer_wake_.notify(); }
   void arm_client() {
     watch_.between_requests = streams_.empty();
@@ -284,6 +244,7 @@ ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len
     s->out.clear();
     s->out_off = 0;
     s->wake.notify();  // room for more of the upstream's body
+    s->room.notify();
   }
   if (n == 0 && !s->end_out) {
     s->deferred = true;
@@ -291,12 +252,23 @@ ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len
   }
   if (s->end_out && s->out.empty()) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!s->trailers_out.empty()) {
+      std::vector<nghttp2_nv> nv;
+      nv.reserve(s->trailers_out.size());
+      for (auto& [tn, tv] : s->trailers_out) {
+        nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(tn.data()),
+                                reinterpret_cast<uint8_t*>(tv.data()), tn.size(), tv.size(),
+                                NGHTTP2_NV_FLAG_NONE});
+      }
+      if (nghttp2_submit_trailer(self->session_, id, nv.data(), nv.size()) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
   }
   return static_cast<ssize_t>(n);
 }
 
-void H2Conn::submit_head(H2Stream& s, unsigned status,
-                         const std::vector<std::pair<std::string, std::string>>& fields) {
+void H2Conn::submit_head(H2Stream& s, unsigned status, const H2Fields& fields, bool body) {
   std::string code = std::to_string(status);
   std::vector<nghttp2_nv> nv;
   nv.reserve(fields.size() + 1);
@@ -313,7 +285,25 @@ void H2Conn::submit_head(H2Stream& s, unsigned status,
   nghttp2_data_provider dp;
   dp.source.ptr = nullptr;
   dp.read_callback = &H2Conn::read_body;
-  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), &dp);
+  nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), body ? &dp : nullptr);
+  flush();
+}
+
+void H2Conn::resume(H2Stream& s) {
+  if (s.deferred && (s.end_out || s.out.size() > s.out_off)) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  flush();
+}
+
+void H2Conn::consume(H2Stream& s, size_t n) {
+  nghttp2_session_consume(session_, s.id, n);
+  flush();
+}
+
+void H2Conn::reset(H2Stream& s, uint32_t error_code) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, error_code);
   flush();
 }
 
@@ -327,7 +317,7 @@ void H2Conn::respond_error(H2Stream& s, unsigned status, const std::string& text
   std::vector<std::pair<std::string, std::string>> fields = {
       {"content-type", "text/plain; charset=utf-8"},
       {"content-length", std::to_string(s.out.size())}};
-  submit_head(s, status, fields);
+  submit_head(s, status, fields, true);
 }
 
 // Writes the request head and body upstream. False: the upstream failed.
@@ -430,7 +420,7 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
         if (parser->is_done()) {
           s->end_out = true;
         }
-        submit_head(*s, status, fields);
+        submit_head(*s, status, fields, true);
         if (s->end_out) {
           *reusable = parser->keep_alive() && buf.size() == 0;
           co_return status;
@@ -512,6 +502,60 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
   co_return head_done ? status : 0;
 }
 
+// A route with protocol h2c: the stream goes to the instance as an HTTP/2 stream
+// (h2c_upstream.cc), trailers and all. Returns the status for the log.
+awaitable<unsigned> H2Conn::proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMetrics* metrics,
+                                             std::string_view authority, uint64_t* bytes) {
+  u->in_flight.fetch_add(1, std::memory_order_relaxed);
+  u->requests_total.fetch_add(1, std::memory_order_relaxed);
+  auto& shard = metrics->shard[tc_.index];
+  bump(shard.in_flight, int64_t{1});
+  H2Fields fields;
+  fields.reserve(s->headers.size() + 4);
+  std::string xff;
+  bool has_rid = false;
+  for (const auto& [n, v] : s->headers) {
+    if (n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
+        n == "transfer-encoding" || n == "upgrade" || n == "x-forwarded-proto" ||
+        n == "x-forwarded-host" || (n == "te" && v != "trailers")) {
+      continue;
+    }
+    if (n == "x-forwarded-for") {
+      detail::append_forwarded_for(xff, v, "");
+      continue;
+    }
+    if (n == "x-request-id" && v.size() <= 200) {
+      has_rid = true;
+    }
+    fields.emplace_back(n, v);
+  }
+  fields.emplace_back("x-forwarded-for", xff + peer_);
+  fields.emplace_back("x-forwarded-proto", "https");
+  fields.emplace_back("x-forwarded-host", std::string(authority));
+  if (!has_rid) {
+    char rid[32];
+    size_t rid_len = tc_.request_id(rid);
+    fields.emplace_back("x-request-id", std::string(rid, rid_len));
+  }
+  H2cResult r = co_await proxy_h2c(&tc_, &opts_, u, s, this, std::move(fields));
+  *bytes = r.bytes;
+  unsigned status = r.status;
+  if (status < 100) {
+    if (!s->closed && !dead_) {
+      u->failures_total.fetch_add(1, std::memory_order_relaxed);
+      status = status == 1 ? 504 : 502;
+      respond_error(*s, status,
+                    status == 504 ? "upstream " + u->id + " sent no response in time"
+                                  : "upstream " + u->id + " failed");
+    } else {
+      status = 499;
+    }
+  }
+  bump(shard.in_flight, int64_t{-1});
+  u->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  co_return status;
+}
+
 awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2Stream> sp) {
   H2Stream& s = *sp;
   auto started = Clock::now();
@@ -530,6 +574,7 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
   unsigned status = 0;
   uint64_t bytes = 0;
   std::shared_ptr<Upstream> up;
+  bool h2c = false;
   if (s.method.empty() || s.path.empty() || s.method == "CONNECT") {
     status = 400;
     respond_error(s, status, "malformed HTTP/2 request");
@@ -549,8 +594,11 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
       up = route.upstreams[detail::pick_least_outstanding(route.upstreams, tc_.rr++)];
     }
     s.hsts = route.hsts;
+    h2c = route.protocol == Route::Protocol::h2c;
   }
-  if (up) {
+  if (up && h2c) {
+    status = co_await proxy_h2c_stream(&s, up.get(), metrics, authority, &bytes);
+  } else if (up) {
     Upstream& u = *up;
     u.in_flight.fetch_add(1, std::memory_order_relaxed);
     u.requests_total.fetch_add(1, std::memory_order_relaxed);
