@@ -43,6 +43,7 @@ struct SpecFlags {
   CLI::Option* pids_limit = nullptr;
   CLI::Option* read_only = nullptr;
   CLI::Option* no_read_only = nullptr;  // update only
+  CLI::Option* protocol = nullptr;
 };
 
 struct ServiceCommands {
@@ -64,7 +65,7 @@ struct ServiceCommands {
   bool no_wait = false;
   // create/update: read only when their flag was given
   std::string image, cpu, memory, health, role, auto_deploy_tags, deploy_timeout, drain_timeout;
-  std::string health_interval, health_timeout, scale_in_cooldown, seccomp;
+  std::string health_interval, health_timeout, scale_in_cooldown, seccomp, protocol;
   int64_t pids_limit = 0;
   bool read_only = false, no_read_only = false;
   int port = 0, min_instances = 0, max_instances = 0, concurrency = 0;
@@ -138,6 +139,11 @@ void add_spec_options(CLI::App* c, ServiceCommands& s, SpecFlags& f, bool create
   if (!create) {
     f.no_read_only = c->add_flag("--no-read-only", s.no_read_only, "writable root filesystem");
   }
+  f.protocol = c->add_option("--protocol", s.protocol,
+                             create ? "how the router speaks to instances: http1 (default) or h2c "
+                                      "(HTTP/2 cleartext, for gRPC)"
+                                    : "how the router speaks to instances: http1 or h2c");
+  f.protocol->check(CLI::IsMember({"http1", "h2c"}));
   c->add_flag("--no-wait", s.no_wait, "return once the deployment is queued");
   add_json_flag(c, s.json);
 }
@@ -243,6 +249,9 @@ Result<Json> spec_body(const ServiceCommands& s, const SpecFlags& f, bool create
   if (given(f.pids_limit)) {
     b["pids_limit"] = s.pids_limit;
   }
+  if (given(f.protocol)) {
+    b["protocol"] = s.protocol;
+  }
   if (given(f.read_only) && given(f.no_read_only)) {
     return Error(Errc::InvalidArgument, "--read-only and --no-read-only exclude each other");
   }
@@ -323,6 +332,9 @@ int print_service(const Json& v) {
     std::printf("confinement: seccomp %s, pids %s, rootfs %s\n", str(spec, "seccomp").c_str(),
                 pids == 0 ? "unlimited" : std::to_string(pids).c_str(),
                 spec.value("read_only", false) ? "read-only" : "writable");
+  }
+  if (str(spec, "protocol") == "h2c") {
+    std::printf("protocol:   h2c (HTTP/2 to instances)\n");
   }
   if (!str(spec, "role").empty()) {
     std::printf("role:       %s\n", str(spec, "role").c_str());

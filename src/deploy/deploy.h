@@ -74,6 +74,9 @@ struct ServiceSpec {
   std::string seccomp = "default";  // "default" or "unconfined"
   int64_t pids_limit = 1024;        // cgroup pids.max per instance; 0 = no limit
   bool read_only = false;           // read-only rootfs with a tmpfs at /tmp
+  // How the router speaks to the instances: "http1" (HTTP/1.1) or "h2c" (HTTP/2 cleartext
+  // with prior knowledge, for gRPC; reached by HTTP/2 clients over TLS).
+  std::string protocol = "http1";
 
   std::string repository() const;  // "web/app"
   std::string tag() const;         // "latest", "" when pinned by digest

@@ -303,6 +303,11 @@ Result<ServiceSpec> spec_from_request(const Json& body, ServiceSpec s) {
         return bad(k, "expected true or false");
       }
       s.read_only = v.get<bool>();
+    } else if (k == "protocol") {
+      if (!v.is_string() || (v.get<std::string>() != "http1" && v.get<std::string>() != "h2c")) {
+        return bad(k, "expected \"http1\" or \"h2c\"");
+      }
+      s.protocol = v.get<std::string>();
     } else if (k == "deploy_timeout" || k == "drain_timeout" || k == "scale_in_cooldown") {
       BERTH_ASSIGN_OR_RETURN(auto d, parse_ms(k, v));
       (k == "deploy_timeout" ? s.deploy_timeout
@@ -366,6 +371,7 @@ Json spec_json(const ServiceSpec& s) {
   j["seccomp"] = s.seccomp;
   j["pids_limit"] = s.pids_limit;
   j["read_only"] = s.read_only;
+  j["protocol"] = s.protocol;
   return j;
 }
 

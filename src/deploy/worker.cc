@@ -93,6 +93,8 @@ void Worker::publish_route(const std::string& unavailable) {
     }
   }
   r.unavailable_reason = unavailable;
+  r.protocol =
+      desired().protocol == "h2c" ? router::Route::Protocol::h2c : router::Route::Protocol::http1;
   if (r.unavailable_reason.empty() && r.upstreams.empty()) {
     r.unavailable_reason = "service " + name_ + " has no healthy instance";
   }

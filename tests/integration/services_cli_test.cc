@@ -24,7 +24,7 @@ void create_pt(const TestDaemon& d) {
       "--secret-env S=s --secret-env T=t --cpu 0.5 --memory 256M --min-instances 2 "
       "--max-instances 5 --concurrency 7 --scale-in-cooldown 90s --health-check http:/up "
       "--health-interval 3s --health-timeout 1s --healthy-threshold 2 --unhealthy-threshold 3 "
-      "--deploy-timeout 70s --drain-timeout 20s");
+      "--deploy-timeout 70s --drain-timeout 20s --protocol h2c");
   ASSERT_EQ(cr.code, 0) << cr.all();
   ASSERT_TRUE(has(cr.out, "created pt; it deploys when web/app:v2 is pushed")) << cr.all();
 }
@@ -44,7 +44,7 @@ TEST(ServiceCliTest, CreateSendsWhatWasGiven) {
             R"("health_check":{"healthy_threshold":2,"interval":"3000ms","path":"/up",)"
             R"("timeout":"1000ms","type":"http","unhealthy_threshold":3},)"
             R"("image":"web/app:v2","max_instances":5,"memory":268435456,"min_instances":2,)"
-            R"("pids_limit":1024,"port":9090,"read_only":false,"role":"",)"
+            R"("pids_limit":1024,"port":9090,"protocol":"h2c","read_only":false,"role":"",)"
             R"("scale_in_cooldown":"90000ms","seccomp":"default","secret_env":["S","T"]})");
 }
 
@@ -91,6 +91,8 @@ TEST(ServiceCliTest, UpdateChangesOnlyTheGivenFields) {
        {"auto_deploy", "auto_deploy_tags"},
        R"(.auto_deploy == false and .auto_deploy_tags == "")"},
       {"--auto-deploy", {"auto_deploy"}, ".auto_deploy == true"},
+      {"--protocol http1", {"protocol"}, R"(.protocol == "http1")"},
+      {"--protocol h2c", {"protocol"}, R"(.protocol == "h2c")"},
   };
   for (const auto& c : cases) {
     std::string before = spec(d);
