@@ -3,8 +3,9 @@
 // bytes and maps each stream to an upstream request. One reader coroutine feeds
 // nghttp2_session_mem_recv; one writer drains nghttp2_session_mem_send to the client; each
 // stream is a coroutine of its own that proxies to an upstream as HTTP/1.1 over the same
-// pools as Conn (request body streamed up, response streamed down). All of them run on the
-// connection's I/O thread, so they share the session without locks.
+// pools as Conn (or, for h2c routes, as an HTTP/2 stream: h2c_upstream.cc) (request body streamed
+// up, response streamed down). All of them run on the connection's I/O thread, so they share the
+// session without locks.
 //
 // Flow control is honoured both ways: request DATA is acknowledged (WINDOW_UPDATE, via
 // nghttp2_session_consume) only once written upstream, and the upstream is read only while
@@ -510,33 +511,7 @@ awaitable<unsigned> H2Conn::proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMe
   u->requests_total.fetch_add(1, std::memory_order_relaxed);
   auto& shard = metrics->shard[tc_.index];
   bump(shard.in_flight, int64_t{1});
-  H2Fields fields;
-  fields.reserve(s->headers.size() + 4);
-  std::string xff;
-  bool has_rid = false;
-  for (const auto& [n, v] : s->headers) {
-    if (n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
-        n == "transfer-encoding" || n == "upgrade" || n == "x-forwarded-proto" ||
-        n == "x-forwarded-host" || (n == "te" && v != "trailers")) {
-      continue;
-    }
-    if (n == "x-forwarded-for") {
-      detail::append_forwarded_for(xff, v, "");
-      continue;
-    }
-    if (n == "x-request-id" && v.size() <= 200) {
-      has_rid = true;
-    }
-    fields.emplace_back(n, v);
-  }
-  fields.emplace_back("x-forwarded-for", xff + peer_);
-  fields.emplace_back("x-forwarded-proto", "https");
-  fields.emplace_back("x-forwarded-host", std::string(authority));
-  if (!has_rid) {
-    char rid[32];
-    size_t rid_len = tc_.request_id(rid);
-    fields.emplace_back("x-request-id", std::string(rid, rid_len));
-  }
+  H2Fields fields = h2c_request_fields(*s, tc_, peer_, authority);
   H2cResult r = co_await proxy_h2c(&tc_, &opts_, u, s, this, std::move(fields));
   *bytes = r.bytes;
   unsigned status = r.status;

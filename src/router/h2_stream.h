@@ -79,6 +79,11 @@ struct H2cResult {
   uint64_t bytes = 0;
 };
 
+// The request's fields for the instance: connection-specific ones dropped, X-Forwarded-*
+// and X-Request-Id added.
+H2Fields h2c_request_fields(const H2Stream& s, ThreadCtx& tc, std::string_view peer,
+                            std::string_view authority);
+
 // Proxies stream s to upstream u over HTTP/2 cleartext with prior knowledge, on a
 // connection of its own. fields: the request's regular header fields to forward.
 awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstream* u, H2Stream* s,

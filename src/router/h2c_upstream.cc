@@ -229,6 +229,38 @@ bool init_session(Up* up, H2Stream* s, const H2Fields& fields) {
 
 }  // namespace
 
+H2Fields h2c_request_fields(const H2Stream& s, ThreadCtx& tc, std::string_view peer,
+                            std::string_view authority) {
+  H2Fields fields;
+  fields.reserve(s.headers.size() + 4);
+  std::string xff;
+  bool has_rid = false;
+  for (const auto& [n, v] : s.headers) {
+    if (n == "connection" || n == "keep-alive" || n == "proxy-connection" ||
+        n == "transfer-encoding" || n == "upgrade" || n == "x-forwarded-proto" ||
+        n == "x-forwarded-host" || (n == "te" && v != "trailers")) {
+      continue;
+    }
+    if (n == "x-forwarded-for") {
+      detail::append_forwarded_for(xff, v, "");
+      continue;
+    }
+    if (n == "x-request-id" && v.size() <= 200) {
+      has_rid = true;
+    }
+    fields.emplace_back(n, v);
+  }
+  fields.emplace_back("x-forwarded-for", xff + std::string(peer));
+  fields.emplace_back("x-forwarded-proto", "https");
+  fields.emplace_back("x-forwarded-host", std::string(authority));
+  if (!has_rid) {
+    char rid[32];
+    size_t rid_len = tc.request_id(rid);
+    fields.emplace_back("x-request-id", std::string(rid, rid_len));
+  }
+  return fields;
+}
+
 awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstream* u, H2Stream* s,
                                H2Downstream* down, H2Fields fields) {
   H2cResult res;
