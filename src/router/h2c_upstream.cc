@@ -319,6 +319,9 @@ awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstrea
         up->failed = true;
         break;
       }
+      // A long upload is not a quiet upstream.
+      s->watch.deadline =
+          Clock::now() + (up->head_done ? opts->idle_timeout : opts->response_timeout);
       continue;
     }
     if (cancelled || up->closed || !up->reading) {
