@@ -3,8 +3,12 @@
 // started through Runtime::start() get the defaults (seccomp, pids limit); what a service may
 // change (read-only rootfs, another pids limit, unconfined) is checked by running the
 // bundle's config.json with runc directly.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -273,6 +277,46 @@ TEST_F(RuntimeUsernsTest, RootInsideIsTheMappedUidOnTheHost) {
   ASSERT_EQ(stat_rc, 0) << std::strerror(stat_errno);
   EXPECT_EQ(st.st_uid, kUsernsHostBase);
   EXPECT_EQ(st.st_gid, kUsernsHostBase);
+}
+
+// The router and health checks reach an instance through a socket opened in its network
+// namespace; that namespace now belongs to the instance's user namespace.
+TEST_F(RuntimeUsernsTest, ServesInsideItsNetworkNamespace) {
+  InstanceSpec s;
+  s.id = "userns-web";
+  s.image = image_;
+  s.image.config.entrypoint.clear();
+  s.image.config.cmd = {"/bin/busybox", "sh", "-c",
+                        "echo hello-userns > /index.html && "
+                        "exec /bin/busybox httpd -f -p 8080 -h /"};
+  s.log = log_;
+  auto info = rt_->start(s);
+  ASSERT_TRUE(info) << info.error().message();
+  ASSERT_TRUE(info->netns);
+  std::string resp;
+  for (int i = 0; i < 250 && resp.find("hello-userns") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto fd = info->netns->tcp_socket();
+    ASSERT_TRUE(fd) << fd.error().message();
+    int flags = ::fcntl(*fd, F_GETFL);
+    ::fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(8080);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(*fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::string req = "GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n";
+      (void)::write(*fd, req.data(), req.size());
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(*fd, buf, sizeof buf)) > 0) {
+        resp.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(*fd);
+  }
+  (void)rt_->stop(s.id, std::chrono::milliseconds(0));
+  EXPECT_NE(resp.find("hello-userns"), std::string::npos) << resp;
 }
 
 }  // namespace
