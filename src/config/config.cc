@@ -186,6 +186,8 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_dur(c.router.hsts_max_age, k, v); }},
       {"runtime.enabled",
        [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.enabled, k, v); }},
+      {"runtime.userns",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.userns, k, v); }},
       {"runtime.oci_runtime",
        [](Config& c, auto&, auto& v) {
          c.runtime.oci_runtime = v;

@@ -51,6 +51,7 @@ struct AcmeConfig {
 struct RuntimeConfig {
   bool enabled = true;               // false: no services (registry and IAM only)
   std::string oci_runtime = "runc";  // the OCI runtime CLI: runc, or crun where it works
+  bool userns = false;  // true: each instance in its own user namespace (docs/security.md)
 };
 
 /// Limits every listener has (the API/registry listener: `http.*`; the router: `router.*`).

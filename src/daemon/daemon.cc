@@ -520,6 +520,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     runtime::RuntimeOptions rt;
     rt.root = cfg.data_dir + "/runtime";
     rt.oci_runtime = cfg.runtime.oci_runtime;
+    rt.userns = cfg.runtime.userns;
     s.runtime = std::make_unique<runtime::Runtime>(rt, *s.iocs.front());
     if (Status ok_rt = s.runtime->check(); !ok_rt) {
       services.unavailable_reason = "services are not available: " + ok_rt.error().message();

@@ -365,6 +365,17 @@ std::string make_config_json(const BundleParams& p) {
     linux["cgroupsPath"] = p.cgroups_path;
   }
   Json ns = Json::array();
+  if (p.userns) {
+    Json n = Json::object();
+    n["type"] = "user";
+    ns.push_back(n);
+    Json m = Json::object();
+    m["containerID"] = 0;
+    m["hostID"] = kUsernsHostBase;
+    m["size"] = kUsernsSize;
+    linux["uidMappings"] = Json::array({m});
+    linux["gidMappings"] = Json::array({m});
+  }
   for (const char* t : {"pid", "network", "ipc", "uts", "mount"}) {
     if (p.host_network && std::string_view(t) == "network") {
       continue;  // the host's network (a build step fetching packages)

@@ -118,6 +118,7 @@ struct BundleParams {
   uint64_t nofile = 65536;    // RLIMIT_NOFILE soft and hard
   bool host_network = false;  // true: no network namespace (tasks: build steps)
   Confinement confinement;    // seccomp, pids limit, read-only rootfs
+  bool userns = false;        // a user namespace mapping 0..kUsernsSize-1 to kUsernsHostBase..
   struct Bind {
     std::string source;       // host path
     std::string destination;  // absolute path in the container

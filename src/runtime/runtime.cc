@@ -266,6 +266,40 @@ struct ExitWatcher : std::enable_shared_from_this<ExitWatcher> {
   }
 };
 
+// What runtime.userns needs from the host: user namespaces the kernel allows, and a path to
+// the bundles that the mapped root (an unprivileged uid on the host) may traverse.
+Status check_userns(const std::string& root) {
+  std::ifstream f("/proc/sys/user/max_user_namespaces");
+  long long max = -1;
+  if (!(f >> max)) {
+    return Error(Errc::FailedPrecondition,
+                 "runtime.userns is on but this kernel has no user namespaces "
+                 "(/proc/sys/user/max_user_namespaces is missing)");
+  }
+  if (max <= 0) {
+    return Error(Errc::FailedPrecondition,
+                 "runtime.userns is on but /proc/sys/user/max_user_namespaces is 0: raise it "
+                 "(sysctl user.max_user_namespaces=15000) or turn runtime.userns off");
+  }
+  for (stdfs::path p = stdfs::absolute(root); !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0) {
+      return Error(Errc::FailedPrecondition, "stat " + p.string() + ": " + std::strerror(errno));
+    }
+    if (!(st.st_mode & S_IXOTH)) {
+      return Error(Errc::FailedPrecondition,
+                   "runtime.userns is on but " + p.string() +
+                       " is not searchable by others (o+x): the root of an instance's user "
+                       "namespace (host uid " +
+                       std::to_string(kUsernsHostBase) + ") must reach its rootfs; chmod o+x it");
+    }
+    if (p == p.parent_path()) {
+      break;
+    }
+  }
+  return ok();
+}
+
 }  // namespace
 
 Runtime::Runtime(RuntimeOptions opts, asio::io_context& ioc) : state_(std::make_shared<State>()) {
@@ -326,6 +360,9 @@ Status Runtime::check() {
   }
   std::error_code ec;
   stdfs::remove_all(dir, ec);
+  if (result && state_->opts.userns) {
+    result = check_userns(state_->opts.root);
+  }
   return result;
 }
 
@@ -366,6 +403,16 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
       return fail(Error(Errc::Internal, "mkdir " + bundle + sub + ": " + std::strerror(errno)));
     }
   }
+  if (st.opts.userns) {
+    // The mapped root must reach rootfs/ and the bind-mounted files in the bundle, and own
+    // the upper dir (the overlay's root directory) to write in it; the read-only layers stay
+    // readable to it as "other".
+    if (::chmod(bundle.c_str(), 0711) != 0 ||
+        ::chown((bundle + "/upper").c_str(), kUsernsHostBase, kUsernsHostBase) != 0) {
+      return fail(
+          Error(Errc::Internal, "userns: chmod/chown in " + bundle + ": " + std::strerror(errno)));
+    }
+  }
   if (auto s = mount_overlay(spec.image.layer_dirs, bundle + "/upper", bundle + "/work",
                              bundle + "/rootfs");
       !s) {
@@ -385,6 +432,7 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   p.cpus = spec.cpus;
   p.memory_bytes = spec.memory_bytes;
   p.confinement = spec.confinement;
+  p.userns = st.opts.userns;
   p.hosts_file = bundle + "/hosts";
   p.hostname_file = bundle + "/hostname";
   p.resolv_file = bundle + "/resolv.conf";

@@ -180,13 +180,13 @@ struct InstanceInfo {
 struct TaskSpec {
   std::string id;                       // [a-z0-9-]{1,64}, unique among tasks and instances
   std::vector<std::string> lower_dirs;  // unpacked layers, bottom first; empty = empty rootfs
-  std::string upper_dir;  // existing, empty: receives the changes in overlayfs format
-  std::string work_dir;   // existing, empty, on the same filesystem as upper_dir
-  std::vector<std::string> args;  // argv; args[0] looked up on the task's PATH
-  std::vector<std::string> env;   // "KEY=VALUE"; PATH and HOME get defaults when missing
-  std::string cwd = "/";          // created (root-owned, 0755) when missing, as Docker does
-  std::string user;               // "" = root; "name", "uid", "uid:gid", resolved in the rootfs
-  bool host_network = true;       // false: its own network namespace with loopback only
+  std::string upper_dir;                // existing, empty: receives the changes in overlayfs format
+  std::string work_dir;                 // existing, empty, on the same filesystem as upper_dir
+  std::vector<std::string> args;        // argv; args[0] looked up on the task's PATH
+  std::vector<std::string> env;         // "KEY=VALUE"; PATH and HOME get defaults when missing
+  std::string cwd = "/";                // created (root-owned, 0755) when missing, as Docker does
+  std::string user;          // "" = root; "name", "uid", "uid:gid", resolved in the rootfs
+  bool host_network = true;  // false: its own network namespace with loopback only
   struct Bind {
     std::string source;       // host path (file or directory)
     std::string destination;  // absolute path in the container
@@ -205,7 +205,13 @@ struct TaskSpec {
 struct RuntimeOptions {
   std::string root;                  // e.g. DATA/runtime
   std::string oci_runtime = "runc";  // binary name or path; "crun" where it works
+  /// Each instance (not build tasks) in its own user namespace: container uids and gids
+  /// 0..kUsernsSize-1 are host kUsernsHostBase.. (one range for all instances; see
+  /// docs/security.md). The instance's upper dir is chowned to the mapped root.
+  bool userns = false;
 };
+inline constexpr uint32_t kUsernsHostBase = 100000;
+inline constexpr uint32_t kUsernsSize = 65536;
 
 class Runtime {
  public:

@@ -3,15 +3,23 @@
 // started through Runtime::start() get the defaults (seccomp, pids limit); what a service may
 // change (read-only rootfs, another pids limit, unconfined) is checked by running the
 // bundle's config.json with runc directly.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "common/json.h"
@@ -40,7 +48,11 @@ class RuntimeConfinementTest : public ::testing::Test {
     auto img = preparer_->prepare("web/app", source_->digest_of_only_manifest());
     ASSERT_TRUE(img) << img.error().message();
     image_ = *img;
-    rt_ = std::make_unique<Runtime>(RuntimeOptions{root_.path(), "runc"}, ioc_);
+    if (userns_) {
+      // The mapped root (an unprivileged uid on the host) must reach the bundles and layers.
+      ASSERT_EQ(::chmod(root_.path().c_str(), 0711), 0);
+    }
+    rt_ = std::make_unique<Runtime>(RuntimeOptions{root_.path(), "runc", userns_}, ioc_);
     rt_->on_exit([this](const std::string& id, InstanceExit e) {
       std::lock_guard<std::mutex> g(mu_);
       exits_[id] = e;
@@ -115,6 +127,7 @@ class RuntimeConfinementTest : public ::testing::Test {
                      " </dev/null");
   }
 
+  bool userns_ = false;  // set by a subclass's constructor: RuntimeOptions::userns
   TempDir layout_dir_, root_, scratch_;
   asio::io_context ioc_;
   std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work_;
@@ -196,6 +209,114 @@ TEST_F(RuntimeConfinementTest, ReadOnlyRootfsKeepsATmpfsAtTmp) {
   EXPECT_NE(r.out.find("ROOT-READONLY"), std::string::npos) << r.all();
   EXPECT_NE(r.out.find("y\n"), std::string::npos) << r.all();
   EXPECT_FALSE(std::filesystem::exists(scratch_ / "readonly/rootfs/written"));
+}
+
+}  // namespace
+}  // namespace berth::runtime
+
+namespace berth::runtime {
+namespace {
+
+class RuntimeUsernsTest : public RuntimeConfinementTest {
+ protected:
+  RuntimeUsernsTest() { userns_ = true; }
+};
+
+TEST_F(RuntimeUsernsTest, CheckPassesWhenTheKernelAllowsUserNamespaces) {
+  auto st = rt_->check();
+  EXPECT_TRUE(st) << st.error().message();
+  std::ifstream f("/proc/sys/user/max_user_namespaces");
+  long long max = 0;
+  ASSERT_TRUE(f >> max);
+  ASSERT_GT(max, 0) << "this host allows no user namespaces";
+}
+
+TEST_F(RuntimeUsernsTest, CheckRefusesARootOthersCannotSearch) {
+  ASSERT_EQ(::chmod(root_.path().c_str(), 0700), 0);
+  auto st = rt_->check();
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().message().find("o+x"), std::string::npos) << st.error().message();
+  ASSERT_EQ(::chmod(root_.path().c_str(), 0711), 0);
+}
+
+TEST_F(RuntimeUsernsTest, RootInsideIsTheMappedUidOnTheHost) {
+  InstanceSpec s;
+  s.id = "userns-1";
+  s.image = image_;
+  s.image.config.entrypoint.clear();
+  s.image.config.cmd = {"/bin/busybox", "sh", "-c",
+                        "/bin/busybox cat /proc/self/uid_map; echo UID=$(/bin/busybox id -u); "
+                        "echo hello > /probe && echo WROTE; echo END; exec /bin/busybox sleep 60"};
+  s.log = log_;
+  auto info = rt_->start(s);
+  ASSERT_TRUE(info) << info.error().message();
+  std::string out;
+  for (int i = 0; i < 500 && out.find("END") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    out.clear();
+    for (const auto& line : read_log(log_->path(), 0, s.id, 0)) {
+      out += line.text + "\n";
+    }
+  }
+  // The file as the host sees it, in the instance's upper dir, before stop() removes it.
+  struct stat st {};
+  int stat_rc = ::stat((root_ / "instances/userns-1/upper/probe").c_str(), &st);
+  int stat_errno = errno;
+  (void)rt_->stop(s.id, std::chrono::milliseconds(0));
+  ASSERT_NE(out.find("END"), std::string::npos) << out;
+  EXPECT_NE(out.find("UID=0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("WROTE"), std::string::npos) << out;
+  // "0 100000 65536", not the initial namespace's "0 0 4294967295".
+  EXPECT_EQ(out.find("4294967295"), std::string::npos) << out;
+  std::istringstream map(out);
+  uint64_t inside = 1, host = 0, size = 0;
+  map >> inside >> host >> size;
+  EXPECT_EQ(inside, 0u) << out;
+  EXPECT_EQ(host, kUsernsHostBase) << out;
+  EXPECT_EQ(size, kUsernsSize) << out;
+  ASSERT_EQ(stat_rc, 0) << std::strerror(stat_errno);
+  EXPECT_EQ(st.st_uid, kUsernsHostBase);
+  EXPECT_EQ(st.st_gid, kUsernsHostBase);
+}
+
+// The router and health checks reach an instance through a socket opened in its network
+// namespace; that namespace now belongs to the instance's user namespace.
+TEST_F(RuntimeUsernsTest, ServesInsideItsNetworkNamespace) {
+  InstanceSpec s;
+  s.id = "userns-web";
+  s.image = image_;
+  s.image.config.entrypoint.clear();
+  s.image.config.cmd = {"/bin/busybox", "sh", "-c",
+                        "echo hello-userns > /index.html && "
+                        "exec /bin/busybox httpd -f -p 8080 -h /"};
+  s.log = log_;
+  auto info = rt_->start(s);
+  ASSERT_TRUE(info) << info.error().message();
+  ASSERT_TRUE(info->netns);
+  std::string resp;
+  for (int i = 0; i < 250 && resp.find("hello-userns") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto fd = info->netns->tcp_socket();
+    ASSERT_TRUE(fd) << fd.error().message();
+    int flags = ::fcntl(*fd, F_GETFL);
+    ::fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(8080);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(*fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::string req = "GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n";
+      (void)::write(*fd, req.data(), req.size());
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(*fd, buf, sizeof buf)) > 0) {
+        resp.append(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(*fd);
+  }
+  (void)rt_->stop(s.id, std::chrono::milliseconds(0));
+  EXPECT_NE(resp.find("hello-userns"), std::string::npos) << resp;
 }
 
 }  // namespace

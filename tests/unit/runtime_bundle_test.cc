@@ -130,5 +130,28 @@ TEST(RuntimeBundleTest, KeepsTheOtherDefences) {
   EXPECT_EQ(ns, (std::vector<std::string>{"pid", "network", "ipc", "uts", "mount"}));
 }
 
+TEST(RuntimeBundleTest, UserNamespaceOnlyWhenAsked) {
+  Json j = config_of(params());
+  for (const auto& n : j["linux"]["namespaces"]) {
+    EXPECT_NE(n["type"], "user");
+  }
+  EXPECT_FALSE(j["linux"].contains("uidMappings"));
+  EXPECT_FALSE(j["linux"].contains("gidMappings"));
+  auto p = params();
+  p.userns = true;
+  j = config_of(p);
+  std::vector<std::string> ns;
+  for (const auto& n : j["linux"]["namespaces"]) {
+    ns.push_back(n["type"].get<std::string>());
+  }
+  EXPECT_EQ(ns, (std::vector<std::string>{"user", "pid", "network", "ipc", "uts", "mount"}));
+  for (const char* key : {"uidMappings", "gidMappings"}) {
+    ASSERT_EQ(j["linux"][key].size(), 1u) << key;
+    EXPECT_EQ(j["linux"][key][0]["containerID"], 0) << key;
+    EXPECT_EQ(j["linux"][key][0]["hostID"], kUsernsHostBase) << key;
+    EXPECT_EQ(j["linux"][key][0]["size"], kUsernsSize) << key;
+  }
+}
+
 }  // namespace
 }  // namespace berth::runtime

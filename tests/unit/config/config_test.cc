@@ -309,6 +309,17 @@ TEST(ConfigEnvTest, OtherOverrides) {
   EXPECT_FALSE(c.storage.fsync);
 }
 
+TEST(ConfigEnvTest, RuntimeUsernsFromYamlAndEnv) {
+  EXPECT_FALSE(Config{}.runtime.userns);
+  auto c = load_string("runtime:\n  userns: true\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_TRUE(c->runtime.userns);
+  EXPECT_FALSE(load_string("runtime:\n  userns: sometimes\n"));
+  ScopedEnv userns("BERTH_RUNTIME_USERNS", "false");
+  ASSERT_TRUE(apply_env(*c));
+  EXPECT_FALSE(c->runtime.userns);
+}
+
 TEST(ConfigEnvTest, NoVariablesChangesNothing) {
   ::unsetenv("BERTH_LISTEN");
   ::unsetenv("BERTH_REGISTRY_AUTO_CREATE_REPOSITORIES");
