@@ -55,6 +55,10 @@ http::Response json_response(unsigned status, const Json& body) {
   return r;
 }
 
+Error no_endpoint(const ApiCall& call) {
+  return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+}
+
 http::Response error_response(const Error& e) {
   return json_response(status_for(e.code()),
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});

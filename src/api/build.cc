@@ -154,7 +154,7 @@ class BuildHandler {
       return builds(call, seg);
     }
     if (n < 2 || seg[0] != "build" || seg[1] != "projects") {
-      return not_found(call);
+      return no_endpoint(call);
     }
     if (n == 2 && m == V::get) {
       BERTH_TRY(allow(call, "build:ListProjects", "project/*"));
@@ -183,7 +183,7 @@ class BuildHandler {
       return json_response(201, j);
     }
     if (n < 3 || seg[2].empty()) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     const std::string& name = seg[2];
     std::string res = "project/" + name;
@@ -234,7 +234,7 @@ class BuildHandler {
       BERTH_TRY(allow(call, "build:ListBuilds", res));
       return list_builds(call, name);
     }
-    return not_found(call);
+    return no_endpoint(call);
   }
 
   Result<http::Response> list_builds(const ApiCall& call, const std::string& project) {
@@ -265,7 +265,7 @@ class BuildHandler {
       return list_builds(call, project);
     }
     if (n < 2) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     BERTH_ASSIGN_OR_RETURN(int64_t id, parse_build_id(seg[1]));
     if (n == 2 && m == V::get) {
@@ -279,11 +279,7 @@ class BuildHandler {
       BERTH_ASSIGN_OR_RETURN(auto stopped, svc_.stop_build(id));
       return json_response(200, build_json(stopped));
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   builder::Service& svc_;

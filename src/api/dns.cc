@@ -59,7 +59,7 @@ class DnsHandler {
     size_t n = seg.size();
     auto m = call.method;
     if (n < 2 || seg[1] != "zones") {
-      return not_found(call);
+      return no_endpoint(call);
     }
     if (n == 2 && m == V::get) {
       BERTH_TRY(allow(call, "dns:ListZones", "zone/*"));
@@ -81,7 +81,7 @@ class DnsHandler {
       return json_response(201, zone_summary(z));
     }
     if (n < 3) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     BERTH_ASSIGN_OR_RETURN(auto zone, dns::normalize_zone_name(seg[2]));
     const std::string resource = "zone/" + zone;
@@ -188,11 +188,7 @@ class DnsHandler {
       BERTH_ASSIGN_OR_RETURN(auto z, d_.import_zone(zone, text, replace));
       return json_response(200, zone_summary(*z));
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   dns::Service& d_;

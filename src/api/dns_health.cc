@@ -65,7 +65,7 @@ class HealthHandler {
       return json_response(201, check_json(created));
     }
     if (n != 3) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     const std::string& id = seg[2];
     if (m == V::get) {
@@ -78,11 +78,7 @@ class HealthHandler {
       BERTH_TRY(h_.remove(id));
       return json_response(200, Json{{"deleted", id}});
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   dns::HealthChecker& h_;

@@ -82,7 +82,7 @@ class TsigHandler {
       return json_response(201, out);
     }
     if (n != 3) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     std::string name = seg[2];
     for (auto& c : name) {
@@ -101,11 +101,7 @@ class TsigHandler {
       BERTH_TRY(keys_.remove(name));
       return json_response(200, Json{{"deleted", name}});
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   dns::TsigKeyring& keys_;

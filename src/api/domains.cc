@@ -30,7 +30,7 @@ class DomainsHandler {
     auto m = call.method;
     if (call.rest == "ca") {
       if (m != V::get) {
-        return not_found(call);
+        return no_endpoint(call);
       }
       BERTH_TRY(iam_.authorize(call.ctx, "domain:GetCaRoot", "ca/root"));
       return json_response(200, Json{{"root_pem", m_.ca_root_pem()}});
@@ -72,7 +72,7 @@ class DomainsHandler {
       return json_response(202, Json{{"domains", arr}});
     }
     if (seg.size() != 2) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(seg[1]));
     if (m == V::get) {
@@ -90,11 +90,7 @@ class DomainsHandler {
       BERTH_TRY(m_.unlink(service, name));
       return json_response(200, Json{{"unlinked", name}, {"service", service}});
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   domains::Manager& m_;

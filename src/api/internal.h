@@ -52,6 +52,10 @@ awaitable<void> serve_call(http::Exchange& ex, std::string rest, std::vector<con
                            size_t max_body, BlockingPool& pool,
                            std::function<http::Response(const ApiCall&)> handle);
 
+/// NotFound "no API endpoint METHOD /api/v1/REST": what every REST handler answers for a path
+/// or method it does not serve.
+Error no_endpoint(const ApiCall& call);
+
 /// An optional list-of-strings field of a request body: nullopt when absent, InvalidArgument
 /// naming the key when it is not a list of strings.
 Result<std::optional<std::vector<std::string>>> string_list_field(const Json& body,

@@ -110,7 +110,7 @@ class ServicesHandler {
       return json_response(200, deployment_json(d));
     }
     if (seg[0] != "services") {
-      return not_found(call);
+      return no_endpoint(call);
     }
     if (n == 1 && m == V::get) {
       BERTH_TRY(allow(call, "service:ListServices", "service/*"));
@@ -137,7 +137,7 @@ class ServicesHandler {
       return json_response(201, j);
     }
     if (n < 2) {
-      return not_found(call);
+      return no_endpoint(call);
     }
     const std::string& name = seg[1];
     std::string res = "service/" + name;
@@ -247,11 +247,7 @@ class ServicesHandler {
       out["offset"] = off;
       return json_response(200, out);
     }
-    return not_found(call);
-  }
-
-  Result<http::Response> not_found(const ApiCall& call) {
-    return Error(Errc::NotFound, "no API endpoint " + call.method_string + " /api/v1/" + call.rest);
+    return no_endpoint(call);
   }
 
   deploy::Controller& c_;

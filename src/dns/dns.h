@@ -163,6 +163,8 @@ class Service {
   /// Deletes a zone and the delegation its parent holds for it (if berth hosts the parent).
   Status delete_zone(std::string_view name);
   Result<std::vector<ZoneData>> list_zones() const;
+  /// The hosted zones' names, sorted; no record set is copied.
+  std::vector<std::string> zone_names() const;
   Result<ZoneData> get_zone(std::string_view name) const;
   /// Applies a batch all or nothing; returns the zone as it is after the batch (shared with
   /// the published snapshot, not copied: a zone may hold 100 000 sets).

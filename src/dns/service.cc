@@ -382,6 +382,15 @@ Result<std::vector<ZoneData>> Service::list_zones() const {
   return out;
 }
 
+std::vector<std::string> Service::zone_names() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, zone] : state_->zones) {
+    out.push_back(name);
+  }
+  return out;
+}
+
 Result<ZoneData> Service::get_zone(std::string_view name) const { return read_zone(name); }
 
 Result<ZoneData> Service::create_zone(std::string_view name_in) {

@@ -20,17 +20,6 @@ constexpr uint32_t kRecordTtl = 300;
 constexpr uint32_t kChallengeTtl = 60;
 constexpr int64_t kMaxBackoff = 6 * 3600;
 
-std::vector<std::string> zone_names(dns::Service& dns) {
-  std::vector<std::string> out;
-  auto zones = dns.list_zones();
-  if (zones) {
-    for (const auto& z : *zones) {
-      out.push_back(z.name);
-    }
-  }
-  return out;
-}
-
 const dns::RecordSet* find_set(const dns::ZoneData& z, const std::string& name,
                                const std::string& type) {
   for (const auto& s : z.sets) {
@@ -84,7 +73,7 @@ class Responder final : public certs::ChallengeResponder {
   explicit Responder(Manager::Impl& m) : m_(m) {}
 
   std::optional<certs::Challenge::Type> choose(std::string_view domain, bool wildcard) override {
-    if (m_.dns != nullptr && !hosted_zone_for(zone_names(*m_.dns), domain).empty()) {
+    if (m_.dns != nullptr && !hosted_zone_for(m_.dns->zone_names(), domain).empty()) {
       return certs::Challenge::Type::dns01;
     }
     if (wildcard) {
@@ -124,7 +113,7 @@ class Responder final : public certs::ChallengeResponder {
   // wildcard share the name and need both values at once).
   Status edit_txt(const certs::Challenge& c, bool add) {
     std::string name = c.dns_name();
-    std::string zone = hosted_zone_for(zone_names(*m_.dns), name);
+    std::string zone = hosted_zone_for(m_.dns->zone_names(), name);
     if (zone.empty()) {
       return Error(Errc::FailedPrecondition, "no zone berth hosts holds " + name);
     }
@@ -165,7 +154,7 @@ class Responder final : public certs::ChallengeResponder {
 // ---- DNS ------------------------------------------------------------------------------------
 
 bool Manager::Impl::step_dns(Domain& d) {
-  std::string zone = dns != nullptr ? hosted_zone_for(zone_names(*dns), d.name) : "";
+  std::string zone = dns != nullptr ? hosted_zone_for(dns->zone_names(), d.name) : "";
   if (zone.empty()) {
     // Not berth's zone: the user creates the records at their DNS host; berth checks them.
     d.required_records.clear();
@@ -267,7 +256,7 @@ Status Manager::Impl::check_caa(const std::string& name) {
   }
   bool wildcard = name.starts_with("*.");
   std::string base = wildcard ? name.substr(2) : name;
-  std::string zone = hosted_zone_for(zone_names(*dns), base);
+  std::string zone = hosted_zone_for(dns->zone_names(), base);
   if (zone.empty()) {
     return ok();
   }

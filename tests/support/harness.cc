@@ -70,6 +70,24 @@ CmdResult run(const std::string& cmd) {
 
 bool have(const std::string& tool) { return run("command -v " + tool).code == 0; }
 
+void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
+  if (pid <= 0) {
+    return;
+  }
+  ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid = -1;
+}
+
 uint16_t free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -297,21 +315,7 @@ int BerthdProcess::terminate() {
 Dockerd::Dockerd() = default;
 
 Dockerd::~Dockerd() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-    }
-  }
+  stop_child(pid_, std::chrono::seconds(10));
   // dockerd leaves mounts under its data root; unmount before the temp dir goes.
   run("grep -o ' " + dir_.path() + "[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l");
 }

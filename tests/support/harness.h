@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,10 @@ CmdResult run(const std::string& cmd);
 
 /// True when an executable is on PATH.
 bool have(const std::string& tool);
+
+/// Stops a child process the harness started: SIGTERM, up to `grace` for it to exit, then
+/// SIGKILL; reaps it and sets pid to -1. Nothing when pid <= 0.
+void stop_child(pid_t& pid, std::chrono::milliseconds grace);
 
 /// A TCP port free on 127.0.0.1 right now.
 uint16_t free_port();

@@ -98,21 +98,7 @@ bool Nsd::start(std::string* why) {
 }
 
 void Nsd::stop() {
-  if (pid_ <= 0) {
-    return;
-  }
-  ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  pid_ = -1;
+  stop_child(pid_, std::chrono::seconds(5));
   // NSD's server child may outlive the parent for a moment; the pidfile names the parent
   // only, so nothing else to reap here.
 }

@@ -108,23 +108,7 @@ bool Pebble::start(std::string* why) {
   return false;
 }
 
-void Pebble::stop() {
-  if (pid_ <= 0) {
-    return;
-  }
-  ::kill(pid_, SIGTERM);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  pid_ = -1;
-}
+void Pebble::stop() { stop_child(pid_, std::chrono::seconds(5)); }
 
 std::string Pebble::root_pem(std::string* why) const {
   auto r = run("curl -sf -m 10 --cacert '" + ca_bundle() +
