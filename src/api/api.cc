@@ -541,6 +541,9 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   if (rest == "dns" || rest.rfind("dns/", 0) == 0) {
     co_return co_await handle_dns(ex, rest);
   }
+  if (rest == "registry/upstreams" || rest.rfind("registry/upstreams/", 0) == 0) {
+    co_return co_await handle_upstreams(ex, rest);
+  }
   if (rest == "domains" || rest.rfind("domains/", 0) == 0 || rest == "ca") {
     co_return co_await handle_domains(ex, rest);
   }

@@ -93,6 +93,8 @@ class Api {
   void set_build(BuildSettings s) { build_ = std::move(s); }
   /// Wires /api/v1/dns/zones/...
   void set_dns(DnsSettings s) { dns_ = s; }
+  /// The pool that /api/v1/registry/upstreams runs on (requests to upstreams block).
+  void set_registry_pool(BlockingPool* pool) { registry_pool_ = pool; }
   /// Wires /api/v1/domains/... and /api/v1/ca.
   void set_domains(DomainsSettings s) { domains_ = std::move(s); }
   /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
@@ -118,6 +120,8 @@ class Api {
   awaitable<void> handle_dns_tsig(http::Exchange& ex, std::string rest);
   /// /api/v1/domains/... and /api/v1/ca (domains.cc)
   awaitable<void> handle_domains(http::Exchange& ex, std::string rest);
+  /// /api/v1/registry/upstreams/... (upstreams.cc)
+  awaitable<void> handle_upstreams(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.
@@ -131,6 +135,7 @@ class Api {
   BuildSettings build_;
   DnsSettings dns_;
   DomainsSettings domains_;
+  BlockingPool* registry_pool_ = nullptr;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };

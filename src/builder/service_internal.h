@@ -166,10 +166,6 @@ Json steps_json(const std::vector<StepTiming>& steps);
 
 BuildView to_view(const store::BuildRecord& r);
 
-// "127.0.0.1:5000/web/base:1" -> "web/base:1": berth's registry is the only one, so a host
-// in front (a first component with '.' or ':', or localhost) is dropped.
-std::string strip_registry_host(const std::string& ref);
-
 // "web/base:1" -> {"web/base", "1"}; "web/base@sha256:..." -> {"web/base", "sha256:..."};
 // "web/base" -> {"web/base", "latest"}.
 std::pair<std::string, std::string> split_reference(const std::string& ref);

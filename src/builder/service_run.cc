@@ -18,7 +18,9 @@ std::string Service::Impl::build_principal(const ProjectSpec& spec) {
 
 Result<BaseImage> Service::Impl::resolve_base(const ProjectSpec& spec,
                                               const std::string& reference) {
-  std::string ref = strip_registry_host(reference);
+  // Read as docker reads it: berth's own host dropped, unqualified names through the default
+  // upstream ("busybox:stable" -> "docker.io/library/busybox:stable").
+  std::string ref = deps.registry.qualify(reference);
   auto [repo, tag_or_digest] = split_reference(ref);
   std::string who = build_principal(spec);
   if (who != kSystemBuild && deps.authorizer != nullptr) {
@@ -28,6 +30,18 @@ Result<BaseImage> Service::Impl::resolve_base(const ProjectSpec& spec,
       shown[shown.find('/')] = ' ';  // "role builder-web", as push_local says it
       return Error(Errc::PermissionDenied,
                    cat("AccessDenied: ", shown, " may not registry:Pull on repository ", repo));
+    }
+  }
+  if (deps.registry.pulls_through(repo)) {
+    if (deps.preparer == nullptr) {
+      return Error(Errc::FailedPrecondition, deps.unavailable_reason.empty()
+                                                 ? std::string("builds need the container runtime")
+                                                 : deps.unavailable_reason);
+    }
+    auto pulled =
+        deps.registry.pull_image(who, repo, tag_or_digest, runtime::host_platform().str());
+    if (!pulled) {
+      return std::move(pulled).error().with_context(cat("base image ", reference));
     }
   }
   auto missing = [&] {

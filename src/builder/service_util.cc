@@ -144,18 +144,6 @@ BuildView to_view(const store::BuildRecord& r) {
   return v;
 }
 
-std::string strip_registry_host(const std::string& ref) {
-  auto slash = ref.find('/');
-  if (slash == std::string::npos) {
-    return ref;
-  }
-  std::string first = ref.substr(0, slash);
-  if (first.find_first_of(".:") != std::string::npos || first == "localhost") {
-    return ref.substr(slash + 1);
-  }
-  return ref;
-}
-
 std::pair<std::string, std::string> split_reference(const std::string& ref) {
   auto at = ref.find('@');
   if (at != std::string::npos) {

@@ -3,6 +3,8 @@
 
 #include <ctime>
 
+#include "http/client.h"
+
 namespace berth::certs::acme {
 
 namespace {
@@ -236,69 +238,11 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value, in
 }
 
 Result<Url> parse_https_url(std::string_view url) {
-  auto bad = [&](const char* why) {
-    return Error(Errc::InvalidArgument, "URL '" + std::string(url) + "': " + why);
-  };
-  constexpr std::string_view kScheme = "https://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return bad("must start with https://");
+  BERTH_ASSIGN_OR_RETURN(auto u, http::parse_client_url(url));
+  if (u.scheme != "https") {
+    return Error(Errc::InvalidArgument, "URL '" + std::string(url) + "': must start with https://");
   }
-  std::string_view rest = url.substr(kScheme.size());
-  size_t slash = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, slash);
-  Url u;
-  u.target = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (!u.target.empty() && u.target.front() != '/') {
-    u.target.insert(0, "/");
-  }
-  if (size_t hash = u.target.find('#'); hash != std::string::npos) {
-    u.target.erase(hash);
-  }
-  for (char c : u.target) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
-      return bad("control character or space in the path");
-    }
-  }
-  if (authority.find('@') != std::string_view::npos) {
-    return bad("user information is not supported");
-  }
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    size_t close = authority.find(']');
-    if (close == std::string_view::npos) {
-      return bad("unclosed '['");
-    }
-    u.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        return bad("junk after ']'");
-      }
-      port = after.substr(1);
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    u.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) {
-      port = authority.substr(colon + 1);
-    }
-  }
-  if (u.host.empty()) {
-    return bad("no host");
-  }
-  if (u.host.find_first_of(" \t\r\n/\\") != std::string::npos) {
-    return bad("bad character in host");
-  }
-  if (port.empty()) {
-    u.port = "443";
-  } else {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
-        std::stoi(std::string(port)) == 0 || std::stoi(std::string(port)) > 65535) {
-      return bad("bad port");
-    }
-    u.port = std::string(port);
-  }
-  return u;
+  return Url{std::move(u.host), std::move(u.port), std::move(u.target)};
 }
 
 }  // namespace berth::certs::acme

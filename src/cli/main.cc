@@ -11,6 +11,7 @@
 #include "cli/build.h"
 #include "cli/dns.h"
 #include "cli/domains.h"
+#include "cli/registry.h"
 #include "cli/iam.h"
 #include "cli/login.h"
 #include "cli/repos.h"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
   auto build_cmds = berth::cli::add_build_commands(app);
   auto dns_cmds = berth::cli::add_dns_commands(app);
   auto domain_cmds = berth::cli::add_domain_commands(app);
+  auto registry_cmds = berth::cli::add_registry_commands(app);
 
   if (auto rc = berth::cli::parse_args(app, argc, argv)) {
     return *rc;
@@ -80,6 +82,9 @@ int main(int argc, char** argv) {
     return *rc;
   }
   if (auto rc = berth::cli::run_domain_commands(*domain_cmds, *client)) {
+    return *rc;
+  }
+  if (auto rc = berth::cli::run_registry_commands(*registry_cmds, *client)) {
     return *rc;
   }
   if (auto rc = berth::cli::run_build_commands(*build_cmds, *client, creds ? creds->key_id : "",

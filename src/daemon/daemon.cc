@@ -417,8 +417,11 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   BERTH_ASSIGN_OR_RETURN(s.lock_fd, lock_data_dir(cfg.data_dir));
   BERTH_ASSIGN_OR_RETURN(s.store, store::open_sqlite(cfg.data_dir + "/berth.db"));
   s.pool = std::make_unique<BlockingPool>(static_cast<size_t>(cfg.blocking_threads));
+  // Secret values at rest (upstream credentials, secret env, webhook secrets, TSIG keys).
+  BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
   registry::Options ropts;
   ropts.data_dir = cfg.data_dir;
+  ropts.secrets = box;
   ropts.auto_create_repositories = cfg.registry.auto_create_repositories;
   ropts.fsync = cfg.storage.fsync;
   ropts.upload_ttl = cfg.registry.upload_ttl;
@@ -456,6 +459,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   auth.signer = s.signer.get();
   auth.token_ttl = cfg.iam.token_ttl;
   s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
+  s.api->set_registry_pool(s.pool.get());
   // Both listeners' connection caps must fit in the descriptor limit, or one client holding
   // connections could starve the other listener, the blob files and SQLite of descriptors.
   // A registry, router and runc instances keep many files open: take every descriptor the
@@ -536,7 +540,20 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
         std::make_unique<runtime::ImagePreparer>(cfg.data_dir + "/runtime", *s.image_source);
     deploy::ControllerDeps deps{
         *s.store,     *s.runtime,      *s.preparer, *s.router, s.policy_authz.get(),
-        cfg.data_dir, cfg.apps_domain, ""};
+        cfg.data_dir, cfg.apps_domain, "",          {}};
+    deps.pull = [reg = s.registry.get()](
+                    const std::string& repository,
+                    const std::string& ref) -> std::optional<Result<std::string>> {
+      if (!reg->pulls_through(repository)) {
+        return std::nullopt;
+      }
+      // Whoever may create or deploy the service was authorized by the API; berth pulls.
+      auto p = reg->pull_image("system:build", repository, ref, runtime::host_platform().str());
+      if (!p) {
+        return Result<std::string>(p.error());
+      }
+      return Result<std::string>(p->digest);
+    };
     s.controller = std::make_unique<deploy::Controller>(std::move(deps));
     services.controller = s.controller.get();
   }
@@ -588,7 +605,6 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
 
   // Builds: projects, webhooks and the git remote work without a runtime; builds then fail
   // with the reason.
-  BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
   // Dynamic updates: TSIG keys sealed like the other secrets; updates audited as tsig/NAME.
   s.dns_tsig = std::make_unique<dns::TsigKeyring>(*s.store, box);
   BERTH_TRY(s.dns_tsig->load());

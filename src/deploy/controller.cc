@@ -153,23 +153,29 @@ void Controller::stop() {
 
 namespace {
 
-// repo:tag (or repo@digest) -> the digest it names now.
-Result<std::string> resolve(store::MetadataStore& store, const ServiceSpec& spec) {
+// repo:tag (or repo@digest) -> the digest it names now, pulled through an upstream when the
+// repository is under one and berth does not have the image yet.
+Result<std::string> resolve(const ControllerDeps& deps, const ServiceSpec& spec) {
   auto at = spec.image.find('@');
   std::string repo = spec.repository();
-  auto r = store.get_repository(repo);
+  std::string ref = at != std::string::npos ? spec.image.substr(at + 1) : spec.tag();
+  auto r = deps.store.get_repository(repo);
+  auto m = r ? deps.store.get_manifest(r->id, ref) : Result<store::ManifestRecord>(r.error());
+  if (m) {
+    return m->digest;
+  }
+  if (deps.pull) {
+    if (auto pulled = deps.pull(repo, ref)) {
+      return std::move(*pulled);
+    }
+  }
   if (!r) {
     return Error(Errc::NotFound, "repository " + repo +
                                      " does not exist; create it with: "
                                      "berth repo create " +
                                      repo);
   }
-  std::string ref = at != std::string::npos ? spec.image.substr(at + 1) : spec.tag();
-  auto m = store.get_manifest(r->id, ref);
-  if (!m) {
-    return Error(Errc::NotFound, "image " + spec.image + " does not exist; push it first");
-  }
-  return m->digest;
+  return Error(Errc::NotFound, "image " + spec.image + " does not exist; push it first");
 }
 
 }  // namespace
@@ -181,7 +187,7 @@ Result<std::pair<ServiceView, int64_t>> Controller::create(const std::string& na
   if (!s.started) {
     return Error(Errc::Unavailable, "services are not available on this berthd");
   }
-  auto digest = resolve(s.deps.store, spec);
+  auto digest = resolve(s.deps, spec);
   if (!digest && !(spec.auto_deploy || !spec.auto_deploy_tags.empty())) {
     return digest.error();
   }
@@ -258,7 +264,7 @@ Result<int64_t> Controller::update(const std::string& name, ServiceSpec spec) {
     digest = rev.digest;
   }
   if (spec.image != old.image) {
-    auto d = resolve(s.deps.store, spec);
+    auto d = resolve(s.deps, spec);
     if (d) {
       digest = *d;
     } else if (!(spec.auto_deploy || !spec.auto_deploy_tags.empty())) {
@@ -287,7 +293,7 @@ Result<int64_t> Controller::deploy(const std::string& name, const std::string& i
     body["image"] = image;
     BERTH_ASSIGN_OR_RETURN(spec, spec_from_request(body, spec));
   }
-  BERTH_ASSIGN_OR_RETURN(auto digest, resolve(s.deps.store, spec));
+  BERTH_ASSIGN_OR_RETURN(auto digest, resolve(s.deps, spec));
   if (spec.image != w->desired().image) {
     BERTH_ASSIGN_OR_RETURN(auto rec, s.deps.store.get_service(name));
     rec.spec = spec_to_store(spec, *s.box);

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -135,6 +136,12 @@ struct ControllerDeps {
   std::string data_dir;
   std::string apps_domain = "localhost";
   std::string url_base;  // "http://{}:8080" style prefix used to show URLs: scheme://HOST:PORT
+  /// For a repository under a pull-through upstream's prefix: makes repository:reference
+  /// local and returns the digest it names. nullopt for any other repository (its images must
+  /// have been pushed), and when unset.
+  std::function<std::optional<Result<std::string>>(const std::string& repository,
+                                                   const std::string& reference)>
+      pull;
 };
 
 /// A custom domain (src/domains) served by a service: the service's route under another host.

@@ -76,13 +76,14 @@ class Exchange {
   /// Sends head then `length` bytes of fd from `offset` (sendfile). fd stays the caller's.
   virtual awaitable<void> send_file(Response head, int fd, uint64_t offset, uint64_t length) = 0;
 
-  /// A response whose body is produced while it is sent (a followed log, a git pack), with
-  /// chunked transfer encoding. send_head() writes the status and headers (any
-  /// Content-Length or Transfer-Encoding in head is dropped), write_chunk() one piece of the
-  /// body (empty data is skipped), end_body() the terminating chunk. Each returns false once
-  /// the client has gone (then stop producing). A handler that returns without end_body()
+  /// A response whose body is produced while it is sent (a followed log, a git pack, a blob
+  /// fetched from an upstream), with chunked transfer encoding unless head.content_length is
+  /// set (then exactly that many bytes must follow). send_head() writes the status and headers
+  /// (a Content-Length or Transfer-Encoding header in head is dropped), write_chunk() one piece
+  /// of the body (empty data is skipped), end_body() the terminating chunk. Each returns false
+  /// once the client has gone (then stop producing). A handler that returns without end_body()
   /// leaves the body truncated and the connection is closed, so the client sees the failure.
-  /// An HTTP/1.0 client gets the bytes unframed and the connection closes at the end.
+  /// An HTTP/1.0 client gets an unsized body unframed and the connection closes at the end.
   virtual awaitable<bool> send_head(Response head) = 0;
   virtual awaitable<bool> write_chunk(std::string data) = 0;
   virtual awaitable<bool> end_body() = 0;

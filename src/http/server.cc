@@ -276,11 +276,15 @@ class Conn final : public Exchange {
         h.set(k, v);
       }
     }
-    chunked_ = parser_.get().version() >= 11;
-    if (chunked_) {
+    // A known length (head.content_length) frames the body itself; otherwise chunked.
+    sized_ = head.content_length.has_value();
+    chunked_ = !sized_ && parser_.get().version() >= 11;
+    if (sized_) {
+      h.content_length(*head.content_length);
+    } else if (chunked_) {
       h.chunked(true);
     }
-    h.keep_alive(chunked_ && keep_alive());
+    h.keep_alive((chunked_ || sized_) && keep_alive());
     streaming_ = true;  // until end_body(): a handler that stops early closes the connection
     bhttp::response_serializer<bhttp::empty_body> sr{h};
     beast::error_code ec;
@@ -319,7 +323,7 @@ class Conn final : public Exchange {
       beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
       co_await asio::async_write(stream_, bhttp::make_chunk_last(),
                                  asio::redirect_error(use_awaitable, ec));
-    } else {
+    } else if (!sized_) {
       broken_ = true;  // unframed (HTTP/1.0): the end of the body is the end of the connection
     }
     streaming_ = false;
@@ -356,6 +360,7 @@ class Conn final : public Exchange {
   bool broken_ = false;
   bool streaming_ = false;  // a send_head() response whose end_body() has not been sent
   bool chunked_ = false;
+  bool sized_ = false;  // a send_head() response with a Content-Length
   unsigned status_ = 0;
   uint64_t bytes_ = 0;
 };

@@ -45,7 +45,13 @@ awaitable<void> Registry::Impl::get_manifest(http::Exchange& ex, std::string nam
       co_return co_await fail_digest(ex, d.error());
     }
   } else if (auto t = oci::validate_tag(reference); !t) {
-    co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
+    // Neither a tag nor a digest names nothing: 404, as distribution answers.
+    co_return co_await fail(
+        ex, Oci::ManifestUnknown,
+        "manifest " + reference + " unknown to repository " + name + ": " + t.error().message());
+  }
+  if (auto up = upstream_for(name)) {
+    co_return co_await get_manifest_through(ex, std::move(up), name, reference);
   }
   auto repo = co_await repo_for_read(ex, name, "registry:Pull");
   if (!repo) {
@@ -283,6 +289,9 @@ awaitable<void> Registry::Impl::delete_manifest(http::Exchange& ex, std::string 
       return store.delete_manifest(id, reference);
     };
     s = co_await run_blocking(pool, std::move(delete_manifest_job));
+    if (s) {
+      note_change(name, "", reference, true);
+    }
   } else {
     if (auto t = oci::validate_tag(reference); !t) {
       co_return co_await fail(ex, Oci::TagInvalid, t.error().message());

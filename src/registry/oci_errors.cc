@@ -51,6 +51,8 @@ Row row(Oci c) {
       return {"SIZE_INVALID", 413};
     case Oci::InsufficientStorage:
       return {"UNKNOWN", 507};
+    case Oci::UpstreamFailed:
+      return {"UNKNOWN", 502};
     case Oci::Unknown:
       return {"UNKNOWN", 500};
   }

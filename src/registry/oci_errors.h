@@ -28,6 +28,7 @@ enum class Oci {
   RangeInvalid,         // 416 with BLOB_UPLOAD_INVALID / RANGE code
   ManifestTooBig,       // 413
   InsufficientStorage,  // 507: the disk is full (never a client's fault, never a rate limit)
+  UpstreamFailed,       // 502: an upstream registry could not be reached or answered an error
   Unknown,              // 500
 };
 

@@ -489,7 +489,11 @@ Result<std::string> Registry::blob_file(const std::string& digest) const {
   return path;
 }
 
-Status Registry::init() { return impl_->blobs.init(); }
+Status Registry::init() {
+  BERTH_TRY(impl_->blobs.init());
+  BERTH_TRY(impl_->load_upstreams());
+  return impl_->load_replications();
+}
 
 Result<std::string> Registry::push_local(const std::string& principal, const LocalImage& image) {
   return impl_->push_local(principal, image);
@@ -583,6 +587,9 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
       return impl->store.delete_manifest(id, reference);
     };
     s = co_await run_blocking(impl->pool, std::move(delete_manifest_job));
+    if (s) {
+      impl->note_change(repo, "", reference, true);
+    }
   } else {
     BERTH_CO_TRY(oci::validate_tag(reference));
     auto delete_tag_job = [impl, id, reference] { return impl->store.delete_tag(id, reference); };

@@ -19,6 +19,10 @@
 #include "iam/iam.h"
 #include "store/store.h"
 
+namespace berth {
+class SecretBox;
+}
+
 namespace berth::registry {
 
 struct Options {
@@ -28,8 +32,69 @@ struct Options {
   std::chrono::seconds upload_ttl{24 * 3600};
   std::chrono::seconds gc_grace{3600};
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
-  bool require_auth = false;  // anonymous refusals become 401 Bearer challenges
+  bool require_auth = false;       // anonymous refusals become 401 Bearer challenges
   iam::AuditLog* audit = nullptr;  // records pushes, deletes and denials when set
+  /// Seals upstream credentials at rest; without it upstreams cannot have credentials.
+  std::shared_ptr<SecretBox> secrets;
+  /// Each step of a request to an upstream (connect, handshake, every read) at most this long.
+  std::chrono::seconds upstream_timeout{30};
+};
+
+/// An upstream registry berth pulls through (docs/registry.md, "Pull-through cache").
+struct UpstreamSpec {
+  std::string name;      // "dockerhub": [a-z0-9-], at most 63
+  std::string url;       // "https://registry-1.docker.io" (http:// allowed, for a local mirror)
+  std::string prefix;    // "docker.io": upstream repository R appears in berth as docker.io/R
+  std::string username;  // with password: HTTP Basic, or the credentials for its token endpoint
+  std::string password;  // sealed at rest, never shown
+  std::string ca_file;   // PEM bundle to trust instead of the system's CAs
+  std::chrono::seconds ttl{6 * 3600};  // how long a tag looked up upstream stays fresh
+  bool is_default = false;             // unqualified names ("busybox:stable") resolve through it
+};
+
+struct UpstreamView {
+  UpstreamSpec spec;  // password always empty
+  bool has_password = false;
+  int64_t created_at = 0;
+};
+
+/// What `berth registry upstream test` reports: one authenticated request to /v2/.
+struct UpstreamCheck {
+  bool ok = false;
+  std::string auth;  // "anonymous", "basic" or "bearer": what the upstream asked for
+  unsigned status = 0;
+  int64_t millis = 0;
+  std::string message;
+};
+
+/// A destination berth copies pushes to (docs/registry.md, "Replication").
+struct ReplicationSpec {
+  std::string name;                // "to-backup"
+  std::string url;                 // the destination registry's origin
+  std::vector<std::string> repos;  // globs of repository names ("web/*")
+  std::string username;            // with password: as for an upstream
+  std::string password;            // sealed at rest, never shown
+  std::string ca_file;
+  bool deletes = false;  // also delete there what is deleted here (by digest)
+};
+
+struct ReplicationStatus {
+  ReplicationSpec spec;  // password always empty
+  bool has_password = false;
+  int64_t created_at = 0;
+  int64_t pending = 0;          // pushes (and deletes) not replicated yet
+  int64_t lag_seconds = 0;      // age of the oldest of them
+  int64_t replicated = 0;       // since berthd started
+  int64_t last_success_at = 0;  // 0: none since berthd started
+  std::string last_error;       // the newest failure, verbatim ("" after a success)
+  int64_t last_error_at = 0;
+  std::vector<std::string> next;  // the first pending items ("web/app:v1 sha256:...")
+};
+
+/// An image made local by pull_image().
+struct PulledImage {
+  std::string repository;  // "docker.io/library/busybox"
+  std::string digest;      // what the reference named: an index or an image manifest
 };
 
 struct GcReport {
@@ -77,7 +142,7 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  /// Creates blobs/ and uploads/ under the data dir.
+  /// Creates blobs/ and uploads/ under the data dir and loads upstreams and replication rules.
   Status init();
 
   /// Serves one /v2/ request, errors in the OCI JSON error format.
@@ -107,6 +172,44 @@ class Registry {
   /// push) and publishes ImagePushed for each tag. Returns the manifest digest. Blocking:
   /// call from a worker thread.
   Result<std::string> push_local(const std::string& principal, const LocalImage& image);
+
+  // ---- pull-through upstreams (upstreams.cc, pull_through.cc) -------------------------------
+  // Blocking, each authorizing ctx.principal first (registry:*Upstream on upstream/NAME).
+  Result<UpstreamView> create_upstream(const http::RequestContext& ctx, UpstreamSpec spec);
+  Result<std::vector<UpstreamView>> list_upstreams(const http::RequestContext& ctx);
+  Result<UpstreamView> get_upstream(const http::RequestContext& ctx, const std::string& name);
+  Status delete_upstream(const http::RequestContext& ctx, const std::string& name);
+  Result<UpstreamCheck> test_upstream(const http::RequestContext& ctx, const std::string& name);
+
+  /// The repository a user's image reference means, the way docker reads it: berth's own host
+  /// is dropped ("127.0.0.1:5000/web/app" -> "web/app"), an upstream's prefix is kept, and a
+  /// name that is not a local repository resolves through the default upstream
+  /// ("busybox:stable" -> "docker.io/library/busybox:stable", library/ added to one-component
+  /// names). Unchanged when nothing applies.
+  std::string qualify(const std::string& reference);
+
+  /// Whether the repository is under an upstream's prefix (filled by pulling through).
+  bool pulls_through(const std::string& repository);
+
+  /// Makes repository:reference local, fetching through its upstream what is not cached: the
+  /// manifest, for an index the child for `platform` ("linux/amd64"), and every blob of that
+  /// image. Checks registry:Pull (and registry:PullThrough for what is fetched) for principal
+  /// ("system:build" skips the checks). A repository outside every upstream must already hold
+  /// the reference. Blocking: call from a worker thread.
+  Result<PulledImage> pull_image(const std::string& principal, const std::string& repository,
+                                 const std::string& reference, const std::string& platform);
+
+  // ---- replication (replication.cc) ---------------------------------------------------------
+  // Blocking, authorizing registry:*Replication on replication/NAME.
+  Result<ReplicationStatus> create_replication(const http::RequestContext& ctx,
+                                               ReplicationSpec spec);
+  Result<std::vector<ReplicationStatus>> list_replications(const http::RequestContext& ctx);
+  Result<ReplicationStatus> get_replication(const http::RequestContext& ctx,
+                                            const std::string& name);
+  Status delete_replication(const http::RequestContext& ctx, const std::string& name);
+  /// Starts the replication worker: every push to a repository a rule matches is queued (in
+  /// the store, so a restart loses nothing) and copied in order per repository, with retries.
+  void start_replication();
 
   /// Removes upload sessions idle longer than the TTL. Called periodically by the daemon.
   awaitable<int64_t> expire_uploads();

@@ -4,6 +4,10 @@
 //   manifests.cc  manifests, referrers and push_local
 //   uploads.cc    blobs and upload sessions
 //   gc.cc         upload expiry, garbage collection, fsck
+//   upstreams.cc  upstream registries as configuration, and qualify()
+//   upstream.cc   talking to an upstream (authentication, redirects)
+//   pull_through.cc  filling repositories under an upstream's prefix from it
+//   replication.cc   copying pushes to other registries
 // Decisions about visibility live in the metadata store (one transaction each); bytes live in
 // FsBlobStore. Read-mostly lookups (repositories, manifests, blob links) are cached in memory
 // and invalidated on every write.
@@ -12,22 +16,28 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <ctime>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
+#include "common/json.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "oci/oci.h"
 #include "registry/blob_store.h"
 #include "registry/oci_errors.h"
 #include "registry/registry.h"
+#include "registry/upstream.h"
 
 namespace berth::registry {
 
@@ -85,6 +95,10 @@ struct Registry::Impl {
         authz(std::move(a)),
         bus(b),
         blobs(opts.data_dir, opts.fsync) {}
+  ~Impl() {
+    stop_replication();
+    stop_fetches();
+  }
 
   Options opts;
   store::MetadataStore& store;
@@ -219,6 +233,8 @@ struct Registry::Impl {
   // ---- blobs -----------------------------------------------------------------------------
 
   awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest);
+  // A blob of this registry's own (no upstream involved).
+  awaitable<void> get_local_blob(http::Exchange& ex, std::string name, std::string digest);
 
   awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest);
 
@@ -272,6 +288,81 @@ struct Registry::Impl {
   awaitable<int64_t> expire_uploads();
 
   Result<GcReport> gc_blocking();
+
+  // ---- upstreams (upstreams.cc) ----------------------------------------------------------
+
+  std::shared_mutex up_mu;
+  std::vector<UpstreamPtr> upstreams;
+
+  Result<UpstreamPtr> make_upstream(UpstreamSpec spec, int64_t created_at);
+  Status load_upstreams();
+  // The upstream whose prefix the repository is under; nullptr when none.
+  UpstreamPtr upstream_for(const std::string& repository);
+  Result<UpstreamPtr> find_upstream(const std::string& name);
+
+  // ---- pull-through (pull_through.cc) ----------------------------------------------------
+
+  std::mutex fetch_mu;
+  std::unordered_map<std::string, BlobFetchPtr> fetches;  // by hex, while running
+  std::mutex threads_mu;
+  std::condition_variable threads_cv;
+  int running_fetches = 0;  // guarded by threads_mu
+  std::atomic<bool> stopping{false};
+  std::mutex fresh_mu;
+  std::unordered_map<std::string, int64_t> tag_checked;  // "repo\ntag" -> when looked up
+
+  bool tag_fresh(const std::string& name, const std::string& tag, std::chrono::seconds ttl);
+  void mark_fresh(const std::string& name, const std::string& tag);
+  // Blocking: the repository, created when it is not there yet (a mirror needs no push).
+  Result<std::shared_ptr<const store::Repository>> mirror_repo(const std::string& name);
+  // Blocking: from the cache or the store; nullptr when absent.
+  CachedManifestPtr local_manifest(const std::string& name, const std::string& reference);
+  // Blocking: GET from the upstream, verify, store (partial), mark the tag fresh.
+  Result<CachedManifestPtr> fetch_manifest(const UpstreamPtr& up, const std::string& name,
+                                           const std::string& reference);
+  // Blocking: the manifest as the cache should answer it: local when fresh, looked up again
+  // when its TTL passed (stale set, and the local one returned, when the upstream fails),
+  // fetched when absent (ctx, when set, must be allowed registry:PullThrough).
+  Result<CachedManifestPtr> manifest_through(const UpstreamPtr& up, const std::string& name,
+                                             const std::string& reference,
+                                             const http::RequestContext* ctx, std::string* stale);
+  // Blocking: null when the blob is linked into the repository (now); else the fetch to wait
+  // for or stream from (started, or joined when one runs).
+  Result<BlobFetchPtr> blob_through(const UpstreamPtr& up, const std::string& name,
+                                    const oci::Digest& digest, const http::RequestContext* ctx);
+  // On its own thread: the transfer, verification and commit of one blob.
+  void run_fetch(UpstreamPtr up, std::string name, int64_t repo_id, BlobFetchPtr f, int wfd);
+  // Stops running fetches (their next piece) and waits for their threads.
+  void stop_fetches();
+
+  awaitable<void> fail_upstream(http::Exchange& ex, const Error& e, Oci not_found);
+  awaitable<void> get_manifest_through(http::Exchange& ex, UpstreamPtr up, std::string name,
+                                       std::string reference);
+  awaitable<void> get_blob_through(http::Exchange& ex, UpstreamPtr up, std::string name,
+                                   std::string digest);
+  // Sends a blob while its fetch writes it.
+  awaitable<void> stream_fetch(http::Exchange& ex, BlobFetchPtr f);
+
+  // ---- replication (replication.cc) -------------------------------------------------------
+
+  std::mutex repl_mu;
+  std::condition_variable repl_cv;
+  std::vector<std::shared_ptr<ReplicationRule>> replications;
+  std::vector<QueuedChange> repl_inbox;
+  int64_t repl_seq = 0;  // the newest task's sequence number
+  std::thread repl_thread;
+
+  Result<UpstreamPtr> make_destination(const ReplicationSpec& spec, int64_t created_at);
+  Status load_replications();
+  std::shared_ptr<ReplicationRule> find_replication(const std::string& name);
+  Result<ReplicationStatus> replication_status(const ReplicationRule& r);
+  // A push (or, deleted, a manifest deleted by digest) for the worker to queue.
+  void note_change(std::string repo, std::string tag, std::string digest, bool deleted);
+  void replication_loop();
+  void stop_replication();
+  Status replicate(ReplicationRule& r, const Json& task);
+  Status push_to(ReplicationRule& r, const store::Repository& repo, const std::string& digest,
+                 const std::string& reference);
 
   // ---- push_local ------------------------------------------------------------------------
 

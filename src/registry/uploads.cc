@@ -30,6 +30,17 @@ bool valid_upload_id(const std::string& id) {
 }  // namespace
 
 awaitable<void> Registry::Impl::get_blob(http::Exchange& ex, std::string name, std::string digest) {
+  if (auto d = oci::Digest::parse(digest); !d) {
+    co_return co_await fail_digest(ex, d.error());
+  }
+  if (auto up = upstream_for(name)) {
+    co_return co_await get_blob_through(ex, std::move(up), name, digest);
+  }
+  co_await get_local_blob(ex, name, digest);
+}
+
+awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string name,
+                                               std::string digest) {
   auto d = oci::Digest::parse(digest);
   if (!d) {
     co_return co_await fail_digest(ex, d.error());

@@ -40,6 +40,9 @@ struct ManifestRecord {
   std::vector<std::string> blob_refs;  // config and layer digests
   std::vector<std::string> manifest_refs;  // child manifest digests (index)
   int64_t pushed_at = 0;
+  /// Pulled through from an upstream: its blobs and child manifests arrive when first asked
+  /// for, so put_manifest does not require them to be present yet.
+  bool partial = false;
 };
 
 struct ImageSummary {
@@ -250,10 +253,10 @@ class MetadataStore {
   virtual Status unlink_blob(int64_t repo_id, const std::string& digest) = 0;
 
   // Manifests and tags.
-  /// Stores the manifest (and its tag, if any) in one transaction after checking that every
-  /// referenced blob is linked into the repo and every child manifest exists in it
-  /// (FailedPrecondition naming the first missing one) and, when tag_immutable, that the tag
-  /// does not already point at another digest (PermissionDenied naming the tag).
+  /// Stores the manifest (and its tag, if any) in one transaction after checking (unless
+  /// m.partial) that every referenced blob is linked into the repo and every child manifest
+  /// exists in it (FailedPrecondition naming the first missing one) and, when tag_immutable,
+  /// that the tag does not already point at another digest (PermissionDenied naming the tag).
   virtual Result<PutManifestResult> put_manifest(const Repository& repo, const ManifestRecord& m,
                                                  const std::string& tag, bool tag_immutable) = 0;
   /// By tag or digest; NotFound when absent.

@@ -121,12 +121,17 @@ TEST_F(DistributionApiTest, ChunkedUploadRejectsOutOfOrderAndOverlappingChunks) 
   auto overlap = c.request("PATCH", loc, blob.substr(5, 10), {{"Content-Range", "5-14"}});
   EXPECT_EQ(overlap.status, 416) << overlap.describe();
   EXPECT_EQ(overlap.header("Range"), "0-9");
-  // A Content-Range that disagrees with the body length is refused too.
+  // A Content-Range that disagrees with the body length is refused too, and so is a repeat of
+  // the first chunk (a client retrying after a lost answer).
   auto badlen = c.request("PATCH", loc, blob.substr(10, 5), {{"Content-Range", "10-19"}});
   EXPECT_EQ(badlen.status, 416) << badlen.describe();
+  auto repeat = c.request("PATCH", loc, blob.substr(0, 10), {{"Content-Range", "0-9"}});
+  EXPECT_EQ(repeat.status, 416) << repeat.describe();
+  // The session stays usable: its status says where to go on.
   st = c.get(loc);
   EXPECT_EQ(st.status, 204) << st.describe();
   EXPECT_EQ(st.header("Range"), "0-9");
+  EXPECT_EQ(st.header("Location"), loc);
 
   auto p2 = c.request("PATCH", loc, blob.substr(10, 10), {{"Content-Range", "10-19"}});
   ASSERT_EQ(p2.status, 202) << p2.describe();

@@ -118,7 +118,7 @@ Result<PutManifestResult> SqliteMetadataStore::put_manifest(const Repository& re
   if (!tx.began()) {
     return Error(Errc::Unavailable, "sqlite: could not begin a transaction");
   }
-  for (const auto& d : m.blob_refs) {
+  for (const auto& d : m.partial ? std::vector<std::string>{} : m.blob_refs) {
     Stmt st(db_, "SELECT 1 FROM repo_blobs WHERE repo_id = ? AND digest = ?");
     st.bind(1, repo.id).bind(2, d);
     BERTH_ASSIGN_OR_RETURN(bool row, st.step());
@@ -126,7 +126,7 @@ Result<PutManifestResult> SqliteMetadataStore::put_manifest(const Repository& re
       return Error(Errc::FailedPrecondition, "blob " + d + " is not in repository " + repo.name);
     }
   }
-  for (const auto& d : m.manifest_refs) {
+  for (const auto& d : m.partial ? std::vector<std::string>{} : m.manifest_refs) {
     Stmt st(db_, "SELECT 1 FROM manifests WHERE repo_id = ? AND digest = ?");
     st.bind(1, repo.id).bind(2, d);
     BERTH_ASSIGN_OR_RETURN(bool row, st.step());

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: Apache-2.0
+// What a new user's Dockerfile starts with: `FROM busybox:stable`, resolved through the
+// default upstream (Debian's docker-registry standing in for Docker Hub) the way docker
+// resolves it, built by berth and run; and a service whose --image is on the upstream.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "support/distribution.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+TEST(PullThroughBuild, FromBusyboxStableBuildsThroughTheDefaultUpstream) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root (runc, overlayfs, namespaces)";
+  }
+  for (const char* t : {"runc", "git", "skopeo", "umoci", "jq"}) {
+    if (!have(t)) {
+      GTEST_SKIP() << t << " is not installed";
+    }
+  }
+  if (!Distribution::available() || ::access("/bin/busybox", X_OK) != 0) {
+    GTEST_SKIP() << "docker-registry or busybox-static is not installed";
+  }
+  TempDir work;
+  std::string layout = work / "layout";
+  ASSERT_EQ(make_busybox_layout(layout, "stable"), "");
+  Distribution hub({});
+  std::string why;
+  ASSERT_TRUE(hub.start(&why)) << why;
+  auto seed = run("skopeo copy -q --dest-tls-verify=false oci:" + layout + ":stable docker://" +
+                  hub.host() + "/library/busybox:stable 2>&1");
+  ASSERT_EQ(seed.code, 0) << seed.all();
+
+  TestDaemon d([](config::Config& c) { c.build.allow_file_remotes = true; });
+  auto up = d.cli("registry upstream create dockerhub --url " + hub.url() +
+                  " --prefix docker.io --default");
+  ASSERT_EQ(up.code, 0) << up.all();
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+
+  std::string src = work / "src";
+  auto git = [&](const std::string& args) {
+    return run("git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main " + args +
+               " 2>&1");
+  };
+  ASSERT_EQ(git("init -q -b main " + src).code, 0);
+  write_file(src + "/Dockerfile",
+             "FROM busybox:stable\n"
+             "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo built-on-busybox > /built.txt\"]\n"
+             "CMD [\"/bin/busybox\", \"cat\", \"/built.txt\"]\n");
+  ASSERT_EQ(git("-C " + src + " add -A").code, 0);
+  ASSERT_EQ(git("-C " + src + " commit -q -m one").code, 0);
+  auto project =
+      d.cli("build project create web-build --git file://" + src + " --branch main --repo web/app");
+  ASSERT_EQ(project.code, 0) << project.all();
+  auto build = d.cli("build start web-build");
+  ASSERT_EQ(build.code, 0) << build.all();
+  EXPECT_NE(build.out.find("SUCCEEDED"), std::string::npos) << build.all();
+  // The base came through the upstream once, and is in berth now.
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/busybox/manifests/stable"), 1) << hub.log();
+  auto images = d.cli("image ls docker.io/library/busybox");
+  EXPECT_NE(images.out.find("stable"), std::string::npos) << images.all();
+  auto tags = run("curl -s " + d.curl_auth() + d.url() + "/v2/web/app/tags/list");
+  EXPECT_NE(tags.out.find("latest"), std::string::npos) << tags.out;
+
+  // A service straight from the upstream's image: resolved (and made local) at create.
+  auto svc = d.cli(
+      "service create bb --image docker.io/library/busybox:stable --port 8080 "
+      "--no-wait --json");
+  ASSERT_EQ(svc.code, 0) << svc.all();
+  // (busybox's own CMD exits at once, so the deployment fails; its digest is what counts.)
+  auto show = d.cli("service deployments bb --json");
+  std::string digest = "sha256:" + run("skopeo inspect --raw --tls-verify=false docker://" +
+                                       hub.host() + "/library/busybox:stable | sha256sum")
+                                       .out.substr(0, 64);
+  EXPECT_NE(show.out.find(digest), std::string::npos) << show.out;
+  // Without a default upstream an unknown base image still says what to do.
+  ASSERT_EQ(d.cli("registry upstream rm dockerhub").code, 0);
+  write_file(src + "/Dockerfile", "FROM alpine:3.19\n");
+  ASSERT_EQ(git("-C " + src + " commit -q -am two").code, 0);
+  auto failed = d.cli("build start web-build");
+  EXPECT_NE(failed.code, 0);
+  EXPECT_NE(failed.all().find("base image alpine:3.19 is not in berth's registry"),
+            std::string::npos)
+      << failed.all();
+}
+
+}  // namespace
+}  // namespace berth::test
