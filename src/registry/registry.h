@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "common/result.h"
 #include "http/http.h"
 #include "iam/iam.h"
+#include "registry/lifecycle.h"
 #include "store/store.h"
 
 namespace berth::registry {
@@ -28,8 +30,12 @@ struct Options {
   std::chrono::seconds upload_ttl{24 * 3600};
   std::chrono::seconds gc_grace{3600};
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
-  bool require_auth = false;  // anonymous refusals become 401 Bearer challenges
+  bool require_auth = false;       // anonymous refusals become 401 Bearer challenges
   iam::AuditLog* audit = nullptr;  // records pushes, deletes and denials when set
+  // Digests something outside the registry uses (service revisions, running builds): lifecycle
+  // rules never expire them. Called on a worker thread; unset = none; "*" = could not tell,
+  // protect everything.
+  std::function<std::vector<std::string>()> pinned_digests;
 };
 
 struct GcReport {
@@ -113,6 +119,23 @@ class Registry {
 
   /// Offline consistency check of a data dir: re-hashes every blob and manifest.
   static Result<FsckReport> fsck(const std::string& data_dir, store::MetadataStore& store);
+
+  // ---- lifecycle rules (lifecycle.cc)
+  // ECR-shaped rules per repository (lifecycle.h), stored as object kind "lifecycle" named
+  // after the repository. Each authorizes registry:{Put,Get,Delete,Preview}LifecyclePolicy on
+  // repository/NAME; NotFound for an unknown repository or (get, delete, preview) no rules.
+
+  /// Validates and stores (replacing) the rules; InvalidArgument naming the field, nothing
+  /// stored.
+  awaitable<Status> put_lifecycle(http::RequestContext ctx, std::string repo, std::string json);
+  /// The stored rules' JSON.
+  awaitable<Result<std::string>> get_lifecycle(http::RequestContext ctx, std::string repo);
+  awaitable<Status> delete_lifecycle(http::RequestContext ctx, std::string repo);
+  /// What apply_lifecycle() would do to the repository now, changing nothing.
+  awaitable<Result<LifecyclePreview>> preview_lifecycle(http::RequestContext ctx, std::string repo);
+  /// Applies every repository's rules (the daemon's maintenance tick): deletes the manifests
+  /// (and their tags) they expire; gc frees the blobs later. Returns how many were expired.
+  awaitable<int64_t> apply_lifecycle();
 
  private:
   struct Impl;
