@@ -859,6 +859,7 @@ std::vector<std::string> Daemon::dns_addresses() const {
   return impl_->dns_server ? impl_->dns_server->addresses() : std::vector<std::string>{};
 }
 EventBus& Daemon::events() { return impl_->bus; }
+registry::Registry& Daemon::registry() { return *impl_->registry; }
 
 int run_fsck(const std::string& data_dir_arg, bool force) {
   config::Config paths;

@@ -57,27 +57,30 @@ Result<std::vector<LifecycleImage>> load_images(store::MetadataStore& st, int64_
   return out;
 }
 
+// Blocking: what the hook says is in use outside the registry.
+std::vector<std::string> pinned_now(const Options& opts) {
+  return opts.pinned_digests ? opts.pinned_digests() : std::vector<std::string>{};
+}
+
 // "*" from the hook: it could not tell, so every image is pinned.
-std::map<std::string, std::string> pinned_map(const Options& opts,
+std::map<std::string, std::string> pinned_map(const std::vector<std::string>& pinned,
                                               const std::vector<LifecycleImage>& images) {
   std::map<std::string, std::string> out;
-  if (!opts.pinned_digests) {
-    return out;
-  }
-  for (auto& d : opts.pinned_digests()) {
+  for (const auto& d : pinned) {
     if (d == "*") {
       for (const auto& img : images) {
         out[img.digest] = "what services and builds use could not be read";
       }
       break;
     }
-    out.emplace(std::move(d), kPinnedReason);
+    out.emplace(d, kPinnedReason);
   }
   return out;
 }
 
 // Blocking: the rules of `repo` evaluated now.
-Result<LifecyclePreview> evaluate_repo(store::MetadataStore& st, const Options& opts,
+Result<LifecyclePreview> evaluate_repo(store::MetadataStore& st,
+                                       const std::vector<std::string>& pinned,
                                        const store::Repository& repo) {
   auto row = st.get_object(kKind, repo.name);
   if (!row && row.error().code() == Errc::NotFound) {
@@ -90,7 +93,7 @@ Result<LifecyclePreview> evaluate_repo(store::MetadataStore& st, const Options& 
   BERTH_ASSIGN_OR_RETURN(auto images, load_images(st, repo.id));
   LifecyclePreview p;
   p.repository = repo.name;
-  p.images = evaluate_lifecycle(policy, images, pinned_map(opts, images), now_unix());
+  p.images = evaluate_lifecycle(policy, images, pinned_map(pinned, images), now_unix());
   return p;
 }
 
@@ -174,7 +177,9 @@ awaitable<Result<LifecyclePreview>> Registry::preview_lifecycle(http::RequestCon
   }
   auto* impl = impl_.get();
   std::shared_ptr<const store::Repository> found = *r;
-  auto preview = [impl, found] { return evaluate_repo(impl->store, impl->opts, *found); };
+  auto preview = [impl, found] {
+    return evaluate_repo(impl->store, pinned_now(impl->opts), *found);
+  };
   co_return co_await run_blocking(impl->pool, std::move(preview));
 }
 
@@ -189,6 +194,10 @@ awaitable<int64_t> Registry::apply_lifecycle() {
       return 0;
     }
     int64_t expired = 0;
+    std::vector<std::string> pinned;
+    if (!rows->empty()) {
+      pinned = pinned_now(impl->opts);  // once per pass, not per repository
+    }
     for (const auto& row : *rows) {
       auto repo = impl->store.get_repository(row.name);
       if (!repo && repo.error().code() == Errc::NotFound) {
@@ -199,7 +208,7 @@ awaitable<int64_t> Registry::apply_lifecycle() {
         impl->log->warn("lifecycle: repo={} error={}", row.name, repo.error().message());
         continue;
       }
-      auto p = evaluate_repo(impl->store, impl->opts, *repo);
+      auto p = evaluate_repo(impl->store, pinned, *repo);
       if (!p) {
         impl->log->warn("lifecycle: repo={} not applied error={}", row.name, p.error().message());
         continue;
