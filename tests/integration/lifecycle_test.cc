@@ -217,6 +217,34 @@ TEST(LifecycleIntegrationTest, BadRulesAreRefusedAndChangeNothing) {
   EXPECT_THAT(d.cli("repo lifecycle get web/app").err, HasSubstr("has no lifecycle rules"));
 }
 
+TEST(LifecycleIntegrationTest, EachOperationHasItsOwnAction) {
+  TestDaemon d;
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  std::string file = d.data_dir() + "/rules.json";
+  write_file(file, kRules);
+  ASSERT_EQ(d.cli("repo lifecycle put web/app --file " + file).code, 0);
+  ASSERT_EQ(d.cli("iam user create auditor").code, 0);
+  write_file(d.data_dir() + "/p.json", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":["registry:GetLifecyclePolicy","registry:PreviewLifecyclePolicy"],
+    "Resource":"repository/web/*"}]})");
+  ASSERT_EQ(d.cli("iam policy put look --user auditor --file " + d.data_dir() + "/p.json").code, 0);
+  auto key = d.cli("iam key create auditor --json");
+  ASSERT_EQ(key.code, 0) << key.all();
+  auto unquote = [](std::string v) { return v.size() >= 2 ? v.substr(1, v.size() - 2) : v; };
+  AdminCredentials auditor{};
+  auditor.key_id = unquote(jq(key.out, ".access_key_id"));
+  auditor.secret = unquote(jq(key.out, ".secret_access_key"));
+  EXPECT_EQ(d.cli_as(auditor, "repo lifecycle get web/app").code, 0);
+  auto pv = d.cli_as(auditor, "repo lifecycle preview web/app");
+  EXPECT_EQ(pv.code, 0) << pv.all();
+  auto put = d.cli_as(auditor, "repo lifecycle put web/app --file " + file);
+  EXPECT_EQ(put.code, 5) << put.all();
+  EXPECT_THAT(put.err, HasSubstr("may not registry:PutLifecyclePolicy on repository web/app"));
+  auto rm = d.cli_as(auditor, "repo lifecycle rm web/app");
+  EXPECT_EQ(rm.code, 5) << rm.all();
+  EXPECT_THAT(rm.err, HasSubstr("registry:DeleteLifecyclePolicy"));
+}
+
 TEST(LifecycleIntegrationTest, MaintenanceTickAppliesTheRules) {
   TestDaemon d(
       [](config::Config& cfg) { cfg.registry.lifecycle_interval = std::chrono::seconds(1); });
