@@ -97,6 +97,40 @@ Result<LifecyclePreview> evaluate_repo(store::MetadataStore& st,
   return p;
 }
 
+// Blocking: whether the repository still holds exactly the manifests and tags `p` judged.
+bool unchanged(store::MetadataStore& st, int64_t repo_id, const LifecyclePreview& p) {
+  auto now = st.list_images(repo_id);
+  if (!now || now->size() != p.images.size()) {
+    return false;
+  }
+  std::map<std::string, std::vector<std::string>> judged;
+  for (const auto& d : p.images) {
+    judged[d.digest] = d.tags;
+  }
+  for (const auto& img : *now) {
+    auto it = judged.find(img.digest);
+    if (it == judged.end() || it->second != img.tags) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Blocking: the decisions for a repository, judged again (up to 3 times) while pushes change
+// it under the evaluation, so a tag pushed meanwhile onto a doomed digest (or a new index
+// naming one) is seen before anything is deleted.
+Result<LifecyclePreview> settled_evaluation(store::MetadataStore& st,
+                                            const std::vector<std::string>& pinned,
+                                            const store::Repository& repo) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    BERTH_ASSIGN_OR_RETURN(auto p, evaluate_repo(st, pinned, repo));
+    if (unchanged(st, repo.id, p)) {
+      return p;
+    }
+  }
+  return Error(Errc::Conflict, "the repository kept changing while its rules were evaluated");
+}
+
 }  // namespace
 
 awaitable<Status> Registry::put_lifecycle(http::RequestContext ctx, std::string repo,
@@ -208,7 +242,7 @@ awaitable<int64_t> Registry::apply_lifecycle() {
         impl->log->warn("lifecycle: repo={} error={}", row.name, repo.error().message());
         continue;
       }
-      auto p = evaluate_repo(impl->store, pinned, *repo);
+      auto p = settled_evaluation(impl->store, pinned, *repo);
       if (!p) {
         impl->log->warn("lifecycle: repo={} not applied error={}", row.name, p.error().message());
         continue;
