@@ -163,6 +163,14 @@ TEST(LifecycleIntegrationTest, PreviewIsWhatApplyExpiresAndPinsSurvive) {
   EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 200);
   // Nothing more to do: a second pass expires nothing.
   EXPECT_EQ(apply_now(d), 0);
+  // Each expiry is audited (written in batches: wait for the flush).
+  std::string audit;
+  for (int i = 0; i < 50 && audit.find("repository/web/app@" + v2) == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    audit = d.cli("audit ls --principal system:lifecycle --json").all();
+  }
+  EXPECT_THAT(audit, HasSubstr("repository/web/app@" + v2));
+  EXPECT_THAT(audit, HasSubstr("repository/web/app@" + u1));
 }
 
 TEST(LifecycleIntegrationTest, BadRulesAreRefusedAndChangeNothing) {
