@@ -300,7 +300,8 @@ std::vector<LifecycleDecision> evaluate_lifecycle(const LifecyclePolicy& policy,
         d.reason = tag + (d.expire ? " keeps only " : " keeps ") + of;
       }
     } else {
-      int64_t limit = sel.count_number * 86400;
+      // Past a million days nothing expires anyway; the cap keeps the product from overflowing.
+      int64_t limit = std::min<int64_t>(sel.count_number, 1'000'000) * 86400;
       for (size_t i : picked) {
         auto& d = out[i];
         d.rule_priority = rule.priority;

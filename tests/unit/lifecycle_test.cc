@@ -225,6 +225,14 @@ TEST(LifecycleEvaluationTest, UntaggedAndAny) {
   EXPECT_EQ(find(ds, "sha256:t1").rule_priority, 2);
 }
 
+TEST(LifecycleEvaluationTest, HugeDayCountsExpireNothing) {
+  auto p = policy(
+      rules({rule(1, R"({"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days",)"
+                     R"("countNumber":9223372036854775807})")}));
+  auto ds = evaluate_lifecycle(p, {img("sha256:a", {"v1"}, 20000)}, {}, kNow);
+  EXPECT_EQ(actions(ds), (std::map<std::string, std::string>{{"sha256:a", "keep"}}));
+}
+
 TEST(LifecycleEvaluationTest, LowerPriorityNumberClaimsTheImageFirst) {
   // Rule 1 keeps every "prod" image (count 100); rule 2 would expire all but one tagged "v",
   // but may not touch what rule 1 selected, whatever their order in the document.
