@@ -561,6 +561,9 @@ awaitable<void> Api::handle(http::Exchange& ex) {
     std::string token = make_token(*auth_.signer, ctx.principal, auth_.token_ttl, nullptr);
     co_return co_await ex.send(json_response(200, token_json(token, auth_.token_ttl)));
   }
+  if (is_lifecycle_path(rest)) {
+    co_return co_await handle_lifecycle(ex, rest);
+  }
   if (rest.rfind("iam/", 0) == 0 || (rest.rfind("repositories/", 0) == 0 && rest.size() > 7 &&
                                      rest.compare(rest.size() - 7, 7, "/policy") == 0)) {
     co_return co_await handle_iam(ex, rest);

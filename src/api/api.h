@@ -122,6 +122,8 @@ class Api {
   awaitable<void> handle_domains(http::Exchange& ex, std::string rest);
   /// /api/v1/registry/upstreams/... (upstreams.cc)
   awaitable<void> handle_upstreams(http::Exchange& ex, std::string rest);
+  /// /api/v1/repositories/NAME/lifecycle[/preview] (lifecycle.cc)
+  awaitable<void> handle_lifecycle(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.

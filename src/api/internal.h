@@ -56,6 +56,9 @@ awaitable<void> serve_call(http::Exchange& ex, std::string rest, std::vector<con
 /// or method it does not serve.
 Error no_endpoint(const ApiCall& call);
 
+/// True for repositories/NAME/lifecycle and repositories/NAME/lifecycle/preview (lifecycle.cc).
+bool is_lifecycle_path(const std::string& rest);
+
 /// An optional list-of-strings field of a request body: nullopt when absent, InvalidArgument
 /// naming the key when it is not a list of strings.
 Result<std::optional<std::vector<std::string>>> string_list_field(const Json& body,

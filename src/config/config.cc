@@ -231,6 +231,8 @@ std::map<std::string, Setter> make_setters() {
       {"iam.token_ttl", [](Config& c, auto& k, auto& v) { return set_dur(c.iam.token_ttl, k, v); }},
       {"registry.gc_grace",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_grace, k, v); }},
+      {"registry.lifecycle_interval",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.registry.lifecycle_interval, k, v); }},
       {"build.max_concurrent",
        [](Config& c, auto& k, auto& v) { return set_int(c.build.max_concurrent, k, v); }},
       {"build.allow_file_remotes",
@@ -565,6 +567,9 @@ Status validate(const Config& cfg) {
   }
   if (cfg.registry.gc_grace.count() < 0 || cfg.registry.gc_interval.count() < 0) {
     return bad("registry.gc_grace", "durations must not be negative");
+  }
+  if (cfg.registry.lifecycle_interval.count() < 0) {
+    return bad("registry.lifecycle_interval", "must not be negative (0 turns it off)");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -19,9 +19,10 @@ struct StorageConfig {
 
 struct RegistryConfig {
   bool auto_create_repositories = false;
-  std::chrono::seconds upload_ttl{24 * 3600};  // abandoned uploads are removed after this
-  std::chrono::seconds gc_interval{0};         // 0 = no periodic gc
-  std::chrono::seconds gc_grace{3600};         // blobs linked this recently are never collected
+  std::chrono::seconds upload_ttl{24 * 3600};     // abandoned uploads are removed after this
+  std::chrono::seconds gc_interval{0};            // 0 = no periodic gc
+  std::chrono::seconds gc_grace{3600};            // blobs linked this recently are never collected
+  std::chrono::seconds lifecycle_interval{3600};  // how often lifecycle rules run; 0 = never
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
 };
 

@@ -83,6 +83,38 @@ Result<int> lock_data_dir(const std::string& data_dir) {
   return fd;
 }
 
+// Blocking. What lifecycle rules must never expire: every revision's digest of every service
+// (the current one, and older ones a rollback may return to) and what running builds push.
+// A store error answers "*" (protect everything): guessing could expire a deployed image.
+std::vector<std::string> pinned_digests(store::MetadataStore& st) {
+  std::vector<std::string> out;
+  auto services = st.list_services();
+  auto running = st.list_builds_by_status("IN_PROGRESS");
+  if (!services || !running) {
+    log::get("registry")->warn("lifecycle: cannot list what is pinned; expiring nothing");
+    return {"*"};
+  }
+  for (const auto& sv : *services) {
+    // Revisions are numbered 1, 2, ... and never deleted one by one.
+    for (int64_t n = 1;; ++n) {
+      auto r = st.get_revision(sv.name, n);
+      if (!r && r.error().code() == Errc::NotFound) {
+        break;
+      }
+      if (!r) {
+        return {"*"};
+      }
+      out.push_back(r->digest);
+    }
+  }
+  for (const auto& b : *running) {
+    if (!b.digest.empty()) {
+      out.push_back(b.digest);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -371,6 +403,12 @@ struct Daemon::Impl {
         std::max<std::chrono::seconds>(std::chrono::seconds(1), self->cfg.registry.upload_ttl / 4));
     auto gc_every = self->cfg.registry.gc_interval;
     auto next_gc = std::chrono::steady_clock::now() + gc_every;
+    // Lifecycle rules on their own interval; a short one (tests) shortens the tick too.
+    auto lifecycle_every = self->cfg.registry.lifecycle_interval;
+    if (lifecycle_every.count() > 0) {
+      upload_every = std::min(upload_every, lifecycle_every);
+    }
+    auto next_lifecycle = std::chrono::steady_clock::now() + lifecycle_every;
     while (!self->stopped) {
       timer.expires_after(upload_every);
       beast::error_code ec;
@@ -395,6 +433,10 @@ struct Daemon::Impl {
           self->log->warn("periodic gc failed error={}", r.error().message());
         }
         next_gc = std::chrono::steady_clock::now() + gc_every;
+      }
+      if (lifecycle_every.count() > 0 && std::chrono::steady_clock::now() >= next_lifecycle) {
+        co_await self->registry->apply_lifecycle();
+        next_lifecycle = std::chrono::steady_clock::now() + lifecycle_every;
       }
     }
   }
@@ -429,6 +471,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts.max_manifest_bytes = cfg.registry.max_manifest_bytes;
   s.audit = std::make_unique<iam::AuditLog>(*s.store);
   ropts.audit = s.audit.get();
+  ropts.pinned_digests = [st = s.store.get()] { return pinned_digests(*st); };
   iam::AuthorizerPtr authz = iam::allow_all();
   if (cfg.iam.enforce) {
     s.policy_authz = std::make_shared<iam::PolicyAuthorizer>(*s.store);
@@ -832,6 +875,7 @@ std::vector<std::string> Daemon::dns_addresses() const {
   return impl_->dns_server ? impl_->dns_server->addresses() : std::vector<std::string>{};
 }
 EventBus& Daemon::events() { return impl_->bus; }
+registry::Registry& Daemon::registry() { return *impl_->registry; }
 
 int run_fsck(const std::string& data_dir_arg, bool force) {
   config::Config paths;

@@ -15,6 +15,9 @@
 namespace berth::router {
 class Router;
 }
+namespace berth::registry {
+class Registry;
+}
 
 namespace berth::daemon {
 
@@ -41,6 +44,8 @@ class Daemon {
   /// The DNS server's bound addresses ("127.0.0.1:40123"), empty before start or when off.
   std::vector<std::string> dns_addresses() const;
   EventBus& events();
+  /// The registry (tests drive its maintenance, e.g. apply_lifecycle(), without waiting).
+  registry::Registry& registry();
 
  private:
   Daemon();

@@ -26,7 +26,8 @@ bool AuditLog::is_read_action(const std::string& action) {
   auto colon = action.find(':');
   std::string verb = colon == std::string::npos ? action : action.substr(colon + 1);
   return verb == "Pull" || verb.rfind("List", 0) == 0 || verb.rfind("Describe", 0) == 0 ||
-         verb.rfind("Get", 0) == 0 || verb.rfind("Simulate", 0) == 0;
+         verb.rfind("Get", 0) == 0 || verb.rfind("Simulate", 0) == 0 ||
+         verb.rfind("Preview", 0) == 0;
 }
 
 void AuditLog::record(const Request& req, bool allowed, const std::string& source) {

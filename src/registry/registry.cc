@@ -543,7 +543,16 @@ awaitable<Result<std::vector<store::Repository>>> Registry::list_repositories(
 awaitable<Status> Registry::delete_repository(http::RequestContext ctx, std::string name) {
   BERTH_CO_TRY(impl_->authorize(ctx, "registry:DeleteRepository", "repository/" + name));
   auto* impl = impl_.get();
-  auto delete_repo = [impl, name] { return impl->store.delete_repository(name); };
+  auto delete_repo = [impl, name]() -> Status {
+    BERTH_TRY(impl->store.delete_repository(name));
+    // Its lifecycle rules go with it: a new repository of the same name starts without them.
+    if (auto s = impl->store.delete_object("lifecycle", name);
+        !s && s.error().code() != Errc::NotFound) {
+      impl->log->warn("lifecycle rules of deleted repository kept repo={} error={}", name,
+                      s.error().message());
+    }
+    return ok();
+  };
   auto s = co_await run_blocking(impl->pool, std::move(delete_repo));
   if (!s) {
     impl->note_no_space(s.error(), "delete repository " + name);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "common/result.h"
 #include "http/http.h"
 #include "iam/iam.h"
+#include "registry/lifecycle.h"
 #include "store/store.h"
 
 namespace berth {
@@ -38,6 +40,10 @@ struct Options {
   std::shared_ptr<SecretBox> secrets;
   /// Each step of a request to an upstream (connect, handshake, every read) at most this long.
   std::chrono::seconds upstream_timeout{30};
+  // Digests something outside the registry uses (service revisions, running builds): lifecycle
+  // rules never expire them. Called on a worker thread; unset = none; "*" = could not tell,
+  // protect everything.
+  std::function<std::vector<std::string>()> pinned_digests;
 };
 
 /// An upstream registry berth pulls through (docs/registry.md, "Pull-through cache").
@@ -216,6 +222,23 @@ class Registry {
 
   /// Offline consistency check of a data dir: re-hashes every blob and manifest.
   static Result<FsckReport> fsck(const std::string& data_dir, store::MetadataStore& store);
+
+  // ---- lifecycle rules (lifecycle.cc)
+  // ECR-shaped rules per repository (lifecycle.h), stored as object kind "lifecycle" named
+  // after the repository. Each authorizes registry:{Put,Get,Delete,Preview}LifecyclePolicy on
+  // repository/NAME; NotFound for an unknown repository or (get, delete, preview) no rules.
+
+  /// Validates and stores (replacing) the rules; InvalidArgument naming the field, nothing
+  /// stored.
+  awaitable<Status> put_lifecycle(http::RequestContext ctx, std::string repo, std::string json);
+  /// The stored rules' JSON.
+  awaitable<Result<std::string>> get_lifecycle(http::RequestContext ctx, std::string repo);
+  awaitable<Status> delete_lifecycle(http::RequestContext ctx, std::string repo);
+  /// What apply_lifecycle() would do to the repository now, changing nothing.
+  awaitable<Result<LifecyclePreview>> preview_lifecycle(http::RequestContext ctx, std::string repo);
+  /// Applies every repository's rules (the daemon's maintenance tick): deletes the manifests
+  /// (and their tags) they expire; gc frees the blobs later. Returns how many were expired.
+  awaitable<int64_t> apply_lifecycle();
 
  private:
   struct Impl;

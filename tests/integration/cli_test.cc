@@ -67,7 +67,7 @@ TEST(CliContractTest, ArgumentErrorsExit2WithTheBerthPrefix) {
       {"service update web --port",
        "berth: --port needs a value (see berth service update --help)\n"},
       {"repo",
-       "berth: berth repo needs a command: create, ls, rm, policy (see berth repo --help)\n"},
+       "berth: berth repo needs a command: create, ls, rm, policy, lifecycle (see berth repo --help)\n"},
       {"", "berth: a command is required (see berth --help)\n"},
       {"--server", "berth: --server needs a value (see berth --help)\n"},
       {"iam policy put --user a --role b p --file f",

@@ -97,6 +97,18 @@ TEST(ConfigLoadTest, UnsetNestedKeysKeepDefaults) {
   EXPECT_FALSE(c->registry.auto_create_repositories);
 }
 
+TEST(ConfigLoadTest, LifecycleIntervalDefaultsToAnHourAndZeroTurnsItOff) {
+  auto d = load_string("");
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(d->registry.lifecycle_interval, 1h);
+  auto c = load_string("registry:\n  lifecycle_interval: 0\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->registry.lifecycle_interval, 0s);
+  auto bad = load_string("registry:\n  lifecycle_interval: soon\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(), HasSubstr("registry.lifecycle_interval"));
+}
+
 TEST(ConfigLoadTest, TopLevelAutoCreateAlias) {
   auto c = load_string("auto_create_repositories: yes\n");
   ASSERT_TRUE(c) << c.error().message();
