@@ -541,7 +541,8 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   if (rest == "dns" || rest.rfind("dns/", 0) == 0) {
     co_return co_await handle_dns(ex, rest);
   }
-  if (rest == "registry/upstreams" || rest.rfind("registry/upstreams/", 0) == 0) {
+  if (rest == "registry/upstreams" || rest.rfind("registry/upstreams/", 0) == 0 ||
+      rest == "registry/replications" || rest.rfind("registry/replications/", 0) == 0) {
     co_return co_await handle_upstreams(ex, rest);
   }
   if (rest == "domains" || rest.rfind("domains/", 0) == 0 || rest == "ca") {

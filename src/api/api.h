@@ -93,7 +93,7 @@ class Api {
   void set_build(BuildSettings s) { build_ = std::move(s); }
   /// Wires /api/v1/dns/zones/...
   void set_dns(DnsSettings s) { dns_ = s; }
-  /// The pool that /api/v1/registry/upstreams runs on (requests to upstreams block).
+  /// The pool that /api/v1/registry/{upstreams,replications} run on (they block).
   void set_registry_pool(BlockingPool* pool) { registry_pool_ = pool; }
   /// Wires /api/v1/domains/... and /api/v1/ca.
   void set_domains(DomainsSettings s) { domains_ = std::move(s); }
@@ -120,7 +120,7 @@ class Api {
   awaitable<void> handle_dns_tsig(http::Exchange& ex, std::string rest);
   /// /api/v1/domains/... and /api/v1/ca (domains.cc)
   awaitable<void> handle_domains(http::Exchange& ex, std::string rest);
-  /// /api/v1/registry/upstreams/... (upstreams.cc)
+  /// /api/v1/registry/upstreams/... and /api/v1/registry/replications/... (upstreams.cc)
   awaitable<void> handle_upstreams(http::Exchange& ex, std::string rest);
   /// /api/v1/repositories/NAME/lifecycle[/preview] (lifecycle.cc)
   awaitable<void> handle_lifecycle(http::Exchange& ex, std::string rest);

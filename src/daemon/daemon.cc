@@ -481,6 +481,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   s.registry = std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, authz, s.bus);
   BERTH_TRY(s.registry->init());
+  s.registry->start_replication();
   std::function<void()> on_change;
   if (s.policy_authz) {
     on_change = [authz = s.policy_authz] {

@@ -154,15 +154,20 @@ Result<http::ClientResponse> Upstream::request(http::ClientRequest req, const st
                                                const std::string& cache_key) {
   bool absolute = path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0;
   std::string url = absolute ? path : base_.origin() + path;
+  // Tokens are per repository and per kind of access: a pull token cannot start an upload.
+  bool reads = req.method == "GET" || req.method == "HEAD";
+  std::string token_key = "bearer:" + cache_key + (reads ? ":pull" : ":push");
   std::string authorization;
+  bool cached = false;
   {
     std::lock_guard lock(mu_);
     auto now = std::chrono::steady_clock::now();
     // A Bearer token is good for the repository it was issued for; Basic for everything.
-    for (const std::string& key : {"bearer:" + cache_key, std::string("basic")}) {
+    for (const std::string& key : {token_key, std::string("basic")}) {
       auto it = auth_.find(key);
       if (it != auth_.end() && it->second.second > now) {
         authorization = it->second.first;
+        cached = true;
         break;
       }
     }
@@ -182,6 +187,12 @@ Result<http::ClientResponse> Upstream::request(http::ClientRequest req, const st
       return Error(r.error().code() == Errc::Cancelled ? Errc::Cancelled : Errc::Unavailable,
                    describe() + ": " + r.error().message());
     }
+    if (r->status == 403 && same_origin && cached && !retried_auth) {
+      // A cached token without the rights this request needs: ask afresh.
+      authorization.clear();
+      cached = false;
+      continue;
+    }
     if (r->status == 401 && same_origin && !retried_auth) {
       auto c = parse_challenge(r->header("www-authenticate"));
       if (!c) {
@@ -200,7 +211,7 @@ Result<http::ClientResponse> Upstream::request(http::ClientRequest req, const st
       } else if (c->scheme == "bearer") {
         BERTH_ASSIGN_OR_RETURN(auto token, fetch_token(*c));
         authorization = "Bearer " + token.first;
-        key = "bearer:" + cache_key;
+        key = token_key;
         until += token.second;
       } else {
         return r;

@@ -3,9 +3,11 @@
 // line, in order, in one bash session, against a berthd started the way `make run` starts it
 // (`build/bin/berthd --data ./var --listen ADDR` in the checkout, so with a relative data dir).
 // The only changes to the blocks are the ports (127.0.0.1:5000, :8080 and :8443 become free
-// ones). A private dockerd with a locally made busybox:stable / busybox:latest stands in for
-// Docker Hub, an OCI layout made from busybox-static for ./my-layout, and a GIT_ASKPASS script
-// for the user typing the access key when git asks. So the README cannot drift from what works.
+// ones, and Docker Hub's URL becomes a local distribution's). A private dockerd with a locally
+// made busybox:stable / busybox:latest stands in for Docker Hub (and the same image, copied to
+// a local docker-registry, for Docker Hub as berth's upstream), an OCI layout made from
+// busybox-static for ./my-layout, and a GIT_ASKPASS script for the user typing the access key
+// when git asks. So the README cannot drift from what works.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -17,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/distribution.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -146,6 +149,10 @@ bool can_run(std::string* why) {
     *why = "busybox-static is not installed";
     return false;
   }
+  if (!Distribution::available()) {
+    *why = "docker-registry is not installed";
+    return false;
+  }
   return true;
 }
 
@@ -215,6 +222,13 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
                 "/sbin:/bin' --change 'CMD [\"sh\"]' - busybox:stable; " +
                 docker + " tag busybox:stable busybox:latest");
   ASSERT_EQ(bb.code, 0) << bb.all();
+  // Docker Hub as berth's upstream: the same busybox in a local distribution.
+  Distribution hub({});
+  ASSERT_TRUE(hub.start(&why)) << why;
+  auto seed = run("skopeo copy -q --src-daemon-host " + docker_host +
+                  " --dest-tls-verify=false docker-daemon:busybox:stable docker://" + hub.host() +
+                  "/library/busybox:stable 2>&1");
+  ASSERT_EQ(seed.code, 0) << seed.all();
 
   uint16_t port = free_port(), router_port = free_port(), dns_port = free_port(),
            tls_port = free_port();
@@ -247,6 +261,7 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     block = replace_all(block, ":8080", ":" + std::to_string(router_port));
     block = replace_all(block, ":8443", ":" + std::to_string(tls_port));
     block = replace_all(block, "-p 5353", "-p " + std::to_string(dns_port));
+    block = replace_all(block, "https://registry-1.docker.io", hub.url());
     std::string file = w + "/quickstart-" + std::to_string(i) + ".sh";
     write_file(file, block);
     driver += "echo '##### quickstart block " + std::to_string(i) + " begin'\nsource '" + file +
