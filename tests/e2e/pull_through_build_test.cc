@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // What a new user's Dockerfile starts with: `FROM busybox:stable`, resolved through the
 // default upstream (Debian's docker-registry standing in for Docker Hub) the way docker
-// resolves it, built by berth and run; and a service whose --image is on the upstream.
+// resolves it, built by berth and run; a service whose --image is on the upstream; and docker
+// pulling through berth.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -87,6 +88,45 @@ TEST(PullThroughBuild, FromBusyboxStableBuildsThroughTheDefaultUpstream) {
   EXPECT_NE(failed.all().find("base image alpine:3.19 is not in berth's registry"),
             std::string::npos)
       << failed.all();
+}
+
+// The issue's own command: docker pull HOST/docker.io/library/busybox:stable, fetched once.
+TEST(PullThroughDocker, DockerPullsThroughBerthAndFetchesOnce) {
+  if (::geteuid() != 0 || !have("dockerd") || !have("skopeo") || !have("umoci") ||
+      !Distribution::available()) {
+    GTEST_SKIP() << "needs root, dockerd, skopeo, umoci and docker-registry";
+  }
+  TempDir work;
+  std::string layout = work / "layout";
+  ASSERT_EQ(make_busybox_layout(layout, "stable"), "");
+  Distribution hub({});
+  std::string why;
+  ASSERT_TRUE(hub.start(&why)) << why;
+  auto seed = run("skopeo copy -q --dest-tls-verify=false oci:" + layout + ":stable docker://" +
+                  hub.host() + "/library/busybox:stable 2>&1");
+  ASSERT_EQ(seed.code, 0) << seed.all();
+  TestDaemon d;
+  ASSERT_EQ(
+      d.cli("registry upstream create dockerhub --url " + hub.url() + " --prefix docker.io").code,
+      0);
+  Dockerd dockerd;
+  ASSERT_TRUE(dockerd.start(&why)) << "cannot start dockerd: " << why;
+  const std::string docker = dockerd.docker_cmd();
+  auto login = run("printf '%s' '" + d.admin_secret() + "' | " + docker + " login -u " +
+                   d.admin_key_id() + " --password-stdin " + d.host());
+  ASSERT_EQ(login.code, 0) << login.all();
+  std::string ref = d.host() + "/docker.io/library/busybox:stable";
+  auto pull = run(docker + " pull " + ref + " 2>&1");
+  ASSERT_EQ(pull.code, 0) << pull.all();
+  auto pulled = run(docker + " image inspect --format '{{json .RootFS.Layers}}' " + ref);
+  EXPECT_EQ(pulled.code, 0) << pulled.all();
+  EXPECT_NE(pulled.out.find("sha256:"), std::string::npos) << pulled.out;
+  // Once more after docker forgot it: served by berth, nothing fetched again.
+  int blobs = hub.count_requests("\"GET /v2/library/busybox/blobs/");
+  EXPECT_EQ(blobs, 2) << hub.log();
+  ASSERT_EQ(run(docker + " rmi " + ref).code, 0);
+  ASSERT_EQ(run(docker + " pull " + ref + " 2>&1").code, 0);
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/busybox/blobs/"), blobs);
 }
 
 }  // namespace
