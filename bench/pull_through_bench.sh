@@ -54,7 +54,12 @@ OUT=$(cd "$OUT" && pwd)
 IMAGES=${IMAGES:-$OUT/images}
 TMP=$(mktemp -d "$OUT/pt.XXXXXX")
 DIST_PID="" BERTH_PID=""
-stop() { local p=$1; [[ -n $p ]] && { kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; }
+stop() {
+  if [[ -n $1 ]]; then
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+  fi
+}
 cleanup() { stop "$BERTH_PID"; stop "$DIST_PID"; rm -rf "$TMP"; }
 trap cleanup EXIT
 wait_http() { for ((i = 0; i < 100; i++)); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
@@ -87,11 +92,14 @@ start_berth() {
     --router-listen 127.0.0.1:0 --router-tls-listen off --dns-listen off 2>"$TMP/berthd.log" &
   BERTH_PID=$!
   wait_http "http://127.0.0.1:$PORT_BERTH/healthz"
+  export BERTH_ACCESS_KEY_ID BERTH_SECRET_ACCESS_KEY
+  BERTH_ACCESS_KEY_ID=$(sed -n 's/^BERTH_ACCESS_KEY_ID=//p' "$TMP/var/admin.credentials")
+  BERTH_SECRET_ACCESS_KEY=$(sed -n 's/^BERTH_SECRET_ACCESS_KEY=//p' "$TMP/var/admin.credentials")
   "$BERTH" --server "http://127.0.0.1:$PORT_BERTH" registry upstream create up \
     --url "http://127.0.0.1:$PORT_DIST" --prefix up.local >/dev/null
 }
 export BERTH_SERVER="http://127.0.0.1:$PORT_BERTH"
-creds() { sed -n 's/^BERTH_ACCESS_KEY_ID=//p;s/^BERTH_SECRET_ACCESS_KEY=//p' "$TMP/var/admin.credentials" | paste -sd:; }
+creds() { echo "$BERTH_ACCESS_KEY_ID:$BERTH_SECRET_ACCESS_KEY"; }
 pull() {  # pull SOURCE_REF [creds]: seconds
   rm -rf "$TMP/dest"
   local t0 t1
@@ -117,7 +125,7 @@ for ((run = 1; run <= RUNS; run++)); do
     c=$(creds)
     samples[$img.cold]+="$(pull "127.0.0.1:$PORT_BERTH/up.local/bench/$img:latest" "$c") "
     samples[$img.cached]+="$(pull "127.0.0.1:$PORT_BERTH/up.local/bench/$img:latest" "$c") "
-    log "run $run $img: direct ${samples[$img.direct]##* } ..."
+    log "run $run $img done"
   done
 done
 

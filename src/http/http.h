@@ -87,6 +87,9 @@ class Exchange {
   virtual awaitable<bool> send_head(Response head) = 0;
   virtual awaitable<bool> write_chunk(std::string data) = 0;
   virtual awaitable<bool> end_body() = 0;
+  /// Body bytes straight from a file (sendfile on plain TCP), for a send_head() response with
+  /// a content_length only. False once the client has gone (or for a chunked response).
+  virtual awaitable<bool> write_file(int fd, uint64_t offset, uint64_t length) = 0;
 
   virtual bool responded() const = 0;
   RequestContext& context() { return ctx_; }

@@ -217,56 +217,20 @@ class Conn final : public Exchange {
       finish(head.status, 0, ec);
       co_return;
     }
-    uint64_t left = length;
-    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-      // Plain TCP: the kernel copies file pages straight to the socket.
-      auto& sock = stream_.socket();
-      sock.non_blocking(true, ec);
-      off_t off = static_cast<off_t>(offset);
-      while (left > 0 && !ec) {
-        ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
-                               static_cast<size_t>(std::min<uint64_t>(left, 1 << 30)));
-        if (n > 0) {
-          left -= static_cast<uint64_t>(n);
-          continue;
-        }
-        if (n == 0) {
-          ec = asio::error::eof;  // file shorter than promised
-          break;
-        }
-        if (errno == EINTR) {
-          continue;
-        }
-        if (errno == EAGAIN) {
-          stream_.expires_after(opts_.body_timeout);
-          co_await stream_.socket().async_wait(tcp::socket::wait_write,
-                                               asio::redirect_error(use_awaitable, ec));
-          continue;
-        }
-        ec = beast::error_code(errno, boost::system::system_category());
-      }
-    } else {
-      // TLS: the bytes must pass through the encryption layer.
-      std::vector<char> chunk(256 * 1024);
-      uint64_t pos = offset;
-      while (left > 0 && !ec) {
-        ssize_t n = ::pread(fd, chunk.data(), std::min<uint64_t>(left, chunk.size()),
-                            static_cast<off_t>(pos));
-        if (n <= 0) {
-          ec = n == 0 ? beast::error_code(asio::error::eof)
-                      : beast::error_code(errno, boost::system::system_category());
-          break;
-        }
-        beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
-        co_await asio::async_write(stream_, asio::buffer(chunk.data(), static_cast<size_t>(n)),
-                                   asio::redirect_error(use_awaitable, ec));
-        pos += static_cast<uint64_t>(n);
-        left -= static_cast<uint64_t>(n);
-      }
-    }
-    finish(head.status, length - left, ec);
+    uint64_t sent = co_await file_bytes(fd, offset, length, ec);
+    finish(head.status, sent, ec);
   }
 
+  awaitable<bool> write_file(int fd, uint64_t offset, uint64_t length) override {
+    if (broken_ || !streaming_ || chunked_) {
+      // (Chunked framing would need a chunk header around the bytes: sized bodies only.)
+      co_return false;
+    }
+    beast::error_code ec;
+    uint64_t sent = co_await file_bytes(fd, offset, length, ec);
+    finish(status_, bytes_ + sent, ec);
+    co_return !ec;
+  }
   awaitable<bool> send_head(Response head) override {
     bhttp::response<bhttp::empty_body> h{static_cast<bhttp::status>(head.status),
                                          parser_.get().version()};
@@ -329,6 +293,59 @@ class Conn final : public Exchange {
     streaming_ = false;
     finish(status_, bytes_, ec);
     co_return !ec;
+  }
+
+  // Sends `length` bytes of fd from `offset` as they are (no framing): sendfile(2) on plain
+  // TCP, pread and write through TLS. Returns how many went out; ec says why it stopped short.
+  awaitable<uint64_t> file_bytes(int fd, uint64_t offset, uint64_t length, beast::error_code& ec) {
+    uint64_t left = length;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      // Plain TCP: the kernel copies file pages straight to the socket.
+      auto& sock = stream_.socket();
+      sock.non_blocking(true, ec);
+      off_t off = static_cast<off_t>(offset);
+      while (left > 0 && !ec) {
+        ssize_t n = ::sendfile(sock.native_handle(), fd, &off,
+                               static_cast<size_t>(std::min<uint64_t>(left, 1 << 30)));
+        if (n > 0) {
+          left -= static_cast<uint64_t>(n);
+          continue;
+        }
+        if (n == 0) {
+          ec = asio::error::eof;  // file shorter than promised
+          break;
+        }
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno == EAGAIN) {
+          stream_.expires_after(opts_.body_timeout);
+          co_await stream_.socket().async_wait(tcp::socket::wait_write,
+                                               asio::redirect_error(use_awaitable, ec));
+          continue;
+        }
+        ec = beast::error_code(errno, boost::system::system_category());
+      }
+    } else {
+      // TLS: the bytes must pass through the encryption layer.
+      std::vector<char> chunk(256 * 1024);
+      uint64_t pos = offset;
+      while (left > 0 && !ec) {
+        ssize_t n = ::pread(fd, chunk.data(), std::min<uint64_t>(left, chunk.size()),
+                            static_cast<off_t>(pos));
+        if (n <= 0) {
+          ec = n == 0 ? beast::error_code(asio::error::eof)
+                      : beast::error_code(errno, boost::system::system_category());
+          break;
+        }
+        beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+        co_await asio::async_write(stream_, asio::buffer(chunk.data(), static_cast<size_t>(n)),
+                                   asio::redirect_error(use_awaitable, ec));
+        pos += static_cast<uint64_t>(n);
+        left -= static_cast<uint64_t>(n);
+      }
+    }
+    co_return length - left;
   }
 
   bool responded() const override { return status_ != 0; }

@@ -22,8 +22,8 @@ constexpr const char* kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json";
-constexpr size_t kStreamPiece = 512 * 1024;
-constexpr auto kPoll = std::chrono::milliseconds(2);
+constexpr size_t kStreamPiece = 4 * 1024 * 1024;
+constexpr auto kPollFallback = std::chrono::milliseconds(100);
 
 // The upstream's own words: the first OCI error's code and message, or the start of the body.
 std::string upstream_words(const http::ClientResponse& r) {
@@ -280,7 +280,7 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
     std::lock_guard lock(f->mu);
     f->total = total;
     f->head_known = true;
-    f->cv.notify_all();
+    f->changed();
   };
   req.sink = [&](std::string_view piece) {
     if (stopping.load()) {
@@ -304,7 +304,7 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
     written += piece.size();
     std::lock_guard lock(f->mu);
     f->written = written;
-    f->cv.notify_all();
+    f->changed();
     return true;
   };
   auto r = up->request(req, "/v2/" + remote + "/blobs/" + f->digest, remote);
@@ -326,6 +326,13 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
                                            " bytes for blob " + f->digest +
                                            " that hash to sha256:" + hash.hex() + ": refused");
   } else {
+    {
+      // Clients being sent it may finish now: the bytes are all there and verified. The
+      // commit (fsync, rename, row) is the cache's business.
+      std::lock_guard lock(f->mu);
+      f->verified = true;
+      f->changed();
+    }
     std::lock_guard lock(stripe(f->hex));
     Status s = blobs.commit_upload(f->upload_id, f->hex);
     if (s) {
@@ -352,7 +359,7 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
   f->failure = failure;
   f->done = true;
   f->head_known = true;
-  f->cv.notify_all();
+  f->changed();
 }
 
 void Registry::Impl::stop_fetches() {
@@ -423,19 +430,25 @@ awaitable<void> Registry::Impl::get_blob_through(http::Exchange& ex, UpstreamPtr
 }
 
 awaitable<void> Registry::Impl::stream_fetch(http::Exchange& ex, BlobFetchPtr f) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+  // With f->mu held: have the fetch's next change (or 100 ms, should a wake-up be lost) end
+  // the next wait. (No lambdas are passed into co_await expressions: GCC 12.)
+  auto arm = [&] {
+    timer->expires_after(kPollFallback);
+    f->waiters.push_back(timer);
+  };
+  beast::error_code ec;
   // The upstream's answer first: its length goes in our head.
+  bool is_head = ex.method() == bhttp::verb::head;
   while (true) {
-    bool ready = false;
     {
       std::lock_guard lock(f->mu);
-      ready = f->head_known && (f->total >= 0 || f->done || ex.method() != bhttp::verb::head);
+      if (f->head_known && (f->total >= 0 || f->done || !is_head)) {
+        break;
+      }
+      arm();
     }
-    if (ready) {
-      break;
-    }
-    timer.expires_after(kPoll);
-    co_await timer.async_wait(use_awaitable);
+    co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
   }
   int64_t total = -1;
   std::optional<Error> failure;
@@ -443,7 +456,7 @@ awaitable<void> Registry::Impl::stream_fetch(http::Exchange& ex, BlobFetchPtr f)
     std::lock_guard lock(f->mu);
     total = f->total;
     failure = f->failure;
-    if (f->done && !failure) {
+    if ((f->done || f->verified) && !failure) {
       total = static_cast<int64_t>(f->written);
     }
   }
@@ -454,7 +467,7 @@ awaitable<void> Registry::Impl::stream_fetch(http::Exchange& ex, BlobFetchPtr f)
   res.header("Content-Type", "application/octet-stream");
   res.header("Docker-Content-Digest", f->digest);
   res.header("ETag", "\"" + f->digest + "\"");
-  if (ex.method() == bhttp::verb::head) {
+  if (is_head) {
     res.content_length = static_cast<uint64_t>(std::max<int64_t>(total, 0));
     res.head_only = true;
     co_return co_await ex.send(std::move(res));
@@ -468,34 +481,49 @@ awaitable<void> Registry::Impl::stream_fetch(http::Exchange& ex, BlobFetchPtr f)
   uint64_t sent = 0;
   while (true) {
     uint64_t available = 0;
-    bool done = false;
+    bool complete = false;
     {
       std::lock_guard lock(f->mu);
       available = f->written;
-      done = f->done;
-      failure = f->failure;
+      complete = f->verified || (f->done && !f->failure);
+      failure = f->verified ? std::nullopt : f->failure;
     }
     if (failure) {
       co_return;  // the body stops short and the connection closes: the client sees it
     }
     if (sent < available) {
-      std::string piece(std::min<uint64_t>(available - sent, kStreamPiece), '\0');
-      ssize_t n = ::pread(f->read_fd, piece.data(), piece.size(), static_cast<off_t>(sent));
-      if (n <= 0) {
-        co_return;
+      uint64_t n = std::min<uint64_t>(available - sent, kStreamPiece);
+      if (total >= 0) {
+        // Sized: the file's pages go to the socket without a copy through berth.
+        if (!co_await ex.write_file(f->read_fd, sent, n)) {
+          co_return;
+        }
+      } else {
+        std::string piece(n, '\0');
+        ssize_t got = ::pread(f->read_fd, piece.data(), piece.size(), static_cast<off_t>(sent));
+        if (got <= 0) {
+          co_return;
+        }
+        piece.resize(static_cast<size_t>(got));
+        n = static_cast<uint64_t>(got);
+        if (!co_await ex.write_chunk(std::move(piece))) {
+          co_return;
+        }
       }
-      piece.resize(static_cast<size_t>(n));
-      sent += static_cast<uint64_t>(n);
-      if (!co_await ex.write_chunk(std::move(piece))) {
-        co_return;
-      }
+      sent += n;
       continue;
     }
-    if (done) {
+    if (complete) {
       break;
     }
-    timer.expires_after(kPoll);
-    co_await timer.async_wait(use_awaitable);
+    {
+      std::lock_guard lock(f->mu);
+      if (f->written > sent || f->verified || f->done) {
+        continue;
+      }
+      arm();
+    }
+    co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
   }
   co_await ex.end_body();
 }

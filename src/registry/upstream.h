@@ -13,7 +13,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/asio.h"
 #include "http/client.h"
 #include "registry/registry.h"
 
@@ -110,13 +112,18 @@ struct BlobFetch {
   int read_fd = -1;
 
   std::mutex mu;
-  std::condition_variable cv;
-  bool head_known = false;  // the upstream answered (total set when it sent a length)
+  std::condition_variable cv;  // for blocking waiters (pull_image)
+  bool head_known = false;     // the upstream answered (total set when it sent a length)
   int64_t total = -1;
   uint64_t written = 0;
-  bool done = false;
+  bool verified = false;         // every byte is in and the digest checked (commit may still run)
+  bool done = false;             // committed, or failed
   std::optional<Error> failure;  // set with done when it failed
+  // Streaming requests asleep until the next piece: woken on their own I/O thread.
+  std::vector<std::weak_ptr<asio::steady_timer>> waiters;
 
+  /// Call with mu held after a change: wakes every waiter.
+  void changed();
   ~BlobFetch();
 };
 using BlobFetchPtr = std::shared_ptr<BlobFetch>;
