@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "e2e/e2e_util.h"
 #include "support/distribution.h"
 #include "support/harness.h"
 
@@ -127,6 +128,79 @@ TEST(PullThroughDocker, DockerPullsThroughBerthAndFetchesOnce) {
   ASSERT_EQ(run(docker + " rmi " + ref).code, 0);
   ASSERT_EQ(run(docker + " pull " + ref + " 2>&1").code, 0);
   EXPECT_EQ(hub.count_requests("\"GET /v2/library/busybox/blobs/"), blobs);
+}
+
+// A multi-platform index pulled through: kept whole, while a service takes only the host's
+// platform (the other platform's manifest and blobs are never fetched); a client asking for
+// every platform gets them all.
+TEST(PullThroughIndex, ServicesTakeTheHostPlatformAndTheIndexIsKeptWhole) {
+  if (::geteuid() != 0 || !have("runc") || !have("skopeo") || !have("umoci") || !have("jq") ||
+      !Distribution::available()) {
+    GTEST_SKIP() << "needs root, runc, skopeo, umoci, jq and docker-registry";
+  }
+  TempDir work;
+  std::string layout = work / "layout";
+  ASSERT_EQ(make_busybox_layout(layout, "amd"), "");
+  ASSERT_EQ(make_busybox_layout(layout, "arm", {{"etc/arch", "arm64\n"}}), "");
+  ASSERT_EQ(run("umoci config --image " + layout + ":arm --architecture arm64").code, 0);
+  Distribution hub({});
+  std::string why;
+  ASSERT_TRUE(hub.start(&why)) << why;
+  struct Child {
+    std::string tag, arch, digest, size, layer;
+  };
+  Child kids[] = {{"arm", "arm64", "", "", ""}, {"amd", "amd64", "", "", ""}};
+  for (auto& k : kids) {
+    auto c = run("skopeo copy -q --dest-tls-verify=false oci:" + layout + ":" + k.tag +
+                 " docker://" + hub.host() + "/library/multi:" + k.tag + " 2>&1");
+    ASSERT_EQ(c.code, 0) << c.all();
+    std::string raw = work / (k.tag + ".json");
+    ASSERT_EQ(run("skopeo inspect --raw --tls-verify=false docker://" + hub.host() +
+                  "/library/multi:" + k.tag + " > " + raw)
+                  .code,
+              0);
+    k.digest = "sha256:" + run("sha256sum < " + raw).out.substr(0, 64);
+    k.size = trim(run("wc -c < " + raw).out);
+    k.layer = trim(run("jq -r '.layers[-1].digest' " + raw).out);
+  }
+  std::string index =
+      R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[)";
+  for (size_t i = 0; i < 2; ++i) {
+    index += std::string(i ? "," : "") +
+             R"({"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+             kids[i].digest + R"(","size":)" + kids[i].size +
+             R"(,"platform":{"os":"linux","architecture":")" + kids[i].arch + R"("}})";
+  }
+  index += "]}";
+  write_file(work / "index.json", index);
+  auto put =
+      run("curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: "
+          "application/vnd.oci.image.index.v1+json' --data-binary @" +
+          (work / "index.json") + " " + hub.url() + "/v2/library/multi/manifests/1");
+  ASSERT_EQ(put.out, "201") << put.all();
+  std::string index_digest =
+      "sha256:" + run("sha256sum < " + (work / "index.json")).out.substr(0, 64);
+
+  TestDaemon d;
+  ASSERT_EQ(d.cli("registry upstream create hub --url " + hub.url() + " --prefix docker.io").code,
+            0);
+  auto svc = d.cli("service create multi --image docker.io/library/multi:1 --port 8080 --no-wait");
+  ASSERT_EQ(svc.code, 0) << svc.all();
+  auto deps = d.cli("service deployments multi --json");
+  EXPECT_NE(deps.out.find(index_digest), std::string::npos) << deps.out;
+  // The host's child and its layer came through; the other platform's did not.
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/multi/manifests/" + kids[1].digest), 1)
+      << hub.log();
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/multi/blobs/" + kids[1].layer), 1);
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/multi/manifests/" + kids[0].digest), 0);
+  EXPECT_EQ(hub.count_requests("\"GET /v2/library/multi/blobs/" + kids[0].layer), 0);
+  // The whole index is there for a client that wants every platform.
+  auto all =
+      run("skopeo copy -q --all --src-tls-verify=false --src-creds '" + d.creds() + "' docker://" +
+          d.host() + "/docker.io/library/multi:1 oci:" + (work / "out") + ":x 2>&1");
+  ASSERT_EQ(all.code, 0) << all.all();
+  auto got = run("jq -r '.manifests[0].digest' " + (work / "out") + "/index.json");
+  EXPECT_EQ(trim(got.out), index_digest);
 }
 
 }  // namespace
