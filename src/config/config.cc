@@ -233,6 +233,10 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.gc_grace, k, v); }},
       {"registry.lifecycle_interval",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.lifecycle_interval, k, v); }},
+      {"registry.max_upstream_fetches",
+       [](Config& c, auto& k, auto& v) { return set_int(c.registry.max_upstream_fetches, k, v); }},
+      {"registry.upstream_timeout",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.registry.upstream_timeout, k, v); }},
       {"build.max_concurrent",
        [](Config& c, auto& k, auto& v) { return set_int(c.build.max_concurrent, k, v); }},
       {"build.allow_file_remotes",
@@ -570,6 +574,12 @@ Status validate(const Config& cfg) {
   }
   if (cfg.registry.lifecycle_interval.count() < 0) {
     return bad("registry.lifecycle_interval", "must not be negative (0 turns it off)");
+  }
+  if (cfg.registry.max_upstream_fetches < 1 || cfg.registry.max_upstream_fetches > 1024) {
+    return bad("registry.max_upstream_fetches", "must be between 1 and 1024");
+  }
+  if (cfg.registry.upstream_timeout.count() < 1) {
+    return bad("registry.upstream_timeout", "must be at least 1s");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -24,6 +24,8 @@ struct RegistryConfig {
   std::chrono::seconds gc_grace{3600};            // blobs linked this recently are never collected
   std::chrono::seconds lifecycle_interval{3600};  // how often lifecycle rules run; 0 = never
   uint64_t max_manifest_bytes = 4 * 1024 * 1024;
+  int max_upstream_fetches = 16;              // blobs fetched from upstreams at once; more queue
+  std::chrono::seconds upstream_timeout{30};  // each step of a request to an upstream
 };
 
 struct IamConfig {

@@ -469,6 +469,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts.upload_ttl = cfg.registry.upload_ttl;
   ropts.gc_grace = cfg.registry.gc_grace;
   ropts.max_manifest_bytes = cfg.registry.max_manifest_bytes;
+  ropts.max_upstream_fetches = cfg.registry.max_upstream_fetches;
+  ropts.upstream_timeout = cfg.registry.upstream_timeout;
   s.audit = std::make_unique<iam::AuditLog>(*s.store);
   ropts.audit = s.audit.get();
   ropts.pinned_digests = [st = s.store.get()] { return pinned_digests(*st); };

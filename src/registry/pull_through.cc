@@ -8,8 +8,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <thread>
-
 #include "common/fs.h"
 #include "common/json.h"
 #include "registry/registry_impl.h"
@@ -250,23 +248,33 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
     return Error(Errc::Internal, "cannot read back upload " + f->upload_id);
   }
   fetches[digest.hex] = f;
-  {
-    std::lock_guard tl(threads_mu);
-    ++running_fetches;
-  }
   int64_t repo_id = repo->id;
-  std::thread([this, up, name, repo_id, f, wfd] {
-    run_fetch(up, name, repo_id, f, wfd);
-    std::lock_guard tl(threads_mu);
-    --running_fetches;
-    threads_cv.notify_all();
-  }).detach();
+  if (!fetch_pool) {
+    fetch_pool = std::make_unique<asio::thread_pool>(
+        static_cast<size_t>(std::max(1, opts.max_upstream_fetches)));
+  }
+  asio::post(*fetch_pool,
+             [this, up, name, repo_id, f, wfd] { run_fetch(up, name, repo_id, f, wfd); });
   return f;
 }
 
 void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id, BlobFetchPtr f,
                                int wfd) {
   std::string remote = remote_repository(up->spec(), name);
+  if (stopping.load()) {
+    ::close(wfd);
+    blobs.remove_upload(f->upload_id);
+    {
+      std::lock_guard lock(fetch_mu);
+      fetches.erase(f->hex);
+    }
+    std::lock_guard lock(f->mu);
+    f->failure = Error(Errc::Unavailable, "berthd is stopping");
+    f->done = true;
+    f->head_known = true;
+    f->changed();
+    return;
+  }
   Sha256 hash;
   uint64_t written = 0;
   Status io = ok();
@@ -363,9 +371,15 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
 }
 
 void Registry::Impl::stop_fetches() {
-  stopping.store(true);
-  std::unique_lock lock(threads_mu);
-  threads_cv.wait(lock, [this] { return running_fetches == 0; });
+  stopping.store(true);  // running transfers stop at their next piece; queued ones fail at once
+  std::unique_ptr<asio::thread_pool> running;
+  {
+    std::lock_guard lock(fetch_mu);
+    running = std::move(fetch_pool);
+  }
+  if (running) {
+    running->join();
+  }
 }
 
 awaitable<void> Registry::Impl::fail_upstream(http::Exchange& ex, const Error& e, Oci not_found) {

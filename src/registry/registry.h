@@ -40,6 +40,8 @@ struct Options {
   std::shared_ptr<SecretBox> secrets;
   /// Each step of a request to an upstream (connect, handshake, every read) at most this long.
   std::chrono::seconds upstream_timeout{30};
+  /// Blobs fetched from upstreams at the same time; more wait in a queue for a slot.
+  int max_upstream_fetches = 16;
   // Digests something outside the registry uses (service revisions, running builds): lifecycle
   // rules never expire them. Called on a worker thread; unset = none; "*" = could not tell,
   // protect everything.

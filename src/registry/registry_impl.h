@@ -304,9 +304,8 @@ struct Registry::Impl {
 
   std::mutex fetch_mu;
   std::unordered_map<std::string, BlobFetchPtr> fetches;  // by hex, while running
-  std::mutex threads_mu;
-  std::condition_variable threads_cv;
-  int running_fetches = 0;  // guarded by threads_mu
+  // Runs fetches, at most opts.max_upstream_fetches at once; the rest queue.
+  std::unique_ptr<asio::thread_pool> fetch_pool;
   std::atomic<bool> stopping{false};
   std::mutex fresh_mu;
   std::unordered_map<std::string, int64_t> tag_checked;  // "repo\ntag" -> when looked up

@@ -109,6 +109,26 @@ TEST(ConfigLoadTest, LifecycleIntervalDefaultsToAnHourAndZeroTurnsItOff) {
   EXPECT_THAT(bad.error().message(), HasSubstr("registry.lifecycle_interval"));
 }
 
+TEST(ConfigLoadTest, UpstreamFetchLimitAndTimeoutHaveDefaultsAndBounds) {
+  auto d = load_string("");
+  ASSERT_TRUE(d) << d.error().message();
+  EXPECT_EQ(d->registry.max_upstream_fetches, 16);
+  EXPECT_EQ(d->registry.upstream_timeout, 30s);
+  auto c = load_string("registry:\n  max_upstream_fetches: 4\n  upstream_timeout: 2m\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->registry.max_upstream_fetches, 4);
+  EXPECT_EQ(c->registry.upstream_timeout, 120s);
+  for (const char* bad : {"registry:\n  max_upstream_fetches: 0\n",
+                          "registry:\n  max_upstream_fetches: 5000\n",
+                          "registry:\n  upstream_timeout: 0\n"}) {
+    // Refused when loading or, for a well-formed value out of range, by validate().
+    auto b = load_string(bad);
+    Status v = b ? validate(*b) : Status(b.error());
+    ASSERT_FALSE(v) << bad;
+    EXPECT_THAT(v.error().message(), HasSubstr("registry.")) << bad;
+  }
+}
+
 TEST(ConfigLoadTest, TopLevelAutoCreateAlias) {
   auto c = load_string("auto_create_repositories: yes\n");
   ASSERT_TRUE(c) << c.error().message();
