@@ -264,6 +264,9 @@ awaitable<int64_t> Registry::apply_lifecycle() {
           continue;
         }
         ++expired;
+        if (s) {
+          impl->note_change(row.name, "", d->digest, true);  // --deletes replicates it
+        }
         std::string tags;
         for (const auto& t : d->tags) {
           tags += (tags.empty() ? "" : ",") + t;

@@ -9,6 +9,9 @@
 #include <string>
 #include <thread>
 
+#include "common/asio.h"
+#include "daemon/daemon.h"
+#include "registry/registry.h"
 #include "support/distribution.h"
 #include "support/harness.h"
 
@@ -134,6 +137,27 @@ TEST_F(Replication, PushesReachDistributionAndASecondBerthdThroughAnOutage) {
   }
   EXPECT_TRUE(gone) << d.cli("registry replication status to-dist").all();
   EXPECT_EQ(digest(hub.host() + "/web/app:v1", at_hub), v1);
+
+  // A lifecycle expiry is a delete too: v1 pushed again is the newest, v2 expires here and,
+  // with --deletes, at the destination.
+  push(d.host(), d.creds(), "v1");
+  ASSERT_TRUE(arrives(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags(), v1));
+  write_file(work_ / "rules.json", R"({"rules":[{"rulePriority":1,"selection":{"tagStatus":"any",
+    "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]})");
+  ASSERT_EQ(d.cli("repo lifecycle put web/app --file " + (work_ / "rules.json")).code, 0);
+  asio::io_context ioc;
+  int64_t expired = -1;
+  asio::co_spawn(ioc, d.daemon().registry().apply_lifecycle(),
+                 [&](std::exception_ptr, int64_t n) { expired = n; });
+  ioc.run();
+  ASSERT_EQ(expired, 1);
+  gone = false;
+  for (int i = 0; i < 150 && !gone; ++i) {
+    gone = digest(dist.host() + "/web/app@sha256:" + v2, dist.skopeo_inspect_flags()).empty();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(gone) << d.cli("registry replication status to-dist").all();
+  EXPECT_EQ(digest(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags()), v1);
 }
 
 TEST_F(Replication, PendingChangesSurviveARestart) {
