@@ -113,6 +113,22 @@ Result<std::string> password_from_stdin() {
   return pw;
 }
 
+// The fields an upstream and a replication destination share: who berth is there, and whom
+// it trusts.
+Status add_remote_fields(Json& body, const RegistryCommands& s) {
+  if (!s.username.empty()) {
+    body["username"] = s.username;
+  }
+  if (s.password_stdin) {
+    BERTH_ASSIGN_OR_RETURN(auto pw, password_from_stdin());
+    body["password"] = pw;
+  }
+  if (!s.ca_file.empty()) {
+    body["ca_file"] = s.ca_file;
+  }
+  return ok();
+}
+
 int print_one(const Result<Json>& r, bool json, void (*print)(const Json&)) {
   if (!r) {
     return fail(r.error());
@@ -179,18 +195,8 @@ std::shared_ptr<RegistryCommands> add_registry_commands(CLI::App& app) {
 std::optional<int> run_registry_commands(RegistryCommands& s, const api::Client& client) {
   if (s.create->parsed()) {
     Json body{{"name", s.name}, {"url", s.url}, {"prefix", s.prefix}, {"default", s.is_default}};
-    if (!s.username.empty()) {
-      body["username"] = s.username;
-    }
-    if (s.password_stdin) {
-      auto pw = password_from_stdin();
-      if (!pw) {
-        return fail(pw.error());
-      }
-      body["password"] = *pw;
-    }
-    if (!s.ca_file.empty()) {
-      body["ca_file"] = s.ca_file;
+    if (auto st = add_remote_fields(body, s); !st) {
+      return fail(st.error());
     }
     if (!s.ttl.empty()) {
       body["ttl"] = s.ttl;
@@ -238,18 +244,8 @@ std::optional<int> run_registry_commands(RegistryCommands& s, const api::Client&
   }
   if (s.rcreate->parsed()) {
     Json body{{"name", s.name}, {"url", s.url}, {"repos", s.repos}, {"deletes", s.deletes}};
-    if (!s.username.empty()) {
-      body["username"] = s.username;
-    }
-    if (s.password_stdin) {
-      auto pw = password_from_stdin();
-      if (!pw) {
-        return fail(pw.error());
-      }
-      body["password"] = *pw;
-    }
-    if (!s.ca_file.empty()) {
-      body["ca_file"] = s.ca_file;
+    if (auto st = add_remote_fields(body, s); !st) {
+      return fail(st.error());
     }
     return print_one(client.call("POST", kReplications, body), s.json, print_replication);
   }

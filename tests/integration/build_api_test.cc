@@ -26,10 +26,6 @@ std::string trim(std::string s) {
 }
 
 // "text" -> text (jq -c prints strings quoted).
-std::string unquote(const std::string& s) {
-  return s.size() >= 2 && s.front() == '"' ? s.substr(1, s.size() - 2) : s;
-}
-
 // The status code of `curl -i` output (the last status line, after any 100 Continue).
 int status_of(const std::string& out) {
   int code = 0;

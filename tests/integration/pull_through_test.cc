@@ -14,10 +14,6 @@
 namespace berth::test {
 namespace {
 
-std::string unquote(const std::string& s) {
-  return s.size() >= 2 && s.front() == '"' ? s.substr(1, s.size() - 2) : s;
-}
-
 class PullThrough : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -109,6 +109,10 @@ void write_file(const std::string& path, const std::string& content) {
   f << content;
 }
 
+std::string unquote(const std::string& s) {
+  return s.size() >= 2 && s.front() == '"' && s.back() == '"' ? s.substr(1, s.size() - 2) : s;
+}
+
 std::string jq(const std::string& json, const std::string& filter) {
   TempDir t;
   write_file(t / "in.json", json);

@@ -57,6 +57,8 @@ std::string bin(const std::string& name);
 
 /// Runs jq -c FILTER on json; returns its trimmed output (a test failure when jq fails).
 std::string jq(const std::string& json, const std::string& filter);
+/// A JSON string as jq printed it, without its quotes ("\"abc\"" -> "abc"); others unchanged.
+std::string unquote(const std::string& s);
 
 /// Writes a file (creating parent directories).
 void write_file(const std::string& path, const std::string& content);
