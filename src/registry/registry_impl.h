@@ -295,6 +295,12 @@ struct Registry::Impl {
   std::vector<UpstreamPtr> upstreams;
 
   Result<UpstreamPtr> make_upstream(UpstreamSpec spec, int64_t created_at);
+  // Credentials of a remote registry (an upstream or a replication destination), what:
+  // "upstream"/"replication". check_credentials: before sealing a new one; open_password: the
+  // stored (sealed) password, "" when none.
+  Status check_credentials(const std::string& username, const std::string& password,
+                           const std::string& what) const;
+  Result<std::string> open_password(const Json& doc) const;
   Status load_upstreams();
   // The upstream whose prefix the repository is under; nullptr when none.
   UpstreamPtr upstream_for(const std::string& repository);

@@ -76,17 +76,13 @@ Status Registry::Impl::load_replications() {
     r->spec.ca_file = j->value("ca_file", std::string());
     r->spec.deletes = j->value("deletes", false);
     r->created_at = row.created_at;
-    std::string sealed = j->value("password", std::string());
-    if (!sealed.empty()) {
-      auto pw = opts.secrets ? opts.secrets->open(sealed)
-                             : Result<std::string>(Error(Errc::DataLoss, "no secrets key"));
-      if (!pw) {
-        log->error("replication {}: its password cannot be opened ({}); it is skipped", row.name,
-                   pw.error().message());
-        continue;
-      }
-      r->spec.password = *pw;
+    auto pw = open_password(*j);
+    if (!pw) {
+      log->error("replication {}: its password cannot be opened ({}); it is skipped", row.name,
+                 pw.error().message());
+      continue;
     }
+    r->spec.password = *pw;
     auto dest = make_destination(r->spec, row.created_at);
     if (!dest) {
       log->error("replication {} is skipped: {}", row.name, dest.error().message());
@@ -256,6 +252,9 @@ void Registry::Impl::replication_loop() {
         }
       }
     }
+    if (rules.empty()) {
+      continue;  // nothing can be pending: a rule's tasks go with it (delete_replication)
+    }
     auto tasks = store.list_objects(kTaskKind);
     if (!tasks) {
       continue;
@@ -347,13 +346,7 @@ Result<ReplicationStatus> Registry::create_replication(const http::RequestContex
       return Error(Errc::InvalidArgument, "repos: '" + g + "' is not a repository glob");
     }
   }
-  if (!spec.password.empty() && spec.username.empty()) {
-    return Error(Errc::InvalidArgument, "a password needs a username");
-  }
-  if (!spec.password.empty() && !d.opts.secrets) {
-    return Error(Errc::FailedPrecondition,
-                 "replication credentials cannot be sealed: this berthd has no secrets key");
-  }
+  BERTH_TRY(d.check_credentials(spec.username, spec.password, "replication"));
   if (d.find_replication(spec.name)) {
     return Error(Errc::AlreadyExists, "replication " + spec.name + " already exists");
   }
@@ -451,7 +444,15 @@ Status Registry::delete_replication(const http::RequestContext& ctx, const std::
                                         [&](const auto& r) { return r->spec.name == name; }),
                          d.replications.end());
   }
-  // Its queued changes go with it (the worker drops tasks of unknown rules).
+  // Its queued changes go with it (a task the worker holds right now it drops itself).
+  if (auto tasks = d.store.list_objects(kTaskKind)) {
+    for (const auto& row : *tasks) {
+      auto t = parse_json(row.document, "replication task");
+      if (t && t->value("rule", std::string()) == name) {
+        (void)d.store.delete_object(kTaskKind, row.name);
+      }
+    }
+  }
   d.log->info("replication deleted name={} principal={}", name, ctx.principal);
   return ok();
 }

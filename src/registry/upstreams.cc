@@ -47,6 +47,29 @@ Status validate_upstream_name(const std::string& name, const std::string& what) 
   return ok();
 }
 
+Status Registry::Impl::check_credentials(const std::string& username, const std::string& password,
+                                         const std::string& what) const {
+  if (!password.empty() && username.empty()) {
+    return Error(Errc::InvalidArgument, "a password needs a username");
+  }
+  if (!password.empty() && !opts.secrets) {
+    return Error(Errc::FailedPrecondition,
+                 what + " credentials cannot be sealed: this berthd has no secrets key");
+  }
+  return ok();
+}
+
+Result<std::string> Registry::Impl::open_password(const Json& doc) const {
+  std::string sealed = doc.value("password", std::string());
+  if (sealed.empty()) {
+    return std::string();
+  }
+  if (!opts.secrets) {
+    return Error(Errc::DataLoss, "no secrets key");
+  }
+  return opts.secrets->open(sealed);
+}
+
 Result<UpstreamPtr> Registry::Impl::make_upstream(UpstreamSpec spec, int64_t created_at) {
   BERTH_ASSIGN_OR_RETURN(auto base, http::parse_client_url(spec.url));
   if (base.target != "/") {
@@ -83,17 +106,13 @@ Status Registry::Impl::load_upstreams() {
     spec.ca_file = j->value("ca_file", std::string());
     spec.ttl = std::chrono::seconds(j->value("ttl_seconds", int64_t{6 * 3600}));
     spec.is_default = j->value("default", false);
-    std::string sealed = j->value("password", std::string());
-    if (!sealed.empty()) {
-      auto pw = opts.secrets ? opts.secrets->open(sealed)
-                             : Result<std::string>(Error(Errc::DataLoss, "no secrets key"));
-      if (!pw) {
-        log->error("upstream {}: its password cannot be opened ({}); it is skipped", row.name,
-                   pw.error().message());
-        continue;
-      }
-      spec.password = *pw;
+    auto pw = open_password(*j);
+    if (!pw) {
+      log->error("upstream {}: its password cannot be opened ({}); it is skipped", row.name,
+                 pw.error().message());
+      continue;
     }
+    spec.password = *pw;
     auto u = make_upstream(std::move(spec), row.created_at);
     if (!u) {
       log->error("upstream {} is skipped: {}", row.name, u.error().message());
@@ -129,13 +148,7 @@ Result<UpstreamView> Registry::create_upstream(const http::RequestContext& ctx, 
   if (spec.ttl.count() < 0) {
     return Error(Errc::InvalidArgument, "ttl must not be negative");
   }
-  if (!spec.password.empty() && spec.username.empty()) {
-    return Error(Errc::InvalidArgument, "a password needs a username");
-  }
-  if (!spec.password.empty() && !d.opts.secrets) {
-    return Error(Errc::FailedPrecondition,
-                 "upstream credentials cannot be sealed: this berthd has no secrets key");
-  }
+  BERTH_TRY(d.check_credentials(spec.username, spec.password, "upstream"));
   {
     std::shared_lock lock(d.up_mu);
     for (const auto& u : d.upstreams) {
