@@ -505,6 +505,10 @@ awaitable<void> Api::handle(http::Exchange& ex) {
   std::string rest = path.size() > prefix.size() ? path.substr(prefix.size()) : "";
   const auto& ctx = ex.context();
 
+  // Signing in comes before authentication; console.cc checks the rest itself.
+  if (rest.rfind("console/", 0) == 0) {
+    co_return co_await handle_console(ex, rest);
+  }
   if (auth_.require_auth && !ctx.authenticated) {
     http::Response r = error_response(
         Error(Errc::Unauthenticated,

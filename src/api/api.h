@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "common/asio.h"
@@ -32,7 +33,27 @@ namespace berth::domains {
 class Manager;
 }  // namespace berth::domains
 
+namespace berth::console {
+class Sessions;
+}  // namespace berth::console
+
 namespace berth::api {
+
+class MetricsHistory;
+struct ApiCall;
+
+/// The console's sign-in (null sessions: the console is off).
+struct ConsoleSettings {
+  console::Sessions* sessions = nullptr;
+  BlockingPool* pool = nullptr;
+  /// Checks an access key for a sign-in, with the same lockout as HTTP Basic: the principal,
+  /// or Unauthenticated, or ResourceExhausted with *retry_after set.
+  std::function<Result<std::string>(const std::string& key_id, const std::string& secret,
+                                    const std::string& peer, std::chrono::seconds* retry_after)>
+      check_key;
+  bool secure_cookie = false;          // the API listener speaks TLS
+  std::chrono::seconds link_ttl{120};  // one-time sign-in links from `berth console`
+};
 
 /// The domains API's dependencies (null manager: custom domains are not available).
 struct DomainsSettings {
@@ -77,8 +98,8 @@ struct BuildSettings {
 
 class Api {
  public:
-  Api(registry::Registry& registry, iam::Service& iam, AuthSettings auth)
-      : registry_(registry), iam_(iam), auth_(auth) {}
+  Api(registry::Registry& registry, iam::Service& iam, AuthSettings auth);
+  ~Api();
 
   /// Serves one /api/v1/ request.
   awaitable<void> handle(http::Exchange& ex);
@@ -97,6 +118,12 @@ class Api {
   void set_registry_pool(BlockingPool* pool) { registry_pool_ = pool; }
   /// Wires /api/v1/domains/... and /api/v1/ca.
   void set_domains(DomainsSettings s) { domains_ = std::move(s); }
+  /// Wires /api/v1/console/... (sign-in sessions and links).
+  void set_console(ConsoleSettings s) { console_ = std::move(s); }
+  /// Samples the router's per-service counters into the last hour's history that
+  /// GET /api/v1/services/NAME/metrics answers; the daemon calls it every metrics_interval().
+  void sample_metrics();
+  static std::chrono::seconds metrics_interval();
   /// POST /hooks/github/NAME: a GitHub-compatible webhook. Unauthenticated: the
   /// X-Hub-Signature-256 HMAC with the project's secret is the authentication.
   awaitable<void> github_webhook(http::Exchange& ex);
@@ -124,6 +151,14 @@ class Api {
   awaitable<void> handle_upstreams(http::Exchange& ex, std::string rest);
   /// /api/v1/repositories/NAME/lifecycle[/preview] (lifecycle.cc)
   awaitable<void> handle_lifecycle(http::Exchange& ex, std::string rest);
+  /// /api/v1/console/... (console.cc)
+  awaitable<void> handle_console(http::Exchange& ex, std::string rest);
+  http::Response console_call(const ApiCall& call, const std::string& cookie,
+                              const std::string& host);
+  /// services/NAME/watch, services/NAME/logs?follow=1 and services/NAME/metrics
+  /// (services_live.cc).
+  static bool live_services_path(const std::string& rest, bhttp::verb m, bool follow);
+  awaitable<void> serve_live_services(http::Exchange& ex, std::string rest);
   /// /api/v1/build/projects/... and /api/v1/builds/...
   awaitable<void> handle_build(http::Exchange& ex, std::string rest);
   /// GET /api/v1/builds/ID/logs?follow=1: the log as it grows, until the build ends.
@@ -138,6 +173,8 @@ class Api {
   DnsSettings dns_;
   DomainsSettings domains_;
   BlockingPool* registry_pool_ = nullptr;
+  ConsoleSettings console_;
+  std::shared_ptr<MetricsHistory> history_;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };

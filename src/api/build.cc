@@ -315,6 +315,7 @@ OpenLog open_log(const std::string& path) {
 // ended before it was read (then nothing more will come once a read comes back empty).
 struct LogPoll {
   std::string data;
+  std::string status;
   bool ended = false;
   bool gone = false;  // the build (or its project) was deleted
 };
@@ -326,6 +327,7 @@ LogPoll poll_log(builder::Service& svc, int64_t id, const std::string& path, uin
     p.gone = true;
     return p;
   }
+  p.status = b->status;
   p.ended = terminal_status(b->status);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -421,6 +423,30 @@ awaitable<void> Api::handle_build(http::Exchange& ex, std::string rest) {
       co_return co_await ex.send(std::move(*t.error));
     }
     std::string follow = call->q("follow");
+    if ((follow == "1" || follow == "true") && wants_sse(ex)) {
+      // The console's live log: `log` events with the text, then `end` with the status.
+      struct Tail {
+        uint64_t offset;
+        int quiet_after_end = 0;
+      };
+      auto tail = std::make_shared<Tail>(Tail{offset});
+      std::function<SsePoll()> poll = [svc = build_.service, build_id, path = t.path, tail] {
+        SsePoll out;
+        LogPoll p = poll_log(*svc, build_id, path, tail->offset);
+        if (!p.data.empty()) {
+          tail->offset += p.data.size();
+          out.events = sse_event(
+              "log", Json{{"text", p.data}}.dump(-1, ' ', false, Json::error_handler_t::replace));
+        }
+        // As with the text stream: ended and a read that finds nothing, twice, is the end.
+        if (p.gone || (p.ended && p.data.empty() && ++tail->quiet_after_end >= 2)) {
+          out.events += sse_event("end", Json{{"status", p.gone ? "DELETED" : p.status}}.dump());
+          out.done = true;
+        }
+        return out;
+      };
+      co_return co_await serve_sse(ex, *build_.pool, std::move(poll), kLogPoll, stopping_);
+    }
     if (follow == "1" || follow == "true") {
       co_return co_await follow_build_log(ex, build_id, t.path, offset);
     }

@@ -2,6 +2,8 @@
 // Helpers shared by the API's handler files (private to src/api).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,7 +17,18 @@
 #include "common/result.h"
 #include "http/http.h"
 
+namespace berth::deploy {
+struct ServiceView;
+}  // namespace berth::deploy
+namespace berth::store {
+struct DeploymentRecord;
+}  // namespace berth::store
+
 namespace berth::api {
+
+/// SERVICE and DEPLOYMENT as the API shows them (services.cc).
+Json service_json(const deploy::ServiceView& v);
+Json deployment_json(const store::DeploymentRecord& d);
 
 /// A JSON reply, and the {"error":{"code","message"}} reply for an error.
 http::Response json_response(unsigned status, const Json& body);
@@ -69,5 +82,31 @@ Result<Json> parse_object_body(const std::string& body);
 
 /// Splits "a/b/c" into its segments.
 std::vector<std::string> segments(const std::string& path);
+
+}  // namespace berth::api
+
+namespace berth::api {
+
+/// What one poll of a live view (a Server-Sent Events stream) found.
+struct SsePoll {
+  std::string events;          // framed with sse_event(); "" = nothing new
+  bool done = false;           // the stream ends after these events
+  std::optional<Error> error;  // first poll only: answered as the JSON error instead
+};
+
+/// One SSE event: "event: NAME\ndata: DATA\n\n" (data is one line of JSON).
+std::string sse_event(std::string_view name, const std::string& data);
+
+/// Serves a Server-Sent Events stream (text/event-stream). The first poll runs before the
+/// head is sent, so it can authorize and refuse with a plain JSON error; after that each poll
+/// runs on the pool every `interval` and what it returns is sent at once. A comment line every
+/// 15 s keeps proxies from closing a quiet stream. Ends when a poll says done, the client goes,
+/// or berthd stops (`stopping`).
+awaitable<void> serve_sse(http::Exchange& ex, BlockingPool& pool, std::function<SsePoll()> poll,
+                          std::chrono::milliseconds interval,
+                          std::shared_ptr<std::atomic<bool>> stopping);
+
+/// True when the client asked for Server-Sent Events (Accept: text/event-stream).
+bool wants_sse(http::Exchange& ex);
 
 }  // namespace berth::api

@@ -13,8 +13,6 @@
 
 namespace berth::api {
 
-namespace {
-
 Json service_json(const deploy::ServiceView& v) {
   Json instances = Json::array();
   for (const auto& i : v.instances) {
@@ -54,6 +52,8 @@ Json deployment_json(const store::DeploymentRecord& d) {
   j["finished_at"] = d.finished_at;
   return j;
 }
+
+namespace {
 
 Json deployment_ref(int64_t id) {
   Json j = Json::object();
@@ -262,6 +262,10 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
                           ? "services are not available on this berthd"
                           : services_.unavailable_reason;
     co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
+  }
+  bool follow = ex.query("follow").value_or("0") == "1";
+  if (live_services_path(rest, ex.method(), follow)) {
+    co_return co_await serve_live_services(ex, std::move(rest));
   }
   std::vector<const char*> params = {"limit", "since_ms", "offset", "instance"};
   co_await serve_call(ex, std::move(rest), std::move(params), kMaxRestBody, *services_.pool,

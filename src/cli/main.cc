@@ -9,11 +9,12 @@
 #include "api/client.h"
 #include "cli/args.h"
 #include "cli/build.h"
+#include "cli/console.h"
 #include "cli/dns.h"
 #include "cli/domains.h"
-#include "cli/registry.h"
 #include "cli/iam.h"
 #include "cli/login.h"
+#include "cli/registry.h"
 #include "cli/repos.h"
 #include "cli/services.h"
 #include "cli/util.h"
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
   auto dns_cmds = berth::cli::add_dns_commands(app);
   auto domain_cmds = berth::cli::add_domain_commands(app);
   auto registry_cmds = berth::cli::add_registry_commands(app);
+  auto console_cmds = berth::cli::add_console_commands(app);
 
   if (auto rc = berth::cli::parse_args(app, argc, argv)) {
     return *rc;
@@ -85,6 +87,9 @@ int main(int argc, char** argv) {
     return *rc;
   }
   if (auto rc = berth::cli::run_registry_commands(*registry_cmds, *client)) {
+    return *rc;
+  }
+  if (auto rc = berth::cli::run_console_commands(*console_cmds, *client)) {
     return *rc;
   }
   if (auto rc = berth::cli::run_build_commands(*build_cmds, *client, creds ? creds->key_id : "",

@@ -237,6 +237,10 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_int(c.registry.max_upstream_fetches, k, v); }},
       {"registry.upstream_timeout",
        [](Config& c, auto& k, auto& v) { return set_dur(c.registry.upstream_timeout, k, v); }},
+      {"console.enabled",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.console.enabled, k, v); }},
+      {"console.session_ttl",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.console.session_ttl, k, v); }},
       {"build.max_concurrent",
        [](Config& c, auto& k, auto& v) { return set_int(c.build.max_concurrent, k, v); }},
       {"build.allow_file_remotes",
@@ -580,6 +584,9 @@ Status validate(const Config& cfg) {
   }
   if (cfg.registry.upstream_timeout.count() < 1) {
     return bad("registry.upstream_timeout", "must be at least 1s");
+  }
+  if (cfg.console.session_ttl.count() < 60 || cfg.console.session_ttl.count() > 30 * 86400) {
+    return bad("console.session_ttl", "must be between 60s and 30d");
   }
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
   bool level_ok = false;

@@ -117,6 +117,12 @@ struct DnsConfig {
   uint64_t max_record_sets_per_zone = 100000;
 };
 
+/// The web console (docs/console.md).
+struct ConsoleConfig {
+  bool enabled = true;                          // false: no /console/ and no console sign-in
+  std::chrono::seconds session_ttl{12 * 3600};  // a signed-in browser stays signed in this long
+};
+
 struct Config {
   std::string data_dir = "./var";
   std::string listen = "127.0.0.1:5000";
@@ -141,6 +147,7 @@ struct Config {
   RouterConfig router;
   BuildConfig build;
   DnsConfig dns;
+  ConsoleConfig console;
 };
 
 /// Loads a YAML file over the defaults. Errors name the key path ("registry.gc_interval: ...").

@@ -2,6 +2,7 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "common/log.h"
 #include "common/secret_box.h"
 #include "common/url.h"
+#include "console/console.h"
 #include "deploy/deploy.h"
 #include "dns/dns.h"
 #include "dns/tsig.h"
@@ -134,6 +136,7 @@ struct Daemon::Impl {
   // Failed authentications per (key id, source address) and per address, for the lockout.
   iam::AuthThrottle throttle;
   std::unique_ptr<api::Api> api;
+  std::unique_ptr<console::Sessions> sessions;  // signed-in browsers; null: console off
   std::unique_ptr<http::Server> server;
   // Services: runtime + router + controller (runtime and controller absent when disabled).
   std::unique_ptr<RegistryImageSource> image_source;
@@ -165,6 +168,61 @@ struct Daemon::Impl {
     }
   }
 
+  // An access key's principal ("user/NAME"), or Unauthenticated; ResourceExhausted with
+  // *retry_after set while the key id or the address is locked out. HTTP Basic and the
+  // console's sign-in both come here.
+  Result<std::string> check_key(const std::string& id, const std::string& secret,
+                                const std::string& peer, std::chrono::seconds* retry_after) {
+    std::string addr = iam::peer_address(peer);
+    auto now = iam::AuthThrottle::Clock::now();
+    if (auto wait = throttle.retry_after(id, addr, now); wait.count() > 0) {
+      log->warn("authentication rate limited access_key_id={} peer={} retry_after={}s", id, peer,
+                wait.count());
+      *retry_after = wait;
+      return Error(
+          Errc::ResourceExhausted,
+          fmt::format("too many failed authentications; try again in {} seconds", wait.count()));
+    }
+    auto who = policy_authz->authenticate(id, secret);
+    if (!who) {
+      throttle.record_failure(id, addr, now);
+      log->warn("authentication failed access_key_id={} peer={}", id, peer);
+      return Error(Errc::Unauthenticated, "invalid access key id or secret");
+    }
+    return *who;
+  }
+
+  // A console session named by the cookie, for /api/v1/ requests without an Authorization
+  // header. A request that changes something must also carry the session's CSRF token, which
+  // a page of another site cannot read; signing in itself is exempt (it has no session yet).
+  // No cookie, or an unknown or expired session: anonymous (then the API answers 401).
+  Status session_auth(http::Exchange& ex) {
+    std::string cookie = ex.header(bhttp::field::cookie);
+    auto id = cookie.empty() ? std::nullopt : console::cookie_value(cookie, console::kCookie);
+    if (!id || sessions == nullptr) {
+      return ok();
+    }
+    auto session = sessions->find(*id);
+    if (!session) {
+      return ok();
+    }
+    auto m = ex.method();
+    bool safe = m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options;
+    bool sign_in = m == bhttp::verb::post && ex.path() == "/api/v1/console/session";
+    if (!safe && !sign_in) {
+      std::string token = ex.header(std::string(console::kCsrfHeader));
+      if (token.size() != session->csrf_token.size() ||
+          CRYPTO_memcmp(token.data(), session->csrf_token.data(), token.size()) != 0) {
+        return Error(Errc::PermissionDenied,
+                     "missing or wrong X-CSRF-Token header: the console sends the token of its "
+                     "session with every change, and a page of another site cannot");
+      }
+    }
+    ex.context().principal = session->principal;
+    ex.context().authenticated = true;
+    return ok();
+  }
+
   // Resolves the request's principal from its Authorization header. Ok with "anonymous" when
   // there is none; Unauthenticated or ResourceExhausted (lockout, with *retry_after set) when
   // it is wrong.
@@ -174,30 +232,15 @@ struct Daemon::Impl {
     if (h.empty()) {
       return ok();
     }
-    std::string addr = iam::peer_address(ctx.peer);
     if (h.rfind("Basic ", 0) == 0) {
       auto decoded = b64::decode(h.substr(6));
       auto colon = decoded ? decoded->find(':') : std::string::npos;
       if (colon == std::string::npos) {
         return Error(Errc::Unauthenticated, "malformed Basic credentials");
       }
-      std::string id = decoded->substr(0, colon);
-      auto now = iam::AuthThrottle::Clock::now();
-      if (auto wait = throttle.retry_after(id, addr, now); wait.count() > 0) {
-        log->warn("authentication rate limited access_key_id={} peer={} retry_after={}s", id,
-                  ctx.peer, wait.count());
-        *retry_after = wait;
-        return Error(
-            Errc::ResourceExhausted,
-            fmt::format("too many failed authentications; try again in {} seconds", wait.count()));
-      }
-      auto who = policy_authz->authenticate(id, decoded->substr(colon + 1));
-      if (!who) {
-        throttle.record_failure(id, addr, now);
-        log->warn("authentication failed access_key_id={} peer={}", id, ctx.peer);
-        return Error(Errc::Unauthenticated, "invalid access key id or secret");
-      }
-      ctx.principal = *who;
+      BERTH_ASSIGN_OR_RETURN(
+          ctx.principal,
+          check_key(decoded->substr(0, colon), decoded->substr(colon + 1), ctx.peer, retry_after));
       ctx.authenticated = true;
       return ok();
     }
@@ -236,9 +279,16 @@ struct Daemon::Impl {
     if (policy_authz) {
       std::chrono::seconds retry_after(0);
       Status s = authenticate(ex, &retry_after);
+      if (s && !ex.context().authenticated && p.rfind("/api/v1/", 0) == 0 &&
+          ex.header(bhttp::field::authorization).empty()) {
+        s = session_auth(ex);
+      }
       if (!s) {
         co_return co_await send_auth_failure(ex, s.error(), retry_after);
       }
+    }
+    if (p == "/console" || p.rfind("/console/", 0) == 0 || p == "/") {
+      co_return co_await console_page(ex);
     }
     if (p == "/v2/token") {
       co_return co_await api->registry_token(ex);
@@ -256,7 +306,7 @@ struct Daemon::Impl {
       co_return co_await metrics(ex);
     }
     http::Response r;
-    if (p == "/" || p == "/healthz") {
+    if (p == "/healthz") {
       r.header("Content-Type", "text/plain");
       r.body = "berth ok\n";
     } else {
@@ -265,6 +315,40 @@ struct Daemon::Impl {
       r.body = "not found: " + p + "\n";
     }
     co_await ex.send(std::move(r));
+  }
+
+  // The console's files (public: they hold no data; the data comes from /api/v1 with the
+  // session). "/" and "/console" lead to "/console/".
+  awaitable<void> console_page(http::Exchange& ex) {
+    http::Response r;
+    const std::string& p = ex.path();
+    if (!cfg.console.enabled) {
+      r.status = p == "/" ? 200 : 404;
+      r.header("Content-Type", "text/plain");
+      r.body = p == "/" ? "berth ok\n" : "the console is off (console.enabled: false)\n";
+    } else if (p == "/" || p == "/console") {
+      r.status = 302;
+      r.header("Location", "/console/");
+      r.header("Content-Type", "text/plain");
+      r.body = "the console is at /console/\n";
+    } else {
+      r = console::serve(p, ex.method(), ex.header(bhttp::field::if_none_match));
+    }
+    co_await ex.send(std::move(r));
+  }
+
+  // Samples the router's per-service counters for the console's charts.
+  static awaitable<void> metrics_sampler(Impl* self) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    while (!self->stopped) {
+      self->api->sample_metrics();
+      timer.expires_after(api::Api::metrics_interval());
+      beast::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        break;
+      }
+    }
   }
 
   // Prometheus scrapes authenticate like any client and need metrics:Get.
@@ -506,6 +590,23 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   auth.token_ttl = cfg.iam.token_ttl;
   s.api = std::make_unique<api::Api>(*s.registry, *s.iam, auth);
   s.api->set_registry_pool(s.pool.get());
+  if (cfg.console.enabled) {
+    s.sessions = std::make_unique<console::Sessions>(cfg.console.session_ttl);
+    api::ConsoleSettings console;
+    console.sessions = s.sessions.get();
+    console.pool = s.pool.get();
+    console.secure_cookie = !cfg.tls.cert_file.empty();
+    Impl* self = &s;
+    console.check_key = [self](const std::string& id, const std::string& secret,
+                               const std::string& peer,
+                               std::chrono::seconds* retry_after) -> Result<std::string> {
+      if (!self->policy_authz) {
+        return std::string("anonymous");  // iam.enforce off: everyone may do everything
+      }
+      return self->check_key(id, secret, peer, retry_after);
+    };
+    s.api->set_console(std::move(console));
+  }
   // Both listeners' connection caps must fit in the descriptor limit, or one client holding
   // connections could starve the other listener, the blob files and SQLite of descriptors.
   // A registry, router and runc instances keep many files open: take every descriptor the
@@ -780,6 +881,7 @@ Result<uint16_t> Daemon::start() {
   spawn_logged(s.iocs.front()->get_executor(), Impl::maintenance(&s), "daemon.maintenance");
   spawn_logged(s.iocs.front()->get_executor(), Impl::dns_sync(&s), "daemon.dns");
   spawn_logged(s.iocs.front()->get_executor(), Impl::audit_flusher(&s), "daemon.audit");
+  spawn_logged(s.iocs.front()->get_executor(), Impl::metrics_sampler(&s), "daemon.metrics");
   size_t n = s.iocs.size();
   for (auto& ioc : s.iocs) {
     asio::io_context* raw = ioc.get();

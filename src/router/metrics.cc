@@ -22,6 +22,22 @@ std::string escape_label(const std::string& s) {
   return out;
 }
 
+// Distinct upstreams per service in the current route table (a service's hosts share them).
+std::map<std::string, size_t> upstream_counts(const Compiled& cur) {
+  std::map<std::string, std::set<const Upstream*>> ups;
+  for (auto& [host, route] : cur.table->hosts) {
+    auto& set = ups[route.service];
+    for (auto& u : route.upstreams) {
+      set.insert(u.get());
+    }
+  }
+  std::map<std::string, size_t> out;
+  for (auto& [service, set] : ups) {
+    out[service] = set.size();
+  }
+  return out;
+}
+
 }  // namespace
 
 void record_request(ServiceMetrics* m, size_t shard, unsigned status, Clock::duration elapsed) {
@@ -119,17 +135,42 @@ std::string Router::metrics_text() const {
       "berth_router_tls_handshakes_total{{result=\"failed\"}} {}\n",
       st.gate.open(), st.tls.handshakes_ok.load(std::memory_order_relaxed),
       st.tls.handshakes_failed.load(std::memory_order_relaxed));
-  auto cur = st.current.load();
-  std::map<std::string, std::set<const Upstream*>> ups;
-  for (auto& [host, route] : cur->table->hosts) {
-    auto& set = ups[route.service];
-    for (auto& u : route.upstreams) {
-      set.insert(u.get());
+  auto ups = upstream_counts(*st.current.load());
+  for (auto& [service, n] : ups) {
+    out += fmt::format("berth_router_upstreams{{service=\"{}\"}} {}\n", escape_label(service), n);
+  }
+  return out;
+}
+
+std::vector<double> Router::bucket_bounds() { return {kBuckets.begin(), kBuckets.end()}; }
+
+std::vector<Router::ServiceStats> Router::service_stats() const {
+  auto& st = *state_;
+  std::vector<ServiceStats> out;
+  {
+    std::lock_guard lock(st.metrics_mu);
+    for (auto& [name, m] : st.services) {
+      ServiceStats s;
+      s.service = m->name;
+      s.buckets.assign(kBuckets.size() + 1, 0);
+      for (size_t i = 0; i < m->nshards; ++i) {
+        const auto& sh = m->shard[i];
+        for (size_t c = 0; c < 5; ++c) {
+          s.classes[c] += sh.classes[c].load(std::memory_order_relaxed);
+        }
+        for (size_t b = 0; b <= kBuckets.size(); ++b) {
+          s.buckets[b] += sh.buckets[b].load(std::memory_order_relaxed);
+        }
+        s.in_flight += sh.in_flight.load(std::memory_order_relaxed);
+      }
+      out.push_back(std::move(s));
     }
   }
-  for (auto& [service, set] : ups) {
-    out += fmt::format("berth_router_upstreams{{service=\"{}\"}} {}\n", escape_label(service),
-                       set.size());
+  auto ups = upstream_counts(*st.current.load());
+  for (auto& s : out) {
+    if (auto it = ups.find(s.service); it != ups.end()) {
+      s.upstreams = it->second;
+    }
   }
   return out;
 }

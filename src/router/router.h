@@ -146,6 +146,19 @@ class Router {
   std::string metrics_text() const;
   static constexpr std::string_view kUnmatched = "_unmatched";
 
+  /// One service's counters since berthd started: what metrics_text() shows, as numbers (the
+  /// API's per-service history samples them).
+  struct ServiceStats {
+    std::string service;
+    uint64_t classes[5] = {};       // responses by status class: 1xx .. 5xx
+    std::vector<uint64_t> buckets;  // request durations per bucket (not cumulative)
+    int64_t in_flight = 0;
+    size_t upstreams = 0;  // in the current route table
+  };
+  /// The upper bounds of the duration buckets, in seconds (the last bucket is +Inf).
+  static std::vector<double> bucket_bounds();
+  std::vector<ServiceStats> service_stats() const;
+
  private:
   struct State;
   std::shared_ptr<State> state_;

@@ -3,10 +3,18 @@
 // random payloads and the berth CLI against a berthd child process.
 #pragma once
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdint>
 #include <random>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "support/harness.h"
 
@@ -83,5 +91,92 @@ inline std::string layout_digest(const std::string& layout) {
 
 /// The berth CLI against a berthd child process, as admin.
 inline CmdResult berth_cli(const BerthdProcess& p, const std::string& args) { return p.cli(args); }
+
+/// berthd as `make run` starts it: from dir, `build/bin/berthd --data ./var --listen ADDR`. The
+/// router's and DNS server's addresses come from the environment (BERTH_ROUTER_LISTEN,
+/// BERTH_DNS_LISTEN), so the command line stays the Makefile's.
+class MakeRunBerthd {
+ public:
+  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port, uint16_t tls_port,
+                uint16_t dns_port)
+      : dir_(std::move(dir)),
+        port_(port),
+        router_port_(router_port),
+        tls_port_(tls_port),
+        dns_port_(dns_port) {}
+  ~MakeRunBerthd() { stop(); }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const { return read_file(dir_ + "/berthd.log"); }
+
+  // Starts it and waits for /healthz; "" or why it did not come up.
+  std::string start() {
+    std::string cmd =
+        "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
+        " BERTH_ROUTER_TLS_LISTEN=127.0.0.1:" + std::to_string(tls_port_) +
+        " BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_) +
+        " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
+        " >berthd.log 2>&1";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (run("curl -sf " + url() + "/healthz").code == 0) {
+        return "";
+      }
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return "berthd exited at start: " + log();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return "berthd did not answer within 30 s: " + log();
+  }
+  // SIGTERM (it stops the service instances) and wait.
+  void stop() {
+    if (pid_ <= 0) {
+      return;
+    }
+    ::kill(pid_, SIGTERM);
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::string dir_;
+  uint16_t port_, router_port_, tls_port_, dns_port_;
+  pid_t pid_ = -1;
+};
+
+/// True when services can run here (root, runc, skopeo, umoci, curl); else false and why.
+inline bool can_run_services(std::string* why) {
+  if (::geteuid() != 0) {
+    *why = "needs root (runc, overlayfs, namespaces)";
+    return false;
+  }
+  for (const char* t : {"runc", "skopeo", "umoci", "curl"}) {
+    if (!have(t)) {
+      *why = std::string(t) + " is not installed";
+      return false;
+    }
+  }
+  return true;
+}
+
+/// `count` distinct free loopback ports.
+inline std::vector<uint16_t> free_ports(size_t count) {
+  std::vector<uint16_t> out;
+  while (out.size() < count) {
+    uint16_t p = free_port();
+    if (std::find(out.begin(), out.end(), p) == out.end()) {
+      out.push_back(p);
+    }
+  }
+  return out;
+}
 
 }  // namespace berth::test

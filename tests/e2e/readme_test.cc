@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "e2e/e2e_util.h"
 #include "support/distribution.h"
 #include "support/harness.h"
 
@@ -61,66 +62,6 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   }
   return s;
 }
-
-// berthd as `make run` starts it: from dir, `build/bin/berthd --data ./var --listen ADDR`. The
-// router's and DNS server's addresses come from the environment (BERTH_ROUTER_LISTEN,
-// BERTH_DNS_LISTEN), so the command line stays the Makefile's.
-class MakeRunBerthd {
- public:
-  MakeRunBerthd(std::string dir, uint16_t port, uint16_t router_port, uint16_t tls_port,
-                uint16_t dns_port)
-      : dir_(std::move(dir)),
-        port_(port),
-        router_port_(router_port),
-        tls_port_(tls_port),
-        dns_port_(dns_port) {}
-  ~MakeRunBerthd() { stop(); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string log() const { return read_file(dir_ + "/berthd.log"); }
-
-  // Starts it and waits for /healthz; "" or why it did not come up.
-  std::string start() {
-    std::string cmd =
-        "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
-        " BERTH_ROUTER_TLS_LISTEN=127.0.0.1:" + std::to_string(tls_port_) +
-        " BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_) +
-        " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
-        " >berthd.log 2>&1";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
-      _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (run("curl -sf " + url() + "/healthz").code == 0) {
-        return "";
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return "berthd exited at start: " + log();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return "berthd did not answer within 30 s: " + log();
-  }
-  // SIGTERM (it stops the service instances) and wait.
-  void stop() {
-    if (pid_ <= 0) {
-      return;
-    }
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-
- private:
-  std::string dir_;
-  uint16_t port_, router_port_, tls_port_, dns_port_;
-  pid_t pid_ = -1;
-};
 
 // What block i printed: between the driver's markers.
 std::string block_output(const std::string& out, size_t i) {
@@ -171,8 +112,11 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
   auto blocks = quickstart_blocks(read_file(std::string(BERTH_SOURCE_DIR) + "/README.md"));
   ASSERT_GE(blocks.size(), 6u) << "the README lost its " << kMarker << " markers";
   size_t serve_block = blocks.size(), git_block = blocks.size(), dns_block = blocks.size(),
-         domain_block = blocks.size();
+         domain_block = blocks.size(), console_block = blocks.size();
   for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].find("berth console") != std::string::npos) {
+      console_block = i;
+    }
     if (blocks[i].find("berth service create web") != std::string::npos) {
       serve_block = i;
     }
@@ -282,6 +226,16 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
   }
   EXPECT_EQ(r.code, 0) << (failed.empty() ? r.out : "");
   if (failed.empty()) {
+    // `berth console` printed a one-time link to this berthd's console, and it signs in.
+    std::string console_out = block_output(r.out, console_block);
+    auto link_at = console_out.find("http://" + host + "/console/login?code=");
+    ASSERT_NE(link_at, std::string::npos) << console_out;
+    std::string code = console_out.substr(console_out.find("code=", link_at) + 5, 64);
+    auto session = run("curl -s -X POST http://" + host +
+                       "/api/v1/console/session -d "
+                       "'{\"code\":\"" +
+                       code + "\"}'");
+    EXPECT_NE(session.out.find("\"principal\":\"user/admin\""), std::string::npos) << session.out;
     EXPECT_NE(block_output(r.out, serve_block).find("hello from berth\n"), std::string::npos)
         << "the pushed image's page was not served:\n"
         << block_output(r.out, serve_block);

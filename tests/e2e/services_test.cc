@@ -9,24 +9,11 @@
 #include <chrono>
 #include <thread>
 
+#include "e2e/e2e_util.h"
 #include "support/harness.h"
 
 namespace berth::test {
 namespace {
-
-bool can_run_services(std::string* why) {
-  if (::geteuid() != 0) {
-    *why = "needs root (runc, overlayfs, namespaces)";
-    return false;
-  }
-  for (const char* t : {"runc", "skopeo", "umoci", "curl"}) {
-    if (!have(t)) {
-      *why = std::string(t) + " is not installed";
-      return false;
-    }
-  }
-  return true;
-}
 
 // The app: writes its environment where it serves it, says hello on stdout, serves /www.
 const char* kApp =

@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "common/json.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -270,6 +271,22 @@ TEST_F(BuildApi, StartFollowsTheLogAndFailsWithTheReason) {
       run("curl -s -i -m 10 " + d_->curl_auth() + d_->url() + "/api/v1/builds/1/logs?follow=1");
   EXPECT_TRUE(has(chunked.out, "Transfer-Encoding: chunked")) << chunked.out;
   EXPECT_EQ(body_of(chunked.out), logs.out);
+  // The console's form of it: Server-Sent Events, the text in `log` events, then `end` with
+  // the status, and the stream closes by itself.
+  auto sse = run("curl -s -i -m 10 -H 'Accept: text/event-stream' " + d_->curl_auth() + d_->url() +
+                 "/api/v1/builds/1/logs?follow=1");
+  EXPECT_EQ(sse.code, 0) << "the stream did not end: " << sse.out;
+  EXPECT_TRUE(has(sse.out, "Content-Type: text/event-stream")) << sse.out;
+  EXPECT_TRUE(has(sse.out, "event: end\ndata: {\"status\":\"FAILED\"}\n\n")) << sse.out;
+  std::string streamed;
+  std::string body = body_of(sse.out);
+  for (size_t at = body.find("event: log\ndata: "); at != std::string::npos;
+       at = body.find("event: log\ndata: ", at + 1)) {
+    size_t start = at + 17;
+    streamed +=
+        Json::parse(body.substr(start, body.find('\n', start) - start))["text"].get<std::string>();
+  }
+  EXPECT_EQ(streamed, logs.out);
 
   // Stopping a finished build is refused; unknown builds are 404.
   EXPECT_EQ(cli("build stop 1").code, 1);
