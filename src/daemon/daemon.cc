@@ -2,12 +2,12 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
-#include <openssl/crypto.h>
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -26,6 +26,7 @@
 #include "common/secret_box.h"
 #include "common/url.h"
 #include "console/console.h"
+#include "daemon/impl.h"
 #include "deploy/deploy.h"
 #include "dns/dns.h"
 #include "dns/tsig.h"
@@ -41,26 +42,6 @@
 namespace berth::daemon {
 
 namespace {
-
-// Image content for the runtime: manifests from the store, blobs from the registry's files.
-class RegistryImageSource final : public runtime::ImageSource {
- public:
-  RegistryImageSource(store::MetadataStore& store, registry::Registry& registry)
-      : store_(store), registry_(registry) {}
-  Result<std::pair<std::string, std::string>> manifest(const std::string& repository,
-                                                       const std::string& digest) override {
-    BERTH_ASSIGN_OR_RETURN(auto repo, store_.get_repository(repository));
-    BERTH_ASSIGN_OR_RETURN(auto m, store_.get_manifest(repo.id, digest));
-    return std::make_pair(m.content, m.media_type);
-  }
-  Result<std::string> blob_path(const std::string& digest) override {
-    return registry_.blob_file(digest);
-  }
-
- private:
-  store::MetadataStore& store_;
-  registry::Registry& registry_;
-};
 
 // DATA/berthd.lock, held (flock, exclusive) for as long as the returned fd is open: by a
 // serving berthd, and by fsck. FailedPrecondition when another process holds it.
@@ -119,412 +100,48 @@ std::vector<std::string> pinned_digests(store::MetadataStore& st) {
 
 }  // namespace
 
-struct Daemon::Impl {
-  config::Config cfg;
-  int lock_fd = -1;
-  store::MetadataStorePtr store;
-  std::unique_ptr<BlockingPool> pool;
-  // One io_context per I/O thread (see http::Server).
-  std::vector<std::unique_ptr<asio::io_context>> iocs;
-  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work;
-  EventBus bus;
-  std::unique_ptr<registry::Registry> registry;
-  std::shared_ptr<iam::PolicyAuthorizer> policy_authz;  // null when iam.enforce is off
-  std::shared_ptr<iam::TokenSigner> signer;
-  std::unique_ptr<iam::AuditLog> audit;
-  std::unique_ptr<iam::Service> iam;
-  // Failed authentications per (key id, source address) and per address, for the lockout.
-  iam::AuthThrottle throttle;
-  std::unique_ptr<api::Api> api;
-  std::unique_ptr<console::Sessions> sessions;  // signed-in browsers; null: console off
-  std::unique_ptr<http::Server> server;
-  // Services: runtime + router + controller (runtime and controller absent when disabled).
-  std::unique_ptr<RegistryImageSource> image_source;
-  std::unique_ptr<runtime::Runtime> runtime;
-  std::unique_ptr<runtime::ImagePreparer> preparer;
-  std::unique_ptr<router::Router> router;
-  std::unique_ptr<deploy::Controller> controller;
-  // DNS: the hosted zones and the server answering from them.
-  std::unique_ptr<dns::Service> dns;
-  // TSIG keys and the UPDATE handler (RFC 2136): before dns_server, which uses them.
-  std::unique_ptr<dns::TsigKeyring> dns_tsig;
-  std::unique_ptr<dns::UpdateHandler> dns_updates;
-  std::unique_ptr<dns::Server> dns_server;
-  bool dns_listen_defaulted = false;  // dns.listen not set: a busy default port is no error
-  std::unique_ptr<dns::HealthChecker> dns_health;  // probes; publishes to dns
-  std::unique_ptr<domains::Manager> domains;       // custom domains, certificates, renewal
-  // Builds: after everything they use, so they are destroyed first.
-  std::unique_ptr<builder::Service> build;
-  uint16_t router_port = 0;
-  uint16_t router_tls_port = 0;
-  std::vector<std::thread> threads;
-  uint16_t port = 0;
-  bool stopped = false;
-  std::shared_ptr<spdlog::logger> log = log::get("daemon");
-
-  ~Impl() {
-    if (lock_fd >= 0) {
-      ::close(lock_fd);
+// Binds the router's plain and TLS listeners. A busy *default* TLS address is logged and
+// the router serves without TLS (as DNS does on its default port); an address the operator
+// gave must bind, or the start fails.
+Status Daemon::Impl::listen_router(Impl* self) {
+  auto& s = *self;
+  for (const auto& a : s.cfg.router_listen) {
+    BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
+    BERTH_ASSIGN_OR_RETURN(auto port, s.router->listen(hp.first, hp.second));
+    if (s.router_port == 0) {
+      s.router_port = port;
     }
   }
-
-  // An access key's principal ("user/NAME"), or Unauthenticated; ResourceExhausted with
-  // *retry_after set while the key id or the address is locked out. HTTP Basic and the
-  // console's sign-in both come here.
-  Result<std::string> check_key(const std::string& id, const std::string& secret,
-                                const std::string& peer, std::chrono::seconds* retry_after) {
-    std::string addr = iam::peer_address(peer);
-    auto now = iam::AuthThrottle::Clock::now();
-    if (auto wait = throttle.retry_after(id, addr, now); wait.count() > 0) {
-      log->warn("authentication rate limited access_key_id={} peer={} retry_after={}s", id, peer,
-                wait.count());
-      *retry_after = wait;
-      return Error(
-          Errc::ResourceExhausted,
-          fmt::format("too many failed authentications; try again in {} seconds", wait.count()));
-    }
-    auto who = policy_authz->authenticate(id, secret);
-    if (!who) {
-      throttle.record_failure(id, addr, now);
-      log->warn("authentication failed access_key_id={} peer={}", id, peer);
-      return Error(Errc::Unauthenticated, "invalid access key id or secret");
-    }
-    return *who;
-  }
-
-  // A console session named by the cookie, for /api/v1/ requests without an Authorization
-  // header. A request that changes something must also carry the session's CSRF token, which
-  // a page of another site cannot read; signing in itself is exempt (it has no session yet).
-  // No cookie, or an unknown or expired session: anonymous (then the API answers 401).
-  Status session_auth(http::Exchange& ex) {
-    std::string cookie = ex.header(bhttp::field::cookie);
-    auto id = cookie.empty() ? std::nullopt : console::cookie_value(cookie, console::kCookie);
-    if (!id || sessions == nullptr) {
-      return ok();
-    }
-    auto session = sessions->find(*id);
-    if (!session) {
-      return ok();
-    }
-    auto m = ex.method();
-    bool safe = m == bhttp::verb::get || m == bhttp::verb::head || m == bhttp::verb::options;
-    bool sign_in = m == bhttp::verb::post && ex.path() == "/api/v1/console/session";
-    if (!safe && !sign_in) {
-      std::string token = ex.header(std::string(console::kCsrfHeader));
-      if (token.size() != session->csrf_token.size() ||
-          CRYPTO_memcmp(token.data(), session->csrf_token.data(), token.size()) != 0) {
-        return Error(Errc::PermissionDenied,
-                     "missing or wrong X-CSRF-Token header: the console sends the token of its "
-                     "session with every change, and a page of another site cannot");
-      }
-    }
-    ex.context().principal = session->principal;
-    ex.context().authenticated = true;
-    return ok();
-  }
-
-  // Resolves the request's principal from its Authorization header. Ok with "anonymous" when
-  // there is none; Unauthenticated or ResourceExhausted (lockout, with *retry_after set) when
-  // it is wrong.
-  Status authenticate(http::Exchange& ex, std::chrono::seconds* retry_after) {
-    auto& ctx = ex.context();
-    std::string h = ex.header(bhttp::field::authorization);
-    if (h.empty()) {
-      return ok();
-    }
-    if (h.rfind("Basic ", 0) == 0) {
-      auto decoded = b64::decode(h.substr(6));
-      auto colon = decoded ? decoded->find(':') : std::string::npos;
-      if (colon == std::string::npos) {
-        return Error(Errc::Unauthenticated, "malformed Basic credentials");
-      }
-      BERTH_ASSIGN_OR_RETURN(
-          ctx.principal,
-          check_key(decoded->substr(0, colon), decoded->substr(colon + 1), ctx.peer, retry_after));
-      ctx.authenticated = true;
-      return ok();
-    }
-    if (h.rfind("Bearer ", 0) == 0) {
-      auto payload = signer->verify(h.substr(7));
-      Json claims = payload ? Json::parse(*payload, nullptr, false) : Json();
-      int64_t now = static_cast<int64_t>(std::time(nullptr));
-      if (!payload || !claims.is_object() || !claims.contains("sub") ||
-          claims.value("exp", int64_t{0}) < now) {
-        return Error(Errc::Unauthenticated, "invalid or expired token");
-      }
-      ctx.principal = claims.value("sub", "anonymous");
-      ctx.authenticated = ctx.principal != "anonymous";
-      if (claims.contains("access") && claims["access"].is_array()) {
-        ctx.token_scoped = true;
-        for (const auto& a : claims["access"]) {
-          for (const auto& act : a.value("actions", Json::array())) {
-            if (act.is_string()) {
-              ctx.grants.push_back(a.value("type", "") + ":" + a.value("name", "") + ":" +
-                                   act.get<std::string>());
-            }
-          }
-        }
-      }
-      return ok();
-    }
-    return Error(Errc::Unauthenticated, "unsupported Authorization scheme");
-  }
-
-  awaitable<void> handle(http::Exchange& ex) {
-    const std::string& p = ex.path();
-    if (p.rfind("/hooks/github/", 0) == 0) {
-      // Unauthenticated: the webhook's HMAC signature is its authentication.
-      co_return co_await api->github_webhook(ex);
-    }
-    if (policy_authz) {
-      std::chrono::seconds retry_after(0);
-      Status s = authenticate(ex, &retry_after);
-      if (s && !ex.context().authenticated && p.rfind("/api/v1/", 0) == 0 &&
-          ex.header(bhttp::field::authorization).empty()) {
-        s = session_auth(ex);
-      }
-      if (!s) {
-        co_return co_await send_auth_failure(ex, s.error(), retry_after);
-      }
-    }
-    if (p == "/console" || p.rfind("/console/", 0) == 0 || p == "/") {
-      co_return co_await console_page(ex);
-    }
-    if (p == "/v2/token") {
-      co_return co_await api->registry_token(ex);
-    }
-    if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
-      co_return co_await registry->handle(ex);
-    }
-    if (p.rfind("/api/v1/", 0) == 0) {
-      co_return co_await api->handle(ex);
-    }
-    if (p.rfind("/git/", 0) == 0) {
-      co_return co_await api->git(ex);
-    }
-    if (p == "/metrics") {
-      co_return co_await metrics(ex);
-    }
-    http::Response r;
-    if (p == "/healthz") {
-      r.header("Content-Type", "text/plain");
-      r.body = "berth ok\n";
-    } else {
-      r.status = 404;
-      r.header("Content-Type", "text/plain");
-      r.body = "not found: " + p + "\n";
-    }
-    co_await ex.send(std::move(r));
-  }
-
-  // The console's files (public: they hold no data; the data comes from /api/v1 with the
-  // session). "/" and "/console" lead to "/console/".
-  awaitable<void> console_page(http::Exchange& ex) {
-    http::Response r;
-    const std::string& p = ex.path();
-    if (!cfg.console.enabled) {
-      r.status = p == "/" ? 200 : 404;
-      r.header("Content-Type", "text/plain");
-      r.body = p == "/" ? "berth ok\n" : "the console is off (console.enabled: false)\n";
-    } else if (p == "/" || p == "/console") {
-      r.status = 302;
-      r.header("Location", "/console/");
-      r.header("Content-Type", "text/plain");
-      r.body = "the console is at /console/\n";
-    } else {
-      r = console::serve(p, ex.method(), ex.header(bhttp::field::if_none_match));
-    }
-    co_await ex.send(std::move(r));
-  }
-
-  // Samples the router's per-service counters for the console's charts.
-  static awaitable<void> metrics_sampler(Impl* self) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    while (!self->stopped) {
-      self->api->sample_metrics();
-      timer.expires_after(api::Api::metrics_interval());
-      beast::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        break;
-      }
-    }
-  }
-
-  // Prometheus scrapes authenticate like any client and need metrics:Get.
-  awaitable<void> metrics(http::Exchange& ex) {
-    if (policy_authz) {
-      Status s = ex.context().authenticated
-                     ? iam->authorize(ex.context(), "metrics:Get", "metrics")
-                     : Status(Error(Errc::Unauthenticated, "authentication required"));
-      if (!s) {
-        co_return co_await send_auth_failure(ex, s.error());
-      }
-    }
-    co_await api->metrics(ex);
-  }
-
-  // Not a coroutine (GCC 12: no temporaries of this kind inside co_await expressions).
-  awaitable<void> send_auth_failure(http::Exchange& ex, const Error& e,
-                                    std::chrono::seconds retry_after = std::chrono::seconds(0)) {
-    http::Response r;
-    bool limited = e.code() == Errc::ResourceExhausted;
-    bool denied = e.code() == Errc::PermissionDenied;
-    r.status = limited ? 429 : (denied ? 403 : 401);
-    r.header("Content-Type", "application/json");
-    if (limited) {
-      // Every 429 says when to come back (RFC 9110 10.2.3: delay-seconds).
-      r.header("Retry-After", std::to_string(std::max<int64_t>(1, retry_after.count())));
-    }
-    const std::string& p = ex.path();
-    if (p == "/v2" || p.rfind("/v2/", 0) == 0) {
-      Json err = {{"code", limited ? "TOOMANYREQUESTS" : "UNAUTHORIZED"}, {"message", e.message()}};
-      r.body = Json{{"errors", Json::array({err})}}.dump();
-      if (!limited) {
-        r.header("WWW-Authenticate", "Basic realm=\"berth\"");
-      }
-    } else if (p.rfind("/git/", 0) == 0) {
-      // git asks for (other) credentials only when challenged.
-      r.body = Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}}.dump();
-      if (!limited && !denied) {
-        r.header("WWW-Authenticate", "Basic realm=\"berth\"");
-      }
-    } else {
-      r.body = Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}}.dump();
-    }
-    return ex.send(std::move(r));
-  }
-
-  // Writes the audit queue once a second.
-  static awaitable<void> audit_flusher(Impl* self) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    while (!self->stopped) {
-      timer.expires_after(std::chrono::seconds(1));
-      beast::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (self->stopped || ec) {
-        break;
-      }
-      // Failed writes stay queued and back off; flush_if_due() skips until the next try.
-      auto flush = [audit = self->audit.get()] { return audit->flush_if_due(); };
-      Status fs = co_await run_blocking(*self->pool, std::move(flush));
-      if (!fs) {
-        self->log->warn("audit flush failed error={}", fs.error().message());
-      }
-    }
-  }
-
-  // Upload expiry (and gc, when configured) on timers.
-  // Keeps DNS's list of services current (an ALIAS to a service answers only while it exists).
-  static awaitable<void> dns_sync(Impl* self) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    while (!self->stopped && self->dns) {
-      auto list = [store = self->store.get()] { return store->list_services(); };
-      auto services = co_await run_blocking(*self->pool, std::move(list));
-      if (services) {
-        std::vector<std::string> names;
-        for (const auto& sv : *services) {
-          names.push_back(sv.name);
-        }
-        self->dns->set_services(std::move(names));
-      }
-      timer.expires_after(std::chrono::seconds(2));
-      beast::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (ec) {
-        break;
-      }
-    }
-  }
-
-  // Binds the router's plain and TLS listeners. A busy *default* TLS address is logged and
-  // the router serves without TLS (as DNS does on its default port); an address the operator
-  // gave must bind, or the start fails.
-  static Status listen_router(Impl* self) {
-    auto& s = *self;
-    for (const auto& a : s.cfg.router_listen) {
-      BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
-      BERTH_ASSIGN_OR_RETURN(auto port, s.router->listen(hp.first, hp.second));
-      if (s.router_port == 0) {
-        s.router_port = port;
-      }
-    }
-    if (!s.cfg.router_tls_enabled) {
-      return {};
-    }
-    bool defaulted = s.cfg.router_tls_listen.empty();
-    std::vector<std::string> tls_listen = s.cfg.router_tls_listen;
-    if (defaulted) {
-      tls_listen = {config::kDefaultRouterTlsListen};
-    }
-    for (const auto& a : tls_listen) {
-      BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
-      auto port = s.router->listen_tls(hp.first, hp.second);
-      if (!port && defaulted) {
-        s.log->error(
-            "HTTPS is not served: {} (set --router-tls-listen or router_tls_listen to a free "
-            "address)",
-            port.error().message());
-        return {};
-      }
-      if (!port) {
-        return Error(port.error().code(),
-                     port.error().message() +
-                         " (set --router-tls-listen or router_tls_listen to a free address, or "
-                         "off)");
-      }
-      if (s.router_tls_port == 0) {
-        s.router_tls_port = *port;
-      }
-    }
+  if (!s.cfg.router_tls_enabled) {
     return {};
   }
-
-  static awaitable<void> maintenance(Impl* self) {
-    asio::steady_timer timer(co_await asio::this_coro::executor);
-    auto upload_every = std::min<std::chrono::seconds>(
-        std::chrono::seconds(600),
-        std::max<std::chrono::seconds>(std::chrono::seconds(1), self->cfg.registry.upload_ttl / 4));
-    auto gc_every = self->cfg.registry.gc_interval;
-    auto next_gc = std::chrono::steady_clock::now() + gc_every;
-    // Lifecycle rules on their own interval; a short one (tests) shortens the tick too.
-    auto lifecycle_every = self->cfg.registry.lifecycle_interval;
-    if (lifecycle_every.count() > 0) {
-      upload_every = std::min(upload_every, lifecycle_every);
+  bool defaulted = s.cfg.router_tls_listen.empty();
+  std::vector<std::string> tls_listen = s.cfg.router_tls_listen;
+  if (defaulted) {
+    tls_listen = {config::kDefaultRouterTlsListen};
+  }
+  for (const auto& a : tls_listen) {
+    BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
+    auto port = s.router->listen_tls(hp.first, hp.second);
+    if (!port && defaulted) {
+      s.log->error(
+          "HTTPS is not served: {} (set --router-tls-listen or router_tls_listen to a free "
+          "address)",
+          port.error().message());
+      return {};
     }
-    auto next_lifecycle = std::chrono::steady_clock::now() + lifecycle_every;
-    while (!self->stopped) {
-      timer.expires_after(upload_every);
-      beast::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(use_awaitable, ec));
-      if (self->stopped || ec) {
-        break;
-      }
-      co_await self->registry->expire_uploads();
-      if (self->policy_authz) {
-        // Picks up repository deletions (their resource policies go with them).
-        auto reload = [authz = self->policy_authz] { return authz->reload(); };
-        Status rs = co_await run_blocking(*self->pool, std::move(reload));
-        if (!rs) {
-          self->log->warn("iam reload failed error={}", rs.error().message());
-        }
-      }
-      if (gc_every.count() > 0 && std::chrono::steady_clock::now() >= next_gc) {
-        http::RequestContext ctx;
-        ctx.principal = "system:gc";
-        auto r = co_await self->registry->gc(ctx);
-        if (!r) {
-          self->log->warn("periodic gc failed error={}", r.error().message());
-        }
-        next_gc = std::chrono::steady_clock::now() + gc_every;
-      }
-      if (lifecycle_every.count() > 0 && std::chrono::steady_clock::now() >= next_lifecycle) {
-        co_await self->registry->apply_lifecycle();
-        next_lifecycle = std::chrono::steady_clock::now() + lifecycle_every;
-      }
+    if (!port) {
+      return Error(port.error().code(),
+                   port.error().message() +
+                       " (set --router-tls-listen or router_tls_listen to a free address, or "
+                       "off)");
+    }
+    if (s.router_tls_port == 0) {
+      s.router_tls_port = *port;
     }
   }
-};
+  return {};
+}
 
 Daemon::Daemon() : impl_(std::make_unique<Impl>()) {}
 
@@ -967,6 +584,12 @@ void Daemon::run_until_signal() {
   asio::signal_set signals(sig_ioc, SIGINT, SIGTERM);
   int got = 0;
   signals.async_wait([&](const beast::error_code&, int sig) { got = sig; });
+  // main() blocked these until now; one that arrived meanwhile is delivered here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   sig_ioc.run();
   impl_->log->info("signal received signal={} shutting down", got);
   stop();

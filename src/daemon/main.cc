@@ -2,6 +2,7 @@
 // berthd: serve (default), `fsck --data DIR [--force]`, `backup --data DIR --to FILE`,
 // `restore --from FILE --data DIR [--force]`, `config check FILE`.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "daemon/backup.h"
@@ -116,6 +117,16 @@ int main(int argc, char** argv) {
   }
   if (!log_level.empty()) cfg.log_level = log_level;
   if (no_access_log) cfg.access_log = false;
+
+  // SIGINT and SIGTERM wait (blocked, so pending) until run_until_signal() is listening for
+  // them: berthd answers /healthz as soon as start() returns, and a stop sent that early must
+  // still be a clean stop, not the default action. Threads started meanwhile inherit the mask,
+  // so the signal reaches the main thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   auto d = daemon::Daemon::create(cfg);
   if (!d) {

@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -88,17 +90,28 @@ void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
   pid = -1;
 }
 
+// The kernel may hand the same free port to two calls in a row (it was free both times), and
+// a server given both then fails to bind one (seen: pebble's two listeners). So this process
+// never hands out a port twice.
 uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  static std::mutex mu;
+  static std::set<uint16_t> given;
+  std::lock_guard lock(mu);
+  for (int attempt = 0;; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    uint16_t port = ntohs(a.sin_port);
+    if (given.insert(port).second || attempt >= 100) {
+      return port;
+    }
+  }
 }
 
 std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
