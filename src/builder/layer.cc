@@ -36,7 +36,10 @@ Error errno_error(Errc code, const std::string& what) {
 }
 
 Error io_error(const std::string& what) {
-  return errno_error(errno == ENOENT ? Errc::NotFound : Errc::Internal, what);
+  return errno_error(errno == ENOENT                      ? Errc::NotFound
+                     : errno == ENOSPC || errno == EDQUOT ? Errc::NoSpace
+                                                          : Errc::Internal,
+                     what);
 }
 
 // One tar entry, with where its data comes from.

@@ -2,9 +2,24 @@
 // One build, on its worker's thread: SOURCE (fetch the commit), BUILD (buildspec.yml, then the
 // Dockerfile executor with base images resolved through berth's registry), PUSH (with the
 // project's role), with phase timings and the FAILED reason.
+#include <cerrno>
+#include <cstring>
+
 #include "builder/service_internal.h"
 
 namespace berth::builder {
+
+namespace {
+
+// A failure caused by a full disk: berth's own writes say NoSpace; a RUN step, git or tar
+// only say it in their output.
+bool disk_full(const Error& e) {
+  return e.code() == Errc::NoSpace ||
+         e.message().find(std::strerror(ENOSPC)) != std::string::npos ||
+         e.message().find(std::strerror(EDQUOT)) != std::string::npos;
+}
+
+}  // namespace
 
 std::string Service::Impl::build_principal(const ProjectSpec& spec) {
   if (!spec.role.empty()) {
@@ -365,6 +380,16 @@ void Service::Impl::run(store::BuildRecord b, Running& r) {
     } else {
       b.status = kFailed;
       b.reason = blog.mask(result.error().message());
+      if (disk_full(result.error())) {
+        // The operator's problem, not the Dockerfile's: one sentence for the user (no server
+        // paths), the details in the build's log and one error line for the operator.
+        blog.line(cat("error: ", b.reason));
+        log->error("storage full (ENOSPC) during build id={} project={} error={}", b.id, b.project,
+                   result.error().message());
+        b.reason =
+            "the disk under berth's data directory is full: free space, then start the "
+            "build again";
+      }
     }
   }
   int64_t total = std::chrono::duration_cast<milliseconds>(Clock::now() - t0).count();
@@ -384,8 +409,23 @@ void Service::Impl::run(store::BuildRecord b, Running& r) {
       blog.line(cat("build ", std::to_string(b.id), " ", b.status, ": ", b.reason));
     }
   }
-  if (auto st = deps.store.update_build(b); !st) {
-    log->warn("build update failed id={} error={}", b.id, st.error().message());
+  // The outcome must reach the store. On a full disk SQLite refuses the write, and a build
+  // left IN_PROGRESS would never end: retry each second until there is room again, or until
+  // berthd stops (the next start then queues the build again).
+  for (bool told = false;;) {
+    auto st = deps.store.update_build(b);
+    if (st) {
+      break;
+    }
+    if (!told) {
+      log->error("build update failed, retrying each second id={} error={}", b.id,
+                 st.error().message());
+      told = true;
+    }
+    std::unique_lock lock(mu);
+    if (cv.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; })) {
+      break;
+    }
   }
   log->info("build finished id={} project={} status={} ms={}", b.id, b.project,
             requeue ? kQueued : b.status, total);

@@ -103,8 +103,11 @@ LogSink::~LogSink() {
   }
 }
 
-void LogSink::write(const std::string& instance, const std::string& stream, std::string_view line) {
-  std::string out = format_time(now_ms());
+namespace {
+
+std::string record(int64_t ms, const std::string& instance, const std::string& stream,
+                   std::string_view line) {
+  std::string out = format_time(ms);
   out.reserve(out.size() + instance.size() + stream.size() + line.size() + 4);
   out += ' ';
   out += instance;
@@ -115,6 +118,13 @@ void LogSink::write(const std::string& instance, const std::string& stream, std:
     out += (ch == '\n' || ch == '\r') ? ' ' : ch;  // one record per line, always
   }
   out += '\n';
+  return out;
+}
+
+}  // namespace
+
+void LogSink::write(const std::string& instance, const std::string& stream, std::string_view line) {
+  std::string out = record(now_ms(), instance, stream, line);
 
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ >= 0 && size_ > 0 && size_ + out.size() > max_bytes_) {
@@ -139,16 +149,53 @@ void LogSink::write(const std::string& instance, const std::string& stream, std:
         log::get("runtime")->warn("log sink open failed path={} error={}", path_,
                                   std::strerror(errno));
       }
+      ++dropped_;
       return;
     }
     struct stat st {};
     size_ = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   }
-  // One write per line: O_APPEND keeps concurrent writers' lines whole.
-  ssize_t n = ::write(fd_, out.data(), out.size());
-  if (n > 0) {
-    size_ += static_cast<uint64_t>(n);
+  // Lines lost while the disk was full are owned up to, once there is room again, before the
+  // next line: the reader sees that a gap is there and why.
+  if (dropped_ > 0) {
+    std::string what = dropped_ == 1 ? std::string("1 log line was")
+                                     : std::to_string(dropped_) + " log lines were";
+    std::string gap = record(now_ms(), "berth", "stderr", what + " dropped: the disk was full");
+    if (!append_locked(gap)) {
+      ++dropped_;
+      return;
+    }
+    log::get("runtime")->info("log writes resumed path={} dropped_lines={}", path_, dropped_);
+    dropped_ = 0;
   }
+  if (!append_locked(out)) {
+    ++dropped_;
+  }
+}
+
+bool LogSink::append_locked(const std::string& data) {
+  // One write per line: O_APPEND keeps concurrent writers' lines whole.
+  ssize_t n = ::write(fd_, data.data(), data.size());
+  if (n == static_cast<ssize_t>(data.size())) {
+    size_ += data.size();
+    return true;
+  }
+  int e = n < 0 ? errno : ENOSPC;  // a short write: the disk filled up mid-line
+  if (n > 0) {
+    // Never leave half a line: cut the file back to where this line began.
+    struct stat st {};
+    uint64_t end = ::fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size)
+                                          : size_ + static_cast<uint64_t>(n);
+    (void)::ftruncate(fd_, static_cast<off_t>(end - static_cast<uint64_t>(n)));
+  }
+  if (dropped_ == 0) {
+    // Once per outage, not once per line.
+    log::get("runtime")->error(
+        "log write failed, dropping lines until it works again path={} "
+        "error={}",
+        path_, std::strerror(e));
+  }
+  return false;
 }
 
 std::vector<LogLine> read_log(const std::string& path, int64_t since_ms,

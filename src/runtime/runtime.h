@@ -106,7 +106,10 @@ class ImagePreparer {
 };
 
 /// Appends timestamped lines to a log file, rotating it at max_bytes (FILE -> FILE.1 ... keep).
-/// Thread-safe; several instances of one service share one sink.
+/// Thread-safe; several instances of one service share one sink. On a full disk lines are
+/// dropped whole (never half a line in the file) and counted; the first line written once
+/// there is room again says how many were lost ("berth stderr N log lines were dropped: the
+/// disk was full").
 /// Line format: "2026-11-27T09:40:48.931Z <instance-id> <stdout|stderr> <text>\n".
 class LogSink {
  public:
@@ -116,12 +119,16 @@ class LogSink {
   const std::string& path() const { return path_; }
 
  private:
+  // Writes a whole record or nothing (a short write is cut back); false when it failed.
+  bool append_locked(const std::string& data);
+
   std::string path_;
   uint64_t max_bytes_;
   int keep_;
   std::mutex mu_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  uint64_t dropped_ = 0;  // lines lost since the last successful write
 };
 
 /// One stored log line, parsed.

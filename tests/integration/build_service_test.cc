@@ -545,6 +545,58 @@ TEST_F(BuildServiceTest, FailingRunStepFailsWithTheLine) {
   EXPECT_THAT(log_of(b->id), HasSubstr("FAILED: Dockerfile:3: RUN false"));
 }
 
+// A build on a full disk: the data dir is a small tmpfs, and the layer of a RUN step that wrote
+// 24 MB of random data does not fit beside that data. The build fails with one sentence and no
+// server path, nothing partial stays in the registry, and the next build works at once.
+class BuildDiskFullTest : public BuildServiceTest {
+ protected:
+  void SetUp() override {
+    if (!why_skip().empty()) {
+      GTEST_SKIP() << why_skip();
+    }
+    auto m = run("mount -t tmpfs -o size=40m berth-build-full '" + data_.path() + "'");
+    ASSERT_EQ(m.code, 0) << m.all();
+    mounted_ = true;
+    BuildServiceTest::SetUp();
+  }
+  void TearDown() override {
+    BuildServiceTest::TearDown();
+    if (mounted_) {
+      run("umount '" + data_.path() + "' || umount -l '" + data_.path() + "'");
+    }
+  }
+  std::string blob_files() {
+    return run("cd '" + data_.path() + "' && find blobs -type f | sort").out;
+  }
+  bool mounted_ = false;
+};
+
+TEST_F(BuildDiskFullTest, FailsWithOneSentenceLeavesNothingAndTheNextBuildWorks) {
+  start_service(deps());
+  create();
+  commit_files({{"Dockerfile",
+                 "FROM web/base:1\nRUN dd if=/dev/urandom of=/big bs=1M count=24 2>/dev/null\n"}},
+               "too big");
+  std::string before = blob_files();
+  auto b = svc_->start_build("web", "main", "manual");
+  ASSERT_TRUE(b);
+  BuildView done = wait_done(b->id);
+  EXPECT_EQ(done.status, "FAILED") << failure_context(b->id);
+  EXPECT_EQ(done.reason,
+            "the disk under berth's data directory is full: free space, then start the build "
+            "again")
+      << failure_context(b->id);
+  EXPECT_THAT(log_of(b->id), HasSubstr("No space left on device"));
+  EXPECT_EQ(blob_files(), before) << "a partial blob stayed";
+  EXPECT_EQ(run("ls -A '" + data_.path() + "/uploads' 2>/dev/null").out, "");
+
+  // The failed build's scratch space went with it: the next one runs, without a restart.
+  commit_files({{"Dockerfile", "FROM web/base:1\nRUN echo small > /small\n"}}, "fits");
+  auto again = svc_->start_build("web", "main", "manual");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(wait_done(again->id).status, "SUCCEEDED") << failure_context(again->id);
+}
+
 TEST_F(BuildServiceTest, Webhooks) {
   svc_ = std::make_unique<Service>(deps());
   auto created = create();

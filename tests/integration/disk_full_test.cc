@@ -12,6 +12,7 @@
 #include <string>
 
 #include "integration/registry_client.h"
+#include "runtime/runtime.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -204,6 +205,46 @@ TEST_F(DiskFullTest, GcRemovesUploadDirectoriesAFailedStartLeftBehind) {
   EXPECT_EQ(patch.status, 202) << patch.describe();
   auto put = c_->request("PUT", with_digest(live.header("Location"), sha256_digest(blob)));
   EXPECT_EQ(put.status, 201) << put.describe();
+}
+
+}  // namespace
+}  // namespace berth::test
+
+namespace berth::test {
+namespace {
+
+// Service logs on a full disk: a line that does not fit is dropped whole (a short write is cut
+// back, so the file never holds half a line), and the first line written once there is room
+// again says how many were lost.
+TEST(LogSinkDiskFull, DropsWholeLinesAndSaysSoOnceThereIsRoom) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting a tmpfs needs root";
+  }
+  TempDir base;
+  std::string dir = base / "logs";
+  auto m = run("mkdir -p '" + dir + "' && mount -t tmpfs -o size=1m berth-log-full '" + dir + "'");
+  ASSERT_EQ(m.code, 0) << m.all();
+  std::string file = dir + "/web.log";
+  {
+    runtime::LogSink sink(file);
+    sink.write("web-1", "stdout", "before");
+    run("dd if=/dev/zero of='" + dir + "/filler' bs=4k 2>/dev/null");
+    // Longer than the room left in the file's last page: written in part, then cut back.
+    std::string big(6000, 'x');
+    sink.write("web-1", "stdout", big);
+    std::string text = read_file(file);
+    EXPECT_EQ(text.find("xxx"), std::string::npos) << "half a line stayed: " << text.size();
+    EXPECT_EQ(runtime::read_log(file, 0, "", 0).size(), 1u);
+    ASSERT_EQ(::unlink((dir + "/filler").c_str()), 0);
+    sink.write("web-1", "stdout", "after");
+  }
+  auto lines = runtime::read_log(file, 0, "", 0);
+  run("umount '" + dir + "' || umount -l '" + dir + "'");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].text, "before");
+  EXPECT_EQ(lines[1].instance, "berth");
+  EXPECT_EQ(lines[1].text, "1 log line was dropped: the disk was full");
+  EXPECT_EQ(lines[2].text, "after");
 }
 
 }  // namespace
