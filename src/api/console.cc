@@ -49,6 +49,7 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
       return error_response(body.error());
     }
     std::string principal;
+    std::string key_id;
     if (body->contains("code")) {
       auto code = body->value("code", "");
       auto who = sessions->redeem_code(code);
@@ -76,8 +77,9 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
         return r;
       }
       principal = *who;
+      key_id = id;
     }
-    auto [id, s] = sessions->create(principal);
+    auto [id, s] = sessions->create(principal, key_id);
     http::Response r = json_response(200, session_json(s));
     r.header("Set-Cookie", console::session_cookie(id, sessions->ttl(), console_.secure_cookie));
     r.header("Cache-Control", "no-store");

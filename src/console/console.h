@@ -24,6 +24,7 @@ inline constexpr std::string_view kCsrfHeader = "X-CSRF-Token";
 
 struct Session {
   std::string principal;
+  std::string key_id;  // the access key signed in with ("" for a one-time link)
   std::string csrf_token;
   int64_t expires_at = 0;  // Unix seconds
 };
@@ -37,7 +38,8 @@ class Sessions {
 
   /// A new session for principal; returns its id (the cookie's value) and the session. When
   /// max_sessions are live, the one closest to expiry is dropped.
-  std::pair<std::string, Session> create(const std::string& principal);
+  std::pair<std::string, Session> create(const std::string& principal,
+                                         const std::string& key_id = "");
   /// The live session with this id; nullopt when unknown or expired.
   std::optional<Session> find(const std::string& id) const;
   void remove(const std::string& id);

@@ -21,9 +21,10 @@ void Sessions::expire_locked(int64_t now) {
   std::erase_if(codes_, [now](const auto& kv) { return kv.second.second <= now; });
 }
 
-std::pair<std::string, Session> Sessions::create(const std::string& principal) {
+std::pair<std::string, Session> Sessions::create(const std::string& principal,
+                                                 const std::string& key_id) {
   std::string id = fs::random_hex(32);
-  Session s{principal, fs::random_hex(32), now_s() + ttl_.count()};
+  Session s{principal, key_id, fs::random_hex(32), now_s() + ttl_.count()};
   std::lock_guard lock(mu_);
   expire_locked(now_s());
   if (sessions_.size() >= max_) {

@@ -103,6 +103,12 @@ Result<std::string> PolicyAuthorizer::authenticate(const std::string& key_id,
   return "user/" + it->second.user;
 }
 
+bool PolicyAuthorizer::key_active(const std::string& key_id) const {
+  auto snap = snapshot();
+  auto it = snap->keys.find(key_id);
+  return it != snap->keys.end() && it->second.active;
+}
+
 // ---- TokenSigner -------------------------------------------------------------------------------
 
 struct TokenSigner::Key {

@@ -227,6 +227,9 @@ class PolicyAuthorizer final : public Authorizer {
   Decision decide(const Request& req) const;
   /// "user/NAME" for an active key whose secret matches (constant-time), else Unauthenticated.
   Result<std::string> authenticate(const std::string& key_id, const std::string& secret) const;
+  /// True while key_id exists and is active (a console session signed in with a key ends when
+  /// the key is deactivated or deleted).
+  bool key_active(const std::string& key_id) const;
 
  private:
   struct Snapshot;

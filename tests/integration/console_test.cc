@@ -169,6 +169,15 @@ TEST_F(ConsoleTest, ACrossSitePostWithoutTheTokenChangesNothing) {
   auto made = curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
                    "/api/v1/repositories -d '{\"name\":\"web/app\"}'");
   EXPECT_EQ(made.status, 201) << made.body;
+
+  // On the registry API the session reads (the console lists referrers there) and never
+  // writes: a push needs a key or a token.
+  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/v2/web/app/tags/list").status, 200);
+  EXPECT_EQ(curl(d_.url() + "/v2/web/app/tags/list").status, 401);
+  EXPECT_EQ(curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
+                 "/v2/web/app/blobs/uploads/")
+                .status,
+            401);
 }
 
 TEST_F(ConsoleTest, EveryApiPathTheConsoleCallsIsRefusedWithoutASession) {
@@ -246,6 +255,11 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
   // Asking is no denial: the audit log stays free of the console's probes.
   auto audit = d_.cli("audit --json");
   EXPECT_EQ(audit.out.find("service:Deploy"), std::string::npos) << audit.out;
+
+  // Deactivating the key it signed in with ends the session.
+  ASSERT_EQ(d_.cli("iam key deactivate " + k.value("access_key_id", "")).code, 0);
+  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
+  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 401);
 }
 
 TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {

@@ -1,10 +1,34 @@
 // pages/repository.js: one repository's images (digest, tags, platform, size, pushed-at),
-// a copyable `docker pull` per tag, and deleting a tag or a manifest (confirmed).
+// their referrers (signatures, SBOMs: the OCI referrers API, /v2/REPO/referrers/DIGEST), a
+// copyable `docker pull` per tag, and deleting a tag or a manifest (confirmed).
 
 import * as api from '../api.js';
 import {h, fill, loading, empty, failure, table, fmtTime, ago, fmtBytes, shortDigest, copyable,
   actionButton, confirmDialog} from '../ui.js';
 import {isPublic} from './images.js';
+
+// A button that lists the artifacts referring to an image (what `oras discover` shows).
+function referrers(repo, digest) {
+  const slot = h('div', {class: 'referrers', dataset: {test: 'referrers'}});
+  const show = async () => {
+    fill(slot, loading('referrers'));
+    try {
+      const index = await api.get(`/v2/${api.enc(repo)}/referrers/${digest}`);
+      const list = (index && index.manifests) || [];
+      fill(slot, list.length
+        ? h('ul', {class: 'plain-list'}, list.map((m) => h('li', null,
+          h('code', {title: m.digest}, shortDigest(m.digest)), ' ',
+          m.artifactType || m.mediaType || '', ' · ', fmtBytes(m.size))))
+        : h('span', {class: 'muted'}, 'No referrers'));
+    } catch (e) {
+      fill(slot, failure(e));
+    }
+  };
+  return h('div', null,
+    h('button', {type: 'button', class: 'small', onclick: show, dataset: {test: 'referrers-button'}},
+      'Referrers'),
+    slot);
+}
 
 export default async function render(ctx) {
   const repo = ctx.params.repo;
@@ -46,7 +70,8 @@ export default async function render(ctx) {
       return h('tr', {dataset: {test: 'image-row', digest: img.digest}},
         h('td', null, tags.length ? tags.map((t) => h('span', {class: 'pill tag', dataset: {test: 'tag'}}, t)) : h('span', {class: 'muted'}, 'untagged'),
           img.artifact_type ? h('div', {class: 'muted'}, img.artifact_type) : null),
-        h('td', null, h('code', {title: img.digest}, shortDigest(img.digest))),
+        h('td', null, h('code', {title: img.digest}, shortDigest(img.digest)),
+          img.artifact_type ? null : referrers(repo, img.digest)),
         h('td', null, img.platform || '—'),
         h('td', {class: 'nowrap'}, fmtBytes(img.size)),
         h('td', {class: 'nowrap', title: fmtTime(img.pushed_at)}, ago(img.pushed_at)),
