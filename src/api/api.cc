@@ -51,7 +51,8 @@ http::Response json_response(unsigned status, const Json& body) {
   http::Response r;
   r.status = status;
   r.header("Content-Type", "application/json");
-  r.body = body.dump() + "\n";
+  // Text from containers and git may hold invalid UTF-8: replaced, never an exception.
+  r.body = body.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   return r;
 }
 

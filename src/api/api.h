@@ -41,6 +41,7 @@ namespace berth::api {
 
 class MetricsHistory;
 struct ApiCall;
+struct SseLimits;
 
 /// The console's sign-in (null sessions: the console is off).
 struct ConsoleSettings {
@@ -84,6 +85,10 @@ struct ServicesSettings {
   router::Router* router = nullptr;
   BlockingPool* pool = nullptr;
   std::string unavailable_reason;  // why there is no controller, for the error message
+  /// True when deploying repository:reference would fetch it from an upstream registry (it is
+  /// under a pull-through prefix and not cached yet): the caller then needs
+  /// registry:PullThrough too. Null: never.
+  std::function<bool(const std::string& repository, const std::string& reference)> fetches_upstream;
 };
 
 /// The build API's dependencies (null service: builds are not available).
@@ -153,8 +158,14 @@ class Api {
   awaitable<void> handle_lifecycle(http::Exchange& ex, std::string rest);
   /// /api/v1/console/... (console.cc)
   awaitable<void> handle_console(http::Exchange& ex, std::string rest);
-  http::Response console_call(const ApiCall& call, const std::string& cookie,
-                              const std::string& host);
+  struct ConsoleHeaders {
+    std::string cookie, host, content_type, fetch_site, origin;
+  };
+  http::Response console_call(const ApiCall& call, const ConsoleHeaders& h);
+  /// For a live stream: whether the request's session (if any), its key and its right to
+  /// `action` on `resource` still hold, as decided now; not audited.
+  bool still_allowed(const http::RequestContext& ctx, const std::string& action,
+                     const std::string& resource) const;
   /// services/NAME/watch, services/NAME/logs?follow=1 and services/NAME/metrics
   /// (services_live.cc).
   static bool live_services_path(const std::string& rest, bhttp::verb m, bool follow);
@@ -175,6 +186,7 @@ class Api {
   BlockingPool* registry_pool_ = nullptr;
   ConsoleSettings console_;
   std::shared_ptr<MetricsHistory> history_;
+  std::shared_ptr<SseLimits> sse_limits_;
   std::shared_ptr<std::atomic<int>> git_requests_ = std::make_shared<std::atomic<int>>(0);
   std::shared_ptr<std::atomic<bool>> stopping_ = std::make_shared<std::atomic<bool>>(false);
 };

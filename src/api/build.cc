@@ -313,6 +313,21 @@ OpenLog open_log(const std::string& path) {
 
 // One poll of a followed log: what was appended since offset, and whether the build had
 // ended before it was read (then nothing more will come once a read comes back empty).
+// The length of s up to its last complete UTF-8 sequence (a lead byte whose continuation
+// bytes have not all arrived is left out).
+size_t utf8_complete(const std::string& s) {
+  size_t n = s.size();
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    auto c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) {
+      continue;  // a continuation byte: look further back for the lead
+    }
+    size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    return want > back ? n - back : n;
+  }
+  return n;
+}
+
 struct LogPoll {
   std::string data;
   std::string status;
@@ -433,6 +448,9 @@ awaitable<void> Api::handle_build(http::Exchange& ex, std::string rest) {
       std::function<SsePoll()> poll = [svc = build_.service, build_id, path = t.path, tail] {
         SsePoll out;
         LogPoll p = poll_log(*svc, build_id, path, tail->offset);
+        // A character split by the read (or by a write in progress) waits for its last bytes,
+        // unless the build has ended (then what is there is all there will be).
+        p.data.resize(p.ended ? p.data.size() : utf8_complete(p.data));
         if (!p.data.empty()) {
           tail->offset += p.data.size();
           out.events = sse_event(
@@ -445,7 +463,8 @@ awaitable<void> Api::handle_build(http::Exchange& ex, std::string rest) {
         }
         return out;
       };
-      co_return co_await serve_sse(ex, *build_.pool, std::move(poll), kLogPoll, stopping_);
+      co_return co_await serve_sse(ex, *build_.pool, std::move(poll), kLogPoll, stopping_,
+                                   sse_limits_);
     }
     if (follow == "1" || follow == "true") {
       co_return co_await follow_build_log(ex, build_id, t.path, offset);

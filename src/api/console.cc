@@ -27,9 +27,10 @@ constexpr size_t kMaxChecks = 200;
 
 }  // namespace
 
-http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
-                                 const std::string& host) {
+http::Response Api::console_call(const ApiCall& call, const ConsoleHeaders& h) {
   auto* sessions = console_.sessions;
+  const std::string& cookie = h.cookie;
+  const std::string& host = h.host;
   std::string sub = call.rest.substr(std::string("console/").size());
   auto cookie_session = [&]() -> std::optional<std::pair<std::string, console::Session>> {
     auto id = console::cookie_value(cookie, console::kCookie);
@@ -44,6 +45,18 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
   };
 
   if (sub == "session" && call.method == V::post) {
+    // Signing in needs no token (there is no session yet), so it must come from the console's
+    // own page: a form on another site can neither send JSON nor hide where it comes from.
+    // Otherwise such a page could sign the browser in as someone else (login CSRF).
+    if (h.content_type.rfind("application/json", 0) != 0) {
+      return error_response(Error(Errc::InvalidArgument,
+                                  "sign in with a JSON body (Content-Type: application/json)"));
+    }
+    if ((!h.fetch_site.empty() && h.fetch_site != "same-origin" && h.fetch_site != "none") ||
+        (!h.origin.empty() && h.origin != "http://" + host && h.origin != "https://" + host)) {
+      return error_response(
+          Error(Errc::PermissionDenied, "sign-in requests must come from berth's own console"));
+    }
     auto body = parse_object_body(call.body);
     if (!body) {
       return error_response(body.error());
@@ -58,7 +71,8 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
                                     "this sign-in link is unknown, used or expired: run `berth "
                                     "console` again for a new one"));
       }
-      principal = *who;
+      key_id = who->second;
+      principal = who->first;
     } else {
       std::string id = body->value("access_key_id", "");
       std::string secret = body->value("secret_access_key", "");
@@ -78,6 +92,10 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
       }
       principal = *who;
       key_id = id;
+    }
+    // A browser signing in again (as anyone) leaves its old session behind: end it.
+    if (auto old = cookie_session()) {
+      sessions->remove(old->first);
     }
     auto [id, s] = sessions->create(principal, key_id);
     http::Response r = json_response(200, session_json(s));
@@ -108,7 +126,14 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
     return error_response(Error(Errc::Unauthenticated, "authentication required"));
   }
   if (sub == "links" && call.method == V::post) {
-    std::string code = sessions->create_code(call.ctx.principal, console_.link_ttl);
+    // The session a link opens ends with the key that made it, so it needs one.
+    if (auth_.require_auth && call.ctx.key_id.empty()) {
+      return error_response(Error(Errc::PermissionDenied,
+                                  "one-time links are made with an access key (as `berth "
+                                  "console` does), not with a token"));
+    }
+    std::string code =
+        sessions->create_code(call.ctx.principal, call.ctx.key_id, console_.link_ttl);
     std::string url = "http://" + (host.empty() ? std::string("127.0.0.1:5000") : host) +
                       "/console/login?code=" + code;
     if (console_.secure_cookie) {
@@ -155,14 +180,30 @@ http::Response Api::console_call(const ApiCall& call, const std::string& cookie,
   return error_response(no_endpoint(call));
 }
 
+bool Api::still_allowed(const http::RequestContext& ctx, const std::string& action,
+                        const std::string& resource) const {
+  if (!ctx.session.empty() && console_.sessions != nullptr &&
+      !console_.sessions->find(ctx.session)) {
+    return false;  // signed out, or expired
+  }
+  if (auth_.authorizer == nullptr) {
+    return true;
+  }
+  if (!ctx.key_id.empty() && !auth_.authorizer->key_active(ctx.key_id)) {
+    return false;
+  }
+  return auth_.authorizer->decide(iam::Request{ctx.principal, action, resource}).allowed;
+}
+
 awaitable<void> Api::handle_console(http::Exchange& ex, std::string rest) {
   if (console_.sessions == nullptr || console_.pool == nullptr) {
     co_return co_await ex.send(
         error_response(Error(Errc::FailedPrecondition, "the console is off (console.enabled)")));
   }
-  std::string cookie = ex.header(bhttp::field::cookie);
-  std::string host = ex.header(bhttp::field::host);
-  auto job = [this, cookie, host](const ApiCall& call) { return console_call(call, cookie, host); };
+  ConsoleHeaders h{ex.header(bhttp::field::cookie), ex.header(bhttp::field::host),
+                   ex.header(bhttp::field::content_type), ex.header("Sec-Fetch-Site"),
+                   ex.header(bhttp::field::origin)};
+  auto job = [this, h](const ApiCall& call) { return console_call(call, h); };
   co_await serve_call(ex, std::move(rest), {}, 16 * 1024, *console_.pool, std::move(job));
 }
 

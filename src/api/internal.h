@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,6 +95,16 @@ struct SsePoll {
   std::optional<Error> error;  // first poll only: answered as the JSON error instead
 };
 
+/// How many Server-Sent Events streams may be open: per principal and in all. Each holds a
+/// connection and runs a job on a pool every few hundred milliseconds.
+struct SseLimits {
+  size_t per_principal = 32;
+  size_t total = 1024;
+  std::mutex mu;
+  std::map<std::string, size_t> open;
+  size_t open_total = 0;
+};
+
 /// One SSE event: "event: NAME\ndata: DATA\n\n" (data is one line of JSON).
 std::string sse_event(std::string_view name, const std::string& data);
 
@@ -102,9 +113,11 @@ std::string sse_event(std::string_view name, const std::string& data);
 /// runs on the pool every `interval` and what it returns is sent at once. A comment line every
 /// 15 s keeps proxies from closing a quiet stream. Ends when a poll says done, the client goes,
 /// or berthd stops (`stopping`).
+/// Past a limit the answer is 429 with Retry-After, naming it.
 awaitable<void> serve_sse(http::Exchange& ex, BlockingPool& pool, std::function<SsePoll()> poll,
                           std::chrono::milliseconds interval,
-                          std::shared_ptr<std::atomic<bool>> stopping);
+                          std::shared_ptr<std::atomic<bool>> stopping,
+                          std::shared_ptr<SseLimits> limits);
 
 /// True when the client asked for Server-Sent Events (Accept: text/event-stream).
 bool wants_sse(http::Exchange& ex);

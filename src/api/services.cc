@@ -63,7 +63,8 @@ Json deployment_ref(int64_t id) {
 
 class ServicesHandler {
  public:
-  ServicesHandler(deploy::Controller& c, iam::Service& iam) : c_(c), iam_(iam) {}
+  ServicesHandler(deploy::Controller& c, iam::Service& iam, const ServicesSettings& settings)
+      : c_(c), iam_(iam), settings_(settings) {}
 
   http::Response serve(const ApiCall& call) {
     auto r = dispatch(call);
@@ -77,11 +78,24 @@ class ServicesHandler {
 
   // A service that pulls with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to pull the image itself.
+  // An image that is not cached yet under a pull-through prefix is fetched for the service, so
+  // the caller needs registry:PullThrough as for a pull (a role allowed only what is cached
+  // stays so).
   Status allow_image_rights(const ApiCall& call, const deploy::ServiceSpec& spec) {
     if (!spec.role.empty()) {
-      return allow(call, "iam:PassRole", "role/" + spec.role);
+      BERTH_TRY(allow(call, "iam:PassRole", "role/" + spec.role));
+    } else {
+      BERTH_TRY(allow(call, "registry:Pull", "repository/" + spec.repository()));
     }
-    return allow(call, "registry:Pull", "repository/" + spec.repository());
+    if (settings_.fetches_upstream) {
+      std::string repo = spec.repository();
+      std::string ref = spec.image.size() > repo.size() + 1 ? spec.image.substr(repo.size() + 1)
+                                                            : std::string("latest");
+      if (settings_.fetches_upstream(repo, ref)) {
+        return allow(call, "registry:PullThrough", "repository/" + repo);
+      }
+    }
+    return ok();
   }
 
   // Turning a confinement off (seccomp unconfined) is a separate right: a service that runs
@@ -252,6 +266,7 @@ class ServicesHandler {
 
   deploy::Controller& c_;
   iam::Service& iam_;
+  const ServicesSettings& settings_;
 };
 
 }  // namespace
@@ -269,8 +284,8 @@ awaitable<void> Api::handle_services(http::Exchange& ex, std::string rest) {
   }
   std::vector<const char*> params = {"limit", "since_ms", "offset", "instance"};
   co_await serve_call(ex, std::move(rest), std::move(params), kMaxRestBody, *services_.pool,
-                      [c = services_.controller, iam = &iam_](const ApiCall& call) {
-                        return ServicesHandler(*c, *iam).serve(call);
+                      [c = services_.controller, iam = &iam_, s = &services_](const ApiCall& call) {
+                        return ServicesHandler(*c, *iam, *s).serve(call);
                       });
 }
 

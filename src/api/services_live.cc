@@ -19,6 +19,13 @@ namespace berth::api {
 namespace {
 
 constexpr std::chrono::milliseconds kLivePoll{300};
+// How often an open stream asks again whether its reader may still read it (signed out, key
+// deactivated, right removed): every this many polls, about 10 s.
+constexpr int kRecheckPolls = 33;
+// JSON of text that came from containers: invalid UTF-8 is replaced, never an exception.
+std::string dump_text(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
 // Lines sent per poll of a followed log at most; a flood beyond it skips to the newest.
 constexpr size_t kMaxLinesPerPoll = 2000;
 
@@ -137,7 +144,11 @@ class MetricsHistory {
 };
 
 Api::Api(registry::Registry& registry, iam::Service& iam, AuthSettings auth)
-    : registry_(registry), iam_(iam), auth_(auth), history_(std::make_shared<MetricsHistory>()) {}
+    : registry_(registry),
+      iam_(iam),
+      auth_(auth),
+      history_(std::make_shared<MetricsHistory>()),
+      sse_limits_(std::make_shared<SseLimits>()) {}
 
 Api::~Api() = default;
 
@@ -188,10 +199,11 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
     // Sends the service and its deployments at once, then again whenever either changes.
     struct Seen {
       bool authorized = false;
+      int polls = 0;
       std::string service, deployments;
     };
     auto seen = std::make_shared<Seen>();
-    poll = [c, iam, ctx, name, resource, seen]() -> SsePoll {
+    poll = [this, c, iam, ctx, name, resource, seen]() -> SsePoll {
       SsePoll p;
       if (!seen->authorized) {
         if (Status s = iam->authorize(ctx, "service:GetService", resource); !s) {
@@ -199,6 +211,11 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
           return p;
         }
         seen->authorized = true;
+      } else if (++seen->polls % kRecheckPolls == 0 &&
+                 !still_allowed(ctx, "service:GetService", resource)) {
+        p.events = sse_event("ended", Json{{"reason", "signed out, or no longer allowed"}}.dump());
+        p.done = true;
+        return p;
       }
       auto v = c->get(name);
       if (!v) {
@@ -210,7 +227,7 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
         }
         return p;
       }
-      std::string sj = service_json(*v).dump();
+      std::string sj = dump_text(service_json(*v));
       if (sj != seen->service) {
         p.events += sse_event("service", sj);
         seen->service = std::move(sj);
@@ -220,7 +237,7 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
         for (const auto& d : *list) {
           arr.push_back(deployment_json(d));
         }
-        std::string dj = Json{{"deployments", arr}}.dump();
+        std::string dj = dump_text(Json{{"deployments", arr}});
         if (dj != seen->deployments) {
           p.events += sse_event("deployments", dj);
           seen->deployments = std::move(dj);
@@ -239,12 +256,13 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
     }
     struct Tail {
       bool started = false;
+      int polls = 0;
       std::string path;
       uint64_t offset = 0;
     };
     auto tail = std::make_shared<Tail>();
     std::string instance = ex.query("instance").value_or("");
-    poll = [c, iam, ctx, name, resource, tail, since, instance]() -> SsePoll {
+    poll = [this, c, iam, ctx, name, resource, tail, since, instance]() -> SsePoll {
       SsePoll p;
       if (!tail->started) {
         if (Status s = iam->authorize(ctx, "service:GetLogs", resource); !s) {
@@ -259,17 +277,22 @@ awaitable<void> Api::serve_live_services(http::Exchange& ex, std::string rest) {
         tail->path = *path;
         tail->started = true;
         auto lines = runtime::read_log(tail->path, since, instance, 1000, &tail->offset);
-        p.events = sse_event("lines", lines_json(lines).dump());
+        p.events = sse_event("lines", dump_text(lines_json(lines)));
+        return p;
+      }
+      if (++tail->polls % kRecheckPolls == 0 && !still_allowed(ctx, "service:GetLogs", resource)) {
+        p.events = sse_event("ended", Json{{"reason", "signed out, or no longer allowed"}}.dump());
+        p.done = true;
         return p;
       }
       auto lines = runtime::read_log(tail->path, 0, instance, kMaxLinesPerPoll, &tail->offset);
       if (!lines.empty()) {
-        p.events = sse_event("lines", lines_json(lines).dump());
+        p.events = sse_event("lines", dump_text(lines_json(lines)));
       }
       return p;
     };
   }
-  co_await serve_sse(ex, *services_.pool, std::move(poll), kLivePoll, stopping_);
+  co_await serve_sse(ex, *services_.pool, std::move(poll), kLivePoll, stopping_, sse_limits_);
 }
 
 }  // namespace berth::api

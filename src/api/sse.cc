@@ -24,9 +24,65 @@ bool wants_sse(http::Exchange& ex) {
   return ex.header(bhttp::field::accept).find("text/event-stream") != std::string::npos;
 }
 
+namespace {
+
+// Holds one stream's place under the limits while it is open.
+class SseSlot {
+ public:
+  SseSlot(std::shared_ptr<SseLimits> limits, std::string principal)
+      : limits_(std::move(limits)), principal_(std::move(principal)) {
+    std::lock_guard lock(limits_->mu);
+    size_t& mine = limits_->open[principal_];
+    if (mine >= limits_->per_principal || limits_->open_total >= limits_->total) {
+      if (mine == 0) {
+        limits_->open.erase(principal_);
+      }
+      return;
+    }
+    ++mine;
+    ++limits_->open_total;
+    held_ = true;
+  }
+  ~SseSlot() {
+    if (!held_) {
+      return;
+    }
+    std::lock_guard lock(limits_->mu);
+    --limits_->open_total;
+    if (--limits_->open[principal_] == 0) {
+      limits_->open.erase(principal_);
+    }
+  }
+  SseSlot(const SseSlot&) = delete;
+  SseSlot& operator=(const SseSlot&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  std::shared_ptr<SseLimits> limits_;
+  std::string principal_;
+  bool held_ = false;
+};
+
+http::Response too_many_streams(const SseLimits& limits) {
+  http::Response r = error_response(Error(
+      Errc::ResourceExhausted, "too many live streams open: at most " +
+                                   std::to_string(limits.per_principal) + " per principal and " +
+                                   std::to_string(limits.total) + " in all; close some tabs"));
+  r.status = 429;
+  r.header("Retry-After", "5");
+  return r;
+}
+
+}  // namespace
+
 awaitable<void> serve_sse(http::Exchange& ex, BlockingPool& pool, std::function<SsePoll()> poll,
                           std::chrono::milliseconds interval,
-                          std::shared_ptr<std::atomic<bool>> stopping) {
+                          std::shared_ptr<std::atomic<bool>> stopping,
+                          std::shared_ptr<SseLimits> limits) {
+  SseSlot slot(limits, ex.context().principal);
+  if (!slot.held()) {
+    co_return co_await ex.send(too_many_streams(*limits));
+  }
   auto first_job = [poll] { return poll(); };
   SsePoll first = co_await run_blocking(pool, std::move(first_job));
   if (first.error) {

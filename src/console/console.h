@@ -36,17 +36,23 @@ class Sessions {
  public:
   explicit Sessions(std::chrono::seconds ttl, size_t max_sessions = 10000);
 
-  /// A new session for principal; returns its id (the cookie's value) and the session. When
-  /// max_sessions are live, the one closest to expiry is dropped.
+  /// A new session for principal; returns its id (the cookie's value) and the session. A
+  /// principal holds at most kPerPrincipal sessions (its oldest goes), and when max_sessions
+  /// are live the one closest to expiry goes: one user signing in in a loop cannot sign the
+  /// others out.
   std::pair<std::string, Session> create(const std::string& principal,
                                          const std::string& key_id = "");
+  static constexpr size_t kPerPrincipal = 20;
   /// The live session with this id; nullopt when unknown or expired.
   std::optional<Session> find(const std::string& id) const;
   void remove(const std::string& id);
-  /// A one-time sign-in code for principal, valid for `ttl` and for one redemption.
-  std::string create_code(const std::string& principal, std::chrono::seconds ttl);
-  /// The principal of a live code, which is used up; nullopt otherwise.
-  std::optional<std::string> redeem_code(const std::string& code);
+  /// A one-time sign-in code for principal (made with key_id, which the session it opens
+  /// inherits), valid for `ttl` and for one redemption; at most kPerPrincipal live per
+  /// principal (its oldest goes).
+  std::string create_code(const std::string& principal, const std::string& key_id,
+                          std::chrono::seconds ttl);
+  /// The principal and key id of a live code, which is used up; nullopt otherwise.
+  std::optional<std::pair<std::string, std::string>> redeem_code(const std::string& code);
   std::chrono::seconds ttl() const { return ttl_; }
   size_t size() const;
 
@@ -56,8 +62,12 @@ class Sessions {
   std::chrono::seconds ttl_;
   size_t max_;
   mutable std::mutex mu_;
-  std::map<std::string, Session> sessions_;                       // sha256(id) -> session
-  std::map<std::string, std::pair<std::string, int64_t>> codes_;  // sha256(code) -> who, until
+  std::map<std::string, Session> sessions_;  // sha256(id) -> session
+  struct Code {
+    std::string principal, key_id;
+    int64_t until = 0;
+  };
+  std::map<std::string, Code> codes_;  // sha256(code) -> code
 };
 
 /// The value of cookie `name` in a Cookie header ("a=1; berth_session=X"), if present.

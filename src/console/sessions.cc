@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <algorithm>
 #include <ctime>
 
 #include "common/fs.h"
@@ -18,23 +19,43 @@ Sessions::Sessions(std::chrono::seconds ttl, size_t max_sessions)
 
 void Sessions::expire_locked(int64_t now) {
   std::erase_if(sessions_, [now](const auto& kv) { return kv.second.expires_at <= now; });
-  std::erase_if(codes_, [now](const auto& kv) { return kv.second.second <= now; });
+  std::erase_if(codes_, [now](const auto& kv) { return kv.second.until <= now; });
 }
+
+namespace {
+
+// Erases the entry of `m` (matching `mine`) with the smallest `key(value)`.
+template <class Map, class Mine, class Key>
+void erase_oldest(Map& m, Mine mine, Key key) {
+  auto oldest = m.end();
+  for (auto it = m.begin(); it != m.end(); ++it) {
+    if (mine(it->second) && (oldest == m.end() || key(it->second) < key(oldest->second))) {
+      oldest = it;
+    }
+  }
+  if (oldest != m.end()) {
+    m.erase(oldest);
+  }
+}
+
+}  // namespace
 
 std::pair<std::string, Session> Sessions::create(const std::string& principal,
                                                  const std::string& key_id) {
   std::string id = fs::random_hex(32);
   Session s{principal, key_id, fs::random_hex(32), now_s() + ttl_.count()};
+  auto expiry = [](const Session& x) { return x.expires_at; };
   std::lock_guard lock(mu_);
   expire_locked(now_s());
+  auto own = [&](const Session& x) { return x.principal == principal; };
+  if (static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(), [&](const auto& kv) {
+        return own(kv.second);
+      })) >= kPerPrincipal) {
+    erase_oldest(sessions_, own, expiry);
+  }
   if (sessions_.size() >= max_) {
-    auto oldest = sessions_.begin();
-    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
-      if (it->second.expires_at < oldest->second.expires_at) {
-        oldest = it;
-      }
-    }
-    sessions_.erase(oldest);
+    erase_oldest(
+        sessions_, [](const Session&) { return true; }, expiry);
   }
   sessions_[Sha256::hex_of(id)] = s;
   return {id, s};
@@ -59,18 +80,27 @@ void Sessions::remove(const std::string& id) {
   sessions_.erase(key);
 }
 
-std::string Sessions::create_code(const std::string& principal, std::chrono::seconds ttl) {
+std::string Sessions::create_code(const std::string& principal, const std::string& key_id,
+                                  std::chrono::seconds ttl) {
   std::string code = fs::random_hex(32);
+  auto until = [](const Code& c) { return c.until; };
+  auto own = [&](const Code& c) { return c.principal == principal; };
   std::lock_guard lock(mu_);
   expire_locked(now_s());
-  if (codes_.size() >= max_) {
-    codes_.erase(codes_.begin());
+  if (static_cast<size_t>(std::count_if(codes_.begin(), codes_.end(), [&](const auto& kv) {
+        return own(kv.second);
+      })) >= kPerPrincipal) {
+    erase_oldest(codes_, own, until);
   }
-  codes_[Sha256::hex_of(code)] = {principal, now_s() + ttl.count()};
+  if (codes_.size() >= max_) {
+    erase_oldest(
+        codes_, [](const Code&) { return true; }, until);
+  }
+  codes_[Sha256::hex_of(code)] = Code{principal, key_id, now_s() + ttl.count()};
   return code;
 }
 
-std::optional<std::string> Sessions::redeem_code(const std::string& code) {
+std::optional<std::pair<std::string, std::string>> Sessions::redeem_code(const std::string& code) {
   if (code.empty()) {
     return std::nullopt;
   }
@@ -80,12 +110,12 @@ std::optional<std::string> Sessions::redeem_code(const std::string& code) {
   if (it == codes_.end()) {
     return std::nullopt;
   }
-  auto [who, until] = it->second;
+  Code c = it->second;
   codes_.erase(it);
-  if (until <= now_s()) {
+  if (c.until <= now_s()) {
     return std::nullopt;
   }
-  return who;
+  return std::make_pair(c.principal, c.key_id);
 }
 
 size_t Sessions::size() const {

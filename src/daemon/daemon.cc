@@ -320,6 +320,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     };
     s.controller = std::make_unique<deploy::Controller>(std::move(deps));
     services.controller = s.controller.get();
+    services.fetches_upstream = [reg = s.registry.get(), st = s.store.get()](
+                                    const std::string& repository, const std::string& ref) {
+      if (!reg->pulls_through(repository)) {
+        return false;
+      }
+      auto repo = st->get_repository(repository);
+      return !repo || !st->get_manifest(repo->id, ref);
+    };
   }
   s.api->set_services(services);
 

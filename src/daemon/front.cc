@@ -66,6 +66,8 @@ Status Daemon::Impl::session_auth(http::Exchange& ex) {
   }
   ex.context().principal = session->principal;
   ex.context().authenticated = true;
+  ex.context().key_id = session->key_id;
+  ex.context().session = *id;
   return ok();
 }
 
@@ -88,6 +90,7 @@ Status Daemon::Impl::authenticate(http::Exchange& ex, std::chrono::seconds* retr
         ctx.principal,
         check_key(decoded->substr(0, colon), decoded->substr(colon + 1), ctx.peer, retry_after));
     ctx.authenticated = true;
+    ctx.key_id = decoded->substr(0, colon);
     return ok();
   }
   if (h.rfind("Bearer ", 0) == 0) {

@@ -26,6 +26,11 @@ struct RequestContext {
   std::string peer;
   std::string principal = "anonymous";
   bool authenticated = false;
+  /// The access key the request authenticated with, directly (HTTP Basic) or through the
+  /// console session it signed in with ("" otherwise).
+  std::string key_id;
+  /// The console session the request came with ("" for keys and tokens).
+  std::string session;
   /// A registry token limits the request to its grants ("repository:web/app:pull").
   bool token_scoped = false;
   std::vector<std::string> grants;

@@ -530,12 +530,16 @@ def one_time_link(c):
     link = json.loads(body)["url"]
     path = "/console/" + link.split("/console/", 1)[1]
     c.go(path)
-    c.heading("Overview")
+    c.wait_css("[data-test=login-link-continue]")
     if "code=" in c.d.current_url:
         raise Failure("the code stays in the address bar")
-    c.ok("signed in with the link")
+    c.css("[data-test=login-link-continue]").click()
+    c.heading("Overview")
+    c.ok("signed in with the link, after a click")
     c.sign_out()
     c.go(path)
+    c.wait_css("[data-test=login-link-continue]")
+    c.css("[data-test=login-link-continue]").click()
     c.wait_css("[data-test=error]")
     c.ok("the link does not work twice: " + c.css("[data-test=error]").text)
 

@@ -232,7 +232,7 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     ASSERT_NE(link_at, std::string::npos) << console_out;
     std::string code = console_out.substr(console_out.find("code=", link_at) + 5, 64);
     auto session = run("curl -s -X POST http://" + host +
-                       "/api/v1/console/session -d "
+                       "/api/v1/console/session -H 'Content-Type: application/json' -d "
                        "'{\"code\":\"" +
                        code + "\"}'");
     EXPECT_NE(session.out.find("\"principal\":\"user/admin\""), std::string::npos) << session.out;

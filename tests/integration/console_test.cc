@@ -58,7 +58,8 @@ class ConsoleTest : public ::testing::Test {
   // Signs in with a key; returns the cookie jar file and sets *csrf.
   std::string sign_in(const std::string& id, const std::string& secret, std::string* csrf) {
     std::string jar = dir_.path() + "/jar" + std::to_string(++jars_);
-    auto r = curl("-c " + jar + " -X POST " + d_.url() + "/api/v1/console/session -d '" +
+    auto r = curl("-c " + jar + " -X POST " + d_.url() +
+                  "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
                   Json{{"access_key_id", id}, {"secret_access_key", secret}}.dump() + "'");
     EXPECT_EQ(r.status, 200) << r.body;
     *csrf = Json::parse(r.body, nullptr, false).value("csrf_token", "");
@@ -108,16 +109,32 @@ TEST_F(ConsoleTest, FilesCarryAStrictPolicyAndPagesAreBookmarkable) {
 }
 
 TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndSignOutEndsIt) {
-  auto bad =
-      curl("-X POST " + d_.url() + "/api/v1/console/session -d '" +
-           Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", "wrong"}}.dump() + "'");
+  auto bad = curl(
+      "-X POST " + d_.url() + "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
+      Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", "wrong"}}.dump() + "'");
   EXPECT_EQ(bad.status, 401);
   EXPECT_NE(bad.body.find("invalid access key id or secret"), std::string::npos) << bad.body;
   EXPECT_EQ(header(bad, "Set-Cookie"), "");
 
+  // What a form on another site could send to sign the browser in as someone else: refused.
+  std::string good =
+      Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", d_.admin_secret()}}.dump();
+  auto form = curl("-X POST " + d_.url() +
+                   "/api/v1/console/session -H 'Content-Type: text/plain' -d '" + good + "'");
+  EXPECT_EQ(form.status, 400) << form.body;
+  EXPECT_EQ(header(form, "Set-Cookie"), "");
+  for (const char* from : {"Sec-Fetch-Site: cross-site", "Origin: https://evil.example"}) {
+    auto r = curl("-X POST " + d_.url() +
+                  "/api/v1/console/session -H 'Content-Type: application/json' -H '" + from +
+                  "' -d '" + good + "'");
+    EXPECT_EQ(r.status, 403) << from << ": " << r.body;
+    EXPECT_EQ(header(r, "Set-Cookie"), "") << from;
+  }
+
   std::string jar = dir_.path() + "/jar";
   auto ok = curl(
-      "-c " + jar + " -X POST " + d_.url() + "/api/v1/console/session -d '" +
+      "-c " + jar + " -X POST " + d_.url() +
+      "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
       Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", d_.admin_secret()}}.dump() +
       "'");
   ASSERT_EQ(ok.status, 200) << ok.body;
@@ -224,12 +241,33 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
   EXPECT_EQ(url.rfind(d_.url() + "/console/login?code=", 0), 0u) << url;
   std::string code = j.value("code", "");
   std::string body = Json{{"code", code}}.dump();
-  auto first = curl("-X POST " + d_.url() + "/api/v1/console/session -d '" + body + "'");
+  auto first =
+      curl("-X POST " + d_.url() +
+           "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
   EXPECT_EQ(first.status, 200) << first.body;
   EXPECT_NE(first.body.find("user/admin"), std::string::npos);
-  auto second = curl("-X POST " + d_.url() + "/api/v1/console/session -d '" + body + "'");
+  auto second =
+      curl("-X POST " + d_.url() +
+           "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
   EXPECT_EQ(second.status, 401);
   EXPECT_NE(second.body.find("unknown, used or expired"), std::string::npos) << second.body;
+  // A session made from a link ends with the key that made the link.
+  ASSERT_EQ(d_.cli("iam user create linker").code, 0);
+  Json lk = Json::parse(d_.cli("iam key create linker --json").out, nullptr, false);
+  AdminCredentials linker{lk.value("access_key_id", ""), lk.value("secret_access_key", "")};
+  auto minted = d_.cli_as(linker, "console --json");
+  ASSERT_EQ(minted.code, 0) << minted.all();
+  std::string link_jar = dir_.path() + "/link-jar";
+  EXPECT_EQ(
+      curl("-c " + link_jar + " -X POST " + d_.url() +
+           "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
+           Json{{"code", Json::parse(minted.out, nullptr, false).value("code", "")}}.dump() + "'")
+          .status,
+      200);
+  EXPECT_EQ(curl("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 200);
+  ASSERT_EQ(d_.cli("iam key deactivate " + linker.key_id).code, 0);
+  EXPECT_EQ(curl("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
+
   // Without credentials there is no link.
   auto anon = d_.cli_as(AdminCredentials{}, "console --no-open");
   EXPECT_NE(anon.code, 0);

@@ -237,6 +237,20 @@ TEST_F(PullThrough, FetchingNeedsPullThroughWhileCachedImagesNeedOnlyPull) {
   EXPECT_NE(other.out.find("HTTP/1.1 403"), std::string::npos) << other.out;
   EXPECT_NE(other.out.find("registry:PullThrough"), std::string::npos) << other.out;
   EXPECT_EQ(up->count_requests("\"GET /v2/library/busybox/manifests/other"), 0);
+
+  // The same holds for a service: its image is fetched for it, so creating one from an
+  // uncached tag needs registry:PullThrough too, and nothing is fetched when it is refused.
+  write_file(work_ / "s.json", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+    "Action":"registry:Pull","Resource":"repository/docker.io/*"},{"Effect":"Allow",
+    "Action":"service:CreateService","Resource":"service/*"}]})");
+  ASSERT_EQ(d_->cli("iam policy put --user reader p --file " + (work_ / "s.json")).code, 0);
+  auto refused = d_->cli_as(reader, "service create c1 --image docker.io/library/busybox:other");
+  if (refused.all().find("services are not available") == std::string::npos) {
+    EXPECT_NE(refused.code, 0);
+    EXPECT_NE(refused.all().find("registry:PullThrough"), std::string::npos) << refused.all();
+    EXPECT_EQ(up->count_requests("\"GET /v2/library/busybox/manifests/other"), 0);
+    EXPECT_EQ(d_->cli("service show c1").code, 3) << "a refused service was created";
+  }
 }
 
 TEST_F(PullThrough, BadUpstreamsAreRefusedNamingTheProblemAndNothingChanges) {

@@ -352,6 +352,8 @@ TEST_F(RuntimeIntegrationTest, StopKillsAtOnceWhatWouldIgnoreTheSignal) {
   // waiting for it.
   auto info = rt_->start(spec("deaf", {"/bin/busybox", "sh", "-c", "while :; do sleep 1; done"}));
   ASSERT_TRUE(info) << info.error().message();
+  // Until runc's init has exec'd the shell, pid 1 is runc's (which does handle SIGTERM).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(rt_->stop("deaf", std::chrono::seconds(10)));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));

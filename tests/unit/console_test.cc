@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 namespace berth::console {
 namespace {
@@ -40,14 +42,30 @@ TEST(ConsoleSessions, TheCapDropsTheOldest) {
   EXPECT_TRUE(s.find(a) || s.find(b));
 }
 
-TEST(ConsoleSessions, CodesWorkOnce) {
+TEST(ConsoleSessions, CodesWorkOnceAndCarryTheirKey) {
   Sessions s(std::chrono::seconds(3600));
-  auto code = s.create_code("user/ci", std::chrono::seconds(60));
-  EXPECT_EQ(s.redeem_code(code), "user/ci");
+  auto code = s.create_code("user/ci", "BKEY", std::chrono::seconds(60));
+  auto who = s.redeem_code(code);
+  ASSERT_TRUE(who);
+  EXPECT_EQ(who->first, "user/ci");
+  EXPECT_EQ(who->second, "BKEY");
   EXPECT_FALSE(s.redeem_code(code));
   EXPECT_FALSE(s.redeem_code(""));
-  auto stale = s.create_code("user/ci", std::chrono::seconds(0));
+  auto stale = s.create_code("user/ci", "BKEY", std::chrono::seconds(0));
   EXPECT_FALSE(s.redeem_code(stale));
+}
+
+TEST(ConsoleSessions, OnePrincipalSigningInInALoopCannotSignOthersOut) {
+  Sessions s(std::chrono::seconds(3600), 30);
+  auto alice = s.create("user/alice").first;
+  std::vector<std::string> mallory;
+  for (int i = 0; i < 100; ++i) {
+    mallory.push_back(s.create("user/mallory").first);
+  }
+  EXPECT_TRUE(s.find(alice));
+  EXPECT_EQ(s.size(), 1 + Sessions::kPerPrincipal);
+  EXPECT_FALSE(s.find(mallory.front()));  // mallory's oldest went, not alice's
+  EXPECT_TRUE(s.find(mallory.back()));
 }
 
 TEST(ConsoleCookies, ValueByName) {

@@ -131,26 +131,52 @@ export async function permMap(named) {
 
 // ---------- live streams ----------
 
-// An EventSource with named-event handlers that is closed by the page's cleanup. On a stream
-// error it checks the session once (EventSource cannot see the status): a signed-out user
-// goes to the login page; otherwise EventSource's own reconnect carries on.
+// An EventSource with named-event handlers, closed by the page's cleanup (the returned
+// object's close()). On a stream error it checks the session once (EventSource cannot see the
+// status): a signed-out user goes to the login page; otherwise EventSource's own reconnect
+// carries on. While the tab is hidden the stream is closed and reopened when it shows again:
+// a browser gives one site only six HTTP/1.1 connections, and background tabs holding
+// streams would leave none for the tab in use.
 export function stream(url, handlers, {onState} = {}) {
-  const es = new EventSource(url, {withCredentials: true});
-  for (const [event, fn] of Object.entries(handlers)) {
-    es.addEventListener(event, (e) => {
-      let data;
-      try { data = JSON.parse(e.data); } catch { return; }
-      fn(data, es);
-    });
-  }
-  es.addEventListener('open', () => onState && onState('live'));
-  es.addEventListener('error', async () => {
-    if (onState) onState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
-    try {
-      await getSession();
-    } catch (e) {
-      if (e.status === 401) { es.close(); onUnauthenticated(); }
+  let es = null;
+  let closed = false;
+  const handle = {close() {
+    closed = true;
+    document.removeEventListener('visibilitychange', onVisibility);
+    if (es) es.close();
+    es = null;
+  }};
+  const open = () => {
+    const src = new EventSource(url, {withCredentials: true});
+    es = src;
+    for (const [event, fn] of Object.entries(handlers)) {
+      src.addEventListener(event, (e) => {
+        let data;
+        try { data = JSON.parse(e.data); } catch { return; }
+        fn(data, handle);
+      });
     }
-  });
-  return es;
+    src.addEventListener('open', () => onState && onState('live'));
+    src.addEventListener('error', async () => {
+      if (onState) onState(src.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
+      try {
+        await getSession();
+      } catch (e) {
+        if (e.status === 401) { handle.close(); onUnauthenticated(); }
+      }
+    });
+  };
+  function onVisibility() {
+    if (closed) return;
+    if (document.hidden && es) {
+      es.close();
+      es = null;
+      if (onState) onState('reconnecting');
+    } else if (!document.hidden && !es) {
+      open();
+    }
+  }
+  document.addEventListener('visibilitychange', onVisibility);
+  open();
+  return handle;
 }

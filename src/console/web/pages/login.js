@@ -49,15 +49,26 @@ export default async function render(ctx) {
   if (code) {
     // Take the code out of the address bar (and history) before using it.
     history.replaceState(null, '', ctx.url('/login') + (next !== '/' ? '?next=' + encodeURIComponent(next) : ''));
-    submit.disabled = true;
-    errSlot.append(h('p', {class: 'loading'}, 'Signing in with the one-time code…'));
-    try {
-      done(await api.signIn({code}));
-      return;
-    } catch (err) {
-      showError(errSlot, err);
-      submit.disabled = false;
-    }
+    // A click, not at once: a link someone else sent could otherwise sign this browser in as
+    // them without the user noticing.
+    const linkErr = h('div', {class: 'form-error', 'aria-live': 'polite'});
+    const go = h('button', {type: 'button', class: 'primary', dataset: {test: 'login-link-continue'}},
+      'Sign in with this link');
+    go.addEventListener('click', async () => {
+      go.disabled = true;
+      showError(linkErr, null);
+      try {
+        done(await api.signIn({code}));
+      } catch (err) {
+        showError(linkErr, err);
+      }
+    });
+    card.insertBefore(h('div', {class: 'link-signin'},
+      h('p', null, 'This page was opened with a one-time sign-in link from ', h('code', null, 'berth console'),
+        '. Use it only if you ran that command yourself.'),
+      go, linkErr), form);
+    go.focus();
+    return;
   } else {
     // Already signed in (a bookmarked login page): go on.
     try {

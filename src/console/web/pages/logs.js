@@ -52,6 +52,7 @@ export default async function render(ctx) {
     const svc = await api.get(base);
     (svc.instances || []).forEach((i) => addInstance(i.id));
   } catch { /* the stream reports problems */ }
+  if (!ctx.alive()) return;  // the user went elsewhere meanwhile: leave that page's address be
   if (instance) addInstance(instance);
 
   const matches = (el) => !filter || el.dataset.text.toLowerCase().includes(filter);
@@ -85,7 +86,14 @@ export default async function render(ctx) {
     let dropped = false;
     es = api.stream(url, {
       lines: (d) => {
-        if (paused) { buffered.push(...d.lines); updateCount(); } else appendLines(d.lines);
+        if (paused) {
+          // Paused on a noisy service: keep the newest MAX_LINES, as the pane would.
+          buffered.push(...d.lines);
+          if (buffered.length > MAX_LINES) buffered.splice(0, buffered.length - MAX_LINES);
+          updateCount();
+        } else {
+          appendLines(d.lines);
+        }
       },
     }, {onState: (st) => {
       // After a reconnect the server sends its recent lines again: start over with them.

@@ -5,7 +5,7 @@
 
 import * as api from '../api.js';
 import {h, fill, badge, loading, failure, errorBox, section, table, ago, fmtTime, fmtDuration,
-  shortDigest, firstLine, actionButton, confirmDialog, field} from '../ui.js';
+  shortDigest, firstLine, actionButton, confirmDialog, field, empty} from '../ui.js';
 import {scaleForm, envForm} from './service_forms.js';
 import {charts} from './service_charts.js';
 
@@ -21,7 +21,7 @@ export default async function render(ctx) {
   try {
     [svc, deployments, perms] = await Promise.all([
       api.get(base),
-      api.get(`${base}/deployments?limit=50`).then((r) => r.deployments),
+      api.get(`${base}/deployments?limit=20`).then((r) => r.deployments),
       api.permMap({
         deploy: ['service:Deploy', res], rollback: ['service:Rollback', res],
         pause: ['service:PauseService', res], resume: ['service:ResumeService', res],
@@ -48,13 +48,23 @@ export default async function render(ctx) {
   const actionErr = h('div', {class: 'form-error', dataset: {test: 'action-error'}, 'aria-live': 'polite'});
 
   const state = {svc, deployments};
+  // The actions are rebuilt only when what they depend on changes: rebuilding them on every
+  // live update (in-flight counts change several times a second) would take the keyboard
+  // focus and the text being typed out of the deploy field.
+  let actionsKey = '';
   const draw = () => {
     fill(statusEl, badge(state.svc.status, 'service-status'));
     drawSummary(summaryEl, state.svc);
     drawInstances(instancesEl, state.svc);
     drawSpec(specEl, state.svc);
     drawTimeline(timelineEl, state.deployments, state.svc);
-    drawActions();
+    const target = rollbackTarget();
+    const key = JSON.stringify([state.svc.status, state.svc.paused, state.svc.revision,
+      target ? target.id : 0]);
+    if (key !== actionsKey) {
+      actionsKey = key;
+      drawActions();
+    }
   };
 
   // ----- actions -----
@@ -156,7 +166,7 @@ export default async function render(ctx) {
     poll = setInterval(async () => {
       try {
         state.svc = await api.get(base);
-        state.deployments = (await api.get(`${base}/deployments?limit=50`)).deployments;
+        state.deployments = (await api.get(`${base}/deployments?limit=20`)).deployments;
         if (ctx.alive()) draw();
       } catch (e) {
         if (e.status === 404) fill(summaryEl, errorBox(e));
@@ -166,6 +176,20 @@ export default async function render(ctx) {
   const es = api.stream(`${base}/watch`, {
     service: (s) => { state.svc = s; if (ctx.alive()) draw(); },
     deployments: (d) => { state.deployments = d.deployments; if (ctx.alive()) draw(); },
+    // The service is gone (deleted here or elsewhere): say so, and offer nothing to act on.
+    deleted: (d, src) => {
+      src.close();
+      if (!ctx.alive()) return;
+      fill(ctx.root, h('p', {class: 'crumbs'}, h('a', {href: ctx.url('/services')}, 'Services')),
+        h('h1', null, d.service),
+        empty(`Service ${d.service} was deleted.`, h('a', {href: ctx.url('/services')}, 'All services')));
+    },
+    // The server ended the stream: signed out, or the right to read this service is gone.
+    ended: (d, src) => {
+      src.close();
+      api.get('/api/v1/auth/whoami').catch(() => {});  // a 401 goes to the login page
+      fill(liveEl, 'not live: ' + d.reason);
+    },
   }, {
     onState: (st) => {
       fill(liveEl, st === 'live' ? '● live' : st === 'closed' ? 'updates every 3 s' : 'reconnecting…');
