@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The metadata store: every piece of registry state that is not blob content (repositories,
 // per-repository blob links, manifests and what they reference, tags), IAM, services and
-// deployments, build projects and builds. One interface, one
-// SQLite implementation today (":memory:" for tests), PostgreSQL later.
+// deployments, build projects and builds. One interface, two SQL engines sharing their SQL
+// and row mapping (store/sql/): SQLite (the default; ":memory:" for tests) and PostgreSQL
+// (several berthd nodes on one database).
 //
 // Thread-safe. Blocking: call only through run_blocking() on request paths. Multi-row changes
 // (a manifest with its references and its tag) are one transaction: all or nothing.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -378,5 +380,21 @@ using MetadataStorePtr = std::unique_ptr<MetadataStore>;
 
 /// Opens (creating if needed) the SQLite store at path (":memory:" for tests).
 Result<MetadataStorePtr> open_sqlite(const std::string& path);
+
+struct PostgresOptions {
+  std::string dsn;       // libpq connection string: "host=127.0.0.1 port=5432 dbname=berth ..."
+  std::string password;  // "" = the DSN's, PGPASSWORD or ~/.pgpass (libpq's own lookup)
+  int max_connections = 16;
+  /// How long an operation retries connecting while the server is away before it fails with
+  /// Unavailable.
+  std::chrono::milliseconds connect_wait{3000};
+};
+
+/// Opens the PostgreSQL store: connects (Unavailable when the server cannot be reached within
+/// connect_wait), then brings the schema up to date under an advisory lock (several nodes may
+/// start at once). FailedPrecondition, naming both versions, for a database a newer berthd
+/// wrote. Operations keep working across server restarts: while the server is away they fail
+/// with Unavailable, and the next after it is back reconnects.
+Result<MetadataStorePtr> open_postgres(const PostgresOptions& options);
 
 }  // namespace berth::store

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The SQLite metadata store's build tables: projects (create, get, list, update, delete with
-// their builds) and builds (add, update, get, newest-first lists, the queue by status).
+// The metadata store's build tables (every engine): projects (create, get, list, update, delete
+// with their builds) and builds (add, update, get, newest-first lists, the queue by status).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 
 #include "store/store.h"
 #include "support/harness.h"
+#include "support/postgres.h"
 
 namespace berth::store {
 namespace {
@@ -16,10 +17,13 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
-class BuildStoreTest : public ::testing::Test {
+class BuildStoreTest : public ::testing::TestWithParam<test::StoreEngine> {
  protected:
   void SetUp() override {
-    auto s = open_sqlite(":memory:");
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
+    auto s = home_.open();
     ASSERT_TRUE(s) << s.error().message();
     store_ = std::move(*s);
   }
@@ -51,10 +55,11 @@ class BuildStoreTest : public ::testing::Test {
     return out;
   }
 
+  test::StoreHome home_{GetParam()};
   MetadataStorePtr store_;
 };
 
-TEST_F(BuildStoreTest, ProjectsCreateGetListUpdate) {
+TEST_P(BuildStoreTest, ProjectsCreateGetListUpdate) {
   add_project("web");
   add_project("api");
   auto dup = store_->create_build_project(BuildProjectRecord{"web", "{}", "", 1, 1});
@@ -94,7 +99,7 @@ TEST_F(BuildStoreTest, ProjectsCreateGetListUpdate) {
   EXPECT_EQ(store_->get_build_project("nope").error().code(), Errc::NotFound);
 }
 
-TEST_F(BuildStoreTest, BuildsRoundTripEveryField) {
+TEST_P(BuildStoreTest, BuildsRoundTripEveryField) {
   add_project("web");
   BuildRecord b;
   b.project = "web";
@@ -141,7 +146,7 @@ TEST_F(BuildStoreTest, BuildsRoundTripEveryField) {
   EXPECT_EQ(got->finished_at, 12);
 }
 
-TEST_F(BuildStoreTest, BuildsNeedAProject) {
+TEST_P(BuildStoreTest, BuildsNeedAProject) {
   BuildRecord b;
   b.project = "ghost";
   b.status = "QUEUED";
@@ -154,7 +159,7 @@ TEST_F(BuildStoreTest, BuildsNeedAProject) {
   EXPECT_EQ(store_->get_build(42).error().code(), Errc::NotFound);
 }
 
-TEST_F(BuildStoreTest, ListsNewestFirstAndTheQueueOldestFirst) {
+TEST_P(BuildStoreTest, ListsNewestFirstAndTheQueueOldestFirst) {
   add_project("web");
   add_project("api");
   int64_t a = add("web", "QUEUED");
@@ -183,7 +188,7 @@ TEST_F(BuildStoreTest, ListsNewestFirstAndTheQueueOldestFirst) {
   EXPECT_THAT(*none, IsEmpty());
 }
 
-TEST_F(BuildStoreTest, DeletingAProjectRemovesItsBuildsOnly) {
+TEST_P(BuildStoreTest, DeletingAProjectRemovesItsBuildsOnly) {
   add_project("web");
   add_project("api");
   add("web", "QUEUED");
@@ -203,12 +208,11 @@ TEST_F(BuildStoreTest, DeletingAProjectRemovesItsBuildsOnly) {
   EXPECT_EQ(all->size(), 1u);
 }
 
-TEST_F(BuildStoreTest, PersistsAcrossReopen) {
-  test::TempDir dir;
-  std::string path = dir / "berth.db";
+TEST_P(BuildStoreTest, PersistsAcrossReopen) {
+  test::StoreHome home(GetParam(), /*persistent=*/true);
   int64_t id = 0;
   {
-    auto s = open_sqlite(path);
+    auto s = home.open();
     ASSERT_TRUE(s) << s.error().message();
     ASSERT_TRUE((*s)->create_build_project(BuildProjectRecord{"web", "{}", "x", 1, 1}));
     BuildRecord b;
@@ -219,13 +223,17 @@ TEST_F(BuildStoreTest, PersistsAcrossReopen) {
     ASSERT_TRUE(r);
     id = *r;
   }
-  auto s = open_sqlite(path);
+  auto s = home.open();
   ASSERT_TRUE(s) << s.error().message();
   auto q = (*s)->list_builds_by_status("QUEUED");
   ASSERT_TRUE(q);
   ASSERT_EQ(q->size(), 1u);
   EXPECT_EQ((*q)[0].id, id);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, BuildStoreTest,
+                         ::testing::Values(test::StoreEngine::Sqlite, test::StoreEngine::Postgres),
+                         test::StoreEngineName());
 
 }  // namespace
 }  // namespace berth::store

@@ -10,6 +10,7 @@
 
 #include "store/store.h"
 #include "support/harness.h"
+#include "support/postgres.h"
 
 namespace berth::store {
 namespace {
@@ -89,8 +90,14 @@ TEST(DnsStoreTest, ANewerSchemaIsRefusedNamingBothVersions) {
   EXPECT_NE(s.error().message().find("(1)"), std::string::npos) << s.error().message();
 }
 
-TEST(DnsStoreTest, ABatchWritesOnlyItsSetsUnderTheSerial) {
-  auto s = open_sqlite(":memory:");
+class DnsStoreEngineTest : public ::testing::TestWithParam<test::StoreEngine> {};
+
+TEST_P(DnsStoreEngineTest, ABatchWritesOnlyItsSetsUnderTheSerial) {
+  test::StoreHome home(GetParam());
+  if (!home.skip_reason().empty()) {
+    GTEST_SKIP() << home.skip_reason();
+  }
+  auto s = home.open();
   ASSERT_TRUE(s) << s.error().message();
   MetadataStore& st = **s;
   DnsZoneRow z{"example.com", 1, "{}", 10, 10, {}};
@@ -134,6 +141,10 @@ TEST(DnsStoreTest, ABatchWritesOnlyItsSetsUnderTheSerial) {
   ASSERT_EQ(fresh->size(), 1u);
   EXPECT_TRUE((*fresh)[0].record_sets.empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, DnsStoreEngineTest,
+                         ::testing::Values(test::StoreEngine::Sqlite, test::StoreEngine::Postgres),
+                         test::StoreEngineName());
 
 }  // namespace
 }  // namespace berth::store

@@ -1,24 +1,30 @@
 // SPDX-License-Identifier: Apache-2.0
-// IAM records in the SQLite store: principals, access keys, attached and resource policies.
+// IAM records in the metadata store (every engine): principals, access keys, attached and resource
+// policies.
 #include <gtest/gtest.h>
 
 #include "store/store.h"
+#include "support/postgres.h"
 
 namespace berth::store {
 namespace {
 
-class IamStoreTest : public ::testing::Test {
+class IamStoreTest : public ::testing::TestWithParam<test::StoreEngine> {
  protected:
   void SetUp() override {
-    auto s = open_sqlite(":memory:");
-    ASSERT_TRUE(s);
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
+    auto s = home_.open();
+    ASSERT_TRUE(s) << s.error().message();
     store_ = std::move(*s);
     ASSERT_TRUE(store_->create_principal(Principal{"user", "ci", 10}));
   }
+  test::StoreHome home_{GetParam()};
   MetadataStorePtr store_;
 };
 
-TEST_F(IamStoreTest, PrincipalsAreUniquePerKind) {
+TEST_P(IamStoreTest, PrincipalsAreUniquePerKind) {
   auto dup = store_->create_principal(Principal{"user", "ci", 11});
   ASSERT_FALSE(dup);
   EXPECT_EQ(dup.error().code(), Errc::AlreadyExists);
@@ -29,7 +35,7 @@ TEST_F(IamStoreTest, PrincipalsAreUniquePerKind) {
   EXPECT_EQ((*users)[0].name, "ci");
 }
 
-TEST_F(IamStoreTest, KeysBelongToExistingUsersAndCanBeDeactivated) {
+TEST_P(IamStoreTest, KeysBelongToExistingUsersAndCanBeDeactivated) {
   auto orphan = store_->create_key(AccessKey{"BKX", "nobody", "h", true, 1});
   ASSERT_FALSE(orphan);
   EXPECT_EQ(orphan.error().code(), Errc::NotFound);
@@ -44,7 +50,7 @@ TEST_F(IamStoreTest, KeysBelongToExistingUsersAndCanBeDeactivated) {
   EXPECT_EQ(store_->get_key("BK1").error().code(), Errc::NotFound);
 }
 
-TEST_F(IamStoreTest, DeletingAUserRemovesItsKeysAndPolicies) {
+TEST_P(IamStoreTest, DeletingAUserRemovesItsKeysAndPolicies) {
   ASSERT_TRUE(store_->create_key(AccessKey{"BK1", "ci", "h", true, 1}));
   ASSERT_TRUE(store_->put_policy(AttachedPolicy{"user", "ci", "p", "{}", 1}));
   ASSERT_TRUE(store_->delete_principal("user", "ci"));
@@ -55,7 +61,7 @@ TEST_F(IamStoreTest, DeletingAUserRemovesItsKeysAndPolicies) {
   EXPECT_EQ(store_->delete_principal("user", "ci").error().code(), Errc::NotFound);
 }
 
-TEST_F(IamStoreTest, PoliciesReplaceByNameAndNeedAPrincipal) {
+TEST_P(IamStoreTest, PoliciesReplaceByNameAndNeedAPrincipal) {
   ASSERT_TRUE(store_->put_policy(AttachedPolicy{"user", "ci", "p", "v1", 1}));
   ASSERT_TRUE(store_->put_policy(AttachedPolicy{"user", "ci", "p", "v2", 2}));
   auto pols = store_->list_policies("user", "ci");
@@ -68,7 +74,7 @@ TEST_F(IamStoreTest, PoliciesReplaceByNameAndNeedAPrincipal) {
   EXPECT_EQ(store_->delete_policy("user", "ci", "p").error().code(), Errc::NotFound);
 }
 
-TEST_F(IamStoreTest, RepositoryPoliciesFollowTheirRepository) {
+TEST_P(IamStoreTest, RepositoryPoliciesFollowTheirRepository) {
   EXPECT_EQ(store_->set_repository_policy("web/app", "{}").error().code(), Errc::NotFound);
   ASSERT_TRUE(store_->create_repository(Repository{0, "web/app", false, {}, 1}));
   auto none = store_->get_repository_policy("web/app");
@@ -83,6 +89,10 @@ TEST_F(IamStoreTest, RepositoryPoliciesFollowTheirRepository) {
   ASSERT_TRUE(store_->create_repository(Repository{0, "web/app", false, {}, 2}));
   EXPECT_EQ(*store_->get_repository_policy("web/app"), "");  // not inherited by a new repo
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, IamStoreTest,
+                         ::testing::Values(test::StoreEngine::Sqlite, test::StoreEngine::Postgres),
+                         test::StoreEngineName());
 
 }  // namespace
 }  // namespace berth::store

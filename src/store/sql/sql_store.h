@@ -1,58 +1,35 @@
 // SPDX-License-Identifier: Apache-2.0
-// Private to the store. SqliteMetadataStore: one connection in WAL mode behind a mutex.
-// Callers are on the blocking pool, so the mutex never blocks an I/O thread. Its methods live
-// in one file per area: sqlite_store.cc (open, schema, exec), registry.cc, iam.cc,
-// services.cc, builds.cc, audit.cc, dns.cc, objects.cc; migrations.cc (schema versions).
+// Private to the store. SqlMetadataStore: the metadata store written once for every SQL
+// engine, over the connection interface of conn.h; an engine (sqlite/, postgres/) gives it a
+// ConnPool. Each operation leases one connection for its whole run (with_conn); a write of
+// several rows is one transaction (Tx). Its methods live in one file per area: registry.cc,
+// iam.cc, services.cc, builds.cc, audit.cc, dns.cc, objects.cc; schema.cc (the DDL) and
+// migrations.cc (schema versions).
 #pragma once
 
-#include <sqlite3.h>
+#include <memory>
+#include <utility>
 
-#include <mutex>
-
-#include "store/sqlite/stmt.h"
+#include "store/sql/conn.h"
 #include "store/store.h"
 
-namespace berth::store {
+namespace berth::store::sql {
 
-class SqliteMetadataStore final : public MetadataStore {
+/// The baseline schema (CREATE ... IF NOT EXISTS), in the dialect's column types.
+std::string schema_ddl(const Dialect& d);
+
+class SqlMetadataStore final : public MetadataStore {
  public:
-  explicit SqliteMetadataStore(sqlite3* db) : db_(db) {}
-  ~SqliteMetadataStore() override { sqlite3_close(db_); }
+  explicit SqlMetadataStore(std::unique_ptr<ConnPool> pool) : pool_(std::move(pool)) {}
 
-  // A write transaction that rolls back unless committed.
-  class Tx {
-   public:
-    explicit Tx(SqliteMetadataStore& s) : s_(s) { began_ = s_.exec("BEGIN IMMEDIATE").has_value(); }
-    ~Tx() {
-      if (began_ && !done_) {
-        (void)s_.exec("ROLLBACK");
-      }
-    }
-    Status commit() {
-      if (!began_) {
-        return Error(Errc::Unavailable, "sqlite: could not begin a transaction");
-      }
-      done_ = true;
-      return s_.exec("COMMIT");
-    }
-    bool began() const { return began_; }
-
-   private:
-    SqliteMetadataStore& s_;
-    bool began_ = false;
-    bool done_ = false;
-  };
-
-  Status exec(const char* sql);
-  /// Brings the schema up to date (migrations.cc): refuses a database whose PRAGMA
-  /// user_version is newer than this binary knows (FailedPrecondition naming both versions),
-  /// runs `baseline` (CREATE ... IF NOT EXISTS statements), then the numbered migrations past
-  /// the database's version, in order, in one transaction. `path` is for messages.
-  Status migrate(const std::string& path, const char* baseline);
+  /// Brings the schema up to date (migrations.cc): refuses a database whose version is newer
+  /// than this binary knows (FailedPrecondition naming both versions), creates the baseline
+  /// schema, then runs the numbered migrations past the database's version, in order, in one
+  /// transaction under the engine's schema lock (several nodes may start at once).
+  Status migrate();
 
   Result<Repository> create_repository(const Repository& repo) override;
   Result<Repository> get_repository(const std::string& name) override;
-  Result<Repository> get_repository_locked(const std::string& name);
   Result<std::vector<Repository>> list_repositories(const std::string& last, int n) override;
   Status delete_repository(const std::string& name) override;
   Status link_blob(int64_t repo_id, const std::string& digest, int64_t size, int64_t now) override;
@@ -76,7 +53,6 @@ class SqliteMetadataStore final : public MetadataStore {
 
   // ---- IAM --------------------------------------------------------------------------------
 
-  Result<bool> principal_exists(const std::string& kind, const std::string& name);
   Status create_principal(const Principal& p) override;
   Result<std::vector<Principal>> list_principals(const std::string& kind) override;
   Status delete_principal(const std::string& kind, const std::string& name) override;
@@ -136,8 +112,30 @@ class SqliteMetadataStore final : public MetadataStore {
                                              int limit) override;
 
  private:
-  std::mutex mu_;
-  sqlite3* db_;
+  /// Runs op with a leased connection. A connection found lost before op reached the
+  /// database (a pooled one the server dropped while idle) is replaced and op runs once more;
+  /// otherwise op's result, Unavailable when the database is away.
+  template <class F>
+  auto with_conn(F&& op) -> decltype(op(std::declval<Conn&>())) {
+    using R = decltype(op(std::declval<Conn&>()));
+    for (int attempt = 0;; ++attempt) {
+      auto lease = pool_->acquire();
+      if (!lease) {
+        return R(std::move(lease).error());
+      }
+      R r = op(lease->conn());
+      if (r || attempt > 0 || !pool_->retryable(lease->conn(), r.error())) {
+        return r;
+      }
+    }
+  }
+
+  // Reads for the methods, on the caller's connection (and transaction). lock: a
+  // Dialect::for_update/for_share clause, or "".
+  Result<Repository> get_repository_in(Conn& c, const std::string& name, const char* lock);
+  Result<bool> principal_exists(Conn& c, const std::string& kind, const std::string& name);
+
+  std::unique_ptr<ConnPool> pool_;
 };
 
-}  // namespace berth::store
+}  // namespace berth::store::sql

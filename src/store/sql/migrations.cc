@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// SqliteMetadataStore: schema versions. PRAGMA user_version is the version a database is at
-// (0: the baseline schema of commit 0657134, which kSchema in sqlite_store.cc still creates);
-// each numbered migration below moves it one step, and every step a database is missing runs
-// when the store opens, in order, in one transaction. A released migration is never edited:
-// a fix is the next migration (docs/architecture.md, "Schema and upgrades").
+// SqlMetadataStore: schema versions. The version a database is at is kept by the engine
+// (Conn::schema_version: SQLite's PRAGMA user_version, PostgreSQL's schema_version table);
+// 0 is the baseline schema of commit 0657134, which schema.cc still creates. Each numbered
+// migration below moves it one step, and every step a database is missing runs when the store
+// opens, in order, in one transaction, under the engine's schema lock (Conn::lock_schema:
+// BEGIN IMMEDIATE's write lock, a PostgreSQL advisory lock), so that of several nodes starting
+// at once one migrates and the others find it done. A released migration is never edited: a fix
+// is the next migration (docs/architecture.md, "Schema and upgrades"). Migrations up to the
+// dialect's baseline_version predate that engine and never run on it.
 #include <cctype>
 
 #include "common/json.h"
 #include "common/log.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/sql/sql_store.h"
 
-namespace berth::store {
+namespace berth::store::sql {
 
 namespace {
 
@@ -19,7 +23,7 @@ namespace {
 // every change rewrote the whole zone. Each set moves to dns_record_sets (created by kSchema)
 // under its key, and the zone's document keeps only its settings. A document that is not JSON
 // is left as it was (and stays unserved, as it was before: the DNS service logs it).
-Status migrate_dns_record_sets(sqlite3* db) {
+Status migrate_dns_record_sets(Conn& db) {
   Stmt zones(db, "SELECT name, document FROM dns_zones ORDER BY name");
   struct Doc {
     std::string name, document;
@@ -33,8 +37,9 @@ Status migrate_dns_record_sets(sqlite3* db) {
     docs.push_back({zones.text(0), zones.text(1)});
   }
   Stmt ins(db,
-           "INSERT OR REPLACE INTO dns_record_sets(zone, name, type, set_identifier, document) "
-           "VALUES(?,?,?,?,?)");
+           "INSERT INTO dns_record_sets(zone, name, type, set_identifier, document) "
+           "VALUES(?,?,?,?,?) ON CONFLICT(zone, name, type, set_identifier) DO UPDATE SET "
+           "document = excluded.document");
   Stmt upd(db, "UPDATE dns_zones SET document = ? WHERE name = ?");
   for (const auto& d : docs) {
     auto j = parse_json(d.document, "zone document");
@@ -82,7 +87,7 @@ Status migrate_dns_record_sets(sqlite3* db) {
 struct Migration {
   int version;  // the user_version it leaves the database at
   const char* what;
-  Status (*run)(sqlite3* db);
+  Status (*run)(Conn& db);
 };
 
 const Migration kMigrations[] = {
@@ -91,42 +96,49 @@ const Migration kMigrations[] = {
 
 constexpr int kSchemaVersion = 1;
 
-Result<int> user_version(sqlite3* db) {
-  Stmt st(db, "PRAGMA user_version");
-  BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-  return row ? static_cast<int>(st.i64(0)) : 0;
-}
-
 }  // namespace
 
-Status SqliteMetadataStore::migrate(const std::string& path, const char* baseline) {
-  BERTH_ASSIGN_OR_RETURN(int version, user_version(db_));
-  if (version > kSchemaVersion) {
+Status SqlMetadataStore::migrate() {
+  BERTH_ASSIGN_OR_RETURN(auto lease, pool_->acquire());
+  Conn& c = lease.conn();
+  auto too_new = [&](int version) {
     return Error(Errc::FailedPrecondition,
-                 "metadata store " + path + " is at schema version " + std::to_string(version) +
+                 c.describe() + " is at schema version " + std::to_string(version) +
                      ", newer than this berthd knows (" + std::to_string(kSchemaVersion) +
                      "): it was written by a later release; run that release or restore a backup");
+  };
+  // Most starts find the schema current: no write lock for them.
+  BERTH_ASSIGN_OR_RETURN(int version, c.schema_version());
+  if (version > kSchemaVersion) {
+    return too_new(version);
   }
-  BERTH_TRY(exec(baseline));
   if (version == kSchemaVersion) {
-    return ok();
+    return c.exec(schema_ddl(c.dialect()));
   }
-  std::lock_guard lock(mu_);
-  Tx tx(*this);
-  // Read the version again inside the transaction: another process may have migrated first.
-  BERTH_ASSIGN_OR_RETURN(version, user_version(db_));
+  Tx tx(c);
+  BERTH_TRY(tx.began());
+  BERTH_TRY(c.lock_schema());
+  // Read the version again under the lock: another process may have migrated first.
+  BERTH_ASSIGN_OR_RETURN(version, c.schema_version());
+  if (version > kSchemaVersion) {
+    return too_new(version);
+  }
+  if (version == kSchemaVersion) {
+    return tx.commit();
+  }
+  BERTH_TRY(c.exec(schema_ddl(c.dialect())));
   for (const auto& m : kMigrations) {
-    if (m.version <= version) {
+    if (m.version <= version || m.version <= c.dialect().baseline_version) {
       continue;
     }
-    auto s = m.run(db_);
+    auto s = m.run(c);
     if (!s) {
       return s.error().with_context(fmt::format("schema migration {} ({})", m.version, m.what));
     }
     log::get("store")->info("schema migrated to={} what=\"{}\"", m.version, m.what);
   }
-  BERTH_TRY(exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str()));
+  BERTH_TRY(c.set_schema_version(kSchemaVersion));
   return tx.commit();
 }
 
-}  // namespace berth::store
+}  // namespace berth::store::sql

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The SQLite metadata store, in memory: repositories, blob links, manifests, tags, referrers,
-// image summaries, garbage-collection queries and cascades.
+// The metadata store, on every engine (SQLite in memory, PostgreSQL): repositories, blob links,
+// manifests, tags, referrers, image summaries, garbage-collection queries and cascades.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "support/postgres.h"
 
 namespace berth::store {
 namespace {
@@ -23,10 +24,13 @@ constexpr const char* kOciIndex = "application/vnd.oci.image.index.v1+json";
 
 std::string dg(char c) { return "sha256:" + std::string(64, c); }
 
-class SqliteStoreTest : public ::testing::Test {
+class RegistryStoreTest : public ::testing::TestWithParam<test::StoreEngine> {
  protected:
   void SetUp() override {
-    auto s = open_sqlite(":memory:");
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
+    auto s = home_.open();
     ASSERT_TRUE(s) << s.error().message();
     store_ = std::move(*s);
     repo_ = make_repo("web/app");
@@ -95,13 +99,14 @@ class SqliteStoreTest : public ::testing::Test {
     return t ? *t : std::vector<std::string>{};
   }
 
+  test::StoreHome home_{GetParam()};
   MetadataStorePtr store_;
   Repository repo_;
 };
 
 // ---- Repositories ---------------------------------------------------------------------------
 
-TEST_F(SqliteStoreTest, CreateAndGetRepository) {
+TEST_P(RegistryStoreTest, CreateAndGetRepository) {
   Repository r;
   r.name = "team/api";
   r.immutable_tags = true;
@@ -121,7 +126,7 @@ TEST_F(SqliteStoreTest, CreateAndGetRepository) {
   EXPECT_EQ(got->created_at, 1234);
 }
 
-TEST_F(SqliteStoreTest, CreateDuplicateRepositoryIsAlreadyExists) {
+TEST_P(RegistryStoreTest, CreateDuplicateRepositoryIsAlreadyExists) {
   Repository r;
   r.name = "web/app";
   auto dup = store_->create_repository(r);
@@ -134,7 +139,7 @@ TEST_F(SqliteStoreTest, CreateDuplicateRepositoryIsAlreadyExists) {
   EXPECT_EQ(got->created_at, 1000);
 }
 
-TEST_F(SqliteStoreTest, GetMissingRepositoryIsNotFound) {
+TEST_P(RegistryStoreTest, GetMissingRepositoryIsNotFound) {
   auto got = store_->get_repository("nope");
   ASSERT_FALSE(got);
   EXPECT_EQ(got.error().code(), Errc::NotFound);
@@ -143,7 +148,7 @@ TEST_F(SqliteStoreTest, GetMissingRepositoryIsNotFound) {
   EXPECT_EQ(del.error().code(), Errc::NotFound);
 }
 
-TEST_F(SqliteStoreTest, ListRepositoriesSortedAndPaginated) {
+TEST_P(RegistryStoreTest, ListRepositoriesSortedAndPaginated) {
   make_repo("c");
   make_repo("a");
   make_repo("b/x");
@@ -176,7 +181,7 @@ TEST_F(SqliteStoreTest, ListRepositoriesSortedAndPaginated) {
 
 // ---- Blobs ----------------------------------------------------------------------------------
 
-TEST_F(SqliteStoreTest, LinkBlobAndSizes) {
+TEST_P(RegistryStoreTest, LinkBlobAndSizes) {
   auto other = make_repo("other");
   EXPECT_EQ(store_->blob_size(dg('a')).error().code(), Errc::NotFound);
   link(repo_, dg('a'), 42);
@@ -195,7 +200,7 @@ TEST_F(SqliteStoreTest, LinkBlobAndSizes) {
   EXPECT_EQ(*store_->linked_blob_size(repo_.id, dg('a')), 42);
 }
 
-TEST_F(SqliteStoreTest, UnlinkBlob) {
+TEST_P(RegistryStoreTest, UnlinkBlob) {
   link(repo_, dg('a'), 42);
   ASSERT_TRUE(store_->unlink_blob(repo_.id, dg('a')));
   auto linked = store_->linked_blob_size(repo_.id, dg('a'));
@@ -210,7 +215,7 @@ TEST_F(SqliteStoreTest, UnlinkBlob) {
 
 // ---- Manifests and tags ---------------------------------------------------------------------
 
-TEST_F(SqliteStoreTest, PutAndGetManifestByTagAndDigest) {
+TEST_P(RegistryStoreTest, PutAndGetManifestByTagAndDigest) {
   link(repo_, dg('c'), 10);
   link(repo_, dg('1'), 1000);
   ManifestRecord m = image(dg('m'), {dg('c'), dg('1')});
@@ -238,7 +243,7 @@ TEST_F(SqliteStoreTest, PutAndGetManifestByTagAndDigest) {
   EXPECT_THAT(tags(), ElementsAre("latest"));
 }
 
-TEST_F(SqliteStoreTest, ManifestContentIsStoredByteExact) {
+TEST_P(RegistryStoreTest, ManifestContentIsStoredByteExact) {
   link(repo_, dg('c'), 10);
   ManifestRecord m = image(dg('m'), {dg('c')});
   static constexpr char kBytes[] = "{\"x\":\"\0\xff\",  \n}";
@@ -251,7 +256,7 @@ TEST_F(SqliteStoreTest, ManifestContentIsStoredByteExact) {
   EXPECT_EQ(got->content, m.content);
 }
 
-TEST_F(SqliteStoreTest, GetMissingManifestIsNotFound) {
+TEST_P(RegistryStoreTest, GetMissingManifestIsNotFound) {
   auto by_tag = store_->get_manifest(repo_.id, "latest");
   ASSERT_FALSE(by_tag);
   EXPECT_EQ(by_tag.error().code(), Errc::NotFound);
@@ -260,14 +265,14 @@ TEST_F(SqliteStoreTest, GetMissingManifestIsNotFound) {
   EXPECT_EQ(by_digest.error().code(), Errc::NotFound);
 }
 
-TEST_F(SqliteStoreTest, ManifestsAreScopedToTheirRepository) {
+TEST_P(RegistryStoreTest, ManifestsAreScopedToTheirRepository) {
   put_image('m', "latest");
   auto other = make_repo("other");
   EXPECT_FALSE(store_->get_manifest(other.id, "latest"));
   EXPECT_FALSE(store_->get_manifest(other.id, dg('m')));
 }
 
-TEST_F(SqliteStoreTest, PutManifestWithMissingBlobStoresNothing) {
+TEST_P(RegistryStoreTest, PutManifestWithMissingBlobStoresNothing) {
   link(repo_, dg('c'), 10);  // config linked, layer not
   auto r = put(image(dg('m'), {dg('c'), dg('1')}), "latest");
   ASSERT_FALSE(r);
@@ -281,7 +286,7 @@ TEST_F(SqliteStoreTest, PutManifestWithMissingBlobStoresNothing) {
   EXPECT_THAT(*images, IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, PutManifestWithBlobLinkedElsewhereIsRefused) {
+TEST_P(RegistryStoreTest, PutManifestWithBlobLinkedElsewhereIsRefused) {
   auto other = make_repo("other");
   link(other, dg('c'), 10);
   auto r = put(image(dg('m'), {dg('c')}));
@@ -289,7 +294,7 @@ TEST_F(SqliteStoreTest, PutManifestWithBlobLinkedElsewhereIsRefused) {
   EXPECT_EQ(r.error().code(), Errc::FailedPrecondition);
 }
 
-TEST_F(SqliteStoreTest, PutIndexWithMissingChildStoresNothing) {
+TEST_P(RegistryStoreTest, PutIndexWithMissingChildStoresNothing) {
   put_image('a');
   auto r = put(index(dg('i'), {dg('a'), dg('b')}), "multi");
   ASSERT_FALSE(r);
@@ -304,7 +309,7 @@ TEST_F(SqliteStoreTest, PutIndexWithMissingChildStoresNothing) {
   EXPECT_THAT(tags(), ElementsAre("multi"));
 }
 
-TEST_F(SqliteStoreTest, ImmutableTagRefusesAnotherDigest) {
+TEST_P(RegistryStoreTest, ImmutableTagRefusesAnotherDigest) {
   put_image('a', "v1");
   link(repo_, dg('c'), 10);
   auto r = put(image(dg('b'), {dg('c')}), "v1", /*immutable=*/true);
@@ -318,7 +323,7 @@ TEST_F(SqliteStoreTest, ImmutableTagRefusesAnotherDigest) {
   EXPECT_FALSE(store_->get_manifest(repo_.id, dg('b')));
 }
 
-TEST_F(SqliteStoreTest, ImmutableTagAcceptsSameDigestAndNewTags) {
+TEST_P(RegistryStoreTest, ImmutableTagAcceptsSameDigestAndNewTags) {
   put_image('a', "v1");
   auto same = put(image(dg('a'), {dg('c'), dg('1')}), "v1", /*immutable=*/true);
   ASSERT_TRUE(same) << same.error().message();
@@ -330,7 +335,7 @@ TEST_F(SqliteStoreTest, ImmutableTagAcceptsSameDigestAndNewTags) {
   EXPECT_EQ(store_->get_manifest(repo_.id, "v2")->digest, dg('b'));
 }
 
-TEST_F(SqliteStoreTest, SameDigestRePutIsFine) {
+TEST_P(RegistryStoreTest, SameDigestRePutIsFine) {
   put_image('a', "latest");
   auto again = put(image(dg('a'), {dg('c'), dg('1')}), "latest");
   ASSERT_TRUE(again) << again.error().message();
@@ -348,7 +353,7 @@ TEST_F(SqliteStoreTest, SameDigestRePutIsFine) {
   EXPECT_EQ(store_->get_manifest(repo_.id, "stable")->digest, dg('a'));
 }
 
-TEST_F(SqliteStoreTest, MutableTagMoves) {
+TEST_P(RegistryStoreTest, MutableTagMoves) {
   put_image('a', "latest");
   auto moved = put(image(dg('b'), {dg('c')}), "latest");
   ASSERT_TRUE(moved) << moved.error().message();
@@ -360,7 +365,7 @@ TEST_F(SqliteStoreTest, MutableTagMoves) {
   EXPECT_THAT(tags(), ElementsAre("latest"));
 }
 
-TEST_F(SqliteStoreTest, DeleteManifestRemovesItsTags) {
+TEST_P(RegistryStoreTest, DeleteManifestRemovesItsTags) {
   put_image('a', "latest");
   ASSERT_TRUE(put(image(dg('a'), {dg('c')}), "v1"));
   put_image('b', "other");
@@ -374,7 +379,7 @@ TEST_F(SqliteStoreTest, DeleteManifestRemovesItsTags) {
   EXPECT_EQ(again.error().code(), Errc::NotFound);
 }
 
-TEST_F(SqliteStoreTest, DeleteManifestCanBeRePushed) {
+TEST_P(RegistryStoreTest, DeleteManifestCanBeRePushed) {
   put_image('a', "latest");
   ASSERT_TRUE(store_->delete_manifest(repo_.id, dg('a')));
   auto again = put(image(dg('a'), {dg('c'), dg('1')}), "latest");
@@ -383,7 +388,7 @@ TEST_F(SqliteStoreTest, DeleteManifestCanBeRePushed) {
   EXPECT_EQ(store_->get_manifest(repo_.id, "latest")->digest, dg('a'));
 }
 
-TEST_F(SqliteStoreTest, DeleteTag) {
+TEST_P(RegistryStoreTest, DeleteTag) {
   put_image('a', "latest");
   ASSERT_TRUE(put(image(dg('a'), {dg('c')}), "v1"));
   ASSERT_TRUE(store_->delete_tag(repo_.id, "latest"));
@@ -395,7 +400,7 @@ TEST_F(SqliteStoreTest, DeleteTag) {
   EXPECT_EQ(again.error().code(), Errc::NotFound);
 }
 
-TEST_F(SqliteStoreTest, ListTagsPaginated) {
+TEST_P(RegistryStoreTest, ListTagsPaginated) {
   put_image('a', "v3");
   for (const char* t : {"v1", "latest", "v2", "a"}) {
     ASSERT_TRUE(put(image(dg('a'), {dg('c')}), t));
@@ -420,7 +425,7 @@ TEST_F(SqliteStoreTest, ListTagsPaginated) {
   EXPECT_THAT(*none, IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, ReferrersBySubject) {
+TEST_P(RegistryStoreTest, ReferrersBySubject) {
   put_image('s', "latest");
   link(repo_, dg('e'), 2);
   ManifestRecord sig = image(dg('x'), {dg('e')}, 500);
@@ -457,7 +462,7 @@ TEST_F(SqliteStoreTest, ReferrersBySubject) {
   EXPECT_THAT(*elsewhere, IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, ListImagesGroupsTags) {
+TEST_P(RegistryStoreTest, ListImagesGroupsTags) {
   put_image('a', "v1", 100);
   ASSERT_TRUE(put(image(dg('a'), {dg('c')}, 100), "latest"));
   ASSERT_TRUE(put(image(dg('a'), {dg('c')}, 100), "stable"));
@@ -488,7 +493,7 @@ TEST_F(SqliteStoreTest, ListImagesGroupsTags) {
 
 // ---- Garbage collection ---------------------------------------------------------------------
 
-TEST_F(SqliteStoreTest, UnreferencedBlobsHonorCutoffAndReferences) {
+TEST_P(RegistryStoreTest, UnreferencedBlobsHonorCutoffAndReferences) {
   link(repo_, dg('c'), 10, 100);
   link(repo_, dg('1'), 1000, 100);
   ASSERT_TRUE(put(image(dg('m'), {dg('c'), dg('1')})));
@@ -507,7 +512,7 @@ TEST_F(SqliteStoreTest, UnreferencedBlobsHonorCutoffAndReferences) {
   EXPECT_THAT(*at, UnorderedElementsAre(dg('o')));
 }
 
-TEST_F(SqliteStoreTest, RelinkRefreshesGrace) {
+TEST_P(RegistryStoreTest, RelinkRefreshesGrace) {
   link(repo_, dg('o'), 5, 100);
   link(repo_, dg('o'), 5, 900);
   auto r = store_->unreferenced_blobs(500);
@@ -518,7 +523,7 @@ TEST_F(SqliteStoreTest, RelinkRefreshesGrace) {
   EXPECT_FALSE(*forgot);
 }
 
-TEST_F(SqliteStoreTest, ReferenceFromAnyRepositoryKeepsBlob) {
+TEST_P(RegistryStoreTest, ReferenceFromAnyRepositoryKeepsBlob) {
   auto other = make_repo("other");
   link(repo_, dg('c'), 10, 100);
   link(other, dg('c'), 10, 100);
@@ -531,7 +536,7 @@ TEST_F(SqliteStoreTest, ReferenceFromAnyRepositoryKeepsBlob) {
   EXPECT_THAT(*r, IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, ForgetBlobIfUnreferenced) {
+TEST_P(RegistryStoreTest, ForgetBlobIfUnreferenced) {
   link(repo_, dg('c'), 10, 100);
   ASSERT_TRUE(put(image(dg('m'), {dg('c')})));
   link(repo_, dg('o'), 5, 100);
@@ -564,7 +569,7 @@ TEST_F(SqliteStoreTest, ForgetBlobIfUnreferenced) {
                                   std::make_pair(dg('n'), int64_t{5})));
 }
 
-TEST_F(SqliteStoreTest, DeletingManifestReleasesItsBlobs) {
+TEST_P(RegistryStoreTest, DeletingManifestReleasesItsBlobs) {
   link(repo_, dg('c'), 10, 100);
   ASSERT_TRUE(put(image(dg('m'), {dg('c')})));
   auto before = store_->unreferenced_blobs(5000);
@@ -579,7 +584,7 @@ TEST_F(SqliteStoreTest, DeletingManifestReleasesItsBlobs) {
 // The header promises blobs "that have no link at all" are unreferenced whatever their age:
 // nothing can reach such a blob any more.
 // The grace period protects an unlinked blob too: a cross-repository mount may be racing gc.
-TEST_F(SqliteStoreTest, UnlinkedBlobWaitsOutTheGracePeriod) {
+TEST_P(RegistryStoreTest, UnlinkedBlobWaitsOutTheGracePeriod) {
   link(repo_, dg('u'), 5, 1000);
   ASSERT_TRUE(store_->unlink_blob(repo_.id, dg('u')));
   auto early = store_->unreferenced_blobs(500);
@@ -590,7 +595,7 @@ TEST_F(SqliteStoreTest, UnlinkedBlobWaitsOutTheGracePeriod) {
   EXPECT_THAT(*later, ElementsAre(dg('u')));
 }
 
-TEST_F(SqliteStoreTest, DeleteRepositoryCascades) {
+TEST_P(RegistryStoreTest, DeleteRepositoryCascades) {
   put_image('a', "latest");
   link(repo_, dg('s'), 3, 100);
   ManifestRecord sig = image(dg('x'), {dg('s')}, 500);
@@ -635,7 +640,7 @@ TEST_F(SqliteStoreTest, DeleteRepositoryCascades) {
   EXPECT_THAT(*images, IsEmpty());
 }
 
-TEST_F(SqliteStoreTest, AllManifestsListsEveryRepository) {
+TEST_P(RegistryStoreTest, AllManifestsListsEveryRepository) {
   put_image('a', "latest");
   auto other = make_repo("alpha");
   link(other, dg('c'), 10);
@@ -652,6 +657,10 @@ TEST_F(SqliteStoreTest, AllManifestsListsEveryRepository) {
   EXPECT_EQ((*all)[1].digest, dg('a'));
   EXPECT_EQ((*all)[1].content, image(dg('a'), {}).content);
 }
+
+INSTANTIATE_TEST_SUITE_P(Engines, RegistryStoreTest,
+                         ::testing::Values(test::StoreEngine::Sqlite, test::StoreEngine::Postgres),
+                         test::StoreEngineName());
 
 }  // namespace
 }  // namespace berth::store

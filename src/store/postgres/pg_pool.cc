@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: Apache-2.0
+// PgPool: up to max_connections PostgreSQL connections, each leased to one store operation at
+// a time, and open_postgres. A connection that was lost (the server restarted or went away)
+// is closed when its lease ends, with every idle one (they went the same way); the next lease
+// connects anew, retrying for a bounded time, and until the server is back the store answers
+// Unavailable, which the API turns into 503.
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "store/postgres/pg_conn.h"
+#include "store/sql/sql_store.h"
+
+namespace berth::store {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void ignore_notice(void* /*arg*/, const char* /*message*/) {
+  // "relation already exists, skipping" and the like: the schema's IF NOT EXISTS at each start.
+}
+
+class PgPool final : public sql::ConnPool {
+ public:
+  explicit PgPool(PostgresOptions o) : o_(std::move(o)) {}
+  ~PgPool() override = default;
+
+  Result<sql::Lease> acquire() override {
+    std::unique_ptr<pg::PgConn> conn;
+    {
+      std::unique_lock lock(mu_);
+      auto deadline = Clock::now() + o_.connect_wait + std::chrono::seconds(10);
+      while (idle_.empty() && open_ >= o_.max_connections) {
+        if (cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+          return Error(Errc::Unavailable, "postgres: all " + std::to_string(o_.max_connections) +
+                                              " connections stayed busy");
+        }
+      }
+      if (!idle_.empty()) {
+        conn = std::move(idle_.back());
+        idle_.pop_back();
+      } else {
+        ++open_;  // counted while it is being connected, so that the limit holds
+      }
+    }
+    if (conn == nullptr) {
+      auto c = connect();
+      if (!c) {
+        std::lock_guard lock(mu_);
+        --open_;
+        cv_.notify_one();
+        return std::move(c).error();
+      }
+      conn = std::move(*c);
+    }
+    conn->start_lease();
+    pg::PgConn* raw = conn.release();
+    return sql::Lease(*raw, [this, raw] { release(raw); });
+  }
+
+  bool retryable(sql::Conn& c, const Error& err) override {
+    return err.code() == Errc::Unavailable && static_cast<pg::PgConn&>(c).lost_before_work();
+  }
+
+  /// Connects, retrying while the server refuses or is starting, up to connect_wait.
+  Result<std::unique_ptr<pg::PgConn>> connect() {
+    auto deadline = Clock::now() + o_.connect_wait;
+    auto pause = std::chrono::milliseconds(50);
+    std::string timeout = std::to_string(std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::seconds>(o_.connect_wait).count()));
+    while (true) {
+      // connect_timeout first, so that one in the DSN wins; the password (from a file) last.
+      std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
+      std::vector<const char*> values{timeout.c_str(), o_.dsn.c_str(), "berthd"};
+      if (!o_.password.empty()) {
+        keys.push_back("password");
+        values.push_back(o_.password.c_str());
+      }
+      keys.push_back(nullptr);
+      values.push_back(nullptr);
+      PGconn* pg = PQconnectdbParams(keys.data(), values.data(), 1);
+      if (pg != nullptr && PQstatus(pg) == CONNECTION_OK) {
+        PQsetNoticeProcessor(pg, ignore_notice, nullptr);
+        std::string where = std::string("metadata store postgres db=") + PQdb(pg) +
+                            " host=" + PQhost(pg) + " port=" + PQport(pg);
+        return std::make_unique<pg::PgConn>(pg, std::move(where));
+      }
+      std::string msg = pg ? PQerrorMessage(pg) : "out of memory";
+      PQfinish(pg);
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
+        msg.pop_back();
+      }
+      if (Clock::now() + pause > deadline) {
+        return Error(Errc::Unavailable, "postgres: cannot connect: " + msg);
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(500));
+    }
+  }
+
+ private:
+  void release(pg::PgConn* raw) {
+    std::unique_ptr<pg::PgConn> conn(raw);
+    std::vector<std::unique_ptr<pg::PgConn>> closed;  // closed after the lock is let go
+    std::lock_guard lock(mu_);
+    if (conn->unusable()) {
+      // Lost: the idle ones most likely went with it (a restart); close them all now rather
+      // than let each of them fail an operation first.
+      open_ -= 1 + static_cast<int>(idle_.size());
+      closed = std::move(idle_);
+      idle_.clear();
+      closed.push_back(std::move(conn));
+      log::get("store")->warn("postgres connection lost; reconnecting at the next operation");
+    } else {
+      idle_.push_back(std::move(conn));
+    }
+    cv_.notify_all();
+  }
+
+  PostgresOptions o_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<pg::PgConn>> idle_;
+  int open_ = 0;  // leased + idle + connecting
+};
+
+}  // namespace
+
+Result<MetadataStorePtr> open_postgres(const PostgresOptions& options) {
+  if (options.dsn.empty()) {
+    return Error(Errc::InvalidArgument, "postgres: no DSN (store.postgres.dsn)");
+  }
+  if (options.max_connections < 1) {
+    return Error(Errc::InvalidArgument, "postgres: max_connections must be at least 1");
+  }
+  auto store = std::make_unique<sql::SqlMetadataStore>(std::make_unique<PgPool>(options));
+  BERTH_TRY(store->migrate());
+  return MetadataStorePtr(std::move(store));
+}
+
+}  // namespace berth::store

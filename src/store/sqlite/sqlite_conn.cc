@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite engine: one connection in WAL mode behind a mutex (SQLite has one writer anyway),
+// as the Conn and ConnPool the engine-neutral store (store/sql/) runs over. Callers are on the
+// blocking pool, so the mutex never blocks an I/O thread. What is SQLite's own: statements on
+// sqlite3_stmt, BEGIN IMMEDIATE, PRAGMA user_version, and its error codes mapped to Errc.
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "common/log.h"
+#include "store/sql/sql_store.h"
+
+namespace berth::store {
+
+namespace {
+
+using sql::Conn;
+using sql::Cursor;
+
+const sql::Dialect kSqlite{
+    .name = "sqlite",
+    .integer = "INTEGER",
+    .text = "TEXT",
+    .blob = "BLOB",
+    .rowid_pk = "INTEGER PRIMARY KEY",
+    .autoinc_pk = "INTEGER PRIMARY KEY AUTOINCREMENT",
+    .without_rowid = " WITHOUT ROWID",
+    .for_update = "",
+    .for_share = "",
+    .baseline_version = 0,
+};
+
+// SQLITE_BUSY outlasting the busy timeout: another process holds the write lock; a retry
+// later may well succeed, so it is Unavailable (503), not Internal.
+Errc errc_of(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return Errc::Conflict;
+    case SQLITE_FULL:
+      return Errc::NoSpace;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Errc::Unavailable;
+    default:
+      return Errc::Internal;
+  }
+}
+
+class SqliteCursor final : public Cursor {
+ public:
+  SqliteCursor(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st_, nullptr) != SQLITE_OK) {
+      err_ = sqlite3_errmsg(db);
+    }
+  }
+  ~SqliteCursor() override { sqlite3_finalize(st_); }
+  SqliteCursor(const SqliteCursor&) = delete;
+  SqliteCursor& operator=(const SqliteCursor&) = delete;
+
+  void set_text(int i, const std::string& s) override {
+    sqlite3_bind_text(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void set_blob(int i, const std::string& s) override {
+    sqlite3_bind_blob(st_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void set_i64(int i, int64_t v) override { sqlite3_bind_int64(st_, i, v); }
+  void reset() override {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+  Result<bool> step() override {
+    if (!err_.empty()) {
+      return Error(Errc::Internal, "sqlite prepare: " + err_);
+    }
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) {
+      return true;
+    }
+    if (rc == SQLITE_DONE) {
+      return false;
+    }
+    return Error(errc_of(rc), std::string("sqlite: ") + sqlite3_errmsg(db_));
+  }
+  std::string text(int col) override {
+    auto* p = sqlite3_column_blob(st_, col);
+    int n = sqlite3_column_bytes(st_, col);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+  }
+  int64_t i64(int col) override { return sqlite3_column_int64(st_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  std::string err_;
+};
+
+class SqliteConn final : public Conn, public sql::ConnPool {
+ public:
+  SqliteConn(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteConn() override { sqlite3_close(db_); }
+  SqliteConn(const SqliteConn&) = delete;
+  SqliteConn& operator=(const SqliteConn&) = delete;
+
+  // ---- Conn ----
+  const sql::Dialect& dialect() const override { return kSqlite; }
+  std::unique_ptr<Cursor> prepare(const std::string& sql) override {
+    return std::make_unique<SqliteCursor>(db_, sql);
+  }
+  Status exec(const std::string& sql) override {
+    char* msg = nullptr;
+    if (int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg); rc != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown";
+      sqlite3_free(msg);
+      // A COMMIT in WAL mode is where the frames are written: a full disk shows up here.
+      return Error(errc_of(rc) == Errc::Conflict ? Errc::Internal : errc_of(rc),
+                   std::string("sqlite: ") + m);
+    }
+    return ok();
+  }
+  int64_t changes() override { return sqlite3_changes(db_); }
+  Status begin_write() override { return exec("BEGIN IMMEDIATE"); }
+  Status begin_read() override { return exec("BEGIN"); }
+  // BEGIN IMMEDIATE took the database's write lock: no other process migrates meanwhile.
+  Status lock_schema() override { return ok(); }
+  Result<int> schema_version() override {
+    sql::Stmt st(*this, "PRAGMA user_version");
+    BERTH_ASSIGN_OR_RETURN(bool row, st.step());
+    return row ? static_cast<int>(st.i64(0)) : 0;
+  }
+  Status set_schema_version(int version) override {
+    return exec(fmt::format("PRAGMA user_version = {}", version));
+  }
+  std::string describe() const override { return "metadata store " + path_; }
+
+  // ---- ConnPool: this one connection, one operation at a time ----
+  Result<sql::Lease> acquire() override {
+    mu_.lock();
+    return sql::Lease(*this, [this] { mu_.unlock(); });
+  }
+  bool retryable(Conn& /*c*/, const Error& /*err*/) override { return false; }
+
+ private:
+  sqlite3* db_;
+  std::string path_;
+  std::mutex mu_;
+};
+
+// The pool handed to the store owns the connection.
+class OwnedPool final : public sql::ConnPool {
+ public:
+  explicit OwnedPool(std::unique_ptr<SqliteConn> c) : c_(std::move(c)) {}
+  Result<sql::Lease> acquire() override { return c_->acquire(); }
+  bool retryable(Conn& c, const Error& err) override { return c_->retryable(c, err); }
+
+ private:
+  std::unique_ptr<SqliteConn> c_;
+};
+
+}  // namespace
+
+Result<MetadataStorePtr> open_sqlite(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error(Errc::Unavailable, "open metadata store " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto conn = std::make_unique<SqliteConn>(db, path);
+  // WAL + synchronous=NORMAL: a killed process loses nothing that was committed (the OS holds
+  // the WAL); only a power loss may drop the last transactions, never corrupt the database.
+  BERTH_TRY(
+      conn->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                 "PRAGMA foreign_keys=ON;"));
+  auto store =
+      std::make_unique<sql::SqlMetadataStore>(std::make_unique<OwnedPool>(std::move(conn)));
+  BERTH_TRY(store->migrate());
+  return MetadataStorePtr(std::move(store));
+}
+
+}  // namespace berth::store

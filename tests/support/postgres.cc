@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/postgres.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace berth::test {
+
+namespace {
+
+// The newest PostgreSQL server installed the Debian way.
+std::string find_bin() {
+  auto r = run("ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1");
+  std::string dir = r.out;
+  while (!dir.empty() && (dir.back() == '\n' || dir.back() == ' ')) {
+    dir.pop_back();
+  }
+  if (dir.empty() || !std::filesystem::exists(dir + "/initdb")) {
+    return {};
+  }
+  return dir;
+}
+
+std::string tail_of(const std::string& s) {
+  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+}
+
+}  // namespace
+
+PostgresServer::PostgresServer() {
+  bin_ = find_bin();
+  if (bin_.empty()) {
+    error_ =
+        "no PostgreSQL server installed (/usr/lib/postgresql/*/bin/initdb; scripts/setup "
+        "--test installs postgresql-15)";
+    return;
+  }
+  if (::geteuid() == 0) {
+    if (!have("runuser")) {
+      error_ = "running as root and runuser is missing: initdb refuses to run as root";
+      return;
+    }
+    // The server's files belong to nobody; the temp dir must be theirs to write.
+    auto r = run("chown nobody '" + dir_.path() + "'");
+    if (r.code != 0) {
+      error_ = "chown nobody " + dir_.path() + ": " + r.all();
+      return;
+    }
+  }
+  auto init = run(as_owner() + bin_ + "/initdb -D '" + dir_.path() +
+                  "/data' -U berth -A trust -E UTF8 --locale=C --no-sync --no-instructions");
+  if (init.code != 0) {
+    error_ = "initdb failed: " + tail_of(init.all());
+    return;
+  }
+  // Tuned for tests: nothing survives a crash, and nothing needs to.
+  write_file(dir_.path() + "/data/postgresql.auto.conf",
+             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '" + dir_.path() +
+                 "'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+                 "max_connections = 200\n");
+  if (::geteuid() == 0) {
+    (void)run("chown nobody '" + dir_.path() + "/data/postgresql.auto.conf'");
+  }
+  for (int attempt = 0; attempt < 3 && !running_; ++attempt) {
+    port_ = free_port();  // another process may take it first: then try the next one
+    running_ = start();
+  }
+}
+
+PostgresServer::~PostgresServer() {
+  if (running_) {
+    stop();
+  }
+}
+
+std::string PostgresServer::as_owner() const {
+  return ::geteuid() == 0 ? "runuser -u nobody -- " : "";
+}
+
+bool PostgresServer::start() {
+  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -l '" + dir_.path() +
+               "/server.log' -w -t 60 -o '-p " + std::to_string(port_) + "' start");
+  running_ = r.code == 0;
+  if (!running_) {
+    error_ = "pg_ctl start failed: " + tail_of(r.all()) +
+             "\nserver log: " + tail_of(read_file(dir_.path() + "/server.log"));
+  }
+  return running_;
+}
+
+bool PostgresServer::stop() {
+  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -m fast -w -t 60 stop");
+  running_ = false;
+  return r.code == 0;
+}
+
+namespace {
+
+std::unique_ptr<PostgresServer>& shared_server() {
+  static std::unique_ptr<PostgresServer> server = std::make_unique<PostgresServer>();
+  return server;
+}
+
+}  // namespace
+
+PostgresServer* PostgresServer::shared() {
+  auto& server = shared_server();
+  return server->running() ? server.get() : nullptr;
+}
+
+const std::string& PostgresServer::shared_error() { return shared_server()->error(); }
+
+std::string PostgresServer::dsn(const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + dbname + " user=berth";
+}
+
+CmdResult PostgresServer::psql(const std::string& dbname, const std::string& sql) const {
+  return run(bin_ + "/psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " +
+             std::to_string(port_) + " -U berth -d " + dbname + " -c \"" + sql + "\"");
+}
+
+std::string PostgresServer::create_database() {
+  std::string name = "test_";
+  name.append(std::to_string(::getpid())).append("_").append(std::to_string(++databases_));
+  auto r = psql("postgres", "CREATE DATABASE " + name);
+  EXPECT_EQ(r.code, 0) << r.all();
+  return r.code == 0 ? dsn(name) : std::string();
+}
+
+std::string store_engine_name(StoreEngine e) {
+  return e == StoreEngine::Sqlite ? "Sqlite" : "Postgres";
+}
+
+StoreHome::StoreHome(StoreEngine e, bool persistent) : engine_(e) {
+  if (e == StoreEngine::Sqlite) {
+    if (persistent) {
+      dir_ = std::make_unique<TempDir>();
+      path_ = *dir_ / "berth.db";
+    } else {
+      path_ = ":memory:";
+    }
+    return;
+  }
+  auto* server = PostgresServer::shared();
+  if (server == nullptr) {
+    skip_ = "PostgreSQL cannot run here: " + PostgresServer::shared_error();
+    return;
+  }
+  dsn_ = server->create_database();
+  if (dsn_.empty()) {
+    skip_ = "CREATE DATABASE failed";
+  }
+}
+
+Result<store::MetadataStorePtr> StoreHome::open() const {
+  if (engine_ == StoreEngine::Sqlite) {
+    return store::open_sqlite(path_);
+  }
+  return store::open_postgres(store::PostgresOptions{dsn_, "", 4});
+}
+
+}  // namespace berth::test

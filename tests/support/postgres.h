@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// A PostgreSQL server for tests, and the store engines the store's conformance tests run
+// against. The server is Debian's PostgreSQL (initdb + pg_ctl from /usr/lib/postgresql/N/bin),
+// in a temp dir, on a free 127.0.0.1 port, with fsync off; as root it runs as `nobody`
+// (initdb refuses root). Each test gets a fresh database. When the server cannot be started
+// here, tests skip naming the reason: they never pass without having run.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "store/store.h"
+#include "support/harness.h"
+
+namespace berth::test {
+
+class PostgresServer {
+ public:
+  /// initdb and start; running() tells whether it worked, error() why not.
+  PostgresServer();
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+
+  /// The server shared by the tests of this process, started at first use; nullptr when it
+  /// cannot run here (shared_error() says why).
+  static PostgresServer* shared();
+  static const std::string& shared_error();
+
+  bool running() const { return running_; }
+  const std::string& error() const { return error_; }
+  uint16_t port() const { return port_; }
+
+  /// A new, empty database; returns its DSN. Empty (and a test failure) when it fails.
+  std::string create_database();
+  std::string dsn(const std::string& dbname) const;
+  /// psql -c sql in dbname as the superuser ("berth").
+  CmdResult psql(const std::string& dbname, const std::string& sql) const;
+
+  /// pg_ctl stop -m fast (connections are cut) and start again on the same port and data.
+  bool stop();
+  bool start();
+
+ private:
+  std::string as_owner() const;  // "runuser -u nobody -- " as root, else ""
+
+  TempDir dir_;
+  std::string bin_;
+  uint16_t port_ = 0;
+  bool running_ = false;
+  std::string error_;
+  int databases_ = 0;
+};
+
+/// The engines of the store's conformance suite.
+enum class StoreEngine { Sqlite, Postgres };
+
+std::string store_engine_name(StoreEngine e);
+
+/// INSTANTIATE_TEST_SUITE_P's name generator: ".../Sqlite", ".../Postgres".
+struct StoreEngineName {
+  std::string operator()(const ::testing::TestParamInfo<StoreEngine>& p) const {
+    return store_engine_name(p.param);
+  }
+};
+
+/// Where one test's store lives: SQLite in memory (or in a file when it must outlive a
+/// reopen), or a fresh database on the shared PostgreSQL server. open() opens it, again and
+/// again for reopen tests.
+class StoreHome {
+ public:
+  explicit StoreHome(StoreEngine e, bool persistent = false);
+  /// "" when usable; otherwise why not (the test should GTEST_SKIP with it).
+  const std::string& skip_reason() const { return skip_; }
+  Result<store::MetadataStorePtr> open() const;
+  const std::string& dsn() const { return dsn_; }
+
+ private:
+  StoreEngine engine_;
+  std::unique_ptr<TempDir> dir_;
+  std::string path_;
+  std::string dsn_;
+  std::string skip_;
+};
+
+}  // namespace berth::test

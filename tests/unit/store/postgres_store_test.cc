@@ -1,0 +1,157 @@
+// SPDX-License-Identifier: Apache-2.0
+// What only the PostgreSQL engine has: schema migrations under an advisory lock when several
+// nodes start at once, a database newer than the binary refused, losing the server and
+// getting it back, and two nodes writing one database without read-modify-write races. (The
+// store's behaviour itself is the conformance suite's, run on both engines.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+#include "support/postgres.h"
+
+namespace berth::store {
+namespace {
+
+#define SKIP_WITHOUT_POSTGRES()                                                             \
+  if (test::PostgresServer::shared() == nullptr) {                                          \
+    GTEST_SKIP() << "PostgreSQL cannot run here: " << test::PostgresServer::shared_error(); \
+  }
+
+std::string dbname_of(const std::string& dsn) {
+  auto at = dsn.find("dbname=");
+  auto end = dsn.find(' ', at);
+  return dsn.substr(at + 7, end - at - 7);
+}
+
+TEST(PostgresStoreTest, NodesStartingAtOnceMigrateOnce) {
+  SKIP_WITHOUT_POSTGRES();
+  auto* server = test::PostgresServer::shared();
+  std::string dsn = server->create_database();
+  ASSERT_FALSE(dsn.empty());
+  constexpr int kNodes = 4;
+  std::vector<std::string> errors(kNodes);
+  std::vector<std::thread> nodes;
+  for (int i = 0; i < kNodes; ++i) {
+    nodes.emplace_back([&, i] {
+      auto s = open_postgres(PostgresOptions{dsn, "", 2});
+      errors[i] = s ? "" : s.error().message();
+    });
+  }
+  for (auto& t : nodes) {
+    t.join();
+  }
+  for (const auto& e : errors) {
+    EXPECT_EQ(e, "");
+  }
+  // One migration ran: one row in the version history, at the version this binary knows.
+  auto rows = server->psql(dbname_of(dsn), "SELECT count(*), max(version) FROM schema_version");
+  ASSERT_EQ(rows.code, 0) << rows.all();
+  EXPECT_EQ(rows.out, "1|1\n");
+}
+
+TEST(PostgresStoreTest, ANewerSchemaIsRefusedNamingBothVersions) {
+  SKIP_WITHOUT_POSTGRES();
+  auto* server = test::PostgresServer::shared();
+  std::string dsn = server->create_database();
+  ASSERT_TRUE(open_postgres(PostgresOptions{dsn, "", 1}));
+  auto r = server->psql(dbname_of(dsn), "INSERT INTO schema_version VALUES(7, 0)");
+  ASSERT_EQ(r.code, 0) << r.all();
+  auto s = open_postgres(PostgresOptions{dsn, "", 1});
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::FailedPrecondition);
+  EXPECT_NE(s.error().message().find("schema version 7"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("(1)"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("postgres"), std::string::npos) << s.error().message();
+}
+
+TEST(PostgresStoreTest, AnUnreachableServerIsUnavailable) {
+  PostgresOptions o{
+      "host=127.0.0.1 port=" + std::to_string(test::free_port()) + " dbname=berth user=berth", "",
+      1, std::chrono::milliseconds(300)};
+  auto s = open_postgres(o);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::Unavailable) << s.error().message();
+}
+
+// The server goes away under a running store: operations fail with Unavailable (never a
+// half-written state), and succeed again once it is back, on new connections.
+TEST(PostgresStoreTest, LosingTheServerIsUnavailableUntilItIsBack) {
+  SKIP_WITHOUT_POSTGRES();
+  test::PostgresServer server;  // its own: this test stops it
+  ASSERT_TRUE(server.running()) << server.error();
+  std::string dsn = server.create_database();
+  auto opened = open_postgres(PostgresOptions{dsn, "", 4, std::chrono::milliseconds(500)});
+  ASSERT_TRUE(opened) << opened.error().message();
+  MetadataStore& st = **opened;
+  ASSERT_TRUE(st.create_repository(Repository{0, "web/app", false, {}, 1}));
+  // Several pooled connections, all of which the restart will cut.
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] { EXPECT_TRUE(st.list_repositories("", -1)); });
+  }
+  for (auto& t : readers) {
+    t.join();
+  }
+
+  ASSERT_TRUE(server.stop());
+  auto down = st.get_repository("web/app");
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code(), Errc::Unavailable) << down.error().message();
+  auto write = st.create_repository(Repository{0, "web/api", false, {}, 2});
+  ASSERT_FALSE(write);
+  EXPECT_EQ(write.error().code(), Errc::Unavailable) << write.error().message();
+
+  ASSERT_TRUE(server.start()) << server.error();
+  auto up = st.get_repository("web/app");
+  ASSERT_TRUE(up) << up.error().message();
+  EXPECT_EQ(up->name, "web/app");
+  ASSERT_TRUE(st.create_repository(Repository{0, "web/api", false, {}, 2}));
+  auto all = st.list_repositories("", -1);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 2u);
+}
+
+// Two nodes on one database number a service's revisions and deployments without gaps or
+// duplicates, and only one of them creates a repository.
+TEST(PostgresStoreTest, TwoNodesDoNotRaceOnReadModifyWrite) {
+  SKIP_WITHOUT_POSTGRES();
+  std::string dsn = test::PostgresServer::shared()->create_database();
+  auto a = open_postgres(PostgresOptions{dsn, "", 4});
+  auto b = open_postgres(PostgresOptions{dsn, "", 4});
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE((*a)->create_service(ServiceRecord{"web", "{}", false, 0, 1, 1}));
+  constexpr int kEach = 10;
+  std::vector<int64_t> numbers;
+  std::mutex mu;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    MetadataStore* node = t % 2 ? a->get() : b->get();
+    threads.emplace_back([&, node] {
+      for (int i = 0; i < kEach; ++i) {
+        auto n = node->add_revision(RevisionRecord{"web", 0, "sha256:x", "{}", 1});
+        ASSERT_TRUE(n) << n.error().message();
+        std::lock_guard lock(mu);
+        numbers.push_back(*n);
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  std::sort(numbers.begin(), numbers.end());
+  ASSERT_EQ(numbers.size(), 4u * kEach);
+  for (size_t i = 0; i < numbers.size(); ++i) {
+    EXPECT_EQ(numbers[i], static_cast<int64_t>(i + 1));
+  }
+  auto first = (*a)->create_repository(Repository{0, "shared", false, {}, 1});
+  auto second = (*b)->create_repository(Repository{0, "shared", false, {}, 1});
+  ASSERT_TRUE(first);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error().code(), Errc::AlreadyExists);
+}
+
+}  // namespace
+}  // namespace berth::store
