@@ -209,6 +209,23 @@ std::map<std::string, Setter> make_setters() {
        }},
       {"storage.fsync",
        [](Config& c, auto& k, auto& v) { return set_bool(c.storage.fsync, k, v); }},
+      {"store.driver",
+       [](Config& c, auto&, auto& v) {
+         c.store.driver = v;
+         return ok();
+       }},
+      {"store.postgres.dsn",
+       [](Config& c, auto&, auto& v) {
+         c.store.postgres.dsn = v;
+         return ok();
+       }},
+      {"store.postgres.password_file",
+       [](Config& c, auto&, auto& v) {
+         c.store.postgres.password_file = v;
+         return ok();
+       }},
+      {"store.postgres.max_connections",
+       [](Config& c, auto& k, auto& v) { return set_int(c.store.postgres.max_connections, k, v); }},
       {"registry.auto_create_repositories",
        [](Config& c, auto& k, auto& v) {
          return set_bool(c.registry.auto_create_repositories, k, v);
@@ -330,10 +347,12 @@ std::map<std::string, Setter> make_setters() {
 // The settings that name files or directories. A relative one is relative to the config file
 // that sets it, or (set anywhere else) to the directory berthd starts in.
 std::vector<std::pair<std::string, std::string*>> path_settings(Config& c) {
-  std::vector<std::pair<std::string, std::string*>> v = {{"data", &c.data_dir},
-                                                         {"tls.cert_file", &c.tls.cert_file},
-                                                         {"tls.key_file", &c.tls.key_file},
-                                                         {"acme.ca_bundle", &c.acme.ca_bundle}};
+  std::vector<std::pair<std::string, std::string*>> v = {
+      {"data", &c.data_dir},
+      {"tls.cert_file", &c.tls.cert_file},
+      {"tls.key_file", &c.tls.key_file},
+      {"acme.ca_bundle", &c.acme.ca_bundle},
+      {"store.postgres.password_file", &c.store.postgres.password_file}};
   // A bare name is looked up on PATH; only a path with a '/' is a file.
   if (c.runtime.oci_runtime.find('/') != std::string::npos) {
     v.emplace_back("runtime.oci_runtime", &c.runtime.oci_runtime);
@@ -546,6 +565,18 @@ Status validate(const Config& cfg) {
   if (cfg.storage.driver != "fs") {
     return bad("storage.driver",
                "'" + cfg.storage.driver + "' is not available in this build (supported: fs)");
+  }
+  if (cfg.store.driver != "sqlite" && cfg.store.driver != "postgres") {
+    return bad("store.driver", "'" + cfg.store.driver + "' is not a store (sqlite or postgres)");
+  }
+  if (cfg.store.driver == "postgres" && cfg.store.postgres.dsn.empty()) {
+    return bad("store.postgres.dsn",
+               "store.driver is postgres: set the connection string (\"host=... dbname=... "
+               "user=...\") or BERTH_STORE_POSTGRES_DSN");
+  }
+  if (cfg.store.postgres.max_connections < 1 || cfg.store.postgres.max_connections > 1024) {
+    return bad("store.postgres.max_connections",
+               "must be 1..1024, got " + std::to_string(cfg.store.postgres.max_connections));
   }
   if (cfg.registry.upload_ttl.count() <= 0) {
     return bad("registry.upload_ttl", "must be positive");

@@ -17,6 +17,16 @@ struct StorageConfig {
   bool fsync = true;          // fsync blobs before they become visible
 };
 
+/// The metadata store's engine (docs/storage.md).
+struct StoreConfig {
+  std::string driver = "sqlite";  // sqlite (DATA/berth.db) | postgres
+  struct Postgres {
+    std::string dsn;            // libpq connection string; env BERTH_STORE_POSTGRES_DSN
+    std::string password_file;  // optional: the password, read at start ("" = libpq's lookup)
+    int max_connections = 16;   // 1..1024
+  } postgres;
+};
+
 struct RegistryConfig {
   bool auto_create_repositories = false;
   std::chrono::seconds upload_ttl{24 * 3600};     // abandoned uploads are removed after this
@@ -139,6 +149,7 @@ struct Config {
   int blocking_threads = 8;  // SQLite, fsync, whole-file hashing
   HttpConfig http;
   StorageConfig storage;
+  StoreConfig store;
   RegistryConfig registry;
   IamConfig iam;
   TlsConfig tls;

@@ -541,7 +541,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.cfg = cfg;
   BERTH_TRY(fs::make_dirs(cfg.data_dir));
   BERTH_ASSIGN_OR_RETURN(s.lock_fd, lock_data_dir(cfg.data_dir));
-  BERTH_ASSIGN_OR_RETURN(s.store, store::open_sqlite(cfg.data_dir + "/berth.db"));
+  BERTH_ASSIGN_OR_RETURN(s.store, open_store(cfg));
   s.pool = std::make_unique<BlockingPool>(static_cast<size_t>(cfg.blocking_threads));
   // Secret values at rest (upstream credentials, secret env, webhook secrets, TSIG keys).
   BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
@@ -982,15 +982,41 @@ std::vector<std::string> Daemon::dns_addresses() const {
 EventBus& Daemon::events() { return impl_->bus; }
 registry::Registry& Daemon::registry() { return *impl_->registry; }
 
+Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& cfg) {
+  if (cfg.store.driver != "postgres") {
+    return store::open_sqlite(cfg.data_dir + "/berth.db");
+  }
+  store::PostgresOptions o;
+  o.dsn = cfg.store.postgres.dsn;
+  o.max_connections = cfg.store.postgres.max_connections;
+  if (!cfg.store.postgres.password_file.empty()) {
+    auto pw = fs::read_file(cfg.store.postgres.password_file);
+    if (!pw) {
+      return pw.error().with_context("store.postgres.password_file");
+    }
+    o.password = *pw;
+    // A file written by `echo` ends in a newline that is not part of the password.
+    while (!o.password.empty() && (o.password.back() == '\n' || o.password.back() == '\r')) {
+      o.password.pop_back();
+    }
+  }
+  return store::open_postgres(o);
+}
+
 int run_fsck(const std::string& data_dir_arg, bool force) {
-  config::Config paths;
-  paths.data_dir = data_dir_arg;
+  config::Config cfg;
+  cfg.data_dir = data_dir_arg;
+  return run_fsck(cfg, force);
+}
+
+int run_fsck(const config::Config& cfg_arg, bool force) {
+  config::Config paths = cfg_arg;
   if (auto s = config::make_paths_absolute(paths); !s) {
     std::fprintf(stderr, "berthd fsck: %s\n", s.error().message().c_str());
     return 2;
   }
   const std::string& data_dir = paths.data_dir;
-  if (::access((data_dir + "/berth.db").c_str(), F_OK) != 0) {
+  if (paths.store.driver != "postgres" && ::access((data_dir + "/berth.db").c_str(), F_OK) != 0) {
     std::fprintf(stderr, "berthd fsck: %s has no berth.db; is it a berth data directory?\n",
                  data_dir.c_str());
     return 2;
@@ -1020,7 +1046,7 @@ int run_fsck(const std::string& data_dir_arg, bool force) {
       }
     }
   } close_lock{lock_fd};
-  auto st = store::open_sqlite(data_dir + "/berth.db");
+  auto st = open_store(paths);
   if (!st) {
     std::fprintf(stderr, "berthd fsck: %s\n", st.error().message().c_str());
     return 2;

@@ -15,6 +15,10 @@
 namespace berth::router {
 class Router;
 }
+namespace berth::store {
+class MetadataStore;
+}  // namespace berth::store
+
 namespace berth::registry {
 class Registry;
 }
@@ -56,5 +60,12 @@ class Daemon {
 /// `berthd fsck --data DIR [--force]`: prints a report; exit code 0 clean, 1 problems, 2 error.
 /// Refuses (2) a data dir a running berthd holds, unless force.
 int run_fsck(const std::string& data_dir, bool force = false);
+/// The same with a whole configuration: its data directory and its metadata store (SQLite in
+/// the data directory, or PostgreSQL).
+int run_fsck(const config::Config& cfg, bool force);
+
+/// Opens the metadata store cfg.store names: SQLite at DATA/berth.db, or PostgreSQL at
+/// store.postgres.dsn (with the password from store.postgres.password_file, if set).
+Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& cfg);
 
 }  // namespace berth::daemon

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// berthd: serve (default), `fsck --data DIR [--force]`, `backup --data DIR --to FILE`,
+// berthd: serve (default), `fsck [--config FILE] [--data DIR] [--force]`,
+// `backup [--config FILE] --data DIR --to FILE`,
 // `restore --from FILE --data DIR [--force]`, `config check FILE`.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -34,12 +35,18 @@ int main(int argc, char** argv) {
   bool fsck_force = false;
   fsck->add_option("--data", fsck_data, "data directory");
   fsck->add_flag("--force", fsck_force, "check even while a berthd is using the data directory");
+  std::string fsck_config;
+  fsck->add_option("--config", fsck_config,
+                   "YAML config file: its data directory and metadata store (SQLite or "
+                   "PostgreSQL)");
 
   auto* backup = app.add_subcommand(
       "backup", "write a consistent snapshot of a data directory to one file, online or not");
   std::string backup_data = "./var", backup_to;
   backup->add_option("--data", backup_data, "data directory");
   backup->add_option("--to", backup_to, "the backup file to write (a tar)")->required();
+  std::string backup_config;
+  backup->add_option("--config", backup_config, "YAML config file (its data directory)");
 
   auto* restore = app.add_subcommand("restore", "put a backup into an empty data directory");
   std::string restore_from, restore_data;
@@ -57,11 +64,54 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  // A subcommand's configuration: the file's, the environment over it, --data over both.
+  auto sub_config = [](const std::string& file, const CLI::App* sub, const std::string& data_flag,
+                       config::Config& out) -> bool {
+    if (!file.empty()) {
+      auto c = config::load_file(file);
+      if (!c) {
+        std::fprintf(stderr, "berthd: %s\n", c.error().message().c_str());
+        return false;
+      }
+      out = *c;
+    }
+    Status s = config::apply_env(out);
+    if (s && (file.empty() || sub->count("--data") > 0)) {
+      out.data_dir = data_flag;
+    }
+    if (s) {
+      s = config::validate(out);
+    }
+    if (!s) {
+      std::fprintf(stderr, "berthd: %s\n", s.error().message().c_str());
+      return false;
+    }
+    return true;
+  };
   if (*fsck) {
-    return daemon::run_fsck(fsck_data, fsck_force);
+    config::Config fc;
+    if (!sub_config(fsck_config, fsck, fsck_data, fc)) {
+      return 2;
+    }
+    return daemon::run_fsck(fc, fsck_force);
   }
   if (*backup) {
-    return daemon::run_backup(backup_data, backup_to);
+    config::Config bc;
+    if (!sub_config(backup_config, backup, backup_data, bc)) {
+      return 2;
+    }
+    if (bc.store.driver == "postgres") {
+      // The metadata is in the PostgreSQL database, which has its own tools for consistent
+      // copies; a tar of the data directory alone would restore blobs without their records.
+      std::fprintf(stderr,
+                   "berthd backup: the metadata store is PostgreSQL (store.driver: postgres); "
+                   "back it up with pg_dump (pg_dump -Fc -f berth.dump \"<store.postgres.dsn>\"), "
+                   "and the data directory %s (blobs, secrets.key) with your file backup tool; "
+                   "see docs/storage.md\n",
+                   bc.data_dir.c_str());
+      return 2;
+    }
+    return daemon::run_backup(bc.data_dir, backup_to);
   }
   if (*restore) {
     return daemon::run_restore(restore_from, restore_data, restore_force);

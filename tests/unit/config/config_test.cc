@@ -653,3 +653,53 @@ TEST(ConfigLoadTest, ListenerLimitsHaveDefaultsAndParse) {
 
 }  // namespace
 }  // namespace berth::config
+
+namespace berth::config {
+namespace {
+
+TEST(ConfigStoreTest, DefaultsToSqliteAndReadsThePostgresKeys) {
+  auto d = load_string("version: 1\n");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->store.driver, "sqlite");
+  EXPECT_EQ(d->store.postgres.max_connections, 16);
+  EXPECT_TRUE(validate(*d));
+
+  auto c = load_string(
+      "version: 1\nstore:\n  driver: postgres\n  postgres:\n    dsn: \"host=127.0.0.1 "
+      "dbname=berth user=berth\"\n    password_file: /run/secrets/pg\n    max_connections: 4\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->store.driver, "postgres");
+  EXPECT_EQ(c->store.postgres.dsn, "host=127.0.0.1 dbname=berth user=berth");
+  EXPECT_EQ(c->store.postgres.password_file, "/run/secrets/pg");
+  EXPECT_EQ(c->store.postgres.max_connections, 4);
+  EXPECT_TRUE(validate(*c));
+}
+
+TEST(ConfigStoreTest, TheDsnComesFromTheEnvironment) {
+  Config c;
+  ::setenv("BERTH_STORE_DRIVER", "postgres", 1);
+  ::setenv("BERTH_STORE_POSTGRES_DSN", "host=db dbname=berth", 1);
+  auto s = apply_env(c);
+  ::unsetenv("BERTH_STORE_DRIVER");
+  ::unsetenv("BERTH_STORE_POSTGRES_DSN");
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(c.store.driver, "postgres");
+  EXPECT_EQ(c.store.postgres.dsn, "host=db dbname=berth");
+  EXPECT_TRUE(validate(c));
+}
+
+TEST(ConfigStoreTest, BadValuesNameTheKey) {
+  auto expect_bad = [](const std::string& yaml, const std::string& key) {
+    auto c = load_string("version: 1\n" + yaml);
+    Status s = c ? validate(*c) : Status(c.error());
+    ASSERT_FALSE(s) << yaml;
+    EXPECT_NE(s.error().message().find(key), std::string::npos) << s.error().message();
+  };
+  expect_bad("store:\n  driver: mysql\n", "store.driver");
+  expect_bad("store:\n  driver: postgres\n", "store.postgres.dsn");
+  expect_bad("store:\n  postgres:\n    max_connections: 0\n", "store.postgres.max_connections");
+  expect_bad("store:\n  postgres:\n    max_connections: 1025\n", "store.postgres.max_connections");
+}
+
+}  // namespace
+}  // namespace berth::config
