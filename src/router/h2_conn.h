@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: Apache-2.0
+// Private to the router: H2Conn, one client's HTTP/2 connection. Its code is in h2.cc (the
+// nghttp2 session: callbacks, the reader and writer loops, answers made here) and
+// h2_proxy.cc (each stream proxied to an upstream: the request up, the response down, with
+// flow control both ways). See h2.cc for the design.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include "common/ascii.h"
+#include "router/conn.h"
+#include "router/h2.h"
+#include "router/h2_stream.h"
+
+namespace berth::router {
+
+inline constexpr uint32_t kMaxStreams = 128;
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
+inline constexpr size_t kMaxPendingOut = 256 * 1024;
+inline constexpr int32_t kWindow = 1 << 20;
+
+class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downstream {
+ public:
+  H2Conn(std::shared_ptr<State> st, ThreadCtx& tc, ClientStream stream, std::string peer)
+      : st_(std::move(st)),
+        tc_(tc),
+        opts_(st_->opts),
+        client_(std::move(stream)),
+        peer_(std::move(peer)),
+        writer_wake_(tc.ioc),
+        writer_done_(tc.ioc) {
+    watch_.a = &client_.socket();
+    tc_.add(&watch_);
+  }
+  ~H2Conn() {
+    ThreadCtx::remove(&watch_);
+    if (session_ != nullptr) {
+      nghttp2_session_del(session_);
+    }
+  }
+
+  awaitable<void> run();
+
+ private:
+  bool init();
+  awaitable<void> writer(std::shared_ptr<H2Conn> self);
+  awaitable<void> proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2Stream> s);
+  // Coroutines: pointers, not references (STYLE 6); the caller awaits them at once.
+  awaitable<bool> send_request(H2Stream* s, bool chunked);
+  awaitable<unsigned> relay_response(H2Stream* s, uint64_t* bytes, bool* reusable);
+  awaitable<unsigned> proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMetrics* metrics,
+                                       std::string_view authority, uint64_t* bytes);
+  void respond_error(H2Stream& s, unsigned status, const std::string& text);
+  void submit_head(H2Stream& s, unsigned status, const H2Fields& fields, bool body) override;
+  bool dead() const override { return dead_; }
+  void resume(H2Stream& s) override;
+  void consume(H2Stream& s, size_t n) override;
+  void reset(H2Stream& s, uint32_t error_code) override;
+  void flush() { writer_wake_.notify(); }
+  void arm_client() {
+    watch_.between_requests = streams_.empty();
+    watch_.fired = false;
+    watch_.deadline =
+        Clock::now() + (streams_.empty() ? opts_.keepalive_timeout : opts_.idle_timeout);
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u);
+  static int on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* u);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u);
+  static int on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
+                           void* u);
+  static int on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u);
+  static ssize_t read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
+                           nghttp2_data_source* src, void* u);
+
+  H2Stream* stream(int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  std::shared_ptr<State> st_;
+  ThreadCtx& tc_;
+  const RouterOptions& opts_;
+  ClientStream client_;
+  std::string peer_;
+  nghttp2_session* session_ = nullptr;
+  std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
+  std::vector<std::shared_ptr<H2Stream>> to_start_;
+  Watch watch_;
+  Signal writer_wake_;
+  asio::steady_timer writer_done_;
+  bool dead_ = false;
+  bool writer_running_ = false;
+  bool writer_idle_ = false;
+};
+
+}  // namespace berth::router
