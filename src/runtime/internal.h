@@ -53,6 +53,9 @@ struct ProcResult {
   std::string describe() const;
 };
 
+/// A close-on-exec pipe: (read end, write end).
+Result<std::pair<Fd, Fd>> make_pipe();
+
 /// Starts argv[0] (searched on PATH) with stdin /dev/null and stdout/stderr on the given fds
 /// (-1: /dev/null). Returns the pid. Every other descriptor of ours is close-on-exec.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd, int err_fd);

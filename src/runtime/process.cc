@@ -88,8 +88,6 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd, int err_fd
   return pid;
 }
 
-namespace {
-
 Result<std::pair<Fd, Fd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
@@ -97,8 +95,6 @@ Result<std::pair<Fd, Fd>> make_pipe() {
   }
   return std::make_pair(Fd(p[0]), Fd(p[1]));
 }
-
-}  // namespace
 
 Result<ProcResult> run_process(const std::vector<std::string>& argv) {
   BERTH_ASSIGN_OR_RETURN(auto out, make_pipe());

@@ -462,15 +462,16 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   // runc run -d: the container inherits our pipes as its stdout and stderr, and runc prints
   // its own errors on the same stderr. Read both until runc exits, then hand them to the
   // io_context.
-  int op[2], ep[2];
-  if (::pipe2(op, O_CLOEXEC) != 0) {
-    return fail(Error(Errc::Internal, std::string("pipe2: ") + std::strerror(errno)));
+  auto out = detail::make_pipe();
+  if (!out) {
+    return fail(std::move(out).error());
   }
-  Fd out_r(op[0]), out_w(op[1]);
-  if (::pipe2(ep, O_CLOEXEC) != 0) {
-    return fail(Error(Errc::Internal, std::string("pipe2: ") + std::strerror(errno)));
+  auto err = detail::make_pipe();
+  if (!err) {
+    return fail(std::move(err).error());
   }
-  Fd err_r(ep[0]), err_w(ep[1]);
+  Fd out_r = std::move(out->first), out_w = std::move(out->second);
+  Fd err_r = std::move(err->first), err_w = std::move(err->second);
   auto argv = st.runc({"run", "-d", "--bundle", bundle, "--pid-file", bundle + "/pid", id});
   auto runc_pid = detail::spawn(argv, out_w.get(), err_w.get());
   if (!runc_pid) {

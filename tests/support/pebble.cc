@@ -53,7 +53,25 @@ std::string Pebble::config() const {
   return c.dump(2);
 }
 
+// Free ports are picked before pebble binds them, so another test process may take one in
+// between ("address already in use"): then new ports, and again (three tries).
 bool Pebble::start(std::string* why) {
+  for (int attempt = 1;; ++attempt) {
+    if (start_once(why)) {
+      return true;
+    }
+    if (attempt == 3 || why->find("address already in use") == std::string::npos) {
+      return false;
+    }
+    port_ = free_port();
+    management_port_ = free_port();
+    tls_port_ = free_port();
+    ::unlink((dir_ / "pebble.log").c_str());
+    why->clear();
+  }
+}
+
+bool Pebble::start_once(std::string* why) {
   // Pebble's API certificate: P-256, for the address clients dial.
   auto gen = run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" +
                  (dir_ / "pebble-tls.key") + "' -out '" + (dir_ / "pebble-tls.pem") +

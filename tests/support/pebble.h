@@ -68,6 +68,7 @@ class Pebble {
   const std::string& dir() const { return dir_.path(); }
 
  private:
+  bool start_once(std::string* why);
   std::string config() const;
 
   Options options_;
