@@ -53,8 +53,11 @@ struct ProcResult {
   std::string describe() const;
 };
 
-/// A close-on-exec pipe: (read end, write end).
-Result<std::pair<Fd, Fd>> make_pipe();
+/// A child's stdout and stderr: two close-on-exec pipes (our read ends, its write ends).
+struct OutputPipes {
+  Fd out_r, out_w, err_r, err_w;
+};
+Result<OutputPipes> make_output_pipes();
 
 /// Starts argv[0] (searched on PATH) with stdin /dev/null and stdout/stderr on the given fds
 /// (-1: /dev/null). Returns the pid. Every other descriptor of ours is close-on-exec.

@@ -88,6 +88,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd, int err_fd
   return pid;
 }
 
+namespace {
+
 Result<std::pair<Fd, Fd>> make_pipe() {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
@@ -96,15 +98,24 @@ Result<std::pair<Fd, Fd>> make_pipe() {
   return std::make_pair(Fd(p[0]), Fd(p[1]));
 }
 
-Result<ProcResult> run_process(const std::vector<std::string>& argv) {
+}  // namespace
+
+Result<OutputPipes> make_output_pipes() {
   BERTH_ASSIGN_OR_RETURN(auto out, make_pipe());
   BERTH_ASSIGN_OR_RETURN(auto err, make_pipe());
-  BERTH_ASSIGN_OR_RETURN(pid_t pid, spawn(argv, out.second.get(), err.second.get()));
-  out.second.reset();
-  err.second.reset();
+  return OutputPipes{std::move(out.first), std::move(out.second), std::move(err.first),
+                     std::move(err.second)};
+}
+
+Result<ProcResult> run_process(const std::vector<std::string>& argv) {
+  BERTH_ASSIGN_OR_RETURN(auto pipes, make_output_pipes());
+  auto& [out_r, out_w, err_r, err_w] = pipes;
+  BERTH_ASSIGN_OR_RETURN(pid_t pid, spawn(argv, out_w.get(), err_w.get()));
+  out_w.reset();
+  err_w.reset();
   ProcResult r;
   constexpr size_t kCap = 1 << 20;
-  pollfd fds[2] = {{out.first.get(), POLLIN, 0}, {err.first.get(), POLLIN, 0}};
+  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
   std::string* bufs[2] = {&r.out, &r.err};
   int open_count = 2;
   char buf[8192];

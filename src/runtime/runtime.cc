@@ -462,16 +462,11 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   // runc run -d: the container inherits our pipes as its stdout and stderr, and runc prints
   // its own errors on the same stderr. Read both until runc exits, then hand them to the
   // io_context.
-  auto out = detail::make_pipe();
-  if (!out) {
-    return fail(std::move(out).error());
+  auto pipes = detail::make_output_pipes();
+  if (!pipes) {
+    return fail(std::move(pipes).error());
   }
-  auto err = detail::make_pipe();
-  if (!err) {
-    return fail(std::move(err).error());
-  }
-  Fd out_r = std::move(out->first), out_w = std::move(out->second);
-  Fd err_r = std::move(err->first), err_w = std::move(err->second);
+  auto& [out_r, out_w, err_r, err_w] = *pipes;
   auto argv = st.runc({"run", "-d", "--bundle", bundle, "--pid-file", bundle + "/pid", id});
   auto runc_pid = detail::spawn(argv, out_w.get(), err_w.get());
   if (!runc_pid) {

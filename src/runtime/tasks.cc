@@ -486,16 +486,11 @@ Result<InstanceExit> Runtime::run_task(const TaskSpec& spec) {
   // write there before runc start. Once runc create exits, the init is re-parented to us
   // (child subreaper), so its exit status is ours to reap through a pidfd — by this thread
   // only: the instances' exit watchers wait on their own pidfds, never on any child.
-  auto out = detail::make_pipe();
-  if (!out) {
-    return fail(std::move(out).error());
+  auto pipes = detail::make_output_pipes();
+  if (!pipes) {
+    return fail(std::move(pipes).error());
   }
-  auto err = detail::make_pipe();
-  if (!err) {
-    return fail(std::move(err).error());
-  }
-  Fd out_r = std::move(out->first), out_w = std::move(out->second);
-  Fd err_r = std::move(err->first), err_w = std::move(err->second);
+  auto& [out_r, out_w, err_r, err_w] = *pipes;
   auto argv = st.runc_at(st.task_runc_root,
                          {"create", "--bundle", bundle, "--pid-file", bundle + "/pid", id});
   auto runc_pid = detail::spawn(argv, out_w.get(), err_w.get());
