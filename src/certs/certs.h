@@ -47,6 +47,21 @@ Result<bool> key_matches(std::string_view chain_pem, std::string_view key_pem);
 /// one name. InvalidArgument naming the first bad name.
 Result<std::vector<std::string>> normalize_names(const std::vector<std::string>& names);
 
+/// An OCSP response to staple (RFC 6066 status_request) for a certificate.
+struct OcspStaple {
+  std::string der;          // the whole OCSPResponse, DER
+  int64_t this_update = 0;  // Unix seconds
+  int64_t next_update = 0;  // Unix seconds; 0 when the responder gave none
+};
+/// The OCSP responder URL in the chain leaf's Authority Information Access, or "" when its
+/// issuer offers none (berth's own CA does not; most public CAs do).
+std::string ocsp_url(std::string_view chain_pem);
+/// Asks the leaf's OCSP responder about it (HTTP POST). The chain must hold the issuer right
+/// after the leaf. The answer must be signed for the issuer, say "good" and be current:
+/// otherwise FailedPrecondition with the responder's verdict; Unavailable when it cannot be
+/// reached; NotFound when the certificate names no responder. Blocking.
+Result<OcspStaple> fetch_ocsp(std::string_view chain_pem, std::chrono::seconds timeout);
+
 /// berth's own certificate authority (the default issuer, `tls.issuer: internal`): a P-256 root,
 /// self-signed, valid 10 years, CN "berth root CA <short id>" (the short id is the first 8 hex
 /// digits of the SHA-256 of the root's public key, so two berth installs are told apart).

@@ -430,8 +430,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
                                  log = s.log](std::vector<domains::ServedCertificate> certs) {
     std::vector<router::TlsCertificate> out;
     for (auto& c : certs) {
-      out.push_back(
-          router::TlsCertificate{std::move(c.names), std::move(c.chain_pem), std::move(c.key_pem)});
+      out.push_back(router::TlsCertificate{std::move(c.names), std::move(c.chain_pem),
+                                           std::move(c.key_pem), std::move(c.ocsp_der)});
     }
     if (auto st = r->publish_certificates(std::move(out)); !st) {
       log->error("router refused the certificates: {}", st.error().message());

@@ -90,6 +90,7 @@ struct ServedCertificate {
   std::vector<std::string> names;
   std::string chain_pem;
   std::string key_pem;
+  std::string ocsp_der;  // the OCSP response to staple ("" when the issuer offers no OCSP)
 };
 
 struct Settings {

@@ -40,6 +40,8 @@ Json cert_to_json(const CertDoc& c);
 Result<CertDoc> cert_from_json(const std::string& text);
 
 int64_t unix_now();
+/// "2026-12-06 09:30 UTC".
+std::string format_time(int64_t t);
 
 /// The zone berth hosts that holds name (longest suffix match), or "".
 std::string hosted_zone_for(const std::vector<std::string>& zones, std::string_view name);
@@ -63,6 +65,15 @@ struct Manager::Impl {
   std::thread worker;
   std::unordered_map<std::string, std::string> challenges;
 
+  // OCSP responses stapled to the served certificates whose issuer offers OCSP (ocsp.cc).
+  struct Staple {
+    std::string chain_pem;  // the chain it is for: a renewal makes it stale at once
+    certs::OcspStaple ocsp;
+    int64_t next_try = 0;  // after a failure: not before (Unix seconds)
+  };
+  std::mutex staples_mu;
+  std::map<std::string, Staple> staples;  // certificate id ->
+
   Impl(store::MetadataStore& s, dns::Service* d, std::shared_ptr<SecretBox> b, Settings st, Hooks h)
       : store(s), dns(d), box(std::move(b)), settings(std::move(st)), hooks(std::move(h)) {}
 
@@ -78,6 +89,12 @@ struct Manager::Impl {
   /// Routes and certificates of every ACTIVE name, to the router.
   void publish();
   void publish_challenges();
+  /// The current OCSP response for a certificate's chain, or "".
+  std::string staple_for(const std::string& cert_id, const std::string& chain_pem);
+  /// Fetches the OCSP responses that are missing or past half their validity, publishing the
+  /// certificates again when one changed. Returns when the next one is due (Unix seconds; 0:
+  /// none). On the worker thread.
+  int64_t refresh_staples();
 
   // The link steps (steps.cc).
   void work_group(const std::string& group);

@@ -96,11 +96,12 @@ void Manager::Impl::run_worker() {
     }
     auto now = steady_clock::now();
     if (woken || now >= next_renew) {
-      int64_t due = renew_due();
       next_renew = now + settings.check_interval;
-      if (due != 0) {
-        auto in = std::chrono::seconds(std::max<int64_t>(0, due - unix_now()) + 1);
-        next_renew = std::min(next_renew, now + in);
+      for (int64_t due : {renew_due(), refresh_staples()}) {
+        if (due != 0) {
+          auto in = std::chrono::seconds(std::max<int64_t>(0, due - unix_now()) + 1);
+          next_renew = std::min(next_renew, now + in);
+        }
       }
     }
     if (woken || now >= next_pending) {
@@ -148,7 +149,8 @@ void Manager::Impl::publish() {
       log->error("domains: certificate {}: key: {}", id, key.error().message());
       continue;
     }
-    served.push_back(ServedCertificate{c->names, c->chain_pem, std::move(*key)});
+    served.push_back(
+        ServedCertificate{c->names, c->chain_pem, std::move(*key), staple_for(id, c->chain_pem)});
   }
   if (hooks.publish_certificates) {
     hooks.publish_certificates(std::move(served));

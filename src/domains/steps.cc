@@ -14,6 +14,15 @@
 
 namespace berth::domains {
 
+std::string format_time(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M UTC", &tm);
+  return buf.data();
+}
+
 namespace {
 
 constexpr uint32_t kRecordTtl = 300;
@@ -35,15 +44,6 @@ const dns::RecordSet* find_set(const dns::ZoneData& z, const std::string& name,
 int64_t renew_time(int64_t not_after) {
   int64_t now = unix_now();
   return now + std::max<int64_t>(1, (not_after - now) * 2 / 3);
-}
-
-std::string format_time(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::array<char, 32> buf{};
-  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M UTC", &tm);
-  return buf.data();
 }
 
 // The addresses name resolves to through the system resolver ("" on failure).

@@ -70,6 +70,9 @@ struct TlsCertificate {
   std::vector<std::string> names;  // lower-case DNS names, "*.x.y" wildcards allowed
   std::string chain_pem;           // leaf first, then intermediates
   std::string key_pem;             // PKCS#8 or SEC1 PEM (ECDSA P-256 by default, RSA works too)
+  /// A DER OCSP response for the leaf, stapled to handshakes that ask for one (RFC 6066
+  /// status_request); "" staples nothing.
+  std::string ocsp_der;
 };
 
 /// Immutable once published.

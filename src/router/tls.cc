@@ -6,6 +6,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -46,6 +47,17 @@ struct PkeyFree {
 
 std::unique_ptr<BIO, BioFree> mem_bio(const std::string& s) {
   return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
+}
+
+// A certificate's OCSP response lives in its SSL_CTX's ex_data, so it lasts exactly as long as
+// the context: a handshake that picked the context keeps both through a later publish().
+void free_staple(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::string*>(ptr);
+}
+
+int staple_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, &free_staple);
+  return index;
 }
 
 }  // namespace
@@ -130,6 +142,20 @@ Status TlsContext::publish(const std::vector<TlsCertificate>& certs) {
         SSL_CTX_check_private_key(ctx.get()) != 1) {
       return bad("the private key does not match the leaf certificate (" + ssl_errors() + ")");
     }
+    if (!c.ocsp_der.empty()) {
+      const auto* p = reinterpret_cast<const unsigned char*>(c.ocsp_der.data());
+      OCSP_RESPONSE* r = d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(c.ocsp_der.size()));
+      if (r == nullptr) {
+        return bad("ocsp_der is not a DER OCSP response");
+      }
+      OCSP_RESPONSE_free(r);
+      auto* der = new std::string(c.ocsp_der);
+      if (SSL_CTX_set_ex_data(ctx.get(), staple_index(), der) != 1) {
+        delete der;
+        return bad(ssl_errors());
+      }
+      SSL_CTX_set_tlsext_status_cb(ctx.get(), &TlsContext::on_status);
+    }
     set->ctxs.push_back(std::move(ctx));
     names.push_back(c.names);
   }
@@ -151,6 +177,22 @@ int TlsContext::on_server_name(SSL* ssl, int* alert, void* arg) {
   }
   // The SSL takes a reference: the context outlives a later publish() for this connection.
   SSL_set_SSL_CTX(ssl, set->ctxs[*i].get());
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Called (on the certificate's context, after SNI) only when the client asked for status.
+int TlsContext::on_status(SSL* ssl, void*) {
+  const auto* der =
+      static_cast<const std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), staple_index()));
+  if (der == nullptr || der->empty()) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der->size()));
+  if (copy == nullptr) {
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+  std::memcpy(copy, der->data(), der->size());
+  SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der->size()));  // SSL owns it
   return SSL_TLSEXT_ERR_OK;
 }
 

@@ -64,6 +64,7 @@ class TlsContext {
 
   void configure(SSL_CTX* ctx);
   static int on_server_name(SSL* ssl, int* alert, void* arg);
+  static int on_status(SSL* ssl, void* arg);
   static int on_alpn(SSL* ssl, const unsigned char** out, unsigned char* outlen,
                      const unsigned char* in, unsigned int inlen, void* arg);
   static int on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cctx,

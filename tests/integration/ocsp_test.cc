@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+// OCSP stapling against a real responder: `openssl ocsp` serving a CA's index on a loopback
+// port. certs::fetch_ocsp asks it about a good and a revoked leaf; the router staples the good
+// answer to the handshakes that ask for one, as `openssl s_client -status` sees it.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <thread>
+
+#include "certs/certs.h"
+#include "common/asio.h"
+#include "router/router.h"
+#include "support/harness.h"
+
+namespace berth::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A CA whose leaves name an OCSP responder on 127.0.0.1:port, and that responder.
+class OcspResponder {
+ public:
+  OcspResponder() : port_(free_port()) {
+    std::string url = "http://127.0.0.1:" + std::to_string(port_);
+    auto r = run("cd " + dir_.path() +
+                 " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                 "-keyout ca.key -out ca.pem -days 2 -subj /CN=berth-ocsp-test-ca 2>&1");
+    EXPECT_EQ(r.code, 0) << r.all();
+    good_ = leaf("good", "01", url);
+    revoked_ = leaf("revoked", "02", url);
+    // The responder's database: V(alid) or R(evoked), expiry, revocation time, serial, file,
+    // subject (openssl ca's index.txt format).
+    write_file(dir_ / "index.txt",
+               "V\t301231235959Z\t\t01\tunknown\t/CN=good.ocsp.test\n"
+               "R\t301231235959Z\t240101000000Z\t02\tunknown\t/CN=revoked.ocsp.test\n");
+    write_file(dir_ / "index.txt.attr", "unique_subject = no\n");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::chdir(dir_.path().c_str()) != 0) {
+        ::_exit(126);
+      }
+      FILE* log = std::fopen("ocsp.log", "a");  // its request log stays out of the test output
+      if (log != nullptr) {
+        ::dup2(fileno(log), 1);
+        ::dup2(fileno(log), 2);
+      }
+      std::string port = std::to_string(port_);
+      ::execlp("openssl", "openssl", "ocsp", "-index", "index.txt", "-port", port.c_str(),
+               "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-ndays", "1",
+               static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Up when it says so (a probe request would end it: it exits on a malformed request).
+    bool up = false;
+    for (int i = 0; i < 100 && !up; ++i) {
+      up = read_file(dir_ / "ocsp.log").find("waiting for OCSP client connections") !=
+           std::string::npos;
+      if (!up) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    EXPECT_TRUE(up) << "openssl ocsp did not start: " << read_file(dir_ / "ocsp.log");
+  }
+  ~OcspResponder() { stop_child(pid_, std::chrono::seconds(2)); }
+
+  const std::string& good() const { return good_; }
+  const std::string& revoked() const { return revoked_; }
+  std::string key(const std::string& name) const { return read_file(dir_ / (name + ".key")); }
+  std::string ca_file() const { return dir_ / "ca.pem"; }
+
+ private:
+  // A leaf for NAME.ocsp.test with the given serial, its AIA naming the responder; returns the
+  // chain (leaf, then the CA).
+  std::string leaf(const std::string& name, const std::string& serial, const std::string& url) {
+    write_file(
+        dir_ / (name + ".ext"),
+        "subjectAltName=DNS:" + name + ".ocsp.test\nauthorityInfoAccess=OCSP;URI:" + url + "\n");
+    auto r = run("cd " + dir_.path() + " && openssl req -newkey ec -pkeyopt " +
+                 "ec_paramgen_curve:P-256 -nodes -keyout " + name + ".key -out " + name +
+                 ".csr -subj /CN=" + name + ".ocsp.test 2>&1 && openssl x509 -req -in " + name +
+                 ".csr -CA ca.pem -CAkey ca.key -set_serial 0x" + serial + " -days 1 -extfile " +
+                 name + ".ext -out " + name + ".pem 2>&1");
+    EXPECT_EQ(r.code, 0) << r.all();
+    return read_file(dir_ / (name + ".pem")) + read_file(dir_ / "ca.pem");
+  }
+
+  TempDir dir_;
+  uint16_t port_;
+  pid_t pid_ = -1;
+  std::string good_, revoked_;
+};
+
+TEST(Ocsp, FetchesAGoodAnswerAndRefusesARevokedCertificate) {
+  OcspResponder ocsp;
+  EXPECT_EQ(certs::ocsp_url(ocsp.good()).rfind("http://127.0.0.1:", 0), 0u);
+
+  auto good = certs::fetch_ocsp(ocsp.good(), 10s);
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_FALSE(good->der.empty());
+  int64_t now = std::time(nullptr);
+  EXPECT_LE(good->this_update, now + 300);
+  EXPECT_GT(good->next_update, now + 3600);  // -ndays 1
+
+  auto revoked = certs::fetch_ocsp(ocsp.revoked(), 10s);
+  ASSERT_FALSE(revoked);
+  EXPECT_EQ(revoked.error().code(), Errc::FailedPrecondition);
+  EXPECT_NE(revoked.error().message().find("revoked"), std::string::npos)
+      << revoked.error().message();
+}
+
+TEST(Ocsp, NoResponderNamedOrNoneListeningIsAClearError) {
+  TempDir dir;
+  auto r = run("cd " + dir.path() +
+               " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+               "-keyout k.pem -out c.pem -days 1 -subj /CN=plain 2>&1");
+  ASSERT_EQ(r.code, 0) << r.all();
+  std::string plain = read_file(dir / "c.pem");
+  EXPECT_EQ(certs::ocsp_url(plain), "");
+  auto none = certs::fetch_ocsp(plain + plain, 5s);
+  ASSERT_FALSE(none);
+  EXPECT_EQ(none.error().code(), Errc::NotFound);
+
+  std::string chain;
+  {
+    OcspResponder gone;  // its leaves name a port nobody listens on once it is stopped
+    chain = gone.good();
+  }
+  auto away = certs::fetch_ocsp(chain, 5s);
+  ASSERT_FALSE(away);
+  EXPECT_EQ(away.error().code(), Errc::Unavailable) << away.error().message();
+}
+
+TEST(Ocsp, TheRouterStaplesTheAnswerToHandshakesThatAskForIt) {
+  OcspResponder ocsp;
+  auto staple = certs::fetch_ocsp(ocsp.good(), 10s);
+  ASSERT_TRUE(staple) << staple.error().message();
+
+  asio::io_context io;
+  router::RouterOptions opts;
+  router::Router r({&io}, opts);
+  auto port = r.listen_tls("127.0.0.1", 0);
+  ASSERT_TRUE(port) << port.error().message();
+  r.start();
+  std::thread t([&io] {
+    auto guard = asio::make_work_guard(io);
+    io.run();
+  });
+  auto s_client = [&](const std::string& sni) {
+    return run("openssl s_client -connect 127.0.0.1:" + std::to_string(*port) + " -servername " +
+               sni + " -status -CAfile " + ocsp.ca_file() + " </dev/null 2>&1");
+  };
+  router::TlsCertificate with{{"good.ocsp.test"}, ocsp.good(), ocsp.key("good"), staple->der};
+  router::TlsCertificate without{{"revoked.ocsp.test"}, ocsp.revoked(), ocsp.key("revoked"), ""};
+  auto pub = r.publish_certificates({with, without});
+  EXPECT_TRUE(pub) << pub.error().message();
+
+  auto stapled = s_client("good.ocsp.test");
+  EXPECT_NE(stapled.out.find("OCSP Response Status: successful"), std::string::npos) << stapled.out;
+  EXPECT_NE(stapled.out.find("Cert Status: good"), std::string::npos) << stapled.out;
+  auto bare = s_client("revoked.ocsp.test");
+  EXPECT_NE(bare.out.find("OCSP response: no response sent"), std::string::npos) << bare.out;
+
+  // Bytes that are no OCSP response are refused, and the published set stays.
+  router::TlsCertificate junk = with;
+  junk.ocsp_der = "not DER";
+  auto bad = r.publish_certificates({junk});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("ocsp_der"), std::string::npos) << bad.error().message();
+  stapled = s_client("good.ocsp.test");
+  EXPECT_NE(stapled.out.find("Cert Status: good"), std::string::npos) << stapled.out;
+
+  r.stop();
+  io.stop();
+  t.join();
+}
+
+}  // namespace
+}  // namespace berth::test
