@@ -27,6 +27,7 @@ struct Session {
   std::string key_id;  // the access key signed in with ("" for a one-time link)
   std::string csrf_token;
   int64_t expires_at = 0;  // Unix seconds
+  uint64_t serial = 0;     // creation order: past a cap, the lowest goes first
 };
 
 /// Signed-in browsers. In memory: a berthd restart signs everyone out, and signing out ends a
@@ -62,10 +63,12 @@ class Sessions {
   std::chrono::seconds ttl_;
   size_t max_;
   mutable std::mutex mu_;
+  uint64_t serial_ = 0;                      // the last serial given out
   std::map<std::string, Session> sessions_;  // sha256(id) -> session
   struct Code {
     std::string principal, key_id;
     int64_t until = 0;
+    uint64_t serial = 0;
   };
   std::map<std::string, Code> codes_;  // sha256(code) -> code
 };

@@ -44,18 +44,20 @@ std::pair<std::string, Session> Sessions::create(const std::string& principal,
                                                  const std::string& key_id) {
   std::string id = fs::random_hex(32);
   Session s{principal, key_id, fs::random_hex(32), now_s() + ttl_.count()};
-  auto expiry = [](const Session& x) { return x.expires_at; };
+  // The oldest by creation, not by expiry: sessions made in one second expire together.
+  auto oldest = [](const Session& x) { return x.serial; };
   std::lock_guard lock(mu_);
+  s.serial = ++serial_;
   expire_locked(now_s());
   auto own = [&](const Session& x) { return x.principal == principal; };
   if (static_cast<size_t>(std::count_if(sessions_.begin(), sessions_.end(), [&](const auto& kv) {
         return own(kv.second);
       })) >= kPerPrincipal) {
-    erase_oldest(sessions_, own, expiry);
+    erase_oldest(sessions_, own, oldest);
   }
   if (sessions_.size() >= max_) {
     erase_oldest(
-        sessions_, [](const Session&) { return true; }, expiry);
+        sessions_, [](const Session&) { return true; }, oldest);
   }
   sessions_[Sha256::hex_of(id)] = s;
   return {id, s};
@@ -83,20 +85,20 @@ void Sessions::remove(const std::string& id) {
 std::string Sessions::create_code(const std::string& principal, const std::string& key_id,
                                   std::chrono::seconds ttl) {
   std::string code = fs::random_hex(32);
-  auto until = [](const Code& c) { return c.until; };
+  auto oldest = [](const Code& c) { return c.serial; };
   auto own = [&](const Code& c) { return c.principal == principal; };
   std::lock_guard lock(mu_);
   expire_locked(now_s());
   if (static_cast<size_t>(std::count_if(codes_.begin(), codes_.end(), [&](const auto& kv) {
         return own(kv.second);
       })) >= kPerPrincipal) {
-    erase_oldest(codes_, own, until);
+    erase_oldest(codes_, own, oldest);
   }
   if (codes_.size() >= max_) {
     erase_oldest(
-        codes_, [](const Code&) { return true; }, until);
+        codes_, [](const Code&) { return true; }, oldest);
   }
-  codes_[Sha256::hex_of(code)] = Code{principal, key_id, now_s() + ttl.count()};
+  codes_[Sha256::hex_of(code)] = Code{principal, key_id, now_s() + ttl.count(), ++serial_};
   return code;
 }
 
