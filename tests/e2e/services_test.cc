@@ -2,11 +2,13 @@
 // Services end to end with real parts: images built from Debian's busybox-static with umoci,
 // pushed with skopeo, run by runc behind berth's router, reached with curl.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "e2e/e2e_util.h"
@@ -27,10 +29,12 @@ class Services : public ::testing::Test {
     if (!can_run_services(&why)) {
       GTEST_SKIP() << why;
     }
-    d_ = std::make_unique<TestDaemon>();
+    d_ = make_daemon();
     auto r = d_->cli("repo create web/app");
     ASSERT_EQ(r.code, 0) << r.all();
   }
+
+  virtual std::unique_ptr<TestDaemon> make_daemon() { return std::make_unique<TestDaemon>(); }
 
   // Builds an image whose index.html is `version` and whose command is `script` (run by
   // busybox sh), and pushes it as web/app:TAG.
@@ -197,6 +201,42 @@ TEST_F(Services, ConfinementReachesTheInstances) {
   seen = body("/probe.txt");
   EXPECT_NE(seen.find("root=rw"), std::string::npos) << seen;
   EXPECT_NE(seen.find("Seccomp:\t2"), std::string::npos) << seen;
+}
+
+// runtime.userns through the whole daemon, as a user turns it on: every instance of a deployed
+// service runs as host uid 100000 (docs/security.md, "User namespaces"); the data dir must be
+// searchable by others, as that section says.
+class ServicesUserns : public Services {
+ protected:
+  std::unique_ptr<TestDaemon> make_daemon() override {
+    return std::make_unique<TestDaemon>([](config::Config& c) {
+      c.runtime.userns = true;
+      ::chmod(c.data_dir.c_str(), 0711);
+    });
+  }
+};
+
+TEST_F(ServicesUserns, InstancesRunAsTheMappedRoot) {
+  const std::string probe =
+      "/bin/busybox mkdir -p /tmp/www; /bin/busybox cp /www/index.html /tmp/www/; "
+      "{ /bin/busybox cat /proc/self/uid_map; echo uid=$(/bin/busybox id -u); } "
+      "> /tmp/www/probe.txt; exec /bin/busybox httpd -f -p $PORT -h /tmp/www";
+  push("latest", "v1", probe);
+  // --read-only: /tmp is then a tmpfs the mapped root owns (the image's own files are not
+  // writable by it).
+  auto r = d_->cli("service create web --image web/app:latest --read-only");
+  ASSERT_EQ(r.code, 0) << r.all();
+  std::string seen = body("/probe.txt");
+  // "0 100000 65536" with the kernel's column padding; the initial namespace shows
+  // "0 0 4294967295".
+  std::istringstream in(seen);
+  std::string inside, outside, count;
+  in >> inside >> outside >> count;
+  EXPECT_EQ(inside + " " + outside + " " + count, "0 100000 65536") << seen;
+  EXPECT_NE(seen.find("uid=0"), std::string::npos) << seen;
+  // The process the router reaches is not root on the host.
+  auto ps = run("ps -eo uid=,args= | grep -F 'httpd -f -p' | grep -v grep");
+  EXPECT_NE(ps.out.find("100000"), std::string::npos) << ps.all();
 }
 
 TEST_F(Services, FailingDeploysRollBackWithTheirReason) {
