@@ -18,8 +18,9 @@
 #   throughput: dnsperf -c CLIENTS -T DNSPERF_THREADS -q OUTSTANDING -l SECS (no rate limit);
 #   latency:    dnsperf -Q RATE -l LAT_SECS -v (a fixed offered load; the per-query latencies
 #               of -v give p50/p99/p99.9, which dnsperf 2.10 does not print itself);
-#   change:     while dnsperf runs against berth, one POST .../changes with BATCH UPSERTs; the
-#               API call's wall time and the qps of the seconds before/during/after (dnsperf -S 1).
+#   change:     while dnsperf runs against berth, BATCHES POSTs to .../changes (2 s apart) with
+#               BATCH UPSERTs each; each API call's wall time, berthd's own zone work, and the
+#               qps of the seconds before/during/after (dnsperf -S 1). ROUNDS=0 runs only this.
 # Prints a markdown table (medians over the rounds) and keeps raw output in OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ CLIENTS=${CLIENTS:-16}
 OUTSTANDING=${OUTSTANDING:-200}
 DNSPERF_THREADS=${DNSPERF_THREADS:-1}
 BATCH=${BATCH:-1000}
+BATCHES=${BATCHES:-5}
 NSD_REUSEPORT=${NSD_REUSEPORT:-no}  # NSD's default: its server processes share one socket
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 OUT=${OUT:-$ROOT/bench/out/dns}
@@ -165,64 +167,85 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-# ---- a change batch while dnsperf runs -------------------------------------------------------
-python3 - "$BATCH" >"$OUT/batch.json" <<'PY'
+# ---- change batches while dnsperf runs ------------------------------------------------------
+# BATCHES batches, 2 s apart (each a real change: the TTL differs), during one dnsperf run.
+for ((k = 0; k < BATCHES; k++)); do
+  python3 - "$BATCH" "$k" >"$OUT/batch$k.json" <<'PY'
 import json, sys
-n = int(sys.argv[1])
+n, k = int(sys.argv[1]), int(sys.argv[2])
 print(json.dumps({"Comment": "bench", "Changes": [
     {"Action": "UPSERT", "ResourceRecordSet": {"Name": "batch%05d.example.com." % i, "Type": "A",
-     "TTL": 60, "ResourceRecords": [{"Value": "10.200.%d.%d" % (i >> 8, i & 255)}]}}
+     "TTL": 60 + k, "ResourceRecords": [{"Value": "10.200.%d.%d" % (i >> 8, i & 255)}]}}
     for i in range(n)]}))
 PY
+done
 CURL_AUTH="$BERTH_ACCESS_KEY_ID:$BERTH_SECRET_ACCESS_KEY"
-dnsperf -s 127.0.0.1 -p "$BDNS" -d "$OUT/queries.txt" -e -l 12 -c "$CLIENTS" -T "$DNSPERF_THREADS" \
-  -q "$OUTSTANDING" -S 1 >"$OUT/raw/change-dnsperf.txt" 2>&1 &
+dnsperf -s 127.0.0.1 -p "$BDNS" -d "$OUT/queries.txt" -e -l $((7 + 2 * BATCHES)) -c "$CLIENTS" \
+  -T "$DNSPERF_THREADS" -q "$OUTSTANDING" -S 1 >"$OUT/raw/change-dnsperf.txt" 2>&1 &
 DP=$!
 sleep 5
-T0=$(date +%s.%N)
-CODE=$(curl -s -o "$OUT/raw/change-reply.json" -w '%{http_code}' -u "$CURL_AUTH" \
-  -H 'Content-Type: application/json' --data-binary @"$OUT/batch.json" \
-  "http://127.0.0.1:$API_PORT/api/v1/dns/zones/example.com/changes")
-T1=$(date +%s.%N)
+CHANGE_S=""
+SPANS=""
+for ((k = 0; k < BATCHES; k++)); do
+  # curl's own clock: the request's time from connect to the last byte of the answer (the
+  # time to start curl itself, which a loaded machine stretches, is not the API's).
+  read -r CODE T0 SECS_TAKEN < <(curl -s -o "$OUT/raw/change-reply.json" \
+    -w '%{http_code} %{time_total}\n' -u "$CURL_AUTH" \
+    -H 'Content-Type: application/json' --data-binary @"$OUT/batch$k.json" \
+    "http://127.0.0.1:$API_PORT/api/v1/dns/zones/example.com/changes" |
+    awk -v now="$(date +%s.%N)" '{ print $1, now, $2 }')
+  T1=$(python3 -c "print($T0 + $SECS_TAKEN)")
+  [ "$CODE" = 200 ] || die "change batch answered $CODE: $(head -c 300 "$OUT/raw/change-reply.json")"
+  CHANGE_S="$CHANGE_S $(python3 -c "print('%.3f' % $SECS_TAKEN)")"
+  SPANS="$SPANS $T0,$T1"
+  sleep 2
+done
 wait "$DP"
-[ "$CODE" = 200 ] || die "change batch answered $CODE: $(head -c 300 "$OUT/raw/change-reply.json")"
 dig +short @127.0.0.1 -p "$BDNS" batch00999.example.com A | grep -q . || die "batch not served"
-CHANGE_S=$(python3 -c "print('%.3f' % ($T1 - $T0))")
-# dnsperf -S 1 prints "<unix time>: <qps of that second>"; the batch was sent at T0.
-PER_SEC=$(awk -v t0="$T0" -v t1="$T1" '/^[0-9]+\.[0-9]+: [0-9.]+$/ {
-  t = $1 + 0; tag = (t <= t0) ? "" : (t - 1 <= t1 ? "*" : ""); printf "%d%s ", $2, tag }' \
-  "$OUT/raw/change-dnsperf.txt")
+# dnsperf -S 1 prints "<unix time>: <qps of that second>"; * marks a second a batch ran in.
+PER_SEC=$(awk -v spans="$SPANS" 'BEGIN { n = split(spans, sp, " ") }
+  /^[0-9]+\.[0-9]+: [0-9.]+$/ { t = $1 + 0; tag = "";
+    for (i = 1; i <= n; i++) { split(sp[i], ab, ","); if (t > ab[1] && t - 1 <= ab[2]) tag = "*" }
+    printf "%d%s ", $2, tag }' "$OUT/raw/change-dnsperf.txt")
+grep -o 'zone changed.*sets_removed=[0-9]*' "$OUT/berthd.log" | tail -n "$BATCHES" \
+  >"$OUT/raw/change-zone-work.txt" || true
 
 # ---- report ----------------------------------------------------------------------------------
 python3 - "$OUT" "$CHANGE_S" "$PER_SEC" "$BATCH" <<'PY'
 import statistics as st, sys
-out, change_s, per_sec, batch = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4]
+out, change_s, per_sec, batch = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 def rows(f):
     d = {}
     for line in open(f):
         p = line.rstrip("\n").split("\t")
         d.setdefault(p[0], []).append([float(x) if x else float("nan") for x in p[2:]])
     return d
-tp, lat = rows(out + "/tp.tsv"), rows(out + "/lat.tsv")
-med = lambda d, s, i: st.median(r[i] for r in d[s])
-print("| metric | NSD 4.6 | berth | berth/NSD |\n| --- | --- | --- | --- |")
-def line(name, d, i, scale=1, fmt="%.0f"):
-    n, b = med(d, "nsd", i) * scale, med(d, "berth", i) * scale
-    print("| %s | %s | %s | %.2f |" % (name, fmt % n, fmt % b, b / n if n else float("nan")))
-line("queries/s, unlimited (median of rounds)", tp, 0)
-line("queries lost (median)", tp, 1)
-line("avg latency ms, unlimited", tp, 2, 1000, "%.3f")
-line("latency stddev ms, unlimited", tp, 4, 1000, "%.3f")
-line("max latency ms, unlimited", tp, 3, 1000, "%.3f")
-line("p50 ms at fixed rate", lat, 2, 1000, "%.3f")
-line("p99 ms at fixed rate", lat, 3, 1000, "%.3f")
-line("p99.9 ms at fixed rate", lat, 4, 1000, "%.3f")
-line("queries lost at fixed rate", lat, 1)
-print()
-print("rounds (queries/s): " + "; ".join("%s %s" % (s, " ".join("%.0f" % r[0] for r in tp[s]))
-                                          for s in ("berth", "nsd")))
-print("change batch of %s UPSERTs during dnsperf on berth: API call %s s; qps per second"
-      " (* = a second the call was running): %s"
-      % (batch, change_s, " ".join(per_sec)))
+import os
+if os.path.exists(out + "/tp.tsv"):  # ROUNDS=0: the change batches only
+    tp, lat = rows(out + "/tp.tsv"), rows(out + "/lat.tsv")
+    med = lambda d, s, i: st.median(r[i] for r in d[s])
+    print("| metric | NSD 4.6 | berth | berth/NSD |\n| --- | --- | --- | --- |")
+    def line(name, d, i, scale=1, fmt="%.0f"):
+        n, b = med(d, "nsd", i) * scale, med(d, "berth", i) * scale
+        print("| %s | %s | %s | %.2f |" % (name, fmt % n, fmt % b, b / n if n else float("nan")))
+    line("queries/s, unlimited (median of rounds)", tp, 0)
+    line("queries lost (median)", tp, 1)
+    line("avg latency ms, unlimited", tp, 2, 1000, "%.3f")
+    line("latency stddev ms, unlimited", tp, 4, 1000, "%.3f")
+    line("max latency ms, unlimited", tp, 3, 1000, "%.3f")
+    line("p50 ms at fixed rate", lat, 2, 1000, "%.3f")
+    line("p99 ms at fixed rate", lat, 3, 1000, "%.3f")
+    line("p99.9 ms at fixed rate", lat, 4, 1000, "%.3f")
+    line("queries lost at fixed rate", lat, 1)
+    print()
+    print("rounds (queries/s): " + "; ".join("%s %s" % (s, " ".join("%.0f" % r[0] for r in tp[s]))
+                                              for s in ("berth", "nsd")))
+calls = [float(c) for c in change_s]
+print("change batches of %s UPSERTs during dnsperf on berth: API call median %.3f s, max %.3f s"
+      " (%s); qps per second (* = a second a call was running): %s"
+      % (batch, st.median(calls), max(calls), " ".join(change_s), " ".join(per_sec)))
+print("berthd's zone work per batch:")
+for line in open(out + "/raw/change-zone-work.txt"):
+    print("  " + line.split("ms=", 1)[-1].strip())
 PY
 echo "raw output in $OUT"

@@ -65,6 +65,16 @@ http::Response error_response(const Error& e) {
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
 }
 
+http::Response RestHandler::serve(const ApiCall& call) {
+  auto r = dispatch(call);
+  return r ? std::move(*r) : error_response(r.error());
+}
+
+Status RestHandler::allow(const ApiCall& call, const std::string& action,
+                          const std::string& resource) {
+  return iam_.authorize(call.ctx, action, resource);
+}
+
 awaitable<Result<std::shared_ptr<ApiCall>>> read_call(http::Exchange& ex, std::string rest,
                                                       std::vector<const char*> params,
                                                       size_t max_body) {

@@ -106,15 +106,10 @@ struct LogTarget {
   std::string status;
 };
 
-class BuildHandler {
+class BuildHandler : public RestHandler {
  public:
   BuildHandler(builder::Service& svc, iam::Service& iam, bool allow_file_remotes)
-      : svc_(svc), iam_(iam), allow_file_remotes_(allow_file_remotes) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+      : RestHandler(iam), svc_(svc), allow_file_remotes_(allow_file_remotes) {}
 
   LogTarget log_target(const ApiCall& call, int64_t id) {
     LogTarget t;
@@ -132,10 +127,6 @@ class BuildHandler {
   }
 
  private:
-  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
-    return iam_.authorize(call.ctx, action, resource);
-  }
-
   // A project that builds with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to push the image itself.
   Status allow_image_rights(const ApiCall& call, const builder::ProjectSpec& spec) {
@@ -145,7 +136,7 @@ class BuildHandler {
     return allow(call, "registry:Push", "repository/" + spec.repository);
   }
 
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
     size_t n = seg.size();
@@ -283,7 +274,6 @@ class BuildHandler {
   }
 
   builder::Service& svc_;
-  iam::Service& iam_;
   bool allow_file_remotes_;
 };
 

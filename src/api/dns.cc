@@ -38,22 +38,13 @@ Json zone_summary(const dns::ZoneData& z) {
   return j;
 }
 
-class DnsHandler {
+class DnsHandler : public RestHandler {
  public:
   DnsHandler(dns::Service& d, iam::Service& iam, const dns::HealthChecker* health = nullptr)
-      : d_(d), iam_(iam), health_(health) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+      : RestHandler(iam), d_(d), health_(health) {}
 
  private:
-  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
-    return iam_.authorize(call.ctx, action, resource);
-  }
-
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto seg = segments(call.rest);  // dns, zones, NAME, sub
     size_t n = seg.size();
@@ -192,7 +183,6 @@ class DnsHandler {
   }
 
   dns::Service& d_;
-  iam::Service& iam_;
   const dns::HealthChecker* health_ = nullptr;
 };
 

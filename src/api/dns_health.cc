@@ -27,21 +27,12 @@ Json check_json(const dns::HealthCheckInfo& h) {
   return j;
 }
 
-class HealthHandler {
+class HealthHandler : public RestHandler {
  public:
-  HealthHandler(dns::HealthChecker& h, iam::Service& iam) : h_(h), iam_(iam) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+  HealthHandler(dns::HealthChecker& h, iam::Service& iam) : RestHandler(iam), h_(h) {}
 
  private:
-  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
-    return iam_.authorize(call.ctx, action, resource);
-  }
-
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto seg = segments(call.rest);  // dns, healthchecks, ID
     size_t n = seg.size();
@@ -82,7 +73,6 @@ class HealthHandler {
   }
 
   dns::HealthChecker& h_;
-  iam::Service& iam_;
 };
 
 }  // namespace

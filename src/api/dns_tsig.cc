@@ -24,23 +24,18 @@ Json key_json(const dns::TsigKey& k) {
               {"created_at", k.created_at}};
 }
 
-class TsigHandler {
+class TsigHandler : public RestHandler {
  public:
-  TsigHandler(dns::TsigKeyring& keys, iam::Service& iam) : keys_(keys), iam_(iam) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+  TsigHandler(dns::TsigKeyring& keys, iam::Service& iam) : RestHandler(iam), keys_(keys) {}
 
  private:
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto seg = segments(call.rest);  // dns, tsig, NAME
     size_t n = seg.size();
     auto m = call.method;
     if (n == 2 && m == V::get) {
-      BERTH_TRY(iam_.authorize(call.ctx, kAction, "tsigkey/*"));
+      BERTH_TRY(allow(call, kAction, "tsigkey/*"));
       Json arr = Json::array();
       for (const auto& k : keys_.list()) {
         arr.push_back(key_json(k));
@@ -75,7 +70,7 @@ class TsigHandler {
         key.secret = std::move(*raw);
       }
       BERTH_TRY(dns::normalize_tsig_key(key));
-      BERTH_TRY(iam_.authorize(call.ctx, kAction, "tsigkey/" + key.name));
+      BERTH_TRY(allow(call, kAction, "tsigkey/" + key.name));
       BERTH_ASSIGN_OR_RETURN(auto created, keys_.create(std::move(key)));
       Json out = key_json(created);
       out["secret"] = b64::encode(created.secret);
@@ -89,7 +84,7 @@ class TsigHandler {
       c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     if (m == V::get) {
-      BERTH_TRY(iam_.authorize(call.ctx, kAction, "tsigkey/" + name));
+      BERTH_TRY(allow(call, kAction, "tsigkey/" + name));
       auto k = keys_.find(name);
       if (!k) {
         return Error(Errc::NotFound, "tsig key " + name + " does not exist");
@@ -97,7 +92,7 @@ class TsigHandler {
       return json_response(200, key_json(*k));
     }
     if (m == V::delete_) {
-      BERTH_TRY(iam_.authorize(call.ctx, kAction, "tsigkey/" + name));
+      BERTH_TRY(allow(call, kAction, "tsigkey/" + name));
       BERTH_TRY(keys_.remove(name));
       return json_response(200, Json{{"deleted", name}});
     }
@@ -105,7 +100,6 @@ class TsigHandler {
   }
 
   dns::TsigKeyring& keys_;
-  iam::Service& iam_;
 };
 
 }  // namespace

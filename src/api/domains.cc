@@ -15,29 +15,24 @@ namespace berth::api {
 
 namespace {
 
-class DomainsHandler {
+class DomainsHandler : public RestHandler {
  public:
-  DomainsHandler(domains::Manager& m, iam::Service& iam) : m_(m), iam_(iam) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+  DomainsHandler(domains::Manager& m, iam::Service& iam) : RestHandler(iam), m_(m) {}
 
  private:
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto m = call.method;
     if (call.rest == "ca") {
       if (m != V::get) {
         return no_endpoint(call);
       }
-      BERTH_TRY(iam_.authorize(call.ctx, "domain:GetCaRoot", "ca/root"));
+      BERTH_TRY(allow(call, "domain:GetCaRoot", "ca/root"));
       return json_response(200, Json{{"root_pem", m_.ca_root_pem()}});
     }
     auto seg = segments(call.rest);  // domains, NAME
     if (seg.size() == 1 && m == V::get) {
-      BERTH_TRY(iam_.authorize(call.ctx, "domain:ListDomains", "domain/*"));
+      BERTH_TRY(allow(call, "domain:ListDomains", "domain/*"));
       BERTH_ASSIGN_OR_RETURN(auto list, m_.list(call.q("service")));
       Json arr = Json::array();
       for (const auto& d : list) {
@@ -59,11 +54,11 @@ class DomainsHandler {
       std::string service = body["service"].get<std::string>();
       BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(body["name"].get<std::string>()));
       bool www = body.value("www", false);
-      BERTH_TRY(iam_.authorize(call.ctx, "domain:LinkDomain", "domain/" + name));
+      BERTH_TRY(allow(call, "domain:LinkDomain", "domain/" + name));
       if (www) {
-        BERTH_TRY(iam_.authorize(call.ctx, "domain:LinkDomain", "domain/www." + name));
+        BERTH_TRY(allow(call, "domain:LinkDomain", "domain/www." + name));
       }
-      BERTH_TRY(iam_.authorize(call.ctx, "service:GetService", "service/" + service));
+      BERTH_TRY(allow(call, "service:GetService", "service/" + service));
       BERTH_ASSIGN_OR_RETURN(auto linked, m_.link(service, name, www));
       Json arr = Json::array();
       for (const auto& d : linked) {
@@ -76,7 +71,7 @@ class DomainsHandler {
     }
     BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(seg[1]));
     if (m == V::get) {
-      BERTH_TRY(iam_.authorize(call.ctx, "domain:GetDomain", "domain/" + name));
+      BERTH_TRY(allow(call, "domain:GetDomain", "domain/" + name));
       BERTH_ASSIGN_OR_RETURN(auto d, m_.get(name));
       return json_response(200, domains::domain_to_json(d));
     }
@@ -86,7 +81,7 @@ class DomainsHandler {
         return Error(Errc::InvalidArgument,
                      "unlink needs ?service=NAME (the service it is linked to)");
       }
-      BERTH_TRY(iam_.authorize(call.ctx, "domain:UnlinkDomain", "domain/" + name));
+      BERTH_TRY(allow(call, "domain:UnlinkDomain", "domain/" + name));
       BERTH_TRY(m_.unlink(service, name));
       return json_response(200, Json{{"unlinked", name}, {"service", service}});
     }
@@ -94,7 +89,6 @@ class DomainsHandler {
   }
 
   domains::Manager& m_;
-  iam::Service& iam_;
 };
 
 }  // namespace

@@ -21,6 +21,9 @@
 namespace berth::deploy {
 struct ServiceView;
 }  // namespace berth::deploy
+namespace berth::iam {
+class Service;
+}  // namespace berth::iam
 namespace berth::store {
 struct DeploymentRecord;
 }  // namespace berth::store
@@ -48,6 +51,25 @@ struct ApiCall {
     auto it = query.find(k);
     return it == query.end() ? dflt : it->second;
   }
+};
+
+/// The base of the REST handlers (one per resource family, run on the blocking pool):
+/// serve() answers with dispatch()'s response, or with the JSON error it failed with;
+/// allow() asks IAM whether the caller may do `action` on `resource` (and audits it).
+class RestHandler {
+ public:
+  explicit RestHandler(iam::Service& iam) : iam_(iam) {}
+  virtual ~RestHandler() = default;
+  RestHandler(const RestHandler&) = delete;
+  RestHandler& operator=(const RestHandler&) = delete;
+
+  http::Response serve(const ApiCall& call);
+
+ protected:
+  virtual Result<http::Response> dispatch(const ApiCall& call) = 0;
+  Status allow(const ApiCall& call, const std::string& action, const std::string& resource);
+
+  iam::Service& iam_;
 };
 
 /// The largest request body a REST call reads unless its handler says otherwise.

@@ -61,21 +61,12 @@ Json deployment_ref(int64_t id) {
   return j;
 }
 
-class ServicesHandler {
+class ServicesHandler : public RestHandler {
  public:
   ServicesHandler(deploy::Controller& c, iam::Service& iam, const ServicesSettings& settings)
-      : c_(c), iam_(iam), settings_(settings) {}
-
-  http::Response serve(const ApiCall& call) {
-    auto r = dispatch(call);
-    return r ? std::move(*r) : error_response(r.error());
-  }
+      : RestHandler(iam), c_(c), settings_(settings) {}
 
  private:
-  Status allow(const ApiCall& call, const std::string& action, const std::string& resource) {
-    return iam_.authorize(call.ctx, action, resource);
-  }
-
   // A service that pulls with a role, or with berth's own rights: the caller must be able to
   // hand that role over (iam:PassRole), or to pull the image itself.
   // An image that is not cached yet under a pull-through prefix is fetched for the service, so
@@ -108,7 +99,7 @@ class ServicesHandler {
     return ok();
   }
 
-  Result<http::Response> dispatch(const ApiCall& call) {
+  Result<http::Response> dispatch(const ApiCall& call) override {
     using V = bhttp::verb;
     auto seg = segments(call.rest);
     size_t n = seg.size();
@@ -265,7 +256,6 @@ class ServicesHandler {
   }
 
   deploy::Controller& c_;
-  iam::Service& iam_;
   const ServicesSettings& settings_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "builder/dockerfile.h"
 #include "builder/dockerfile_internal.h"
+#include "common/ascii.h"
 
 namespace berth::builder {
 
@@ -49,23 +50,6 @@ std::optional<InstructionKind> kind_from_name(std::string_view word) {
     }
   }
   return std::nullopt;
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1);
-  std::vector<size_t> cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    prev[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 // ---- one instruction ----------------------------------------------------------------------
@@ -711,7 +695,7 @@ Result<Instruction> detail::parse_logical(std::string_view logical, int line, in
     std::string best;
     size_t best_d = 3;
     for (const auto& k : kKinds) {
-      size_t d = edit_distance(upper(word), k.name);
+      size_t d = ascii::edit_distance(upper(word), k.name);
       if (d < best_d) {
         best_d = d;
         best = k.name;

@@ -10,9 +10,13 @@
 #include <vector>
 
 #include "builder/dockerfile.h"
+#include "common/ascii.h"
 #include "common/result.h"
 
 namespace berth::builder::detail {
+
+using ascii::lower;
+using ascii::upper;
 
 // ---- text -----------------------------------------------------------------------------------
 
@@ -23,8 +27,6 @@ inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool all_digits(std::string_view s);
 std::string_view trim_left(std::string_view s);
 std::string_view trim(std::string_view s);
-std::string lower(std::string_view s);
-std::string upper(std::string_view s);
 bool starts_with_ci(std::string_view s, std::string_view prefix);
 /// Splits at runs of white space (no quote handling), as Docker does for FROM, EXPOSE, COPY.
 std::vector<std::string> split_ws(std::string_view s);

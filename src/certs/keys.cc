@@ -12,8 +12,11 @@
 #include <ctime>
 
 #include "certs/ossl.h"
+#include "common/ascii.h"
 
 namespace berth::certs {
+
+using ascii::lower;
 
 namespace detail {
 
@@ -57,15 +60,6 @@ std::string name_text(X509_NAME* name) {
   BioPtr b(BIO_new(BIO_s_mem()));
   X509_NAME_print_ex(b.get(), name, 0, XN_FLAG_RFC2253);
   return bio_string(b.get());
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
 }
 
 }  // namespace

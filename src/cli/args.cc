@@ -6,25 +6,11 @@
 #include <cstdio>
 #include <regex>
 
+#include "common/ascii.h"
+
 namespace berth::cli {
 
 namespace {
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) {
-    prev[j] = j;
-  }
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // The chain of subcommands that were parsed, root excluded ("service update").
 std::vector<CLI::App*> parsed_chain(CLI::App& app) {
@@ -101,7 +87,7 @@ std::string closest(const std::string& word, const std::vector<std::string>& kno
   std::string best;
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& k : known) {
-    size_t d = edit_distance(word, k);
+    size_t d = ascii::edit_distance(word, k);
     if (k.rfind(word, 0) == 0 && word.size() >= 2) {
       d = std::min<size_t>(d, 1);  // a prefix: `berth serv`
     }

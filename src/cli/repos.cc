@@ -91,6 +91,17 @@ Result<int64_t> audit_since(const std::string& since) {
   return static_cast<int64_t>(std::time(nullptr)) - n * mult;
 }
 
+// An image's tags, comma-separated ("<none>" for an untagged image).
+Column tags_column() {
+  return {"TAGS", [](const Json& x) {
+            std::string tags;
+            for (const auto& t : x.value("tags", Json::array())) {
+              tags += (tags.empty() ? "" : ",") + t.get<std::string>();
+            }
+            return tags.empty() ? "<none>" : tags;
+          }};
+}
+
 int run_audit_ls(const RepoCommands& s, const api::Client& client) {
   if (s.audit_limit < 1 || s.audit_limit > kMaxAuditLimit) {
     return fail(Error(Errc::InvalidArgument,
@@ -205,14 +216,7 @@ std::optional<int> run_lifecycle(const RepoCommands& s, const api::Client& clien
   if (*s.lifecycle_preview) {
     return print_list(client.call("GET", path + "/preview"), "images", s.json,
                       {field("DIGEST", "digest"),
-                       {"TAGS",
-                        [](const Json& x) {
-                          std::string tags;
-                          for (const auto& t : x.value("tags", Json::array())) {
-                            tags += (tags.empty() ? "" : ",") + t.get<std::string>();
-                          }
-                          return tags.empty() ? "<none>" : tags;
-                        }},
+                       tags_column(),
                        {"PUSHED", [](const Json& x) { return when(num(x, "pushedAt")); }},
                        field("ACTION", "action"),
                        field("REASON", "reason")});
@@ -359,14 +363,7 @@ std::optional<int> run_repo_commands(RepoCommands& s, const api::Client& client)
   if (*s.image_ls) {
     return print_list(client.call("GET", repo_path(s.name) + "/images"), "images", s.json,
                       {field("DIGEST", "digest"),
-                       {"TAGS",
-                        [](const Json& x) {
-                          std::string tags;
-                          for (const auto& t : x.value("tags", Json::array())) {
-                            tags += (tags.empty() ? "" : ",") + t.get<std::string>();
-                          }
-                          return tags.empty() ? "<none>" : tags;
-                        }},
+                       tags_column(),
                        {"SIZE", [](const Json& x) { return human_size(num(x, "size")); }},
                        {"PLATFORM",
                         [](const Json& x) {

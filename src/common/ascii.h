@@ -3,12 +3,18 @@
 // locale-free, byte by byte, so a non-ASCII byte is never folded.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace berth::ascii {
 
 /// 'A'..'Z' to 'a'..'z'; every other byte unchanged.
 inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+/// A copy with 'A'..'Z' lowered (lower) or 'a'..'z' raised (upper); other bytes unchanged.
+std::string lower(std::string_view s);
+std::string upper(std::string_view s);
 
 /// Equal ignoring ASCII case.
 inline bool iequals(std::string_view a, std::string_view b) {
@@ -36,5 +42,9 @@ inline int hex_digit(char c) {
   }
   return -1;
 }
+
+/// Levenshtein distance (insertions, deletions, substitutions of one byte each): how far a
+/// mistyped word is from a known one, for "did you mean" hints.
+size_t edit_distance(std::string_view a, std::string_view b);
 
 }  // namespace berth::ascii

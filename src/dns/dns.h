@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
@@ -48,11 +50,97 @@ struct RecordSet {
   bool operator==(const RecordSet&) const = default;
 };
 
+/// A zone's record sets. Each set is immutable once added and shared, with its canonical sort
+/// key, between the versions of a zone: a change batch copies pointers, not sets, and finds a
+/// set by comparing keys computed once (docs/dns.md, "A change costs what it touches").
+class RecordSets {
+ public:
+  struct Stored {
+    explicit Stored(RecordSet s);
+    RecordSet set;
+    std::string key;  // canonical order as a byte string (RFC 4034 §6.1, type, identifier)
+  };
+  using Ptr = std::shared_ptr<const Stored>;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = RecordSet;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const RecordSet*;
+    using reference = const RecordSet&;
+    const_iterator() = default;
+    explicit const_iterator(std::vector<Ptr>::const_iterator it) : it_(it) {}
+    reference operator*() const { return (*it_)->set; }
+    pointer operator->() const { return &(*it_)->set; }
+    reference operator[](difference_type n) const { return it_[n]->set; }
+    const_iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    const_iterator operator++(int) { return const_iterator(it_++); }
+    const_iterator& operator--() {
+      --it_;
+      return *this;
+    }
+    const_iterator operator--(int) { return const_iterator(it_--); }
+    const_iterator& operator+=(difference_type n) {
+      it_ += n;
+      return *this;
+    }
+    const_iterator& operator-=(difference_type n) {
+      it_ -= n;
+      return *this;
+    }
+    friend const_iterator operator+(const_iterator a, difference_type n) { return a += n; }
+    friend const_iterator operator+(difference_type n, const_iterator a) { return a += n; }
+    friend const_iterator operator-(const_iterator a, difference_type n) { return a -= n; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) {
+      return a.it_ - b.it_;
+    }
+    auto operator<=>(const const_iterator&) const = default;
+
+   private:
+    std::vector<Ptr>::const_iterator it_;
+  };
+
+  RecordSets() = default;
+  RecordSets(std::initializer_list<RecordSet> sets);
+
+  size_t size() const { return items_.size(); }
+  bool empty() const { return items_.empty(); }
+  const RecordSet& operator[](size_t i) const { return items_[i]->set; }
+  const RecordSet& front() const { return items_.front()->set; }
+  const RecordSet& back() const { return items_.back()->set; }
+  const_iterator begin() const { return const_iterator(items_.begin()); }
+  const_iterator end() const { return const_iterator(items_.end()); }
+  /// Set i's canonical sort key.
+  const std::string& key(size_t i) const { return items_[i]->key; }
+  /// Set i itself, to share with another version of the zone.
+  const Ptr& shared(size_t i) const { return items_[i]; }
+
+  void reserve(size_t n) { items_.reserve(n); }
+  void clear() { items_.clear(); }
+  void push_back(RecordSet s);
+  void push_back(Ptr p) { items_.push_back(std::move(p)); }
+  /// Replaces set i (its key computed again) / removes it.
+  void replace(size_t i, RecordSet s);
+  void erase(size_t i);
+  /// Into canonical order; sets with equal keys keep their order.
+  void sort();
+
+  /// Equal when the sets are, in the same order.
+  bool operator==(const RecordSets& o) const;
+
+ private:
+  std::vector<Ptr> items_;
+};
+
 /// A zone as stored: its name, serial and record sets (SOA and apex NS included).
 struct ZoneData {
   std::string name;  // "example.com"
   uint32_t serial = 1;
-  std::vector<RecordSet> sets;  // sorted by (name in canonical order, type, set_identifier)
+  RecordSets sets;  // sorted by (name in canonical order, type, set_identifier)
   /// Secondaries allowed to AXFR/IXFR, and sent NOTIFY on change ("127.0.0.1:53530").
   std::vector<std::string> allow_transfer;
   std::vector<std::string> also_notify;
@@ -109,8 +197,6 @@ struct ZoneDelta {
 /// changed (empty on an error).
 Result<ZoneData> apply_changes_to_valid(const ZoneData& z, const std::vector<Change>& changes,
                                         ZoneDelta& delta);
-/// Sorts sets into canonical order (RFC 4034 §6.1 by name, then type code and set identifier).
-void sort_record_sets(std::vector<RecordSet>& sets);
 /// A new zone's data: SOA (mname = first name server, rname hostmaster.<zone>) and NS set.
 ZoneData new_zone(std::string_view name, const std::vector<std::string>& nameservers,
                   uint32_t serial);
@@ -297,7 +383,7 @@ struct HealthCheckInfo {
 
 /// Runs the health checks on a thread of its own (one Asio coroutine per check, probing at
 /// its interval with jitter) and publishes the failing ones with Service::set_unhealthy on
-/// every change of state. The store holds the checks (dns_objects, kind "healthcheck").
+/// every change of state. The store holds the checks (objects, kind "healthcheck").
 /// Create/remove/list are thread-safe and block on the store: call from the blocking pool.
 class HealthChecker {
  public:

@@ -491,7 +491,7 @@ HealthChecker::~HealthChecker() { stop(); }
 
 Status HealthChecker::start() {
   auto& s = *impl_;
-  BERTH_ASSIGN_OR_RETURN(auto rows, s.store.list_dns_objects(kKind));
+  BERTH_ASSIGN_OR_RETURN(auto rows, s.store.list_objects(kKind));
   std::lock_guard lock(s.mu);
   if (s.running || s.stopping) {
     return ok();
@@ -541,8 +541,9 @@ Result<HealthCheckInfo> HealthChecker::create(HealthCheck check) {
     }
   }
   check.created_at = now_unix();
-  store::DnsObjectRow row{kKind, check.id, health_check_to_json(check).dump(), check.created_at};
-  if (auto put = s.store.put_dns_object(row, true); !put) {
+  store::ObjectRow row{kKind, check.id, health_check_to_json(check).dump(), check.created_at,
+                       check.created_at};
+  if (auto put = s.store.put_object(row, true); !put) {
     if (put.error().code() == Errc::AlreadyExists) {
       return Error(Errc::AlreadyExists, "health check " + check.id + " already exists");
     }
@@ -577,7 +578,7 @@ Status HealthChecker::remove(std::string_view id_in) {
       }
     }
   }
-  BERTH_TRY(s.store.delete_dns_object(kKind, id));
+  BERTH_TRY(s.store.delete_object(kKind, id));
   std::lock_guard lock(s.mu);
   auto it = s.probes.find(id);
   if (it == s.probes.end()) {

@@ -297,7 +297,7 @@ Result<ZoneData> zone_from_row(const store::DnsZoneRow& row) {
     }
     z.sets.push_back(std::move(*set));
   }
-  sort_record_sets(z.sets);
+  z.sets.sort();
   return z;
 }
 

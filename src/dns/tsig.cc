@@ -14,6 +14,7 @@
 #include <cctype>
 #include <ctime>
 
+#include "common/ascii.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/secret_box.h"
@@ -25,17 +26,13 @@
 
 namespace berth::dns {
 
+using ascii::lower;
+
 namespace {
 
 constexpr const char* kKind = "tsig";
 
 char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), lower_char);
-  return out;
-}
 
 void put16(std::string& out, uint64_t v) {
   out.push_back(static_cast<char>((v >> 8) & 0xFF));
@@ -74,7 +71,7 @@ std::string variables(std::string_view key_wire, std::string_view alg_wire, uint
 
 std::string algorithm_wire() { return *name_from_text(std::string(kTsigAlgorithm) + "."); }
 
-Result<TsigKey> key_from_row(const store::DnsObjectRow& row, const SecretBox& box) {
+Result<TsigKey> key_from_row(const store::ObjectRow& row, const SecretBox& box) {
   auto j = parse_json(row.document, "tsig key document");
   if (!j || !j->is_object()) {
     return Error(Errc::DataLoss, "tsig key " + row.name + ": stored document is not an object");
@@ -190,7 +187,7 @@ TsigKeyring::TsigKeyring(store::MetadataStore& store, std::shared_ptr<const Secr
 TsigKeyring::~TsigKeyring() = default;
 
 Status TsigKeyring::load() {
-  BERTH_ASSIGN_OR_RETURN(auto rows, store_.list_dns_objects(kKind));
+  BERTH_ASSIGN_OR_RETURN(auto rows, store_.list_objects(kKind));
   auto next = std::make_shared<Map>();
   for (const auto& row : rows) {
     auto k = key_from_row(row, *box_);
@@ -223,8 +220,8 @@ Result<TsigKey> TsigKeyring::create(TsigKey key) {
               {"zones", key.zones},
               {"names", key.names}};
   std::lock_guard lock(mu_);
-  BERTH_TRY(store_.put_dns_object(store::DnsObjectRow{kKind, key.name, doc.dump(), key.created_at},
-                                  true));
+  BERTH_TRY(store_.put_object(
+      store::ObjectRow{kKind, key.name, doc.dump(), key.created_at, key.created_at}, true));
   auto next = std::make_shared<Map>(*std::atomic_load(&keys_));
   (*next)[key.name] = key;
   std::atomic_store(&keys_, std::shared_ptr<const Map>(std::move(next)));
@@ -252,7 +249,7 @@ Status TsigKeyring::remove(std::string_view name_in) {
   if (cur->count(name) == 0) {
     return Error(Errc::NotFound, "tsig key " + name + " does not exist");
   }
-  BERTH_TRY(store_.delete_dns_object(kKind, name));
+  BERTH_TRY(store_.delete_object(kKind, name));
   auto next = std::make_shared<Map>(*cur);
   next->erase(name);
   std::atomic_store(&keys_, std::shared_ptr<const Map>(std::move(next)));

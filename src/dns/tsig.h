@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // TSIG (RFC 8945, HMAC-SHA256 only): the keys that may sign dynamic updates, kept sealed in
-// the metadata store (dns_objects kind "tsig"), and the wire-level signing and verification
+// the metadata store (objects, kind "tsig"), and the wire-level signing and verification
 // of messages. The key set is read on the DNS threads through an immutable snapshot; writers
 // (the API, rare) are serialised by a mutex and block on the store.
 #pragma once

@@ -63,22 +63,6 @@ bool service_name_ok(std::string_view s) {
 
 }  // namespace
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
 /// "www.example.com." / "WWW.example.com" → "www.example.com" (the RecordSet form).
 std::string api_name(std::string_view s) {
   if (s.size() > 1 && s.back() == '.') {
@@ -128,8 +112,7 @@ std::string sort_key(const RecordSet& s) {
   return k;
 }
 
-std::pair<size_t, size_t> sets_at_name(const std::vector<RecordSet>& sets,
-                                       std::string_view lower_wire) {
+std::pair<size_t, size_t> sets_at_name(const RecordSets& sets, std::string_view lower_wire) {
   // A name's sets start where its name key would go: each of their keys extends it, and every
   // name before it in canonical order has a smaller key.
   std::string probe = name_sort_key(lower_wire);
@@ -137,7 +120,7 @@ std::pair<size_t, size_t> sets_at_name(const std::vector<RecordSet>& sets,
   size_t hi = sets.size();
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (sort_key(sets[mid]) < probe) {
+    if (sets.key(mid) < probe) {
       lo = mid + 1;
     } else {
       hi = mid;
@@ -370,11 +353,8 @@ std::optional<Violation> find_violation(const ZoneData& z, bool trusted) {
     order[i] = i;
   }
   if (!trusted) {
-    std::vector<std::string> keys(sets.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      keys[i] = sort_key(z.sets[i]);
-    }
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return keys[a] < keys[b]; });
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return z.sets.key(a) < z.sets.key(b); });
   }
   auto viol = [](const Checked& c, std::string rule) {
     return Violation{c.set->name, c.set->type, std::move(rule)};
@@ -498,22 +478,35 @@ std::optional<Violation> find_violation_near(const ZoneData& z,
 
 }  // namespace zone_detail
 
-void sort_record_sets(std::vector<RecordSet>& sets) {
-  std::vector<std::pair<std::string, size_t>> keys;
-  keys.reserve(sets.size());
-  for (size_t i = 0; i < sets.size(); ++i) {
-    keys.emplace_back(zone_detail::sort_key(sets[i]), i);
+RecordSets::Stored::Stored(RecordSet s) : set(std::move(s)), key(zone_detail::sort_key(set)) {}
+
+RecordSets::RecordSets(std::initializer_list<RecordSet> sets) {
+  items_.reserve(sets.size());
+  for (const auto& s : sets) {
+    push_back(s);
   }
-  if (std::is_sorted(keys.begin(), keys.end())) {
-    return;
+}
+
+void RecordSets::push_back(RecordSet s) {
+  items_.push_back(std::make_shared<const Stored>(std::move(s)));
+}
+
+void RecordSets::replace(size_t i, RecordSet s) {
+  items_[i] = std::make_shared<const Stored>(std::move(s));
+}
+
+void RecordSets::erase(size_t i) { items_.erase(items_.begin() + static_cast<std::ptrdiff_t>(i)); }
+
+void RecordSets::sort() {
+  auto less = [](const Ptr& a, const Ptr& b) { return a->key < b->key; };
+  if (!std::is_sorted(items_.begin(), items_.end(), less)) {
+    std::stable_sort(items_.begin(), items_.end(), less);
   }
-  std::sort(keys.begin(), keys.end());
-  std::vector<RecordSet> out;
-  out.reserve(sets.size());
-  for (auto& k : keys) {
-    out.push_back(std::move(sets[k.second]));
-  }
-  sets = std::move(out);
+}
+
+bool RecordSets::operator==(const RecordSets& o) const {
+  return std::equal(items_.begin(), items_.end(), o.items_.begin(), o.items_.end(),
+                    [](const Ptr& a, const Ptr& b) { return a == b || a->set == b->set; });
 }
 
 Status validate_zone(const ZoneData& z) {

@@ -35,12 +35,43 @@ struct CompiledSet {
 };
 
 struct Node {
+  std::string name;               // lower-cased wire form
   std::vector<CompiledSet> sets;  // sets sharing a type are adjacent
   bool is_delegation = false;     // NS here and not the apex: a zone cut
   /// Nodes one label below (an empty non-terminal is kept exactly while it has any).
   uint32_t children = 0;
 
   bool operator==(const Node&) const = default;
+};
+
+/// A zone's nodes by name: an open-addressing hash table (linear probing, at most half full)
+/// of shared nodes, each holding its own name. The next version of a zone starts as a copy,
+/// which copies pointers only; lookups touch one array and the node.
+class NodeIndex {
+ public:
+  /// The slot holding the node named `lower_wire`, or null.
+  std::shared_ptr<Node>* find(std::string_view lower_wire);
+  const Node* find(std::string_view lower_wire) const;
+  /// Adds a node whose name is not in the index yet.
+  void insert(std::shared_ptr<Node> node);
+  void erase(std::string_view lower_wire);
+  size_t size() const { return size_; }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& s : slots_) {
+      if (s) {
+        f(*s);
+      }
+    }
+  }
+
+ private:
+  size_t home(std::string_view name) const;
+  size_t find_slot(std::string_view name) const;  // the node's slot, or the empty one it needs
+  void grow();
+
+  std::vector<std::shared_ptr<Node>> slots_;  // a power of two long (or empty)
+  size_t size_ = 0;
 };
 
 class Zone {
@@ -69,13 +100,15 @@ class Zone {
 
  private:
   Status rebuild_node(const ZoneDelta::Name& name, std::unordered_set<const Node*>& fresh);
+  // The node named `wire`, added empty when missing.
+  Node& node_at(std::string_view wire);
 
   std::string apex_;
   ZoneData data_;
   uint32_t soa_minimum_ = 300;
   // Nodes are shared between a zone and the next one compile_changed makes from it; a node is
   // replaced (never changed) once its zone is published.
-  std::unordered_map<std::string, std::shared_ptr<Node>> nodes_;
+  NodeIndex nodes_;
 };
 
 /// Everything an answer depends on, immutable: the zones, the health of checks, and the

@@ -105,7 +105,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
     size_t hi = z.sets.size();
     while (lo < hi) {
       size_t mid = lo + (hi - lo) / 2;
-      if (sort_key(z.sets[mid]) < key) {
+      if (z.sets.key(mid) < key) {
         lo = mid + 1;
       } else {
         hi = mid;
@@ -113,7 +113,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
     }
     Slot slot;
     slot.pos = lo;
-    if (lo < z.sets.size() && sort_key(z.sets[lo]) == key) {
+    if (lo < z.sets.size() && z.sets.key(lo) == key) {
       slot.existed = true;
       slot.value = z.sets[lo];
     }
@@ -184,7 +184,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
   size_t at = 0;
   for (auto& [key, slot] : slots) {
     while (at < slot.pos) {
-      out.sets.push_back(z.sets[at++]);
+      out.sets.push_back(z.sets.shared(at++));
     }
     if (slot.existed) {
       ++at;
@@ -205,7 +205,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
     }
   }
   while (at < z.sets.size()) {
-    out.sets.push_back(z.sets[at++]);
+    out.sets.push_back(z.sets.shared(at++));
   }
   // Each touched name's sets are the neighbours with its name: no search needed.
   for (auto& n : touched) {
@@ -248,7 +248,7 @@ Result<ZoneData> apply(const ZoneData& z, const std::vector<Change>& changes, bo
 Result<ZoneData> apply_changes(const ZoneData& z, const std::vector<Change>& changes) {
   // Any zone data, in any order: sorted first, checked whole after.
   ZoneData base = z;
-  sort_record_sets(base.sets);
+  base.sets.sort();
   return apply(base, changes, false, nullptr);
 }
 
@@ -289,7 +289,7 @@ ZoneData new_zone(std::string_view name, const std::vector<std::string>& nameser
     nss.values = std::move(ns);
     z.sets.push_back(std::move(nss));
   }
-  sort_record_sets(z.sets);
+  z.sets.sort();
   return z;
 }
 

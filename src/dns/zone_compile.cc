@@ -86,9 +86,9 @@ Result<std::shared_ptr<const Zone>> Zone::compile_validated(const ZoneData& z) {
   BERTH_ASSIGN_OR_RETURN(std::string apex, name_from_text(z.name));
   zone->apex_ = name_lower(apex);
   zone->data_ = z;
-  sort_record_sets(zone->data_.sets);  // compile_changed finds a name's sets by binary search
+  zone->data_.sets.sort();  // compile_changed finds a name's sets by binary search
   const auto& sets = zone->data_.sets;
-  zone->nodes_[zone->apex_] = std::make_shared<Node>();
+  zone->node_at(zone->apex_);
   for (size_t i = 0; i < sets.size();) {
     // One name: [i, j).
     std::string wire = zone_detail::set_wire(sets[i]);
@@ -96,28 +96,37 @@ Result<std::shared_ptr<const Zone>> Zone::compile_validated(const ZoneData& z) {
     while (j < sets.size() && zone_detail::set_wire(sets[j]) == wire) {
       ++j;
     }
-    auto& node = zone->nodes_[wire];
-    if (!node) {
-      node = std::make_shared<Node>();
-    }
-    BERTH_TRY(fill_node(*node, zone->data_, i, j, wire == zone->apex_, zone->soa_minimum_));
+    BERTH_TRY(
+        fill_node(zone->node_at(wire), zone->data_, i, j, wire == zone->apex_, zone->soa_minimum_));
     // Empty non-terminals between the apex and the name.
     std::string_view p = wire;
     while (p.size() > zone->apex_.size()) {
       p = name_parent(p);
-      auto& parent = zone->nodes_[std::string(p)];
-      if (!parent) {
-        parent = std::make_shared<Node>();
-      }
+      zone->node_at(p);
     }
     i = j;
   }
-  for (const auto& [name, node] : zone->nodes_) {
-    if (name != zone->apex_) {
-      ++zone->nodes_[std::string(name_parent(name))]->children;
+  std::vector<std::string_view> below_apex;
+  zone->nodes_.for_each([&](const Node& n) {
+    if (n.name != zone->apex_) {
+      below_apex.push_back(n.name);
     }
+  });
+  for (std::string_view name : below_apex) {
+    ++(*zone->nodes_.find(name_parent(name)))->children;
   }
   return std::shared_ptr<const Zone>(std::move(zone));
+}
+
+Node& Zone::node_at(std::string_view wire) {
+  if (auto* slot = nodes_.find(wire)) {
+    return **slot;
+  }
+  auto n = std::make_shared<Node>();
+  n->name = std::string(wire);
+  Node& ref = *n;
+  nodes_.insert(std::move(n));
+  return ref;
 }
 
 Result<std::shared_ptr<const Zone>> Zone::compile_changed(const Zone& old, ZoneData z,
@@ -146,58 +155,59 @@ Status Zone::rebuild_node(const ZoneDelta::Name& name, std::unordered_set<const 
   };
   size_t first = name.first;
   size_t last = name.last;
-  auto it = nodes_.find(wire);
+  std::shared_ptr<Node>* at = nodes_.find(wire);
   if (first == last) {
     // Nothing left at the name: an empty non-terminal while names lie below it, else gone,
     // and so, up the tree, are parents that were kept only for it.
-    if (it == nodes_.end()) {
+    if (at == nullptr) {
       return ok();
     }
-    if (wire == apex_ || it->second->children > 0) {
-      Node& n = own(it->second);
+    if (wire == apex_ || (*at)->children > 0) {
+      Node& n = own(*at);
       n.sets.clear();
       n.is_delegation = false;
       return ok();
     }
-    nodes_.erase(it);
+    nodes_.erase(wire);
     std::string_view p = wire;
     while (p.size() > apex_.size()) {
       p = name_parent(p);
-      auto pit = nodes_.find(std::string(p));
-      if (pit == nodes_.end()) {
+      std::shared_ptr<Node>* parent = nodes_.find(p);
+      if (parent == nullptr) {
         break;
       }
-      Node& n = own(pit->second);
+      Node& n = own(*parent);
       --n.children;
       if (n.children > 0 || !n.sets.empty() || p == apex_) {
         break;
       }
-      nodes_.erase(pit);
+      nodes_.erase(p);
     }
     return ok();
   }
   auto node = std::make_shared<Node>();
+  node->name = wire;
   BERTH_TRY(fill_node(*node, data_, first, last, wire == apex_, soa_minimum_));
   fresh.insert(node.get());
-  if (it != nodes_.end()) {
-    node->children = it->second->children;
-    it->second = std::move(node);
+  if (at != nullptr) {
+    node->children = (*at)->children;
+    *at = std::move(node);
     return ok();
   }
-  nodes_.emplace(wire, std::move(node));
+  nodes_.insert(std::move(node));
   // A new name: its parent gains a child; missing parents become empty non-terminals.
   std::string_view p = wire;
   while (p.size() > apex_.size()) {
     p = name_parent(p);
-    auto pit = nodes_.find(std::string(p));
-    if (pit != nodes_.end()) {
-      ++own(pit->second).children;
+    if (std::shared_ptr<Node>* parent = nodes_.find(p)) {
+      ++own(*parent).children;
       break;
     }
     auto ent = std::make_shared<Node>();
+    ent->name = std::string(p);
     ent->children = 1;
     fresh.insert(ent.get());
-    nodes_.emplace(std::string(p), std::move(ent));
+    nodes_.insert(std::move(ent));
   }
   return ok();
 }
@@ -207,27 +217,91 @@ bool Zone::same_nodes_for_test(const Zone& other) const {
       soa_minimum_ != other.soa_minimum_) {
     return false;
   }
-  for (const auto& [name, node] : nodes_) {
-    auto it = other.nodes_.find(name);
-    if (it == other.nodes_.end() || !(*node == *it->second)) {
-      return false;
-    }
-  }
-  return true;
+  bool same = true;
+  nodes_.for_each([&](const Node& n) {
+    const Node* o = other.nodes_.find(n.name);
+    same = same && o != nullptr && n == *o;
+  });
+  return same;
 }
 
-const Node* Zone::find(std::string_view lower_wire) const {
-  // The map is keyed by std::string; a per-thread key avoids an allocation per lookup.
-  thread_local std::string key;
-  key.assign(lower_wire);
-  auto it = nodes_.find(key);
-  return it == nodes_.end() ? nullptr : it->second.get();
-}
+const Node* Zone::find(std::string_view lower_wire) const { return nodes_.find(lower_wire); }
 
 const Node& Zone::apex_node() const {
   static const Node kEmpty;
   const Node* n = find(apex_);
   return n != nullptr ? *n : kEmpty;
+}
+
+// ---- NodeIndex ------------------------------------------------------------------------------
+
+size_t NodeIndex::home(std::string_view name) const {
+  return std::hash<std::string_view>{}(name) & (slots_.size() - 1);
+}
+
+size_t NodeIndex::find_slot(std::string_view name) const {
+  size_t mask = slots_.size() - 1;
+  size_t i = home(name);
+  while (slots_[i] && slots_[i]->name != name) {
+    i = (i + 1) & mask;
+  }
+  return i;
+}
+
+std::shared_ptr<Node>* NodeIndex::find(std::string_view lower_wire) {
+  if (size_ == 0) {
+    return nullptr;
+  }
+  auto& slot = slots_[find_slot(lower_wire)];
+  return slot ? &slot : nullptr;
+}
+
+const Node* NodeIndex::find(std::string_view lower_wire) const {
+  if (size_ == 0) {
+    return nullptr;
+  }
+  return slots_[find_slot(lower_wire)].get();
+}
+
+void NodeIndex::insert(std::shared_ptr<Node> node) {
+  if ((size_ + 1) * 2 > slots_.size()) {
+    grow();
+  }
+  slots_[find_slot(node->name)] = std::move(node);
+  ++size_;
+}
+
+void NodeIndex::erase(std::string_view lower_wire) {
+  if (size_ == 0) {
+    return;
+  }
+  size_t mask = slots_.size() - 1;
+  size_t hole = find_slot(lower_wire);
+  if (!slots_[hole]) {
+    return;
+  }
+  slots_[hole].reset();
+  --size_;
+  // Backward shift: move up each following entry whose probe run passes over the hole, so
+  // every entry stays reachable from its home slot without tombstones.
+  for (size_t j = (hole + 1) & mask; slots_[j]; j = (j + 1) & mask) {
+    size_t k = home(slots_[j]->name);
+    bool stays = hole <= j ? (hole < k && k <= j) : (hole < k || k <= j);
+    if (!stays) {
+      slots_[hole] = std::move(slots_[j]);
+      hole = j;
+    }
+  }
+}
+
+void NodeIndex::grow() {
+  std::vector<std::shared_ptr<Node>> old = std::move(slots_);
+  slots_.assign(old.empty() ? 16 : old.size() * 2, nullptr);
+  for (auto& s : old) {
+    if (s) {
+      slots_[find_slot(s->name)] = std::move(s);
+    }
+  }
 }
 
 const Zone* Snapshot::zone_for(std::string_view lower_wire) const {

@@ -12,12 +12,14 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.h"
 #include "dns/dns.h"
 
 namespace berth::dns::zone_detail {
 
-std::string lower(std::string_view s);
-std::string upper(std::string_view s);
+using ascii::lower;
+using ascii::upper;
+
 /// "www.example.com." / "WWW.example.com" → "www.example.com" (the RecordSet form).
 std::string api_name(std::string_view s);
 /// A set's name in wire form, lower-cased.
@@ -28,8 +30,7 @@ std::string name_sort_key(std::string_view lower_wire);
 std::string sort_key(const RecordSet& s);
 /// The sets at one name, [first, last), in sets sorted canonically: O(log n) keys. When there
 /// are none, first == last is where they would go.
-std::pair<size_t, size_t> sets_at_name(const std::vector<RecordSet>& sets,
-                                       std::string_view lower_wire);
+std::pair<size_t, size_t> sets_at_name(const RecordSets& sets, std::string_view lower_wire);
 
 /// A broken rule and the record it concerns (apply_changes maps it back to a change).
 struct Violation {

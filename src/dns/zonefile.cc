@@ -24,12 +24,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.h"
 #include "dns/dns.h"
 #include "dns/name.h"
 #include "dns/rdata.h"
 #include "dns/zonefile_internal.h"
 
 namespace berth::dns {
+
+using ascii::upper;
 namespace {
 
 using zonefile::parse_berth_comment;
@@ -53,16 +56,6 @@ bool is_control(char c) {
   return (u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7f;
 }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
-}
 
 /// Input echoed in an error message: at most 80 bytes of it.
 std::string shorten(std::string_view s) {
@@ -272,48 +265,6 @@ Result<uint32_t> parse_ttl(std::string_view s) {
   return static_cast<uint32_t>(total);
 }
 
-// ---- Ordering -----------------------------------------------------------------------------
-
-/// RFC 4034 §6.1: labels compared right to left, lower-cased, as unsigned bytes.
-std::vector<std::string> canonical_key(std::string_view api_name) {
-  std::vector<std::string> labels;
-  auto wire = name_from_text(api_name);
-  if (!wire) {
-    labels.emplace_back(api_name);  // not a name: sorts somewhere stable
-    return labels;
-  }
-  std::string w = name_lower(*wire);
-  size_t i = 0;
-  while (i < w.size() && w[i] != 0) {
-    auto len = static_cast<unsigned char>(w[i]);
-    labels.push_back(w.substr(i + 1, len));
-    i += 1 + len;
-  }
-  std::reverse(labels.begin(), labels.end());
-  return labels;
-}
-
-uint32_t type_code(const std::string& t) {
-  auto r = type_from_text(t);
-  return r ? *r : 0x10000;
-}
-
-void sort_sets(std::vector<RecordSet>& sets) {
-  using Key = std::tuple<std::vector<std::string>, uint32_t, std::string>;
-  std::vector<std::pair<Key, RecordSet>> keyed;
-  keyed.reserve(sets.size());
-  for (auto& s : sets) {
-    Key k{canonical_key(s.name), type_code(s.type), s.set_identifier};
-    keyed.emplace_back(std::move(k), std::move(s));
-  }
-  std::stable_sort(keyed.begin(), keyed.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  sets.clear();
-  for (auto& [k, s] : keyed) {
-    sets.push_back(std::move(s));
-  }
-}
-
 /// A number in SOA presentation rdata counted from its end: 0 is the minimum, 4 the serial.
 std::optional<uint32_t> soa_field(std::string_view text, int from_end) {
   for (int k = 0; k <= from_end; ++k) {
@@ -375,7 +326,7 @@ class Parser {
       }
       z.sets.push_back(b.set);
     }
-    sort_sets(z.sets);
+    z.sets.sort();
     Status v = validate_zone(z);
     if (!v) {
       return line_error(line_of(v.error().message()), v.error().message());
@@ -687,8 +638,9 @@ Result<ZoneData> parse_zone_file(std::string_view text, std::string_view zone) {
 
 std::string export_zone_file(const ZoneData& z) {
   std::string apex = name_lower(name_from_text(z.name).value_or(std::string(1, '\0')));
-  std::vector<RecordSet> sets = z.sets;
-  sort_sets(sets);
+  RecordSets sorted = z.sets;
+  sorted.sort();
+  std::vector<RecordSet> sets(sorted.begin(), sorted.end());
   // The SOA goes first, as every master file starts with it.
   std::stable_partition(sets.begin(), sets.end(), [&](const RecordSet& s) {
     auto w = name_from_text(s.name);

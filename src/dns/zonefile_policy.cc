@@ -8,9 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/ascii.h"
 #include "dns/zonefile_internal.h"
 
 namespace berth::dns::zonefile {
+
+using ascii::upper;
 namespace {
 
 Error line_error(int line, std::string_view what) {
@@ -19,16 +22,6 @@ Error line_error(int line, std::string_view what) {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'a' && c <= 'z') {
-      c = static_cast<char>(c - 'a' + 'A');
-    }
-  }
-  return out;
-}
 
 /// A berth: comment value: bare when it is plain, else quoted with \" \\ and \DDD.
 std::string comment_value(std::string_view v) {

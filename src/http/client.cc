@@ -8,6 +8,7 @@
 #include <limits>
 #include <optional>
 
+#include "common/ascii.h"
 #include "common/asio.h"
 
 // clang-format off
@@ -17,19 +18,12 @@
 
 namespace berth::http {
 
+using ascii::lower;
+
 namespace {
 
 constexpr uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr size_t kReadPiece = 256 * 1024;
-
-std::string lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
-}
 
 bool is_ip(const std::string& host) {
   unsigned char buf[16];

@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/ascii.h"
 #include "common/json.h"
 #include "iam/iam.h"
 #include "oci/oci.h"
 
 namespace berth::iam {
+
+using ascii::lower;
 
 namespace {
 
@@ -31,12 +34,6 @@ Result<std::vector<std::string>> string_list(const Json& j, const std::string& w
     }
   }
   return out;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
 }
 
 bool any_match(const std::vector<std::string>& patterns, const std::string& value,

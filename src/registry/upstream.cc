@@ -5,23 +5,17 @@
 
 #include <unistd.h>
 
+#include "common/ascii.h"
 #include "common/json.h"
 #include "common/url.h"
 
 namespace berth::registry {
 
+using ascii::lower;
+
 namespace {
 
 constexpr int kMaxHops = 6;  // redirects plus one authentication retry
-
-std::string lower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
-}
 
 // Location may be absolute or absolute-path (RFC 9110 §10.2.2).
 std::string resolve_location(const std::string& location, const http::ClientUrl& from) {

@@ -35,6 +35,11 @@ inline constexpr size_t kMaxStartErr = 4096;
 bool valid_id(const std::string& id);
 int parse_signal(const std::string& s);
 Status write_small(const std::string& path, const std::string& content);
+/// A bundle's own files, config.json last: /etc/hostname, and /etc/hosts (localhost) and
+/// /etc/resolv.conf (`resolv`) where p binds them from inside the bundle (a task on the host's
+/// network binds the host's own instead).
+Status write_bundle_files(const std::string& bundle, const std::string& id,
+                          const detail::BundleParams& p, const std::string& resolv);
 bool exists(const std::string& p);
 
 // Mounts the overlay. The option string must fit in a page: with many layers, the mount is

@@ -95,6 +95,8 @@ class LineSplitter {
 /// Lexically normalises a tar entry path: strips "./" and leading "/" is refused. Returns the
 /// components; an error message (empty on success) when the path is absolute or has "..".
 std::vector<std::string> split_entry_path(std::string_view path, std::string* why);
+/// The first n components joined with '/' (the inverse of split_entry_path).
+std::string join_entry_path(const std::vector<std::string>& parts, size_t n);
 
 /// The resolved identity of the instance process.
 struct ProcessUser {

@@ -163,17 +163,6 @@ int openat2_beneath(int dirfd, const std::string& path, int flags) {
   return detail::open_beneath(dirfd, path, flags);
 }
 
-std::string join(const std::vector<std::string>& parts, size_t n) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    if (i) {
-      s += '/';
-    }
-    s += parts[i];
-  }
-  return s;
-}
-
 struct DirTimes {
   std::string path;
   timespec times[2];
@@ -243,7 +232,7 @@ class Extractor {
     if (n == 0) {
       return Fd(::dup(root_));
     }
-    std::string path = join(parts, n);
+    std::string path = detail::join_entry_path(parts, n);
     int fd = openat2_beneath(root_, path, O_DIRECTORY | O_PATH);
     if (fd >= 0) {
       return Fd(fd);
@@ -255,12 +244,13 @@ class Extractor {
     Fd cur(::dup(root_));
     for (size_t i = 0; i < n; ++i) {
       if (::mkdirat(cur.get(), parts[i].c_str(), 0755) != 0 && errno != EEXIST) {
-        return bad(entry, "mkdir " + join(parts, i + 1) + ": " + std::strerror(errno));
+        return bad(entry,
+                   "mkdir " + detail::join_entry_path(parts, i + 1) + ": " + std::strerror(errno));
       }
       int next =
           ::openat(cur.get(), parts[i].c_str(), O_DIRECTORY | O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (next < 0) {
-        return bad(entry, "parent \"" + join(parts, i + 1) +
+        return bad(entry, "parent \"" + detail::join_entry_path(parts, i + 1) +
                               "\" is not a directory inside the layer (" + std::strerror(errno) +
                               ")");
       }
@@ -364,9 +354,10 @@ class Extractor {
       if (!hwhy.empty() || tparts.empty()) {
         return bad(raw, std::string("hardlink target \"") + hl + "\" escapes the layer");
       }
-      std::string tpath = join(tparts, tparts.size());
-      Fd tdir(openat2_beneath(root_, tparts.size() > 1 ? join(tparts, tparts.size() - 1) : ".",
-                              O_DIRECTORY | O_PATH));
+      std::string tpath = detail::join_entry_path(tparts, tparts.size());
+      Fd tdir(openat2_beneath(
+          root_, tparts.size() > 1 ? detail::join_entry_path(tparts, tparts.size() - 1) : ".",
+          O_DIRECTORY | O_PATH));
       struct stat st {};
       if (!tdir || ::fstatat(tdir.get(), tparts.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         return bad(raw, "hardlink target \"" + tpath + "\" is not inside the layer");
@@ -395,7 +386,7 @@ class Extractor {
         ::fchmod(d.get(), perm);
         apply_xattrs(d.get(), e);
         DirTimes dt;
-        dt.path = join(parts, parts.size());
+        dt.path = detail::join_entry_path(parts, parts.size());
         dt.times[0] = times[0];
         dt.times[1] = times[1];
         dir_times_.push_back(dt);

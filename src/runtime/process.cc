@@ -228,4 +228,15 @@ std::vector<std::string> split_entry_path(std::string_view path, std::string* wh
   return parts;
 }
 
+std::string join_entry_path(const std::vector<std::string>& parts, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) {
+    if (i) {
+      s += '/';
+    }
+    s += parts[i];
+  }
+  return s;
+}
+
 }  // namespace berth::runtime::detail

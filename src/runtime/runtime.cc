@@ -83,6 +83,20 @@ Status write_small(const std::string& path, const std::string& content) {
   return ok();
 }
 
+Status write_bundle_files(const std::string& bundle, const std::string& id,
+                          const detail::BundleParams& p, const std::string& resolv) {
+  auto own = [&bundle](const std::string& path) { return path.rfind(bundle + "/", 0) == 0; };
+  BERTH_TRY(write_small(p.hostname_file, id + "\n"));
+  if (own(p.hosts_file)) {
+    BERTH_TRY(write_small(p.hosts_file, "127.0.0.1\tlocalhost " + id +
+                                            "\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
+  }
+  if (own(p.resolv_file)) {
+    BERTH_TRY(write_small(p.resolv_file, resolv));
+  }
+  return write_small(bundle + "/config.json", detail::make_config_json(p));
+}
+
 bool exists(const std::string& p) {
   struct stat st {};
   return ::lstat(p.c_str(), &st) == 0;
@@ -443,18 +457,8 @@ Result<InstanceInfo> Runtime::start(const InstanceSpec& spec) {
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max < p.nofile) {
     p.nofile = nofile.rlim_max;
   }
-  Status w = write_small(
-      p.hosts_file, "127.0.0.1\tlocalhost " + id + "\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-  if (w) {
-    w = write_small(p.hostname_file, id + "\n");
-  }
-  if (w) {
-    // Instances have loopback networking only: there is no name server to reach.
-    w = write_small(p.resolv_file, "# berth instances have loopback networking only\n");
-  }
-  if (w) {
-    w = write_small(bundle + "/config.json", detail::make_config_json(p));
-  }
+  // Instances have loopback networking only: there is no name server to reach.
+  Status w = write_bundle_files(bundle, id, p, "# berth instances have loopback networking only\n");
   if (!w) {
     return fail(std::move(w).error());
   }

@@ -99,17 +99,6 @@ std::vector<std::string> path_parts(const std::string& abs) {
   return why.empty() ? parts : std::vector<std::string>{};
 }
 
-std::string join_parts(const std::vector<std::string>& parts, size_t n) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) {
-    if (i) {
-      s += '/';
-    }
-    s += parts[i];
-  }
-  return s;
-}
-
 // Records, for every prefix of every mount destination, whether it exists in the rootfs (the
 // lower layers, since the upper dir starts empty) and what it looks like. A walk stops at a
 // symlink or a non-directory: runc resolves those itself, and what it then creates is not
@@ -120,12 +109,12 @@ void record_paths(const std::string& rootfs, const std::vector<std::string>& des
     auto parts = path_parts(dest);
     Fd cur(::open(rootfs.c_str(), O_DIRECTORY | O_PATH | O_CLOEXEC));
     for (size_t i = 0; i < parts.size() && cur; ++i) {
-      std::string rel = join_parts(parts, i + 1);
+      std::string rel = detail::join_entry_path(parts, i + 1);
       struct stat st {};
       if (::fstatat(cur.get(), parts[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
         // Missing: runc creates it and everything below it.
         for (size_t k = i; k < parts.size(); ++k) {
-          out.emplace(join_parts(parts, k + 1), PathBefore{});
+          out.emplace(detail::join_entry_path(parts, k + 1), PathBefore{});
         }
         break;
       }
@@ -224,7 +213,7 @@ Status make_cwd(const std::string& rootfs, const std::vector<std::string>& parts
     return Error(Errc::Internal, "open " + rootfs + ": " + std::strerror(errno));
   }
   for (size_t i = 0; i < parts.size(); ++i) {
-    std::string rel = join_parts(parts, i + 1);
+    std::string rel = detail::join_entry_path(parts, i + 1);
     open_how how{};
     how.flags = O_DIRECTORY | O_PATH | O_CLOEXEC;
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
@@ -236,7 +225,7 @@ Status make_cwd(const std::string& rootfs, const std::vector<std::string>& parts
       return Error(Errc::InvalidArgument,
                    "working directory /" + rel + ": " + std::string(std::strerror(errno)));
     }
-    std::string parent_rel = i == 0 ? "." : join_parts(parts, i);
+    std::string parent_rel = i == 0 ? "." : detail::join_entry_path(parts, i);
     Fd parent(
         static_cast<int>(::syscall(SYS_openat2, root.get(), parent_rel.c_str(), &how, sizeof how)));
     if (!parent) {
@@ -424,7 +413,7 @@ Result<InstanceExit> Runtime::run_task(const TaskSpec& spec) {
       return fail(std::move(s).error());
     }
     for (size_t i = 0; i < cwd_parts.size(); ++i) {
-      keep.insert(join_parts(cwd_parts, i + 1));
+      keep.insert(detail::join_entry_path(cwd_parts, i + 1));
     }
   }
   std::vector<std::string> destinations = {"/proc",      "/sys",          "/dev",
@@ -455,7 +444,6 @@ Result<InstanceExit> Runtime::run_task(const TaskSpec& spec) {
   if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_max < p.nofile) {
     p.nofile = nofile.rlim_max;
   }
-  Status w = write_small(p.hostname_file, id + "\n");
   if (spec.host_network && exists("/etc/hosts") && exists("/etc/resolv.conf")) {
     // The host's network, so the host's name resolution (read-only binds).
     p.hosts_file = "/etc/hosts";
@@ -463,20 +451,11 @@ Result<InstanceExit> Runtime::run_task(const TaskSpec& spec) {
   } else {
     p.hosts_file = bundle + "/hosts";
     p.resolv_file = bundle + "/resolv.conf";
-    if (w) {
-      w = write_small(p.hosts_file, "127.0.0.1\tlocalhost " + id +
-                                        "\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    }
-    if (w) {
-      w = write_small(p.resolv_file, spec.host_network
-                                         ? "# the host has no /etc/resolv.conf\n"
-                                         : "# berth tasks without host networking have "
-                                           "loopback networking only\n");
-    }
   }
-  if (w) {
-    w = write_small(bundle + "/config.json", detail::make_config_json(p));
-  }
+  Status w = write_bundle_files(bundle, id, p,
+                                spec.host_network ? "# the host has no /etc/resolv.conf\n"
+                                                  : "# berth tasks without host networking have "
+                                                    "loopback networking only\n");
   if (!w) {
     return fail(std::move(w).error());
   }

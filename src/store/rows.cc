@@ -67,10 +67,6 @@ DnsZoneRow read_dns_zone(Row& r) {
   return DnsZoneRow{r.text(0), r.i64(1), r.text(2), r.i64(3), r.i64(4), {}};
 }
 
-DnsObjectRow read_dns_object(Row& r) {
-  return DnsObjectRow{r.text(0), r.text(1), r.text(2), r.i64(3)};
-}
-
 ObjectRow read_object(Row& r) {
   return ObjectRow{r.text(0), r.text(1), r.text(2), r.i64(3), r.i64(4)};
 }
@@ -158,13 +154,6 @@ void bind_dns_zone(Params& p, const DnsZoneRow& z) {
   p.set_text(3, z.document);
   p.set_i64(4, z.created_at);
   p.set_i64(5, z.updated_at);
-}
-
-void bind_dns_object(Params& p, const DnsObjectRow& o) {
-  p.set_text(1, o.kind);
-  p.set_text(2, o.name);
-  p.set_text(3, o.document);
-  p.set_i64(4, o.created_at);
 }
 
 void bind_object(Params& p, const ObjectRow& o) {

@@ -61,12 +61,10 @@ inline constexpr const char* kBuildColumns =
     "digest, phase_ms, steps, created_at, started_at, finished_at";
 
 inline constexpr const char* kDnsZoneColumns = "name, serial, document, created_at, updated_at";
-inline constexpr const char* kDnsObjectColumns = "kind, name, document, created_at";
 inline constexpr const char* kObjectColumns = "kind, name, document, created_at, updated_at";
 
 Repository read_repository(Row& r);
 DnsZoneRow read_dns_zone(Row& r);
-DnsObjectRow read_dns_object(Row& r);
 ObjectRow read_object(Row& r);
 ManifestRecord read_manifest(Row& r);
 Referrer read_referrer(Row& r);
@@ -85,8 +83,6 @@ BuildRecord read_build(Row& r);
 void bind_repository(Params& p, const Repository& r);
 // (name, serial, document, created_at, updated_at)
 void bind_dns_zone(Params& p, const DnsZoneRow& z);
-// (kind, name, document, created_at)
-void bind_dns_object(Params& p, const DnsObjectRow& o);
 // (kind, name, document, created_at, updated_at)
 void bind_object(Params& p, const ObjectRow& o);
 // (kind, name, created_at)

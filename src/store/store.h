@@ -206,20 +206,14 @@ struct DnsZoneWrite {
 };
 
 /// DNS objects that are not zones (TSIG keys, health checks): JSON documents by kind and name.
-struct DnsObjectRow {
-  std::string kind;  // "tsig", "healthcheck"
-  std::string name;
-  std::string document;
-  int64_t created_at = 0;
-};
-
-// ---- Objects (domains, certificates) --------------------------------------------------------
+// ---- Objects (domains, certificates, TSIG keys, health checks) -----------------------------
 
 /// A JSON document by kind and name, for subsystems that never query inside their rows
-/// (custom domains, certificates, berth's CA and ACME account): one table and one mapping
-/// serve them all, and the (kind, name) key keeps a name unique within its kind.
+/// (custom domains, certificates, berth's CA and ACME account, TSIG keys, DNS health checks):
+/// one table and one mapping serve them all, and the (kind, name) key keeps a name unique
+/// within its kind.
 struct ObjectRow {
-  std::string kind;  // "domain", "certificate", "tls"
+  std::string kind;  // "domain", "certificate", "tls", "tsig", "healthcheck"
   std::string name;
   std::string document;
   int64_t created_at = 0;
@@ -355,11 +349,6 @@ class MetadataStore {
   /// Sorted by name.
   virtual Result<std::vector<DnsZoneRow>> list_dns_zones() = 0;
   virtual Status write_dns_zones(const std::vector<DnsZoneWrite>& writes) = 0;
-  /// create: AlreadyExists when present; otherwise replaces.
-  virtual Status put_dns_object(const DnsObjectRow& o, bool create) = 0;
-  /// Sorted by name.
-  virtual Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) = 0;
-  virtual Status delete_dns_object(const std::string& kind, const std::string& name) = 0;
 
   // Objects. create: AlreadyExists when (kind, name) is present; otherwise inserts or replaces
   // (created_at kept from the first write).

@@ -158,5 +158,55 @@ TEST(UpgradeTest, DnsZonesFromThePreviousReleaseAnswerTheSame) {
   EXPECT_EQ(fsck.code, 0) << fsck.all();
 }
 
+// tests/data/upgrade/main-c69d6d0.tar.gz (made by berthd at commit c69d6d0, which kept TSIG keys
+// and health checks in a table of their own, dns_objects): zone example.com, TSIG key acme
+// (example.com, names _acme-challenge.*, the secret below) and TCP health check app-tcp.
+constexpr const char* kObjectsFixture = "main-c69d6d0.tar.gz";
+constexpr const char* kAcmeSecret = "dXBncmFkZS1maXh0dXJlLXRzaWcta2V5LWMzMmJ5dGVzIQ==";
+
+TEST(UpgradeTest, TsigKeysAndHealthChecksFromThePreviousReleaseStillWork) {
+  TempDir work;
+  std::string data = work / "data";
+  std::string fixtures = std::string(BERTH_SOURCE_DIR) + "/tests/data/upgrade/";
+  auto x = run("mkdir -p " + data + " && tar -xzf " + fixtures + kObjectsFixture + " -C " + data);
+  ASSERT_EQ(x.code, 0) << x.all();
+  BerthdProcess p(data);
+  p.start();
+
+  auto keys = p.cli("dns tsig ls --json");
+  ASSERT_EQ(keys.code, 0) << keys.all();
+  EXPECT_EQ(jq(keys.out, "[.keys[] | [.name, .zones[0], .names[0]]]"),
+            "[[\"acme\",\"example.com\",\"_acme-challenge.*\"]]");
+  auto checks = p.cli("dns healthcheck ls --json");
+  ASSERT_EQ(checks.code, 0) << checks.all();
+  EXPECT_NE(checks.out.find("app-tcp"), std::string::npos) << checks.out;
+  EXPECT_NE(checks.out.find("127.0.0.1:9"), std::string::npos) << checks.out;
+
+  // The key still signs updates (its secret came through sealed and opens), within its scope.
+  if (have("nsupdate") && have("dig")) {
+    std::string port = std::to_string(p.dns_port());
+    std::string file = work / "update.txt";
+    write_file(file, "server 127.0.0.1 " + port +
+                         "\nzone example.com\nupdate add _acme-challenge.example.com 60 TXT "
+                         "\"after-upgrade\"\nsend\n");
+    auto up =
+        run("nsupdate -t 5 -u 2 -r 1 -y hmac-sha256:acme:" + std::string(kAcmeSecret) + " " + file);
+    EXPECT_EQ(up.code, 0) << up.all();
+    auto dig = run("dig @127.0.0.1 -p " + port +
+                   " +norec +short +tries=2 +time=3 _acme-challenge.example.com TXT");
+    EXPECT_EQ(dig.out, "\"after-upgrade\"\n") << dig.all();
+  }
+  EXPECT_EQ(p.terminate(), 0);
+  // The old table is gone: one table holds every kind of document.
+  if (have("sqlite3")) {
+    auto tables = run("sqlite3 " + data +
+                      "/berth.db \"SELECT name FROM sqlite_master WHERE "
+                      "name IN ('dns_objects', 'objects')\"");
+    EXPECT_EQ(tables.out, "objects\n") << tables.all();
+  }
+  auto fsck = run(bin("berthd") + " fsck --data " + data);
+  EXPECT_EQ(fsck.code, 0) << fsck.all();
+}
+
 }  // namespace
 }  // namespace berth::test

@@ -53,11 +53,7 @@ Status SqlMetadataStore::update_build_project(const BuildProjectRecord& p) {
             "UPDATE build_projects SET spec = ?, webhook_secret = ?, updated_at = ? "
             "WHERE name = ?");
     st.bind(1, p.spec).bind(2, p.webhook_secret).bind(3, p.updated_at).bind(4, p.name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "build project " + p.name + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "build project " + p.name + " does not exist"));
   });
 }
 
@@ -69,10 +65,7 @@ Status SqlMetadataStore::delete_build_project(const std::string& name) {
     BERTH_TRY(builds.run());
     Stmt st(c, "DELETE FROM build_projects WHERE name = ?");
     st.bind(1, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "build project " + name + " does not exist");
-    }
+    BERTH_TRY(st.run_or(Error(Errc::NotFound, "build project " + name + " does not exist")));
     return tx.commit();
   });
 }
@@ -117,11 +110,7 @@ Status SqlMetadataStore::update_build(const BuildRecord& b) {
         .bind(12, b.started_at)
         .bind(13, b.finished_at)
         .bind(14, b.id);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "build " + std::to_string(b.id) + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "build " + std::to_string(b.id) + " does not exist"));
   });
 }
 

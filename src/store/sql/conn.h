@@ -81,11 +81,14 @@ class Conn {
   virtual std::string describe() const = 0;
 };
 
+/// A row's first column as text (Stmt::read_all(first_text): a list of names or digests).
+inline std::string first_text(rows::Row& r) { return r.text(0); }
+
 /// A prepared statement on a Conn: typed binds, stepping, reading; the rows::Row and
 /// rows::Params the shared row mapping reads and binds.
 class Stmt final : public rows::Row, public rows::Params {
  public:
-  Stmt(Conn& c, const std::string& sql) : cur_(c.prepare(sql)) {}
+  Stmt(Conn& c, const std::string& sql) : conn_(c), cur_(c.prepare(sql)) {}
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -111,6 +114,15 @@ class Stmt final : public rows::Row, public rows::Params {
     auto r = step();
     if (!r) {
       return r.error();
+    }
+    return ok();
+  }
+  /// Runs a write that must change a row; `unchanged` is the answer when it changed none (a
+  /// missing row: NotFound; an insert that did nothing: AlreadyExists).
+  Status run_or(Error unchanged) {
+    BERTH_TRY(run());
+    if (conn_.changes() == 0) {
+      return unchanged;
     }
     return ok();
   }
@@ -149,6 +161,7 @@ class Stmt final : public rows::Row, public rows::Params {
   }
 
  private:
+  Conn& conn_;
   std::unique_ptr<Cursor> cur_;
 };
 

@@ -124,23 +124,18 @@ Status SqlMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& writes
                   "WHERE name = ? AND serial = ?");
           st.bind(1, z.serial).bind(2, z.document).bind(3, z.updated_at).bind(4, z.name);
           st.bind(5, w.expected_serial);
-          BERTH_TRY(st.run());
-          if (c.changes() == 0) {
-            return Error(Errc::Conflict, "zone " + z.name +
-                                             " changed while this change was prepared (serial is "
-                                             "no longer " +
-                                             std::to_string(w.expected_serial) + "): retry");
-          }
+          BERTH_TRY(st.run_or(
+              Error(Errc::Conflict, "zone " + z.name +
+                                        " changed while this change was prepared (serial is "
+                                        "no longer " +
+                                        std::to_string(w.expected_serial) + "): retry")));
           BERTH_TRY(write_sets(c, z.name, z.record_sets, w.removed_sets));
           break;
         }
         case DnsZoneWrite::Op::Remove: {
           Stmt st(c, "DELETE FROM dns_zones WHERE name = ?");
           st.bind(1, z.name);
-          BERTH_TRY(st.run());
-          if (c.changes() == 0) {
-            return Error(Errc::NotFound, "zone " + z.name + " does not exist");
-          }
+          BERTH_TRY(st.run_or(Error(Errc::NotFound, "zone " + z.name + " does not exist")));
           Stmt sets(c, "DELETE FROM dns_record_sets WHERE zone = ?");
           sets.bind(1, z.name);
           BERTH_TRY(sets.run());
@@ -149,43 +144,6 @@ Status SqlMetadataStore::write_dns_zones(const std::vector<DnsZoneWrite>& writes
       }
     }
     return tx.commit();
-  });
-}
-
-Status SqlMetadataStore::put_dns_object(const DnsObjectRow& o, bool create) {
-  return with_conn([&](Conn& c) -> Status {
-    Stmt st(c, std::string("INSERT INTO dns_objects(kind, name, document, created_at) "
-                           "VALUES(?,?,?,?)") +
-                   (create ? ""
-                           : " ON CONFLICT(kind, name) DO UPDATE SET document = "
-                             "excluded.document, created_at = excluded.created_at"));
-    rows::bind_dns_object(st, o);
-    auto r = st.step();
-    if (!r && r.error().code() == Errc::Conflict) {
-      return Error(Errc::AlreadyExists, o.kind + " " + o.name + " already exists");
-    }
-    return r ? ok() : Status(r.error());
-  });
-}
-
-Result<std::vector<DnsObjectRow>> SqlMetadataStore::list_dns_objects(const std::string& kind) {
-  return with_conn([&](Conn& c) -> Result<std::vector<DnsObjectRow>> {
-    Stmt st(c, std::string("SELECT ") + rows::kDnsObjectColumns +
-                   " FROM dns_objects WHERE kind = ? ORDER BY name");
-    st.bind(1, kind);
-    return st.read_all(rows::read_dns_object);
-  });
-}
-
-Status SqlMetadataStore::delete_dns_object(const std::string& kind, const std::string& name) {
-  return with_conn([&](Conn& c) -> Status {
-    Stmt st(c, "DELETE FROM dns_objects WHERE kind = ? AND name = ?");
-    st.bind(1, kind).bind(2, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, kind + " " + name + " does not exist");
-    }
-    return ok();
   });
 }
 

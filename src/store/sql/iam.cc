@@ -19,11 +19,7 @@ Status SqlMetadataStore::create_principal(const Principal& p) {
             "INSERT INTO principals(kind, name, created_at) VALUES(?,?,?) "
             "ON CONFLICT(kind, name) DO NOTHING");
     rows::bind_principal(st, p);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::AlreadyExists, p.kind + " " + p.name + " already exists");
-    }
-    return ok();
+    return st.run_or(Error(Errc::AlreadyExists, p.kind + " " + p.name + " already exists"));
   });
 }
 
@@ -41,10 +37,7 @@ Status SqlMetadataStore::delete_principal(const std::string& kind, const std::st
     Tx tx(c);
     Stmt st(c, "DELETE FROM principals WHERE kind = ? AND name = ?");
     st.bind(1, kind).bind(2, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, kind + " " + name + " does not exist");
-    }
+    BERTH_TRY(st.run_or(Error(Errc::NotFound, kind + " " + name + " does not exist")));
     Stmt pol(c, "DELETE FROM policies WHERE kind = ? AND principal = ?");
     pol.bind(1, kind).bind(2, name);
     BERTH_TRY(pol.run());
@@ -102,11 +95,7 @@ Status SqlMetadataStore::set_key_active(const std::string& id, bool active) {
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "UPDATE access_keys SET active = ? WHERE id = ?");
     st.bind(1, int64_t{active}).bind(2, id);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "access key " + id + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "access key " + id + " does not exist"));
   });
 }
 
@@ -114,11 +103,7 @@ Status SqlMetadataStore::delete_key(const std::string& id) {
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM access_keys WHERE id = ?");
     st.bind(1, id);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "access key " + id + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "access key " + id + " does not exist"));
   });
 }
 
@@ -155,12 +140,8 @@ Status SqlMetadataStore::delete_policy(const std::string& kind, const std::strin
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM policies WHERE kind = ? AND principal = ? AND name = ?");
     st.bind(1, kind).bind(2, principal).bind(3, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound,
-                   "policy " + name + " is not attached to " + kind + " " + principal);
-    }
-    return ok();
+    return st.run_or(
+        Error(Errc::NotFound, "policy " + name + " is not attached to " + kind + " " + principal));
   });
 }
 

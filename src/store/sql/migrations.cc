@@ -84,6 +84,20 @@ Status migrate_dns_record_sets(Conn& db) {
   return ok();
 }
 
+// 2: TSIG keys and health checks join the other JSON documents in objects. Up to c69d6d0 they
+// had a table of their own, dns_objects, of the same shape less updated_at. The table is
+// created first when missing (a new database never had it), so one statement list serves both.
+// (WHERE true: SQLite would read the ON of an upsert after a bare FROM as a join constraint.)
+Status migrate_dns_objects(Conn& db) {
+  return db.exec(
+      "CREATE TABLE IF NOT EXISTS dns_objects(kind TEXT NOT NULL, name TEXT NOT NULL, "
+      "document TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY(kind, name));"
+      "INSERT INTO objects(kind, name, document, created_at, updated_at) "
+      "SELECT kind, name, document, created_at, created_at FROM dns_objects WHERE true "
+      "ON CONFLICT(kind, name) DO NOTHING;"
+      "DROP TABLE dns_objects;");
+}
+
 struct Migration {
   int version;  // the user_version it leaves the database at
   const char* what;
@@ -92,9 +106,10 @@ struct Migration {
 
 const Migration kMigrations[] = {
     {1, "DNS zones: one row per record set", migrate_dns_record_sets},
+    {2, "TSIG keys and health checks move to objects", migrate_dns_objects},
 };
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 }  // namespace
 

@@ -48,11 +48,7 @@ Status SqlMetadataStore::delete_object(const std::string& kind, const std::strin
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM objects WHERE kind = ? AND name = ?");
     st.bind(1, kind).bind(2, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, kind + " " + name + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, kind + " " + name + " does not exist"));
   });
 }
 

@@ -112,11 +112,7 @@ Status SqlMetadataStore::unlink_blob(int64_t repo_id, const std::string& digest)
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ?");
     st.bind(1, repo_id).bind(2, digest);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "blob " + digest + " unknown to repository");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "blob " + digest + " unknown to repository"));
   });
 }
 
@@ -248,10 +244,7 @@ Status SqlMetadataStore::delete_manifest(int64_t repo_id, const std::string& dig
     Tx tx(c);
     Stmt st(c, "DELETE FROM manifests WHERE repo_id = ? AND digest = ?");
     st.bind(1, repo_id).bind(2, digest);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "manifest " + digest + " unknown");
-    }
+    BERTH_TRY(st.run_or(Error(Errc::NotFound, "manifest " + digest + " unknown")));
     return tx.commit();
   });
 }
@@ -260,11 +253,7 @@ Status SqlMetadataStore::delete_tag(int64_t repo_id, const std::string& tag) {
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM tags WHERE repo_id = ? AND name = ?");
     st.bind(1, repo_id).bind(2, tag);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "tag " + tag + " unknown");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "tag " + tag + " unknown"));
   });
 }
 
@@ -273,15 +262,7 @@ Result<std::vector<std::string>> SqlMetadataStore::list_tags(int64_t repo_id,
   return with_conn([&](Conn& c) -> Result<std::vector<std::string>> {
     Stmt st(c, "SELECT name FROM tags WHERE repo_id = ? AND name > ? ORDER BY name LIMIT ?");
     st.bind(1, repo_id).bind(2, last).bind(3, limit_rows(n));
-    std::vector<std::string> out;
-    while (true) {
-      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-      if (!row) {
-        break;
-      }
-      out.push_back(st.text(0));
-    }
-    return out;
+    return st.read_all(first_text);
   });
 }
 
@@ -345,15 +326,7 @@ Result<std::vector<std::string>> SqlMetadataStore::unreferenced_blobs(int64_t li
             "SELECT digest FROM blobs b WHERE b.linked_at < ? AND NOT EXISTS (SELECT 1 FROM "
             "manifest_refs r WHERE r.child = b.digest AND r.kind = 0)");
     st.bind(1, linked_before);
-    std::vector<std::string> out;
-    while (true) {
-      BERTH_ASSIGN_OR_RETURN(bool row, st.step());
-      if (!row) {
-        break;
-      }
-      out.push_back(st.text(0));
-    }
-    return out;
+    return st.read_all(first_text);
   });
 }
 

@@ -154,12 +154,6 @@ CREATE TABLE IF NOT EXISTS dns_record_sets(
   set_identifier {text} NOT NULL,
   document {text} NOT NULL,
   PRIMARY KEY(zone, name, type, set_identifier)){without_rowid};
-CREATE TABLE IF NOT EXISTS dns_objects(
-  kind {text} NOT NULL,
-  name {text} NOT NULL,
-  document {text} NOT NULL,
-  created_at {integer} NOT NULL,
-  PRIMARY KEY(kind, name)){without_rowid};
 CREATE TABLE IF NOT EXISTS objects(
   kind {text} NOT NULL,
   name {text} NOT NULL,

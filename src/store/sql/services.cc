@@ -57,11 +57,7 @@ Status SqlMetadataStore::update_service(const ServiceRecord& s) {
             "WHERE name = ?");
     st.bind(1, s.spec).bind(2, int64_t{s.paused}).bind(3, s.revision).bind(4, s.updated_at);
     st.bind(5, s.name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "service " + s.name + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "service " + s.name + " does not exist"));
   });
 }
 
@@ -69,11 +65,7 @@ Status SqlMetadataStore::delete_service(const std::string& name) {
   return with_conn([&](Conn& c) -> Status {
     Stmt st(c, "DELETE FROM services WHERE name = ?");
     st.bind(1, name);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "service " + name + " does not exist");
-    }
-    return ok();
+    return st.run_or(Error(Errc::NotFound, "service " + name + " does not exist"));
   });
 }
 
@@ -147,11 +139,8 @@ Status SqlMetadataStore::update_deployment(const DeploymentRecord& d) {
             "WHERE id = ?");
     st.bind(1, d.status).bind(2, d.reason).bind(3, d.started_at).bind(4, d.finished_at);
     st.bind(5, d.id);
-    BERTH_TRY(st.run());
-    if (c.changes() == 0) {
-      return Error(Errc::NotFound, "deployment " + std::to_string(d.id) + " does not exist");
-    }
-    return ok();
+    return st.run_or(
+        Error(Errc::NotFound, "deployment " + std::to_string(d.id) + " does not exist"));
   });
 }
 

@@ -99,9 +99,6 @@ class SqlMetadataStore final : public MetadataStore {
   Result<DnsZoneRow> get_dns_zone(const std::string& name) override;
   Result<std::vector<DnsZoneRow>> list_dns_zones() override;
   Status write_dns_zones(const std::vector<DnsZoneWrite>& writes) override;
-  Status put_dns_object(const DnsObjectRow& o, bool create) override;
-  Result<std::vector<DnsObjectRow>> list_dns_objects(const std::string& kind) override;
-  Status delete_dns_object(const std::string& kind, const std::string& name) override;
   Status put_object(const ObjectRow& o, bool create) override;
   Result<ObjectRow> get_object(const std::string& kind, const std::string& name) override;
   Result<std::vector<ObjectRow>> list_objects(const std::string& kind) override;

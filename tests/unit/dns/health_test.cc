@@ -190,7 +190,7 @@ TEST_F(DnsHealthChecker, CreateStoresAndRefusesDuplicates) {
   auto again = hc.create(check("web"));
   ASSERT_FALSE(again);
   EXPECT_EQ(again.error().code(), Errc::AlreadyExists);
-  auto rows = store_->list_dns_objects("healthcheck");
+  auto rows = store_->list_objects("healthcheck");
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ((*rows)[0].name, "web");
@@ -235,7 +235,7 @@ TEST_F(DnsHealthChecker, RemoveRefusesWhileARecordSetUsesIt) {
   ASSERT_TRUE(hc.remove("web"));
   EXPECT_EQ(hc.get("web").error().code(), Errc::NotFound);
   EXPECT_EQ(hc.remove("web").error().code(), Errc::NotFound);
-  auto rows = store_->list_dns_objects("healthcheck");
+  auto rows = store_->list_objects("healthcheck");
   ASSERT_TRUE(rows);
   EXPECT_TRUE(rows->empty());
 }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 #include "dns/name.h"
 #include "dns/zone.h"
@@ -224,6 +225,45 @@ TEST(DnsZoneChange, RandomBatchesMatchAWholeCompile) {
     }
   }
   EXPECT_GT(applied, 100);  // the walk did go somewhere
+}
+
+// The node table keeps every name reachable through inserts, erases (backward shift, no
+// tombstones) and growth, and a copy is independent of the table it came from.
+TEST(DnsNodeIndex, FindsWhatItHoldsThroughErasesAndGrowth) {
+  std::mt19937 rng(5);
+  NodeIndex index;
+  std::set<std::string> held;
+  auto node = [](const std::string& name) {
+    auto n = std::make_shared<Node>();
+    n->name = name;
+    return n;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    std::string name = std::to_string(rng() % 3000) + "n";
+    if (rng() % 3 == 0) {
+      index.erase(name);
+      held.erase(name);
+    } else if (held.insert(name).second) {
+      index.insert(node(name));
+    }
+  }
+  ASSERT_EQ(index.size(), held.size());
+  for (int i = 0; i < 3000; ++i) {
+    std::string name = std::to_string(i) + "n";
+    const NodeIndex& ci = index;
+    const Node* n = ci.find(name);
+    ASSERT_EQ(n != nullptr, held.count(name) == 1) << name;
+    if (n != nullptr) {
+      EXPECT_EQ(n->name, name);
+    }
+  }
+  NodeIndex copy = index;
+  for (const auto& name : held) {
+    copy.erase(name);
+  }
+  EXPECT_EQ(copy.size(), 0u);
+  EXPECT_EQ(index.size(), held.size());
+  EXPECT_NE(static_cast<const NodeIndex&>(index).find(*held.begin()), nullptr);
 }
 
 }  // namespace

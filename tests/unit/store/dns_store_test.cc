@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The SQLite store's DNS zones: a row per zone and per record set, a batch writing only its
 // sets under the serial check, and the schema versions: migration 1 moving the sets out of
-// the zone documents b526c8c wrote, and a database newer than the binary refused.
+// the zone documents b526c8c wrote, migration 2 moving TSIG keys and health checks into
+// objects, and a database newer than the binary refused.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -71,7 +72,7 @@ TEST(DnsStoreTest, MigrationOneMovesEverySetOutOfTheZoneDocument) {
     EXPECT_EQ(z->record_sets[1].set_identifier, "eu");
     EXPECT_NE(z->record_sets[1].document.find("\"Weight\":10"), std::string::npos);
   }
-  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), 1);
+  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), 2);
   // Opening again runs nothing twice.
   auto again = open_sqlite(path);
   ASSERT_TRUE(again) << again.error().message();
@@ -87,7 +88,35 @@ TEST(DnsStoreTest, ANewerSchemaIsRefusedNamingBothVersions) {
   auto s = open_sqlite(path);
   ASSERT_FALSE(s);
   EXPECT_NE(s.error().message().find("schema version 7"), std::string::npos) << s.error().message();
-  EXPECT_NE(s.error().message().find("(1)"), std::string::npos) << s.error().message();
+  EXPECT_NE(s.error().message().find("(2)"), std::string::npos) << s.error().message();
+}
+
+TEST(DnsStoreTest, MigrationTwoMovesTsigKeysAndHealthChecksToObjects) {
+  test::TempDir dir;
+  std::string path = dir / "berth.db";
+  // dns_objects as c69d6d0 wrote it, at user_version 1.
+  raw_sql(path,
+          "CREATE TABLE dns_objects(kind TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT "
+          "NULL, created_at INTEGER NOT NULL, PRIMARY KEY(kind, name)) WITHOUT ROWID;"
+          "INSERT INTO dns_objects VALUES('tsig', 'acme', '{\"secret\":\"v1:x\"}', 11);"
+          "INSERT INTO dns_objects VALUES('healthcheck', 'hc-1', '{\"type\":\"TCP\"}', 12);"
+          "PRAGMA user_version = 1;");
+  {
+    auto s = open_sqlite(path);
+    ASSERT_TRUE(s) << s.error().message();
+    auto keys = (*s)->list_objects("tsig");
+    ASSERT_TRUE(keys) << keys.error().message();
+    ASSERT_EQ(keys->size(), 1u);
+    EXPECT_EQ((*keys)[0].name, "acme");
+    EXPECT_EQ((*keys)[0].document, "{\"secret\":\"v1:x\"}");
+    EXPECT_EQ((*keys)[0].created_at, 11);
+    auto checks = (*s)->list_objects("healthcheck");
+    ASSERT_TRUE(checks) << checks.error().message();
+    ASSERT_EQ(checks->size(), 1u);
+    EXPECT_EQ((*checks)[0].name, "hc-1");
+  }
+  EXPECT_EQ(raw_int(path, "PRAGMA user_version"), 2);
+  EXPECT_EQ(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'dns_objects'"), 0);
 }
 
 class DnsStoreEngineTest : public ::testing::TestWithParam<test::StoreEngine> {};
