@@ -65,11 +65,12 @@ TEST(DockerS3Test, PushAndRedirectedPullRoundTrip) {
   ASSERT_EQ(pull.code, 0) << pull.all() << "\nberthd log:\n" << read_file(berthd.log_path());
   auto after_id = run(docker + " image inspect --format '{{.Id}}' " + remote);
   EXPECT_EQ(after_id.out, before_id.out);
-  // The pull was redirected: berthd answered the layer GETs with 307s.
-  auto redirected = run("grep -c 'GET /v2/web/app/blobs/sha256:[0-9a-f]* 307 ' " +
-                        berthd.log_path());
-  EXPECT_NE(redirected.out, "0\n") << read_file(berthd.log_path());
+  // (after berthd exits: its log is buffered until then)
   EXPECT_EQ(berthd.terminate(), 0);
+  // The pull was redirected: berthd answered the layer GETs with 307s.
+  auto redirected =
+      run("grep -c 'GET /v2/web/app/blobs/sha256:[0-9a-f]* 307 ' " + berthd.log_path());
+  EXPECT_NE(redirected.out, "0\n") << read_file(berthd.log_path());
 }
 
 }  // namespace

@@ -193,6 +193,10 @@ bool RgwServer::bootstrap() {
                  "log file = " +
                  d +
                  "/log/$name.log\n"
+                 // The monitor's cluster and audit logs would go to /var/log/ceph.
+                 "mon cluster log file = " +
+                 d +
+                 "/log/$cluster.$channel.log\n"
                  "crash dir = " +
                  d +
                  "/crash\n"
