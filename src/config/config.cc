@@ -209,6 +209,35 @@ std::map<std::string, Setter> make_setters() {
        }},
       {"storage.fsync",
        [](Config& c, auto& k, auto& v) { return set_bool(c.storage.fsync, k, v); }},
+      {"storage.s3.endpoint",
+       [](Config& c, auto&, auto& v) {
+         c.storage.s3.endpoint = v;
+         return ok();
+       }},
+      {"storage.s3.region",
+       [](Config& c, auto&, auto& v) {
+         c.storage.s3.region = v;
+         return ok();
+       }},
+      {"storage.s3.bucket",
+       [](Config& c, auto&, auto& v) {
+         c.storage.s3.bucket = v;
+         return ok();
+       }},
+      {"storage.s3.access_key_id_file",
+       [](Config& c, auto&, auto& v) {
+         c.storage.s3.access_key_id_file = v;
+         return ok();
+       }},
+      {"storage.s3.secret_access_key_file",
+       [](Config& c, auto&, auto& v) {
+         c.storage.s3.secret_access_key_file = v;
+         return ok();
+       }},
+      {"storage.s3.path_style",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.path_style, k, v); }},
+      {"storage.s3.redirect_pulls",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.redirect_pulls, k, v); }},
       {"store.driver",
        [](Config& c, auto&, auto& v) {
          c.store.driver = v;
@@ -352,7 +381,9 @@ std::vector<std::pair<std::string, std::string*>> path_settings(Config& c) {
       {"tls.cert_file", &c.tls.cert_file},
       {"tls.key_file", &c.tls.key_file},
       {"acme.ca_bundle", &c.acme.ca_bundle},
-      {"store.postgres.password_file", &c.store.postgres.password_file}};
+      {"store.postgres.password_file", &c.store.postgres.password_file},
+      {"storage.s3.access_key_id_file", &c.storage.s3.access_key_id_file},
+      {"storage.s3.secret_access_key_file", &c.storage.s3.secret_access_key_file}};
   // A bare name is looked up on PATH; only a path with a '/' is a file.
   if (c.runtime.oci_runtime.find('/') != std::string::npos) {
     v.emplace_back("runtime.oci_runtime", &c.runtime.oci_runtime);
@@ -540,6 +571,58 @@ Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& list
   return std::make_pair(host, static_cast<uint16_t>(std::stol(port)));
 }
 
+namespace {
+
+// S3's rules for bucket names that work with both addressing styles.
+bool valid_bucket(const std::string& b) {
+  return b.size() >= 3 && b.size() <= 63 &&
+         b.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") == std::string::npos &&
+         b.front() != '-' && b.front() != '.' && b.back() != '-' && b.back() != '.';
+}
+
+Status validate_storage(const StorageConfig& st) {
+  if (st.driver != "fs" && st.driver != "s3") {
+    return bad("storage.driver", "'" + st.driver + "' is not a blob storage (fs or s3)");
+  }
+  if (st.driver != "s3") {
+    return ok();
+  }
+  const auto& s3 = st.s3;
+  bool http = s3.endpoint.rfind("http://", 0) == 0, https = s3.endpoint.rfind("https://", 0) == 0;
+  std::string rest = http ? s3.endpoint.substr(7) : https ? s3.endpoint.substr(8) : "";
+  while (!rest.empty() && rest.back() == '/') {
+    rest.pop_back();
+  }
+  if (rest.empty() || rest.find('/') != std::string::npos) {
+    return bad("storage.s3.endpoint",
+               "storage.driver is s3: set the service's URL, http(s)://HOST[:PORT] without a "
+               "path (got '" +
+                   s3.endpoint + "')");
+  }
+  if (s3.region.empty()) {
+    return bad("storage.s3.region", "must not be empty (us-east-1 for RGW and MinIO)");
+  }
+  if (!valid_bucket(s3.bucket)) {
+    return bad("storage.s3.bucket",
+               "expected an S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a "
+               "letter or digit), got '" +
+                   s3.bucket + "'");
+  }
+  for (const auto& [key, file] :
+       {std::pair{"storage.s3.access_key_id_file", &s3.access_key_id_file},
+        std::pair{"storage.s3.secret_access_key_file", &s3.secret_access_key_file}}) {
+    if (file->empty()) {
+      return bad(key, "storage.driver is s3: set the file that holds the key");
+    }
+    if (::access(file->c_str(), R_OK) != 0) {
+      return bad(key, *file + ": cannot read the file");
+    }
+  }
+  return ok();
+}
+
+}  // namespace
+
 Status validate(const Config& cfg) {
   BERTH_TRY(split_host_port(cfg.listen));
   for (const auto& [key, list] : {std::pair{"router_listen", &cfg.router_listen},
@@ -562,10 +645,7 @@ Status validate(const Config& cfg) {
   if (cfg.data_dir.empty()) {
     return bad("data", "must not be empty");
   }
-  if (cfg.storage.driver != "fs") {
-    return bad("storage.driver",
-               "'" + cfg.storage.driver + "' is not available in this build (supported: fs)");
-  }
+  BERTH_TRY(validate_storage(cfg.storage));
   if (cfg.store.driver != "sqlite" && cfg.store.driver != "postgres") {
     return bad("store.driver", "'" + cfg.store.driver + "' is not a store (sqlite or postgres)");
   }

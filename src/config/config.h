@@ -12,9 +12,19 @@
 
 namespace berth::config {
 
+/// Where blob content lives (docs/storage.md): DATA/blobs, or an S3 bucket.
 struct StorageConfig {
-  std::string driver = "fs";  // fs (s3 later)
+  std::string driver = "fs";  // fs (DATA/blobs) | s3
   bool fsync = true;          // fsync blobs before they become visible
+  struct S3 {
+    std::string endpoint;  // http(s)://host[:port] of the S3 service
+    std::string region = "us-east-1";
+    std::string bucket;                  // created at start when missing
+    std::string access_key_id_file;      // the access key id, read at start
+    std::string secret_access_key_file;  // the secret, read at start
+    bool path_style = true;              // host/bucket/key (RGW, MinIO) or bucket.host/key (AWS)
+    bool redirect_pulls = false;         // blob GETs answer 307 to a presigned URL
+  } s3;
 };
 
 /// The metadata store's engine (docs/storage.md).

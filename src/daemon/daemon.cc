@@ -37,6 +37,7 @@
 #include "registry/registry.h"
 #include "router/router.h"
 #include "runtime/runtime.h"
+#include "storage/s3.h"
 #include "store/store.h"
 
 namespace berth::daemon {
@@ -164,6 +165,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   BERTH_ASSIGN_OR_RETURN(auto box, SecretBox::load_or_create(cfg.data_dir + "/secrets.key"));
   registry::Options ropts;
   ropts.data_dir = cfg.data_dir;
+  BERTH_ASSIGN_OR_RETURN(ropts.blob_storage, open_blob_storage(cfg));
+  ropts.redirect_pulls = cfg.storage.driver == "s3" && cfg.storage.s3.redirect_pulls;
   ropts.secrets = box;
   ropts.auto_create_repositories = cfg.registry.auto_create_repositories;
   ropts.fsync = cfg.storage.fsync;
@@ -634,6 +637,44 @@ Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& c
   return store::open_postgres(o);
 }
 
+namespace {
+
+// A key file's content: `echo KEY > file` ends in a newline that is not part of the key.
+Result<std::string> read_key_file(const std::string& path, const std::string& setting) {
+  auto text = fs::read_file(path);
+  if (!text) {
+    return text.error().with_context(setting);
+  }
+  std::string key = *text;
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ')) {
+    key.pop_back();
+  }
+  if (key.empty()) {
+    return Error(Errc::InvalidArgument, setting + ": " + path + " is empty");
+  }
+  return key;
+}
+
+}  // namespace
+
+Result<storage::BlobStoragePtr> open_blob_storage(const config::Config& cfg) {
+  if (cfg.storage.driver != "s3") {
+    return storage::make_fs_blob_storage(cfg.data_dir, cfg.storage.fsync);
+  }
+  const auto& c = cfg.storage.s3;
+  storage::S3Options o;
+  o.endpoint = c.endpoint;
+  o.region = c.region;
+  o.bucket = c.bucket;
+  o.path_style = c.path_style;
+  BERTH_ASSIGN_OR_RETURN(o.access_key_id,
+                         read_key_file(c.access_key_id_file, "storage.s3.access_key_id_file"));
+  BERTH_ASSIGN_OR_RETURN(o.secret_access_key, read_key_file(c.secret_access_key_file,
+                                                            "storage.s3.secret_access_key_file"));
+  return storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(std::move(o)),
+                                       cfg.data_dir, cfg.storage.fsync);
+}
+
 int run_fsck(const std::string& data_dir_arg, bool force) {
   config::Config cfg;
   cfg.data_dir = data_dir_arg;
@@ -682,7 +723,12 @@ int run_fsck(const config::Config& cfg_arg, bool force) {
     std::fprintf(stderr, "berthd fsck: %s\n", st.error().message().c_str());
     return 2;
   }
-  auto rep = registry::Registry::fsck(data_dir, **st);
+  auto blobs = open_blob_storage(paths);
+  if (!blobs) {
+    std::fprintf(stderr, "berthd fsck: %s\n", blobs.error().message().c_str());
+    return 2;
+  }
+  auto rep = registry::Registry::fsck(**blobs, **st);
   if (!rep) {
     std::fprintf(stderr, "berthd fsck: %s\n", rep.error().message().c_str());
     return 2;

@@ -11,6 +11,7 @@
 #include "common/events.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "storage/blob_storage.h"
 
 namespace berth::router {
 class Router;
@@ -67,5 +68,7 @@ int run_fsck(const config::Config& cfg, bool force);
 /// Opens the metadata store cfg.store names: SQLite at DATA/berth.db, or PostgreSQL at
 /// store.postgres.dsn (with the password from store.postgres.password_file, if set).
 Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& cfg);
+/// The blob storage cfg.storage names (the S3 driver reads its key files here).
+Result<storage::BlobStoragePtr> open_blob_storage(const config::Config& cfg);
 
 }  // namespace berth::daemon

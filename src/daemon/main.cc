@@ -112,6 +112,15 @@ int main(int argc, char** argv) {
                    bc.data_dir.c_str());
       return 2;
     }
+    if (bc.storage.driver == "s3") {
+      // The blobs are in the bucket, not in the data directory the backup would copy.
+      std::fprintf(stderr,
+                   "berthd backup: blobs are in S3 (storage.driver: s3, bucket %s); back the "
+                   "bucket up with your S3 service's tools (versioning, replication), the "
+                   "metadata store and the data directory %s separately; see docs/storage.md\n",
+                   bc.storage.s3.bucket.c_str(), bc.data_dir.c_str());
+      return 2;
+    }
     return daemon::run_backup(bc.data_dir, backup_to);
   }
   if (*restore) {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Maintenance: upload expiry (idle sessions, and starts that failed half-way), garbage
 // collection of unreferenced blobs and orphan files, and the offline fsck.
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <unordered_set>
 
@@ -42,6 +40,15 @@ awaitable<int64_t> Registry::Impl::expire_uploads() {
         ++removed;  // a start that failed half-way: nothing can ever resume it
       }
     }
+    // What crashed commits left in the backing store (S3: multipart uploads nothing will
+    // complete). Degraded, not fatal: the next sweep tries again.
+    if (auto partial = blobs.expire_partial(opts.upload_ttl); !partial) {
+      log->warn("expiring partial uploads failed storage={} error={}", blobs.driver(),
+                partial.error().message());
+    } else if (*partial > 0) {
+      log->info("partial uploads expired storage={} count={}", blobs.driver(), *partial);
+      removed += *partial;
+    }
     if (removed > 0) {
       log->info("uploads expired count={}", removed);
     }
@@ -63,7 +70,11 @@ Result<GcReport> Registry::Impl::gc_blocking() {
     auto size = store.blob_size(digest);
     BERTH_ASSIGN_OR_RETURN(bool forgot, store.forget_blob_if_unreferenced(digest, cutoff));
     if (forgot) {
-      blobs.remove_blob(d->hex);
+      // The row is gone, so the blob is invisible; content that failed to go is an orphan
+      // the sweep below removes next time.
+      if (auto s = blobs.remove_blob(d->hex); !s) {
+        log->warn("blob removal failed digest={} error={}", digest, s.error().message());
+      }
       rep.blobs_deleted++;
       rep.bytes_freed += size ? *size : 0;
     }
@@ -79,7 +90,8 @@ Result<GcReport> Registry::Impl::gc_blocking() {
   for (auto& [dg, _] : known) {
     known_hex.insert(dg.substr(dg.find(':') + 1));
   }
-  for (const auto& f : blobs.list_blobs()) {
+  BERTH_ASSIGN_OR_RETURN(auto files, blobs.list_blobs());
+  for (const auto& f : files) {
     if (known_hex.count(f.name) || f.mtime >= cutoff) {
       continue;
     }
@@ -87,7 +99,10 @@ Result<GcReport> Registry::Impl::gc_blocking() {
     if (store.blob_size("sha256:" + f.name).has_value()) {
       continue;  // committed meanwhile
     }
-    blobs.remove_blob(f.name);
+    if (auto s = blobs.remove_blob(f.name); !s) {
+      log->warn("orphan blob removal failed hex={} error={}", f.name, s.error().message());
+      continue;
+    }
     rep.orphan_files_deleted++;
     rep.bytes_freed += f.size;
   }
@@ -95,8 +110,12 @@ Result<GcReport> Registry::Impl::gc_blocking() {
 }
 
 Result<FsckReport> Registry::fsck(const std::string& data_dir, store::MetadataStore& store) {
+  auto blobs = storage::make_fs_blob_storage(data_dir, false);
+  return fsck(*blobs, store);
+}
+
+Result<FsckReport> Registry::fsck(storage::BlobStorage& blobs, store::MetadataStore& store) {
   FsckReport rep;
-  FsBlobStore blobs(data_dir, false);
   BERTH_ASSIGN_OR_RETURN(auto known, store.all_blobs());
   std::unordered_set<std::string> known_hex;
   for (const auto& [digest, size] : known) {
@@ -116,13 +135,13 @@ Result<FsckReport> Registry::fsck(const std::string& data_dir, store::MetadataSt
     if (*h != d->hex) {
       rep.problems.push_back("blob " + digest + " content hashes to sha256:" + *h);
     }
-    struct stat st {};
-    if (::stat(blobs.blob_path(d->hex).c_str(), &st) == 0 && st.st_size != size) {
-      rep.problems.push_back("blob " + digest + " is " + std::to_string(st.st_size) +
+    if (auto stored = blobs.blob_size(d->hex); stored && *stored != size) {
+      rep.problems.push_back("blob " + digest + " is " + std::to_string(*stored) +
                              " bytes, recorded as " + std::to_string(size));
     }
   }
-  for (const auto& f : blobs.list_blobs()) {
+  BERTH_ASSIGN_OR_RETURN(auto files, blobs.list_blobs());
+  for (const auto& f : files) {
     if (!known_hex.count(f.name)) {
       auto h = blobs.hash_blob(f.name);
       if (h && *h != f.name) {

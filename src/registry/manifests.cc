@@ -233,7 +233,7 @@ awaitable<void> Registry::Impl::put_manifest(http::Exchange& ex, std::string nam
   std::optional<std::string> config_bytes;
   std::string config_hex = platform_config_hex(*parsed);
   if (!config_hex.empty()) {
-    auto read_config = [this, config_hex] { return fs::read_file(blobs.blob_path(config_hex)); };
+    auto read_config = [this, config_hex] { return read_blob(config_hex); };
     auto bytes = co_await run_blocking(pool, std::move(read_config));
     if (bytes) {
       config_bytes = std::move(*bytes);
@@ -431,13 +431,11 @@ Result<std::string> Registry::Impl::push_local(const std::string& principal,
       continue;
     }
     Blob b{d->str(), d->hex, "", lb.size};
-    struct stat st {};
-    if (::stat(blobs.blob_path(b.hex).c_str(), &st) == 0) {
-      if (st.st_size != lb.size) {
+    if (auto stored = blobs.blob_size(b.hex)) {
+      if (*stored != lb.size) {
         drop_staged();
-        return Error(Errc::InvalidArgument, "blob " + b.digest + " is " +
-                                                std::to_string(st.st_size) + " bytes, not " +
-                                                std::to_string(lb.size));
+        return Error(Errc::InvalidArgument, "blob " + b.digest + " is " + std::to_string(*stored) +
+                                                " bytes, not " + std::to_string(lb.size));
       }
     } else {
       b.upload = fs::random_uuid();
@@ -472,7 +470,7 @@ Result<std::string> Registry::Impl::push_local(const std::string& principal,
       if (s) {
         b.upload.clear();
       }
-    } else if (::access(blobs.blob_path(b.hex).c_str(), F_OK) != 0) {
+    } else if (!blobs.blob_size(b.hex)) {
       // Collected between the check and now (it had no manifest): rare, and a retry stores it.
       s = Error(Errc::Unavailable, "blob " + b.digest + " was garbage-collected meanwhile: retry");
     }
@@ -501,7 +499,7 @@ Result<std::string> Registry::Impl::push_local(const std::string& principal,
 
   std::optional<std::string> config_bytes;
   if (std::string hex = platform_config_hex(parsed); !hex.empty()) {
-    if (auto bytes = fs::read_file(blobs.blob_path(hex))) {
+    if (auto bytes = read_blob(hex)) {
       config_bytes = std::move(*bytes);
     }
   }

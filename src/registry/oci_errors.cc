@@ -53,6 +53,8 @@ Row row(Oci c) {
       return {"UNKNOWN", 507};
     case Oci::UpstreamFailed:
       return {"UNKNOWN", 502};
+    case Oci::Unavailable:
+      return {"UNAVAILABLE", 503};
     case Oci::Unknown:
       return {"UNKNOWN", 500};
   }
@@ -96,6 +98,8 @@ OciFailure from_error(const Error& e, Oci not_found) {
       return {Oci::TooManyRequests, e.message(), {}};
     case Errc::NoSpace:
       return {Oci::InsufficientStorage, kInsufficientStorageMessage, {}};
+    case Errc::Unavailable:
+      return {Oci::Unavailable, e.message(), {}};
     default:
       return {Oci::Unknown, e.message(), {}};
   }

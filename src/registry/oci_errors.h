@@ -29,6 +29,7 @@ enum class Oci {
   ManifestTooBig,       // 413
   InsufficientStorage,  // 507: the disk is full (never a client's fault, never a rate limit)
   UpstreamFailed,       // 502: an upstream registry could not be reached or answered an error
+  Unavailable,          // 503: a backend (the metadata store, S3) is away for now
   Unknown,              // 500
 };
 

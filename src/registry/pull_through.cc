@@ -227,7 +227,7 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
   if (auto size = store.blob_size(dg); size) {
     // Already in berth under another repository: link it (as a cross-repository mount does).
     std::lock_guard lock(stripe(digest.hex));
-    if (::access(blobs.blob_path(digest.hex).c_str(), R_OK) == 0) {
+    if (blobs.blob_size(digest.hex)) {
       BERTH_TRY(store.link_blob(repo->id, dg, *size, now_unix()));
       return BlobFetchPtr();
     }

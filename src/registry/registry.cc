@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "common/fs.h"
 #include "common/json.h"
 #include "common/url.h"
 #include "registry/registry_impl.h"
@@ -482,11 +483,16 @@ Result<std::string> Registry::blob_file(const std::string& digest) const {
   if (!d) {
     return d.error();
   }
-  std::string path = impl_->blobs.blob_path(d->hex);
-  if (::access(path.c_str(), R_OK) != 0) {
+  auto path = impl_->blobs.local_file(d->hex);
+  if (!path && path.error().code() == Errc::NotFound) {
     return Error(Errc::NotFound, "blob " + digest + " is not in the registry");
   }
   return path;
+}
+
+Result<std::string> Registry::Impl::read_blob(const std::string& hex) {
+  BERTH_ASSIGN_OR_RETURN(std::string path, blobs.local_file(hex));
+  return fs::read_file(path);
 }
 
 Status Registry::init() {

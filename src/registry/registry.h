@@ -19,6 +19,7 @@
 #include "http/http.h"
 #include "iam/iam.h"
 #include "registry/lifecycle.h"
+#include "storage/blob_storage.h"
 #include "store/store.h"
 
 namespace berth {
@@ -28,7 +29,11 @@ class SecretBox;
 namespace berth::registry {
 
 struct Options {
-  std::string data_dir;  // blobs/ and uploads/ live here
+  std::string data_dir;  // uploads/ (and, on fs, blobs/) live here
+  /// Where blob content lives; unset: the fs driver on data_dir.
+  storage::BlobStoragePtr blob_storage;
+  /// Blob GETs answer 307 to blob_storage's presigned URL (S3) instead of sending the bytes.
+  bool redirect_pulls = false;
   bool auto_create_repositories = false;
   bool fsync = true;
   std::chrono::seconds upload_ttl{24 * 3600};
@@ -224,6 +229,8 @@ class Registry {
 
   /// Offline consistency check of a data dir: re-hashes every blob and manifest.
   static Result<FsckReport> fsck(const std::string& data_dir, store::MetadataStore& store);
+  /// The same on any blob storage.
+  static Result<FsckReport> fsck(storage::BlobStorage& blobs, store::MetadataStore& store);
 
   // ---- lifecycle rules (lifecycle.cc)
   // ECR-shaped rules per repository (lifecycle.h), stored as object kind "lifecycle" named

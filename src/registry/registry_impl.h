@@ -9,8 +9,8 @@
 //   pull_through.cc  filling repositories under an upstream's prefix from it
 //   replication.cc   copying pushes to other registries
 // Decisions about visibility live in the metadata store (one transaction each); bytes live in
-// FsBlobStore. Read-mostly lookups (repositories, manifests, blob links) are cached in memory
-// and invalidated on every write.
+// storage::BlobStorage (fs or S3). Read-mostly lookups (repositories, manifests, blob links) are
+// cached in memory and invalidated on every write.
 #pragma once
 
 #include <unistd.h>
@@ -34,10 +34,10 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "oci/oci.h"
-#include "registry/blob_store.h"
 #include "registry/oci_errors.h"
 #include "registry/registry.h"
 #include "registry/upstream.h"
+#include "storage/blob_storage.h"
 
 namespace berth::registry {
 
@@ -94,7 +94,9 @@ struct Registry::Impl {
         pool(p),
         authz(std::move(a)),
         bus(b),
-        blobs(opts.data_dir, opts.fsync) {}
+        blob_storage(opts.blob_storage ? opts.blob_storage
+                                       : storage::make_fs_blob_storage(opts.data_dir, opts.fsync)),
+        blobs(*blob_storage) {}
   ~Impl() {
     stop_replication();
     stop_fetches();
@@ -105,7 +107,8 @@ struct Registry::Impl {
   BlockingPool& pool;
   iam::AuthorizerPtr authz;
   EventBus& bus;
-  FsBlobStore blobs;
+  storage::BlobStoragePtr blob_storage;
+  storage::BlobStorage& blobs;
   std::shared_ptr<spdlog::logger> log = log::get("registry");
 
   std::mutex sessions_mu;
@@ -167,6 +170,9 @@ struct Registry::Impl {
   // One answer for a digest the registry cannot use, malformed or of an algorithm it does not
   // support: 400 DIGEST_INVALID, as the distribution spec asks for both.
   awaitable<void> fail_digest(http::Exchange& ex, const Error& e);
+
+  // Blocking: a (small) blob's bytes, e.g. an image config.
+  Result<std::string> read_blob(const std::string& hex);
 
   // ---- dispatch ---------------------------------------------------------------------------
 

@@ -150,8 +150,12 @@ Status Registry::Impl::push_to(ReplicationRule& r, const store::Repository& repo
       if (h.status == 200) {
         continue;
       }
-      std::string path = blobs.blob_path(d.hex);
-      if (::access(path.c_str(), R_OK) != 0) {
+      auto local = blobs.local_file(d.hex);
+      std::string path = local ? *local : std::string();
+      if (!local && local.error().code() != Errc::NotFound) {
+        return local.error().with_context("replicate " + d.str() + " of " + name);
+      }
+      if (!local) {
         return Error(Errc::FailedPrecondition, "blob " + d.str() + " of " + name +
                                                    " is not stored here (pulled through " +
                                                    "partially?): it cannot be replicated");

@@ -15,6 +15,10 @@ namespace berth::registry {
 
 namespace {
 
+// How long a redirected pull's presigned URL stays valid: long enough for a slow client to
+// start (and, with Range, resume) the transfer.
+constexpr std::chrono::seconds kPullRedirectTtl{20 * 60};
+
 bool valid_upload_id(const std::string& id) {
   if (id.size() != 36) {
     return false;
@@ -110,7 +114,28 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
     res.head_only = true;
     co_return co_await ex.send(std::move(res));
   }
-  auto fd = blobs.open_blob(d->hex);
+  if (opts.redirect_pulls) {
+    // The client fetches the bytes from the blob storage itself (docker, skopeo and podman
+    // follow a 307 for blobs, and send their Range there).
+    auto url = blobs.presigned_url(d->hex, kPullRedirectTtl);
+    if (url) {
+      auto redirect = base_response(307);
+      redirect.header("Location", *url);
+      redirect.header("Docker-Content-Digest", digest);
+      co_return co_await ex.send(std::move(redirect));
+    }
+    log->warn("pull redirect unavailable, sending the blob repo={} digest={} error={}", name,
+              digest, url.error().message());
+  }
+  // On S3 this fetches (and verifies) a local copy first: off the I/O thread.
+  auto open = [this, hex = d->hex] { return blobs.open_blob(hex); };
+  auto fd = co_await run_blocking(pool, std::move(open));
+  if (!fd && fd.error().code() != Errc::NotFound) {
+    log->warn("blob unreadable repo={} digest={} storage={} error={}", name, digest, blobs.driver(),
+              fd.error().message());
+    co_return co_await fail(ex, Oci::Unavailable,
+                            "blob storage is unavailable right now: try again later");
+  }
   if (!fd) {
     log->error("blob file missing repo={} digest={} error={}", name, digest, fd.error().message());
     co_return co_await fail(ex, Oci::BlobUnknown, "blob " + digest + " is missing from storage");
@@ -536,7 +561,7 @@ Status Registry::Impl::link_committed(int64_t repo_id, const std::string& digest
   if (!s) {
     auto known = store.blob_size(digest);
     if (!known && known.error().code() == Errc::NotFound) {
-      blobs.remove_blob(hex);
+      (void)blobs.remove_blob(hex);  // if this fails too, gc removes the orphan later
     }
   }
   return s;

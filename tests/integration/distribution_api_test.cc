@@ -2,6 +2,7 @@
 // The OCI Distribution API (/v2/) end to end over real HTTP against an in-process berthd:
 // uploads (monolithic, POST+PUT, chunked), mounts, blob reads with ranges, manifests of every
 // supported media type, tags and catalog pagination, referrers, and the ImagePushed event.
+// Every test runs on both blob storages: fs and S3 (RGW).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,14 +12,18 @@
 #include <vector>
 
 #include "integration/registry_client.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
 namespace {
 
-class DistributionApiTest : public ::testing::Test {
+class DistributionApiTest : public ::testing::TestWithParam<BlobBackend> {
  protected:
   void SetUp() override {
+    if (!home.skip_reason().empty()) {
+      GTEST_SKIP() << home.skip_reason();
+    }
     auto r = d.cli("repo create web/app");
     ASSERT_EQ(r.code, 0) << r.all();
   }
@@ -30,11 +35,12 @@ class DistributionApiTest : public ::testing::Test {
     return r.header("Location");
   }
 
-  TestDaemon d;
+  BlobHome home{GetParam()};
+  TestDaemon d{[this](config::Config& cfg) { home.apply(cfg); }};
   RegistryClient c{d.port(), d.admin().basic_header()};
 };
 
-TEST_F(DistributionApiTest, BaseEndpointAnswersWithApiVersion) {
+TEST_P(DistributionApiTest, BaseEndpointAnswersWithApiVersion) {
   auto r = c.get("/v2/");
   EXPECT_EQ(r.status, 200) << r.describe();
   EXPECT_EQ(r.header("Docker-Distribution-API-Version"), "registry/2.0");
@@ -48,7 +54,7 @@ TEST_F(DistributionApiTest, BaseEndpointAnswersWithApiVersion) {
   EXPECT_EQ(err.oci_code(), "MANIFEST_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, MonolithicUploadThenHeadAndGet) {
+TEST_P(DistributionApiTest, MonolithicUploadThenHeadAndGet) {
   std::string blob = "hello, monolithic blob\n";
   std::string dg = sha256_digest(blob);
   auto r = c.push_blob("web/app", blob);
@@ -67,12 +73,12 @@ TEST_F(DistributionApiTest, MonolithicUploadThenHeadAndGet) {
   EXPECT_EQ(g.header("Docker-Content-Digest"), dg);
   EXPECT_EQ(g.body, blob);
 
-  // The file is content-addressed on disk.
+  // The blob is content-addressed in storage (a file, or an S3 key).
   std::string hex = dg.substr(7);
-  EXPECT_EQ(read_file(d.data_dir() + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex), blob);
+  EXPECT_EQ(home.read_blob(d.data_dir(), hex), blob);
 }
 
-TEST_F(DistributionApiTest, PostThenPutWithBody) {
+TEST_P(DistributionApiTest, PostThenPutWithBody) {
   auto r = c.request("POST", "/v2/web/app/blobs/uploads/");
   ASSERT_EQ(r.status, 202) << r.describe();
   std::string loc = r.header("Location");
@@ -95,7 +101,7 @@ TEST_F(DistributionApiTest, PostThenPutWithBody) {
   EXPECT_EQ(again.oci_code(), "BLOB_UPLOAD_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, ChunkedUploadRejectsOutOfOrderAndOverlappingChunks) {
+TEST_P(DistributionApiTest, ChunkedUploadRejectsOutOfOrderAndOverlappingChunks) {
   std::string blob;
   for (int i = 0; i < 30; ++i) {
     blob += static_cast<char>('a' + i % 26);
@@ -150,7 +156,7 @@ TEST_F(DistributionApiTest, ChunkedUploadRejectsOutOfOrderAndOverlappingChunks) 
   EXPECT_EQ(g.body, blob);
 }
 
-TEST_F(DistributionApiTest, CancelledUploadIsUnknown) {
+TEST_P(DistributionApiTest, CancelledUploadIsUnknown) {
   std::string loc = start_upload();
   ASSERT_FALSE(loc.empty());
   auto p = c.request("PATCH", loc, "some bytes");
@@ -179,7 +185,7 @@ TEST_F(DistributionApiTest, CancelledUploadIsUnknown) {
   EXPECT_EQ(cross.oci_code(), "BLOB_UPLOAD_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, CrossRepositoryMount) {
+TEST_P(DistributionApiTest, CrossRepositoryMount) {
   ASSERT_EQ(d.cli("repo create web/other").code, 0);
   std::string blob = "mount me";
   std::string dg = sha256_digest(blob);
@@ -212,7 +218,7 @@ TEST_F(DistributionApiTest, CrossRepositoryMount) {
   EXPECT_EQ(c.get("/v2/web/other/blobs/" + sha256_digest(blob2)).body, blob2);
 }
 
-TEST_F(DistributionApiTest, BlobRangesAndDelete) {
+TEST_P(DistributionApiTest, BlobRangesAndDelete) {
   std::string blob;
   for (int i = 0; i < 100; ++i) {
     blob += static_cast<char>('0' + i % 10);
@@ -255,14 +261,14 @@ TEST_F(DistributionApiTest, BlobRangesAndDelete) {
   EXPECT_EQ(again.oci_code(), "BLOB_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, UnknownBlobIsBlobUnknown) {
+TEST_P(DistributionApiTest, UnknownBlobIsBlobUnknown) {
   auto g = c.get("/v2/web/app/blobs/" + sha256_digest("never"));
   EXPECT_EQ(g.status, 404) << g.describe();
   EXPECT_EQ(g.oci_code(), "BLOB_UNKNOWN");
   EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest("never")).status, 404);
 }
 
-TEST_F(DistributionApiTest, OciManifestByTagAndDigest) {
+TEST_P(DistributionApiTest, OciManifestByTagAndDigest) {
   std::string config = image_config("amd64", "one");
   std::string layer = "layer one bytes";
   std::string m = push_image(c, "web/app", "v1", config, {layer});
@@ -303,7 +309,7 @@ TEST_F(DistributionApiTest, OciManifestByTagAndDigest) {
   EXPECT_EQ(again.header("Docker-Content-Digest"), dg);
 }
 
-TEST_F(DistributionApiTest, DockerSchema2ManifestKeepsItsMediaType) {
+TEST_P(DistributionApiTest, DockerSchema2ManifestKeepsItsMediaType) {
   std::string config = image_config("arm64");
   std::string layer = "docker layer";
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
@@ -318,7 +324,7 @@ TEST_F(DistributionApiTest, DockerSchema2ManifestKeepsItsMediaType) {
   EXPECT_EQ(g.body, m);
 }
 
-TEST_F(DistributionApiTest, IndexOverPushedManifests) {
+TEST_P(DistributionApiTest, IndexOverPushedManifests) {
   std::string layer = "shared layer";
   std::string amd =
       push_image(c, "web/app", sha256_digest(image_manifest(image_config("amd64"), {layer})),
@@ -348,7 +354,7 @@ TEST_F(DistributionApiTest, IndexOverPushedManifests) {
   EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(arm)).body, arm);
 }
 
-TEST_F(DistributionApiTest, DeleteManifestByDigestRemovesItsTags) {
+TEST_P(DistributionApiTest, DeleteManifestByDigestRemovesItsTags) {
   std::string layer = "delete me";
   std::string m = push_image(c, "web/app", "v1", image_config(), {layer});
   std::string dg = sha256_digest(m);
@@ -368,7 +374,7 @@ TEST_F(DistributionApiTest, DeleteManifestByDigestRemovesItsTags) {
   EXPECT_EQ(again.oci_code(), "MANIFEST_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, DeleteManifestByTagKeepsTheManifest) {
+TEST_P(DistributionApiTest, DeleteManifestByTagKeepsTheManifest) {
   std::string m = push_image(c, "web/app", "v1", image_config(), {"layer"});
   ASSERT_EQ(c.put_manifest("web/app", "v2", m, kOciManifestType).status, 201);
   auto del = c.del("/v2/web/app/manifests/v2");
@@ -382,7 +388,7 @@ TEST_F(DistributionApiTest, DeleteManifestByTagKeepsTheManifest) {
   EXPECT_EQ(again.oci_code(), "MANIFEST_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, TagsListPaginatesWithLink) {
+TEST_P(DistributionApiTest, TagsListPaginatesWithLink) {
   std::string m = push_image(c, "web/app", "e", image_config(), {"layer"});
   for (const char* t : {"c", "a", "d", "b"}) {
     ASSERT_EQ(c.put_manifest("web/app", t, m, kOciManifestType).status, 201);
@@ -417,7 +423,7 @@ TEST_F(DistributionApiTest, TagsListPaginatesWithLink) {
   EXPECT_EQ(missing.oci_code(), "NAME_UNKNOWN");
 }
 
-TEST_F(DistributionApiTest, CatalogPaginatesWithLink) {
+TEST_P(DistributionApiTest, CatalogPaginatesWithLink) {
   for (const char* r : {"gamma", "alpha", "beta"}) {
     ASSERT_EQ(d.cli(std::string("repo create ") + r).code, 0);
   }
@@ -450,7 +456,7 @@ TEST_F(DistributionApiTest, CatalogPaginatesWithLink) {
   EXPECT_EQ(seen, (std::vector<std::string>{"alpha", "beta", "gamma", "web/app", "web/zzz"}));
 }
 
-TEST_F(DistributionApiTest, ReferrersListAndFilterByArtifactType) {
+TEST_P(DistributionApiTest, ReferrersListAndFilterByArtifactType) {
   std::string subject = push_image(c, "web/app", "v1", image_config(), {"the image"});
   std::string subject_dg = sha256_digest(subject);
   std::string empty = "{}";
@@ -523,7 +529,7 @@ TEST_F(DistributionApiTest, ReferrersListAndFilterByArtifactType) {
   EXPECT_EQ(bad.oci_code(), "DIGEST_INVALID");
 }
 
-TEST_F(DistributionApiTest, ReferrersUseConfigMediaTypeAndAllowAbsentSubject) {
+TEST_P(DistributionApiTest, ReferrersUseConfigMediaTypeAndAllowAbsentSubject) {
   // No artifactType: the config's media type stands in. The subject was never pushed, which
   // the spec allows.
   std::string cfg = "{\"kind\":\"example\"}";
@@ -555,7 +561,7 @@ TEST_F(DistributionApiTest, ReferrersUseConfigMediaTypeAndAllowAbsentSubject) {
   EXPECT_EQ(f2.json()["manifests"].size(), 1u) << f2.body;
 }
 
-TEST_F(DistributionApiTest, ManifestPutPublishesImagePushed) {
+TEST_P(DistributionApiTest, ManifestPutPublishesImagePushed) {
   // The callback runs on an I/O thread and may outlive this scope: shared state.
   struct Seen {
     std::mutex mu;
@@ -588,6 +594,8 @@ TEST_F(DistributionApiTest, ManifestPutPublishesImagePushed) {
   EXPECT_EQ(events[1].tag, "");
   EXPECT_EQ(events[1].digest, sha256_digest(m2));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DistributionApiTest, all_blob_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Registry::push_local: an image a build wrote as local files, stored as a push of each tag
 // would store it. A Registry over a SQLite store with the enforcing PolicyAuthorizer, served on
-// 127.0.0.1:0 so the result is checked through /v2/ as any client sees it.
+// 127.0.0.1:0 so the result is checked through /v2/ as any client sees it. On both blob
+// storages: fs, and S3 (RGW).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -19,6 +20,7 @@
 #include "integration/registry_client.h"
 #include "registry/registry.h"
 #include "store/store.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -31,9 +33,12 @@ constexpr const char* kPullOnly = R"({"Version":"2012-10-17","Statement":[{"Effe
 constexpr const char* kPublic = R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
   "Principal":"*","Action":"registry:Pull","Resource":"repository/web/app"}]})";
 
-class RegistryPushLocalTest : public ::testing::Test {
+class RegistryPushLocalTest : public ::testing::TestWithParam<BlobBackend> {
  protected:
   void SetUp() override {
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
     auto st = store::open_sqlite(data_ / "meta.db");
     ASSERT_TRUE(st) << st.error().message();
     store_ = std::move(*st);
@@ -64,6 +69,7 @@ class RegistryPushLocalTest : public ::testing::Test {
   void start(bool auto_create) {
     registry::Options o;
     o.data_dir = data_ / "registry";
+    o.blob_storage = home_.open(o.data_dir);
     o.auto_create_repositories = auto_create;
     o.fsync = false;
     o.audit = audit_.get();
@@ -119,13 +125,10 @@ class RegistryPushLocalTest : public ::testing::Test {
 
   std::vector<std::string> stored_blob_files() {
     std::vector<std::string> v;
-    std::string dir = data_ / "registry/blobs/sha256";
-    if (std::filesystem::exists(dir)) {
-      for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-        if (e.is_regular_file()) {
-          v.push_back(e.path().filename().string());
-        }
-      }
+    auto listed = home_.open(data_ / "registry")->list_blobs();
+    EXPECT_TRUE(listed) << listed.error().message();
+    for (const auto& e : listed ? *listed : std::vector<storage::BlobEntry>{}) {
+      v.push_back(e.name);
     }
     return v;
   }
@@ -143,6 +146,7 @@ class RegistryPushLocalTest : public ::testing::Test {
     EXPECT_TRUE(events_.empty());
   }
 
+  BlobHome home_{GetParam()};
   TempDir data_;
   TempDir files_;
   store::MetadataStorePtr store_;
@@ -162,7 +166,7 @@ class RegistryPushLocalTest : public ::testing::Test {
   std::vector<ImagePushed> events_;
 };
 
-TEST_F(RegistryPushLocalTest, StoresTheImageUnderEveryTagAndPublishes) {
+TEST_P(RegistryPushLocalTest, StoresTheImageUnderEveryTagAndPublishes) {
   start(true);
   std::string layer = "layer bytes, gzip or not: the registry does not care\n";
   auto img = image({layer});
@@ -199,14 +203,16 @@ TEST_F(RegistryPushLocalTest, StoresTheImageUnderEveryTagAndPublishes) {
   ASSERT_EQ(tags.status, 200) << tags.describe();
   EXPECT_EQ(tags.json()["tags"], Json({"latest", "v1"}));
 
-  // Same filesystem: a hard link of the build's file, not a copy.
-  struct stat src {
-  }, dst{};
-  ASSERT_EQ(::stat(img.blobs[1].path.c_str(), &src), 0);
   std::string hex = img.blobs[1].digest.substr(7);
-  ASSERT_EQ(
-      ::stat((data_ / ("registry/blobs/sha256/" + hex.substr(0, 2) + "/" + hex)).c_str(), &dst), 0);
-  EXPECT_EQ(src.st_ino, dst.st_ino);
+  if (GetParam() == BlobBackend::Fs) {
+    // Same filesystem: a hard link of the build's file, not a copy.
+    struct stat src {
+    }, dst{};
+    ASSERT_EQ(::stat(img.blobs[1].path.c_str(), &src), 0);
+    ASSERT_EQ(::stat((data_ / ("registry/" + storage::blob_key(hex))).c_str(), &dst), 0);
+    EXPECT_EQ(src.st_ino, dst.st_ino);
+  }
+  EXPECT_EQ(home_.read_blob(data_ / "registry", hex), read_file(img.blobs[1].path));
 
   // The platform came from the config, as for a push.
   auto images = store_->list_images(store_->get_repository("web/app")->id);
@@ -237,7 +243,7 @@ TEST_F(RegistryPushLocalTest, StoresTheImageUnderEveryTagAndPublishes) {
   EXPECT_EQ(*again, *digest);
 }
 
-TEST_F(RegistryPushLocalTest, ARoleWithoutPushIsDeniedWithTheSentenceAndNothingIsStored) {
+TEST_P(RegistryPushLocalTest, ARoleWithoutPushIsDeniedWithTheSentenceAndNothingIsStored) {
   start(true);
   auto img = image({"some layer\n"});
   auto r = reg_->push_local("role/builder-web", img);
@@ -257,7 +263,7 @@ TEST_F(RegistryPushLocalTest, ARoleWithoutPushIsDeniedWithTheSentenceAndNothingI
   EXPECT_FALSE((*audit)[0].allowed);
 }
 
-TEST_F(RegistryPushLocalTest, BerthItselfMayAlwaysPush) {
+TEST_P(RegistryPushLocalTest, BerthItselfMayAlwaysPush) {
   start(true);
   auto r = reg_->push_local("system:build", image({"layer\n"}, {"main"}));
   ASSERT_TRUE(r) << r.error().message();
@@ -265,7 +271,7 @@ TEST_F(RegistryPushLocalTest, BerthItselfMayAlwaysPush) {
   EXPECT_EQ(client_->get("/v2/web/app/manifests/main").status, 200);
 }
 
-TEST_F(RegistryPushLocalTest, RefusesABlobWhoseBytesDoNotMatchItsDigest) {
+TEST_P(RegistryPushLocalTest, RefusesABlobWhoseBytesDoNotMatchItsDigest) {
   start(true);
   auto img = image({"the real layer\n", "another layer\n"});
   write_file(img.blobs[2].path, "tampered, but the same length\n");
@@ -285,7 +291,7 @@ TEST_F(RegistryPushLocalTest, RefusesABlobWhoseBytesDoNotMatchItsDigest) {
   expect_nothing_stored();
 }
 
-TEST_F(RegistryPushLocalTest, AMissingRepositoryIsNamedWhenAutoCreateIsOff) {
+TEST_P(RegistryPushLocalTest, AMissingRepositoryIsNamedWhenAutoCreateIsOff) {
   start(false);
   auto r = reg_->push_local("role/pusher", image({"layer\n"}));
   ASSERT_FALSE(r);
@@ -295,7 +301,7 @@ TEST_F(RegistryPushLocalTest, AMissingRepositoryIsNamedWhenAutoCreateIsOff) {
   expect_nothing_stored();
 }
 
-TEST_F(RegistryPushLocalTest, ImmutableTagsAreRefusedAsForAPush) {
+TEST_P(RegistryPushLocalTest, ImmutableTagsAreRefusedAsForAPush) {
   start(false);
   store::Repository repo;
   repo.name = "web/app";
@@ -316,6 +322,8 @@ TEST_F(RegistryPushLocalTest, ImmutableTagsAreRefusedAsForAPush) {
   auto v1 = client_->get("/v2/web/app/manifests/v1");
   EXPECT_EQ(v1.header("Docker-Content-Digest"), *first);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryPushLocalTest, all_blob_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

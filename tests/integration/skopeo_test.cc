@@ -1,14 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
-// skopeo pushes an OCI layout built from busybox-static and pulls it back byte-identical.
+// skopeo pushes an OCI layout built from busybox-static and pulls it back byte-identical, on
+// both blob storages (fs, and S3 with pulls streamed by berthd or redirected to S3).
 #include <gtest/gtest.h>
 
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
 namespace {
 
-TEST(SkopeoTest, PushPullRoundTripIsByteIdentical) {
-  TestDaemon d;
+struct SkopeoCase {
+  BlobBackend backend;
+  bool redirect_pulls;
+};
+
+class SkopeoTest : public ::testing::TestWithParam<SkopeoCase> {};
+
+TEST_P(SkopeoTest, PushPullRoundTripIsByteIdentical) {
+  BlobHome home(GetParam().backend);
+  if (!home.skip_reason().empty()) {
+    GTEST_SKIP() << home.skip_reason();
+  }
+  bool redirect = GetParam().redirect_pulls;
+  TestDaemon d([&home, redirect](config::Config& c) { home.apply(c, redirect); });
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   TempDir work;
   std::string layout = work / "src";
@@ -39,6 +53,15 @@ TEST(SkopeoTest, PushPullRoundTripIsByteIdentical) {
   EXPECT_NE(ls.out.find("v1"), std::string::npos) << ls.out;
   EXPECT_NE(ls.out.find("linux/amd64"), std::string::npos) << ls.out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, SkopeoTest,
+                         ::testing::Values(SkopeoCase{BlobBackend::Fs, false},
+                                           SkopeoCase{BlobBackend::S3, false},
+                                           SkopeoCase{BlobBackend::S3, true}),
+                         [](const ::testing::TestParamInfo<SkopeoCase>& p) {
+                           return blob_backend_name(p.param.backend) +
+                                  (p.param.redirect_pulls ? "RedirectPulls" : "");
+                         });
 
 }  // namespace
 }  // namespace berth::test

@@ -147,9 +147,9 @@ TEST(ConfigLoadTest, UnknownNestedKeyIsNamedByPath) {
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code(), Errc::InvalidArgument);
   EXPECT_THAT(c.error().message(), HasSubstr("registry.gc_intervall"));
-  auto d = load_string("storage:\n  s3:\n    bucket: x\n");
+  auto d = load_string("storage:\n  s3:\n    buckett: x\n");
   ASSERT_FALSE(d);
-  EXPECT_THAT(d.error().message(), HasSubstr("storage.s3.bucket"));
+  EXPECT_THAT(d.error().message(), HasSubstr("storage.s3.buckett"));
 }
 
 TEST(ConfigLoadTest, BadBoolNamesKeyAndValue) {
@@ -699,6 +699,76 @@ TEST(ConfigStoreTest, BadValuesNameTheKey) {
   expect_bad("store:\n  driver: postgres\n", "store.postgres.dsn");
   expect_bad("store:\n  postgres:\n    max_connections: 0\n", "store.postgres.max_connections");
   expect_bad("store:\n  postgres:\n    max_connections: 1025\n", "store.postgres.max_connections");
+}
+
+}  // namespace
+}  // namespace berth::config
+
+namespace berth::config {
+namespace {
+
+TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
+  auto d = load_string("version: 1\n");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->storage.driver, "fs");
+  EXPECT_TRUE(d->storage.s3.path_style);
+  EXPECT_FALSE(d->storage.s3.redirect_pulls);
+
+  test::TempDir dir;
+  test::write_file(dir / "s3.id", "AKID\n");
+  test::write_file(dir / "s3.secret", "SECRET\n");
+  auto c = load_string(
+      "version: 1\nstorage:\n  driver: s3\n  s3:\n    endpoint: "
+      "http://127.0.0.1:7480\n    region: eu-west-1\n    bucket: berth\n"
+      "    access_key_id_file: " +
+      (dir / "s3.id") + "\n    secret_access_key_file: " + (dir / "s3.secret") +
+      "\n    path_style: false\n    redirect_pulls: true\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->storage.driver, "s3");
+  EXPECT_EQ(c->storage.s3.endpoint, "http://127.0.0.1:7480");
+  EXPECT_EQ(c->storage.s3.region, "eu-west-1");
+  EXPECT_EQ(c->storage.s3.bucket, "berth");
+  EXPECT_EQ(c->storage.s3.access_key_id_file, dir / "s3.id");
+  EXPECT_FALSE(c->storage.s3.path_style);
+  EXPECT_TRUE(c->storage.s3.redirect_pulls);
+  auto v = validate(*c);
+  EXPECT_TRUE(v) << v.error().message();
+
+  ::setenv("BERTH_STORAGE_S3_BUCKET", "from-env", 1);
+  auto s = apply_env(*c);
+  ::unsetenv("BERTH_STORAGE_S3_BUCKET");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(c->storage.s3.bucket, "from-env");
+}
+
+TEST(ConfigStorageTest, BadS3SettingsNameTheKey) {
+  test::TempDir dir;
+  test::write_file(dir / "k", "x");
+  std::string files = "    access_key_id_file: " + (dir / "k") +
+                      "\n    secret_access_key_file: " + (dir / "k") + "\n";
+  auto expect_bad = [](const std::string& yaml, const std::string& key) {
+    auto c = load_string("version: 1\n" + yaml);
+    Status s = c ? validate(*c) : Status(c.error());
+    ASSERT_FALSE(s) << yaml;
+    EXPECT_NE(s.error().message().find(key), std::string::npos) << s.error().message();
+  };
+  std::string head = "storage:\n  driver: s3\n  s3:\n";
+  expect_bad("storage:\n  driver: gcs\n", "storage.driver");
+  expect_bad(head + "    bucket: berth\n" + files, "storage.s3.endpoint");
+  expect_bad(head + "    endpoint: 127.0.0.1:7480\n    bucket: berth\n" + files,
+             "storage.s3.endpoint");
+  expect_bad(head + "    endpoint: http://h/path\n    bucket: berth\n" + files,
+             "storage.s3.endpoint");
+  expect_bad(head + "    endpoint: http://h\n" + files, "storage.s3.bucket");
+  expect_bad(head + "    endpoint: http://h\n    bucket: Berth_Blobs\n" + files,
+             "storage.s3.bucket");
+  expect_bad(head + "    endpoint: http://h\n    bucket: berth\n    region: \"\"\n" + files,
+             "storage.s3.region");
+  expect_bad(head + "    endpoint: http://h\n    bucket: berth\n", "storage.s3.access_key_id_file");
+  expect_bad(head + "    endpoint: http://h\n    bucket: berth\n    access_key_id_file: " +
+                 (dir / "k") + "\n    secret_access_key_file: " + (dir / "missing") + "\n",
+             "storage.s3.secret_access_key_file");
+  expect_bad("storage:\n  s3:\n    redirect_pulls: maybe\n", "storage.s3.redirect_pulls");
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "registry/blob_store.h"
+#include "storage/fs_blob_storage.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include "common/fs.h"
 #include "common/sha256.h"
 
-namespace berth::registry {
+namespace berth::storage {
 
 namespace stdfs = std::filesystem;
 
@@ -58,9 +58,9 @@ Result<std::string> hash_path(const std::string& path) {
 }
 }  // namespace
 
-class FsBlobStore::Building {
+class FsBlobStorage::Building {
  public:
-  Building(FsBlobStore& store, std::string id) : store_(store), id_(std::move(id)) {
+  Building(FsBlobStorage& store, std::string id) : store_(store), id_(std::move(id)) {
     std::lock_guard lock(store_.building_mu_);
     store_.building_.insert(id_);
   }
@@ -72,25 +72,33 @@ class FsBlobStore::Building {
   Building& operator=(const Building&) = delete;
 
  private:
-  FsBlobStore& store_;
+  FsBlobStorage& store_;
   std::string id_;
 };
 
-Status FsBlobStore::init() {
+Status FsBlobStorage::init() {
   BERTH_TRY(fs::make_dirs(root_ + "/blobs/sha256"));
   BERTH_TRY(fs::make_dirs(root_ + "/uploads"));
   return ok();
 }
 
-std::string FsBlobStore::blob_path(const std::string& hex) const {
-  return root_ + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex;
+std::string blob_key(const std::string& hex) {
+  return "blobs/sha256/" + hex.substr(0, 2) + "/" + hex;
 }
 
-std::string FsBlobStore::upload_data_path(const std::string& id) const {
+BlobStoragePtr make_fs_blob_storage(std::string root, bool fsync) {
+  return std::make_shared<FsBlobStorage>(std::move(root), fsync);
+}
+
+std::string FsBlobStorage::blob_path(const std::string& hex) const {
+  return root_ + "/" + blob_key(hex);
+}
+
+std::string FsBlobStorage::upload_data_path(const std::string& id) const {
   return root_ + "/uploads/" + id + "/data";
 }
 
-Result<int> FsBlobStore::create_upload(const std::string& id, const std::string& repo) {
+Result<int> FsBlobStorage::create_upload(const std::string& id, const std::string& repo) {
   Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
@@ -126,7 +134,7 @@ Result<int> FsBlobStore::create_upload(const std::string& id, const std::string&
   return fd;
 }
 
-Result<int> FsBlobStore::reopen_upload(const std::string& id, std::string& repo, uint64_t& size) {
+Result<int> FsBlobStorage::reopen_upload(const std::string& id, std::string& repo, uint64_t& size) {
   std::string dir = root_ + "/uploads/" + id;
   auto r = fs::read_file(dir + "/repo");
   if (!r) {
@@ -144,7 +152,7 @@ Result<int> FsBlobStore::reopen_upload(const std::string& id, std::string& repo,
   return fd;
 }
 
-Status FsBlobStore::commit_upload(const std::string& id, const std::string& hex) {
+Status FsBlobStorage::commit_upload(const std::string& id, const std::string& hex) {
   std::string data = upload_data_path(id);
   if (fsync_) {
     BERTH_TRY(fs::fsync_path(data));
@@ -165,12 +173,12 @@ Status FsBlobStore::commit_upload(const std::string& id, const std::string& hex)
   return ok();
 }
 
-void FsBlobStore::remove_upload(const std::string& id) {
+void FsBlobStorage::remove_upload(const std::string& id) {
   std::error_code ec;
   stdfs::remove_all(root_ + "/uploads/" + id, ec);
 }
 
-bool FsBlobStore::remove_upload_if_broken(const std::string& id) {
+bool FsBlobStorage::remove_upload_if_broken(const std::string& id) {
   std::lock_guard lock(building_mu_);
   if (building_.count(id) != 0) {
     return false;
@@ -183,12 +191,12 @@ bool FsBlobStore::remove_upload_if_broken(const std::string& id) {
   return true;
 }
 
-Result<std::string> FsBlobStore::hash_upload(const std::string& id) {
+Result<std::string> FsBlobStorage::hash_upload(const std::string& id) {
   return hash_path(upload_data_path(id));
 }
 
-Result<bool> FsBlobStore::stage_file(const std::string& id, const std::string& path,
-                                     const std::string& hex, int64_t size) {
+Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string& path,
+                                       const std::string& hex, int64_t size) {
   Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
@@ -278,7 +286,24 @@ Result<bool> FsBlobStore::stage_file(const std::string& id, const std::string& p
   return false;
 }
 
-Result<int> FsBlobStore::open_blob(const std::string& hex) const {
+Result<int64_t> FsBlobStorage::blob_size(const std::string& hex) {
+  std::string p = blob_path(hex);
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) {
+    return sys_error("stat", p);
+  }
+  return static_cast<int64_t>(st.st_size);
+}
+
+Result<std::string> FsBlobStorage::local_file(const std::string& hex) {
+  std::string p = blob_path(hex);
+  if (::access(p.c_str(), R_OK) != 0) {
+    return sys_error("access", p);
+  }
+  return p;
+}
+
+Result<int> FsBlobStorage::open_blob(const std::string& hex) {
   std::string p = blob_path(hex);
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -287,10 +312,16 @@ Result<int> FsBlobStore::open_blob(const std::string& hex) const {
   return fd;
 }
 
-void FsBlobStore::remove_blob(const std::string& hex) { ::unlink(blob_path(hex).c_str()); }
+Status FsBlobStorage::remove_blob(const std::string& hex) {
+  std::string p = blob_path(hex);
+  if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+    return sys_error("unlink", p);
+  }
+  return ok();
+}
 
-std::vector<FsBlobStore::FileEntry> FsBlobStore::list_uploads() const {
-  std::vector<FileEntry> out;
+std::vector<BlobEntry> FsBlobStorage::list_uploads() const {
+  std::vector<BlobEntry> out;
   std::error_code ec;
   for (auto& e : stdfs::directory_iterator(root_ + "/uploads", ec)) {
     struct stat st {};
@@ -306,8 +337,10 @@ std::vector<FsBlobStore::FileEntry> FsBlobStore::list_uploads() const {
   return out;
 }
 
-std::vector<FsBlobStore::FileEntry> FsBlobStore::list_blobs() const {
-  std::vector<FileEntry> out;
+Result<std::vector<BlobEntry>> FsBlobStorage::list_blobs() { return list_blob_files(); }
+
+std::vector<BlobEntry> FsBlobStorage::list_blob_files() const {
+  std::vector<BlobEntry> out;
   std::error_code ec;
   for (auto it = stdfs::recursive_directory_iterator(root_ + "/blobs/sha256", ec);
        it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
@@ -326,8 +359,13 @@ std::vector<FsBlobStore::FileEntry> FsBlobStore::list_blobs() const {
   return out;
 }
 
-Result<std::string> FsBlobStore::hash_blob(const std::string& hex) const {
+Result<std::string> FsBlobStorage::hash_blob(const std::string& hex) {
   return hash_path(blob_path(hex));
 }
 
-}  // namespace berth::registry
+Result<std::string> FsBlobStorage::presigned_url(const std::string& /*hex*/,
+                                                 std::chrono::seconds /*ttl*/) {
+  return Error(Errc::Unsupported, "the fs blob storage has no URLs to redirect to");
+}
+
+}  // namespace berth::storage

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+// The s3 driver of BlobStorage. Bucket layout:
+//
+//   blobs/sha256/<2 hex>/<64 hex>   complete blobs: only ever written by a server-side copy of
+//                                   bytes whose digest was checked
+//   uploads/<upload id>             a commit in progress: the multipart upload (or, under
+//                                   5 MiB, the single PUT) of a spool, copied to its blob key
+//                                   once complete and then deleted
+//
+// Locally (DATA): uploads/<id>/ is the same spool as on fs (fs_blob_storage.h), and
+// cache/blobs/<64 hex> holds the copies local_file() hands out, each hashed while it was
+// downloaded and renamed into place only when it matched.
+//
+// A crash mid-commit leaves a multipart upload or an uploads/ object that nothing will
+// finish; expire_partial() aborts or deletes those once they are older than the upload TTL,
+// so no parts are orphaned for good. A crash after the copy leaves a blob with no row, which
+// gc removes after its grace period, as on fs.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+
+#include "common/fs.h"
+#include "common/sha256.h"
+#include "storage/blob_storage.h"
+#include "storage/fs_blob_storage.h"
+#include "storage/s3.h"
+
+namespace berth::storage {
+
+namespace {
+
+constexpr const char* kUploadsPrefix = "uploads/";
+constexpr const char* kBlobsPrefix = "blobs/sha256/";
+
+Error sys_error(const std::string& what, const std::string& path) {
+  int e = errno;
+  Errc code = e == ENOENT                  ? Errc::NotFound
+              : e == ENOSPC || e == EDQUOT ? Errc::NoSpace
+                                           : Errc::Internal;
+  return Error(code, what + " " + path + ": " + std::strerror(e));
+}
+
+Status write_all(int fd, const char* data, size_t len, const std::string& path) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, data, len);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return sys_error("write", path);
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return ok();
+}
+
+class S3BlobStorage : public BlobStorage {
+ public:
+  S3BlobStorage(S3ClientPtr s3, std::string data_dir, bool fsync)
+      : s3_(std::move(s3)), spool_(data_dir, fsync), cache_dir_(data_dir + "/cache/blobs") {}
+
+  const char* driver() const override { return "s3"; }
+
+  Status init() override {
+    BERTH_TRY(spool_.init());
+    BERTH_TRY(fs::make_dirs(cache_dir_));
+    // Copies a crash left half-written are of no use.
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(cache_dir_, ec)) {
+      if (e.path().filename().string().find(".part") != std::string::npos) {
+        std::filesystem::remove(e.path(), ec);
+      }
+    }
+    if (auto s = s3_->create_bucket(); !s) {
+      return std::move(s).error().with_context("S3 bucket " + s3_->options().bucket + " at " +
+                                               s3_->options().endpoint);
+    }
+    return ok();
+  }
+
+  // ---- uploads: the local spool, committed to S3 ------------------------------------------
+
+  std::string upload_data_path(const std::string& id) const override {
+    return spool_.upload_data_path(id);
+  }
+  Result<int> create_upload(const std::string& id, const std::string& repo) override {
+    return spool_.create_upload(id, repo);
+  }
+  Result<int> reopen_upload(const std::string& id, std::string& repo, uint64_t& size) override {
+    return spool_.reopen_upload(id, repo, size);
+  }
+  void remove_upload(const std::string& id) override { spool_.remove_upload(id); }
+  bool remove_upload_if_broken(const std::string& id) override {
+    return spool_.remove_upload_if_broken(id);
+  }
+  Result<std::string> hash_upload(const std::string& id) override { return spool_.hash_upload(id); }
+  Result<bool> stage_file(const std::string& id, const std::string& path, const std::string& hex,
+                          int64_t size) override {
+    return spool_.stage_file(id, path, hex, size);
+  }
+  std::vector<BlobEntry> list_uploads() const override { return spool_.list_uploads(); }
+
+  Status commit_upload(const std::string& id, const std::string& hex) override {
+    std::string data = spool_.upload_data_path(id);
+    int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return sys_error("open", data);
+    }
+    struct stat st {};
+    ::fstat(fd, &st);
+    auto size = static_cast<uint64_t>(st.st_size);
+    std::string temp = kUploadsPrefix + id;
+    Status s = upload_spool(temp, fd, size);
+    ::close(fd);
+    BERTH_TRY(s);
+    // The temporary object holds exactly the checked bytes: only now do they get the key
+    // that says so.
+    s = s3_->copy_object(temp, blob_key(hex));
+    if (auto d = s3_->delete_object(temp); !d && s) {
+      s = d;  // the blob is in place; the leftover is expire_partial()'s
+    }
+    BERTH_TRY(s);
+    spool_.remove_upload(id);
+    return ok();
+  }
+
+  Result<int64_t> expire_partial(std::chrono::seconds ttl) override {
+    int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - ttl.count();
+    int64_t removed = 0;
+    BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(kUploadsPrefix));
+    for (const auto& u : uploads) {
+      if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
+        ++removed;
+      }
+    }
+    BERTH_ASSIGN_OR_RETURN(auto temps, s3_->list_objects(kUploadsPrefix));
+    for (const auto& o : temps) {
+      if (o.mtime < cutoff && s3_->delete_object(o.key)) {
+        ++removed;
+      }
+    }
+    return removed;
+  }
+
+  // ---- blobs ------------------------------------------------------------------------------
+
+  Result<int64_t> blob_size(const std::string& hex) override {
+    BERTH_ASSIGN_OR_RETURN(auto o, s3_->head_object(blob_key(hex)));
+    return o.size;
+  }
+
+  Result<std::string> local_file(const std::string& hex) override {
+    std::string path = cache_dir_ + "/" + hex;
+    if (::access(path.c_str(), R_OK) == 0) {
+      return path;
+    }
+    // Several readers may fetch the same blob at once: each into its own part file; the
+    // renames are atomic and the contents equal.
+    static std::atomic<uint64_t> seq{0};
+    std::string part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
+    int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return sys_error("create", part);
+    }
+    Sha256 h;
+    Status s = s3_->get_object(blob_key(hex), [fd, &h, &part](const char* d, size_t n) {
+      h.update(d, n);
+      return write_all(fd, d, n, part);
+    });
+    if (s && ::close(fd) != 0) {
+      s = sys_error("close", part);
+    } else if (!s) {
+      ::close(fd);
+    }
+    if (s && h.hex() != hex) {
+      s = Error(Errc::DataLoss, "S3 object " + blob_key(hex) + " hashes to sha256:" + h.hex());
+    }
+    if (s && ::rename(part.c_str(), path.c_str()) != 0) {
+      s = sys_error("rename", part);
+    }
+    if (!s) {
+      ::unlink(part.c_str());
+      return std::move(s).error();
+    }
+    return path;
+  }
+
+  Result<int> open_blob(const std::string& hex) override {
+    BERTH_ASSIGN_OR_RETURN(std::string path, local_file(hex));
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return sys_error("open", path);
+    }
+    return fd;
+  }
+
+  Status remove_blob(const std::string& hex) override {
+    ::unlink((cache_dir_ + "/" + hex).c_str());
+    return s3_->delete_object(blob_key(hex));
+  }
+
+  Result<std::vector<BlobEntry>> list_blobs() override {
+    BERTH_ASSIGN_OR_RETURN(auto objects, s3_->list_objects(kBlobsPrefix));
+    std::vector<BlobEntry> out;
+    out.reserve(objects.size());
+    for (const auto& o : objects) {
+      auto slash = o.key.rfind('/');
+      out.push_back({o.key.substr(slash + 1), o.mtime, o.size, true});
+    }
+    return out;
+  }
+
+  Result<std::string> hash_blob(const std::string& hex) override {
+    Sha256 h;
+    BERTH_TRY(s3_->get_object(blob_key(hex), [&h](const char* d, size_t n) {
+      h.update(d, n);
+      return ok();
+    }));
+    return h.hex();
+  }
+
+  Result<std::string> presigned_url(const std::string& hex, std::chrono::seconds ttl) override {
+    return s3_->presign_get(blob_key(hex), ttl, static_cast<int64_t>(std::time(nullptr)));
+  }
+
+ private:
+  // The spool's bytes to `key`: one PUT under S3's smallest part, else a multipart upload of
+  // parts of at least 5 MiB (S3 allows 10000 parts, so a big spool gets bigger parts). A
+  // multipart upload that fails is aborted; one that cannot be is expire_partial()'s.
+  Status upload_spool(const std::string& key, int fd, uint64_t size) {
+    if (size < kS3MinPartSize) {
+      return s3_->put_object_file(key, fd, 0, size);
+    }
+    uint64_t part_size = std::max<uint64_t>(kS3MinPartSize * 2, (size + 9999) / 10000);
+    BERTH_ASSIGN_OR_RETURN(std::string upload_id, s3_->create_multipart_upload(key));
+    std::vector<S3Part> parts;
+    Status s;
+    for (uint64_t off = 0; off < size && s; off += part_size) {
+      uint64_t len = std::min(part_size, size - off);
+      // Never leave a last part under 5 MiB when it can join the one before it.
+      if (size - off - len > 0 && size - off - len < kS3MinPartSize) {
+        len = size - off;
+      }
+      auto etag =
+          s3_->upload_part_file(key, upload_id, static_cast<int>(parts.size() + 1), fd, off, len);
+      if (!etag) {
+        s = etag.error();
+        break;
+      }
+      parts.push_back({static_cast<int>(parts.size() + 1), *etag});
+      if (len == size - off) {
+        break;
+      }
+    }
+    if (s) {
+      s = s3_->complete_multipart_upload(key, upload_id, parts);
+    }
+    if (!s) {
+      (void)s3_->abort_multipart_upload(key, upload_id);
+    }
+    return s;
+  }
+
+  S3ClientPtr s3_;
+  FsBlobStorage spool_;
+  std::string cache_dir_;
+};
+
+}  // namespace
+
+BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir,
+                                    bool fsync) {
+  return std::make_shared<S3BlobStorage>(std::move(s3), std::move(data_dir), fsync);
+}
+
+}  // namespace berth::storage

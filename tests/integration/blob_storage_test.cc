@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: Apache-2.0
+// storage::BlobStorage on both drivers (fs, and S3 on RGW): uploads committed as blobs (on S3,
+// in multipart parts, through a temporary key), local copies for readers that need a file,
+// listing, hashing, removal, presigned URLs, and the expiry of what a crashed commit left.
+#include "storage/blob_storage.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/sha256.h"
+#include "storage/s3.h"
+#include "support/blob_backend.h"
+#include "support/rgw.h"
+
+namespace berth::test {
+namespace {
+
+std::string pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>('a' + (i * 31 + i / 1000) % 26);
+  }
+  return s;
+}
+
+class BlobStorageTest : public ::testing::TestWithParam<BlobBackend> {
+ protected:
+  void SetUp() override {
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
+    blobs_ = home_.open(data_.path());
+    ASSERT_TRUE(blobs_);
+    auto s = blobs_->init();
+    ASSERT_TRUE(s) << s.error().message();
+  }
+
+  // An upload of `content`, committed; returns its hex.
+  std::string commit(const std::string& content) {
+    std::string id = "00000000-0000-0000-0000-" + std::to_string(100000000000 + ++uploads_);
+    auto fd = blobs_->create_upload(id, "web/app");
+    EXPECT_TRUE(fd) << fd.error().message();
+    if (!fd) {
+      return {};
+    }
+    EXPECT_EQ(::write(*fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    ::close(*fd);
+    std::string hex = Sha256::hex_of(content);
+    auto s = blobs_->commit_upload(id, hex);
+    EXPECT_TRUE(s) << s.error().message();
+    // The session is gone once committed.
+    std::string repo;
+    uint64_t size = 0;
+    EXPECT_FALSE(blobs_->reopen_upload(id, repo, size));
+    return hex;
+  }
+
+  BlobHome home_{GetParam()};
+  TempDir data_;
+  storage::BlobStoragePtr blobs_;
+  int uploads_ = 0;
+};
+
+TEST_P(BlobStorageTest, CommittedUploadsAreBlobsAndReadBack) {
+  std::string small = "a small blob\n";
+  // Over two parts' worth, with a small last part, for S3's multipart path.
+  std::string large = pattern(23 * 1024 * 1024 + 17);
+  std::string hs = commit(small), hl = commit(large);
+  ASSERT_FALSE(hs.empty());
+  ASSERT_FALSE(hl.empty());
+  EXPECT_EQ(*blobs_->blob_size(hs), static_cast<int64_t>(small.size()));
+  EXPECT_EQ(*blobs_->blob_size(hl), static_cast<int64_t>(large.size()));
+  EXPECT_EQ(*blobs_->hash_blob(hl), hl);
+  EXPECT_TRUE(home_.read_blob(data_.path(), hl) == large);
+  auto path = blobs_->local_file(hl);
+  ASSERT_TRUE(path) << path.error().message();
+  EXPECT_TRUE(read_file(*path) == large);
+  auto fd = blobs_->open_blob(hs);
+  ASSERT_TRUE(fd);
+  char buf[64] = {0};
+  EXPECT_EQ(::read(*fd, buf, sizeof buf), static_cast<ssize_t>(small.size()));
+  ::close(*fd);
+  auto listed = blobs_->list_blobs();
+  ASSERT_TRUE(listed) << listed.error().message();
+  ASSERT_EQ(listed->size(), 2u);
+  for (const auto& e : *listed) {
+    EXPECT_TRUE(e.name == hs || e.name == hl) << e.name;
+    EXPECT_EQ(e.size, static_cast<int64_t>(e.name == hs ? small.size() : large.size()));
+  }
+  // Removal takes the blob and any local copy; removing again is fine.
+  ASSERT_TRUE(blobs_->remove_blob(hl));
+  EXPECT_TRUE(blobs_->remove_blob(hl));
+  auto gone = blobs_->blob_size(hl);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code(), Errc::NotFound);
+  auto no_file = blobs_->local_file(hl);
+  ASSERT_FALSE(no_file);
+  EXPECT_EQ(no_file.error().code(), Errc::NotFound);
+  if (home_.backend() == BlobBackend::S3) {
+    // Nothing of the commits is left in the bucket but the blobs.
+    auto* rgw = RgwServer::shared();
+    storage::S3Options o;
+    o.endpoint = rgw->endpoint();
+    o.bucket = home_.bucket();
+    o.access_key_id = rgw->access_key();
+    o.secret_access_key = rgw->secret_key();
+    storage::S3Client s3(o);
+    EXPECT_TRUE(s3.list_multipart_uploads("")->empty());
+    auto all = s3.list_objects("");
+    ASSERT_TRUE(all);
+    ASSERT_EQ(all->size(), 1u);
+    EXPECT_EQ((*all)[0].key, storage::blob_key(hs));
+  }
+}
+
+TEST_P(BlobStorageTest, StagedFilesCommitAndMismatchesAreRefused) {
+  std::string content = pattern(100000);
+  std::string path = data_ / "layer.tar";
+  write_file(path, content);
+  std::string hex = Sha256::hex_of(content);
+  auto bad = blobs_->stage_file("11111111-1111-1111-1111-111111111111", path, hex,
+                                static_cast<int64_t>(content.size() + 1));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::InvalidArgument);
+  auto staged = blobs_->stage_file("22222222-2222-2222-2222-222222222222", path, hex,
+                                   static_cast<int64_t>(content.size()));
+  ASSERT_TRUE(staged) << staged.error().message();
+  ASSERT_TRUE(blobs_->commit_upload("22222222-2222-2222-2222-222222222222", hex));
+  EXPECT_EQ(*blobs_->hash_blob(hex), hex);
+  EXPECT_TRUE(blobs_->list_uploads().empty());
+}
+
+TEST_P(BlobStorageTest, PresignedUrlsOnS3Only) {
+  std::string hex = commit("fetch me");
+  auto url = blobs_->presigned_url(hex, std::chrono::seconds(60));
+  if (home_.backend() == BlobBackend::Fs) {
+    ASSERT_FALSE(url);
+    EXPECT_EQ(url.error().code(), Errc::Unsupported);
+    return;
+  }
+  ASSERT_TRUE(url) << url.error().message();
+  auto r = run("curl -s '" + *url + "'");
+  EXPECT_EQ(r.out, "fetch me");
+}
+
+TEST_P(BlobStorageTest, ExpiresWhatCrashedCommitsLeft) {
+  if (home_.backend() == BlobBackend::Fs) {
+    EXPECT_EQ(*blobs_->expire_partial(std::chrono::seconds(0)), 0);
+    return;
+  }
+  // A commit that died after starting its multipart upload, and one that died after the
+  // complete but before deleting its temporary object.
+  auto* rgw = RgwServer::shared();
+  storage::S3Options o;
+  o.endpoint = rgw->endpoint();
+  o.bucket = home_.bucket();
+  o.access_key_id = rgw->access_key();
+  o.secret_access_key = rgw->secret_key();
+  storage::S3Client s3(o);
+  auto id = s3.create_multipart_upload("uploads/crashed-1");
+  ASSERT_TRUE(id);
+  ASSERT_TRUE(s3.upload_part("uploads/crashed-1", *id, 1, pattern(1000)));
+  ASSERT_TRUE(s3.put_object("uploads/crashed-2", "left over"));
+  std::string kept = commit("a real blob");
+  // Younger than the TTL: kept.
+  EXPECT_EQ(*blobs_->expire_partial(std::chrono::seconds(3600)), 0);
+  EXPECT_EQ(s3.list_multipart_uploads("")->size(), 1u);
+  // S3 times are whole seconds.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  auto n = blobs_->expire_partial(std::chrono::seconds(0));
+  ASSERT_TRUE(n) << n.error().message();
+  EXPECT_EQ(*n, 2);
+  EXPECT_TRUE(s3.list_multipart_uploads("")->empty());
+  EXPECT_TRUE(s3.list_objects("uploads/")->empty());
+  EXPECT_TRUE(blobs_->blob_size(kept));
+}
+
+// A fault of S3 only: instantiated for S3 alone.
+class BlobStorageFaultTest : public BlobStorageTest {};
+
+TEST_P(BlobStorageFaultTest, S3AwayIsUnavailableAndRecovers) {
+  std::string hex = commit("before the outage");
+  auto* rgw = RgwServer::shared();
+  rgw->stop();
+  auto size = blobs_->blob_size(hex);
+  std::string id = "33333333-3333-3333-3333-333333333333";
+  auto fd = blobs_->create_upload(id, "web/app");
+  ASSERT_TRUE(fd);
+  ASSERT_EQ(::write(*fd, "during", 6), 6);
+  ::close(*fd);
+  auto commit_during = blobs_->commit_upload(id, Sha256::hex_of("during"));
+  ASSERT_TRUE(rgw->start()) << rgw->error();
+  ASSERT_FALSE(size);
+  EXPECT_EQ(size.error().code(), Errc::Unavailable) << size.error().message();
+  ASSERT_FALSE(commit_during);
+  EXPECT_EQ(commit_during.error().code(), Errc::Unavailable);
+  // The session is still there to retry (or to be dropped by the caller).
+  ASSERT_TRUE(blobs_->commit_upload(id, Sha256::hex_of("during")));
+  EXPECT_EQ(*blobs_->hash_blob(Sha256::hex_of("during")), Sha256::hex_of("during"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStorageTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, BlobStorageFaultTest, ::testing::Values(BlobBackend::S3),
+                         BlobBackendName());
+
+}  // namespace
+}  // namespace berth::test

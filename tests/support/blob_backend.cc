@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/blob_backend.h"
+
+#include "daemon/daemon.h"
+#include "support/rgw.h"
+
+namespace berth::test {
+
+std::string blob_backend_name(BlobBackend b) { return b == BlobBackend::Fs ? "Fs" : "S3"; }
+
+BlobHome::BlobHome(BlobBackend b) : backend_(b) {
+  if (b == BlobBackend::Fs) {
+    return;
+  }
+  auto* rgw = RgwServer::shared();
+  if (rgw == nullptr) {
+    skip_ = "RGW cannot run here: " + RgwServer::shared_error();
+    return;
+  }
+  if (!rgw->running() && !rgw->start()) {
+    skip_ = "radosgw does not start again: " + rgw->error();
+    return;
+  }
+  bucket_ = rgw->create_bucket();
+  if (bucket_.empty()) {
+    skip_ = "creating a bucket failed";
+    return;
+  }
+  keys_ = std::make_unique<TempDir>();
+  write_file(*keys_ / "s3.id", rgw->access_key() + "\n");
+  write_file(*keys_ / "s3.secret", rgw->secret_key() + "\n");
+}
+
+void BlobHome::apply(config::Config& c, bool redirect_pulls) const {
+  if (backend_ != BlobBackend::S3 || !skip_.empty()) {
+    return;
+  }
+  auto* rgw = RgwServer::shared();
+  c.storage.driver = "s3";
+  c.storage.s3.endpoint = rgw->endpoint();
+  c.storage.s3.region = rgw->region();
+  c.storage.s3.bucket = bucket_;
+  c.storage.s3.access_key_id_file = *keys_ / "s3.id";
+  c.storage.s3.secret_access_key_file = *keys_ / "s3.secret";
+  c.storage.s3.path_style = true;
+  c.storage.s3.redirect_pulls = redirect_pulls;
+}
+
+storage::BlobStoragePtr BlobHome::open(const std::string& data_dir) const {
+  config::Config c;
+  c.data_dir = data_dir;
+  apply(c);
+  auto r = daemon::open_blob_storage(c);
+  EXPECT_TRUE(r) << r.error().message();
+  return r ? *r : nullptr;
+}
+
+std::string BlobHome::read_blob(const std::string& data_dir, const std::string& hex) const {
+  if (backend_ == BlobBackend::Fs) {
+    return read_file(data_dir + "/" + storage::blob_key(hex));
+  }
+  auto* rgw = RgwServer::shared();
+  auto r =
+      run(rgw->curl_s3() + "-f " + rgw->endpoint() + "/" + bucket_ + "/" + storage::blob_key(hex));
+  return r.code == 0 ? r.out : std::string();
+}
+
+}  // namespace berth::test

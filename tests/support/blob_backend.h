@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// The blob storage backends the registry's integration tests run on, the way the store's tests
+// run on both engines (support/postgres.h): fs (DATA/blobs) and s3 (a fresh bucket on the
+// shared RGW of support/rgw.h). A test parametrized over BlobBackend builds a BlobHome, lets it
+// configure the daemon, and skips with skip_reason() when the backend cannot run here.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "storage/blob_storage.h"
+#include "support/harness.h"
+
+namespace berth::test {
+
+enum class BlobBackend { Fs, S3 };
+
+std::string blob_backend_name(BlobBackend b);
+
+/// INSTANTIATE_TEST_SUITE_P's name generator: ".../Fs", ".../S3".
+struct BlobBackendName {
+  std::string operator()(const ::testing::TestParamInfo<BlobBackend>& p) const {
+    return blob_backend_name(p.param);
+  }
+};
+
+/// Both backends, for INSTANTIATE_TEST_SUITE_P.
+inline auto all_blob_backends() { return ::testing::Values(BlobBackend::Fs, BlobBackend::S3); }
+
+class BlobHome {
+ public:
+  /// S3: a fresh bucket on the shared RGW, and the key files in a temp dir.
+  explicit BlobHome(BlobBackend b);
+  BlobBackend backend() const { return backend_; }
+  /// "" when usable; otherwise why not (the test should GTEST_SKIP with it).
+  const std::string& skip_reason() const { return skip_; }
+  /// Points the config's storage at this backend (nothing for fs).
+  void apply(config::Config& c, bool redirect_pulls = false) const;
+  /// The blob storage over data_dir, as berthd would open it.
+  storage::BlobStoragePtr open(const std::string& data_dir) const;
+  /// A stored blob's bytes ("" when it is not there).
+  std::string read_blob(const std::string& data_dir, const std::string& hex) const;
+  const std::string& bucket() const { return bucket_; }
+
+ private:
+  BlobBackend backend_;
+  std::string skip_;
+  std::string bucket_;
+  std::unique_ptr<TempDir> keys_;
+};
+
+}  // namespace berth::test

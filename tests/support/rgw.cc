@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "support/rgw.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+namespace berth::test {
+
+namespace {
+
+const char* const kTools[] = {"ceph-mon",      "ceph-osd",   "radosgw",
+                              "radosgw-admin", "monmaptool", "ceph"};
+
+std::string tail_of(const std::string& s) {
+  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+std::string random_text(const char* alphabet, size_t n) {
+  static std::mt19937_64 rng(std::random_device{}());
+  std::string a(alphabet), out;
+  for (size_t i = 0; i < n; ++i) {
+    out += a[rng() % a.size()];
+  }
+  return out;
+}
+
+bool port_answers(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// Whether the child is still there (reaps it when it exited).
+bool alive(pid_t pid) {
+  int status = 0;
+  return pid > 0 && ::waitpid(pid, &status, WNOHANG) == 0;
+}
+
+void kill_child(pid_t& pid) {
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  pid = -1;
+}
+
+}  // namespace
+
+RgwServer::RgwServer() {
+  for (const char* tool : kTools) {
+    if (!have(tool)) {
+      error_ = std::string(tool) +
+               " is not installed (scripts/setup --test installs radosgw, ceph-mon and ceph-osd)";
+      return;
+    }
+  }
+  auto started = std::chrono::steady_clock::now();
+  if (!bootstrap()) {
+    kill_child(rgw_pid_);
+    kill_child(osd_pid_);
+    kill_child(mon_pid_);
+    return;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  started);
+  std::fprintf(stderr, "[rgw] single-node Ceph + radosgw on 127.0.0.1:%u up in %lld ms (%s)\n",
+               rgw_port_, static_cast<long long>(ms.count()), dir_.path().c_str());
+}
+
+RgwServer::~RgwServer() {
+  kill_child(rgw_pid_);
+  kill_child(osd_pid_);
+  kill_child(mon_pid_);
+}
+
+std::string RgwServer::endpoint() const { return "http://127.0.0.1:" + std::to_string(rgw_port_); }
+
+CmdResult RgwServer::ceph_tool(const std::string& tool, const std::string& args) const {
+  // The tools wait for the monitor for minutes by default: a broken cluster must fail fast.
+  return run("timeout 60 " + tool + " -c '" + conf_ + "' " + args);
+}
+
+pid_t RgwServer::spawn(const std::string& name, const std::string& args) {
+  std::string out = dir_ / ("log/" + name + ".out");
+  std::string cmd = "exec " + name + " -f -c '" + conf_ + "' " + args;
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Dies with the test process, however that ends.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) {
+      ::_exit(1);
+    }
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (fd >= 0 && devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execl("/bin/bash", "bash", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::string RgwServer::log_tail(const std::string& name) const {
+  return "\n" + name + ".log: " + tail_of(read_file(dir_ / ("log/" + name + ".log"))) + "\n" +
+         name + ".out: " + tail_of(read_file(dir_ / ("log/" + name + ".out")));
+}
+
+bool RgwServer::bootstrap() {
+  const std::string& d = dir_.path();
+  for (const char* sub : {"run", "log", "mon/a", "osd/0", "crash", "rgw"}) {
+    std::filesystem::create_directories(d + "/" + sub);
+  }
+  conf_ = d + "/ceph.conf";
+  mon_port_ = free_port();
+  rgw_port_ = free_port();
+  std::string fsid = trim(read_file("/proc/sys/kernel/random/uuid"));
+  std::string mon_addr = "v2:127.0.0.1:" + std::to_string(mon_port_);
+  // Without cephx a connection can only be checksummed (crc), never "secure": the client
+  // modes must say so, or radosgw retries its monitor handshake for five minutes (EACCES).
+  // The pg and free-space limits are for a one-OSD cluster on a test machine's /tmp. The
+  // monitor's paxos batching (1 s per proposal by default) is what makes a cold start slow:
+  // radosgw's first start creates pools one proposal at a time (13 s with defaults, 2.5 s so).
+  write_file(conf_,
+             "[global]\n"
+             "fsid = " +
+                 fsid +
+                 "\n"
+                 "mon host = " +
+                 mon_addr +
+                 "\n"
+                 "public addr = 127.0.0.1\n"
+                 "ms bind ipv6 = false\n"
+                 "ms bind msgr1 = false\n"
+                 "ms mon client mode = crc\n"
+                 "ms client mode = crc\n"
+                 "auth cluster required = none\n"
+                 "auth service required = none\n"
+                 "auth client required = none\n"
+                 "osd objectstore = memstore\n"
+                 "memstore device bytes = 4294967296\n"
+                 "osd pool default size = 1\n"
+                 "osd pool default min size = 1\n"
+                 "osd pool default pg num = 1\n"
+                 "osd pool default pgp num = 1\n"
+                 "osd pool default pg autoscale mode = off\n"
+                 "mon allow pool size one = true\n"
+                 "mon max pg per osd = 1000\n"
+                 "mon data avail crit = 1\n"
+                 "mon data avail warn = 2\n"
+                 "paxos propose interval = 0.01\n"
+                 "paxos min wait = 0.001\n"
+                 "osd mon report interval = 1\n"
+                 "run dir = " +
+                 d +
+                 "/run\n"
+                 "admin socket = " +
+                 d +
+                 "/run/$name.asok\n"
+                 "pid file = " +
+                 d +
+                 "/run/$name.pid\n"
+                 "log file = " +
+                 d +
+                 "/log/$name.log\n"
+                 // The monitor's cluster and audit logs would go to /var/log/ceph.
+                 "mon cluster log file = " +
+                 d +
+                 "/log/$cluster.$channel.log\n"
+                 "crash dir = " +
+                 d +
+                 "/crash\n"
+                 "keyring = " +
+                 d +
+                 "/keyring\n"
+                 "mon data = " +
+                 d +
+                 "/mon/$id\n"
+                 "osd data = " +
+                 d +
+                 "/osd/$id\n"
+                 "rgw data = " +
+                 d +
+                 "/rgw\n"
+                 "[mon.a]\n"
+                 "mon addr = " +
+                 mon_addr + "\n");
+  auto r = run("monmaptool --create --fsid " + fsid + " --addv a '[" + mon_addr + "]' '" + d +
+               "/monmap'");
+  if (r.code != 0) {
+    error_ = "monmaptool failed: " + tail_of(r.all());
+    return false;
+  }
+  r = run("ceph-mon -c '" + conf_ + "' --mkfs -i a --monmap '" + d + "/monmap'");
+  if (r.code != 0) {
+    error_ = "ceph-mon --mkfs failed: " + tail_of(r.all());
+    return false;
+  }
+  mon_pid_ = spawn("ceph-mon", "-i a");
+  std::string osd_uuid = trim(read_file("/proc/sys/kernel/random/uuid"));
+  r = ceph_tool("ceph", "--connect-timeout 30 osd new " + osd_uuid);
+  if (r.code != 0 || trim(r.out) != "0") {
+    error_ = "ceph osd new failed (is the monitor up?): " + tail_of(r.all()) + log_tail("mon.a");
+    return false;
+  }
+  r = ceph_tool("ceph-osd", "-i 0 --mkfs --osd-uuid " + osd_uuid);
+  if (r.code != 0) {
+    error_ = "ceph-osd --mkfs failed: " + tail_of(r.all());
+    return false;
+  }
+  osd_pid_ = spawn("ceph-osd", "-i 0");
+  if (!wait_osd_up()) {
+    return false;
+  }
+  if (!start()) {
+    return false;
+  }
+  access_key_ = random_text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 20);
+  secret_key_ = random_text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 40);
+  r = ceph_tool("radosgw-admin",
+                "user create --uid berth-test --display-name berth-test "
+                "--access-key " +
+                    access_key_ + " --secret-key " + secret_key_);
+  if (r.code != 0) {
+    error_ = "radosgw-admin user create failed: " + tail_of(r.all());
+    return false;
+  }
+  return true;
+}
+
+bool RgwServer::wait_osd_up() {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!alive(osd_pid_)) {
+      osd_pid_ = -1;
+      error_ = "ceph-osd exited at start" + log_tail("osd.0");
+      return false;
+    }
+    auto r = ceph_tool("ceph", "--connect-timeout 10 osd stat");
+    if (r.code == 0 && r.out.find("1 up") != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  error_ = "the OSD did not come up within 60 s" + log_tail("osd.0");
+  return false;
+}
+
+bool RgwServer::start() {
+  if (rgw_pid_ > 0) {
+    return true;
+  }
+  rgw_pid_ = spawn("radosgw", "-n client.rgw --rgw-frontends 'beast endpoint=127.0.0.1:" +
+                                  std::to_string(rgw_port_) + "'");
+  // The first start creates radosgw's pools; later ones find them.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!alive(rgw_pid_)) {
+      rgw_pid_ = -1;
+      error_ = "radosgw exited at start" + log_tail("client.rgw");
+      return false;
+    }
+    if (port_answers(rgw_port_)) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill_child(rgw_pid_);
+  error_ = "radosgw did not listen on 127.0.0.1:" + std::to_string(rgw_port_) + " within 60 s" +
+           log_tail("client.rgw");
+  return false;
+}
+
+void RgwServer::stop() { kill_child(rgw_pid_); }
+
+std::string RgwServer::curl_s3() const {
+  return "curl -s --aws-sigv4 'aws:amz:" + region_ + ":s3' -u '" + access_key_ + ":" + secret_key_ +
+         "' -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' ";
+}
+
+std::string RgwServer::create_bucket() {
+  std::string name = "t";  // (GCC 12's -Wrestrict misfires on "t" + std::to_string(...))
+  name.append(std::to_string(::getpid())).append("-").append(std::to_string(++buckets_));
+  auto r = run(curl_s3() + "-o /dev/null -w '%{http_code}' -X PUT " + endpoint() + "/" + name);
+  EXPECT_EQ(r.out, "200") << "create bucket " << name << ": " << r.all();
+  return r.out == "200" ? name : std::string();
+}
+
+namespace {
+
+struct Shared {
+  std::unique_ptr<RgwServer> server = std::make_unique<RgwServer>();
+  bool ok = server->running();
+  std::string error = server->error();
+};
+
+Shared& shared_state() {
+  static Shared s;
+  return s;
+}
+
+}  // namespace
+
+RgwServer* RgwServer::shared() {
+  auto& s = shared_state();
+  return s.ok ? s.server.get() : nullptr;
+}
+
+const std::string& RgwServer::shared_error() { return shared_state().error; }
+
+}  // namespace berth::test
