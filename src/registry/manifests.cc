@@ -279,26 +279,15 @@ awaitable<void> Registry::Impl::delete_manifest(http::Exchange& ex, std::string 
     co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
   }
   int64_t id = (*repo)->id;
-  Status s;
   if (oci::is_digest_reference(reference)) {
-    auto d = oci::Digest::parse(reference);
-    if (!d) {
+    if (auto d = oci::Digest::parse(reference); !d) {
       co_return co_await fail_digest(ex, d.error());
     }
-    auto delete_manifest_job = [this, id, reference] {
-      return store.delete_manifest(id, reference);
-    };
-    s = co_await run_blocking(pool, std::move(delete_manifest_job));
-    if (s) {
-      note_change(name, "", reference, true);
-    }
-  } else {
-    if (auto t = oci::validate_tag(reference); !t) {
-      co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
-    }
-    auto delete_tag_job = [this, id, reference] { return store.delete_tag(id, reference); };
-    s = co_await run_blocking(pool, std::move(delete_tag_job));
+  } else if (auto t = oci::validate_tag(reference); !t) {
+    co_return co_await fail(ex, Oci::TagInvalid, t.error().message());
   }
+  auto delete_job = [this, name, id, reference] { return delete_reference(name, id, reference); };
+  Status s = co_await run_blocking(pool, std::move(delete_job));
   if (!s) {
     co_return co_await fail_error(ex, s.error(), Oci::ManifestUnknown);
   }
@@ -309,11 +298,7 @@ awaitable<void> Registry::Impl::delete_manifest(http::Exchange& ex, std::string 
 
 awaitable<void> Registry::Impl::referrers(http::Exchange& ex, std::string name,
                                           std::string digest) {
-  auto d = oci::Digest::parse(digest);
-  if (!d) {
-    co_return co_await fail_digest(ex, d.error());
-  }
-  auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+  auto repo = co_await repo_for_digest(ex, name, digest);
   if (!repo) {
     co_return;
   }

@@ -397,6 +397,15 @@ awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_rea
   co_return *repo;
 }
 
+awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_digest(
+    http::Exchange& ex, std::string name, std::string digest) {
+  if (auto d = oci::Digest::parse(digest); !d) {
+    co_await fail_digest(ex, d.error());
+    co_return nullptr;
+  }
+  co_return co_await repo_for_read(ex, std::move(name), "registry:Pull");
+}
+
 awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_write(
     http::Exchange& ex, std::string name) {
   if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
@@ -592,24 +601,18 @@ awaitable<Status> Registry::delete_image(http::RequestContext ctx, std::string r
   }
   auto* impl = impl_.get();
   int64_t id = (*r)->id;
-  Status s;
   if (oci::is_digest_reference(reference)) {
     if (auto d = oci::Digest::parse(reference); !d) {
       // Malformed or of another algorithm: a bad argument either way, as on /v2/.
       co_return Error(Errc::InvalidArgument, d.error().message());
     }
-    auto delete_manifest_job = [impl, id, reference] {
-      return impl->store.delete_manifest(id, reference);
-    };
-    s = co_await run_blocking(impl->pool, std::move(delete_manifest_job));
-    if (s) {
-      impl->note_change(repo, "", reference, true);
-    }
   } else {
     BERTH_CO_TRY(oci::validate_tag(reference));
-    auto delete_tag_job = [impl, id, reference] { return impl->store.delete_tag(id, reference); };
-    s = co_await run_blocking(impl->pool, std::move(delete_tag_job));
   }
+  auto delete_job = [impl, repo, id, reference] {
+    return impl->delete_reference(repo, id, reference);
+  };
+  Status s = co_await run_blocking(impl->pool, std::move(delete_job));
   if (!s) {
     impl->note_no_space(s.error(), "delete image " + repo + ":" + reference);
   }

@@ -184,6 +184,10 @@ struct Registry::Impl {
   awaitable<std::shared_ptr<const store::Repository>> repo_for_read(http::Exchange& ex,
                                                                     std::string name,
                                                                     std::string action);
+  // The same for registry:Pull about one digest, which must parse first.
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_digest(http::Exchange& ex,
+                                                                      std::string name,
+                                                                      std::string digest);
 
   awaitable<std::shared_ptr<const store::Repository>> repo_for_write(http::Exchange& ex,
                                                                      std::string name);
@@ -250,6 +254,9 @@ struct Registry::Impl {
 
   // Finds a session (reopening it from disk after a restart) and marks it busy.
   awaitable<Result<UploadPtr>> claim_upload(std::string name, std::string id);
+  // registry:Push on the repository, then claim_upload; sends the error itself and returns
+  // null on failure.
+  awaitable<UploadPtr> claim_for_push(http::Exchange& ex, std::string name, std::string id);
 
   void release(const UploadPtr& up);
 
@@ -369,6 +376,9 @@ struct Registry::Impl {
   Result<ReplicationStatus> replication_status(const ReplicationRule& r);
   // A push (or, deleted, a manifest deleted by digest) for the worker to queue.
   void note_change(std::string repo, std::string tag, std::string digest, bool deleted);
+  // Deletes a manifest (a digest reference, already checked) or a tag, and queues the deletion
+  // for the replication rules with --deletes. Blocking.
+  Status delete_reference(const std::string& repo, int64_t repo_id, const std::string& reference);
   void replication_loop();
   void stop_replication();
   Status replicate(ReplicationRule& r, const Json& task);

@@ -121,6 +121,17 @@ void Registry::Impl::note_change(std::string repo, std::string tag, std::string 
   repl_cv.notify_all();
 }
 
+Status Registry::Impl::delete_reference(const std::string& repo, int64_t repo_id,
+                                        const std::string& reference) {
+  bool by_digest = oci::is_digest_reference(reference);
+  Status s =
+      by_digest ? store.delete_manifest(repo_id, reference) : store.delete_tag(repo_id, reference);
+  if (s) {
+    note_change(repo, by_digest ? "" : reference, by_digest ? reference : "", true);
+  }
+  return s;
+}
+
 // Pushes one manifest (an index: its children first) and the blobs it needs.
 Status Registry::Impl::push_to(ReplicationRule& r, const store::Repository& repo,
                                const std::string& digest, const std::string& reference) {
@@ -200,16 +211,25 @@ Status Registry::Impl::replicate(ReplicationRule& r, const Json& task) {
   std::string digest = task.value("digest", std::string());
   std::string tag = task.value("tag", std::string());
   if (task.value("action", std::string()) == "delete") {
+    // A manifest by digest, or (untagging) only a tag.
+    std::string ref = digest.empty() ? tag : digest;
+    std::string what = repo + (digest.empty() ? ":" : "@") + ref;
     http::ClientRequest del;
     del.method = "DELETE";
     BERTH_ASSIGN_OR_RETURN(auto d,
-                           r.remote->request(del, "/v2/" + repo + "/manifests/" + digest, repo));
-    if (d.status != 202 && d.status != 200 && d.status != 404) {
-      return Error(Errc::Unavailable, r.remote->describe() + " answered " +
-                                          std::to_string(d.status) + " to deleting " + repo + "@" +
-                                          digest);
+                           r.remote->request(del, "/v2/" + repo + "/manifests/" + ref, repo));
+    if (d.status == 202 || d.status == 200 || d.status == 404) {
+      return ok();
     }
-    return ok();
+    if (digest.empty() && d.status >= 400 && d.status < 500) {
+      // Deleting a tag alone is optional in the OCI distribution spec (CNCF distribution
+      // refuses it): that destination keeps the tag, and the changes after it still go.
+      log->warn("replication rule={} {} cannot delete tags (HTTP {}): {} kept there", r.spec.name,
+                r.remote->describe(), d.status, what);
+      return ok();
+    }
+    return Error(Errc::Unavailable, r.remote->describe() + " answered " + std::to_string(d.status) +
+                                        " to deleting " + what);
   }
   auto rec = store.get_repository(repo);
   if (!rec) {

@@ -45,14 +45,11 @@ awaitable<void> Registry::Impl::get_blob(http::Exchange& ex, std::string name, s
 
 awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string name,
                                                std::string digest) {
-  auto d = oci::Digest::parse(digest);
-  if (!d) {
-    co_return co_await fail_digest(ex, d.error());
-  }
-  auto repo = co_await repo_for_read(ex, name, "registry:Pull");
+  auto repo = co_await repo_for_digest(ex, name, digest);
   if (!repo) {
     co_return;
   }
+  const std::string hex = digest.substr(digest.find(':') + 1);  // repo_for_digest checked it
   auto size = co_await linked_size(repo->id, digest);
   if (!size) {
     co_return co_await fail_error(ex, size.error(), Oci::BlobUnknown);
@@ -117,7 +114,7 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
   if (opts.redirect_pulls) {
     // The client fetches the bytes from the blob storage itself (docker, skopeo and podman
     // follow a 307 for blobs, and send their Range there).
-    auto url = blobs.presigned_url(d->hex, kPullRedirectTtl);
+    auto url = blobs.presigned_url(hex, kPullRedirectTtl);
     if (url) {
       auto redirect = base_response(307);
       redirect.header("Location", *url);
@@ -128,7 +125,7 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
               digest, url.error().message());
   }
   // On S3 this fetches (and verifies) a local copy first: off the I/O thread.
-  auto open = [this, hex = d->hex] { return blobs.open_blob(hex); };
+  auto open = [this, hex] { return blobs.open_blob(hex); };
   auto fd = co_await run_blocking(pool, std::move(open));
   if (!fd && fd.error().code() != Errc::NotFound) {
     log->warn("blob unreadable repo={} digest={} storage={} error={}", name, digest, blobs.driver(),
@@ -397,28 +394,35 @@ awaitable<void> Registry::Impl::upload_error(http::Exchange& ex, const Error& e)
   co_await fail_error(ex, e, Oci::BlobUploadUnknown);
 }
 
-awaitable<void> Registry::Impl::upload_status(http::Exchange& ex, std::string name,
-                                              std::string id) {
+awaitable<UploadPtr> Registry::Impl::claim_for_push(http::Exchange& ex, std::string name,
+                                                    std::string id) {
   if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
+    co_await fail(ex, Oci::Denied, s.error().message());
+    co_return nullptr;
   }
   auto up = co_await claim_upload(name, id);
   if (!up) {
-    co_return co_await upload_error(ex, up.error());
+    co_await upload_error(ex, up.error());
+    co_return nullptr;
   }
-  release(*up);
-  co_await ex.send(upload_accepted(name, **up, 204));
+  co_return *up;
+}
+
+awaitable<void> Registry::Impl::upload_status(http::Exchange& ex, std::string name,
+                                              std::string id) {
+  UploadPtr up = co_await claim_for_push(ex, name, id);
+  if (!up) {
+    co_return;
+  }
+  release(up);
+  co_await ex.send(upload_accepted(name, *up, 204));
 }
 
 awaitable<void> Registry::Impl::patch_upload(http::Exchange& ex, std::string name, std::string id) {
-  if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
+  UploadPtr up = co_await claim_for_push(ex, name, id);
+  if (!up) {
+    co_return;
   }
-  auto claimed = co_await claim_upload(name, id);
-  if (!claimed) {
-    co_return co_await upload_error(ex, claimed.error());
-  }
-  UploadPtr up = *claimed;
   std::string cr = ex.header(bhttp::field::content_range);
   if (!cr.empty()) {
     // "START-END" (optionally "bytes START-END"): START must be where the upload stands.
@@ -460,19 +464,16 @@ awaitable<void> Registry::Impl::patch_upload(http::Exchange& ex, std::string nam
 }
 
 awaitable<void> Registry::Impl::put_upload(http::Exchange& ex, std::string name, std::string id) {
-  if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
-  }
-  auto claimed = co_await claim_upload(name, id);
+  UploadPtr claimed = co_await claim_for_push(ex, name, id);
   if (!claimed) {
-    co_return co_await upload_error(ex, claimed.error());
+    co_return;
   }
   auto digest = ex.query("digest");
   if (!digest) {
-    release(*claimed);
+    release(claimed);
     co_return co_await fail(ex, Oci::DigestInvalid, "the digest query parameter is required");
   }
-  co_await finish_upload(ex, name, *claimed, *digest);
+  co_await finish_upload(ex, name, claimed, *digest);
 }
 
 // Receives the final body, checks the digest and makes the blob visible, or drops the
@@ -541,14 +542,11 @@ awaitable<void> Registry::Impl::finish_upload(http::Exchange& ex, std::string na
 
 awaitable<void> Registry::Impl::cancel_upload(http::Exchange& ex, std::string name,
                                               std::string id) {
-  if (auto s = authorize(ex.context(), "registry:Push", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
-  }
-  auto up = co_await claim_upload(name, id);
+  UploadPtr up = co_await claim_for_push(ex, name, id);
   if (!up) {
-    co_return co_await upload_error(ex, up.error());
+    co_return;
   }
-  drop(*up);
+  drop(up);
   co_await ex.send(base_response(204));
 }
 

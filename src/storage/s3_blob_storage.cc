@@ -124,9 +124,9 @@ class S3BlobStorage : public BlobStorage {
     // The temporary object holds exactly the checked bytes: only now do they get the key
     // that says so.
     s = s3_->copy_object(temp, blob_key(hex));
-    if (auto d = s3_->delete_object(temp); !d && s) {
-      s = d;  // the blob is in place; the leftover is expire_partial()'s
-    }
+    // Best effort either way: once the copy is in place the blob is committed, and a leftover
+    // temporary object is expire_partial()'s.
+    (void)s3_->delete_object(temp);
     BERTH_TRY(s);
     spool_.remove_upload(id);
     return ok();

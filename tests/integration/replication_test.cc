@@ -156,6 +156,53 @@ TEST_F(Replication, PushesReachDistributionAndASecondBerthdThroughAnOutage) {
   EXPECT_EQ(digest(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags()), v1);
 }
 
+// Untagging is a delete too: with --deletes the tag goes at a destination that deletes tags
+// (a second berthd), its manifest stays; a destination that cannot delete tags alone (CNCF
+// distribution) keeps the tag, and the changes after it are not held up.
+TEST_F(Replication, UntaggingReachesDestinationsThatDeleteTags) {
+  TestDaemon d;
+  TestDaemon hub;
+  Distribution dist({});
+  std::string why;
+  ASSERT_TRUE(dist.start(&why)) << why;
+  ASSERT_EQ(hub.cli("repo create web/app").code, 0);
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  auto r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") +
+               " --server " + d.url() + " registry replication create to-hub --to " + hub.url() +
+               " --repos 'web/*' --deletes --username " + hub.admin_key_id() + " --password-stdin");
+  ASSERT_EQ(r.code, 0) << r.all();
+  r = d.cli("registry replication create to-dist --to " + dist.url() +
+            " --repos 'web/*' --deletes");
+  ASSERT_EQ(r.code, 0) << r.all();
+
+  push(d.host(), d.creds(), "v1");
+  std::string v1 =
+      digest(d.host() + "/web/app:v1", "--tls-verify=false --creds '" + d.creds() + "'");
+  ASSERT_EQ(v1.size(), 64u);
+  std::string at_hub = "--tls-verify=false --creds '" + hub.creds() + "'";
+  ASSERT_TRUE(arrives(hub.host() + "/web/app:v1", at_hub, v1));
+  ASSERT_TRUE(arrives(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags(), v1));
+
+  ASSERT_EQ(d.cli("image rm web/app:v1").code, 0);  // the tag only
+  bool untagged = false;
+  for (int i = 0; i < 150 && !untagged; ++i) {
+    untagged = digest(hub.host() + "/web/app:v1", at_hub).empty();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(untagged) << d.cli("registry replication status to-hub").all();
+  EXPECT_EQ(digest(hub.host() + "/web/app@sha256:" + v1, at_hub), v1);  // the manifest stays
+
+  // distribution keeps the tag; the next push still arrives there, nothing is left pending.
+  push(d.host(), d.creds(), "v2");
+  std::string v2 =
+      digest(d.host() + "/web/app:v2", "--tls-verify=false --creds '" + d.creds() + "'");
+  EXPECT_TRUE(arrives(dist.host() + "/web/app:v2", dist.skopeo_inspect_flags(), v2))
+      << d.cli("registry replication status to-dist").all();
+  EXPECT_EQ(digest(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags()), v1);
+  auto status = d.cli("registry replication status to-dist --json");
+  EXPECT_EQ(jq(status.out, ".pending"), "0") << status.out;
+}
+
 TEST_F(Replication, PendingChangesSurviveARestart) {
   TempDir data;
   BerthdProcess b(data.path());
