@@ -230,13 +230,18 @@ Result<BuildView> Service::stop_build(int64_t id) {
   auto& s = *impl_;
   std::unique_lock lk(s.mu);
   BERTH_ASSIGN_OR_RETURN(auto b, s.deps.store.get_build(id));
-  if (b.status == kQueued) {
+  // A build no worker runs (queued, or IN_PROGRESS in the store with berthd not started):
+  // stopped at once, with nothing to kill.
+  auto stop_idle = [&]() -> Result<BuildView> {
     b.status = kStopped;
     b.reason = "stopped by request";
     b.finished_at = now_unix();
     BERTH_TRY(s.deps.store.update_build(b));
     s.append_log(id, cat("build ", std::to_string(id), " STOPPED: ", b.reason));
     return to_view(b);
+  };
+  if (b.status == kQueued) {
+    return stop_idle();
   }
   if (b.status != kInProgress) {
     return Error(Errc::FailedPrecondition,
@@ -244,13 +249,7 @@ Result<BuildView> Service::stop_build(int64_t id) {
   }
   auto it = s.running.find(id);
   if (it == s.running.end()) {
-    // IN_PROGRESS in the store with no worker on it (berthd not started): nothing to kill.
-    b.status = kStopped;
-    b.reason = "stopped by request";
-    b.finished_at = now_unix();
-    BERTH_TRY(s.deps.store.update_build(b));
-    s.append_log(id, cat("build ", std::to_string(id), " STOPPED: ", b.reason));
-    return to_view(b);
+    return stop_idle();
   }
   it->second->user_stop = true;
   s.cancel_locked(*it->second);

@@ -29,16 +29,6 @@ bool hmac_sha256(std::string_view key, std::string_view data, Digest& out) {
   return r != nullptr && len == kSha256Bytes;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 bool is_commit_id(std::string_view s) {
   if (s.size() != 40 && s.size() != 64) {
     return false;
@@ -136,7 +126,7 @@ std::string github_signature(std::string_view secret, std::string_view body) {
 
 bool verify_github_signature(std::string_view secret, std::string_view body,
                              std::string_view header) {
-  header = trim(header);
+  header = ascii::trim(header);
   if (secret.empty() || header.size() != kSigPrefix.size() + 2 * kSha256Bytes ||
       header.substr(0, kSigPrefix.size()) != kSigPrefix) {
     return false;
@@ -160,7 +150,7 @@ bool verify_github_signature(std::string_view secret, std::string_view body,
 
 Result<GithubEvent> parse_github_event(std::string_view event_header, std::string_view body) {
   GithubEvent ev;
-  ev.name = std::string(trim(event_header));
+  ev.name = std::string(ascii::trim(event_header));
   if (ev.name.empty()) {
     return make_error(Errc::InvalidArgument, "X-GitHub-Event header is missing");
   }

@@ -24,6 +24,17 @@ std::string upper(std::string_view s) {
   return out;
 }
 
+std::string_view trim(std::string_view s) {
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  while (!s.empty() && blank(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && blank(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
 size_t edit_distance(std::string_view a, std::string_view b) {
   // One row of the distance table at a time: prev is row i-1, cur row i.
   std::vector<size_t> prev(b.size() + 1);

@@ -16,6 +16,10 @@ inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c 
 std::string lower(std::string_view s);
 std::string upper(std::string_view s);
 
+/// s without leading and trailing spaces, tabs and carriage returns (HTTP's optional
+/// whitespace, and the CR of a CRLF line end).
+std::string_view trim(std::string_view s);
+
 /// Equal ignoring ASCII case.
 inline bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {

@@ -15,7 +15,6 @@
 
 namespace berth::fs {
 
-namespace {
 Error errno_error(const std::string& what, const stdfs::path& p) {
   int e = errno;
   Errc code = e == ENOENT                  ? Errc::NotFound
@@ -23,7 +22,6 @@ Error errno_error(const std::string& what, const stdfs::path& p) {
                                            : Errc::Internal;
   return Error(code, what + " " + p.string() + ": " + std::strerror(e));
 }
-}  // namespace
 
 Status fsync_path(const stdfs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

@@ -32,6 +32,10 @@ Result<std::string> read_regular_file(const std::string& path, uint64_t max_byte
 /// absent; Internal ("opendir DIR: ...", "readdir DIR: ...") otherwise.
 Result<std::vector<std::string>> list_dir(const std::string& dir);
 
+/// The error errno describes, about `what` on path p: NotFound (ENOENT), NoSpace (ENOSPC,
+/// EDQUOT) or Internal. The message names the path: it is for the log.
+Error errno_error(const std::string& what, const stdfs::path& p);
+
 /// fsync of a file or directory by path.
 Status fsync_path(const stdfs::path& path);
 

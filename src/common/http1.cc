@@ -9,24 +9,14 @@ namespace berth::http1 {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // Appends the comma-separated codings of one Transfer-Encoding value, without parameters
 // (";q=..." is not allowed on codings in a request, but is not ours to police).
 void split_codings(std::string_view v, std::vector<std::string_view>& out) {
   while (true) {
     auto comma = v.find(',');
-    std::string_view item = trim(v.substr(0, comma));
+    std::string_view item = ascii::trim(v.substr(0, comma));
     auto semi = item.find(';');
-    item = trim(item.substr(0, semi));
+    item = ascii::trim(item.substr(0, semi));
     out.push_back(item);
     if (comma == std::string_view::npos) {
       break;

@@ -9,6 +9,13 @@
 
 namespace berth::dns {
 
+void append_ddd_escape(std::string& out, uint8_t c) {
+  out += '\\';
+  out += static_cast<char>('0' + c / 100);
+  out += static_cast<char>('0' + (c / 10) % 10);
+  out += static_cast<char>('0' + c % 10);
+}
+
 namespace {
 
 Error name_error(std::string_view text, const std::string& why) {
@@ -37,10 +44,7 @@ void label_to_text(std::string_view label, std::string& out) {
         break;
     }
     if (c <= 0x20 || c >= 0x7f) {
-      out += '\\';
-      out += static_cast<char>('0' + c / 100);
-      out += static_cast<char>('0' + (c / 10) % 10);
-      out += static_cast<char>('0' + c % 10);
+      append_ddd_escape(out, c);
     } else {
       out += ch;
     }

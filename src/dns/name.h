@@ -4,6 +4,7 @@
 // Lookups use the lower-cased wire form as the key; answers echo the query's case.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,8 @@ Result<std::string> name_from_text(std::string_view text, std::string_view origi
 /// Wire form to absolute presentation text with the trailing dot ("www.example.com.", root ".").
 /// Bytes outside [A-Za-z0-9-_*] and '.' inside a label are escaped.
 std::string name_to_text(std::string_view wire);
+/// Appends byte c as a master-file \DDD escape (three decimal digits).
+void append_ddd_escape(std::string& out, uint8_t c);
 /// The same without the trailing dot ("www.example.com", root ""): the API's form.
 std::string name_to_api(std::string_view wire);
 /// ASCII lower-case copy (the lookup key).

@@ -170,10 +170,7 @@ void quote_string(std::string_view s, std::string& out) {
       out += '\\';
       out += ch;
     } else if (c < 0x20 || c >= 0x7f) {
-      out += '\\';
-      out += static_cast<char>('0' + c / 100);
-      out += static_cast<char>('0' + (c / 10) % 10);
-      out += static_cast<char>('0' + c % 10);
+      append_ddd_escape(out, c);
     } else {
       out += ch;
     }

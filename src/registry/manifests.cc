@@ -271,14 +271,11 @@ awaitable<void> Registry::Impl::put_manifest(http::Exchange& ex, std::string nam
 
 awaitable<void> Registry::Impl::delete_manifest(http::Exchange& ex, std::string name,
                                                 std::string reference) {
-  if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
-  }
-  auto repo = co_await find_repo(name);
+  auto repo = co_await repo_for_delete(ex, name);
   if (!repo) {
-    co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
+    co_return;
   }
-  int64_t id = (*repo)->id;
+  int64_t id = repo->id;
   if (oci::is_digest_reference(reference)) {
     if (auto d = oci::Digest::parse(reference); !d) {
       co_return co_await fail_digest(ex, d.error());

@@ -397,6 +397,20 @@ awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_rea
   co_return *repo;
 }
 
+awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_delete(
+    http::Exchange& ex, std::string name) {
+  if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
+    co_await fail(ex, Oci::Denied, s.error().message());
+    co_return nullptr;
+  }
+  auto repo = co_await find_repo(name);
+  if (!repo) {
+    co_await fail(ex, Oci::NameUnknown, repo.error().message());
+    co_return nullptr;
+  }
+  co_return *repo;
+}
+
 awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_digest(
     http::Exchange& ex, std::string name, std::string digest) {
   if (auto d = oci::Digest::parse(digest); !d) {

@@ -184,6 +184,9 @@ struct Registry::Impl {
   awaitable<std::shared_ptr<const store::Repository>> repo_for_read(http::Exchange& ex,
                                                                     std::string name,
                                                                     std::string action);
+  // registry:Delete on the repository, then the repository (which must exist).
+  awaitable<std::shared_ptr<const store::Repository>> repo_for_delete(http::Exchange& ex,
+                                                                      std::string name);
   // The same for registry:Pull about one digest, which must parse first.
   awaitable<std::shared_ptr<const store::Repository>> repo_for_digest(http::Exchange& ex,
                                                                       std::string name,

@@ -147,14 +147,11 @@ awaitable<void> Registry::Impl::delete_blob(http::Exchange& ex, std::string name
   if (!d) {
     co_return co_await fail_digest(ex, d.error());
   }
-  if (auto s = authorize(ex.context(), "registry:Delete", "repository/" + name); !s) {
-    co_return co_await fail(ex, Oci::Denied, s.error().message());
-  }
-  auto repo = co_await find_repo(name);
+  auto repo = co_await repo_for_delete(ex, name);
   if (!repo) {
-    co_return co_await fail(ex, Oci::NameUnknown, repo.error().message());
+    co_return;
   }
-  int64_t id = (*repo)->id;
+  int64_t id = repo->id;
   auto unlink = [this, id, digest] { return store.unlink_blob(id, digest); };
   auto s = co_await run_blocking(pool, std::move(unlink));
   if (!s) {

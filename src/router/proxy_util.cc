@@ -8,22 +8,8 @@
 
 namespace berth::router::detail {
 
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
-}  // namespace
-
 std::string_view normalize_host(std::string_view host, char* buf, size_t cap) {
-  host = trim(host);
+  host = ascii::trim(host);
   std::string_view name = host;
   if (!host.empty() && host.front() == '[') {
     auto close = host.find(']');
@@ -77,7 +63,7 @@ bool is_hop_by_hop(std::string_view name) {
 bool token_list_contains(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     auto comma = list.find(',');
-    std::string_view item = trim(list.substr(0, comma));
+    std::string_view item = ascii::trim(list.substr(0, comma));
     if (ascii::iequals(item, token)) {
       return true;
     }
@@ -90,7 +76,7 @@ bool token_list_contains(std::string_view list, std::string_view token) {
 }
 
 void append_forwarded_for(std::string& out, std::string_view existing, std::string_view peer) {
-  existing = trim(existing);
+  existing = ascii::trim(existing);
   if (!existing.empty()) {
     out.append(existing);
     out.append(", ");
@@ -121,7 +107,7 @@ bool idempotent_method(std::string_view method) {
 bool connection_names_fields(std::string_view connection) {
   while (!connection.empty()) {
     auto comma = connection.find(',');
-    std::string_view item = trim(connection.substr(0, comma));
+    std::string_view item = ascii::trim(connection.substr(0, comma));
     if (!item.empty() && !ascii::iequals(item, "keep-alive") && !ascii::iequals(item, "close") &&
         !ascii::iequals(item, "upgrade")) {
       return true;

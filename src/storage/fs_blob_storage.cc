@@ -18,16 +18,6 @@ namespace berth::storage {
 namespace stdfs = std::filesystem;
 
 namespace {
-// The message names the path: it is for the log. The HTTP edge never shows a NoSpace or
-// Internal message to clients.
-Error sys_error(const std::string& what, const std::string& path) {
-  int e = errno;
-  Errc code = e == ENOENT                  ? Errc::NotFound
-              : e == ENOSPC || e == EDQUOT ? Errc::NoSpace
-                                           : Errc::Internal;
-  return Error(code, what + " " + path + ": " + std::strerror(e));
-}
-
 Result<std::string> hash_fd(int fd, const std::string& path) {
   Sha256 h;
   std::string buf(1 << 20, '\0');
@@ -37,7 +27,7 @@ Result<std::string> hash_fd(int fd, const std::string& path) {
       if (errno == EINTR) {
         continue;
       }
-      return sys_error("read", path);
+      return fs::errno_error("read", path);
     }
     if (n == 0) {
       break;
@@ -50,7 +40,7 @@ Result<std::string> hash_fd(int fd, const std::string& path) {
 Result<std::string> hash_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return sys_error("open", path);
+    return fs::errno_error("open", path);
   }
   auto r = hash_fd(fd, path);
   ::close(fd);
@@ -102,7 +92,7 @@ Result<int> FsBlobStorage::create_upload(const std::string& id, const std::strin
   Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
-    return sys_error("mkdir", dir);
+    return fs::errno_error("mkdir", dir);
   }
   // A directory without its files is of no use to anyone: never leave one behind.
   auto fail = [&](Error e) -> Error {
@@ -112,24 +102,24 @@ Result<int> FsBlobStorage::create_upload(const std::string& id, const std::strin
   std::string repo_file = dir + "/repo";
   int rfd = ::open(repo_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (rfd < 0) {
-    return fail(sys_error("create", repo_file));
+    return fail(fs::errno_error("create", repo_file));
   }
   ssize_t n = ::write(rfd, repo.data(), repo.size());
   if (n != static_cast<ssize_t>(repo.size())) {
     if (n >= 0) {
       errno = ENOSPC;  // a short write of a few bytes: the disk filled up
     }
-    Error e = sys_error("write", repo_file);
+    Error e = fs::errno_error("write", repo_file);
     ::close(rfd);
     return fail(e);
   }
   if (::close(rfd) != 0) {
-    return fail(sys_error("close", repo_file));
+    return fail(fs::errno_error("close", repo_file));
   }
   std::string data = dir + "/data";
   int fd = ::open(data.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return fail(sys_error("create", data));
+    return fail(fs::errno_error("create", data));
   }
   return fd;
 }
@@ -144,7 +134,7 @@ Result<int> FsBlobStorage::reopen_upload(const std::string& id, std::string& rep
   std::string data = dir + "/data";
   int fd = ::open(data.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) {
-    return sys_error("open", data);
+    return fs::errno_error("open", data);
   }
   struct stat st {};
   ::fstat(fd, &st);
@@ -160,11 +150,11 @@ Status FsBlobStorage::commit_upload(const std::string& id, const std::string& he
   std::string dst = blob_path(hex);
   std::string dst_dir = root_ + "/blobs/sha256/" + hex.substr(0, 2);
   if (::mkdir(dst_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return sys_error("mkdir", dst_dir);
+    return fs::errno_error("mkdir", dst_dir);
   }
   // Same digest, same bytes: renaming over an existing blob is harmless and atomic.
   if (::rename(data.c_str(), dst.c_str()) != 0) {
-    return sys_error("rename", data);
+    return fs::errno_error("rename", data);
   }
   if (fsync_) {
     BERTH_TRY(fs::fsync_path(dst_dir));
@@ -200,7 +190,7 @@ Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string&
   Building building(*this, id);
   std::string dir = root_ + "/uploads/" + id;
   if (::mkdir(dir.c_str(), 0755) != 0) {
-    return sys_error("mkdir", dir);
+    return fs::errno_error("mkdir", dir);
   }
   std::string data = dir + "/data";
   auto fail = [&](Error e) -> Error {
@@ -213,7 +203,7 @@ Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string&
   if (linked) {
     int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      return fail(sys_error("open", data));
+      return fail(fs::errno_error("open", data));
     }
     struct stat st {};
     ::fstat(fd, &st);
@@ -231,16 +221,16 @@ Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string&
     return true;
   }
   if (errno != EXDEV && errno != EPERM && errno != EMLINK) {
-    return fail(sys_error("link", path));
+    return fail(fs::errno_error("link", path));
   }
   // Another filesystem (or links refused): copy while hashing.
   int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) {
-    return fail(sys_error("open", path));
+    return fail(fs::errno_error("open", path));
   }
   int out = ::open(data.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (out < 0) {
-    Error e = sys_error("create", data);
+    Error e = fs::errno_error("create", data);
     ::close(in);
     return fail(e);
   }
@@ -252,7 +242,7 @@ Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string&
       continue;
     }
     if (n < 0) {
-      failed = sys_error("read", path);
+      failed = fs::errno_error("read", path);
       break;
     }
     if (n == 0) {
@@ -266,7 +256,7 @@ Result<bool> FsBlobStorage::stage_file(const std::string& id, const std::string&
         continue;
       }
       if (w < 0) {
-        failed = sys_error("write", data);
+        failed = fs::errno_error("write", data);
         break;
       }
       off += w;
@@ -290,7 +280,7 @@ Result<int64_t> FsBlobStorage::blob_size(const std::string& hex) {
   std::string p = blob_path(hex);
   struct stat st {};
   if (::stat(p.c_str(), &st) != 0) {
-    return sys_error("stat", p);
+    return fs::errno_error("stat", p);
   }
   return static_cast<int64_t>(st.st_size);
 }
@@ -298,7 +288,7 @@ Result<int64_t> FsBlobStorage::blob_size(const std::string& hex) {
 Result<std::string> FsBlobStorage::local_file(const std::string& hex) {
   std::string p = blob_path(hex);
   if (::access(p.c_str(), R_OK) != 0) {
-    return sys_error("access", p);
+    return fs::errno_error("access", p);
   }
   return p;
 }
@@ -307,7 +297,7 @@ Result<int> FsBlobStorage::open_blob(const std::string& hex) {
   std::string p = blob_path(hex);
   int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    return sys_error("open", p);
+    return fs::errno_error("open", p);
   }
   return fd;
 }
@@ -315,7 +305,7 @@ Result<int> FsBlobStorage::open_blob(const std::string& hex) {
 Status FsBlobStorage::remove_blob(const std::string& hex) {
   std::string p = blob_path(hex);
   if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
-    return sys_error("unlink", p);
+    return fs::errno_error("unlink", p);
   }
   return ok();
 }

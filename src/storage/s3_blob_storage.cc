@@ -39,14 +39,6 @@ namespace {
 constexpr const char* kUploadsPrefix = "uploads/";
 constexpr const char* kBlobsPrefix = "blobs/sha256/";
 
-Error sys_error(const std::string& what, const std::string& path) {
-  int e = errno;
-  Errc code = e == ENOENT                  ? Errc::NotFound
-              : e == ENOSPC || e == EDQUOT ? Errc::NoSpace
-                                           : Errc::Internal;
-  return Error(code, what + " " + path + ": " + std::strerror(e));
-}
-
 Status write_all(int fd, const char* data, size_t len, const std::string& path) {
   while (len > 0) {
     ssize_t n = ::write(fd, data, len);
@@ -54,7 +46,7 @@ Status write_all(int fd, const char* data, size_t len, const std::string& path) 
       continue;
     }
     if (n < 0) {
-      return sys_error("write", path);
+      return fs::errno_error("write", path);
     }
     data += n;
     len -= static_cast<size_t>(n);
@@ -112,7 +104,7 @@ class S3BlobStorage : public BlobStorage {
     std::string data = spool_.upload_data_path(id);
     int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      return sys_error("open", data);
+      return fs::errno_error("open", data);
     }
     struct stat st {};
     ::fstat(fd, &st);
@@ -168,7 +160,7 @@ class S3BlobStorage : public BlobStorage {
     std::string part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
     int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-      return sys_error("create", part);
+      return fs::errno_error("create", part);
     }
     Sha256 h;
     Status s = s3_->get_object(blob_key(hex), [fd, &h, &part](const char* d, size_t n) {
@@ -176,7 +168,7 @@ class S3BlobStorage : public BlobStorage {
       return write_all(fd, d, n, part);
     });
     if (s && ::close(fd) != 0) {
-      s = sys_error("close", part);
+      s = fs::errno_error("close", part);
     } else if (!s) {
       ::close(fd);
     }
@@ -184,7 +176,7 @@ class S3BlobStorage : public BlobStorage {
       s = Error(Errc::DataLoss, "S3 object " + blob_key(hex) + " hashes to sha256:" + h.hex());
     }
     if (s && ::rename(part.c_str(), path.c_str()) != 0) {
-      s = sys_error("rename", part);
+      s = fs::errno_error("rename", part);
     }
     if (!s) {
       ::unlink(part.c_str());
@@ -197,7 +189,7 @@ class S3BlobStorage : public BlobStorage {
     BERTH_ASSIGN_OR_RETURN(std::string path, local_file(hex));
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      return sys_error("open", path);
+      return fs::errno_error("open", path);
     }
     return fd;
   }

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "common/ascii.h"
 #include "common/log.h"
 
 namespace berth::store::pg {
@@ -60,19 +61,6 @@ std::string trimmed(const char* msg) {
   return m.empty() ? "unknown error" : m;
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return 0;
-}
-
 // BYTEA's text output (bytea_output = hex, the default since 9.0): "\x" then two hex digits a
 // byte.
 std::string unhex_bytea(const char* p, int n) {
@@ -82,7 +70,7 @@ std::string unhex_bytea(const char* p, int n) {
   std::string out;
   out.reserve(static_cast<size_t>(n - 2) / 2);
   for (int i = 2; i + 1 < n; i += 2) {
-    out.push_back(static_cast<char>(hex_value(p[i]) << 4 | hex_value(p[i + 1])));
+    out.push_back(static_cast<char>(ascii::hex_digit(p[i]) << 4 | ascii::hex_digit(p[i + 1])));
   }
   return out;
 }
