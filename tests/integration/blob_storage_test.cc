@@ -101,13 +101,7 @@ TEST_P(BlobStorageTest, CommittedUploadsAreBlobsAndReadBack) {
   EXPECT_EQ(no_file.error().code(), Errc::NotFound);
   if (home_.backend() == BlobBackend::S3) {
     // Nothing of the commits is left in the bucket but the blobs.
-    auto* rgw = RgwServer::shared();
-    storage::S3Options o;
-    o.endpoint = rgw->endpoint();
-    o.bucket = home_.bucket();
-    o.access_key_id = rgw->access_key();
-    o.secret_access_key = rgw->secret_key();
-    storage::S3Client s3(o);
+    storage::S3Client s3(RgwServer::shared()->client_options(home_.bucket()));
     EXPECT_TRUE(s3.list_multipart_uploads("")->empty());
     auto all = s3.list_objects("");
     ASSERT_TRUE(all);
@@ -153,13 +147,7 @@ TEST_P(BlobStorageTest, ExpiresWhatCrashedCommitsLeft) {
   }
   // A commit that died after starting its multipart upload, and one that died after the
   // complete but before deleting its temporary object.
-  auto* rgw = RgwServer::shared();
-  storage::S3Options o;
-  o.endpoint = rgw->endpoint();
-  o.bucket = home_.bucket();
-  o.access_key_id = rgw->access_key();
-  o.secret_access_key = rgw->secret_key();
-  storage::S3Client s3(o);
+  storage::S3Client s3(RgwServer::shared()->client_options(home_.bucket()));
   auto id = s3.create_multipart_upload("uploads/crashed-1");
   ASSERT_TRUE(id);
   ASSERT_TRUE(s3.upload_part("uploads/crashed-1", *id, 1, pattern(1000)));

@@ -30,13 +30,7 @@ class RegistryS3Test : public ::testing::Test {
     if (!home_.skip_reason().empty()) {
       GTEST_SKIP() << home_.skip_reason();
     }
-    auto* rgw = RgwServer::shared();
-    storage::S3Options o;
-    o.endpoint = rgw->endpoint();
-    o.bucket = home_.bucket();
-    o.access_key_id = rgw->access_key();
-    o.secret_access_key = rgw->secret_key();
-    s3_ = std::make_unique<storage::S3Client>(o);
+    s3_ = std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket()));
   }
 
   BlobHome home_{BlobBackend::S3};

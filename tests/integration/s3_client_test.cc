@@ -43,12 +43,7 @@ class S3ClientTest : public ::testing::Test {
   }
 
   S3Options options() const {
-    S3Options o;
-    o.endpoint = rgw_->endpoint();
-    o.region = rgw_->region();
-    o.bucket = bucket_;
-    o.access_key_id = rgw_->access_key();
-    o.secret_access_key = rgw_->secret_key();
+    S3Options o = rgw_->client_options(bucket_);
     o.connect_timeout = std::chrono::milliseconds(2000);
     return o;
   }

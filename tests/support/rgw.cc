@@ -102,6 +102,16 @@ RgwServer::~RgwServer() {
 
 std::string RgwServer::endpoint() const { return "http://127.0.0.1:" + std::to_string(rgw_port_); }
 
+storage::S3Options RgwServer::client_options(const std::string& bucket) const {
+  storage::S3Options o;
+  o.endpoint = endpoint();
+  o.region = region_;
+  o.bucket = bucket;
+  o.access_key_id = access_key_;
+  o.secret_access_key = secret_key_;
+  return o;
+}
+
 CmdResult RgwServer::ceph_tool(const std::string& tool, const std::string& args) const {
   // The tools wait for the monitor for minutes by default: a broken cluster must fail fast.
   return run("timeout 60 " + tool + " -c '" + conf_ + "' " + args);

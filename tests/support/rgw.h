@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "storage/s3.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -50,6 +51,8 @@ class RgwServer {
   /// "curl -s --aws-sigv4 ... -u KEY:SECRET -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' ",
   /// for commands against endpoint().
   std::string curl_s3() const;
+  /// berth's S3 client settings for a bucket on this server, with its user's keys.
+  storage::S3Options client_options(const std::string& bucket) const;
 
   /// Stops radosgw alone (SIGKILL: the S3 service vanishes as in a crash); the monitor and
   /// the OSD keep running.
