@@ -65,6 +65,10 @@ http::Response error_response(const Error& e) {
                        Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
 }
 
+awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {
+  return ex.send(error_response(Error(code, std::move(message))));
+}
+
 http::Response RestHandler::serve(const ApiCall& call) {
   auto r = dispatch(call);
   return r ? std::move(*r) : error_response(r.error());
@@ -173,12 +177,6 @@ Json image_json(const store::ImageSummary& s) {
     j["artifact_type"] = s.artifact_type;
   }
   return j;
-}
-
-// Not a coroutine and no aggregate or Error temporaries in co_await expressions: GCC 12
-// mis-copies those. Callers pass a code and a string.
-awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {
-  return ex.send(error_response(Error(code, std::move(message))));
 }
 
 // Built outside coroutines: GCC 12 miscompiles brace-initialised string literals in them.

@@ -359,10 +359,6 @@ http::Response webhook_response(const Result<builder::WebhookReply>& r) {
   return json_response(r->status, j);
 }
 
-awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {
-  return ex.send(error_response(Error(code, std::move(message))));
-}
-
 }  // namespace
 
 // ---- shared with git.cc (build_internal.h) ----

@@ -37,6 +37,9 @@ Json deployment_json(const store::DeploymentRecord& d);
 /// A JSON reply, and the {"error":{"code","message"}} reply for an error.
 http::Response json_response(unsigned status, const Json& body);
 http::Response error_response(const Error& e);
+/// Sends error_response. Not a coroutine, and it takes a code and a string rather than an
+/// Error: GCC 12 mis-copies aggregates and temporaries inside co_await expressions.
+awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message);
 
 /// What a handler job needs from a request, copied out of the Exchange so the job can run on
 /// the blocking pool while the connection's coroutine waits.

@@ -11,7 +11,7 @@ namespace berth::builder {
 
 namespace {
 
-Error bad(const std::string& field, const std::string& why) {
+Error bad_spec(const std::string& field, const std::string& why) {
   return Error(Errc::InvalidArgument, cat("buildspec.yml: ", field, ": ", why));
 }
 
@@ -34,26 +34,26 @@ Status parse_env(const YAML::Node& env, Buildspec& out) {
     return ok();
   }
   if (!env.IsMap()) {
-    return bad("env", "expected a mapping with variables");
+    return bad_spec("env", "expected a mapping with variables");
   }
   for (const auto& kv : env) {
     std::string key = kv.first.as<std::string>();
     if (key != "variables") {
-      return bad(cat("env.", key), "not supported (berth reads env.variables only)");
+      return bad_spec(cat("env.", key), "not supported (berth reads env.variables only)");
     }
     if (kv.second.IsNull()) {
       continue;
     }
     if (!kv.second.IsMap()) {
-      return bad("env.variables", "expected a mapping of NAME: value");
+      return bad_spec("env.variables", "expected a mapping of NAME: value");
     }
     for (const auto& var : kv.second) {
       std::string name = var.first.as<std::string>();
       if (!valid_var_name(name)) {
-        return bad("env.variables", cat("'", name, "' is not a valid variable name"));
+        return bad_spec("env.variables", cat("'", name, "' is not a valid variable name"));
       }
       if (!var.second.IsScalar() && !var.second.IsNull()) {
-        return bad(cat("env.variables.", name), "expected a single value");
+        return bad_spec(cat("env.variables.", name), "expected a single value");
       }
       out.variables.emplace_back(name, var.second.IsNull() ? "" : var.second.as<std::string>());
     }
@@ -66,14 +66,14 @@ Status parse_phases(const YAML::Node& phases, Buildspec& out) {
     return ok();
   }
   if (!phases.IsMap()) {
-    return bad("phases", "expected a mapping of install, pre_build, build, post_build");
+    return bad_spec("phases", "expected a mapping of install, pre_build, build, post_build");
   }
   std::set<std::string> known(std::begin(kPhases), std::end(kPhases));
   for (const auto& kv : phases) {
     std::string name = kv.first.as<std::string>();
     if (known.count(name) == 0) {
-      return bad(cat("phases.", name),
-                 "unknown phase (expected install, pre_build, build or post_build)");
+      return bad_spec(cat("phases.", name),
+                      "unknown phase (expected install, pre_build, build or post_build)");
     }
   }
   for (const char* name : kPhases) {
@@ -83,29 +83,29 @@ Status parse_phases(const YAML::Node& phases, Buildspec& out) {
     }
     std::string field = cat("phases.", name);
     if (!phase.IsMap()) {
-      return bad(field, "expected a mapping with commands");
+      return bad_spec(field, "expected a mapping with commands");
     }
     BuildspecPhase p;
     p.name = name;
     for (const auto& kv : phase) {
       std::string key = kv.first.as<std::string>();
       if (key != "commands") {
-        return bad(cat(field, ".", key), "not supported (berth runs commands only)");
+        return bad_spec(cat(field, ".", key), "not supported (berth runs commands only)");
       }
       const YAML::Node& cmds = kv.second;
       if (cmds.IsNull()) {
         continue;
       }
       if (!cmds.IsSequence()) {
-        return bad(cat(field, ".commands"), "expected a list of strings");
+        return bad_spec(cat(field, ".commands"), "expected a list of strings");
       }
       for (const auto& c : cmds) {
         if (!c.IsScalar()) {
-          return bad(cat(field, ".commands"), "expected a list of strings");
+          return bad_spec(cat(field, ".commands"), "expected a list of strings");
         }
         std::string command = c.as<std::string>();
         if (command.find_first_not_of(" \t\r\n") == std::string::npos) {
-          return bad(cat(field, ".commands"), "a command is empty");
+          return bad_spec(cat(field, ".commands"), "a command is empty");
         }
         p.commands.push_back(std::move(command));
       }
@@ -128,11 +128,12 @@ Result<Buildspec> parse_buildspec(const std::string& text) {
     }
     YAML::Node version = root["version"];
     if (!version) {
-      return bad("version", "required (0.2)");
+      return bad_spec("version", "required (0.2)");
     }
     if (!version.IsScalar() || version.as<std::string>() != "0.2") {
-      return bad("version", cat("expected 0.2, got ", version.IsScalar() ? version.as<std::string>()
-                                                                         : std::string("a list")));
+      return bad_spec("version",
+                      cat("expected 0.2, got ",
+                          version.IsScalar() ? version.as<std::string>() : std::string("a list")));
     }
     for (const auto& kv : root) {
       std::string key = kv.first.as<std::string>();
@@ -144,7 +145,7 @@ Result<Buildspec> parse_buildspec(const std::string& text) {
       } else if (key == "phases") {
         BERTH_TRY(parse_phases(kv.second, out));
       } else {
-        return bad(key, "not supported by berth (supported: version, env.variables, phases)");
+        return bad_spec(key, "not supported by berth (supported: version, env.variables, phases)");
       }
     }
   } catch (const YAML::Exception& e) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 
+#include "builder/git.h"
 #include "common/ascii.h"
 #include "common/json.h"
 #include "common/url.h"
@@ -27,18 +28,6 @@ bool hmac_sha256(std::string_view key, std::string_view data, Digest& out) {
       HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
            reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
   return r != nullptr && len == kSha256Bytes;
-}
-
-bool is_commit_id(std::string_view s) {
-  if (s.size() != 40 && s.size() != 64) {
-    return false;
-  }
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 bool all_zeros(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }

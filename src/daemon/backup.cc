@@ -33,8 +33,6 @@ namespace bf = backup_format;
 
 constexpr size_t kChunk = 1 << 20;
 
-std::string errno_text(int e) { return std::strerror(e); }
-
 // Progress on stderr for long backups, at most once a second, and a last line when done.
 class Progress {
  public:
@@ -104,7 +102,7 @@ class TarWriter {
         continue;
       }
       if (n < 0) {
-        return Error(Errc::Internal, "read " + name + ": " + errno_text(errno));
+        return Error(Errc::Internal, "read " + name + ": " + backup_format::errno_text(errno));
       }
       if (n == 0) {
         *short_read = true;
@@ -162,7 +160,7 @@ struct Backup {
       if (errno == ENOENT) {
         return false;
       }
-      return Error(Errc::Internal, "open " + path + ": " + errno_text(errno));
+      return Error(Errc::Internal, "open " + path + ": " + backup_format::errno_text(errno));
     }
     struct stat st {};
     ::fstat(fd, &st);
@@ -264,7 +262,7 @@ Status backup(const std::string& data, const std::string& to, std::vector<std::s
 
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return Error(Errc::Internal, "create " + tmp + ": " + errno_text(errno));
+    return Error(Errc::Internal, "create " + tmp + ": " + backup_format::errno_text(errno));
   }
   struct CloseFd {
     int fd;
@@ -304,7 +302,7 @@ Status backup(const std::string& data, const std::string& to, std::vector<std::s
   }
   int dfd = ::open(snap.c_str(), O_RDONLY | O_CLOEXEC);
   if (dfd < 0) {
-    return Error(Errc::Internal, "open " + snap + ": " + errno_text(errno));
+    return Error(Errc::Internal, "open " + snap + ": " + backup_format::errno_text(errno));
   }
   struct stat dst {};
   ::fstat(dfd, &dst);
@@ -318,10 +316,11 @@ Status backup(const std::string& data, const std::string& to, std::vector<std::s
 
   if (::fsync(fd) != 0) {
     return Error(errno == ENOSPC ? Errc::NoSpace : Errc::Internal,
-                 "fsync " + tmp + ": " + errno_text(errno));
+                 "fsync " + tmp + ": " + backup_format::errno_text(errno));
   }
   if (::rename(tmp.c_str(), to.c_str()) != 0) {
-    return Error(Errc::Internal, "rename " + tmp + " to " + to + ": " + errno_text(errno));
+    return Error(Errc::Internal,
+                 "rename " + tmp + " to " + to + ": " + backup_format::errno_text(errno));
   }
   cleanup.paths.pop_back();  // tmp is `to` now
   std::string dir = to.substr(0, to.rfind('/') + 1);

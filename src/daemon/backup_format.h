@@ -10,10 +10,14 @@
 //   berth.db                     the SQLite snapshot: last, so a truncated archive has none
 #pragma once
 
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace berth::daemon::backup_format {
+
+/// strerror(e) as a string, for the messages of failed file operations.
+inline std::string errno_text(int e) { return std::strerror(e); }
 
 inline constexpr int kFormat = 1;
 inline constexpr const char* kHeaderName = "berth-backup.json";

@@ -29,8 +29,6 @@ namespace {
 
 namespace bf = backup_format;
 
-std::string errno_text(int e) { return std::strerror(e); }
-
 struct Fd {
   int fd = -1;
   ~Fd() {
@@ -119,7 +117,7 @@ struct Restore {
     std::string tmp = path + ".restore-tmp";
     Fd out{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)};
     if (out.fd < 0) {
-      return Error(Errc::Internal, "create " + tmp + ": " + errno_text(errno));
+      return Error(Errc::Internal, "create " + tmp + ": " + backup_format::errno_text(errno));
     }
     Sha256 h;
     std::vector<char> buf(1 << 20);
@@ -145,7 +143,7 @@ struct Restore {
           int e = errno;
           ::unlink(tmp.c_str());
           return Error(e == ENOSPC ? Errc::NoSpace : Errc::Internal,
-                       "write " + tmp + ": " + errno_text(e));
+                       "write " + tmp + ": " + backup_format::errno_text(e));
         }
         off += static_cast<size_t>(w);
       }
@@ -162,7 +160,7 @@ struct Restore {
       int e = errno;
       ::unlink(tmp.c_str());
       return Error(e == ENOSPC ? Errc::NoSpace : Errc::Internal,
-                   "write " + path + ": " + errno_text(e));
+                   "write " + path + ": " + backup_format::errno_text(e));
     }
     if (!hex.empty()) {
       blobs++;
@@ -276,7 +274,7 @@ Result<int> lock(const std::string& data) {
   std::string path = data + "/berthd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
-    return Error(Errc::Internal, "cannot open " + path + ": " + errno_text(errno));
+    return Error(Errc::Internal, "cannot open " + path + ": " + backup_format::errno_text(errno));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
@@ -302,7 +300,7 @@ int run_restore(const std::string& from_file, const std::string& data_dir, bool 
   const std::string& data = paths.data_dir;
   struct stat fst {};
   if (::stat(from_file.c_str(), &fst) != 0) {
-    return fail("cannot read " + from_file + ": " + errno_text(errno));
+    return fail("cannot read " + from_file + ": " + backup_format::errno_text(errno));
   }
   auto empty = is_empty_dir(data);
   if (!empty) {

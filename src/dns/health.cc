@@ -132,7 +132,7 @@ Result<uint32_t> seconds_field(const Json& j, const char* key) {
   return invalid(key, "must be a number of seconds or a duration like \"10s\"");
 }
 
-Result<std::string> string_field(const Json& j, const char* key) {
+Result<std::string> string_member(const Json& j, const char* key) {
   if (!j[key].is_string()) {
     return invalid(key, "must be a string");
   }
@@ -264,17 +264,17 @@ Result<HealthCheck> health_check_from_json(const Json& j) {
       return invalid(key, "is required");
     }
   }
-  BERTH_ASSIGN_OR_RETURN(c.id, string_field(j, "Id"));
-  BERTH_ASSIGN_OR_RETURN(c.type, string_field(j, "Type"));
+  BERTH_ASSIGN_OR_RETURN(c.id, string_member(j, "Id"));
+  BERTH_ASSIGN_OR_RETURN(c.type, string_member(j, "Type"));
   for (auto& ch : c.type) {
     ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   }
-  BERTH_ASSIGN_OR_RETURN(c.target, string_field(j, "Target"));
+  BERTH_ASSIGN_OR_RETURN(c.target, string_member(j, "Target"));
   if (j.contains("Host") && !j["Host"].is_null()) {
-    BERTH_ASSIGN_OR_RETURN(c.host, string_field(j, "Host"));
+    BERTH_ASSIGN_OR_RETURN(c.host, string_member(j, "Host"));
   }
   if (j.contains("Path") && !j["Path"].is_null()) {
-    BERTH_ASSIGN_OR_RETURN(c.path, string_field(j, "Path"));
+    BERTH_ASSIGN_OR_RETURN(c.path, string_member(j, "Path"));
     if (c.type == "TCP" && c.path != "/" && !c.path.empty()) {
       return invalid("Path", "applies to HTTP and HTTPS checks only");
     }

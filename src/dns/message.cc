@@ -334,15 +334,6 @@ void Writer::put_name(std::string_view wire, bool compress) {
   out_ += '\0';
 }
 
-namespace {
-
-void put16(std::string& out, uint32_t v) {
-  out += static_cast<char>((v >> 8) & 0xFF);
-  out += static_cast<char>(v & 0xFF);
-}
-
-}  // namespace
-
 bool Writer::question(const Question& q) {
   if (!name_check(q.name) || *name_check(q.name) != q.name.size()) {
     return false;  // not a wire name: refuse rather than write garbage

@@ -64,11 +64,6 @@ Error bad_wire(uint16_t t, const std::string& why) {
   return make_error(Errc::InvalidArgument, type_to_text(t) + " rdata: " + why);
 }
 
-void put16(std::string& out, uint32_t v) {
-  out += static_cast<char>((v >> 8) & 0xFF);
-  out += static_cast<char>(v & 0xFF);
-}
-
 void put32(std::string& out, uint32_t v) {
   put16(out, v >> 16);
   put16(out, v & 0xFFFF);

@@ -12,9 +12,9 @@
 namespace berth::dns {
 
 namespace type {
-inline constexpr uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16,
-                          AAAA = 28, SRV = 33, OPT = 41, TSIG = 250, IXFR = 251, AXFR = 252,
-                          ANY = 255, CAA = 257;
+inline constexpr uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16, AAAA = 28,
+                          SRV = 33, OPT = 41, TSIG = 250, IXFR = 251, AXFR = 252, ANY = 255,
+                          CAA = 257;
 /// berth's ALIAS pseudo-type (private-use range, RFC 6895). Never sent on the wire: answered
 /// as the target's A/AAAA. Its rdata is the target name (wire form), or for a service target
 /// the name "<service>.service.berth." (see kAliasServiceSuffix).
@@ -45,5 +45,11 @@ Result<std::string> rdata_from_text(uint16_t t, std::string_view text,
 Result<std::string> rdata_to_text(uint16_t t, std::string_view rdata);
 /// Checks wire rdata for its type (lengths, embedded names). Used on input from the wire.
 Status rdata_check(uint16_t t, std::string_view rdata);
+
+/// Appends v's low 16 bits in network order, as every 16-bit field of the wire format.
+inline void put16(std::string& out, uint64_t v) {
+  out += static_cast<char>((v >> 8) & 0xFF);
+  out += static_cast<char>(v & 0xFF);
+}
 
 }  // namespace berth::dns

@@ -34,11 +34,6 @@ constexpr const char* kKind = "tsig";
 
 char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
 
-void put16(std::string& out, uint64_t v) {
-  out.push_back(static_cast<char>((v >> 8) & 0xFF));
-  out.push_back(static_cast<char>(v & 0xFF));
-}
-
 void put48(std::string& out, uint64_t v) {
   for (int shift = 40; shift >= 0; shift -= 8) {
     out.push_back(static_cast<char>((v >> shift) & 0xFF));

@@ -26,6 +26,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "oci/oci.h"
+#include "runtime/core.h"
 #include "runtime/internal.h"
 #include "runtime/runtime.h"
 
@@ -70,8 +71,6 @@ Platform host_platform() {
 }
 
 namespace {
-
-auto logger() { return log::get("runtime"); }
 
 bool platform_matches(const Platform& host, const std::string& os, const std::string& arch,
                       const std::string& variant) {

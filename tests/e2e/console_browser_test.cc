@@ -17,7 +17,7 @@
 namespace berth::test {
 namespace {
 
-bool can_run(std::string* why) {
+bool browser_can_run(std::string* why) {
   if (!can_run_services(why)) {
     return false;
   }
@@ -41,7 +41,7 @@ const char* kApp =
 
 TEST(ConsoleBrowser, AUserDeploysWatchesAndRollsBackInChromium) {
   std::string why;
-  if (!can_run(&why)) {
+  if (!browser_can_run(&why)) {
     GTEST_SKIP() << why;
   }
   TempDir work;

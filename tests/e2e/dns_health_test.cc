@@ -14,7 +14,7 @@
 namespace berth::test {
 namespace {
 
-bool can_run(std::string* why) {
+bool dns_health_can_run(std::string* why) {
   if (::geteuid() != 0) {
     *why = "needs root (runc, overlayfs, namespaces)";
     return false;
@@ -41,7 +41,7 @@ bool eventually(const std::function<bool()>& cond, std::chrono::seconds limit) {
 
 TEST(DnsHealthE2e, PausingTheServiceFailsOver) {
   std::string why;
-  if (!can_run(&why)) {
+  if (!dns_health_can_run(&why)) {
     GTEST_SKIP() << why;
   }
   TestDaemon d;

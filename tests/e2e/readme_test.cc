@@ -75,7 +75,7 @@ std::string block_output(const std::string& out, size_t i) {
   return out.substr(b, e == std::string::npos ? std::string::npos : e - b);
 }
 
-bool can_run(std::string* why) {
+bool readme_can_run(std::string* why) {
   if (::geteuid() != 0) {
     *why = "needs root (berthd runs services with runc)";
     return false;
@@ -99,7 +99,7 @@ bool can_run(std::string* why) {
 
 TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
   std::string why;
-  if (!can_run(&why)) {
+  if (!readme_can_run(&why)) {
     GTEST_SKIP() << why;
   }
   // The berthd command line below is the Makefile's: keep them together.

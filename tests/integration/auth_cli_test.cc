@@ -69,10 +69,6 @@ class FakeServer {
   uint16_t port_ = 0;
 };
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 const AdminCredentials kKey{"BKAAAAAAAAAAAAAAAAAA", "secretsecretsecretsecretsecretsecret0000"};
 const std::string kUnauthenticated =
     R"({"error":{"code":"unauthenticated","message":"authentication required"}})";

@@ -22,8 +22,10 @@
 namespace berth::builder {
 namespace {
 
+using test::git;
 using test::run;
 using test::TempDir;
+using test::trimmed;
 
 constexpr const char* kKey = "AKTESTKEY";
 constexpr const char* kSecret = "s3cr3t/Pass+word";  // has characters git percent-encodes
@@ -41,22 +43,6 @@ std::string pct(std::string_view s) {
     }
   }
   return out;
-}
-
-/// git with no user or system config, a fixed identity, in dir.
-test::CmdResult git(const std::string& dir, const std::string& args) {
-  return run("cd '" + dir +
-             "' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 "
-             "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main "
-             "-c advice.detachedHead=false " +
-             args + " 2>&1");
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-    s.pop_back();
-  }
-  return s;
 }
 
 /// A repository with main: c1 (a.txt=one) -> c2 (a.txt=two), side: c1 -> c3, tag v1 -> c1.

@@ -32,8 +32,10 @@ namespace berth::builder {
 namespace {
 
 namespace stdfs = std::filesystem;
+using test::git;
 using test::run;
 using test::TempDir;
+using test::trimmed;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -56,21 +58,6 @@ std::string why_skip() {
     return "busybox-static is not installed (/bin/busybox)";
   }
   return "";
-}
-
-test::CmdResult git(const std::string& dir, const std::string& args) {
-  return run("cd '" + dir +
-             "' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 "
-             "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main "
-             "-c advice.detachedHead=false " +
-             args + " 2>&1");
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-    s.pop_back();
-  }
-  return s;
 }
 
 // Image content for the preparer: manifests from the store, blobs from the registry's files.

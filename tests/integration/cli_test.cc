@@ -14,10 +14,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 // The berth CLI with no server behind it: argument errors come before any request.
 CmdResult offline(const std::string& args) {
   return berth_as("http://127.0.0.1:1", AdminCredentials{}, args);
@@ -67,7 +63,8 @@ TEST(CliContractTest, ArgumentErrorsExit2WithTheBerthPrefix) {
       {"service update web --port",
        "berth: --port needs a value (see berth service update --help)\n"},
       {"repo",
-       "berth: berth repo needs a command: create, ls, rm, policy, lifecycle (see berth repo --help)\n"},
+       "berth: berth repo needs a command: create, ls, rm, policy, lifecycle (see berth repo "
+       "--help)\n"},
       {"", "berth: a command is required (see berth --help)\n"},
       {"--server", "berth: --server needs a value (see berth --help)\n"},
       {"iam policy put --user a --role b p --file f",

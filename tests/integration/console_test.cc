@@ -23,7 +23,7 @@ struct Reply {
 };
 
 // curl -i: the status, the head and the body.
-Reply curl(const std::string& args) {
+Reply curl_i(const std::string& args) {
   auto r = run("curl -s -i " + args);
   Reply out;
   auto split = r.out.find("\r\n\r\n");
@@ -58,9 +58,9 @@ class ConsoleTest : public ::testing::Test {
   // Signs in with a key; returns the cookie jar file and sets *csrf.
   std::string sign_in(const std::string& id, const std::string& secret, std::string* csrf) {
     std::string jar = dir_.path() + "/jar" + std::to_string(++jars_);
-    auto r = curl("-c " + jar + " -X POST " + d_.url() +
-                  "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
-                  Json{{"access_key_id", id}, {"secret_access_key", secret}}.dump() + "'");
+    auto r = curl_i("-c " + jar + " -X POST " + d_.url() +
+                    "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
+                    Json{{"access_key_id", id}, {"secret_access_key", secret}}.dump() + "'");
     EXPECT_EQ(r.status, 200) << r.body;
     *csrf = Json::parse(r.body, nullptr, false).value("csrf_token", "");
     return jar;
@@ -72,11 +72,11 @@ class ConsoleTest : public ::testing::Test {
 };
 
 TEST_F(ConsoleTest, FilesCarryAStrictPolicyAndPagesAreBookmarkable) {
-  auto root = curl(d_.url() + "/");
+  auto root = curl_i(d_.url() + "/");
   EXPECT_EQ(root.status, 302);
   EXPECT_EQ(header(root, "Location"), "/console/");
 
-  auto page = curl(d_.url() + "/console/");
+  auto page = curl_i(d_.url() + "/console/");
   ASSERT_EQ(page.status, 200);
   EXPECT_NE(page.body.find("<script type=\"module\" src=\"/console/app.js\""), std::string::npos)
       << page.body;
@@ -88,20 +88,20 @@ TEST_F(ConsoleTest, FilesCarryAStrictPolicyAndPagesAreBookmarkable) {
   EXPECT_EQ(header(page, "X-Content-Type-Options"), "nosniff");
 
   // A page of the console is its index.html (the browser routes it); a file is itself.
-  auto deep = curl(d_.url() + "/console/services/web/logs");
+  auto deep = curl_i(d_.url() + "/console/services/web/logs");
   EXPECT_EQ(deep.status, 200);
   EXPECT_EQ(deep.body, page.body);
-  auto dotted = curl(d_.url() + "/console/dns/example.com");  // a page that names a zone
+  auto dotted = curl_i(d_.url() + "/console/dns/example.com");  // a page that names a zone
   EXPECT_EQ(dotted.status, 200);
   EXPECT_EQ(dotted.body, page.body);
-  auto js = curl(d_.url() + "/console/app.js");
+  auto js = curl_i(d_.url() + "/console/app.js");
   EXPECT_EQ(js.status, 200);
   EXPECT_NE(header(js, "Content-Type").find("text/javascript"), std::string::npos);
   auto again =
-      curl("-H 'If-None-Match: " + header(js, "ETag") + "' " + d_.url() + "/console/app.js");
+      curl_i("-H 'If-None-Match: " + header(js, "ETag") + "' " + d_.url() + "/console/app.js");
   EXPECT_EQ(again.status, 304);
-  EXPECT_EQ(curl(d_.url() + "/console/nope.js").status, 404);
-  EXPECT_EQ(curl("-X POST " + d_.url() + "/console/").status, 405);
+  EXPECT_EQ(curl_i(d_.url() + "/console/nope.js").status, 404);
+  EXPECT_EQ(curl_i("-X POST " + d_.url() + "/console/").status, 405);
   // No inline code anywhere in the page: the policy would block it.
   EXPECT_EQ(page.body.find("<script>"), std::string::npos);
   EXPECT_EQ(page.body.find(" style=\""), std::string::npos);
@@ -109,7 +109,7 @@ TEST_F(ConsoleTest, FilesCarryAStrictPolicyAndPagesAreBookmarkable) {
 }
 
 TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndSignOutEndsIt) {
-  auto bad = curl(
+  auto bad = curl_i(
       "-X POST " + d_.url() + "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
       Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", "wrong"}}.dump() + "'");
   EXPECT_EQ(bad.status, 401);
@@ -119,20 +119,20 @@ TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndSignOutEndsIt) {
   // What a form on another site could send to sign the browser in as someone else: refused.
   std::string good =
       Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", d_.admin_secret()}}.dump();
-  auto form = curl("-X POST " + d_.url() +
-                   "/api/v1/console/session -H 'Content-Type: text/plain' -d '" + good + "'");
+  auto form = curl_i("-X POST " + d_.url() +
+                     "/api/v1/console/session -H 'Content-Type: text/plain' -d '" + good + "'");
   EXPECT_EQ(form.status, 400) << form.body;
   EXPECT_EQ(header(form, "Set-Cookie"), "");
   for (const char* from : {"Sec-Fetch-Site: cross-site", "Origin: https://evil.example"}) {
-    auto r = curl("-X POST " + d_.url() +
-                  "/api/v1/console/session -H 'Content-Type: application/json' -H '" + from +
-                  "' -d '" + good + "'");
+    auto r = curl_i("-X POST " + d_.url() +
+                    "/api/v1/console/session -H 'Content-Type: application/json' -H '" + from +
+                    "' -d '" + good + "'");
     EXPECT_EQ(r.status, 403) << from << ": " << r.body;
     EXPECT_EQ(header(r, "Set-Cookie"), "") << from;
   }
 
   std::string jar = dir_.path() + "/jar";
-  auto ok = curl(
+  auto ok = curl_i(
       "-c " + jar + " -X POST " + d_.url() +
       "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
       Json{{"access_key_id", d_.admin_key_id()}, {"secret_access_key", d_.admin_secret()}}.dump() +
@@ -148,20 +148,20 @@ TEST_F(ConsoleTest, SignInSetsAStrictHttpOnlyCookieAndSignOutEndsIt) {
   std::string csrf = session.value("csrf_token", "");
   EXPECT_EQ(csrf.size(), 64u);
 
-  auto who = curl("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami");
+  auto who = curl_i("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami");
   EXPECT_EQ(who.status, 200);
   EXPECT_NE(who.body.find("user/admin"), std::string::npos);
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 200);
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 200);
 
   // Signing out is a change: it needs the token too.
-  EXPECT_EQ(curl("-b " + jar + " -X DELETE " + d_.url() + "/api/v1/console/session").status, 403);
-  auto out = curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X DELETE " + d_.url() +
-                  "/api/v1/console/session");
+  EXPECT_EQ(curl_i("-b " + jar + " -X DELETE " + d_.url() + "/api/v1/console/session").status, 403);
+  auto out = curl_i("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X DELETE " + d_.url() +
+                    "/api/v1/console/session");
   EXPECT_EQ(out.status, 200);
   EXPECT_NE(header(out, "Set-Cookie").find("Max-Age=0"), std::string::npos);
   // The old cookie (a copy kept by an attacker, say) no longer works.
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 401);
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 401);
 }
 
 TEST_F(ConsoleTest, ACrossSitePostWithoutTheTokenChangesNothing) {
@@ -174,25 +174,25 @@ TEST_F(ConsoleTest, ACrossSitePostWithoutTheTokenChangesNothing) {
   // What a form on another site can send: the cookie, no token (or a wrong one).
   for (const std::string& extra : {std::string(""), "-H 'X-CSRF-Token: " + other_csrf + "'",
                                    std::string("-H 'X-CSRF-Token: x'")}) {
-    auto r = curl("-b " + jar + " " + extra + " -H 'Origin: https://evil.example' -X POST " +
-                  d_.url() + "/api/v1/repositories -d '{\"name\":\"web/evil\"}'");
+    auto r = curl_i("-b " + jar + " " + extra + " -H 'Origin: https://evil.example' -X POST " +
+                    d_.url() + "/api/v1/repositories -d '{\"name\":\"web/evil\"}'");
     EXPECT_EQ(r.status, 403) << extra << r.body;
     EXPECT_NE(r.body.find("X-CSRF-Token"), std::string::npos) << r.body;
   }
-  auto list = curl("-b " + jar + " " + d_.url() + "/api/v1/repositories");
+  auto list = curl_i("-b " + jar + " " + d_.url() + "/api/v1/repositories");
   EXPECT_EQ(list.status, 200);
   EXPECT_EQ(list.body.find("web/evil"), std::string::npos) << list.body;
 
-  auto made = curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
-                   "/api/v1/repositories -d '{\"name\":\"web/app\"}'");
+  auto made = curl_i("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
+                     "/api/v1/repositories -d '{\"name\":\"web/app\"}'");
   EXPECT_EQ(made.status, 201) << made.body;
 
   // On the registry API the session reads (the console lists referrers there) and never
   // writes: a push needs a key or a token.
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/v2/web/app/tags/list").status, 200);
-  EXPECT_EQ(curl(d_.url() + "/v2/web/app/tags/list").status, 401);
-  EXPECT_EQ(curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
-                 "/v2/web/app/blobs/uploads/")
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/v2/web/app/tags/list").status, 200);
+  EXPECT_EQ(curl_i(d_.url() + "/v2/web/app/tags/list").status, 401);
+  EXPECT_EQ(curl_i("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
+                   "/v2/web/app/blobs/uploads/")
                 .status,
             401);
 }
@@ -224,13 +224,13 @@ TEST_F(ConsoleTest, EveryApiPathTheConsoleCallsIsRefusedWithoutASession) {
   for (const auto& p : paths) {
     for (const std::string& cookie : {std::string(""), "-b " + forged}) {
       for (const char* method : {"GET", "POST"}) {
-        auto r = curl(cookie + " -X " + method + " '" + d_.url() + p + "'");
+        auto r = curl_i(cookie + " -X " + method + " '" + d_.url() + p + "'");
         EXPECT_EQ(r.status, 401) << method << " " << p << " " << cookie << ": " << r.body;
       }
     }
   }
   // The session endpoint itself says "not signed in" without a session.
-  EXPECT_EQ(curl(d_.url() + "/api/v1/console/session").status, 401);
+  EXPECT_EQ(curl_i(d_.url() + "/api/v1/console/session").status, 401);
 }
 
 TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
@@ -242,13 +242,13 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
   std::string code = j.value("code", "");
   std::string body = Json{{"code", code}}.dump();
   auto first =
-      curl("-X POST " + d_.url() +
-           "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
+      curl_i("-X POST " + d_.url() +
+             "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
   EXPECT_EQ(first.status, 200) << first.body;
   EXPECT_NE(first.body.find("user/admin"), std::string::npos);
   auto second =
-      curl("-X POST " + d_.url() +
-           "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
+      curl_i("-X POST " + d_.url() +
+             "/api/v1/console/session -H 'Content-Type: application/json' -d '" + body + "'");
   EXPECT_EQ(second.status, 401);
   EXPECT_NE(second.body.find("unknown, used or expired"), std::string::npos) << second.body;
   // A session made from a link ends with the key that made the link.
@@ -259,14 +259,14 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
   ASSERT_EQ(minted.code, 0) << minted.all();
   std::string link_jar = dir_.path() + "/link-jar";
   EXPECT_EQ(
-      curl("-c " + link_jar + " -X POST " + d_.url() +
-           "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
-           Json{{"code", Json::parse(minted.out, nullptr, false).value("code", "")}}.dump() + "'")
+      curl_i("-c " + link_jar + " -X POST " + d_.url() +
+             "/api/v1/console/session -H 'Content-Type: application/json' -d '" +
+             Json{{"code", Json::parse(minted.out, nullptr, false).value("code", "")}}.dump() + "'")
           .status,
       200);
-  EXPECT_EQ(curl("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 200);
+  EXPECT_EQ(curl_i("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 200);
   ASSERT_EQ(d_.cli("iam key deactivate " + linker.key_id).code, 0);
-  EXPECT_EQ(curl("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
+  EXPECT_EQ(curl_i("-b " + link_jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
 
   // Without credentials there is no link.
   auto anon = d_.cli_as(AdminCredentials{}, "console --no-open");
@@ -282,8 +282,8 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
       Json{{"checks",
             Json::array({Json{{"action", "service:Deploy"}, {"resource", "service/web"}}})}}
           .dump();
-  auto denied = curl("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
-                     "/api/v1/console/permissions -d '" + checks + "'");
+  auto denied = curl_i("-b " + jar + " -H 'X-CSRF-Token: " + csrf + "' -X POST " + d_.url() +
+                       "/api/v1/console/permissions -d '" + checks + "'");
   ASSERT_EQ(denied.status, 200) << denied.body;
   Json res = Json::parse(denied.body, nullptr, false)["results"][0];
   EXPECT_FALSE(res.value("allowed", true));
@@ -296,8 +296,8 @@ TEST_F(ConsoleTest, ConsoleLinksSignInOnceAndPermissionsSayWhy) {
 
   // Deactivating the key it signed in with ends the session.
   ASSERT_EQ(d_.cli("iam key deactivate " + k.value("access_key_id", "")).code, 0);
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
-  EXPECT_EQ(curl("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 401);
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/api/v1/auth/whoami").status, 401);
+  EXPECT_EQ(curl_i("-b " + jar + " " + d_.url() + "/api/v1/console/session").status, 401);
 }
 
 TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
@@ -318,7 +318,7 @@ TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
   auto logs = run("curl -s -i -N -m 2 " + auth + d_.url() + "/api/v1/services/web/logs?follow=1");
   EXPECT_NE(logs.out.find("Content-Type: text/event-stream"), std::string::npos) << logs.out;
   EXPECT_NE(logs.out.find("event: lines\ndata: {\"lines\":[]}\n\n"), std::string::npos) << logs.out;
-  auto metrics = curl(auth + d_.url() + "/api/v1/services/web/metrics");
+  auto metrics = curl_i(auth + d_.url() + "/api/v1/services/web/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("\"interval_seconds\":10"), std::string::npos) << metrics.body;
 
@@ -340,7 +340,7 @@ TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
   EXPECT_TRUE(wait_for("event: deleted\ndata: {\"service\":\"web\"}")) << read_file(out);
 
   // Without the right, no stream: the JSON error, as for the plain GET.
-  auto anon = curl(d_.url() + "/api/v1/services/web/watch");
+  auto anon = curl_i(d_.url() + "/api/v1/services/web/watch");
   EXPECT_EQ(anon.status, 401);
 }
 

@@ -13,10 +13,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 // curl over HTTPS to name on the router's TLS port, trusting only root: "CODE BODY".
 std::string https_get(const std::string& root, const std::string& name, uint16_t port,
                       const std::string& path = "/") {

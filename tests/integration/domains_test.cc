@@ -13,10 +13,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 class Domains : public ::testing::Test {
  protected:
   explicit Domains(std::function<void(config::Config&)> tweak = {}) : d_(std::move(tweak)) {}

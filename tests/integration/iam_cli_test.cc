@@ -12,10 +12,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 // The line of text holding `what` ("" when none).
 std::string line_with(const std::string& text, const std::string& what) {
   auto at = text.find(what);

@@ -26,7 +26,7 @@ Key admin_key(const TestDaemon& d) {
 }
 
 // curl returning "STATUS\nBODY" (-w puts the status last; we move it first).
-std::pair<int, std::string> curl(const std::string& args) {
+std::pair<int, std::string> curl_status(const std::string& args) {
   auto r = run("curl -s -w '\\n%{http_code}' " + args);
   auto nl = r.out.rfind('\n');
   return {std::atoi(r.out.substr(nl + 1).c_str()), r.out.substr(0, nl)};
@@ -36,22 +36,23 @@ class IamEnforceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     admin_ = admin_key(d_);
-    auto [st, body] = curl("-u " + admin_.creds() + " -X POST " + d_.url() +
-                           "/api/v1/repositories -d '{\"name\":\"web/app\"}'");
+    auto [st, body] = curl_status("-u " + admin_.creds() + " -X POST " + d_.url() +
+                                  "/api/v1/repositories -d '{\"name\":\"web/app\"}'");
     ASSERT_EQ(st, 201) << body;
   }
   Key make_user(const std::string& name, const std::string& policy) {
-    auto u = curl("-u " + admin_.creds() + " -X POST " + d_.url() +
-                  "/api/v1/iam/users -d '{\"name\":\"" + name + "\"}'");
+    auto u = curl_status("-u " + admin_.creds() + " -X POST " + d_.url() +
+                         "/api/v1/iam/users -d '{\"name\":\"" + name + "\"}'");
     EXPECT_EQ(u.first, 201) << u.second;
-    auto k = curl("-u " + admin_.creds() + " -X POST " + d_.url() + "/api/v1/iam/users/" + name +
-                  "/keys");
+    auto k = curl_status("-u " + admin_.creds() + " -X POST " + d_.url() + "/api/v1/iam/users/" +
+                         name + "/keys");
     EXPECT_EQ(k.first, 201) << k.second;
     Json j = Json::parse(k.second);
     if (!policy.empty()) {
       write_file(tmp_ / "p.json", policy);
-      auto p = curl("-u " + admin_.creds() + " -X PUT " + d_.url() + "/api/v1/iam/policies/user/" +
-                    name + "/p --data-binary @" + tmp_ / "p.json");
+      auto p =
+          curl_status("-u " + admin_.creds() + " -X PUT " + d_.url() +
+                      "/api/v1/iam/policies/user/" + name + "/p --data-binary @" + tmp_ / "p.json");
       EXPECT_EQ(p.first, 200) << p.second;
     }
     return Key{j["access_key_id"], j["secret_access_key"]};
@@ -97,16 +98,17 @@ TEST_F(IamEnforceTest, EveryApiEndpointRefusesAnUnauthenticatedCall) {
   for (const char* c : calls) {
     std::string call = c;
     auto sp = call.find(' ');
-    auto [st, body] = curl("-X " + call.substr(0, sp) + " " + d_.url() + call.substr(sp + 1));
+    auto [st, body] =
+        curl_status("-X " + call.substr(0, sp) + " " + d_.url() + call.substr(sp + 1));
     EXPECT_EQ(st, 401) << call << ": " << body;
     EXPECT_NE(body.find("unauthenticated"), std::string::npos) << call << ": " << body;
   }
   // And nothing changed: the repository and the admin are still there.
-  auto [st, body] = curl("-u " + admin_.creds() + " " + d_.url() + "/api/v1/repositories");
+  auto [st, body] = curl_status("-u " + admin_.creds() + " " + d_.url() + "/api/v1/repositories");
   EXPECT_NE(body.find("web/app"), std::string::npos);
-  EXPECT_NE(
-      curl("-u " + admin_.creds() + " " + d_.url() + "/api/v1/iam/users").second.find("admin"),
-      std::string::npos);
+  EXPECT_NE(curl_status("-u " + admin_.creds() + " " + d_.url() + "/api/v1/iam/users")
+                .second.find("admin"),
+            std::string::npos);
 }
 
 TEST_F(IamEnforceTest, AnonymousRegistryRequestsGetABearerChallenge) {
@@ -125,9 +127,10 @@ TEST_F(IamEnforceTest, AnonymousRegistryRequestsGetABearerChallenge) {
 TEST_F(IamEnforceTest, TokenGrantsAreTheIntersectionOfScopeAndPolicy) {
   Key reader = make_user("reader", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:Pull","Resource":"repository/web/*"}]})");
-  auto [st, body] = curl("-u " + reader.creds() + " '" + d_.url() +
-                         "/v2/token?service=berth&scope=repository:web/app:pull,push&scope=" +
-                         "repository:other/x:pull'");
+  auto [st, body] =
+      curl_status("-u " + reader.creds() + " '" + d_.url() +
+                  "/v2/token?service=berth&scope=repository:web/app:pull,push&scope=" +
+                  "repository:other/x:pull'");
   ASSERT_EQ(st, 200) << body;
   Json j = Json::parse(body);
   std::string token = j["token"];
@@ -141,10 +144,10 @@ TEST_F(IamEnforceTest, TokenGrantsAreTheIntersectionOfScopeAndPolicy) {
   EXPECT_EQ(claims["access"][0]["actions"], Json::array({"pull"}));
   // The token works for what it grants and nothing more.
   auto pull =
-      curl("-H 'Authorization: Bearer " + token + "' " + d_.url() + "/v2/web/app/tags/list");
+      curl_status("-H 'Authorization: Bearer " + token + "' " + d_.url() + "/v2/web/app/tags/list");
   EXPECT_EQ(pull.first, 200) << pull.second;
-  auto push = curl("-X POST -H 'Authorization: Bearer " + token + "' " + d_.url() +
-                   "/v2/web/app/blobs/uploads/");
+  auto push = curl_status("-X POST -H 'Authorization: Bearer " + token + "' " + d_.url() +
+                          "/v2/web/app/blobs/uploads/");
   EXPECT_EQ(push.first, 403) << push.second;
   EXPECT_NE(
       push.second.find("AccessDenied: user/reader may not registry:Push on repository web/app"),
@@ -154,7 +157,8 @@ TEST_F(IamEnforceTest, TokenGrantsAreTheIntersectionOfScopeAndPolicy) {
   std::string bad = token;
   bad[bad.size() - 3] = bad[bad.size() - 3] == 'A' ? 'B' : 'A';
   EXPECT_EQ(
-      curl("-H 'Authorization: Bearer " + bad + "' " + d_.url() + "/v2/web/app/tags/list").first,
+      curl_status("-H 'Authorization: Bearer " + bad + "' " + d_.url() + "/v2/web/app/tags/list")
+          .first,
       401);
 }
 
@@ -173,7 +177,7 @@ TEST_F(IamEnforceTest, SkopeoWithAPullOnlyKeyPullsButCannotPush) {
   EXPECT_NE(denied.code, 0);
   EXPECT_NE(denied.all().find("may not registry:Push on repository web/app"), std::string::npos)
       << denied.all();
-  auto tags = curl("-u " + admin_.creds() + " " + d_.url() + "/v2/web/app/tags/list");
+  auto tags = curl_status("-u " + admin_.creds() + " " + d_.url() + "/v2/web/app/tags/list");
   EXPECT_EQ(tags.second, R"({"name":"web/app","tags":["v1"]})");  // nothing stored
   // Anonymous: refused on a private repository.
   auto anon = run("skopeo copy --src-tls-verify=false docker://" + d_.host() +
@@ -189,14 +193,15 @@ TEST_F(IamEnforceTest, APublicRepositoryAllowsAnonymousPull) {
             0);
   write_file(tmp_ / "public.json", R"({"Version":"2012-10-17","Statement":[{"Sid":"Public",
     "Effect":"Allow","Principal":"*","Action":"registry:Pull","Resource":"repository/web/app"}]})");
-  auto put = curl("-u " + admin_.creds() + " -X PUT " + d_.url() +
+  auto put =
+      curl_status("-u " + admin_.creds() + " -X PUT " + d_.url() +
                   "/api/v1/repositories/web/app/policy --data-binary @" + tmp_ / "public.json");
   ASSERT_EQ(put.first, 200) << put.second;
   auto anon = run("skopeo copy --src-tls-verify=false docker://" + d_.host() +
                   "/web/app:v1 oci:" + tmp_ / "anon:v1");
   EXPECT_EQ(anon.code, 0) << anon.all();
   // Pull only: an anonymous push is still refused.
-  auto push = curl("-X POST " + d_.url() + "/v2/web/app/blobs/uploads/");
+  auto push = curl_status("-X POST " + d_.url() + "/v2/web/app/blobs/uploads/");
   EXPECT_EQ(push.first, 401);
 }
 
@@ -212,32 +217,35 @@ TEST_F(IamEnforceTest, RepoCreatePublicAllowsAnonymousPullOnly) {
   auto anon = run("skopeo copy --src-tls-verify=false docker://" + d_.host() +
                   "/web/site:v1 oci:" + tmp_ / "anon:v1");
   EXPECT_EQ(anon.code, 0) << anon.all();
-  EXPECT_EQ(curl("-X POST " + d_.url() + "/v2/web/site/blobs/uploads/").first, 401);
+  EXPECT_EQ(curl_status("-X POST " + d_.url() + "/v2/web/site/blobs/uploads/").first, 401);
   // web/app, created without --public, stays private.
-  EXPECT_EQ(curl(d_.url() + "/v2/web/app/tags/list").first, 401);
+  EXPECT_EQ(curl_status(d_.url() + "/v2/web/app/tags/list").first, 401);
 }
 
 TEST_F(IamEnforceTest, ADeactivatedKeyStopsWorkingAtOnce) {
   Key k = make_user("ci", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:*","Resource":"repository/*"}]})");
   EXPECT_EQ(
-      curl("-u " + k.creds() + " " + d_.url() + "/v2/token?scope=repository:web/app:pull").first,
+      curl_status("-u " + k.creds() + " " + d_.url() + "/v2/token?scope=repository:web/app:pull")
+          .first,
       200);
-  auto off = curl("-u " + admin_.creds() + " -X POST " + d_.url() + "/api/v1/iam/keys/" + k.id +
-                  "/deactivate");
+  auto off = curl_status("-u " + admin_.creds() + " -X POST " + d_.url() + "/api/v1/iam/keys/" +
+                         k.id + "/deactivate");
   ASSERT_EQ(off.first, 200) << off.second;
   EXPECT_EQ(
-      curl("-u " + k.creds() + " " + d_.url() + "/v2/token?scope=repository:web/app:pull").first,
+      curl_status("-u " + k.creds() + " " + d_.url() + "/v2/token?scope=repository:web/app:pull")
+          .first,
       401);
-  EXPECT_EQ(curl("-u " + k.creds() + " " + d_.url() + "/api/v1/repositories").first, 401);
+  EXPECT_EQ(curl_status("-u " + k.creds() + " " + d_.url() + "/api/v1/repositories").first, 401);
 }
 
 TEST_F(IamEnforceTest, RepeatedFailuresAreRateLimited) {
   for (int i = 0; i < 10; ++i) {
-    EXPECT_EQ(curl("-u " + admin_.id + ":wrong " + d_.url() + "/api/v1/repositories").first, 401);
+    EXPECT_EQ(curl_status("-u " + admin_.id + ":wrong " + d_.url() + "/api/v1/repositories").first,
+              401);
   }
   // The eleventh attempt within the minute is refused even with the right secret.
-  auto [st, body] = curl("-u " + admin_.creds() + " " + d_.url() + "/api/v1/repositories");
+  auto [st, body] = curl_status("-u " + admin_.creds() + " " + d_.url() + "/api/v1/repositories");
   EXPECT_EQ(st, 429) << body;
 }
 
@@ -250,8 +258,9 @@ TEST_F(IamEnforceTest, RotatingAKeyIssuesANewOneAndRetiresTheOld) {
   Key fresh{j["access_key_id"], j["secret_access_key"]};
   EXPECT_NE(fresh.id, k.id);
   EXPECT_EQ(j["user"], "ci");
-  EXPECT_EQ(curl("-u " + fresh.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 200);
-  EXPECT_EQ(curl("-u " + k.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 401);
+  EXPECT_EQ(curl_status("-u " + fresh.creds() + " " + d_.url() + "/v2/web/app/tags/list").first,
+            200);
+  EXPECT_EQ(curl_status("-u " + k.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 401);
   auto ls = d_.cli("iam key ls ci --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
   EXPECT_EQ(Json::parse(ls.out)["keys"].size(), 2u) << ls.out;
@@ -260,9 +269,11 @@ TEST_F(IamEnforceTest, RotatingAKeyIssuesANewOneAndRetiresTheOld) {
 TEST_F(IamEnforceTest, TheAuditLogHoldsChangesAndDenialsButNotReads) {
   Key reader = make_user("reader", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:Pull","Resource":"repository/web/*"}]})");
-  EXPECT_EQ(curl("-u " + reader.creds() + " " + d_.url() + "/v2/web/app/tags/list").first, 200);
+  EXPECT_EQ(curl_status("-u " + reader.creds() + " " + d_.url() + "/v2/web/app/tags/list").first,
+            200);
   EXPECT_EQ(
-      curl("-u " + reader.creds() + " -X POST " + d_.url() + "/v2/web/app/blobs/uploads/").first,
+      curl_status("-u " + reader.creds() + " -X POST " + d_.url() + "/v2/web/app/blobs/uploads/")
+          .first,
       403);
   auto ls = d_.cli("audit ls --principal user/reader --json");
   ASSERT_EQ(ls.code, 0) << ls.all();
@@ -277,7 +288,7 @@ TEST_F(IamEnforceTest, TheAuditLogHoldsChangesAndDenialsButNotReads) {
   EXPECT_NE(all.out.find("iam:CreateUser"), std::string::npos) << all.out;
   EXPECT_NE(all.out.find("registry:CreateRepository"), std::string::npos) << all.out;
   // Unauthenticated: refused like every other endpoint.
-  EXPECT_EQ(curl(d_.url() + "/api/v1/audit").first, 401);
+  EXPECT_EQ(curl_status(d_.url() + "/api/v1/audit").first, 401);
 }
 
 }  // namespace

@@ -13,10 +13,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 // Creates service pt with every option away from its default.
 void create_pt(const TestDaemon& d) {
   auto cr = d.cli(

@@ -12,10 +12,6 @@
 namespace berth::test {
 namespace {
 
-bool has(const std::string& text, const std::string& what) {
-  return text.find(what) != std::string::npos;
-}
-
 std::string spec_of(const TestDaemon& d, const std::string& name) {
   auto r = d.cli("service show " + name + " --json");
   EXPECT_EQ(r.code, 0) << r.all();

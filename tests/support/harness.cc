@@ -70,6 +70,21 @@ CmdResult run(const std::string& cmd) {
   return r;
 }
 
+CmdResult git(const std::string& dir, const std::string& args) {
+  return run("cd '" + dir +
+             "' && GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 "
+             "git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main "
+             "-c advice.detachedHead=false " +
+             args + " 2>&1");
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
+    s.pop_back();
+  }
+  return s;
+}
+
 bool have(const std::string& tool) { return run("command -v " + tool).code == 0; }
 
 void stop_child(pid_t& pid, std::chrono::milliseconds grace) {

@@ -45,6 +45,22 @@ CmdResult run(const std::string& cmd);
 /// True when an executable is on PATH.
 bool have(const std::string& tool);
 
+/// True when text contains what.
+inline bool has(const std::string& text, const std::string& what) {
+  return text.find(what) != std::string::npos;
+}
+
+/// git in dir with no user or system config and a fixed identity; stderr is merged into out.
+CmdResult git(const std::string& dir, const std::string& args);
+
+/// The last 2000 bytes of s (a long log or command output, for a failure message).
+inline std::string tail_of(const std::string& s) {
+  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+}
+
+/// s without its trailing newlines (a command's one-line output).
+std::string trimmed(std::string s);
+
 /// Stops a child process the harness started: SIGTERM, up to `grace` for it to exit, then
 /// SIGKILL; reaps it and sets pid to -1. Nothing when pid <= 0.
 void stop_child(pid_t& pid, std::chrono::milliseconds grace);

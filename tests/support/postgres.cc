@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "support/postgres.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 namespace berth::test {
@@ -23,8 +27,48 @@ std::string find_bin() {
   return dir;
 }
 
-std::string tail_of(const std::string& s) {
-  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
+// A new cluster in `data`, copied from one initdb made once per build tree and server version
+// (BUILD/pg-template-N): a copy takes milliseconds where initdb takes a second or more, and
+// the store's tests start a server in every test process. A lock file orders the test
+// processes that ctest runs at once; the template appears under its name only when complete.
+// Returns "" or why it failed.
+std::string copy_template(const std::string& bin, const std::string& owner,
+                          const std::string& data) {
+  std::string version = std::filesystem::path(bin).parent_path().filename().string();
+  std::string tpl = std::string(BERTH_BIN_DIR) + "/../pg-template-" + version;
+  int lock = ::open((tpl + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
+    std::string why = "cannot lock " + tpl + ".lock: " + std::strerror(errno);
+    if (lock >= 0) {
+      ::close(lock);
+    }
+    return why;
+  }
+  std::string why;
+  if (!std::filesystem::exists(tpl + "/data/PG_VERSION")) {
+    std::string tmp = tpl + ".tmp";
+    auto made = run("rm -rf '" + tmp + "' '" + tpl + "' && mkdir -p '" + tmp + "'" +
+                    (owner.empty() ? "" : " && chown nobody '" + tmp + "'"));
+    auto init =
+        made.code != 0
+            ? made
+            : run(owner + bin + "/initdb -D '" + tmp +
+                  "/data' -U berth -A trust -E UTF8 --locale=C --no-sync --no-instructions");
+    if (init.code != 0) {
+      why = "initdb failed: " + tail_of(init.all());
+    } else if (::rename(tmp.c_str(), tpl.c_str()) != 0) {
+      why = "rename " + tmp + ": " + std::strerror(errno);
+    }
+  }
+  if (why.empty()) {
+    auto cp = run("cp -a '" + tpl + "/data' '" + data + "'");
+    if (cp.code != 0) {
+      why = "copying the initdb template: " + tail_of(cp.all());
+    }
+  }
+  ::flock(lock, LOCK_UN);
+  ::close(lock);
+  return why;
 }
 
 }  // namespace
@@ -49,10 +93,8 @@ PostgresServer::PostgresServer() {
       return;
     }
   }
-  auto init = run(as_owner() + bin_ + "/initdb -D '" + dir_.path() +
-                  "/data' -U berth -A trust -E UTF8 --locale=C --no-sync --no-instructions");
-  if (init.code != 0) {
-    error_ = "initdb failed: " + tail_of(init.all());
+  if (std::string why = copy_template(bin_, as_owner(), dir_.path() + "/data"); !why.empty()) {
+    error_ = why;
     return;
   }
   // Tuned for tests: nothing survives a crash, and nothing needs to.

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // A PostgreSQL server for tests, and the store engines the store's conformance tests run
 // against. The server is Debian's PostgreSQL (initdb + pg_ctl from /usr/lib/postgresql/N/bin),
-// in a temp dir, on a free 127.0.0.1 port, with fsync off; as root it runs as `nobody`
-// (initdb refuses root). Each test gets a fresh database. When the server cannot be started
-// here, tests skip naming the reason: they never pass without having run.
+// in a temp dir (a copy of one initdb per build tree), on a free 127.0.0.1 port, with fsync
+// off; as root it runs as `nobody` (initdb refuses root). Each test gets a fresh database. When the
+// server cannot be started here, tests skip naming the reason: they never pass without having run.
 #pragma once
 
 #include <gtest/gtest.h>

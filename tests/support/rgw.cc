@@ -25,10 +25,6 @@ namespace {
 const char* const kTools[] = {"ceph-mon",      "ceph-osd",   "radosgw",
                               "radosgw-admin", "monmaptool", "ceph"};
 
-std::string tail_of(const std::string& s) {
-  return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
     s.pop_back();

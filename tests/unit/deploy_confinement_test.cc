@@ -10,12 +10,12 @@
 namespace berth::deploy {
 namespace {
 
-Result<ServiceSpec> parse(const std::string& json, ServiceSpec base = {}) {
+Result<ServiceSpec> parse_spec(const std::string& json, ServiceSpec base = {}) {
   return spec_from_request(Json::parse(json), std::move(base));
 }
 
 TEST(ServiceConfinement, DefaultsAreTheRuntimes) {
-  auto s = parse(R"({"image":"web/app"})");
+  auto s = parse_spec(R"({"image":"web/app"})");
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_EQ(s->seccomp, "default");
   EXPECT_EQ(s->pids_limit, runtime::Confinement::kDefaultPidsLimit);
@@ -27,13 +27,14 @@ TEST(ServiceConfinement, DefaultsAreTheRuntimes) {
 }
 
 TEST(ServiceConfinement, FieldsParseAndReachTheRuntime) {
-  auto s = parse(R"({"image":"web/app","seccomp":"unconfined","pids_limit":64,"read_only":true})");
+  auto s =
+      parse_spec(R"({"image":"web/app","seccomp":"unconfined","pids_limit":64,"read_only":true})");
   ASSERT_TRUE(s) << s.error().message();
   auto c = confinement_of(*s);
   EXPECT_FALSE(c.seccomp);
   EXPECT_EQ(c.pids_limit, 64);
   EXPECT_TRUE(c.read_only_rootfs);
-  auto none = parse(R"({"pids_limit":0})", *s);
+  auto none = parse_spec(R"({"pids_limit":0})", *s);
   ASSERT_TRUE(none) << none.error().message();
   EXPECT_EQ(confinement_of(*none).pids_limit, 0);
 }
@@ -43,7 +44,7 @@ TEST(ServiceConfinement, ErrorsNameTheField) {
        {R"({"image":"web/app","seccomp":"off"})", R"({"image":"web/app","seccomp":true})",
         R"({"image":"web/app","pids_limit":8})", R"({"image":"web/app","pids_limit":-1})",
         R"({"image":"web/app","pids_limit":"many"})", R"({"image":"web/app","read_only":"yes"})"}) {
-    auto s = parse(json);
+    auto s = parse_spec(json);
     ASSERT_FALSE(s) << json;
     EXPECT_EQ(s.error().code(), Errc::InvalidArgument) << json;
     std::string field;  // the one that is not "image"
@@ -62,7 +63,8 @@ TEST(ServiceConfinement, StoredFormKeepsThemAndOldSpecsGetTheDefaults) {
   test::TempDir dir;
   auto box = SecretBox::load_or_create(dir / "secrets.key");
   ASSERT_TRUE(box);
-  auto s = parse(R"({"image":"web/app","seccomp":"unconfined","pids_limit":99,"read_only":true})");
+  auto s =
+      parse_spec(R"({"image":"web/app","seccomp":"unconfined","pids_limit":99,"read_only":true})");
   ASSERT_TRUE(s);
   auto back = spec_from_store(spec_to_store(*s, **box), **box);
   ASSERT_TRUE(back) << back.error().message();

@@ -11,19 +11,12 @@
 
 #include "dns/name.h"
 #include "dns/rdata.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
 
-RecordSet rs(std::string name, std::string type, std::vector<std::string> values,
-             uint32_t ttl = 300) {
-  RecordSet s;
-  s.name = std::move(name);
-  s.type = std::move(type);
-  s.values = std::move(values);
-  s.ttl = ttl;
-  return s;
-}
+using namespace test_util;
 
 RecordSet policy(std::string name, std::string id, std::string value, std::string health = {}) {
   RecordSet s = rs(std::move(name), "A", {std::move(value)}, 60);
@@ -144,10 +137,6 @@ std::string build(const Q& q) {
     w.opt(*q.edns);
   }
   return out;
-}
-
-std::span<const uint8_t> bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
 std::string raw_reply(const std::string& query, QueryContext ctx = {}) {

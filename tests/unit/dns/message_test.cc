@@ -11,9 +11,12 @@
 
 #include "dns/name.h"
 #include "dns/rdata.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
+
+using namespace test_util;
 
 using ::testing::HasSubstr;
 
@@ -22,8 +25,6 @@ using namespace std::string_literals;
 std::span<const uint8_t> span(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
-
-std::string wire(std::string_view text) { return *name_from_text(text); }
 
 std::string rdata(uint16_t t, std::string_view text) { return *rdata_from_text(t, text); }
 
@@ -35,8 +36,8 @@ std::string header(uint16_t id, uint16_t flags, uint16_t qd, uint16_t an, uint16
 }
 
 // An RR in wire form with the given (possibly compressed) owner and raw rdata bytes.
-std::string rr(const std::string& owner, uint16_t type, uint16_t klass, uint32_t ttl,
-               const std::string& rd) {
+std::string rr_wire(const std::string& owner, uint16_t type, uint16_t klass, uint32_t ttl,
+                    const std::string& rd) {
   return owner + u16(type) + u16(klass) + u16(static_cast<uint16_t>(ttl >> 16)) +
          u16(static_cast<uint16_t>(ttl)) + u16(static_cast<uint16_t>(rd.size())) + rd;
 }
@@ -90,12 +91,12 @@ TEST(DnsMessage, DecompressesOwnersAndRdata) {
   const std::string ptr_q = "\xc0\x0c"s;        // www.example.com
   const std::string ptr_example = "\xc0\x10"s;  // example.com
   std::string pkt = header(1, flag::QR, 1, 4, 1, 0) + kQName + u16(type::MX) + u16(1) +
-                    rr(ptr_q, type::MX, 1, 60, u16(10) + "\4mail"s + ptr_example) +
-                    rr(ptr_q, type::CNAME, 1, 60, "\3web"s + ptr_example) +
-                    rr(ptr_q, type::SRV, 1, 60, u16(1) + u16(2) + u16(443) + ptr_q) +
-                    rr(ptr_q, type::TXT, 1, 60, "\2hi"s) +
-                    rr(ptr_example, type::SOA, 1, 60,
-                       "\3ns1"s + ptr_example + "\1h"s + ptr_example + std::string(20, '\1'));
+                    rr_wire(ptr_q, type::MX, 1, 60, u16(10) + "\4mail"s + ptr_example) +
+                    rr_wire(ptr_q, type::CNAME, 1, 60, "\3web"s + ptr_example) +
+                    rr_wire(ptr_q, type::SRV, 1, 60, u16(1) + u16(2) + u16(443) + ptr_q) +
+                    rr_wire(ptr_q, type::TXT, 1, 60, "\2hi"s) +
+                    rr_wire(ptr_example, type::SOA, 1, 60,
+                            "\3ns1"s + ptr_example + "\1h"s + ptr_example + std::string(20, '\1'));
   auto m = parse_message(span(pkt));
   ASSERT_TRUE(m) << m.error().message();
   ASSERT_EQ(m->answers.size(), 4u);
@@ -127,8 +128,8 @@ TEST(DnsMessage, RejectsMalformed) {
       {q + "\xc0\x20"s + u16(1) + u16(1), "does not point backwards"},
       {q + "\1a\xc0\x0c"s + u16(1) + u16(1), "does not point backwards"},
       // A loop: the TXT rdata at 24 holds a pointer to 26, the next owner points back to 24.
-      {header(1, 0, 0, 2, 0, 0) + rr("\0"s, type::TXT, 1, 0, "\2\xc0\x1a"s) +
-           rr("\xc0\x18"s, type::A, 1, 0, "\1\2\3\4"s),
+      {header(1, 0, 0, 2, 0, 0) + rr_wire("\0"s, type::TXT, 1, 0, "\2\xc0\x1a"s) +
+           rr_wire("\xc0\x18"s, type::A, 1, 0, "\1\2\3\4"s),
        "does not point backwards"},
       {q + "\x40"s + std::string(64, 'a') + "\0"s + u16(1) + u16(1), "bad label type"},
       {q + "\xc0"s, "truncated compression pointer"},
@@ -139,17 +140,18 @@ TEST(DnsMessage, RejectsMalformed) {
            u16(0) + u16(0) + u16(9) + "\1\2\3\4"s,
        "truncated rdata"},
       {header(1, 0, 1, 1, 0, 0) + kQName + u16(1) + u16(1) +
-           rr("\xc0\x0c"s, type::A, 1, 0, "\1\2\3"s),
+           rr_wire("\xc0\x0c"s, type::A, 1, 0, "\1\2\3"s),
        "4 bytes"},
       {header(1, 0, 1, 1, 0, 0) + kQName + u16(1) + u16(1) +
-           rr("\xc0\x0c"s, type::MX, 1, 0, "\0\1\3abc\0\0"s),
+           rr_wire("\xc0\x0c"s, type::MX, 1, 0, "\0\1\3abc\0\0"s),
        "wrong length"},
       {header(1, 0, 1, 1, 0, 0) + kQName + u16(1) + u16(1) +
-           rr("\xc0\x0c"s, type::NS, 1, 0, "\3abc"s),
+           rr_wire("\xc0\x0c"s, type::NS, 1, 0, "\3abc"s),
        "truncated"},
       // A name in rdata may not run past the rdata, even if the packet goes on.
       {header(1, 0, 1, 2, 0, 0) + kQName + u16(1) + u16(1) +
-           rr("\xc0\x0c"s, type::NS, 1, 0, "\3abc"s) + rr("\0"s, type::A, 1, 0, "\1\2\3\4"s),
+           rr_wire("\xc0\x0c"s, type::NS, 1, 0, "\3abc"s) +
+           rr_wire("\0"s, type::A, 1, 0, "\1\2\3\4"s),
        "NS rdata"},
   };
   for (const auto& c : cases) {
@@ -167,7 +169,7 @@ TEST(DnsMessage, RejectsNamesOver255BytesViaPointers) {
 
 TEST(DnsMessage, EmptyRdataAllowedForUpdateClasses) {
   std::string pkt = header(1, opcode::UPDATE << 11, 1, 0, 1, 0) + "\7example\0"s + u16(6) + u16(1) +
-                    rr("\3www\xc0\x0c"s, type::A, kClassANY, 0, "");
+                    rr_wire("\3www\xc0\x0c"s, type::A, kClassANY, 0, "");
   auto m = parse_message(span(pkt));
   ASSERT_TRUE(m) << m.error().message();
   ASSERT_EQ(m->authority.size(), 1u);
@@ -175,14 +177,14 @@ TEST(DnsMessage, EmptyRdataAllowedForUpdateClasses) {
   EXPECT_TRUE(m->authority[0].rdata.empty());
   // The same with class IN is malformed A rdata.
   std::string bad = header(1, 0, 1, 0, 1, 0) + "\7example\0"s + u16(6) + u16(1) +
-                    rr("\3www\xc0\x0c"s, type::A, kClassIN, 0, "");
+                    rr_wire("\3www\xc0\x0c"s, type::A, kClassIN, 0, "");
   expect_formerr(bad, "4 bytes");
 }
 
 TEST(DnsMessage, ParsesEdns) {
   std::string opt_rd = u16(10) + u16(8) + "cookie!!"s;  // COOKIE option
   std::string pkt = header(7, 0, 1, 0, 0, 1) + kQName + u16(1) + u16(1) +
-                    rr("\0"s, type::OPT, 4096, 0x01008000, opt_rd);
+                    rr_wire("\0"s, type::OPT, 4096, 0x01008000, opt_rd);
   auto m = parse_message(span(pkt));
   ASSERT_TRUE(m) << m.error().message();
   ASSERT_TRUE(m->edns);
@@ -194,16 +196,16 @@ TEST(DnsMessage, ParsesEdns) {
   EXPECT_TRUE(m->additional.empty());  // the OPT moved into edns
 
   std::string two = header(7, 0, 1, 0, 0, 2) + kQName + u16(1) + u16(1) +
-                    rr("\0"s, type::OPT, 512, 0, "") + rr("\0"s, type::OPT, 512, 0, "");
+                    rr_wire("\0"s, type::OPT, 512, 0, "") + rr_wire("\0"s, type::OPT, 512, 0, "");
   expect_formerr(two, "more than one OPT");
   expect_formerr(
-      header(7, 0, 1, 1, 0, 0) + kQName + u16(1) + u16(1) + rr("\0"s, type::OPT, 512, 0, ""),
+      header(7, 0, 1, 1, 0, 0) + kQName + u16(1) + u16(1) + rr_wire("\0"s, type::OPT, 512, 0, ""),
       "OPT outside the additional section");
-  expect_formerr(
-      header(7, 0, 1, 0, 0, 1) + kQName + u16(1) + u16(1) + rr("\xc0\x0c"s, type::OPT, 512, 0, ""),
-      "OPT owner is not the root");
   expect_formerr(header(7, 0, 1, 0, 0, 1) + kQName + u16(1) + u16(1) +
-                     rr("\0"s, type::OPT, 512, 0, u16(10) + u16(9) + "short"s),
+                     rr_wire("\xc0\x0c"s, type::OPT, 512, 0, ""),
+                 "OPT owner is not the root");
+  expect_formerr(header(7, 0, 1, 0, 0, 1) + kQName + u16(1) + u16(1) +
+                     rr_wire("\0"s, type::OPT, 512, 0, u16(10) + u16(9) + "short"s),
                  "truncated EDNS option");
 }
 
@@ -230,8 +232,8 @@ TEST(DnsMessage, WritesEdnsAndParsesItBack) {
 
 TEST(DnsMessage, TsigMustBeLast) {
   std::string base = kQName + u16(1) + u16(1);
-  std::string tsig = rr("\3key\0"s, type::TSIG, kClassANY, 0, "\0mac"s);
-  std::string a = rr("\xc0\x0c"s, type::A, 1, 0, "\1\2\3\4"s);
+  std::string tsig = rr_wire("\3key\0"s, type::TSIG, kClassANY, 0, "\0mac"s);
+  std::string a = rr_wire("\xc0\x0c"s, type::A, 1, 0, "\1\2\3\4"s);
   std::string pkt = header(1, 0, 1, 0, 0, 2) + base + a + tsig;
   auto m = parse_message(span(pkt));
   ASSERT_TRUE(m) << m.error().message();

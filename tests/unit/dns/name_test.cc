@@ -8,18 +8,16 @@
 
 #include <string>
 
+#include "unit/dns/dns_test_util.h"
+
 namespace berth::dns {
 namespace {
+
+using namespace test_util;
 
 using ::testing::HasSubstr;
 
 using namespace std::string_literals;
-
-std::string wire(std::string_view text) {
-  auto n = name_from_text(text);
-  EXPECT_TRUE(n) << text << ": " << n.error().message();
-  return n ? *n : std::string();
-}
 
 TEST(DnsName, FromTextToWire) {
   struct Case {

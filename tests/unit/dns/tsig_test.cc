@@ -9,9 +9,12 @@
 #include "common/url.h"
 #include "dns/name.h"
 #include "dns/rdata.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
+
+using namespace test_util;
 
 std::string unhex(std::string_view h) {
   std::string out;
@@ -29,10 +32,6 @@ std::string hex(std::string_view s) {
     out += d[c & 15];
   }
   return out;
-}
-
-std::span<const uint8_t> bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
 // `nsupdate -y hmac-sha256:test-key:c2VjcmV0LWtleS1mb3ItYmVydGgtdGVzdHMtMzItYnl0ZXM=` sending

@@ -12,19 +12,12 @@
 #include "dns/tsig.h"
 #include "store/store.h"
 #include "support/harness.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
 
-RecordSet rs(std::string name, std::string type, std::vector<std::string> values,
-             uint32_t ttl = 300) {
-  RecordSet s;
-  s.name = std::move(name);
-  s.type = std::move(type);
-  s.values = std::move(values);
-  s.ttl = ttl;
-  return s;
-}
+using namespace test_util;
 
 ZoneData zone() {
   ZoneData z = new_zone("example.com", {"ns1.example.com"}, 10);

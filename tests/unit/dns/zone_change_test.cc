@@ -10,34 +10,14 @@
 
 #include "dns/name.h"
 #include "dns/zone.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
 
-using A = Change::Action;
+using namespace test_util;
 
-RecordSet rs(std::string name, std::string type, std::vector<std::string> values,
-             uint32_t ttl = 300) {
-  RecordSet s;
-  s.name = std::move(name);
-  s.type = std::move(type);
-  s.values = std::move(values);
-  s.ttl = ttl;
-  return s;
-}
-
-Change change(A a, RecordSet s) {
-  Change c;
-  c.action = a;
-  c.set = std::move(s);
-  return c;
-}
-
-std::string wire_of(const std::string& text) {
-  auto w = name_from_text(text);
-  EXPECT_TRUE(w) << text;
-  return w ? name_lower(*w) : std::string();
-}
+using Act = Change::Action;
 
 std::shared_ptr<const Zone> compiled(std::vector<RecordSet> extra) {
   ZoneData z = new_zone("example.com", {"ns1.example.com", "ns2.example.net."}, 7);
@@ -89,10 +69,10 @@ TEST(DnsZoneChange, DeltaHoldsTheWrittenAndRemovedSetsAndTheSoa) {
   ZoneDelta delta;
   auto out = apply_changes_to_valid(
       z->data(),
-      {change(A::Upsert, rs("c.example.com", "A", {"192.0.2.3"})),
-       change(A::Delete, rs("b.example.com", "TXT", {"\"x\""})),
-       change(A::Create, rs("d.example.com", "A", {"192.0.2.4"})),
-       change(A::Delete, rs("d.example.com", "A", {"192.0.2.4"}))},  // created and gone again
+      {change(Act::Upsert, rs("c.example.com", "A", {"192.0.2.3"})),
+       change(Act::Delete, rs("b.example.com", "TXT", {"\"x\""})),
+       change(Act::Create, rs("d.example.com", "A", {"192.0.2.4"})),
+       change(Act::Delete, rs("d.example.com", "A", {"192.0.2.4"}))},  // created and gone again
       delta);
   ASSERT_TRUE(out) << out.error().message();
   std::vector<std::string> put, removed;
@@ -111,26 +91,26 @@ TEST(DnsZoneChange, DeltaHoldsTheWrittenAndRemovedSetsAndTheSoa) {
 TEST(DnsZoneChange, EmptyNonTerminalsComeAndGoWithTheNamesBelowThem) {
   auto z = compiled(
       {rs("x.a.b.example.com", "A", {"192.0.2.1"}), rs("y.a.b.example.com", "A", {"192.0.2.2"})});
-  ASSERT_NE(z->find(wire_of("a.b.example.com")), nullptr);
+  ASSERT_NE(z->find(wire_lower("a.b.example.com")), nullptr);
   // One of two names below a.b goes: a.b and b stay, though nothing at them changed.
-  auto one = apply_both(*z, {change(A::Delete, rs("x.a.b.example.com", "A", {"192.0.2.1"}))});
+  auto one = apply_both(*z, {change(Act::Delete, rs("x.a.b.example.com", "A", {"192.0.2.1"}))});
   ASSERT_TRUE(one);
-  EXPECT_NE(one->find(wire_of("a.b.example.com")), nullptr);
-  EXPECT_EQ(one->find(wire_of("x.a.b.example.com")), nullptr);
+  EXPECT_NE(one->find(wire_lower("a.b.example.com")), nullptr);
+  EXPECT_EQ(one->find(wire_lower("x.a.b.example.com")), nullptr);
   // The last goes: so do both empty non-terminals above it.
-  auto none = apply_both(*one, {change(A::Delete, rs("y.a.b.example.com", "A", {"192.0.2.2"}))});
+  auto none = apply_both(*one, {change(Act::Delete, rs("y.a.b.example.com", "A", {"192.0.2.2"}))});
   ASSERT_TRUE(none);
-  EXPECT_EQ(none->find(wire_of("a.b.example.com")), nullptr);
-  EXPECT_EQ(none->find(wire_of("b.example.com")), nullptr);
+  EXPECT_EQ(none->find(wire_lower("a.b.example.com")), nullptr);
+  EXPECT_EQ(none->find(wire_lower("b.example.com")), nullptr);
   // Data at an empty non-terminal makes it a node with sets; deleting it leaves the ENT.
-  auto at = apply_both(*one, {change(A::Upsert, rs("a.b.example.com", "TXT", {"\"t\""}))});
+  auto at = apply_both(*one, {change(Act::Upsert, rs("a.b.example.com", "TXT", {"\"t\""}))});
   ASSERT_TRUE(at);
-  auto back = apply_both(*at, {change(A::Delete, rs("a.b.example.com", "TXT", {"\"t\""}))});
+  auto back = apply_both(*at, {change(Act::Delete, rs("a.b.example.com", "TXT", {"\"t\""}))});
   ASSERT_TRUE(back);
-  ASSERT_NE(back->find(wire_of("a.b.example.com")), nullptr);
-  EXPECT_TRUE(back->find(wire_of("a.b.example.com"))->sets.empty());
+  ASSERT_NE(back->find(wire_lower("a.b.example.com")), nullptr);
+  EXPECT_TRUE(back->find(wire_lower("a.b.example.com"))->sets.empty());
   // The zone the batch started from is untouched (a query may still be reading it).
-  EXPECT_NE(z->find(wire_of("x.a.b.example.com")), nullptr);
+  EXPECT_NE(z->find(wire_lower("x.a.b.example.com")), nullptr);
   EXPECT_TRUE(z->same_nodes_for_test(**Zone::compile(z->data())));
 }
 
@@ -138,41 +118,41 @@ TEST(DnsZoneChange, DelegationsWildcardsAndGlue) {
   auto z = compiled(
       {rs("*.w.example.com", "A", {"192.0.2.9"}), rs("ns.sub.example.com", "A", {"192.0.2.53"})});
   auto cut =
-      apply_both(*z, {change(A::Upsert, rs("sub.example.com", "NS", {"ns.sub.example.com."}))});
+      apply_both(*z, {change(Act::Upsert, rs("sub.example.com", "NS", {"ns.sub.example.com."}))});
   ASSERT_TRUE(cut);
-  EXPECT_TRUE(cut->find(wire_of("sub.example.com"))->is_delegation);
+  EXPECT_TRUE(cut->find(wire_lower("sub.example.com"))->is_delegation);
   // Below the new cut only glue: a TXT there is refused, as is a cut above a TXT.
   std::string error;
   EXPECT_FALSE(
-      apply_both(*cut, {change(A::Upsert, rs("t.sub.example.com", "TXT", {"\"t\""}))}, &error));
+      apply_both(*cut, {change(Act::Upsert, rs("t.sub.example.com", "TXT", {"\"t\""}))}, &error));
   EXPECT_NE(error.find("only A/AAAA glue may lie below the delegation at sub.example.com"),
             std::string::npos)
       << error;
-  auto txt = apply_both(*z, {change(A::Upsert, rs("t.sub.example.com", "TXT", {"\"t\""}))});
+  auto txt = apply_both(*z, {change(Act::Upsert, rs("t.sub.example.com", "TXT", {"\"t\""}))});
   ASSERT_TRUE(txt);
   EXPECT_FALSE(apply_both(
-      *txt, {change(A::Upsert, rs("sub.example.com", "NS", {"ns.sub.example.com."}))}, &error));
+      *txt, {change(Act::Upsert, rs("sub.example.com", "NS", {"ns.sub.example.com."}))}, &error));
   EXPECT_NE(error.find("t.sub.example.com TXT: only A/AAAA glue"), std::string::npos) << error;
   // The wildcard goes and comes back.
-  auto nowild = apply_both(*cut, {change(A::Delete, rs("*.w.example.com", "A", {"192.0.2.9"}))});
+  auto nowild = apply_both(*cut, {change(Act::Delete, rs("*.w.example.com", "A", {"192.0.2.9"}))});
   ASSERT_TRUE(nowild);
-  EXPECT_EQ(nowild->find(wire_of("w.example.com")), nullptr);
+  EXPECT_EQ(nowild->find(wire_lower("w.example.com")), nullptr);
   auto uncut =
-      apply_both(*cut, {change(A::Delete, rs("sub.example.com", "NS", {"ns.sub.example.com."}))});
+      apply_both(*cut, {change(Act::Delete, rs("sub.example.com", "NS", {"ns.sub.example.com."}))});
   ASSERT_TRUE(uncut);
-  EXPECT_FALSE(uncut->find(wire_of("sub.example.com"))->is_delegation);
+  EXPECT_FALSE(uncut->find(wire_lower("sub.example.com"))->is_delegation);
 }
 
 TEST(DnsZoneChange, SameErrorsAsAWholeCheck) {
   auto z = compiled({rs("www.example.com", "A", {"192.0.2.1"}, 60)});
   const std::vector<std::vector<Change>> batches = {
-      {change(A::Upsert, rs("x.example.com", "A", {"192.0.2.5"})),
-       change(A::Upsert, rs("www.example.com", "CNAME", {"x.example.com."}))},
-      {change(A::Create, rs("www.example.com", "A", {"192.0.2.9"}))},
-      {change(A::Delete, rs("nope.example.com", "A", {"192.0.2.1"}))},
-      {change(A::Upsert, rs("a.example.net", "A", {"192.0.2.1"}))},
-      {change(A::Upsert, rs("example.com", "CNAME", {"x.org."}))},
-      {change(A::Upsert, rs("www.example.com", "ALIAS", {}))},
+      {change(Act::Upsert, rs("x.example.com", "A", {"192.0.2.5"})),
+       change(Act::Upsert, rs("www.example.com", "CNAME", {"x.example.com."}))},
+      {change(Act::Create, rs("www.example.com", "A", {"192.0.2.9"}))},
+      {change(Act::Delete, rs("nope.example.com", "A", {"192.0.2.1"}))},
+      {change(Act::Upsert, rs("a.example.net", "A", {"192.0.2.1"}))},
+      {change(Act::Upsert, rs("example.com", "CNAME", {"x.org."}))},
+      {change(Act::Upsert, rs("www.example.com", "ALIAS", {}))},
       {},
   };
   for (const auto& b : batches) {
@@ -208,8 +188,8 @@ TEST(DnsZoneChange, RandomBatchesMatchAWholeCompile) {
       const std::string& type = types[rng() % types.size()];
       int v = static_cast<int>(rng() % 3);
       RecordSet s = rs(name, type, {value(type, v)});
-      A action = rng() % 3 == 0 ? A::Delete : A::Upsert;
-      if (action == A::Delete) {
+      Act action = rng() % 3 == 0 ? Act::Delete : Act::Upsert;
+      if (action == Act::Delete) {
         // Delete what is there when there is something, so deletes mostly succeed.
         for (const auto& have : z->data().sets) {
           if (have.name == name && have.type == type) {

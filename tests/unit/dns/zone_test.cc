@@ -8,19 +8,12 @@
 
 #include "dns/name.h"
 #include "dns/rdata.h"
+#include "unit/dns/dns_test_util.h"
 
 namespace berth::dns {
 namespace {
 
-RecordSet rs(std::string name, std::string type, std::vector<std::string> values,
-             uint32_t ttl = 300) {
-  RecordSet s;
-  s.name = std::move(name);
-  s.type = std::move(type);
-  s.values = std::move(values);
-  s.ttl = ttl;
-  return s;
-}
+using namespace test_util;
 
 ZoneData base() { return new_zone("example.com", {"ns1.example.com", "ns2.example.net."}, 7); }
 
@@ -30,12 +23,6 @@ ZoneData with(std::vector<RecordSet> extra) {
     z.sets.push_back(std::move(s));
   }
   return z;
-}
-
-std::string wire(const std::string& text) {
-  auto w = name_from_text(text);
-  EXPECT_TRUE(w) << text;
-  return w ? name_lower(*w) : std::string();
 }
 
 TEST(DnsZone, NewZoneHasSoaAndNs) {
@@ -181,13 +168,6 @@ TEST(DnsZone, ApexNeedsSoaAndNs) {
   EXPECT_NE(st.error().message().find("exactly one SOA"), std::string::npos);
 }
 
-Change change(Change::Action a, RecordSet s) {
-  Change c;
-  c.action = a;
-  c.set = std::move(s);
-  return c;
-}
-
 TEST(DnsZone, ApplyBumpsSerialAndSorts) {
   ZoneData z = base();
   auto r =
@@ -302,29 +282,29 @@ TEST(DnsZone, CompileBuildsNodes) {
   auto c = Zone::compile(z);
   ASSERT_TRUE(c) << c.error().message();
   const Zone& zone = **c;
-  EXPECT_EQ(zone.apex(), wire("example.com."));
+  EXPECT_EQ(zone.apex(), wire_lower("example.com."));
   EXPECT_EQ(zone.soa_minimum(), 300u);
   EXPECT_EQ(zone.serial(), 7u);
-  ASSERT_NE(zone.find(wire("a.b.c.example.com.")), nullptr);
-  const Node* ent = zone.find(wire("b.c.example.com."));
+  ASSERT_NE(zone.find(wire_lower("a.b.c.example.com.")), nullptr);
+  const Node* ent = zone.find(wire_lower("b.c.example.com."));
   ASSERT_NE(ent, nullptr);  // empty non-terminal
   EXPECT_TRUE(ent->sets.empty());
-  ASSERT_NE(zone.find(wire("c.example.com.")), nullptr);
-  EXPECT_EQ(zone.find(wire("d.example.com.")), nullptr);
-  const Node* sub = zone.find(wire("sub.example.com."));
+  ASSERT_NE(zone.find(wire_lower("c.example.com.")), nullptr);
+  EXPECT_EQ(zone.find(wire_lower("d.example.com.")), nullptr);
+  const Node* sub = zone.find(wire_lower("sub.example.com."));
   ASSERT_NE(sub, nullptr);
   EXPECT_TRUE(sub->is_delegation);
   EXPECT_FALSE(zone.apex_node().is_delegation);
   ASSERT_EQ(zone.apex_node().sets.size(), 2u);
   EXPECT_EQ(zone.apex_node().sets[0].type, type::NS);
   EXPECT_EQ(zone.apex_node().sets[0].rdata.size(), 2u);
-  const Node* w = zone.find(wire("w.example.com."));
+  const Node* w = zone.find(wire_lower("w.example.com."));
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->sets[0].policy, CompiledSet::Policy::Failover);
   EXPECT_TRUE(w->sets[0].primary);
   EXPECT_EQ(w->sets[0].health_check, "hc");
   EXPECT_EQ(w->sets[0].rdata[0], std::string("\xC0\x00\x02\x01", 4));
-  const Node* svc = zone.find(wire("svc.example.com."));
+  const Node* svc = zone.find(wire_lower("svc.example.com."));
   ASSERT_NE(svc, nullptr);
   EXPECT_EQ(svc->sets[0].type, type::ALIAS);
   EXPECT_EQ(svc->sets[0].alias_service, "web");
@@ -341,12 +321,12 @@ TEST(DnsZone, SnapshotPicksDeepestZone) {
   ASSERT_TRUE(child);
   snap.zones[(*parent)->apex()] = *parent;
   snap.zones[(*child)->apex()] = *child;
-  EXPECT_EQ(snap.zone_for(wire("x.sub.example.com.")), child->get());
-  EXPECT_EQ(snap.zone_for(wire("sub.example.com.")), child->get());
-  EXPECT_EQ(snap.zone_for(wire("www.example.com.")), parent->get());
-  EXPECT_EQ(snap.zone_for(wire("example.com.")), parent->get());
-  EXPECT_EQ(snap.zone_for(wire("example.org.")), nullptr);
-  EXPECT_EQ(snap.zone_for(wire("com.")), nullptr);
+  EXPECT_EQ(snap.zone_for(wire_lower("x.sub.example.com.")), child->get());
+  EXPECT_EQ(snap.zone_for(wire_lower("sub.example.com.")), child->get());
+  EXPECT_EQ(snap.zone_for(wire_lower("www.example.com.")), parent->get());
+  EXPECT_EQ(snap.zone_for(wire_lower("example.com.")), parent->get());
+  EXPECT_EQ(snap.zone_for(wire_lower("example.org.")), nullptr);
+  EXPECT_EQ(snap.zone_for(wire_lower("com.")), nullptr);
 }
 
 }  // namespace
