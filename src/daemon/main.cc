@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
                     "replace key files in the target data directory that differ from the "
                     "source's");
   migrate->add_flag("--dry-run", migrate_opts.dry_run,
-                    "check everything (every blob's digest included) and write nothing");
+                    "check everything (every blob's digest included) and copy nothing");
 
   auto* cfgcmd = app.add_subcommand("config", "configuration tools");
   auto* check = cfgcmd->add_subcommand("check", "validate a config file without starting");

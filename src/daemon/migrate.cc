@@ -105,6 +105,7 @@ struct Written {
   storage::BlobStorage* blobs = nullptr;
   std::vector<std::string> blob_hexes;  // committed by this run
   std::vector<std::string> files;       // absolute paths created or replaced
+  std::vector<std::string> replaced;    // of those, the ones --force replaced: kept as .old
   int64_t blobs_present = 0;            // already in the target storage
   int64_t blob_bytes = 0;
 
@@ -118,7 +119,17 @@ struct Written {
     for (const auto& f : files) {
       ::unlink(f.c_str());
     }
+    for (const auto& f : replaced) {
+      ::rename((f + kOld).c_str(), f.c_str());
+    }
   }
+  /// The run succeeded: what --force replaced goes for good.
+  void done() {
+    for (const auto& f : replaced) {
+      ::unlink((f + kOld).c_str());
+    }
+  }
+  static constexpr const char* kOld = ".migrate-old";
 };
 
 // ---- blobs ------------------------------------------------------------------------------
@@ -456,10 +467,17 @@ int migrate(const Target& t) {
     if (same && *same) {
       continue;
     }
+    if (::access(dst.c_str(), F_OK) == 0) {
+      // --force: kept aside until the run succeeded, so a failure can put it back.
+      if (::rename(dst.c_str(), (dst + Written::kOld).c_str()) != 0) {
+        return undo(fs::errno_error("rename", dst));
+      }
+      w.replaced.push_back(dst);
+    }
+    w.files.push_back(dst);
     if (auto s = copy_file(t.from + "/" + rel, dst); !s) {
       return undo(s.error());
     }
-    w.files.push_back(dst);
   }
 
   // Step 4: the rows, all or none.
@@ -478,6 +496,8 @@ int migrate(const Target& t) {
     }
     counts = std::move(*copied);
   }
+
+  w.done();
 
   // Step 5.
   auto problems = verify(t, o, counts);

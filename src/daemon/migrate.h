@@ -16,7 +16,8 @@ struct MigrateOptions {
   /// from the source's, rather than refuse.
   bool force = false;
   /// Check everything (locks, schema versions, the target store empty, every blob's digest)
-  /// and write nothing.
+  /// and copy nothing (opening the stores may still upgrade the source's schema and create the
+  /// target's empty tables, as berthd's start would).
   bool dry_run = false;
   /// The --to-config path, named in the closing hint (`berthd fsck --config FILE`).
   std::string config_file;
