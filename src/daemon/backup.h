@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "common/result.h"
+
 namespace berth::daemon {
 
 /// `berthd backup --data DIR --to FILE`: an online snapshot of DIR written to FILE (through a
@@ -21,5 +23,10 @@ int run_backup(const std::string& data_dir, const std::string& to_file);
 /// SHA-256 is checked against its name while it is written. Exit code 0 done, 1 restored but
 /// the store names blobs the backup lacks, 2 refused or failed (DIR may be partly written).
 int run_restore(const std::string& from_file, const std::string& data_dir, bool force);
+
+/// Takes DATA/berthd.lock the way berthd and fsck do (an exclusive flock, the file created when
+/// missing), for a tool that must have the directory to itself (restore, migrate): the fd to
+/// keep open meanwhile. FailedPrecondition when a berthd (or another such tool) holds it.
+Result<int> lock_data_dir_for_tool(const std::string& data_dir);
 
 }  // namespace berth::daemon

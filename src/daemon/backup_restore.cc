@@ -269,8 +269,14 @@ Result<bool> is_empty_dir(const std::string& dir) {
   return true;
 }
 
-// The same lock berthd and fsck take (daemon.cc): no berthd may start on a half-restored dir.
-Result<int> lock(const std::string& data) {
+int fail(const std::string& msg) {
+  std::fprintf(stderr, "berthd restore: %s\n", msg.c_str());
+  return 2;
+}
+
+}  // namespace
+
+Result<int> lock_data_dir_for_tool(const std::string& data) {
   std::string path = data + "/berthd.lock";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -283,13 +289,6 @@ Result<int> lock(const std::string& data) {
   }
   return fd;
 }
-
-int fail(const std::string& msg) {
-  std::fprintf(stderr, "berthd restore: %s\n", msg.c_str());
-  return 2;
-}
-
-}  // namespace
 
 int run_restore(const std::string& from_file, const std::string& data_dir, bool force) {
   config::Config paths;
@@ -313,7 +312,8 @@ int run_restore(const std::string& from_file, const std::string& data_dir, bool 
   if (auto s = fs::make_dirs(data); !s) {
     return fail(s.error().message());
   }
-  auto l = lock(data);
+  // No berthd may start on a half-restored dir.
+  auto l = lock_data_dir_for_tool(data);
   if (!l) {
     return fail(l.error().message());
   }

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // berthd: serve (default), `fsck [--config FILE] [--data DIR] [--force]`,
 // `backup [--config FILE] --data DIR --to FILE`,
-// `restore --from FILE --data DIR [--force]`, `config check FILE`.
+// `restore --from FILE --data DIR [--force]`,
+// `migrate --from DIR --to-config FILE [--force] [--dry-run]`, `config check FILE`.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 
 #include "daemon/backup.h"
 #include "daemon/daemon.h"
+#include "daemon/migrate.h"
 
 int main(int argc, char** argv) {
   using namespace berth;
@@ -56,6 +58,24 @@ int main(int argc, char** argv) {
   restore->add_option("--data", restore_data, "data directory to create")->required();
   restore->add_flag("--force", restore_force,
                     "restore into a non-empty directory (the backup's files replace its own)");
+
+  auto* migrate = app.add_subcommand(
+      "migrate",
+      "copy a stopped embedded install (berth.db, blobs in files) to the metadata store and blob "
+      "storage a config names (PostgreSQL, S3), checking every digest (docs/scale-out.md)");
+  std::string migrate_from, migrate_config;
+  daemon::MigrateOptions migrate_opts;
+  migrate->add_option("--from", migrate_from, "the data directory to copy (e.g. ./var)")
+      ->required();
+  migrate
+      ->add_option("--to-config", migrate_config,
+                   "YAML config file naming the target store, blob storage and data directory")
+      ->required();
+  migrate->add_flag("--force", migrate_opts.force,
+                    "replace key files in the target data directory that differ from the "
+                    "source's");
+  migrate->add_flag("--dry-run", migrate_opts.dry_run,
+                    "check everything (every blob's digest included) and copy nothing");
 
   auto* cfgcmd = app.add_subcommand("config", "configuration tools");
   auto* check = cfgcmd->add_subcommand("check", "validate a config file without starting");
@@ -125,6 +145,19 @@ int main(int argc, char** argv) {
   }
   if (*restore) {
     return daemon::run_restore(restore_from, restore_data, restore_force);
+  }
+  if (*migrate) {
+    auto c = config::load_file(migrate_config);
+    Status s = c ? config::apply_env(*c) : Status(c.error());
+    if (s) {
+      s = config::validate(*c);
+    }
+    if (!s) {
+      std::fprintf(stderr, "berthd migrate: %s\n", s.error().message().c_str());
+      return 2;
+    }
+    migrate_opts.config_file = migrate_config;
+    return daemon::run_migrate(migrate_from, *c, migrate_opts);
   }
   if (*check) {
     auto c = config::load_file(check_file);

@@ -33,6 +33,20 @@ const sql::Dialect kPostgres{
     .for_update = " FOR UPDATE",
     .for_share = " FOR SHARE",
     .baseline_version = 1,
+    // Creation order: the tables' oids grow as they are created.
+    .columns_sql =
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "COALESCE(pg_get_serial_sequence(quote_ident(c.relname), a.attname) IS NOT "
+        "NULL, false) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+        "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.oid, a.attnum",
+    .references_sql =
+        "SELECT a.relname, b.relname FROM pg_constraint c JOIN pg_class a ON a.oid = c.conrelid "
+        "JOIN pg_class b ON b.oid = c.confrelid WHERE c.contype = 'f' "
+        "AND c.connamespace = current_schema()::regnamespace",
+    .sync_serial =
+        "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+        "COALESCE(MAX(\"{column}\"), 0) + 1, false) FROM \"{table}\"",
 };
 
 // SQLSTATE classes (PostgreSQL manual, appendix A) to berth's codes.

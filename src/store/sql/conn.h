@@ -41,6 +41,14 @@ struct Dialect {
   /// Migrations numbered up to this one are history of another engine: a database of this
   /// engine is created by the baseline schema already past them.
   int baseline_version;
+  // For copying a whole store (copy.cc). Every column of every table, tables in the order they
+  // were created: (table, column, type, serial).
+  const char* columns_sql;
+  /// Every foreign key's tables: (table, the table it references).
+  const char* references_sql;
+  /// Moves an id column's sequence past the ids a copy inserted ({table}, {column}); "" when
+  /// explicit ids need nothing (SQLite's AUTOINCREMENT follows them itself).
+  const char* sync_serial;
 };
 
 /// One statement's execution: parameters by 1-based index, result columns by 0-based index.

@@ -27,6 +27,8 @@ class SqlMetadataStore final : public MetadataStore {
   /// schema, then runs the numbered migrations past the database's version, in order, in one
   /// transaction under the engine's schema lock (several nodes may start at once).
   Status migrate();
+  /// The connections, for operations on the whole database (copy.cc).
+  ConnPool& pool() { return *pool_; }
 
   Result<Repository> create_repository(const Repository& repo) override;
   Result<Repository> get_repository(const std::string& name) override;

@@ -28,6 +28,14 @@ const sql::Dialect kSqlite{
     .for_update = "",
     .for_share = "",
     .baseline_version = 0,
+    .columns_sql =
+        "SELECT m.name, p.name, lower(p.type), p.pk = 1 AND lower(p.type) = 'integer' "
+        "FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' "
+        "AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY m.rowid, p.cid",
+    .references_sql =
+        "SELECT m.name, f.\"table\" FROM sqlite_master m, pragma_foreign_key_list(m.name) f "
+        "WHERE m.type = 'table'",
+    .sync_serial = "",
 };
 
 // SQLITE_BUSY outlasting the busy timeout: another process holds the write lock; a retry
