@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ namespace berth::test {
 enum class StateBackend { Embedded, PostgresS3 };
 
 std::string state_backend_name(StateBackend b);
+
+/// How gtest prints the parameter (in test lists and ctest names).
+inline void PrintTo(StateBackend b, std::ostream* os) { *os << state_backend_name(b); }
 
 /// INSTANTIATE_TEST_SUITE_P's name generator: ".../Embedded", ".../PostgresS3".
 struct StateBackendName {
