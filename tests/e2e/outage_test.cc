@@ -4,7 +4,7 @@
 // is answered promptly with 503 UNAVAILABLE whose message names what is away (no hang, no 500,
 // no other error); every push that was acknowledged stays pullable and intact; pushes succeed
 // again once it is back, from the same berthd process; fsck is clean; and what the outage cut
-// short (spools, multipart uploads in the bucket) is gone after the upload TTL.
+// short in the bucket (multipart uploads, uploads/ objects) is gone after the upload TTL.
 #include <gtest/gtest.h>
 
 #include <atomic>
