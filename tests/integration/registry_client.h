@@ -148,6 +148,9 @@ class RegistryClient {
     char buf[65536];
     while (true) {
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0 && errno == EINTR) {
+        continue;  // a signal, not the end of the response
+      }
       if (n <= 0) {
         break;
       }
@@ -183,7 +186,11 @@ class RegistryClient {
     size_t off = 0;
     while (off < s.size()) {
       pollfd p{fd, POLLOUT | POLLIN, 0};
-      if (::poll(&p, 1, 30000) <= 0 || (p.revents & (POLLIN | POLLERR | POLLHUP))) {
+      int ready = ::poll(&p, 1, 30000);
+      if (ready < 0 && errno == EINTR) {
+        continue;
+      }
+      if (ready <= 0 || (p.revents & (POLLIN | POLLERR | POLLHUP))) {
         return false;
       }
       ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);

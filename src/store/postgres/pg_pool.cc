@@ -2,8 +2,10 @@
 // PgPool: up to max_connections PostgreSQL connections, each leased to one store operation at
 // a time, and open_postgres. A connection that was lost (the server restarted or went away)
 // is closed when its lease ends, with every idle one (they went the same way); the next lease
-// connects anew, retrying for a bounded time, and until the server is back the store answers
-// Unavailable, which the API turns into 503.
+// connects anew, retrying for a bounded time (once the server stayed away that long, one try
+// per lease), and until the server is back the store answers Unavailable, which the API turns
+// into 503.
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -66,9 +68,13 @@ class PgPool final : public sql::ConnPool {
     return err.code() == Errc::Unavailable && static_cast<pg::PgConn&>(c).lost_before_work();
   }
 
-  /// Connects, retrying while the server refuses or is starting, up to connect_wait.
+  /// Connects, retrying while the server refuses or is starting, up to connect_wait; once a
+  /// connect gave up, later ones try once until one succeeds.
   Result<std::unique_ptr<pg::PgConn>> connect() {
-    auto deadline = Clock::now() + o_.connect_wait;
+    // A server that stayed away for a whole connect_wait is down, not restarting: waiting
+    // again for each operation would hold every request (and a blocking-pool thread) for
+    // connect_wait, twice for a request that makes two store calls.
+    auto deadline = Clock::now() + (away_ ? std::chrono::milliseconds(0) : o_.connect_wait);
     auto pause = std::chrono::milliseconds(50);
     std::string timeout = std::to_string(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::seconds>(o_.connect_wait).count()));
@@ -87,6 +93,9 @@ class PgPool final : public sql::ConnPool {
         PQsetNoticeProcessor(pg, ignore_notice, nullptr);
         std::string where = std::string("metadata store postgres db=") + PQdb(pg) +
                             " host=" + PQhost(pg) + " port=" + PQport(pg);
+        if (away_.exchange(false)) {
+          log::get("store")->info("postgres reachable again {}", where);
+        }
         return std::make_unique<pg::PgConn>(pg, std::move(where));
       }
       std::string msg = pg ? PQerrorMessage(pg) : "out of memory";
@@ -95,6 +104,10 @@ class PgPool final : public sql::ConnPool {
         msg.pop_back();
       }
       if (Clock::now() + pause > deadline) {
+        if (!away_.exchange(true)) {
+          log::get("store")->warn(
+              "postgres unreachable; operations fail at once until it is back error={}", msg);
+        }
         return Error(Errc::Unavailable, "postgres: cannot connect: " + msg);
       }
       std::this_thread::sleep_for(pause);
@@ -125,7 +138,8 @@ class PgPool final : public sql::ConnPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pg::PgConn>> idle_;
-  int open_ = 0;  // leased + idle + connecting
+  int open_ = 0;                   // leased + idle + connecting
+  std::atomic<bool> away_{false};  // the last connect gave up
 };
 
 }  // namespace

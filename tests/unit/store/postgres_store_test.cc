@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -112,6 +113,51 @@ TEST(PostgresStoreTest, LosingTheServerIsUnavailableUntilItIsBack) {
   auto all = st.list_repositories("", -1);
   ASSERT_TRUE(all);
   EXPECT_EQ(all->size(), 2u);
+}
+
+// A server that stays away: the first operation waits connect_wait for it, the ones after
+// fail at once (each tries one connection) instead of waiting again, so that a request that
+// needs two operations, or many requests, are not held for connect_wait each. The first
+// operation after the server is back reconnects.
+TEST(PostgresStoreTest, AServerThatStaysAwayFailsFastAfterOneWait) {
+  SKIP_WITHOUT_POSTGRES();
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kWait = std::chrono::milliseconds(2000);
+  test::PostgresServer server;  // its own: this test stops it
+  ASSERT_TRUE(server.running()) << server.error();
+  auto opened = open_postgres(PostgresOptions{server.create_database(), "", 4, kWait});
+  ASSERT_TRUE(opened) << opened.error().message();
+  MetadataStore& st = **opened;
+  ASSERT_TRUE(st.create_repository(Repository{0, "web/app", false, {}, 1}));
+
+  ASSERT_TRUE(server.stop());
+  auto t0 = Clock::now();
+  auto first = st.get_repository("web/app");
+  auto waited = Clock::now() - t0;
+  ASSERT_FALSE(first);
+  EXPECT_EQ(first.error().code(), Errc::Unavailable) << first.error().message();
+  EXPECT_GE(waited, kWait / 2) << "a server that may be restarting is not waited for";
+  for (int i = 0; i < 3; ++i) {
+    t0 = Clock::now();
+    auto again = st.get_repository("web/app");
+    auto took = Clock::now() - t0;
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error().code(), Errc::Unavailable) << again.error().message();
+    EXPECT_LT(took, kWait / 4) << "operation " << i + 2 << " waited again for a server known away";
+  }
+
+  ASSERT_TRUE(server.start()) << server.error();
+  auto up = st.get_repository("web/app");
+  ASSERT_TRUE(up) << up.error().message();
+  // Back to riding out a restart: a short one is waited for again.
+  ASSERT_TRUE(server.stop());
+  std::thread restart([&server] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(server.start()) << server.error();
+  });
+  auto during = st.get_repository("web/app");
+  restart.join();
+  EXPECT_TRUE(during) << during.error().message();
 }
 
 // Two nodes on one database number a service's revisions and deployments without gaps or
