@@ -167,8 +167,7 @@ start_postgres() {
     --no-instructions >"$OUT/pg-initdb.log" 2>&1 || { cat "$OUT/pg-initdb.log" >&2; exit 1; }
   printf "listen_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\nmax_connections = 100\n" \
     "$PGDIR" >>"$PGDIR/data/postgresql.auto.conf"
-  local try
-  for try in 1 2 3; do
+  for _ in 1 2 3; do  # another process may take the free port first
     PGPORT=$(free_port)
     if "${as_pg[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w -t 60 \
       -o "-p $PGPORT" start >/dev/null; then
@@ -383,7 +382,7 @@ if want push || want small; then
         s=$(push "$kind" big big); record "$kind" big_push_s "$s"
         s2=$(pull "$kind" big); record "$kind" big_pull_s "$s2"
         # Again: berthd now answers from the verified local copy the first pull left in
-        # DATA/cache/blobs; distribution reads S3 again.
+        # DATA/cache/blobs (unless REDIRECT); distribution reads S3 again.
         s3=$(pull "$kind" big); record "$kind" big_pull2_s "$s3"
         log "$kind run $run: big push ${s}s pull ${s2}s again ${s3}s (load $(loadavg))"
       fi
@@ -466,7 +465,9 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
     done
     b=$(median berth big_pull2_s); d=$(median dist big_pull2_s)
     bt=$(mbps "$bytes" "$b"); dt=$(mbps "$bytes" "$d")
-    row "${BIG_LAYERS}x${BIG_MB} MB image pulled again, MB/s (${b}s vs ${d}s; berth: its local copy)" \
+    again="berth: its local copy"
+    ((REDIRECT)) && again="both: redirected to RGW"
+    row "${BIG_LAYERS}x${BIG_MB} MB image pulled again, MB/s (${b}s vs ${d}s; $again)" \
       "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
   fi
   if want small; then
