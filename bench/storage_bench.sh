@@ -26,6 +26,7 @@
 #   WRK_THREADS [1] WRK_CONNS [32] WRK_SECS [10]
 #   REDIRECT [0]        1: berthd redirect_pulls: true and distribution's redirects on (blob
 #                       GETs answered 307 to a presigned RGW URL by both)
+#   RGW_NODELAY [1]     radosgw's beast tcp_nodelay (0: Nagle on, beast's default; see below)
 #   BUILD_DIR [build-bench]  berth build dir (built with CMake Release unless --no-build)
 #   OUT [bench/out/storage]  raw results; IMAGES [bench/out/images] image cache (shared with
 #                       registry_bench.sh)
