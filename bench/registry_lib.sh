@@ -82,20 +82,24 @@ run_wrk() {  # run_wrk KIND NAME URL [wrk args]: one sample of NAME_rps, NAME_p5
 # Content-Length bytes of a body that never comes and completes 0 requests. Blob HEADs are
 # therefore measured with ApacheBench (ab -i: HEAD, -k: keep-alive), same concurrency and
 # duration; its CSV percentiles give p99 with sub-millisecond resolution.
-run_ab_head() {  # run_ab_head KIND NAME URL: one sample of NAME_rps and NAME_p99_ms
+run_ab_head() { run_ab "$@" -i; }  # run_ab_head KIND NAME URL
+run_ab() {  # run_ab KIND NAME URL [ab args]: one sample of NAME_rps, NAME_p50_ms, NAME_p99_ms
   local kind=$1 name=$2 url=$3 f
+  shift 3
   f=$OUT/ab-$kind-$name-$run.txt
   local auth=()
   [[ -n ${AUTH[$kind]:-} ]] && auth=(-A "${AUTH[$kind]}")
-  ab -q -k -i -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 "${auth[@]}" -e "$f.csv" "$url" >"$f" 2>&1
-  local rps p99 failed
+  ab -q -k -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 "${auth[@]}" "$@" -e "$f.csv" "$url" >"$f" 2>&1
+  local rps p50 p99 failed
   rps=$(awk '/^Requests per second:/ {print $4}' "$f")
+  p50=$(awk -F, '$1 == "50" {printf "%.3f", $2}' "$f.csv")
   p99=$(awk -F, '$1 == "99" {printf "%.3f", $2}' "$f.csv")
   failed=$(awk '/^(Failed requests|Non-2xx responses):/ {s += $NF} END {print s + 0}' "$f")
   ((failed == 0)) || log "WARNING: $kind $name: $failed failed/non-2xx responses (see $f)"
   record "$kind" "${name}_rps" "$rps"
+  record "$kind" "${name}_p50_ms" "$p50"
   record "$kind" "${name}_p99_ms" "$p99"
-  log "$kind $name run $run: ${rps} req/s p99 ${p99}ms (load $(loadavg))"
+  log "$kind $name run $run: ${rps} req/s p50 ${p50}ms p99 ${p99}ms (load $(loadavg))"
 }
 
 # ---------------------------------------------------------------- report helpers
