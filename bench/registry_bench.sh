@@ -48,7 +48,8 @@ while (($#)); do
 done
 want() { ((${#only[@]} == 0)) && return 0; local o; for o in "${only[@]}"; do [[ $o == "$1" ]] && return 0; done; return 1; }
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# log, image, push, pull, run_wrk, run_ab_head, median, ratio, ...
+. "$here/registry_lib.sh"
 
 # ---------------------------------------------------------------- prerequisites
 need_pkgs=()
@@ -99,16 +100,6 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- images
 IMAGES=${IMAGES:-$OUT/images}
 mkdir -p "$IMAGES"
-image() {  # image NAME LAYERS BYTES FILES: cached OCI layout $IMAGES/NAME:latest
-  local name=$1 stamp="$IMAGES/$1.stamp" spec="$2 $3 ${4:-1}"
-  if [[ -f $stamp && $(cat "$stamp") == "$spec" ]]; then return; fi
-  log "building image $name ($2 layers x $3 bytes)"
-  rm -rf "${IMAGES:?}/$name"
-  "$here/make_image.sh" "$IMAGES/$name" latest "$2" "$3" "${4:-1}"
-  echo "$spec" >"$stamp"
-}
-layout_bytes() { find "$IMAGES/$1/blobs" -type f -printf '%s\n' | awk '{s+=$1} END {print s}'; }
-
 want push && image big "$BIG_LAYERS" $((BIG_MB * 1000 * 1000))
 want small && image small "$SMALL_LAYERS" $((SMALL_KB * 1024)) 4
 want huge && image huge 1 $((HUGE_MB * 1024 * 1024))
@@ -190,41 +181,6 @@ stop_server() {  # stop_server [KIND]: the named server, else the last one start
   [[ $pid == "$SERVER_PID" ]] && SERVER_PID=""
   return 0
 }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-now_ns() { date +%s%N; }
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }  # server metric value
-
-push() {  # push KIND IMAGE TAG -> seconds
-  local port t0 t1
-  port=$(port_of "$1")
-  t0=$(now_ns)
-  local creds=()
-  [[ -n ${AUTH[$1]:-} ]] && creds=(--dest-creds "${AUTH[$1]}")
-  skopeo copy -q --dest-tls-verify=false "${creds[@]}" "oci:$IMAGES/$2:latest" \
-    "docker://127.0.0.1:$port/$REPO:$3" >/dev/null ||
-    { echo "push of $2 to $1 failed" >&2; return 1; }
-  t1=$(now_ns)
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
-}
-
-pull() {  # pull KIND TAG -> seconds
-  local port t0 t1 dst
-  port=$(port_of "$1")
-  dst=$(mktemp -d "$TMP/pull.XXXXXX")
-  t0=$(now_ns)
-  local creds=()
-  [[ -n ${AUTH[$1]:-} ]] && creds=(--src-creds "${AUTH[$1]}")
-  skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://127.0.0.1:$port/$REPO:$2" \
-    "oci:$dst/img:latest" >/dev/null ||
-    { echo "pull of $2 from $1 failed" >&2; return 1; }
-  t1=$(now_ns)
-  rm -rf "$dst"
-  awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
-}
-
 SERVERS=(dist berth)
 
 # ---------------------------------------------------------------- 1+2: push/pull
@@ -252,50 +208,6 @@ if want push || want small; then
 fi
 
 # ---------------------------------------------------------------- 3: wrk
-to_ms() {  # 1.23ms | 456.00us | 1.20s -> ms
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
-    else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
-}
-run_wrk() {  # run_wrk KIND NAME URL [wrk args] : one sample of NAME_rps and NAME_p99_ms
-  local kind=$1 name=$2 url=$3 f
-  shift 3
-  {
-    f=$OUT/wrk-$kind-$name-$run.txt
-    wrk -t"$WRK_THREADS" -c"$WRK_CONNS" -d"${WRK_SECS}s" --latency "$@" "$url" >"$f"
-    local rps p99 non2xx
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$f")
-    p99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$f")")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$f")
-    [[ -z $non2xx ]] || log "WARNING: $kind $name: $non2xx non-2xx responses (see $f)"
-    record "$kind" "${name}_rps" "$rps"
-    record "$kind" "${name}_p99_ms" "$p99"
-    log "$kind $name run $run: ${rps} req/s p99 ${p99}ms (load $(loadavg))"
-  }
-}
-# wrk 4.1's response parser is not told the request was HEAD, so it waits for the
-# Content-Length bytes of a body that never comes and completes 0 requests. Blob HEADs are
-# therefore measured with ApacheBench (ab -i: HEAD, -k: keep-alive), same concurrency and
-# duration; its CSV percentiles give p99 with sub-millisecond resolution.
-run_ab_head() {  # run_ab_head KIND NAME URL : one sample of NAME_rps and NAME_p99_ms
-  local kind=$1 name=$2 url=$3 f
-  {
-    f=$OUT/ab-$kind-$name-$run.txt
-    local auth=()
-    [[ -n ${AUTH[$kind]:-} ]] && auth=(-A "${AUTH[$kind]}")
-    ab -q -k -i -c "$WRK_CONNS" -t "$WRK_SECS" -n 10000000 "${auth[@]}" -e "$f.csv" "$url" >"$f" 2>&1
-    local rps p99 failed
-    rps=$(awk '/^Requests per second:/ {print $4}' "$f")
-    p99=$(awk -F, '$1 == "99" {printf "%.3f", $2}' "$f.csv")
-    failed=$(awk '/^(Failed requests|Non-2xx responses):/ {s += $NF} END {print s + 0}' "$f")
-    ((failed == 0)) || log "WARNING: $kind $name: $failed failed/non-2xx responses (see $f)"
-    record "$kind" "${name}_rps" "$rps"
-    record "$kind" "${name}_p99_ms" "$p99"
-    log "$kind $name run $run: ${rps} req/s p99 ${p99}ms (load $(loadavg))"
-  }
-}
 if want wrk || want rss; then
   # Both servers up at once (distinct ports) so the runs can alternate between them: the
   # machine may be shared, and alternating spreads any background load over both.
@@ -362,16 +274,8 @@ fi
 
 LOAD_END=$(loadavg)
 # ---------------------------------------------------------------- report
-median() {  # median KIND METRIC
-  awk -F'\t' -v k="$1" -v m="$2" '$1 == k && $2 == m {print $3}' "$RAW" | sort -g |
-    awk '{v[NR] = $1} END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2];
-      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-fmt() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "") print "n/a"; else printf "%.*f", d, v }'; }
 # row LABEL DIST BERTH RATIO TARGET MET DECIMALS
 row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$7")" "$(fmt "$3" "$7")" "$4" "$5" "$6"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2fx", a / b }'; }
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { if (a !~ /^[0-9.]+$/) print "n/a"; else print (a + 0 >= b + 0 ? "yes" : "no") }'; }
 
 {
   echo

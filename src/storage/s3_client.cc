@@ -65,6 +65,10 @@ namespace {
 const char* const kEmptySha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 // An error answer's body is kept up to this much (S3's are well under 1 KiB).
 constexpr size_t kMaxErrorBody = 64 * 1024;
+// Bodies move in big pieces: with libcurl's defaults (16 KiB down, 64 KiB up) a 50 MB layer
+// costs thousands of recv/poll/write round trips and sink calls.
+constexpr long kDownloadBufferSize = 512 * 1024;
+constexpr long kUploadBufferSize = 2 * 1024 * 1024;  // libcurl's largest
 
 struct Request {
   const char* method = "GET";
@@ -321,11 +325,17 @@ Result<Response> perform(detail::S3Connections& conns, const S3Options& o, const
     curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
     curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
     curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+    if (req.fd >= 0) {
+      curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBufferSize);
+    }
     if (method == "POST") {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "POST");
     }
   } else if (method != "GET") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method);
+  }
+  if (req.sink != nullptr) {
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kDownloadBufferSize);
   }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   CURLcode rc = curl_easy_perform(h);
