@@ -10,6 +10,8 @@
 //   berth.db                     the SQLite snapshot: last, so a truncated archive has none
 #pragma once
 
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -18,6 +20,16 @@ namespace berth::daemon::backup_format {
 
 /// strerror(e) as a string, for the messages of failed file operations.
 inline std::string errno_text(int e) { return std::strerror(e); }
+
+/// A file descriptor closed when it goes out of scope.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
 
 inline constexpr int kFormat = 1;
 inline constexpr const char* kHeaderName = "berth-backup.json";

@@ -29,14 +29,7 @@ namespace {
 
 namespace bf = backup_format;
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
+using backup_format::Fd;
 
 class TarReader {
  public:

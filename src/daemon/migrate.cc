@@ -43,17 +43,9 @@ namespace {
 
 namespace bf = backup_format;
 namespace stdfs = std::filesystem;
+using bf::Fd;
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
-
-int fail(const std::string& msg) {
+int fail_migrate(const std::string& msg) {
   std::fprintf(stderr, "berthd migrate: %s\n", msg.c_str());
   return 2;
 }
@@ -437,13 +429,13 @@ int migrate(const Target& t) {
                t.dry_run ? " (dry run: checks only)" : "");
   Opened o;
   if (auto s = prepare(t, o); !s) {
-    return fail(s.error().message());
+    return fail_migrate(s.error().message());
   }
   Written w;
   w.blobs = o.target_blobs.get();
   auto undo = [&](const Error& e) {
     w.undo();
-    return fail(e.message() + (t.dry_run ? "" : "; the target is left as it was"));
+    return fail_migrate(e.message() + (t.dry_run ? "" : "; the target is left as it was"));
   };
 
   // Step 2: blobs, checked.
@@ -534,32 +526,32 @@ int run_migrate(const std::string& from_dir, const config::Config& target,
   src.data_dir = from_dir;
   t.cfg = target;
   if (auto s = config::make_paths_absolute(src); !s) {
-    return fail(s.error().message());
+    return fail_migrate(s.error().message());
   }
   if (auto s = config::make_paths_absolute(t.cfg); !s) {
-    return fail(s.error().message());
+    return fail_migrate(s.error().message());
   }
   t.from = src.data_dir;
   t.force = opts.force;
   t.dry_run = opts.dry_run;
   t.config_file = opts.config_file.empty() ? "FILE" : opts.config_file;
   if (::access((t.from + "/" + bf::kDbName).c_str(), R_OK) != 0) {
-    return fail(t.from + " has no berth.db; is it a berth data directory?");
+    return fail_migrate(t.from + " has no berth.db; is it a berth data directory?");
   }
   bool same_data = same_dir(t.cfg.data_dir, t.from);
   t.rows = !(same_data && t.cfg.store.driver != "postgres");
   t.blobs = !(same_data && t.cfg.storage.driver != "s3");
   t.files = !same_data;
   if (!t.rows && !t.blobs) {
-    return fail("the target config names " + t.from +
-                "'s own store and blobs: nothing to migrate (set store.driver: postgres, "
-                "storage.driver: s3 or another data directory)");
+    return fail_migrate("the target config names " + t.from +
+                        "'s own store and blobs: nothing to migrate (set store.driver: postgres, "
+                        "storage.driver: s3 or another data directory)");
   }
 
   // Offline only: a serving berthd writes rows and blobs while they are copied.
   auto l = lock_data_dir_for_tool(t.from);
   if (!l) {
-    return fail(l.error().message() + "; stop it first: migrate copies a stopped install");
+    return fail_migrate(l.error().message() + "; stop it first: migrate copies a stopped install");
   }
   Fd source_lock{*l};
   std::string target_db = t.cfg.data_dir + "/" + bf::kDbName;
@@ -568,11 +560,11 @@ int run_migrate(const std::string& from_dir, const config::Config& target,
   Fd target_lock;
   if (t.files && !t.dry_run) {
     if (auto s = fs::make_dirs(t.cfg.data_dir); !s) {
-      return fail(s.error().message());
+      return fail_migrate(s.error().message());
     }
     auto tl = lock_data_dir_for_tool(t.cfg.data_dir);
     if (!tl) {
-      return fail("target " + tl.error().message());
+      return fail_migrate("target " + tl.error().message());
     }
     target_lock.fd = *tl;
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "oci/oci.h"
 #include "store/copy.h"
 #include "store/store.h"
 #include "support/harness.h"
@@ -20,8 +21,6 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-constexpr const char* kOciManifest = "application/vnd.oci.image.manifest.v1+json";
 
 class CopyStoreTest : public ::testing::TestWithParam<test::StoreEngine> {
  protected:
@@ -52,7 +51,7 @@ class CopyStoreTest : public ::testing::TestWithParam<test::StoreEngine> {
     ASSERT_TRUE(source_->link_blob(repo_.id, "sha256:" + std::string(64, 'a'), 42, 100));
     ManifestRecord m;
     m.digest = "sha256:" + std::string(64, 'm');
-    m.media_type = kOciManifest;
+    m.media_type = oci::kOciManifest;
     m.content = std::string("binary\0\xff\xfe bytes", 16);
     m.size = static_cast<int64_t>(m.content.size());
     m.blob_refs = {"sha256:" + std::string(64, 'a')};
