@@ -78,7 +78,12 @@ std::optional<std::pair<store::BuildRecord, std::shared_ptr<Running>>>
 Service::Impl::claim_locked() {
   auto queued = deps.store.list_builds_by_status(kQueued);
   if (!queued) {
-    log->error("queue read failed error={}", queued.error().message());
+    // The store being away (PostgreSQL restarting) is handled: the next tick reads again.
+    if (queued.error().code() == Errc::Unavailable) {
+      log->warn("queue read failed error={}", queued.error().message());
+    } else {
+      log->error("queue read failed error={}", queued.error().message());
+    }
     return std::nullopt;
   }
   std::set<std::string> busy;
