@@ -52,25 +52,11 @@ want() { ((${#only[@]} == 0)) && return 0; local o; for o in "${only[@]}"; do [[
 . "$here/registry_lib.sh"
 
 # ---------------------------------------------------------------- prerequisites
-need_pkgs=()
-for pair in docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skopeo umoci:umoci curl:curl jq:jq; do
-  command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair#*:}")
-done
-if ((${#need_pkgs[@]})); then
-  log "installing ${need_pkgs[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+ensure_pkgs docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skopeo umoci:umoci \
+  curl:curl jq:jq
 # The Debian package may start its own registry on :5000; we never use that one.
 
-if ((do_build)); then
-  log "building berthd and berth (Release) in $BUILD_DIR"
-  cmake -S "$root" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD_DIR" -j2 --target berthd berth >/dev/null
-fi
-BERTHD=$BUILD_DIR/bin/berthd
-BERTH=$BUILD_DIR/bin/berth
-[[ -x $BERTHD && -x $BERTH ]] || { echo "no berthd in $BUILD_DIR/bin" >&2; exit 1; }
+build_berth "$root" "$BUILD_DIR" "$do_build"
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)

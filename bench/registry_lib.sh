@@ -14,6 +14,30 @@ rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }  # server metric value
 
+# ---------------------------------------------------------------- set-up
+ensure_pkgs() {  # ensure_pkgs COMMAND:PACKAGE...: installs the packages whose command is missing
+  local need=() pair
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+  done
+  if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+build_berth() {  # build_berth ROOT BUILD_DIR DO_BUILD: sets BERTHD and BERTH (Release build)
+  if (($3)); then
+    log "building berthd and berth (Release) in $2"
+    cmake -S "$1" -B "$2" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$2" -j2 --target berthd berth >/dev/null
+  fi
+  BERTHD=$2/bin/berthd
+  BERTH=$2/bin/berth
+  [[ -x $BERTHD && -x $BERTH ]] || { echo "no berthd in $2/bin" >&2; exit 1; }
+}
+
 # ---------------------------------------------------------------- images
 image() {  # image NAME LAYERS BYTES FILES: cached OCI layout $IMAGES/NAME:latest
   local name=$1 stamp="$IMAGES/$1.stamp" spec="$2 $3 ${4:-1}"

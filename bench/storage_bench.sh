@@ -70,26 +70,11 @@ want() { ((${#only[@]} == 0)) && return 0; local o; for o in "${only[@]}"; do [[
 . "$here/registry_lib.sh"
 
 # ---------------------------------------------------------------- prerequisites
-need_pkgs=()
-for pair in docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skopeo umoci:umoci \
+ensure_pkgs docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skopeo umoci:umoci \
   curl:curl jq:jq python3:python3 radosgw:radosgw ceph-mon:ceph-mon ceph-osd:ceph-osd \
-  "$PGBIN/initdb:postgresql-15"; do
-  command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair#*:}")
-done
-if ((${#need_pkgs[@]})); then
-  log "installing ${need_pkgs[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+  "$PGBIN/initdb:postgresql-15"
 
-if ((do_build)); then
-  log "building berthd and berth (Release) in $BUILD_DIR"
-  cmake -S "$root" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$BUILD_DIR" -j2 --target berthd berth >/dev/null
-fi
-BERTHD=$BUILD_DIR/bin/berthd
-BERTH=$BUILD_DIR/bin/berth
-[[ -x $BERTHD && -x $BERTH ]] || { echo "no berthd in $BUILD_DIR/bin" >&2; exit 1; }
+build_berth "$root" "$BUILD_DIR" "$do_build"
 
 mkdir -p "$OUT" "$IMAGES"
 OUT=$(cd "$OUT" && pwd)
