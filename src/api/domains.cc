@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // /api/v1/domains: custom domains linked to services (docs/domains.md), and /api/v1/ca, the
 // root of berth's own CA. Actions: domain:LinkDomain and domain:UnlinkDomain on domain/NAME
-// (link also needs service:GetService on the service), domain:GetDomain, domain:ListDomains
+// (link also needs service:GetService on the service; {"registry": true} links a name to
+// berthd's own registry listener), domain:GetDomain, domain:ListDomains
 // (domain/*), domain:GetCaRoot on ca/root.
 #include "domains/domains.h"
 
@@ -41,25 +42,40 @@ class DomainsHandler : public RestHandler {
       return json_response(200, Json{{"domains", arr}});
     }
     if (seg.size() == 1 && m == V::post) {
-      // {"service": "web", "name": "example.com", "www": true}
+      // {"service": "web", "name": "example.com", "www": true} or
+      // {"registry": true, "name": "registry.example.com"}
       BERTH_ASSIGN_OR_RETURN(auto body, parse_object_body(call.body));
-      if (!body.contains("service") || !body["service"].is_string() || !body.contains("name") ||
-          !body["name"].is_string()) {
+      if (body.contains("registry") && !body["registry"].is_boolean()) {
+        return Error(Errc::InvalidArgument, "registry must be true or false");
+      }
+      bool registry = body.value("registry", false);
+      if (!body.contains("name") || !body["name"].is_string() ||
+          (!registry && (!body.contains("service") || !body["service"].is_string()))) {
         return Error(Errc::InvalidArgument,
-                     "body must be {\"service\": \"NAME\", \"name\": \"DOMAIN\", \"www\": false}");
+                     "body must be {\"service\": \"NAME\", \"name\": \"DOMAIN\", \"www\": false} "
+                     "or {\"registry\": true, \"name\": \"DOMAIN\"}");
       }
       if (body.contains("www") && !body["www"].is_boolean()) {
         return Error(Errc::InvalidArgument, "www must be true or false");
       }
-      std::string service = body["service"].get<std::string>();
       BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(body["name"].get<std::string>()));
       bool www = body.value("www", false);
+      if (registry && (www || body.contains("service"))) {
+        return Error(Errc::InvalidArgument,
+                     "a registry link takes one name: no service and no www");
+      }
       BERTH_TRY(allow(call, "domain:LinkDomain", "domain/" + name));
       if (www) {
         BERTH_TRY(allow(call, "domain:LinkDomain", "domain/www." + name));
       }
-      BERTH_TRY(allow(call, "service:GetService", "service/" + service));
-      BERTH_ASSIGN_OR_RETURN(auto linked, m_.link(service, name, www));
+      std::vector<domains::Domain> linked;
+      if (registry) {
+        BERTH_ASSIGN_OR_RETURN(linked, m_.link_registry(name));
+      } else {
+        std::string service = body["service"].get<std::string>();
+        BERTH_TRY(allow(call, "service:GetService", "service/" + service));
+        BERTH_ASSIGN_OR_RETURN(linked, m_.link(service, name, www));
+      }
       Json arr = Json::array();
       for (const auto& d : linked) {
         arr.push_back(domains::domain_to_json(d));
@@ -77,12 +93,16 @@ class DomainsHandler : public RestHandler {
     }
     if (m == V::delete_) {
       std::string service = call.q("service");
-      if (service.empty()) {
+      bool registry = call.q("registry") == "true";
+      if (service.empty() == !registry) {
         return Error(Errc::InvalidArgument,
-                     "unlink needs ?service=NAME (the service it is linked to)");
+                     "unlink needs ?service=NAME (the service it is linked to) or ?registry=true");
       }
       BERTH_TRY(allow(call, "domain:UnlinkDomain", "domain/" + name));
       BERTH_TRY(m_.unlink(service, name));
+      if (registry) {
+        return json_response(200, Json{{"unlinked", name}, {"registry", true}});
+      }
       return json_response(200, Json{{"unlinked", name}, {"service", service}});
     }
     return no_endpoint(call);
@@ -100,7 +120,7 @@ awaitable<void> Api::handle_domains(http::Exchange& ex, std::string rest) {
                           : domains_.unavailable_reason;
     co_return co_await ex.send(error_response(Error(Errc::FailedPrecondition, why)));
   }
-  std::vector<const char*> params = {"service"};
+  std::vector<const char*> params = {"service", "registry"};
   co_await serve_call(ex, std::move(rest), std::move(params), kMaxRestBody, *domains_.pool,
                       [m = domains_.manager, iam = &iam_](const ApiCall& call) {
                         return DomainsHandler(*m, *iam).serve(call);

@@ -21,6 +21,7 @@ struct DomainCommands {
   CLI::App *link = nullptr, *ls = nullptr, *show = nullptr, *unlink = nullptr, *ca_export = nullptr;
   std::string service, name;
   bool www = false;
+  bool registry = false;  // link/unlink --registry DOMAIN: berthd's own registry listener
   bool json = false;
   std::string wait = "5m";
 };
@@ -34,9 +35,30 @@ std::string expiry(const Json& d) {
   return t == 0 ? "-" : when(t);
 }
 
+// What a domain is linked to: the service's name, or "(registry)".
+std::string target(const Json& d) {
+  return d.value("registry", false) ? std::string("(registry)") : str(d, "service");
+}
+
+// link and unlink take SERVICE DOMAIN, or --registry DOMAIN (which CLI11 puts in service).
+std::optional<Error> settle_args(DomainCommands& s) {
+  if (s.registry) {
+    if (!s.name.empty()) {
+      return Error(Errc::InvalidArgument, "--registry takes one DOMAIN and no service");
+    }
+    s.name = std::move(s.service);
+    s.service.clear();
+  }
+  if (s.name.empty()) {
+    return Error(Errc::InvalidArgument, s.registry ? "--registry needs a DOMAIN"
+                                                   : "needs SERVICE DOMAIN (or --registry DOMAIN)");
+  }
+  return std::nullopt;
+}
+
 void print_domain(const Json& d) {
   std::printf("%s\n", str(d, "name").c_str());
-  std::printf("  service      %s\n", str(d, "service").c_str());
+  std::printf("  service      %s\n", target(d).c_str());
   std::printf("  status       %s\n", str(d, "status").c_str());
   std::printf("  issuer       %s\n", str(d, "issuer").c_str());
   std::printf("  expires      %s\n", expiry(d).c_str());
@@ -135,10 +157,11 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   domain->require_subcommand(1);
   s->link = domain->add_subcommand(
       "link", "serve a service on a domain over HTTPS: DNS records, certificate, route");
-  s->link->add_option("service", s->service, "service name")->required();
-  s->link->add_option("domain", s->name, "domain name (example.com, *.preview.example.com)")
-      ->required();
+  s->link->add_option("service", s->service, "service name (none with --registry)")->required();
+  s->link->add_option("domain", s->name, "domain name (example.com, *.preview.example.com)");
   s->link->add_flag("--www", s->www, "also link www.DOMAIN");
+  s->link->add_flag("--registry", s->registry,
+                    "link DOMAIN to berthd's own registry/API listener (docker login DOMAIN)");
   s->link->add_option("--wait", s->wait, "how long to follow the steps (0s: do not wait)")
       ->capture_default_str();
   add_json_flag(s->link, s->json);
@@ -150,8 +173,9 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   add_json_flag(s->show, s->json);
   s->unlink = domain->add_subcommand(
       "unlink", "stop serving a domain: removes its route, the records link made, its certificate");
-  s->unlink->add_option("service", s->service, "service name")->required();
-  s->unlink->add_option("domain", s->name, "domain name")->required();
+  s->unlink->add_option("service", s->service, "service name (none with --registry)")->required();
+  s->unlink->add_option("domain", s->name, "domain name");
+  s->unlink->add_flag("--registry", s->registry, "DOMAIN is linked to the registry");
   add_json_flag(s->unlink, s->json);
 
   auto* ca = app.add_subcommand("ca", "berth's own certificate authority");
@@ -167,7 +191,14 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     if (!wait) {
       return fail(Error(Errc::InvalidArgument, "--wait: " + wait.error().message()));
     }
-    Json body = {{"service", s.service}, {"name", s.name}, {"www", s.www}};
+    if (auto bad = settle_args(s)) {
+      return fail(*bad);
+    }
+    if (s.registry && s.www) {
+      return fail(Error(Errc::InvalidArgument, "--www cannot be combined with --registry"));
+    }
+    Json body = s.registry ? Json{{"registry", true}, {"name", s.name}}
+                           : Json{{"service", s.service}, {"name", s.name}, {"www", s.www}};
     auto r = client.call("POST", kDomains, body);
     if (!r) {
       return fail(r.error());
@@ -180,7 +211,8 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
       return print_json(*r);
     }
     for (const auto& n : names) {
-      std::printf("%s: linking to service %s\n", n.c_str(), s.service.c_str());
+      std::printf("%s: linking to %s\n", n.c_str(),
+                  s.registry ? "the registry" : ("service " + s.service).c_str());
     }
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wait);
     return follow_link(client, names, ms);
@@ -189,7 +221,7 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     std::string path = kDomains + (s.service.empty() ? "" : "?service=" + url::encode(s.service));
     return print_list(client.call("GET", path), "domains", s.json,
                       {field("DOMAIN", "name"),
-                       field("SERVICE", "service"),
+                       {"SERVICE", target},
                        field("STATUS", "status"),
                        field("ISSUER", "issuer"),
                        {"EXPIRES", expiry},
@@ -207,15 +239,20 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     return 0;
   }
   if (*s.unlink) {
-    auto r = client.call(
-        "DELETE", kDomains + "/" + url::encode(s.name) + "?service=" + url::encode(s.service));
+    if (auto bad = settle_args(s)) {
+      return fail(*bad);
+    }
+    auto r = client.call("DELETE", kDomains + "/" + url::encode(s.name) +
+                                       (s.registry ? std::string("?registry=true")
+                                                   : "?service=" + url::encode(s.service)));
     if (!r) {
       return fail(r.error());
     }
     if (s.json) {
       return print_json(*r);
     }
-    std::printf("unlinked %s from service %s\n", s.name.c_str(), s.service.c_str());
+    std::printf("unlinked %s from %s\n", s.name.c_str(),
+                s.registry ? "the registry" : ("service " + s.service).c_str());
     return 0;
   }
   if (*s.ca_export) {

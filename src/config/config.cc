@@ -136,6 +136,10 @@ const ListSetting kListSettings[] = {{"dns.listen", [](Config& c) -> auto& {retu
 }
 , nullptr
 }
+, {"dns.registry_addresses", [](Config& c) -> auto& {return c.dns.registry_addresses;
+}
+, nullptr
+}
 , {"router_listen", [](Config& c) -> auto& {return c.router_listen;
 }
 , nullptr
@@ -737,11 +741,13 @@ Status validate(const Config& cfg) {
       return bad("dns.listen", "expected ADDR:PORT or [IPv6]:PORT, got '" + a + "'");
     }
   }
-  for (const auto* list : {&cfg.dns.nameserver_addresses, &cfg.dns.service_addresses}) {
+  for (const auto* list :
+       {&cfg.dns.nameserver_addresses, &cfg.dns.service_addresses, &cfg.dns.registry_addresses}) {
     for (const auto& a : *list) {
       if (a.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos || a.empty()) {
-        return bad(list == &cfg.dns.service_addresses ? "dns.service_addresses"
-                                                      : "dns.nameserver_addresses",
+        return bad(list == &cfg.dns.service_addresses    ? "dns.service_addresses"
+                   : list == &cfg.dns.registry_addresses ? "dns.registry_addresses"
+                                                         : "dns.nameserver_addresses",
                    "expected IP addresses, got '" + a + "'");
       }
     }

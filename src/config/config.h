@@ -130,6 +130,9 @@ struct DnsConfig {
   std::vector<std::string> nameserver_addresses;
   /// What an ALIAS to a service answers; empty: the router's address when it is not a wildcard.
   std::vector<std::string> service_addresses;
+  /// Where `berth domain link --registry` points a name; empty: the registry listener's
+  /// address when it is not a wildcard.
+  std::vector<std::string> registry_addresses;
   int udp_threads = 0;  // UDP sockets per address; 0 = one per core
   uint64_t max_tcp_connections = 512;
   uint64_t max_tcp_connections_per_address = 64;

@@ -402,6 +402,12 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.redirect_http = cfg.router.redirect_http;
   dset.hsts = cfg.router.hsts;
   dset.service_addresses = dns_settings.service_addresses;
+  dset.registry_addresses = cfg.dns.registry_addresses;
+  if (dset.registry_addresses.empty()) {
+    if (auto h = concrete_host(cfg.listen); !h.empty()) {
+      dset.registry_addresses.push_back(h);
+    }
+  }
   domains::Hooks dhooks;
   dhooks.service_exists = [c = s.controller.get(), st = s.store.get(),
                            dns = s.dns.get()](const std::string& name) {
@@ -429,12 +435,17 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
     c->set_domains(std::move(hosts));
   };
-  dhooks.publish_certificates = [r = s.router.get(),
+  // One set for both listeners: the router's HTTPS and the registry/API listener (names
+  // linked with --registry) pick from it by SNI.
+  dhooks.publish_certificates = [r = s.router.get(), api = s.server.get(),
                                  log = s.log](std::vector<domains::ServedCertificate> certs) {
-    std::vector<router::TlsCertificate> out;
+    std::vector<tls::Certificate> out;
     for (auto& c : certs) {
-      out.push_back(router::TlsCertificate{std::move(c.names), std::move(c.chain_pem),
-                                           std::move(c.key_pem), std::move(c.ocsp_der)});
+      out.push_back(tls::Certificate{std::move(c.names), std::move(c.chain_pem),
+                                     std::move(c.key_pem), std::move(c.ocsp_der)});
+    }
+    if (auto st = api->publish_certificates(out); !st) {
+      log->error("the registry listener refused the certificates: {}", st.error().message());
     }
     if (auto st = r->publish_certificates(std::move(out)); !st) {
       log->error("router refused the certificates: {}", st.error().message());

@@ -62,7 +62,10 @@ struct CreatedRecord {
 
 struct Domain {
   std::string name;     // "example.com", "www.example.com", "*.preview.example.com"
-  std::string service;  // the service it routes to
+  std::string service;  // the service it routes to ("" for the registry)
+  /// Linked with --registry: the name is berthd's own registry/API listener, served over TLS
+  /// there (records point at Settings::registry_addresses; no router route).
+  bool registry = false;
   std::string status;   // kLinking, kPendingDns, kPendingCertificate, kActive, kFailed
   std::string issuer;   // "internal" or "acme"
   std::string group;    // the name it was linked with (apex for --www pairs)
@@ -107,6 +110,9 @@ struct Settings {
   /// Addresses the user's records must point at for names outside berth's zones (the
   /// router's public addresses; dns.service_addresses).
   std::vector<std::string> service_addresses;
+  /// Where a name linked with --registry must point: the addresses clients reach berthd's
+  /// registry/API listener at (dns.registry_addresses; default: its listen address).
+  std::vector<std::string> registry_addresses;
   /// Check names outside berth's zones through the system resolver (off in tests, whose
   /// machines must not send queries off the host).
   bool dns_check = true;
@@ -118,7 +124,7 @@ struct Hooks {
   std::function<bool(const std::string& service)> service_exists;
   /// Every ACTIVE name -> its route. Called after each change, from the worker or a caller.
   std::function<void(std::map<std::string, HostRoute>)> publish_routes;
-  /// Every certificate an ACTIVE name uses.
+  /// Every certificate an ACTIVE name uses (the router's and the registry's alike).
   std::function<void(std::vector<ServedCertificate>)> publish_certificates;
   /// ACME HTTP-01: token -> key authorization, served by the router.
   std::function<void(std::shared_ptr<const std::unordered_map<std::string, std::string>>)>
@@ -151,8 +157,12 @@ class Manager {
   /// pending and queues the work; returns at once. AlreadyExists when a name is linked to
   /// another service; NotFound for an unknown service.
   Result<std::vector<Domain>> link(const std::string& service, const std::string& name, bool www);
+  /// Links name to berthd's own registry/API listener (`berth domain link --registry`): the
+  /// same DNS and certificate steps, the certificate served on that listener by SNI.
+  /// AlreadyExists when the name is linked to a service.
+  Result<std::vector<Domain>> link_registry(const std::string& name);
   /// Removes the route, the records link created and, when no other name uses it, the
-  /// certificate. NotFound when name is not linked to service.
+  /// certificate. NotFound when name is not linked to service (service "": to the registry).
   Status unlink(const std::string& service, const std::string& name);
   Result<Domain> get(const std::string& name) const;
   /// Sorted by name; service "" = all.

@@ -84,6 +84,9 @@ struct Manager::Impl {
   Result<CertDoc> load_cert(const std::string& id) const;
   Status save_cert(const CertDoc& c);
 
+  /// Records names (the first is the group) as linking to what proto says and queues them.
+  Result<std::vector<Domain>> link_names(const Domain& proto,
+                                         const std::vector<std::string>& names);
   void enqueue(const std::string& group);
   void run_worker();
   /// Routes and certificates of every ACTIVE name, to the router.

@@ -131,7 +131,9 @@ void Manager::Impl::publish() {
     if (d.status != kActive) {
       continue;
     }
-    routes[d.name] = HostRoute{d.service, settings.redirect_http, settings.hsts};
+    if (!d.registry) {
+      routes[d.name] = HostRoute{d.service, settings.redirect_http, settings.hsts};
+    }
     if (!d.certificate.empty() &&
         std::find(cert_ids.begin(), cert_ids.end(), d.certificate) == cert_ids.end()) {
       cert_ids.push_back(d.certificate);
@@ -227,10 +229,18 @@ void Manager::stop() {
   }
 }
 
+// What a domain is linked to, as messages name it.
+static std::string target_of(const Domain& d) {
+  return d.registry ? std::string("the registry") : "service " + d.service;
+}
+
 Result<std::vector<Domain>> Manager::link(const std::string& service, const std::string& name,
                                           bool www) {
   auto& m = *impl_;
   BERTH_ASSIGN_OR_RETURN(auto apex, normalize_domain(name));
+  if (service.empty()) {
+    return Error(Errc::InvalidArgument, "link needs a service name");
+  }
   if (m.hooks.service_exists && !m.hooks.service_exists(service)) {
     return Error(Errc::NotFound, "service " + service + " does not exist");
   }
@@ -241,40 +251,63 @@ Result<std::vector<Domain>> Manager::link(const std::string& service, const std:
     }
     names.push_back("www." + apex);
   }
-  if (m.settings.issuer == "acme" && m.settings.acme_directory_url.empty()) {
+  Domain proto;
+  proto.service = service;
+  return m.link_names(proto, names);
+}
+
+Result<std::vector<Domain>> Manager::link_registry(const std::string& name) {
+  auto& m = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
+  if (n.starts_with("*.")) {
+    return Error(Errc::InvalidArgument,
+                 "the registry is linked to one name (docker login NAME), not a wildcard");
+  }
+  Domain proto;
+  proto.registry = true;
+  return m.link_names(proto, {n});
+}
+
+Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
+                                                      const std::vector<std::string>& names) {
+  if (settings.issuer == "acme" && settings.acme_directory_url.empty()) {
     return Error(Errc::FailedPrecondition, "tls.issuer is acme but acme.directory_url is not set");
   }
-  std::lock_guard lock(m.rows_mu);
-  std::vector<Domain> created;
+  std::lock_guard lock(rows_mu);
   for (const auto& n : names) {
-    auto existing = m.store.get_object(kDomainKind, n);
+    auto existing = store.get_object(kDomainKind, n);
     if (existing) {
       auto d = domain_from_json(existing->document);
-      std::string owner = d ? d->service : "?";
-      return Error(Errc::AlreadyExists, owner == service
-                                            ? n + " is already linked to service " + service
-                                            : n + " is already linked to another service (" +
-                                                  owner + "): unlink it there first");
+      if (!d) {
+        return Error(Errc::AlreadyExists, n + " is already linked");
+      }
+      if (d->registry == proto.registry && d->service == proto.service) {
+        return Error(Errc::AlreadyExists, n + " is already linked to " + target_of(*d));
+      }
+      std::string owner =
+          !d->registry && !proto.registry ? "another service (" + d->service + ")" : target_of(*d);
+      return Error(Errc::AlreadyExists,
+                   n + " is already linked to " + owner + ": unlink it there first");
     }
     if (existing.error().code() != Errc::NotFound) {
       return existing.error();
     }
   }
+  std::vector<Domain> created;
   for (const auto& n : names) {
-    Domain d;
+    Domain d = proto;
     d.name = n;
-    d.service = service;
     d.status = kLinking;
-    d.issuer = m.settings.issuer;
-    d.group = apex;
+    d.issuer = settings.issuer;
+    d.group = names.front();
     set_step(d, "dns", "pending", "");
     set_step(d, "certificate", "pending", "");
     set_step(d, "route", "pending", "");
-    BERTH_TRY(m.save(d, true));
+    BERTH_TRY(save(d, true));
     created.push_back(std::move(d));
   }
-  m.log->info("domains: link {} -> service {}", apex, service);
-  m.enqueue(apex);
+  log->info("domains: link {} -> {}", names.front(), target_of(proto));
+  enqueue(names.front());
   return created;
 }
 
@@ -292,7 +325,8 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
     }
     BERTH_ASSIGN_OR_RETURN(auto d, domain_from_json(row->document));
     if (d.service != service) {
-      return Error(Errc::NotFound, n + " is linked to service " + d.service + ", not " + service);
+      return Error(Errc::NotFound, n + " is linked to " + target_of(d) + ", not " +
+                                       (service.empty() ? std::string("the registry") : service));
     }
     // Records first: when removing one fails, the domain stays linked and can be unlinked
     // again, rather than leaving records nobody remembers.
@@ -311,7 +345,8 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
       }
     }
   }
-  m.log->info("domains: unlink {} from service {}", n, service);
+  m.log->info("domains: unlink {} from {}", n,
+              service.empty() ? std::string("the registry") : "service " + service);
   m.publish();
   return ok();
 }

@@ -99,6 +99,7 @@ Json domain_to_json(const Domain& d) {
   }
   return Json{{"name", d.name},
               {"service", d.service},
+              {"registry", d.registry},
               {"status", d.status},
               {"issuer", d.issuer},
               {"group", d.group},
@@ -132,6 +133,7 @@ Result<Domain> domain_from_json(const std::string& text) {
     Domain d;
     d.name = field<std::string>(j, "name", "");
     d.service = field<std::string>(j, "service", "");
+    d.registry = field<bool>(j, "registry", false);
     d.status = field<std::string>(j, "status", "");
     d.issuer = field<std::string>(j, "issuer", "");
     d.group = field<std::string>(j, "group", d.name);

@@ -154,11 +154,24 @@ class Responder final : public certs::ChallengeResponder {
 // ---- DNS ------------------------------------------------------------------------------------
 
 bool Manager::Impl::step_dns(Domain& d) {
+  // A service's name points at the router, the registry's at berthd's own listener.
+  const auto& targets = d.registry ? settings.registry_addresses : settings.service_addresses;
+  auto fail = [&](std::string why) {
+    d.status = kFailed;
+    d.last_error = std::move(why);
+    set_step(d, "dns", "failed", d.last_error);
+    return false;
+  };
+  if (d.registry && targets.empty()) {
+    return fail("berthd's registry listens on a wildcard address, so berth does not know where " +
+                d.name +
+                " should point: set dns.registry_addresses to the addresses clients reach it at");
+  }
   std::string zone = dns != nullptr ? hosted_zone_for(dns->zone_names(), d.name) : "";
   if (zone.empty()) {
     // Not berth's zone: the user creates the records at their DNS host; berth checks them.
     d.required_records.clear();
-    for (const auto& a : settings.service_addresses) {
+    for (const auto& a : targets) {
       bool v6 = a.find(':') != std::string::npos;
       d.required_records.push_back(d.name + ". " + std::to_string(kRecordTtl) +
                                    (v6 ? " IN AAAA " : " IN A ") + a);
@@ -166,10 +179,9 @@ bool Manager::Impl::step_dns(Domain& d) {
     if (settings.dns_check) {
       auto got = resolve(d.name);
       bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
-        return std::find(settings.service_addresses.begin(), settings.service_addresses.end(), a) !=
-               settings.service_addresses.end();
+        return std::find(targets.begin(), targets.end(), a) != targets.end();
       });
-      if (pointed || (settings.service_addresses.empty() && !got.empty())) {
+      if (pointed || (targets.empty() && !got.empty())) {
         set_step(d, "dns", "done", d.name + " resolves to this berth");
         return true;
       }
@@ -182,44 +194,59 @@ bool Manager::Impl::step_dns(Domain& d) {
   }
   auto z = dns->get_zone(zone);
   if (!z) {
-    d.status = kFailed;
-    d.last_error = z.error().message();
-    set_step(d, "dns", "failed", d.last_error);
-    return false;
+    return fail(z.error().message());
   }
   for (const char* type : {"ALIAS", "A", "AAAA", "CNAME"}) {
     const auto* s = find_set(*z, d.name, type);
     if (s == nullptr) {
       continue;
     }
-    if (std::string(type) == "ALIAS" && s->alias_service == d.service) {
+    if (!d.registry && std::string(type) == "ALIAS" && s->alias_service == d.service) {
       set_step(
           d, "dns", "done",
           "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ", already there)");
       return true;
     }
-    d.status = kFailed;
-    d.last_error = d.name + " already has " + type + " records in zone " + zone +
-                   " that berth did not create: delete them, then link again";
-    set_step(d, "dns", "failed", d.last_error);
-    return false;
+    return fail(d.name + " already has " + type + " records in zone " + zone +
+                " that berth did not create: delete them, then link again");
   }
-  dns::RecordSet set;
-  set.name = d.name;
-  set.type = "ALIAS";
-  set.ttl = kRecordTtl;
-  set.alias_service = d.service;
-  std::vector<dns::Change> changes{dns::Change{dns::Change::Action::Create, set}};
+  std::vector<dns::Change> changes;
+  std::string what;
+  if (d.registry) {
+    // A and AAAA sets with the listener's addresses (an ALIAS answers with the router's).
+    for (const char* type : {"A", "AAAA"}) {
+      dns::RecordSet set;
+      set.name = d.name;
+      set.type = type;
+      set.ttl = kRecordTtl;
+      for (const auto& a : targets) {
+        if ((a.find(':') != std::string::npos) == (std::string(type) == "AAAA")) {
+          set.values.push_back(a);
+        }
+      }
+      if (!set.values.empty()) {
+        what += (what.empty() ? "" : ", ") + std::string(type) + " " + d.name;
+        changes.push_back(dns::Change{dns::Change::Action::Create, std::move(set)});
+      }
+    }
+    what += " -> the registry";
+  } else {
+    dns::RecordSet set;
+    set.name = d.name;
+    set.type = "ALIAS";
+    set.ttl = kRecordTtl;
+    set.alias_service = d.service;
+    changes.push_back(dns::Change{dns::Change::Action::Create, std::move(set)});
+    what = "ALIAS " + d.name + " -> service " + d.service;
+  }
   if (auto r = dns->change(zone, changes); !r) {
-    d.status = kFailed;
-    d.last_error = "writing ALIAS " + d.name + " in zone " + zone + ": " + r.error().message();
-    set_step(d, "dns", "failed", d.last_error);
-    return false;
+    return fail("writing " + what + " in zone " + zone + ": " + r.error().message());
   }
-  d.records.push_back(CreatedRecord{zone, d.name, "ALIAS"});
+  for (const auto& c : changes) {
+    d.records.push_back(CreatedRecord{zone, d.name, c.set.type});
+  }
   d.required_records.clear();
-  set_step(d, "dns", "done",
-           "ALIAS " + d.name + " -> service " + d.service + " (zone " + zone + ")");
+  set_step(d, "dns", "done", what + " (zone " + zone + ")");
   return true;
 }
 

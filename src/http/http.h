@@ -17,6 +17,7 @@
 #include "common/asio.h"
 #include "common/listener.h"
 #include "common/result.h"
+#include "tls/tls.h"
 
 namespace berth::http {
 
@@ -119,7 +120,9 @@ struct ServerOptions {
   size_t max_header_fields = 100;  // past it: 431
   net::ConnectionLimits limits{4096, 256};
   bool access_log = true;
-  std::string tls_cert_file;  // both set: the listener speaks TLS only
+  /// Both set: the listener speaks TLS only, with this certificate for every name that no
+  /// published certificate (publish_certificates) matches.
+  std::string tls_cert_file;
   std::string tls_key_file;
 };
 
@@ -137,6 +140,11 @@ class Server {
   void start();
   /// Stops accepting; connections finish their current request and close.
   void stop();
+  /// Certificates for names clients reach this listener by (berth domain link --registry),
+  /// chosen by SNI. While any is published, a connection whose first bytes are a TLS
+  /// ClientHello gets TLS and any other plain HTTP, on the same port. Replaces the previous
+  /// set; open connections keep theirs. InvalidArgument naming what is wrong. Thread-safe.
+  Status publish_certificates(std::vector<tls::Certificate> certs);
   /// Connections open now.
   size_t active_connections() const;
 

@@ -2,6 +2,7 @@
 #include <sys/sendfile.h>
 
 #include <atomic>
+#include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "common/log.h"
 #include "common/url.h"
 #include "http/http.h"
+#include "tls/tls.h"
 
 namespace berth::http {
 
@@ -393,8 +395,25 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
         gate(o.limits) {}
 
   std::vector<asio::io_context*> contexts;
-  size_t next_context = 0;                  // touched only by the accept loop
-  std::unique_ptr<asio::ssl::context> ssl;  // set when the listener serves TLS
+  size_t next_context = 0;  // touched only by the accept loop
+  // TLS: the certificates published, chosen by SNI (tls.cert_file's first, as the default).
+  // The asio context wraps their base SSL_CTX, which picks the certificate's context per handshake.
+  tls::ServerContext certs{tls::ServerOptions{}};
+  asio::ssl::context ssl{wrap(certs.base())};
+  bool tls_only = false;  // tls.cert_file: every connection is TLS
+  std::mutex publish_mu;
+  std::optional<tls::Certificate> fixed;    // tls.cert_file's certificate
+  std::vector<tls::Certificate> published;  // the last publish_certificates()
+
+  // Under publish_mu.
+  Status publish_locked() {
+    std::vector<tls::Certificate> all;
+    if (fixed) {
+      all.push_back(*fixed);
+    }
+    all.insert(all.end(), published.begin(), published.end());
+    return certs.publish(all);
+  }
   tcp::acceptor acceptor;
   Handler handler;
   ServerOptions opts;
@@ -420,6 +439,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     co_await net::run_accept_loop(std::move(loop));
   }
 
+  static asio::ssl::context::native_handle_type wrap(SSL_CTX* base) {
+    SSL_CTX_up_ref(base);  // asio's context frees its handle; tls keeps its own reference
+    return base;
+  }
+
   static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock,
                                  [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
     beast::error_code ec;
@@ -429,25 +453,39 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
     }
     sock.set_option(tcp::no_delay(true), ec);
-    if (self->ssl) {
-      beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(sock)), *self->ssl);
-      beast::get_lowest_layer(stream).expires_after(self->opts.header_timeout);
-      co_await stream.async_handshake(asio::ssl::stream_base::server,
-                                      asio::redirect_error(use_awaitable, ec));
-      if (!ec) {
-        co_await serve(self, stream, peer);
-        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
-        co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
-      } else {
-        self->log->debug("tls handshake failed peer={} error={}", peer, ec.message());
+    beast::tcp_stream plain(std::move(sock));
+    beast::flat_buffer buffer;
+    bool tls = self->tls_only;
+    if (!tls && self->certs.has_certificates()) {
+      // Certificates are published (berth domain link --registry): the same port speaks TLS
+      // to a client whose first bytes are a TLS ClientHello, and plain HTTP to the rest.
+      plain.expires_after(self->opts.header_timeout);
+      tls =
+          co_await beast::async_detect_ssl(plain, buffer, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        plain.close();
+        co_return;
       }
-      beast::get_lowest_layer(stream).close();
-    } else {
-      beast::tcp_stream stream(std::move(sock));
-      co_await serve(self, stream, peer);
-      stream.socket().shutdown(tcp::socket::shutdown_send, ec);
-      stream.close();
     }
+    if (!tls) {
+      co_await serve(self, plain, peer, std::move(buffer));
+      plain.socket().shutdown(tcp::socket::shutdown_send, ec);
+      plain.close();
+      co_return;
+    }
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(plain), self->ssl);
+    beast::get_lowest_layer(stream).expires_after(self->opts.header_timeout);
+    size_t used = co_await stream.async_handshake(asio::ssl::stream_base::server, buffer.data(),
+                                                  asio::redirect_error(use_awaitable, ec));
+    buffer.consume(used);
+    if (!ec) {
+      co_await serve(self, stream, peer, beast::flat_buffer());
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+      co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
+    } else {
+      self->log->debug("tls handshake failed peer={} error={}", peer, ec.message());
+    }
+    beast::get_lowest_layer(stream).close();
   }
 
   // Reads until the buffer holds a whole request head (or the limit), without parsing it, so
@@ -502,9 +540,10 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   // The request loop of one connection, over plain TCP or TLS. stream belongs to the caller,
   // which awaits this coroutine.
   template <class Stream>
-  static awaitable<void> serve(std::shared_ptr<State> self, Stream& stream, std::string peer) {
+  static awaitable<void> serve(std::shared_ptr<State> self, Stream& stream, std::string peer,
+                               beast::flat_buffer buffer) {
+    constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
     beast::error_code ec;
-    beast::flat_buffer buffer;
     bool first = true;
     while (!self->stopping) {
       ec = co_await read_head(*self, stream, buffer,
@@ -540,7 +579,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
       ex.context().peer = peer;
       ex.context().request_id = next_request_id();
       ex.context().base_url =
-          std::string(self->ssl ? "https://" : "http://") + ex.header(bhttp::field::host);
+          std::string(kTls ? "https://" : "http://") + ex.header(bhttp::field::host);
       if (ex.bad_path()) {
         Response r;
         r.status = 400;
@@ -593,22 +632,27 @@ Server::~Server() { stop(); }
 
 Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
   beast::error_code ec;
-  if (!state_->opts.tls_cert_file.empty()) {
-    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                     asio::ssl::context::no_tlsv1_1);
-    ctx->use_certificate_chain_file(state_->opts.tls_cert_file, ec);
-    if (ec) {
-      return Error(Errc::InvalidArgument,
-                   "tls.cert_file " + state_->opts.tls_cert_file + ": " + ec.message());
+  if (!state_->opts.tls_cert_file.empty() && !state_->fixed) {
+    tls::Certificate c;
+    auto chain = fs::read_file(state_->opts.tls_cert_file);
+    if (!chain) {
+      return Error(Errc::InvalidArgument, "tls.cert_file: " + chain.error().message());
     }
-    ctx->use_private_key_file(state_->opts.tls_key_file, asio::ssl::context::pem, ec);
-    if (ec) {
-      return Error(Errc::InvalidArgument,
-                   "tls.key_file " + state_->opts.tls_key_file + ": " + ec.message());
+    auto key = fs::read_file(state_->opts.tls_key_file);
+    if (!key) {
+      return Error(Errc::InvalidArgument, "tls.key_file: " + key.error().message());
     }
-    state_->ssl = std::move(ctx);
+    c.chain_pem = std::move(*chain);
+    c.key_pem = std::move(*key);
+    std::lock_guard lock(state_->publish_mu);
+    state_->fixed = std::move(c);
+    state_->tls_only = true;
+    if (auto st = state_->publish_locked(); !st) {
+      state_->fixed.reset();
+      return Error(Errc::InvalidArgument, "tls.cert_file " + state_->opts.tls_cert_file +
+                                              " / tls.key_file " + state_->opts.tls_key_file +
+                                              ": " + st.error().message());
+    }
   }
   auto addr = asio::ip::make_address(host, ec);
   if (ec) {
@@ -645,6 +689,16 @@ void Server::stop() {
     beast::error_code ec;
     s->acceptor.close(ec);
   });
+}
+
+Status Server::publish_certificates(std::vector<tls::Certificate> certs) {
+  std::lock_guard lock(state_->publish_mu);
+  auto old = std::exchange(state_->published, std::move(certs));
+  auto st = state_->publish_locked();
+  if (!st) {
+    state_->published = std::move(old);
+  }
+  return st;
 }
 
 size_t Server::active_connections() const { return state_->gate.open(); }

@@ -7,8 +7,8 @@
 //   session.cc    - a new connection: TLS handshake, then HTTP/1.1 (Conn) or HTTP/2
 //   conn.h        - one HTTP/1.1 client connection; its code in heads.cc, upstream.cc, conn.cc
 //   stream.h      - ClientStream: the client side, plain or TLS (OpenSSL on the socket)
-//   tls.h         - TlsContext: certificates by SNI, ALPN, rotating ticket keys
-//   cert_index.h  - the pure SNI -> certificate choice
+//   tls/tls.h     - tls::ServerContext (shared with the API listener): certificates by SNI,
+//                   ALPN, rotating ticket keys
 //   metrics.cc    - the Prometheus exposition
 #include "router/router.h"
 
@@ -22,7 +22,10 @@ Upstream::~Upstream() = default;
 constexpr auto kStopGrace = std::chrono::seconds(10);
 
 Core::Core(std::vector<asio::io_context*> c, RouterOptions o)
-    : contexts(std::move(c)), opts(std::move(o)), gate(opts.limits), tls(opts) {
+    : contexts(std::move(c)),
+      opts(std::move(o)),
+      gate(opts.limits),
+      tls(tls::ServerOptions{opts.http2, opts.ticket_key_rotation}) {
   auto shortest = std::min({opts.connect_timeout, opts.response_timeout, opts.idle_timeout,
                             opts.keepalive_timeout, opts.header_timeout, opts.body_timeout});
   tick = std::clamp<Clock::duration>(shortest / 8, std::chrono::milliseconds(5),

@@ -27,6 +27,7 @@
 #include "common/listener.h"
 #include "common/netns.h"
 #include "common/result.h"
+#include "tls/tls.h"
 
 namespace berth::router {
 
@@ -64,16 +65,8 @@ struct Route {
   enum class Protocol { http1, h2c } protocol = Protocol::http1;
 };
 
-/// A certificate the router serves over TLS, chosen by SNI: the exact name first, then a
-/// wildcard "*.example.com" (covers exactly one label), else the first certificate published.
-struct TlsCertificate {
-  std::vector<std::string> names;  // lower-case DNS names, "*.x.y" wildcards allowed
-  std::string chain_pem;           // leaf first, then intermediates
-  std::string key_pem;             // PKCS#8 or SEC1 PEM (ECDSA P-256 by default, RSA works too)
-  /// A DER OCSP response for the leaf, stapled to handshakes that ask for one (RFC 6066
-  /// status_request); "" staples nothing.
-  std::string ocsp_der;
-};
+/// A certificate the router serves over TLS (tls/tls.h).
+using TlsCertificate = tls::Certificate;
 
 /// Immutable once published.
 struct RouteTable {

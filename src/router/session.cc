@@ -32,7 +32,7 @@ awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket so
   sock.non_blocking(true, ec);  // the pumps try writes synchronously first
   auto ep = sock.remote_endpoint(ec);
   std::string peer = ec ? std::string("unknown") : ep.address().to_string();
-  SslPtr ssl;
+  tls::SslPtr ssl;
   if (tls) {
     ssl = st->tls.new_ssl();
     if (!ssl) {

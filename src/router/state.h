@@ -9,6 +9,7 @@
 // threads is atomic (route snapshot version, Upstream counters, metrics shards are per thread).
 #pragma once
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -27,7 +28,7 @@
 #include "common/listener.h"
 #include "common/log.h"
 #include "router/proxy_util.h"
-#include "router/tls.h"
+#include "tls/tls.h"
 
 namespace berth::router {
 
@@ -151,7 +152,7 @@ struct Core {
   std::atomic<uint64_t> version{0};
   std::atomic<std::shared_ptr<const Compiled>> current;
 
-  TlsContext tls;
+  tls::ServerContext tls;
   std::atomic<uint16_t> first_tls_port{0};  // https_redirect's default target
   std::atomic<std::shared_ptr<const std::unordered_map<std::string, std::string>>> challenges;
 

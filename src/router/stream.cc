@@ -53,7 +53,7 @@ const BIO_METHOD* socket_method() {
 
 }  // namespace
 
-ClientStream::ClientStream(tcp::socket sock, SslPtr ssl)
+ClientStream::ClientStream(tcp::socket sock, tls::SslPtr ssl)
     : sock_(std::move(sock)), ssl_(std::move(ssl)) {
   if (ssl_) {
     BIO* bio = BIO_new(socket_method());

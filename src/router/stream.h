@@ -11,11 +11,13 @@
 // session do both, interleaved on one thread, which OpenSSL allows).
 #pragma once
 
+#include <openssl/ssl.h>
+
 #include <array>
 
 #include "common/asio.h"
 #include "router/parser.h"
-#include "router/tls.h"
+#include "tls/tls.h"
 
 namespace berth::router {
 
@@ -23,7 +25,7 @@ using tcp = asio::ip::tcp;
 
 class ClientStream {
  public:
-  explicit ClientStream(tcp::socket sock, SslPtr ssl = nullptr);
+  explicit ClientStream(tcp::socket sock, tls::SslPtr ssl = nullptr);
   ClientStream(ClientStream&&) = default;
   ~ClientStream();
 
@@ -86,7 +88,7 @@ class ClientStream {
   beast::error_code ssl_error(int ret, bool& want_read, bool& want_write);
 
   tcp::socket sock_;
-  SslPtr ssl_;
+  tls::SslPtr ssl_;
   std::array<asio::const_buffer, kMaxBuffers> wb_;
   size_t n_ = 0;
   std::unique_ptr<char[]> stage_;  // one record's worth, when buffers must be joined

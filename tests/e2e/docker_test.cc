@@ -121,5 +121,70 @@ TEST(DockerTest, PushPullRoundTripAndMissingRepository) {
   }
 }
 
+// `berth domain link --registry`: docker logs in and pushes to berthd under a DNS name, over TLS
+// it verifies against berth's own CA, with no insecure-registries entry. berthd listens on ::1:
+// docker counts 127.0.0.0/8 as insecure (it would skip verification there) but not ::1, so the
+// login below fails until docker is given the CA, which shows that TLS was verified.
+TEST(DockerTest, LoginAndPushOverTlsToALinkedRegistryName) {
+  TempDir work;
+  std::string layout = work / "src";
+  ASSERT_EQ(make_busybox_layout(layout, "v1", {{"srv/index.html", "over tls\n"}}), "");
+  TempDir data;
+  BerthdProcess berthd(data.path());
+  berthd.listen_address("[::1]");
+  ASSERT_NO_FATAL_FAILURE(berthd.start());
+  ASSERT_EQ(berthd.cli("repo create web/app").code, 0);
+  ASSERT_EQ(berthd.cli("dns zone create example.com").code, 0);
+  auto link = berthd.cli("domain link --registry registry.example.com");
+  ASSERT_EQ(link.code, 0) << link.all() << read_file(berthd.log_path());
+  ASSERT_TRUE(link.out.find("registry.example.com: ACTIVE") != std::string::npos) << link.out;
+  // berth's DNS points the name at the listener's address.
+  auto aaaa = run("dig @127.0.0.1 -p " + std::to_string(berthd.dns_port()) +
+                  " +short registry.example.com AAAA");
+  EXPECT_EQ(trim(aaaa.out), "::1");
+
+  const std::string name = "registry.example.com:" + std::to_string(berthd.port());
+  std::string etc = work / "etc-docker";
+  std::string certs = etc + "/certs.d/" + name;
+  ASSERT_EQ(run("mkdir -p " + certs).code, 0);
+  write_file(work / "hosts", "127.0.0.1 localhost\n::1 registry.example.com\n");
+  Dockerd dockerd;
+  dockerd.private_etc(etc, work / "hosts");
+  std::string why;
+  ASSERT_TRUE(dockerd.start(&why)) << "cannot start dockerd: " << why;
+  const std::string docker = dockerd.docker_cmd();
+  std::string login = "printf '%s' '" + berthd.admin_secret() + "' | " + docker + " login -u " +
+                      berthd.admin_key_id() + " --password-stdin " + name;
+
+  // Without berth's root, docker refuses the certificate.
+  auto untrusted = run("timeout 60 " + login);
+  EXPECT_NE(untrusted.code, 0) << untrusted.all();
+  EXPECT_NE(untrusted.all().find("certificate signed by unknown authority"), std::string::npos)
+      << untrusted.all();
+
+  auto ca = berthd.cli("ca export");
+  ASSERT_EQ(ca.code, 0) << ca.all();
+  write_file(certs + "/ca.crt", ca.out);
+  auto trusted = run("timeout 60 " + login);
+  ASSERT_EQ(trusted.code, 0) << trusted.all() << "\nberthd log:\n" << read_file(berthd.log_path());
+
+  std::string archive = work / "app.tar";
+  auto conv = run("skopeo copy oci:" + layout + ":v1 docker-archive:" + archive + ":web/app:v1");
+  ASSERT_EQ(conv.code, 0) << conv.all();
+  ASSERT_EQ(run(docker + " load -i " + archive).code, 0);
+  const std::string remote = name + "/web/app:v1";
+  ASSERT_EQ(run(docker + " tag web/app:v1 " + remote).code, 0);
+  auto push = run("timeout 120 " + docker + " push " + remote);
+  ASSERT_EQ(push.code, 0) << push.all() << "\nberthd log:\n" << read_file(berthd.log_path());
+  std::string digest = pushed_digest(push.all());
+  ASSERT_FALSE(digest.empty()) << push.all();
+  // What docker pushed over TLS is what the registry serves over plain HTTP on the same port.
+  auto head = run("curl -sfI" + berthd.curl_auth() + "-H 'Accept: " + std::string(kDockerV2) +
+                  "' " + berthd.url() + "/v2/web/app/manifests/v1");
+  ASSERT_EQ(head.code, 0) << head.all();
+  EXPECT_EQ(header_value(head.out, "Docker-Content-Digest"), digest) << head.out;
+  EXPECT_EQ(berthd.terminate(), 0);
+}
+
 }  // namespace
 }  // namespace berth::test

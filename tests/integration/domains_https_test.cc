@@ -75,6 +75,70 @@ TEST(DomainsHttps, BerthsCaCertificatesAreServedBySniAndVerifiedAgainstTheExport
   EXPECT_TRUE(has(still, " 503")) << still;
 }
 
+// `domain link --registry`: berthd's own registry/API listener serves the name over TLS with a
+// certificate from the same machinery, while plain HTTP keeps working on the same port.
+TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
+  if (!have("curl") || !have("dig")) {
+    GTEST_SKIP() << "curl or dig is not installed";
+  }
+  TestDaemon d;
+  ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  auto link = d.cli("domain link --registry registry.example.com");
+  ASSERT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "registry.example.com: linking to the registry")) << link.out;
+  EXPECT_TRUE(has(link.out, "registry.example.com: ACTIVE")) << link.out;
+  EXPECT_EQ(show(d, "registry.example.com", ".registry"), "true");
+  auto ls = d.cli("domain ls");
+  EXPECT_TRUE(has(ls.out, "(registry)")) << ls.out;
+
+  // The name points at the API listener (an A record, not the router's ALIAS).
+  std::string dig = "dig @127.0.0.1 -p " + std::to_string(d.dns_port()) + " +short ";
+  EXPECT_EQ(trimmed(run(dig + "registry.example.com A").out), "127.0.0.1");
+
+  TempDir t;
+  auto ca = d.cli("ca export");
+  ASSERT_EQ(ca.code, 0) << ca.all();
+  write_file(t / "root.pem", ca.out);
+  std::string port = std::to_string(d.port());
+  // TLS on the API port, verified against berth's root: the registry's challenge names the
+  // https realm the client came by.
+  auto v2 = run("curl -s -D - -o /dev/null --max-time 10 --cacert " + t / "root.pem" +
+                " --resolve registry.example.com:" + port +
+                ":127.0.0.1 https://registry.example.com:" + port + "/v2/");
+  ASSERT_EQ(v2.code, 0) << v2.all();
+  EXPECT_TRUE(has(v2.out, " 401")) << v2.out;
+  EXPECT_TRUE(has(v2.out, "realm=\"https://registry.example.com:" + port + "/v2/token\""))
+      << v2.out;
+  // Plain HTTP on the same port as before, for loopback clients and the CLI.
+  auto plain = run("curl -s -o /dev/null -w '%{http_code}' --max-time 10 " + d.url() + "/v2/");
+  EXPECT_EQ(plain.out, "401");
+  // A client that sends something else first gets a refusal, and berthd carries on.
+  run("timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + port +
+      "; printf \"\\x16\\x03\\x01\\x00\\x05hello\" >&3; cat <&3 >/dev/null'");
+  EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/healthz").out, "200");
+
+  // The name is the registry's: a service cannot take it.
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  auto taken = d.cli("domain link web registry.example.com");
+  EXPECT_NE(taken.code, 0);
+  EXPECT_TRUE(has(taken.err, "registry.example.com is already linked to the registry"))
+      << taken.all();
+  // Unlinking it as a service's name is refused and changes nothing.
+  auto wrong = d.cli("domain unlink web registry.example.com");
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_TRUE(has(wrong.err, "linked to the registry, not web")) << wrong.all();
+
+  auto unlink = d.cli("domain unlink --registry registry.example.com");
+  ASSERT_EQ(unlink.code, 0) << unlink.all();
+  EXPECT_TRUE(has(unlink.out, "unlinked registry.example.com from the registry")) << unlink.out;
+  EXPECT_EQ(run(dig + "registry.example.com A").out, "");
+  auto after = run("curl -s -o /dev/null --max-time 10 --cacert " + t / "root.pem" +
+                   " --resolve registry.example.com:" + port +
+                   ":127.0.0.1 https://registry.example.com:" + port + "/v2/");
+  EXPECT_NE(after.code, 0) << "TLS still served after unlink";
+  EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/v2/").out, "401");
+}
+
 class DomainsAcme : public ::testing::Test {
  protected:
   void SetUp() override {

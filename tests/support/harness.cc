@@ -256,7 +256,7 @@ BerthdProcess::~BerthdProcess() {
   stdfs::remove(log_, ec);  // lives next to (not in) the data dir
 }
 
-std::string BerthdProcess::host() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string BerthdProcess::host() const { return listen_address_ + ":" + std::to_string(port_); }
 std::string BerthdProcess::url() const { return "http://" + host(); }
 
 void BerthdProcess::start() {
@@ -352,6 +352,11 @@ Dockerd::~Dockerd() {
   run("grep -o ' " + dir_.path() + "[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l");
 }
 
+void Dockerd::private_etc(std::string etc_docker, std::string hosts) {
+  etc_docker_ = std::move(etc_docker);
+  hosts_ = std::move(hosts);
+}
+
 bool Dockerd::start(std::string* why) {
   if (!have("dockerd")) {
     *why = "dockerd is not installed (scripts/setup --test installs docker.io)";
@@ -366,6 +371,11 @@ bool Dockerd::start(std::string* why) {
       " --containerd-namespace berth-test --containerd-plugins-namespace "
       "berth-test-plugins >" +
       dir_ / "dockerd.log" + " 2>&1";
+  if (!etc_docker_.empty()) {
+    // unshare without --fork execs in place: pid_ stays dockerd's.
+    cmd = "exec unshare -m --propagation private bash -c 'mount --bind " + etc_docker_ +
+          " /etc/docker && mount --bind " + hosts_ + " /etc/hosts && " + cmd + "'";
+  }
   pid_ = ::fork();
   if (pid_ == 0) {
     ::setsid();

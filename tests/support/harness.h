@@ -149,6 +149,8 @@ class TestDaemon {
 class BerthdProcess {
  public:
   BerthdProcess(std::string data_dir, std::vector<std::string> extra_args = {});
+  /// Before start(): the API listens on this address instead of 127.0.0.1 ("[::1]").
+  void listen_address(std::string a) { listen_address_ = std::move(a); }
   ~BerthdProcess();
   /// Starts and waits until /healthz answers (fails the test after 15 s).
   void start();
@@ -182,6 +184,7 @@ class BerthdProcess {
  private:
   std::string data_dir_;
   std::vector<std::string> extra_;
+  std::string listen_address_ = "127.0.0.1";
   uint16_t port_ = 0;
   uint16_t router_port_ = 0;
   uint16_t router_tls_port_ = 0;
@@ -197,6 +200,10 @@ class Dockerd {
  public:
   Dockerd();
   ~Dockerd();
+  /// Before start(): dockerd runs in a mount namespace of its own where etc_docker is bind-
+  /// mounted over /etc/docker (certs.d/HOST:PORT/ca.crt is how docker trusts a registry) and
+  /// hosts over /etc/hosts (names for registries, without touching the machine's files).
+  void private_etc(std::string etc_docker, std::string hosts);
   /// Starts and waits for the socket (up to 60 s). Returns false (with a reason) if it fails.
   bool start(std::string* why);
   /// "docker -H unix://... --config DIR" prefix.
@@ -205,6 +212,7 @@ class Dockerd {
  private:
   TempDir dir_;
   pid_t pid_ = -1;
+  std::string etc_docker_, hosts_;
 };
 
 /// Builds an OCI image layout at dir with tag `tag` whose single layer holds busybox-static at

@@ -1,19 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// TlsContext: SSL_CTX setup, certificate loading and checking, SNI selection, ALPN and the
+// ServerContext: SSL_CTX setup, certificate loading and checking, SNI selection, ALPN and the
 // rotating session-ticket keys.
-#include "router/tls.h"
-
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <cstring>
 
-namespace berth::router {
+#include "tls/cert_index.h"
+#include "tls/tls.h"
+
+namespace berth::tls {
 
 namespace {
 
@@ -60,16 +62,31 @@ int staple_index() {
   return index;
 }
 
+// The ServerContext a context belongs to. Not app_data: asio's ssl::context, which the API
+// listener wraps around base(), deletes whatever app_data holds when it goes.
+int owner_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 }  // namespace
 
-TlsContext::TlsContext(const RouterOptions& opts)
+void SslCtxFree::operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+void SslFree::operator()(SSL* s) const { SSL_free(s); }
+
+struct ServerContext::CertSet {
+  detail::CertIndex index;
+  std::vector<SslCtxPtr> ctxs;
+};
+
+ServerContext::ServerContext(ServerOptions opts)
     : http2_(opts.http2), rotation_(opts.ticket_key_rotation) {
   base_.reset(SSL_CTX_new(TLS_server_method()));
   configure(base_.get());
-  SSL_CTX_set_tlsext_servername_callback(base_.get(), &TlsContext::on_server_name);
+  SSL_CTX_set_tlsext_servername_callback(base_.get(), &ServerContext::on_server_name);
   SSL_CTX_set_tlsext_servername_arg(base_.get(), this);
   // Tickets are sealed by on_ticket_key; the session_ctx (base) is where OpenSSL looks.
-  SSL_CTX_set_tlsext_ticket_key_evp_cb(base_.get(), &TlsContext::on_ticket_key);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(base_.get(), &ServerContext::on_ticket_key);
   // Resumption is by ticket only: no per-process session cache to grow.
   SSL_CTX_set_session_cache_mode(base_.get(), SSL_SESS_CACHE_OFF);
   std::lock_guard lock(keys_mu_);
@@ -77,12 +94,12 @@ TlsContext::TlsContext(const RouterOptions& opts)
   certs_.store(std::make_shared<const CertSet>());
 }
 
-TlsContext::~TlsContext() = default;
+ServerContext::~ServerContext() = default;
 
 // Every SSL_CTX alike: after the SNI switch OpenSSL reads options and the ALPN callback from
 // the certificate's SSL_CTX, tickets and the session cache from the base.
-void TlsContext::configure(SSL_CTX* ctx) {
-  SSL_CTX_set_app_data(ctx, this);
+void ServerContext::configure(SSL_CTX* ctx) {
+  SSL_CTX_set_ex_data(ctx, owner_index(), this);
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -93,10 +110,10 @@ void TlsContext::configure(SSL_CTX* ctx) {
   // Read ahead: one read(2) takes several records instead of a header and a body each.
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
-  SSL_CTX_set_alpn_select_cb(ctx, &TlsContext::on_alpn, this);
+  SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::on_alpn, this);
 }
 
-Status TlsContext::publish(const std::vector<TlsCertificate>& certs) {
+Status ServerContext::publish(const std::vector<Certificate>& certs) {
   auto set = std::make_shared<CertSet>();
   std::vector<std::vector<std::string>> names;
   for (size_t i = 0; i < certs.size(); ++i) {
@@ -154,7 +171,7 @@ Status TlsContext::publish(const std::vector<TlsCertificate>& certs) {
         delete der;
         return bad(ssl_errors());
       }
-      SSL_CTX_set_tlsext_status_cb(ctx.get(), &TlsContext::on_status);
+      SSL_CTX_set_tlsext_status_cb(ctx.get(), &ServerContext::on_status);
     }
     set->ctxs.push_back(std::move(ctx));
     names.push_back(c.names);
@@ -164,10 +181,12 @@ Status TlsContext::publish(const std::vector<TlsCertificate>& certs) {
   return {};
 }
 
-SslPtr TlsContext::new_ssl() { return SslPtr(SSL_new(base_.get())); }
+bool ServerContext::has_certificates() const { return certs_.load()->index.size() > 0; }
 
-int TlsContext::on_server_name(SSL* ssl, int* alert, void* arg) {
-  auto* self = static_cast<TlsContext*>(arg);
+SslPtr ServerContext::new_ssl() { return SslPtr(SSL_new(base_.get())); }
+
+int ServerContext::on_server_name(SSL* ssl, int* alert, void* arg) {
+  auto* self = static_cast<ServerContext*>(arg);
   auto set = self->certs_.load();
   const char* sn = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
   auto i = set->index.pick(sn != nullptr ? std::string_view(sn) : std::string_view());
@@ -181,7 +200,7 @@ int TlsContext::on_server_name(SSL* ssl, int* alert, void* arg) {
 }
 
 // Called (on the certificate's context, after SNI) only when the client asked for status.
-int TlsContext::on_status(SSL* ssl, void*) {
+int ServerContext::on_status(SSL* ssl, void*) {
   const auto* der =
       static_cast<const std::string*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), staple_index()));
   if (der == nullptr || der->empty()) {
@@ -196,9 +215,9 @@ int TlsContext::on_status(SSL* ssl, void*) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-int TlsContext::on_alpn(SSL*, const unsigned char** out, unsigned char* outlen,
-                        const unsigned char* in, unsigned int inlen, void* arg) {
-  auto* self = static_cast<TlsContext*>(arg);
+int ServerContext::on_alpn(SSL*, const unsigned char** out, unsigned char* outlen,
+                           const unsigned char* in, unsigned int inlen, void* arg) {
+  auto* self = static_cast<ServerContext*>(arg);
   const unsigned char* ours = self->http2_ ? kAlpnH2 : kAlpnH1;
   unsigned int ours_len = self->http2_ ? sizeof kAlpnH2 - 1 : sizeof kAlpnH1 - 1;
   unsigned char* sel = nullptr;
@@ -209,7 +228,7 @@ int TlsContext::on_alpn(SSL*, const unsigned char** out, unsigned char* outlen,
   return SSL_TLSEXT_ERR_OK;
 }
 
-void TlsContext::rotate_locked() {
+void ServerContext::rotate_locked() {
   auto now = std::chrono::steady_clock::now();
   if (!keys_.empty() && now - keys_made_ < rotation_) {
     return;
@@ -230,9 +249,10 @@ void TlsContext::rotate_locked() {
 
 // enc = 1: seal a new ticket with the current key. enc = 0: find the key the ticket names;
 // 0 = unknown (full handshake), 1 = current, 2 = an older key (resume, issue a new ticket).
-int TlsContext::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
-                              EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
-  auto* self = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+int ServerContext::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
+                                 EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
+  auto* self =
+      static_cast<ServerContext*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), owner_index()));
   TicketKey key;
   int result = 1;
   {
@@ -278,4 +298,4 @@ int TlsContext::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
   return result;
 }
 
-}  // namespace berth::router
+}  // namespace berth::tls

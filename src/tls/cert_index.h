@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// Private to the router. Which published certificate answers a TLS server name (SNI): the
+// Private to src/tls. Which published certificate answers a TLS server name (SNI): the
 // exact name first, then a wildcard "*.example.com" covering exactly one more label, else the
-// first certificate published. Pure: no OpenSSL, no sockets (tests/unit/router/).
+// first certificate published. Pure: no OpenSSL, no sockets (tests/unit/tls/).
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace berth::router::detail {
+namespace berth::tls::detail {
 
 class CertIndex {
  public:
@@ -36,4 +36,4 @@ class CertIndex {
 /// label. The error text says what is wrong.
 std::optional<std::string> check_cert_name(std::string_view name);
 
-}  // namespace berth::router::detail
+}  // namespace berth::tls::detail

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "router/cert_index.h"
+#include "tls/cert_index.h"
 
 #include "common/ascii.h"
 
-namespace berth::router::detail {
+namespace berth::tls::detail {
 
 CertIndex::CertIndex(const std::vector<std::vector<std::string>>& names) : count_(names.size()) {
   for (size_t i = 0; i < names.size(); ++i) {
@@ -91,4 +91,4 @@ std::optional<std::string> check_cert_name(std::string_view name) {
   return std::nullopt;
 }
 
-}  // namespace berth::router::detail
+}  // namespace berth::tls::detail

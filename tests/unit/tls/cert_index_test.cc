@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "router/cert_index.h"
+#include "tls/cert_index.h"
 
 #include <gtest/gtest.h>
 
-namespace berth::router::detail {
+namespace berth::tls::detail {
 namespace {
 
 TEST(CertIndexTest, ExactThenWildcardThenFirst) {
@@ -43,4 +43,4 @@ TEST(CertNameTest, ChecksNames) {
 }
 
 }  // namespace
-}  // namespace berth::router::detail
+}  // namespace berth::tls::detail
