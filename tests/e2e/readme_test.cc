@@ -2,8 +2,8 @@
 // The README's quickstarts, run as written: every ```sh block after a `<!-- quickstart -->`
 // line, in order, in one bash session, against a berthd started the way `make run` starts it
 // (`build/bin/berthd --data ./var --listen ADDR` in the checkout, so with a relative data dir).
-// The only changes to the blocks are the ports (127.0.0.1:5000, :8080 and :8443 become free
-// ones, and Docker Hub's URL becomes a local distribution's). A private dockerd with a locally
+// The only changes to the blocks are the ports (127.0.0.1:5000, :5000, :8080 and :8443 become
+// free ones, and Docker Hub's URL becomes a local distribution's). A private dockerd with a locally
 // made busybox:stable / busybox:latest stands in for Docker Hub (and the same image, copied to
 // a local docker-registry, for Docker Hub as berth's upstream), an OCI layout made from
 // busybox-static for ./my-layout, and a GIT_ASKPASS script for the user typing the access key
@@ -201,6 +201,7 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
                        "' DOCKER_CONFIG='" + docker_config + "' GIT_ASKPASS='" + w + "/askpass'\n";
   for (size_t i = 0; i < blocks.size(); ++i) {
     std::string block = replace_all(blocks[i], "127.0.0.1:5000", host);
+    block = replace_all(block, ":5000", ":" + std::to_string(port));
     block = replace_all(block, "127.0.0.1:8080", router_host);
     block = replace_all(block, ":8080", ":" + std::to_string(router_port));
     block = replace_all(block, ":8443", ":" + std::to_string(tls_port));
@@ -265,6 +266,10 @@ TEST(ReadmeTest, QuickstartsWorkAsWrittenUnderMakeRun) {
     EXPECT_NE(dom.find("plain HTTP: 308 https://example.com:" + std::to_string(tls_port) + "/"),
               std::string::npos)
         << dom;
+    // The registry's own name: ACTIVE, and its listener answers over verified TLS (401: the
+    // registry wants a login, as it does over plain HTTP).
+    EXPECT_NE(dom.find("registry.example.com: ACTIVE\n"), std::string::npos) << dom;
+    EXPECT_NE(dom.find("registry over TLS: 401\n"), std::string::npos) << dom;
   }
   berthd.stop();
 }
