@@ -132,31 +132,47 @@ h2_rps() { awk '/^finished in/{gsub(",","",$4); printf "%d\n", $4}' "$1"; }
 h2_p99() { sort -n -k3 "$1" | awk '{a[NR]=$3} END{i=int(NR*0.99); if(i<1)i=1; print a[i]}'; }
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a[NR/2+1])/2)}'; }
 
+# CPU time (utime + stime, in clock ticks) of the proxy under test: nginx's workers, or berth.
+proxy_pids() {
+  if [ "$1" = berth ]; then echo "${PIDS[0]}"; else pgrep -P "$(cat "$OUT/proxy/nginx.pid")"; fi
+}
+cpu_ticks() { local t=0; for p in $(proxy_pids "$1"); do
+  t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# Prints "req/s p99_us cpu_us_per_request". CPU per request is the figure a shared machine
+# disturbs least: it does not depend on how much of the cores the proxy was given.
 run_one() {  # who test round
   local who=$1 test=$2 r=$3 port=$NGX
   [ "$who" = berth ] && port=$BERTH_TLS
-  local f="$OUT/$test-$who-$r"
+  local f="$OUT/$test-$who-$r" before after n
+  before=$(cpu_ticks "$who")
   case $test in
-    keepalive)
-      wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "https://127.0.0.1:$port/1k.bin" > "$f.txt"
-      echo "$(rps "$f.txt") $(p99_us "$f.txt")" ;;
-    handshake)
-      wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency -H 'Connection: close' \
+    keepalive | handshake)
+      local close=()
+      [ "$test" = handshake ] && close=(-H 'Connection: close')
+      wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "${close[@]}" \
         "https://127.0.0.1:$port/1k.bin" > "$f.txt"
-      echo "$(rps "$f.txt") $(p99_us "$f.txt")" ;;
+      after=$(cpu_ticks "$who")
+      n=$(awk '/requests in/{print $1}' "$f.txt")
+      echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
     h2)
       h2load -t"$WRK_THREADS" -c"$CONNS" -m"$STREAMS" -D"$SECS" --warm-up-time=1 \
         --log-file="$f.log" "https://127.0.0.1:$port/1k.bin" > "$f.txt" 2>&1
+      after=$(cpu_ticks "$who")
       grep -q "Application protocol: h2" "$f.txt" || echo "warning: $f.txt: not h2" >&2
-      echo "$(h2_rps "$f.txt") $(h2_p99 "$f.log")" ;;
+      # Requests in the log: the ones measured (the warm-up's are not logged, but its CPU
+      # counts, so this slightly overstates CPU per request for both sides alike).
+      n=$(wc -l < "$f.log")
+      echo "$(h2_rps "$f.txt") $(h2_p99 "$f.log") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
   esac
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections," \
   "${SECS}s per run, $ROUNDS rounds; berth threads=$THREADS; nginx workers=$THREADS"
 echo
-echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
+echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for test in keepalive handshake h2; do
   for r in $(seq "$ROUNDS"); do
     order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
@@ -168,6 +184,9 @@ for test in keepalive handshake h2; do
   B_RPS=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f1 "$OUT/$test-berth-$r.res"; done | median)
   N_P99=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f2 "$OUT/$test-nginx-$r.res"; done | median)
   B_P99=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f2 "$OUT/$test-berth-$r.res"; done | median)
-  awk -v t="$test" -v n="$N_RPS" -v b="$B_RPS" -v np="$N_P99" -v bp="$B_P99" \
-    'BEGIN{printf "| %s | %d | %d | %.2fx | %d us | %d us | %.2fx |\n", t, n, b, b/n, np, bp, bp/np}'
+  N_CPU=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f3 "$OUT/$test-nginx-$r.res"; done | median)
+  B_CPU=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f3 "$OUT/$test-berth-$r.res"; done | median)
+  awk -v t="$test" -v n="$N_RPS" -v b="$B_RPS" -v np="$N_P99" -v bp="$B_P99" -v nc="$N_CPU" \
+    -v bc="$B_CPU" 'BEGIN{printf "| %s | %d | %d | %.2fx | %d us | %d us | %.2fx | %d us | %d us |\n",
+      t, n, b, b/n, np, bp, bp/np, nc, bc}'
 done
