@@ -26,16 +26,20 @@ export default async function render(ctx) {
     fill(body, list.length ? table(['Domain', 'Service', 'Status', 'Issuer', 'Certificate expires', 'Last error', ''],
       list.map((d, i) => h('tr', {dataset: {test: 'domain-row', name: d.name}},
         h('td', null, h('strong', null, d.name), steps(d)),
-        h('td', null, h('a', {href: ctx.url('/services/' + encodeURIComponent(d.service))}, d.service)),
+        h('td', null, d.registry ? h('span', {class: 'muted', title: "berthd's own registry listener"}, '(registry)')
+          : h('a', {href: ctx.url('/services/' + encodeURIComponent(d.service))}, d.service)),
         h('td', null, badge(d.status, 'domain-status'), required(d)),
         h('td', null, d.issuer || '—'),
         h('td', {title: fmtTime(d.expires_at)}, d.expires_at ? ago(d.expires_at) : '—'),
         h('td', null, d.last_error ? h('span', {class: 'reason'}, d.last_error) : '—'),
         h('td', {class: 'row-actions'}, actionButton('Unlink', perms[i], () => confirmDialog({
           title: 'Unlink domain',
-          body: `Unlink ${d.name} from service ${d.service}? Its route, the records link wrote and (when no other name uses it) its certificate are removed.`,
+          body: `Unlink ${d.name} from ${d.registry ? 'the registry' : 'service ' + d.service}? Its route, the records link wrote and (when no other name uses it) its certificate are removed.`,
           confirmLabel: 'Unlink ' + d.name, danger: true,
-          action: async () => { await api.del(`/api/v1/domains/${encodeURIComponent(d.name)}?service=${encodeURIComponent(d.service)}`); load(); },
+          action: async () => {
+            const target = d.registry ? 'registry=true' : 'service=' + encodeURIComponent(d.service);
+            await api.del(`/api/v1/domains/${encodeURIComponent(d.name)}?${target}`); load();
+          },
         }), {class: 'small danger', dataset: {test: 'domain-unlink'}})))), 'domains')
       : empty('No custom domains yet — link a service to a name in a zone berth hosts.'));
     const busyLinks = list.some((d) => !['ACTIVE', 'FAILED'].includes(d.status));
