@@ -56,7 +56,7 @@ int wait_pg_socket(int fd, short events, Deadline deadline) {
 
 // PQcancel opens a new connection to the server and waits for it to close it: on a server that
 // does not answer it waits as long as the server is away, so it runs on a thread of its own.
-void cancel_in_background(PGcancel* cancel) {
+void cancel_pg_in_background(PGcancel* cancel) {
   if (cancel == nullptr) {
     return;
   }
@@ -78,7 +78,7 @@ void cancel_in_background(PGcancel* cancel) {
   }
 }
 
-std::string millis_text(std::chrono::milliseconds d) {
+std::string pg_duration_text(std::chrono::milliseconds d) {
   if (d.count() % 1000 == 0) {
     return std::to_string(d.count() / 1000) + " s";
   }
@@ -421,9 +421,9 @@ Error PgConn::give_up() {
   // gone and rolls back whatever transaction it had open; nothing of it is committed.
   PQfinish(pg_);
   pg_ = nullptr;
-  cancel_in_background(cancel);
+  cancel_pg_in_background(cancel);
   std::string msg = "postgres: no answer within store.postgres.query_timeout (" +
-                    millis_text(query_timeout_) + ") from " + describe_ +
+                    pg_duration_text(query_timeout_) + ") from " + describe_ +
                     ": the connection was dropped";
   log::get("store")->warn("postgres query timed out timeout_ms={} {}; connection dropped",
                           query_timeout_.count(), describe_);
