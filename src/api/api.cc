@@ -6,6 +6,8 @@
 #include "api/internal.h"
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/log.h"
+#include "registry/oci_errors.h"
 
 namespace berth::api {
 
@@ -61,8 +63,17 @@ Error no_endpoint(const ApiCall& call) {
 }
 
 http::Response error_response(const Error& e) {
+  std::string message = e.message();
+  if (e.code() == Errc::Unavailable) {
+    // The metadata store or S3 away: the client hears that much, the log gets the error's own
+    // text with the host, port, bucket and key in it.
+    if (const char* safe = registry::backend_unavailable_message(message); safe != nullptr) {
+      log::get("api")->warn("request failed: backend unavailable error={}", message);
+      message = safe;
+    }
+  }
   return json_response(status_for(e.code()),
-                       Json{{"error", {{"code", errc_name(e.code())}, {"message", e.message()}}}});
+                       Json{{"error", {{"code", errc_name(e.code())}, {"message", message}}}});
 }
 
 awaitable<void> reply_error(http::Exchange& ex, Errc code, std::string message) {

@@ -259,6 +259,8 @@ std::map<std::string, Setter> make_setters() {
        }},
       {"store.postgres.max_connections",
        [](Config& c, auto& k, auto& v) { return set_int(c.store.postgres.max_connections, k, v); }},
+      {"store.postgres.query_timeout",
+       [](Config& c, auto& k, auto& v) { return set_dur(c.store.postgres.query_timeout, k, v); }},
       {"registry.auto_create_repositories",
        [](Config& c, auto& k, auto& v) {
          return set_bool(c.registry.auto_create_repositories, k, v);
@@ -661,6 +663,12 @@ Status validate(const Config& cfg) {
   if (cfg.store.postgres.max_connections < 1 || cfg.store.postgres.max_connections > 1024) {
     return bad("store.postgres.max_connections",
                "must be 1..1024, got " + std::to_string(cfg.store.postgres.max_connections));
+  }
+  if (cfg.store.postgres.query_timeout < std::chrono::seconds(1) ||
+      cfg.store.postgres.query_timeout > std::chrono::hours(1)) {
+    return bad(
+        "store.postgres.query_timeout",
+        "must be 1s..1h, got " + std::to_string(cfg.store.postgres.query_timeout.count()) + "s");
   }
   if (cfg.registry.upload_ttl.count() <= 0) {
     return bad("registry.upload_ttl", "must be positive");

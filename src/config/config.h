@@ -34,6 +34,9 @@ struct StoreConfig {
     std::string dsn;            // libpq connection string; env BERTH_STORE_POSTGRES_DSN
     std::string password_file;  // optional: the password, read at start ("" = libpq's lookup)
     int max_connections = 16;   // 1..1024
+    // How long one statement may wait for the server's answer before its connection is
+    // dropped and the operation fails with 503 (1 s..1 h).
+    std::chrono::seconds query_timeout{30};
   } postgres;
 };
 

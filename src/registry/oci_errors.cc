@@ -8,6 +8,17 @@ namespace berth::registry {
 namespace {
 constexpr int kStorageRetryAfterSeconds = 60;
 
+// Whether `origin` begins the message or a part of it after a context ("doing x: origin...").
+bool names_origin(const std::string& message, const char* origin) {
+  for (size_t at = message.find(origin); at != std::string::npos;
+       at = message.find(origin, at + 1)) {
+    if (at == 0 || (at >= 2 && message.compare(at - 2, 2, ": ") == 0)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 struct Row {
   const char* code;
   unsigned status;
@@ -82,6 +93,22 @@ http::Response oci_error_response(const OciFailure& f) {
   return res;
 }
 
+const char* backend_unavailable_message(const std::string& message) {
+  // The store's own beginnings (store/postgres, store/sqlite), then the S3 client's
+  // ("s3 PUT bucket/key: ...", "S3 bucket b at endpoint: ...").
+  for (const char* origin : {"postgres: ", "sqlite: ", "open metadata store "}) {
+    if (names_origin(message, origin)) {
+      return kStoreUnavailableMessage;
+    }
+  }
+  for (const char* origin : {"s3 ", "S3 "}) {
+    if (names_origin(message, origin)) {
+      return kBlobStorageUnavailableMessage;
+    }
+  }
+  return nullptr;
+}
+
 OciFailure from_error(const Error& e, Oci not_found) {
   switch (e.code()) {
     case Errc::NotFound:
@@ -98,8 +125,10 @@ OciFailure from_error(const Error& e, Oci not_found) {
       return {Oci::TooManyRequests, e.message(), {}};
     case Errc::NoSpace:
       return {Oci::InsufficientStorage, kInsufficientStorageMessage, {}};
-    case Errc::Unavailable:
-      return {Oci::Unavailable, e.message(), {}};
+    case Errc::Unavailable: {
+      const char* safe = backend_unavailable_message(e.message());
+      return {Oci::Unavailable, safe != nullptr ? safe : e.message(), {}};
+    }
     default:
       return {Oci::Unknown, e.message(), {}};
   }

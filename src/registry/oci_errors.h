@@ -46,9 +46,24 @@ http::Response oci_error_response(const OciFailure& f);
 inline constexpr const char* kInsufficientStorageMessage =
     "insufficient storage: the registry cannot store more data until space is freed";
 
+/// What a client is told when the metadata store or the blob storage is away (503): what is
+/// away and what to do, without the host, port, bucket or key the error's own text names.
+inline constexpr const char* kStoreUnavailableMessage =
+    "the metadata store is unavailable, try again";
+inline constexpr const char* kBlobStorageUnavailableMessage =
+    "blob storage is unavailable, try again";
+
+/// For the text of an Unavailable error from the metadata store (its messages begin
+/// "postgres: ", "sqlite: " or "open metadata store ") or from S3 ("s3 ...", "S3 ..."), at the
+/// start or after a context's ": ": kStoreUnavailableMessage or kBlobStorageUnavailableMessage.
+/// nullptr for any other text (a client may see it). The edges (here and the REST API) send
+/// the client this instead and log the error's own text.
+const char* backend_unavailable_message(const std::string& message);
+
 /// A generic mapping for store/driver errors that reach the edge unclassified. NoSpace becomes
 /// InsufficientStorage with kInsufficientStorageMessage (the error's own text names server
-/// paths: it belongs in the log).
+/// paths: it belongs in the log); an Unavailable metadata store or blob storage becomes
+/// backend_unavailable_message()'s text (the error's own names hosts, ports, buckets, keys).
 OciFailure from_error(const Error& e, Oci not_found = Oci::NameUnknown);
 
 }  // namespace berth::registry

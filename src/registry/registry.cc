@@ -267,11 +267,27 @@ awaitable<void> Registry::Impl::fail(http::Exchange& ex, Oci code, std::string m
     log->error("request failed id={} path={} error={}", ex.context().request_id, ex.path(),
                message);
   }
+  // The metadata store or S3 away, whichever way the handler got here (a pull-through answers
+  // its failures as the upstream's): the client hears that much; the host, port, bucket and key
+  // the error names go to the log.
+  if (code == Oci::Unavailable || code == Oci::UpstreamFailed) {
+    if (const char* safe = backend_unavailable_message(message); safe != nullptr) {
+      log->warn("request failed: backend unavailable id={} path={} error={}",
+                ex.context().request_id, ex.path(), message);
+      code = Oci::Unavailable;
+      message = safe;
+    }
+  }
   return ex.send(oci_error_response(OciFailure{code, std::move(message), {}}));
 }
 
 awaitable<void> Registry::Impl::fail_error(http::Exchange& ex, const Error& e, Oci not_found) {
   note_no_space(e, ex.method_string() + " " + ex.path());
+  if (e.code() == Errc::Unavailable && backend_unavailable_message(e.message()) != nullptr) {
+    // from_error keeps the error's text from the client: it goes to the log here.
+    log->warn("request failed: backend unavailable id={} path={} error={}", ex.context().request_id,
+              ex.path(), e.message());
+  }
   OciFailure f = from_error(e, not_found);
   return fail(ex, f.code, std::move(f.message));
 }

@@ -375,15 +375,20 @@ struct PostgresOptions {
   std::string password;  // "" = the DSN's, PGPASSWORD or ~/.pgpass (libpq's own lookup)
   int max_connections = 16;
   /// How long an operation retries connecting while the server is away before it fails with
-  /// Unavailable.
+  /// Unavailable; also how long one connection attempt may wait for a server that accepted
+  /// the TCP connection and does not answer (a connect_timeout in the DSN overrides that).
   std::chrono::milliseconds connect_wait{3000};
+  /// How long one statement may wait for the server's answer (store.postgres.query_timeout).
+  /// Past it the connection is dropped (the server rolls back its open transaction) and the
+  /// operation fails with Unavailable naming the timeout.
+  std::chrono::milliseconds query_timeout{30000};
 };
 
-/// Opens the PostgreSQL store: connects (Unavailable when the server cannot be reached within
-/// connect_wait), then brings the schema up to date under an advisory lock (several nodes may
-/// start at once). FailedPrecondition, naming both versions, for a database a newer berthd
-/// wrote. Operations keep working across server restarts: while the server is away they fail
-/// with Unavailable, and the next after it is back reconnects.
+/// Opens the PostgreSQL store: connects (Unavailable when the server cannot be reached, or does
+/// not answer, within connect_wait), then brings the schema up to date under an advisory lock
+/// (several nodes may start at once). FailedPrecondition, naming both versions, for a database a
+/// newer berthd wrote. Operations keep working across server restarts: while the server is away
+/// they fail with Unavailable, and the next after it is back reconnects.
 Result<MetadataStorePtr> open_postgres(const PostgresOptions& options);
 
 }  // namespace berth::store

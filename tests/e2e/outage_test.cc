@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Outages: a client pushes images in a loop to a berthd on PostgreSQL and S3 (RGW) while one
 // of the two goes away for kOutage and comes back. While it is away, every request that fails
-// is answered promptly with 503 UNAVAILABLE whose message names what is away (no hang, no 500,
-// no other error); every push that was acknowledged stays pullable and intact; pushes succeed
-// again once it is back, from the same berthd process; fsck is clean; and what the outage cut
-// short in the bucket (multipart uploads, uploads/ objects) is gone after the upload TTL.
+// is answered promptly with 503 UNAVAILABLE whose message says what is away without where it
+// is (no host, port or bucket; no hang, no 500, no other error); every push that was acknowledged
+// stays pullable and intact; pushes succeed again once it is back, from the same berthd process;
+// fsck is clean; and what the outage cut short in the bucket (multipart uploads, uploads/ objects)
+// is gone after the upload TTL.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@
 
 #include "e2e/e2e_util.h"
 #include "integration/registry_client.h"
+#include "registry/oci_errors.h"
 #include "support/berthd_home.h"
 #include "support/harness.h"
 #include "support/postgres.h"
@@ -156,8 +158,10 @@ class PushLoop {
 
 // What goes away, and how it comes back.
 struct Outage {
-  std::string cause;           // what a 503's message must name
-  std::function<void()> stop;  // (returns when it is away)
+  std::string cause;                 // for messages: "postgres", "s3"
+  std::string message;               // what a 503 tells the client
+  std::vector<std::string> secrets;  // what a 503 must not tell it: host, port, bucket
+  std::function<void()> stop;        // (returns when it is away)
   std::function<bool()> start;
   bool cuts_a_multipart_upload = false;  // stop() lands in the middle of one
 };
@@ -220,9 +224,12 @@ void push_through_outage(const BerthdHome& home, const Outage& outage) {
     if (s.start >= down && s.end <= up) {
       ++failed_during;
     }
-    bool clear = s.status == 503 && s.code == "UNAVAILABLE" &&
-                 s.message.find(outage.cause) != std::string::npos;
-    EXPECT_TRUE(clear) << "not a clear 503 naming " << outage.cause << ": " << s.describe();
+    bool clear = s.status == 503 && s.code == "UNAVAILABLE" && s.message == outage.message;
+    EXPECT_TRUE(clear) << "not a clear 503 saying \"" << outage.message << "\": " << s.describe();
+    for (const auto& secret : outage.secrets) {
+      EXPECT_EQ(s.message.find(secret), std::string::npos)
+          << "a 503 tells the client " << secret << ": " << s.describe();
+    }
     if (shown++ < 3) {
       std::printf("[          ] %s\n", s.describe().c_str());
     }
@@ -275,7 +282,10 @@ TEST(OutageTest, PostgresAwayForTenSeconds) {
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();
   }
-  push_through_outage(home, {"postgres", [&server] { EXPECT_TRUE(server.stop()); },
+  push_through_outage(home, {"postgres",
+                             registry::kStoreUnavailableMessage,
+                             {"127.0.0.1", std::to_string(server.port())},
+                             [&server] { EXPECT_TRUE(server.stop()); },
                              [&server] { return server.start(); }});
 }
 
@@ -293,7 +303,13 @@ TEST(OutageTest, S3AwayForTenSeconds) {
     }
     rgw->stop();
   };
-  push_through_outage(home, {"s3", stop, [rgw] { return rgw->start(); }, true});
+  push_through_outage(home,
+                      {"s3",
+                       registry::kBlobStorageUnavailableMessage,
+                       {"127.0.0.1", std::to_string(rgw->port()), home.s3()->options().bucket},
+                       stop,
+                       [rgw] { return rgw->start(); },
+                       true});
 }
 
 }  // namespace

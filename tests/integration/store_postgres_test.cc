@@ -8,6 +8,7 @@
 #include <string>
 
 #include "integration/registry_client.h"
+#include "registry/oci_errors.h"
 #include "support/harness.h"
 #include "support/postgres.h"
 
@@ -43,9 +44,19 @@ TEST(StorePostgresTest, BerthdServesFromPostgresAndRidesOutARestart) {
   ASSERT_TRUE(server.stop());
   auto down = d.cli("repo ls");
   EXPECT_NE(down.code, 0) << down.all();
-  auto api = run("curl -s -o /dev/null -w '%{http_code}' " + d.admin().curl_auth() + d.url() +
-                 "/api/v1/repositories");
-  EXPECT_EQ(api.out, "503") << api.all();
+  auto api =
+      run("curl -s -w ' %{http_code}' " + d.admin().curl_auth() + d.url() + "/api/v1/repositories");
+  // 503 saying the metadata store is away, without where it is (that goes to the log).
+  const std::string port = std::to_string(server.port());
+  EXPECT_NE(api.out.find(" 503"), std::string::npos) << api.all();
+  EXPECT_NE(api.out.find(registry::kStoreUnavailableMessage), std::string::npos) << api.all();
+  EXPECT_EQ(api.out.find(port), std::string::npos) << api.all();
+  EXPECT_EQ(api.out.find("127.0.0.1"), std::string::npos) << api.all();
+  auto put = c.request("PUT", "/v2/web/app/manifests/v2", m, {{"Content-Type", kOciManifestType}});
+  EXPECT_EQ(put.status, 503) << put.describe();
+  EXPECT_EQ(put.oci_code(), "UNAVAILABLE") << put.describe();
+  EXPECT_EQ(put.oci_message(), registry::kStoreUnavailableMessage) << put.describe();
+  EXPECT_EQ(put.body.find(port), std::string::npos) << put.describe();
 
   ASSERT_TRUE(server.start()) << server.error();
   auto again = c.get("/v2/web/app/manifests/v1");

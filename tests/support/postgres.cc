@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -112,6 +115,7 @@ PostgresServer::PostgresServer() {
 }
 
 PostgresServer::~PostgresServer() {
+  resume();
   if (running_) {
     stop();
   }
@@ -136,6 +140,59 @@ bool PostgresServer::stop() {
   auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -m fast -w -t 60 stop");
   running_ = false;
   return r.code == 0;
+}
+
+namespace {
+
+// The pids whose parent is `parent` (from /proc/<pid>/stat: "pid (comm) state ppid ...").
+std::vector<int> children_of(int parent) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    std::string stat = read_file(e.path().string() + "/stat");
+    auto paren = stat.rfind(')');
+    if (paren == std::string::npos) {
+      continue;
+    }
+    int ppid = 0;
+    char state = 0;
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %d", &state, &ppid) == 2 && ppid == parent) {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool PostgresServer::pause() {
+  std::string pidfile = read_file(dir_.path() + "/data/postmaster.pid");
+  int postmaster = std::atoi(pidfile.c_str());
+  if (postmaster <= 0) {
+    return false;
+  }
+  // The postmaster first, so that it forks no new backend meanwhile.
+  if (::kill(postmaster, SIGSTOP) != 0) {
+    return false;
+  }
+  paused_ = {postmaster};
+  for (int pid : children_of(postmaster)) {
+    if (::kill(pid, SIGSTOP) == 0) {
+      paused_.push_back(pid);
+    }
+  }
+  return true;
+}
+
+void PostgresServer::resume() {
+  for (int pid : paused_) {
+    ::kill(pid, SIGCONT);
+  }
+  paused_.clear();
 }
 
 namespace {

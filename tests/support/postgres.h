@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "store/store.h"
@@ -44,12 +45,18 @@ class PostgresServer {
   /// pg_ctl stop -m fast (connections are cut) and start again on the same port and data.
   bool stop();
   bool start();
+  /// SIGSTOP the postmaster and every process it forked (backends included): a hung server
+  /// that keeps its connections and answers nothing, until resume() sends them SIGCONT. The
+  /// destructor resumes a paused server before stopping it.
+  bool pause();
+  void resume();
 
  private:
   std::string as_owner() const;  // "runuser -u nobody -- " as root, else ""
 
   TempDir dir_;
   std::string bin_;
+  std::vector<int> paused_;  // pids
   uint16_t port_ = 0;
   bool running_ = false;
   std::string error_;

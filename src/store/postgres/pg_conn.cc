@@ -1,10 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-// PgConn: statements over libpq. Every statement runs with PQexecParams (the extended
+// PgConn: statements over libpq. Every statement runs with PQsendQueryParams (the extended
 // protocol: parameters never spliced into SQL), text and integers as text with their types
-// named (TEXT, INT8), blobs as binary BYTEA; results come back as text, BYTEA in hex.
+// named (TEXT, INT8), blobs as binary BYTEA; results come back as text, BYTEA in hex. The
+// connection is non-blocking and every wait for the server polls its socket until a deadline
+// (pg_conn.h).
 #include "store/postgres/pg_conn.h"
 
+#include <poll.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
+#include <cstring>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "common/ascii.h"
@@ -13,6 +24,66 @@
 namespace berth::store::pg {
 
 namespace {
+
+using PgClock = std::chrono::steady_clock;
+
+// Cancel requests still waiting for a server that does not answer (a stopped one answers
+// nothing until it runs again): a few at most, so that a long outage does not pile up threads.
+std::atomic<int> pg_cancels_in_flight{0};
+constexpr int kMaxPgCancelsInFlight = 4;
+
+// Waits until fd is ready for `events` (or has an error, which libpq then reads): 1; 0 once
+// the deadline has passed; -1 when poll itself fails (errno).
+int wait_pg_socket(int fd, short events, Deadline deadline) {
+  while (true) {
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - PgClock::now()).count();
+    pollfd p{fd, events, 0};
+    int n = ::poll(&p, 1, static_cast<int>(std::clamp<int64_t>(left, 0, INT_MAX)));
+    if (n > 0) {
+      return 1;
+    }
+    if (n == 0) {
+      if (PgClock::now() >= deadline) {
+        return 0;
+      }
+      continue;
+    }
+    if (errno != EINTR) {
+      return -1;
+    }
+  }
+}
+
+// PQcancel opens a new connection to the server and waits for it to close it: on a server that
+// does not answer it waits as long as the server is away, so it runs on a thread of its own.
+void cancel_pg_in_background(PGcancel* cancel) {
+  if (cancel == nullptr) {
+    return;
+  }
+  if (pg_cancels_in_flight.fetch_add(1) >= kMaxPgCancelsInFlight) {
+    pg_cancels_in_flight.fetch_sub(1);
+    PQfreeCancel(cancel);
+    return;
+  }
+  try {
+    std::thread([cancel] {
+      char why[256];
+      (void)PQcancel(cancel, why, sizeof why);
+      PQfreeCancel(cancel);
+      pg_cancels_in_flight.fetch_sub(1);
+    }).detach();
+  } catch (const std::system_error&) {
+    pg_cancels_in_flight.fetch_sub(1);
+    PQfreeCancel(cancel);
+  }
+}
+
+std::string pg_duration_text(std::chrono::milliseconds d) {
+  if (d.count() % 1000 == 0) {
+    return std::to_string(d.count() / 1000) + " s";
+  }
+  return std::to_string(d.count()) + " ms";
+}
 
 // Type OIDs (server/catalog/pg_type_d.h, stable across releases).
 constexpr Oid kByteaOid = 17;
@@ -171,6 +242,46 @@ class PgCursor final : public sql::Cursor {
 
 const sql::Dialect& dialect() { return kPostgres; }
 
+Result<PGconn*> connect_until(const char* const* keys, const char* const* values,
+                              Deadline deadline) {
+  PGconn* pg = PQconnectStartParams(keys, values, 1);
+  if (pg == nullptr) {
+    return Error(Errc::Unavailable, "out of memory");
+  }
+  // As the libpq manual's loop: start as if PQconnectPoll had asked for writing.
+  PostgresPollingStatusType st =
+      PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    int fd = PQsocket(pg);
+    if (fd < 0) {
+      st = PGRES_POLLING_FAILED;
+      break;
+    }
+    int w = wait_pg_socket(fd, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline);
+    if (w <= 0) {
+      std::string why =
+          w == 0 ? "no answer in time (timeout expired)" : std::string(std::strerror(errno));
+      std::string at = std::string("connection to server at \"") + (PQhost(pg) ? PQhost(pg) : "") +
+                       "\", port " + (PQport(pg) ? PQport(pg) : "") + " failed: " + why;
+      PQfinish(pg);
+      return Error(Errc::Unavailable, at);
+    }
+    st = PQconnectPoll(pg);
+  }
+  if (st == PGRES_POLLING_FAILED) {
+    std::string msg = trimmed(PQerrorMessage(pg));
+    PQfinish(pg);
+    return Error(Errc::Unavailable, msg);
+  }
+  // Statements are sent without blocking too (PgConn::finish flushes them with a deadline).
+  if (PQsetnonblocking(pg, 1) != 0) {
+    std::string msg = trimmed(PQerrorMessage(pg));
+    PQfinish(pg);
+    return Error(Errc::Unavailable, "cannot make the connection non-blocking: " + msg);
+  }
+  return pg;
+}
+
 std::string number_placeholders(const std::string& sql) {
   std::string out;
   out.reserve(sql.size() + 16);
@@ -228,14 +339,102 @@ Result<PGresult*> PgConn::check(PGresult* res) {
 
 Result<PGresult*> PgConn::run(const std::string& sql, int n, const Oid* types,
                               const char* const* values, const int* lengths, const int* formats) {
-  return check(PQexecParams(pg_, sql.c_str(), n, types, values, lengths, formats, 0));
+  if (pg_ == nullptr) {
+    return Error(Errc::Unavailable, "postgres: the connection was dropped after a timeout");
+  }
+  if (PQsendQueryParams(pg_, sql.c_str(), n, types, values, lengths, formats, 0) == 0) {
+    return check(nullptr);
+  }
+  return finish();
 }
 
 Status PgConn::exec(const std::string& sql) {
+  if (pg_ == nullptr) {
+    return Error(Errc::Unavailable, "postgres: the connection was dropped after a timeout");
+  }
   // The simple protocol: several statements in one string (the schema).
-  BERTH_ASSIGN_OR_RETURN(PGresult * res, check(PQexec(pg_, sql.c_str())));
+  if (PQsendQuery(pg_, sql.c_str()) == 0) {
+    return check(nullptr).error();
+  }
+  BERTH_ASSIGN_OR_RETURN(PGresult * res, finish());
   PQclear(res);
   return ok();
+}
+
+Result<PGresult*> PgConn::finish() {
+  const Deadline deadline = PgClock::now() + query_timeout_;
+  // Send what the non-blocking send left in libpq's buffer, reading meanwhile (a server may
+  // answer before it has read everything).
+  while (true) {
+    int f = PQflush(pg_);
+    if (f <= 0) {
+      break;  // sent, or failed: the results below report a lost connection
+    }
+    int w = wait_pg_socket(PQsocket(pg_), POLLIN | POLLOUT, deadline);
+    if (w == 0) {
+      return give_up();
+    }
+    if (w < 0) {
+      return drop_lost(std::string("poll: ") + std::strerror(errno));
+    }
+    if (PQconsumeInput(pg_) == 0) {
+      break;
+    }
+  }
+  // Every result of the statement(s), keeping the last (PQexec's answer: an error stops the
+  // rest of a multi-statement string, so an error is the last).
+  PGresult* last = nullptr;
+  while (true) {
+    // PQgetResult blocks while libpq is busy, unless the connection is already closed (then
+    // it answers with the error at once).
+    while (PQisBusy(pg_) && PQsocket(pg_) >= 0) {
+      int w = wait_pg_socket(PQsocket(pg_), POLLIN, deadline);
+      if (w <= 0) {
+        PQclear(last);
+        return w == 0 ? give_up() : drop_lost(std::string("poll: ") + std::strerror(errno));
+      }
+      if (PQconsumeInput(pg_) == 0 && PQsocket(pg_) >= 0) {
+        PQclear(last);
+        return drop_lost(trimmed(PQerrorMessage(pg_)));
+      }
+    }
+    PGresult* res = PQgetResult(pg_);
+    if (res == nullptr) {
+      break;
+    }
+    PQclear(last);
+    last = res;
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH ||
+        PQstatus(pg_) == CONNECTION_BAD) {
+      break;
+    }
+  }
+  return check(last);
+}
+
+Error PgConn::give_up() {
+  timed_out_ = true;
+  ++ran_;
+  PGcancel* cancel = PQgetCancel(pg_);
+  // Closed before the cancel is sent: the server, when it reads again, finds the connection
+  // gone and rolls back whatever transaction it had open; nothing of it is committed.
+  PQfinish(pg_);
+  pg_ = nullptr;
+  cancel_pg_in_background(cancel);
+  std::string msg = "postgres: no answer within store.postgres.query_timeout (" +
+                    pg_duration_text(query_timeout_) + ") from " + describe_ +
+                    ": the connection was dropped";
+  log::get("store")->warn("postgres query timed out timeout_ms={} {}; connection dropped",
+                          query_timeout_.count(), describe_);
+  return Error(Errc::Unavailable, msg);
+}
+
+Error PgConn::drop_lost(const std::string& why) {
+  ++ran_;
+  PQfinish(pg_);
+  pg_ = nullptr;
+  return Error(Errc::Unavailable, "postgres: connection lost: " + why);
 }
 
 Status PgConn::lock_schema() {

@@ -3,10 +3,18 @@
 // sql::Conn the engine-neutral store runs over (`?` placeholders rewritten to $1..$n, typed
 // parameters, SQLSTATEs mapped to Errc); PgPool (pg_pool.cc) leases up to max_connections of
 // them and reconnects, with a bounded wait, after the server went away.
+//
+// Nothing here waits on the server without a deadline: libpq's blocking calls have none, so
+// a server that accepts the connection and never answers (stopped, hung, black-holed) would
+// hold the caller forever. Connecting (connect()) and every statement (PgConn::run, exec) use
+// libpq's asynchronous API on a non-blocking connection and poll its socket until a deadline;
+// a statement that misses it drops the connection (the server rolls its transaction back)
+// and fails with Unavailable.
 #pragma once
 
 #include <libpq-fe.h>
 
+#include <chrono>
 #include <string>
 
 #include "store/sql/conn.h"
@@ -20,10 +28,19 @@ const sql::Dialect& dialect();
 /// "?" placeholders outside quoted literals and identifiers become $1, $2, ...
 std::string number_placeholders(const std::string& sql);
 
+using Deadline = std::chrono::steady_clock::time_point;
+
+/// Connects without blocking past `deadline` (PQconnectStartParams + PQconnectPoll): the
+/// connected PGconn, in non-blocking mode, or why not.
+Result<PGconn*> connect_until(const char* const* keys, const char* const* values,
+                              Deadline deadline);
+
 class PgConn final : public sql::Conn {
  public:
-  /// Takes ownership of a connected PGconn.
-  PgConn(PGconn* pg, std::string describe) : pg_(pg), describe_(std::move(describe)) {}
+  /// Takes ownership of a connected PGconn (non-blocking mode, as connect_until leaves it).
+  /// Every statement must be answered within query_timeout.
+  PgConn(PGconn* pg, std::string describe, std::chrono::milliseconds query_timeout)
+      : pg_(pg), describe_(std::move(describe)), query_timeout_(query_timeout) {}
   ~PgConn() override { PQfinish(pg_); }
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
@@ -46,23 +63,38 @@ class PgConn final : public sql::Conn {
     ran_ = 0;
     lost_first_ = false;
   }
-  /// The connection is gone (or stuck in a transaction): close it rather than reuse it.
+  /// The connection is gone, was dropped after a timeout, or is stuck in a transaction:
+  /// close it rather than reuse it.
   bool unusable() const {
-    return PQstatus(pg_) != CONNECTION_OK || PQtransactionStatus(pg_) != PQTRANS_IDLE;
+    return pg_ == nullptr || PQstatus(pg_) != CONNECTION_OK ||
+           PQtransactionStatus(pg_) != PQTRANS_IDLE;
   }
+  /// A statement found no answer within query_timeout (the server may be hung).
+  bool timed_out() const { return timed_out_; }
   /// The lease's first statement found the connection lost: it never ran.
   bool lost_before_work() const { return lost_first_; }
 
   /// Runs sql with parameters (types and formats per parameter); the result or the error,
-  /// mapped. Counts changes and notes a lost connection.
+  /// mapped. Counts changes and notes a lost connection. Unavailable, naming
+  /// store.postgres.query_timeout, when the server does not answer in time.
   Result<PGresult*> run(const std::string& sql, int n, const Oid* types, const char* const* values,
                         const int* lengths, const int* formats);
 
  private:
   Result<PGresult*> check(PGresult* res);
+  /// After a PQsend*: sends what libpq buffered and collects the results (the last one, as
+  /// PQexec does), waiting at most query_timeout.
+  Result<PGresult*> finish();
+  /// Missed the deadline: asks the server to cancel the statement (in the background: a
+  /// hung server would not answer that either), drops the connection, says so.
+  Error give_up();
+  /// The connection failed under us in a way libpq did not report as a result.
+  Error drop_lost(const std::string& why);
 
-  PGconn* pg_;
+  PGconn* pg_;  // nullptr once dropped after a timeout
   std::string describe_;
+  std::chrono::milliseconds query_timeout_;
+  bool timed_out_ = false;
   int64_t changes_ = 0;
   int ran_ = 0;
   bool lost_first_ = false;

@@ -4,10 +4,13 @@
 // is closed when its lease ends, with every idle one (they went the same way); the next lease
 // connects anew, retrying for a bounded time (once the server stayed away that long, one try
 // per lease), and until the server is back the store answers Unavailable, which the API turns
-// into 503.
+// into 503. A statement the server leaves unanswered for query_timeout drops its connection
+// the same way (pg_conn.h).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -26,9 +29,27 @@ void ignore_notice(void* /*arg*/, const char* /*message*/) {
   // "relation already exists, skipping" and the like: the schema's IF NOT EXISTS at each start.
 }
 
+// How long one connection attempt may take: the DSN's connect_timeout when it sets one (in
+// seconds, at least 2, as libpq reads it), else connect_wait (at least 100 ms). libpq itself
+// applies connect_timeout only in its blocking connect, which berthd does not use.
+std::chrono::milliseconds attempt_budget(const PostgresOptions& o) {
+  auto budget = std::max(o.connect_wait, std::chrono::milliseconds(100));
+  PQconninfoOption* opts = PQconninfoParse(o.dsn.c_str(), nullptr);
+  for (auto* opt = opts; opt != nullptr && opt->keyword != nullptr; ++opt) {
+    if (std::string(opt->keyword) == "connect_timeout" && opt->val != nullptr && *opt->val) {
+      int seconds = std::atoi(opt->val);
+      if (seconds > 0) {
+        budget = std::chrono::seconds(std::max(seconds, 2));
+      }
+    }
+  }
+  PQconninfoFree(opts);
+  return budget;
+}
+
 class PgPool final : public sql::ConnPool {
  public:
-  explicit PgPool(PostgresOptions o) : o_(std::move(o)) {}
+  explicit PgPool(PostgresOptions o) : o_(std::move(o)), attempt_(attempt_budget(o_)) {}
   ~PgPool() override = default;
 
   Result<sql::Lease> acquire() override {
@@ -69,40 +90,36 @@ class PgPool final : public sql::ConnPool {
   }
 
   /// Connects, retrying while the server refuses or is starting, up to connect_wait; once a
-  /// connect gave up, later ones try once until one succeeds.
+  /// connect gave up, later ones try once until one succeeds. Each try is itself bounded (by
+  /// connect_wait, or the DSN's connect_timeout): a server that accepts the connection and
+  /// never answers does not hold the caller.
   Result<std::unique_ptr<pg::PgConn>> connect() {
     // A server that stayed away for a whole connect_wait is down, not restarting: waiting
     // again for each operation would hold every request (and a blocking-pool thread) for
     // connect_wait, twice for a request that makes two store calls.
     auto deadline = Clock::now() + (away_ ? std::chrono::milliseconds(0) : o_.connect_wait);
     auto pause = std::chrono::milliseconds(50);
-    std::string timeout = std::to_string(std::max<int64_t>(
-        1, std::chrono::duration_cast<std::chrono::seconds>(o_.connect_wait).count()));
     while (true) {
-      // connect_timeout first, so that one in the DSN wins; the password (from a file) last.
-      std::vector<const char*> keys{"connect_timeout", "dbname", "application_name"};
-      std::vector<const char*> values{timeout.c_str(), o_.dsn.c_str(), "berthd"};
+      // The password (from a file) after the DSN, so that it wins over one in the DSN.
+      std::vector<const char*> keys{"dbname", "application_name"};
+      std::vector<const char*> values{o_.dsn.c_str(), "berthd"};
       if (!o_.password.empty()) {
         keys.push_back("password");
         values.push_back(o_.password.c_str());
       }
       keys.push_back(nullptr);
       values.push_back(nullptr);
-      PGconn* pg = PQconnectdbParams(keys.data(), values.data(), 1);
-      if (pg != nullptr && PQstatus(pg) == CONNECTION_OK) {
-        PQsetNoticeProcessor(pg, ignore_notice, nullptr);
-        std::string where = std::string("metadata store postgres db=") + PQdb(pg) +
-                            " host=" + PQhost(pg) + " port=" + PQport(pg);
+      auto pg = pg::connect_until(keys.data(), values.data(), Clock::now() + attempt_);
+      if (pg) {
+        PQsetNoticeProcessor(*pg, ignore_notice, nullptr);
+        std::string where = std::string("metadata store postgres db=") + PQdb(*pg) +
+                            " host=" + PQhost(*pg) + " port=" + PQport(*pg);
         if (away_.exchange(false)) {
           log::get("store")->info("postgres reachable again {}", where);
         }
-        return std::make_unique<pg::PgConn>(pg, std::move(where));
+        return std::make_unique<pg::PgConn>(*pg, std::move(where), o_.query_timeout);
       }
-      std::string msg = pg ? PQerrorMessage(pg) : "out of memory";
-      PQfinish(pg);
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
-        msg.pop_back();
-      }
+      const std::string& msg = pg.error().message();
       if (Clock::now() + pause > deadline) {
         if (!away_.exchange(true)) {
           log::get("store")->warn(
@@ -121,13 +138,17 @@ class PgPool final : public sql::ConnPool {
     std::vector<std::unique_ptr<pg::PgConn>> closed;  // closed after the lock is let go
     std::lock_guard lock(mu_);
     if (conn->unusable()) {
-      // Lost: the idle ones most likely went with it (a restart); close them all now rather
-      // than let each of them fail an operation first.
+      // Lost, or dropped after a timeout: the idle ones most likely went the same way (a
+      // restart, a hung server); close them all now rather than let each of them fail an
+      // operation first, each after a whole query_timeout when the server hangs.
       open_ -= 1 + static_cast<int>(idle_.size());
       closed = std::move(idle_);
       idle_.clear();
+      bool timed_out = conn->timed_out();
       closed.push_back(std::move(conn));
-      log::get("store")->warn("postgres connection lost; reconnecting at the next operation");
+      if (!timed_out) {  // (a timeout said so already, naming it)
+        log::get("store")->warn("postgres connection lost; reconnecting at the next operation");
+      }
     } else {
       idle_.push_back(std::move(conn));
     }
@@ -135,6 +156,7 @@ class PgPool final : public sql::ConnPool {
   }
 
   PostgresOptions o_;
+  std::chrono::milliseconds attempt_;  // one connection attempt's budget
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pg::PgConn>> idle_;
@@ -150,6 +172,9 @@ Result<MetadataStorePtr> open_postgres(const PostgresOptions& options) {
   }
   if (options.max_connections < 1) {
     return Error(Errc::InvalidArgument, "postgres: max_connections must be at least 1");
+  }
+  if (options.query_timeout <= std::chrono::milliseconds(0)) {
+    return Error(Errc::InvalidArgument, "postgres: query_timeout must be positive");
   }
   auto store = std::make_unique<sql::SqlMetadataStore>(std::make_unique<PgPool>(options));
   BERTH_TRY(store->migrate());

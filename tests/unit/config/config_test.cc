@@ -662,16 +662,19 @@ TEST(ConfigStoreTest, DefaultsToSqliteAndReadsThePostgresKeys) {
   ASSERT_TRUE(d);
   EXPECT_EQ(d->store.driver, "sqlite");
   EXPECT_EQ(d->store.postgres.max_connections, 16);
+  EXPECT_EQ(d->store.postgres.query_timeout, std::chrono::seconds(30));
   EXPECT_TRUE(validate(*d));
 
   auto c = load_string(
       "version: 1\nstore:\n  driver: postgres\n  postgres:\n    dsn: \"host=127.0.0.1 "
-      "dbname=berth user=berth\"\n    password_file: /run/secrets/pg\n    max_connections: 4\n");
+      "dbname=berth user=berth\"\n    password_file: /run/secrets/pg\n    max_connections: 4\n"
+      "    query_timeout: 2m\n");
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->store.driver, "postgres");
   EXPECT_EQ(c->store.postgres.dsn, "host=127.0.0.1 dbname=berth user=berth");
   EXPECT_EQ(c->store.postgres.password_file, "/run/secrets/pg");
   EXPECT_EQ(c->store.postgres.max_connections, 4);
+  EXPECT_EQ(c->store.postgres.query_timeout, std::chrono::minutes(2));
   EXPECT_TRUE(validate(*c));
 }
 
@@ -699,6 +702,9 @@ TEST(ConfigStoreTest, BadValuesNameTheKey) {
   expect_bad("store:\n  driver: postgres\n", "store.postgres.dsn");
   expect_bad("store:\n  postgres:\n    max_connections: 0\n", "store.postgres.max_connections");
   expect_bad("store:\n  postgres:\n    max_connections: 1025\n", "store.postgres.max_connections");
+  expect_bad("store:\n  postgres:\n    query_timeout: 0\n", "store.postgres.query_timeout");
+  expect_bad("store:\n  postgres:\n    query_timeout: 2h\n", "store.postgres.query_timeout");
+  expect_bad("store:\n  postgres:\n    query_timeout: soon\n", "store.postgres.query_timeout");
 }
 
 }  // namespace

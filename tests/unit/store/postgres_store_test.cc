@@ -3,9 +3,15 @@
 // nodes start at once, a database newer than the binary refused, losing the server and
 // getting it back, and two nodes writing one database without read-modify-write races. (The
 // store's behaviour itself is the conformance suite's, run on both engines.)
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -20,6 +26,84 @@ namespace {
   if (test::PostgresServer::shared() == nullptr) {                                          \
     GTEST_SKIP() << "PostgreSQL cannot run here: " << test::PostgresServer::shared_error(); \
   }
+
+// A TCP listener on 127.0.0.1 that completes connections and then answers nothing (the
+// kernel accepts them into the backlog): a hung or stopped server, a black-holed network.
+// With `handshake`, it accepts each connection and plays PostgreSQL's startup exchange
+// (AuthenticationOk, BackendKeyData, ReadyForQuery) and then answers no statement: a server
+// that hangs after the connection was made.
+class SilentPgListener {
+ public:
+  explicit SilentPgListener(bool handshake) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    auto* sa = reinterpret_cast<sockaddr*>(&a);
+    EXPECT_EQ(::bind(fd_, sa, len), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    EXPECT_EQ(::getsockname(fd_, sa, &len), 0);
+    port_ = ntohs(a.sin_port);
+    if (handshake) {
+      thread_ = std::thread([this] { serve(); });
+    }
+  }
+  ~SilentPgListener() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    for (int c : conns_) {
+      ::close(c);
+    }
+    ::close(fd_);
+  }
+  SilentPgListener(const SilentPgListener&) = delete;
+  SilentPgListener& operator=(const SilentPgListener&) = delete;
+
+  std::string dsn() const {
+    return "host=127.0.0.1 port=" + std::to_string(port_) +
+           " dbname=berth user=berth sslmode=disable gssencmode=disable";
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) {
+        continue;
+      }
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) {
+        continue;
+      }
+      conns_.push_back(c);
+      // The startup packet: its length (4 bytes, big-endian, itself included), then the rest.
+      unsigned char head[4];
+      if (::recv(c, head, 4, MSG_WAITALL) != 4) {
+        continue;
+      }
+      size_t len = (size_t{head[0]} << 24) | (size_t{head[1]} << 16) | (size_t{head[2]} << 8) |
+                   size_t{head[3]};
+      std::string rest(len > 4 ? len - 4 : 0, '\0');
+      if (!rest.empty() && ::recv(c, rest.data(), rest.size(), MSG_WAITALL) < 0) {
+        continue;
+      }
+      static const char kAnswer[] = {'R', 0, 0, 0, 8,  0,  0, 0, 0,  // AuthenticationOk
+                                     'K', 0, 0, 0, 12, 0,  0, 0, 42, 0, 0, 0, 7,  // BackendKeyData
+                                     'Z', 0, 0, 0, 5,  'I'};  // ReadyForQuery, idle
+      EXPECT_EQ(::send(c, kAnswer, sizeof kAnswer, MSG_NOSIGNAL),
+                static_cast<ssize_t>(sizeof kAnswer));
+    }
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::vector<int> conns_;
+};
 
 std::string dbname_of(const std::string& dsn) {
   auto at = dsn.find("dbname=");
@@ -75,6 +159,96 @@ TEST(PostgresStoreTest, AnUnreachableServerIsUnavailable) {
   auto s = open_postgres(o);
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code(), Errc::Unavailable) << s.error().message();
+}
+
+// Generous: the bound must hold on a loaded machine; a hang is what fails it.
+constexpr auto kSilentServerBound = std::chrono::seconds(15);
+
+// A server that accepts the TCP connection and never answers: opening the store gives up
+// after connect_wait with Unavailable instead of waiting forever.
+TEST(PostgresStoreTest, AServerThatNeverAnswersTheConnectionIsUnavailable) {
+  using Clock = std::chrono::steady_clock;
+  SilentPgListener silent(false);
+  PostgresOptions o{silent.dsn(), "", 1, std::chrono::milliseconds(1000),
+                    std::chrono::milliseconds(1000)};
+  auto t0 = Clock::now();
+  auto s = open_postgres(o);
+  auto took = Clock::now() - t0;
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::Unavailable) << s.error().message();
+  EXPECT_NE(s.error().message().find("timeout"), std::string::npos) << s.error().message();
+  EXPECT_LT(took, kSilentServerBound);
+}
+
+// A server that completes the connection and then answers no statement: the first statement
+// gives up after query_timeout, and the error names that setting.
+TEST(PostgresStoreTest, AServerThatNeverAnswersAStatementIsUnavailable) {
+  using Clock = std::chrono::steady_clock;
+  SilentPgListener silent(true);
+  PostgresOptions o{silent.dsn(), "", 1, std::chrono::milliseconds(1000),
+                    std::chrono::milliseconds(1000)};
+  auto t0 = Clock::now();
+  auto s = open_postgres(o);
+  auto took = Clock::now() - t0;
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code(), Errc::Unavailable) << s.error().message();
+  EXPECT_NE(s.error().message().find("store.postgres.query_timeout (1 s)"), std::string::npos)
+      << s.error().message();
+  EXPECT_GE(took, std::chrono::milliseconds(900)) << "gave up before query_timeout";
+  EXPECT_LT(took, kSilentServerBound);
+}
+
+// The real server hangs (SIGSTOP) under a running store: operations fail with Unavailable
+// within a bounded time, a write cut short is not committed, and once the server runs again
+// the same store object works, with no restart.
+TEST(PostgresStoreTest, AStoppedServerTimesOutAndTheSameStoreWorksAfterIt) {
+  SKIP_WITHOUT_POSTGRES();
+  using Clock = std::chrono::steady_clock;
+  test::PostgresServer server;  // its own: this test stops it
+  ASSERT_TRUE(server.running()) << server.error();
+  PostgresOptions o{server.create_database(), "", 2, std::chrono::milliseconds(1000),
+                    std::chrono::milliseconds(1000)};
+  auto opened = open_postgres(o);
+  ASSERT_TRUE(opened) << opened.error().message();
+  MetadataStore& st = **opened;
+  ASSERT_TRUE(st.create_repository(Repository{0, "web/app", false, {}, 1}));
+
+  // Reads in a loop (for at most a minute), and the server stops in the middle of one.
+  Clock::duration took{};
+  Error failed(Errc::Ok, "no read failed");
+  std::thread reader([&] {
+    for (auto end = Clock::now() + std::chrono::minutes(1); Clock::now() < end;) {
+      auto t = Clock::now();
+      auto read = st.get_repository("web/app");
+      if (!read) {
+        took = Clock::now() - t;
+        failed = read.error();
+        return;
+      }
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  bool paused = server.pause();
+  reader.join();
+  ASSERT_TRUE(paused);
+  EXPECT_EQ(failed.code(), Errc::Unavailable) << failed.message();
+  EXPECT_NE(failed.message().find("query_timeout"), std::string::npos) << failed.message();
+  EXPECT_LT(took, kSilentServerBound);
+  auto t0 = Clock::now();
+  auto write = st.create_repository(Repository{0, "web/api", false, {}, 2});
+  took = Clock::now() - t0;
+  ASSERT_FALSE(write);
+  EXPECT_EQ(write.error().code(), Errc::Unavailable) << write.error().message();
+  EXPECT_LT(took, kSilentServerBound);
+
+  server.resume();
+  auto up = st.get_repository("web/app");
+  ASSERT_TRUE(up) << up.error().message();
+  EXPECT_EQ(up->name, "web/app");
+  auto cut = st.get_repository("web/api");
+  ASSERT_FALSE(cut) << "a write that timed out was committed";
+  EXPECT_EQ(cut.error().code(), Errc::NotFound) << cut.error().message();
+  ASSERT_TRUE(st.create_repository(Repository{0, "web/api", false, {}, 2}));
 }
 
 // The server goes away under a running store: operations fail with Unavailable (never a
