@@ -634,6 +634,7 @@ Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& c
   store::PostgresOptions o;
   o.dsn = cfg.store.postgres.dsn;
   o.max_connections = cfg.store.postgres.max_connections;
+  o.query_timeout = cfg.store.postgres.query_timeout;
   if (!cfg.store.postgres.password_file.empty()) {
     auto pw = fs::read_file(cfg.store.postgres.password_file);
     if (!pw) {
