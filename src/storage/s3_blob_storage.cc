@@ -5,7 +5,9 @@
 //                                   bytes whose digest was checked
 //   uploads/<upload id>             a commit in progress: the multipart upload (or, under
 //                                   5 MiB, the single PUT) of a spool, copied to its blob key
-//                                   once complete and then deleted
+//                                   once complete and then deleted (a copy above
+//                                   S3Options::max_copy_size, 5 GiB by default, is itself a
+//                                   multipart upload to the blob key, of UploadPartCopy parts)
 //
 // Locally (DATA): uploads/<id>/ is the same spool as on fs (fs_blob_storage.h), and
 // cache/blobs/<64 hex> holds the copies local_file() hands out, each hashed while it was
@@ -115,7 +117,7 @@ class S3BlobStorage : public BlobStorage {
     BERTH_TRY(s);
     // The temporary object holds exactly the checked bytes: only now do they get the key
     // that says so.
-    s = s3_->copy_object(temp, blob_key(hex));
+    s = s3_->copy(temp, blob_key(hex), size);
     // Best effort either way: once the copy is in place the blob is committed, and a leftover
     // temporary object is expire_partial()'s.
     (void)s3_->delete_object(temp);
@@ -127,10 +129,13 @@ class S3BlobStorage : public BlobStorage {
   Result<int64_t> expire_partial(std::chrono::seconds ttl) override {
     int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - ttl.count();
     int64_t removed = 0;
-    BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(kUploadsPrefix));
-    for (const auto& u : uploads) {
-      if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
-        ++removed;
+    // Multipart uploads under blobs/ are copies of big blobs to their key (S3Client::copy).
+    for (const char* prefix : {kUploadsPrefix, kBlobsPrefix}) {
+      BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(prefix));
+      for (const auto& u : uploads) {
+        if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
+          ++removed;
+        }
       }
     }
     BERTH_ASSIGN_OR_RETURN(auto temps, s3_->list_objects(kUploadsPrefix));
