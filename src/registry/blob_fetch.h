@@ -54,12 +54,12 @@ struct BlobFetch {
 using BlobFetchPtr = std::shared_ptr<BlobFetch>;
 
 /// Runs a transfer: source(sink) must call sink with the blob's bytes in order. fill_fetch
-/// writes each piece to wfd (not closed here), hashes it and publishes it to the readers
-/// (written; head_known from the first piece on). A piece past f.total (when known) or after
-/// stop is set fails the transfer before it is written. On success every byte is in, hashes
-/// to f.hex and matches f.total, and verified is set; committing the file is the caller's.
-/// from names the source in errors ("upstream hub (https://...)"). Blocking: call on a fetch
-/// thread. Errors: the source's own, NoSpace/Internal for the local writes, Cancelled when
+/// hashes each piece, writes them to wfd (not closed here) in 1 MiB writes and publishes each
+/// write to the readers (written; head_known from the first on). A piece past f.total (when
+/// known) or after stop is set fails the transfer before it is written. On success every byte is
+/// in, hashes to f.hex and matches f.total, and verified is set; committing the file is the
+/// caller's. from names the source in errors ("upstream hub (https://...)"). Blocking: call on a
+/// fetch thread. Errors: the source's own, NoSpace/Internal for the local writes, Cancelled when
 /// stopped, Unavailable for bytes that do not match.
 Status fill_fetch(BlobFetch& f, int wfd,
                   const std::function<Status(const storage::ByteSink&)>& source,
