@@ -12,9 +12,10 @@
 #     redirect disabled unless REDIRECT=1
 # then measures push/pull (skopeo) of a big and a many-small-layer image, and manifest GETs
 # (wrk) and blob HEADs (ab), alternating which server goes first each round. The first pull
-# after a push is a cold one for both (berthd has no local copy yet: it fetches each blob from
-# S3, verifies it, then sends it); the big image is then pulled once more, which berthd serves
-# from its local copy. Prints a markdown table of medians; raw samples go to $OUT (git-ignored).
+# after a push is a cold one for both (berthd has no local copy yet: it streams each blob to
+# the client while it fetches it from S3 into a local copy, verified before it is kept); the big
+# image is then pulled once more, which berthd serves from its local copy. Prints a markdown
+# table of medians; raw samples go to $OUT (git-ignored).
 #
 # Usage: bench/storage_bench.sh [--quick] [--no-build] [--with-embedded] [--only push|small|wrk]...
 #   --with-embedded  also runs bench/registry_bench.sh (fs + SQLite berthd vs fs distribution,
@@ -27,6 +28,11 @@
 #   REDIRECT [0]        1: berthd redirect_pulls: true and distribution's redirects on (blob
 #                       GETs answered 307 to a presigned RGW URL by both)
 #   RGW_NODELAY [1]     radosgw's beast tcp_nodelay (0: Nagle on, beast's default; see below)
+#   COLD_PULLS [1]      cold pulls of the big image per round (berthd's local copies removed
+#                       before each; distribution keeps none): more cold samples per server start
+#   BASELINE_DIR []     a second berth build dir (bin/berthd): its berthd runs as a third server,
+#                       "base", in every push/pull round, to compare a change with its parent
+#                       under the same noise (push/pull only)
 #   BUILD_DIR [build-bench]  berth build dir (built with CMake Release unless --no-build)
 #   OUT [bench/out/storage]  raw results; IMAGES [bench/out/images] image cache (shared with
 #                       registry_bench.sh)
@@ -75,6 +81,14 @@ ensure_pkgs docker-registry:docker-registry wrk:wrk ab:apache2-utils skopeo:skop
   "$PGBIN/initdb:postgresql-15"
 
 build_berth "$root" "$BUILD_DIR" "$do_build"
+COLD_PULLS=${COLD_PULLS:-1}
+declare -A BERTHD_OF=([berth]=$BERTHD)
+KINDS=(berth dist)  # the push/pull rounds' servers
+if [[ -n ${BASELINE_DIR:-} ]]; then
+  [[ -x $BASELINE_DIR/bin/berthd ]] || { echo "no berthd in $BASELINE_DIR/bin" >&2; exit 1; }
+  BERTHD_OF[base]=$BASELINE_DIR/bin/berthd
+  KINDS=(berth base dist)
+fi
 
 mkdir -p "$OUT" "$IMAGES"
 OUT=$(cd "$OUT" && pwd)
@@ -324,7 +338,7 @@ storage:
     path_style: true
     redirect_pulls: $( ((REDIRECT)) && echo true || echo false)
 EOF
-    "$BERTHD" --config "$cfg" --no-access-log --router-listen 127.0.0.1:0 \
+    "${BERTHD_OF[$kind]}" --config "$cfg" --no-access-log --router-listen 127.0.0.1:0 \
       --router-tls-listen off --dns-listen off 2>>"$OUT/berth.stderr" &
   fi
   pid=$!
@@ -336,7 +350,7 @@ EOF
     sleep 0.1
   done
   ((i < 300)) || { echo "$kind did not answer /v2/" >&2; exit 1; }
-  if [[ $kind == berth ]]; then
+  if [[ $kind != dist ]]; then
     AUTH[$kind]=$(. "$TMP/$name/admin.credentials" && echo "$BERTH_ACCESS_KEY_ID:$BERTH_SECRET_ACCESS_KEY")
     BERTH_ACCESS_KEY_ID=${AUTH[$kind]%%:*} BERTH_SECRET_ACCESS_KEY=${AUTH[$kind]#*:} \
       "$BERTH" --server "http://127.0.0.1:$port" repo create "$REPO" >/dev/null
@@ -348,14 +362,19 @@ stop_server() {  # stop_server KIND NAME: and drop its bucket (and database)
   wait "${PIDS[$kind]}" 2>/dev/null || true
   unset "PIDS[$kind]"
   drop_bucket "$name"
-  if [[ $kind == berth ]]; then
+  if [[ $kind != dist ]]; then
     psql_do "DROP DATABASE \"$name\"" >/dev/null
     rm -rf "${TMP:?}/$name"
   fi
   rm -f "$TMP/$name.yml"
 }
-order() {  # order ROUND: berth first on odd rounds, distribution first on even ones
-  if (($1 % 2)); then echo berth dist; else echo dist berth; fi
+order() {  # order ROUND KIND...: the kinds rotated by the round (berth first on odd rounds of two)
+  local r=$1 i
+  shift
+  for ((i = 0; i < $#; i++)); do
+    local k=$(((i + r - 1) % $# + 1))
+    echo "${!k}"
+  done
 }
 
 start_postgres
@@ -364,13 +383,18 @@ start_rgw
 # ---------------------------------------------------------------- push / pull
 if want push || want small; then
   for ((run = 1; run <= RUNS; run++)); do
-    for kind in $(order "$run"); do
+    for kind in $(order "$run" "${KINDS[@]}"); do
       name=$kind-r$run
       start_server "$kind" "$name"
       sleep 1
       if want push; then
         s=$(push "$kind" big big); record "$kind" big_push_s "$s"
-        s2=$(pull "$kind" big); record "$kind" big_pull_s "$s2"
+        s2=""
+        for ((i = 1; i <= COLD_PULLS; i++)); do
+          ((i > 1)) && [[ $kind != dist ]] && rm -f "$TMP/$name/cache/blobs/"*
+          p=$(pull "$kind" big); record "$kind" big_pull_s "$p"
+          s2+="${s2:+ }$p"
+        done
         # Again: berthd now answers from the verified local copy the first pull left in
         # DATA/cache/blobs (unless REDIRECT); distribution reads S3 again.
         s3=$(pull "$kind" big); record "$kind" big_pull2_s "$s3"
@@ -400,7 +424,7 @@ if want wrk; then
     URL_B[$kind]=$base/blobs/$layer
   done
   for ((run = 1; run <= RUNS; run++)); do
-    for kind in $(order "$run"); do
+    for kind in $(order "$run" berth dist); do
       auth=()
       [[ -n ${AUTH[$kind]:-} ]] && auth=(-H "Authorization: Basic $(printf '%s' "${AUTH[$kind]}" | base64 -w0)")
       run_wrk "$kind" manifest_get "${URL_M[$kind]}" \
@@ -438,6 +462,8 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
   echo "redirects: $( ((REDIRECT)) && echo 'on (berth redirect_pulls: true, distribution redirect on)' || echo 'off (berth redirect_pulls: false, distribution redirect.disable: true)');"
   echo "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECS}s --latency; ab -k -i -c$WRK_CONNS -t$WRK_SECS; berthd access log off"
   echo "load average at start: $LOAD_START, at end: $LOAD_END (2 cores: anything near 2 means other work shared the CPUs)"
+  ((COLD_PULLS > 1)) && echo "cold pulls per round: $COLD_PULLS (medians over all of them)"
+  [[ -n ${BERTHD_OF[base]:-} ]] && echo "baseline berthd (\"base\" rows): ${BERTHD_OF[base]}"
   echo
   if ((with_embedded)); then
     echo "| metric | berth pg+s3 | distribution s3 | ratio (berth advantage) | target | met? | berth fs+sqlite | distribution fs |"
@@ -462,6 +488,14 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
     ((REDIRECT)) && again="both: redirected to RGW"
     row "${BIG_LAYERS}x${BIG_MB} MB image pulled again, MB/s (${b}s vs ${d}s; $again)" \
       "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
+    if [[ -n ${BERTHD_OF[base]:-} ]]; then
+      for op in push pull pull2; do
+        b=$(median base "big_${op}_s"); d=$(median dist "big_${op}_s")
+        bt=$(mbps "$bytes" "$b"); dt=$(mbps "$bytes" "$d")
+        row "baseline berthd: image $op, MB/s (${b}s vs ${d}s; this berthd $(median berth "big_${op}_s")s)" \
+          "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
+      done
+    fi
   fi
   if want small; then
     for op in push pull; do

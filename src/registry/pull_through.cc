@@ -20,8 +20,6 @@ constexpr const char* kManifestAccept =
     "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json, "
     "application/vnd.docker.distribution.manifest.v2+json";
-constexpr size_t kStreamPiece = 4 * 1024 * 1024;
-constexpr auto kPollFallback = std::chrono::milliseconds(100);
 
 // The upstream's own words: the first OCI error's code and message, or the start of the body.
 std::string upstream_words(const http::ClientResponse& r) {
@@ -249,11 +247,7 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
   }
   fetches[digest.hex] = f;
   int64_t repo_id = repo->id;
-  if (!fetch_pool) {
-    fetch_pool = std::make_unique<asio::thread_pool>(
-        static_cast<size_t>(std::max(1, opts.max_upstream_fetches)));
-  }
-  asio::post(*fetch_pool,
+  asio::post(fetch_threads(),
              [this, up, name, repo_id, f, wfd] { run_fetch(up, name, repo_id, f, wfd); });
   return f;
 }
@@ -261,96 +255,55 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
 void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id, BlobFetchPtr f,
                                int wfd) {
   std::string remote = remote_repository(up->spec(), name);
-  if (stopping.load()) {
-    ::close(wfd);
-    blobs.remove_upload(f->upload_id);
-    {
-      std::lock_guard lock(fetch_mu);
-      fetches.erase(f->hex);
-    }
-    std::lock_guard lock(f->mu);
-    f->failure = Error(Errc::Unavailable, "berthd is stopping");
-    f->done = true;
-    f->head_known = true;
-    f->changed();
-    return;
-  }
-  Sha256 hash;
-  uint64_t written = 0;
-  Status io = ok();
-  http::ClientRequest req;
-  req.on_head = [&](const http::ClientResponse& r) {
-    int64_t total = -1;
-    std::string cl = r.header("content-length");
-    if (!cl.empty() && cl.size() < 19 && cl.find_first_not_of("0123456789") == std::string::npos) {
-      total = std::stoll(cl);
-    }
-    std::lock_guard lock(f->mu);
-    f->total = total;
-    f->head_known = true;
-    f->changed();
-  };
-  req.sink = [&](std::string_view piece) {
-    if (stopping.load()) {
-      io = Error(Errc::Cancelled, "berthd is stopping");
-      return false;
-    }
-    size_t off = 0;
-    while (off < piece.size()) {
-      ssize_t n = ::write(wfd, piece.data() + off, piece.size() - off);
-      if (n < 0 && errno == EINTR) {
-        continue;
+  // The upstream's GET, its body handed to fill_fetch's sink piece by piece.
+  auto source = [&](const storage::ByteSink& sink) -> Status {
+    Status piece = ok();
+    http::ClientRequest req;
+    req.on_head = [&](const http::ClientResponse& r) {
+      int64_t total = -1;
+      std::string cl = r.header("content-length");
+      if (!cl.empty() && cl.size() < 19 &&
+          cl.find_first_not_of("0123456789") == std::string::npos) {
+        total = std::stoll(cl);
       }
-      if (n <= 0) {
-        io = Error(errno == ENOSPC ? Errc::NoSpace : Errc::Internal,
-                   std::string("writing a pulled-through blob: ") + std::strerror(errno));
-        return false;
-      }
-      off += static_cast<size_t>(n);
-    }
-    hash.update(piece);
-    written += piece.size();
-    std::lock_guard lock(f->mu);
-    f->written = written;
-    f->changed();
-    return true;
-  };
-  auto r = up->request(req, "/v2/" + remote + "/blobs/" + f->digest, remote);
-  ::close(wfd);
-  std::optional<Error> failure;
-  int64_t total = -1;
-  {
-    std::lock_guard lock(f->mu);
-    total = f->total;
-  }
-  if (!io) {
-    failure = io.error();
-  } else if (!r) {
-    failure = r.error();
-  } else if (r->status != 200) {
-    failure = upstream_status_error(*up, *r, "blob " + f->digest);
-  } else if (hash.hex() != f->hex || (total >= 0 && static_cast<uint64_t>(total) != written)) {
-    failure = Error(Errc::Unavailable, up->describe() + " sent " + std::to_string(written) +
-                                           " bytes for blob " + f->digest +
-                                           " that hash to sha256:" + hash.hex() + ": refused");
-  } else {
-    {
-      // Clients being sent it may finish now: the bytes are all there and verified. The
-      // commit (fsync, rename, row) is the cache's business.
       std::lock_guard lock(f->mu);
-      f->verified = true;
+      f->total = total;
+      f->head_known = true;
       f->changed();
+    };
+    req.sink = [&](std::string_view data) {
+      piece = sink(data.data(), data.size());
+      return piece.has_value();
+    };
+    auto r = up->request(req, "/v2/" + remote + "/blobs/" + f->digest, remote);
+    BERTH_TRY(piece);
+    if (!r) {
+      return r.error();
     }
+    if (r->status != 200) {
+      return upstream_status_error(*up, *r, "blob " + f->digest);
+    }
+    return ok();
+  };
+  Status s = stopping.load() ? Status(Error(Errc::Unavailable, "berthd is stopping"))
+                             : fill_fetch(*f, wfd, source, up->describe(), stopping);
+  ::close(wfd);
+  uint64_t written = 0;
+  if (s) {
+    {
+      std::lock_guard lock(f->mu);
+      written = f->written;
+    }
+    // The clients may finish already (verified); the commit is the cache's business.
     std::lock_guard lock(stripe(f->hex));
-    Status s = blobs.commit_upload(f->upload_id, f->hex);
+    s = blobs.commit_upload(f->upload_id, f->hex);
     if (s) {
       s = link_committed(repo_id, f->digest, f->hex, static_cast<int64_t>(written));
     }
-    if (!s) {
-      failure = s.error();
-    }
   }
-  if (failure) {
+  std::optional<Error> failure;
+  if (!s) {
+    failure = s.error();
     blobs.remove_upload(f->upload_id);
     note_no_space(*failure, "pull through blob " + f->digest);
     log->warn("pull-through blob failed repo={} digest={} error={}", name, f->digest,
@@ -363,11 +316,7 @@ void Registry::Impl::run_fetch(UpstreamPtr up, std::string name, int64_t repo_id
     std::lock_guard lock(fetch_mu);
     fetches.erase(f->hex);
   }
-  std::lock_guard lock(f->mu);
-  f->failure = failure;
-  f->done = true;
-  f->head_known = true;
-  f->changed();
+  f->finish(std::move(failure));
 }
 
 void Registry::Impl::stop_fetches() {
@@ -440,106 +389,11 @@ awaitable<void> Registry::Impl::get_blob_through(http::Exchange& ex, UpstreamPtr
   if (!*f) {
     co_return co_await get_local_blob(ex, name, digest);  // linked now
   }
-  co_await stream_fetch(ex, *f);
-}
-
-awaitable<void> Registry::Impl::stream_fetch(http::Exchange& ex, BlobFetchPtr f) {
-  auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
-  // With f->mu held: have the fetch's next change (or 100 ms, should a wake-up be lost) end
-  // the next wait. (No lambdas are passed into co_await expressions: GCC 12.)
-  auto arm = [&] {
-    timer->expires_after(kPollFallback);
-    f->waiters.push_back(timer);
-  };
-  beast::error_code ec;
-  // The upstream's answer first: its length goes in our head.
-  bool is_head = ex.method() == bhttp::verb::head;
-  while (true) {
-    {
-      std::lock_guard lock(f->mu);
-      if (f->head_known && (f->total >= 0 || f->done || !is_head)) {
-        break;
-      }
-      arm();
-    }
-    co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
+  std::shared_ptr<http::Response> head;  // the pull-through's own
+  auto sent = co_await stream_fetch(ex, *f, head);
+  if (!sent) {
+    co_await fail_upstream(ex, sent.error(), Oci::BlobUnknown);
   }
-  int64_t total = -1;
-  std::optional<Error> failure;
-  {
-    std::lock_guard lock(f->mu);
-    total = f->total;
-    failure = f->failure;
-    if ((f->done || f->verified) && !failure) {
-      total = static_cast<int64_t>(f->written);
-    }
-  }
-  if (failure) {
-    co_return co_await fail_upstream(ex, *failure, Oci::BlobUnknown);
-  }
-  auto res = base_response(200);
-  res.header("Content-Type", "application/octet-stream");
-  res.header("Docker-Content-Digest", f->digest);
-  res.header("ETag", "\"" + f->digest + "\"");
-  if (is_head) {
-    res.content_length = static_cast<uint64_t>(std::max<int64_t>(total, 0));
-    res.head_only = true;
-    co_return co_await ex.send(std::move(res));
-  }
-  if (total >= 0) {
-    res.content_length = static_cast<uint64_t>(total);
-  }
-  if (!co_await ex.send_head(std::move(res))) {
-    co_return;
-  }
-  uint64_t sent = 0;
-  while (true) {
-    uint64_t available = 0;
-    bool complete = false;
-    {
-      std::lock_guard lock(f->mu);
-      available = f->written;
-      complete = f->verified || (f->done && !f->failure);
-      failure = f->verified ? std::nullopt : f->failure;
-    }
-    if (failure) {
-      co_return;  // the body stops short and the connection closes: the client sees it
-    }
-    if (sent < available) {
-      uint64_t n = std::min<uint64_t>(available - sent, kStreamPiece);
-      if (total >= 0) {
-        // Sized: the file's pages go to the socket without a copy through berth.
-        if (!co_await ex.write_file(f->read_fd, sent, n)) {
-          co_return;
-        }
-      } else {
-        std::string piece(n, '\0');
-        ssize_t got = ::pread(f->read_fd, piece.data(), piece.size(), static_cast<off_t>(sent));
-        if (got <= 0) {
-          co_return;
-        }
-        piece.resize(static_cast<size_t>(got));
-        n = static_cast<uint64_t>(got);
-        if (!co_await ex.write_chunk(std::move(piece))) {
-          co_return;
-        }
-      }
-      sent += n;
-      continue;
-    }
-    if (complete) {
-      break;
-    }
-    {
-      std::lock_guard lock(f->mu);
-      if (f->written > sent || f->verified || f->done) {
-        continue;
-      }
-      arm();
-    }
-    co_await timer->async_wait(asio::redirect_error(use_awaitable, ec));
-  }
-  co_await ex.end_body();
 }
 
 bool Registry::pulls_through(const std::string& repository) {

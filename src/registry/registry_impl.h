@@ -7,6 +7,8 @@
 //   upstreams.cc  upstream registries as configuration, and qualify()
 //   upstream.cc   talking to an upstream (authentication, redirects)
 //   pull_through.cc  filling repositories under an upstream's prefix from it
+//   blob_fetch.cc    blobs arriving into a growing local file, sent to clients as they land
+//                    (pull-through, and cold reads from S3)
 //   replication.cc   copying pushes to other registries
 // Decisions about visibility live in the metadata store (one transaction each); bytes live in
 // storage::BlobStorage (fs or S3). Read-mostly lookups (repositories, manifests, blob links) are
@@ -34,6 +36,7 @@
 #include "common/log.h"
 #include "common/sha256.h"
 #include "oci/oci.h"
+#include "registry/blob_fetch.h"
 #include "registry/oci_errors.h"
 #include "registry/registry.h"
 #include "registry/upstream.h"
@@ -248,6 +251,10 @@ struct Registry::Impl {
   awaitable<void> get_blob(http::Exchange& ex, std::string name, std::string digest);
   // A blob of this registry's own (no upstream involved).
   awaitable<void> get_local_blob(http::Exchange& ex, std::string name, std::string digest);
+  // Not a coroutine: the answer to a blob the storage could not read (NotFound: missing from
+  // it, an error line; otherwise 503, a warning).
+  awaitable<void> fail_unreadable(http::Exchange& ex, const std::string& name,
+                                  const std::string& digest, const Error& e);
 
   awaitable<void> delete_blob(http::Exchange& ex, std::string name, std::string digest);
 
@@ -326,8 +333,10 @@ struct Registry::Impl {
 
   std::mutex fetch_mu;
   std::unordered_map<std::string, BlobFetchPtr> fetches;  // by hex, while running
-  // Runs fetches, at most opts.max_upstream_fetches at once; the rest queue.
+  // Runs fetches (from upstreams, and cold reads from blob storage), at most
+  // opts.max_upstream_fetches at once; the rest queue. Created at first use, under fetch_mu.
   std::unique_ptr<asio::thread_pool> fetch_pool;
+  asio::thread_pool& fetch_threads();
   std::atomic<bool> stopping{false};
   std::mutex fresh_mu;
   std::unordered_map<std::string, int64_t> tag_checked;  // "repo\ntag" -> when looked up
@@ -361,8 +370,29 @@ struct Registry::Impl {
                                        std::string reference);
   awaitable<void> get_blob_through(http::Exchange& ex, UpstreamPtr up, std::string name,
                                    std::string digest);
-  // Sends a blob while its fetch writes it.
-  awaitable<void> stream_fetch(http::Exchange& ex, BlobFetchPtr f);
+
+  // ---- blobs arriving into a growing local file (blob_fetch.cc) ----------------------------
+
+  // Sends a blob while its fetch writes it; head: the response head to send (null: the
+  // pull-through's). An error when the fetch failed before anything was sent (the caller
+  // answers); once the head is out, a failure cuts the body short and the connection closes.
+  awaitable<Status> stream_fetch(http::Exchange& ex, BlobFetchPtr f,
+                                 std::shared_ptr<http::Response> head);
+  // Until every byte of the fetch is in and verified; its failure otherwise.
+  awaitable<Status> wait_fetch(BlobFetchPtr f);
+
+  // Cold reads: blobs in remote blob storage being copied into their local copy, by hex.
+  std::unordered_map<std::string, BlobFetchPtr> cold_reads;  // under fetch_mu
+  struct LocalRead {
+    int fd = -1;         // the blob's local file, to send from (the caller closes it)
+    BlobFetchPtr fetch;  // or the transfer making it, to stream from
+  };
+  // Blocking: the blob's local file when there is one (always on fs); else the transfer that
+  // copies it from blob storage (started on a fetch thread, or joined when one runs). size:
+  // the blob's size as the store records it.
+  Result<LocalRead> open_or_fetch(const std::string& hex, int64_t size);
+  // On a fetch thread: the transfer, verification and keeping of one local copy.
+  void run_cold_read(BlobFetchPtr f, storage::LocalCopy copy);
 
   // ---- replication (replication.cc) -------------------------------------------------------
 

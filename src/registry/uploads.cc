@@ -124,21 +124,46 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
     log->warn("pull redirect unavailable, sending the blob repo={} digest={} error={}", name,
               digest, url.error().message());
   }
-  // On S3 this fetches (and verifies) a local copy first: off the I/O thread.
-  auto open = [this, hex] { return blobs.open_blob(hex); };
-  auto fd = co_await run_blocking(pool, std::move(open));
-  if (!fd && fd.error().code() != Errc::NotFound) {
+  // Off the I/O thread: a local file opens at once; on S3 a blob without a local copy starts
+  // (or joins) the transfer that makes one, and is sent from it as the bytes land.
+  auto open = [this, hex, total] { return open_or_fetch(hex, static_cast<int64_t>(total)); };
+  auto rd = co_await run_blocking(pool, std::move(open));
+  if (!rd) {
+    co_return co_await fail_unreadable(ex, name, digest, rd.error());
+  }
+  if (rd->fetch && !ranged) {
+    auto head = std::make_shared<http::Response>(std::move(res));
+    head->content_length = total;
+    auto sent = co_await stream_fetch(ex, rd->fetch, head);
+    if (!sent) {
+      co_await fail_unreadable(ex, name, digest, sent.error());
+    }
+    co_return;
+  }
+  int fd = rd->fd;
+  if (rd->fetch) {
+    // A range of a blob still arriving: sent from the copy once all of it checked.
+    auto waited = co_await wait_fetch(rd->fetch);
+    if (!waited) {
+      co_return co_await fail_unreadable(ex, name, digest, waited.error());
+    }
+    fd = rd->fetch->read_fd;  // the fetch's own: it closes it
+  }
+  co_await ex.send_file(std::move(res), fd, from, length);
+  if (!rd->fetch) {
+    ::close(fd);
+  }
+}
+
+awaitable<void> Registry::Impl::fail_unreadable(http::Exchange& ex, const std::string& name,
+                                                const std::string& digest, const Error& e) {
+  if (e.code() != Errc::NotFound) {
     log->warn("blob unreadable repo={} digest={} storage={} error={}", name, digest, blobs.driver(),
-              fd.error().message());
-    co_return co_await fail(ex, Oci::Unavailable,
-                            "blob storage is unavailable right now: try again later");
+              e.message());
+    return fail(ex, Oci::Unavailable, "blob storage is unavailable right now: try again later");
   }
-  if (!fd) {
-    log->error("blob file missing repo={} digest={} error={}", name, digest, fd.error().message());
-    co_return co_await fail(ex, Oci::BlobUnknown, "blob " + digest + " is missing from storage");
-  }
-  co_await ex.send_file(std::move(res), *fd, from, length);
-  ::close(*fd);
+  log->error("blob file missing repo={} digest={} error={}", name, digest, e.message());
+  return fail(ex, Oci::BlobUnknown, "blob " + digest + " is missing from storage");
 }
 
 awaitable<void> Registry::Impl::delete_blob(http::Exchange& ex, std::string name,

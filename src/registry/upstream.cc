@@ -3,8 +3,6 @@
 // flow (401 challenge -> token endpoint -> retry), and redirects to blob storage.
 #include "registry/upstream.h"
 
-#include <unistd.h>
-
 #include "common/ascii.h"
 #include "common/json.h"
 #include "common/url.h"
@@ -30,24 +28,6 @@ std::string resolve_location(const std::string& location, const http::ClientUrl&
 }
 
 }  // namespace
-
-void BlobFetch::changed() {
-  cv.notify_all();
-  for (auto& w : waiters) {
-    if (auto t = w.lock()) {
-      // Posted to the timer's own I/O thread, which runs nothing else meanwhile: the waiter
-      // is suspended in async_wait by the time this runs.
-      asio::post(t->get_executor(), [t] { t->cancel(); });
-    }
-  }
-  waiters.clear();
-}
-
-BlobFetch::~BlobFetch() {
-  if (read_fd >= 0) {
-    ::close(read_fd);
-  }
-}
 
 std::optional<AuthChallenge> parse_challenge(std::string_view h) {
   size_t sp = h.find(' ');

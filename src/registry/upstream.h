@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Private to src/registry: a remote registry and how berth talks to it (upstream.cc): an
-// upstream it pulls through, or a destination it replicates to; a blob being fetched through
-// an upstream (pull_through.cc); a replication rule (replication.cc).
+// upstream it pulls through, or a destination it replicates to; a replication rule
+// (replication.cc). A blob being fetched through an upstream is a BlobFetch (blob_fetch.h).
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -101,31 +100,5 @@ struct QueuedChange {
   bool deleted = false;
   int64_t at = 0;
 };
-
-/// A blob on its way from an upstream into the blob store: written to uploads/<id>/data and
-/// hashed as it arrives; clients stream from read_fd while it grows; committed (renamed and
-/// linked) once its digest checks. Shared by every request for the same digest.
-struct BlobFetch {
-  std::string digest;
-  std::string hex;
-  std::string upload_id;
-  int read_fd = -1;
-
-  std::mutex mu;
-  std::condition_variable cv;  // for blocking waiters (pull_image)
-  bool head_known = false;     // the upstream answered (total set when it sent a length)
-  int64_t total = -1;
-  uint64_t written = 0;
-  bool verified = false;         // every byte is in and the digest checked (commit may still run)
-  bool done = false;             // committed, or failed
-  std::optional<Error> failure;  // set with done when it failed
-  // Streaming requests asleep until the next piece: woken on their own I/O thread.
-  std::vector<std::weak_ptr<asio::steady_timer>> waiters;
-
-  /// Call with mu held after a change: wakes every waiter.
-  void changed();
-  ~BlobFetch();
-};
-using BlobFetchPtr = std::shared_ptr<BlobFetch>;
 
 }  // namespace berth::registry

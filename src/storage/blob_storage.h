@@ -13,7 +13,10 @@
 //
 // Readers that need a local file (the runtime unpacking layers, the builder reading its base
 // image) call local_file(): the blob file itself on fs, a verified copy in DATA/cache/blobs
-// on S3.
+// on S3. open_blob() and local_file() make a missing copy themselves and return once it is
+// complete; a reader that wants the bytes while they arrive (the registry's blob GET, which
+// sends them on as they land) makes the copy itself: open_local(), and when that is NotFound,
+// start_local_copy(), read_stored() into its part file while hashing, end_local_copy().
 //
 // Thread-safe. Every method may block (disk, or the network on S3): call from the blocking
 // pool. Errors: NotFound (no such blob or upload), NoSpace (the local disk is full),
@@ -23,7 +26,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +41,15 @@ struct BlobEntry {
   int64_t mtime = 0;     // unix seconds: last activity
   int64_t size = 0;      // bytes
   bool has_data = true;  // uploads: false when uploads/<id>/data is missing
+};
+
+/// Receives a blob's bytes in order, piece by piece; an error stops the transfer.
+using ByteSink = std::function<Status(const char* data, size_t len)>;
+
+/// A local copy of a remote blob while it is written (start_local_copy()).
+struct LocalCopy {
+  std::string part;  // the file being written; end_local_copy() renames or removes it
+  int fd = -1;       // write-only; end_local_copy() closes it
 };
 
 class BlobStorage {
@@ -82,6 +96,31 @@ class BlobStorage {
   virtual Result<std::string> local_file(const std::string& hex) = 0;
   /// A read-only fd of local_file(); the caller closes it.
   virtual Result<int> open_blob(const std::string& hex) = 0;
+
+  // ---- local copies of remote blobs (S3; the defaults suit a driver whose blobs are local) --
+
+  /// A read-only fd of the blob when reading it needs no transfer (fs: the blob file; S3: its
+  /// local copy, NotFound when there is none yet). The caller closes it.
+  virtual Result<int> open_local(const std::string& hex) { return open_blob(hex); }
+  /// A new part file for the blob's local copy, for the caller to fill with read_stored()'s
+  /// bytes; nullopt when there is nothing to copy (a local driver, or a copy that is complete
+  /// now: open_local() it). Several copies of one blob may be under way; the renames are
+  /// atomic and the contents equal.
+  virtual Result<std::optional<LocalCopy>> start_local_copy(const std::string& /*hex*/) {
+    return std::optional<LocalCopy>();
+  }
+  /// Streams the stored bytes to sink (S3: one GET); Unsupported on a local driver.
+  virtual Status read_stored(const std::string& /*hex*/, const ByteSink& /*sink*/) {
+    return Error(Errc::Unsupported, "this blob storage keeps no remote copy");
+  }
+  /// Closes copy.fd; keep (the caller checked every byte hashes to hex): fsyncs (when
+  /// configured) and renames the part into place, so open_local() finds it; otherwise, or when
+  /// that fails, removes it.
+  virtual Status end_local_copy(const std::string& /*hex*/, const LocalCopy& /*copy*/,
+                                bool /*keep*/) {
+    return Error(Errc::Unsupported, "this blob storage keeps no local copies");
+  }
+
   /// Removes the blob (and any local copy); an absent blob is success.
   virtual Status remove_blob(const std::string& hex) = 0;
   /// Every stored blob (gc, fsck).

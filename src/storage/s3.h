@@ -16,8 +16,8 @@
 // Thread-safe; every operation blocks (call from the blocking pool, never an I/O thread).
 // Connections are kept in a small pool of libcurl handles and reused.
 //
-// Not done: objects over 5 GiB cannot be copied by copy_object() (S3's limit for one
-// CopyObject); that needs a multipart copy (UploadPartCopy), which no OCI blob has needed yet.
+// Server-side copies: S3 copies at most 5 GiB with one CopyObject; copy() uses a multipart
+// upload of UploadPartCopy parts above S3Options::max_copy_size.
 #pragma once
 
 #include <chrono>
@@ -49,6 +49,12 @@ struct S3Options {
   std::chrono::milliseconds connect_timeout{10'000};
   /// A transfer making no progress for this long fails (Unavailable).
   std::chrono::seconds stall_timeout{60};
+  /// copy() of an object larger than this is a multipart upload of UploadPartCopy parts; at or
+  /// below it, one CopyObject (which S3 limits to 5 GiB).
+  uint64_t max_copy_size = 5ull << 30;
+  /// The parts of such a copy; at least kS3MinPartSize, and raised so that no copy needs more
+  /// than S3's 10000 parts.
+  uint64_t copy_part_size = 512ull << 20;
 };
 
 struct S3Object {
@@ -104,8 +110,13 @@ class S3Client {
                     std::optional<S3Range> range = std::nullopt);
   /// Deletes; an absent key is success (S3's own semantics).
   Status delete_object(const std::string& key);
-  /// Server-side copy within the bucket (up to 5 GiB).
+  /// Server-side copy within the bucket with one CopyObject (S3 allows up to 5 GiB).
   Status copy_object(const std::string& from, const std::string& to);
+  /// Server-side copy of an object of `size` bytes: copy_object() up to
+  /// options().max_copy_size; above it a multipart upload to `to` whose parts are copied from
+  /// ranges of `from` (UploadPartCopy) and then completed, or aborted when a step fails. `to`
+  /// shows no object until the copy is complete.
+  Status copy(const std::string& from, const std::string& to, uint64_t size);
 
   /// Starts a multipart upload; returns its UploadId.
   Result<std::string> create_multipart_upload(const std::string& key);
@@ -114,6 +125,10 @@ class S3Client {
                                   std::string_view body);
   Result<std::string> upload_part_file(const std::string& key, const std::string& upload_id,
                                        int number, int fd, uint64_t offset, uint64_t length);
+  /// Uploads one part (number 1..10000) copied server-side from bytes `range` of the object
+  /// `from`; returns its ETag.
+  Result<std::string> upload_part_copy(const std::string& key, const std::string& upload_id,
+                                       int number, const std::string& from, S3Range range);
   /// Makes the object of the parts (in ascending number order).
   Status complete_multipart_upload(const std::string& key, const std::string& upload_id,
                                    const std::vector<S3Part>& parts);

@@ -5,11 +5,14 @@
 //                                   bytes whose digest was checked
 //   uploads/<upload id>             a commit in progress: the multipart upload (or, under
 //                                   5 MiB, the single PUT) of a spool, copied to its blob key
-//                                   once complete and then deleted
+//                                   once complete and then deleted (a copy above
+//                                   S3Options::max_copy_size, 5 GiB by default, is itself a
+//                                   multipart upload to the blob key, of UploadPartCopy parts)
 //
 // Locally (DATA): uploads/<id>/ is the same spool as on fs (fs_blob_storage.h), and
-// cache/blobs/<64 hex> holds the copies local_file() hands out, each hashed while it was
-// downloaded and renamed into place only when it matched.
+// cache/blobs/<64 hex> holds the copies local_file() and open_local() hand out, each hashed
+// while it was downloaded (here, or by the registry's blob GET, which sends the bytes on as
+// they land: start_local_copy()) and renamed into place only when it matched.
 //
 // A crash mid-commit leaves a multipart upload or an uploads/ object that nothing will
 // finish; expire_partial() aborts or deletes those once they are older than the upload TTL,
@@ -57,7 +60,10 @@ Status write_all(int fd, const char* data, size_t len, const std::string& path) 
 class S3BlobStorage : public BlobStorage {
  public:
   S3BlobStorage(S3ClientPtr s3, std::string data_dir, bool fsync)
-      : s3_(std::move(s3)), spool_(data_dir, fsync), cache_dir_(data_dir + "/cache/blobs") {}
+      : s3_(std::move(s3)),
+        spool_(data_dir, fsync),
+        cache_dir_(data_dir + "/cache/blobs"),
+        fsync_(fsync) {}
 
   const char* driver() const override { return "s3"; }
 
@@ -115,7 +121,7 @@ class S3BlobStorage : public BlobStorage {
     BERTH_TRY(s);
     // The temporary object holds exactly the checked bytes: only now do they get the key
     // that says so.
-    s = s3_->copy_object(temp, blob_key(hex));
+    s = s3_->copy(temp, blob_key(hex), size);
     // Best effort either way: once the copy is in place the blob is committed, and a leftover
     // temporary object is expire_partial()'s.
     (void)s3_->delete_object(temp);
@@ -127,10 +133,13 @@ class S3BlobStorage : public BlobStorage {
   Result<int64_t> expire_partial(std::chrono::seconds ttl) override {
     int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - ttl.count();
     int64_t removed = 0;
-    BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(kUploadsPrefix));
-    for (const auto& u : uploads) {
-      if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
-        ++removed;
+    // Multipart uploads under blobs/ are copies of big blobs to their key (S3Client::copy).
+    for (const char* prefix : {kUploadsPrefix, kBlobsPrefix}) {
+      BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(prefix));
+      for (const auto& u : uploads) {
+        if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
+          ++removed;
+        }
       }
     }
     BERTH_ASSIGN_OR_RETURN(auto temps, s3_->list_objects(kUploadsPrefix));
@@ -150,39 +159,23 @@ class S3BlobStorage : public BlobStorage {
   }
 
   Result<std::string> local_file(const std::string& hex) override {
-    std::string path = cache_dir_ + "/" + hex;
-    if (::access(path.c_str(), R_OK) == 0) {
-      return path;
-    }
-    // Several readers may fetch the same blob at once: each into its own part file; the
-    // renames are atomic and the contents equal.
-    static std::atomic<uint64_t> seq{0};
-    std::string part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
-    int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      return fs::errno_error("create", part);
+    BERTH_ASSIGN_OR_RETURN(auto copy, start_local_copy(hex));
+    if (!copy) {
+      return cache_path(hex);
     }
     Sha256 h;
-    Status s = s3_->get_object(blob_key(hex), [fd, &h, &part](const char* d, size_t n) {
+    const LocalCopy& c = *copy;
+    Status s = read_stored(hex, [&h, &c](const char* d, size_t n) {
       h.update(d, n);
-      return write_all(fd, d, n, part);
+      return write_all(c.fd, d, n, c.part);
     });
-    if (s && ::close(fd) != 0) {
-      s = fs::errno_error("close", part);
-    } else if (!s) {
-      ::close(fd);
-    }
     if (s && h.hex() != hex) {
       s = Error(Errc::DataLoss, "S3 object " + blob_key(hex) + " hashes to sha256:" + h.hex());
     }
-    if (s && ::rename(part.c_str(), path.c_str()) != 0) {
-      s = fs::errno_error("rename", part);
-    }
-    if (!s) {
-      ::unlink(part.c_str());
-      return std::move(s).error();
-    }
-    return path;
+    Status end = end_local_copy(hex, c, s.has_value());
+    BERTH_TRY(s);
+    BERTH_TRY(end);
+    return cache_path(hex);
   }
 
   Result<int> open_blob(const std::string& hex) override {
@@ -194,8 +187,55 @@ class S3BlobStorage : public BlobStorage {
     return fd;
   }
 
+  // ---- local copies ------------------------------------------------------------------------
+
+  Result<int> open_local(const std::string& hex) override {
+    std::string path = cache_path(hex);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return fs::errno_error("open", path);
+    }
+    return fd;
+  }
+
+  Result<std::optional<LocalCopy>> start_local_copy(const std::string& hex) override {
+    std::string path = cache_path(hex);
+    if (::access(path.c_str(), R_OK) == 0) {
+      return std::optional<LocalCopy>();
+    }
+    static std::atomic<uint64_t> seq{0};
+    LocalCopy c;
+    c.part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
+    c.fd = ::open(c.part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (c.fd < 0) {
+      return fs::errno_error("create", c.part);
+    }
+    return std::optional<LocalCopy>(std::move(c));
+  }
+
+  Status read_stored(const std::string& hex, const ByteSink& sink) override {
+    return s3_->get_object(blob_key(hex), sink);
+  }
+
+  Status end_local_copy(const std::string& hex, const LocalCopy& copy, bool keep) override {
+    Status s = ok();
+    if (keep && fsync_ && ::fsync(copy.fd) != 0) {
+      s = fs::errno_error("fsync", copy.part);
+    }
+    if (::close(copy.fd) != 0 && s && keep) {
+      s = fs::errno_error("close", copy.part);
+    }
+    if (keep && s && ::rename(copy.part.c_str(), cache_path(hex).c_str()) != 0) {
+      s = fs::errno_error("rename", copy.part);
+    }
+    if (!keep || !s) {
+      ::unlink(copy.part.c_str());
+    }
+    return s;
+  }
+
   Status remove_blob(const std::string& hex) override {
-    ::unlink((cache_dir_ + "/" + hex).c_str());
+    ::unlink(cache_path(hex).c_str());
     return s3_->delete_object(blob_key(hex));
   }
 
@@ -212,7 +252,7 @@ class S3BlobStorage : public BlobStorage {
 
   Result<std::string> hash_blob(const std::string& hex) override {
     Sha256 h;
-    BERTH_TRY(s3_->get_object(blob_key(hex), [&h](const char* d, size_t n) {
+    BERTH_TRY(read_stored(hex, [&h](const char* d, size_t n) {
       h.update(d, n);
       return ok();
     }));
@@ -261,9 +301,12 @@ class S3BlobStorage : public BlobStorage {
     return s;
   }
 
+  std::string cache_path(const std::string& hex) const { return cache_dir_ + "/" + hex; }
+
   S3ClientPtr s3_;
   FsBlobStorage spool_;
   std::string cache_dir_;
+  bool fsync_;
 };
 
 }  // namespace

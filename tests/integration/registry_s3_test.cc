@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // The registry on S3 blob storage (RGW), where it differs from fs: pulls redirected to
 // presigned URLs, a chunked push of several parts that leaves nothing but its blob in the
-// bucket, gc deleting from the bucket, and fsck reading it.
+// bucket, gc deleting from the bucket, and fsck reading it; cold GETs streamed while the local
+// copy is made (one S3 GET however many clients ask, never a complete wrong body); commits
+// whose copy to the blob key is a multipart copy.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <thread>
 
 #include "integration/registry_client.h"
@@ -22,6 +28,39 @@ std::string pattern(size_t n) {
     s[i] = static_cast<char>('A' + (i * 13 + i / 777) % 50);
   }
   return s;
+}
+
+// How many GETs of `key` RGW's access log shows (radosgw's beast frontend logs every request
+// at debug_rgw 1, its default). The log is written asynchronously: a marker request goes
+// after the ones counted, and the log is read once the marker is in it.
+int rgw_gets_of(const std::string& bucket, const std::string& key) {
+  static std::atomic<int> markers{0};
+  auto* rgw = RgwServer::shared();
+  std::string marker =
+      std::string("count-marker-") + std::to_string(::getpid()) + "-" + std::to_string(++markers);
+  run(rgw->curl_s3() + "-o /dev/null " + rgw->endpoint() + "/" + bucket + "/" + marker);
+  std::string log_path = rgw->dir() + "/log/client.rgw.log";
+  std::string log;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((log = read_file(log_path)).find(marker) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "RGW's log never showed " << marker << "; its tail:\n"
+                    << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);
+      return -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::string needle = "\"GET /" + bucket + "/" + key + " ";
+  int n = 0;
+  for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// The files in DATA/cache/blobs ("" when none).
+std::string cache_files(const std::string& data_dir) {
+  return run("ls -A " + data_dir + "/cache/blobs").out;
 }
 
 class RegistryS3Test : public ::testing::Test {
@@ -134,6 +173,119 @@ TEST_F(RegistryS3Test, GcDeletesFromTheBucketAndFsckReadsIt) {
   auto bad = run(bin("berthd") + " fsck --config " + (conf / "berthd.yaml") + " --force");
   EXPECT_EQ(bad.code, 1) << bad.all();
   EXPECT_NE(bad.out.find("content hashes to"), std::string::npos) << bad.out;
+}
+
+TEST_F(RegistryS3Test, ColdGetsStreamFromOneS3GetAndLeaveAVerifiedLocalCopy) {
+  TestDaemon d([this](config::Config& c) { home_.apply(c); });
+  RegistryClient c(d.port(), d.admin().basic_header());
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  std::string blob = pattern(24 * 1024 * 1024 + 7);
+  std::string dg = sha256_digest(blob);
+  std::string hex = dg.substr(7);
+  ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
+  ASSERT_EQ(cache_files(d.data_dir()), "");  // a push keeps no local copy: the GETs are cold
+  ASSERT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 0);
+
+  // Two clients at once: one S3 GET feeds both, and each gets exactly the blob.
+  HttpResponse first, second;
+  std::thread other([&] {
+    RegistryClient c2(d.port(), d.admin().basic_header());
+    second = c2.get("/v2/web/app/blobs/" + dg);
+  });
+  first = c.get("/v2/web/app/blobs/" + dg);
+  other.join();
+  for (const auto* g : {&first, &second}) {
+    ASSERT_EQ(g->status, 200) << g->describe().substr(0, 500);
+    EXPECT_EQ(g->header("Content-Length"), std::to_string(blob.size()));
+    EXPECT_EQ(g->header("Docker-Content-Digest"), dg);
+    EXPECT_EQ(g->body.size(), blob.size());
+    EXPECT_TRUE(g->body == blob);
+  }
+  EXPECT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 1);
+
+  // The verified copy is in place (and nothing half-written is left); later GETs, ranged or
+  // not, are answered from it without asking S3 again.
+  EXPECT_EQ(cache_files(d.data_dir()), hex + "\n");
+  EXPECT_TRUE(read_file(d.data_dir() + "/cache/blobs/" + hex) == blob);
+  auto again = c.get("/v2/web/app/blobs/" + dg);
+  ASSERT_EQ(again.status, 200);
+  EXPECT_TRUE(again.body == blob);
+  auto ranged = c.get("/v2/web/app/blobs/" + dg, {{"Range", "bytes=1000-1999"}});
+  ASSERT_EQ(ranged.status, 206) << ranged.describe().substr(0, 500);
+  EXPECT_TRUE(ranged.body == blob.substr(1000, 1000));
+  EXPECT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 1);
+}
+
+TEST_F(RegistryS3Test, ColdGetOfBytesThatDoNotHashRightIsCutShortAndNotKept) {
+  TestDaemon d([this](config::Config& c) { home_.apply(c); });
+  RegistryClient c(d.port(), d.admin().basic_header());
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  std::string blob = pattern(6 * 1024 * 1024 + 3);
+  std::string dg = sha256_digest(blob);
+  std::string key = storage::blob_key(dg.substr(7));
+  ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
+  // The object changes behind berth's back: same length, one byte different near the end.
+  std::string tampered = blob;
+  tampered[tampered.size() - 10] ^= 1;
+  ASSERT_TRUE(s3_->put_object(key, tampered));
+  for (int i = 0; i < 2; ++i) {
+    auto g = c.get("/v2/web/app/blobs/" + dg);
+    // The head went out before the bytes were all in: the client sees a body cut short, never
+    // a complete one.
+    EXPECT_EQ(g.status, 200);
+    EXPECT_EQ(g.header("Content-Length"), std::to_string(blob.size()));
+    EXPECT_LT(g.body.size(), blob.size());
+    EXPECT_EQ(cache_files(d.data_dir()), "");
+  }
+  // A ranged GET waits for the whole copy to check, so it can answer properly.
+  auto ranged = c.get("/v2/web/app/blobs/" + dg, {{"Range", "bytes=0-99"}});
+  EXPECT_EQ(ranged.status, 503) << ranged.describe().substr(0, 500);
+  EXPECT_EQ(ranged.oci_code(), "UNAVAILABLE");
+  // Gone from S3: the failure comes before any byte, as an OCI error.
+  ASSERT_TRUE(s3_->delete_object(key));
+  auto gone = c.get("/v2/web/app/blobs/" + dg);
+  EXPECT_EQ(gone.status, 404) << gone.describe().substr(0, 500);
+  EXPECT_EQ(gone.oci_code(), "BLOB_UNKNOWN");
+  EXPECT_EQ(cache_files(d.data_dir()), "");
+}
+
+TEST_F(RegistryS3Test, CommitAboveTheSingleCopyLimitCopiesInParts) {
+  // A blob storage as berthd opens it, with the limits made small: a 12 MiB blob is copied to
+  // its key in three UploadPartCopy parts (5, 5 and 2 MiB).
+  auto opts = RgwServer::shared()->client_options(home_.bucket());
+  opts.max_copy_size = 1 << 20;
+  opts.copy_part_size = 5 << 20;
+  TempDir data;
+  auto blobs = storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(opts), data.path(),
+                                             /*fsync=*/false);
+  ASSERT_TRUE(blobs->init());
+  std::string blob = pattern(12 * 1024 * 1024 + 5);
+  std::string hex = sha256_digest(blob).substr(7);
+  std::string id = "00000000-0000-0000-0000-000000000017";
+  auto fd = blobs->create_upload(id, "web/app");
+  ASSERT_TRUE(fd) << fd.error().message();
+  ASSERT_EQ(::write(*fd, blob.data(), blob.size()), static_cast<ssize_t>(blob.size()));
+  ::close(*fd);
+  auto s = blobs->commit_upload(id, hex);
+  ASSERT_TRUE(s) << s.error().message();
+  std::string got;
+  ASSERT_TRUE(s3_->get_object(storage::blob_key(hex), [&got](const char* p, size_t n) {
+    got.append(p, n);
+    return ok();
+  }));
+  EXPECT_EQ(got.size(), blob.size());
+  EXPECT_EQ(sha256_digest(got), sha256_digest(blob));
+  auto head = s3_->head_object(storage::blob_key(hex));
+  ASSERT_TRUE(head);
+  // A multipart object's ETag ends in its number of parts.
+  EXPECT_TRUE(head->etag.size() > 2 && head->etag.compare(head->etag.size() - 2, 2, "-3") == 0)
+      << head->etag;
+  // Nothing else is left: no temporary object, no multipart upload.
+  EXPECT_TRUE(s3_->list_multipart_uploads("")->empty());
+  auto objects = s3_->list_objects("");
+  ASSERT_TRUE(objects);
+  ASSERT_EQ(objects->size(), 1u);
+  EXPECT_EQ((*objects)[0].key, storage::blob_key(hex));
 }
 
 }  // namespace

@@ -116,6 +116,42 @@ TEST_F(S3ClientTest, PutFromFileRangeAndCopy) {
   EXPECT_EQ(missing.error().code(), Errc::NotFound) << missing.error().message();
 }
 
+TEST_F(S3ClientTest, CopyAboveTheLimitIsAMultipartCopyAndAbortsOnFailure) {
+  S3Options o = options();
+  o.max_copy_size = 6 << 20;
+  o.copy_part_size = 1;  // raised to S3's smallest part, 5 MiB
+  S3Client small(o);
+  std::string content = pattern((11 << 20) + 9, 'c');
+  ASSERT_TRUE(small.put_object("uploads/big", content));
+  ASSERT_TRUE(small.put_object("uploads/small", content.substr(0, 6 << 20)));
+  // At the limit: one CopyObject. Above it: parts of 5, 5 and 1 MiB + 9 bytes.
+  ASSERT_TRUE(small.copy("uploads/small", "blobs/small", 6 << 20));
+  auto s = small.copy("uploads/big", "blobs/big", content.size());
+  ASSERT_TRUE(s) << s.error().message();
+  auto got = get("blobs/big");
+  ASSERT_TRUE(got) << got.error().message();
+  EXPECT_EQ(got->size(), content.size());
+  EXPECT_EQ(Sha256::hex_of(*got), Sha256::hex_of(content));
+  auto got_small = get("blobs/small");
+  ASSERT_TRUE(got_small);
+  EXPECT_TRUE(*got_small == content.substr(0, 6 << 20));
+  auto big = small.head_object("blobs/big");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->etag.substr(big->etag.size() - 2), "-3") << big->etag;
+  auto single = small.head_object("blobs/small");
+  ASSERT_TRUE(single);
+  EXPECT_EQ(single->etag.find('-'), std::string::npos) << single->etag;
+  // A copy that fails half-way (the source is shorter than said) leaves no upload behind.
+  auto bad = small.copy("uploads/small", "blobs/bad", content.size());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("multipart copy"), std::string::npos)
+      << bad.error().message();
+  auto uploads = s3_->list_multipart_uploads("");
+  ASSERT_TRUE(uploads);
+  EXPECT_TRUE(uploads->empty());
+  EXPECT_EQ(s3_->head_object("blobs/bad").error().code(), Errc::NotFound);
+}
+
 TEST_F(S3ClientTest, MultipartUploadOfFivePlusMiBParts) {
   const std::string key = "uploads/mp";
   auto id = s3_->create_multipart_upload(key);
