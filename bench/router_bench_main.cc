@@ -4,7 +4,7 @@
 // or SIGTERM.
 //
 //   berth_router_bench --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 [--upstream ...]
-//                      [--threads N] [--access-log]
+//                      [--threads N] [--max-idle N] [--access-log]
 //                      [--tls-listen 127.0.0.1:8443 --cert CHAIN.pem --key KEY.pem]
 #include <csignal>
 #include <cstdio>
@@ -54,12 +54,14 @@ int main(int argc, char** argv) {
       cert_file = argv[++i];
     } else if (a == "--key" && i + 1 < argc) {
       key_file = argv[++i];
+    } else if (a == "--max-idle" && i + 1 < argc) {
+      opts.max_idle_per_upstream = static_cast<size_t>(std::atoi(argv[++i]));
     } else if (a == "--access-log") {
       opts.access_log = true;
     } else {
       std::fprintf(stderr,
                    "usage: %s --listen HOST:PORT --upstream HOST:PORT... [--threads N] "
-                   "[--access-log]\n",
+                   "[--max-idle N] [--access-log]\n",
                    argv[0]);
       return 2;
     }

@@ -188,6 +188,10 @@ std::map<std::string, Setter> make_setters() {
       {"router.hsts", [](Config& c, auto& k, auto& v) { return set_bool(c.router.hsts, k, v); }},
       {"router.hsts_max_age",
        [](Config& c, auto& k, auto& v) { return set_dur(c.router.hsts_max_age, k, v); }},
+      {"router.max_idle_per_upstream",
+       [](Config& c, auto& k, auto& v) {
+         return set_count(c.router.max_idle_per_upstream, k, v, 0, 100'000);
+       }},
       {"runtime.enabled",
        [](Config& c, auto& k, auto& v) { return set_bool(c.runtime.enabled, k, v); }},
       {"runtime.userns",

@@ -107,6 +107,9 @@ struct RouterConfig : ListenerLimits {
   bool redirect_http = true;  // plain HTTP to a service with a certificate -> 308 to HTTPS
   bool hsts = false;          // Strict-Transport-Security on HTTPS responses
   std::chrono::seconds hsts_max_age{365 * 24 * 3600};
+  /// Idle kept-alive connections to one instance, per I/O thread. Below the streams in
+  /// flight, every response past it closes its connection and the next request opens one.
+  uint64_t max_idle_per_upstream = 1024;
 };
 
 struct BuildConfig {

@@ -283,6 +283,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts2.body_timeout = cfg.router.body_timeout;
   ropts2.limits = {fds.router, cfg.router.max_connections_per_address};
   ropts2.hsts_max_age = cfg.router.hsts_max_age;
+  ropts2.max_idle_per_upstream = cfg.router.max_idle_per_upstream;
   s.router = std::make_unique<router::Router>(contexts, ropts2);
   api::ServicesSettings services;
   services.router = s.router.get();

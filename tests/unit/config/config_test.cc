@@ -476,6 +476,7 @@ router:
   connect_timeout: 2s
   response_timeout: 5m
   idle_timeout: 1h
+  max_idle_per_upstream: 32
 runtime:
   enabled: false
   oci_runtime: /usr/sbin/runc
@@ -486,6 +487,7 @@ runtime:
   EXPECT_EQ(c->router.connect_timeout, std::chrono::seconds(2));
   EXPECT_EQ(c->router.response_timeout, std::chrono::minutes(5));
   EXPECT_EQ(c->router.idle_timeout, std::chrono::hours(1));
+  EXPECT_EQ(c->router.max_idle_per_upstream, 32u);
   EXPECT_FALSE(c->runtime.enabled);
   EXPECT_EQ(c->runtime.oci_runtime, "/usr/sbin/runc");
   EXPECT_TRUE(validate(*c));
@@ -495,6 +497,8 @@ runtime:
   EXPECT_TRUE(d.router_tls_enabled);
   EXPECT_TRUE(d.router.redirect_http);
   EXPECT_FALSE(d.router.hsts);
+  EXPECT_EQ(d.router.max_idle_per_upstream, 1024u);
+  EXPECT_FALSE(load_string("router:\n  max_idle_per_upstream: lots\n"));
   EXPECT_EQ(d.apps_domain, "localhost");
   EXPECT_TRUE(d.runtime.enabled);
 }
