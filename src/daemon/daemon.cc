@@ -439,16 +439,11 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   // One set for both listeners: the router's HTTPS and the registry/API listener (names
   // linked with --registry) pick from it by SNI.
   dhooks.publish_certificates = [r = s.router.get(), api = s.server.get(),
-                                 log = s.log](std::vector<domains::ServedCertificate> certs) {
-    std::vector<tls::Certificate> out;
-    for (auto& c : certs) {
-      out.push_back(tls::Certificate{std::move(c.names), std::move(c.chain_pem),
-                                     std::move(c.key_pem), std::move(c.ocsp_der)});
-    }
-    if (auto st = api->publish_certificates(out); !st) {
+                                 log = s.log](std::vector<tls::Certificate> certs) {
+    if (auto st = api->publish_certificates(certs); !st) {
       log->error("the registry listener refused the certificates: {}", st.error().message());
     }
-    if (auto st = r->publish_certificates(std::move(out)); !st) {
+    if (auto st = r->publish_certificates(std::move(certs)); !st) {
       log->error("router refused the certificates: {}", st.error().message());
     }
   };

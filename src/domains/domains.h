@@ -26,6 +26,7 @@
 
 #include "common/json.h"
 #include "common/result.h"
+#include "tls/tls.h"
 
 namespace berth {
 class SecretBox;
@@ -66,9 +67,9 @@ struct Domain {
   /// Linked with --registry: the name is berthd's own registry/API listener, served over TLS
   /// there (records point at Settings::registry_addresses; no router route).
   bool registry = false;
-  std::string status;   // kLinking, kPendingDns, kPendingCertificate, kActive, kFailed
-  std::string issuer;   // "internal" or "acme"
-  std::string group;    // the name it was linked with (apex for --www pairs)
+  std::string status;  // kLinking, kPendingDns, kPendingCertificate, kActive, kFailed
+  std::string issuer;  // "internal" or "acme"
+  std::string group;   // the name it was linked with (apex for --www pairs)
   std::vector<Step> steps;
   std::vector<CreatedRecord> records;
   /// PENDING_DNS: the records the user must create at their DNS host, zone-file lines.
@@ -86,14 +87,6 @@ struct HostRoute {
   std::string service;
   bool https_redirect = true;
   bool hsts = false;
-};
-
-/// A certificate the router serves (mirrors router::TlsCertificate; the daemon converts).
-struct ServedCertificate {
-  std::vector<std::string> names;
-  std::string chain_pem;
-  std::string key_pem;
-  std::string ocsp_der;  // the OCSP response to staple ("" when the issuer offers no OCSP)
 };
 
 struct Settings {
@@ -125,7 +118,7 @@ struct Hooks {
   /// Every ACTIVE name -> its route. Called after each change, from the worker or a caller.
   std::function<void(std::map<std::string, HostRoute>)> publish_routes;
   /// Every certificate an ACTIVE name uses (the router's and the registry's alike).
-  std::function<void(std::vector<ServedCertificate>)> publish_certificates;
+  std::function<void(std::vector<tls::Certificate>)> publish_certificates;
   /// ACME HTTP-01: token -> key authorization, served by the router.
   std::function<void(std::shared_ptr<const std::unordered_map<std::string, std::string>>)>
       publish_challenges;

@@ -139,7 +139,7 @@ void Manager::Impl::publish() {
       cert_ids.push_back(d.certificate);
     }
   }
-  std::vector<ServedCertificate> served;
+  std::vector<tls::Certificate> served;
   for (const auto& id : cert_ids) {
     auto c = load_cert(id);
     if (!c) {
@@ -152,7 +152,7 @@ void Manager::Impl::publish() {
       continue;
     }
     served.push_back(
-        ServedCertificate{c->names, c->chain_pem, std::move(*key), staple_for(id, c->chain_pem)});
+        tls::Certificate{c->names, c->chain_pem, std::move(*key), staple_for(id, c->chain_pem)});
   }
   if (hooks.publish_certificates) {
     hooks.publish_certificates(std::move(served));
