@@ -330,18 +330,21 @@ class Conn final : public Exchange {
       }
     } else {
       // TLS: the bytes must pass through the encryption layer.
-      std::vector<char> chunk(256 * 1024);
+      // Not cleared, and no bigger than what is sent: clearing 256 KiB per small blob cost more
+      // (in page faults) than sending it.
+      size_t chunk_size = static_cast<size_t>(std::min<uint64_t>(left, 256 * 1024));
+      auto chunk = std::make_unique_for_overwrite<char[]>(std::max<size_t>(chunk_size, 1));
       uint64_t pos = offset;
       while (left > 0 && !ec) {
-        ssize_t n = ::pread(fd, chunk.data(), std::min<uint64_t>(left, chunk.size()),
-                            static_cast<off_t>(pos));
+        ssize_t n =
+            ::pread(fd, chunk.get(), std::min<uint64_t>(left, chunk_size), static_cast<off_t>(pos));
         if (n <= 0) {
           ec = n == 0 ? beast::error_code(asio::error::eof)
                       : beast::error_code(errno, boost::system::system_category());
           break;
         }
         beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
-        co_await asio::async_write(stream_, asio::buffer(chunk.data(), static_cast<size_t>(n)),
+        co_await asio::async_write(stream_, asio::buffer(chunk.get(), static_cast<size_t>(n)),
                                    asio::redirect_error(use_awaitable, ec));
         pos += static_cast<uint64_t>(n);
         left -= static_cast<uint64_t>(n);

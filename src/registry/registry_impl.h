@@ -278,8 +278,7 @@ struct Registry::Impl {
   static Status append_chunk(const UploadPtr& up, const char* data, size_t len);
 
   std::shared_ptr<BlockingJob<Status>> start_append(asio::any_io_executor ex, UploadPtr up,
-                                                    std::shared_ptr<std::vector<char>> buf,
-                                                    size_t len);
+                                                    std::shared_ptr<char[]> buf, size_t len);
 
   awaitable<Status> receive(http::Exchange& ex, UploadPtr up);
 

@@ -23,7 +23,7 @@ struct Tunnel {
 
 template <class Src, class Dst>
 awaitable<void> splice(std::shared_ptr<Tunnel> t, Src* src, Dst* dst) {
-  auto buf = std::make_unique<char[]>(kReadChunk);
+  auto buf = std::make_unique_for_overwrite<char[]>(kReadChunk);
   while (true) {
     beast::error_code ec;
     auto mb = asio::buffer(buf.get(), kReadChunk);

@@ -286,7 +286,7 @@ awaitable<void> H2Conn::run() {
   writer_done_.expires_at(asio::steady_timer::time_point::max());
   spawn_logged(ex, writer(self), "router.h2.writer");
   flush();  // our SETTINGS
-  auto buf = std::make_unique<uint8_t[]>(kReadChunk);
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
   while (!dead_) {
     if (st_->stopping.load(std::memory_order_relaxed)) {
       nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);

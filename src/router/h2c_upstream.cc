@@ -158,7 +158,7 @@ ssize_t read_request(nghttp2_session*, int32_t, uint8_t* buf, size_t len, uint32
 
 awaitable<void> reader(std::shared_ptr<Up> up, const RouterOptions* opts) {
   H2Stream& s = *up->s;
-  auto buf = std::make_unique<uint8_t[]>(kReadChunk);
+  auto buf = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
   while (up->reading && !up->closed) {
     if (s.out.size() - s.out_off >= kMaxPendingOut && !s.closed) {
       co_await s.room.wait();

@@ -139,7 +139,7 @@ size_t ClientStream::tls_write_now(beast::error_code& ec) {
       // Join short buffers (a chunk-size line, a head, a CRLF) into one record. A retry after
       // a blocked write joins the same bytes again, as OpenSSL requires.
       if (!stage_) {
-        stage_ = std::make_unique<char[]>(kRecord);
+        stage_ = std::make_unique_for_overwrite<char[]>(kRecord);
       }
       size_t k = 0;
       size_t j = i, o = off;
