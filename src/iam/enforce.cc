@@ -9,6 +9,8 @@
 
 #include <cstdio>
 #include <map>
+#include <mutex>
+#include <unordered_map>
 
 #include "common/fs.h"
 #include "common/sha256.h"
@@ -114,6 +116,13 @@ bool PolicyAuthorizer::key_active(const std::string& key_id) const {
 struct TokenSigner::Key {
   EVP_PKEY* pkey = nullptr;
   std::string kid;
+  // Tokens whose signature checked, with their payloads. A client sends the same token with
+  // every request until it expires, and an ECDSA verification costs more than the rest of a
+  // blob HEAD. Same bytes, same verdict, so the cache cannot change an answer; expiry stays
+  // the caller's check. Bounded: emptied when full.
+  static constexpr size_t kMaxVerified = 1024;
+  std::mutex mu;
+  std::unordered_map<std::string, std::string> verified;
   ~Key() { EVP_PKEY_free(pkey); }
 };
 
@@ -174,6 +183,12 @@ std::string TokenSigner::sign(const std::string& payload_json) const {
 }
 
 Result<std::string> TokenSigner::verify(const std::string& token) const {
+  {
+    std::lock_guard lock(key_->mu);
+    if (auto it = key_->verified.find(token); it != key_->verified.end()) {
+      return it->second;
+    }
+  }
   auto bad = [] { return Error(Errc::Unauthenticated, "invalid token"); };
   auto d1 = token.find('.');
   auto d2 = d1 == std::string::npos ? d1 : token.find('.', d1 + 1);
@@ -203,6 +218,11 @@ Result<std::string> TokenSigner::verify(const std::string& token) const {
   if (ok_sig != 1) {
     return bad();
   }
+  std::lock_guard lock(key_->mu);
+  if (key_->verified.size() >= Key::kMaxVerified) {
+    key_->verified.clear();
+  }
+  key_->verified.emplace(token, *payload);
   return *payload;
 }
 
