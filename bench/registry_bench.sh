@@ -178,12 +178,16 @@ if want push || want small; then
       sleep 1
       record "$kind" idle_rss_kb "$(rss_kb "$SERVER_PID")"
       if want push; then
+        c0=$(cpu_ms "$SERVER_PID")
         s=$(push "$kind" big big); record "$kind" big_push_s "$s"
+        record "$kind" big_push_cpu_ms $(($(cpu_ms "$SERVER_PID") - c0))
         s2=$(pull "$kind" big); record "$kind" big_pull_s "$s2"
         log "$kind run $run: big push ${s}s pull ${s2}s (load $(loadavg))"
       fi
       if want small; then
+        c0=$(cpu_ms "$SERVER_PID")
         s=$(push "$kind" small small); record "$kind" small_push_s "$s"
+        record "$kind" small_push_cpu_ms $(($(cpu_ms "$SERVER_PID") - c0))
         s2=$(pull "$kind" small); record "$kind" small_pull_s "$s2"
         log "$kind run $run: small push ${s}s pull ${s2}s"
       fi
@@ -280,6 +284,11 @@ row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$7")" "$(fm
       r=$(ratio "$bt" "$dt")
       row "${BIG_LAYERS}x${BIG_MB} MB image $op, MB/s (${d}s vs ${b}s)" "$dt" "$bt" "$r" ">= 1.5x" "$(ge "${r%x}" 1.5)" 1
     done
+    # The server's own CPU (utime + stime of its process) per pushed MB.
+    d=$(median dist big_push_cpu_ms); b=$(median berth big_push_cpu_ms)
+    row "${BIG_LAYERS}x${BIG_MB} MB image push, server CPU ms per MB" \
+      "$(awk -v c="$d" -v m="$mb" 'BEGIN {print c / m}')" \
+      "$(awk -v c="$b" -v m="$mb" 'BEGIN {print c / m}')" "$(ratio "$d" "$b")" "lower" "$(ge "$d" "$b")" 2
   fi
   if want small; then
     for op in push pull; do
@@ -287,6 +296,8 @@ row() { printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(fmt "$2" "$7")" "$(fm
       r=$(ratio "$d" "$b")
       row "${SMALL_LAYERS}-layer image $op, s" "$d" "$b" "$r" ">= 2x (half the time)" "$(ge "${r%x}" 2)" 2
     done
+    d=$(median dist small_push_cpu_ms); b=$(median berth small_push_cpu_ms)
+    row "${SMALL_LAYERS}-layer image push, server CPU ms" "$d" "$b" "$(ratio "$d" "$b")" "lower" "$(ge "$d" "$b")" 0
   fi
   if want wrk; then
     for m in manifest_get blob_head; do

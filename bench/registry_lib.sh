@@ -12,6 +12,8 @@ log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
+# cpu_ms PID: the process's CPU time so far (utime + stime), in ms.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RAW"; }  # server metric value
 
 # ---------------------------------------------------------------- set-up
