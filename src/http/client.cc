@@ -127,6 +127,48 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
   size_t piece_size =
       length ? static_cast<size_t>(std::min<uint64_t>(*length, kReadPiece)) : kReadPiece;
   auto piece = std::make_unique_for_overwrite<char[]>(std::max<size_t>(piece_size, 1));
+  // A piece of the body to the sink, or into out.body.
+  auto deliver = [&](const char* data, size_t n) -> std::optional<Error> {
+    if (streamed) {
+      if (!req.sink(std::string_view(data, n))) {
+        return Error(Errc::Cancelled, "transfer stopped by the receiver");
+      }
+      return std::nullopt;
+    }
+    if (out.body.size() + n > req.max_body) {
+      return Error(Errc::ResourceExhausted,
+                   "response body is larger than " + std::to_string(req.max_body) + " bytes");
+    }
+    out.body.append(data, n);
+    return std::nullopt;
+  };
+  if (!parser.is_done() && length && !parser.chunked()) {
+    // A sized body is read from the stream straight into the piece: through the parser each
+    // byte was copied once more, from buf into the piece.
+    uint64_t left = *length;
+    size_t have = static_cast<size_t>(std::min<uint64_t>(buf.size(), left));
+    if (have > 0) {
+      if (auto e = deliver(static_cast<const char*>(buf.data().data()), have)) {
+        co_return *e;
+      }
+      buf.consume(have);
+      left -= have;
+    }
+    while (left > 0) {
+      auto into =
+          asio::buffer(piece.get(), static_cast<size_t>(std::min<uint64_t>(left, piece_size)));
+      arm(stream, timeout);
+      size_t n = co_await stream.async_read_some(into, asio::redirect_error(use_awaitable, ec));
+      if (ec) {
+        co_return Error(Errc::Unavailable, failed("read response body", ec, timeout));
+      }
+      if (auto e = deliver(piece.get(), n)) {
+        co_return *e;
+      }
+      left -= n;
+    }
+    co_return out;
+  }
   while (!parser.is_done()) {
     parser.get().body().data = piece.get();
     parser.get().body().size = piece_size;
@@ -142,16 +184,8 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
     if (n == 0) {
       continue;
     }
-    if (streamed) {
-      if (!req.sink(std::string_view(piece.get(), n))) {
-        co_return Error(Errc::Cancelled, "transfer stopped by the receiver");
-      }
-    } else {
-      if (out.body.size() + n > req.max_body) {
-        co_return Error(Errc::ResourceExhausted,
-                        "response body is larger than " + std::to_string(req.max_body) + " bytes");
-      }
-      out.body.append(piece.get(), n);
+    if (auto e = deliver(piece.get(), n)) {
+      co_return *e;
     }
   }
   co_return out;
