@@ -6,6 +6,7 @@
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <map>
 
 #include "common/async.h"
@@ -126,7 +127,7 @@ class Conn final : public Exchange {
   bool chunked() const override { return parser_.chunked(); }
 
   awaitable<Result<size_t>> read_some(char* buf, size_t n) override {
-    if (parser_.is_done()) {
+    if (body_done()) {
       co_return size_t{0};
     }
     if (!continued_ && beast::iequals(parser_.get()[bhttp::field::expect], "100-continue")) {
@@ -137,6 +138,9 @@ class Conn final : public Exchange {
       if (wec) {
         co_return Error(Errc::Cancelled, "client went away: " + wec.message());
       }
+    }
+    if (!parser_.chunked() && parser_.content_length()) {
+      co_return co_await read_sized(buf, n);
     }
     // Beast sizes each socket read by the buffer's free capacity (512 bytes minimum, 64 KiB
     // maximum): without room, a body arrives 512 bytes per recvmsg.
@@ -358,8 +362,49 @@ class Conn final : public Exchange {
   uint64_t bytes() const { return bytes_; }
   bool broken() const { return broken_; }
   bool keep_alive() const { return parser_.get().keep_alive() && !broken_ && !streaming_; }
+  /// The whole request body has been read (or there is none).
+  bool body_done() const { return sized_left_ ? *sized_left_ == 0 : parser_.is_done(); }
 
  private:
+  // A Content-Length body goes from the socket straight into the caller's buffer, after the
+  // bytes that arrived with the head: through the parser each byte was copied once more (from
+  // buffer_), 6% of berthd's CPU in a push of big layers. Bytes past the body (a pipelined
+  // request) stay in buffer_ for the next parser.
+  awaitable<Result<size_t>> read_sized(char* buf, size_t n) {
+    if (!sized_left_) {
+      sized_left_ = parser_.content_length_remaining().value_or(0);
+    }
+    uint64_t& left = *sized_left_;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(n, left));
+    if (want == 0) {
+      co_return size_t{0};
+    }
+    if (buffer_.size() > 0) {
+      size_t k = std::min(want, buffer_.size());
+      std::memcpy(buf, buffer_.data().data(), k);
+      buffer_.consume(k);
+      left -= k;
+      co_return k;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_arm_ > std::chrono::seconds(1)) {
+      beast::get_lowest_layer(stream_).expires_after(opts_.body_timeout);
+      last_arm_ = now;
+    }
+    beast::error_code ec;
+    size_t got = co_await stream_.async_read_some(asio::buffer(buf, want),
+                                                  asio::redirect_error(use_awaitable, ec));
+    if (ec) {
+      broken_ = true;
+      if (ec == beast::error::timeout) {
+        co_return Error(Errc::Cancelled, "request body timed out");
+      }
+      co_return Error(Errc::Cancelled, "client closed the connection mid-body");
+    }
+    left -= got;
+    co_return got;
+  }
+
   void finish(unsigned status, uint64_t bytes, beast::error_code ec) {
     status_ = status;
     bytes_ = bytes;
@@ -382,7 +427,8 @@ class Conn final : public Exchange {
   bool broken_ = false;
   bool streaming_ = false;  // a send_head() response whose end_body() has not been sent
   bool chunked_ = false;
-  bool sized_ = false;  // a send_head() response with a Content-Length
+  bool sized_ = false;                  // a send_head() response with a Content-Length
+  std::optional<uint64_t> sized_left_;  // body bytes still to come, once read_sized() began
   unsigned status_ = 0;
   uint64_t bytes_ = 0;
 };
@@ -608,11 +654,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
         break;
       }
       // Discard any body the handler left unread, up to a bound; past it, close.
-      if (!parser.is_done()) {
+      if (!ex.body_done()) {
         char sink[16384];
         size_t drained = 0;
         bool ok_drain = true;
-        while (!parser.is_done() && drained < (1u << 20)) {
+        while (!ex.body_done() && drained < (1u << 20)) {
           auto n = co_await ex.read_some(sink, sizeof sink);
           if (!n || *n == 0) {
             ok_drain = n.has_value();
@@ -620,7 +666,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
           }
           drained += *n;
         }
-        if (!ok_drain || !parser.is_done()) {
+        if (!ok_drain || !ex.body_done()) {
           break;
         }
       }

@@ -265,6 +265,42 @@ TEST_F(ListenerLimits, AStalledRequestBodyTimesOutAndFreesItsUpload) {
   ::close(fd);
 }
 
+// A body with a Content-Length is read from the socket straight into the handler's buffer;
+// where it ends is where the next request on the connection starts, whether the handler read
+// the body (the PATCH) or not (the GET, whose body berthd discards).
+TEST_F(ListenerLimits, ContentLengthBodiesEndWhereTheNextRequestStarts) {
+  start("registry:\n  auto_create_repositories: true\n");
+  auto auth = "Authorization: " + p_->admin().basic_header() + "\r\n";
+  auto post = run("curl -s -D - -o /dev/null -X POST " + p_->curl_auth() + p_->url() +
+                  "/v2/web/framing/blobs/uploads/");
+  auto at = post.out.find("ocation: ");
+  ASSERT_NE(at, std::string::npos) << post.all();
+  std::string location = post.out.substr(at + 9, post.out.find('\r', at) - at - 9);
+  std::string digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+  int fd = connect_from("127.0.0.1", api_port_);
+  ASSERT_GE(fd, 0);
+  // Three requests in one write, so the first body arrives together with what follows it.
+  send_all(fd, "PATCH " + location + " HTTP/1.1\r\nHost: a\r\n" + auth +
+                   "Content-Type: application/octet-stream\r\nContent-Length: 5\r\n\r\nhello" +
+                   "GET /v2/ HTTP/1.1\r\nHost: a\r\n" + auth + "Content-Length: 4\r\n\r\nabcd" +
+                   "PUT " + location + (location.find('?') == std::string::npos ? "?" : "&") +
+                   "digest=" + digest + " HTTP/1.1\r\nHost: a\r\n" + auth +
+                   "Content-Length: 0\r\nConnection: close\r\n\r\n");
+  bool closed = false;
+  auto got = read_until_closed(fd, 10000ms, &closed);
+  ::close(fd);
+  EXPECT_TRUE(closed) << got;
+  ASSERT_EQ(count_lines(got, "HTTP/1.1 "), 3u) << got;
+  size_t a = got.find("HTTP/1.1 202"), b = got.find("HTTP/1.1 200"), c = got.find("HTTP/1.1 201");
+  ASSERT_NE(a, std::string::npos) << got;
+  ASSERT_NE(b, std::string::npos) << got;
+  ASSERT_NE(c, std::string::npos) << got;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  auto blob = run("curl -s " + p_->curl_auth() + p_->url() + "/v2/web/framing/blobs/" + digest);
+  EXPECT_EQ(blob.out, "hello") << blob.all();
+}
+
 // RFC 9112 §6.1: an unknown transfer coding is 501, chunked not last is 400, obs-fold is 400;
 // each closes the connection so that nothing after the head is read as a request.
 TEST_F(ListenerLimits, AmbiguousFramingIsRefusedAndTheConnectionClosed) {
