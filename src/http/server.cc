@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <boost/beast/core/detect_ssl.hpp>
@@ -8,6 +9,8 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <set>
 
 #include "common/async.h"
 #include "common/fs.h"
@@ -468,6 +471,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   ServerOptions opts;
   std::atomic<bool> stopping{false};
   net::ConnectionGate gate;
+  // Descriptors of connections waiting for their next request head, which stop() shuts down
+  // so that they end at once instead of holding shutdown for the grace period. A session
+  // removes its descriptor (under the mutex) before it can close it.
+  std::mutex idle_mu;
+  std::set<int> idle_fds;
   std::shared_ptr<spdlog::logger> log = log::get("http");
 
   static awaitable<void> accept_loop(std::shared_ptr<State> self) {
@@ -494,7 +502,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   }
 
   static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock,
-                                 [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+                                 net::ConnectionGate::Ticket ticket) {
+    // A local, so that it goes before the parameters: a connection still open when berthd
+    // stops has its frame destroyed with the io_context, and `self` may then hold the last
+    // reference to the gate the ticket returns its slot to (it hung in a freed mutex).
+    net::ConnectionGate::Ticket slot = std::move(ticket);
     beast::error_code ec;
     std::string peer;
     {
@@ -594,9 +606,23 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
     beast::error_code ec;
     bool first = true;
+    int fd = beast::get_lowest_layer(stream).socket().native_handle();
     while (!self->stopping) {
+      {
+        std::lock_guard lock(self->idle_mu);
+        self->idle_fds.insert(fd);
+      }
+      if (self->stopping) {  // stop() may have looked before the insert
+        std::lock_guard lock(self->idle_mu);
+        self->idle_fds.erase(fd);
+        break;
+      }
       ec = co_await read_head(*self, stream, buffer,
                               first ? self->opts.header_timeout : self->opts.keepalive_timeout);
+      {
+        std::lock_guard lock(self->idle_mu);
+        self->idle_fds.erase(fd);
+      }
       first = false;
       if (ec) {
         break;  // closed, reset, or too slow: nothing to answer
@@ -733,6 +759,14 @@ void Server::start() {
 void Server::stop() {
   if (state_->stopping.exchange(true)) {
     return;
+  }
+  {
+    // Idle keep-alive connections end now (their read sees the end of the stream); requests
+    // in flight finish within the daemon's grace period.
+    std::lock_guard lock(state_->idle_mu);
+    for (int fd : state_->idle_fds) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
   }
   asio::post(state_->acceptor.get_executor(), [s = state_] {
     beast::error_code ec;

@@ -26,7 +26,10 @@ struct HandshakeWatch {
 }  // namespace
 
 awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,
-                        [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+                        net::ConnectionGate::Ticket ticket) {
+  // A local, so that it goes before the parameters (see http::Server's session): at shutdown
+  // `st` may hold the last reference to the gate.
+  net::ConnectionGate::Ticket slot = std::move(ticket);
   beast::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // the pumps try writes synchronously first

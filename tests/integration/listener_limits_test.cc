@@ -265,6 +265,31 @@ TEST_F(ListenerLimits, AStalledRequestBodyTimesOutAndFreesItsUpload) {
   ::close(fd);
 }
 
+// Clients such as docker keep their connections open between requests. berthd stopping must
+// close those at once (requests in flight get the grace period); it used to wait the whole
+// grace period for them and then hang for good, destroying their sessions.
+TEST_F(ListenerLimits, StoppingClosesIdleKeepAliveConnectionsAndExits) {
+  start("");
+  int kept = connect_from("127.0.0.1", api_port_);
+  ASSERT_GE(kept, 0);
+  send_all(kept, "GET /v2/ HTTP/1.1\r\nHost: a\r\n\r\n");
+  char buf[512];
+  ASSERT_GT(::recv(kept, buf, sizeof buf, 0), 0);     // answered, and the connection stays open
+  int silent = connect_from("127.0.0.1", api_port_);  // connected, never sends a byte
+  ASSERT_GE(silent, 0);
+  std::this_thread::sleep_for(200ms);
+  auto t0 = Clock::now();
+  int status = p_->terminate();  // (before the fix this never returned)
+  auto took = Clock::now() - t0;
+  EXPECT_EQ(status, 0);
+  EXPECT_LT(took, 5s) << "the grace period is 10 s: idle connections must not hold it";
+  bool closed = false;
+  read_until_closed(kept, 1000ms, &closed);
+  EXPECT_TRUE(closed);
+  ::close(kept);
+  ::close(silent);
+}
+
 // A body with a Content-Length is read from the socket straight into the handler's buffer;
 // where it ends is where the next request on the connection starts, whether the handler read
 // the body (the PATCH) or not (the GET, whose body berthd discards).
