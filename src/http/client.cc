@@ -4,9 +4,16 @@
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <limits>
+#include <memory>
 #include <optional>
+#include <vector>
 
 #include "common/ascii.h"
 #include "common/asio.h"
@@ -55,23 +62,33 @@ void arm(Stream& s, std::chrono::seconds t) {
 
 template <class Body>
 void fill_head(bhttp::request<Body>& r, const ClientRequest& req, const ClientUrl& url,
-               const std::string& user_agent) {
+               const std::string& user_agent, bool keep) {
   std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   bool default_port =
       (url.scheme == "https" && url.port == "443") || (url.scheme == "http" && url.port == "80");
   r.set(bhttp::field::host, default_port ? host : host + ":" + url.port);
   r.set(bhttp::field::user_agent, user_agent);
-  r.set(bhttp::field::connection, "close");
+  if (!keep) {
+    r.set(bhttp::field::connection, "close");
+  }
   for (const auto& [k, v] : req.headers) {
     r.set(k, v);
   }
   r.prepare_payload();
 }
 
+// What became of the connection in an exchange.
+struct After {
+  bool head_seen = false;  // a response head arrived (a failure before it may be retried)
+  bool reusable = false;   // the response was read to its end and the server keeps it open
+};
+
 // Writes the request and reads the response on a connected (and, for TLS, handshaken) stream.
+// keep: ask the server to keep the connection (no "Connection: close").
 template <class Stream>
 awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const ClientUrl& url,
-                            const std::string& user_agent, std::chrono::seconds timeout) {
+                            const std::string& user_agent, std::chrono::seconds timeout, bool keep,
+                            After* after) {
   beast::error_code ec;
   bhttp::verb verb = bhttp::string_to_verb(req.method);
   arm(stream, timeout);
@@ -81,7 +98,7 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
     if (ec) {
       co_return Error(Errc::Internal, "open " + req.body_file + ": " + ec.message());
     }
-    fill_head(r, req, url, user_agent);
+    fill_head(r, req, url, user_agent, keep);
     // A big body takes longer than one step's timeout; the stream's deadline is per write.
     bhttp::request_serializer<bhttp::file_body> sr(r);
     while (!ec && !sr.is_done()) {
@@ -91,7 +108,7 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
   } else {
     bhttp::request<bhttp::string_body> r(verb, url.target, 11);
     r.body() = req.body;
-    fill_head(r, req, url, user_agent);
+    fill_head(r, req, url, user_agent, keep);
     co_await bhttp::async_write(stream, r, asio::redirect_error(use_awaitable, ec));
   }
   if (ec) {
@@ -112,6 +129,7 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
   if (ec) {
     co_return Error(Errc::Unavailable, failed("read response", ec, timeout));
   }
+  after->head_seen = true;
   ClientResponse out;
   out.status = parser.get().result_int();
   for (const auto& f : parser.get()) {
@@ -167,6 +185,7 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
       }
       left -= n;
     }
+    after->reusable = keep && parser.get().keep_alive() && buf.size() == 0;
     co_return out;
   }
   while (!parser.is_done()) {
@@ -188,13 +207,102 @@ awaitable<Outcome> exchange(Stream& stream, const ClientRequest& req, const Clie
       co_return *e;
     }
   }
+  // (A body that ended with the connection leaves nothing to keep.)
+  after->reusable = keep && parser.get().keep_alive() && !parser.need_eof() && buf.size() == 0;
   co_return out;
 }
 
+// Connections kept open after a GET or HEAD, per thread (each request runs on its thread's
+// io_context, and a socket belongs to one), so that pulling a 50-blob image through an upstream
+// costs one TCP (and TLS) handshake instead of fifty: over the internet each is a round trip
+// or two. At most kMaxIdle per thread, none idle longer than kIdleFor, and one found closed by
+// the server is dropped before use.
+constexpr size_t kMaxIdle = 8;
+constexpr auto kIdleFor = std::chrono::seconds(30);
+
+struct Kept {
+  std::string key;  // the client's TLS context and the origin
+  std::unique_ptr<beast::tcp_stream> tcp;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::chrono::steady_clock::time_point since;
+  int fd() {
+    return tls ? beast::get_lowest_layer(*tls).socket().native_handle()
+               : tcp->socket().native_handle();
+  }
+};
+
+struct ThreadConns {
+  asio::io_context ioc;  // declared first: destroyed after the streams that use it
+  std::vector<Kept> idle;
+};
+
+ThreadConns& thread_conns() {
+  thread_local ThreadConns t;
+  return t;
+}
+
+// Open as far as can be told without blocking: no EOF, no reset, nothing unasked-for waiting.
+bool still_open(int fd) {
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+std::optional<Kept> take_kept(const std::string& key) {
+  auto& idle = thread_conns().idle;
+  auto now = std::chrono::steady_clock::now();
+  std::optional<Kept> out;
+  for (size_t i = idle.size(); i-- > 0;) {
+    if (idle[i].key != key) {
+      continue;
+    }
+    Kept k = std::move(idle[i]);
+    idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+    if (now - k.since < kIdleFor && still_open(k.fd())) {
+      out = std::move(k);
+      break;
+    }
+  }
+  return out;
+}
+
+void keep_conn(Kept k) {
+  auto& idle = thread_conns().idle;
+  if (idle.size() >= kMaxIdle) {
+    idle.erase(idle.begin());  // the oldest
+  }
+  k.since = std::chrono::steady_clock::now();
+  idle.push_back(std::move(k));
+}
+
+// client_id: the Client's own number, never reused, so that a connection is only ever kept
+// for the client (its CA bundle) that verified it.
 awaitable<Outcome> run(ClientRequest req, ClientUrl url, asio::ssl::context* ctx,
-                       std::string user_agent, std::chrono::seconds timeout) {
+                       uint64_t client_id, std::string user_agent, std::chrono::seconds timeout) {
   auto ex = co_await asio::this_coro::executor;
   beast::error_code ec;
+  // Only requests without a body are sent on kept connections: one that fails there before
+  // its response began is simply sent again on a new connection.
+  bool keep =
+      (req.method == "GET" || req.method == "HEAD") && req.body.empty() && req.body_file.empty();
+  std::string key = std::to_string(client_id) + "|" + url.origin();
+  if (keep) {
+    if (auto k = take_kept(key)) {
+      After after;
+      std::optional<Outcome> o;  // (No co_await inside ?: -- GCC 12.)
+      if (k->tls) {
+        o = co_await exchange(*k->tls, req, url, user_agent, timeout, true, &after);
+      } else {
+        o = co_await exchange(*k->tcp, req, url, user_agent, timeout, true, &after);
+      }
+      if (after.reusable) {
+        keep_conn(std::move(*k));
+      }
+      if (*o || after.head_seen) {
+        co_return std::move(*o);
+      }
+    }
+  }
   asio::ip::tcp::resolver::results_type endpoints;
   if (auto ip = asio::ip::make_address(url.host, ec); !ec) {
     // An address needs no lookup, and Asio's resolver starts a thread per io_context for one.
@@ -210,16 +318,24 @@ awaitable<Outcome> run(ClientRequest req, ClientUrl url, asio::ssl::context* ctx
       co_return Error(Errc::Unavailable, "resolve " + url.host + ": " + ec.message());
     }
   }
+  Kept k;
+  k.key = key;
+  After after;
   if (url.scheme == "http") {
-    beast::tcp_stream tcp(ex);
-    tcp.expires_after(timeout);
-    co_await tcp.async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
+    k.tcp = std::make_unique<beast::tcp_stream>(ex);
+    k.tcp->expires_after(timeout);
+    co_await k.tcp->async_connect(endpoints, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       co_return Error(Errc::Unavailable, failed("connect", ec, timeout));
     }
-    co_return co_await exchange(tcp, req, url, user_agent, timeout);
+    Outcome o = co_await exchange(*k.tcp, req, url, user_agent, timeout, keep, &after);
+    if (after.reusable) {
+      keep_conn(std::move(k));
+    }
+    co_return o;
   }
-  beast::ssl_stream<beast::tcp_stream> tls(ex, *ctx);
+  k.tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *ctx);
+  auto& tls = *k.tls;
   SSL* ssl = tls.native_handle();
   if (is_ip(url.host)) {
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), url.host.c_str());
@@ -240,7 +356,11 @@ awaitable<Outcome> run(ClientRequest req, ClientUrl url, asio::ssl::context* ctx
   if (ec) {
     co_return Error(Errc::Unavailable, failed("TLS handshake", ec, timeout) + verify_detail(ssl));
   }
-  co_return co_await exchange(tls, req, url, user_agent, timeout);
+  Outcome o = co_await exchange(tls, req, url, user_agent, timeout, keep, &after);
+  if (after.reusable) {
+    keep_conn(std::move(k));
+  }
+  co_return o;
 }
 
 }  // namespace
@@ -334,6 +454,12 @@ std::string ClientResponse::header(std::string_view name) const {
 struct Client::Impl {
   asio::ssl::context ctx{asio::ssl::context::tls_client};
   Options opts;
+  uint64_t id = next_id();
+
+  static uint64_t next_id() {
+    static std::atomic<uint64_t> n{0};
+    return ++n;
+  }
 };
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -366,7 +492,8 @@ Result<Client> Client::create(Options opts) {
 
 Result<ClientResponse> Client::send(const ClientRequest& req) {
   BERTH_ASSIGN_OR_RETURN(ClientUrl url, parse_client_url(req.url));
-  asio::io_context ioc;
+  asio::io_context& ioc = thread_conns().ioc;
+  ioc.restart();
   std::optional<Outcome> done;
   std::string escaped;
   auto finished = [&done, &escaped](std::exception_ptr e, Outcome o) {
@@ -382,7 +509,8 @@ Result<ClientResponse> Client::send(const ClientRequest& req) {
     }
     done = std::move(o);
   };
-  asio::co_spawn(ioc, run(req, url, &impl_->ctx, impl_->opts.user_agent, impl_->opts.timeout),
+  asio::co_spawn(ioc,
+                 run(req, url, &impl_->ctx, impl_->id, impl_->opts.user_agent, impl_->opts.timeout),
                  std::move(finished));
   // Every step has its own deadline (the stream's expiry), so run() returns.
   ioc.run();
