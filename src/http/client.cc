@@ -248,22 +248,21 @@ bool still_open(int fd) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// Drops every kept connection that is too old or that its server closed (whatever its
+// origin: a thread that talks to one upstream after another must not sit on the others'
+// sockets), then hands out the newest one for key.
 std::optional<Kept> take_kept(const std::string& key) {
   auto& idle = thread_conns().idle;
   auto now = std::chrono::steady_clock::now();
-  std::optional<Kept> out;
+  std::erase_if(idle, [&](Kept& k) { return now - k.since >= kIdleFor || !still_open(k.fd()); });
   for (size_t i = idle.size(); i-- > 0;) {
-    if (idle[i].key != key) {
-      continue;
-    }
-    Kept k = std::move(idle[i]);
-    idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
-    if (now - k.since < kIdleFor && still_open(k.fd())) {
-      out = std::move(k);
-      break;
+    if (idle[i].key == key) {
+      Kept k = std::move(idle[i]);
+      idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+      return k;
     }
   }
-  return out;
+  return std::nullopt;
 }
 
 void keep_conn(Kept k) {
