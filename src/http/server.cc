@@ -10,7 +10,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <set>
 
 #include "common/async.h"
 #include "common/fs.h"
@@ -471,11 +470,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   ServerOptions opts;
   std::atomic<bool> stopping{false};
   net::ConnectionGate gate;
-  // Descriptors of connections waiting for their next request head, which stop() shuts down
-  // so that they end at once instead of holding shutdown for the grace period. A session
-  // removes its descriptor (under the mutex) before it can close it.
-  std::mutex idle_mu;
-  std::set<int> idle_fds;
+  // Every open connection's descriptor and whether it is waiting for its next request head:
+  // stop() shuts the waiting ones down so that they end at once instead of holding shutdown
+  // for the grace period. Registered once per connection (the flag flips per request without
+  // the mutex); a session removes its entry before it can close the descriptor.
+  std::mutex conns_mu;
+  std::map<int, const std::atomic<bool>*> conns;
   std::shared_ptr<spdlog::logger> log = log::get("http");
 
   static awaitable<void> accept_loop(std::shared_ptr<State> self) {
@@ -607,22 +607,28 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     beast::error_code ec;
     bool first = true;
     int fd = beast::get_lowest_layer(stream).socket().native_handle();
-    while (!self->stopping) {
-      {
-        std::lock_guard lock(self->idle_mu);
-        self->idle_fds.insert(fd);
+    std::atomic<bool> idle{false};
+    struct Registered {
+      State& st;
+      int fd;
+      ~Registered() {
+        std::lock_guard lock(st.conns_mu);
+        st.conns.erase(fd);
       }
-      if (self->stopping) {  // stop() may have looked before the insert
-        std::lock_guard lock(self->idle_mu);
-        self->idle_fds.erase(fd);
+    };
+    {
+      std::lock_guard lock(self->conns_mu);
+      self->conns[fd] = &idle;
+    }
+    Registered registered{*self, fd};
+    while (!self->stopping) {
+      idle = true;
+      if (self->stopping) {  // stop() may have looked before the flag was set
         break;
       }
       ec = co_await read_head(*self, stream, buffer,
                               first ? self->opts.header_timeout : self->opts.keepalive_timeout);
-      {
-        std::lock_guard lock(self->idle_mu);
-        self->idle_fds.erase(fd);
-      }
+      idle = false;
       first = false;
       if (ec) {
         break;  // closed, reset, or too slow: nothing to answer
@@ -763,9 +769,11 @@ void Server::stop() {
   {
     // Idle keep-alive connections end now (their read sees the end of the stream); requests
     // in flight finish within the daemon's grace period.
-    std::lock_guard lock(state_->idle_mu);
-    for (int fd : state_->idle_fds) {
-      ::shutdown(fd, SHUT_RDWR);
+    std::lock_guard lock(state_->conns_mu);
+    for (auto [fd, idle] : state_->conns) {
+      if (*idle) {
+        ::shutdown(fd, SHUT_RDWR);
+      }
     }
   }
   asio::post(state_->acceptor.get_executor(), [s = state_] {

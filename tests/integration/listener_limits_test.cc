@@ -132,6 +132,17 @@ class ListenerLimits : public ::testing::Test {
     }
     return open;
   }
+  // Starts a blob upload in repo as admin; its Location ("" when the answer had none).
+  std::string start_upload(const std::string& repo) {
+    auto post = run("curl -s -D - -o /dev/null -X POST " + p_->curl_auth() + p_->url() + "/v2/" +
+                    repo + "/blobs/uploads/");
+    auto at = post.out.find("ocation: ");  // Location or location
+    if (at == std::string::npos) {
+      ADD_FAILURE() << post.all();
+      return "";
+    }
+    return post.out.substr(at + 9, post.out.find('\r', at) - at - 9);
+  }
   // A request from another client (127.0.0.2): "<status> <seconds>".
   CmdResult curl_from_elsewhere(const std::string& url, const std::string& host = "") {
     return run("curl -s -o /dev/null -m 10 --interface 127.0.0.2 " +
@@ -229,14 +240,8 @@ TEST_F(ListenerLimits, AStalledRequestBodyTimesOutAndFreesItsUpload) {
   start("http:\n  body_timeout: 2s\nregistry:\n  auto_create_repositories: true\n");
   auto auth = "Authorization: " + p_->admin().basic_header() + "\r\n";
   // Start an upload, then PATCH it with a chunked body that sends 1 KB and then nothing.
-  auto post = run("curl -s -D - -o /dev/null -X POST " + p_->curl_auth() + p_->url() +
-                  "/v2/web/stall/blobs/uploads/");
-  auto at = post.out.find("Location: ");
-  if (at == std::string::npos) {
-    at = post.out.find("location: ");
-  }
-  ASSERT_NE(at, std::string::npos) << post.all();
-  std::string location = post.out.substr(at + 10, post.out.find('\r', at) - at - 10);
+  std::string location = start_upload("web/stall");
+  ASSERT_FALSE(location.empty());
   int fd = connect_from("127.0.0.1", api_port_);
   ASSERT_GE(fd, 0);
   send_all(fd, "PATCH " + location + " HTTP/1.1\r\nHost: a\r\n" + auth +
@@ -296,11 +301,8 @@ TEST_F(ListenerLimits, StoppingClosesIdleKeepAliveConnectionsAndExits) {
 TEST_F(ListenerLimits, ContentLengthBodiesEndWhereTheNextRequestStarts) {
   start("registry:\n  auto_create_repositories: true\n");
   auto auth = "Authorization: " + p_->admin().basic_header() + "\r\n";
-  auto post = run("curl -s -D - -o /dev/null -X POST " + p_->curl_auth() + p_->url() +
-                  "/v2/web/framing/blobs/uploads/");
-  auto at = post.out.find("ocation: ");
-  ASSERT_NE(at, std::string::npos) << post.all();
-  std::string location = post.out.substr(at + 9, post.out.find('\r', at) - at - 9);
+  std::string location = start_upload("web/framing");
+  ASSERT_FALSE(location.empty());
   std::string digest = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
   int fd = connect_from("127.0.0.1", api_port_);
   ASSERT_GE(fd, 0);
