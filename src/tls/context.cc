@@ -248,7 +248,10 @@ void ServerContext::rotate_locked() {
 }
 
 // enc = 1: seal a new ticket with the current key. enc = 0: find the key the ticket names;
-// 0 = unknown (full handshake), 1 = current, 2 = an older key (resume, issue a new ticket).
+// 0 = unknown (full handshake), 1 = resume, 2 = resume and issue a new ticket. A new ticket
+// goes out when the key is an older one, and on every TLS 1.3 resumption: TLS 1.3 clients use
+// a ticket once (RFC 8446, C.4), so without a fresh one the next connection would be a full
+// handshake (OpenSSL's clients, wrk and curl among them, then alternate full and resumed).
 int ServerContext::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* iv,
                                  EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
   auto* self =
@@ -273,7 +276,7 @@ int ServerContext::on_ticket_key(SSL* ssl, unsigned char* name, unsigned char* i
         return 0;
       }
       key = self->keys_[i];
-      result = i == 0 ? 1 : 2;
+      result = i == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
     }
   }
   char digest[] = "SHA256";
