@@ -54,8 +54,9 @@ struct BlobFetch {
 using BlobFetchPtr = std::shared_ptr<BlobFetch>;
 
 /// Runs a transfer: source(sink) must call sink with the blob's bytes in order. fill_fetch
-/// hashes each piece, writes them to wfd (not closed here) in 1 MiB writes and publishes each
-/// write to the readers (written; head_known from the first on). A piece past f.total (when
+/// hashes each piece and writes it to wfd (not closed here): a piece of 64 KiB or more as it is,
+/// smaller ones gathered to 64 KiB. It publishes the file's length to the readers every MiB and
+/// at the end (written; head_known from the first on). A piece past f.total (when
 /// known) or after stop is set fails the transfer before it is written. On success every byte is
 /// in, hashes to f.hex and matches f.total, and verified is set; committing the file is the
 /// caller's. from names the source in errors ("upstream hub (https://...)"). Blocking: call on a
