@@ -31,7 +31,7 @@ namespace berth::registry {
 struct BlobFetch {
   std::string digest;
   std::string hex;
-  std::string upload_id;  // pull-through: the upload session the bytes go to
+  std::string upload_id;  // pull-through: the transient upload (one file) the bytes go to
   int read_fd = -1;
 
   std::mutex mu;

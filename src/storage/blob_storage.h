@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -52,6 +53,10 @@ struct LocalCopy {
   int fd = -1;       // write-only; end_local_copy() closes it
 };
 
+/// The id suffix of a transient upload (create_upload()). Client upload ids are UUIDs, so a
+/// client can never name one.
+inline constexpr std::string_view kTransientUpload = ".part";
+
 class BlobStorage {
  public:
   virtual ~BlobStorage() = default;
@@ -65,7 +70,9 @@ class BlobStorage {
 
   virtual std::string upload_data_path(const std::string& id) const = 0;
   /// Creates uploads/<id>/ with its repo file; returns an append fd for the data. On failure
-  /// nothing of the session is left.
+  /// nothing of the session is left. An id that ends in kTransientUpload is one file instead,
+  /// uploads/<id>, with no directory and no repo file (repo is ignored): bytes berthd writes
+  /// itself and never resumes (pull-through). Commit, remove, list and expiry treat it alike.
   virtual Result<int> create_upload(const std::string& id, const std::string& repo) = 0;
   /// Reopens an existing upload after a restart; NotFound when absent. Sets repo and size.
   virtual Result<int> reopen_upload(const std::string& id, std::string& repo, uint64_t& size) = 0;

@@ -110,6 +110,37 @@ TEST_P(BlobStorageTest, CommittedUploadsAreBlobsAndReadBack) {
   }
 }
 
+// A transient upload (pull-through's) is one file among the uploads, listed with its data,
+// committed like any other, and removed without a trace.
+TEST_P(BlobStorageTest, TransientUploadsAreOneFileAndCommitLikeSessions) {
+  std::string content = pattern(300 * 1024);
+  std::string hex = Sha256::hex_of(content);
+  std::string id = "fetch-1" + std::string(storage::kTransientUpload);
+  auto fd = blobs_->create_upload(id, "");
+  ASSERT_TRUE(fd) << fd.error().message();
+  EXPECT_EQ(blobs_->upload_data_path(id), data_.path() + "/uploads/" + id);
+  EXPECT_EQ(::write(*fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+  ::close(*fd);
+  EXPECT_EQ(run("ls -A " + data_.path() + "/uploads").out, id + "\n");  // a file, no directory
+  auto listed = blobs_->list_uploads();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].name, id);
+  EXPECT_TRUE(listed[0].has_data);  // so expiry judges it by age, not as a broken session
+  EXPECT_EQ(listed[0].size, static_cast<int64_t>(content.size()));
+  EXPECT_FALSE(blobs_->create_upload(id, ""));  // never two writers on one file
+  auto s = blobs_->commit_upload(id, hex);
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_TRUE(home_.read_blob(data_.path(), hex) == content);
+  EXPECT_EQ(run("ls -A " + data_.path() + "/uploads").out, "");
+  // One that fails is removed alike.
+  std::string other = "fetch-2" + std::string(storage::kTransientUpload);
+  fd = blobs_->create_upload(other, "");
+  ASSERT_TRUE(fd);
+  ::close(*fd);
+  blobs_->remove_upload(other);
+  EXPECT_EQ(run("ls -A " + data_.path() + "/uploads").out, "");
+}
+
 TEST_P(BlobStorageTest, StagedFilesCommitAndMismatchesAreRefused) {
   std::string content = pattern(100000);
   std::string path = data_ / "layer.tar";

@@ -194,6 +194,8 @@ TEST_F(PullThrough, ConcurrentPullsOfOneBigBlobFetchItOnce) {
   auto third = run("curl -sf -m 60 " + d_->curl_auth() + url + " | sha256sum");
   EXPECT_EQ(third.out.substr(0, 64), hex);
   EXPECT_EQ(up->count_requests("\"GET /v2/library/big/blobs/" + layer), 1);
+  // The fetches' files became blobs: nothing is left among the uploads.
+  EXPECT_EQ(run("ls -A " + d_->data_dir() + "/uploads").out, "");
 }
 
 TEST_F(PullThrough, TokenFlowOfASecondBerthd) {
