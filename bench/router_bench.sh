@@ -99,7 +99,11 @@ trap cleanup EXIT
 
 "$NGINX" -c "$OUT/backend/nginx.conf" -e "$OUT/backend/error.log"
 "$NGINX" -c "$OUT/proxy/nginx.conf" -e "$OUT/proxy/error.log"
-"$BENCH_BIN" --listen 127.0.0.1:$BERTH --upstream 127.0.0.1:$BACK --threads "$THREADS" $BERTH_LOG \
+# berth in a session of its own, as nginx is (it daemonizes, and so calls setsid): the kernel
+# shares CPU between sessions first (sched_autogroup), so a berth left in this script's session
+# would split one share with wrk's threads while nginx had a share to itself. (As services,
+# each would be in its own cgroup.)
+setsid "$BENCH_BIN" --listen 127.0.0.1:$BERTH --upstream 127.0.0.1:$BACK --threads "$THREADS" $BERTH_LOG \
   > "$OUT/berth.log" 2>&1 &
 PIDS+=($!)
 

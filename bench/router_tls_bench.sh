@@ -15,7 +15,7 @@
 # router (bench/router_bench_main.cc --tls-listen) with THREADS I/O threads, access log off.
 # Every server binds its own free loopback port and writes its pid/logs under $OUT; all are
 # stopped on exit. Prints medians and the ratios berth/nginx. Knobs: ROUNDS SECS CONNS
-# STREAMS WRK_THREADS THREADS BUILD_DIR OUT.
+# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of "keepalive handshake h2").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -107,7 +107,11 @@ trap cleanup EXIT
 
 "$NGINX" -c "$OUT/backend/nginx.conf" -e "$OUT/backend/error.log"
 "$NGINX" -c "$OUT/proxy/nginx.conf" -e "$OUT/proxy/error.log"
-"$BENCH_BIN" --listen 127.0.0.1:$BERTH --tls-listen 127.0.0.1:$BERTH_TLS --cert "$OUT/cert.pem" \
+# berth in a session of its own, as nginx is (it daemonizes, and so calls setsid): the kernel
+# shares CPU between sessions first (sched_autogroup), so a berth left in this script's session
+# would split one share with wrk's threads while nginx had a share to itself. (As services,
+# each would be in its own cgroup.)
+setsid "$BENCH_BIN" --listen 127.0.0.1:$BERTH --tls-listen 127.0.0.1:$BERTH_TLS --cert "$OUT/cert.pem" \
   --key "$OUT/key.pem" --upstream 127.0.0.1:$BACK --threads "$THREADS" > "$OUT/berth.log" 2>&1 &
 PIDS+=($!)
 
@@ -173,7 +177,7 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CONNS con
 echo
 echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-for test in keepalive handshake h2; do
+for test in ${TESTS:-keepalive handshake h2}; do
   for r in $(seq "$ROUNDS"); do
     order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
     for who in $order; do
