@@ -24,10 +24,12 @@ constexpr auto kFetchPollFallback = std::chrono::milliseconds(100);
 // Readers are woken when at least this much more is in the file, not for every piece: with
 // libcurl's default 16 KiB pieces that had been 12,000 locks and wake-ups for a 200 MB image.
 constexpr size_t kFetchPublishBytes = 1024 * 1024;
-// A piece this big goes to the file as it is; smaller ones are gathered to this size first, so
-// that a write(2) moves at least this much. Gathering every piece (into 1 MiB) had been 11% of
-// berthd's CPU in a cold pull-through of a 200 MB image, the copy and its page faults.
+// A piece this big goes to the file as it is; smaller ones (a slow socket, a chunked body) are
+// gathered to kFetchGatherBytes first, so that a write(2) moves that much. Gathering every
+// piece (into 1 MiB) had been 11% of berthd's CPU in a cold pull-through of a 200 MB image, the
+// copy and its page faults.
 constexpr size_t kFetchDirectBytes = 64 * 1024;
+constexpr size_t kFetchGatherBytes = 256 * 1024;
 
 Status write_fetch_piece(int fd, const char* data, size_t len, const std::string& digest) {
   while (len > 0) {
@@ -106,11 +108,15 @@ Status fill_fetch(BlobFetch& f, int wfd,
                                           " bytes of blob " + f.digest + ": refused");
     }
     hash.update(data, len);
-    if (pending.empty() && len >= kFetchDirectBytes) {
+    if (len >= kFetchDirectBytes) {
+      if (!pending.empty()) {
+        BERTH_TRY(write(pending.data(), pending.size()));
+        pending.clear();
+      }
       BERTH_TRY(write(data, len));
     } else {
       pending.append(data, len);
-      if (pending.size() >= kFetchDirectBytes) {
+      if (pending.size() >= kFetchGatherBytes) {
         BERTH_TRY(write(pending.data(), pending.size()));
         pending.clear();
       }

@@ -55,7 +55,7 @@ using BlobFetchPtr = std::shared_ptr<BlobFetch>;
 
 /// Runs a transfer: source(sink) must call sink with the blob's bytes in order. fill_fetch
 /// hashes each piece and writes it to wfd (not closed here): a piece of 64 KiB or more as it is,
-/// smaller ones gathered to 64 KiB. It publishes the file's length to the readers every MiB and
+/// smaller ones gathered to 256 KiB. It publishes the file's length to the readers every MiB and
 /// at the end (written; head_known from the first on). A piece past f.total (when
 /// known) or after stop is set fails the transfer before it is written. On success every byte is
 /// in, hashes to f.hex and matches f.total, and verified is set; committing the file is the
