@@ -7,8 +7,8 @@
 #   cold     skopeo copy through a berthd with an empty cache (a fresh data dir each run)
 #   cached   the same copy again (everything served by berth)
 #   local    skopeo copy of the same image pushed to berth as an ordinary repository
-# Goals (issue 13): cold <= 1.1x direct; cached ~= local. Prints min/median/max per column and
-# the ratios of the medians.
+# Goals (issue 13): cold <= 1.1x direct; cached ~= local. Prints min/median/max per column, the
+# ratios of the medians, and berthd's CPU time per cold pull.
 #
 # Usage: bench/pull_through_bench.sh [--quick] [--no-build]
 #   RUNS [5]  BIG_LAYERS [4] BIG_MB [50]  SMALL_LAYERS [50] SMALL_KB [32]
@@ -64,6 +64,9 @@ cleanup() { stop "$BERTH_PID"; stop "$DIST_PID"; rm -rf "$TMP"; }
 trap cleanup EXIT
 wait_http() { for ((i = 0; i < 100; i++)); do curl -fs -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 now() { date +%s%N; }
+# The process's CPU time so far (utime + stime), in ms: berthd's cost per cold pull, a figure
+# a shared machine disturbs less than the wall clock.
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", (b - a) / 1e9}'; }
 
 mkdir -p "$IMAGES"
@@ -123,7 +126,9 @@ for ((run = 1; run <= RUNS; run++)); do
     samples[$img.local]+="$(pull "127.0.0.1:$PORT_BERTH/local/$img:latest" "$c") "
     start_berth
     c=$(creds)
+    cpu0=$(cpu_ms "$BERTH_PID")
     samples[$img.cold]+="$(pull "127.0.0.1:$PORT_BERTH/up.local/bench/$img:latest" "$c") "
+    samples[$img.coldcpu]+="$(($(cpu_ms "$BERTH_PID") - cpu0)) "
     samples[$img.cached]+="$(pull "127.0.0.1:$PORT_BERTH/up.local/bench/$img:latest" "$c") "
     log "run $run $img done"
   done
@@ -146,4 +151,8 @@ for img in big small; do
     "$(awk -v a="$hmed" -v b="$lmed" 'BEGIN {print a / b}')"
 done
 echo
+for img in big small; do
+  read -r umin umed umax <<<"$(stats "${samples[$img.coldcpu]}")"
+  echo "berthd CPU per cold pull of $img: $umin/$umed/$umax ms (min/median/max)"
+done
 echo "runs=$RUNS big=${BIG_LAYERS}x${BIG_MB}MB small=${SMALL_LAYERS}x${SMALL_KB}KB load=$(cut -d' ' -f1-3 /proc/loadavg)"
