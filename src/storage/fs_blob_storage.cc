@@ -67,8 +67,27 @@ class FsBlobStorage::Building {
 };
 
 Status FsBlobStorage::init() {
-  BERTH_TRY(fs::make_dirs(root_ + "/blobs/sha256"));
+  std::string sha = root_ + "/blobs/sha256";
+  BERTH_TRY(fs::make_dirs(sha));
   BERTH_TRY(fs::make_dirs(root_ + "/uploads"));
+  // All 256 prefix directories, made once and made durable here, so that a commit never makes
+  // one: a new directory's own entry would need an fsync of sha256/ as well, and on ext4 each
+  // new directory costs a search for recently freed inodes.
+  static constexpr char kHex[] = "0123456789abcdef";
+  bool made = false;
+  for (char a : std::string_view(kHex)) {
+    for (char b : std::string_view(kHex)) {
+      std::string dir = sha + "/" + a + b;
+      if (::mkdir(dir.c_str(), 0755) == 0) {
+        made = true;
+      } else if (errno != EEXIST) {
+        return fs::errno_error("mkdir", dir);
+      }
+    }
+  }
+  if (made && fsync_) {
+    BERTH_TRY(fs::fsync_path(sha));
+  }
   return ok();
 }
 
@@ -163,11 +182,19 @@ Status FsBlobStorage::commit_upload(const std::string& id, const std::string& he
   }
   std::string dst = blob_path(hex);
   std::string dst_dir = root_ + "/blobs/sha256/" + hex.substr(0, 2);
-  if (::mkdir(dst_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return fs::errno_error("mkdir", dst_dir);
+  // Same digest, same bytes: renaming over an existing blob is harmless and atomic. The prefix
+  // directory is init()'s; should someone have removed it since, it is made again.
+  int r = ::rename(data.c_str(), dst.c_str());
+  if (r != 0 && errno == ENOENT && ::access(data.c_str(), F_OK) == 0) {
+    if (::mkdir(dst_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return fs::errno_error("mkdir", dst_dir);
+    }
+    if (fsync_) {
+      BERTH_TRY(fs::fsync_path(root_ + "/blobs/sha256"));
+    }
+    r = ::rename(data.c_str(), dst.c_str());
   }
-  // Same digest, same bytes: renaming over an existing blob is harmless and atomic.
-  if (::rename(data.c_str(), dst.c_str()) != 0) {
+  if (r != 0) {
     return fs::errno_error("rename", data);
   }
   if (fsync_) {
