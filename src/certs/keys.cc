@@ -22,14 +22,8 @@ namespace detail {
 
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-
-BioPtr mem_bio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
+using ossl::BioPtr;
+using ossl::mem_bio;
 
 std::string bio_string(BIO* b) {
   char* data = nullptr;

@@ -18,24 +18,8 @@ using detail::read_certificates;
 
 namespace {
 
-struct OcspRequestFree {
-  void operator()(OCSP_REQUEST* p) const { OCSP_REQUEST_free(p); }
-};
-struct OcspResponseFree {
-  void operator()(OCSP_RESPONSE* p) const { OCSP_RESPONSE_free(p); }
-};
-struct OcspBasicFree {
-  void operator()(OCSP_BASICRESP* p) const { OCSP_BASICRESP_free(p); }
-};
-struct CertIdFree {
-  void operator()(OCSP_CERTID* p) const { OCSP_CERTID_free(p); }
-};
-struct StackFree {
-  void operator()(STACK_OF(X509) * p) const { sk_X509_free(p); }
-};
-struct StringStackFree {
-  void operator()(STACK_OF(OPENSSL_STRING) * p) const { X509_email_free(p); }
-};
+using CertIdPtr = ossl::Ptr<OCSP_CERTID, OCSP_CERTID_free>;
+void free_x509_stack(STACK_OF(X509) * p) { sk_X509_free(p); }  // a macro: no address to take
 
 // ASN1_GENERALIZEDTIME to Unix seconds (0 when absent or unreadable).
 int64_t unix_time(const ASN1_GENERALIZEDTIME* t) {
@@ -56,8 +40,7 @@ std::string ocsp_url(std::string_view chain_pem) {
   if (!chain || chain->empty()) {
     return "";
   }
-  std::unique_ptr<STACK_OF(OPENSSL_STRING), StringStackFree> urls(
-      X509_get1_ocsp(chain->front().get()));
+  ossl::Ptr<STACK_OF(OPENSSL_STRING), X509_email_free> urls(X509_get1_ocsp(chain->front().get()));
   if (!urls || sk_OPENSSL_STRING_num(urls.get()) == 0) {
     return "";
   }
@@ -77,12 +60,12 @@ Result<OcspStaple> fetch_ocsp(std::string_view chain_pem, std::chrono::seconds t
     return Error(Errc::NotFound, "the certificate names no OCSP responder");
   }
   // The request: one CertID (SHA-1 of the issuer's name and key, as responders expect).
-  std::unique_ptr<OCSP_CERTID, CertIdFree> id(OCSP_cert_to_id(nullptr, leaf, issuer));
-  std::unique_ptr<OCSP_REQUEST, OcspRequestFree> req(OCSP_REQUEST_new());
+  CertIdPtr id(OCSP_cert_to_id(nullptr, leaf, issuer));
+  ossl::Ptr<OCSP_REQUEST, OCSP_REQUEST_free> req(OCSP_REQUEST_new());
   if (!id || !req) {
     return ossl_fail(Errc::Internal, "OCSP request");
   }
-  std::unique_ptr<OCSP_CERTID, CertIdFree> id_for_req(OCSP_CERTID_dup(id.get()));
+  CertIdPtr id_for_req(OCSP_CERTID_dup(id.get()));
   if (!id_for_req || OCSP_request_add0_id(req.get(), id_for_req.get()) == nullptr) {
     return ossl_fail(Errc::Internal, "OCSP request");
   }
@@ -112,7 +95,7 @@ Result<OcspStaple> fetch_ocsp(std::string_view chain_pem, std::chrono::seconds t
                  "OCSP responder " + url + " answered HTTP " + std::to_string(resp->status));
   }
   const auto* p = reinterpret_cast<const unsigned char*>(resp->body.data());
-  std::unique_ptr<OCSP_RESPONSE, OcspResponseFree> response(
+  ossl::Ptr<OCSP_RESPONSE, OCSP_RESPONSE_free> response(
       d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(resp->body.size())));
   if (!response) {
     return ossl_fail(Errc::FailedPrecondition, "OCSP responder " + url + ": not an OCSP response");
@@ -122,12 +105,12 @@ Result<OcspStaple> fetch_ocsp(std::string_view chain_pem, std::chrono::seconds t
     return Error(Errc::FailedPrecondition,
                  "OCSP responder " + url + ": " + OCSP_response_status_str(rs));
   }
-  std::unique_ptr<OCSP_BASICRESP, OcspBasicFree> basic(OCSP_response_get1_basic(response.get()));
+  ossl::Ptr<OCSP_BASICRESP, OCSP_BASICRESP_free> basic(OCSP_response_get1_basic(response.get()));
   if (!basic) {
     return ossl_fail(Errc::FailedPrecondition, "OCSP responder " + url + ": no basic response");
   }
   // Signed by the issuer itself, or by a responder certificate the issuer signed for OCSP.
-  std::unique_ptr<STACK_OF(X509), StackFree> trusted(sk_X509_new_null());
+  ossl::Ptr<STACK_OF(X509), free_x509_stack> trusted(sk_X509_new_null());
   X509_STORE* store = X509_STORE_new();
   if (!trusted || store == nullptr || sk_X509_push(trusted.get(), issuer) <= 0 ||
       X509_STORE_add_cert(store, issuer) != 1) {

@@ -12,21 +12,13 @@
 #include <vector>
 
 #include "certs/certs.h"
+#include "common/openssl.h"
 
 namespace berth::certs::detail {
 
-struct PkeyFree {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct X509Free {
-  void operator()(X509* p) const { X509_free(p); }
-};
-struct X509ReqFree {
-  void operator()(X509_REQ* p) const { X509_REQ_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using X509ReqPtr = std::unique_ptr<X509_REQ, X509ReqFree>;
+using ossl::PkeyPtr;
+using ossl::X509Ptr;
+using X509ReqPtr = ossl::Ptr<X509_REQ, X509_REQ_free>;
 
 /// The oldest error on OpenSSL's queue (or "unknown error"); the queue is cleared.
 std::string openssl_error();

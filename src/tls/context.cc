@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "common/openssl.h"
 #include "tls/cert_index.h"
 #include "tls/tls.h"
 
@@ -35,20 +36,6 @@ std::string ssl_errors() {
     out += buf;
   }
   return out.empty() ? std::string("unknown OpenSSL error") : out;
-}
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-
-std::unique_ptr<BIO, BioFree> mem_bio(const std::string& s) {
-  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(s.data(), static_cast<int>(s.size())));
 }
 
 // A certificate's OCSP response lives in its SSL_CTX's ex_data, so it lasts exactly as long as
@@ -134,8 +121,8 @@ Status ServerContext::publish(const std::vector<Certificate>& certs) {
       return bad(ssl_errors());
     }
     configure(ctx.get());
-    auto chain = mem_bio(c.chain_pem);
-    std::unique_ptr<X509, X509Free> leaf(PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr));
+    auto chain = ossl::mem_bio(c.chain_pem);
+    ossl::X509Ptr leaf(PEM_read_bio_X509(chain.get(), nullptr, nullptr, nullptr));
     if (!leaf) {
       return bad("chain_pem holds no PEM certificate");
     }
@@ -149,9 +136,8 @@ Status ServerContext::publish(const std::vector<Certificate>& certs) {
       }
     }
     ERR_clear_error();  // the end of the PEM text
-    auto keyb = mem_bio(c.key_pem);
-    std::unique_ptr<EVP_PKEY, PkeyFree> key(
-        PEM_read_bio_PrivateKey(keyb.get(), nullptr, nullptr, nullptr));
+    auto keyb = ossl::mem_bio(c.key_pem);
+    ossl::PkeyPtr key(PEM_read_bio_PrivateKey(keyb.get(), nullptr, nullptr, nullptr));
     if (!key) {
       return bad("key_pem holds no PEM private key");
     }
