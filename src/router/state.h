@@ -143,7 +143,6 @@ struct Core {
   // its acceptor (so it dies with its io_context) and stop() reaches it through a weak pointer.
   std::vector<std::pair<std::shared_ptr<tcp::acceptor>, bool>> acceptors;
   std::vector<std::weak_ptr<tcp::acceptor>> started;
-  size_t next_thread = 0;  // accept loops run on contexts[0]'s thread only
   std::atomic<bool> stopping{false};
   std::atomic<int64_t> stop_deadline_ns{0};
   net::ConnectionGate gate;
