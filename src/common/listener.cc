@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "common/listener.h"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 
@@ -23,25 +26,24 @@ struct ConnectionGate::Counts {
 };
 
 ConnectionGate::ConnectionGate(ConnectionLimits limits)
-    : limits_(limits), counts_(std::make_unique<Counts>()) {}
+    : limits_(limits), counts_(std::make_shared<Counts>()) {}
 
 ConnectionGate::~ConnectionGate() = default;
 
 ConnectionGate::Ticket& ConnectionGate::Ticket::operator=(Ticket&& o) noexcept {
   if (this != &o) {
-    if (gate_ != nullptr) {
-      gate_->release(key_);
+    if (counts_ != nullptr) {
+      release(*counts_, key_);
     }
-    gate_ = o.gate_;
+    counts_ = std::move(o.counts_);
     key_ = std::move(o.key_);
-    o.gate_ = nullptr;
   }
   return *this;
 }
 
 ConnectionGate::Ticket::~Ticket() {
-  if (gate_ != nullptr) {
-    gate_->release(key_);
+  if (counts_ != nullptr) {
+    release(*counts_, key_);
   }
 }
 
@@ -80,15 +82,15 @@ ConnectionGate::Ticket ConnectionGate::admit(const asio::ip::address& peer, Verd
   if (why != nullptr) {
     *why = Verdict::Admitted;
   }
-  return Ticket(this, std::move(key));
+  return Ticket(counts_, std::move(key));
 }
 
-void ConnectionGate::release(const std::string& key) {
-  std::lock_guard lock(counts_->mu);
-  --counts_->total;
-  auto it = counts_->per_address.find(key);
-  if (it != counts_->per_address.end() && --it->second == 0) {
-    counts_->per_address.erase(it);
+void ConnectionGate::release(Counts& c, const std::string& key) {
+  std::lock_guard lock(c.mu);
+  --c.total;
+  auto it = c.per_address.find(key);
+  if (it != c.per_address.end() && --it->second == 0) {
+    c.per_address.erase(it);
   }
 }
 
@@ -188,6 +190,26 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
     }
     loop.on_connection(std::move(sock), std::move(ticket));
   }
+}
+
+Result<std::shared_ptr<tcp::acceptor>> share_acceptor(tcp::acceptor& acc, asio::io_context& io) {
+  beast::error_code ec;
+  auto protocol = acc.local_endpoint(ec).protocol();
+  if (ec) {
+    return Error(Errc::Internal, "listening socket: " + ec.message());
+  }
+  int fd = ::fcntl(acc.native_handle(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    return Error(Errc::Unavailable,
+                 std::string("dup of the listening socket: ") + std::strerror(errno));
+  }
+  auto mine = std::make_shared<tcp::acceptor>(io);
+  mine->assign(protocol, fd, ec);
+  if (ec) {
+    ::close(fd);
+    return Error(Errc::Internal, "listening socket: " + ec.message());
+  }
+  return mine;
 }
 
 FdLimit raise_fd_limit() {

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/asio.h"
+#include "common/result.h"
 
 namespace spdlog {
 class logger;
@@ -35,19 +36,23 @@ class ConnectionGate {
   ConnectionGate(const ConnectionGate&) = delete;
   ConnectionGate& operator=(const ConnectionGate&) = delete;
 
-  /// Held by a connection while it is open; releases its slot when destroyed.
+  struct Counts;
+  /// Held by a connection while it is open; releases its slot when destroyed. It shares the
+  /// counts with the gate, so it may outlive the gate: a connection's frame destroyed with its
+  /// io_context at shutdown, in whatever order, releases into live memory.
   class Ticket {
    public:
     Ticket() = default;
-    Ticket(Ticket&& o) noexcept : gate_(o.gate_), key_(std::move(o.key_)) { o.gate_ = nullptr; }
+    Ticket(Ticket&& o) noexcept = default;
     Ticket& operator=(Ticket&& o) noexcept;
     ~Ticket();
-    explicit operator bool() const { return gate_ != nullptr; }
+    explicit operator bool() const { return counts_ != nullptr; }
 
    private:
     friend class ConnectionGate;
-    Ticket(ConnectionGate* g, std::string key) : gate_(g), key_(std::move(key)) {}
-    ConnectionGate* gate_ = nullptr;
+    Ticket(std::shared_ptr<Counts> c, std::string key)
+        : counts_(std::move(c)), key_(std::move(key)) {}
+    std::shared_ptr<Counts> counts_;
     std::string key_;
   };
 
@@ -61,10 +66,9 @@ class ConnectionGate {
   static std::string address_key(const asio::ip::address& a);
 
  private:
-  struct Counts;
-  void release(const std::string& key);
+  static void release(Counts& c, const std::string& key);
   ConnectionLimits limits_;
-  std::unique_ptr<Counts> counts_;
+  std::shared_ptr<Counts> counts_;
 };
 
 /// Called with each admitted connection, on the accept loop's thread; the callback chooses
@@ -84,6 +88,13 @@ struct AcceptLoop {
 
 /// Accepts until the acceptor is closed or *stopping. Never spins: a failing accept backs off.
 awaitable<void> run_accept_loop(AcceptLoop loop);
+
+/// An acceptor on `io` for the same listening socket as `acc`: a duplicate of its descriptor,
+/// registered with io's own reactor. Both listeners run one accept loop per I/O thread over
+/// such acceptors and serve each connection on the thread that accepted it: nothing crosses
+/// threads (no wake-up of another thread, no frame allocated on one and freed on the other).
+Result<std::shared_ptr<asio::ip::tcp::acceptor>> share_acceptor(asio::ip::tcp::acceptor& acc,
+                                                                asio::io_context& io);
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit. error: the errno that stopped it (0: none).
 struct FdLimit {

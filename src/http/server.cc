@@ -440,13 +440,12 @@ class Conn final : public Exchange {
 struct Server::State : std::enable_shared_from_this<Server::State> {
   State(std::vector<asio::io_context*> c, Handler h, ServerOptions o)
       : contexts(std::move(c)),
-        acceptor(*contexts.front()),
+        acceptor(std::make_shared<tcp::acceptor>(*contexts.front())),
         handler(std::move(h)),
         opts(o),
         gate(o.limits) {}
 
   std::vector<asio::io_context*> contexts;
-  size_t next_context = 0;  // touched only by the accept loop
   // TLS: the certificates published, chosen by SNI (tls.cert_file's first, as the default).
   // The asio context wraps their base SSL_CTX, which picks the certificate's context per handshake.
   tls::ServerContext certs{tls::ServerOptions{}};
@@ -465,7 +464,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     all.insert(all.end(), published.begin(), published.end());
     return certs.publish(all);
   }
-  tcp::acceptor acceptor;
+  // Bound by listen() on contexts[0]. start() hands it to its accept loop, and the other I/O
+  // threads' loops their own descriptors of it (net::share_acceptor): each acceptor then lives
+  // in its loop's frame, so it dies with its own io_context even when nothing ran (a start
+  // that failed later), and stop() reaches it through `started`.
+  std::shared_ptr<tcp::acceptor> acceptor;
+  std::vector<std::weak_ptr<tcp::acceptor>> started;
   Handler handler;
   ServerOptions opts;
   std::atomic<bool> stopping{false};
@@ -478,12 +482,12 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   std::map<int, const std::atomic<bool>*> conns;
   std::shared_ptr<spdlog::logger> log = log::get("http");
 
-  static awaitable<void> accept_loop(std::shared_ptr<State> self) {
+  // One per I/O thread: a connection is served on the thread that accepted it.
+  static awaitable<void> accept_loop(std::shared_ptr<State> self,
+                                     std::shared_ptr<tcp::acceptor> acc, asio::io_context* io) {
     net::AcceptLoop loop;
-    loop.acceptor = &self->acceptor;
-    loop.next_context = [s = self.get()]() -> asio::io_context& {
-      return *s->contexts[s->next_context++ % s->contexts.size()];
-    };
+    loop.acceptor = acc.get();
+    loop.next_context = [io]() -> asio::io_context& { return *io; };
     loop.gate = &self->gate;
     loop.on_connection = [s = self.get()](tcp::socket sock, net::ConnectionGate::Ticket t) {
       auto ex = sock.get_executor();
@@ -502,11 +506,8 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   }
 
   static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock,
-                                 net::ConnectionGate::Ticket ticket) {
-    // A local, so that it goes before the parameters: a connection still open when berthd
-    // stops has its frame destroyed with the io_context, and `self` may then hold the last
-    // reference to the gate the ticket returns its slot to (it hung in a freed mutex).
-    net::ConnectionGate::Ticket slot = std::move(ticket);
+                                 [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+    // `ticket` holds this connection's slot until the frame goes (it may outlive the gate).
     beast::error_code ec;
     std::string peer;
     {
@@ -740,7 +741,7 @@ Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
     return Error(Errc::InvalidArgument, "listen: invalid address '" + host + "'");
   }
   tcp::endpoint ep(addr, port);
-  auto& acc = state_->acceptor;
+  auto& acc = *state_->acceptor;
   acc.open(ep.protocol(), ec);
   if (!ec) {
     acc.set_option(asio::socket_base::reuse_address(true), ec);
@@ -759,7 +760,25 @@ Result<uint16_t> Server::listen(const std::string& host, uint16_t port) {
 }
 
 void Server::start() {
-  spawn_logged(state_->acceptor.get_executor(), State::accept_loop(state_), "http.accept");
+  auto& st = *state_;
+  if (!st.acceptor) {
+    return;  // started already
+  }
+  std::shared_ptr<tcp::acceptor> first = std::move(st.acceptor);
+  for (size_t i = 1; i < st.contexts.size(); ++i) {
+    auto shared = net::share_acceptor(*first, *st.contexts[i]);
+    if (!shared) {
+      st.log->warn("listen: I/O thread {} does not accept connections itself error={}", i,
+                   shared.error().message());
+      continue;  // the other threads accept for it
+    }
+    st.started.push_back(*shared);
+    spawn_logged(st.contexts[i]->get_executor(),
+                 State::accept_loop(state_, std::move(*shared), st.contexts[i]), "http.accept");
+  }
+  st.started.push_back(first);
+  spawn_logged(st.contexts.front()->get_executor(),
+               State::accept_loop(state_, std::move(first), st.contexts.front()), "http.accept");
 }
 
 void Server::stop() {
@@ -776,10 +795,14 @@ void Server::stop() {
       }
     }
   }
-  asio::post(state_->acceptor.get_executor(), [s = state_] {
-    beast::error_code ec;
-    s->acceptor.close(ec);
-  });
+  for (auto& w : state_->started) {
+    if (auto acc = w.lock()) {
+      asio::post(acc->get_executor(), [acc] {
+        beast::error_code ec;
+        acc->close(ec);
+      });
+    }
+  }
 }
 
 Status Server::publish_certificates(std::vector<tls::Certificate> certs) {

@@ -12,11 +12,6 @@
 //   metrics.cc    - the Prometheus exposition
 #include "router/router.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstring>
-
 #include "router/state.h"
 
 namespace berth::router {
@@ -65,10 +60,9 @@ std::shared_ptr<const Compiled> Core::compile(std::shared_ptr<const RouteTable> 
 
 namespace {
 
-// One per listening address and I/O thread: a connection is served on the thread that
-// accepted it, so nothing crosses threads (no wake-up of another thread, no frame allocated on
-// one thread and freed on the other; with two threads that hand-off had made a new TLS
-// connection cost ~20% more CPU than with one).
+// One per listening address and I/O thread (net::share_acceptor): a connection is served on
+// the thread that accepted it. With two threads, handing each to a thread round-robin had made
+// a new TLS connection cost berth ~1.26x nginx's CPU, where with one thread they were level.
 awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::acceptor> acc,
                             ThreadCtx* tc, bool tls) {
   net::AcceptLoop loop;
@@ -202,17 +196,13 @@ void Router::start() {
     for (auto& tc : state_->threads) {
       std::shared_ptr<tcp::acceptor> mine = acc;
       if (tc != state_->threads.front()) {  // listen() bound acc on the first thread
-        beast::error_code ec;
-        int fd = ::fcntl(acc->native_handle(), F_DUPFD_CLOEXEC, 0);
-        mine = std::make_shared<tcp::acceptor>(tc->ioc);
-        if (fd < 0 || (mine->assign(acc->local_endpoint(ec).protocol(), fd, ec), ec)) {
-          if (fd >= 0 && !mine->is_open()) {
-            ::close(fd);
-          }
+        auto shared = net::share_acceptor(*acc, tc->ioc);
+        if (!shared) {
           state_->log->warn("router: thread {} does not accept connections itself error={}",
-                            tc->index, fd < 0 ? std::strerror(errno) : ec.message());
+                            tc->index, shared.error().message());
           continue;  // the other threads accept for it
         }
+        mine = std::move(*shared);
       }
       state_->started.push_back(mine);
       spawn_logged(tc->ioc.get_executor(), accept_loop(state_, std::move(mine), tc.get(), tls),

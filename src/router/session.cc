@@ -26,10 +26,8 @@ struct HandshakeWatch {
 }  // namespace
 
 awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,
-                        net::ConnectionGate::Ticket ticket) {
-  // A local, so that it goes before the parameters (see http::Server's session): at shutdown
-  // `st` may hold the last reference to the gate.
-  net::ConnectionGate::Ticket slot = std::move(ticket);
+                        [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+  // `ticket` holds this connection's slot until the frame goes (it may outlive the gate).
   beast::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // the pumps try writes synchronously first

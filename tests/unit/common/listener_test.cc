@@ -47,6 +47,27 @@ TEST(ConnectionGate, CapsPerAddressAndInTotalAndReleasesOnClose) {
   EXPECT_EQ(gate.open(), 4u);  // that ticket was dropped at once
 }
 
+// A connection's frame may be destroyed after its listener's gate (an io_context torn down at
+// shutdown with connections still queued): its ticket must release into live memory. Under
+// ASan or valgrind the old ticket (a raw pointer to the gate) was a use after free; here the
+// moved-from and the outliving tickets must at least not crash or double-count.
+TEST(ConnectionGate, ATicketMayOutliveItsGate) {
+  ConnectionGate::Ticket kept;
+  {
+    ConnectionGate gate({/*max_total=*/1, /*max_per_address=*/0});
+    kept = gate.admit(addr("10.0.0.1"));
+    ASSERT_TRUE(kept);
+    EXPECT_FALSE(gate.admit(addr("10.0.0.2")));  // the cap holds while the ticket does
+    ConnectionGate::Ticket moved = std::move(kept);
+    EXPECT_FALSE(kept);
+    kept = std::move(moved);
+    EXPECT_EQ(gate.open(), 1u);
+  }
+  EXPECT_TRUE(kept);
+  kept = ConnectionGate::Ticket();  // releases after the gate is gone
+  EXPECT_FALSE(kept);
+}
+
 TEST(ConnectionGate, IPv6CountsPerSlash64AndMappedIPv4AsIPv4) {
   ConnectionGate gate({0, 1});
   auto a = gate.admit(addr("2001:db8:1:2::1"));
