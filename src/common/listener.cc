@@ -142,7 +142,7 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
   while (!loop.stopping->load()) {
     beast::error_code ec;
     tcp::socket sock = co_await loop.acceptor->async_accept(
-        loop.next_context(), asio::redirect_error(use_awaitable, ec));
+        *loop.context, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (loop.stopping->load() || ec == asio::error::operation_aborted ||
           !loop.acceptor->is_open()) {
@@ -192,6 +192,8 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
   }
 }
 
+namespace {
+
 Result<std::shared_ptr<tcp::acceptor>> share_acceptor(tcp::acceptor& acc, asio::io_context& io) {
   beast::error_code ec;
   auto protocol = acc.local_endpoint(ec).protocol();
@@ -210,6 +212,25 @@ Result<std::shared_ptr<tcp::acceptor>> share_acceptor(tcp::acceptor& acc, asio::
     return Error(Errc::Internal, "listening socket: " + ec.message());
   }
   return mine;
+}
+
+}  // namespace
+
+std::vector<ThreadAcceptor> acceptors_per_thread(std::shared_ptr<tcp::acceptor> first,
+                                                 const std::vector<asio::io_context*>& contexts,
+                                                 spdlog::logger& log, const std::string& name) {
+  std::vector<ThreadAcceptor> out;
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    auto shared = share_acceptor(*first, *contexts[i]);
+    if (!shared) {
+      log.warn("{}: I/O thread {} does not accept connections itself error={}", name, i,
+               shared.error().message());
+      continue;
+    }
+    out.push_back({std::move(*shared), i});
+  }
+  out.push_back({std::move(first), 0});
+  return out;
 }
 
 FdLimit raise_fd_limit() {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/asio.h"
 #include "common/result.h"
@@ -30,13 +31,14 @@ struct ConnectionLimits {
 /// Counts a listener's open connections. Thread-safe: admitted on the accept thread, released
 /// by whichever I/O thread closes the connection.
 class ConnectionGate {
+  struct Counts;  // shared with every Ticket
+
  public:
   explicit ConnectionGate(ConnectionLimits limits);
   ~ConnectionGate();
   ConnectionGate(const ConnectionGate&) = delete;
   ConnectionGate& operator=(const ConnectionGate&) = delete;
 
-  struct Counts;
   /// Held by a connection while it is open; releases its slot when destroyed. It shares the
   /// counts with the gate, so it may outlive the gate: a connection's frame destroyed with its
   /// io_context at shutdown, in whatever order, releases into live memory.
@@ -71,14 +73,14 @@ class ConnectionGate {
   std::shared_ptr<Counts> counts_;
 };
 
-/// Called with each admitted connection, on the accept loop's thread; the callback chooses
-/// the io_context the connection runs on (the socket is already bound to `ioc`).
+/// Called with each admitted connection, on the accept loop's thread; the socket belongs to
+/// the loop's `context`.
 using OnConnection = std::function<void(asio::ip::tcp::socket, ConnectionGate::Ticket)>;
 
 struct AcceptLoop {
   asio::ip::tcp::acceptor* acceptor = nullptr;
-  /// The io_context the next connection's socket belongs to (round robin over I/O threads).
-  std::function<asio::io_context&()> next_context;
+  /// The io_context the accepted sockets belong to: the loop's own thread's.
+  asio::io_context* context = nullptr;
   ConnectionGate* gate = nullptr;
   OnConnection on_connection;
   const std::atomic<bool>* stopping = nullptr;
@@ -89,12 +91,19 @@ struct AcceptLoop {
 /// Accepts until the acceptor is closed or *stopping. Never spins: a failing accept backs off.
 awaitable<void> run_accept_loop(AcceptLoop loop);
 
-/// An acceptor on `io` for the same listening socket as `acc`: a duplicate of its descriptor,
-/// registered with io's own reactor. Both listeners run one accept loop per I/O thread over
-/// such acceptors and serve each connection on the thread that accepted it: nothing crosses
-/// threads (no wake-up of another thread, no frame allocated on one and freed on the other).
-Result<std::shared_ptr<asio::ip::tcp::acceptor>> share_acceptor(asio::ip::tcp::acceptor& acc,
-                                                                asio::io_context& io);
+/// One listening socket for every I/O thread. `first` is bound on contexts[0]; each other
+/// context gets a duplicate of its descriptor, registered with that context's own reactor.
+/// Both listeners run one accept loop per element and serve each connection on the thread
+/// that accepted it: nothing crosses threads (no wake-up of another thread, no frame allocated
+/// on one and freed on the other), and whichever thread is free takes the next connection. A
+/// context whose duplicate fails is logged and left out: the others accept for it.
+struct ThreadAcceptor {
+  std::shared_ptr<asio::ip::tcp::acceptor> acceptor;
+  size_t index = 0;  // into contexts
+};
+std::vector<ThreadAcceptor> acceptors_per_thread(std::shared_ptr<asio::ip::tcp::acceptor> first,
+                                                 const std::vector<asio::io_context*>& contexts,
+                                                 spdlog::logger& log, const std::string& name);
 
 /// Raises the soft RLIMIT_NOFILE to the hard limit. error: the errno that stopped it (0: none).
 struct FdLimit {

@@ -419,7 +419,7 @@ Result<std::unique_ptr<Server>> Server::start(Service& service, ServerSettings s
   for (auto& acc : p->acceptors) {
     net::AcceptLoop loop;
     loop.acceptor = acc.get();
-    loop.next_context = [p]() -> asio::io_context& { return p->tcp_ioc; };
+    loop.context = &p->tcp_ioc;
     loop.gate = p->gate.get();
     loop.on_connection = [p](asio::ip::tcp::socket s, net::ConnectionGate::Ticket t) {
       asio::co_spawn(p->tcp_ioc, p->tcp_connection(std::move(s), std::move(t)), asio::detached);

@@ -465,7 +465,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     return certs.publish(all);
   }
   // Bound by listen() on contexts[0]. start() hands it to its accept loop, and the other I/O
-  // threads' loops their own descriptors of it (net::share_acceptor): each acceptor then lives
+  // threads' loops their own descriptors of it (net::acceptors_per_thread): each acceptor lives
   // in its loop's frame, so it dies with its own io_context even when nothing ran (a start
   // that failed later), and stop() reaches it through `started`.
   std::shared_ptr<tcp::acceptor> acceptor;
@@ -487,7 +487,7 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
                                      std::shared_ptr<tcp::acceptor> acc, asio::io_context* io) {
     net::AcceptLoop loop;
     loop.acceptor = acc.get();
-    loop.next_context = [io]() -> asio::io_context& { return *io; };
+    loop.context = io;
     loop.gate = &self->gate;
     loop.on_connection = [s = self.get()](tcp::socket sock, net::ConnectionGate::Ticket t) {
       auto ex = sock.get_executor();
@@ -764,21 +764,12 @@ void Server::start() {
   if (!st.acceptor) {
     return;  // started already
   }
-  std::shared_ptr<tcp::acceptor> first = std::move(st.acceptor);
-  for (size_t i = 1; i < st.contexts.size(); ++i) {
-    auto shared = net::share_acceptor(*first, *st.contexts[i]);
-    if (!shared) {
-      st.log->warn("listen: I/O thread {} does not accept connections itself error={}", i,
-                   shared.error().message());
-      continue;  // the other threads accept for it
-    }
-    st.started.push_back(*shared);
+  for (auto& [acc, i] :
+       net::acceptors_per_thread(std::move(st.acceptor), st.contexts, *st.log, "listen")) {
+    st.started.push_back(acc);
     spawn_logged(st.contexts[i]->get_executor(),
-                 State::accept_loop(state_, std::move(*shared), st.contexts[i]), "http.accept");
+                 State::accept_loop(state_, std::move(acc), st.contexts[i]), "http.accept");
   }
-  st.started.push_back(first);
-  spawn_logged(st.contexts.front()->get_executor(),
-               State::accept_loop(state_, std::move(first), st.contexts.front()), "http.accept");
 }
 
 void Server::stop() {

@@ -87,6 +87,11 @@ Status fill_fetch(BlobFetch& f, int wfd,
     written += len;
     return ok();
   };
+  auto flush = [&]() -> Status {
+    BERTH_TRY(write(pending.data(), pending.size()));
+    pending.clear();
+    return ok();
+  };
   auto publish = [&] {
     published = written;
     std::lock_guard lock(f.mu);
@@ -109,16 +114,12 @@ Status fill_fetch(BlobFetch& f, int wfd,
     }
     hash.update(data, len);
     if (len >= kFetchDirectBytes) {
-      if (!pending.empty()) {
-        BERTH_TRY(write(pending.data(), pending.size()));
-        pending.clear();
-      }
+      BERTH_TRY(flush());  // what was gathered goes first
       BERTH_TRY(write(data, len));
     } else {
       pending.append(data, len);
       if (pending.size() >= kFetchGatherBytes) {
-        BERTH_TRY(write(pending.data(), pending.size()));
-        pending.clear();
+        BERTH_TRY(flush());
       }
     }
     if (written - published >= kFetchPublishBytes) {
@@ -127,9 +128,7 @@ Status fill_fetch(BlobFetch& f, int wfd,
     return ok();
   };
   BERTH_TRY(source(sink));
-  if (!pending.empty()) {
-    BERTH_TRY(write(pending.data(), pending.size()));
-  }
+  BERTH_TRY(flush());
   if (written > published || published == 0) {
     publish();
   }

@@ -60,14 +60,14 @@ std::shared_ptr<const Compiled> Core::compile(std::shared_ptr<const RouteTable> 
 
 namespace {
 
-// One per listening address and I/O thread (net::share_acceptor): a connection is served on
+// One per listening address and I/O thread (net::acceptors_per_thread): a connection is served on
 // the thread that accepted it. With two threads, handing each to a thread round-robin had made
 // a new TLS connection cost berth ~1.26x nginx's CPU, where with one thread they were level.
 awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::acceptor> acc,
                             ThreadCtx* tc, bool tls) {
   net::AcceptLoop loop;
   loop.acceptor = acc.get();
-  loop.next_context = [tc]() -> asio::io_context& { return tc->ioc; };
+  loop.context = &tc->ioc;
   loop.gate = &self->gate;
   loop.on_connection = [self, tc, tls](tcp::socket sock, net::ConnectionGate::Ticket t) {
     spawn_logged(tc->ioc.get_executor(), session(self, tc, std::move(sock), tls, std::move(t)),
@@ -191,21 +191,12 @@ void Router::publish_challenges(
 
 void Router::start() {
   for (auto& [acc, tls] : state_->acceptors) {
-    // Every I/O thread accepts from the same listening socket, through a descriptor of its own
-    // registered with its own reactor: whichever thread is free takes the next connection.
-    for (auto& tc : state_->threads) {
-      std::shared_ptr<tcp::acceptor> mine = acc;
-      if (tc != state_->threads.front()) {  // listen() bound acc on the first thread
-        auto shared = net::share_acceptor(*acc, tc->ioc);
-        if (!shared) {
-          state_->log->warn("router: thread {} does not accept connections itself error={}",
-                            tc->index, shared.error().message());
-          continue;  // the other threads accept for it
-        }
-        mine = std::move(*shared);
-      }
+    // listen() bound acc on contexts[0]; threads[i] runs contexts[i].
+    for (auto& [mine, i] :
+         net::acceptors_per_thread(std::move(acc), state_->contexts, *state_->log, "router")) {
+      ThreadCtx* tc = state_->threads[i].get();
       state_->started.push_back(mine);
-      spawn_logged(tc->ioc.get_executor(), accept_loop(state_, std::move(mine), tc.get(), tls),
+      spawn_logged(tc->ioc.get_executor(), accept_loop(state_, std::move(mine), tc, tls),
                    "router.accept");
     }
   }

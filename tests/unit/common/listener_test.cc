@@ -164,7 +164,7 @@ TEST(AcceptLoop, BacksOffWhenOutOfDescriptorsAndRecovers) {
   std::atomic<bool> stopping{false};
   AcceptLoop loop;
   loop.acceptor = &acc;
-  loop.next_context = [&io]() -> asio::io_context& { return io; };
+  loop.context = &io;
   loop.gate = &gate;
   loop.on_connection = [&](asio::ip::tcp::socket s, ConnectionGate::Ticket) {
     accepted.push_back(std::move(s));
