@@ -113,10 +113,18 @@ Status fill_fetch(BlobFetch& f, int wfd,
                                           " bytes of blob " + f.digest + ": refused");
     }
     hash.update(data, len);
-    if (len >= kFetchDirectBytes) {
+    // Small pieces of a big blob are gathered into fewer writes; a big piece, or any piece of
+    // a blob no bigger than one gathering, is written as it comes (copying a small blob into
+    // a fresh buffer cost more than its one or two writes: 6% of berthd's CPU in a cold pull
+    // of 50 x 32 KB blobs, mostly page faults).
+    if (len >= kFetchDirectBytes ||
+        (total >= 0 && total <= static_cast<int64_t>(kFetchGatherBytes))) {
       BERTH_TRY(flush());  // what was gathered goes first
       BERTH_TRY(write(data, len));
     } else {
+      if (pending.capacity() < kFetchGatherBytes) {
+        pending.reserve(kFetchGatherBytes);  // once, not a copy per doubling
+      }
       pending.append(data, len);
       if (pending.size() >= kFetchGatherBytes) {
         BERTH_TRY(flush());
