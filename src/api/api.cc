@@ -67,7 +67,7 @@ http::Response error_response(const Error& e) {
   if (e.code() == Errc::Unavailable) {
     // The metadata store or S3 away: the client hears that much, the log gets the error's own
     // text with the host, port, bucket and key in it.
-    if (const char* safe = registry::backend_unavailable_message(message); safe != nullptr) {
+    if (const char* safe = registry::backend_unavailable_message(e); safe != nullptr) {
       log::get("api")->warn("request failed: backend unavailable error={}", message);
       message = safe;
     }

@@ -34,12 +34,24 @@ enum class Errc {
 /// Stable lower-case name of a code ("not_found"), used in API bodies and logs.
 const char* errc_name(Errc code);
 
+/// The backend an error began in, when that backend's own text names what a client must not
+/// see (hosts, ports, buckets, keys). The edges answer an Unavailable error from one with a
+/// fixed text saying which backend is away, and log the error's own text.
+enum class ErrorOrigin : unsigned char { None, MetadataStore, BlobStorage };
+
 class Error {
  public:
   Error(Errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
   Errc code() const { return code_; }
   const std::string& message() const { return message_; }
+  ErrorOrigin origin() const { return origin_; }
+
+  /// Marks where the error began; kept through with_context.
+  Error with_origin(ErrorOrigin o) && {
+    origin_ = o;
+    return std::move(*this);
+  }
 
   /// Prefixes the message with what was being done: "pull web/app: blob unknown".
   Error with_context(const std::string& what) && {
@@ -53,6 +65,7 @@ class Error {
 
  private:
   Errc code_;
+  ErrorOrigin origin_ = ErrorOrigin::None;
   std::string message_;
 };
 

@@ -268,8 +268,8 @@ Status Manager::Impl::remove_records(const Domain& d) {
     }
     std::vector<dns::Change> changes{dns::Change{dns::Change::Action::Delete, *s}};
     if (auto c = dns->change(r.zone, changes); !c) {
-      return Error(c.error().code(), "removing " + r.type + " " + r.name + " from zone " + r.zone +
-                                         ": " + c.error().message());
+      return std::move(c).error().with_context("removing " + r.type + " " + r.name + " from zone " +
+                                               r.zone);
     }
   }
   return ok();

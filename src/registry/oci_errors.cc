@@ -8,17 +8,6 @@ namespace berth::registry {
 namespace {
 constexpr int kStorageRetryAfterSeconds = 60;
 
-// Whether `origin` begins the message or a part of it after a context ("doing x: origin...").
-bool names_origin(const std::string& message, const char* origin) {
-  for (size_t at = message.find(origin); at != std::string::npos;
-       at = message.find(origin, at + 1)) {
-    if (at == 0 || (at >= 2 && message.compare(at - 2, 2, ": ") == 0)) {
-      return true;
-    }
-  }
-  return false;
-}
-
 struct Row {
   const char* code;
   unsigned status;
@@ -93,18 +82,17 @@ http::Response oci_error_response(const OciFailure& f) {
   return res;
 }
 
-const char* backend_unavailable_message(const std::string& message) {
-  // The store's own beginnings (store/postgres, store/sqlite), then the S3 client's
-  // ("s3 PUT bucket/key: ...", "S3 bucket b at endpoint: ...").
-  for (const char* origin : {"postgres: ", "sqlite: ", "open metadata store "}) {
-    if (names_origin(message, origin)) {
-      return kStoreUnavailableMessage;
-    }
+const char* backend_unavailable_message(const Error& e) {
+  if (e.code() != Errc::Unavailable) {
+    return nullptr;
   }
-  for (const char* origin : {"s3 ", "S3 "}) {
-    if (names_origin(message, origin)) {
+  switch (e.origin()) {
+    case ErrorOrigin::MetadataStore:
+      return kStoreUnavailableMessage;
+    case ErrorOrigin::BlobStorage:
       return kBlobStorageUnavailableMessage;
-    }
+    case ErrorOrigin::None:
+      break;
   }
   return nullptr;
 }
@@ -126,7 +114,7 @@ OciFailure from_error(const Error& e, Oci not_found) {
     case Errc::NoSpace:
       return {Oci::InsufficientStorage, kInsufficientStorageMessage, {}};
     case Errc::Unavailable: {
-      const char* safe = backend_unavailable_message(e.message());
+      const char* safe = backend_unavailable_message(e);
       return {Oci::Unavailable, safe != nullptr ? safe : e.message(), {}};
     }
     default:

@@ -53,12 +53,11 @@ inline constexpr const char* kStoreUnavailableMessage =
 inline constexpr const char* kBlobStorageUnavailableMessage =
     "blob storage is unavailable, try again";
 
-/// For the text of an Unavailable error from the metadata store (its messages begin
-/// "postgres: ", "sqlite: " or "open metadata store ") or from S3 ("s3 ...", "S3 ..."), at the
-/// start or after a context's ": ": kStoreUnavailableMessage or kBlobStorageUnavailableMessage.
-/// nullptr for any other text (a client may see it). The edges (here and the REST API) send
-/// the client this instead and log the error's own text.
-const char* backend_unavailable_message(const std::string& message);
+/// For an Unavailable error that began in the metadata store or the blob storage (its
+/// ErrorOrigin): kStoreUnavailableMessage or kBlobStorageUnavailableMessage. nullptr for any
+/// other error (a client may read its text). The edges (here and the REST API) send the client
+/// this instead and log the error's own text.
+const char* backend_unavailable_message(const Error& e);
 
 /// A generic mapping for store/driver errors that reach the edge unclassified. NoSpace becomes
 /// InsufficientStorage with kInsufficientStorageMessage (the error's own text names server

@@ -332,6 +332,9 @@ void Registry::Impl::stop_fetches() {
 }
 
 awaitable<void> Registry::Impl::fail_upstream(http::Exchange& ex, const Error& e, Oci not_found) {
+  if (e.origin() != ErrorOrigin::None) {
+    return fail_error(ex, e, not_found);  // berth's own store or storage, not the upstream
+  }
   switch (e.code()) {
     case Errc::NotFound:
       return fail(ex, not_found, e.message());

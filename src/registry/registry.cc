@@ -267,24 +267,14 @@ awaitable<void> Registry::Impl::fail(http::Exchange& ex, Oci code, std::string m
     log->error("request failed id={} path={} error={}", ex.context().request_id, ex.path(),
                message);
   }
-  // The metadata store or S3 away, whichever way the handler got here (a pull-through answers
-  // its failures as the upstream's): the client hears that much; the host, port, bucket and key
-  // the error names go to the log.
-  if (code == Oci::Unavailable || code == Oci::UpstreamFailed) {
-    if (const char* safe = backend_unavailable_message(message); safe != nullptr) {
-      log->warn("request failed: backend unavailable id={} path={} error={}",
-                ex.context().request_id, ex.path(), message);
-      code = Oci::Unavailable;
-      message = safe;
-    }
-  }
   return ex.send(oci_error_response(OciFailure{code, std::move(message), {}}));
 }
 
 awaitable<void> Registry::Impl::fail_error(http::Exchange& ex, const Error& e, Oci not_found) {
   note_no_space(e, ex.method_string() + " " + ex.path());
-  if (e.code() == Errc::Unavailable && backend_unavailable_message(e.message()) != nullptr) {
-    // from_error keeps the error's text from the client: it goes to the log here.
+  if (backend_unavailable_message(e) != nullptr) {
+    // The metadata store or S3 away: from_error tells the client only that much; the host,
+    // port, bucket and key the error names go to the log.
     log->warn("request failed: backend unavailable id={} path={} error={}", ex.context().request_id,
               ex.path(), e.message());
   }
@@ -421,7 +411,7 @@ awaitable<std::shared_ptr<const store::Repository>> Registry::Impl::repo_for_del
   }
   auto repo = co_await find_repo(name);
   if (!repo) {
-    co_await fail(ex, Oci::NameUnknown, repo.error().message());
+    co_await fail_error(ex, repo.error());
     co_return nullptr;
   }
   co_return *repo;

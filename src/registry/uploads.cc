@@ -491,8 +491,9 @@ awaitable<void> Registry::Impl::patch_upload(http::Exchange& ex, std::string nam
   auto s = co_await receive(ex, up);
   release(up);
   if (!s) {
-    if (s.error().code() == Errc::NoSpace) {
-      // The session stays at its last whole chunk: a client may resume once space is freed.
+    if (s.error().code() == Errc::NoSpace || s.error().origin() != ErrorOrigin::None) {
+      // Not the client's fault: a full disk, or blob storage away. The session stays at its
+      // last whole chunk, and a client may resume once space is freed or storage is back.
       co_return co_await fail_error(ex, s.error());
     }
     co_return co_await fail(ex, Oci::BlobUploadInvalid, s.error().message());
@@ -525,8 +526,8 @@ awaitable<void> Registry::Impl::finish_upload(http::Exchange& ex, std::string na
   auto s = co_await receive(ex, up);
   if (!s) {
     drop(up);
-    if (s.error().code() == Errc::NoSpace) {
-      co_return co_await fail_error(ex, s.error());
+    if (s.error().code() == Errc::NoSpace || s.error().origin() != ErrorOrigin::None) {
+      co_return co_await fail_error(ex, s.error());  // not the client's fault
     }
     co_return co_await fail(ex, Oci::BlobUploadInvalid,
                             "upload " + up->id + " failed: " + s.error().message());

@@ -241,6 +241,15 @@ Errc errc_for(const std::string& code, long status) {
 }
 
 // S3's <Error><Code/><Message/></Error> as an Error ("404 NoSuchKey: message").
+// An error the S3 service answered, or one reaching it: when Unavailable, marked as blob
+// storage's, so that clients hear only that storage is away (common/result.h).
+Error from_s3(Error e) {
+  if (e.code() != Errc::Unavailable) {
+    return e;
+  }
+  return std::move(e).with_origin(ErrorOrigin::BlobStorage);
+}
+
 Error s3_error(const std::string& what, long status, const std::string& body) {
   std::string code, message;
   if (auto doc = parse_xml(body); doc && doc->name == "Error") {
@@ -381,10 +390,10 @@ Result<Response> perform(detail::S3Connections& conns, const S3Options& o, const
   }
   if (rc != CURLE_OK) {
     std::string detail = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc);
-    return Error(errc_for_curl(rc), what + ": " + detail);
+    return from_s3(Error(errc_for_curl(rc), what + ": " + detail));
   }
   if (res.status < 200 || res.status >= 300) {
-    return s3_error(what, res.status, res.body);
+    return from_s3(s3_error(what, res.status, res.body));
   }
   return res;
 }
@@ -395,9 +404,9 @@ Status check_late_error(const std::string& what, const Response& res) {
   if (res.body.find("<Error>") != std::string::npos) {
     auto e = s3_error(what, res.status, res.body);
     if (e.code() == Errc::Internal) {
-      return Error(Errc::Unavailable, e.message());
+      return from_s3(Error(Errc::Unavailable, e.message()));
     }
-    return e;
+    return from_s3(std::move(e));
   }
   return ok();
 }

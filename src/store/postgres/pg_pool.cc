@@ -177,7 +177,9 @@ Result<MetadataStorePtr> open_postgres(const PostgresOptions& options) {
     return Error(Errc::InvalidArgument, "postgres: query_timeout must be positive");
   }
   auto store = std::make_unique<sql::SqlMetadataStore>(std::make_unique<PgPool>(options));
-  BERTH_TRY(store->migrate());
+  if (auto m = store->migrate(); !m) {
+    return sql::unavailable_store(std::move(m).error());
+  }
   return MetadataStorePtr(std::move(store));
 }
 

@@ -15,6 +15,15 @@
 
 namespace berth::store::sql {
 
+/// An error from the database: when it is Unavailable (the database away), marked as the
+/// metadata store's, so that clients hear only that the store is away (common/result.h).
+inline Error unavailable_store(Error e) {
+  if (e.code() != Errc::Unavailable) {
+    return e;
+  }
+  return std::move(e).with_origin(ErrorOrigin::MetadataStore);
+}
+
 /// The baseline schema (CREATE ... IF NOT EXISTS), in the dialect's column types.
 std::string schema_ddl(const Dialect& d);
 
@@ -120,11 +129,14 @@ class SqlMetadataStore final : public MetadataStore {
     for (int attempt = 0;; ++attempt) {
       auto lease = pool_->acquire();
       if (!lease) {
-        return R(std::move(lease).error());
+        return R(unavailable_store(std::move(lease).error()));
       }
       R r = op(lease->conn());
-      if (r || attempt > 0 || !pool_->retryable(lease->conn(), r.error())) {
+      if (r) {
         return r;
+      }
+      if (attempt > 0 || !pool_->retryable(lease->conn(), r.error())) {
+        return R(unavailable_store(std::move(r).error()));
       }
     }
   }

@@ -214,7 +214,8 @@ Result<MetadataStorePtr> open_sqlite(const std::string& path) {
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
-    return Error(Errc::Unavailable, "open metadata store " + path + ": " + msg);
+    return sql::unavailable_store(
+        Error(Errc::Unavailable, "open metadata store " + path + ": " + msg));
   }
   sqlite3_busy_timeout(db, 5000);
   auto conn = std::make_unique<SqliteConn>(db, path);
@@ -225,7 +226,9 @@ Result<MetadataStorePtr> open_sqlite(const std::string& path) {
                  "PRAGMA foreign_keys=ON;"));
   auto store =
       std::make_unique<sql::SqlMetadataStore>(std::make_unique<OwnedPool>(std::move(conn)));
-  BERTH_TRY(store->migrate());
+  if (auto m = store->migrate(); !m) {
+    return sql::unavailable_store(std::move(m).error());
+  }
   return MetadataStorePtr(std::move(store));
 }
 
