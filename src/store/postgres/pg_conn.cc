@@ -14,11 +14,13 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
 
 #include "common/ascii.h"
+#include "common/bounded_call.h"
 #include "common/log.h"
 
 namespace berth::store::pg {
@@ -242,8 +244,11 @@ class PgCursor final : public sql::Cursor {
 
 const sql::Dialect& dialect() { return kPostgres; }
 
-Result<PGconn*> connect_until(const char* const* keys, const char* const* values,
-                              Deadline deadline) {
+namespace {
+
+// connect_until's work, bounded by `deadline` except where libpq resolves host names.
+Result<PGconn*> connect_polling(const char* const* keys, const char* const* values,
+                                Deadline deadline) {
   PGconn* pg = PQconnectStartParams(keys, values, 1);
   if (pg == nullptr) {
     return Error(Errc::Unavailable, "out of memory");
@@ -280,6 +285,47 @@ Result<PGconn*> connect_until(const char* const* keys, const char* const* values
     return Error(Errc::Unavailable, "cannot make the connection non-blocking: " + msg);
   }
   return pg;
+}
+
+// How long past the deadline a connect may run before the caller stops waiting for it: polls
+// end at the deadline by themselves, so only a host name lookup still running gets here.
+constexpr auto kLookupGrace = std::chrono::milliseconds(100);
+
+}  // namespace
+
+Result<PGconn*> connect_until(const char* const* keys, const char* const* values,
+                              Deadline deadline) {
+  // libpq looks host names up with a blocking getaddrinfo (in PQconnectStartParams, and in
+  // PQconnectPoll for each further host of a multi-host DSN) that no deadline reaches: a DNS
+  // server that does not answer would hold this thread, and the request behind it, for the
+  // resolver's own timeouts. So the connect runs on a thread of its own, on copies of the
+  // parameters, and is let go at the deadline.
+  std::vector<std::string> k, v;
+  for (size_t i = 0; keys[i] != nullptr; ++i) {
+    k.emplace_back(keys[i]);
+    v.emplace_back(values[i] != nullptr ? values[i] : "");
+  }
+  auto run = [k = std::move(k), v = std::move(v), deadline] {
+    std::vector<const char*> kp, vp;
+    for (size_t i = 0; i < k.size(); ++i) {
+      kp.push_back(k[i].c_str());
+      vp.push_back(v[i].c_str());
+    }
+    kp.push_back(nullptr);
+    vp.push_back(nullptr);
+    return connect_polling(kp.data(), vp.data(), deadline);
+  };
+  auto late = [](Result<PGconn*> r) {
+    if (r) {
+      PQfinish(*r);
+    }
+  };
+  auto r = bounded_call<Result<PGconn*>>(std::move(run), late, deadline + kLookupGrace);
+  if (!r) {
+    return Error(Errc::Unavailable,
+                 "no answer in time while looking up the server's host name (timeout expired)");
+  }
+  return std::move(*r);
 }
 
 std::string number_placeholders(const std::string& sql) {
