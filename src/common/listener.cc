@@ -141,8 +141,9 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
   asio::steady_timer timer(loop.acceptor->get_executor());
   while (!loop.stopping->load()) {
     beast::error_code ec;
+    tcp::endpoint ep;
     tcp::socket sock = co_await loop.acceptor->async_accept(
-        *loop.context, asio::redirect_error(use_awaitable, ec));
+        *loop.context, ep, asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (loop.stopping->load() || ec == asio::error::operation_aborted ||
           !loop.acceptor->is_open()) {
@@ -166,10 +167,6 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
       continue;
     }
     pause = std::chrono::milliseconds(0);
-    auto ep = sock.remote_endpoint(ec);
-    if (ec) {
-      continue;  // already gone
-    }
     ConnectionGate::Verdict why{};
     auto ticket = loop.gate->admit(ep.address(), &why);
     if (!ticket) {
@@ -188,7 +185,7 @@ awaitable<void> run_accept_loop(AcceptLoop loop) {
       });
       continue;
     }
-    loop.on_connection(std::move(sock), std::move(ticket));
+    loop.on_connection(std::move(sock), std::move(ticket), ep);
   }
 }
 

@@ -73,9 +73,11 @@ class ConnectionGate {
   std::shared_ptr<Counts> counts_;
 };
 
-/// Called with each admitted connection, on the accept loop's thread; the socket belongs to
-/// the loop's `context`.
-using OnConnection = std::function<void(asio::ip::tcp::socket, ConnectionGate::Ticket)>;
+/// Called with each admitted connection and its peer's address (from accept(2) itself: no
+/// getpeername per connection), on the accept loop's thread; the socket belongs to the loop's
+/// `context`.
+using OnConnection = std::function<void(asio::ip::tcp::socket, ConnectionGate::Ticket,
+                                        const asio::ip::tcp::endpoint& peer)>;
 
 struct AcceptLoop {
   asio::ip::tcp::acceptor* acceptor = nullptr;

@@ -84,7 +84,8 @@ struct Server::Impl {
   Status bind_all();
   Status bind_address(const asio::ip::udp::endpoint& ep, int per_address);
   void udp_loop(int fd);
-  awaitable<void> tcp_connection(asio::ip::tcp::socket sock, net::ConnectionGate::Ticket ticket);
+  awaitable<void> tcp_connection(asio::ip::tcp::socket sock, net::ConnectionGate::Ticket ticket,
+                                 asio::ip::tcp::endpoint peer_ep);
   void stop();
   awaitable<void> notify(std::string zone_wire, std::string target);
 };
@@ -291,14 +292,10 @@ void Server::Impl::udp_loop(int fd) {
 }
 
 awaitable<void> Server::Impl::tcp_connection(asio::ip::tcp::socket sock,
-                                             net::ConnectionGate::Ticket ticket) {
+                                             net::ConnectionGate::Ticket ticket,
+                                             asio::ip::tcp::endpoint peer_ep) {
   (void)ticket;  // held until the connection ends
-  std::string peer;
-  {
-    boost::system::error_code ec;
-    auto ep = sock.remote_endpoint(ec);
-    peer = ec ? "" : ep.address().to_string();
-  }
+  std::string peer = peer_ep.address().to_string();
   asio::steady_timer idle(sock.get_executor());
   std::string query;
   std::string reply;
@@ -421,8 +418,10 @@ Result<std::unique_ptr<Server>> Server::start(Service& service, ServerSettings s
     loop.acceptor = acc.get();
     loop.context = &p->tcp_ioc;
     loop.gate = p->gate.get();
-    loop.on_connection = [p](asio::ip::tcp::socket s, net::ConnectionGate::Ticket t) {
-      asio::co_spawn(p->tcp_ioc, p->tcp_connection(std::move(s), std::move(t)), asio::detached);
+    loop.on_connection = [p](asio::ip::tcp::socket s, net::ConnectionGate::Ticket t,
+                             const asio::ip::tcp::endpoint& peer) {
+      asio::co_spawn(p->tcp_ioc, p->tcp_connection(std::move(s), std::move(t), peer),
+                     asio::detached);
     };
     loop.stopping = &p->stopping;
     loop.log = log::get("dns");

@@ -489,9 +489,10 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
     loop.acceptor = acc.get();
     loop.context = io;
     loop.gate = &self->gate;
-    loop.on_connection = [s = self.get()](tcp::socket sock, net::ConnectionGate::Ticket t) {
+    loop.on_connection = [s = self.get()](tcp::socket sock, net::ConnectionGate::Ticket t,
+                                          const tcp::endpoint& peer) {
       auto ex = sock.get_executor();
-      spawn_logged(ex, session(s->shared_from_this(), std::move(sock), std::move(t)),
+      spawn_logged(ex, session(s->shared_from_this(), std::move(sock), std::move(t), peer),
                    "http.session");
     };
     loop.stopping = &self->stopping;
@@ -506,14 +507,11 @@ struct Server::State : std::enable_shared_from_this<Server::State> {
   }
 
   static awaitable<void> session(std::shared_ptr<State> self, tcp::socket sock,
-                                 [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+                                 [[maybe_unused]] net::ConnectionGate::Ticket ticket,
+                                 tcp::endpoint peer_ep) {
     // `ticket` holds this connection's slot until the frame goes (it may outlive the gate).
     beast::error_code ec;
-    std::string peer;
-    {
-      auto ep = sock.remote_endpoint(ec);
-      peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
-    }
+    std::string peer = peer_ep.address().to_string() + ":" + std::to_string(peer_ep.port());
     sock.set_option(tcp::no_delay(true), ec);
     beast::tcp_stream plain(std::move(sock));
     beast::flat_buffer buffer;

@@ -69,9 +69,10 @@ awaitable<void> accept_loop(std::shared_ptr<State> self, std::shared_ptr<tcp::ac
   loop.acceptor = acc.get();
   loop.context = &tc->ioc;
   loop.gate = &self->gate;
-  loop.on_connection = [self, tc, tls](tcp::socket sock, net::ConnectionGate::Ticket t) {
-    spawn_logged(tc->ioc.get_executor(), session(self, tc, std::move(sock), tls, std::move(t)),
-                 "router.session");
+  loop.on_connection = [self, tc, tls](tcp::socket sock, net::ConnectionGate::Ticket t,
+                                       const tcp::endpoint& peer) {
+    spawn_logged(tc->ioc.get_executor(),
+                 session(self, tc, std::move(sock), tls, std::move(t), peer), "router.session");
   };
   loop.stopping = &self->stopping;
   loop.log = self->log;

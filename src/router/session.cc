@@ -26,13 +26,13 @@ struct HandshakeWatch {
 }  // namespace
 
 awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,
-                        [[maybe_unused]] net::ConnectionGate::Ticket ticket) {
+                        [[maybe_unused]] net::ConnectionGate::Ticket ticket,
+                        tcp::endpoint peer_ep) {
   // `ticket` holds this connection's slot until the frame goes (it may outlive the gate).
   beast::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // the pumps try writes synchronously first
-  auto ep = sock.remote_endpoint(ec);
-  std::string peer = ec ? std::string("unknown") : ep.address().to_string();
+  std::string peer = peer_ep.address().to_string();
   tls::SslPtr ssl;
   if (tls) {
     ssl = st->tls.new_ssl();

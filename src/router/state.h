@@ -270,6 +270,6 @@ void record_request(ServiceMetrics* m, size_t shard, unsigned status, Clock::dur
 // One client connection, run on tc's thread until it closes (session.cc): the TLS handshake
 // when tls, then HTTP/1.1 (Conn) or HTTP/2 (by ALPN).
 awaitable<void> session(std::shared_ptr<State> st, ThreadCtx* tc, tcp::socket sock, bool tls,
-                        net::ConnectionGate::Ticket ticket);
+                        net::ConnectionGate::Ticket ticket, tcp::endpoint peer_ep);
 
 }  // namespace berth::router

@@ -161,13 +161,16 @@ TEST(AcceptLoop, BacksOffWhenOutOfDescriptorsAndRecovers) {
 
   ConnectionGate gate({});
   std::vector<asio::ip::tcp::socket> accepted;
+  std::vector<asio::ip::tcp::endpoint> peers;
   std::atomic<bool> stopping{false};
   AcceptLoop loop;
   loop.acceptor = &acc;
   loop.context = &io;
   loop.gate = &gate;
-  loop.on_connection = [&](asio::ip::tcp::socket s, ConnectionGate::Ticket) {
+  loop.on_connection = [&](asio::ip::tcp::socket s, ConnectionGate::Ticket,
+                           const asio::ip::tcp::endpoint& peer) {
     accepted.push_back(std::move(s));
+    peers.push_back(peer);
   };
   loop.stopping = &stopping;
   loop.log = logger;
@@ -204,6 +207,11 @@ TEST(AcceptLoop, BacksOffWhenOutOfDescriptorsAndRecovers) {
   io.restart();
   io.run_for(std::chrono::milliseconds(1500));
   EXPECT_EQ(accepted.size(), static_cast<size_t>(kClients));
+  // Each connection came with its peer's address, as accept(2) gave it.
+  ASSERT_EQ(peers.size(), accepted.size());
+  for (size_t i = 0; i < accepted.size(); ++i) {
+    EXPECT_EQ(peers[i], accepted[i].remote_endpoint()) << i;
+  }
   stopping = true;
   acc.close();
   io.run_for(std::chrono::milliseconds(100));
