@@ -498,6 +498,14 @@ awaitable<void> Conn::run() {
     }
   }
   beast::error_code ec;
+  // A client that said it closes, whose request was read to its end, sends nothing more:
+  // close at once, as nginx does (the wait below cost a shutdown, a read, a re-arm and a
+  // wake-up per connection).
+  if (cbuf_.size() == 0 && req_ && req_->header_done && req_->is_done() && !req_->keep_alive()) {
+    client_.close_notify();
+    client_.close(ec);
+    co_return;
+  }
   client_.shutdown_send(ec);
   // Read what the client still sends (an unread body) for a moment, so closing does not
   // reset the connection before the client has read our answer.

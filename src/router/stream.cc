@@ -267,12 +267,16 @@ awaitable<size_t> ClientStream::tls_read_some(asio::mutable_buffer b, beast::err
   co_return got;
 }
 
-void ClientStream::shutdown_send(beast::error_code& ec) {
+void ClientStream::close_notify() {
   if (ssl_ && SSL_is_init_finished(ssl_.get()) == 1) {
     ERR_clear_error();
-    SSL_shutdown(ssl_.get());  // queues close_notify; not waited for
+    SSL_shutdown(ssl_.get());  // sends close_notify; not waited for
     ERR_clear_error();
   }
+}
+
+void ClientStream::shutdown_send(beast::error_code& ec) {
+  close_notify();
   sock_.shutdown(tcp::socket::shutdown_send, ec);
 }
 

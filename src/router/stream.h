@@ -71,7 +71,9 @@ class ClientStream {
     return tls_write_all(ec);
   }
 
-  /// Ends our sending side (TLS: a close_notify first, without waiting).
+  /// TLS: sends a close_notify, without waiting for the peer's; plain: nothing.
+  void close_notify();
+  /// Ends our sending side (close_notify(), then a half close: the peer may still send).
   void shutdown_send(beast::error_code& ec);
   void close(beast::error_code& ec);
 

@@ -362,6 +362,55 @@ int connect_to(uint16_t port) {
   return fd;
 }
 
+// The router's open client connections, from its metrics.
+int open_connections(const Router& r) {
+  std::string m = r.metrics_text();
+  auto at = m.find("\nberth_router_connections ");
+  return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + 26);
+}
+
+TEST_F(RouterTest, AClientThatSaysCloseIsClosedAtOnce) {
+  Backend a(echo_name("A"));
+  start();
+  publish({{"a.test", route("a", {upstream("a1", a.port())})}});
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  write_all(fd, "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+  std::string got;
+  while (read_some(fd, got)) {
+  }
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+  // Our socket stays open: the router must not wait for it (it used to linger for up to 1 s
+  // reading, with the connection still counted).
+  int open = -1;
+  for (int i = 0; i < 50 && open != 0; ++i) {
+    open = open_connections(*router_);
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(open, 0) << router_->metrics_text();
+  ::close(fd);
+}
+
+TEST_F(RouterTest, ABodyLeftUnreadIsDrainedSoTheAnswerIsNotReset) {
+  start();
+  // No route: a 404 before the body is read. Closing with the rest of the body unread in the
+  // socket would reset the connection, and the client could lose the answer: the router
+  // reads (and drops) what still comes first.
+  int fd = connect_to(port_);
+  ASSERT_GE(fd, 0);
+  std::string body(256 * 1024, 'x');
+  write_all(fd, "POST /up HTTP/1.1\r\nHost: nope.test\r\nConnection: close\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n");
+  std::thread sender([fd, &body] { write_all(fd, body); });
+  std::string got;
+  while (read_some(fd, got)) {
+  }
+  sender.join();
+  EXPECT_EQ(got.rfind("HTTP/1.1 404", 0), 0u) << got;
+  EXPECT_NE(got.find("no service at host nope.test"), std::string::npos) << got;
+  ::close(fd);
+}
+
 TEST_F(RouterTest, UpgradeTunnelsBytesBothWays) {
   Backend ws([](const SeenRequest& r, int fd) {
     auto h = r.headers;
