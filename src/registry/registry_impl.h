@@ -275,7 +275,7 @@ struct Registry::Impl {
   // Streams the request body onto the end of the upload. Two buffers: while one is written
   // and hashed on the pool, the next is read from the socket. On a broken body the bytes that
   // did arrive stay (a client may resume from the reported Range).
-  static Status append_chunk(const UploadPtr& up, const char* data, size_t len);
+  Status append_chunk(const UploadPtr& up, const char* data, size_t len);
 
   std::shared_ptr<BlockingJob<Status>> start_append(asio::any_io_executor ex, UploadPtr up,
                                                     std::shared_ptr<char[]> buf, size_t len);

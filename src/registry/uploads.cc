@@ -282,6 +282,7 @@ Status Registry::Impl::append_chunk(const UploadPtr& up, const char* data, size_
     up->hash->update(data, len);
   }
   up->size += len;
+  blobs.upload_grew(up->id, up->size);  // S3: parts go out while the body streams
   return ok();
 }
 
@@ -289,8 +290,8 @@ std::shared_ptr<BlockingJob<Status>> Registry::Impl::start_append(asio::any_io_e
                                                                   UploadPtr up,
                                                                   std::shared_ptr<char[]> buf,
                                                                   size_t len) {
-  return BlockingJob<Status>::start(pool, std::move(ex),
-                                    [up, buf, len] { return append_chunk(up, buf.get(), len); });
+  return BlockingJob<Status>::start(
+      pool, std::move(ex), [this, up, buf, len] { return append_chunk(up, buf.get(), len); });
 }
 
 awaitable<Status> Registry::Impl::receive(http::Exchange& ex, UploadPtr up) {

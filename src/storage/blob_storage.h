@@ -81,6 +81,14 @@ class BlobStorage {
   virtual Status commit_upload(const std::string& id, const std::string& hex) = 0;
   /// Removes the session (cancel, digest mismatch, expiry).
   virtual void remove_upload(const std::string& id) = 0;
+  /// The upload's file has grown to `size` bytes, all of them to stay (called after each
+  /// append, one call at a time per upload, on the appending thread, which it may hold). A
+  /// driver may start sending them on (S3: multipart parts while the push streams). Never
+  /// fails the append: what could not be sent now is sent by commit_upload.
+  virtual void upload_grew(const std::string& id, uint64_t size) {
+    (void)id;
+    (void)size;
+  }
   /// Removes uploads/<id>/ when it has no data file and nothing is building it right now.
   virtual bool remove_upload_if_broken(const std::string& id) = 0;
   /// Hashes an upload's data from the start (after a restart lost the running hash).

@@ -3,8 +3,10 @@
 //
 //   blobs/sha256/<2 hex>/<64 hex>   complete blobs: only ever written by a server-side copy of
 //                                   bytes whose digest was checked
-//   uploads/<upload id>             a commit in progress: the multipart upload (or, under
-//                                   5 MiB, the single PUT) of a spool, copied to its blob key
+//   uploads/<upload id>             an upload in progress: the multipart upload of a spool,
+//                                   whose whole 10 MiB parts go out while the client's chunks
+//                                   arrive (upload_grew) and the rest at the commit (or, under
+//                                   5 MiB, one PUT at the commit), copied to its blob key
 //                                   once complete and then deleted (a copy above
 //                                   S3Options::max_copy_size, 5 GiB by default, is itself a
 //                                   multipart upload to the blob key, of UploadPartCopy parts)
@@ -14,9 +16,10 @@
 // while it was downloaded (here, or by the registry's blob GET, which sends the bytes on as
 // they land: start_local_copy()) and renamed into place only when it matched.
 //
-// A crash mid-commit leaves a multipart upload or an uploads/ object that nothing will
-// finish; expire_partial() aborts or deletes those once they are older than the upload TTL,
-// so no parts are orphaned for good. A crash after the copy leaves a blob with no row, which
+// A crash mid-push or mid-commit leaves a multipart upload or an uploads/ object that nothing
+// will finish (the streamed parts' state is in memory only: after a restart, a commit sends
+// the whole spool); expire_partial() aborts or deletes those once they are older than the upload
+// TTL, so no parts are orphaned for good. A crash after the copy leaves a blob with no row, which
 // gc removes after its grace period, as on fs.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -28,6 +31,10 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "common/fs.h"
 #include "common/sha256.h"
@@ -95,7 +102,61 @@ class S3BlobStorage : public BlobStorage {
   Result<int> reopen_upload(const std::string& id, std::string& repo, uint64_t& size) override {
     return spool_.reopen_upload(id, repo, size);
   }
-  void remove_upload(const std::string& id) override { spool_.remove_upload(id); }
+  void remove_upload(const std::string& id) override {
+    if (auto st = take_stream(id); st && !st->upload_id.empty()) {
+      // Best effort: one that cannot be aborted now is expire_partial()'s.
+      (void)s3_->abort_multipart_upload(kUploadsPrefix + id, st->upload_id);
+    }
+    spool_.remove_upload(id);
+  }
+
+  // Whole parts of the spool go to the upload's multipart upload as they fill, so that the
+  // commit sends only the tail. A part that fails ends the streaming for this upload (the
+  // commit then sends the whole spool, as without it); the append never fails for it.
+  void upload_grew(const std::string& id, uint64_t size) override {
+    if (size < stream_part_size()) {
+      return;
+    }
+    std::shared_ptr<Stream> st;
+    {
+      std::lock_guard lock(streams_mu_);
+      auto& slot = streams_[id];
+      if (!slot) {
+        slot = std::make_shared<Stream>();
+      }
+      st = slot;
+    }
+    std::lock_guard lock(st->mu);
+    if (st->failed || size - st->sent < stream_part_size()) {
+      return;
+    }
+    std::string key = kUploadsPrefix + id;
+    std::string path = spool_.upload_data_path(id);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      st->failed = true;
+      return;
+    }
+    while (size - st->sent >= stream_part_size() && st->parts.size() + 1 < kMaxParts) {
+      if (st->upload_id.empty()) {
+        auto uid = s3_->create_multipart_upload(key);
+        if (!uid) {
+          st->failed = true;
+          break;
+        }
+        st->upload_id = *uid;
+      }
+      int n = static_cast<int>(st->parts.size() + 1);
+      auto etag = s3_->upload_part_file(key, st->upload_id, n, fd, st->sent, stream_part_size());
+      if (!etag) {
+        st->failed = true;
+        break;
+      }
+      st->parts.push_back({n, *etag});
+      st->sent += stream_part_size();
+    }
+    ::close(fd);
+  }
   bool remove_upload_if_broken(const std::string& id) override {
     return spool_.remove_upload_if_broken(id);
   }
@@ -116,7 +177,10 @@ class S3BlobStorage : public BlobStorage {
     ::fstat(fd, &st);
     auto size = static_cast<uint64_t>(st.st_size);
     std::string temp = kUploadsPrefix + id;
-    Status s = upload_spool(temp, fd, size);
+    Status s = finish_stream(temp, take_stream(id), fd, size);
+    if (!s && s.error().code() != Errc::Unavailable) {
+      s = upload_spool(temp, fd, size);  // the streamed parts are of no use: all of it again
+    }
     ::close(fd);
     BERTH_TRY(s);
     // The temporary object holds exactly the checked bytes: only now do they get the key
@@ -264,6 +328,70 @@ class S3BlobStorage : public BlobStorage {
   }
 
  private:
+  // Parts of an upload sent while its chunks arrived (upload_grew).
+  struct Stream {
+    std::mutex mu;
+    std::string upload_id;  // the multipart upload at uploads/<id>; empty: none yet
+    std::vector<S3Part> parts;
+    uint64_t sent = 0;  // the spool's first `sent` bytes are in parts
+    bool failed = false;
+  };
+  static constexpr size_t kMaxParts = 10000;  // S3's limit
+  uint64_t stream_part_size() const { return kS3MinPartSize * 2; }
+
+  std::shared_ptr<Stream> take_stream(const std::string& id) {
+    std::lock_guard lock(streams_mu_);
+    auto it = streams_.find(id);
+    if (it == streams_.end()) {
+      return nullptr;
+    }
+    auto st = std::move(it->second);
+    streams_.erase(it);
+    return st;
+  }
+
+  // Completes an upload whose first parts were streamed: its tail as the last parts, then the
+  // multipart upload. NotFound (nothing streamed) or another error with the upload aborted:
+  // the caller sends the whole spool instead. Unavailable: S3 is away, and so would a retry be.
+  Status finish_stream(const std::string& key, const std::shared_ptr<Stream>& st, int fd,
+                       uint64_t size) {
+    if (!st) {
+      return Error(Errc::NotFound, "nothing streamed");
+    }
+    std::lock_guard lock(st->mu);
+    if (st->upload_id.empty()) {
+      return Error(Errc::NotFound, "nothing streamed");
+    }
+    Status s;
+    if (st->failed || st->sent > size) {
+      s = Error(Errc::FailedPrecondition, "streamed parts incomplete");
+    }
+    const uint64_t part = stream_part_size();
+    for (uint64_t off = st->sent; s && off < size; off += part) {
+      uint64_t len = std::min(part, size - off);
+      if (size - off - len > 0 && size - off - len < kS3MinPartSize) {
+        len = size - off;  // no last part under 5 MiB that could join the one before
+      }
+      int n = static_cast<int>(st->parts.size() + 1);
+      auto etag = s3_->upload_part_file(key, st->upload_id, n, fd, off, len);
+      if (!etag) {
+        s = etag.error();
+        break;
+      }
+      st->parts.push_back({n, *etag});
+      if (len == size - off) {
+        break;
+      }
+    }
+    if (s) {
+      s = s3_->complete_multipart_upload(key, st->upload_id, st->parts);
+    }
+    if (!s) {
+      (void)s3_->abort_multipart_upload(key, st->upload_id);
+    }
+    return s;
+  }
+
   // The spool's bytes to `key`: one PUT under S3's smallest part, else a multipart upload of
   // parts of at least 5 MiB (S3 allows 10000 parts, so a big spool gets bigger parts). A
   // multipart upload that fails is aborted; one that cannot be is expire_partial()'s.
@@ -305,6 +433,8 @@ class S3BlobStorage : public BlobStorage {
 
   S3ClientPtr s3_;
   FsBlobStorage spool_;
+  std::mutex streams_mu_;
+  std::map<std::string, std::shared_ptr<Stream>> streams_;  // by upload id
   std::string cache_dir_;
   bool fsync_;
 };

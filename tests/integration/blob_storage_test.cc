@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <memory>
 #include <thread>
 
 #include "common/sha256.h"
@@ -211,6 +212,67 @@ TEST_P(BlobStorageTest, ExpiresWhatCrashedCommitsLeft) {
   EXPECT_TRUE(s3.list_multipart_uploads("")->empty());
   EXPECT_TRUE(s3.list_objects("uploads/")->empty());
   EXPECT_TRUE(blobs_->blob_size(kept));
+}
+
+// On S3, whole parts of an upload go out while it grows (upload_grew), and the commit sends
+// only the rest; a session removed midway leaves no multipart upload behind. On fs the calls
+// change nothing.
+TEST_P(BlobStorageTest, PartsGoOutWhileAnUploadGrows) {
+  const bool on_s3 = home_.backend() == BlobBackend::S3;
+  std::string content = pattern(25 * 1024 * 1024 + 5);
+  std::string id = "44444444-4444-4444-4444-444444444444";
+  auto fd = blobs_->create_upload(id, "web/app");
+  ASSERT_TRUE(fd) << fd.error().message();
+  constexpr size_t kPiece = 1 << 20;
+  for (size_t off = 0; off < content.size(); off += kPiece) {
+    size_t n = std::min(kPiece, content.size() - off);
+    ASSERT_EQ(::write(*fd, content.data() + off, n), static_cast<ssize_t>(n));
+    blobs_->upload_grew(id, off + n);
+  }
+  std::unique_ptr<storage::S3Client> s3;
+  if (on_s3) {
+    s3 = std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket()));
+    auto ups = s3->list_multipart_uploads("uploads/");
+    ASSERT_TRUE(ups) << ups.error().message();
+    ASSERT_EQ(ups->size(), 1u) << "no parts went out before the commit";
+    EXPECT_EQ((*ups)[0].key, "uploads/" + id);
+    // Spoil the spool's first byte, already sent: a commit that used the streamed parts still
+    // makes the right blob, one that sent the whole spool again would not.
+    // (Through a descriptor of its own: the upload's is O_APPEND.)
+    int w = ::open(blobs_->upload_data_path(id).c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(w, 0);
+    ASSERT_EQ(::pwrite(w, "Z", 1, 0), 1);
+    ::close(w);
+  }
+  ::close(*fd);
+  std::string hex = Sha256::hex_of(content);
+  auto c = blobs_->commit_upload(id, hex);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(*blobs_->blob_size(hex), static_cast<int64_t>(content.size()));
+  if (on_s3) {
+    EXPECT_EQ(*blobs_->hash_blob(hex), hex) << "the commit sent the spool again";
+    EXPECT_TRUE(s3->list_multipart_uploads("")->empty());
+    EXPECT_TRUE(s3->list_objects("uploads/")->empty());
+  }
+
+  // Dropped midway (cancelled, expired): its multipart upload goes too.
+  std::string id2 = "55555555-5555-5555-5555-555555555555";
+  auto fd2 = blobs_->create_upload(id2, "web/app");
+  ASSERT_TRUE(fd2);
+  std::string part = pattern(12 * 1024 * 1024);
+  ASSERT_EQ(::write(*fd2, part.data(), part.size()), static_cast<ssize_t>(part.size()));
+  ::close(*fd2);
+  blobs_->upload_grew(id2, part.size());
+  if (on_s3) {
+    EXPECT_EQ(s3->list_multipart_uploads("uploads/")->size(), 1u);
+  }
+  blobs_->remove_upload(id2);
+  if (on_s3) {
+    EXPECT_TRUE(s3->list_multipart_uploads("")->empty());
+  }
+  std::string repo;
+  uint64_t size = 0;
+  EXPECT_FALSE(blobs_->reopen_upload(id2, repo, size));
 }
 
 // A fault of S3 only: instantiated for S3 alone.

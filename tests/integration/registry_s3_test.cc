@@ -118,6 +118,10 @@ TEST_F(RegistryS3Test, ChunkedPushOfSeveralPartsLeavesOnlyItsBlob) {
       c.request("PATCH", p1.header("Location"), blob.substr(half),
                 {{"Content-Range", std::to_string(half) + "-" + std::to_string(blob.size() - 1)}});
   ASSERT_EQ(p2.status, 202) << p2.describe();
+  // Whole parts went to S3 while the chunks came, before the final PUT.
+  auto ups = s3_->list_multipart_uploads("uploads/");
+  ASSERT_TRUE(ups) << ups.error().message();
+  EXPECT_EQ(ups->size(), 1u) << "no multipart upload before the PUT";
   auto put = c.request("PUT", with_digest(p2.header("Location"), dg));
   ASSERT_EQ(put.status, 201) << put.describe();
   auto g = c.get("/v2/web/app/blobs/" + dg, {{"Range", "bytes=12582910-12582919"}});
