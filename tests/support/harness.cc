@@ -260,55 +260,74 @@ std::string BerthdProcess::host() const { return listen_address_ + ":" + std::to
 std::string BerthdProcess::url() const { return "http://" + host(); }
 
 void BerthdProcess::start() {
-  port_ = free_port();
-  router_port_ = free_port();
-  router_tls_port_ = free_port();
-  dns_port_ = free_port();
-  std::vector<std::string> args = {bin("berthd"),
-                                   "--data",
-                                   data_dir_,
-                                   "--listen",
-                                   host(),
-                                   "--router-listen",
-                                   "127.0.0.1:" + std::to_string(router_port_),
-                                   "--router-tls-listen",
-                                   "127.0.0.1:" + std::to_string(router_tls_port_),
-                                   "--dns-listen",
-                                   "127.0.0.1:" + std::to_string(dns_port_)};
-  args.insert(args.end(), extra_.begin(), extra_.end());
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_.c_str(), "a");
-    if (f) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
+  // Ports are picked free and bound by berthd a moment later: a test running beside this one
+  // may take one in between. berthd then exits naming the address in use, and is started
+  // again on other ports (twice at most).
+  for (int attempt = 1;; ++attempt) {
+    port_ = free_port();
+    router_port_ = free_port();
+    router_tls_port_ = free_port();
+    dns_port_ = free_port();
+    std::vector<std::string> args = {bin("berthd"),
+                                     "--data",
+                                     data_dir_,
+                                     "--listen",
+                                     host(),
+                                     "--router-listen",
+                                     "127.0.0.1:" + std::to_string(router_port_),
+                                     "--router-tls-listen",
+                                     "127.0.0.1:" + std::to_string(router_tls_port_),
+                                     "--dns-listen",
+                                     "127.0.0.1:" + std::to_string(dns_port_)};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    std::error_code size_ec;
+    auto log_before = stdfs::file_size(log_, size_ec);
+    if (size_ec) {
+      log_before = 0;
     }
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (run("curl -sf " + url() + "/healthz").code == 0) {
-      admin_ = AdminCredentials::read(data_dir_);
-      if (admin_.key_id.empty() || admin_.secret.empty()) {
-        FAIL() << "berthd wrote no admin credentials in " << data_dir_
-               << "/admin.credentials: " << read_file(log_);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      FILE* f = std::fopen(log_.c_str(), "a");
+      if (f) {
+        ::dup2(fileno(f), 1);
+        ::dup2(fileno(f), 2);
       }
-      return;
+      std::vector<char*> argv;
+      for (auto& a : args) {
+        argv.push_back(a.data());
+      }
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      _exit(127);
     }
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      FAIL() << "berthd exited at start: " << read_file(log_);
+    bool again = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (run("curl -sf " + url() + "/healthz").code == 0) {
+        admin_ = AdminCredentials::read(data_dir_);
+        if (admin_.key_id.empty() || admin_.secret.empty()) {
+          FAIL() << "berthd wrote no admin credentials in " << data_dir_
+                 << "/admin.credentials: " << read_file(log_);
+        }
+        return;
+      }
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        std::string log = read_file(log_);
+        std::string this_run = log.size() > log_before ? log.substr(log_before) : log;
+        if (attempt < 3 && this_run.find("Address already in use") != std::string::npos) {
+          again = true;
+          break;
+        }
+        FAIL() << "berthd exited at start: " << log;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!again) {
+      FAIL() << "berthd did not answer within 15 s: " << read_file(log_);
+    }
   }
-  FAIL() << "berthd did not answer within 15 s: " << read_file(log_);
 }
 
 void BerthdProcess::kill9() {
