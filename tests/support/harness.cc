@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -105,28 +106,63 @@ void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
   pid = -1;
 }
 
-// The kernel may hand the same free port to two calls in a row (it was free both times), and
-// a server given both then fails to bind one (seen: pebble's two listeners). So this process
-// never hands out a port twice.
+namespace {
+
+// The lowest port of the kernel's ephemeral range (net.ipv4.ip_local_port_range).
+uint16_t ephemeral_low() {
+  std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned lo = 0, hi = 0;
+  if (f >> lo >> hi && lo > 11000 && lo <= 65535) {
+    return static_cast<uint16_t>(lo);
+  }
+  return 32768;
+}
+
+// Whether nothing holds `port` on 127.0.0.1 now (a listener, a connection, a TIME_WAIT).
+bool port_is_free(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+// A port for a server a test is about to start, chosen at random below the kernel's ephemeral
+// range: a port that bind(0) hands out lies in that range, where any process's next outgoing
+// connection may take it as its local port before the server binds it (seen: a restarted
+// berthd failing with "Address already in use" while other tests ran). And this process never
+// hands out a port twice (the kernel may give the same one to two calls in a row; seen:
+// pebble's two listeners). Other test processes choose at random too, and the server's own
+// bind is the final word (BerthdProcess starts again on new ports when it loses one).
 uint16_t free_port() {
   static std::mutex mu;
   static std::set<uint16_t> given;
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
   std::lock_guard lock(mu);
-  for (int attempt = 0;; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    uint16_t port = ntohs(a.sin_port);
-    if (given.insert(port).second || attempt >= 100) {
+  const uint16_t low = 10000, high = ephemeral_low();
+  std::uniform_int_distribution<unsigned> pick(low, high - 1u);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    auto port = static_cast<uint16_t>(pick(rng));
+    if (given.count(port) == 0 && port_is_free(port)) {
+      given.insert(port);
       return port;
     }
   }
+  // Nearly every port below the range in use: whatever the kernel offers.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
 }
 
 std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
