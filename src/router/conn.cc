@@ -501,7 +501,7 @@ awaitable<void> Conn::run() {
   // A client that said it closes, whose request was read to its end, sends nothing more:
   // close at once, as nginx does (the wait below cost a shutdown, a read, a re-arm and a
   // wake-up per connection).
-  if (cbuf_.size() == 0 && req_ && req_->header_done && req_->is_done() && !req_->keep_alive()) {
+  if (cbuf_.size() == 0 && req_ && req_->is_done() && !req_->keep_alive()) {
     client_.close_notify();
     client_.close(ec);
     co_return;

@@ -362,39 +362,15 @@ class S3BlobStorage : public BlobStorage {
     if (st->upload_id.empty()) {
       return Error(Errc::NotFound, "nothing streamed");
     }
-    Status s;
     if (st->failed || st->sent > size) {
-      s = Error(Errc::FailedPrecondition, "streamed parts incomplete");
-    }
-    const uint64_t part = stream_part_size();
-    for (uint64_t off = st->sent; s && off < size; off += part) {
-      uint64_t len = std::min(part, size - off);
-      if (size - off - len > 0 && size - off - len < kS3MinPartSize) {
-        len = size - off;  // no last part under 5 MiB that could join the one before
-      }
-      int n = static_cast<int>(st->parts.size() + 1);
-      auto etag = s3_->upload_part_file(key, st->upload_id, n, fd, off, len);
-      if (!etag) {
-        s = etag.error();
-        break;
-      }
-      st->parts.push_back({n, *etag});
-      if (len == size - off) {
-        break;
-      }
-    }
-    if (s) {
-      s = s3_->complete_multipart_upload(key, st->upload_id, st->parts);
-    }
-    if (!s) {
       (void)s3_->abort_multipart_upload(key, st->upload_id);
+      return Error(Errc::FailedPrecondition, "streamed parts incomplete");
     }
-    return s;
+    return send_and_complete(key, st->upload_id, fd, st->sent, size, stream_part_size(), st->parts);
   }
 
   // The spool's bytes to `key`: one PUT under S3's smallest part, else a multipart upload of
-  // parts of at least 5 MiB (S3 allows 10000 parts, so a big spool gets bigger parts). A
-  // multipart upload that fails is aborted; one that cannot be is expire_partial()'s.
+  // parts of at least 5 MiB (S3 allows 10000 parts, so a big spool gets bigger parts).
   Status upload_spool(const std::string& key, int fd, uint64_t size) {
     if (size < kS3MinPartSize) {
       return s3_->put_object_file(key, fd, 0, size);
@@ -402,20 +378,28 @@ class S3BlobStorage : public BlobStorage {
     uint64_t part_size = std::max<uint64_t>(kS3MinPartSize * 2, (size + 9999) / 10000);
     BERTH_ASSIGN_OR_RETURN(std::string upload_id, s3_->create_multipart_upload(key));
     std::vector<S3Part> parts;
+    return send_and_complete(key, upload_id, fd, 0, size, part_size, parts);
+  }
+
+  // Sends the spool's bytes from `from` to `size` as the parts after `parts`, `part_size` each
+  // (a last part under 5 MiB joins the one before it), then completes the multipart upload. One
+  // that fails is aborted; one that cannot be is expire_partial()'s.
+  Status send_and_complete(const std::string& key, const std::string& upload_id, int fd,
+                           uint64_t from, uint64_t size, uint64_t part_size,
+                           std::vector<S3Part>& parts) {
     Status s;
-    for (uint64_t off = 0; off < size && s; off += part_size) {
+    for (uint64_t off = from; off < size; off += part_size) {
       uint64_t len = std::min(part_size, size - off);
-      // Never leave a last part under 5 MiB when it can join the one before it.
       if (size - off - len > 0 && size - off - len < kS3MinPartSize) {
         len = size - off;
       }
-      auto etag =
-          s3_->upload_part_file(key, upload_id, static_cast<int>(parts.size() + 1), fd, off, len);
+      int n = static_cast<int>(parts.size() + 1);
+      auto etag = s3_->upload_part_file(key, upload_id, n, fd, off, len);
       if (!etag) {
         s = etag.error();
         break;
       }
-      parts.push_back({static_cast<int>(parts.size() + 1), *etag});
+      parts.push_back({n, *etag});
       if (len == size - off) {
         break;
       }

@@ -240,7 +240,6 @@ Errc errc_for(const std::string& code, long status) {
   return Errc::Internal;
 }
 
-// S3's <Error><Code/><Message/></Error> as an Error ("404 NoSuchKey: message").
 // An error the S3 service answered, or one reaching it: when Unavailable, marked as blob
 // storage's, so that clients hear only that storage is away (common/result.h).
 Error from_s3(Error e) {
@@ -250,6 +249,7 @@ Error from_s3(Error e) {
   return std::move(e).with_origin(ErrorOrigin::BlobStorage);
 }
 
+// S3's <Error><Code/><Message/></Error> as an Error ("404 NoSuchKey: message").
 Error s3_error(const std::string& what, long status, const std::string& body) {
   std::string code, message;
   if (auto doc = parse_xml(body); doc && doc->name == "Error") {

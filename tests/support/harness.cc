@@ -118,16 +118,19 @@ uint16_t ephemeral_low() {
   return 32768;
 }
 
-// Whether nothing holds `port` on 127.0.0.1 now (a listener, a connection, a TIME_WAIT).
-bool port_is_free(uint16_t port) {
+// Binds a socket to 127.0.0.1:`port` (0: any) and closes it again: the port it got, or 0 when
+// something holds that one (a listener, a connection, a TIME_WAIT).
+uint16_t bind_loopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   a.sin_port = htons(port);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  socklen_t len = sizeof a;
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   ::close(fd);
-  return ok;
+  return ok ? ntohs(a.sin_port) : 0;
 }
 
 }  // namespace
@@ -148,21 +151,12 @@ uint16_t free_port() {
   std::uniform_int_distribution<unsigned> pick(low, high - 1u);
   for (int attempt = 0; attempt < 1000; ++attempt) {
     auto port = static_cast<uint16_t>(pick(rng));
-    if (given.count(port) == 0 && port_is_free(port)) {
+    if (given.count(port) == 0 && bind_loopback(port) == port) {
       given.insert(port);
       return port;
     }
   }
-  // Nearly every port below the range in use: whatever the kernel offers.
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  return bind_loopback(0);  // nearly every port below the range in use: the kernel's pick
 }
 
 std::string bin(const std::string& name) { return std::string(BERTH_BIN_DIR) + "/" + name; }
