@@ -11,10 +11,11 @@
 #   - docker-registry: storage s3 (regionendpoint = the RGW, a fresh bucket per start),
 #     redirect disabled unless REDIRECT=1
 # then measures push/pull (skopeo) of a big and a many-small-layer image, and manifest GETs
-# (wrk) and blob HEADs (ab), alternating which server goes first each round. The first pull
-# after a push is a cold one for both (berthd has no local copy yet: it streams each blob to
-# the client while it fetches it from S3 into a local copy, verified before it is kept); the big
-# image is then pulled once more, which berthd serves from its local copy. Prints a markdown
+# (wrk) and blob HEADs (ab), alternating which server goes first each round. The big image is
+# pulled right after its push (berthd serves the local copies the push left), then cold, as on
+# another node (berthd's local copies removed: it streams each blob to the client while it
+# fetches it from S3 into a local copy, verified before it is kept), then once more, which
+# berthd serves from the copies the cold pull left. The small image's pull is cold. Prints a markdown
 # table of medians; raw samples go to $OUT (git-ignored).
 #
 # Usage: bench/storage_bench.sh [--quick] [--no-build] [--with-embedded] [--only push|small|wrk]...
@@ -389,19 +390,23 @@ if want push || want small; then
       sleep 1
       if want push; then
         s=$(push "$kind" big big); record "$kind" big_push_s "$s"
+        # On the node that took the push: berthd reads the local copies its push left
+        # (storage.s3.cache_pushed); distribution reads S3.
+        s1=$(pull "$kind" big); record "$kind" big_pull_local_s "$s1"
         s2=""
         for ((i = 1; i <= COLD_PULLS; i++)); do
-          ((i > 1)) && [[ $kind != dist ]] && rm -f "$TMP/$name/cache/blobs/"*
+          [[ $kind != dist ]] && rm -f "$TMP/$name/cache/blobs/"*
           p=$(pull "$kind" big); record "$kind" big_pull_s "$p"
           s2+="${s2:+ }$p"
         done
         # Again: berthd now answers from the verified local copy the first pull left in
         # DATA/cache/blobs (unless REDIRECT); distribution reads S3 again.
         s3=$(pull "$kind" big); record "$kind" big_pull2_s "$s3"
-        log "$kind run $run: big push ${s}s pull ${s2}s again ${s3}s (load $(loadavg))"
+        log "$kind run $run: big push ${s}s pull on the pushing node ${s1}s cold ${s2}s again ${s3}s (load $(loadavg))"
       fi
       if want small; then
         s=$(push "$kind" small small); record "$kind" small_push_s "$s"
+        [[ $kind != dist ]] && rm -f "$TMP/$name/cache/blobs/"*  # a cold pull, as for the big image
         s2=$(pull "$kind" small); record "$kind" small_pull_s "$s2"
         log "$kind run $run: small push ${s}s pull ${s2}s (load $(loadavg))"
       fi
@@ -482,6 +487,10 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
         "$r" ">= 1.2x" "$(ge "${r%x}" 1.2)" \
         "$(or_na "$(mbps "$bytes" "$(emb berth "big_${op}_s")")")" "$(or_na "$(mbps "$bytes" "$(emb dist "big_${op}_s")")")"
     done
+    b=$(median berth big_pull_local_s); d=$(median dist big_pull_local_s)
+    bt=$(mbps "$bytes" "$b"); dt=$(mbps "$bytes" "$d")
+    row "${BIG_LAYERS}x${BIG_MB} MB image pulled on the node that took the push, MB/s (${b}s vs ${d}s; berth: the push's local copies)" \
+      "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
     b=$(median berth big_pull2_s); d=$(median dist big_pull2_s)
     bt=$(mbps "$bytes" "$b"); dt=$(mbps "$bytes" "$d")
     again="berth: its local copy"
@@ -489,7 +498,7 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
     row "${BIG_LAYERS}x${BIG_MB} MB image pulled again, MB/s (${b}s vs ${d}s; $again)" \
       "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
     if [[ -n ${BERTHD_OF[base]:-} ]]; then
-      for op in push pull pull2; do
+      for op in push pull_local pull pull2; do
         b=$(median base "big_${op}_s"); d=$(median dist "big_${op}_s")
         bt=$(mbps "$bytes" "$b"); dt=$(mbps "$bytes" "$d")
         row "baseline berthd: image $op, MB/s (${b}s vs ${d}s; this berthd $(median berth "big_${op}_s")s)" \

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -54,6 +55,41 @@ Status set_count(uint64_t& out, const std::string& key, const std::string& v, ui
                         std::to_string(max) + ", got '" + v + "'");
   }
   out = n;
+  return ok();
+}
+
+// A size in bytes: a whole number with an optional unit, K/KiB/M/MiB/G/GiB/T/TiB (powers of
+// 1024) or KB/MB/GB/TB (powers of 1000); B or none for bytes.
+Status set_size(uint64_t& out, const std::string& key, const std::string& v) {
+  auto fail = [&] {
+    return bad(key, "expected a size such as 10GiB, 500MB or 0, got '" + v + "'");
+  };
+  size_t digits = v.find_first_not_of("0123456789");
+  std::string num = v.substr(0, digits), unit = digits == std::string::npos ? "" : v.substr(digits);
+  if (num.empty() || num.size() > 19) {
+    return fail();
+  }
+  if (!unit.empty() && unit.front() == ' ') {
+    unit.erase(0, 1);
+  }
+  uint64_t mult = 1;
+  if (auto p = unit.empty() ? std::string::npos : std::string_view("KMGT").find(unit.front());
+      p != std::string::npos) {
+    std::string rest = unit.substr(1);
+    if (rest != "" && rest != "iB" && rest != "B") {
+      return fail();
+    }
+    for (size_t i = 0; i <= p; ++i) {
+      mult *= rest == "B" ? 1000 : 1024;
+    }
+  } else if (unit != "" && unit != "B") {
+    return fail();
+  }
+  uint64_t n = std::strtoull(num.c_str(), nullptr, 10);
+  if (n > UINT64_MAX / mult) {
+    return fail();
+  }
+  out = n * mult;
   return ok();
 }
 
@@ -246,6 +282,10 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.path_style, k, v); }},
       {"storage.s3.redirect_pulls",
        [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.redirect_pulls, k, v); }},
+      {"storage.s3.cache_size",
+       [](Config& c, auto& k, auto& v) { return set_size(c.storage.s3.cache_size, k, v); }},
+      {"storage.s3.cache_pushed",
+       [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.cache_pushed, k, v); }},
       {"store.driver",
        [](Config& c, auto&, auto& v) {
          c.store.driver = v;

@@ -24,6 +24,10 @@ struct StorageConfig {
     std::string secret_access_key_file;  // the secret, read at start
     bool path_style = true;              // host/bucket/key (RGW, MinIO) or bucket.host/key (AWS)
     bool redirect_pulls = false;         // blob GETs answer 307 to a presigned URL
+    // The most disk the local copies of blobs (DATA/cache/blobs) take; least recently used
+    // go first. 0 = no limit.
+    uint64_t cache_size = uint64_t{10} << 30;
+    bool cache_pushed = true;  // a pushed blob's checked spool becomes its local copy
   } s3;
 };
 

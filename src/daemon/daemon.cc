@@ -679,8 +679,11 @@ Result<storage::BlobStoragePtr> open_blob_storage(const config::Config& cfg) {
                          read_key_file(c.access_key_id_file, "storage.s3.access_key_id_file"));
   BERTH_ASSIGN_OR_RETURN(o.secret_access_key, read_key_file(c.secret_access_key_file,
                                                             "storage.s3.secret_access_key_file"));
+  storage::LocalCacheOptions cache;
+  cache.max_bytes = c.cache_size;
+  cache.keep_pushed = c.cache_pushed;
   return storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(std::move(o)),
-                                       cfg.data_dir, cfg.storage.fsync);
+                                       cfg.data_dir, cfg.storage.fsync, cache);
 }
 
 int run_fsck(const std::string& data_dir_arg, bool force) {

@@ -13,10 +13,12 @@
 //
 // Readers that need a local file (the runtime unpacking layers, the builder reading its base
 // image) call local_file(): the blob file itself on fs, a verified copy in DATA/cache/blobs
-// on S3. open_blob() and local_file() make a missing copy themselves and return once it is
-// complete; a reader that wants the bytes while they arrive (the registry's blob GET, which
-// sends them on as they land) makes the copy itself: open_local(), and when that is NotFound,
-// start_local_copy(), read_stored() into its part file while hashing, end_local_copy().
+// on S3 (kept under a size limit, least recently used first out: LocalCacheOptions; a pushed
+// blob's checked spool becomes its copy at the commit). open_blob() and local_file() make a missing
+// copy themselves and return once it is complete; a reader that wants the bytes while they arrive
+// (the registry's blob GET, which sends them on as they land) makes the copy itself: open_local(),
+// and when that is NotFound, start_local_copy(), read_stored() into its part file while hashing,
+// end_local_copy().
 //
 // Thread-safe. Every method may block (disk, or the network on S3): call from the blocking
 // pool. Errors: NotFound (no such blob or upload), NoSpace (the local disk is full),
@@ -155,9 +157,17 @@ std::string blob_key(const std::string& hex);
 /// Blobs and uploads under root (DATA). fsync: blobs are fsynced before they become visible.
 BlobStoragePtr make_fs_blob_storage(std::string root, bool fsync);
 
+/// The S3 driver's local copies of blobs (DATA/cache/blobs; docs/storage.md).
+struct LocalCacheOptions {
+  uint64_t max_bytes = uint64_t{10} << 30;  // least recently used go past it; 0 = no limit
+  bool keep_pushed = true;                  // a committed upload's spool becomes its copy
+  std::chrono::seconds min_age{600};        // a copy used this recently is never pruned
+};
+
 class S3Client;
 /// Blobs in the S3 client's bucket; upload spools and the local copies of local_file() under
 /// data_dir.
-BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir, bool fsync);
+BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir, bool fsync,
+                                    LocalCacheOptions cache = {});
 
 }  // namespace berth::storage

@@ -14,7 +14,8 @@
 // Locally (DATA): uploads/<id>/ is the same spool as on fs (fs_blob_storage.h), and
 // cache/blobs/<64 hex> holds the copies local_file() and open_local() hand out, each hashed
 // while it was downloaded (here, or by the registry's blob GET, which sends the bytes on as
-// they land: start_local_copy()) and renamed into place only when it matched.
+// they land: start_local_copy()) and renamed into place only when it matched, or the spool of
+// a pushed blob, renamed there at its commit. local_cache.h keeps them under their size limit.
 //
 // A crash mid-push or mid-commit leaves a multipart upload or an uploads/ object that nothing
 // will finish (the streamed parts' state is in memory only: after a restart, a commit sends
@@ -30,7 +31,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -40,6 +40,7 @@
 #include "common/sha256.h"
 #include "storage/blob_storage.h"
 #include "storage/fs_blob_storage.h"
+#include "storage/local_cache.h"
 #include "storage/s3.h"
 
 namespace berth::storage {
@@ -66,24 +67,17 @@ Status write_all(int fd, const char* data, size_t len, const std::string& path) 
 
 class S3BlobStorage : public BlobStorage {
  public:
-  S3BlobStorage(S3ClientPtr s3, std::string data_dir, bool fsync)
+  S3BlobStorage(S3ClientPtr s3, std::string data_dir, bool fsync, LocalCacheOptions cache)
       : s3_(std::move(s3)),
         spool_(data_dir, fsync),
-        cache_dir_(data_dir + "/cache/blobs"),
+        cache_(data_dir + "/cache/blobs", cache),
         fsync_(fsync) {}
 
   const char* driver() const override { return "s3"; }
 
   Status init() override {
     BERTH_TRY(spool_.init());
-    BERTH_TRY(fs::make_dirs(cache_dir_));
-    // Copies a crash left half-written are of no use.
-    std::error_code ec;
-    for (auto& e : std::filesystem::directory_iterator(cache_dir_, ec)) {
-      if (e.path().filename().string().find(".part") != std::string::npos) {
-        std::filesystem::remove(e.path(), ec);
-      }
-    }
+    BERTH_TRY(cache_.init());
     if (auto s = s3_->create_bucket(); !s) {
       return std::move(s).error().with_context("S3 bucket " + s3_->options().bucket + " at " +
                                                s3_->options().endpoint);
@@ -190,6 +184,9 @@ class S3BlobStorage : public BlobStorage {
     // temporary object is expire_partial()'s.
     (void)s3_->delete_object(temp);
     BERTH_TRY(s);
+    if (cache_.options().keep_pushed && cache_.fits(size)) {
+      keep_spool(data, hex, size);
+    }
     spool_.remove_upload(id);
     return ok();
   }
@@ -225,7 +222,8 @@ class S3BlobStorage : public BlobStorage {
   Result<std::string> local_file(const std::string& hex) override {
     BERTH_ASSIGN_OR_RETURN(auto copy, start_local_copy(hex));
     if (!copy) {
-      return cache_path(hex);
+      cache_.used(hex);
+      return cache_.path(hex);
     }
     Sha256 h;
     const LocalCopy& c = *copy;
@@ -239,7 +237,7 @@ class S3BlobStorage : public BlobStorage {
     Status end = end_local_copy(hex, c, s.has_value());
     BERTH_TRY(s);
     BERTH_TRY(end);
-    return cache_path(hex);
+    return cache_.path(hex);
   }
 
   Result<int> open_blob(const std::string& hex) override {
@@ -254,16 +252,17 @@ class S3BlobStorage : public BlobStorage {
   // ---- local copies ------------------------------------------------------------------------
 
   Result<int> open_local(const std::string& hex) override {
-    std::string path = cache_path(hex);
+    std::string path = cache_.path(hex);
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       return fs::errno_error("open", path);
     }
+    cache_.used(hex);
     return fd;
   }
 
   Result<std::optional<LocalCopy>> start_local_copy(const std::string& hex) override {
-    std::string path = cache_path(hex);
+    std::string path = cache_.path(hex);
     if (::access(path.c_str(), R_OK) == 0) {
       return std::optional<LocalCopy>();
     }
@@ -283,23 +282,29 @@ class S3BlobStorage : public BlobStorage {
 
   Status end_local_copy(const std::string& hex, const LocalCopy& copy, bool keep) override {
     Status s = ok();
-    if (keep && fsync_ && ::fsync(copy.fd) != 0) {
+    struct stat st {};
+    if (keep && ::fstat(copy.fd, &st) != 0) {
+      s = fs::errno_error("stat", copy.part);
+    }
+    if (keep && s && fsync_ && ::fsync(copy.fd) != 0) {
       s = fs::errno_error("fsync", copy.part);
     }
     if (::close(copy.fd) != 0 && s && keep) {
       s = fs::errno_error("close", copy.part);
     }
-    if (keep && s && ::rename(copy.part.c_str(), cache_path(hex).c_str()) != 0) {
+    if (keep && s && ::rename(copy.part.c_str(), cache_.path(hex).c_str()) != 0) {
       s = fs::errno_error("rename", copy.part);
     }
     if (!keep || !s) {
       ::unlink(copy.part.c_str());
+      return s;
     }
+    cache_.added(hex, static_cast<uint64_t>(st.st_size));
     return s;
   }
 
   Status remove_blob(const std::string& hex) override {
-    ::unlink(cache_path(hex).c_str());
+    cache_.remove(hex);
     return s3_->delete_object(blob_key(hex));
   }
 
@@ -413,21 +418,38 @@ class S3BlobStorage : public BlobStorage {
     return s;
   }
 
-  std::string cache_path(const std::string& hex) const { return cache_dir_ + "/" + hex; }
+  // A committed upload's spool, whose bytes hash to hex, becomes the blob's local copy (as
+  // fsynced as one fetched), so pulls and deploys on this node need no S3 GET. Best effort:
+  // the commit is done whatever happens here.
+  void keep_spool(const std::string& data, const std::string& hex, uint64_t size) {
+    if (fsync_) {
+      int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
+      bool synced = fd >= 0 && ::fsync(fd) == 0;
+      if (fd >= 0) {
+        ::close(fd);
+      }
+      if (!synced) {
+        return;
+      }
+    }
+    if (::rename(data.c_str(), cache_.path(hex).c_str()) == 0) {
+      cache_.added(hex, size);
+    }
+  }
 
   S3ClientPtr s3_;
   FsBlobStorage spool_;
   std::mutex streams_mu_;
   std::map<std::string, std::shared_ptr<Stream>> streams_;  // by upload id
-  std::string cache_dir_;
+  LocalCache cache_;
   bool fsync_;
 };
 
 }  // namespace
 
-BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir,
-                                    bool fsync) {
-  return std::make_shared<S3BlobStorage>(std::move(s3), std::move(data_dir), fsync);
+BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir, bool fsync,
+                                    LocalCacheOptions cache) {
+  return std::make_shared<S3BlobStorage>(std::move(s3), std::move(data_dir), fsync, cache);
 }
 
 }  // namespace berth::storage

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <thread>
 
@@ -299,7 +301,83 @@ TEST_P(BlobStorageFaultTest, S3AwayIsUnavailableAndRecovers) {
   EXPECT_EQ(*blobs_->hash_blob(Sha256::hex_of("during")), Sha256::hex_of("during"));
 }
 
+// The S3 driver's local copies (DATA/cache/blobs): a pushed blob's spool becomes its copy,
+// and the copies stay under their size limit, least recently used out first.
+class S3LocalCacheTest : public BlobStorageTest {
+ protected:
+  storage::BlobStoragePtr open_with(storage::LocalCacheOptions cache) {
+    auto blobs = storage::make_s3_blob_storage(
+        std::make_shared<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket())),
+        data_.path(), /*fsync=*/true, cache);
+    auto s = blobs->init();
+    EXPECT_TRUE(s) << s.error().message();
+    return blobs;
+  }
+  // The copies on disk, sorted, one per line.
+  std::string copies() { return run("ls -A " + data_.path() + "/cache/blobs").out; }
+  bool has_copy(const std::string& hex) { return copies().find(hex) != std::string::npos; }
+};
+
+TEST_P(S3LocalCacheTest, PushedBlobsAreKeptAndTheLeastRecentlyUsedGoPastTheLimit) {
+  constexpr uint64_t kMiB = 1 << 20;
+  storage::LocalCacheOptions cache;
+  cache.max_bytes = 5 * kMiB / 2;
+  cache.min_age = std::chrono::seconds(0);
+  blobs_ = open_with(cache);
+  std::string a = pattern(kMiB), b = pattern(kMiB) + "b", c = pattern(kMiB) + "c";
+  std::string ha = commit(a), hb = commit(b);
+  ASSERT_TRUE(has_copy(ha) && has_copy(hb)) << copies();
+  EXPECT_TRUE(read_file(data_.path() + "/cache/blobs/" + ha) == a);
+  // A reads it, so B is now the least recently used; C takes the copies past 2.5 MiB.
+  auto fd = blobs_->open_local(ha);
+  ASSERT_TRUE(fd);
+  ::close(*fd);
+  std::string hc = commit(c);
+  EXPECT_TRUE(has_copy(ha)) << copies();
+  EXPECT_FALSE(has_copy(hb)) << copies();
+  EXPECT_TRUE(has_copy(hc)) << copies();
+  // B is fetched again when asked for, which makes A the one to go.
+  auto path = blobs_->local_file(hb);
+  ASSERT_TRUE(path) << path.error().message();
+  EXPECT_TRUE(read_file(*path) == b);
+  EXPECT_FALSE(has_copy(ha)) << copies();
+  EXPECT_TRUE(has_copy(hb) && has_copy(hc)) << copies();
+  // A blob bigger than the whole cache is never kept, and nothing is pruned for it.
+  std::string big = pattern(3 * kMiB);
+  std::string hbig = commit(big);
+  EXPECT_EQ(*blobs_->blob_size(hbig), static_cast<int64_t>(big.size()));
+  EXPECT_FALSE(has_copy(hbig));
+  EXPECT_TRUE(has_copy(hb) && has_copy(hc)) << copies();
+
+  // At start, with a smaller limit: pruned to it.
+  cache.max_bytes = 3 * kMiB / 2;
+  blobs_ = open_with(cache);
+  std::string left = copies();
+  ASSERT_EQ(std::count(left.begin(), left.end(), '\n'), 1) << left;
+  // Removing a blob takes its copy.
+  std::string kept = has_copy(hb) ? hb : hc;
+  ASSERT_TRUE(blobs_->remove_blob(kept));
+  EXPECT_EQ(copies(), "");
+}
+
+TEST_P(S3LocalCacheTest, RecentlyUsedCopiesStayAndPushesCanKeepNone) {
+  constexpr uint64_t kMiB = 1 << 20;
+  storage::LocalCacheOptions cache;
+  cache.max_bytes = kMiB;
+  blobs_ = open_with(cache);  // min_age at its default: nothing here is old enough to go
+  std::string ha = commit(pattern(kMiB / 2 + 1)), hb = commit(pattern(kMiB / 2 + 2));
+  EXPECT_TRUE(has_copy(ha) && has_copy(hb)) << copies();
+
+  cache.keep_pushed = false;
+  blobs_ = open_with(cache);
+  std::string hc = commit("no copy of this one");
+  EXPECT_FALSE(has_copy(hc)) << copies();
+  EXPECT_TRUE(has_copy(ha) && has_copy(hb)) << copies();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BlobStorageTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, S3LocalCacheTest, ::testing::Values(BlobBackend::S3),
+                         BlobBackendName());
 INSTANTIATE_TEST_SUITE_P(Backends, FsBlobStorageTest, ::testing::Values(BlobBackend::Fs),
                          BlobBackendName());
 INSTANTIATE_TEST_SUITE_P(Backends, BlobStorageFaultTest, ::testing::Values(BlobBackend::S3),

@@ -179,15 +179,37 @@ TEST_F(RegistryS3Test, GcDeletesFromTheBucketAndFsckReadsIt) {
   EXPECT_NE(bad.out.find("content hashes to"), std::string::npos) << bad.out;
 }
 
-TEST_F(RegistryS3Test, ColdGetsStreamFromOneS3GetAndLeaveAVerifiedLocalCopy) {
+// A node that takes a push keeps the checked spool as the blob's local copy: its pulls need no
+// S3 GET.
+TEST_F(RegistryS3Test, PushedBlobsArePulledFromTheLocalCopy) {
   TestDaemon d([this](config::Config& c) { home_.apply(c); });
+  RegistryClient c(d.port(), d.admin().basic_header());
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  std::string blob = pattern(7 * 1024 * 1024 + 1);
+  std::string dg = sha256_digest(blob);
+  std::string hex = dg.substr(7);
+  ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
+  EXPECT_EQ(cache_files(d.data_dir()), hex + "\n");
+  auto g = c.get("/v2/web/app/blobs/" + dg);
+  ASSERT_EQ(g.status, 200) << g.describe().substr(0, 500);
+  EXPECT_TRUE(g.body == blob);
+  EXPECT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 0);
+  EXPECT_EQ(run("ls -A " + d.data_dir() + "/uploads").out, "");
+}
+
+TEST_F(RegistryS3Test, ColdGetsStreamFromOneS3GetAndLeaveAVerifiedLocalCopy) {
+  // As on a node that did not take the push: no local copy, so the GETs are cold.
+  TestDaemon d([this](config::Config& c) {
+    home_.apply(c);
+    c.storage.s3.cache_pushed = false;
+  });
   RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string blob = pattern(24 * 1024 * 1024 + 7);
   std::string dg = sha256_digest(blob);
   std::string hex = dg.substr(7);
   ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
-  ASSERT_EQ(cache_files(d.data_dir()), "");  // a push keeps no local copy: the GETs are cold
+  ASSERT_EQ(cache_files(d.data_dir()), "");
   ASSERT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 0);
 
   // Two clients at once: one S3 GET feeds both, and each gets exactly the blob.
@@ -221,7 +243,10 @@ TEST_F(RegistryS3Test, ColdGetsStreamFromOneS3GetAndLeaveAVerifiedLocalCopy) {
 }
 
 TEST_F(RegistryS3Test, ColdGetOfBytesThatDoNotHashRightIsCutShortAndNotKept) {
-  TestDaemon d([this](config::Config& c) { home_.apply(c); });
+  TestDaemon d([this](config::Config& c) {
+    home_.apply(c);
+    c.storage.s3.cache_pushed = false;  // the GETs must go to S3
+  });
   RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string blob = pattern(6 * 1024 * 1024 + 3);

@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "support/harness.h"
 
@@ -723,6 +725,8 @@ TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
   EXPECT_EQ(d->storage.driver, "fs");
   EXPECT_TRUE(d->storage.s3.path_style);
   EXPECT_FALSE(d->storage.s3.redirect_pulls);
+  EXPECT_EQ(d->storage.s3.cache_size, uint64_t{10} << 30);
+  EXPECT_TRUE(d->storage.s3.cache_pushed);
 
   test::TempDir dir;
   test::write_file(dir / "s3.id", "AKID\n");
@@ -732,7 +736,8 @@ TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
       "http://127.0.0.1:7480\n    region: eu-west-1\n    bucket: berth\n"
       "    access_key_id_file: " +
       (dir / "s3.id") + "\n    secret_access_key_file: " + (dir / "s3.secret") +
-      "\n    path_style: false\n    redirect_pulls: true\n");
+      "\n    path_style: false\n    redirect_pulls: true\n    cache_size: 512MiB\n"
+      "    cache_pushed: false\n");
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->storage.driver, "s3");
   EXPECT_EQ(c->storage.s3.endpoint, "http://127.0.0.1:7480");
@@ -741,6 +746,8 @@ TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
   EXPECT_EQ(c->storage.s3.access_key_id_file, dir / "s3.id");
   EXPECT_FALSE(c->storage.s3.path_style);
   EXPECT_TRUE(c->storage.s3.redirect_pulls);
+  EXPECT_EQ(c->storage.s3.cache_size, uint64_t{512} << 20);
+  EXPECT_FALSE(c->storage.s3.cache_pushed);
   auto v = validate(*c);
   EXPECT_TRUE(v) << v.error().message();
 
@@ -779,6 +786,26 @@ TEST(ConfigStorageTest, BadS3SettingsNameTheKey) {
                  (dir / "k") + "\n    secret_access_key_file: " + (dir / "missing") + "\n",
              "storage.s3.secret_access_key_file");
   expect_bad("storage:\n  s3:\n    redirect_pulls: maybe\n", "storage.s3.redirect_pulls");
+  for (const char* size : {"big", "-1", "10 PiB", "1.5GiB", "GiB", "99999999999TiB"}) {
+    expect_bad(std::string("storage:\n  s3:\n    cache_size: \"") + size + "\"\n",
+               "storage.s3.cache_size");
+  }
+}
+
+TEST(ConfigStorageTest, CacheSizesTakeUnits) {
+  for (auto [text, bytes] :
+       std::initializer_list<std::pair<const char*, uint64_t>>{{"0", 0},
+                                                               {"4096", 4096},
+                                                               {"20G", uint64_t{20} << 30},
+                                                               {"20GiB", uint64_t{20} << 30},
+                                                               {"20GB", 20'000'000'000},
+                                                               {"1 TiB", uint64_t{1} << 40},
+                                                               {"300MB", 300'000'000}}) {
+    auto c =
+        load_string(std::string("version: 1\nstorage:\n  s3:\n    cache_size: ") + text + "\n");
+    ASSERT_TRUE(c) << text << ": " << c.error().message();
+    EXPECT_EQ(c->storage.s3.cache_size, bytes) << text;
+  }
 }
 
 }  // namespace

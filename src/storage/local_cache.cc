@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "storage/local_cache.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "common/fs.h"
+
+namespace berth::storage {
+
+Status LocalCache::init() {
+  BERTH_TRY(fs::make_dirs(dir_));
+  std::error_code ec;
+  auto now_wall = static_cast<int64_t>(std::time(nullptr));
+  auto now = Clock::now();
+  std::lock_guard lock(mu_);
+  entries_.clear();
+  bytes_ = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.find(".part") != std::string::npos) {
+      std::filesystem::remove(e.path(), ec);  // a copy a crash left half-written is of no use
+      continue;
+    }
+    struct stat st {};
+    if (::stat(e.path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;
+    }
+    // What was modified longest ago counts as used longest ago.
+    auto age = std::chrono::seconds(std::max<int64_t>(0, now_wall - st.st_mtime));
+    Entry en{static_cast<uint64_t>(st.st_size), now - age};
+    bytes_ += en.size;
+    entries_.emplace(std::move(name), en);
+  }
+  if (ec) {
+    return fs::errno_error("list", dir_);
+  }
+  prune_locked();
+  return ok();
+}
+
+void LocalCache::added(const std::string& hex, uint64_t size) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = entries_.try_emplace(hex);
+  if (!inserted) {
+    bytes_ -= it->second.size;
+  }
+  it->second = {size, Clock::now()};
+  bytes_ += size;
+  prune_locked();
+}
+
+void LocalCache::used(const std::string& hex) {
+  std::lock_guard lock(mu_);
+  if (auto it = entries_.find(hex); it != entries_.end()) {
+    it->second.last_use = Clock::now();
+  }
+}
+
+void LocalCache::remove(const std::string& hex) {
+  std::lock_guard lock(mu_);
+  ::unlink(path(hex).c_str());
+  if (auto it = entries_.find(hex); it != entries_.end()) {
+    bytes_ -= it->second.size;
+    entries_.erase(it);
+  }
+}
+
+uint64_t LocalCache::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+void LocalCache::prune_locked() {
+  if (opts_.max_bytes == 0 || bytes_ <= opts_.max_bytes) {
+    return;
+  }
+  auto protect_from = Clock::now() - opts_.min_age;
+  std::vector<std::pair<Clock::time_point, std::string>> old;
+  for (const auto& [hex, e] : entries_) {
+    if (e.last_use <= protect_from) {
+      old.emplace_back(e.last_use, hex);
+    }
+  }
+  std::sort(old.begin(), old.end());
+  // Down to 90%, so that a full cache does not prune on every copy.
+  uint64_t target = opts_.max_bytes / 10 * 9;
+  for (const auto& [when, hex] : old) {
+    if (bytes_ <= target) {
+      break;
+    }
+    ::unlink(path(hex).c_str());
+    auto it = entries_.find(hex);
+    bytes_ -= it->second.size;
+    entries_.erase(it);
+  }
+}
+
+}  // namespace berth::storage

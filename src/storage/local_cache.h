@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Private to src/storage: the index of the S3 driver's local copies, DATA/cache/blobs/<hex>,
+// and the limit on the disk they take (LocalCacheOptions, blob_storage.h).
+//
+// Every copy that is renamed into place is added(); every reader that takes one marks it
+// used(). When the copies add up to more than max_bytes, the least recently used go until they
+// take 90% of it, except those used in the last min_age: a reader that was handed a path
+// (local_file()) opens it within that time, and one that has it open keeps reading after the
+// unlink. So the limit is soft by what min_age protects. At start the copies on disk are
+// indexed oldest modification first, and pruned to the limit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "common/result.h"
+#include "storage/blob_storage.h"
+
+namespace berth::storage {
+
+class LocalCache {
+ public:
+  LocalCache(std::string dir, LocalCacheOptions opts) : dir_(std::move(dir)), opts_(opts) {}
+
+  /// Makes the directory, removes part files a crash left, indexes the copies, prunes.
+  Status init();
+  const LocalCacheOptions& options() const { return opts_; }
+  std::string path(const std::string& hex) const { return dir_ + "/" + hex; }
+  /// Whether a copy of `size` bytes may be kept at all (never one bigger than the limit).
+  bool fits(uint64_t size) const { return opts_.max_bytes == 0 || size <= opts_.max_bytes; }
+
+  /// A copy of `size` bytes was renamed into place (again: its size is replaced). Prunes.
+  void added(const std::string& hex, uint64_t size);
+  /// A reader took the copy: it is the most recently used.
+  void used(const std::string& hex);
+  /// Removes the copy, if any.
+  void remove(const std::string& hex);
+  /// The bytes the indexed copies take.
+  uint64_t bytes() const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Entry {
+    uint64_t size = 0;
+    Clock::time_point last_use;
+  };
+  void prune_locked();
+
+  std::string dir_;
+  LocalCacheOptions opts_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;  // by hex
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace berth::storage
