@@ -683,7 +683,7 @@ Result<storage::BlobStoragePtr> open_blob_storage(const config::Config& cfg) {
   cache.max_bytes = c.cache_size;
   cache.keep_pushed = c.cache_pushed;
   return storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(std::move(o)),
-                                       cfg.data_dir, cfg.storage.fsync, cache);
+                                       cfg.data_dir, cache);
 }
 
 int run_fsck(const std::string& data_dir_arg, bool force) {

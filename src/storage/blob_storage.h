@@ -130,9 +130,9 @@ class BlobStorage {
   virtual Status read_stored(const std::string& /*hex*/, const ByteSink& /*sink*/) {
     return Error(Errc::Unsupported, "this blob storage keeps no remote copy");
   }
-  /// Closes copy.fd; keep (the caller checked every byte hashes to hex): fsyncs (when
-  /// configured) and renames the part into place, so open_local() finds it; otherwise, or when
-  /// that fails, removes it.
+  /// Closes copy.fd; keep (the caller checked every byte hashes to hex): renames the part into
+  /// place, so open_local() finds it (not fsynced: S3's copies from before a restart are
+  /// hashed before use); otherwise, or when that fails, removes it.
   virtual Status end_local_copy(const std::string& /*hex*/, const LocalCopy& /*copy*/,
                                 bool /*keep*/) {
     return Error(Errc::Unsupported, "this blob storage keeps no local copies");
@@ -166,8 +166,8 @@ struct LocalCacheOptions {
 
 class S3Client;
 /// Blobs in the S3 client's bucket; upload spools and the local copies of local_file() under
-/// data_dir.
-BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir, bool fsync,
+/// data_dir. Nothing local is fsynced: a blob is durable once S3 has it.
+BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir,
                                     LocalCacheOptions cache = {});
 
 }  // namespace berth::storage

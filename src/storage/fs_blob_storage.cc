@@ -37,6 +37,8 @@ Result<std::string> hash_fd(int fd, const std::string& path) {
   return h.hex();
 }
 
+}  // namespace
+
 Result<std::string> hash_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -46,7 +48,6 @@ Result<std::string> hash_path(const std::string& path) {
   ::close(fd);
   return r;
 }
-}  // namespace
 
 class FsBlobStorage::Building {
  public:

@@ -25,6 +25,9 @@
 
 namespace berth::storage {
 
+/// The SHA-256 hex of a file's bytes.
+Result<std::string> hash_path(const std::string& path);
+
 class FsBlobStorage : public BlobStorage {
  public:
   FsBlobStorage(std::string root, bool fsync) : root_(std::move(root)), fsync_(fsync) {}

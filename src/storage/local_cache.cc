@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "storage/fs_blob_storage.h"
 
 namespace berth::storage {
 
@@ -34,7 +35,7 @@ Status LocalCache::init() {
     }
     // What was modified longest ago counts as used longest ago.
     auto age = std::chrono::seconds(std::max<int64_t>(0, now_wall - st.st_mtime));
-    Entry en{static_cast<uint64_t>(st.st_size), now - age};
+    Entry en{static_cast<uint64_t>(st.st_size), now - age, false};
     bytes_ += en.size;
     entries_.emplace(std::move(name), en);
   }
@@ -51,20 +52,51 @@ void LocalCache::added(const std::string& hex, uint64_t size) {
   if (!inserted) {
     bytes_ -= it->second.size;
   }
-  it->second = {size, Clock::now()};
+  it->second = {size, Clock::now(), true};
   bytes_ += size;
   prune_locked();
 }
 
-void LocalCache::used(const std::string& hex) {
-  std::lock_guard lock(mu_);
-  if (auto it = entries_.find(hex); it != entries_.end()) {
+bool LocalCache::usable(const std::string& hex) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(hex);
+    if (it == entries_.end()) {
+      return false;
+    }
+    // Someone may have deleted copies to free the disk: forgotten, so they are fetched again.
+    struct stat st {};
+    if (::stat(path(hex).c_str(), &st) != 0 ||
+        static_cast<uint64_t>(st.st_size) != it->second.size) {
+      forget_locked(hex);
+      return false;
+    }
     it->second.last_use = Clock::now();
+    if (it->second.checked) {
+      return true;
+    }
   }
+  // Hashed without the lock (two readers may both hash it; they agree).
+  auto h = hash_path(path(hex));
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(hex);
+  if (it == entries_.end()) {
+    return false;  // removed meanwhile
+  }
+  if (it->second.checked || (h && *h == hex)) {  // (checked: replaced by a new copy meanwhile)
+    it->second.checked = true;
+    return true;
+  }
+  forget_locked(hex);
+  return false;
 }
 
 void LocalCache::remove(const std::string& hex) {
   std::lock_guard lock(mu_);
+  forget_locked(hex);
+}
+
+void LocalCache::forget_locked(const std::string& hex) {
   ::unlink(path(hex).c_str());
   if (auto it = entries_.find(hex); it != entries_.end()) {
     bytes_ -= it->second.size;
@@ -95,10 +127,7 @@ void LocalCache::prune_locked() {
     if (bytes_ <= target) {
       break;
     }
-    ::unlink(path(hex).c_str());
-    auto it = entries_.find(hex);
-    bytes_ -= it->second.size;
-    entries_.erase(it);
+    forget_locked(hex);
   }
 }
 

@@ -2,12 +2,18 @@
 // Private to src/storage: the index of the S3 driver's local copies, DATA/cache/blobs/<hex>,
 // and the limit on the disk they take (LocalCacheOptions, blob_storage.h).
 //
-// Every copy that is renamed into place is added(); every reader that takes one marks it
-// used(). When the copies add up to more than max_bytes, the least recently used go until they
-// take 90% of it, except those used in the last min_age: a reader that was handed a path
-// (local_file()) opens it within that time, and one that has it open keeps reading after the
-// unlink. So the limit is soft by what min_age protects. At start the copies on disk are
-// indexed oldest modification first, and pruned to the limit.
+// Copies are not fsynced: a crash of the machine could leave one torn under its name. So a copy
+// is trusted only by the process that renamed it into place (added()); one found at start is
+// hashed the first time a reader asks for it (usable()), and removed when it does not match,
+// which costs a read of the file where an fsync of every copy would cost a disk write on every
+// fetch and push.
+//
+// Every reader that takes a copy goes through usable(), which marks it used. When the copies add up
+// to more than max_bytes, the least recently used go until they take 90% of it, except those used
+// in the last min_age: a reader that was handed a path (local_file()) opens it within that time,
+// and one that has it open keeps reading after the unlink. So the limit is soft by what min_age
+// protects. At start the copies on disk are indexed oldest modification first, and pruned to the
+// limit.
 #pragma once
 
 #include <chrono>
@@ -32,10 +38,13 @@ class LocalCache {
   /// Whether a copy of `size` bytes may be kept at all (never one bigger than the limit).
   bool fits(uint64_t size) const { return opts_.max_bytes == 0 || size <= opts_.max_bytes; }
 
-  /// A copy of `size` bytes was renamed into place (again: its size is replaced). Prunes.
+  /// A copy of `size` bytes, checked to hash to hex, was renamed into place (again: its size
+  /// is replaced). Prunes.
   void added(const std::string& hex, uint64_t size);
-  /// A reader took the copy: it is the most recently used.
-  void used(const std::string& hex);
+  /// Whether there is a copy a reader may take (one found at start is hashed first, and
+  /// removed when it does not match); it becomes the most recently used. May read the whole
+  /// file: call from the blocking pool.
+  bool usable(const std::string& hex);
   /// Removes the copy, if any.
   void remove(const std::string& hex);
   /// The bytes the indexed copies take.
@@ -46,7 +55,9 @@ class LocalCache {
   struct Entry {
     uint64_t size = 0;
     Clock::time_point last_use;
+    bool checked = false;  // renamed into place by this process, or hashed since it started
   };
+  void forget_locked(const std::string& hex);
   void prune_locked();
 
   std::string dir_;

@@ -67,11 +67,10 @@ Status write_all(int fd, const char* data, size_t len, const std::string& path) 
 
 class S3BlobStorage : public BlobStorage {
  public:
-  S3BlobStorage(S3ClientPtr s3, std::string data_dir, bool fsync, LocalCacheOptions cache)
+  S3BlobStorage(S3ClientPtr s3, std::string data_dir, LocalCacheOptions cache)
       : s3_(std::move(s3)),
-        spool_(data_dir, fsync),
-        cache_(data_dir + "/cache/blobs", cache),
-        fsync_(fsync) {}
+        spool_(data_dir, /*fsync=*/false),
+        cache_(data_dir + "/cache/blobs", cache) {}
 
   const char* driver() const override { return "s3"; }
 
@@ -222,7 +221,6 @@ class S3BlobStorage : public BlobStorage {
   Result<std::string> local_file(const std::string& hex) override {
     BERTH_ASSIGN_OR_RETURN(auto copy, start_local_copy(hex));
     if (!copy) {
-      cache_.used(hex);
       return cache_.path(hex);
     }
     Sha256 h;
@@ -253,19 +251,25 @@ class S3BlobStorage : public BlobStorage {
 
   Result<int> open_local(const std::string& hex) override {
     std::string path = cache_.path(hex);
+    if (!cache_.usable(hex)) {
+      return Error(Errc::NotFound, "no local copy of blob sha256:" + hex);
+    }
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {  // deleted since usable(): fetched again
+      cache_.remove(hex);
+      return Error(Errc::NotFound, "no local copy of blob sha256:" + hex);
+    }
     if (fd < 0) {
       return fs::errno_error("open", path);
     }
-    cache_.used(hex);
     return fd;
   }
 
   Result<std::optional<LocalCopy>> start_local_copy(const std::string& hex) override {
-    std::string path = cache_.path(hex);
-    if (::access(path.c_str(), R_OK) == 0) {
+    if (cache_.usable(hex)) {
       return std::optional<LocalCopy>();
     }
+    std::string path = cache_.path(hex);
     static std::atomic<uint64_t> seq{0};
     LocalCopy c;
     c.part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
@@ -280,14 +284,12 @@ class S3BlobStorage : public BlobStorage {
     return s3_->get_object(blob_key(hex), sink);
   }
 
+  // Not fsynced: local_cache.h checks copies from before a restart instead.
   Status end_local_copy(const std::string& hex, const LocalCopy& copy, bool keep) override {
     Status s = ok();
     struct stat st {};
     if (keep && ::fstat(copy.fd, &st) != 0) {
       s = fs::errno_error("stat", copy.part);
-    }
-    if (keep && s && fsync_ && ::fsync(copy.fd) != 0) {
-      s = fs::errno_error("fsync", copy.part);
     }
     if (::close(copy.fd) != 0 && s && keep) {
       s = fs::errno_error("close", copy.part);
@@ -418,20 +420,10 @@ class S3BlobStorage : public BlobStorage {
     return s;
   }
 
-  // A committed upload's spool, whose bytes hash to hex, becomes the blob's local copy (as
-  // fsynced as one fetched), so pulls and deploys on this node need no S3 GET. Best effort:
-  // the commit is done whatever happens here.
+  // A committed upload's spool, whose bytes hash to hex, becomes the blob's local copy, so
+  // pulls and deploys on this node need no S3 GET. Best effort: the commit is done whatever
+  // happens here.
   void keep_spool(const std::string& data, const std::string& hex, uint64_t size) {
-    if (fsync_) {
-      int fd = ::open(data.c_str(), O_RDONLY | O_CLOEXEC);
-      bool synced = fd >= 0 && ::fsync(fd) == 0;
-      if (fd >= 0) {
-        ::close(fd);
-      }
-      if (!synced) {
-        return;
-      }
-    }
     if (::rename(data.c_str(), cache_.path(hex).c_str()) == 0) {
       cache_.added(hex, size);
     }
@@ -442,14 +434,13 @@ class S3BlobStorage : public BlobStorage {
   std::mutex streams_mu_;
   std::map<std::string, std::shared_ptr<Stream>> streams_;  // by upload id
   LocalCache cache_;
-  bool fsync_;
 };
 
 }  // namespace
 
-BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir, bool fsync,
+BlobStoragePtr make_s3_blob_storage(std::shared_ptr<S3Client> s3, std::string data_dir,
                                     LocalCacheOptions cache) {
-  return std::make_shared<S3BlobStorage>(std::move(s3), std::move(data_dir), fsync, cache);
+  return std::make_shared<S3BlobStorage>(std::move(s3), std::move(data_dir), cache);
 }
 
 }  // namespace berth::storage

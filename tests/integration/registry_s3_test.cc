@@ -285,8 +285,7 @@ TEST_F(RegistryS3Test, CommitAboveTheSingleCopyLimitCopiesInParts) {
   opts.max_copy_size = 1 << 20;
   opts.copy_part_size = 5 << 20;
   TempDir data;
-  auto blobs = storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(opts), data.path(),
-                                             /*fsync=*/false);
+  auto blobs = storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(opts), data.path());
   ASSERT_TRUE(blobs->init());
   std::string blob = pattern(12 * 1024 * 1024 + 5);
   std::string hex = sha256_digest(blob).substr(7);

@@ -187,6 +187,10 @@ bool RgwServer::bootstrap() {
                  "paxos propose interval = 0.01\n"
                  "paxos min wait = 0.001\n"
                  "osd mon report interval = 1\n"
+                 // A radosgw that was killed (stop()) keeps its watches on the control objects
+                 // until they time out, and the next one's first bucket creation waits for
+                 // them: 30 s by default.
+                 "osd client watch timeout = 3\n"
                  "run dir = " +
                  d +
                  "/run\n"
