@@ -4,7 +4,7 @@
 // or SIGTERM.
 //
 //   berth_router_bench --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 [--upstream ...]
-//                      [--threads N] [--max-idle N] [--access-log]
+//                      [--threads N] [--max-idle N] [--access-log] [--protocol h2c]
 //                      [--tls-listen 127.0.0.1:8443 --cert CHAIN.pem --key KEY.pem]
 #include <csignal>
 #include <cstdio>
@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:8080";
   std::string tls_listen, cert_file, key_file;
   std::vector<std::string> upstreams;
+  bool h2c = false;  // to the upstreams over HTTP/2 cleartext (as for gRPC)
   size_t threads = std::thread::hardware_concurrency();
   router::RouterOptions opts;
   opts.access_log = false;
@@ -56,6 +57,9 @@ int main(int argc, char** argv) {
       key_file = argv[++i];
     } else if (a == "--max-idle" && i + 1 < argc) {
       opts.max_idle_per_upstream = static_cast<size_t>(std::atoi(argv[++i]));
+    } else if (a == "--protocol" && i + 1 < argc && std::string(argv[i + 1]) == "h2c") {
+      h2c = true;
+      ++i;
     } else if (a == "--access-log") {
       opts.access_log = true;
     } else {
@@ -79,6 +83,7 @@ int main(int argc, char** argv) {
   router::Router r(raw, opts);
   router::Route route;
   route.service = "bench";
+  route.protocol = h2c ? router::Route::Protocol::h2c : router::Route::Protocol::http1;
   for (size_t i = 0; i < upstreams.size(); ++i) {
     auto u = std::make_shared<router::Upstream>();
     u->id = "bench-" + std::to_string(i);

@@ -4,18 +4,20 @@
 #   1. HTTPS requests/s over keep-alive          wrk -c$CONNS https://...
 #   2. new TLS handshakes/s (one request each)    wrk -c$CONNS -H 'Connection: close'
 #   3. HTTP/2 requests/s                          h2load -c$CONNS -m$STREAMS
+#   4. HTTP/2 requests/s to an HTTP/2 (h2c) backend, as gRPC runs: h2load as in 3; nginx
+#      proxies with grpc_pass (keepalive 64), berth with a route of protocol h2c
 # each with its p99 (wrk's --latency; for h2load, from its per-request --log-file).
 #
 #   bench/router_tls_bench.sh                       # builds build-bench/ (Release)
 #   BUILD_DIR=build ROUNDS=1 SECS=5 bench/router_tls_bench.sh --no-build
 #
-# Backend: nginx (2 workers) serving a 1 KiB file with keep-alive. Proxies: nginx with
+# Backend: nginx (2 workers) serving a 1 KiB file with keep-alive (over h2c on a second port). Proxies: nginx with
 # worker_processes = THREADS (berth's I/O threads, default nproc), TLS 1.2/1.3, session
 # tickets on, http2 on the TLS listener, `upstream { keepalive 64; }`, access log off; berth's
 # router (bench/router_bench_main.cc --tls-listen) with THREADS I/O threads, access log off.
 # Every server binds its own free loopback port and writes its pid/logs under $OUT; all are
 # stopped on exit. Prints medians and the ratios berth/nginx. Knobs: ROUNDS SECS CONNS
-# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of "keepalive handshake h2").
+# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of "keepalive handshake h2 h2c").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -54,6 +56,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$O
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 BACK=$(free_port); NGX=$(free_port); BERTH=$(free_port); BERTH_TLS=$(free_port)
+BACK_H2C=$(free_port); NGX_H2C=$(free_port); BERTH_H2C=$(free_port); BERTH_H2C_TLS=$(free_port)
 
 cat > "$OUT/backend/nginx.conf" <<CONF
 worker_processes 2;
@@ -65,6 +68,7 @@ http {
   keepalive_requests 1000000;
   client_body_temp_path $OUT/backend/tmp;
   server { listen 127.0.0.1:$BACK reuseport; root $OUT/www; }
+  server { listen 127.0.0.1:$BACK_H2C reuseport http2; root $OUT/www; }
 }
 CONF
 cat > "$OUT/proxy/nginx.conf" <<CONF
@@ -93,6 +97,18 @@ http {
       proxy_set_header X-Forwarded-Proto https;
     }
   }
+  upstream backend_h2c { server 127.0.0.1:$BACK_H2C; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGX_H2C ssl http2;
+    ssl_certificate $OUT/cert.pem;
+    ssl_certificate_key $OUT/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      grpc_pass grpc://backend_h2c;
+      grpc_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      grpc_set_header X-Forwarded-Proto https;
+    }
+  }
 }
 CONF
 
@@ -114,6 +130,10 @@ trap cleanup EXIT
 setsid "$BENCH_BIN" --listen 127.0.0.1:$BERTH --tls-listen 127.0.0.1:$BERTH_TLS --cert "$OUT/cert.pem" \
   --key "$OUT/key.pem" --upstream 127.0.0.1:$BACK --threads "$THREADS" > "$OUT/berth.log" 2>&1 &
 PIDS+=($!)
+setsid "$BENCH_BIN" --listen 127.0.0.1:$BERTH_H2C --tls-listen 127.0.0.1:$BERTH_H2C_TLS \
+  --cert "$OUT/cert.pem" --key "$OUT/key.pem" --upstream 127.0.0.1:$BACK_H2C --protocol h2c \
+  --threads "$THREADS" > "$OUT/berth-h2c.log" 2>&1 &
+PIDS+=($!)
 
 wait_up() {
   for _ in $(seq 100); do
@@ -125,6 +145,8 @@ wait_up() {
 wait_up "http://127.0.0.1:$BACK/1k.bin"
 wait_up "https://127.0.0.1:$NGX/1k.bin"
 wait_up "https://127.0.0.1:$BERTH_TLS/1k.bin"
+wait_up "https://127.0.0.1:$NGX_H2C/1k.bin"
+wait_up "https://127.0.0.1:$BERTH_H2C_TLS/1k.bin"
 
 # wrk prints "99%  1.23ms"; convert to microseconds.
 p99_us() { awk '$1=="99%"{v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
@@ -137,10 +159,14 @@ h2_p99() { sort -n -k3 "$1" | awk '{a[NR]=$3} END{i=int(NR*0.99); if(i<1)i=1; pr
 median() { sort -n | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 # CPU time (utime + stime, in clock ticks) of the proxy under test: nginx's workers, or berth.
-proxy_pids() {
-  if [ "$1" = berth ]; then echo "${PIDS[0]}"; else pgrep -P "$(cat "$OUT/proxy/nginx.pid")"; fi
+proxy_pids() {  # who test
+  if [ "$1" = berth ]; then
+    if [ "$2" = h2c ]; then echo "${PIDS[1]}"; else echo "${PIDS[0]}"; fi
+  else
+    pgrep -P "$(cat "$OUT/proxy/nginx.pid")"
+  fi
 }
-cpu_ticks() { local t=0; for p in $(proxy_pids "$1"); do
+cpu_ticks() { local t=0; for p in $(proxy_pids "$1" "$2"); do
   t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
@@ -149,21 +175,25 @@ TICK_US=$((1000000 / $(getconf CLK_TCK)))
 run_one() {  # who test round
   local who=$1 test=$2 r=$3 port=$NGX
   [ "$who" = berth ] && port=$BERTH_TLS
+  if [ "$test" = h2c ]; then
+    port=$NGX_H2C
+    [ "$who" = berth ] && port=$BERTH_H2C_TLS
+  fi
   local f="$OUT/$test-$who-$r" before after n
-  before=$(cpu_ticks "$who")
+  before=$(cpu_ticks "$who" "$test")
   case $test in
     keepalive | handshake)
       local close=()
       [ "$test" = handshake ] && close=(-H 'Connection: close')
       wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "${close[@]}" \
         "https://127.0.0.1:$port/1k.bin" > "$f.txt"
-      after=$(cpu_ticks "$who")
+      after=$(cpu_ticks "$who" "$test")
       n=$(awk '/requests in/{print $1}' "$f.txt")
       echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
-    h2)
+    h2 | h2c)
       h2load -t"$WRK_THREADS" -c"$CONNS" -m"$STREAMS" -D"$SECS" --warm-up-time=1 \
         --log-file="$f.log" "https://127.0.0.1:$port/1k.bin" > "$f.txt" 2>&1
-      after=$(cpu_ticks "$who")
+      after=$(cpu_ticks "$who" "$test")
       grep -q "Application protocol: h2" "$f.txt" || echo "warning: $f.txt: not h2" >&2
       # Requests in the log: the ones measured (the warm-up's are not logged, but its CPU
       # counts, so this slightly overstates CPU per request for both sides alike).
@@ -177,7 +207,7 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CONNS con
 echo
 echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-for test in ${TESTS:-keepalive handshake h2}; do
+for test in ${TESTS:-keepalive handshake h2 h2c}; do
   for r in $(seq "$ROUNDS"); do
     order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
     for who in $order; do

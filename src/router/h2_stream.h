@@ -14,28 +14,6 @@ namespace berth::router {
 
 using H2Fields = std::vector<std::pair<std::string, std::string>>;
 
-// A wake-up for one coroutine on this thread: notify() before or during wait() both count.
-class Signal {
- public:
-  explicit Signal(asio::io_context& io) : t_(io) {}
-  void notify() {
-    pending_ = true;
-    t_.cancel();
-  }
-  awaitable<void> wait() {
-    if (!pending_) {
-      t_.expires_at(asio::steady_timer::time_point::max());
-      beast::error_code ec;
-      co_await t_.async_wait(asio::redirect_error(use_awaitable, ec));
-    }
-    pending_ = false;
-  }
-
- private:
-  asio::steady_timer t_;
-  bool pending_ = false;
-};
-
 struct H2Stream {
   H2Stream(asio::io_context& io, int32_t i) : id(i), wake(io), room(io) {}
   int32_t id;

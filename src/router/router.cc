@@ -90,6 +90,9 @@ void fire(Watch* w) {
   if (w->b != nullptr) {
     w->b->cancel(ec);
   }
+  if (w->signal != nullptr) {
+    w->signal->notify();
+  }
 }
 
 // The timeout sweep of one I/O thread.

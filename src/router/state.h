@@ -45,11 +45,16 @@ struct IdleConn {
   Clock::time_point since;
 };
 
+struct H2cConn;  // h2c_upstream.cc: one multiplexed HTTP/2 connection to an instance
+
 struct Upstream::Pool {
   static constexpr size_t kSlots = 16;
   struct alignas(64) Slot {
     std::atomic<const void*> owner{nullptr};
     std::vector<IdleConn> idle;
+    // h2c connections of this thread (kept alive by their own reader; the pool only finds
+    // them, so it never ends one on another thread).
+    std::vector<std::weak_ptr<H2cConn>> h2c;
   };
   std::array<Slot, kSlots> slots;
   std::atomic<size_t> idle_total{0};
@@ -112,8 +117,31 @@ struct Compiled {
 // ---------------------------------------------------------------------------------------------
 // Timeouts.
 
+// A wake-up for one coroutine on this thread: notify() before or during wait() both count.
+class Signal {
+ public:
+  explicit Signal(asio::io_context& io) : t_(io) {}
+  void notify() {
+    pending_ = true;
+    t_.cancel();
+  }
+  awaitable<void> wait() {
+    if (!pending_) {
+      t_.expires_at(asio::steady_timer::time_point::max());
+      beast::error_code ec;
+      co_await t_.async_wait(asio::redirect_error(use_awaitable, ec));
+    }
+    pending_ = false;
+  }
+
+ private:
+  asio::steady_timer t_;
+  bool pending_ = false;
+};
+
 enum class Wait { Idle, Connect, Response };
 
+// A deadline the sweep checks; when it passes, the sweep cancels a and b and notifies signal.
 struct Watch {
   Clock::time_point deadline = Clock::time_point::max();
   Wait kind = Wait::Idle;
@@ -121,11 +149,15 @@ struct Watch {
   bool between_requests = false;
   tcp::socket* a = nullptr;
   tcp::socket* b = nullptr;
+  Signal* signal = nullptr;  // for a wait on no socket of its own (an h2c stream)
   Watch* prev = nullptr;
   Watch* next = nullptr;
 };
 
 struct ThreadCtx;
+
+// Ends an h2c connection (its streams fail); null is fine. On the connection's thread.
+void close_h2c(const std::shared_ptr<H2cConn>& c);
 
 // Router::State is private to Router; the connection code works on this base.
 struct Core {
@@ -183,6 +215,10 @@ struct ThreadCtx {
           if (slot.owner.load() == this) {
             p->idle_total.fetch_sub(slot.idle.size());
             slot.idle.clear();
+            for (auto& conn : slot.h2c) {
+              close_h2c(conn.lock());
+            }
+            slot.h2c.clear();
             slot.owner.store(nullptr);
           }
         }

@@ -2,11 +2,13 @@
 // gRPC through the router: a Python grpcio server (generic handlers, raw bytes, no protoc) on
 // 127.0.0.1 behind a route with protocol h2c, and a Python grpcio client over TLS (ALPN h2)
 // to the router. Unary with a large message and trailing metadata, bidirectional streaming,
-// and a call past its deadline, which must end the stream at the server too.
+// a call past its deadline, which must end the stream at the server too, and concurrent
+// calls, all multiplexed on one connection to the instance.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <thread>
 
@@ -32,6 +34,8 @@ import sys, time, grpc
 from concurrent import futures
 
 port, dir = sys.argv[1], sys.argv[2]
+# A maximum connection age (ms): the server ends each connection with GOAWAY after it.
+age = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 
 def unary(req, ctx):
     ctx.set_trailing_metadata((("x-trailer", "t%d" % len(req)),))
@@ -52,7 +56,8 @@ handlers = {
     "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
     "Slow": grpc.unary_unary_rpc_method_handler(slow),
 }
-server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+options = [("grpc.max_connection_age_ms", age), ("grpc.max_connection_age_grace_ms", 10000)] if age else []
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
 server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("echo.Echo", handlers),))
 server.add_insecure_port("127.0.0.1:" + port)
 server.start()
@@ -60,14 +65,18 @@ open(dir + "/ready", "w").write("ready\n")
 server.wait_for_termination()
 )PY";
 
-constexpr const char* kClient = R"PY(
-import sys, grpc
+// Every client script starts with this: a channel to the router, over TLS, for app.test.
+constexpr const char* kChannel = R"PY(
+import sys, time, grpc
+from concurrent.futures import ThreadPoolExecutor
 
 port, ca = sys.argv[1], sys.argv[2]
 creds = grpc.ssl_channel_credentials(open(ca, "rb").read())
 opts = (("grpc.ssl_target_name_override", "app.test"), ("grpc.default_authority", "app.test"))
 ch = grpc.secure_channel("127.0.0.1:" + port, creds, options=opts)
+)PY";
 
+constexpr const char* kClient = R"PY(
 unary = ch.unary_unary("/echo.Echo/Unary")
 resp, call = unary.with_call(b"hello", timeout=30)
 print("unary", resp.decode(), call.code().name, dict(call.trailing_metadata()).get("x-trailer"))
@@ -93,10 +102,29 @@ try:
     print("missing", "OK")
 except grpc.RpcError as e:
     print("missing", e.code().name)
+
+with ThreadPoolExecutor(20) as ex:
+    got = list(ex.map(lambda i: unary(b"c%d" % i, timeout=30), range(60)))
+print("concurrent", all(g == b"echo:c%d" % i for i, g in enumerate(got)))
+)PY";
+
+constexpr const char* kAgingClient = R"PY(
+unary = ch.unary_unary("/echo.Echo/Unary")
+calls, good = 0, 0
+end = time.time() + 2.5
+with ThreadPoolExecutor(4) as ex:
+    while time.time() < end:
+        got = list(ex.map(lambda i: unary(b"a%d" % i, timeout=30), range(8)))
+        calls += len(got)
+        good += sum(1 for i, g in enumerate(got) if g == b"echo:a%d" % i)
+print("aging", calls == good, calls >= 40)
 )PY";
 
 class RouterGrpcTest : public ::testing::Test {
  protected:
+  // Extra arguments for the server (its maximum connection age).
+  virtual std::string server_args() const { return ""; }
+
   void SetUp() override {
     if (run(std::string(kPython) + " -c 'import grpc' 2>&1").code != 0) {
       GTEST_SKIP() << "python3-grpcio is not installed";
@@ -112,12 +140,13 @@ class RouterGrpcTest : public ::testing::Test {
                  " -days 1 -extfile app.ext -out app.pem 2>&1");
     ASSERT_EQ(r.code, 0) << r.all();
     write_file(dir_ / "server.py", kServer);
-    write_file(dir_ / "client.py", kClient);
+    write_file(dir_ / "client.py", std::string(kChannel) + kClient);
+    write_file(dir_ / "aging_client.py", std::string(kChannel) + kAgingClient);
 
     backend_port_ = free_port();
-    auto s =
-        run(std::string(kPython) + " " + dir_ / "server.py" + " " + std::to_string(backend_port_) +
-            " " + dir_.path() + " > " + dir_ / "server.log" + " 2>&1 & echo $!");
+    auto s = run(std::string(kPython) + " " + dir_ / "server.py" + " " +
+                 std::to_string(backend_port_) + " " + dir_.path() + " " + server_args() + " > " +
+                 dir_ / "server.log" + " 2>&1 & echo $!");
     ASSERT_EQ(s.code, 0) << s.all();
     server_pid_ = std::stoi(s.out);
     for (int i = 0; i < 300 && !std::filesystem::exists(dir_ / "ready"); ++i) {
@@ -183,8 +212,8 @@ class RouterGrpcTest : public ::testing::Test {
     router_->publish(t);
   }
 
-  CmdResult client() {
-    return run("timeout 120 " + std::string(kPython) + " " + dir_ / "client.py" + " " +
+  CmdResult client(const char* script = "client.py") {
+    return run("timeout 120 " + std::string(kPython) + " " + dir_ / script + " " +
                std::to_string(tls_port_) + " " + dir_ / "ca.pem");
   }
 
@@ -206,8 +235,14 @@ TEST_F(RouterGrpcTest, UnaryStreamingAndDeadlineOverH2c) {
             "big True OK t1000000\n"
             "bidi 5 [b'echo:one', b'echo:two', b'echo:three'] True b'echo:five' OK\n"
             "slow DEADLINE_EXCEEDED\n"
-            "missing UNIMPLEMENTED\n")
+            "missing UNIMPLEMENTED\n"
+            "concurrent True\n")
       << r.err;
+  // Every call, the concurrent ones included, went over one multiplexed connection to the
+  // instance, which the router keeps for the next.
+  auto ss = run("ss -Htn state established dst 127.0.0.1:" + std::to_string(backend_port_));
+  ASSERT_EQ(ss.code, 0) << ss.all();
+  EXPECT_EQ(std::count(ss.out.begin(), ss.out.end(), '\n'), 1) << ss.out;
   // The deadline ended the call at the server too (it waits while the call is active).
   for (int i = 0; i < 200 && !std::filesystem::exists(dir_ / "slow-ended"); ++i) {
     std::this_thread::sleep_for(50ms);
@@ -222,6 +257,21 @@ TEST_F(RouterGrpcTest, Http1RouteCannotCarryGrpc) {
   auto r = client();
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(r.out.find("unary echo:hello OK"), std::string::npos) << r.out;
+}
+
+// An instance that ends every connection after 300 ms (gRPC's max_connection_age: GOAWAY, then
+// a grace period) costs no call: the router takes no new stream on a connection that got
+// GOAWAY, opens another, and sends again a call the instance refused unprocessed.
+class RouterGrpcAgingTest : public RouterGrpcTest {
+ protected:
+  std::string server_args() const override { return "300"; }
+};
+
+TEST_F(RouterGrpcAgingTest, ConnectionsTheInstanceEndsCostNoCall) {
+  route(Route::Protocol::h2c);
+  auto r = client("aging_client.py");
+  ASSERT_EQ(r.code, 0) << r.all() << read_file(dir_ / "server.log");
+  EXPECT_EQ(r.out, "aging True True\n") << r.err;
 }
 
 }  // namespace
