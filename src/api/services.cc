@@ -285,6 +285,7 @@ awaitable<void> Api::metrics(http::Exchange& ex) {
   if (services_.router != nullptr) {
     r.body = services_.router->metrics_text();
   }
+  r.body += registry_.metrics_text();
   co_await ex.send(std::move(r));
 }
 

@@ -519,6 +519,8 @@ Result<std::string> Registry::blob_file(const std::string& digest) const {
   return path;
 }
 
+std::string Registry::metrics_text() const { return impl_->blobs.metrics_text(); }
+
 Result<std::string> Registry::Impl::read_blob(const std::string& hex) {
   BERTH_ASSIGN_OR_RETURN(std::string path, blobs.local_file(hex));
   return fs::read_file(path);

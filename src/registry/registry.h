@@ -175,6 +175,8 @@ class Registry {
   /// The local file holding a stored blob ("sha256:..."), for the runtime's layer cache.
   /// NotFound when the registry does not have it.
   Result<std::string> blob_file(const std::string& digest) const;
+  /// The blob storage's own metrics in Prometheus text ("" when it has none).
+  std::string metrics_text() const;
 
   /// Stores a LocalImage as `principal` ("role/builder-web", or "system:build" for berth's own
   /// rights), as a push of each tag would: checks registry:Push on the repository first

@@ -147,6 +147,8 @@ class BlobStorage {
   /// A URL a client can GET the blob from directly until now + ttl (S3: presigned);
   /// Unsupported on fs.
   virtual Result<std::string> presigned_url(const std::string& hex, std::chrono::seconds ttl) = 0;
+  /// The driver's own metrics in Prometheus text (S3: its local copies); "" when none.
+  virtual std::string metrics_text() const { return {}; }
 };
 
 using BlobStoragePtr = std::shared_ptr<BlobStorage>;

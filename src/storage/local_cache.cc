@@ -58,6 +58,13 @@ void LocalCache::added(const std::string& hex, uint64_t size) {
 }
 
 bool LocalCache::usable(const std::string& hex) {
+  bool ok = find_checked(hex);
+  std::lock_guard lock(mu_);
+  ++(ok ? hits_ : misses_);
+  return ok;
+}
+
+bool LocalCache::find_checked(const std::string& hex) {
   {
     std::lock_guard lock(mu_);
     auto it = entries_.find(hex);
@@ -88,6 +95,7 @@ bool LocalCache::usable(const std::string& hex) {
     return true;
   }
   forget_locked(hex);
+  ++torn_;
   return false;
 }
 
@@ -109,6 +117,29 @@ uint64_t LocalCache::bytes() const {
   return bytes_;
 }
 
+std::string LocalCache::metrics_text() const {
+  std::lock_guard lock(mu_);
+  std::string out;
+  auto add = [&out](const char* name, const char* type, const char* help, uint64_t v) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    out.append(name).append(" ").append(std::to_string(v)).append("\n");
+  };
+  add("berth_blob_cache_bytes", "gauge",
+      "Bytes the local copies of S3 blobs take (DATA/cache/blobs).", bytes_);
+  add("berth_blob_cache_limit_bytes", "gauge", "storage.s3.cache_size (0: no limit).",
+      opts_.max_bytes);
+  add("berth_blob_cache_copies", "gauge", "Local copies of S3 blobs.", entries_.size());
+  add("berth_blob_cache_hits_total", "counter", "Reads that found a usable local copy.", hits_);
+  add("berth_blob_cache_misses_total", "counter", "Reads that found no usable local copy.",
+      misses_);
+  add("berth_blob_cache_pruned_total", "counter", "Local copies deleted to stay under the limit.",
+      pruned_);
+  add("berth_blob_cache_torn_total", "counter",
+      "Local copies from before a restart that did not hash right, deleted.", torn_);
+  return out;
+}
+
 void LocalCache::prune_locked() {
   if (opts_.max_bytes == 0 || bytes_ <= opts_.max_bytes) {
     return;
@@ -128,6 +159,7 @@ void LocalCache::prune_locked() {
       break;
     }
     forget_locked(hex);
+    ++pruned_;
   }
 }
 

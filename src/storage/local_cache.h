@@ -49,6 +49,8 @@ class LocalCache {
   void remove(const std::string& hex);
   /// The bytes the indexed copies take.
   uint64_t bytes() const;
+  /// Prometheus text: size, limit, copies, and counts of hits, misses, prunes, torn copies.
+  std::string metrics_text() const;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -58,6 +60,7 @@ class LocalCache {
     bool checked = false;  // renamed into place by this process, or hashed since it started
   };
   void forget_locked(const std::string& hex);
+  bool find_checked(const std::string& hex);
   void prune_locked();
 
   std::string dir_;
@@ -65,6 +68,7 @@ class LocalCache {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;  // by hex
   uint64_t bytes_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, pruned_ = 0, torn_ = 0;
 };
 
 }  // namespace berth::storage

@@ -334,6 +334,8 @@ class S3BlobStorage : public BlobStorage {
     return s3_->presign_get(blob_key(hex), ttl, static_cast<int64_t>(std::time(nullptr)));
   }
 
+  std::string metrics_text() const override { return cache_.metrics_text(); }
+
  private:
   // Parts of an upload sent while its chunks arrived (upload_grew).
   struct Stream {

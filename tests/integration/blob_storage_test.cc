@@ -348,6 +348,10 @@ TEST_P(S3LocalCacheTest, PushedBlobsAreKeptAndTheLeastRecentlyUsedGoPastTheLimit
   EXPECT_EQ(*blobs_->blob_size(hbig), static_cast<int64_t>(big.size()));
   EXPECT_FALSE(has_copy(hbig));
   EXPECT_TRUE(has_copy(hb) && has_copy(hc)) << copies();
+  std::string m = blobs_->metrics_text();
+  EXPECT_NE(m.find("\nberth_blob_cache_pruned_total 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nberth_blob_cache_copies 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nberth_blob_cache_limit_bytes 2621440\n"), std::string::npos) << m;
 
   // At start, with a smaller limit: pruned to it.
   cache.max_bytes = 3 * kMiB / 2;
@@ -377,6 +381,9 @@ TEST_P(S3LocalCacheTest, CopiesFromBeforeARestartAreCheckedBeforeUse) {
   ASSERT_FALSE(gone);
   EXPECT_EQ(gone.error().code(), Errc::NotFound);
   EXPECT_FALSE(has_copy(ht)) << copies();
+  std::string m = blobs_->metrics_text();
+  EXPECT_NE(m.find("\nberth_blob_cache_torn_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nberth_blob_cache_hits_total 1\n"), std::string::npos) << m;
   auto path = blobs_->local_file(ht);
   ASSERT_TRUE(path) << path.error().message();
   EXPECT_TRUE(read_file(*path) == torn);

@@ -195,6 +195,13 @@ TEST_F(RegistryS3Test, PushedBlobsArePulledFromTheLocalCopy) {
   EXPECT_TRUE(g.body == blob);
   EXPECT_EQ(rgw_gets_of(home_.bucket(), storage::blob_key(hex)), 0);
   EXPECT_EQ(run("ls -A " + d.data_dir() + "/uploads").out, "");
+  // The copies show in berthd's metrics.
+  auto m = c.get("/metrics");
+  ASSERT_EQ(m.status, 200) << m.describe().substr(0, 300);
+  EXPECT_NE(m.body.find("\nberth_blob_cache_bytes " + std::to_string(blob.size()) + "\n"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("\nberth_blob_cache_hits_total 1\n"), std::string::npos) << m.body;
 }
 
 TEST_F(RegistryS3Test, ColdGetsStreamFromOneS3GetAndLeaveAVerifiedLocalCopy) {
@@ -285,7 +292,8 @@ TEST_F(RegistryS3Test, CommitAboveTheSingleCopyLimitCopiesInParts) {
   opts.max_copy_size = 1 << 20;
   opts.copy_part_size = 5 << 20;
   TempDir data;
-  auto blobs = storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(opts), data.path());
+  auto blobs =
+      storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(opts), data.path());
   ASSERT_TRUE(blobs->init());
   std::string blob = pattern(12 * 1024 * 1024 + 5);
   std::string hex = sha256_digest(blob).substr(7);
