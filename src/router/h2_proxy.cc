@@ -196,7 +196,7 @@ awaitable<unsigned> H2Conn::proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMe
   auto& shard = metrics->shard[tc_.index];
   bump(shard.in_flight, int64_t{1});
   H2Fields fields = h2c_request_fields(*s, tc_, peer_, authority);
-  H2cResult r = co_await proxy_h2c(&tc_, &opts_, u, s, this, std::move(fields));
+  H2cResult r = co_await proxy_h2c(st_, &tc_, &opts_, u, s, this, std::move(fields));
   *bytes = r.bytes;
   unsigned status = r.status;
   if (status < 100) {

@@ -62,9 +62,10 @@ struct H2cResult {
 H2Fields h2c_request_fields(const H2Stream& s, ThreadCtx& tc, std::string_view peer,
                             std::string_view authority);
 
-// Proxies stream s to upstream u over HTTP/2 cleartext with prior knowledge, on a
-// connection of its own. fields: the request's regular header fields to forward.
-awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstream* u, H2Stream* s,
-                               H2Downstream* down, H2Fields fields);
+// Proxies stream s to upstream u over HTTP/2 cleartext with prior knowledge, on one of this
+// thread's connections to u, shared with other streams (h2c_upstream.cc). fields: the
+// request's regular header fields to forward.
+awaitable<H2cResult> proxy_h2c(std::shared_ptr<State> st, ThreadCtx* tc, const RouterOptions* opts,
+                               Upstream* u, H2Stream* s, H2Downstream* down, H2Fields fields);
 
 }  // namespace berth::router

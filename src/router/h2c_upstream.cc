@@ -30,7 +30,12 @@ namespace berth::router {
 namespace {
 constexpr size_t kMaxStreamsPerConn = 100;
 constexpr int32_t kStreamWindow = 256 * 1024;
-constexpr int32_t kConnWindow = static_cast<int32_t>(kMaxStreamsPerConn) * kStreamWindow;
+// The largest HTTP/2 allows: nghttp2 opens it again only once half of it is consumed, so a
+// window just big enough for every stream's could stall them all behind a few slow clients.
+// The stream windows bound what waits in berthd.
+constexpr int32_t kConnWindow = NGHTTP2_MAX_WINDOW_SIZE;
+// New streams go to another connection before this one's stream ids run out.
+constexpr int32_t kLastStreamId = (1 << 30);
 }  // namespace
 
 // One stream on an H2cConn, owned by its proxy_h2c coroutine.
@@ -53,7 +58,8 @@ struct H2cCall {
 };
 
 struct H2cConn : std::enable_shared_from_this<H2cConn> {
-  explicit H2cConn(ThreadCtx& t) : tc(t), sock(t.ioc), wake(t.ioc), ready(t.ioc) {
+  H2cConn(std::shared_ptr<State> s, ThreadCtx& t)
+      : st(std::move(s)), tc(t), sock(t.ioc), wake(t.ioc), ready(t.ioc) {
     ready.expires_at(asio::steady_timer::time_point::max());
     watch.a = &sock;
     tc.add(&watch);
@@ -66,7 +72,7 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
   }
 
   bool has_room() const {
-    if (dead || going_away) {
+    if (dead || going_away || watch.fired) {  // (fired: the sweep is closing it)
       return false;
     }
     if (connecting) {
@@ -74,7 +80,8 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
     }
     uint32_t peer =
         nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
-    return streams.size() < std::min<size_t>(kMaxStreamsPerConn, peer);
+    return streams.size() < std::min<size_t>(kMaxStreamsPerConn, peer) &&
+           nghttp2_session_get_next_stream_id(session) < static_cast<uint32_t>(kLastStreamId);
   }
   H2cCall* find(int32_t sid) {
     auto it = streams.find(sid);
@@ -86,16 +93,20 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
     watch.kind = Wait::Idle;
     watch.deadline = streams.empty() ? Clock::now() + idle : Clock::time_point::max();
   }
-  // Ends the connection: every stream on it fails, and the reader and writer stop.
+  // Ends the connection: every stream on it fails, and the reader and writer stop. A stream
+  // whose HEADERS never went out fails as refused (the instance never saw it: it is retried).
   void fail() {
     if (dead) {
       return;
     }
     dead = true;
     for (auto& [sid, up] : streams) {
-      up->closed = true;
-      up->close_code = NGHTTP2_INTERNAL_ERROR;
-      up->s->wake.notify();
+      if (!up->closed) {
+        up->closed = true;
+        bool sent = session != nullptr && nghttp2_session_find_stream(session, sid) != nullptr;
+        up->close_code = sent ? NGHTTP2_INTERNAL_ERROR : NGHTTP2_REFUSED_STREAM;
+        up->s->wake.notify();
+      }
     }
     streams.clear();
     beast::error_code ec;
@@ -104,6 +115,7 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
     ready.cancel();
   }
 
+  std::shared_ptr<State> st;  // outlives the ThreadCtx whose watch list holds ours
   ThreadCtx& tc;
   tcp::socket sock;
   nghttp2_session* session = nullptr;
@@ -290,9 +302,13 @@ awaitable<void> conn_writer(std::shared_ptr<H2cConn> c) {
   while (!c->dead) {
     out.clear();
     const uint8_t* data = nullptr;
-    ssize_t n;
+    ssize_t n = 0;
     while (out.size() < kReadChunk && (n = nghttp2_session_mem_send(c->session, &data)) > 0) {
       out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    if (n < 0) {
+      c->fail();
+      break;
     }
     if (!out.empty()) {
       co_await write_all(&c->sock, asio::buffer(out), &ec);
@@ -309,7 +325,7 @@ awaitable<void> conn_writer(std::shared_ptr<H2cConn> c) {
   }
 }
 
-awaitable<void> conn_reader(std::shared_ptr<H2cConn> c, std::chrono::milliseconds idle) {
+awaitable<void> conn_reader(std::shared_ptr<H2cConn> c) {
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
   while (!c->dead) {
     beast::error_code ec;
@@ -319,7 +335,6 @@ awaitable<void> conn_reader(std::shared_ptr<H2cConn> c, std::chrono::millisecond
       break;
     }
     c->wake.notify();  // acknowledgements (SETTINGS, PING), window updates, resets to send
-    c->arm_idle(idle);
   }
   beast::error_code ec;
   c->sock.close(ec);
@@ -327,7 +342,8 @@ awaitable<void> conn_reader(std::shared_ptr<H2cConn> c, std::chrono::millisecond
 
 // A connection to u with room for one more stream: one of this thread's, or a new one. Null
 // when it cannot be had; *timed_out then says whether the connect ran out of time.
-awaitable<std::shared_ptr<H2cConn>> take_conn(ThreadCtx* tc, const RouterOptions* opts, Upstream* u,
+awaitable<std::shared_ptr<H2cConn>> take_conn(std::shared_ptr<State> st, ThreadCtx* tc,
+                                              const RouterOptions* opts, Upstream* u,
                                               bool* timed_out) {
   auto* slot = tc->slot(*u->pool, true);
   std::shared_ptr<H2cConn> c;
@@ -358,10 +374,11 @@ awaitable<std::shared_ptr<H2cConn>> take_conn(ThreadCtx* tc, const RouterOptions
   if (!opened) {
     co_return nullptr;
   }
-  c = std::make_shared<H2cConn>(*tc);
+  c = std::make_shared<H2cConn>(std::move(st), *tc);
   c->sock = std::move(opened->first);
   if (slot != nullptr) {
-    if (slot->idle.capacity() == 0 && slot->h2c.empty()) {
+    if (std::none_of(tc->pools.begin(), tc->pools.end(),
+                     [u](const auto& w) { return w.lock() == u->pool; })) {
       tc->pools.push_back(u->pool);  // so that release_pools() finds the slot
     }
     slot->h2c.push_back(c);
@@ -379,8 +396,9 @@ awaitable<std::shared_ptr<H2cConn>> take_conn(ThreadCtx* tc, const RouterOptions
     co_return nullptr;
   }
   c->sock.set_option(tcp::no_delay(true), ec);
+  c->arm_idle(opts->idle_timeout);
   spawn_logged(tc->ioc.get_executor(), conn_writer(c), "router.h2c.writer");
-  spawn_logged(tc->ioc.get_executor(), conn_reader(c, opts->idle_timeout), "router.h2c.reader");
+  spawn_logged(tc->ioc.get_executor(), conn_reader(c), "router.h2c.reader");
   c->ready.cancel();
   co_return c;
 }
@@ -509,13 +527,13 @@ awaitable<void> run_call(std::shared_ptr<H2cConn> c, H2cCall* call, const Router
 
 }  // namespace
 
-awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstream* u, H2Stream* s,
-                               H2Downstream* down, H2Fields fields) {
+awaitable<H2cResult> proxy_h2c(std::shared_ptr<State> st, ThreadCtx* tc, const RouterOptions* opts,
+                               Upstream* u, H2Stream* s, H2Downstream* down, H2Fields fields) {
   H2cResult res;
   H2cCall up;
   for (int attempt = 0;; ++attempt) {
     bool timed_out = false;
-    std::shared_ptr<H2cConn> c = co_await take_conn(tc, opts, u, &timed_out);
+    std::shared_ptr<H2cConn> c = co_await take_conn(st, tc, opts, u, &timed_out);
     if (!c) {
       res.status = timed_out ? 1 : 0;
       co_return res;
@@ -526,12 +544,27 @@ awaitable<H2cResult> proxy_h2c(ThreadCtx* tc, const RouterOptions* opts, Upstrea
     up.hsts_header = s->hsts;
     up.hsts_max_age = opts->hsts_max_age.count();
     if (!submit_call(c.get(), &up, fields)) {
+      c->going_away = true;  // (its stream ids ran out, say): the next try takes another
+      if (attempt == 0) {
+        continue;
+      }
       co_return res;
     }
+    // Whatever ends this frame (the call done, or the io_context torn down mid-call), the
+    // connection must not keep a pointer to it.
+    struct LetGo {
+      H2cConn* c;
+      H2cCall* up;
+      ~LetGo() {
+        if (auto it = c->streams.find(up->sid); it != c->streams.end() && it->second == up) {
+          c->streams.erase(it);
+        }
+      }
+    } let_go{c.get(), &up};
     co_await run_call(c, &up, opts);
-    // REFUSED_STREAM (a connection the instance is closing with GOAWAY) means the instance
-    // did nothing with the request: once more, on another connection, when none of its body
-    // is gone.
+    // REFUSED_STREAM (a connection the instance is closing with GOAWAY, or one that broke
+    // before the request went out) means the instance did nothing with the request: once
+    // more, on another connection, when none of its body is gone.
     if (attempt == 0 && up.closed && up.close_code == NGHTTP2_REFUSED_STREAM && !up.head_done &&
         up.sent == 0 && !s->closed && !down->dead()) {
       continue;

@@ -26,7 +26,8 @@ Status LocalCache::init() {
   for (auto& e : std::filesystem::directory_iterator(dir_, ec)) {
     std::string name = e.path().filename().string();
     if (name.find(".part") != std::string::npos) {
-      std::filesystem::remove(e.path(), ec);  // a copy a crash left half-written is of no use
+      std::error_code rm;
+      std::filesystem::remove(e.path(), rm);  // a copy a crash left half-written is of no use
       continue;
     }
     struct stat st {};
@@ -57,11 +58,18 @@ void LocalCache::added(const std::string& hex, uint64_t size) {
   prune_locked();
 }
 
-bool LocalCache::usable(const std::string& hex) {
+bool LocalCache::usable(const std::string& hex, bool count) {
   bool ok = find_checked(hex);
-  std::lock_guard lock(mu_);
-  ++(ok ? hits_ : misses_);
+  if (count) {
+    std::lock_guard lock(mu_);
+    ++(ok ? hits_ : misses_);
+  }
   return ok;
+}
+
+void LocalCache::prune() {
+  std::lock_guard lock(mu_);
+  prune_locked();
 }
 
 bool LocalCache::find_checked(const std::string& hex) {

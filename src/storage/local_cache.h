@@ -44,7 +44,10 @@ class LocalCache {
   /// Whether there is a copy a reader may take (one found at start is hashed first, and
   /// removed when it does not match); it becomes the most recently used. May read the whole
   /// file: call from the blocking pool.
-  bool usable(const std::string& hex);
+  bool usable(const std::string& hex, bool count = true);  // count: in hits/misses
+  /// Deletes the least recently used copies past the limit (the maintenance tick: a burst of
+  /// copies that min_age protected may have left the cache over it).
+  void prune();
   /// Removes the copy, if any.
   void remove(const std::string& hex);
   /// The bytes the indexed copies take.

@@ -191,6 +191,7 @@ class S3BlobStorage : public BlobStorage {
   }
 
   Result<int64_t> expire_partial(std::chrono::seconds ttl) override {
+    cache_.prune();  // (on the same maintenance tick)
     int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - ttl.count();
     int64_t removed = 0;
     // Multipart uploads under blobs/ are copies of big blobs to their key (S3Client::copy).
@@ -219,9 +220,12 @@ class S3BlobStorage : public BlobStorage {
   }
 
   Result<std::string> local_file(const std::string& hex) override {
+    if (cache_.usable(hex)) {
+      return cache_.path(hex);
+    }
     BERTH_ASSIGN_OR_RETURN(auto copy, start_local_copy(hex));
     if (!copy) {
-      return cache_.path(hex);
+      return cache_.path(hex);  // made meanwhile
     }
     Sha256 h;
     const LocalCopy& c = *copy;
@@ -266,7 +270,7 @@ class S3BlobStorage : public BlobStorage {
   }
 
   Result<std::optional<LocalCopy>> start_local_copy(const std::string& hex) override {
-    if (cache_.usable(hex)) {
+    if (cache_.usable(hex, /*count=*/false)) {  // (open_local counted the miss)
       return std::optional<LocalCopy>();
     }
     std::string path = cache_.path(hex);

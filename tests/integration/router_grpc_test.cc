@@ -45,6 +45,12 @@ def bidi(it, ctx):
     for m in it:
         yield b"echo:" + m
 
+def flood(req, ctx):
+    for i in range(64):
+        if not ctx.is_active():
+            return
+        yield b"f" * 65536
+
 def slow(req, ctx):
     while ctx.is_active():
         time.sleep(0.02)
@@ -54,6 +60,7 @@ def slow(req, ctx):
 handlers = {
     "Unary": grpc.unary_unary_rpc_method_handler(unary),
     "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
+    "Flood": grpc.unary_stream_rpc_method_handler(flood),
     "Slow": grpc.unary_unary_rpc_method_handler(slow),
 }
 options = [("grpc.max_connection_age_ms", age), ("grpc.max_connection_age_grace_ms", 10000)] if age else []
@@ -120,6 +127,59 @@ with ThreadPoolExecutor(4) as ex:
 print("aging", calls == good, calls >= 40)
 )PY";
 
+// A raw HTTP/2 client (python3-h2): a Flood call whose stream window it never opens again,
+// then a Unary call on the same connection. The router puts both on one connection to the
+// instance; the Unary must still be answered (per-stream flow control, not a stalled
+// connection).
+constexpr const char* kStallingClient = R"PY(
+import socket, ssl, sys, time
+import h2.config, h2.connection, h2.events
+
+port, ca = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["h2"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="app.test")
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.increment_flow_control_window(64 << 20)  # the connection's window never runs out
+s.sendall(c.data_to_send())
+
+def call(method, msg):
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, [(":method", "POST"), (":scheme", "https"), (":authority", "app.test"),
+                         (":path", "/echo.Echo/" + method), ("content-type", "application/grpc"),
+                         ("te", "trailers")])
+    c.send_data(sid, b"\0" + len(msg).to_bytes(4, "big") + msg, end_stream=True)
+    s.sendall(c.data_to_send())
+    return sid
+
+flood, unary = call("Flood", b"go"), None
+got, flood_bytes, done = b"", 0, False
+s.settimeout(0.2)
+start = time.time()
+while time.time() < start + 15 and not done:
+    if unary is None and time.time() > start + 1:
+        unary = call("Unary", b"hello")  # once the flood has filled every window on its way
+    try:
+        data = s.recv(65536)
+    except socket.timeout:
+        continue
+    if not data:
+        break
+    for ev in c.receive_data(data):
+        if isinstance(ev, h2.events.DataReceived):
+            if ev.stream_id == flood:
+                flood_bytes += len(ev.data)  # never acknowledged: its window stays shut
+            else:
+                got += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == unary:
+            done = True
+    s.sendall(c.data_to_send())
+print("unary", done, got[5:].decode())
+print("flood", 0 < flood_bytes <= 65535)
+)PY";
+
 class RouterGrpcTest : public ::testing::Test {
  protected:
   // Extra arguments for the server (its maximum connection age).
@@ -142,6 +202,7 @@ class RouterGrpcTest : public ::testing::Test {
     write_file(dir_ / "server.py", kServer);
     write_file(dir_ / "client.py", std::string(kChannel) + kClient);
     write_file(dir_ / "aging_client.py", std::string(kChannel) + kAgingClient);
+    write_file(dir_ / "stalling_client.py", kStallingClient);
 
     backend_port_ = free_port();
     auto s = run(std::string(kPython) + " " + dir_ / "server.py" + " " +
@@ -248,6 +309,19 @@ TEST_F(RouterGrpcTest, UnaryStreamingAndDeadlineOverH2c) {
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_TRUE(std::filesystem::exists(dir_ / "slow-ended"));
+}
+
+TEST_F(RouterGrpcTest, AStreamTheClientStopsReadingHoldsUpNoOther) {
+  if (run(std::string(kPython) + " -c 'import h2' 2>&1").code != 0) {
+    GTEST_SKIP() << "python3-h2 is not installed";
+  }
+  route(Route::Protocol::h2c);
+  auto r = client("stalling_client.py");
+  ASSERT_EQ(r.code, 0) << r.all() << read_file(dir_ / "server.log");
+  EXPECT_EQ(r.out, "unary True echo:hello\nflood True\n") << r.err;
+  // Both calls were on one connection to the instance.
+  auto ss = run("ss -Htn state established dst 127.0.0.1:" + std::to_string(backend_port_));
+  EXPECT_EQ(std::count(ss.out.begin(), ss.out.end(), '\n'), 1) << ss.out;
 }
 
 TEST_F(RouterGrpcTest, Http1RouteCannotCarryGrpc) {
