@@ -286,6 +286,10 @@ std::map<std::string, Setter> make_setters() {
        [](Config& c, auto& k, auto& v) { return set_size(c.storage.s3.cache_size, k, v); }},
       {"storage.s3.cache_pushed",
        [](Config& c, auto& k, auto& v) { return set_bool(c.storage.s3.cache_pushed, k, v); }},
+      {"storage.s3.cache_min_free_percent",
+       [](Config& c, auto& k, auto& v) {
+         return set_count(c.storage.s3.cache_min_free_percent, k, v, 0, 90);
+       }},
       {"store.driver",
        [](Config& c, auto&, auto& v) {
          c.store.driver = v;

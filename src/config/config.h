@@ -27,7 +27,8 @@ struct StorageConfig {
     // The most disk the local copies of blobs (DATA/cache/blobs) take; least recently used
     // go first. 0 = no limit.
     uint64_t cache_size = uint64_t{10} << 30;
-    bool cache_pushed = true;  // a pushed blob's checked spool becomes its local copy
+    bool cache_pushed = true;              // a pushed blob's checked spool becomes its local copy
+    uint64_t cache_min_free_percent = 10;  // copies go to leave this much of the disk free
   } s3;
 };
 

@@ -682,6 +682,7 @@ Result<storage::BlobStoragePtr> open_blob_storage(const config::Config& cfg) {
   storage::LocalCacheOptions cache;
   cache.max_bytes = c.cache_size;
   cache.keep_pushed = c.cache_pushed;
+  cache.min_free_percent = static_cast<unsigned>(c.cache_min_free_percent);
   return storage::make_s3_blob_storage(std::make_shared<storage::S3Client>(std::move(o)),
                                        cfg.data_dir, cache);
 }

@@ -164,6 +164,7 @@ struct LocalCacheOptions {
   uint64_t max_bytes = uint64_t{10} << 30;  // least recently used go past it; 0 = no limit
   bool keep_pushed = true;                  // a committed upload's spool becomes its copy
   std::chrono::seconds min_age{600};        // a copy used this recently is never pruned
+  unsigned min_free_percent = 10;           // copies are pruned to leave this much of the disk free
 };
 
 class S3Client;

@@ -2,9 +2,11 @@
 #include "storage/local_cache.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <ctime>
 #include <filesystem>
 #include <utility>
@@ -148,8 +150,28 @@ std::string LocalCache::metrics_text() const {
   return out;
 }
 
+// How much less the copies must take to leave min_free_percent of the disk free (0: nothing).
+uint64_t LocalCache::disk_shortfall() const {
+  struct statvfs v {};
+  if (opts_.min_free_percent == 0 || ::statvfs(dir_.c_str(), &v) != 0) {
+    return 0;
+  }
+  uint64_t total = static_cast<uint64_t>(v.f_blocks) * v.f_frsize;
+  uint64_t avail = static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+  uint64_t want = total / 100 * opts_.min_free_percent;
+  return avail < want ? want - avail : 0;
+}
+
 void LocalCache::prune_locked() {
-  if (opts_.max_bytes == 0 || bytes_ <= opts_.max_bytes) {
+  // Past the limit: down to 90% of it, so that a full cache does not prune on every copy.
+  uint64_t target = UINT64_MAX;
+  if (opts_.max_bytes != 0 && bytes_ > opts_.max_bytes) {
+    target = opts_.max_bytes / 10 * 9;
+  }
+  if (uint64_t short_by = disk_shortfall(); short_by > 0) {
+    target = std::min(target, bytes_ > short_by ? bytes_ - short_by : 0);
+  }
+  if (bytes_ <= target) {
     return;
   }
   auto protect_from = Clock::now() - opts_.min_age;
@@ -160,8 +182,6 @@ void LocalCache::prune_locked() {
     }
   }
   std::sort(old.begin(), old.end());
-  // Down to 90%, so that a full cache does not prune on every copy.
-  uint64_t target = opts_.max_bytes / 10 * 9;
   for (const auto& [when, hex] : old) {
     if (bytes_ <= target) {
       break;

@@ -9,7 +9,8 @@
 // fetch and push.
 //
 // Every reader that takes a copy goes through usable(), which marks it used. When the copies add up
-// to more than max_bytes, the least recently used go until they take 90% of it, except those used
+// to more than max_bytes, the least recently used go until they take 90% of it, and when the disk
+// has less than min_free_percent of it free, until it has (or no copy is left); never those used
 // in the last min_age: a reader that was handed a path (local_file()) opens it within that time,
 // and one that has it open keeps reading after the unlink. So the limit is soft by what min_age
 // protects. At start the copies on disk are indexed oldest modification first, and pruned to the
@@ -63,6 +64,7 @@ class LocalCache {
     bool checked = false;  // renamed into place by this process, or hashed since it started
   };
   void forget_locked(const std::string& hex);
+  uint64_t disk_shortfall() const;
   bool find_checked(const std::string& hex);
   void prune_locked();
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "common/sha256.h"
 #include "storage/s3.h"
@@ -305,10 +306,13 @@ TEST_P(BlobStorageFaultTest, S3AwayIsUnavailableAndRecovers) {
 // and the copies stay under their size limit, least recently used out first.
 class S3LocalCacheTest : public BlobStorageTest {
  protected:
-  storage::BlobStoragePtr open_with(storage::LocalCacheOptions cache) {
+  // (The disk's own free space plays no part unless a test asks: min_free_percent 0.)
+  storage::BlobStoragePtr open_with(storage::LocalCacheOptions cache, unsigned min_free = 0,
+                                    const std::string& dir = "") {
+    cache.min_free_percent = min_free;
     auto blobs = storage::make_s3_blob_storage(
         std::make_shared<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket())),
-        data_.path(), cache);
+        dir.empty() ? data_.path() : dir, cache);
     auto s = blobs->init();
     EXPECT_TRUE(s) << s.error().message();
     return blobs;
@@ -395,6 +399,39 @@ TEST_P(S3LocalCacheTest, CopiesFromBeforeARestartAreCheckedBeforeUse) {
   path = blobs_->local_file(ht);
   ASSERT_TRUE(path) << path.error().message();
   EXPECT_TRUE(read_file(*path) == torn);
+}
+
+// With no limit of their own, the copies still leave a tenth of the disk free: 24 MiB of pushes
+// through a 16 MiB disk all commit, and the newest copies stay.
+TEST_P(S3LocalCacheTest, CopiesLeaveATenthOfTheDiskFree) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "mounting a tmpfs needs root";
+  }
+  std::string dir = data_.path() + "/small-disk";
+  auto m =
+      run("mkdir -p '" + dir + "' && mount -t tmpfs -o size=16m berth-cache-disk '" + dir + "'");
+  ASSERT_EQ(m.code, 0) << m.all();
+  struct Unmount {
+    std::string dir;
+    ~Unmount() { run("umount '" + dir + "' || umount -l '" + dir + "'"); }
+  } unmount{dir};
+  storage::LocalCacheOptions cache;
+  cache.max_bytes = 0;
+  cache.min_age = std::chrono::seconds(0);
+  blobs_ = open_with(cache, 10, dir);
+  std::vector<std::string> hexes;
+  for (int i = 0; i < 24; ++i) {
+    hexes.push_back(commit(pattern(1 << 20) + std::to_string(i)));
+    ASSERT_FALSE(hexes.back().empty()) << "push " << i;
+  }
+  auto avail = run("df --output=avail -B1 '" + dir + "' | tail -1");
+  EXPECT_GE(std::stoll(avail.out), 16ll * 1024 * 1024 / 10) << avail.all();
+  std::string left = run("ls -A '" + dir + "/cache/blobs'").out;
+  auto kept = std::count(left.begin(), left.end(), '\n');
+  EXPECT_GT(kept, 5) << left;
+  EXPECT_LT(kept, 24) << left;
+  EXPECT_NE(left.find(hexes.back()), std::string::npos) << left;
+  EXPECT_EQ(left.find(hexes.front()), std::string::npos) << left;
 }
 
 TEST_P(S3LocalCacheTest, RecentlyUsedCopiesStayAndPushesCanKeepNone) {

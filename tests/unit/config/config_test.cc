@@ -727,6 +727,7 @@ TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
   EXPECT_FALSE(d->storage.s3.redirect_pulls);
   EXPECT_EQ(d->storage.s3.cache_size, uint64_t{10} << 30);
   EXPECT_TRUE(d->storage.s3.cache_pushed);
+  EXPECT_EQ(d->storage.s3.cache_min_free_percent, 10u);
 
   test::TempDir dir;
   test::write_file(dir / "s3.id", "AKID\n");
@@ -786,6 +787,8 @@ TEST(ConfigStorageTest, BadS3SettingsNameTheKey) {
                  (dir / "k") + "\n    secret_access_key_file: " + (dir / "missing") + "\n",
              "storage.s3.secret_access_key_file");
   expect_bad("storage:\n  s3:\n    redirect_pulls: maybe\n", "storage.s3.redirect_pulls");
+  expect_bad("storage:\n  s3:\n    cache_min_free_percent: 95\n",
+             "storage.s3.cache_min_free_percent");
   for (const char* size : {"big", "-1", "10 PiB", "1.5GiB", "GiB", "99999999999TiB"}) {
     expect_bad(std::string("storage:\n  s3:\n    cache_size: \"") + size + "\"\n",
                "storage.s3.cache_size");
