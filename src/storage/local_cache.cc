@@ -75,8 +75,8 @@ void LocalCache::prune() {
 }
 
 bool LocalCache::find_checked(const std::string& hex) {
-  {
-    std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
+  while (true) {
     auto it = entries_.find(hex);
     if (it == entries_.end()) {
       return false;
@@ -92,14 +92,22 @@ bool LocalCache::find_checked(const std::string& hex) {
     if (it->second.checked) {
       return true;
     }
+    if (!it->second.checking) {
+      break;
+    }
+    checked_cv_.wait(lock);  // another reader is hashing it: its answer is ours
   }
-  // Hashed without the lock (two readers may both hash it; they agree).
-  auto h = hash_path(path(hex));
-  std::lock_guard lock(mu_);
+  entries_[hex].checking = true;
+  lock.unlock();
+  auto h = hash_path(path(hex));  // without the lock: a big copy takes a while
+  lock.lock();
+  ++hashed_;
+  checked_cv_.notify_all();
   auto it = entries_.find(hex);
   if (it == entries_.end()) {
     return false;  // removed meanwhile
   }
+  it->second.checking = false;
   if (it->second.checked || (h && *h == hex)) {  // (checked: replaced by a new copy meanwhile)
     it->second.checked = true;
     return true;
@@ -145,6 +153,8 @@ std::string LocalCache::metrics_text() const {
       misses_);
   add("berth_blob_cache_pruned_total", "counter", "Local copies deleted to stay under the limit.",
       pruned_);
+  add("berth_blob_cache_hashed_total", "counter",
+      "Local copies from before a restart hashed before their first use.", hashed_);
   add("berth_blob_cache_torn_total", "counter",
       "Local copies from before a restart that did not hash right, deleted.", torn_);
   return out;

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -61,7 +62,8 @@ class LocalCache {
   struct Entry {
     uint64_t size = 0;
     Clock::time_point last_use;
-    bool checked = false;  // renamed into place by this process, or hashed since it started
+    bool checked = false;   // renamed into place by this process, or hashed since it started
+    bool checking = false;  // a reader is hashing it now (others wait for its answer)
   };
   void forget_locked(const std::string& hex);
   uint64_t disk_shortfall() const;
@@ -71,9 +73,10 @@ class LocalCache {
   std::string dir_;
   LocalCacheOptions opts_;
   mutable std::mutex mu_;
+  std::condition_variable checked_cv_;              // a hash of a copy from before the start ended
   std::unordered_map<std::string, Entry> entries_;  // by hex
   uint64_t bytes_ = 0;
-  uint64_t hits_ = 0, misses_ = 0, pruned_ = 0, torn_ = 0;
+  uint64_t hits_ = 0, misses_ = 0, pruned_ = 0, torn_ = 0, hashed_ = 0;
 };
 
 }  // namespace berth::storage

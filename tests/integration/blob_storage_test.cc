@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -371,13 +372,30 @@ TEST_P(S3LocalCacheTest, PushedBlobsAreKeptAndTheLeastRecentlyUsedGoPastTheLimit
 // Copies are not fsynced: one found at start is hashed before it is used, and one that a crash
 // of the machine tore is dropped and fetched again.
 TEST_P(S3LocalCacheTest, CopiesFromBeforeARestartAreCheckedBeforeUse) {
-  std::string good = pattern(300 * 1024), torn = pattern(200 * 1024);
+  std::string good = pattern(8 << 20), torn = pattern(200 * 1024);
   std::string hg = commit(good), ht = commit(torn);
   ASSERT_TRUE(has_copy(hg) && has_copy(ht)) << copies();
   std::string torn_path = data_.path() + "/cache/blobs/" + ht;
   write_file(torn_path, std::string(torn.size(), '\0'));  // what a lost writeback leaves
-  // This process made the copies, so it trusts them; after a restart it checks them.
+  // This process made the copies, so it trusts them; after a restart it checks them, once
+  // however many readers ask at the same time.
   blobs_ = open_with({});
+  std::vector<std::thread> readers;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    readers.emplace_back([&] {
+      if (auto r = blobs_->open_local(hg)) {
+        ::close(*r);
+        ++opened;
+      }
+    });
+  }
+  for (auto& t : readers) {
+    t.join();
+  }
+  EXPECT_EQ(opened.load(), 4);
+  EXPECT_NE(blobs_->metrics_text().find("\nberth_blob_cache_hashed_total 1\n"), std::string::npos)
+      << blobs_->metrics_text();
   auto fd = blobs_->open_local(hg);
   ASSERT_TRUE(fd) << fd.error().message();
   ::close(*fd);
@@ -387,7 +405,8 @@ TEST_P(S3LocalCacheTest, CopiesFromBeforeARestartAreCheckedBeforeUse) {
   EXPECT_FALSE(has_copy(ht)) << copies();
   std::string m = blobs_->metrics_text();
   EXPECT_NE(m.find("\nberth_blob_cache_torn_total 1\n"), std::string::npos) << m;
-  EXPECT_NE(m.find("\nberth_blob_cache_hits_total 1\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nberth_blob_cache_hashed_total 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("\nberth_blob_cache_hits_total 5\n"), std::string::npos) << m;
   auto path = blobs_->local_file(ht);
   ASSERT_TRUE(path) << path.error().message();
   EXPECT_TRUE(read_file(*path) == torn);
