@@ -166,6 +166,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   registry::Options ropts;
   ropts.data_dir = cfg.data_dir;
   BERTH_ASSIGN_OR_RETURN(ropts.blob_storage, open_blob_storage(cfg));
+  storage::BlobStoragePtr blobs = ropts.blob_storage;
   ropts.redirect_pulls = cfg.storage.driver == "s3" && cfg.storage.s3.redirect_pulls;
   ropts.secrets = box;
   ropts.auto_create_repositories = cfg.registry.auto_create_repositories;
@@ -187,6 +188,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   s.registry = std::make_unique<registry::Registry>(ropts, *s.store, *s.pool, authz, s.bus);
   BERTH_TRY(s.registry->init());
+  s.log->info("blob storage {}", blobs->describe());
   s.registry->start_replication();
   std::function<void()> on_change;
   if (s.policy_authz) {

@@ -149,6 +149,9 @@ class BlobStorage {
   virtual Result<std::string> presigned_url(const std::string& hex, std::chrono::seconds ttl) = 0;
   /// The driver's own metrics in Prometheus text (S3: its local copies); "" when none.
   virtual std::string metrics_text() const { return {}; }
+  /// What berthd logs at start: the driver, where the blobs are, and its local state as
+  /// key=value pairs.
+  virtual std::string describe() const = 0;
 };
 
 using BlobStoragePtr = std::shared_ptr<BlobStorage>;

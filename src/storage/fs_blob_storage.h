@@ -79,6 +79,9 @@ class FsBlobStorage : public BlobStorage {
   /// Hashes a blob file (fsck).
   Result<std::string> hash_blob(const std::string& hex) override;
   Result<std::string> presigned_url(const std::string& hex, std::chrono::seconds ttl) override;
+  std::string describe() const override {
+    return "driver=fs dir=" + root_ + "/blobs fsync=" + (fsync_ ? "true" : "false");
+  }
 
  private:
   // Marks an upload directory as being built, so remove_upload_if_broken() leaves it alone.

@@ -135,6 +135,15 @@ uint64_t LocalCache::bytes() const {
   return bytes_;
 }
 
+std::string LocalCache::describe() const {
+  std::lock_guard lock(mu_);
+  return "local_copies=" + std::to_string(entries_.size()) +
+         " local_bytes=" + std::to_string(bytes_) +
+         " cache_size=" + std::to_string(opts_.max_bytes) +
+         " cache_min_free_percent=" + std::to_string(opts_.min_free_percent) +
+         " cache_pushed=" + (opts_.keep_pushed ? "true" : "false");
+}
+
 std::string LocalCache::metrics_text() const {
   std::lock_guard lock(mu_);
   std::string out;

@@ -56,6 +56,8 @@ class LocalCache {
   uint64_t bytes() const;
   /// Prometheus text: size, limit, copies, and counts of hits, misses, prunes, torn copies.
   std::string metrics_text() const;
+  /// For berthd's start line: copies=N bytes=B cache_size=L cache_min_free_percent=P.
+  std::string describe() const;
 
  private:
   using Clock = std::chrono::steady_clock;

@@ -339,6 +339,10 @@ class S3BlobStorage : public BlobStorage {
   }
 
   std::string metrics_text() const override { return cache_.metrics_text(); }
+  std::string describe() const override {
+    return "driver=s3 endpoint=" + s3_->options().endpoint + " bucket=" + s3_->options().bucket +
+           " " + cache_.describe();
+  }
 
  private:
   // Parts of an upload sent while its chunks arrived (upload_grew).

@@ -70,6 +70,10 @@ class BlobStorageTest : public ::testing::TestWithParam<BlobBackend> {
 };
 
 TEST_P(BlobStorageTest, CommittedUploadsAreBlobsAndReadBack) {
+  EXPECT_EQ(
+      blobs_->describe().rfind(home_.backend() == BlobBackend::S3 ? "driver=s3 " : "driver=fs ", 0),
+      0u)
+      << blobs_->describe();
   std::string small = "a small blob\n";
   // Over two parts' worth, with a small last part, for S3's multipart path.
   std::string large = pattern(23 * 1024 * 1024 + 17);
@@ -357,6 +361,12 @@ TEST_P(S3LocalCacheTest, PushedBlobsAreKeptAndTheLeastRecentlyUsedGoPastTheLimit
   EXPECT_NE(m.find("\nberth_blob_cache_pruned_total 2\n"), std::string::npos) << m;
   EXPECT_NE(m.find("\nberth_blob_cache_copies 2\n"), std::string::npos) << m;
   EXPECT_NE(m.find("\nberth_blob_cache_limit_bytes 2621440\n"), std::string::npos) << m;
+  // What berthd logs at start.
+  std::string d = blobs_->describe();
+  EXPECT_NE(d.find("driver=s3 "), std::string::npos) << d;
+  EXPECT_NE(d.find(" bucket=" + home_.bucket() + " "), std::string::npos) << d;
+  EXPECT_NE(d.find(" local_copies=2 "), std::string::npos) << d;
+  EXPECT_NE(d.find(" cache_size=2621440 "), std::string::npos) << d;
 
   // At start, with a smaller limit: pruned to it.
   cache.max_bytes = 3 * kMiB / 2;
