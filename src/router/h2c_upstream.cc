@@ -59,8 +59,7 @@ struct H2cCall {
 
 struct H2cConn : std::enable_shared_from_this<H2cConn> {
   H2cConn(std::shared_ptr<State> s, ThreadCtx& t)
-      : st(std::move(s)), tc(t), sock(t.ioc), wake(t.ioc), ready(t.ioc) {
-    ready.expires_at(asio::steady_timer::time_point::max());
+      : st(std::move(s)), tc(t), sock(t.ioc), wake(t.ioc) {
     watch.a = &sock;
     tc.add(&watch);
   }
@@ -112,7 +111,14 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
     beast::error_code ec;
     sock.cancel(ec);
     wake.notify();
-    ready.cancel();
+    connected();
+  }
+  // The connect ended (either way): the streams waiting for it go on.
+  void connected() {
+    connecting = false;
+    for (Signal* w : waiters) {
+      w->notify();
+    }
   }
 
   std::shared_ptr<State> st;  // outlives the ThreadCtx whose watch list holds ours
@@ -121,7 +127,7 @@ struct H2cConn : std::enable_shared_from_this<H2cConn> {
   nghttp2_session* session = nullptr;
   std::unordered_map<int32_t, H2cCall*> streams;  // by upstream stream id
   Signal wake;                                    // the writer: the session may have frames to send
-  asio::steady_timer ready;                       // cancelled once connected (or failed)
+  std::vector<Signal*> waiters;  // the wakes of the streams waiting for the connect
   Watch watch;
   size_t waiting = 0;  // streams waiting for the connect
   bool connecting = true;
@@ -343,8 +349,8 @@ awaitable<void> conn_reader(std::shared_ptr<H2cConn> c) {
 // A connection to u with room for one more stream: one of this thread's, or a new one. Null
 // when it cannot be had; *timed_out then says whether the connect ran out of time.
 awaitable<std::shared_ptr<H2cConn>> take_conn(std::shared_ptr<State> st, ThreadCtx* tc,
-                                              const RouterOptions* opts, Upstream* u,
-                                              bool* timed_out) {
+                                              const RouterOptions* opts, Upstream* u, H2Stream* s,
+                                              H2Downstream* down, bool* timed_out) {
   auto* slot = tc->slot(*u->pool, true);
   std::shared_ptr<H2cConn> c;
   if (slot != nullptr) {
@@ -357,12 +363,22 @@ awaitable<std::shared_ptr<H2cConn>> take_conn(std::shared_ptr<State> st, ThreadC
     }
   }
   if (c && c->connecting) {
+    // Wait for the connect, or for the client to give up (it may reset the stream meanwhile).
+    struct Waiting {
+      H2cConn* c;
+      Signal* wake;
+      ~Waiting() {
+        --c->waiting;
+        std::erase(c->waiters, wake);
+      }
+    } waiting{c.get(), &s->wake};
     ++c->waiting;  // (has_room counts these)
-    beast::error_code ec;
-    co_await c->ready.async_wait(asio::redirect_error(use_awaitable, ec));
-    --c->waiting;
-    if (c->dead) {
-      *timed_out = c->watch.fired;
+    c->waiters.push_back(&s->wake);
+    while (c->connecting && !s->closed && !down->dead()) {
+      co_await s->wake.wait();
+    }
+    if (c->connecting || c->dead) {
+      *timed_out = c->dead && c->watch.fired;
       co_return nullptr;
     }
     co_return c;
@@ -387,7 +403,6 @@ awaitable<std::shared_ptr<H2cConn>> take_conn(std::shared_ptr<State> st, ThreadC
   c->watch.deadline = Clock::now() + opts->connect_timeout;
   beast::error_code ec;
   co_await c->sock.async_connect(opened->second, asio::redirect_error(use_awaitable, ec));
-  c->connecting = false;
   c->watch.deadline = Clock::time_point::max();
   if (ec || c->dead || !init_session(c.get())) {
     *timed_out = c->watch.fired;
@@ -399,7 +414,7 @@ awaitable<std::shared_ptr<H2cConn>> take_conn(std::shared_ptr<State> st, ThreadC
   c->arm_idle(opts->idle_timeout);
   spawn_logged(tc->ioc.get_executor(), conn_writer(c), "router.h2c.writer");
   spawn_logged(tc->ioc.get_executor(), conn_reader(c), "router.h2c.reader");
-  c->ready.cancel();
+  c->connected();
   co_return c;
 }
 
@@ -533,7 +548,7 @@ awaitable<H2cResult> proxy_h2c(std::shared_ptr<State> st, ThreadCtx* tc, const R
   H2cCall up;
   for (int attempt = 0;; ++attempt) {
     bool timed_out = false;
-    std::shared_ptr<H2cConn> c = co_await take_conn(st, tc, opts, u, &timed_out);
+    std::shared_ptr<H2cConn> c = co_await take_conn(st, tc, opts, u, s, down, &timed_out);
     if (!c) {
       res.status = timed_out ? 1 : 0;
       co_return res;
