@@ -70,12 +70,6 @@ ServerContext::ServerContext(ServerOptions opts)
     : http2_(opts.http2), rotation_(opts.ticket_key_rotation) {
   base_.reset(SSL_CTX_new(TLS_server_method()));
   configure(base_.get());
-  SSL_CTX_set_tlsext_servername_callback(base_.get(), &ServerContext::on_server_name);
-  SSL_CTX_set_tlsext_servername_arg(base_.get(), this);
-  // Tickets are sealed by on_ticket_key; the session_ctx (base) is where OpenSSL looks.
-  SSL_CTX_set_tlsext_ticket_key_evp_cb(base_.get(), &ServerContext::on_ticket_key);
-  // Resumption is by ticket only: no per-process session cache to grow.
-  SSL_CTX_set_session_cache_mode(base_.get(), SSL_SESS_CACHE_OFF);
   std::lock_guard lock(keys_mu_);
   rotate_locked();
   certs_.store(std::make_shared<const CertSet>());
@@ -98,6 +92,13 @@ void ServerContext::configure(SSL_CTX* ctx) {
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
   SSL_CTX_set_alpn_select_cb(ctx, &ServerContext::on_alpn, this);
+  SSL_CTX_set_tlsext_servername_callback(ctx, &ServerContext::on_server_name);
+  SSL_CTX_set_tlsext_servername_arg(ctx, this);
+  // Tickets are sealed by on_ticket_key; the session_ctx (the one the SSL was made from) is
+  // where OpenSSL looks, so every context has it.
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &ServerContext::on_ticket_key);
+  // Resumption is by ticket only: no per-process session cache to grow.
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 }
 
 Status ServerContext::publish(const std::vector<Certificate>& certs) {
@@ -169,7 +170,13 @@ Status ServerContext::publish(const std::vector<Certificate>& certs) {
 
 bool ServerContext::has_certificates() const { return certs_.load()->index.size() > 0; }
 
-SslPtr ServerContext::new_ssl() { return SslPtr(SSL_new(base_.get())); }
+// Made from the first certificate's context when there is one, so that a connection for it
+// (the only one, often) needs no switch in on_server_name; SSL_set_SSL_CTX copies the
+// certificate structure.
+SslPtr ServerContext::new_ssl() {
+  auto set = certs_.load();
+  return SslPtr(SSL_new(set->ctxs.empty() ? base_.get() : set->ctxs.front().get()));
+}
 
 int ServerContext::on_server_name(SSL* ssl, int* alert, void* arg) {
   auto* self = static_cast<ServerContext*>(arg);
@@ -181,7 +188,9 @@ int ServerContext::on_server_name(SSL* ssl, int* alert, void* arg) {
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   }
   // The SSL takes a reference: the context outlives a later publish() for this connection.
-  SSL_set_SSL_CTX(ssl, set->ctxs[*i].get());
+  if (SSL_get_SSL_CTX(ssl) != set->ctxs[*i].get()) {
+    SSL_set_SSL_CTX(ssl, set->ctxs[*i].get());
+  }
   return SSL_TLSEXT_ERR_OK;
 }
 
