@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# berth's router vs nginx over TLS, side by side on this machine, on the same certificate (an
-# ECDSA P-256 leaf made here) and the same backend:
+# berth's router vs nginx, side by side on this machine, on the same certificate (an ECDSA
+# P-256 leaf made here) and the same backend:
+#   0. plain HTTP requests/s over keep-alive     wrk -c$CONNS http://...
 #   1. HTTPS requests/s over keep-alive          wrk -c$CONNS https://...
 #   2. new TLS handshakes/s (one request each)    wrk -c$CONNS -H 'Connection: close'
 #   3. HTTP/2 requests/s                          h2load -c$CONNS -m$STREAMS
@@ -17,7 +18,8 @@
 # router (bench/router_bench_main.cc --tls-listen) with THREADS I/O threads, access log off.
 # Every server binds its own free loopback port and writes its pid/logs under $OUT; all are
 # stopped on exit. Prints medians and the ratios berth/nginx. Knobs: ROUNDS SECS CONNS
-# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of "keepalive handshake h2 h2c").
+# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of
+# "plain keepalive handshake h2 h2c").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -55,7 +57,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$O
   2>/dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-BACK=$(free_port); NGX=$(free_port); BERTH=$(free_port); BERTH_TLS=$(free_port)
+BACK=$(free_port); NGX=$(free_port); NGX_PLAIN=$(free_port); BERTH=$(free_port); BERTH_TLS=$(free_port)
 BACK_H2C=$(free_port); NGX_H2C=$(free_port); BERTH_H2C=$(free_port); BERTH_H2C_TLS=$(free_port)
 
 cat > "$OUT/backend/nginx.conf" <<CONF
@@ -85,6 +87,7 @@ http {
   upstream backend { server 127.0.0.1:$BACK; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$NGX ssl http2;
+    listen 127.0.0.1:$NGX_PLAIN;
     ssl_certificate $OUT/cert.pem;
     ssl_certificate_key $OUT/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
@@ -94,7 +97,7 @@ http {
       proxy_set_header Connection "";
       proxy_set_header Host \$host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto https;
+      proxy_set_header X-Forwarded-Proto \$scheme;
     }
   }
   upstream backend_h2c { server 127.0.0.1:$BACK_H2C; keepalive 64; keepalive_requests 1000000; }
@@ -144,6 +147,8 @@ wait_up() {
 }
 wait_up "http://127.0.0.1:$BACK/1k.bin"
 wait_up "https://127.0.0.1:$NGX/1k.bin"
+wait_up "http://127.0.0.1:$NGX_PLAIN/1k.bin"
+wait_up "http://127.0.0.1:$BERTH/1k.bin"
 wait_up "https://127.0.0.1:$BERTH_TLS/1k.bin"
 wait_up "https://127.0.0.1:$NGX_H2C/1k.bin"
 wait_up "https://127.0.0.1:$BERTH_H2C_TLS/1k.bin"
@@ -181,12 +186,17 @@ run_one() {  # who test round
   fi
   local f="$OUT/$test-$who-$r" before after n
   before=$(cpu_ticks "$who" "$test")
+  local scheme=https
+  if [ "$test" = plain ]; then
+    scheme=http port=$NGX_PLAIN
+    [ "$who" = berth ] && port=$BERTH
+  fi
   case $test in
-    keepalive | handshake)
+    plain | keepalive | handshake)
       local close=()
       [ "$test" = handshake ] && close=(-H 'Connection: close')
       wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "${close[@]}" \
-        "https://127.0.0.1:$port/1k.bin" > "$f.txt"
+        "$scheme://127.0.0.1:$port/1k.bin" > "$f.txt"
       after=$(cpu_ticks "$who" "$test")
       n=$(awk '/requests in/{print $1}' "$f.txt")
       echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
@@ -207,7 +217,7 @@ echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CONNS con
 echo
 echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-for test in ${TESTS:-keepalive handshake h2 h2c}; do
+for test in ${TESTS:-plain keepalive handshake h2 h2c}; do
   for r in $(seq "$ROUNDS"); do
     order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
     for who in $order; do
