@@ -32,19 +32,11 @@ using certs::Challenge;
 class ChallengeServer {
  public:
   ChallengeServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    fd_ = listen_loopback(port_);
+    if (fd_ < 0) {
       ADD_FAILURE() << "challenge server: cannot listen";
       return;
     }
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { loop(); });
   }
   ~ChallengeServer() {

@@ -22,15 +22,8 @@ namespace {
 class FakeServer {
  public:
   FakeServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    EXPECT_EQ(::listen(fd_, 4), 0);
+    fd_ = listen_loopback(port_, 4);
+    EXPECT_GE(fd_, 0);
   }
   ~FakeServer() { ::close(fd_); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }

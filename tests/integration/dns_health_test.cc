@@ -29,20 +29,12 @@ class TinyHttp {
   ~TinyHttp() { stop(); }
 
   uint16_t start(uint16_t port = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 16) != 0) {
+    port_ = port;
+    fd_ = test::listen_loopback(port_);
+    if (fd_ < 0) {
       ADD_FAILURE() << "bind 127.0.0.1:" << port << ": " << std::strerror(errno);
       return 0;
     }
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
     stopping_ = false;
     thread_ = std::thread([this] { serve(); });
     return port_;

@@ -32,11 +32,7 @@ int connect_from(const char* src, uint16_t port) {
     ::close(fd);
     return -1;
   }
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  if (!connect_loopback(fd, port)) {
     ::close(fd);
     return -1;
   }

@@ -26,6 +26,7 @@
 
 #include "common/json.h"
 #include "common/sha256.h"
+#include "support/harness.h"
 
 namespace berth::test {
 
@@ -100,20 +101,8 @@ class RegistryClient {
                        const std::string& body = "", const Headers& headers = {},
                        std::optional<uint64_t> declared_length = std::nullopt) const {
     HttpResponse res;
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int fd = test::connect_loopback(port_, std::chrono::seconds(30));
     if (fd < 0) {
-      return res;
-    }
-    timeval tv{};
-    tv.tv_sec = 30;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port_);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      ::close(fd);
       return res;
     }
     std::string req = method + " " + target +

@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "router/router.h"
+#include "support/harness.h"
 
 namespace berth::test::router_backend {
 
@@ -154,17 +157,8 @@ class Backend {
   using Handler = std::function<bool(const SeenRequest&, int fd)>;
 
   explicit Backend(Handler h) : handler_(std::move(h)) {
-    lfd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(lfd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(lfd_, 128), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(lfd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    lfd_ = test::listen_loopback(port_, 128);
+    EXPECT_GE(lfd_, 0) << std::strerror(errno);
     acceptor_ = std::thread([this] { accept_loop(); });
   }
   ~Backend() {

@@ -347,21 +347,6 @@ TEST_F(RouterTest, StreamingResponseArrivesProgressively) {
   EXPECT_GT(at.back() - at.front(), 2000) << r.out;
 }
 
-int connect_to(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
 // The router's open client connections, from its metrics.
 int open_connections(const Router& r) {
   std::string m = r.metrics_text();
@@ -373,7 +358,7 @@ TEST_F(RouterTest, AClientThatSaysCloseIsClosedAtOnce) {
   Backend a(echo_name("A"));
   start();
   publish({{"a.test", route("a", {upstream("a1", a.port())})}});
-  int fd = connect_to(port_);
+  int fd = connect_loopback(port_, 5s);
   ASSERT_GE(fd, 0);
   write_all(fd, "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
   std::string got;
@@ -396,7 +381,7 @@ TEST_F(RouterTest, ABodyLeftUnreadIsDrainedSoTheAnswerIsNotReset) {
   // No route: a 404 before the body is read. Closing with the rest of the body unread in the
   // socket would reset the connection, and the client could lose the answer: the router
   // reads (and drops) what still comes first.
-  int fd = connect_to(port_);
+  int fd = connect_loopback(port_, 5s);
   ASSERT_GE(fd, 0);
   std::string body(256 * 1024, 'x');
   write_all(fd, "POST /up HTTP/1.1\r\nHost: nope.test\r\nConnection: close\r\nContent-Length: " +
@@ -434,7 +419,7 @@ TEST_F(RouterTest, UpgradeTunnelsBytesBothWays) {
   });
   start();
   publish({{"ws.test", route("ws", {upstream("ws1", ws.port())})}});
-  int fd = connect_to(port_);
+  int fd = connect_loopback(port_, 5s);
   ASSERT_GE(fd, 0);
   write_all(fd,
             "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -511,7 +496,7 @@ TEST_F(RouterTest, UpstreamHeadWithBareLineFeedsIsAccepted) {
 
 TEST_F(RouterTest, MalformedRequestIs400AndClosed) {
   start();
-  int fd = connect_to(port_);
+  int fd = connect_loopback(port_, 5s);
   ASSERT_GE(fd, 0);
   write_all(fd, "GET / HTTP/1.1\r\nHost: a.test\r\nBad Header Line\r\n\r\n");
   std::string got;

@@ -98,14 +98,8 @@ class TlsClient {
     // No client cache: freeing a context flushes its cache and makes those sessions
     // unresumable; the test keeps the session itself.
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{10, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    fd_ = connect_loopback(port);
+    if (fd_ < 0) {
       return;
     }
     ssl_ = SSL_new(ctx_);
@@ -336,14 +330,8 @@ TEST_F(RouterTlsTest, GarbageInsteadOfHelloCostsOneConnection) {
   publish_all();
   route("app.test", b.port());
   auto connect_raw = [&] {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(tls_port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    int fd = connect_loopback(tls_port_);
+    EXPECT_GE(fd, 0);
     return fd;
   };
   // Garbage: the router answers (at most) an alert and closes.

@@ -300,11 +300,7 @@ TEST_F(RuntimeUsernsTest, ServesInsideItsNetworkNamespace) {
     ASSERT_TRUE(fd) << fd.error().message();
     int flags = ::fcntl(*fd, F_GETFL);
     ::fcntl(*fd, F_SETFL, flags & ~O_NONBLOCK);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(8080);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(*fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    if (test::connect_loopback(*fd, 8080)) {
       std::string req = "GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n";
       (void)::write(*fd, req.data(), req.size());
       char buf[4096];

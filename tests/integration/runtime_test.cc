@@ -192,11 +192,7 @@ std::string http_get(int fd, uint16_t port) {
   ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+  if (!test::connect_loopback(fd, port)) {
     ::close(fd);
     return "";
   }

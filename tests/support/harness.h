@@ -68,6 +68,16 @@ void stop_child(pid_t& pid, std::chrono::milliseconds grace);
 /// A TCP port free on 127.0.0.1 right now.
 uint16_t free_port();
 
+/// Connects a socket the caller made (any options set) to 127.0.0.1:port; false on failure.
+bool connect_loopback(int fd, uint16_t port);
+/// A new blocking TCP socket connected to 127.0.0.1:port whose reads and writes time out after
+/// `timeout`; -1 when nothing accepts there.
+int connect_loopback(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// A new TCP socket (SO_REUSEADDR, close-on-exec) listening on 127.0.0.1:port, 0 meaning any
+/// free port; `port` is set to the one bound. -1 on failure, with errno from the call that
+/// failed.
+int listen_loopback(uint16_t& port, int backlog = 16);
+
 /// Path of a built binary ("berthd", "berth").
 std::string bin(const std::string& name);
 

@@ -42,14 +42,11 @@ std::string random_text(const char* alphabet, size_t n) {
 }
 
 bool port_answers(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(fd);
-  return ok;
+  int fd = connect_loopback(port);
+  if (fd >= 0) {
+    ::close(fd);
+  }
+  return fd >= 0;
 }
 
 // Whether the child is still there (reaps it when it exited).

@@ -14,6 +14,7 @@
 #include "certs/jws.h"
 #include "certs/ossl.h"
 #include "common/url.h"
+#include "support/harness.h"
 
 namespace berth::certs {
 namespace {
@@ -262,16 +263,11 @@ TEST(CertsAcmeClientTest, UnreachableServerIsUnavailable) {
 TEST(CertsAcmeClientTest, SilentServerTimesOut) {
   // A listener that never accepts: the TCP connect succeeds (the backlog), the TLS handshake
   // never gets an answer, and the request's timeout ends it.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(::listen(fd, 4), 0);
-  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  uint16_t port = 0;
+  int fd = test::listen_loopback(port, 4);
+  ASSERT_GE(fd, 0);
   AcmeOptions o;
-  o.directory_url = "https://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/dir";
+  o.directory_url = "https://127.0.0.1:" + std::to_string(port) + "/dir";
   o.timeout = std::chrono::seconds(1);
   auto c = AcmeClient::create(o, "");
   ASSERT_TRUE(c);

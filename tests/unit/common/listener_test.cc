@@ -18,6 +18,7 @@
 
 #include "common/async.h"
 #include "common/http1.h"
+#include "support/harness.h"
 
 namespace berth::net {
 namespace {
@@ -178,12 +179,8 @@ TEST(AcceptLoop, BacksOffWhenOutOfDescriptorsAndRecovers) {
   spawn_logged(io.get_executor(), run_accept_loop(loop), "accept-test");
 
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
   for (int fd : clients) {
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ASSERT_TRUE(test::connect_loopback(fd, port));
   }
   rusage before{}, after{};
   ::getrusage(RUSAGE_SELF, &before);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "store/store.h"
+#include "support/harness.h"
 #include "support/postgres.h"
 
 namespace berth::store {
@@ -35,16 +36,8 @@ namespace {
 class SilentPgListener {
  public:
   explicit SilentPgListener(bool handshake) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    auto* sa = reinterpret_cast<sockaddr*>(&a);
-    EXPECT_EQ(::bind(fd_, sa, len), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    EXPECT_EQ(::getsockname(fd_, sa, &len), 0);
-    port_ = ntohs(a.sin_port);
+    fd_ = test::listen_loopback(port_);
+    EXPECT_GE(fd_, 0);
     if (handshake) {
       thread_ = std::thread([this] { serve(); });
     }
