@@ -60,6 +60,17 @@ Result<BaseImage> Service::Impl::resolve_base(const ProjectSpec& spec,
     }
   }
   auto missing = [&] {
+    // "ghcr.io/org/app": another registry's image, which no upstream pulls through.
+    std::string first = repo.substr(0, repo.find('/'));
+    if (repo.find('/') != std::string::npos &&
+        (first.find_first_of(".:") != std::string::npos || first == "localhost") &&
+        !deps.registry.pulls_through(repo)) {
+      return Error(Errc::NotFound,
+                   cat("base image ", reference, " is on ", first,
+                       ", which berth does not pull through: add it with `berth registry upstream "
+                       "create NAME --url https://",
+                       first, " --prefix ", first, "`, or push the image to berth"));
+    }
     return Error(Errc::NotFound,
                  cat("base image ", reference, " is not in berth's registry: push it there first"));
   };

@@ -144,7 +144,7 @@ int print_one(const Result<Json>& r, bool json, void (*print)(const Json&)) {
 
 std::shared_ptr<RegistryCommands> add_registry_commands(CLI::App& app) {
   auto s = std::make_shared<RegistryCommands>();
-  auto* reg = app.add_subcommand("registry", "registry settings: pull-through upstreams");
+  auto* reg = app.add_subcommand("registry", "registry settings: pull-through upstreams and replication");
   reg->require_subcommand(1);
   auto* up = reg->add_subcommand("upstream", "registries berth pulls through and caches");
   up->require_subcommand(1);

@@ -179,6 +179,18 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   s.audit = std::make_unique<iam::AuditLog>(*s.store);
   ropts.audit = s.audit.get();
   ropts.pinned_digests = [st = s.store.get()] { return pinned_digests(*st); };
+  // "HOST/web/app" in a Dockerfile means the local web/app when HOST is this berthd: its
+  // listen address, or a name linked to it with `berth domain link --registry`.
+  ropts.is_own_host = [listen = cfg.listen, domains = &s.domains](const std::string& host) {
+    if (host == listen) {
+      return true;
+    }
+    if (!*domains) {
+      return false;
+    }
+    auto linked = (*domains)->get(host.substr(0, host.find(':')));
+    return linked && linked->registry;
+  };
   iam::AuthorizerPtr authz = iam::allow_all();
   if (cfg.iam.enforce) {
     s.policy_authz = std::make_shared<iam::PolicyAuthorizer>(*s.store);

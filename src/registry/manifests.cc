@@ -242,8 +242,10 @@ awaitable<void> Registry::Impl::put_manifest(http::Exchange& ex, std::string nam
   store::ManifestRecord rec = manifest_record(*parsed, digest, std::move(*body), config_bytes);
   bool immutable = !tag.empty() && tag_is_immutable(*repo, tag);
   auto repo_copy = *repo;
-  auto store_manifest = [this, repo_copy, rec, tag, immutable] {
-    return store.put_manifest(repo_copy, rec, tag, immutable);
+  auto store_manifest = [this, repo_copy, rec, tag, immutable]() -> Status {
+    BERTH_TRY(store.put_manifest(repo_copy, rec, tag, immutable));
+    note_change(repo_copy.name, tag, rec.digest, false);  // replication, before the 201
+    return ok();
   };
   auto put = co_await run_blocking(pool, std::move(store_manifest));
   if (!put) {
@@ -492,6 +494,7 @@ Result<std::string> Registry::Impl::push_local(const std::string& principal,
     if (!put) {
       return put.error().with_context("push of " + name + ":" + tag);
     }
+    note_change(name, tag, rec.digest, false);
     log->info("manifest stored repo={} ref={} digest={} media_type={} bytes={} principal={}", name,
               tag, rec.digest, rec.media_type, rec.size, principal);
     // As a push does, tag by tag (EventBus is thread-safe; subscribers must not block).

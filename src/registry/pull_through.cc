@@ -190,7 +190,12 @@ Result<CachedManifestPtr> Registry::Impl::manifest_through(const UpstreamPtr& up
     } else if (r->status == 200 && r->header("docker-content-digest") == local->digest) {
       mark_fresh(name, reference);
     } else if (r->status == 200) {
-      fresh = fetch_manifest(up, name, reference);
+      // The tag moved upstream. Fetching what it names now is a pull through; a caller allowed
+      // only what is cached gets the cached image, marked stale.
+      Status may = ctx != nullptr
+                       ? authorize(*ctx, "registry:PullThrough", "repository/" + name)
+                       : ok();
+      fresh = may ? fetch_manifest(up, name, reference) : Result<CachedManifestPtr>(may.error());
     } else {
       fresh = upstream_status_error(*up, *r, "manifest " + remote + ":" + reference);
     }
@@ -215,13 +220,14 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
                                                   const oci::Digest& digest,
                                                   const http::RequestContext* ctx) {
   std::string dg = digest.str();
-  BERTH_ASSIGN_OR_RETURN(auto repo, mirror_repo(name));
-  if (store.linked_blob_size(repo->id, dg)) {
+  if (auto cached = store.get_repository(name); cached && store.linked_blob_size(cached->id, dg)) {
     return BlobFetchPtr();
   }
+  // Before anything is made: a caller allowed only what is cached creates no repository.
   if (ctx != nullptr) {
     BERTH_TRY(authorize(*ctx, "registry:PullThrough", "repository/" + name));
   }
+  BERTH_ASSIGN_OR_RETURN(auto repo, mirror_repo(name));
   if (auto size = store.blob_size(dg); size) {
     // Already in berth under another repository: link it (as a cross-repository mount does).
     std::lock_guard lock(stripe(digest.hex));

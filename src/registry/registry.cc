@@ -581,7 +581,17 @@ awaitable<Status> Registry::delete_repository(http::RequestContext ctx, std::str
   BERTH_CO_TRY(impl_->authorize(ctx, "registry:DeleteRepository", "repository/" + name));
   auto* impl = impl_.get();
   auto delete_repo = [impl, name]() -> Status {
+    // Its manifests, for the replication rules with --deletes.
+    std::vector<store::ImageSummary> images;
+    if (auto rec = impl->store.get_repository(name); rec) {
+      if (auto listed = impl->store.list_images(rec->id); listed) {
+        images = std::move(*listed);
+      }
+    }
     BERTH_TRY(impl->store.delete_repository(name));
+    for (const auto& image : images) {
+      impl->note_change(name, "", image.digest, true);
+    }
     // Its lifecycle rules go with it: a new repository of the same name starts without them.
     if (auto s = impl->store.delete_object("lifecycle", name);
         !s && s.error().code() != Errc::NotFound) {

@@ -51,6 +51,10 @@ struct Options {
   // rules never expire them. Called on a worker thread; unset = none; "*" = could not tell,
   // protect everything.
   std::function<std::vector<std::string>()> pinned_digests;
+  /// Whether a reference's host part ("registry.example.com", "10.0.0.5:5000") names this
+  /// berth, so that "HOST/web/app" means the local web/app. Loopback hosts (localhost,
+  /// 127.0.0.0/8, [::1], any port) always do; unset: only they.
+  std::function<bool(const std::string& host)> is_own_host;
 };
 
 /// An upstream registry berth pulls through (docs/registry.md, "Pull-through cache").
@@ -197,10 +201,12 @@ class Registry {
   Result<UpstreamCheck> test_upstream(const http::RequestContext& ctx, const std::string& name);
 
   /// The repository a user's image reference means, the way docker reads it: berth's own host
-  /// is dropped ("127.0.0.1:5000/web/app" -> "web/app"), an upstream's prefix is kept, and a
-  /// name that is not a local repository resolves through the default upstream
-  /// ("busybox:stable" -> "docker.io/library/busybox:stable", library/ added to one-component
-  /// names). Unchanged when nothing applies.
+  /// is dropped ("127.0.0.1:5000/web/app" -> "web/app"), an upstream's prefix is kept
+  /// ("docker.io/busybox" -> "docker.io/library/busybox"), and a name that is not a local
+  /// repository resolves through the default upstream ("busybox:stable" ->
+  /// "docker.io/library/busybox:stable", library/ added to one-component names). Another
+  /// registry's host stays ("ghcr.io/org/app": not local, and not pulled through unless an
+  /// upstream has that prefix). Unchanged when nothing applies.
   std::string qualify(const std::string& reference);
 
   /// Whether the repository is under an upstream's prefix (filled by pulling through).

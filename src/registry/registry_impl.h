@@ -398,7 +398,7 @@ struct Registry::Impl {
   std::mutex repl_mu;
   std::condition_variable repl_cv;
   std::vector<std::shared_ptr<ReplicationRule>> replications;
-  std::vector<QueuedChange> repl_inbox;
+  bool repl_wake = false;  // a task was queued: the worker looks now, not at its next tick
   int64_t repl_seq = 0;  // the newest task's sequence number
   std::thread repl_thread;
 
@@ -406,8 +406,10 @@ struct Registry::Impl {
   Status load_replications();
   std::shared_ptr<ReplicationRule> find_replication(const std::string& name);
   Result<ReplicationStatus> replication_status(const ReplicationRule& r);
-  // A push (or, deleted, a manifest deleted by digest) for the worker to queue.
-  void note_change(std::string repo, std::string tag, std::string digest, bool deleted);
+  // Queues a push (or, deleted, a deletion) for every rule that matches it, in the store,
+  // before the caller acknowledges it: a crash or stop right after loses nothing. Blocking.
+  void note_change(const std::string& repo, const std::string& tag, const std::string& digest,
+                   bool deleted);
   // Deletes a manifest (a digest reference, already checked) or a tag, and queues the deletion
   // for the replication rules with --deletes. Blocking.
   Status delete_reference(const std::string& repo, int64_t repo_id, const std::string& reference);

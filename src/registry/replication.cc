@@ -110,15 +110,46 @@ std::shared_ptr<ReplicationRule> Registry::Impl::find_replication(const std::str
   return nullptr;
 }
 
-void Registry::Impl::note_change(std::string repo, std::string tag, std::string digest,
-                                 bool deleted) {
-  std::lock_guard lock(repl_mu);
-  if (replications.empty()) {
-    return;
+void Registry::Impl::note_change(const std::string& repo, const std::string& tag,
+                                 const std::string& digest, bool deleted) {
+  std::vector<std::shared_ptr<ReplicationRule>> rules;
+  {
+    std::lock_guard lock(repl_mu);
+    rules = replications;
   }
-  repl_inbox.push_back(
-      QueuedChange{std::move(repo), std::move(tag), std::move(digest), deleted, now_unix()});
-  repl_cv.notify_all();
+  int64_t at = now_unix();
+  bool queued = false;
+  for (const auto& r : rules) {
+    if (!matches(r->spec, repo) || (deleted && !r->spec.deletes)) {
+      continue;
+    }
+    Json doc{{"rule", r->spec.name},
+             {"repo", repo},
+             {"tag", tag},
+             {"digest", digest},
+             {"action", deleted ? "delete" : "push"},
+             {"created_at", at},
+             {"attempts", 0},
+             {"next_at", 0}};
+    int64_t seq = 0;
+    {
+      std::lock_guard lock(repl_mu);
+      seq = ++repl_seq;
+    }
+    if (auto s = store.put_object(store::ObjectRow{kTaskKind, seq_name(seq), doc.dump(), at, at},
+                                  true);
+        !s) {
+      log->error("replication {}: cannot queue {}@{}: {}", r->spec.name, repo, digest,
+                 s.error().message());
+      continue;
+    }
+    queued = true;
+  }
+  if (queued) {
+    std::lock_guard lock(repl_mu);
+    repl_wake = true;
+    repl_cv.notify_all();
+  }
 }
 
 Status Registry::Impl::delete_reference(const std::string& repo, int64_t repo_id,
@@ -240,41 +271,13 @@ Status Registry::Impl::replicate(ReplicationRule& r, const Json& task) {
 
 void Registry::Impl::replication_loop() {
   while (!stopping.load()) {
-    std::vector<QueuedChange> inbox;
     std::vector<std::shared_ptr<ReplicationRule>> rules;
     {
       std::unique_lock lock(repl_mu);
       repl_cv.wait_for(lock, std::chrono::seconds(1),
-                       [this] { return stopping.load() || !repl_inbox.empty(); });
-      inbox.swap(repl_inbox);
+                       [this] { return stopping.load() || repl_wake; });
+      repl_wake = false;
       rules = replications;
-    }
-    // Queue what arrived, durably, before copying anything.
-    for (const auto& c : inbox) {
-      for (const auto& r : rules) {
-        if (!matches(r->spec, c.repo) || (c.deleted && !r->spec.deletes)) {
-          continue;
-        }
-        Json doc{{"rule", r->spec.name},
-                 {"repo", c.repo},
-                 {"tag", c.tag},
-                 {"digest", c.digest},
-                 {"action", c.deleted ? "delete" : "push"},
-                 {"created_at", c.at},
-                 {"attempts", 0},
-                 {"next_at", 0}};
-        int64_t seq = 0;
-        {
-          std::lock_guard lock(repl_mu);
-          seq = ++repl_seq;
-        }
-        if (auto s = store.put_object(
-                store::ObjectRow{kTaskKind, seq_name(seq), doc.dump(), c.at, c.at}, true);
-            !s) {
-          log->error("replication {}: cannot queue {}@{}: {}", r->spec.name, c.repo, c.digest,
-                     s.error().message());
-        }
-      }
     }
     if (rules.empty()) {
       continue;  // nothing can be pending: a rule's tasks go with it (delete_replication)
@@ -351,9 +354,6 @@ void Registry::start_replication() {
   if (d.repl_thread.joinable()) {
     return;
   }
-  d.bus.subscribe([impl = impl_.get()](const ImagePushed& e) {
-    impl->note_change(e.repository, e.tag, e.digest, false);
-  });
   d.repl_thread = std::thread([impl = impl_.get()] { impl->replication_loop(); });
 }
 
@@ -415,6 +415,11 @@ Result<ReplicationStatus> Registry::Impl::replication_status(const ReplicationRu
     s.pending++;
     if (oldest == 0) {
       oldest = t->value("created_at", row.created_at);
+    }
+    // After a restart the rule's own memory is empty until the next try: the tasks keep theirs.
+    if (s.last_error.empty() && t->contains("last_error")) {
+      s.last_error = t->value("last_error", std::string());
+      s.last_error_at = row.updated_at;
     }
     if (s.next.size() < 10) {
       std::string tag = t->value("tag", std::string());

@@ -92,13 +92,4 @@ struct ReplicationRule {
   int64_t last_error_at = 0;
 };
 
-/// A push or delete waiting to be queued for the rules that match it.
-struct QueuedChange {
-  std::string repo;
-  std::string tag;
-  std::string digest;
-  bool deleted = false;
-  int64_t at = 0;
-};
-
 }  // namespace berth::registry

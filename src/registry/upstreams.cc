@@ -258,6 +258,24 @@ Result<UpstreamCheck> Registry::test_upstream(const http::RequestContext& ctx,
   return c;
 }
 
+namespace {
+
+// "registry.example.com:5000" -> "registry.example.com"; "[::1]:5000" -> "::1".
+std::string host_without_port(const std::string& host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    return host.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  }
+  return host.substr(0, host.find(':'));
+}
+
+bool is_loopback_host(const std::string& host) {
+  std::string h = host_without_port(host);
+  return h == "localhost" || h == "::1" || h.rfind("127.", 0) == 0;
+}
+
+}  // namespace
+
 std::string Registry::qualify(const std::string& reference) {
   auto& d = *impl_;
   std::string ref = reference;
@@ -266,13 +284,26 @@ std::string Registry::qualify(const std::string& reference) {
     std::string first = ref.substr(0, slash);
     bool hostlike = first.find_first_of(".:") != std::string::npos || first == "localhost";
     if (hostlike) {
-      std::shared_lock lock(d.up_mu);
-      bool is_prefix = std::any_of(d.upstreams.begin(), d.upstreams.end(), [&](const auto& u) {
-        return u->spec().prefix == first || u->spec().prefix.rfind(first + "/", 0) == 0;
-      });
-      if (!is_prefix) {
-        ref = ref.substr(slash + 1);  // berth's own address ("127.0.0.1:5000/web/app")
+      bool is_prefix = false;
+      {
+        std::shared_lock lock(d.up_mu);
+        is_prefix = std::any_of(d.upstreams.begin(), d.upstreams.end(), [&](const auto& u) {
+          return u->spec().prefix == first || u->spec().prefix.rfind(first + "/", 0) == 0;
+        });
       }
+      if (is_prefix) {
+        // docker's own rule for Docker Hub: "docker.io/busybox" is "docker.io/library/busybox".
+        std::string rest = ref.substr(slash + 1);
+        if (first == "docker.io" && rest.find('/') == std::string::npos) {
+          return first + "/library/" + rest;
+        }
+        return ref;
+      }
+      bool own = is_loopback_host(first) || (d.opts.is_own_host && d.opts.is_own_host(first));
+      if (!own) {
+        return ref;  // another registry's image: local only if pulled through under its host
+      }
+      ref = ref.substr(slash + 1);  // berth's own address ("127.0.0.1:5000/web/app")
     }
   }
   // The repository part: up to '@', or to the last ':' after the last '/'.

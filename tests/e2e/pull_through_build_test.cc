@@ -80,6 +80,25 @@ TEST(PullThroughBuild, FromBusyboxStableBuildsThroughTheDefaultUpstream) {
                                        hub.host() + "/library/busybox:stable | sha256sum")
                                        .out.substr(0, 64);
   EXPECT_NE(show.out.find(digest), std::string::npos) << show.out;
+  // Read as docker reads them: docker.io/busybox is docker.io/library/busybox, berth's own
+  // host means the local repository, and another registry's image is never taken from the
+  // default upstream in its place.
+  auto build_from = [&](const std::string& from) {
+    write_file(src + "/Dockerfile", "FROM " + from + "\nCMD [\"/bin/busybox\", \"true\"]\n");
+    EXPECT_EQ(git("-C " + src + " commit -q -am '" + from + "'").code, 0);
+    return d.cli("build start web-build");
+  };
+  auto hub_form = build_from("docker.io/busybox:stable");
+  EXPECT_EQ(hub_form.code, 0) << hub_form.all();
+  auto own = build_from(d.host() + "/docker.io/library/busybox:stable");
+  EXPECT_EQ(own.code, 0) << own.all();
+  auto other = build_from("ghcr.io/org/app:1");
+  EXPECT_NE(other.code, 0);
+  EXPECT_NE(other.all().find("base image ghcr.io/org/app:1 is on ghcr.io, which berth does not "
+                             "pull through: add it with `berth registry upstream create"),
+            std::string::npos)
+      << other.all();
+  EXPECT_EQ(hub.count_requests("/v2/org/app"), 0) << "nothing asked of the default upstream";
   // Without a default upstream an unknown base image still says what to do.
   ASSERT_EQ(d.cli("registry upstream rm dockerhub").code, 0);
   write_file(src + "/Dockerfile", "FROM alpine:3.19\n");

@@ -223,9 +223,14 @@ TEST_F(PullThrough, FetchingNeedsPullThroughWhileCachedImagesNeedOnlyPull) {
   auto up = upstream({});
   seed(*up, "library/busybox:stable");
   seed(*up, "library/busybox:other");
-  ASSERT_EQ(d_->cli("registry upstream create hub --url " + up->url() + " --prefix docker.io").code,
+  // TTL 0: every tag lookup asks the upstream whether the tag moved.
+  ASSERT_EQ(d_->cli("registry upstream create hub --url " + up->url() +
+                    " --prefix docker.io --ttl 0s")
+                .code,
             0);
   ASSERT_EQ(pull("docker.io/library/busybox:stable").code, 0);  // admin fills the cache
+  std::string cached = digest_at(d_->host() + "/docker.io/library/busybox:stable",
+                                 "--tls-verify=false --creds '" + d_->creds() + "'");
   ASSERT_EQ(d_->cli("iam user create reader").code, 0);
   write_file(work_ / "p.json", R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
     "Action":"registry:Pull","Resource":"repository/docker.io/*"}]})");
@@ -239,6 +244,26 @@ TEST_F(PullThrough, FetchingNeedsPullThroughWhileCachedImagesNeedOnlyPull) {
   EXPECT_NE(other.out.find("HTTP/1.1 403"), std::string::npos) << other.out;
   EXPECT_NE(other.out.find("registry:PullThrough"), std::string::npos) << other.out;
   EXPECT_EQ(up->count_requests("\"GET /v2/library/busybox/manifests/other"), 0);
+  // A blob of a repository nothing was cached in: refused, and no repository made for it.
+  auto blob = run("curl -s -i -m 30 " + reader.curl_auth() + d_->url() +
+                  "/v2/docker.io/library/never/blobs/sha256:" + std::string(64, 'a'));
+  EXPECT_NE(blob.out.find("HTTP/1.1 403"), std::string::npos) << blob.out;
+  EXPECT_EQ(d_->cli("repo ls").out.find("docker.io/library/never"), std::string::npos);
+  // The tag moves upstream: fetching the new image is a pull through, so the reader gets the
+  // cached one, marked stale, and the upstream is not asked for the new one.
+  ASSERT_EQ(make_busybox_layout(layout_, "v2", {{"etc/v", "2\n"}}), "");
+  seed(*up, "library/busybox:stable", "v2");
+  int gets = up->count_requests("\"GET /v2/library/busybox/manifests/stable");
+  auto moved = run("curl -s -i -m 30 " + reader.curl_auth() + d_->url() +
+                   "/v2/docker.io/library/busybox/manifests/stable");
+  EXPECT_NE(moved.out.find("HTTP/1.1 200"), std::string::npos) << moved.out;
+  EXPECT_NE(moved.out.find("Warning: 110"), std::string::npos) << moved.out;
+  EXPECT_NE(moved.out.find("sha256:" + cached), std::string::npos) << moved.out;
+  EXPECT_EQ(up->count_requests("\"GET /v2/library/busybox/manifests/stable"), gets);
+  // The admin may pull through: the new image.
+  auto admin = curl(d_->url() + "/v2/docker.io/library/busybox/manifests/stable");
+  EXPECT_EQ(admin.out.find("sha256:" + cached), std::string::npos) << admin.out;
+  EXPECT_EQ(admin.out.find("Warning:"), std::string::npos) << admin.out;
 
   // The same holds for a service: its image is fetched for it, so creating one from an
   // uncached tag needs registry:PullThrough too, and nothing is fetched when it is refused.

@@ -154,6 +154,15 @@ TEST_F(Replication, PushesReachDistributionAndASecondBerthdThroughAnOutage) {
   }
   EXPECT_TRUE(gone) << d.cli("registry replication status to-dist").all();
   EXPECT_EQ(digest(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags()), v1);
+
+  // Removing the repository deletes its manifests there too.
+  ASSERT_EQ(d.cli("repo rm web/app").code, 0);
+  gone = false;
+  for (int i = 0; i < 150 && !gone; ++i) {
+    gone = digest(dist.host() + "/web/app@sha256:" + v1, dist.skopeo_inspect_flags()).empty();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(gone) << d.cli("registry replication status to-dist").all();
 }
 
 // Untagging is a delete too: with --deletes the tag goes at a destination that deletes tags
@@ -213,6 +222,9 @@ TEST_F(Replication, PendingChangesSurviveARestart) {
   auto r = b.cli("registry replication create to-dist --to " + dist.url() + " --repos 'web/*'");
   ASSERT_EQ(r.code, 0) << r.all();
   push(b.host(), b.creds(), "v1");
+  // Killed the moment the push was answered: the change was stored before the answer.
+  b.kill9();
+  b.start();
   std::string v1 =
       digest(b.host() + "/web/app:v1", "--tls-verify=false --creds '" + b.creds() + "'");
   ASSERT_EQ(v1.size(), 64u);
@@ -225,6 +237,11 @@ TEST_F(Replication, PendingChangesSurviveARestart) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ASSERT_EQ(jq(status, ".pending"), "1") << status;
+  EXPECT_EQ(b.terminate(), 0);
+  // After a restart the destination's last error is still shown, from the task.
+  b.start();
+  status = b.cli("registry replication status to-dist --json").out;
+  EXPECT_FALSE(unquote(jq(status, ".last_error")).empty()) << status;
   EXPECT_EQ(b.terminate(), 0);
   std::string why;
   ASSERT_TRUE(dist.start(&why)) << why;
