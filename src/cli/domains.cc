@@ -90,8 +90,12 @@ void print_domain(const Json& d) {
   }
 }
 
-bool settled(const std::string& status) {
-  return status == "ACTIVE" || status == "FAILED" || status == "PENDING_DNS";
+// Where following a link stops: done, failed, waiting for the user's DNS records, or waiting
+// for an ACME server that could not be reached (berthd tries again on its own).
+bool settled(const Json& d) {
+  std::string status = str(d, "status");
+  return status == "ACTIVE" || status == "FAILED" || status == "PENDING_DNS" ||
+         (status == "PENDING_CERTIFICATE" && !str(d, "last_error").empty());
 }
 
 // Polls the linked names, printing every step as it changes, until each has settled.
@@ -121,7 +125,7 @@ int follow_link(const api::Client& client, std::vector<std::string> names,
           }
         }
       }
-      all = all && settled(str(*r, "status"));
+      all = all && settled(*r);
     }
     if (all || std::chrono::steady_clock::now() >= deadline) {
       break;
@@ -139,7 +143,10 @@ int follow_link(const api::Client& client, std::vector<std::string> names,
       for (const auto& r : d.value("required_records", Json::array())) {
         std::printf("    %s\n", r.get<std::string>().c_str());
       }
-    } else if (!settled(status)) {
+    } else if (status == "PENDING_CERTIFICATE" && settled(d)) {
+      std::printf("  berth tries again every minute; follow it with `berth domain show %s`\n",
+                  n.c_str());
+    } else if (!settled(d)) {
       std::printf("  still working: follow it with `berth domain show %s`\n", n.c_str());
     }
     if (status == "FAILED") {

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   fsck->add_flag("--force", fsck_force, "check even while a berthd is using the data directory");
   std::string fsck_config;
   fsck->add_option("--config", fsck_config,
-                   "YAML config file: its data directory and metadata store (SQLite or "
-                   "PostgreSQL)");
+                   "YAML config file: its data directory, metadata store (SQLite or "
+                   "PostgreSQL) and blob storage (fs or S3)");
 
   auto* backup = app.add_subcommand(
       "backup", "write a consistent snapshot of a data directory to one file, online or not");
@@ -160,8 +160,12 @@ int main(int argc, char** argv) {
     return daemon::run_migrate(migrate_from, *c, migrate_opts);
   }
   if (*check) {
+    // As berthd would run with it: the environment (BERTH_STORE_POSTGRES_DSN ...) over the file.
     auto c = config::load_file(check_file);
-    Status s = c ? config::validate(*c) : Status(c.error());
+    Status s = c ? config::apply_env(*c) : Status(c.error());
+    if (s) {
+      s = config::validate(*c);
+    }
     if (!s) {
       std::fprintf(stderr, "berthd: %s\n", s.error().message().c_str());
       return 2;

@@ -110,6 +110,10 @@ struct Manager::Impl {
   /// Renews what is due; returns the unix time of the next renewal or retry (0: none).
   int64_t renew_due();
   Status remove_records(const Domain& d);
+  /// After a name stopped using certificate id (rows_mu held): deletes it when no name uses
+  /// it, or, when it still covers a name no longer linked, makes it due for renewal with only
+  /// the names that use it. True when a renewal was scheduled (wake the worker).
+  Result<bool> release_cert(const std::string& id);
 };
 
 void set_step(Domain& d, const std::string& step, const std::string& status,

@@ -273,6 +273,16 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
   if (settings.issuer == "acme" && settings.acme_directory_url.empty()) {
     return Error(Errc::FailedPrecondition, "tls.issuer is acme but acme.directory_url is not set");
   }
+  // An ACME CA proves control of a wildcard only through DNS-01, which berth answers only in a
+  // zone it hosts: refuse now rather than after the user made the records.
+  const std::string& first = names.front();
+  if (settings.issuer == "acme" && first.starts_with("*.") &&
+      (dns == nullptr || hosted_zone_for(dns->zone_names(), first.substr(2)).empty())) {
+    return Error(Errc::FailedPrecondition,
+                 first + " is a wildcard, which an ACME CA validates only through DNS-01, and " +
+                     "berth hosts no zone for " + first.substr(2) +
+                     ": create the zone in berth (berth dns zone create) or link names one by one");
+  }
   std::lock_guard lock(rows_mu);
   for (const auto& n : names) {
     auto existing = store.get_object(kDomainKind, n);
@@ -315,6 +325,7 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
   auto& m = *impl_;
   BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
   std::string cert_id;
+  bool reissue = false;
   {
     std::lock_guard lock(m.rows_mu);
     auto row = m.store.get_object(kDomainKind, n);
@@ -334,21 +345,52 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
     BERTH_TRY(m.store.delete_object(kDomainKind, n));
     cert_id = d.certificate;
     if (!cert_id.empty()) {
-      BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
-      bool used = std::any_of(all.begin(), all.end(),
-                              [&](const Domain& o) { return o.certificate == cert_id; });
-      if (!used) {
-        auto del = m.store.delete_object(kCertificateKind, cert_id);
-        if (!del && del.error().code() != Errc::NotFound) {
-          return del;
-        }
-      }
+      BERTH_ASSIGN_OR_RETURN(reissue, m.release_cert(cert_id));
     }
   }
   m.log->info("domains: unlink {} from {}", n,
               service.empty() ? std::string("the registry") : "service " + service);
   m.publish();
+  if (reissue) {
+    wake();  // the other names get a certificate without this one
+  }
   return ok();
+}
+
+Result<bool> Manager::Impl::release_cert(const std::string& id) {
+  BERTH_ASSIGN_OR_RETURN(auto all, load_all());
+  std::vector<std::string> users;
+  for (const auto& o : all) {
+    if (o.certificate == id) {
+      users.push_back(o.name);
+    }
+  }
+  if (users.empty()) {
+    auto del = store.delete_object(kCertificateKind, id);
+    if (!del && del.error().code() != Errc::NotFound) {
+      return del.error();
+    }
+    return false;
+  }
+  auto c = load_cert(id);
+  if (!c) {
+    return c.error().code() == Errc::NotFound ? Result<bool>(false) : Result<bool>(c.error());
+  }
+  bool extra = std::any_of(c->names.begin(), c->names.end(), [&](const std::string& n) {
+    return std::find(users.begin(), users.end(), n) == users.end();
+  });
+  if (!extra) {
+    return false;
+  }
+  // It keeps serving the names that remain until the new one is issued.
+  std::erase_if(c->names, [&](const std::string& n) {
+    return std::find(users.begin(), users.end(), n) == users.end();
+  });
+  c->renew_at = unix_now();
+  c->next_attempt = 0;
+  BERTH_TRY(save_cert(*c));
+  log->info("domains: certificate {} is issued again for {} name(s)", id, c->names.size());
+  return true;
 }
 
 Result<Domain> Manager::get(const std::string& name) const {

@@ -162,10 +162,15 @@ bool Manager::Impl::step_dns(Domain& d) {
     set_step(d, "dns", "failed", d.last_error);
     return false;
   };
-  if (d.registry && targets.empty()) {
-    return fail("berthd's registry listens on a wildcard address, so berth does not know where " +
-                d.name +
-                " should point: set dns.registry_addresses to the addresses clients reach it at");
+  if (targets.empty()) {
+    return fail(d.registry ? "berthd's registry listens on a wildcard address, so berth does not "
+                             "know where " + d.name +
+                                 " should point: set dns.registry_addresses to the addresses "
+                                 "clients reach it at"
+                           : "the router listens on a wildcard address, so berth does not know "
+                             "where " + d.name +
+                                 " should point: set dns.service_addresses to the addresses "
+                                 "clients reach the router at");
   }
   std::string zone = dns != nullptr ? hosted_zone_for(dns->zone_names(), d.name) : "";
   if (zone.empty()) {
@@ -181,7 +186,7 @@ bool Manager::Impl::step_dns(Domain& d) {
       bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
         return std::find(targets.begin(), targets.end(), a) != targets.end();
       });
-      if (pointed || (targets.empty() && !got.empty())) {
+      if (pointed) {
         set_step(d, "dns", "done", d.name + " resolves to this berth");
         return true;
       }
@@ -450,9 +455,15 @@ void Manager::Impl::work_group(const std::string& group_name) {
     lock.unlock();
     auto s = step_certificate(group);
     lock.lock();
-    // Unlinked while the certificate was being obtained: nothing more to do.
+    // Unlinked while the certificate was being obtained: the certificate just saved is for
+    // names that are gone (a name left of the group gets its own on the next pass).
     auto still = load_group(group_name);
     if (!still || still->size() != group.size()) {
+      if (s) {
+        if (auto r = release_cert(group_name); !r) {
+          log->warn("domains: certificate {}: {}", group_name, r.error().message());
+        }
+      }
       return;
     }
     for (auto& d : group) {

@@ -205,6 +205,29 @@ TEST_F(DomainsAcme, ARejectedOrderFailsWithPebblesWordsAndLeavesNoRecord) {
   EXPECT_EQ(a.out, "");
 }
 
+// A wildcard needs DNS-01, so berth must host its zone: refused at link, not after the user
+// made records. An ACME server that cannot be reached leaves the link waiting with the reason,
+// and `link` says so instead of following it for its whole --wait.
+TEST_F(DomainsAcme, AWildcardOutsideBerthsZonesAndAnAcmeServerAwayAreSaidAtOnce) {
+  auto wild = d_->cli("domain link web '*.preview.example.org'");
+  EXPECT_NE(wild.code, 0) << wild.all();
+  EXPECT_TRUE(has(wild.all(), "*.preview.example.org is a wildcard, which an ACME CA validates "
+                              "only through DNS-01, and berth hosts no zone for "
+                              "preview.example.org"))
+      << wild.all();
+  EXPECT_NE(d_->cli("domain show '*.preview.example.org'").code, 0) << "nothing was linked";
+
+  pebble_->stop();
+  auto start = std::chrono::steady_clock::now();
+  auto link = d_->cli("domain link web shop.example.com --wait 120s");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "shop.example.com: PENDING_CERTIFICATE: ")) << link.out;
+  EXPECT_TRUE(has(link.out, "berth tries again every minute")) << link.out;
+  EXPECT_LT(took, std::chrono::seconds(90)) << "followed the link for its whole --wait";
+  EXPECT_FALSE(show(*d_, "shop.example.com", ".last_error").empty());
+}
+
 class ShortLivedAcme : public DomainsAcme {
  protected:
   ShortLivedAcme() { validity_ = 15; }

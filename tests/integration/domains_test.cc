@@ -80,12 +80,28 @@ TEST_F(Domains, LinkWritesAliasesIssuesFromBerthsCaAndUnlinkTakesBackOnlyThat) {
   EXPECT_TRUE(has(ls.out, "DOMAIN")) << ls.out;
   EXPECT_TRUE(has(ls.out, "www.example.com")) << ls.out;
 
-  // Unlinking www removes its record in the sub-zone and nothing else.
+  auto served_names = [&] {
+    return run("echo | openssl s_client -connect 127.0.0.1:" +
+               std::to_string(d_.router_tls_port()) +
+               " -servername example.com 2>/dev/null | openssl x509 -noout -ext subjectAltName")
+        .out;
+  };
+  EXPECT_TRUE(has(served_names(), "DNS:www.example.com")) << served_names();
+
+  // Unlinking www removes its record in the sub-zone and nothing else, and the apex gets a
+  // certificate without www at once (renewals would otherwise keep asking for it).
   auto un = d_.cli("domain unlink web www.example.com");
   ASSERT_EQ(un.code, 0) << un.all();
   EXPECT_EQ(dig("www.example.com A"), "");
   EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
   EXPECT_EQ(show("example.com", ".status"), R"("ACTIVE")");
+  std::string names = served_names();
+  for (int i = 0; i < 100 && has(names, "www.example.com"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    names = served_names();
+  }
+  EXPECT_TRUE(has(names, "DNS:example.com")) << names;
+  EXPECT_FALSE(has(names, "www.example.com")) << names;
   ASSERT_EQ(d_.cli("domain unlink web example.com").code, 0);
   EXPECT_EQ(dig("example.com A"), "");
   EXPECT_EQ(dig("api.example.com A"), "127.0.0.9\n");

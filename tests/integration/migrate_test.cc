@@ -227,5 +227,19 @@ TEST(MigrateTest, ToAnotherDataDirectoryDryRunAndKeyConflict) {
   EXPECT_EQ(p.terminate(), 0);
 }
 
+// `berthd config check` reads a file as berthd would run with it: the environment over it.
+TEST(MigrateTest, ConfigCheckTakesTheDsnFromTheEnvironment) {
+  TempDir work;
+  std::string cfg = work / "berthd.yaml";
+  write_file(cfg, "store:\n  driver: postgres\n");
+  auto without = run("env -u BERTH_STORE_POSTGRES_DSN " + bin("berthd") + " config check " + cfg);
+  EXPECT_EQ(without.code, 2) << without.all();
+  EXPECT_NE(without.err.find("store.postgres.dsn"), std::string::npos) << without.all();
+  auto with = run("BERTH_STORE_POSTGRES_DSN='host=127.0.0.1 port=1 dbname=berth user=berth' " +
+                  bin("berthd") + " config check " + cfg);
+  EXPECT_EQ(with.code, 0) << with.all();
+  EXPECT_NE(with.out.find(": ok"), std::string::npos) << with.out;
+}
+
 }  // namespace
 }  // namespace berth::test
