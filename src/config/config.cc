@@ -422,6 +422,14 @@ std::map<std::string, Setter> make_setters() {
     c.acme.ca_bundle = v;
     return ok();
   });
+  table.emplace("acme.challenge", [](Config& c, auto& k, auto& v) -> Status {
+    if (v != "auto" && v != "http-01" && v != "dns-01") {
+      return Error(Errc::InvalidArgument,
+                   k + ": must be auto, http-01 or dns-01, not '" + v + "'");
+    }
+    c.acme.challenge = v;
+    return ok();
+  });
   add_listener_limits(table, "http", &Config::http);
   add_listener_limits(table, "router", &Config::router);
   return table;

@@ -77,6 +77,9 @@ struct AcmeConfig {
   std::string directory_url;  // https://acme-v02.api.letsencrypt.org/directory, or a test CA
   std::string email;          // contact for the account (optional)
   std::string ca_bundle;      // PEM file trusted for the ACME server's own TLS ("" = system)
+  /// "auto": DNS-01 in zones berth hosts, HTTP-01 elsewhere; "http-01": HTTP-01 through the
+  /// router (a wildcard still needs DNS-01); "dns-01": only DNS-01.
+  std::string challenge = "auto";
 };
 
 struct RuntimeConfig {

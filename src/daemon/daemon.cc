@@ -412,6 +412,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.acme_directory_url = cfg.acme.directory_url;
   dset.acme_email = cfg.acme.email;
   dset.acme_ca_bundle = cfg.acme.ca_bundle;
+  dset.acme_challenge = cfg.acme.challenge;
   dset.internal_lifetime = cfg.tls.internal_lifetime;
   dset.dns_check = cfg.tls.dns_check;
   dset.redirect_http = cfg.router.redirect_http;

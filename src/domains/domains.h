@@ -94,6 +94,7 @@ struct Settings {
   std::string acme_directory_url;   // acme.directory_url
   std::string acme_email;           // acme.email
   std::string acme_ca_bundle;       // acme.ca_bundle: trust for the ACME server's own TLS
+  std::string acme_challenge = "auto";  // acme.challenge: auto, http-01 or dns-01
   /// Lifetime of certificates from berth's CA (tls.internal_lifetime).
   std::chrono::seconds internal_lifetime{90 * 24 * 3600};
   bool redirect_http = true;  // router.redirect_http

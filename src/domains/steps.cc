@@ -73,11 +73,13 @@ class Responder final : public certs::ChallengeResponder {
   explicit Responder(Manager::Impl& m) : m_(m) {}
 
   std::optional<certs::Challenge::Type> choose(std::string_view domain, bool wildcard) override {
-    if (m_.dns != nullptr && !hosted_zone_for(m_.dns->zone_names(), domain).empty()) {
+    const std::string& want = m_.settings.acme_challenge;
+    bool hosted = m_.dns != nullptr && !hosted_zone_for(m_.dns->zone_names(), domain).empty();
+    if (hosted && (want != "http-01" || wildcard)) {
       return certs::Challenge::Type::dns01;
     }
-    if (wildcard) {
-      return std::nullopt;  // only DNS-01 proves control of a wildcard
+    if (wildcard || want == "dns-01") {
+      return std::nullopt;  // DNS-01 needs a zone berth hosts; only it proves a wildcard
     }
     return certs::Challenge::Type::http01;
   }

@@ -164,12 +164,14 @@ class DomainsAcme : public ::testing::Test {
       c.tls.issuer = "acme";
       c.acme.directory_url = pebble_->directory_url();
       c.acme.ca_bundle = pebble_->ca_bundle();
+      c.acme.challenge = challenge_;
     });
     ASSERT_EQ(d_->cli("service create web --image web/app:v1 --auto-deploy").code, 0);
     ASSERT_EQ(d_->cli("dns zone create example.com").code, 0);
     write_file(t_ / "pebble-root.pem", pebble_->root_pem(&why));
   }
   uint32_t validity_ = 0;
+  std::string challenge_ = "auto";
   uint16_t dns_port_ = 0, router_port_ = 0;
   TempDir t_;
   std::unique_ptr<Pebble> pebble_;
@@ -226,6 +228,34 @@ TEST_F(DomainsAcme, AWildcardOutsideBerthsZonesAndAnAcmeServerAwayAreSaidAtOnce)
   EXPECT_TRUE(has(link.out, "berth tries again every minute")) << link.out;
   EXPECT_LT(took, std::chrono::seconds(90)) << "followed the link for its whole --wait";
   EXPECT_FALSE(show(*d_, "shop.example.com", ".last_error").empty());
+}
+
+class Http01Acme : public DomainsAcme {
+ protected:
+  Http01Acme() { challenge_ = "http-01"; }
+};
+
+// `domain link` over HTTP-01: pebble resolves the names through berth's DNS to the router and
+// fetches the challenge from it over plain HTTP (which otherwise redirects linked names).
+TEST_F(Http01Acme, TheRouterAnswersHttp01ForTheApexAndWww) {
+  auto link = d_->cli("domain link web example.com --www");
+  ASSERT_EQ(link.code, 0) << link.all() << pebble_->log();
+  EXPECT_TRUE(has(link.out, "example.com: ACTIVE")) << link.out;
+  EXPECT_TRUE(has(link.out, "www.example.com: ACTIVE")) << link.out;
+  EXPECT_TRUE(has(pebble_->log(), "Attempting to validate w/ HTTP: http://www.example.com:"))
+      << pebble_->log();
+  // No TXT record was made: the proof went through the router.
+  auto txt = run("dig @127.0.0.1 -p " + std::to_string(dns_port_) +
+                 " +short _acme-challenge.example.com TXT");
+  EXPECT_EQ(txt.out, "");
+  for (const char* name : {"example.com", "www.example.com"}) {
+    std::string got = https_get(t_ / "pebble-root.pem", name, d_->router_tls_port());
+    EXPECT_TRUE(has(got, " 503")) << name << ": " << got;
+  }
+  // A wildcard still needs DNS-01, which berth answers in its zone.
+  auto wild = d_->cli("domain link web '*.preview.example.com'");
+  ASSERT_EQ(wild.code, 0) << wild.all() << pebble_->log();
+  EXPECT_EQ(show(*d_, "*.preview.example.com", ".status"), R"("ACTIVE")");
 }
 
 class ShortLivedAcme : public DomainsAcme {

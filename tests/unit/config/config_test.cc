@@ -556,6 +556,21 @@ TEST(ConfigServicesTest, BadValuesAreNamed) {
   EXPECT_EQ(s.error().message().rfind("router.response_timeout:", 0), 0u) << s.error().message();
 }
 
+TEST(ConfigServicesTest, AcmeChallengeIsAutoHttp01OrDns01) {
+  auto c = load_string("");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->acme.challenge, "auto");
+  c = load_string("acme:\n  challenge: http-01\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->acme.challenge, "http-01");
+  auto bad = load_string("acme:\n  challenge: tls-alpn-01\n");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("acme.challenge: must be auto, http-01 or dns-01, not "
+                                       "'tls-alpn-01'"),
+            std::string::npos)
+      << bad.error().message();
+}
+
 TEST(ConfigBuildTest, DefaultsAndYaml) {
   Config d;
   EXPECT_EQ(d.build.max_concurrent, 1);
