@@ -30,7 +30,7 @@ run: build
 
 test: setup-test $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
-	cd $(BUILD_DIR) && ctest --output-on-failure -j 2
+	cd $(BUILD_DIR) && BERTH_TEST_REQUIRE_SERVERS=1 ctest --output-on-failure -j 2
 
 # libFuzzer + ASan + UBSan (clang) in its own build dir; each target runs FUZZ_SECONDS on its
 # corpus, one after another (docs/fuzzing.md). FUZZ_TARGETS="dockerfile http_head" narrows it.

@@ -278,6 +278,11 @@ class S3BlobStorage : public BlobStorage {
     LocalCopy c;
     c.part = path + ".part" + std::to_string(::getpid()) + "-" + std::to_string(++seq);
     c.fd = ::open(c.part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (c.fd < 0 && errno == ENOENT) {
+      // The directory was removed by hand (to free disk, say): made again.
+      BERTH_TRY(fs::make_dirs(path.substr(0, path.rfind('/'))));
+      c.fd = ::open(c.part.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    }
     if (c.fd < 0) {
       return fs::errno_error("create", c.part);
     }

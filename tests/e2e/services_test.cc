@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "e2e/e2e_util.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -215,6 +216,62 @@ class ServicesUserns : public Services {
     });
   }
 };
+
+// Blobs in S3 (the harness's RGW) with no local copy left by the push, as on a node that did
+// not take it: the runtime's and the builder's reads fetch the layers from S3.
+class ServicesOnS3 : public Services {
+ protected:
+  std::unique_ptr<TestDaemon> make_daemon() override {
+    s3_ = std::make_unique<BlobHome>(BlobBackend::S3);
+    return std::make_unique<TestDaemon>([this](config::Config& c) {
+      s3_->apply(c);
+      c.storage.s3.cache_pushed = false;
+      c.build.allow_file_remotes = true;
+    });
+  }
+  std::unique_ptr<BlobHome> s3_;
+};
+
+TEST_F(ServicesOnS3, DeploysAndBuildsReadTheirLayersFromS3) {
+  if (!s3_->skip_reason().empty()) {
+    GTEST_SKIP() << s3_->skip_reason();
+  }
+  push("v1", "v1");
+  // (The manifest's PUT read the config blob; whatever was copied, nothing is local now. The
+  // directory goes too, as a user freeing disk might remove it: it is made again.)
+  const std::string copies = d_->data_dir() + "/cache/blobs";
+  ASSERT_EQ(run("rm -rf " + copies).code, 0);
+  auto r = d_->cli("service create web --image web/app:v1 --port 8080");
+  ASSERT_EQ(r.code, 0) << r.all();
+  EXPECT_EQ(body(), "v1\n");
+  EXPECT_NE(run("find " + copies + " -type f").out, "") << "the runtime read nothing from S3";
+  EXPECT_EQ(run("find " + d_->data_dir() + "/blobs -type f 2>/dev/null").out, "");
+
+  // A build from the image: the builder reads its layers through the same storage.
+  ASSERT_EQ(run("rm -rf " + copies).code, 0);
+  std::string src = work_ / "src";
+  auto git = [&](const std::string& args) {
+    return run("git -c user.name=t -c user.email=t@example.com -c init.defaultBranch=main " + args +
+               " 2>&1");
+  };
+  ASSERT_EQ(git("init -q -b main " + src).code, 0);
+  write_file(src + "/Dockerfile",
+             "FROM web/app:v1\n"
+             "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo built-on-s3 > /www/index.html\"]\n");
+  ASSERT_EQ(git("-C " + src + " add -A").code, 0);
+  ASSERT_EQ(git("-C " + src + " commit -q -m one").code, 0);
+  ASSERT_EQ(d_->cli("repo create web/built").code, 0);
+  auto project = d_->cli("build project create built --git file://" + src +
+                         " --branch main --repo web/built");
+  ASSERT_EQ(project.code, 0) << project.all();
+  auto build = d_->cli("build start built");
+  ASSERT_EQ(build.code, 0) << build.all();
+  EXPECT_NE(build.out.find("SUCCEEDED"), std::string::npos) << build.all();
+  auto svc = d_->cli("service create built --image web/built:latest --port 8080");
+  ASSERT_EQ(svc.code, 0) << svc.all();
+  auto page = get("/", "built.localhost");
+  EXPECT_EQ(page.out, "built-on-s3\n\n200") << page.all();
+}
 
 TEST_F(ServicesUserns, InstancesRunAsTheMappedRoot) {
   const std::string probe =

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -141,6 +142,13 @@ uint16_t bind_loopback(uint16_t port) {
 }
 
 }  // namespace
+
+void server_missing(const std::string& why) {
+  const char* required = std::getenv("BERTH_TEST_REQUIRE_SERVERS");
+  if (required != nullptr && std::string(required) == "1") {
+    ADD_FAILURE() << why << " (BERTH_TEST_REQUIRE_SERVERS=1: this run needs it)";
+  }
+}
 
 bool connect_loopback(int fd, uint16_t port) {
   sockaddr_in a = loopback(port);

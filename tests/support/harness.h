@@ -65,6 +65,11 @@ std::string trimmed(std::string s);
 /// SIGKILL; reaps it and sets pid to -1. Nothing when pid <= 0.
 void stop_child(pid_t& pid, std::chrono::milliseconds grace);
 
+/// Called where a test server (PostgreSQL, RGW) cannot run and its tests would skip: with
+/// BERTH_TEST_REQUIRE_SERVERS=1 (as `make test` sets it) the test fails instead, naming why,
+/// so a run that proved nothing about a backend cannot pass.
+void server_missing(const std::string& why);
+
 /// A TCP port free on 127.0.0.1 right now.
 uint16_t free_port();
 

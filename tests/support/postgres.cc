@@ -206,7 +206,11 @@ std::unique_ptr<PostgresServer>& shared_server() {
 
 PostgresServer* PostgresServer::shared() {
   auto& server = shared_server();
-  return server->running() ? server.get() : nullptr;
+  if (!server->running()) {
+    server_missing("PostgreSQL cannot run here: " + server->error());
+    return nullptr;
+  }
+  return server.get();
 }
 
 const std::string& PostgresServer::shared_error() { return shared_server()->error(); }

@@ -340,7 +340,11 @@ Shared& shared_state() {
 
 RgwServer* RgwServer::shared() {
   auto& s = shared_state();
-  return s.ok ? s.server.get() : nullptr;
+  if (!s.ok) {
+    server_missing("RGW cannot run here: " + s.error);
+    return nullptr;
+  }
+  return s.server.get();
 }
 
 const std::string& RgwServer::shared_error() { return shared_state().error; }
