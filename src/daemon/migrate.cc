@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "common/fs.h"
+#include "common/sha256.h"
 #include "config/config.h"
 #include "daemon/backup.h"
 #include "daemon/backup_format.h"
@@ -173,11 +174,20 @@ Status copy_blobs(store::MetadataStore& src_store, storage::BlobStorage& src,
       present = have && *have == size;
     }
     if (dst == nullptr || t.dry_run || present) {
-      // Nothing to write (or written by an earlier run, whose bytes were checked then): the
-      // source must still hold what its name says.
+      // Nothing to write (or already there, from an earlier run): the source must still hold
+      // what its name says, and so must the target.
       BERTH_ASSIGN_OR_RETURN(std::string h, src.hash_blob(hex));
       if (h != hex) {
         return mismatch(digest, path + " hashes to sha256:" + h, t.from);
+      }
+      if (present) {
+        BERTH_ASSIGN_OR_RETURN(std::string th, dst->hash_blob(hex));
+        if (th != hex) {
+          return Error(Errc::DataLoss, "blob " + digest + " is already in the target storage " +
+                                           "but hashes to sha256:" + th +
+                                           " there: remove it from the target and run migrate "
+                                           "again");
+        }
       }
       w.blobs_present += present ? 1 : 0;
     } else {
@@ -413,6 +423,18 @@ std::vector<std::string> verify(const Target& t, const Opened& o,
     } else if (*have != size) {
       problems.push_back("blob " + digest + " is " + std::to_string(*have) +
                          " bytes in the target storage, the store says " + std::to_string(size));
+    }
+  }
+  // Every manifest row still hashes to its digest (rows are copied as they are).
+  if (auto manifests = st.all_manifests(); !manifests) {
+    problems.push_back("cannot list the target store's manifests: " + manifests.error().message());
+  } else {
+    for (const auto& m : *manifests) {
+      std::string got = "sha256:" + Sha256::hex_of(m.content);
+      if (got != m.digest) {
+        problems.push_back("manifest " + m.repository + "@" + m.digest +
+                           " in the target store hashes to " + got);
+      }
     }
   }
   for (const auto& rel : o.files) {

@@ -6,6 +6,7 @@
 // migrate refuses the now non-empty store. Skipped, saying why, where PostgreSQL or RGW cannot
 // run.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string>
@@ -209,6 +210,17 @@ TEST(MigrateTest, ToAnotherDataDirectoryDryRunAndKeyConflict) {
   EXPECT_EQ(conflict.code, 2) << conflict.all();
   EXPECT_NE(conflict.err.find("already has secrets.key"), std::string::npos) << conflict.err;
   EXPECT_NE(run("test -e " + dst + "/berth.db").code, 0);
+
+  // A blob already in the target (an earlier, interrupted run, say) is hashed there too: one
+  // that does not match its name stops the migration, naming it.
+  std::string hex = sha256_digest(layers[0]).substr(7);
+  std::string planted = dst + "/" + storage::blob_key(hex);
+  write_file(planted, std::string(layers[0].size(), 'x'));
+  auto torn = run(migrate + " --force");
+  EXPECT_NE(torn.code, 0) << torn.all();
+  EXPECT_NE(torn.err.find("is already in the target storage but hashes to"), std::string::npos)
+      << torn.all();
+  ASSERT_EQ(::unlink(planted.c_str()), 0);
 
   auto forced = run(migrate + " --force");
   ASSERT_EQ(forced.code, 0) << forced.all();
