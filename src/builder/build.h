@@ -165,6 +165,9 @@ class Service {
   Result<BuildView> stop_build(int64_t id);
   /// The build's log file (plain text lines, secrets masked); it grows while the build runs.
   Result<std::string> log_path(int64_t id);
+  /// The base images' digests that builds running in this berthd resolved (FROM, a buildspec's
+  /// builder image): lifecycle rules must not expire them mid-build.
+  std::vector<std::string> base_digests_in_use();
 
   /// POST /hooks/github/<project>: verifies X-Hub-Signature-256 against the project's secret
   /// before anything else (401, nothing queued), then answers ping (200) or queues a build

@@ -258,6 +258,15 @@ Result<BuildView> Service::stop_build(int64_t id) {
   return to_view(after);
 }
 
+std::vector<std::string> Service::base_digests_in_use() {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::string> out;
+  for (const auto& [id, r] : impl_->running) {
+    out.insert(out.end(), r->base_digests.begin(), r->base_digests.end());
+  }
+  return out;
+}
+
 Result<std::string> Service::log_path(int64_t id) {
   BERTH_TRY(impl_->deps.store.get_build(id));
   return impl_->log_file(id);

@@ -158,6 +158,7 @@ struct Running {
   Clock::time_point deadline;
   std::string src_dir;
   std::string git_cache;  // the object cache the build fetches into (under mu)
+  std::vector<std::string> base_digests;  // base images resolved so far (under mu)
 };
 
 Json phase_ms_json(const std::map<std::string, int64_t>& m);
@@ -262,6 +263,9 @@ struct Service::Impl {
   static std::string build_principal(const ProjectSpec& spec);
 
   Result<BaseImage> resolve_base(const ProjectSpec& spec, const std::string& reference);
+  /// resolve_base, noting the digest as in use by the running build r.
+  Result<BaseImage> resolve_base_for(const ProjectSpec& spec, Running& r,
+                                     const std::string& reference);
 
   Status run_buildspec(const store::BuildRecord& b, const ProjectSpec& spec, Running& r,
                        BuildLog& blog, const std::string& src);

@@ -31,6 +31,16 @@ std::string Service::Impl::build_principal(const ProjectSpec& spec) {
   return kSystemBuild;
 }
 
+Result<BaseImage> Service::Impl::resolve_base_for(const ProjectSpec& spec, Running& r,
+                                                  const std::string& reference) {
+  auto base = resolve_base(spec, reference);
+  if (base) {
+    std::lock_guard lock(mu);
+    r.base_digests.push_back(base->digest);
+  }
+  return base;
+}
+
 Result<BaseImage> Service::Impl::resolve_base(const ProjectSpec& spec,
                                               const std::string& reference) {
   // Read as docker reads it: berth's own host dropped, unqualified names through the default
@@ -117,7 +127,7 @@ Status Service::Impl::run_buildspec(const store::BuildRecord& b, const ProjectSp
     return Error(Errc::FailedPrecondition, "buildspec.yml needs build.builder_image to be set");
   }
   blog.line(cat("buildspec.yml: running in ", deps.builder_image));
-  auto base = resolve_base(spec, deps.builder_image);
+  auto base = resolve_base_for(spec, r, deps.builder_image);
   if (!base) {
     return std::move(base).error().with_context("buildspec.yml: build.builder_image");
   }
@@ -299,7 +309,9 @@ Status Service::Impl::execute(store::BuildRecord& b, const ProjectSpec& spec, Ru
   }
   in.labels["org.opencontainers.image.revision"] = b.commit_id;
   in.labels["org.opencontainers.image.source"] = b.source;
-  in.base_images = [this, &spec](const std::string& ref) { return resolve_base(spec, ref); };
+  in.base_images = [this, &spec, &r](const std::string& ref) {
+    return resolve_base_for(spec, r, ref);
+  };
   in.secrets = project_secrets(spec);
   in.log = glog;
   in.cancel = &r.cancel;

@@ -69,6 +69,7 @@ Result<int> lock_data_dir(const std::string& data_dir) {
 
 // Blocking. What lifecycle rules must never expire: every revision's digest of every service
 // (the current one, and older ones a rollback may return to) and what running builds push.
+// (The base images running builds use come from builder::Service::base_digests_in_use.)
 // A store error answers "*" (protect everything): guessing could expire a deployed image.
 std::vector<std::string> pinned_digests(store::MetadataStore& st) {
   std::vector<std::string> out;
@@ -178,7 +179,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   ropts.upstream_timeout = cfg.registry.upstream_timeout;
   s.audit = std::make_unique<iam::AuditLog>(*s.store);
   ropts.audit = s.audit.get();
-  ropts.pinned_digests = [st = s.store.get()] { return pinned_digests(*st); };
+  ropts.pinned_digests = [st = s.store.get(), build = &s.build] {
+    auto out = pinned_digests(*st);
+    if (*build) {
+      auto bases = (*build)->base_digests_in_use();
+      out.insert(out.end(), bases.begin(), bases.end());
+    }
+    return out;
+  };
   // "HOST/web/app" in a Dockerfile means the local web/app when HOST is this berthd: its
   // listen address, or a name linked to it with `berth domain link --registry`.
   ropts.is_own_host = [listen = cfg.listen, domains = &s.domains](const std::string& host) {

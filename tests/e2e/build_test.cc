@@ -246,6 +246,49 @@ TEST_F(Builds, FailingRunShowsItsExitCodeAndLine) {
   EXPECT_EQ(tags(), "\"\"");  // nothing was pushed
 }
 
+// A base image a running build uses is pinned: lifecycle rules keep it (and say why) until the
+// build ends.
+TEST_F(Builds, LifecycleKeepsTheBaseImageOfARunningBuild) {
+  ASSERT_EQ(d_->cli("repo create web/base").code, 0);
+  std::string layout = work_ / "base";
+  for (const char* tag : {"v1", "v2"}) {
+    ASSERT_EQ(make_busybox_layout(layout, tag, {{"etc/version", std::string(tag) + "\n"}}), "");
+    auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() + "' oci:" +
+                 layout + ":" + tag + " docker://" + d_->host() + "/web/base:" + tag);
+    ASSERT_EQ(r.code, 0) << r.all();
+  }
+  auto inspect = run("skopeo inspect --raw --tls-verify=false --creds '" + d_->creds() +
+                     "' docker://" + d_->host() + "/web/base:v1 | sha256sum");
+  std::string v1 = "sha256:" + inspect.out.substr(0, 64);
+  write_file(src_ + "/Dockerfile",
+             "FROM web/base:v1\nRUN [\"/bin/busybox\", \"sleep\", \"8\"]\n");
+  commit("slow");
+  ASSERT_EQ(d_->cli("build project create web-build --git file://" + src_ +
+                    " --branch main --repo web/app")
+                .code,
+            0);
+  std::string rules = work_ / "rules.json";
+  write_file(rules, R"({"rules":[{"rulePriority":1,"selection":{"tagStatus":"any",
+    "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]})");
+  ASSERT_EQ(d_->cli("repo lifecycle put web/base --file " + rules).code, 0);
+  auto reason = [&] {
+    auto p = d_->cli("repo lifecycle preview web/base --json");
+    return jq(p.out, ".images[] | select(.digest == \"" + v1 + "\") | .action + \" \" + .reason");
+  };
+  EXPECT_TRUE(has(reason(), "expire")) << reason();  // v2 is newer: v1 goes, unless pinned
+
+  ASSERT_EQ(d_->cli("build start web-build --no-wait").code, 0);
+  std::string seen;
+  for (int i = 0; i < 100 && !has(seen, "running build"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    seen = reason();
+  }
+  EXPECT_TRUE(has(seen, "keep")) << seen;
+  EXPECT_TRUE(has(seen, "pinned by a service revision or a running build")) << seen;
+  EXPECT_EQ(wait_build(), "SUCCEEDED");
+  EXPECT_TRUE(has(reason(), "expire")) << reason();  // the build is over
+}
+
 TEST_F(Builds, RoleWithoutPushRightsFailsAtThePushStep) {
   ASSERT_EQ(d_->cli("iam role create builder-web").code, 0);
   ASSERT_EQ(d_->cli("build project create web-build --git file://" + src_ +
