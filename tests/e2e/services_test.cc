@@ -2,6 +2,8 @@
 // Services end to end with real parts: images built from Debian's busybox-static with umoci,
 // pushed with skopeo, run by runc behind berth's router, reached with curl.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -271,6 +273,72 @@ TEST_F(ServicesOnS3, DeploysAndBuildsReadTheirLayersFromS3) {
   ASSERT_EQ(svc.code, 0) << svc.all();
   auto page = get("/", "built.localhost");
   EXPECT_EQ(page.out, "built-on-s3\n\n200") << page.all();
+}
+
+// The seed's flow on a router that listens on IPv4 and IPv6: the apex and www (its own
+// sub-zone) get A and AAAA, and the page is served over HTTPS on both names and both families,
+// verified against berth's root.
+class ServicesDualStack : public Services {
+ protected:
+  std::unique_ptr<TestDaemon> make_daemon() override {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    ipv6_ = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    http6_ = free_port();
+    tls6_ = free_port();
+    return std::make_unique<TestDaemon>([this](config::Config& c) {
+      if (ipv6_) {
+        c.router_listen.push_back("[::1]:" + std::to_string(http6_));
+        c.router_tls_listen.push_back("[::1]:" + std::to_string(tls6_));
+      }
+    });
+  }
+  bool ipv6_ = false;
+  uint16_t http6_ = 0, tls6_ = 0;
+};
+
+TEST_F(ServicesDualStack, TheSeedsDomainIsServedOverIpv4AndIpv6) {
+  if (!ipv6_ || !have("dig")) {
+    GTEST_SKIP() << "needs ::1 and dig";
+  }
+  push("latest", "v1");
+  auto svc = d_->cli("service create web --image web/app:latest --port 8080");
+  ASSERT_EQ(svc.code, 0) << svc.all();
+  ASSERT_EQ(d_->cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_->cli("dns zone create www.example.com").code, 0);
+  auto link = d_->cli("domain link web example.com --www");
+  ASSERT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "www.example.com: ACTIVE")) << link.out;
+  auto dig = [&](const std::string& q) {
+    return run("dig @127.0.0.1 -p " + std::to_string(d_->dns_port()) + " +norec +short " + q)
+        .out;
+  };
+  for (const char* name : {"example.com", "www.example.com"}) {
+    EXPECT_EQ(dig(std::string(name) + " A"), "127.0.0.1\n") << name;
+    EXPECT_EQ(dig(std::string(name) + " AAAA"), "::1\n") << name;
+  }
+  std::string root = work_ / "root.pem";
+  write_file(root, d_->cli("ca export").out);
+  auto page = [&](const std::string& name, const std::string& addr, uint16_t port) {
+    std::string p = std::to_string(port);
+    return run("curl -sS -m 10 --cacert " + root + " --resolve " + name + ":" + p + ":" + addr +
+               " https://" + name + ":" + p + "/ 2>&1")
+        .out;
+  };
+  for (const char* name : {"example.com", "www.example.com"}) {
+    EXPECT_EQ(page(name, "127.0.0.1", d_->router_tls_port()), "v1\n") << name << " over IPv4";
+    EXPECT_EQ(page(name, "[::1]", tls6_), "v1\n") << name << " over IPv6";
+  }
+  // Plain HTTP over IPv6 redirects to HTTPS, as over IPv4.
+  auto plain = run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" +
+                   std::to_string(http6_) + ":[::1] http://example.com:" +
+                   std::to_string(http6_) + "/");
+  EXPECT_EQ(plain.out, "308") << plain.all();
 }
 
 TEST_F(ServicesUserns, InstancesRunAsTheMappedRoot) {
