@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// Manifests: GET/PUT/DELETE by tag or digest, the checks a manifest must pass, what is recorded
-// for it, referrers, and push_local (an image built inside berth stored as a push would).
+// Manifests and tags: GET/PUT/DELETE by tag or digest, the checks a manifest must pass, what is
+// recorded for it, the tag list, and push_local (an image built inside berth stored as a push
+// would).
 #include <sys/stat.h>
 
 #include <algorithm>
 
 #include "common/fs.h"
 #include "common/json.h"
+#include "common/url.h"
 #include "registry/registry_impl.h"
 
 namespace berth::registry {
@@ -295,39 +297,34 @@ awaitable<void> Registry::Impl::delete_manifest(http::Exchange& ex, std::string 
   co_await ex.send(base_response(202));
 }
 
-awaitable<void> Registry::Impl::referrers(http::Exchange& ex, std::string name,
-                                          std::string digest) {
-  auto repo = co_await repo_for_digest(ex, name, digest);
+awaitable<void> Registry::Impl::list_tags(http::Exchange& ex, std::string name) {
+  auto repo = co_await repo_for_read(ex, name, "registry:Pull");
   if (!repo) {
     co_return;
   }
-  int64_t id = repo->id;
-  auto list_referrers = [this, id, digest] { return store.referrers(id, digest); };
-  auto refs = co_await run_blocking(pool, std::move(list_referrers));
-  if (!refs) {
-    co_return co_await fail_error(ex, refs.error());
+  auto n = parse_n(ex.query("n"));
+  if (!n) {
+    co_return co_await fail(ex, Oci::Unsupported, "n must be a non-negative integer");
   }
-  auto filter = ex.query("artifactType");
-  Json list = Json::array();
-  for (const auto& r : *refs) {
-    if (filter && r.artifact_type != *filter) {
-      continue;
-    }
-    Json desc = {{"mediaType", r.media_type}, {"digest", r.digest}, {"size", r.size}};
-    if (!r.artifact_type.empty()) {
-      desc["artifactType"] = r.artifact_type;
-    }
-    if (!r.annotations_json.empty()) {
-      desc["annotations"] = Json::parse(r.annotations_json, nullptr, false);
-    }
-    list.push_back(std::move(desc));
+  std::string last = ex.query("last").value_or("");
+  int limit = *n < 0 ? -1 : *n + 1;
+  int64_t id = repo->id;
+  auto list_tags_job = [this, id, last, limit] { return store.list_tags(id, last, limit); };
+  auto tags = co_await run_blocking(pool, std::move(list_tags_job));
+  if (!tags) {
+    co_return co_await fail_error(ex, tags.error());
+  }
+  bool more = *n >= 0 && static_cast<int>(tags->size()) > *n;
+  if (more) {
+    tags->resize(static_cast<size_t>(*n));
   }
   auto res = base_response(200);
-  res.header("Content-Type", std::string(oci::kOciIndex));
-  if (filter) {
-    res.header("OCI-Filters-Applied", "artifactType");
+  res.header("Content-Type", "application/json");
+  if (more && !tags->empty()) {
+    res.header("Link", "</v2/" + name + "/tags/list?n=" + std::to_string(*n) +
+                           "&last=" + url::encode(tags->back()) + ">; rel=\"next\"");
   }
-  res.body = Json{{"schemaVersion", 2}, {"mediaType", oci::kOciIndex}, {"manifests", list}}.dump();
+  res.body = Json{{"name", name}, {"tags", *tags}}.dump();
   co_await ex.send(std::move(res));
 }
 

@@ -81,22 +81,6 @@ Route parse_route(const std::string& path) {
   return r;
 }
 
-// Parses the n query parameter: absent -> -1 (all); invalid -> nullopt.
-std::optional<int> parse_n(const std::optional<std::string>& s) {
-  if (!s) {
-    return -1;
-  }
-  if (s->empty() || s->size() > 9) {
-    return std::nullopt;
-  }
-  for (char c : *s) {
-    if (c < '0' || c > '9') {
-      return std::nullopt;
-    }
-  }
-  return std::stoi(*s);
-}
-
 }  // namespace
 
 Status Registry::Impl::authorize(const http::RequestContext& ctx, const std::string& action,
@@ -467,37 +451,6 @@ awaitable<void> Registry::Impl::catalog(http::Exchange& ex) {
                            url::encode(names.back().get<std::string>()) + ">; rel=\"next\"");
   }
   res.body = Json{{"repositories", names}}.dump();
-  co_await ex.send(std::move(res));
-}
-
-awaitable<void> Registry::Impl::list_tags(http::Exchange& ex, std::string name) {
-  auto repo = co_await repo_for_read(ex, name, "registry:Pull");
-  if (!repo) {
-    co_return;
-  }
-  auto n = parse_n(ex.query("n"));
-  if (!n) {
-    co_return co_await fail(ex, Oci::Unsupported, "n must be a non-negative integer");
-  }
-  std::string last = ex.query("last").value_or("");
-  int limit = *n < 0 ? -1 : *n + 1;
-  int64_t id = repo->id;
-  auto list_tags_job = [this, id, last, limit] { return store.list_tags(id, last, limit); };
-  auto tags = co_await run_blocking(pool, std::move(list_tags_job));
-  if (!tags) {
-    co_return co_await fail_error(ex, tags.error());
-  }
-  bool more = *n >= 0 && static_cast<int>(tags->size()) > *n;
-  if (more) {
-    tags->resize(static_cast<size_t>(*n));
-  }
-  auto res = base_response(200);
-  res.header("Content-Type", "application/json");
-  if (more && !tags->empty()) {
-    res.header("Link", "</v2/" + name + "/tags/list?n=" + std::to_string(*n) +
-                           "&last=" + url::encode(tags->back()) + ">; rel=\"next\"");
-  }
-  res.body = Json{{"name", name}, {"tags", *tags}}.dump();
   co_await ex.send(std::move(res));
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Private to src/registry: Registry::Impl, shared by the files that implement it.
-//   registry.cc   helpers, dispatch, catalog and tags, the control-API operations
-//   manifests.cc  manifests, referrers and push_local
+//   registry.cc   helpers, dispatch, the catalog, the control-API operations
+//   manifests.cc  manifests, tags and push_local
+//   referrers.cc  the referrers API
 //   uploads.cc    blobs and upload sessions
 //   gc.cc         upload expiry, garbage collection, fsck
 //   upstreams.cc  upstream registries as configuration, and qualify()
@@ -10,6 +11,8 @@
 //   blob_fetch.cc    blobs arriving into a growing local file, sent to clients as they land
 //                    (pull-through, and cold reads from S3)
 //   replication.cc   copying pushes to other registries
+//   lifecycle.cc     lifecycle rules as configuration, preview and apply (the maintenance tick)
+//   lifecycle_rules.cc  parsing ECR-shaped rules and deciding what they expire
 // Decisions about visibility live in the metadata store (one transaction each); bytes live in
 // storage::BlobStorage (fs or S3). Read-mostly lookups (repositories, manifests, blob links) are
 // cached in memory and invalidated on every write.
@@ -43,6 +46,22 @@
 #include "storage/blob_storage.h"
 
 namespace berth::registry {
+
+// Parses the n query parameter: absent -> -1 (all); invalid -> nullopt.
+inline std::optional<int> parse_n(const std::optional<std::string>& s) {
+  if (!s) {
+    return -1;
+  }
+  if (s->empty() || s->size() > 9) {
+    return std::nullopt;
+  }
+  for (char c : *s) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+  }
+  return std::stoi(*s);
+}
 
 namespace detail {
 
@@ -399,7 +418,7 @@ struct Registry::Impl {
   std::condition_variable repl_cv;
   std::vector<std::shared_ptr<ReplicationRule>> replications;
   bool repl_wake = false;  // a task was queued: the worker looks now, not at its next tick
-  int64_t repl_seq = 0;  // the newest task's sequence number
+  int64_t repl_seq = 0;    // the newest task's sequence number
   std::thread repl_thread;
 
   Result<UpstreamPtr> make_destination(const ReplicationSpec& spec, int64_t created_at);
