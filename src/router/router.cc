@@ -48,16 +48,6 @@ ServiceMetrics* Core::metrics_for(const std::string& service) {
   return m.get();
 }
 
-std::shared_ptr<const Compiled> Core::compile(std::shared_ptr<const RouteTable> t) {
-  auto c = std::make_shared<Compiled>();
-  c->table = std::move(t);
-  c->hosts.reserve(c->table->hosts.size());
-  for (auto& [host, route] : c->table->hosts) {
-    c->hosts.emplace(std::string_view(host), Entry{&route, metrics_for(route.service)});
-  }
-  return c;
-}
-
 namespace {
 
 // One per listening address and I/O thread (net::acceptors_per_thread): a connection is served on

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Private to the router. The state shared by the router's files: the upstream pool slots,
-// the per-thread metrics shards, the compiled route snapshot, the timeout watches, Core (what
-// Router::State holds) and ThreadCtx (per-I/O-thread state: the timeout sweep's watch list,
-// the cached route snapshot, pool slots).
+// the timeout watches, Core (what Router::State holds) and ThreadCtx (per-I/O-thread state:
+// the timeout sweep's watch list, the cached route snapshot, pool slots). The route snapshot
+// and the metrics shards are in routes.h and metrics.h.
 //
 // Threading: each io_context must be run by exactly one thread (as http::Server expects).
 // A connection, its ThreadCtx and its pool slot are only touched on that thread; what crosses
@@ -28,6 +28,7 @@
 #include "common/listener.h"
 #include "common/log.h"
 #include "router/proxy_util.h"
+#include "router/routes.h"
 #include "tls/tls.h"
 
 namespace berth::router {
@@ -58,60 +59,6 @@ struct Upstream::Pool {
   };
   std::array<Slot, kSlots> slots;
   std::atomic<size_t> idle_total{0};
-};
-
-// ---------------------------------------------------------------------------------------------
-// Metrics: one shard per I/O thread, each written by its thread only (no contended atomics).
-
-constexpr std::array<double, 15> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                             0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
-
-struct ServiceMetrics {
-  struct alignas(64) Shard {
-    std::atomic<uint64_t> classes[5]{};
-    std::atomic<uint64_t> buckets[kBuckets.size() + 1]{};
-    std::atomic<uint64_t> sum_us{0};
-    std::atomic<int64_t> in_flight{0};
-  };
-  ServiceMetrics(std::string n, size_t shards)
-      : name(std::move(n)), shard(std::make_unique<Shard[]>(shards)), nshards(shards) {}
-  std::string name;
-  std::unique_ptr<Shard[]> shard;
-  size_t nshards;
-};
-
-template <class T>
-void bump(std::atomic<T>& a, T by) {
-  a.store(a.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
-}
-
-struct Entry {
-  const Route* route;
-  ServiceMetrics* metrics;
-};
-
-// The published table plus what the hot path needs: host -> (route, metrics), keyed by views
-// into the table's own strings.
-struct Compiled {
-  std::shared_ptr<const RouteTable> table;
-  std::unordered_map<std::string_view, Entry> hosts;
-
-  // The exact host first, then the wildcard one label up ("a.preview.example.com" ->
-  // "*.preview.example.com"); null when neither is routed.
-  const Entry* find(std::string_view host) const {
-    if (auto it = hosts.find(host); it != hosts.end()) {
-      return &it->second;
-    }
-    auto dot = host.find('.');
-    if (dot == std::string_view::npos || dot == 0 || host.size() - dot > 254) {
-      return nullptr;
-    }
-    char buf[256];
-    buf[0] = '*';
-    std::memcpy(buf + 1, host.data() + dot, host.size() - dot);
-    auto it = hosts.find(std::string_view(buf, host.size() - dot + 1));
-    return it == hosts.end() ? nullptr : &it->second;
-  }
 };
 
 // ---------------------------------------------------------------------------------------------
