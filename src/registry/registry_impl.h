@@ -433,6 +433,8 @@ struct Registry::Impl {
   // for the replication rules with --deletes. Blocking.
   Status delete_reference(const std::string& repo, int64_t repo_id, const std::string& reference);
   void replication_loop();
+  // One rule's tasks (oldest first): each due one tried, in order per repository.
+  void replication_pass(const std::vector<store::ObjectRow>& rows);
   void stop_replication();
   Status replicate(ReplicationRule& r, const Json& task);
   Status push_to(ReplicationRule& r, const store::Repository& repo, const std::string& digest,

@@ -6,7 +6,11 @@
 // the earlier one), blobs first (skipped when the destination has them), then the manifest,
 // retrying failures with back-off from 2 s to 5 min.
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
 
 #include "common/json.h"
 #include "common/secret_box.h"
@@ -269,75 +273,115 @@ Status Registry::Impl::replicate(ReplicationRule& r, const Json& task) {
   return push_to(r, *rec, digest, tag.empty() ? digest : tag);
 }
 
+namespace {
+
+// One rule's pass over its pending tasks, on a thread of its own: a slow or unreachable
+// destination holds up only its own rule.
+struct RuleWorker {
+  std::thread thread;
+  std::atomic<bool> done{true};
+};
+
+}  // namespace
+
 void Registry::Impl::replication_loop() {
+  std::map<std::string, RuleWorker> workers;
   while (!stopping.load()) {
-    std::vector<std::shared_ptr<ReplicationRule>> rules;
     {
       std::unique_lock lock(repl_mu);
       repl_cv.wait_for(lock, std::chrono::seconds(1),
                        [this] { return stopping.load() || repl_wake; });
       repl_wake = false;
-      rules = replications;
-    }
-    if (rules.empty()) {
-      continue;  // nothing can be pending: a rule's tasks go with it (delete_replication)
+      if (replications.empty()) {
+        continue;  // nothing can be pending: a rule's tasks go with it (delete_replication)
+      }
     }
     auto tasks = store.list_objects(kTaskKind);
     if (!tasks) {
       continue;
     }
-    std::set<std::string> blocked;  // "rule\nrepo" with an earlier task still pending
-    int64_t now = now_unix();
-    for (const auto& row : *tasks) {
-      if (stopping.load()) {
-        return;
-      }
+    // Each rule's tasks, oldest first (sequence order); tasks of deleted rules go.
+    std::map<std::string, std::vector<store::ObjectRow>> by_rule;
+    for (auto& row : *tasks) {
       auto task = parse_json(row.document, "replication task");
-      if (!task) {
+      std::string rule = task ? task->value("rule", std::string()) : "";
+      if (!task || !find_replication(rule)) {
         (void)store.delete_object(kTaskKind, row.name);
         continue;
       }
-      std::string rule = task->value("rule", std::string());
-      std::string key = rule + "\n" + task->value("repo", std::string());
-      if (blocked.count(key) != 0) {
-        continue;
-      }
-      auto r = find_replication(rule);
-      if (!r) {
-        (void)store.delete_object(kTaskKind, row.name);
-        continue;
-      }
-      if (task->value("next_at", int64_t{0}) > now) {
-        blocked.insert(key);
-        continue;
-      }
-      Status s = replicate(*r, *task);
-      std::lock_guard lock(repl_mu);
-      if (s) {
-        (void)store.delete_object(kTaskKind, row.name);
-        r->replicated++;
-        r->last_success_at = now_unix();
-        r->last_error.clear();
-        log->info("replicated rule={} repo={} ref={} action={}", rule,
-                  task->value("repo", std::string()),
-                  task->value("tag", std::string()).empty() ? task->value("digest", std::string())
-                                                            : task->value("tag", std::string()),
-                  task->value("action", std::string()));
-        continue;
-      }
-      int64_t attempts = task->value("attempts", int64_t{0}) + 1;
-      (*task)["attempts"] = attempts;
-      (*task)["next_at"] =
-          now_unix() + std::min<int64_t>(kMaxBackoff, int64_t{1} << std::min<int64_t>(attempts, 9));
-      (*task)["last_error"] = s.error().message();
-      (void)store.put_object(
-          store::ObjectRow{kTaskKind, row.name, task->dump(), row.created_at, now_unix()}, false);
-      r->last_error = s.error().message();
-      r->last_error_at = now_unix();
-      log->warn("replication rule={} repo={} attempt={} failed: {}", rule,
-                task->value("repo", std::string()), attempts, s.error().message());
-      blocked.insert(key);
+      by_rule[rule].push_back(std::move(row));
     }
+    for (auto& [rule, rows] : by_rule) {
+      auto& w = workers[rule];
+      if (!w.done.load()) {
+        continue;  // still in its previous pass
+      }
+      if (w.thread.joinable()) {
+        w.thread.join();
+      }
+      w.done = false;
+      w.thread = std::thread([this, rows = std::move(rows), &w] {
+        replication_pass(rows);
+        w.done = true;
+      });
+    }
+  }
+  for (auto& [rule, w] : workers) {
+    if (w.thread.joinable()) {
+      w.thread.join();
+    }
+  }
+}
+
+void Registry::Impl::replication_pass(const std::vector<store::ObjectRow>& rows) {
+  std::set<std::string> blocked;  // repositories with an earlier task still pending
+  int64_t now = now_unix();
+  for (const auto& row : rows) {
+    if (stopping.load()) {
+      return;
+    }
+    auto task = parse_json(row.document, "replication task");
+    if (!task) {
+      continue;
+    }
+    std::string rule = task->value("rule", std::string());
+    std::string repo = task->value("repo", std::string());
+    if (blocked.count(repo) != 0) {
+      continue;
+    }
+    auto r = find_replication(rule);
+    if (!r) {
+      return;  // deleted meanwhile (its tasks went with it)
+    }
+    if (task->value("next_at", int64_t{0}) > now) {
+      blocked.insert(repo);
+      continue;
+    }
+    Status s = replicate(*r, *task);
+    std::lock_guard lock(repl_mu);
+    if (s) {
+      (void)store.delete_object(kTaskKind, row.name);
+      r->replicated++;
+      r->last_success_at = now_unix();
+      r->last_error.clear();
+      log->info("replicated rule={} repo={} ref={} action={}", rule, repo,
+                task->value("tag", std::string()).empty() ? task->value("digest", std::string())
+                                                          : task->value("tag", std::string()),
+                task->value("action", std::string()));
+      continue;
+    }
+    int64_t attempts = task->value("attempts", int64_t{0}) + 1;
+    (*task)["attempts"] = attempts;
+    (*task)["next_at"] =
+        now_unix() + std::min<int64_t>(kMaxBackoff, int64_t{1} << std::min<int64_t>(attempts, 9));
+    (*task)["last_error"] = s.error().message();
+    (void)store.put_object(
+        store::ObjectRow{kTaskKind, row.name, task->dump(), row.created_at, now_unix()}, false);
+    r->last_error = s.error().message();
+    r->last_error_at = now_unix();
+    log->warn("replication rule={} repo={} attempt={} failed: {}", rule, repo, attempts,
+              s.error().message());
+    blocked.insert(repo);
   }
 }
 

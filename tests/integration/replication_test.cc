@@ -3,6 +3,7 @@
 // berthd (token flow with push scope), through an outage of the destination and a restart of
 // berthd. Images are pushed with skopeo and compared by digest at both ends.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <memory>
@@ -248,6 +249,35 @@ TEST_F(Replication, PendingChangesSurviveARestart) {
   b.start();
   EXPECT_TRUE(arrives(dist.host() + "/web/app:v1", dist.skopeo_inspect_flags(), v1, 90))
       << b.cli("registry replication status to-dist").all();
+}
+
+// A destination that takes connections and never answers holds up only its own rule: the
+// other rule's copy arrives while the first waits out its timeout.
+TEST_F(Replication, ADestinationThatHangsHoldsUpOnlyItsOwnRule) {
+  uint16_t silent_port = 0;
+  int silent = listen_loopback(silent_port, 64);  // never accepts: connects, then silence
+  ASSERT_GE(silent, 0);
+  TestDaemon d([](config::Config& c) { c.registry.upstream_timeout = std::chrono::seconds(120); });
+  TestDaemon hub;
+  ASSERT_EQ(hub.cli("repo create web/app").code, 0);
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  auto r = d.cli("registry replication create a-silent --to http://127.0.0.1:" +
+                 std::to_string(silent_port) + " --repos 'web/*'");
+  ASSERT_EQ(r.code, 0) << r.all();
+  r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") + " --server " +
+          d.url() + " registry replication create b-hub --to " + hub.url() +
+          " --repos 'web/*' --username " + hub.admin_key_id() + " --password-stdin");
+  ASSERT_EQ(r.code, 0) << r.all();
+  push(d.host(), d.creds(), "v1");
+  std::string v1 =
+      digest(d.host() + "/web/app:v1", "--tls-verify=false --creds '" + d.creds() + "'");
+  ASSERT_EQ(v1.size(), 64u);
+  EXPECT_TRUE(arrives(hub.host() + "/web/app:v1",
+                      "--tls-verify=false --creds '" + hub.creds() + "'", v1, 60))
+      << d.cli("registry replication status b-hub").all();
+  auto a = d.cli("registry replication status a-silent --json");
+  EXPECT_EQ(jq(a.out, ".pending"), "1") << a.out;
+  ::close(silent);
 }
 
 TEST_F(Replication, BadRulesAreRefusedNamingTheProblem) {
