@@ -164,7 +164,7 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   domain->require_subcommand(1);
   s->link = domain->add_subcommand(
       "link", "serve a service on a domain over HTTPS: DNS records, certificate, route");
-  s->link->add_option("service", s->service, "service name (none with --registry)")->required();
+  s->link->add_option("service", s->service, "service name (none with --registry)");
   s->link->add_option("domain", s->name, "domain name (example.com, *.preview.example.com)");
   s->link->add_flag("--www", s->www, "also link www.DOMAIN");
   s->link->add_flag("--registry", s->registry,
@@ -180,7 +180,7 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   add_json_flag(s->show, s->json);
   s->unlink = domain->add_subcommand(
       "unlink", "stop serving a domain: removes its route, the records link made, its certificate");
-  s->unlink->add_option("service", s->service, "service name (none with --registry)")->required();
+  s->unlink->add_option("service", s->service, "service name (none with --registry)");
   s->unlink->add_option("domain", s->name, "domain name");
   s->unlink->add_flag("--registry", s->registry, "DOMAIN is linked to the registry");
   add_json_flag(s->unlink, s->json);

@@ -231,6 +231,81 @@ void Registry::Impl::run_cold_read(BlobFetchPtr f, storage::LocalCopy copy) {
   f->finish(s ? std::optional<Error>() : std::optional<Error>(s.error()));
 }
 
+Result<Registry::Impl::LocalRead> Registry::Impl::fetch_range(const std::string& name,
+                                                              const std::string& hex,
+                                                              uint64_t from, uint64_t length) {
+  LocalRead out;
+  auto fd = blobs.open_local(hex);
+  if (fd || fd.error().code() != Errc::NotFound) {
+    BERTH_ASSIGN_OR_RETURN(out.fd, std::move(fd));
+    return out;
+  }
+  {
+    std::lock_guard lock(fetch_mu);
+    if (cold_reads.count(hex) != 0) {
+      return out;  // the whole blob is arriving: the range is sent from it
+    }
+    if (stopping.load()) {
+      return Error(Errc::Unavailable, "berthd is stopping");
+    }
+  }
+  auto f = std::make_shared<BlobFetch>();
+  f->digest = "sha256:" + hex;
+  f->hex = hex;
+  f->total = static_cast<int64_t>(length);
+  f->upload_id = fs::random_uuid() + std::string(storage::kTransientUpload);
+  BERTH_ASSIGN_OR_RETURN(int wfd, blobs.create_upload(f->upload_id, name));
+  f->read_fd = ::open(blobs.upload_data_path(f->upload_id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (f->read_fd < 0) {
+    ::close(wfd);
+    blobs.remove_upload(f->upload_id);
+    return Error(Errc::Internal, "cannot read back upload " + f->upload_id);
+  }
+  asio::post(fetch_threads(),
+             [this, f, wfd, from, length] { run_range_read(f, wfd, from, length); });
+  out.fetch = std::move(f);
+  return out;
+}
+
+void Registry::Impl::run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint64_t length) {
+  uint64_t got = 0, published = 0;
+  auto sink = [&](const char* data, size_t len) -> Status {
+    if (stopping.load()) {
+      return Error(Errc::Cancelled, "berthd is stopping");
+    }
+    if (got + len > length) {
+      return Error(Errc::Unavailable, "blob storage sent more than the range asked of " + f->digest);
+    }
+    BERTH_TRY(write_fetch_piece(wfd, data, len, f->digest));
+    got += len;
+    if (published == 0 || got - published >= kFetchPublishBytes || got == length) {
+      std::lock_guard lock(f->mu);
+      f->written = got;
+      f->head_known = true;
+      f->changed();
+      published = got;
+    }
+    return ok();
+  };
+  Status s = blobs.read_stored_range(f->hex, from, length, sink);
+  if (s && got != length) {
+    s = Error(Errc::Unavailable, "blob storage sent " + std::to_string(got) + " of the " +
+                                     std::to_string(length) + " bytes asked of " + f->digest);
+  }
+  ::close(wfd);
+  blobs.remove_upload(f->upload_id);  // the readers keep the file open
+  if (!s) {
+    log->warn("blob range from storage failed digest={} storage={} error={}", f->digest,
+              blobs.driver(), s.error().message());
+  }
+  {
+    std::lock_guard lock(f->mu);
+    f->written = got;
+    f->verified = s.has_value();  // a range cannot be hashed: every byte asked for came
+  }
+  f->finish(s ? std::optional<Error>() : std::optional<Error>(s.error()));
+}
+
 awaitable<Status> Registry::Impl::wait_fetch(BlobFetchPtr f) {
   auto timer = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
   beast::error_code ec;

@@ -411,6 +411,13 @@ struct Registry::Impl {
   Result<LocalRead> open_or_fetch(const std::string& hex, int64_t size);
   // On a fetch thread: the transfer, verification and keeping of one local copy.
   void run_cold_read(BlobFetchPtr f, storage::LocalCopy copy);
+  // Blocking, for a Range request: the blob's local file when there is one; else, unless a
+  // cold read of the whole blob is under way (neither is set then: open_or_fetch joins it),
+  // bytes [from, from + length) fetched on their own (one ranged GET of blob storage) into a
+  // file of their own, streamed from as they land.
+  Result<LocalRead> fetch_range(const std::string& name, const std::string& hex, uint64_t from,
+                                uint64_t length);
+  void run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint64_t length);
 
   // ---- replication (replication.cc) -------------------------------------------------------
 

@@ -125,9 +125,27 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
               digest, url.error().message());
   }
   // Off the I/O thread: a local file opens at once; on S3 a blob without a local copy starts
-  // (or joins) the transfer that makes one, and is sent from it as the bytes land.
-  auto open = [this, hex, total] { return open_or_fetch(hex, static_cast<int64_t>(total)); };
-  auto rd = co_await run_blocking(pool, std::move(open));
+  // (or joins) the transfer that makes one, and is sent from it as the bytes land; a range of
+  // one (a client resuming a pull) is fetched alone, not after all the bytes before it.
+  Result<LocalRead> rd = LocalRead{};
+  if (ranged && length > 0) {
+    auto open_range = [this, name, hex, from, length] {
+      return fetch_range(name, hex, from, length);
+    };
+    rd = co_await run_blocking(pool, std::move(open_range));
+    if (rd && rd->fetch) {
+      auto head = std::make_shared<http::Response>(std::move(res));
+      auto sent = co_await stream_fetch(ex, rd->fetch, head);
+      if (!sent) {
+        co_await fail_unreadable(ex, name, digest, sent.error());
+      }
+      co_return;
+    }
+  }
+  if (rd && rd->fd < 0) {
+    auto open = [this, hex, total] { return open_or_fetch(hex, static_cast<int64_t>(total)); };
+    rd = co_await run_blocking(pool, std::move(open));
+  }
   if (!rd) {
     co_return co_await fail_unreadable(ex, name, digest, rd.error());
   }

@@ -130,6 +130,13 @@ class BlobStorage {
   virtual Status read_stored(const std::string& /*hex*/, const ByteSink& /*sink*/) {
     return Error(Errc::Unsupported, "this blob storage keeps no remote copy");
   }
+  /// Streams bytes [offset, offset + length) of the stored blob to sink (S3: one ranged GET):
+  /// a range of a blob with no local copy, without fetching all of it. Unsupported on a local
+  /// driver.
+  virtual Status read_stored_range(const std::string& /*hex*/, uint64_t /*offset*/,
+                                   uint64_t /*length*/, const ByteSink& /*sink*/) {
+    return Error(Errc::Unsupported, "this blob storage keeps no remote copy");
+  }
   /// Closes copy.fd; keep (the caller checked every byte hashes to hex): renames the part into
   /// place, so open_local() finds it (not fsynced: S3's copies from before a restart are
   /// hashed before use); otherwise, or when that fails, removes it.

@@ -293,6 +293,11 @@ class S3BlobStorage : public BlobStorage {
     return s3_->get_object(blob_key(hex), sink);
   }
 
+  Status read_stored_range(const std::string& hex, uint64_t offset, uint64_t length,
+                           const ByteSink& sink) override {
+    return s3_->get_object(blob_key(hex), sink, S3Range{offset, length});
+  }
+
   // Not fsynced: local_cache.h checks copies from before a restart instead.
   Status end_local_copy(const std::string& hex, const LocalCopy& copy, bool keep) override {
     Status s = ok();

@@ -176,6 +176,18 @@ TEST_F(Domains, ANameOutsideBerthsZonesWaitsForTheUsersRecords) {
   EXPECT_EQ(show("shop.example.org", ".status"), R"("PENDING_DNS")");
 }
 
+TEST_F(Domains, MissingArgumentsAreNamed) {
+  auto reg = d_.cli("domain link --registry");
+  EXPECT_NE(reg.code, 0);
+  EXPECT_TRUE(has(reg.err, "--registry needs a DOMAIN")) << reg.all();
+  auto svc = d_.cli("domain link web");
+  EXPECT_NE(svc.code, 0);
+  EXPECT_TRUE(has(svc.err, "needs SERVICE DOMAIN (or --registry DOMAIN)")) << svc.all();
+  auto un = d_.cli("domain unlink --registry");
+  EXPECT_NE(un.code, 0);
+  EXPECT_TRUE(has(un.err, "--registry needs a DOMAIN")) << un.all();
+}
+
 class ShortLivedDomains : public Domains {
  protected:
   ShortLivedDomains()
