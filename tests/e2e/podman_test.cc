@@ -4,14 +4,22 @@
 #include <unistd.h>
 
 #include "e2e/e2e_util.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
 namespace {
 
-TEST(PodmanTest, PushPullRoundTrip) {
+// On the local files, and on S3 with redirect_pulls (podman follows the 307s to RGW).
+class PodmanTest : public ::testing::TestWithParam<BlobBackend> {};
+
+TEST_P(PodmanTest, PushPullRoundTrip) {
   ASSERT_TRUE(have("podman")) << "podman is missing: scripts/setup --test installs it";
-  TestDaemon d;
+  BlobHome home(GetParam());
+  if (!home.skip_reason().empty()) {
+    GTEST_SKIP() << home.skip_reason();
+  }
+  TestDaemon d([&](config::Config& c) { home.apply(c, /*redirect_pulls=*/true); });
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   TempDir work;
   std::string layout = work / "layout";
@@ -34,6 +42,14 @@ TEST(PodmanTest, PushPullRoundTrip) {
                   " docker://" + ref);
   ASSERT_EQ(push.code, 0) << push.all();
 
+  if (GetParam() == BlobBackend::S3) {
+    auto config =
+        run("curl -s" + d.curl_auth() + d.url() + "/v2/web/app/manifests/v1 -H 'Accept: " +
+            "application/vnd.oci.image.manifest.v1+json' | jq -r .config.digest");
+    auto code = run("curl -s -o /dev/null -w '%{http_code}'" + d.curl_auth() + d.url() +
+                    "/v2/web/app/blobs/" + trim(config.out));
+    EXPECT_EQ(code.out, "307") << "blob GETs are redirected to S3";
+  }
   auto rmi = run(podman + " rmi -a -f");
   ASSERT_EQ(rmi.code, 0) << rmi.all();
   auto pull = run(podman + " pull -q --tls-verify=false --creds " + d.creds() + " " + ref);
@@ -47,6 +63,8 @@ TEST(PodmanTest, PushPullRoundTrip) {
   auto head = run("curl -sI" + d.curl_auth() + d.url() + "/v2/web/app/manifests/v1");
   EXPECT_EQ(trim(digest.out), header_value(head.out, "Docker-Content-Digest")) << head.out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, PodmanTest, all_blob_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

@@ -9,14 +9,19 @@
 #include <vector>
 
 #include "integration/registry_client.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
 namespace {
 
-class BadInputTest : public ::testing::Test {
+// On both blob storage backends (support/blob_backend.h): the local files and an S3 bucket.
+class BadInputTest : public ::testing::TestWithParam<BlobBackend> {
  protected:
   void SetUp() override {
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
     auto r = d.cli("repo create web/app");
     ASSERT_EQ(r.code, 0) << r.all();
   }
@@ -27,22 +32,22 @@ class BadInputTest : public ::testing::Test {
     return r.header("Location");
   }
 
-  // Nothing under DATA/uploads and no file for hex under DATA/blobs.
+  // Nothing under DATA/uploads and no stored blob for the digest.
   void expect_no_trace(const std::string& digest) {
     auto ls = run("ls -A " + d.data_dir() + "/uploads");
     EXPECT_EQ(ls.out, "") << "uploads left behind";
     std::string hex = digest.substr(digest.find(':') + 1);
-    auto f = run("test -e " + d.data_dir() + "/blobs/sha256/" + hex.substr(0, 2) + "/" + hex);
-    EXPECT_NE(f.code, 0) << "blob file for " << digest << " exists";
+    EXPECT_EQ(home_.read_blob(d.data_dir(), hex), "") << "blob " << digest << " is stored";
     auto h = c.head("/v2/web/app/blobs/" + digest);
     EXPECT_EQ(h.status, 404) << h.describe();
   }
 
-  TestDaemon d;
+  BlobHome home_{GetParam()};
+  TestDaemon d{[this](config::Config& cfg) { home_.apply(cfg); }};
   RegistryClient c{d.port(), d.admin().basic_header()};
 };
 
-TEST_F(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {
+TEST_P(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {
   std::string blob = "the real content";
   std::string claimed = sha256_digest("something else");
   std::string loc = start_upload();
@@ -57,7 +62,7 @@ TEST_F(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {
   EXPECT_EQ(st.oci_code(), "BLOB_UPLOAD_UNKNOWN");
 }
 
-TEST_F(BadInputTest, MonolithicWithWrongOrMalformedDigest) {
+TEST_P(BadInputTest, MonolithicWithWrongOrMalformedDigest) {
   std::string blob = "monolithic content";
   std::string claimed = sha256_digest("not it");
   auto r = c.request("POST", "/v2/web/app/blobs/uploads/?digest=" + claimed, blob);
@@ -87,7 +92,7 @@ TEST_F(BadInputTest, MonolithicWithWrongOrMalformedDigest) {
   EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(blob)).status, 404);
 }
 
-TEST_F(BadInputTest, TruncatedMonolithicBodyLeavesNothingVisible) {
+TEST_P(BadInputTest, TruncatedMonolithicBodyLeavesNothingVisible) {
   // The client promises 1000 bytes, sends 10 and goes away. The digest is that of the 10
   // bytes, so only the length check can stop them becoming a blob.
   std::string sent = "0123456789";
@@ -98,7 +103,7 @@ TEST_F(BadInputTest, TruncatedMonolithicBodyLeavesNothingVisible) {
   EXPECT_EQ(c.get("/v2/").status, 200);
 }
 
-TEST_F(BadInputTest, TruncatedPutBodyLeavesNothingVisible) {
+TEST_P(BadInputTest, TruncatedPutBodyLeavesNothingVisible) {
   std::string sent = "partial final chunk";
   std::string dg = sha256_digest(sent);
   std::string loc = start_upload();
@@ -109,7 +114,7 @@ TEST_F(BadInputTest, TruncatedPutBodyLeavesNothingVisible) {
   EXPECT_EQ(st.status, 404) << st.describe();
 }
 
-TEST_F(BadInputTest, TruncatedPatchLeavesAResumableSession) {
+TEST_P(BadInputTest, TruncatedPatchLeavesAResumableSession) {
   std::string blob = "abcdefghijklmnopqrstuvwxyz0123";
   std::string loc = start_upload();
   auto cut = c.request("PATCH", loc, blob.substr(0, 10), {}, 100);
@@ -130,7 +135,7 @@ TEST_F(BadInputTest, TruncatedPatchLeavesAResumableSession) {
   EXPECT_EQ(c.get("/v2/web/app/blobs/" + dg).body, blob);
 }
 
-TEST_F(BadInputTest, MalformedContentRangeIsRefused) {
+TEST_P(BadInputTest, MalformedContentRangeIsRefused) {
   std::string loc = start_upload();
   for (const std::string& cr :
        {std::string("abc"), std::string("5-2"), std::string("-5"), std::string("bytes=0-4")}) {
@@ -143,7 +148,7 @@ TEST_F(BadInputTest, MalformedContentRangeIsRefused) {
   EXPECT_EQ(st.header("Range"), "0-0");
 }
 
-TEST_F(BadInputTest, BadBlobRangesAre416) {
+TEST_P(BadInputTest, BadBlobRangesAre416) {
   std::string blob(50, 'q');
   ASSERT_EQ(c.push_blob("web/app", blob).status, 201);
   std::string path = "/v2/web/app/blobs/" + sha256_digest(blob);
@@ -161,7 +166,7 @@ TEST_F(BadInputTest, BadBlobRangesAre416) {
   EXPECT_EQ(clamp.body, blob.substr(40));
 }
 
-TEST_F(BadInputTest, ManifestReferencingMissingBlobIsNotStored) {
+TEST_P(BadInputTest, ManifestReferencingMissingBlobIsNotStored) {
   std::string config = image_config();
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
   std::string m = image_manifest(config, {"layer that was never pushed"});
@@ -188,7 +193,7 @@ TEST_F(BadInputTest, ManifestReferencingMissingBlobIsNotStored) {
   EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 404);
 }
 
-TEST_F(BadInputTest, IndexReferencingMissingManifestIsNotStored) {
+TEST_P(BadInputTest, IndexReferencingMissingManifestIsNotStored) {
   Json idx = Json::object();
   idx["schemaVersion"] = 2;
   idx["mediaType"] = kOciIndexType;
@@ -202,7 +207,7 @@ TEST_F(BadInputTest, IndexReferencingMissingManifestIsNotStored) {
   EXPECT_EQ(c.get("/v2/web/app/manifests/" + sha256_digest(body)).status, 404);
 }
 
-TEST_F(BadInputTest, MalformedManifestsAreManifestInvalid) {
+TEST_P(BadInputTest, MalformedManifestsAreManifestInvalid) {
   std::string config = image_config();
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
   Json no_config =
@@ -233,7 +238,7 @@ TEST_F(BadInputTest, MalformedManifestsAreManifestInvalid) {
 
 // The distribution spec: a digest that is invalid or of an unsupported algorithm is 400. One
 // answer everywhere (before, GET said 400 DIGEST_INVALID and an upload's digest 415).
-TEST_F(BadInputTest, UnsupportedDigestAlgorithmIsDigestInvalidEverywhere) {
+TEST_P(BadInputTest, UnsupportedDigestAlgorithmIsDigestInvalidEverywhere) {
   std::string blob = "content under an odd digest";
   std::string loc = start_upload();
   for (const std::string& dg : {"sha999:" + std::string(64, 'a'), "sha512:" + std::string(128, 'b'),
@@ -266,7 +271,7 @@ TEST_F(BadInputTest, UnsupportedDigestAlgorithmIsDigestInvalidEverywhere) {
 }
 
 // The image spec: a descriptor's size is the size of what it names.
-TEST_F(BadInputTest, DescriptorSizeThatDiffersFromTheContentIsSizeInvalid) {
+TEST_P(BadInputTest, DescriptorSizeThatDiffersFromTheContentIsSizeInvalid) {
   std::string config = image_config();
   std::string layer = "a layer of some bytes";
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
@@ -309,7 +314,7 @@ TEST_F(BadInputTest, DescriptorSizeThatDiffersFromTheContentIsSizeInvalid) {
 }
 
 // RFC 6838 type/subtype, as the image spec requires of every descriptor's mediaType.
-TEST_F(BadInputTest, DescriptorMediaTypeThatIsNotAMediaTypeIsManifestInvalid) {
+TEST_P(BadInputTest, DescriptorMediaTypeThatIsNotAMediaTypeIsManifestInvalid) {
   std::string config = image_config();
   std::string layer = "layer bytes";
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
@@ -331,7 +336,7 @@ TEST_F(BadInputTest, DescriptorMediaTypeThatIsNotAMediaTypeIsManifestInvalid) {
 // The spec: a manifest with a mediaType is pushed with that Content-Type. Before, a
 // Content-Type that was no manifest type at all was let through and the manifest was then
 // served under the body's type.
-TEST_F(BadInputTest, ContentTypeThatDisagreesWithTheBodyIsManifestInvalid) {
+TEST_P(BadInputTest, ContentTypeThatDisagreesWithTheBodyIsManifestInvalid) {
   std::string config = image_config();
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
   std::string m = image_manifest(config, {});
@@ -350,7 +355,7 @@ TEST_F(BadInputTest, ContentTypeThatDisagreesWithTheBodyIsManifestInvalid) {
   EXPECT_EQ(c.get("/v2/web/app/manifests/v1").header("Content-Type"), kOciManifestType);
 }
 
-TEST_F(BadInputTest, ManifestOverFourMiBIs413) {
+TEST_P(BadInputTest, ManifestOverFourMiBIs413) {
   std::string config = image_config();
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
   Json m = Json::parse(image_manifest(config, {}));
@@ -364,7 +369,7 @@ TEST_F(BadInputTest, ManifestOverFourMiBIs413) {
   EXPECT_EQ(c.get("/v2/").status, 200);
 }
 
-TEST_F(BadInputTest, InvalidRepositoryNamesAreNameInvalid) {
+TEST_P(BadInputTest, InvalidRepositoryNamesAreNameInvalid) {
   for (const std::string& name :
        {std::string("../x"), std::string("Upper/Case"), std::string("web/App"),
         std::string("web//app"), std::string("-web/app"), std::string("web/app-"),
@@ -387,7 +392,7 @@ TEST_F(BadInputTest, InvalidRepositoryNamesAreNameInvalid) {
 
 // PUT refuses a bad tag as TAG_INVALID; GET and HEAD answer 404 MANIFEST_UNKNOWN, as
 // distribution does (a reference that is neither a tag nor a digest names nothing).
-TEST_F(BadInputTest, InvalidTagsAreTagInvalid) {
+TEST_P(BadInputTest, InvalidTagsAreTagInvalid) {
   std::string config = image_config();
   ASSERT_EQ(c.push_blob("web/app", config).status, 201);
   std::string m = image_manifest(config, {});
@@ -407,7 +412,7 @@ TEST_F(BadInputTest, InvalidTagsAreTagInvalid) {
   EXPECT_EQ(c.get("/v2/web/app/tags/list").json()["tags"], Json::array({longest}));
 }
 
-TEST_F(BadInputTest, UnsupportedMethodsAre405) {
+TEST_P(BadInputTest, UnsupportedMethodsAre405) {
   auto r = c.request("PATCH", "/v2/web/app/manifests/v1", "{}");
   EXPECT_EQ(r.status, 405) << r.describe();
   EXPECT_EQ(r.oci_code(), "UNSUPPORTED");
@@ -416,6 +421,8 @@ TEST_F(BadInputTest, UnsupportedMethodsAre405) {
   auto tags = c.request("PUT", "/v2/web/app/tags/list", "");
   EXPECT_EQ(tags.status, 405) << tags.describe();
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, BadInputTest, all_blob_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

@@ -13,6 +13,7 @@
 #include "common/asio.h"
 #include "daemon/daemon.h"
 #include "registry/registry.h"
+#include "support/blob_backend.h"
 #include "support/distribution.h"
 #include "support/harness.h"
 
@@ -278,6 +279,37 @@ TEST_F(Replication, ADestinationThatHangsHoldsUpOnlyItsOwnRule) {
   auto a = d.cli("registry replication status a-silent --json");
   EXPECT_EQ(jq(a.out, ".pending"), "1") << a.out;
   ::close(silent);
+}
+
+// With blobs in S3 (and no local copy, as on a node that did not take the push), replication
+// reads them from the bucket.
+TEST_F(Replication, BlobsInS3AreReplicated) {
+  BlobHome home(BlobBackend::S3);
+  if (!home.skip_reason().empty()) {
+    GTEST_SKIP() << home.skip_reason();
+  }
+  TestDaemon d([&](config::Config& c) {
+    home.apply(c);
+    c.storage.s3.cache_pushed = false;
+  });
+  TestDaemon hub;
+  ASSERT_EQ(hub.cli("repo create web/app").code, 0);
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  auto r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") +
+               " --server " + d.url() + " registry replication create to-hub --to " + hub.url() +
+               " --repos 'web/*' --username " + hub.admin_key_id() + " --password-stdin");
+  ASSERT_EQ(r.code, 0) << r.all();
+  push(d.host(), d.creds(), "v1");
+  std::string v1 =
+      digest(d.host() + "/web/app:v1", "--tls-verify=false --creds '" + d.creds() + "'");
+  ASSERT_EQ(v1.size(), 64u);
+  std::string at_hub = "--tls-verify=false --creds '" + hub.creds() + "'";
+  EXPECT_TRUE(arrives(hub.host() + "/web/app:v1", at_hub, v1))
+      << d.cli("registry replication status to-hub").all();
+  // Whole: the image copies out of the destination.
+  auto out = run("skopeo copy -q --src-tls-verify=false --src-creds '" + hub.creds() +
+                 "' docker://" + hub.host() + "/web/app:v1 oci:" + (work_ / "out") + ":x 2>&1");
+  EXPECT_EQ(out.code, 0) << out.all();
 }
 
 TEST_F(Replication, BadRulesAreRefusedNamingTheProblem) {
