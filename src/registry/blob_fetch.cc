@@ -231,6 +231,18 @@ void Registry::Impl::run_cold_read(BlobFetchPtr f, storage::LocalCopy copy) {
   f->finish(s ? std::optional<Error>() : std::optional<Error>(s.error()));
 }
 
+Result<int> Registry::Impl::open_fetch_file(BlobFetch& f, const std::string& repo) {
+  f.upload_id = fs::random_uuid() + std::string(storage::kTransientUpload);
+  BERTH_ASSIGN_OR_RETURN(int wfd, blobs.create_upload(f.upload_id, repo));
+  f.read_fd = ::open(blobs.upload_data_path(f.upload_id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.read_fd < 0) {
+    ::close(wfd);
+    blobs.remove_upload(f.upload_id);
+    return Error(Errc::Internal, "cannot read back upload " + f.upload_id);
+  }
+  return wfd;
+}
+
 Result<Registry::Impl::LocalRead> Registry::Impl::fetch_range(const std::string& name,
                                                               const std::string& hex,
                                                               uint64_t from, uint64_t length) {
@@ -253,14 +265,7 @@ Result<Registry::Impl::LocalRead> Registry::Impl::fetch_range(const std::string&
   f->digest = "sha256:" + hex;
   f->hex = hex;
   f->total = static_cast<int64_t>(length);
-  f->upload_id = fs::random_uuid() + std::string(storage::kTransientUpload);
-  BERTH_ASSIGN_OR_RETURN(int wfd, blobs.create_upload(f->upload_id, name));
-  f->read_fd = ::open(blobs.upload_data_path(f->upload_id).c_str(), O_RDONLY | O_CLOEXEC);
-  if (f->read_fd < 0) {
-    ::close(wfd);
-    blobs.remove_upload(f->upload_id);
-    return Error(Errc::Internal, "cannot read back upload " + f->upload_id);
-  }
+  BERTH_ASSIGN_OR_RETURN(int wfd, open_fetch_file(*f, name));
   asio::post(fetch_threads(),
              [this, f, wfd, from, length] { run_range_read(f, wfd, from, length); });
   out.fetch = std::move(f);

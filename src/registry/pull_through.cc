@@ -243,14 +243,7 @@ Result<BlobFetchPtr> Registry::Impl::blob_through(const UpstreamPtr& up, const s
   auto f = std::make_shared<BlobFetch>();
   f->digest = dg;
   f->hex = digest.hex;
-  f->upload_id = fs::random_uuid() + std::string(storage::kTransientUpload);
-  BERTH_ASSIGN_OR_RETURN(int wfd, blobs.create_upload(f->upload_id, name));
-  f->read_fd = ::open(blobs.upload_data_path(f->upload_id).c_str(), O_RDONLY | O_CLOEXEC);
-  if (f->read_fd < 0) {
-    ::close(wfd);
-    blobs.remove_upload(f->upload_id);
-    return Error(Errc::Internal, "cannot read back upload " + f->upload_id);
-  }
+  BERTH_ASSIGN_OR_RETURN(int wfd, open_fetch_file(*f, name));
   fetches[digest.hex] = f;
   int64_t repo_id = repo->id;
   asio::post(fetch_threads(),

@@ -418,6 +418,9 @@ struct Registry::Impl {
   Result<LocalRead> fetch_range(const std::string& name, const std::string& hex, uint64_t from,
                                 uint64_t length);
   void run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint64_t length);
+  // A transient upload of repo for f's bytes: sets f.upload_id and f.read_fd, returns the fd
+  // to write them with.
+  Result<int> open_fetch_file(BlobFetch& f, const std::string& repo);
 
   // ---- replication (replication.cc) -------------------------------------------------------
 

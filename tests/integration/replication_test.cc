@@ -44,6 +44,15 @@ class Replication : public ::testing::Test {
             ":" + tag + " docker://" + host + "/" + repo + ":" + tag + " 2>&1");
     ASSERT_EQ(r.code, 0) << r.all();
   }
+  // `berth registry replication create RULE --to HUB --repos 'web/*' FLAGS` on d, with hub's
+  // admin key (its secret on stdin).
+  static CmdResult replicate_to(const TestDaemon& d, const std::string& rule, const TestDaemon& hub,
+                                const std::string& flags = "") {
+    return run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") +
+               " --server " + d.url() + " registry replication create " + rule + " --to " +
+               hub.url() + " --repos 'web/*' " + flags + " --username " + hub.admin_key_id() +
+               " --password-stdin");
+  }
   // The manifest digest at REF ("" when it cannot be read).
   static std::string digest(const std::string& ref, const std::string& flags) {
     auto r = run("skopeo inspect --raw " + flags + " docker://" + ref + " 2>/dev/null | sha256sum");
@@ -79,9 +88,7 @@ TEST_F(Replication, PushesReachDistributionAndASecondBerthdThroughAnOutage) {
   auto r = d.cli("registry replication create to-dist --to " + dist.url() +
                  " --repos 'web/*' --deletes");
   ASSERT_EQ(r.code, 0) << r.all();
-  r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") + " --server " +
-          d.url() + " registry replication create to-hub --to " + hub.url() +
-          " --repos 'web/*' --username " + hub.admin_key_id() + " --password-stdin");
+  r = replicate_to(d, "to-hub", hub);
   ASSERT_EQ(r.code, 0) << r.all();
   EXPECT_NE(r.out.find("(password set)"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find(hub.admin_secret()), std::string::npos);
@@ -178,9 +185,7 @@ TEST_F(Replication, UntaggingReachesDestinationsThatDeleteTags) {
   ASSERT_TRUE(dist.start(&why)) << why;
   ASSERT_EQ(hub.cli("repo create web/app").code, 0);
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
-  auto r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") +
-               " --server " + d.url() + " registry replication create to-hub --to " + hub.url() +
-               " --repos 'web/*' --deletes --username " + hub.admin_key_id() + " --password-stdin");
+  auto r = replicate_to(d, "to-hub", hub, "--deletes");
   ASSERT_EQ(r.code, 0) << r.all();
   r = d.cli("registry replication create to-dist --to " + dist.url() +
             " --repos 'web/*' --deletes");
@@ -265,9 +270,7 @@ TEST_F(Replication, ADestinationThatHangsHoldsUpOnlyItsOwnRule) {
   auto r = d.cli("registry replication create a-silent --to http://127.0.0.1:" +
                  std::to_string(silent_port) + " --repos 'web/*'");
   ASSERT_EQ(r.code, 0) << r.all();
-  r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") + " --server " +
-          d.url() + " registry replication create b-hub --to " + hub.url() +
-          " --repos 'web/*' --username " + hub.admin_key_id() + " --password-stdin");
+  r = replicate_to(d, "b-hub", hub);
   ASSERT_EQ(r.code, 0) << r.all();
   push(d.host(), d.creds(), "v1");
   std::string v1 =
@@ -295,9 +298,7 @@ TEST_F(Replication, BlobsInS3AreReplicated) {
   TestDaemon hub;
   ASSERT_EQ(hub.cli("repo create web/app").code, 0);
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
-  auto r = run("echo '" + hub.admin_secret() + "' | " + d.admin().env() + bin("berth") +
-               " --server " + d.url() + " registry replication create to-hub --to " + hub.url() +
-               " --repos 'web/*' --username " + hub.admin_key_id() + " --password-stdin");
+  auto r = replicate_to(d, "to-hub", hub);
   ASSERT_EQ(r.code, 0) << r.all();
   push(d.host(), d.creds(), "v1");
   std::string v1 =
