@@ -384,6 +384,10 @@ std::map<std::string, Setter> make_setters() {
                 [](Config& c, auto& k, auto& v) { return set_dur(c.tls.internal_lifetime, k, v); });
   table.emplace("tls.dns_check",
                 [](Config& c, auto& k, auto& v) { return set_bool(c.tls.dns_check, k, v); });
+  table.emplace("tls.dns_check_resolver", [](Config& c, auto&, auto& v) {
+    c.tls.dns_check_resolver = v;
+    return ok();
+  });
   table.emplace("acme.directory_url", [](Config& c, auto&, auto& v) {
     c.acme.directory_url = v;
     return ok();

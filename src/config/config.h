@@ -68,8 +68,11 @@ struct TlsConfig {
   /// CA) or "acme" (acme.directory_url).
   std::string issuer = "internal";
   std::chrono::seconds internal_lifetime{90 * 24 * 3600};  // of berth's CA's certificates
-  /// Check names outside berth's zones through the system resolver (PENDING_DNS).
+  /// Check names outside berth's zones at their zones' own name servers (PENDING_DNS).
   bool dns_check = true;
+  /// The recursive resolver those checks find the name servers through ("ADDR[:PORT]");
+  /// empty: the first nameserver of /etc/resolv.conf.
+  std::string dns_check_resolver;
 };
 
 /// The ACME server certificates come from when tls.issuer is acme.

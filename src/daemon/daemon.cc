@@ -423,6 +423,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.acme_challenge = cfg.acme.challenge;
   dset.internal_lifetime = cfg.tls.internal_lifetime;
   dset.dns_check = cfg.tls.dns_check;
+  dset.dns_check_resolver = cfg.tls.dns_check_resolver;
   dset.redirect_http = cfg.router.redirect_http;
   dset.hsts = cfg.router.hsts;
   dset.service_addresses = dns_settings.service_addresses;
@@ -645,6 +646,8 @@ std::vector<std::string> Daemon::dns_addresses() const {
 }
 EventBus& Daemon::events() { return impl_->bus; }
 registry::Registry& Daemon::registry() { return *impl_->registry; }
+
+domains::Manager* Daemon::domains() { return impl_->domains.get(); }
 
 Result<std::unique_ptr<store::MetadataStore>> open_store(const config::Config& cfg) {
   if (cfg.store.driver != "postgres") {

@@ -20,6 +20,10 @@ namespace berth::store {
 class MetadataStore;
 }  // namespace berth::store
 
+namespace berth::domains {
+class Manager;
+}  // namespace berth::domains
+
 namespace berth::registry {
 class Registry;
 }
@@ -51,6 +55,8 @@ class Daemon {
   EventBus& events();
   /// The registry (tests drive its maintenance, e.g. apply_lifecycle(), without waiting).
   registry::Registry& registry();
+  /// Linked domains (null before start()).
+  domains::Manager* domains();
 
  private:
   Daemon();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
@@ -412,5 +413,16 @@ class HealthChecker {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+/// Where `name` points according to its zone's own name servers, as `berth domain link` checks
+/// records the user made at another DNS host: the zone's NS set is found through `resolver`
+/// (a recursive resolver, "ADDR" or "ADDR:PORT"; empty: the first `nameserver` of
+/// /etc/resolv.conf), each name server's address through it too, and each name server is then
+/// asked for A and AAAA directly (no recursion, port 53). Returns the addresses in the answers
+/// (none while the records are missing); Unavailable, saying why, when no name server could be
+/// found or none answered. Blocking: every query waits at most `timeout`.
+Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
+                                                         const std::string& resolver,
+                                                         std::chrono::milliseconds timeout);
 
 }  // namespace berth::dns

@@ -107,9 +107,11 @@ struct Settings {
   /// Where a name linked with --registry must point: the addresses clients reach berthd's
   /// registry/API listener at (dns.registry_addresses; default: its listen address).
   std::vector<std::string> registry_addresses;
-  /// Check names outside berth's zones through the system resolver (off in tests, whose
-  /// machines must not send queries off the host).
+  /// Check names outside berth's zones at their zones' own name servers (off in tests, whose
+  /// machines must not send queries off the host), found through dns_check_resolver ("":
+  /// /etc/resolv.conf's).
   bool dns_check = true;
+  std::string dns_check_resolver;
 };
 
 /// How the manager reaches the rest of berthd (the daemon wires these).

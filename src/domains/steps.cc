@@ -183,20 +183,37 @@ bool Manager::Impl::step_dns(Domain& d) {
       d.required_records.push_back(d.name + ". " + std::to_string(kRecordTtl) +
                                    (v6 ? " IN AAAA " : " IN A ") + a);
     }
+    std::string seen;
     if (settings.dns_check) {
-      auto got = resolve(d.name);
-      bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
+      // At the zone's own name servers (no resolver cache in the way); through the system
+      // resolver when they cannot be asked (a network that allows only its resolver).
+      auto got = dns::authoritative_addresses(d.name, settings.dns_check_resolver,
+                                              std::chrono::seconds(3));
+      std::string where = "at its zone's name servers";
+      if (!got) {
+        log->info("domains: {}: {}; asking the system resolver", d.name, got.error().message());
+        got = resolve(d.name);
+        where = "through the system resolver";
+      }
+      bool pointed = std::any_of(got->begin(), got->end(), [&](const std::string& a) {
         return std::find(targets.begin(), targets.end(), a) != targets.end();
       });
       if (pointed) {
-        set_step(d, "dns", "done", d.name + " resolves to this berth");
+        set_step(d, "dns", "done", d.name + " points at this berth " + where);
         return true;
+      }
+      if (!got->empty()) {
+        std::string list;
+        for (const auto& a : *got) {
+          list += (list.empty() ? "" : ", ") + a;
+        }
+        seen = " (" + where + " it points at " + list + ")";
       }
     }
     d.status = kPendingDns;
     set_step(d, "dns", "pending",
              "berth does not host a zone for " + d.name +
-                 ": create the records listed under required_records at your DNS host");
+                 ": create the records listed under required_records at your DNS host" + seen);
     return false;
   }
   auto z = dns->get_zone(zone);

@@ -3,11 +3,16 @@
 // berth's own CA as the issuer: the records link writes (checked with dig), the steps and
 // statuses, what unlink takes back, and the ways a link fails without leaving half of itself.
 // ACME (pebble) and HTTPS through the router are in domains_https_test.cc.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
 
+#include "domains/domains.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -186,6 +191,64 @@ TEST_F(Domains, MissingArgumentsAreNamed) {
   auto un = d_.cli("domain unlink --registry");
   EXPECT_NE(un.code, 0);
   EXPECT_TRUE(has(un.err, "--registry needs a DOMAIN")) << un.all();
+}
+
+// A name at another DNS host: berth finds the zone's name servers through the resolver and
+// asks them directly. The other host is a second berthd serving example.org on 127.0.1.53:53,
+// which also stands in for the resolver.
+class DomainsElsewhere : public Domains {
+ protected:
+  DomainsElsewhere()
+      : Domains([](config::Config& c) {
+          c.tls.dns_check = true;
+          c.tls.dns_check_resolver = "127.0.1.53:53";
+        }) {}
+};
+
+TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
+  int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(53);
+  ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
+  bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(probe);
+  if (!free53) {
+    GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
+  }
+  TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
+  ASSERT_EQ(other.cli("dns zone create example.org").code, 0);
+
+  auto link = d_.cli("domain link web shop.example.org --wait 5s");
+  EXPECT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "shop.example.org: PENDING_DNS")) << link.out;
+
+  // The record made at the other host, pointing elsewhere first: still pending, saying where.
+  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.9")
+                .code,
+            0);
+  d_.daemon().domains()->wake();
+  std::string detail;
+  for (int i = 0; i < 100 && !has(detail, "127.0.0.9"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    detail = show("shop.example.org", ".steps[0].detail");
+  }
+  EXPECT_TRUE(has(detail, "at its zone's name servers it points at 127.0.0.9")) << detail;
+  EXPECT_EQ(show("shop.example.org", ".status"), R"("PENDING_DNS")");
+
+  // Pointed at this berth: the link goes on by itself.
+  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.1")
+                .code,
+            0);
+  d_.daemon().domains()->wake();
+  std::string status;
+  for (int i = 0; i < 100 && status != R"("ACTIVE")"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    status = show("shop.example.org", ".status");
+  }
+  EXPECT_EQ(status, R"("ACTIVE")") << show("shop.example.org", ".steps");
+  EXPECT_TRUE(has(show("shop.example.org", ".steps[0].detail"),
+                  "points at this berth at its zone's name servers"));
 }
 
 class ShortLivedDomains : public Domains {

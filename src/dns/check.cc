@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: Apache-2.0
+// authoritative_addresses(): a small stub resolver for one question only, "where does this name
+// point at its zone's own name servers?" (dns.h). Plain UDP queries built and read with
+// message.h; answers that are truncated, from another id, or not responses are ignored.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "dns/dns.h"
+#include "dns/message.h"
+#include "dns/name.h"
+#include "dns/rdata.h"
+
+namespace berth::dns {
+
+namespace {
+
+struct QueryTarget {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string text;  // as errors name it
+};
+
+// "127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353" -> a UDP endpoint (port 53 by default).
+std::optional<QueryTarget> parse_server(const std::string& s, uint16_t default_port) {
+  std::string host = s;
+  uint16_t port = default_port;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string::npos) {
+      return std::nullopt;
+    }
+    if (close + 2 < host.size() && host[close + 1] == ':') {
+      port = static_cast<uint16_t>(std::stoi(host.substr(close + 2)));
+    }
+    host = host.substr(1, close - 1);
+  } else if (std::count(host.begin(), host.end(), ':') == 1) {
+    port = static_cast<uint16_t>(std::stoi(host.substr(host.find(':') + 1)));
+    host = host.substr(0, host.find(':'));
+  }
+  QueryTarget out;
+  out.text = s;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.addr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.addr);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out.len = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out.len = sizeof(sockaddr_in6);
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+// The first `nameserver` line of /etc/resolv.conf.
+std::string system_resolver() {
+  std::ifstream in("/etc/resolv.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string key, value;
+    if (words >> key >> value && key == "nameserver") {
+      return value;
+    }
+  }
+  return "";
+}
+
+// One question to one server over UDP; the answer, or an error naming the server.
+Result<Message> ask(const QueryTarget& server, const std::string& qname, uint16_t qtype,
+                    bool recursive, std::chrono::milliseconds timeout) {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  uint16_t id = static_cast<uint16_t>(rng());
+  std::string query;
+  Writer w(query, kDefaultUdpPayload);
+  w.header(id, recursive ? flag::RD : 0);
+  if (!w.question(Question{qname, qtype, kClassIN})) {
+    return Error(Errc::InvalidArgument, "the name does not fit in a query");
+  }
+  int fd = ::socket(server.addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return Error(Errc::Unavailable, "socket: " + std::string(std::strerror(errno)));
+  }
+  auto fail = [&](const std::string& why) {
+    ::close(fd);
+    return Error(Errc::Unavailable, server.text + ": " + why);
+  };
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&server.addr), server.len) != 0 ||
+      ::send(fd, query.data(), query.size(), 0) < 0) {
+    return fail(std::strerror(errno));
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::array<uint8_t, 4096> buf{};
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      return fail("no answer within " + std::to_string(timeout.count()) + " ms");
+    }
+    ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+    if (n < 0) {
+      return fail(std::strerror(errno));  // ECONNREFUSED: nothing listens there
+    }
+    auto m = parse_message(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+    if (m && m->id == id && (m->flags & flag::QR) != 0) {
+      ::close(fd);
+      return m;
+    }
+  }
+}
+
+std::string address_text(const ResourceRecord& rr) {
+  char text[INET6_ADDRSTRLEN] = {};
+  if (rr.type == type::A && rr.rdata.size() == 4) {
+    ::inet_ntop(AF_INET, rr.rdata.data(), text, sizeof text);
+  } else if (rr.type == type::AAAA && rr.rdata.size() == 16) {
+    ::inet_ntop(AF_INET6, rr.rdata.data(), text, sizeof text);
+  }
+  return text;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
+                                                         const std::string& resolver_text,
+                                                         std::chrono::milliseconds timeout) {
+  std::string rtext = resolver_text.empty() ? system_resolver() : resolver_text;
+  auto resolver = parse_server(rtext, 53);
+  if (!resolver) {
+    return Error(Errc::Unavailable, "no usable resolver ('" + rtext + "')");
+  }
+  BERTH_ASSIGN_OR_RETURN(std::string wire, name_from_text(name));
+  // The zone: the closest enclosing name with an NS set (the name itself may not exist yet).
+  std::vector<std::string> ns_names;
+  std::string zone;
+  for (std::string_view at = wire; name_labels(at) >= 1 && ns_names.empty();
+       at = name_parent(at)) {
+    BERTH_ASSIGN_OR_RETURN(auto m, ask(*resolver, std::string(at), type::NS, true, timeout));
+    for (const auto& rr : m.answers) {
+      if (rr.type == type::NS && name_equal(rr.name, at)) {
+        ns_names.push_back(rr.rdata);
+        zone = name_to_api(at);
+      }
+    }
+  }
+  if (ns_names.empty()) {
+    return Error(Errc::Unavailable, "no zone with name servers holds " + name + " (asked " +
+                                        rtext + ")");
+  }
+  // Their addresses, through the resolver.
+  std::vector<QueryTarget> servers;
+  for (const auto& ns : ns_names) {
+    for (uint16_t t : {type::A, type::AAAA}) {
+      auto m = ask(*resolver, ns, t, true, timeout);
+      if (!m) {
+        continue;
+      }
+      for (const auto& rr : m->answers) {
+        std::string a = address_text(rr);
+        if (auto s = a.empty() ? std::nullopt : parse_server(a, 53)) {
+          s->text = name_to_api(ns) + " (" + a + ")";
+          servers.push_back(*s);
+        }
+      }
+    }
+  }
+  if (servers.empty()) {
+    return Error(Errc::Unavailable, "the name servers of " + zone + " have no address");
+  }
+  // Each name server, directly: the first that answers for the zone says what the name is.
+  std::string last_error;
+  for (const auto& s : servers) {
+    std::vector<std::string> out;
+    bool answered = false;
+    for (uint16_t t : {type::A, type::AAAA}) {
+      auto m = ask(s, wire, t, false, timeout);
+      if (!m) {
+        last_error = m.error().message();
+        continue;
+      }
+      if (m->rcode() != rcode::NOERROR && m->rcode() != rcode::NXDOMAIN) {
+        last_error = s.text + " answered rcode " + std::to_string(m->rcode());
+        continue;
+      }
+      answered = true;
+      for (const auto& rr : m->answers) {
+        if (std::string a = address_text(rr); !a.empty()) {
+          out.push_back(a);
+        }
+      }
+    }
+    if (answered) {
+      return out;
+    }
+  }
+  return Error(Errc::Unavailable, "no name server of " + zone + " answered: " + last_error);
+}
+
+}  // namespace berth::dns
