@@ -252,6 +252,8 @@ TEST_F(Builds, LifecycleKeepsTheBaseImageOfARunningBuild) {
   ASSERT_EQ(d_->cli("repo create web/base").code, 0);
   std::string layout = work_ / "base";
   for (const char* tag : {"v1", "v2"}) {
+    // Push times have a resolution of a second: v2 must be the newer one.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     ASSERT_EQ(make_busybox_layout(layout, tag, {{"etc/version", std::string(tag) + "\n"}}), "");
     auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() + "' oci:" +
                  layout + ":" + tag + " docker://" + d_->host() + "/web/base:" + tag);
