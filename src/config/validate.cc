@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // validate(): the checks a whole configuration must pass before berthd starts (addresses,
 // ranges, combinations, files it must read), and split_host_port().
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <string>
@@ -162,6 +164,21 @@ Status validate(const Config& cfg) {
   if (cfg.tls.cert_file.empty() != cfg.tls.key_file.empty()) {
     return bad(cfg.tls.cert_file.empty() ? "tls.cert_file" : "tls.key_file",
                "set both tls.cert_file and tls.key_file, or neither");
+  }
+  if (const auto& r = cfg.tls.dns_check_resolver; !r.empty()) {
+    auto is_ip = [](const std::string& h) {
+      in_addr a4{};
+      in6_addr a6{};
+      return ::inet_pton(AF_INET, h.c_str(), &a4) == 1 ||
+             ::inet_pton(AF_INET6, h.c_str(), &a6) == 1;
+    };
+    auto hp = split_host_port(r);
+    if (!is_ip(r) && !(hp && is_ip(hp->first) && hp->second != 0)) {
+      return bad("tls.dns_check_resolver",
+                 "'" + r +
+                     "' is not an IP address with an optional port (127.0.0.53, "
+                     "[::1]:5353)");
+    }
   }
   if (cfg.tls.issuer == "acme" && cfg.acme.directory_url.rfind("https://", 0) != 0) {
     return bad("acme.directory_url",

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -35,19 +36,31 @@ struct QueryTarget {
 // "127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353" -> a UDP endpoint (port 53 by default).
 std::optional<QueryTarget> parse_server(const std::string& s, uint16_t default_port) {
   std::string host = s;
-  uint16_t port = default_port;
+  std::string port_text;
   if (!host.empty() && host.front() == '[') {
     auto close = host.find(']');
     if (close == std::string::npos) {
       return std::nullopt;
     }
-    if (close + 2 < host.size() && host[close + 1] == ':') {
-      port = static_cast<uint16_t>(std::stoi(host.substr(close + 2)));
+    if (close + 1 < host.size()) {
+      if (host[close + 1] != ':') {
+        return std::nullopt;
+      }
+      port_text = host.substr(close + 2);
     }
     host = host.substr(1, close - 1);
   } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    port = static_cast<uint16_t>(std::stoi(host.substr(host.find(':') + 1)));
+    port_text = host.substr(host.find(':') + 1);
     host = host.substr(0, host.find(':'));
+  }
+  uint16_t port = default_port;
+  if (!port_text.empty()) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || v == 0 || v > 65535) {
+      return std::nullopt;
+    }
+    port = static_cast<uint16_t>(v);
   }
   QueryTarget out;
   out.text = s;
@@ -149,8 +162,7 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
   // The zone: the closest enclosing name with an NS set (the name itself may not exist yet).
   std::vector<std::string> ns_names;
   std::string zone;
-  for (std::string_view at = wire; name_labels(at) >= 1 && ns_names.empty();
-       at = name_parent(at)) {
+  for (std::string_view at = wire; name_labels(at) >= 1 && ns_names.empty(); at = name_parent(at)) {
     BERTH_ASSIGN_OR_RETURN(auto m, ask(*resolver, std::string(at), type::NS, true, timeout));
     for (const auto& rr : m.answers) {
       if (rr.type == type::NS && name_equal(rr.name, at)) {
@@ -160,8 +172,8 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
     }
   }
   if (ns_names.empty()) {
-    return Error(Errc::Unavailable, "no zone with name servers holds " + name + " (asked " +
-                                        rtext + ")");
+    return Error(Errc::Unavailable,
+                 "no zone with name servers holds " + name + " (asked " + rtext + ")");
   }
   // Their addresses, through the resolver.
   std::vector<QueryTarget> servers;

@@ -571,6 +571,22 @@ TEST(ConfigServicesTest, AcmeChallengeIsAutoHttp01OrDns01) {
       << bad.error().message();
 }
 
+TEST(ConfigServicesTest, DnsCheckResolverIsAnAddressWithAnOptionalPort) {
+  for (const char* good : {"127.0.0.53", "127.0.0.1:5353", "::1", "[::1]:5353"}) {
+    Config c;
+    c.tls.dns_check_resolver = good;
+    EXPECT_TRUE(validate(c)) << good;
+  }
+  for (const char* bad_value : {"resolver.example", "127.0.0.1:x", "[::1]:0", "1.2.3"}) {
+    Config c;
+    c.tls.dns_check_resolver = bad_value;
+    auto s = validate(c);
+    ASSERT_FALSE(s) << bad_value;
+    EXPECT_EQ(s.error().message().rfind("tls.dns_check_resolver: '", 0), 0u)
+        << s.error().message();
+  }
+}
+
 TEST(ConfigBuildTest, DefaultsAndYaml) {
   Config d;
   EXPECT_EQ(d.build.max_concurrent, 1);
