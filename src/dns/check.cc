@@ -21,6 +21,7 @@
 #include "dns/dns.h"
 #include "dns/message.h"
 #include "dns/name.h"
+#include "dns/peer.h"
 #include "dns/rdata.h"
 
 namespace berth::dns {
@@ -35,33 +36,12 @@ struct QueryTarget {
 
 // "127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:5353" -> a UDP endpoint (port 53 by default).
 std::optional<QueryTarget> parse_server(const std::string& s, uint16_t default_port) {
-  std::string host = s;
-  std::string port_text;
-  if (!host.empty() && host.front() == '[') {
-    auto close = host.find(']');
-    if (close == std::string::npos) {
-      return std::nullopt;
-    }
-    if (close + 1 < host.size()) {
-      if (host[close + 1] != ':') {
-        return std::nullopt;
-      }
-      port_text = host.substr(close + 2);
-    }
-    host = host.substr(1, close - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    port_text = host.substr(host.find(':') + 1);
-    host = host.substr(0, host.find(':'));
+  auto peer = parse_peer(s, default_port);
+  if (!peer) {
+    return std::nullopt;
   }
-  uint16_t port = default_port;
-  if (!port_text.empty()) {
-    unsigned v = 0;
-    auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), v);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || v == 0 || v > 65535) {
-      return std::nullopt;
-    }
-    port = static_cast<uint16_t>(v);
-  }
+  const std::string& host = peer->address;
+  uint16_t port = peer->port;
   QueryTarget out;
   out.text = s;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.addr);

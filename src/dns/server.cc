@@ -18,6 +18,7 @@
 #include "dns/answer.h"
 #include "dns/dns.h"
 #include "dns/name.h"
+#include "dns/peer.h"
 #include "dns/rdata.h"
 #include "dns/update.h"
 #include "dns/xfr.h"
@@ -93,22 +94,16 @@ struct Server::Impl {
 // NOTIFY (RFC 1996) to one secondary: sent, and resent up to 4 times (1 s, 2 s, 4 s apart)
 // until it answers with the same id.
 awaitable<void> Server::Impl::notify(std::string zone_wire, std::string target) {
-  std::string host = target;
-  std::string port = "53";
-  if (!host.empty() && host.front() == '[') {
-    auto close = host.find(']');
-    port = close + 2 < host.size() ? host.substr(close + 2) : "53";
-    host = host.substr(1, close - 1);
-  } else if (std::count(host.begin(), host.end(), ':') == 1) {
-    port = host.substr(host.find(':') + 1);
-    host = host.substr(0, host.find(':'));
+  auto peer = parse_peer(target);
+  if (!peer) {
+    co_return;
   }
   boost::system::error_code ec;
-  auto addr = asio::ip::make_address(host, ec);
+  auto addr = asio::ip::make_address(peer->address, ec);
   if (ec) {
     co_return;
   }
-  asio::ip::udp::endpoint to(addr, static_cast<uint16_t>(std::stoi(port)));
+  asio::ip::udp::endpoint to(addr, peer->port);
   asio::ip::udp::socket sock(tcp_ioc);
   sock.open(to.protocol(), ec);
   if (ec) {

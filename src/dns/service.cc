@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "dns/dns.h"
 #include "dns/name.h"
+#include "dns/peer.h"
 #include "dns/zone.h"
 #include "dns/zone_internal.h"
 #include "store/store.h"
@@ -37,36 +38,6 @@ RecordSet make_set(std::string name, std::string type, uint32_t ttl) {
   s.type = std::move(type);
   s.ttl = ttl;
   return s;
-}
-
-// "ADDR", "ADDR:PORT" or "[IPv6]:PORT".
-bool valid_peer(const std::string& entry) {
-  std::string addr = entry;
-  std::string port;
-  if (!addr.empty() && addr.front() == '[') {
-    auto close = addr.find(']');
-    if (close == std::string::npos) {
-      return false;
-    }
-    port = close + 1 < addr.size() && addr[close + 1] == ':' ? addr.substr(close + 2) : "";
-    if (close + 1 < addr.size() && port.empty()) {
-      return false;
-    }
-    addr = addr.substr(1, close - 1);
-  } else if (std::count(addr.begin(), addr.end(), ':') == 1) {
-    port = addr.substr(addr.find(':') + 1);
-    addr = addr.substr(0, addr.find(':'));
-    if (port.empty()) {
-      return false;
-    }
-  }
-  if (!port.empty() &&
-      (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
-       std::stoi(port) > 65535)) {
-    return false;
-  }
-  unsigned char buf[16];
-  return inet_pton(AF_INET, addr.c_str(), buf) == 1 || inet_pton(AF_INET6, addr.c_str(), buf) == 1;
 }
 
 bool is_ipv6(const std::string& a) { return a.find(':') != std::string::npos; }
@@ -580,7 +551,7 @@ Result<ZoneData> Service::set_transfer(std::string_view zone_in,
   BERTH_ASSIGN_OR_RETURN(auto name, normalize_zone_name(zone_in));
   for (const auto* list : {&allow_transfer, &also_notify}) {
     for (const auto& entry : *list) {
-      if (!valid_peer(entry)) {
+      if (!parse_peer(entry)) {
         return Error(Errc::InvalidArgument,
                      std::string(list == &allow_transfer ? "allow_transfer" : "also_notify") +
                          ": '" + entry + "' is not ADDR, ADDR:PORT or [IPv6]:PORT");

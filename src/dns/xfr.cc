@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "dns/name.h"
+#include "dns/peer.h"
 #include "dns/rdata.h"
 
 namespace berth::dns {
@@ -72,13 +73,7 @@ std::vector<std::string> axfr_replies(const Zone& zone, const Message& query) {
 
 bool transfer_allowed(const ZoneData& zone, const std::string& peer) {
   for (const auto& entry : zone.allow_transfer) {
-    std::string addr = entry;
-    if (!addr.empty() && addr.front() == '[') {
-      addr = addr.substr(1, addr.find(']') - 1);
-    } else if (std::count(addr.begin(), addr.end(), ':') == 1) {
-      addr = addr.substr(0, addr.find(':'));
-    }
-    if (addr == peer) {
+    if (auto p = parse_peer(entry); p && p->address == peer) {
       return true;
     }
   }

@@ -166,8 +166,9 @@ asio::thread_pool& Registry::Impl::fetch_threads() {
   return *fetch_pool;
 }
 
-Result<Registry::Impl::LocalRead> Registry::Impl::open_or_fetch(const std::string& hex,
-                                                                int64_t size) {
+Result<Registry::Impl::LocalRead> Registry::Impl::open_or_fetch(
+    const std::string& name, const std::string& hex, int64_t size,
+    std::optional<std::pair<uint64_t, uint64_t>> range) {
   LocalRead out;
   // The common case, and the only one on fs: the bytes are here.
   auto fd = blobs.open_local(hex);
@@ -192,6 +193,19 @@ Result<Registry::Impl::LocalRead> Registry::Impl::open_or_fetch(const std::strin
   auto f = std::make_shared<BlobFetch>();
   f->digest = "sha256:" + hex;
   f->hex = hex;
+  if (range) {
+    // A range alone (a client resuming a pull): fetched on its own, and no copy made of it.
+    lock.unlock();
+    (void)blobs.end_local_copy(hex, *copy, false);
+    auto [from, length] = *range;
+    f->total = static_cast<int64_t>(length);
+    BERTH_ASSIGN_OR_RETURN(int wfd, open_fetch_file(*f, name));
+    asio::post(fetch_threads(),
+               [this, f, wfd, from, length] { run_range_read(f, wfd, from, length); });
+    out.fetch = std::move(f);
+    out.range_only = true;
+    return out;
+  }
   f->total = size;  // from the store: more bytes than that are refused as they come
   f->read_fd = ::open(copy->part.c_str(), O_RDONLY | O_CLOEXEC);
   if (f->read_fd < 0) {
@@ -243,35 +257,6 @@ Result<int> Registry::Impl::open_fetch_file(BlobFetch& f, const std::string& rep
   return wfd;
 }
 
-Result<Registry::Impl::LocalRead> Registry::Impl::fetch_range(const std::string& name,
-                                                              const std::string& hex,
-                                                              uint64_t from, uint64_t length) {
-  LocalRead out;
-  auto fd = blobs.open_local(hex);
-  if (fd || fd.error().code() != Errc::NotFound) {
-    BERTH_ASSIGN_OR_RETURN(out.fd, std::move(fd));
-    return out;
-  }
-  {
-    std::lock_guard lock(fetch_mu);
-    if (cold_reads.count(hex) != 0) {
-      return out;  // the whole blob is arriving: the range is sent from it
-    }
-    if (stopping.load()) {
-      return Error(Errc::Unavailable, "berthd is stopping");
-    }
-  }
-  auto f = std::make_shared<BlobFetch>();
-  f->digest = "sha256:" + hex;
-  f->hex = hex;
-  f->total = static_cast<int64_t>(length);
-  BERTH_ASSIGN_OR_RETURN(int wfd, open_fetch_file(*f, name));
-  asio::post(fetch_threads(),
-             [this, f, wfd, from, length] { run_range_read(f, wfd, from, length); });
-  out.fetch = std::move(f);
-  return out;
-}
-
 void Registry::Impl::run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint64_t length) {
   uint64_t got = 0, published = 0;
   auto sink = [&](const char* data, size_t len) -> Status {
@@ -279,7 +264,8 @@ void Registry::Impl::run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint
       return Error(Errc::Cancelled, "berthd is stopping");
     }
     if (got + len > length) {
-      return Error(Errc::Unavailable, "blob storage sent more than the range asked of " + f->digest);
+      return Error(Errc::Unavailable,
+                   "blob storage sent more than the range asked of " + f->digest);
     }
     BERTH_TRY(write_fetch_piece(wfd, data, len, f->digest));
     got += len;

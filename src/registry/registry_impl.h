@@ -402,21 +402,19 @@ struct Registry::Impl {
   // Cold reads: blobs in remote blob storage being copied into their local copy, by hex.
   std::unordered_map<std::string, BlobFetchPtr> cold_reads;  // under fetch_mu
   struct LocalRead {
-    int fd = -1;         // the blob's local file, to send from (the caller closes it)
-    BlobFetchPtr fetch;  // or the transfer making it, to stream from
+    int fd = -1;              // the blob's local file, to send from (the caller closes it)
+    BlobFetchPtr fetch;       // or the transfer making it, to stream from
+    bool range_only = false;  // fetch holds only the range asked for, not the whole blob
   };
   // Blocking: the blob's local file when there is one (always on fs); else the transfer that
   // copies it from blob storage (started on a fetch thread, or joined when one runs). size:
-  // the blob's size as the store records it.
-  Result<LocalRead> open_or_fetch(const std::string& hex, int64_t size);
+  // the blob's size as the store records it. With a range [from, from + length) and no copy
+  // under way, just those bytes, from one ranged read of blob storage (range_only).
+  Result<LocalRead> open_or_fetch(const std::string& name, const std::string& hex, int64_t size,
+                                  std::optional<std::pair<uint64_t, uint64_t>> range);
   // On a fetch thread: the transfer, verification and keeping of one local copy.
   void run_cold_read(BlobFetchPtr f, storage::LocalCopy copy);
-  // Blocking, for a Range request: the blob's local file when there is one; else, unless a
-  // cold read of the whole blob is under way (neither is set then: open_or_fetch joins it),
-  // bytes [from, from + length) fetched on their own (one ranged GET of blob storage) into a
-  // file of their own, streamed from as they land.
-  Result<LocalRead> fetch_range(const std::string& name, const std::string& hex, uint64_t from,
-                                uint64_t length);
+  // On a fetch thread: a range alone, into f's file (not hashed: a range cannot be).
   void run_range_read(BlobFetchPtr f, int wfd, uint64_t from, uint64_t length);
   // A transient upload of repo for f's bytes: sets f.upload_id and f.read_fd, returns the fd
   // to write them with.
@@ -443,8 +441,13 @@ struct Registry::Impl {
   // for the replication rules with --deletes. Blocking.
   Status delete_reference(const std::string& repo, int64_t repo_id, const std::string& reference);
   void replication_loop();
+  // A task as stored, and its parsed document.
+  struct QueuedTask {
+    store::ObjectRow row;
+    Json doc;
+  };
   // One rule's tasks (oldest first): each due one tried, in order per repository.
-  void replication_pass(const std::vector<store::ObjectRow>& rows);
+  void replication_pass(std::vector<QueuedTask> rows);
   void stop_replication();
   Status replicate(ReplicationRule& r, const Json& task);
   Status push_to(ReplicationRule& r, const store::Repository& repo, const std::string& digest,

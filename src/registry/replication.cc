@@ -140,8 +140,8 @@ void Registry::Impl::note_change(const std::string& repo, const std::string& tag
       std::lock_guard lock(repl_mu);
       seq = ++repl_seq;
     }
-    if (auto s = store.put_object(store::ObjectRow{kTaskKind, seq_name(seq), doc.dump(), at, at},
-                                  true);
+    if (auto s =
+            store.put_object(store::ObjectRow{kTaskKind, seq_name(seq), doc.dump(), at, at}, true);
         !s) {
       log->error("replication {}: cannot queue {}@{}: {}", r->spec.name, repo, digest,
                  s.error().message());
@@ -301,7 +301,7 @@ void Registry::Impl::replication_loop() {
       continue;
     }
     // Each rule's tasks, oldest first (sequence order); tasks of deleted rules go.
-    std::map<std::string, std::vector<store::ObjectRow>> by_rule;
+    std::map<std::string, std::vector<QueuedTask>> by_rule;
     for (auto& row : *tasks) {
       auto task = parse_json(row.document, "replication task");
       std::string rule = task ? task->value("rule", std::string()) : "";
@@ -309,7 +309,7 @@ void Registry::Impl::replication_loop() {
         (void)store.delete_object(kTaskKind, row.name);
         continue;
       }
-      by_rule[rule].push_back(std::move(row));
+      by_rule[rule].push_back(QueuedTask{std::move(row), std::move(*task)});
     }
     for (auto& [rule, rows] : by_rule) {
       auto& w = workers[rule];
@@ -320,8 +320,8 @@ void Registry::Impl::replication_loop() {
         w.thread.join();
       }
       w.done = false;
-      w.thread = std::thread([this, rows = std::move(rows), &w] {
-        replication_pass(rows);
+      w.thread = std::thread([this, rows = std::move(rows), &w]() mutable {
+        replication_pass(std::move(rows));
         w.done = true;
       });
     }
@@ -333,19 +333,15 @@ void Registry::Impl::replication_loop() {
   }
 }
 
-void Registry::Impl::replication_pass(const std::vector<store::ObjectRow>& rows) {
+void Registry::Impl::replication_pass(std::vector<QueuedTask> rows) {
   std::set<std::string> blocked;  // repositories with an earlier task still pending
   int64_t now = now_unix();
-  for (const auto& row : rows) {
+  for (auto& [row, task] : rows) {
     if (stopping.load()) {
       return;
     }
-    auto task = parse_json(row.document, "replication task");
-    if (!task) {
-      continue;
-    }
-    std::string rule = task->value("rule", std::string());
-    std::string repo = task->value("repo", std::string());
+    std::string rule = task.value("rule", std::string());
+    std::string repo = task.value("repo", std::string());
     if (blocked.count(repo) != 0) {
       continue;
     }
@@ -353,11 +349,11 @@ void Registry::Impl::replication_pass(const std::vector<store::ObjectRow>& rows)
     if (!r) {
       return;  // deleted meanwhile (its tasks went with it)
     }
-    if (task->value("next_at", int64_t{0}) > now) {
+    if (task.value("next_at", int64_t{0}) > now) {
       blocked.insert(repo);
       continue;
     }
-    Status s = replicate(*r, *task);
+    Status s = replicate(*r, task);
     std::lock_guard lock(repl_mu);
     if (s) {
       (void)store.delete_object(kTaskKind, row.name);
@@ -365,18 +361,18 @@ void Registry::Impl::replication_pass(const std::vector<store::ObjectRow>& rows)
       r->last_success_at = now_unix();
       r->last_error.clear();
       log->info("replicated rule={} repo={} ref={} action={}", rule, repo,
-                task->value("tag", std::string()).empty() ? task->value("digest", std::string())
-                                                          : task->value("tag", std::string()),
-                task->value("action", std::string()));
+                task.value("tag", std::string()).empty() ? task.value("digest", std::string())
+                                                         : task.value("tag", std::string()),
+                task.value("action", std::string()));
       continue;
     }
-    int64_t attempts = task->value("attempts", int64_t{0}) + 1;
-    (*task)["attempts"] = attempts;
-    (*task)["next_at"] =
+    int64_t attempts = task.value("attempts", int64_t{0}) + 1;
+    task["attempts"] = attempts;
+    task["next_at"] =
         now_unix() + std::min<int64_t>(kMaxBackoff, int64_t{1} << std::min<int64_t>(attempts, 9));
-    (*task)["last_error"] = s.error().message();
+    task["last_error"] = s.error().message();
     (void)store.put_object(
-        store::ObjectRow{kTaskKind, row.name, task->dump(), row.created_at, now_unix()}, false);
+        store::ObjectRow{kTaskKind, row.name, task.dump(), row.created_at, now_unix()}, false);
     r->last_error = s.error().message();
     r->last_error_at = now_unix();
     log->warn("replication rule={} repo={} attempt={} failed: {}", rule, repo, attempts,

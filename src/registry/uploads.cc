@@ -127,29 +127,18 @@ awaitable<void> Registry::Impl::get_local_blob(http::Exchange& ex, std::string n
   // Off the I/O thread: a local file opens at once; on S3 a blob without a local copy starts
   // (or joins) the transfer that makes one, and is sent from it as the bytes land; a range of
   // one (a client resuming a pull) is fetched alone, not after all the bytes before it.
-  Result<LocalRead> rd = LocalRead{};
+  std::optional<std::pair<uint64_t, uint64_t>> bytes;
   if (ranged && length > 0) {
-    auto open_range = [this, name, hex, from, length] {
-      return fetch_range(name, hex, from, length);
-    };
-    rd = co_await run_blocking(pool, std::move(open_range));
-    if (rd && rd->fetch) {
-      auto head = std::make_shared<http::Response>(std::move(res));
-      auto sent = co_await stream_fetch(ex, rd->fetch, head);
-      if (!sent) {
-        co_await fail_unreadable(ex, name, digest, sent.error());
-      }
-      co_return;
-    }
+    bytes.emplace(from, length);
   }
-  if (rd && rd->fd < 0) {
-    auto open = [this, hex, total] { return open_or_fetch(hex, static_cast<int64_t>(total)); };
-    rd = co_await run_blocking(pool, std::move(open));
-  }
+  auto open = [this, name, hex, total, bytes] {
+    return open_or_fetch(name, hex, static_cast<int64_t>(total), bytes);
+  };
+  auto rd = co_await run_blocking(pool, std::move(open));
   if (!rd) {
     co_return co_await fail_unreadable(ex, name, digest, rd.error());
   }
-  if (rd->fetch && !ranged) {
+  if (rd->fetch && (!ranged || rd->range_only)) {
     auto head = std::make_shared<http::Response>(std::move(res));
     head->content_length = total;
     auto sent = co_await stream_fetch(ex, rd->fetch, head);
