@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // A blocking HTTP/1.1 client for berthd's outbound calls (upstream registries): http and https,
-// one connection per request, certificate and host name always verified over TLS (the system's
-// CAs or a given bundle). A request runs on a private io_context on the calling thread, so call
+// certificate and host name always verified over TLS (the system's CAs or a given bundle). A
+// connection that carried a GET or HEAD is kept for the next request to the same origin on the
+// same thread (client.cc says for how long). A request runs on a private io_context on the calling thread, so call
 // it from a worker thread, never an I/O thread. Every step (resolve, connect, handshake, each
 // read and write) is bounded by the idle timeout; a body may stream for as long as it keeps
 // arriving.

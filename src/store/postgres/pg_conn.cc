@@ -379,6 +379,9 @@ Result<PGresult*> PgConn::check(PGresult* res) {
   if (lost && ran_ == 0) {
     lost_first_ = true;
   }
+  if (!lost && (state == "40001" || state == "40P01")) {
+    conflicted_ = true;
+  }
   ++ran_;
   return Error(code, "postgres: " + msg + (state.empty() ? "" : " (SQLSTATE " + state + ")"));
 }

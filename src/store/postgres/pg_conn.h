@@ -62,6 +62,7 @@ class PgConn final : public sql::Conn {
   void start_lease() {
     ran_ = 0;
     lost_first_ = false;
+    conflicted_ = false;
   }
   /// The connection is gone, was dropped after a timeout, or is stuck in a transaction:
   /// close it rather than reuse it.
@@ -73,6 +74,9 @@ class PgConn final : public sql::Conn {
   bool timed_out() const { return timed_out_; }
   /// The lease's first statement found the connection lost: it never ran.
   bool lost_before_work() const { return lost_first_; }
+  /// A statement of the lease failed for a conflict with another transaction (SQLSTATE
+  /// 40001 serialization failure, 40P01 deadlock): the server rolled the transaction back.
+  bool conflicted() const { return conflicted_; }
 
   /// Runs sql with parameters (types and formats per parameter); the result or the error,
   /// mapped. Counts changes and notes a lost connection. Unavailable, naming
@@ -98,6 +102,7 @@ class PgConn final : public sql::Conn {
   int64_t changes_ = 0;
   int ran_ = 0;
   bool lost_first_ = false;
+  bool conflicted_ = false;
 };
 
 }  // namespace berth::store::pg

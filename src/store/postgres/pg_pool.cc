@@ -85,8 +85,15 @@ class PgPool final : public sql::ConnPool {
     return sql::Lease(*raw, [this, raw] { release(raw); });
   }
 
-  bool retryable(sql::Conn& c, const Error& err) override {
-    return err.code() == Errc::Unavailable && static_cast<pg::PgConn&>(c).lost_before_work();
+  sql::Retry retry(sql::Conn& c, const Error& err) override {
+    auto& pg = static_cast<pg::PgConn&>(c);
+    if (err.code() != Errc::Unavailable) {
+      return sql::Retry::No;
+    }
+    if (pg.lost_before_work()) {
+      return sql::Retry::Reconnect;
+    }
+    return pg.conflicted() ? sql::Retry::Conflict : sql::Retry::No;
   }
 
   /// Connects, retrying while the server refuses or is starting, up to connect_wait; once a

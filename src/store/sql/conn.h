@@ -223,6 +223,18 @@ class Lease {
   std::function<void()> release_;
 };
 
+/// What may follow an operation that failed.
+enum class Retry {
+  No,
+  /// The connection was lost before anything of the operation reached the database: once
+  /// more, on another connection.
+  Reconnect,
+  /// The database rolled the transaction back for a conflict with another one (a deadlock, a
+  /// serialization failure): running it again is how such a conflict ends, a few times, after
+  /// a short pause.
+  Conflict,
+};
+
 /// Where the store gets its connections: SQLite's one connection behind a mutex, or a
 /// PostgreSQL pool. Thread-safe.
 class ConnPool {
@@ -230,9 +242,8 @@ class ConnPool {
   virtual ~ConnPool() = default;
   /// A connection, waiting a bounded time for one; Unavailable when the database is away.
   virtual Result<Lease> acquire() = 0;
-  /// Whether `err`, which op got on `c`, may be retried once on another connection: the
-  /// connection was lost before anything of the operation reached the database.
-  virtual bool retryable(Conn& c, const Error& err) = 0;
+  /// Whether op, which failed with `err` on `c`, may run again (see Retry).
+  virtual Retry retry(Conn& c, const Error& err) = 0;
 };
 
 /// "LIMIT ?" for n rows, n < 0 meaning all (SQLite reads LIMIT -1 so; PostgreSQL refuses it).

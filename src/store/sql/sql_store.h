@@ -7,7 +7,9 @@
 // migrations.cc (schema versions).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <utility>
 
 #include "store/sql/conn.h"
@@ -23,6 +25,12 @@ inline Error unavailable_store(Error e) {
   }
   return std::move(e).with_origin(ErrorOrigin::MetadataStore);
 }
+
+/// How many times an operation runs when the database keeps rolling it back for conflicts.
+inline constexpr int kConflictRuns = 5;
+/// The pause before the n-th run again after a conflict: random (so that the two sides of a
+/// deadlock do not meet again), between half of and 5 ms * 2^(n-1).
+std::chrono::milliseconds conflict_pause(int n);
 
 /// The baseline schema (CREATE ... IF NOT EXISTS), in the dialect's column types.
 std::string schema_ddl(const Dialect& d);
@@ -122,21 +130,33 @@ class SqlMetadataStore final : public MetadataStore {
  private:
   /// Runs op with a leased connection. A connection found lost before op reached the
   /// database (a pooled one the server dropped while idle) is replaced and op runs once more;
-  /// otherwise op's result, Unavailable when the database is away.
+  /// a transaction the database rolled back for a conflict with another runs again, up to
+  /// kConflictRuns times in all, after a growing random pause (conflict_pause); otherwise
+  /// op's result, Unavailable when the database is away.
   template <class F>
   auto with_conn(F&& op) -> decltype(op(std::declval<Conn&>())) {
     using R = decltype(op(std::declval<Conn&>()));
-    for (int attempt = 0;; ++attempt) {
-      auto lease = pool_->acquire();
-      if (!lease) {
-        return R(unavailable_store(std::move(lease).error()));
-      }
-      R r = op(lease->conn());
-      if (r) {
-        return r;
-      }
-      if (attempt > 0 || !pool_->retryable(lease->conn(), r.error())) {
-        return R(unavailable_store(std::move(r).error()));
+    int reconnects = 0;
+    int conflicts = 0;
+    while (true) {
+      {
+        auto lease = pool_->acquire();
+        if (!lease) {
+          return R(unavailable_store(std::move(lease).error()));
+        }
+        R r = op(lease->conn());
+        if (r) {
+          return r;
+        }
+        Retry next = pool_->retry(lease->conn(), r.error());
+        bool again = (next == Retry::Reconnect && reconnects++ == 0) ||
+                     (next == Retry::Conflict && ++conflicts < kConflictRuns);
+        if (!again) {
+          return R(unavailable_store(std::move(r).error()));
+        }
+      }  // the connection goes back to the pool before the pause
+      if (conflicts > 0) {
+        std::this_thread::sleep_for(conflict_pause(conflicts));
       }
     }
   }

@@ -178,7 +178,8 @@ class SqliteConn final : public Conn, public sql::ConnPool {
     mu_.lock();
     return sql::Lease(*this, [this] { mu_.unlock(); });
   }
-  bool retryable(Conn& /*c*/, const Error& /*err*/) override { return false; }
+  // One connection, and SQLite serializes writers itself: nothing to retry.
+  sql::Retry retry(Conn& /*c*/, const Error& /*err*/) override { return sql::Retry::No; }
 
  private:
   static constexpr size_t kMaxCached = 512;
@@ -198,7 +199,7 @@ class OwnedPool final : public sql::ConnPool {
  public:
   explicit OwnedPool(std::unique_ptr<SqliteConn> c) : c_(std::move(c)) {}
   Result<sql::Lease> acquire() override { return c_->acquire(); }
-  bool retryable(Conn& c, const Error& err) override { return c_->retryable(c, err); }
+  sql::Retry retry(Conn& c, const Error& err) override { return c_->retry(c, err); }
 
  private:
   std::unique_ptr<SqliteConn> c_;
