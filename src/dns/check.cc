@@ -128,22 +128,20 @@ std::string address_text(const ResourceRecord& rr) {
   return text;
 }
 
-}  // namespace
+constexpr int kMaxCnameFollows = 8;
 
-Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
-                                                         const std::string& resolver_text,
-                                                         std::chrono::milliseconds timeout) {
-  std::string rtext = resolver_text.empty() ? system_resolver() : resolver_text;
-  auto resolver = parse_server(rtext, 53);
-  if (!resolver) {
-    return Error(Errc::Unavailable, "no usable resolver ('" + rtext + "')");
-  }
-  BERTH_ASSIGN_OR_RETURN(std::string wire, name_from_text(name));
+// The addresses at the zone's name servers of wire (a name in wire form), following a CNAME
+// out of the zone; steps: CNAMEs followed so far.
+Result<std::vector<std::string>> addresses_at_zone(const std::string& wire,
+                                                   const QueryTarget& resolver,
+                                                   const std::string& rtext,
+                                                   std::chrono::milliseconds timeout, int steps) {
+  const std::string name = name_to_api(wire);
   // The zone: the closest enclosing name with an NS set (the name itself may not exist yet).
   std::vector<std::string> ns_names;
   std::string zone;
   for (std::string_view at = wire; name_labels(at) >= 1 && ns_names.empty(); at = name_parent(at)) {
-    BERTH_ASSIGN_OR_RETURN(auto m, ask(*resolver, std::string(at), type::NS, true, timeout));
+    BERTH_ASSIGN_OR_RETURN(auto m, ask(resolver, std::string(at), type::NS, true, timeout));
     for (const auto& rr : m.answers) {
       if (rr.type == type::NS && name_equal(rr.name, at)) {
         ns_names.push_back(rr.rdata);
@@ -159,7 +157,7 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
   std::vector<QueryTarget> servers;
   for (const auto& ns : ns_names) {
     for (uint16_t t : {type::A, type::AAAA}) {
-      auto m = ask(*resolver, ns, t, true, timeout);
+      auto m = ask(resolver, ns, t, true, timeout);
       if (!m) {
         continue;
       }
@@ -179,6 +177,7 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
   std::string last_error;
   for (const auto& s : servers) {
     std::vector<std::string> out;
+    std::string end = wire;  // where a CNAME chain in the answers ends
     bool answered = false;
     for (uint16_t t : {type::A, type::AAAA}) {
       auto m = ask(s, wire, t, false, timeout);
@@ -196,12 +195,45 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
           out.push_back(a);
         }
       }
+      // The server followed the chain as far as its zone goes (RFC 1034 4.3.2).
+      for (int i = 0; i < kMaxCnameFollows; ++i) {
+        auto next = std::find_if(m->answers.begin(), m->answers.end(), [&](const auto& rr) {
+          return rr.type == type::CNAME && name_equal(rr.name, end);
+        });
+        if (next == m->answers.end()) {
+          break;
+        }
+        end = next->rdata;
+      }
     }
-    if (answered) {
-      return out;
+    if (!answered) {
+      continue;
     }
+    if (out.empty() && !name_equal(end, wire)) {
+      // A CNAME into another zone: that zone's own name servers say the rest.
+      if (steps + 1 >= kMaxCnameFollows) {
+        return Error(Errc::Unavailable,
+                     name + ": more than " + std::to_string(kMaxCnameFollows) + " CNAMEs, or a loop");
+      }
+      return addresses_at_zone(end, resolver, rtext, timeout, steps + 1);
+    }
+    return out;
   }
   return Error(Errc::Unavailable, "no name server of " + zone + " answered: " + last_error);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
+                                                         const std::string& resolver_text,
+                                                         std::chrono::milliseconds timeout) {
+  std::string rtext = resolver_text.empty() ? system_resolver() : resolver_text;
+  auto resolver = parse_server(rtext, 53);
+  if (!resolver) {
+    return Error(Errc::Unavailable, "no usable resolver ('" + rtext + "')");
+  }
+  BERTH_ASSIGN_OR_RETURN(std::string wire, name_from_text(name));
+  return addresses_at_zone(wire, *resolver, rtext, timeout, 0);
 }
 
 }  // namespace berth::dns

@@ -3,6 +3,8 @@
 // berth's own CA as the issuer: the records link writes (checked with dig), the steps and
 // statuses, what unlink takes back, and the ways a link fails without leaving half of itself.
 // ACME (pebble) and HTTPS through the router are in domains_https_test.cc.
+#include "domains/domains.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -12,7 +14,6 @@
 #include <chrono>
 #include <thread>
 
-#include "domains/domains.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -203,17 +204,32 @@ class DomainsElsewhere : public Domains {
           c.tls.dns_check = true;
           c.tls.dns_check_resolver = "127.0.1.53:53";
         }) {}
+
+  // Whether the other host's address can be bound: it needs root and a free port 53.
+  static bool can_bind_53() {
+    int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(53);
+    ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
+    bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(probe);
+    return free53;
+  }
+  // Waits (waking the domain worker) until the domain's status is `want`; returns the last.
+  std::string wait_status(const std::string& domain, const std::string& want) {
+    std::string status;
+    for (int i = 0; i < 100 && status != want; ++i) {
+      d_.daemon().domains()->wake();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      status = show(domain, ".status");
+    }
+    return status;
+  }
 };
 
 TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
-  int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(53);
-  ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
-  bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(probe);
-  if (!free53) {
+  if (!can_bind_53()) {
     GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
   }
   TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
@@ -224,8 +240,7 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   EXPECT_TRUE(has(link.out, "shop.example.org: PENDING_DNS")) << link.out;
 
   // The record made at the other host, pointing elsewhere first: still pending, saying where.
-  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.9")
-                .code,
+  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.9").code,
             0);
   d_.daemon().domains()->wake();
   std::string detail;
@@ -237,8 +252,7 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   EXPECT_EQ(show("shop.example.org", ".status"), R"("PENDING_DNS")");
 
   // Pointed at this berth: the link goes on by itself.
-  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.1")
-                .code,
+  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.1").code,
             0);
   d_.daemon().domains()->wake();
   std::string status;
@@ -249,6 +263,41 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   EXPECT_EQ(status, R"("ACTIVE")") << show("shop.example.org", ".steps");
   EXPECT_TRUE(has(show("shop.example.org", ".steps[0].detail"),
                   "points at this berth at its zone's name servers"));
+}
+
+// A www pointed with a CNAME at a host name in another zone (a provider's, say): berth follows
+// it to that zone's own name servers. berth's DNS, like other authoritative servers, follows a
+// CNAME only within the zone the question fell in.
+TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
+  if (!can_bind_53()) {
+    GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
+  }
+  TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
+  for (const char* cmd : {"dns zone create example.org", "dns zone create example.net",
+                          "dns record upsert example.org --name www --type CNAME --value "
+                          "edge.example.net",
+                          "dns record upsert example.net --name edge --type A --value 127.0.0.9"}) {
+    auto r = other.cli(cmd);
+    ASSERT_EQ(r.code, 0) << cmd << ": " << r.all();
+  }
+  auto answer = run("dig +short +norecurse @127.0.1.53 www.example.org A");
+  EXPECT_EQ(trimmed(answer.out), "edge.example.net.")
+      << "the answer must end at the CNAME for berth to follow it";
+
+  auto link = d_.cli("domain link web www.example.org --wait 5s");
+  EXPECT_EQ(link.code, 0) << link.all();
+  std::string detail;
+  for (int i = 0; i < 100 && !has(detail, "127.0.0.9"); ++i) {
+    d_.daemon().domains()->wake();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    detail = show("www.example.org", ".steps[0].detail");
+  }
+  EXPECT_TRUE(has(detail, "at its zone's name servers it points at 127.0.0.9")) << detail;
+
+  ASSERT_EQ(other.cli("dns record upsert example.net --name edge --type A --value 127.0.0.1").code,
+            0);
+  EXPECT_EQ(wait_status("www.example.org", R"("ACTIVE")"), R"("ACTIVE")")
+      << show("www.example.org", ".steps");
 }
 
 class ShortLivedDomains : public Domains {
