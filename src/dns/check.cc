@@ -128,24 +128,37 @@ std::string address_text(const ResourceRecord& rr) {
   return text;
 }
 
-constexpr int kMaxCnameFollows = 8;
+constexpr size_t kMaxCnameFollows = 8;
 
-// The addresses at the zone's name servers of wire (a name in wire form), following a CNAME
-// out of the zone; steps: CNAMEs followed so far.
-Result<std::vector<std::string>> addresses_at_zone(const std::string& wire,
+// "a.example.org -> b.example.net -> a.example.org", for errors.
+std::string chain_text(const std::vector<std::string>& chain) {
+  std::string out;
+  for (const auto& n : chain) {
+    out += (out.empty() ? "" : " -> ") + name_to_api(n);
+  }
+  return out;
+}
+
+// The addresses of chain.back() (wire form) at its zone's own name servers. chain: the names
+// so far, the linked name first and each CNAME's target after it; a CNAME into another zone
+// adds its target and asks that zone's servers the same way.
+Result<std::vector<std::string>> addresses_at_zone(std::vector<std::string>& chain,
                                                    const QueryTarget& resolver,
                                                    const std::string& rtext,
-                                                   std::chrono::milliseconds timeout, int steps) {
+                                                   std::chrono::milliseconds timeout) {
+  const std::string wire = chain.back();
   const std::string name = name_to_api(wire);
   // The zone: the closest enclosing name with an NS set (the name itself may not exist yet).
   std::vector<std::string> ns_names;
   std::string zone;
+  std::string zone_wire;
   for (std::string_view at = wire; name_labels(at) >= 1 && ns_names.empty(); at = name_parent(at)) {
     BERTH_ASSIGN_OR_RETURN(auto m, ask(resolver, std::string(at), type::NS, true, timeout));
     for (const auto& rr : m.answers) {
       if (rr.type == type::NS && name_equal(rr.name, at)) {
         ns_names.push_back(rr.rdata);
         zone = name_to_api(at);
+        zone_wire = std::string(at);
       }
     }
   }
@@ -175,9 +188,9 @@ Result<std::vector<std::string>> addresses_at_zone(const std::string& wire,
   }
   // Each name server, directly: the first that answers for the zone says what the name is.
   std::string last_error;
+  const size_t known = chain.size();
   for (const auto& s : servers) {
     std::vector<std::string> out;
-    std::string end = wire;  // where a CNAME chain in the answers ends
     bool answered = false;
     for (uint16_t t : {type::A, type::AAAA}) {
       auto m = ask(s, wire, t, false, timeout);
@@ -189,14 +202,24 @@ Result<std::vector<std::string>> addresses_at_zone(const std::string& wire,
         last_error = s.text + " answered rcode " + std::to_string(m->rcode());
         continue;
       }
-      answered = true;
+      if ((m->flags & flag::AA) == 0) {
+        // A referral or a cached answer: this server does not hold the zone (a lame
+        // delegation); another may.
+        last_error = s.text + " does not answer with authority for " + zone;
+        continue;
+      }
       for (const auto& rr : m->answers) {
         if (std::string a = address_text(rr); !a.empty()) {
           out.push_back(a);
         }
       }
-      // The server followed the chain as far as its zone goes (RFC 1034 4.3.2).
-      for (int i = 0; i < kMaxCnameFollows; ++i) {
+      if (answered) {
+        continue;  // the chain was walked on the first answer
+      }
+      answered = true;
+      // The server followed the CNAMEs as far as its zone goes (RFC 1034 4.3.2); the chain
+      // goes on where the answer's CNAMEs end.
+      for (std::string end = wire;;) {
         auto next = std::find_if(m->answers.begin(), m->answers.end(), [&](const auto& rr) {
           return rr.type == type::CNAME && name_equal(rr.name, end);
         });
@@ -204,18 +227,25 @@ Result<std::vector<std::string>> addresses_at_zone(const std::string& wire,
           break;
         }
         end = next->rdata;
+        bool seen = std::any_of(chain.begin(), chain.end(),
+                                [&](const std::string& n) { return name_equal(n, end); });
+        chain.push_back(end);
+        if (seen) {
+          return Error(Errc::FailedPrecondition, "a CNAME loop: " + chain_text(chain));
+        }
+        if (chain.size() - 1 > kMaxCnameFollows) {
+          return Error(Errc::FailedPrecondition, "more than " + std::to_string(kMaxCnameFollows) +
+                                                     " CNAMEs: " + chain_text(chain));
+        }
       }
     }
     if (!answered) {
       continue;
     }
-    if (out.empty() && !name_equal(end, wire)) {
-      // A CNAME into another zone: that zone's own name servers say the rest.
-      if (steps + 1 >= kMaxCnameFollows) {
-        return Error(Errc::Unavailable,
-                     name + ": more than " + std::to_string(kMaxCnameFollows) + " CNAMEs, or a loop");
-      }
-      return addresses_at_zone(end, resolver, rtext, timeout, steps + 1);
+    // A CNAME into another zone: that zone's own name servers say the rest. (One whose target
+    // is in this zone was answered here already, the target's records or its absence.)
+    if (out.empty() && chain.size() > known && !name_is_within(chain.back(), zone_wire)) {
+      return addresses_at_zone(chain, resolver, rtext, timeout);
     }
     return out;
   }
@@ -233,7 +263,8 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
     return Error(Errc::Unavailable, "no usable resolver ('" + rtext + "')");
   }
   BERTH_ASSIGN_OR_RETURN(std::string wire, name_from_text(name));
-  return addresses_at_zone(wire, *resolver, rtext, timeout, 0);
+  std::vector<std::string> chain{wire};
+  return addresses_at_zone(chain, *resolver, rtext, timeout);
 }
 
 }  // namespace berth::dns

@@ -418,11 +418,12 @@ class HealthChecker {
 /// records the user made at another DNS host: the zone's NS set is found through `resolver`
 /// (a recursive resolver, "ADDR" or "ADDR:PORT"; empty: the first `nameserver` of
 /// /etc/resolv.conf), each name server's address through it too, and each name server is then
-/// asked for A and AAAA directly (no recursion, port 53). A CNAME to a name in another zone (a
-/// `www` pointed at a host name of a provider's, say) is followed the same way, at most 8 steps.
-/// Returns the addresses in the answers (none while the records are missing); Unavailable,
-/// saying why, when no name server could be found or none answered. Blocking: every query waits
-/// at most `timeout`.
+/// asked for A and AAAA directly (no recursion, port 53); an answer without the AA bit (a lame
+/// server) does not count. A CNAME to a name in another zone (a `www` pointed at a host name of
+/// a provider's, say) is followed the same way. Returns the addresses in the answers (none while
+/// the records are missing); FailedPrecondition, naming the chain, for a CNAME loop or more than
+/// 8 CNAMEs; Unavailable, saying why, when no name server could be found or none answered.
+/// Blocking: every query waits at most `timeout`.
 Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
                                                          const std::string& resolver,
                                                          std::chrono::milliseconds timeout);

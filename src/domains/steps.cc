@@ -166,11 +166,13 @@ bool Manager::Impl::step_dns(Domain& d) {
   };
   if (targets.empty()) {
     return fail(d.registry ? "berthd's registry listens on a wildcard address, so berth does not "
-                             "know where " + d.name +
+                             "know where " +
+                                 d.name +
                                  " should point: set dns.registry_addresses to the addresses "
                                  "clients reach it at"
                            : "the router listens on a wildcard address, so berth does not know "
-                             "where " + d.name +
+                             "where " +
+                                 d.name +
                                  " should point: set dns.service_addresses to the addresses "
                                  "clients reach the router at");
   }
@@ -190,6 +192,12 @@ bool Manager::Impl::step_dns(Domain& d) {
       auto got = dns::authoritative_addresses(d.name, settings.dns_check_resolver,
                                               std::chrono::seconds(3));
       std::string where = "at its zone's name servers";
+      if (!got && got.error().code() != Errc::Unavailable) {
+        // The records answer, but wrongly (a CNAME loop, too long a chain): say so.
+        d.status = kPendingDns;
+        set_step(d, "dns", "pending", d.name + ": " + got.error().message());
+        return false;
+      }
       if (!got) {
         log->info("domains: {}: {}; asking the system resolver", d.name, got.error().message());
         got = resolve(d.name);

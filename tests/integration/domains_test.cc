@@ -298,6 +298,21 @@ TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
             0);
   EXPECT_EQ(wait_status("www.example.org", R"("ACTIVE")"), R"("ACTIVE")")
       << show("www.example.org", ".steps");
+
+  // A loop across the two zones stays pending and says so.
+  for (const char* cmd : {"dns record upsert example.org --name loop --type CNAME --value "
+                          "back.example.net",
+                          "dns record upsert example.net --name back --type CNAME --value "
+                          "loop.example.org"}) {
+    auto r = other.cli(cmd);
+    ASSERT_EQ(r.code, 0) << cmd << ": " << r.all();
+  }
+  auto loop = d_.cli("domain link web loop.example.org --wait 5s");
+  EXPECT_EQ(loop.code, 0) << loop.all();
+  EXPECT_EQ(show("loop.example.org", ".status"), R"("PENDING_DNS")");
+  EXPECT_TRUE(has(show("loop.example.org", ".steps[0].detail"),
+                  "a CNAME loop: loop.example.org -> back.example.net -> loop.example.org"))
+      << show("loop.example.org", ".steps");
 }
 
 class ShortLivedDomains : public Domains {

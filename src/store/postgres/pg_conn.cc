@@ -379,9 +379,9 @@ Result<PGresult*> PgConn::check(PGresult* res) {
   if (lost && ran_ == 0) {
     lost_first_ = true;
   }
-  if (!lost && (state == "40001" || state == "40P01")) {
-    conflicted_ = true;
-  }
+  // What the latest failure was, not whether any was: an operation retried for a conflict
+  // must have failed because of it.
+  conflicted_ = !lost && (state == "40001" || state == "40P01");
   ++ran_;
   return Error(code, "postgres: " + msg + (state.empty() ? "" : " (SQLSTATE " + state + ")"));
 }
@@ -464,6 +464,7 @@ Result<PGresult*> PgConn::finish() {
 
 Error PgConn::give_up() {
   timed_out_ = true;
+  conflicted_ = false;
   ++ran_;
   PGcancel* cancel = PQgetCancel(pg_);
   // Closed before the cancel is sent: the server, when it reads again, finds the connection

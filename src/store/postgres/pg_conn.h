@@ -74,8 +74,8 @@ class PgConn final : public sql::Conn {
   bool timed_out() const { return timed_out_; }
   /// The lease's first statement found the connection lost: it never ran.
   bool lost_before_work() const { return lost_first_; }
-  /// A statement of the lease failed for a conflict with another transaction (SQLSTATE
-  /// 40001 serialization failure, 40P01 deadlock): the server rolled the transaction back.
+  /// The lease's latest failure was a conflict with another transaction (SQLSTATE 40001
+  /// serialization failure, 40P01 deadlock): the server rolled the transaction back.
   bool conflicted() const { return conflicted_; }
 
   /// Runs sql with parameters (types and formats per parameter); the result or the error,

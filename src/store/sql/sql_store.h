@@ -29,7 +29,7 @@ inline Error unavailable_store(Error e) {
 /// How many times an operation runs when the database keeps rolling it back for conflicts.
 inline constexpr int kConflictRuns = 5;
 /// The pause before the n-th run again after a conflict: random (so that the two sides of a
-/// deadlock do not meet again), between half of and 5 ms * 2^(n-1).
+/// deadlock do not meet again), between half of 5 ms * 2^(n-1) and all of it.
 std::chrono::milliseconds conflict_pause(int n);
 
 /// The baseline schema (CREATE ... IF NOT EXISTS), in the dialect's column types.
@@ -138,6 +138,7 @@ class SqlMetadataStore final : public MetadataStore {
     using R = decltype(op(std::declval<Conn&>()));
     int reconnects = 0;
     int conflicts = 0;
+    Retry next = Retry::No;
     while (true) {
       {
         auto lease = pool_->acquire();
@@ -148,14 +149,14 @@ class SqlMetadataStore final : public MetadataStore {
         if (r) {
           return r;
         }
-        Retry next = pool_->retry(lease->conn(), r.error());
+        next = pool_->retry(lease->conn(), r.error());
         bool again = (next == Retry::Reconnect && reconnects++ == 0) ||
                      (next == Retry::Conflict && ++conflicts < kConflictRuns);
         if (!again) {
           return R(unavailable_store(std::move(r).error()));
         }
       }  // the connection goes back to the pool before the pause
-      if (conflicts > 0) {
+      if (next == Retry::Conflict) {
         std::this_thread::sleep_for(conflict_pause(conflicts));
       }
     }

@@ -329,9 +329,10 @@ TEST(PostgresStoreTest, AServerThatStaysAwayFailsFastAfterOneWait) {
 
 // PostgreSQL rolls back a transaction that lost a conflict with another (a deadlock, SQLSTATE
 // 40P01; a serialization failure, 40001). berth runs it again, up to kConflictRuns times in
-// all, and only then reports Unavailable, having written nothing. The conflicts are raised by
-// a trigger that fails the first N inserts of a repository; the count is a sequence, which a
-// rollback does not undo, so it also tells how many times berth tried.
+// all, and only then reports Unavailable, having written nothing; any other error is final at
+// once. The errors are raised by a trigger that fails the first N inserts into a table; the
+// count is a sequence, which a rollback does not undo, so it also tells how many runs there
+// were.
 TEST(PostgresStoreTest, ATransactionRolledBackForAConflictRunsAgain) {
   SKIP_WITHOUT_POSTGRES();
   auto* server = test::PostgresServer::shared();
@@ -341,52 +342,58 @@ TEST(PostgresStoreTest, ATransactionRolledBackForAConflictRunsAgain) {
   MetadataStore& st = **opened;
   std::string db = dbname_of(dsn);
   constexpr int kRuns = 5;  // store/sql/sql_store.h's kConflictRuns, as docs/storage.md says
-  auto conflicts = [&](const std::string& state, int n) {
+  auto inject = [&](const std::string& table, const std::string& state, int n) {
     std::string fn =
         "CREATE OR REPLACE FUNCTION conflict() RETURNS trigger LANGUAGE plpgsql AS "
         "'BEGIN IF nextval(''conflicts'') <= " +
-        std::to_string(n) + " THEN RAISE EXCEPTION ''injected conflict'' USING ERRCODE = ''" +
-        state + "''; END IF; RETURN NEW; END';";
-    auto r = server->psql(db,
-                          "DROP TRIGGER IF EXISTS conflict ON repositories; "
-                          "DROP SEQUENCE IF EXISTS conflicts; CREATE SEQUENCE conflicts; " +
-                              fn +
-                              " CREATE TRIGGER conflict BEFORE INSERT ON repositories "
-                              "FOR EACH ROW EXECUTE FUNCTION conflict()");
+        std::to_string(n) + " THEN RAISE EXCEPTION ''injected'' USING ERRCODE = ''" + state +
+        "''; END IF; RETURN NEW; END';";
+    std::string sql =
+        "DROP TRIGGER IF EXISTS conflict ON repositories; "
+        "DROP TRIGGER IF EXISTS conflict ON revisions; "
+        "DROP SEQUENCE IF EXISTS conflicts; CREATE SEQUENCE conflicts; " +
+        fn + " CREATE TRIGGER conflict BEFORE INSERT ON " + table +
+        " FOR EACH ROW EXECUTE FUNCTION conflict()";
+    auto r = server->psql(db, sql);
     ASSERT_EQ(r.code, 0) << r.all();
   };
-  auto tries = [&] {
+  auto runs = [&] {
     auto r = server->psql(db, "SELECT last_value FROM conflicts");
     return test::trimmed(r.out);
   };
 
-  conflicts("40P01", 2);
+  // One statement (an insert of its own).
+  inject("repositories", "40P01", 2);
   auto a = st.create_repository(Repository{0, "web/a", false, {}, 1});
   ASSERT_TRUE(a) << a.error().message();
-  EXPECT_EQ(tries(), "3");
+  EXPECT_EQ(runs(), "3");
 
-  conflicts("40001", kRuns - 1);
-  auto b = st.create_repository(Repository{0, "web/b", false, {}, 1});
-  ASSERT_TRUE(b) << b.error().message();
-  EXPECT_EQ(tries(), std::to_string(kRuns));
+  // A transaction of several statements (a row lock, a read, the insert).
+  ASSERT_TRUE(st.create_service(ServiceRecord{"web", "{}", false, 0, 1, 1}));
+  inject("revisions", "40001", kRuns - 1);
+  auto rev = st.add_revision(RevisionRecord{"web", 0, "sha256:x", "{}", 1});
+  ASSERT_TRUE(rev) << rev.error().message();
+  EXPECT_EQ(*rev, 1);
+  EXPECT_EQ(runs(), std::to_string(kRuns));
 
-  conflicts("40001", 1000);
+  // Conflicts every time: Unavailable after kRuns runs, and nothing written.
+  inject("repositories", "40001", 1000);
   auto c = st.create_repository(Repository{0, "web/c", false, {}, 1});
   ASSERT_FALSE(c);
   EXPECT_EQ(c.error().code(), Errc::Unavailable) << c.error().message();
   EXPECT_NE(c.error().message().find("SQLSTATE 40001"), std::string::npos) << c.error().message();
-  EXPECT_EQ(tries(), std::to_string(kRuns));
+  EXPECT_EQ(runs(), std::to_string(kRuns));
   auto none = st.get_repository("web/c");
   ASSERT_FALSE(none);
   EXPECT_EQ(none.error().code(), Errc::NotFound);
 
-  // Any other error is not run again: a unique violation is a conflict of names, not of
-  // transactions.
-  conflicts("40001", 0);
-  auto dup = st.create_repository(Repository{0, "web/a", false, {}, 1});
-  ASSERT_FALSE(dup);
-  EXPECT_EQ(dup.error().code(), Errc::AlreadyExists);
-  EXPECT_EQ(tries(), "1");
+  // Another error that is also Unavailable (the server cannot take connections now, 57P03)
+  // is not a conflict: one run.
+  inject("repositories", "57P03", 1000);
+  auto d = st.create_repository(Repository{0, "web/d", false, {}, 1});
+  ASSERT_FALSE(d);
+  EXPECT_EQ(d.error().code(), Errc::Unavailable) << d.error().message();
+  EXPECT_EQ(runs(), "1");
 }
 
 // Two nodes on one database number a service's revisions and deployments without gaps or
