@@ -54,6 +54,16 @@ log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 for t in docker-registry skopeo umoci curl jq; do
   command -v "$t" >/dev/null || { echo "$t is missing: scripts/setup --test installs it" >&2; exit 1; }
 done
+if [[ -n $LINK_RATE ]]; then
+  for t in ip tc; do
+    command -v "$t" >/dev/null || { echo "LINK_RATE needs $t (Debian's iproute2)" >&2; exit 1; }
+  done
+  ((EUID == 0)) || { echo "LINK_RATE needs root (a network namespace, tc)" >&2; exit 1; }
+fi
+if [[ -n $LINK_RTT_MS && -z $LINK_RATE ]]; then
+  echo "LINK_RTT_MS needs LINK_RATE" >&2
+  exit 2
+fi
 if ((do_build)); then
   log "building berthd and berth (Release) in $BUILD_DIR"
   cmake -S "$root" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -129,7 +139,6 @@ done
 # Where clients reach the upstream: distribution itself, or the delaying proxy in front of it.
 UP=$DIST_HOST:$PORT_DIST
 if [[ -n $LINK_RTT_MS ]]; then
-  [[ -n $LINK_RATE ]] || { echo "LINK_RTT_MS needs LINK_RATE" >&2; exit 2; }
   python3 "$here/delay_proxy.py" "$PORT_PROXY" "$DIST_HOST" "$PORT_DIST" "$LINK_RTT_MS" &
   PROXY_PID=$!
   UP=127.0.0.1:$PORT_PROXY
