@@ -254,9 +254,8 @@ Result<std::vector<std::string>> addresses_at_zone(std::vector<std::string>& cha
 
 }  // namespace
 
-Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
-                                                         const std::string& resolver_text,
-                                                         std::chrono::milliseconds timeout) {
+Result<PointsAt> authoritative_addresses(const std::string& name, const std::string& resolver_text,
+                                         std::chrono::milliseconds timeout) {
   std::string rtext = resolver_text.empty() ? system_resolver() : resolver_text;
   auto resolver = parse_server(rtext, 53);
   if (!resolver) {
@@ -264,7 +263,12 @@ Result<std::vector<std::string>> authoritative_addresses(const std::string& name
   }
   BERTH_ASSIGN_OR_RETURN(std::string wire, name_from_text(name));
   std::vector<std::string> chain{wire};
-  return addresses_at_zone(chain, *resolver, rtext, timeout);
+  PointsAt out;
+  BERTH_ASSIGN_OR_RETURN(out.addresses, addresses_at_zone(chain, *resolver, rtext, timeout));
+  for (size_t i = 1; i < chain.size(); ++i) {
+    out.cnames.push_back(name_to_api(chain[i]));
+  }
+  return out;
 }
 
 }  // namespace berth::dns

@@ -421,11 +421,14 @@ class HealthChecker {
 /// asked for A and AAAA directly (no recursion, port 53); an answer without the AA bit (a lame
 /// server) does not count. A CNAME to a name in another zone (a `www` pointed at a host name of
 /// a provider's, say) is followed the same way. Returns the addresses in the answers (none while
-/// the records are missing); FailedPrecondition, naming the chain, for a CNAME loop or more than
-/// 8 CNAMEs; Unavailable, saying why, when no name server could be found or none answered.
-/// Blocking: every query waits at most `timeout`.
-Result<std::vector<std::string>> authoritative_addresses(const std::string& name,
-                                                         const std::string& resolver,
-                                                         std::chrono::milliseconds timeout);
+/// the records are missing) and the CNAMEs followed; FailedPrecondition, naming the chain, for a
+/// CNAME loop or more than 8 CNAMEs; Unavailable, saying why, when no name server could be found or
+/// none answered. Blocking: every query waits at most `timeout`.
+struct PointsAt {
+  std::vector<std::string> addresses;
+  std::vector<std::string> cnames;  // each CNAME's target from the name on, in order
+};
+Result<PointsAt> authoritative_addresses(const std::string& name, const std::string& resolver,
+                                         std::chrono::milliseconds timeout);
 
 }  // namespace berth::dns

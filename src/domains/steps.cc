@@ -189,33 +189,42 @@ bool Manager::Impl::step_dns(Domain& d) {
     if (settings.dns_check) {
       // At the zone's own name servers (no resolver cache in the way); through the system
       // resolver when they cannot be asked (a network that allows only its resolver).
-      auto got = dns::authoritative_addresses(d.name, settings.dns_check_resolver,
-                                              std::chrono::seconds(3));
+      auto at = dns::authoritative_addresses(d.name, settings.dns_check_resolver,
+                                             std::chrono::seconds(3));
       std::string where = "at its zone's name servers";
-      if (!got && got.error().code() != Errc::Unavailable) {
+      if (!at && at.error().code() != Errc::Unavailable) {
         // The records answer, but wrongly (a CNAME loop, too long a chain): say so.
         d.status = kPendingDns;
-        set_step(d, "dns", "pending", d.name + ": " + got.error().message());
+        set_step(d, "dns", "pending", d.name + ": " + at.error().message());
         return false;
       }
-      if (!got) {
-        log->info("domains: {}: {}; asking the system resolver", d.name, got.error().message());
+      std::vector<std::string> got;
+      std::string via;     // " through CNAME a.example.net -> b.example.com"
+      std::string arrows;  // "a.example.net -> b.example.com -> "
+      if (at) {
+        got = std::move(at->addresses);
+        for (const auto& c : at->cnames) {
+          via += (via.empty() ? " through CNAME " : " -> ") + c;
+          arrows += c + " -> ";
+        }
+      } else {
+        log->info("domains: {}: {}; asking the system resolver", d.name, at.error().message());
         got = resolve(d.name);
         where = "through the system resolver";
       }
-      bool pointed = std::any_of(got->begin(), got->end(), [&](const std::string& a) {
+      bool pointed = std::any_of(got.begin(), got.end(), [&](const std::string& a) {
         return std::find(targets.begin(), targets.end(), a) != targets.end();
       });
       if (pointed) {
-        set_step(d, "dns", "done", d.name + " points at this berth " + where);
+        set_step(d, "dns", "done", d.name + " points at this berth " + where + via);
         return true;
       }
-      if (!got->empty()) {
+      if (!got.empty()) {
         std::string list;
-        for (const auto& a : *got) {
+        for (const auto& a : got) {
           list += (list.empty() ? "" : ", ") + a;
         }
-        seen = " (" + where + " it points at " + list + ")";
+        seen = " (" + where + " it points at " + arrows + list + ")";
       }
     }
     d.status = kPendingDns;

@@ -292,11 +292,16 @@ TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     detail = show("www.example.org", ".steps[0].detail");
   }
-  EXPECT_TRUE(has(detail, "at its zone's name servers it points at 127.0.0.9")) << detail;
+  EXPECT_TRUE(has(detail, "at its zone's name servers it points at edge.example.net -> 127.0.0.9"))
+      << detail;
 
   ASSERT_EQ(other.cli("dns record upsert example.net --name edge --type A --value 127.0.0.1").code,
             0);
   EXPECT_EQ(wait_status("www.example.org", R"("ACTIVE")"), R"("ACTIVE")")
+      << show("www.example.org", ".steps");
+  EXPECT_TRUE(has(show("www.example.org", ".steps[0].detail"),
+                  "www.example.org points at this berth at its zone's name servers through "
+                  "CNAME edge.example.net"))
       << show("www.example.org", ".steps");
 
   // A loop across the two zones stays pending and says so.
