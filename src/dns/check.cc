@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // authoritative_addresses(): a small stub resolver for one question only, "where does this name
-// point at its zone's own name servers?" (dns.h). Plain UDP queries built and read with
-// message.h; answers that are truncated, from another id, or not responses are ignored.
+// point at its zone's own name servers?" (dns.h). UDP queries built and read with message.h
+// (answers from another id, or not responses, are ignored); a truncated answer is asked again
+// over TCP.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -74,7 +75,86 @@ std::string system_resolver() {
   return "";
 }
 
-// One question to one server over UDP; the answer, or an error naming the server.
+// The query again over TCP (RFC 7766): two bytes of length before each message.
+Result<Message> ask_tcp(const QueryTarget& server, const std::string& query, uint16_t id,
+                        std::chrono::steady_clock::time_point deadline,
+                        std::chrono::milliseconds timeout) {
+  int fd = ::socket(server.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) {
+    return Error(Errc::Unavailable, "socket: " + std::string(std::strerror(errno)));
+  }
+  auto fail = [&](const std::string& why) {
+    ::close(fd);
+    return Error(Errc::Unavailable, server.text + " over TCP: " + why);
+  };
+  // Waits until fd is ready for `events` or the deadline passes.
+  auto wait = [&](short events) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, events, 0};
+    return left.count() > 0 && ::poll(&p, 1, static_cast<int>(left.count())) > 0;
+  };
+  std::string no_answer = "no answer within " + std::to_string(timeout.count()) + " ms";
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&server.addr), server.len) != 0 &&
+      errno != EINPROGRESS) {
+    return fail(std::strerror(errno));
+  }
+  if (!wait(POLLOUT)) {
+    return fail(no_answer);
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+    return fail(std::strerror(err != 0 ? err : errno));
+  }
+  std::string out;
+  out.push_back(static_cast<char>(query.size() >> 8));
+  out.push_back(static_cast<char>(query.size() & 0xff));
+  out += query;
+  for (size_t sent = 0; sent < out.size();) {
+    ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (!wait(POLLOUT)) {
+        return fail(no_answer);
+      }
+      continue;
+    }
+    if (n < 0) {
+      return fail(std::strerror(errno));
+    }
+    sent += static_cast<size_t>(n);
+  }
+  std::string in;
+  size_t want = 2;
+  char buf[4096];
+  while (in.size() < want) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (!wait(POLLIN)) {
+        return fail(no_answer);
+      }
+      continue;
+    }
+    if (n <= 0) {
+      return fail(n == 0 ? "the connection closed before the answer" : std::strerror(errno));
+    }
+    in.append(buf, static_cast<size_t>(n));
+    if (want == 2 && in.size() >= 2) {
+      want = 2 + ((static_cast<size_t>(static_cast<uint8_t>(in[0])) << 8) |
+                  static_cast<uint8_t>(in[1]));
+    }
+  }
+  ::close(fd);
+  auto m = parse_message(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(in.data()) + 2, want - 2));
+  if (!m || m->id != id || (m->flags & flag::QR) == 0) {
+    return Error(Errc::Unavailable, server.text + " over TCP: not an answer to the query");
+  }
+  return m;
+}
+
+// One question to one server over UDP (over TCP when the answer was cut short); the answer, or
+// an error naming the server.
 Result<Message> ask(const QueryTarget& server, const std::string& qname, uint16_t qtype,
                     bool recursive, std::chrono::milliseconds timeout) {
   static thread_local std::mt19937 rng(std::random_device{}());
@@ -113,6 +193,10 @@ Result<Message> ask(const QueryTarget& server, const std::string& qname, uint16_
     auto m = parse_message(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
     if (m && m->id == id && (m->flags & flag::QR) != 0) {
       ::close(fd);
+      if ((m->flags & flag::TC) != 0) {
+        // Cut short (RFC 1035 4.2.1): the whole answer comes over TCP.
+        return ask_tcp(server, query, id, deadline, timeout);
+      }
       return m;
     }
   }

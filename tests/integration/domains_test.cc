@@ -263,6 +263,20 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   EXPECT_EQ(status, R"("ACTIVE")") << show("shop.example.org", ".steps");
   EXPECT_TRUE(has(show("shop.example.org", ".steps[0].detail"),
                   "points at this berth at its zone's name servers"));
+
+  // A record set too big for a UDP answer: the server cuts it (TC), and the check asks again
+  // over TCP.
+  std::string many = "dns record upsert example.org --name many --type A --value 127.0.0.1";
+  for (int i = 10; i < 50; ++i) {
+    many += " --value 127.0.0." + std::to_string(i);
+  }
+  ASSERT_EQ(other.cli(many).code, 0);
+  auto udp = run("dig +notcp +noedns +norecurse +ignore @127.0.1.53 many.example.org A");
+  EXPECT_TRUE(has(udp.out, " tc")) << "the UDP answer must be cut short: " << udp.out;
+  auto big = d_.cli("domain link web many.example.org --wait 10s");
+  EXPECT_EQ(big.code, 0) << big.all();
+  EXPECT_EQ(wait_status("many.example.org", R"("ACTIVE")"), R"("ACTIVE")")
+      << show("many.example.org", ".steps");
 }
 
 // A www pointed with a CNAME at a host name in another zone (a provider's, say): berth follows
