@@ -7,9 +7,7 @@
 // migrations.cc (schema versions).
 #pragma once
 
-#include <chrono>
 #include <memory>
-#include <thread>
 #include <utility>
 
 #include "store/sql/conn.h"
@@ -28,9 +26,9 @@ inline Error unavailable_store(Error e) {
 
 /// How many times an operation runs when the database keeps rolling it back for conflicts.
 inline constexpr int kConflictRuns = 5;
-/// The pause before the n-th run again after a conflict: random (so that the two sides of a
-/// deadlock do not meet again), between half of 5 ms * 2^(n-1) and all of it.
-std::chrono::milliseconds conflict_pause(int n);
+/// Sleeps before the n-th run again after a conflict: a random pause (so that the two sides of
+/// a deadlock do not meet again), between half of 5 ms * 2^(n-1) and all of it (retry.cc).
+void pause_after_conflict(int n);
 
 /// The baseline schema (CREATE ... IF NOT EXISTS), in the dialect's column types.
 std::string schema_ddl(const Dialect& d);
@@ -131,7 +129,7 @@ class SqlMetadataStore final : public MetadataStore {
   /// Runs op with a leased connection. A connection found lost before op reached the
   /// database (a pooled one the server dropped while idle) is replaced and op runs once more;
   /// a transaction the database rolled back for a conflict with another runs again, up to
-  /// kConflictRuns times in all, after a growing random pause (conflict_pause); otherwise
+  /// kConflictRuns times in all, after a growing random pause (pause_after_conflict); otherwise
   /// op's result, Unavailable when the database is away.
   template <class F>
   auto with_conn(F&& op) -> decltype(op(std::declval<Conn&>())) {
@@ -157,7 +155,7 @@ class SqlMetadataStore final : public MetadataStore {
         }
       }  // the connection goes back to the pool before the pause
       if (next == Retry::Conflict) {
-        std::this_thread::sleep_for(conflict_pause(conflicts));
+        pause_after_conflict(conflicts);
       }
     }
   }
