@@ -44,7 +44,7 @@ while (($#)); do
   case $1 in
     --quick) RUNS=2 BIG_MB=10 ;;
     --no-build) do_build=0 ;;
-    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
