@@ -203,13 +203,11 @@ Result<Message> ask(const QueryTarget& server, const std::string& qname, uint16_
 }
 
 std::string address_text(const ResourceRecord& rr) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (rr.type == type::A && rr.rdata.size() == 4) {
-    ::inet_ntop(AF_INET, rr.rdata.data(), text, sizeof text);
-  } else if (rr.type == type::AAAA && rr.rdata.size() == 16) {
-    ::inet_ntop(AF_INET6, rr.rdata.data(), text, sizeof text);
+  if (rr.type != type::A && rr.type != type::AAAA) {
+    return "";
   }
-  return text;
+  auto text = rdata_to_text(rr.type, rr.rdata);
+  return text ? *text : "";
 }
 
 constexpr size_t kMaxCnameFollows = 8;

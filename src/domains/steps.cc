@@ -199,13 +199,11 @@ bool Manager::Impl::step_dns(Domain& d) {
         return false;
       }
       std::vector<std::string> got;
-      std::string via;     // " through CNAME a.example.net -> b.example.com"
-      std::string arrows;  // "a.example.net -> b.example.com -> "
+      std::string chain;  // the CNAMEs followed: "a.example.net -> b.example.com"
       if (at) {
         got = std::move(at->addresses);
         for (const auto& c : at->cnames) {
-          via += (via.empty() ? " through CNAME " : " -> ") + c;
-          arrows += c + " -> ";
+          chain += (chain.empty() ? "" : " -> ") + c;
         }
       } else {
         log->info("domains: {}: {}; asking the system resolver", d.name, at.error().message());
@@ -216,6 +214,7 @@ bool Manager::Impl::step_dns(Domain& d) {
         return std::find(targets.begin(), targets.end(), a) != targets.end();
       });
       if (pointed) {
+        std::string via = chain.empty() ? "" : " through CNAME " + chain;
         set_step(d, "dns", "done", d.name + " points at this berth " + where + via);
         return true;
       }
@@ -224,7 +223,7 @@ bool Manager::Impl::step_dns(Domain& d) {
         for (const auto& a : got) {
           list += (list.empty() ? "" : ", ") + a;
         }
-        seen = " (" + where + " it points at " + arrows + list + ")";
+        seen = " (" + where + " it points at " + (chain.empty() ? "" : chain + " -> ") + list + ")";
       }
     }
     d.status = kPendingDns;

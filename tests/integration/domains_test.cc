@@ -205,8 +205,8 @@ class DomainsElsewhere : public Domains {
           c.tls.dns_check_resolver = "127.0.1.53:53";
         }) {}
 
-  // Whether the other host's address can be bound: it needs root and a free port 53.
-  static bool can_bind_53() {
+  void SetUp() override {
+    // The other host's address: binding it needs root and a free port 53.
     int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -214,24 +214,26 @@ class DomainsElsewhere : public Domains {
     ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
     bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(probe);
-    return free53;
+    if (!free53) {
+      GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
+    }
+    Domains::SetUp();
   }
-  // Waits (waking the domain worker) until the domain's status is `want`; returns the last.
-  std::string wait_status(const std::string& domain, const std::string& want) {
-    std::string status;
-    for (int i = 0; i < 100 && status != want; ++i) {
+  // Waits (waking the domain worker each time) until show(domain, field) contains `want`;
+  // returns the last value seen.
+  std::string wait_show(const std::string& domain, const std::string& field,
+                        const std::string& want) {
+    std::string seen;
+    for (int i = 0; i < 100 && !has(seen, want); ++i) {
       d_.daemon().domains()->wake();
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      status = show(domain, ".status");
+      seen = show(domain, field);
     }
-    return status;
+    return seen;
   }
 };
 
 TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
-  if (!can_bind_53()) {
-    GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
-  }
   TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
   ASSERT_EQ(other.cli("dns zone create example.org").code, 0);
 
@@ -242,25 +244,15 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   // The record made at the other host, pointing elsewhere first: still pending, saying where.
   ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.9").code,
             0);
-  d_.daemon().domains()->wake();
-  std::string detail;
-  for (int i = 0; i < 100 && !has(detail, "127.0.0.9"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    detail = show("shop.example.org", ".steps[0].detail");
-  }
+  std::string detail = wait_show("shop.example.org", ".steps[0].detail", "127.0.0.9");
   EXPECT_TRUE(has(detail, "at its zone's name servers it points at 127.0.0.9")) << detail;
   EXPECT_EQ(show("shop.example.org", ".status"), R"("PENDING_DNS")");
 
   // Pointed at this berth: the link goes on by itself.
   ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.1").code,
             0);
-  d_.daemon().domains()->wake();
-  std::string status;
-  for (int i = 0; i < 100 && status != R"("ACTIVE")"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    status = show("shop.example.org", ".status");
-  }
-  EXPECT_EQ(status, R"("ACTIVE")") << show("shop.example.org", ".steps");
+  EXPECT_EQ(wait_show("shop.example.org", ".status", "ACTIVE"), R"("ACTIVE")")
+      << show("shop.example.org", ".steps");
   EXPECT_TRUE(has(show("shop.example.org", ".steps[0].detail"),
                   "points at this berth at its zone's name servers"));
 
@@ -275,7 +267,7 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
   EXPECT_TRUE(has(udp.out, " tc")) << "the UDP answer must be cut short: " << udp.out;
   auto big = d_.cli("domain link web many.example.org --wait 10s");
   EXPECT_EQ(big.code, 0) << big.all();
-  EXPECT_EQ(wait_status("many.example.org", R"("ACTIVE")"), R"("ACTIVE")")
+  EXPECT_EQ(wait_show("many.example.org", ".status", "ACTIVE"), R"("ACTIVE")")
       << show("many.example.org", ".steps");
 }
 
@@ -283,9 +275,6 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
 // it to that zone's own name servers. berth's DNS, like other authoritative servers, follows a
 // CNAME only within the zone the question fell in.
 TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
-  if (!can_bind_53()) {
-    GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
-  }
   TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
   for (const char* cmd : {"dns zone create example.org", "dns zone create example.net",
                           "dns record upsert example.org --name www --type CNAME --value "
@@ -300,18 +289,13 @@ TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
 
   auto link = d_.cli("domain link web www.example.org --wait 5s");
   EXPECT_EQ(link.code, 0) << link.all();
-  std::string detail;
-  for (int i = 0; i < 100 && !has(detail, "127.0.0.9"); ++i) {
-    d_.daemon().domains()->wake();
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    detail = show("www.example.org", ".steps[0].detail");
-  }
+  std::string detail = wait_show("www.example.org", ".steps[0].detail", "127.0.0.9");
   EXPECT_TRUE(has(detail, "at its zone's name servers it points at edge.example.net -> 127.0.0.9"))
       << detail;
 
   ASSERT_EQ(other.cli("dns record upsert example.net --name edge --type A --value 127.0.0.1").code,
             0);
-  EXPECT_EQ(wait_status("www.example.org", R"("ACTIVE")"), R"("ACTIVE")")
+  EXPECT_EQ(wait_show("www.example.org", ".status", "ACTIVE"), R"("ACTIVE")")
       << show("www.example.org", ".steps");
   EXPECT_TRUE(has(show("www.example.org", ".steps[0].detail"),
                   "www.example.org points at this berth at its zone's name servers through "
