@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // /api/v1/domains: custom domains linked to services (docs/domains.md), and /api/v1/ca, the
-// root of berth's own CA. Actions: domain:LinkDomain and domain:UnlinkDomain on domain/NAME
-// (link also needs service:GetService on the service; {"registry": true} links a name to
-// berthd's own registry listener), domain:GetDomain, domain:ListDomains
+// root of berth's own CA. Actions: domain:LinkDomain, domain:UnlinkDomain and
+// domain:RenewDomain (POST domains/NAME/renew) on domain/NAME (link also needs
+// service:GetService on the service; {"registry": true} links a name to berthd's own registry
+// listener), domain:GetDomain, domain:ListDomains
 // (domain/*), domain:GetCaRoot on ca/root.
 #include "domains/domains.h"
 
@@ -81,6 +82,12 @@ class DomainsHandler : public RestHandler {
         arr.push_back(domains::domain_to_json(d));
       }
       return json_response(202, Json{{"domains", arr}});
+    }
+    if (seg.size() == 3 && seg[2] == "renew" && m == V::post) {
+      BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(seg[1]));
+      BERTH_TRY(allow(call, "domain:RenewDomain", "domain/" + name));
+      BERTH_ASSIGN_OR_RETURN(auto d, m_.renew(name));
+      return json_response(202, domains::domain_to_json(d));
     }
     if (seg.size() != 2) {
       return no_endpoint(call);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// `berth domain link|ls|show|unlink` over /api/v1/domains, and `berth ca export` over
+// `berth domain link|ls|show|unlink|renew` over /api/v1/domains, and `berth ca export` over
 // /api/v1/ca. link prints each step as berthd reports it and ends with the final status; its
 // exit code is 0 for ACTIVE (or PENDING_DNS, which waits for the user's records) and 1 when a
 // name FAILED.
@@ -18,7 +18,8 @@
 namespace berth::cli {
 
 struct DomainCommands {
-  CLI::App *link = nullptr, *ls = nullptr, *show = nullptr, *unlink = nullptr, *ca_export = nullptr;
+  CLI::App *link = nullptr, *ls = nullptr, *show = nullptr, *unlink = nullptr, *renew = nullptr,
+           *ca_export = nullptr;
   std::string service, name;
   bool www = false;
   bool registry = false;  // link/unlink --registry DOMAIN: berthd's own registry listener
@@ -62,11 +63,17 @@ void print_domain(const Json& d) {
   std::printf("  status       %s\n", str(d, "status").c_str());
   std::printf("  issuer       %s\n", str(d, "issuer").c_str());
   std::printf("  expires      %s\n", expiry(d).c_str());
+  if (!str(d, "serial").empty()) {
+    std::printf("  serial       %s\n", str(d, "serial").c_str());
+  }
   if (num(d, "renew_at") != 0) {
     std::printf("  renews       %s\n", when(num(d, "renew_at")).c_str());
   }
   if (!str(d, "last_error").empty()) {
     std::printf("  last error   %s\n", str(d, "last_error").c_str());
+  }
+  if (num(d, "retry_at") != 0) {
+    std::printf("  next try     %s\n", when(num(d, "retry_at")).c_str());
   }
   std::printf("  steps\n");
   for (const auto& s : d.value("steps", Json::array())) {
@@ -156,6 +163,39 @@ int follow_link(const api::Client& client, std::vector<std::string> names,
   return rc;
 }
 
+// `domain renew` of an ACTIVE name: polls until the certificate's serial changes (renewed) or a
+// retry is scheduled (the attempt failed; the old certificate keeps serving).
+int follow_renewal(const api::Client& client, const Json& before, std::chrono::milliseconds wait) {
+  const std::string name = str(before, "name");
+  std::printf("%s: renewing the certificate that expires %s\n", name.c_str(),
+              expiry(before).c_str());
+  std::fflush(stdout);
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    auto r = client.call("GET", kDomains + "/" + url::encode(name));
+    if (!r) {
+      return fail(r.error());
+    }
+    if (str(*r, "serial") != str(before, "serial")) {
+      std::printf("%s: renewed, expires %s (serial %s)\n", name.c_str(), expiry(*r).c_str(),
+                  str(*r, "serial").c_str());
+      return 0;
+    }
+    if (num(*r, "retry_at") != 0) {
+      std::printf("%s: %s\n", name.c_str(), str(*r, "last_error").c_str());
+      std::printf("  the certificate that expires %s keeps serving; berth tries again at %s\n",
+                  expiry(*r).c_str(), when(num(*r, "retry_at")).c_str());
+      return 1;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::printf("%s: still renewing; follow it with `berth domain show %s`\n", name.c_str(),
+                  name.c_str());
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
@@ -184,6 +224,12 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   s->unlink->add_option("domain", s->name, "domain name");
   s->unlink->add_flag("--registry", s->registry, "DOMAIN is linked to the registry");
   add_json_flag(s->unlink, s->json);
+  s->renew = domain->add_subcommand(
+      "renew", "renew a domain's certificate now, or try a pending link's steps again now");
+  s->renew->add_option("domain", s->name, "domain name")->required();
+  s->renew->add_option("--wait", s->wait, "how long to follow it (0s: do not wait)")
+      ->capture_default_str();
+  add_json_flag(s->renew, s->json);
 
   auto* ca = app.add_subcommand("ca", "berth's own certificate authority");
   ca->require_subcommand(1);
@@ -261,6 +307,26 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     std::printf("unlinked %s from %s\n", s.name.c_str(),
                 s.registry ? "the registry" : ("service " + s.service).c_str());
     return 0;
+  }
+  if (*s.renew) {
+    auto wait = parse_duration(s.wait);
+    if (!wait) {
+      return fail(Error(Errc::InvalidArgument, "--wait: " + wait.error().message()));
+    }
+    auto r = client.call("POST", kDomains + "/" + url::encode(s.name) + "/renew", Json::object());
+    if (!r) {
+      return fail(r.error());
+    }
+    if (s.json) {
+      return print_json(*r);
+    }
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*wait);
+    if (str(*r, "status") == "ACTIVE") {
+      return follow_renewal(client, *r, ms);
+    }
+    std::printf("%s: %s: trying its steps again now\n", str(*r, "name").c_str(),
+                str(*r, "status").c_str());
+    return follow_link(client, {str(*r, "name")}, ms);
   }
   if (*s.ca_export) {
     auto r = client.call("GET", "/api/v1/ca");

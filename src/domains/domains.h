@@ -76,7 +76,9 @@ struct Domain {
   std::vector<std::string> required_records;
   std::string certificate;  // id of the certificate that covers it ("" until issued)
   int64_t expires_at = 0;   // the certificate's notAfter (unix seconds)
+  std::string serial;       // the certificate's serial number (lower-case hex)
   int64_t renew_at = 0;     // when renewal starts
+  int64_t retry_at = 0;     // after a failed renewal: when it is tried again (0: none pending)
   std::string last_error;   // of the last failed step or renewal ("" when none)
   int64_t created_at = 0;
   int64_t updated_at = 0;
@@ -90,10 +92,10 @@ struct HostRoute {
 };
 
 struct Settings {
-  std::string issuer = "internal";  // tls.issuer: internal | acme
-  std::string acme_directory_url;   // acme.directory_url
-  std::string acme_email;           // acme.email
-  std::string acme_ca_bundle;       // acme.ca_bundle: trust for the ACME server's own TLS
+  std::string issuer = "internal";      // tls.issuer: internal | acme
+  std::string acme_directory_url;       // acme.directory_url
+  std::string acme_email;               // acme.email
+  std::string acme_ca_bundle;           // acme.ca_bundle: trust for the ACME server's own TLS
   std::string acme_challenge = "auto";  // acme.challenge: auto, http-01 or dns-01
   /// Lifetime of certificates from berth's CA (tls.internal_lifetime).
   std::chrono::seconds internal_lifetime{90 * 24 * 3600};
@@ -165,7 +167,12 @@ class Manager {
   Result<std::vector<Domain>> list(const std::string& service) const;
   /// The root certificate of berth's own CA (PEM).
   std::string ca_root_pem() const;
-  /// Queues a renewal check now (tests, `domain renew`).
+  /// `berth domain renew`: an ACTIVE name's certificate is renewed now, whatever its back-off;
+  /// a name still PENDING_DNS or PENDING_CERTIFICATE is tried again now. Returns the domain as
+  /// it is once the attempt is queued (retry_at 0). NotFound when not linked;
+  /// FailedPrecondition for a FAILED name (unlink, fix the cause, link again).
+  Result<Domain> renew(const std::string& name);
+  /// Queues a renewal check now (tests).
   void wake();
 
   struct Impl;

@@ -29,6 +29,7 @@ struct CertDoc {
   std::string key_sealed;
   int64_t not_before = 0;
   int64_t not_after = 0;
+  std::string serial;    // the leaf's serial number, lower-case hex
   int64_t renew_at = 0;  // not_before + 2/3 of the lifetime
   int failures = 0;      // renewals failed in a row
   int64_t next_attempt = 0;

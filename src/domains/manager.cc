@@ -414,6 +414,44 @@ Result<std::vector<Domain>> Manager::list(const std::string& service) const {
 
 std::string Manager::ca_root_pem() const { return impl_->ca ? impl_->ca->root_pem() : ""; }
 
+Result<Domain> Manager::renew(const std::string& name) {
+  auto& m = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto d, get(name));
+  if (d.status == kFailed) {
+    return Error(Errc::FailedPrecondition, d.name + " FAILED: " + d.last_error +
+                                               "; unlink it, fix the cause and link it again");
+  }
+  if (d.status != kActive) {
+    m.enqueue(d.group);  // PENDING_DNS, PENDING_CERTIFICATE, LINKING: its steps, now
+    return d;
+  }
+  if (d.certificate.empty()) {
+    return Error(Errc::FailedPrecondition, d.name + " is ACTIVE but has no certificate to renew");
+  }
+  {
+    std::lock_guard lock(m.rows_mu);
+    BERTH_ASSIGN_OR_RETURN(auto c, m.load_cert(d.certificate));
+    c.renew_at = std::min(c.renew_at, unix_now());
+    c.next_attempt = 0;
+    BERTH_TRY(m.save_cert(c));
+    // Every name the certificate covers shows that no retry is pending any more: the attempt
+    // starting now sets retry_at again if it fails.
+    BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
+    for (auto& other : all) {
+      if (other.certificate == d.certificate && other.retry_at != 0) {
+        other.retry_at = 0;
+        BERTH_TRY(m.save(other, false));
+      }
+      if (other.name == d.name) {
+        d = other;
+      }
+    }
+  }
+  m.log->info("domains: renewal of certificate {} asked for ({})", d.certificate, d.name);
+  wake();
+  return d;
+}
+
 void Manager::wake() {
   {
     std::lock_guard lock(impl_->mu);

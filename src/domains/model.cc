@@ -108,7 +108,9 @@ Json domain_to_json(const Domain& d) {
               {"required_records", d.required_records},
               {"certificate", d.certificate},
               {"expires_at", d.expires_at},
+              {"serial", d.serial},
               {"renew_at", d.renew_at},
+              {"retry_at", d.retry_at},
               {"last_error", d.last_error},
               {"created_at", d.created_at},
               {"updated_at", d.updated_at}};
@@ -149,7 +151,9 @@ Result<Domain> domain_from_json(const std::string& text) {
     d.required_records = field<std::vector<std::string>>(j, "required_records", {});
     d.certificate = field<std::string>(j, "certificate", "");
     d.expires_at = field<int64_t>(j, "expires_at", 0);
+    d.serial = field<std::string>(j, "serial", "");
     d.renew_at = field<int64_t>(j, "renew_at", 0);
+    d.retry_at = field<int64_t>(j, "retry_at", 0);
     d.last_error = field<std::string>(j, "last_error", "");
     d.created_at = field<int64_t>(j, "created_at", 0);
     d.updated_at = field<int64_t>(j, "updated_at", 0);
@@ -167,6 +171,7 @@ Json cert_to_json(const CertDoc& c) {
               {"key_sealed", c.key_sealed},
               {"not_before", c.not_before},
               {"not_after", c.not_after},
+              {"serial", c.serial},
               {"renew_at", c.renew_at},
               {"failures", c.failures},
               {"next_attempt", c.next_attempt},
@@ -187,6 +192,7 @@ Result<CertDoc> cert_from_json(const std::string& text) {
     c.key_sealed = field<std::string>(j, "key_sealed", "");
     c.not_before = field<int64_t>(j, "not_before", 0);
     c.not_after = field<int64_t>(j, "not_after", 0);
+    c.serial = field<std::string>(j, "serial", "");
     c.renew_at = field<int64_t>(j, "renew_at", 0);
     c.failures = field<int>(j, "failures", 0);
     c.next_attempt = field<int64_t>(j, "next_attempt", 0);

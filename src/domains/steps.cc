@@ -414,6 +414,7 @@ Status Manager::Impl::step_certificate(std::vector<Domain>& group) {
       for (auto& d : group) {
         d.certificate = id;
         d.expires_at = old->not_after;
+        d.serial = old->serial;
         d.renew_at = old->renew_at;
       }
       return ok();
@@ -428,11 +429,13 @@ Status Manager::Impl::step_certificate(std::vector<Domain>& group) {
   c.key_sealed = box->seal(issued.key_pem);
   c.not_before = issued.info.not_before;
   c.not_after = issued.info.not_after;
+  c.serial = issued.info.serial;
   c.renew_at = renew_time(c.not_after);
   BERTH_TRY(save_cert(c));
   for (auto& d : group) {
     d.certificate = id;
     d.expires_at = c.not_after;
+    d.serial = c.serial;
     d.renew_at = c.renew_at;
     set_step(d, "certificate", "done",
              "issued by " + issued.info.issuer + ", expires " + format_time(c.not_after));
@@ -580,16 +583,18 @@ int64_t Manager::Impl::renew_due() {
       c->key_sealed = box->seal(issued->key_pem);
       c->not_before = issued->info.not_before;
       c->not_after = issued->info.not_after;
+      c->serial = issued->info.serial;
       c->renew_at = renew_time(c->not_after);
       c->failures = 0;
       c->next_attempt = 0;
       c->last_error.clear();
       renewed = true;
     } else {
-      // The old certificate keeps serving; try again later, backing off.
+      // The old certificate keeps serving; try again later, backing off: 2 minutes, doubling
+      // to kMaxBackoff (60 << 9 is past it).
       c->failures++;
       c->next_attempt =
-          now + std::min<int64_t>(kMaxBackoff, int64_t{60} << std::min(c->failures, 8));
+          now + std::min<int64_t>(kMaxBackoff, int64_t{60} << std::min(c->failures, 9));
       c->last_error = "renewal failed: " + issued.error().message();
       log->warn("domains: certificate {}: {}", c->id, c->last_error);
     }
@@ -601,7 +606,9 @@ int64_t Manager::Impl::renew_due() {
           continue;
         }
         d.expires_at = c->not_after;
+        d.serial = c->serial;
         d.renew_at = c->renew_at;
+        d.retry_at = c->next_attempt;
         d.last_error = c->last_error;
         if (issued) {
           set_step(d, "certificate", "done",

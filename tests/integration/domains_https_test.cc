@@ -213,9 +213,10 @@ TEST_F(DomainsAcme, ARejectedOrderFailsWithPebblesWordsAndLeavesNoRecord) {
 TEST_F(DomainsAcme, AWildcardOutsideBerthsZonesAndAnAcmeServerAwayAreSaidAtOnce) {
   auto wild = d_->cli("domain link web '*.preview.example.org'");
   EXPECT_NE(wild.code, 0) << wild.all();
-  EXPECT_TRUE(has(wild.all(), "*.preview.example.org is a wildcard, which an ACME CA validates "
-                              "only through DNS-01, and berth hosts no zone for "
-                              "preview.example.org"))
+  EXPECT_TRUE(has(wild.all(),
+                  "*.preview.example.org is a wildcard, which an ACME CA validates "
+                  "only through DNS-01, and berth hosts no zone for "
+                  "preview.example.org"))
       << wild.all();
   EXPECT_NE(d_->cli("domain show '*.preview.example.org'").code, 0) << "nothing was linked";
 
@@ -280,6 +281,74 @@ TEST_F(ShortLivedAcme, ACertificateIsRenewedAndTheNewOneServed) {
   ASSERT_EQ(end.code, 0) << end.all();
   auto want = run("date -u -d @" + now + " '+%Y-%m-%d %H:%M:%S'");
   EXPECT_TRUE(has(end.out, want.out.substr(0, 19))) << end.out << " vs " << want.out;
+}
+
+// The leaf's serial number as the router serves it for name (lower-case hex, no leading zeros,
+// as `domain show` prints it).
+std::string served_serial(uint16_t port, const std::string& name) {
+  auto r = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+               " -servername " + name + " 2>/dev/null | openssl x509 -noout -serial");
+  std::string s = trimmed(r.out);
+  if (s.rfind("serial=", 0) != 0) {
+    return "no certificate: " + r.all();
+  }
+  s = s.substr(7);
+  s.erase(0, std::min(s.find_first_not_of('0'), s.size() - 1));
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+// A renewal the ACME server refuses keeps the old certificate serving, shows the server's own
+// words in `domain ls` and backs off; `domain renew` tries again at once, and succeeds once
+// the server issues again.
+TEST_F(ShortLivedAcme, AFailedRenewalKeepsTheOldCertificateAndSaysWhy) {
+  ASSERT_EQ(d_->cli("domain link web example.com").code, 0) << pebble_->log();
+  auto serial = [&] { return unquote(show(*d_, "example.com", ".serial")); };
+  std::string first = serial();
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(served_serial(d_->router_tls_port(), "example.com"), first);
+
+  // The same ACME server, now refusing the name (pebble forgets everything when it stops).
+  pebble_->stop();
+  pebble_->set_blocked_domains({"example.com"});
+  std::string why;
+  ASSERT_TRUE(pebble_->start(&why)) << why;
+  std::string retry = "0";
+  for (int i = 0; i < 300 && retry == "0"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    retry = show(*d_, "example.com", ".retry_at");
+  }
+  ASSERT_NE(retry, "0") << "no failed renewal within 30 s\n" << pebble_->log();
+  int64_t in = std::stoll(retry) - static_cast<int64_t>(::time(nullptr));
+  EXPECT_GE(in, 100) << "the first retry waits 2 minutes";
+  EXPECT_LE(in, 125);
+  std::string error = show(*d_, "example.com", ".last_error");
+  EXPECT_TRUE(has(error, "renewal failed") && has(error, "issuance is forbidden by policy"))
+      << error;
+  EXPECT_TRUE(has(d_->cli("domain ls").out, "issuance is forbidden by policy"));
+  EXPECT_EQ(show(*d_, "example.com", ".status"), R"("ACTIVE")");
+  EXPECT_EQ(serial(), first);
+  EXPECT_EQ(served_serial(d_->router_tls_port(), "example.com"), first);
+
+  // `domain renew` does not wait out the back-off; it says why the attempt failed.
+  auto again = d_->cli("domain renew example.com");
+  EXPECT_EQ(again.code, 1) << again.all();
+  EXPECT_TRUE(has(again.out, "issuance is forbidden by policy")) << again.out;
+  EXPECT_TRUE(has(again.out, "keeps serving; berth tries again at")) << again.out;
+
+  pebble_->stop();
+  pebble_->set_blocked_domains({});
+  ASSERT_TRUE(pebble_->start(&why)) << why;
+  auto renewed = d_->cli("domain renew example.com");
+  EXPECT_EQ(renewed.code, 0) << renewed.all() << pebble_->log();
+  EXPECT_TRUE(has(renewed.out, "example.com: renewed, expires")) << renewed.out;
+  std::string now = serial();
+  EXPECT_NE(now, first);
+  EXPECT_EQ(served_serial(d_->router_tls_port(), "example.com"), now);
+  EXPECT_EQ(show(*d_, "example.com", ".last_error"), R"("")");
+  EXPECT_EQ(show(*d_, "example.com", ".retry_at"), "0");
 }
 
 }  // namespace

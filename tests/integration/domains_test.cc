@@ -194,6 +194,54 @@ TEST_F(Domains, MissingArgumentsAreNamed) {
   EXPECT_TRUE(has(un.err, "--registry needs a DOMAIN")) << un.all();
 }
 
+// `domain renew`: a new certificate at once for every name it covers, served right away; a
+// pending name's steps are tried again; unknown and FAILED names are refused with the reason.
+TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("domain link web example.com --www").code, 0);
+  std::string first = show("example.com", ".serial");
+  ASSERT_NE(first, R"("")");
+  EXPECT_EQ(show("www.example.com", ".serial"), first) << "one certificate for both names";
+  auto renew = d_.cli("domain renew www.example.com");
+  ASSERT_EQ(renew.code, 0) << renew.all();
+  EXPECT_TRUE(has(renew.out, "www.example.com: renewing the certificate that expires"))
+      << renew.out;
+  EXPECT_TRUE(has(renew.out, "www.example.com: renewed, expires")) << renew.out;
+  std::string now = show("example.com", ".serial");
+  EXPECT_NE(now, first);
+  EXPECT_EQ(show("www.example.com", ".serial"), now);
+  EXPECT_TRUE(has(renew.out, "(serial " + unquote(now) + ")")) << renew.out;
+  EXPECT_TRUE(has(show("example.com", ".steps[1].detail"), "renewed by berth root CA"));
+  auto served =
+      run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(d_.router_tls_port()) +
+          " -servername example.com 2>/dev/null | openssl x509 -noout -serial");
+  std::string want = unquote(now);
+  for (char& c : want) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  EXPECT_TRUE(has(served.out, want)) << served.all() << " vs " << want;
+  EXPECT_TRUE(has(d_.cli("domain show example.com").out, "serial       " + unquote(now)));
+
+  auto unknown = d_.cli("domain renew nosuch.example.com");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_TRUE(has(unknown.err, "nosuch.example.com is not linked to any service")) << unknown.all();
+
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name shop --type A --value 127.0.0.7").code, 0);
+  EXPECT_EQ(d_.cli("domain link web shop.example.com").code, 1);
+  auto failed = d_.cli("domain renew shop.example.com");
+  EXPECT_NE(failed.code, 0);
+  EXPECT_TRUE(has(failed.err, "shop.example.com FAILED: shop.example.com already has A records"))
+      << failed.all();
+  EXPECT_TRUE(has(failed.err, "unlink it, fix the cause and link it again")) << failed.all();
+
+  ASSERT_EQ(d_.cli("domain link web shop.example.org").code, 0);
+  auto pending = d_.cli("domain renew shop.example.org --wait 10s");
+  EXPECT_EQ(pending.code, 0) << pending.all();
+  EXPECT_TRUE(has(pending.out, "shop.example.org: PENDING_DNS: trying its steps again now"))
+      << pending.out;
+  EXPECT_TRUE(has(pending.out, "shop.example.org. 300 IN A 127.0.0.1")) << pending.out;
+}
+
 // A name at another DNS host: berth finds the zone's name servers through the resolver and
 // asks them directly. The other host is a second berthd serving example.org on 127.0.1.53:53,
 // which also stands in for the resolver.

@@ -53,6 +53,10 @@ class Pebble {
   bool start(std::string* why);
   /// SIGTERM and wait (SIGKILL after 5 s). Safe to call twice.
   void stop();
+  /// Options::blocked_domains for the next start() (a running pebble keeps its own).
+  void set_blocked_domains(std::vector<std::string> names) {
+    options_.blocked_domains = std::move(names);
+  }
 
   /// https://127.0.0.1:PORT/dir
   std::string directory_url() const;
