@@ -139,6 +139,60 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
   EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/v2/").out, "401");
 }
 
+// Links that fail (a name of another service's, a user's record in the way, a CAA record that
+// forbids berth's CA) leave what the service already had as it was: its linked name is still
+// served over HTTPS, and web.localhost over plain HTTP.
+TEST(DomainsHttps, AFailedLinkLeavesTheServicesOtherNamesServing) {
+  if (!have("curl")) {
+    GTEST_SKIP() << "curl is not installed";
+  }
+  TestDaemon d;
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d.cli("service create api --image web/api:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d.cli("domain link web app.example.com").code, 0);
+  TempDir t;
+  write_file(t / "root.pem", d.cli("ca export").out);
+  const std::string unavailable = "service web has no deployed revision yet";
+  auto served = [&] {
+    std::string https = https_get(t / "root.pem", "app.example.com", d.router_tls_port());
+    EXPECT_TRUE(has(https, unavailable) && has(https, " 503")) << https;
+    auto plain = run("curl -s -m 10 -H 'Host: web.localhost' -w ' %{http_code}' " +
+                     std::string("http://127.0.0.1:") + std::to_string(d.router_port()) + "/");
+    EXPECT_TRUE(has(plain.out, unavailable) && has(plain.out, " 503")) << plain.all();
+  };
+  served();
+
+  EXPECT_NE(d.cli("domain link api app.example.com").code, 0);
+  ASSERT_EQ(d.cli("dns record upsert example.com --name taken --type A --value 127.0.0.7").code, 0);
+  EXPECT_EQ(d.cli("domain link web taken.example.com").code, 1);
+  ASSERT_EQ(d.cli("dns record upsert example.com --name shop --type CAA --value '0 issue "
+                  "\"letsencrypt.org\"'")
+                .code,
+            0);
+  EXPECT_EQ(d.cli("domain link web shop.example.com").code, 1);
+  EXPECT_EQ(show(d, "app.example.com", ".status"), R"("ACTIVE")");
+  EXPECT_EQ(show(d, "app.example.com", ".service"), R"("web")");
+  served();
+}
+
+// Private keys are sealed at rest: the database holds certificates, never a key in the clear
+// (the leaves', berth's CA's, the ACME account's).
+TEST(DomainsHttps, PrivateKeysAreSealedInTheDatabase) {
+  TestDaemon d;
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d.cli("domain link web example.com --www").code, 0);
+  // The raw database files (SQLite keeps text as it is; the WAL holds the latest pages).
+  std::string raw;
+  for (const char* f : {"/berth.db", "/berth.db-wal"}) {
+    raw += read_file(d.data_dir() + f);
+  }
+  ASSERT_NE(raw.find("BEGIN CERTIFICATE"), std::string::npos)
+      << "the certificates are not where this test looks";
+  EXPECT_EQ(raw.find("PRIVATE KEY"), std::string::npos) << "a private key in the clear";
+}
+
 class DomainsAcme : public ::testing::Test {
  protected:
   void SetUp() override {
