@@ -10,7 +10,8 @@
 namespace berth::test {
 namespace {
 
-// On the local files, and on S3 with redirect_pulls (podman follows the 307s to RGW).
+// On the local files; on S3 with redirect_pulls (podman follows the 307s to RGW); on PostgreSQL
+// + S3 with blobs streamed through berthd (the default).
 class PodmanTest : public ::testing::TestWithParam<BlobBackend> {};
 
 TEST_P(PodmanTest, PushPullRoundTrip) {
@@ -19,7 +20,8 @@ TEST_P(PodmanTest, PushPullRoundTrip) {
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();
   }
-  TestDaemon d([&](config::Config& c) { home.apply(c, /*redirect_pulls=*/true); });
+  const bool redirect = GetParam() == BlobBackend::S3;
+  TestDaemon d([&](config::Config& c) { home.apply(c, redirect); });
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   TempDir work;
   std::string layout = work / "layout";
@@ -42,13 +44,14 @@ TEST_P(PodmanTest, PushPullRoundTrip) {
                   " docker://" + ref);
   ASSERT_EQ(push.code, 0) << push.all();
 
-  if (GetParam() == BlobBackend::S3) {
+  if (home.on_s3()) {
     auto config =
         run("curl -s" + d.curl_auth() + d.url() + "/v2/web/app/manifests/v1 -H 'Accept: " +
             "application/vnd.oci.image.manifest.v1+json' | jq -r .config.digest");
     auto code = run("curl -s -o /dev/null -w '%{http_code}'" + d.curl_auth() + d.url() +
                     "/v2/web/app/blobs/" + trim(config.out));
-    EXPECT_EQ(code.out, "307") << "blob GETs are redirected to S3";
+    EXPECT_EQ(code.out, redirect ? "307" : "200")
+        << (redirect ? "blob GETs are redirected to S3" : "blob GETs stream through berthd");
   }
   auto rmi = run(podman + " rmi -a -f");
   ASSERT_EQ(rmi.code, 0) << rmi.all();
@@ -64,7 +67,7 @@ TEST_P(PodmanTest, PushPullRoundTrip) {
   EXPECT_EQ(trim(digest.out), header_value(head.out, "Docker-Content-Digest")) << head.out;
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PodmanTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, PodmanTest, all_registry_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

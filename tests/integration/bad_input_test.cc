@@ -422,7 +422,7 @@ TEST_P(BadInputTest, UnsupportedMethodsAre405) {
   EXPECT_EQ(tags.status, 405) << tags.describe();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BadInputTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, BadInputTest, all_registry_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

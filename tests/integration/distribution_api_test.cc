@@ -595,7 +595,7 @@ TEST_P(DistributionApiTest, ManifestPutPublishesImagePushed) {
   EXPECT_EQ(events[1].digest, sha256_digest(m2));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, DistributionApiTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, DistributionApiTest, all_registry_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

@@ -329,7 +329,7 @@ TEST_P(PullThrough, BadUpstreamsAreRefusedNamingTheProblemAndNothingChanges) {
   EXPECT_EQ(jq(d_->cli("registry upstream ls --json").out, ".upstreams | length"), "0");
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, PullThrough, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, PullThrough, all_registry_backends(), BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

@@ -323,7 +323,8 @@ TEST_P(RegistryPushLocalTest, ImmutableTagsAreRefusedAsForAPush) {
   EXPECT_EQ(v1.header("Docker-Content-Digest"), *first);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, RegistryPushLocalTest, all_blob_backends(), BlobBackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, RegistryPushLocalTest, all_registry_backends(),
+                         BlobBackendName());
 
 }  // namespace
 }  // namespace berth::test

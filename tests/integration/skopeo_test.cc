@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // skopeo pushes an OCI layout built from busybox-static and pulls it back byte-identical, on
-// both blob storages (fs, and S3 with pulls streamed by berthd or redirected to S3).
+// both blob storages (fs, and S3 with pulls streamed by berthd or redirected to S3), and with
+// the metadata on PostgreSQL.
 #include <gtest/gtest.h>
 
 #include "support/blob_backend.h"
@@ -48,6 +49,15 @@ TEST_P(SkopeoTest, PushPullRoundTripIsByteIdentical) {
   EXPECT_EQ(cmp.code, 0) << cmp.all();
   EXPECT_EQ(cmp.out, "3\n");  // manifest, config, one layer
 
+  if (home.on_s3()) {
+    // The config blob's GET: a 307 to a presigned URL, or the bytes from berthd.
+    auto config =
+        run("jq -r .config.digest " + back + "/blobs/sha256/" + trimmed(dst_index.out).substr(7));
+    auto code = run("curl -s -o /dev/null -w '%{http_code}'" + d.curl_auth() + d.url() +
+                    "/v2/web/app/blobs/" + trimmed(config.out));
+    EXPECT_EQ(code.out, redirect ? "307" : "200") << config.all();
+  }
+
   auto ls = d.cli("image ls web/app");
   EXPECT_EQ(ls.code, 0);
   EXPECT_NE(ls.out.find("v1"), std::string::npos) << ls.out;
@@ -57,7 +67,8 @@ TEST_P(SkopeoTest, PushPullRoundTripIsByteIdentical) {
 INSTANTIATE_TEST_SUITE_P(Backends, SkopeoTest,
                          ::testing::Values(SkopeoCase{BlobBackend::Fs, false},
                                            SkopeoCase{BlobBackend::S3, false},
-                                           SkopeoCase{BlobBackend::S3, true}),
+                                           SkopeoCase{BlobBackend::S3, true},
+                                           SkopeoCase{BlobBackend::PostgresS3, false}),
                          [](const ::testing::TestParamInfo<SkopeoCase>& p) {
                            return blob_backend_name(p.param.backend) +
                                   (p.param.redirect_pulls ? "RedirectPulls" : "");

@@ -2,15 +2,39 @@
 #include "support/blob_backend.h"
 
 #include "daemon/daemon.h"
+#include "support/postgres.h"
 #include "support/rgw.h"
 
 namespace berth::test {
 
-std::string blob_backend_name(BlobBackend b) { return b == BlobBackend::Fs ? "Fs" : "S3"; }
+std::string blob_backend_name(BlobBackend b) {
+  switch (b) {
+    case BlobBackend::Fs:
+      return "Fs";
+    case BlobBackend::S3:
+      return "S3";
+    case BlobBackend::PostgresS3:
+      return "PostgresS3";
+  }
+  return "?";
+}
 
 BlobHome::BlobHome(BlobBackend b) : backend_(b) {
   if (b == BlobBackend::Fs) {
     return;
+  }
+  if (b == BlobBackend::PostgresS3) {
+    auto* pg = PostgresServer::shared();
+    if (pg == nullptr) {
+      skip_ = "PostgreSQL cannot run here: " + PostgresServer::shared_error();
+      return;
+    }
+    dsn_ = pg->create_database();
+    if (dsn_.empty()) {
+      skip_ = "CREATE DATABASE failed";
+      server_missing(skip_);
+      return;
+    }
   }
   auto* rgw = RgwServer::shared();
   if (rgw == nullptr) {
@@ -19,11 +43,13 @@ BlobHome::BlobHome(BlobBackend b) : backend_(b) {
   }
   if (!rgw->running() && !rgw->start()) {
     skip_ = "radosgw does not start again: " + rgw->error();
+    server_missing(skip_);
     return;
   }
   bucket_ = rgw->create_bucket();
   if (bucket_.empty()) {
     skip_ = "creating a bucket failed";
+    server_missing(skip_);
     return;
   }
   keys_ = std::make_unique<TempDir>();
@@ -32,8 +58,13 @@ BlobHome::BlobHome(BlobBackend b) : backend_(b) {
 }
 
 void BlobHome::apply(config::Config& c, bool redirect_pulls) const {
-  if (backend_ != BlobBackend::S3 || !skip_.empty()) {
+  if (!on_s3() || !skip_.empty()) {
     return;
+  }
+  if (backend_ == BlobBackend::PostgresS3) {
+    c.store.driver = "postgres";
+    c.store.postgres.dsn = dsn_;
+    c.store.postgres.max_connections = 8;
   }
   auto* rgw = RgwServer::shared();
   c.storage.driver = "s3";
