@@ -324,8 +324,7 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     if (str(*r, "status") == "ACTIVE") {
       return follow_renewal(client, *r, ms);
     }
-    std::printf("%s: %s: trying its steps again now\n", str(*r, "name").c_str(),
-                str(*r, "status").c_str());
+    std::printf("%s: trying its waiting steps again now\n", str(*r, "name").c_str());
     return follow_link(client, {str(*r, "name")}, ms);
   }
   if (*s.ca_export) {

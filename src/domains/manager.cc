@@ -422,7 +422,23 @@ Result<Domain> Manager::renew(const std::string& name) {
                                                "; unlink it, fix the cause and link it again");
   }
   if (d.status != kActive) {
-    m.enqueue(d.group);  // PENDING_DNS, PENDING_CERTIFICATE, LINKING: its steps, now
+    // PENDING_DNS, PENDING_CERTIFICATE: its steps, now. The group shows LINKING without the old
+    // error until the worker has the new outcome, so nobody reads the last one as this one's.
+    {
+      std::lock_guard lock(m.rows_mu);
+      BERTH_ASSIGN_OR_RETURN(auto group, m.load_group(d.group));
+      for (auto& g : group) {
+        if (g.status == kPendingDns || g.status == kPendingCertificate) {
+          g.status = kLinking;
+          g.last_error.clear();
+          BERTH_TRY(m.save(g, false));
+        }
+        if (g.name == d.name) {
+          d = g;
+        }
+      }
+    }
+    m.enqueue(d.group);
     return d;
   }
   if (d.certificate.empty()) {

@@ -283,6 +283,18 @@ TEST_F(DomainsAcme, AWildcardOutsideBerthsZonesAndAnAcmeServerAwayAreSaidAtOnce)
   EXPECT_TRUE(has(link.out, "berth tries again every minute")) << link.out;
   EXPECT_LT(took, std::chrono::seconds(90)) << "followed the link for its whole --wait";
   EXPECT_FALSE(show(*d_, "shop.example.com", ".last_error").empty());
+
+  // The ACME server is back: `domain renew` runs the waiting step now instead of at the next
+  // minute, and the link completes.
+  std::string why;
+  ASSERT_TRUE(pebble_->start(&why)) << why;
+  auto retry = d_->cli("domain renew shop.example.com --wait 60s");
+  EXPECT_EQ(retry.code, 0) << retry.all() << pebble_->log();
+  EXPECT_TRUE(has(retry.out, "shop.example.com: trying its waiting steps again now")) << retry.out;
+  EXPECT_TRUE(has(retry.out, "shop.example.com: ACTIVE")) << retry.out;
+  write_file(t_ / "pebble-root-2.pem", pebble_->root_pem(&why));
+  std::string got = https_get(t_ / "pebble-root-2.pem", "shop.example.com", d_->router_tls_port());
+  EXPECT_TRUE(has(got, " 503")) << got;
 }
 
 class Http01Acme : public DomainsAcme {
