@@ -263,8 +263,8 @@ TEST_F(ServicesOnS3, DeploysAndBuildsReadTheirLayersFromS3) {
   ASSERT_EQ(git("-C " + src + " add -A").code, 0);
   ASSERT_EQ(git("-C " + src + " commit -q -m one").code, 0);
   ASSERT_EQ(d_->cli("repo create web/built").code, 0);
-  auto project = d_->cli("build project create built --git file://" + src +
-                         " --branch main --repo web/built");
+  auto project =
+      d_->cli("build project create built --git file://" + src + " --branch main --repo web/built");
   ASSERT_EQ(project.code, 0) << project.all();
   auto build = d_->cli("build start built");
   ASSERT_EQ(build.code, 0) << build.all();
@@ -315,8 +315,7 @@ TEST_F(ServicesDualStack, TheSeedsDomainIsServedOverIpv4AndIpv6) {
   ASSERT_EQ(link.code, 0) << link.all();
   EXPECT_TRUE(has(link.out, "www.example.com: ACTIVE")) << link.out;
   auto dig = [&](const std::string& q) {
-    return run("dig @127.0.0.1 -p " + std::to_string(d_->dns_port()) + " +norec +short " + q)
-        .out;
+    return run("dig @127.0.0.1 -p " + std::to_string(d_->dns_port()) + " +norec +short " + q).out;
   };
   for (const char* name : {"example.com", "www.example.com"}) {
     EXPECT_EQ(dig(std::string(name) + " A"), "127.0.0.1\n") << name;
@@ -335,10 +334,45 @@ TEST_F(ServicesDualStack, TheSeedsDomainIsServedOverIpv4AndIpv6) {
     EXPECT_EQ(page(name, "[::1]", tls6_), "v1\n") << name << " over IPv6";
   }
   // Plain HTTP over IPv6 redirects to HTTPS, as over IPv4.
-  auto plain = run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" +
-                   std::to_string(http6_) + ":[::1] http://example.com:" +
-                   std::to_string(http6_) + "/");
+  auto plain =
+      run("curl -s -o /dev/null -w '%{http_code}' --resolve example.com:" + std::to_string(http6_) +
+          ":[::1] http://example.com:" + std::to_string(http6_) + "/");
   EXPECT_EQ(plain.out, "308") << plain.all();
+}
+
+// router.redirect_http: false serves a linked name over plain HTTP too; router.hsts adds
+// Strict-Transport-Security to the service's answers over HTTPS, and only there.
+class ServicesHsts : public Services {
+ protected:
+  std::unique_ptr<TestDaemon> make_daemon() override {
+    return std::make_unique<TestDaemon>([](config::Config& c) {
+      c.router.redirect_http = false;
+      c.router.hsts = true;
+    });
+  }
+};
+
+TEST_F(ServicesHsts, PlainHttpIsServedAndHttpsCarriesHsts) {
+  push("latest", "v1");
+  ASSERT_EQ(d_->cli("service create web --image web/app:latest --port 8080").code, 0);
+  ASSERT_EQ(d_->cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_->cli("domain link web example.com").code, 0);
+  std::string root = work_ / "root.pem";
+  write_file(root, d_->cli("ca export").out);
+  std::string http = std::to_string(d_->router_port());
+  auto plain = run("curl -s -i -m 10 --resolve example.com:" + http +
+                   ":127.0.0.1 http://example.com:" + http + "/");
+  EXPECT_EQ(status_code(plain.out), 200) << plain.out << " (no redirect to HTTPS)";
+  EXPECT_EQ(header_value(plain.out, "Strict-Transport-Security"), "") << plain.out;
+  std::string tls = std::to_string(d_->router_tls_port());
+  for (const char* version : {"--http1.1", "--http2"}) {
+    auto secure =
+        run("curl -s -i -m 10 " + std::string(version) + " --cacert " + root +
+            " --resolve example.com:" + tls + ":127.0.0.1 https://example.com:" + tls + "/");
+    EXPECT_EQ(status_code(secure.out), 200) << version << ": " << secure.all();
+    EXPECT_TRUE(header_value(secure.out, "Strict-Transport-Security").starts_with("max-age="))
+        << version << ": " << secure.out;
+  }
 }
 
 TEST_F(ServicesUserns, InstancesRunAsTheMappedRoot) {

@@ -14,10 +14,9 @@
 namespace berth::config {
 namespace {
 
-using ::testing::HasSubstr;
 using test::ScopedEnv;
+using ::testing::HasSubstr;
 using namespace std::chrono_literals;
-
 
 TEST(ConfigServicesTest, RouterRuntimeAndDomain) {
   auto c = load_string(R"(version: 1
@@ -120,6 +119,53 @@ TEST(ConfigServicesTest, AcmeChallengeIsAutoHttp01OrDns01) {
       << bad.error().message();
 }
 
+// The keys of docs/domains.md: the issuer, the ACME server and how to trust it, from the file
+// and from the environment; each bad value names its key.
+TEST(ConfigServicesTest, TlsIssuerAndAcmeKeys) {
+  test::TempDir t;
+  std::string bundle = t / "pebble.pem";
+  test::write_file(bundle, "-----BEGIN CERTIFICATE-----\n");
+  auto c = load_string(
+      "tls:\n  issuer: acme\nacme:\n  directory_url: https://acme.test/dir\n"
+      "  email: ops@example.com\n  ca_bundle: " +
+      bundle + "\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->tls.issuer, "acme");
+  EXPECT_EQ(c->acme.directory_url, "https://acme.test/dir");
+  EXPECT_EQ(c->acme.email, "ops@example.com");
+  EXPECT_EQ(c->acme.ca_bundle, bundle);
+  EXPECT_TRUE(validate(*c));
+  EXPECT_EQ(Config{}.tls.issuer, "internal");
+
+  auto bad = load_string("tls:\n  issuer: letsencrypt\n");
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(),
+              HasSubstr("tls.issuer: must be internal or acme, not 'letsencrypt'"));
+  Config plain;
+  plain.tls.issuer = "acme";
+  plain.acme.directory_url = "http://acme.test/dir";
+  auto s = validate(plain);
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.error().message(),
+              HasSubstr("acme.directory_url: tls.issuer is acme: set the ACME server's https://"));
+  Config unreadable;
+  unreadable.acme.ca_bundle = t / "missing.pem";
+  s = validate(unreadable);
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.error().message(),
+              HasSubstr("acme.ca_bundle: " + t / "missing.pem" + ": cannot read the file"));
+
+  ScopedEnv issuer("BERTH_TLS_ISSUER", "acme");
+  ScopedEnv url("BERTH_ACME_DIRECTORY_URL", "https://acme.test/env");
+  ScopedEnv email("BERTH_ACME_EMAIL", "env@example.com");
+  Config env;
+  ASSERT_TRUE(apply_env(env));
+  EXPECT_EQ(env.tls.issuer, "acme");
+  EXPECT_EQ(env.acme.directory_url, "https://acme.test/env");
+  EXPECT_EQ(env.acme.email, "env@example.com");
+  EXPECT_TRUE(validate(env));
+}
+
 TEST(ConfigServicesTest, DnsCheckResolverIsAnAddressWithAnOptionalPort) {
   for (const char* good : {"127.0.0.53", "127.0.0.1:5353", "::1", "[::1]:5353"}) {
     Config c;
@@ -131,8 +177,7 @@ TEST(ConfigServicesTest, DnsCheckResolverIsAnAddressWithAnOptionalPort) {
     c.tls.dns_check_resolver = bad_value;
     auto s = validate(c);
     ASSERT_FALSE(s) << bad_value;
-    EXPECT_EQ(s.error().message().rfind("tls.dns_check_resolver: '", 0), 0u)
-        << s.error().message();
+    EXPECT_EQ(s.error().message().rfind("tls.dns_check_resolver: '", 0), 0u) << s.error().message();
   }
 }
 
@@ -237,7 +282,6 @@ TEST(ConfigLoadTest, ListenerLimitsHaveDefaultsAndParse) {
   EXPECT_THAT(v.error().message(), HasSubstr("http.body_timeout"));
 }
 
-
 TEST(ConfigStoreTest, DefaultsToSqliteAndReadsThePostgresKeys) {
   auto d = load_string("version: 1\n");
   ASSERT_TRUE(d);
@@ -287,7 +331,6 @@ TEST(ConfigStoreTest, BadValuesNameTheKey) {
   expect_bad("store:\n  postgres:\n    query_timeout: 2h\n", "store.postgres.query_timeout");
   expect_bad("store:\n  postgres:\n    query_timeout: soon\n", "store.postgres.query_timeout");
 }
-
 
 TEST(ConfigStorageTest, DefaultsToFsAndReadsTheS3Keys) {
   auto d = load_string("version: 1\n");
