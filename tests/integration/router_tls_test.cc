@@ -543,50 +543,87 @@ TEST_F(RouterTlsTest, Http2LargeResponseHonoursFlowControl) {
   EXPECT_TRUE(read_file(tmp / "out") == body);
 }
 
-TEST_F(RouterTlsTest, Http2PingFloodCostsOneConnection) {
+// Writes an HTTP/2 connection preface, an empty SETTINGS and then `frames` over TLS to the
+// router without reading its answers, and reads until the connection ends. True when the router
+// closed it, in less than 5 s (not our 10 s receive timeout).
+bool router_closes_after(uint16_t port, const std::string& frames) {
+  TlsClient c(port, "app.test", nullptr, true, 0, true);
+  if (!c.ok()) {
+    ADD_FAILURE() << "no TLS connection";
+    return false;
+  }
+  std::string bytes = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  bytes += std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);  // SETTINGS
+  bytes += frames;
+  auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  size_t off = 0;
+  while (off < bytes.size()) {
+    int n = SSL_write(c.ssl(), bytes.data() + off,
+                      static_cast<int>(std::min<size_t>(16384, bytes.size() - off)));
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  char buf[16384];
+  while (!closed) {
+    if (SSL_read(c.ssl(), buf, sizeof buf) <= 0) {
+      closed = true;
+    }
+  }
+  return closed && std::chrono::steady_clock::now() - t0 < 5s;
+}
+
+// An HTTP/2 frame header: 24-bit length, type, flags, stream id.
+std::string h2_frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  std::string f;
+  uint32_t len = static_cast<uint32_t>(payload.size());
+  f += static_cast<char>(len >> 16);
+  f += static_cast<char>(len >> 8);
+  f += static_cast<char>(len);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  for (int shift : {24, 16, 8, 0}) {
+    f += static_cast<char>((stream >> shift) & 0xff);
+  }
+  return f + payload;
+}
+
+TEST_F(RouterTlsTest, Http2FloodsCostOneConnection) {
   // Our client's writes to the connection the router closes must not kill the test.
   ::signal(SIGPIPE, SIG_IGN);
   Backend b(echo_name("A"));
   start();
   publish_all();
   route("app.test", b.port());
-  {
-    TlsClient c(tls_port_, "app.test", nullptr, true, 0, true);
-    ASSERT_TRUE(c.ok());
-    std::string flood = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    flood += std::string("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);  // SETTINGS
-    std::string ping(
-        "\x00\x00\x08\x06\x00\x00\x00\x00\x00"
-        "12345678",
-        17);
-    for (int i = 0; i < 20000; ++i) {
-      flood += ping;
-    }
-    // The router reads on while we never read its ACKs: nghttp2 calls it a flood and the
-    // router closes this connection.
-    auto t0 = std::chrono::steady_clock::now();
-    bool closed = false;
-    size_t off = 0;
-    while (off < flood.size()) {
-      int n = SSL_write(c.ssl(), flood.data() + off,
-                        static_cast<int>(std::min<size_t>(16384, flood.size() - off)));
-      if (n <= 0) {
-        closed = true;
-        break;
-      }
-      off += static_cast<size_t>(n);
-    }
-    char buf[16384];
-    while (!closed) {
-      int n = SSL_read(c.ssl(), buf, sizeof buf);
-      if (n <= 0) {
-        closed = true;
-      }
-    }
-    EXPECT_TRUE(closed);
-    // Closed by the router, not by our 10 s receive timeout.
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+
+  // PINGs whose ACKs we never read: nghttp2 calls it a flood past 1000 queued ACKs.
+  std::string pings;
+  for (int i = 0; i < 20000; ++i) {
+    pings += h2_frame(0x6, 0, 0, "12345678");
   }
+  EXPECT_TRUE(router_closes_after(tls_port_, pings)) << "PING flood";
+
+  // The same with SETTINGS frames, each of which must be acknowledged.
+  std::string settings;
+  for (int i = 0; i < 20000; ++i) {
+    settings += h2_frame(0x4, 0, 0, std::string("\x00\x03\x00\x00\x00\x64", 6));
+  }
+  EXPECT_TRUE(router_closes_after(tls_port_, settings)) << "SETTINGS flood";
+
+  // Rapid reset (CVE-2023-44487): each stream opened with a GET and cancelled at once.
+  // :method GET, :scheme https, :path / from the static table, :authority app.test literal.
+  std::string get = std::string("\x82\x87\x84\x01\x08", 5) + "app.test";
+  std::string resets;
+  for (uint32_t id = 1; id < 40000; id += 2) {
+    resets += h2_frame(0x1, 0x5, id, get);                               // HEADERS, END_*
+    resets += h2_frame(0x3, 0, id, std::string("\x00\x00\x00\x08", 4));  // RST_STREAM CANCEL
+  }
+  EXPECT_TRUE(router_closes_after(tls_port_, resets)) << "rapid reset";
+
+  // Others are served as before.
   auto r = curl_https("app.test", "/after", "--http2");
   EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
 }
