@@ -2,7 +2,11 @@
 // Linked domains served over HTTPS by the router: with berth's own CA (curl verifies the chain
 // against `berth ca export`), and with ACME from Debian's pebble, which resolves every name
 // through berth's DNS and so validates DNS-01 against the TXT records berth writes.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -415,6 +419,72 @@ TEST_F(ShortLivedAcme, AFailedRenewalKeepsTheOldCertificateAndSaysWhy) {
   EXPECT_EQ(served_serial(d_->router_tls_port(), "example.com"), now);
   EXPECT_EQ(show(*d_, "example.com", ".last_error"), R"("")");
   EXPECT_EQ(show(*d_, "example.com", ".retry_at"), "0");
+}
+
+// The usual setup on the internet: the zone is at another DNS host and the certificate comes
+// from an ACME CA over HTTP-01. link waits for the user's record (PENDING_DNS, checked at the
+// zone's own name servers), then pebble fetches the challenge from the router, and the name is
+// served over HTTPS. The other DNS host is a second berthd serving example.org on
+// 127.0.1.53:53 (where berth's check finds it) and on a loopback port (where pebble resolves).
+TEST(DomainsElsewhereAcme, PendingDnsThenHttp01ThroughTheRouter) {
+  if (!Pebble::available() || !have("curl")) {
+    GTEST_SKIP() << "pebble or curl is not installed (scripts/setup --test installs them)";
+  }
+  int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(53);
+  ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
+  bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(probe);
+  if (!free53) {
+    GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
+  }
+  uint16_t other_dns = free_port();
+  TestDaemon other([&](config::Config& c) {
+    c.dns.listen = {"127.0.1.53:53", "127.0.0.1:" + std::to_string(other_dns)};
+  });
+  ASSERT_EQ(other.cli("dns zone create example.org").code, 0);
+
+  uint16_t router_port = free_port();
+  while (router_port == other_dns) {
+    router_port = free_port();
+  }
+  Pebble::Options o;
+  o.dns_port = other_dns;
+  o.http_port = router_port;
+  Pebble pebble(o);
+  std::string why;
+  ASSERT_TRUE(pebble.start(&why)) << why;
+  TestDaemon d([&](config::Config& c) {
+    c.router_listen = {"127.0.0.1:" + std::to_string(router_port)};
+    c.tls.issuer = "acme";
+    c.acme.directory_url = pebble.directory_url();
+    c.acme.ca_bundle = pebble.ca_bundle();
+    c.tls.dns_check = true;
+    c.tls.dns_check_resolver = "127.0.1.53:53";
+  });
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+
+  auto link = d.cli("domain link web shop.example.org --wait 5s");
+  EXPECT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "shop.example.org: PENDING_DNS")) << link.out;
+  EXPECT_TRUE(has(link.out, "shop.example.org. 300 IN A 127.0.0.1")) << link.out;
+
+  // The user makes the record at their DNS host; `domain renew` checks now instead of within
+  // the minute, and follows the link to its end.
+  ASSERT_EQ(other.cli("dns record upsert example.org --name shop --type A --value 127.0.0.1").code,
+            0);
+  auto go = d.cli("domain renew shop.example.org --wait 60s");
+  EXPECT_EQ(go.code, 0) << go.all() << pebble.log();
+  EXPECT_TRUE(has(go.out, "shop.example.org: ACTIVE")) << go.out << pebble.log();
+  EXPECT_EQ(show(d, "shop.example.org", ".issuer"), R"("acme")");
+  EXPECT_TRUE(has(pebble.log(), "Attempting to validate w/ HTTP: http://shop.example.org:"))
+      << pebble.log();
+  TempDir t;
+  write_file(t / "pebble-root.pem", pebble.root_pem(&why));
+  std::string got = https_get(t / "pebble-root.pem", "shop.example.org", d.router_tls_port());
+  EXPECT_TRUE(has(got, "service web has no deployed revision yet") && has(got, " 503")) << got;
 }
 
 }  // namespace
