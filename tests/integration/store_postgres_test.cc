@@ -80,5 +80,58 @@ TEST(StorePostgresTest, BerthdServesFromPostgresAndRidesOutARestart) {
   EXPECT_NE(backup.err.find("pg_dump"), std::string::npos) << backup.all();
 }
 
+// A server that checks passwords, as production ones do: berthd's role logs in with the
+// password from store.postgres.password_file (which wins over one in the DSN), or libpq's
+// PGPASSWORD; a wrong or missing password is refused with PostgreSQL's own words.
+TEST(StorePostgresTest, APasswordFromAFileOrTheEnvironmentLogsIn) {
+  if (PostgresServer::shared() == nullptr) {
+    GTEST_SKIP() << "PostgreSQL cannot run here: " << PostgresServer::shared_error();
+  }
+  PostgresServer server;  // its own: this test changes how it authenticates
+  ASSERT_TRUE(server.running()) << server.error();
+  ASSERT_TRUE(server.require_passwords()) << server.error();
+  auto made = server.psql("postgres", "CREATE ROLE app LOGIN PASSWORD 'open sesame'");
+  ASSERT_EQ(made.code, 0) << made.all();
+  made = server.psql("postgres", "CREATE DATABASE appdb OWNER app");
+  ASSERT_EQ(made.code, 0) << made.all();
+  const std::string dsn =
+      "host=127.0.0.1 port=" + std::to_string(server.port()) + " dbname=appdb user=app";
+  TempDir t;
+  write_file(t / "pw", "open sesame\n");  // as `echo` writes it
+  auto fsck = [&](const std::string& conn, const std::string& password_file,
+                  const std::string& env = "") {
+    std::string yaml = "version: 1\ndata: " + t / "data" +
+                       "\nstore:\n  driver: postgres\n  postgres:\n    dsn: \"" + conn + "\"\n";
+    if (!password_file.empty()) {
+      yaml += "    password_file: " + password_file + "\n";
+    }
+    write_file(t / "berthd.yaml", yaml);
+    return run("mkdir -p " + t / "data" + " && env -u PGPASSWORD " + env + " " + bin("berthd") +
+               " fsck --force --config " + t / "berthd.yaml");
+  };
+  auto none = fsck(dsn, "");
+  EXPECT_NE(none.code, 0) << none.all();
+  EXPECT_TRUE(has(none.all(), "password")) << none.all();
+  auto wrong = fsck(dsn + " password=guess", "");
+  EXPECT_NE(wrong.code, 0) << wrong.all();
+  EXPECT_TRUE(has(wrong.all(), "password authentication failed for user \"app\"")) << wrong.all();
+  EXPECT_FALSE(has(wrong.all(), "guess")) << "the password is never printed: " << wrong.all();
+  auto file = fsck(dsn + " password=guess", t / "pw");
+  EXPECT_EQ(file.code, 0) << file.all();
+  auto env = fsck(dsn, "", "PGPASSWORD='open sesame'");
+  EXPECT_EQ(env.code, 0) << env.all();
+
+  // The whole daemon on that role.
+  TestDaemon d([&](config::Config& c) {
+    c.store.driver = "postgres";
+    c.store.postgres.dsn = dsn;
+    c.store.postgres.password_file = t / "pw";
+    c.store.postgres.max_connections = 2;
+  });
+  auto cr = d.cli("repo create web/app");
+  EXPECT_EQ(cr.code, 0) << cr.all();
+  EXPECT_EQ(server.psql("appdb", "SELECT name FROM repositories").out, "web/app\n");
+}
+
 }  // namespace
 }  // namespace berth::test

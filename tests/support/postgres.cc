@@ -136,6 +136,23 @@ bool PostgresServer::start() {
   return running_;
 }
 
+bool PostgresServer::require_passwords() {
+  // Read top down, first match wins; the file belongs to the server's owner.
+  std::string hba = dir_.path() + "/data/pg_hba.conf";
+  write_file(hba,
+             "local all all trust\n"
+             "host all berth 127.0.0.1/32 trust\n"
+             "host all all 127.0.0.1/32 scram-sha-256\n"
+             "host all all ::1/128 scram-sha-256\n");
+  auto r = run("chown --reference='" + dir_.path() + "/data/postgresql.conf' '" + hba + "' && " +
+               as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' reload");
+  if (r.code != 0) {
+    error_ = "pg_ctl reload failed: " + tail_of(r.all());
+    return false;
+  }
+  return true;
+}
+
 bool PostgresServer::stop() {
   auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -m fast -w -t 60 stop");
   running_ = false;

@@ -42,6 +42,10 @@ class PostgresServer {
   /// psql -c sql in dbname as the superuser ("berth").
   CmdResult psql(const std::string& dbname, const std::string& sql) const;
 
+  /// From now on, connections over TCP as any role but the superuser ("berth") must give
+  /// their password (scram-sha-256), as on a production server; the superuser keeps trust so
+  /// the harness can still create roles and databases. Reloads the server's configuration.
+  bool require_passwords();
   /// pg_ctl stop -m fast (connections are cut) and start again on the same port and data.
   bool stop();
   bool start();
