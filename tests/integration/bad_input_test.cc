@@ -4,18 +4,24 @@
 // Every refusal uses the OCI error body and leaves nothing visible behind.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "integration/registry_client.h"
+#include "storage/s3.h"
 #include "support/blob_backend.h"
 #include "support/harness.h"
+#include "support/rgw.h"
 
 namespace berth::test {
 namespace {
 
-// On both blob storage backends (support/blob_backend.h): the local files and an S3 bucket.
+// On every deployment (support/blob_backend.h): the local files, an S3 bucket, and S3 with the
+// metadata in PostgreSQL.
 class BadInputTest : public ::testing::TestWithParam<BlobBackend> {
  protected:
   void SetUp() override {
@@ -60,6 +66,55 @@ TEST_P(BadInputTest, PutWithWrongDigestIsRefusedAndLeavesNothing) {
   auto st = c.get(loc);
   EXPECT_EQ(st.status, 404) << st.describe();
   EXPECT_EQ(st.oci_code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+// 12 MiB sent in PATCHes: on S3 the first 10 MiB left as a multipart part while the client was
+// still sending. A wrong digest at the PUT must leave no part, no upload and no temporary
+// object in the bucket, not only nothing under DATA.
+TEST_P(BadInputTest, AWrongDigestAfterPartsWentOutLeavesNoPartsBehind) {
+  std::string blob(12 << 20, '\0');
+  for (size_t i = 0; i < blob.size(); ++i) {
+    blob[i] = static_cast<char>((i * 2654435761u) >> 13);
+  }
+  std::string claimed = sha256_digest("something else");
+  std::string loc = start_upload();
+  const size_t half = blob.size() / 2;
+  auto p1 = c.request("PATCH", loc, blob.substr(0, half),
+                      {{"Content-Range", "0-" + std::to_string(half - 1)}});
+  ASSERT_EQ(p1.status, 202) << p1.describe();
+  loc = p1.header("Location");
+  auto p2 =
+      c.request("PATCH", loc, blob.substr(half),
+                {{"Content-Range", std::to_string(half) + "-" + std::to_string(blob.size() - 1)}});
+  ASSERT_EQ(p2.status, 202) << p2.describe();
+  loc = p2.header("Location");
+  std::unique_ptr<storage::S3Client> s3;
+  if (home_.on_s3()) {
+    // A part is in the bucket already (it may still be on its way): the case under test.
+    s3 = std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket()));
+    size_t started = 0;
+    for (int i = 0; i < 50 && started == 0; ++i) {
+      auto ups = s3->list_multipart_uploads("uploads/");
+      started = ups ? ups->size() : 0;
+      if (started == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+    ASSERT_EQ(started, 1u) << "no multipart upload while the client was still sending";
+  }
+  auto put = c.request("PUT", with_digest(loc, claimed), "");
+  EXPECT_EQ(put.status, 400) << put.describe();
+  EXPECT_EQ(put.oci_code(), "DIGEST_INVALID");
+  expect_no_trace(claimed);
+  expect_no_trace(sha256_digest(blob));
+  if (s3) {
+    auto parts = s3->list_multipart_uploads("");
+    ASSERT_TRUE(parts) << parts.error().message();
+    EXPECT_TRUE(parts->empty()) << parts->size() << " multipart upload(s) left";
+    auto temps = s3->list_objects("uploads/");
+    ASSERT_TRUE(temps) << temps.error().message();
+    EXPECT_TRUE(temps->empty()) << (*temps)[0].key;
+  }
 }
 
 TEST_P(BadInputTest, MonolithicWithWrongOrMalformedDigest) {
