@@ -180,6 +180,51 @@ TEST(DomainsHttps, AFailedLinkLeavesTheServicesOtherNamesServing) {
   served();
 }
 
+// berthd restarted on the same data: the same root, the same certificates served by SNI on
+// the new run's port, and a link still waiting for its DNS picks up where it was.
+TEST(DomainsHttps, ARestartKeepsTheRootTheCertificatesAndThePendingLinks) {
+  if (!have("curl")) {
+    GTEST_SKIP() << "curl is not installed";
+  }
+  TempDir data, t;
+  // Never ask this machine's resolver about example.org (tests stay on loopback).
+  write_file(t / "berthd.yaml", "version: 1\ntls:\n  dns_check: false\n");
+  BerthdProcess p(data.path(), {"--config", t / "berthd.yaml"});
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  ASSERT_EQ(p.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(p.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(p.cli("domain link web example.com --www").code, 0);
+  auto pending = p.cli("domain link web shop.example.org --wait 0s");
+  ASSERT_EQ(pending.code, 0) << pending.all();
+  std::string root = p.cli("ca export").out;
+  ASSERT_FALSE(root.empty());
+  auto serial = [&](const std::string& name) {
+    return jq(p.cli("domain show " + name + " --json").out, ".serial");
+  };
+  std::string before = serial("example.com");
+
+  ASSERT_EQ(p.terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  EXPECT_EQ(p.cli("ca export").out, root) << "berth's CA is the one users already trust";
+  EXPECT_EQ(serial("example.com"), before);
+  write_file(t / "root.pem", root);
+  for (const char* name : {"example.com", "www.example.com"}) {
+    std::string got = https_get(t / "root.pem", name, p.router_tls_port());
+    EXPECT_TRUE(has(got, "service web has no deployed revision yet") && has(got, " 503"))
+        << name << ": " << got;
+  }
+  auto shop = p.cli("domain show shop.example.org --json");
+  EXPECT_EQ(jq(shop.out, ".status"), R"("PENDING_DNS")") << shop.all();
+  // Its zone is now berth's: the waiting link writes its record itself and goes on.
+  ASSERT_EQ(p.cli("dns zone create example.org").code, 0);
+  auto go = p.cli("domain renew shop.example.org --wait 30s");
+  EXPECT_EQ(go.code, 0) << go.all();
+  EXPECT_TRUE(has(go.out, "shop.example.org: ACTIVE")) << go.out;
+  std::string got = https_get(t / "root.pem", "shop.example.org", p.router_tls_port());
+  EXPECT_TRUE(has(got, " 503")) << got;
+  EXPECT_EQ(p.terminate(), 0);
+}
+
 // Private keys are sealed at rest: the database holds certificates, never a key in the clear
 // (the leaves', berth's CA's, the ACME account's).
 TEST(DomainsHttps, PrivateKeysAreSealedInTheDatabase) {
