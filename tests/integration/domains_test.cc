@@ -81,10 +81,20 @@ TEST_F(Domains, LinkWritesAliasesIssuesFromBerthsCaAndUnlinkTakesBackOnlyThat) {
   auto subj = run("openssl x509 -noout -subject -in " + t / "root.pem");
   EXPECT_TRUE(has(subj.out, "berth root CA")) << subj.all();
 
+  // `domain ls SERVICE`: that service's names only, with status, issuer and expiry.
+  ASSERT_EQ(d_.cli("service create api --image web/api:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d_.cli("domain link api status.example.com").code, 0);
   auto ls = d_.cli("domain ls web");
   ASSERT_EQ(ls.code, 0) << ls.all();
-  EXPECT_TRUE(has(ls.out, "DOMAIN")) << ls.out;
+  for (const char* column : {"DOMAIN", "SERVICE", "STATUS", "ISSUER", "EXPIRES", "LAST ERROR"}) {
+    EXPECT_TRUE(has(ls.out, column)) << column << " in " << ls.out;
+  }
   EXPECT_TRUE(has(ls.out, "www.example.com")) << ls.out;
+  EXPECT_TRUE(has(ls.out, "ACTIVE")) << ls.out;
+  EXPECT_TRUE(has(ls.out, "internal")) << ls.out;
+  EXPECT_FALSE(has(ls.out, "status.example.com")) << ls.out;
+  EXPECT_TRUE(has(d_.cli("domain ls").out, "status.example.com"));
+  ASSERT_EQ(d_.cli("domain unlink api status.example.com").code, 0);
 
   auto served_names = [&] {
     return run("echo | openssl s_client -connect 127.0.0.1:" +
