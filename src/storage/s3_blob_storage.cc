@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <unordered_set>
 #include <vector>
 
 #include "common/fs.h"
@@ -194,18 +195,26 @@ class S3BlobStorage : public BlobStorage {
     cache_.prune();  // (on the same maintenance tick)
     int64_t cutoff = static_cast<int64_t>(std::time(nullptr)) - ttl.count();
     int64_t removed = 0;
+    // An upload whose spool is still here is alive on this node (the registry removes idle
+    // ones first): its multipart upload may be older than the TTL when the client has been
+    // sending for longer, and its temporary object may be mid-copy. Both stay.
+    std::unordered_set<std::string> live;
+    for (const auto& e : spool_.list_uploads()) {
+      live.insert(kUploadsPrefix + e.name);
+    }
     // Multipart uploads under blobs/ are copies of big blobs to their key (S3Client::copy).
     for (const char* prefix : {kUploadsPrefix, kBlobsPrefix}) {
       BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(prefix));
       for (const auto& u : uploads) {
-        if (u.initiated < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
+        if (u.initiated < cutoff && !live.contains(u.key) &&
+            s3_->abort_multipart_upload(u.key, u.upload_id)) {
           ++removed;
         }
       }
     }
     BERTH_ASSIGN_OR_RETURN(auto temps, s3_->list_objects(kUploadsPrefix));
     for (const auto& o : temps) {
-      if (o.mtime < cutoff && s3_->delete_object(o.key)) {
+      if (o.mtime < cutoff && !live.contains(o.key) && s3_->delete_object(o.key)) {
         ++removed;
       }
     }

@@ -136,6 +136,57 @@ TEST_F(RegistryS3Test, ChunkedPushOfSeveralPartsLeavesOnlyItsBlob) {
   EXPECT_EQ(run("ls -A " + d.data_dir() + "/uploads").out, "");
 }
 
+// registry.upload_ttl expires uploads left idle that long, not busy ones that started longer
+// ago: a push that keeps sending past the TTL keeps the multipart upload its first parts went
+// to, and the commit uses them.
+TEST_F(RegistryS3Test, AnUploadStillSendingPastTheTtlKeepsItsParts) {
+  TestDaemon d([this](config::Config& c) {
+    home_.apply(c);
+    c.registry.upload_ttl = std::chrono::seconds(2);
+  });
+  RegistryClient c(d.port(), d.admin().basic_header());
+  ASSERT_EQ(d.cli("repo create web/app").code, 0);
+  std::string blob = pattern(16 * 1024 * 1024 + 3);
+  std::string dg = sha256_digest(blob);
+  auto post = c.request("POST", "/v2/web/app/blobs/uploads/");
+  ASSERT_EQ(post.status, 202) << post.describe();
+  std::string loc = post.header("Location");
+  // 10 MiB (one part goes out), then 1 MiB a second for 6 s: never idle for the TTL, but the
+  // multipart upload is three TTLs old by the PUT.
+  size_t at = 0;
+  auto send = [&](size_t n) {
+    auto r = c.request("PATCH", loc, blob.substr(at, n),
+                       {{"Content-Range", std::to_string(at) + "-" + std::to_string(at + n - 1)}});
+    ASSERT_EQ(r.status, 202) << r.describe();
+    loc = r.header("Location");
+    at += n;
+  };
+  ASSERT_NO_FATAL_FAILURE(send(10 * 1024 * 1024 + 1));
+  std::string first_id;
+  for (int i = 0; i < 50 && first_id.empty(); ++i) {
+    auto ups = s3_->list_multipart_uploads("uploads/");
+    if (ups && !ups->empty()) {
+      first_id = (*ups)[0].upload_id;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  ASSERT_FALSE(first_id.empty()) << "no part went out";
+  while (at + 1024 * 1024 < blob.size()) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    ASSERT_NO_FATAL_FAILURE(send(1024 * 1024));
+  }
+  auto ups = s3_->list_multipart_uploads("uploads/");
+  ASSERT_TRUE(ups) << ups.error().message();
+  ASSERT_EQ(ups->size(), 1u) << "the busy upload's parts were aborted";
+  EXPECT_EQ((*ups)[0].upload_id, first_id);
+  ASSERT_NO_FATAL_FAILURE(send(blob.size() - at));
+  auto put = c.request("PUT", with_digest(loc, dg));
+  ASSERT_EQ(put.status, 201) << put.describe();
+  EXPECT_TRUE(home_.read_blob(d.data_dir(), dg.substr(7)) == blob);
+  EXPECT_TRUE(s3_->list_multipart_uploads("")->empty());
+}
+
 TEST_F(RegistryS3Test, GcDeletesFromTheBucketAndFsckReadsIt) {
   TestDaemon d([this](config::Config& c) {
     home_.apply(c);
