@@ -53,7 +53,8 @@ TEST(MigrateTest, EmbeddedInstallMovesToPostgresAndS3) {
 
   // 1. An embedded install with an image, a user with a key and a policy, a DNS zone.
   const std::string config = image_config("amd64", "migrate");
-  const std::vector<std::string> layers = {layer_bytes("big layer", 3 << 20),
+  // The big layer is over S3's 5 MiB part minimum: it goes to the bucket as a multipart upload.
+  const std::vector<std::string> layers = {layer_bytes("big layer", 12 << 20),
                                            layer_bytes("small layer", 1000)};
   std::string manifest;
   std::string alice_key;
