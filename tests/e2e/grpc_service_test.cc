@@ -27,7 +27,10 @@ from concurrent import futures
 ended = []
 
 def unary(req, ctx):
-    ctx.set_trailing_metadata((("x-served-by", os.uname().nodename),))
+    seen = dict(ctx.invocation_metadata())
+    ctx.set_trailing_metadata((("x-served-by", os.uname().nodename),
+                               ("x-seen-proto", seen.get("x-forwarded-proto", "-")),
+                               ("x-seen-for", seen.get("x-forwarded-for", "-"))))
     return b"echo:" + req
 
 def bidi(it, ctx):
@@ -108,7 +111,9 @@ ch = grpc.secure_channel("127.0.0.1:" + port, creds, options=opts)
 unary = ch.unary_unary("/echo.Echo/Unary")
 
 resp, call = unary.with_call(b"hello", timeout=30)
-print("unary", resp.decode(), call.code().name, "x-served-by" in dict(call.trailing_metadata()))
+trailers = dict(call.trailing_metadata())
+print("unary", resp.decode(), call.code().name, "x-served-by" in trailers)
+print("forwarded", trailers.get("x-seen-proto"), trailers.get("x-seen-for"))
 big = b"x" * 3000000
 resp, call = unary.with_call(big, timeout=30)
 print("big", resp == b"echo:" + big, call.code().name)
@@ -232,6 +237,8 @@ TEST_F(GrpcService, UnaryStreamingAndDeadlinesReachAnInstanceOverH2c) {
   ASSERT_NE(out.find("unary echo:hello OK True"), std::string::npos)
       << out << d_->cli("logs echo").all();
   EXPECT_NE(out.find("big True OK"), std::string::npos) << out;
+  // The instance learns the scheme and the client's address, as over HTTP/1.1.
+  EXPECT_NE(out.find("forwarded https 127.0.0.1\n"), std::string::npos) << out;
   EXPECT_NE(out.find("bidi echo:m0,echo:m1,echo:m2,echo:m3,echo:m4 OK"), std::string::npos) << out;
   EXPECT_NE(out.find("slow DEADLINE_EXCEEDED"), std::string::npos) << out;
   // The deadline ended the call in the instance too, not only at the client.

@@ -274,10 +274,14 @@ TEST_F(RouterTlsTest, ServesHttpsOverIpv4AndIpv6WithForwardedHeaders) {
   start({}, true);
   publish_all();
   route("app.test", b.port());
-  auto r = curl_https("app.test", "/x?y=1");
-  EXPECT_EQ(r.out, "proto=https for=127.0.0.1 host=app.test:" + std::to_string(tls_port_) +
-                       " path=/x?y=1\n\n200")
-      << r.all();
+  // HTTP/2 (curl's choice over ALPN) and HTTP/1.1 over TLS alike.
+  for (const char* version : {"", "--http1.1"}) {
+    auto r = curl_https("app.test", "/x?y=1", version);
+    EXPECT_EQ(r.out, "proto=https for=127.0.0.1 host=app.test:" + std::to_string(tls_port_) +
+                         " path=/x?y=1\n\n200")
+        << version << " " << r.all();
+  }
+  CmdResult r;
   r = curl_https("app.test", "/", "", "[::1]", tls6_port_);
   EXPECT_EQ(r.out,
             "proto=https for=::1 host=app.test:" + std::to_string(tls6_port_) + " path=/\n\n200")
