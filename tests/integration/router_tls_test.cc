@@ -299,6 +299,39 @@ TEST_F(RouterTlsTest, ServesHttpsOverIpv4AndIpv6WithForwardedHeaders) {
   EXPECT_EQ(r.out.substr(r.out.size() - 3), "200");
 }
 
+// Ticket keys rotate (here every second): a ticket sealed under one of the two previous keys
+// still resumes, one older than that does not (a full handshake instead), so a stolen ticket
+// key stops opening sessions after three rotations.
+TEST_F(RouterTlsTest, TicketKeysRotateAndOldTicketsStopResuming) {
+  Backend b(echo_forwarded());
+  RouterOptions o;
+  o.ticket_key_rotation = std::chrono::seconds(1);
+  start(o);
+  publish_all();
+  route("app.test", b.port());
+  SSL_SESSION* first = nullptr;
+  {
+    TlsClient c(tls_port_, "app.test", nullptr, true, TLS1_2_VERSION);
+    ASSERT_TRUE(c.ok());
+    first = c.session();
+  }
+  ASSERT_NE(first, nullptr);
+  auto resumes = [&](SSL_SESSION* sess) {
+    TlsClient c(tls_port_, "app.test", sess, true, TLS1_2_VERSION);
+    EXPECT_TRUE(c.ok());
+    return c.resumed();
+  };
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_TRUE(resumes(first)) << "a ticket under the previous key must still resume";
+  for (int i = 0; i < 2; ++i) {
+    std::this_thread::sleep_for(1100ms);
+    TlsClient rotate(tls_port_, "app.test", nullptr, true, TLS1_2_VERSION);  // rotates the keys
+    ASSERT_TRUE(rotate.ok());
+  }
+  EXPECT_FALSE(resumes(first)) << "a ticket three keys old resumed";
+  SSL_SESSION_free(first);
+}
+
 TEST_F(RouterTlsTest, SniPicksExactThenWildcardThenFirst) {
   start();
   publish_all();
