@@ -17,6 +17,7 @@
 #include "common/asio.h"
 #include "integration/registry_client.h"
 #include "registry/registry.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -82,8 +83,16 @@ const std::string kRules = R"({"rules":[
   {"rulePriority":2,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan",
    "countNumber":1},"action":{"type":"expire"}}]})";
 
-TEST(LifecycleIntegrationTest, PreviewIsWhatApplyExpiresAndPinsSurvive) {
-  TestDaemon d;
+// On every deployment: the selection reads tags, push times and references from the store,
+// which is PostgreSQL on the scale-out one.
+class LifecycleOnEveryBackend : public ::testing::TestWithParam<BlobBackend> {};
+
+TEST_P(LifecycleOnEveryBackend, PreviewIsWhatApplyExpiresAndPinsSurvive) {
+  BlobHome home(GetParam());
+  if (!home.skip_reason().empty()) {
+    GTEST_SKIP() << home.skip_reason();
+  }
+  TestDaemon d([&](config::Config& c) { home.apply(c); });
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   RegistryClient c(d.port(), d.admin().basic_header());
   std::string v1 = push_tagged(c, "v1");
@@ -172,6 +181,9 @@ TEST(LifecycleIntegrationTest, PreviewIsWhatApplyExpiresAndPinsSurvive) {
   EXPECT_THAT(audit, HasSubstr("repository/web/app@" + v2));
   EXPECT_THAT(audit, HasSubstr("repository/web/app@" + u1));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, LifecycleOnEveryBackend, all_registry_backends(),
+                         BlobBackendName());
 
 TEST(LifecycleIntegrationTest, BadRulesAreRefusedAndChangeNothing) {
   TestDaemon d;
