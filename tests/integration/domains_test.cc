@@ -252,6 +252,37 @@ TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
   EXPECT_TRUE(has(pending.out, "shop.example.org. 300 IN A 127.0.0.1")) << pending.out;
 }
 
+// An IPv6 address the router serves only HTTPS on still gives linked names their AAAA (the
+// addresses come from the TLS listeners as well as the plain ones).
+class DomainsHttpsOnlyIpv6 : public Domains {
+ protected:
+  DomainsHttpsOnlyIpv6()
+      : Domains([](config::Config& c) {
+          c.router_tls_listen.push_back("[::1]:" + std::to_string(free_port()));
+        }) {}
+  void SetUp() override {
+    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    bool ipv6 = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (fd >= 0) {
+      ::close(fd);
+    }
+    if (!ipv6) {
+      GTEST_SKIP() << "::1 is not usable here";
+    }
+    Domains::SetUp();
+  }
+};
+
+TEST_F(DomainsHttpsOnlyIpv6, TheAliasAnswersAaaaForAnHttpsOnlyIpv6Listener) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("domain link web example.com").code, 0);
+  EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
+  EXPECT_EQ(dig("example.com AAAA"), "::1\n");
+}
+
 // A name at another DNS host: berth finds the zone's name servers through the resolver and
 // asks them directly. The other host is a second berthd serving example.org on 127.0.1.53:53,
 // which also stands in for the resolver.
