@@ -384,17 +384,14 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   if (dns_settings.service_addresses.empty()) {
     // Every router address that is not a wildcard, plain or TLS: an IPv6 listener gives
-    // ALIASes AAAA (an HTTPS-only IPv6 address too).
+    // ALIASes AAAA (an HTTPS-only IPv6 address too). Only TLS addresses the user set count:
+    // the default one is loopback, which a router on 0.0.0.0:80 must not hand out.
     std::vector<std::string> rl = cfg.router_listen;
     if (rl.empty()) {
       rl = {config::kDefaultRouterListen};
     }
     if (cfg.router_tls_enabled) {
-      if (cfg.router_tls_listen.empty()) {
-        rl.emplace_back(config::kDefaultRouterTlsListen);
-      } else {
-        rl.insert(rl.end(), cfg.router_tls_listen.begin(), cfg.router_tls_listen.end());
-      }
+      rl.insert(rl.end(), cfg.router_tls_listen.begin(), cfg.router_tls_listen.end());
     }
     for (const auto& l : rl) {
       auto h = concrete_host(l);
