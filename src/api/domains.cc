@@ -86,7 +86,15 @@ class DomainsHandler : public RestHandler {
     if (seg.size() == 3 && seg[2] == "renew" && m == V::post) {
       BERTH_ASSIGN_OR_RETURN(auto name, domains::normalize_domain(seg[1]));
       BERTH_TRY(allow(call, "domain:RenewDomain", "domain/" + name));
-      BERTH_ASSIGN_OR_RETURN(auto d, m_.renew(name));
+      bool force = false;
+      if (!call.body.empty()) {  // {"force": true}: renew a fresh ACME certificate too
+        BERTH_ASSIGN_OR_RETURN(auto body, parse_object_body(call.body));
+        if (body.contains("force") && !body["force"].is_boolean()) {
+          return Error(Errc::InvalidArgument, "force must be true or false");
+        }
+        force = body.value("force", false);
+      }
+      BERTH_ASSIGN_OR_RETURN(auto d, m_.renew(name, force));
       return json_response(202, domains::domain_to_json(d));
     }
     if (seg.size() != 2) {

@@ -23,6 +23,7 @@ struct DomainCommands {
   std::string service, name;
   bool www = false;
   bool registry = false;  // link/unlink --registry DOMAIN: berthd's own registry listener
+  bool force = false;     // renew --force
   bool json = false;
   std::string wait = "5m";
 };
@@ -227,6 +228,8 @@ std::shared_ptr<DomainCommands> add_domain_commands(CLI::App& app) {
   s->renew = domain->add_subcommand(
       "renew", "renew a domain's certificate now, or try a pending link's steps again now");
   s->renew->add_option("domain", s->name, "domain name")->required();
+  s->renew->add_flag("--force", s->force,
+                     "renew an ACME certificate issued less than a day ago too (rate limits)");
   s->renew->add_option("--wait", s->wait, "how long to follow it (0s: do not wait)")
       ->capture_default_str();
   add_json_flag(s->renew, s->json);
@@ -313,7 +316,11 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     if (!wait) {
       return fail(Error(Errc::InvalidArgument, "--wait: " + wait.error().message()));
     }
-    auto r = client.call("POST", kDomains + "/" + url::encode(s.name) + "/renew", Json::object());
+    Json body = Json::object();
+    if (s.force) {
+      body["force"] = true;
+    }
+    auto r = client.call("POST", kDomains + "/" + url::encode(s.name) + "/renew", body);
     if (!r) {
       return fail(r.error());
     }

@@ -168,10 +168,12 @@ class Manager {
   /// The root certificate of berth's own CA (PEM).
   std::string ca_root_pem() const;
   /// `berth domain renew`: an ACTIVE name's certificate is renewed now, whatever its back-off;
-  /// a name still PENDING_DNS or PENDING_CERTIFICATE is tried again now. Returns the domain as
-  /// it is once the attempt is queued (retry_at 0). NotFound when not linked;
-  /// FailedPrecondition for a FAILED name (unlink, fix the cause, link again).
-  Result<Domain> renew(const std::string& name);
+  /// a name still PENDING_DNS or PENDING_CERTIFICATE is tried again now (it shows LINKING
+  /// until that attempt ends). Returns the domain as it is once the attempt is queued
+  /// (retry_at 0). NotFound when not linked; FailedPrecondition for a FAILED name (unlink, fix
+  /// the cause, link it again), and without force for an ACME certificate issued less than a
+  /// day (or a third of its lifetime) ago whose last renewal did not fail: ACME CAs rate-limit.
+  Result<Domain> renew(const std::string& name, bool force = false);
   /// Queues a renewal check now (tests).
   void wake();
 

@@ -414,18 +414,40 @@ Result<std::vector<Domain>> Manager::list(const std::string& service) const {
 
 std::string Manager::ca_root_pem() const { return impl_->ca ? impl_->ca->root_pem() : ""; }
 
-Result<Domain> Manager::renew(const std::string& name) {
-  auto& m = *impl_;
-  BERTH_ASSIGN_OR_RETURN(auto d, get(name));
-  if (d.status == kFailed) {
-    return Error(Errc::FailedPrecondition, d.name + " FAILED: " + d.last_error +
-                                               "; unlink it, fix the cause and link it again");
+// "40 seconds", "12 minutes", "5 hours".
+static std::string age_text(int64_t seconds) {
+  if (seconds < 120) {
+    return std::to_string(seconds) + " seconds";
   }
-  if (d.status != kActive) {
-    // PENDING_DNS, PENDING_CERTIFICATE: its steps, now. The group shows LINKING without the old
-    // error until the worker has the new outcome, so nobody reads the last one as this one's.
-    {
-      std::lock_guard lock(m.rows_mu);
+  if (seconds < 7200) {
+    return std::to_string(seconds / 60) + " minutes";
+  }
+  return std::to_string(seconds / 3600) + " hours";
+}
+
+Result<Domain> Manager::renew(const std::string& name, bool force) {
+  auto& m = *impl_;
+  BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
+  bool queue = false;
+  bool wake_worker = false;
+  Domain d;
+  {
+    // Decided and changed under the rows' lock, so that the worker sees one or the other.
+    std::lock_guard lock(m.rows_mu);
+    auto row = m.store.get_object(kDomainKind, n);
+    if (!row) {
+      return row.error().code() == Errc::NotFound
+                 ? Error(Errc::NotFound, n + " is not linked to any service")
+                 : row.error();
+    }
+    BERTH_ASSIGN_OR_RETURN(d, domain_from_json(row->document));
+    if (d.status == kFailed) {
+      return Error(Errc::FailedPrecondition, d.name + " FAILED: " + d.last_error +
+                                                 "; unlink it, fix the cause and link it again");
+    }
+    if (d.status == kPendingDns || d.status == kPendingCertificate) {
+      // Its steps, now. The group shows LINKING without the old error until the worker has
+      // the new outcome, so nobody reads the last one as this one's.
       BERTH_ASSIGN_OR_RETURN(auto group, m.load_group(d.group));
       for (auto& g : group) {
         if (g.status == kPendingDns || g.status == kPendingCertificate) {
@@ -437,34 +459,52 @@ Result<Domain> Manager::renew(const std::string& name) {
           d = g;
         }
       }
+      queue = true;
+    } else if (d.status == kActive) {
+      if (d.certificate.empty()) {
+        return Error(Errc::FailedPrecondition,
+                     d.name + " is ACTIVE but has no certificate to renew");
+      }
+      BERTH_ASSIGN_OR_RETURN(auto c, m.load_cert(d.certificate));
+      int64_t now = unix_now();
+      // An ACME CA counts every certificate against its rate limits: a certificate that is
+      // fresh and fine is renewed again only when asked with force.
+      int64_t age = now - c.not_before;
+      int64_t young = std::min<int64_t>(24 * 3600, (c.not_after - c.not_before) / 3);
+      if (!force && c.issuer == "acme" && c.last_error.empty() && age < young) {
+        return Error(Errc::FailedPrecondition,
+                     d.name + "'s certificate was issued " + age_text(std::max<int64_t>(age, 0)) +
+                         " ago: renewing it this soon counts against the ACME CA's rate limits "
+                         "(Let's Encrypt: 5 certificates a week for the same names); pass "
+                         "--force to renew it anyway");
+      }
+      c.renew_at = std::min(c.renew_at, now);
+      c.next_attempt = 0;
+      c.failures = 0;  // asked for: the back-off starts again from its first step
+      BERTH_TRY(m.save_cert(c));
+      // Every name the certificate covers shows that no retry is pending any more: the attempt
+      // starting now sets retry_at again if it fails.
+      BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
+      for (auto& other : all) {
+        if (other.certificate == d.certificate && other.retry_at != 0) {
+          other.retry_at = 0;
+          BERTH_TRY(m.save(other, false));
+        }
+        if (other.name == d.name) {
+          d = other;
+        }
+      }
+      wake_worker = true;
     }
+    // LINKING: its link is running now; the caller follows it.
+  }
+  if (queue) {
     m.enqueue(d.group);
-    return d;
   }
-  if (d.certificate.empty()) {
-    return Error(Errc::FailedPrecondition, d.name + " is ACTIVE but has no certificate to renew");
+  if (wake_worker) {
+    m.log->info("domains: renewal of certificate {} asked for ({})", d.certificate, d.name);
+    wake();
   }
-  {
-    std::lock_guard lock(m.rows_mu);
-    BERTH_ASSIGN_OR_RETURN(auto c, m.load_cert(d.certificate));
-    c.renew_at = std::min(c.renew_at, unix_now());
-    c.next_attempt = 0;
-    BERTH_TRY(m.save_cert(c));
-    // Every name the certificate covers shows that no retry is pending any more: the attempt
-    // starting now sets retry_at again if it fails.
-    BERTH_ASSIGN_OR_RETURN(auto all, m.load_all());
-    for (auto& other : all) {
-      if (other.certificate == d.certificate && other.retry_at != 0) {
-        other.retry_at = 0;
-        BERTH_TRY(m.save(other, false));
-      }
-      if (other.name == d.name) {
-        d = other;
-      }
-    }
-  }
-  m.log->info("domains: renewal of certificate {} asked for ({})", d.certificate, d.name);
-  wake();
   return d;
 }
 

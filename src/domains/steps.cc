@@ -452,6 +452,11 @@ void Manager::Impl::work_group(const std::string& group_name) {
     return;  // unlinked meanwhile
   }
   auto& group = *loaded;
+  // Queued twice (a retry asked for while its link was running): nothing is left to do.
+  if (std::all_of(group.begin(), group.end(),
+                  [](const Domain& d) { return d.status == kActive || d.status == kFailed; })) {
+    return;
+  }
   // A CAA record that forbids the issuer fails the link before any record is written.
   for (auto& d : group) {
     if (d.status == kActive || d.status == kFailed || !d.records.empty()) {
@@ -562,7 +567,6 @@ int64_t Manager::Impl::renew_due() {
   int64_t now = unix_now();
   int64_t next = 0;
   auto later = [&](int64_t t) { next = next == 0 ? t : std::min(next, t); };
-  bool renewed = false;
   for (const auto& row : *rows) {
     auto c = cert_from_json(row.document);
     if (!c) {
@@ -575,9 +579,13 @@ int64_t Manager::Impl::renew_due() {
     log->info("domains: renewing certificate {} (expires {})", c->id, format_time(c->not_after));
     auto issued = issue(c->names);
     std::lock_guard lock(rows_mu);
-    if (!store.get_object(kCertificateKind, c->id)) {
-      continue;  // unlinked meanwhile
+    // The row as it is now: unlinked meanwhile, or asked to renew again (`domain renew` resets
+    // the back-off), while the order ran.
+    auto fresh = load_cert(c->id);
+    if (!fresh) {
+      continue;
     }
+    c = std::move(fresh);
     if (issued) {
       c->chain_pem = issued->chain_pem;
       c->key_sealed = box->seal(issued->key_pem);
@@ -588,7 +596,6 @@ int64_t Manager::Impl::renew_due() {
       c->failures = 0;
       c->next_attempt = 0;
       c->last_error.clear();
-      renewed = true;
     } else {
       // The old certificate keeps serving; try again later, backing off: 2 minutes, doubling
       // to kMaxBackoff (60 << 9 is past it).
@@ -600,6 +607,10 @@ int64_t Manager::Impl::renew_due() {
     }
     (void)save_cert(*c);
     later(std::max(c->renew_at, c->next_attempt));
+    if (issued) {
+      // The router serves it before any domain says so (domain show, domain renew).
+      publish();
+    }
     if (auto all = load_all(); all) {
       for (auto& d : *all) {
         if (d.certificate != c->id) {
@@ -617,9 +628,6 @@ int64_t Manager::Impl::renew_due() {
         (void)save(d, false);
       }
     }
-  }
-  if (renewed) {
-    publish();
   }
   return next;
 }

@@ -232,6 +232,20 @@ TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
   EXPECT_TRUE(has(served.out, want)) << served.all() << " vs " << want;
   EXPECT_TRUE(has(d_.cli("domain show example.com").out, "serial       " + unquote(now)));
 
+  // Renewing is an action of its own: reading a domain does not allow it.
+  ASSERT_EQ(d_.cli("iam user create reader").code, 0);
+  Json key = Json::parse(d_.cli("iam key create reader --json").out, nullptr, false);
+  AdminCredentials reader{key.value("access_key_id", ""), key.value("secret_access_key", "")};
+  TempDir pol;
+  write_file(pol / "read.json", R"({"Version":"2012-10-17","Statement":[
+    {"Effect":"Allow","Action":["domain:GetDomain"],"Resource":["domain/*"]}]})");
+  ASSERT_EQ(d_.cli("iam policy put --user reader read --file " + pol / "read.json").code, 0);
+  EXPECT_EQ(d_.cli_as(reader, "domain show example.com").code, 0);
+  auto denied = d_.cli_as(reader, "domain renew example.com");
+  EXPECT_NE(denied.code, 0);
+  EXPECT_TRUE(has(denied.err, "domain:RenewDomain")) << denied.all();
+  EXPECT_EQ(show("example.com", ".serial"), now) << "a denied renew changed nothing";
+
   auto unknown = d_.cli("domain renew nosuch.example.com");
   EXPECT_NE(unknown.code, 0);
   EXPECT_TRUE(has(unknown.err, "nosuch.example.com is not linked to any service")) << unknown.all();
@@ -256,20 +270,26 @@ TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
 // addresses come from the TLS listeners as well as the plain ones).
 class DomainsHttpsOnlyIpv6 : public Domains {
  protected:
+  // The daemon starts in the constructor, before SetUp: the listener only where ::1 works.
   DomainsHttpsOnlyIpv6()
       : Domains([](config::Config& c) {
-          c.router_tls_listen.push_back("[::1]:" + std::to_string(free_port()));
+          if (ipv6_loopback()) {
+            c.router_tls_listen.push_back("[::1]:" + std::to_string(free_port()));
+          }
         }) {}
-  void SetUp() override {
+  static bool ipv6_loopback() {
     int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
     sockaddr_in6 a{};
     a.sin6_family = AF_INET6;
     a.sin6_addr = in6addr_loopback;
-    bool ipv6 = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     if (fd >= 0) {
       ::close(fd);
     }
-    if (!ipv6) {
+    return ok;
+  }
+  void SetUp() override {
+    if (!ipv6_loopback()) {
       GTEST_SKIP() << "::1 is not usable here";
     }
     Domains::SetUp();
