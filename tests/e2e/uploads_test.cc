@@ -103,7 +103,9 @@ TEST_P(UploadsResumeTest, UploadResumesAfterSigkill) {
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();
   }
-  home.write_config(std::chrono::seconds(10));
+  if (home.s3() != nullptr) {
+    home.write_config(std::chrono::seconds(15));  // the orphaned part is swept within the test
+  }
   TempDir work;
   BerthdProcess p(home.data_dir(), home.berthd_args());
   ASSERT_NO_FATAL_FAILURE(p.start());
@@ -167,8 +169,8 @@ TEST_P(UploadsResumeTest, UploadResumesAfterSigkill) {
   EXPECT_EQ(count_entries(home.data_dir() + "/uploads"), 0u);
   if (auto* s3 = home.s3()) {
     // The part sent before the kill belonged to a multipart upload that berthd no longer
-    // knows; the sweep aborts it once the 10 s TTL has passed.
-    auto deadline = Clock::now() + std::chrono::seconds(30);
+    // knows; the sweep aborts it once the 15 s TTL has passed.
+    auto deadline = Clock::now() + std::chrono::seconds(40);
     auto left = s3->list_multipart_uploads("");
     while (left && !left->empty() && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));

@@ -142,17 +142,17 @@ TEST_F(RegistryS3Test, ChunkedPushOfSeveralPartsLeavesOnlyItsBlob) {
 TEST_F(RegistryS3Test, AnUploadStillSendingPastTheTtlKeepsItsParts) {
   TestDaemon d([this](config::Config& c) {
     home_.apply(c);
-    c.registry.upload_ttl = std::chrono::seconds(2);
+    c.registry.upload_ttl = std::chrono::seconds(3);
   });
   RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
-  std::string blob = pattern(16 * 1024 * 1024 + 3);
+  std::string blob = pattern(19 * 1024 * 1024 + 3);
   std::string dg = sha256_digest(blob);
   auto post = c.request("POST", "/v2/web/app/blobs/uploads/");
   ASSERT_EQ(post.status, 202) << post.describe();
   std::string loc = post.header("Location");
-  // 10 MiB (one part goes out), then 1 MiB a second for 6 s: never idle for the TTL, but the
-  // multipart upload is three TTLs old by the PUT.
+  // 10 MiB (one part goes out), then 1 MiB a second for 9 s: never idle for the TTL (3 s), but
+  // the multipart upload is three TTLs old by the PUT.
   size_t at = 0;
   auto send = [&](size_t n) {
     auto r = c.request("PATCH", loc, blob.substr(at, n),

@@ -80,6 +80,7 @@ class Pebble {
   uint16_t port_ = 0;
   uint16_t management_port_ = 0;
   uint16_t tls_port_ = 0;
+  bool started_ = false;  // once up, a start() after stop() keeps the ports
   pid_t pid_ = -1;
 };
 
