@@ -401,6 +401,13 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
         dns_settings.service_addresses.push_back(h);
       }
     }
+    // A loopback listener next to a public one (a local proxy's, say) is not where clients
+    // that asked the DNS can come.
+    auto loopback = [](const std::string& h) { return h.starts_with("127.") || h == "::1"; };
+    auto& sa = dns_settings.service_addresses;
+    if (!std::all_of(sa.begin(), sa.end(), loopback)) {
+      std::erase_if(sa, loopback);
+    }
   }
   s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);
   BERTH_TRY(s.dns->load());
