@@ -80,6 +80,8 @@ struct Manager::Impl {
 
   // Store helpers (rows_mu held by the caller where a read-modify-write needs it).
   Result<std::vector<Domain>> load_all() const;
+  /// One linked name (normalized); NotFound says it is not linked.
+  Result<Domain> load_domain(const std::string& name) const;
   Result<std::vector<Domain>> load_group(const std::string& group) const;
   Status save(Domain& d, bool create);
   Result<CertDoc> load_cert(const std::string& id) const;

@@ -43,6 +43,16 @@ Status Manager::Impl::save(Domain& d, bool create) {
   return store.put_object(row, create);
 }
 
+Result<Domain> Manager::Impl::load_domain(const std::string& name) const {
+  auto row = store.get_object(kDomainKind, name);
+  if (!row) {
+    return row.error().code() == Errc::NotFound
+               ? Error(Errc::NotFound, name + " is not linked to any service")
+               : row.error();
+  }
+  return domain_from_json(row->document);
+}
+
 Result<CertDoc> Manager::Impl::load_cert(const std::string& id) const {
   BERTH_ASSIGN_OR_RETURN(auto row, store.get_object(kCertificateKind, id));
   return cert_from_json(row.document);
@@ -328,13 +338,7 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
   bool reissue = false;
   {
     std::lock_guard lock(m.rows_mu);
-    auto row = m.store.get_object(kDomainKind, n);
-    if (!row) {
-      return row.error().code() == Errc::NotFound
-                 ? Error(Errc::NotFound, n + " is not linked to any service")
-                 : row.error();
-    }
-    BERTH_ASSIGN_OR_RETURN(auto d, domain_from_json(row->document));
+    BERTH_ASSIGN_OR_RETURN(auto d, m.load_domain(n));
     if (d.service != service) {
       return Error(Errc::NotFound, n + " is linked to " + target_of(d) + ", not " +
                                        (service.empty() ? std::string("the registry") : service));
@@ -395,13 +399,7 @@ Result<bool> Manager::Impl::release_cert(const std::string& id) {
 
 Result<Domain> Manager::get(const std::string& name) const {
   BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
-  auto row = impl_->store.get_object(kDomainKind, n);
-  if (!row) {
-    return row.error().code() == Errc::NotFound
-               ? Error(Errc::NotFound, n + " is not linked to any service")
-               : row.error();
-  }
-  return domain_from_json(row->document);
+  return impl_->load_domain(n);
 }
 
 Result<std::vector<Domain>> Manager::list(const std::string& service) const {
@@ -434,13 +432,7 @@ Result<Domain> Manager::renew(const std::string& name, bool force) {
   {
     // Decided and changed under the rows' lock, so that the worker sees one or the other.
     std::lock_guard lock(m.rows_mu);
-    auto row = m.store.get_object(kDomainKind, n);
-    if (!row) {
-      return row.error().code() == Errc::NotFound
-                 ? Error(Errc::NotFound, n + " is not linked to any service")
-                 : row.error();
-    }
-    BERTH_ASSIGN_OR_RETURN(d, domain_from_json(row->document));
+    BERTH_ASSIGN_OR_RETURN(d, m.load_domain(n));
     if (d.status == kFailed) {
       return Error(Errc::FailedPrecondition, d.name + " FAILED: " + d.last_error +
                                                  "; unlink it, fix the cause and link it again");

@@ -11,6 +11,7 @@
 #include "e2e/e2e_util.h"
 #include "support/berthd_home.h"
 #include "support/harness.h"
+#include "support/rgw.h"
 
 namespace berth::test {
 namespace {
@@ -126,15 +127,7 @@ TEST_P(UploadsResumeTest, UploadResumesAfterSigkill) {
 
   if (auto* s3 = home.s3()) {
     // The first 10 MiB went out as a part while the client was sending.
-    size_t started = 0;
-    for (int i = 0; i < 50 && started == 0; ++i) {
-      auto ups = s3->list_multipart_uploads("uploads/");
-      started = ups ? ups->size() : 0;
-      if (started == 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
-    ASSERT_EQ(started, 1u) << "no multipart upload before the kill";
+    ASSERT_EQ(wait_for_multipart_uploads(*s3, "uploads/"), 1u) << "no multipart upload yet";
   }
   p.kill9();
   ASSERT_NO_FATAL_FAILURE(p.start());

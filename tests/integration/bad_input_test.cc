@@ -92,15 +92,8 @@ TEST_P(BadInputTest, AWrongDigestAfterPartsWentOutLeavesNoPartsBehind) {
   if (home_.on_s3()) {
     // A part is in the bucket already (it may still be on its way): the case under test.
     s3 = std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(home_.bucket()));
-    size_t started = 0;
-    for (int i = 0; i < 50 && started == 0; ++i) {
-      auto ups = s3->list_multipart_uploads("uploads/");
-      started = ups ? ups->size() : 0;
-      if (started == 0) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    }
-    ASSERT_EQ(started, 1u) << "no multipart upload while the client was still sending";
+    ASSERT_EQ(wait_for_multipart_uploads(*s3, "uploads/"), 1u)
+        << "no multipart upload while the client was still sending";
   }
   auto put = c.request("PUT", with_digest(loc, claimed), "");
   EXPECT_EQ(put.status, 400) << put.describe();

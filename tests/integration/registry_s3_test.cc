@@ -162,16 +162,8 @@ TEST_F(RegistryS3Test, AnUploadStillSendingPastTheTtlKeepsItsParts) {
     at += n;
   };
   ASSERT_NO_FATAL_FAILURE(send(10 * 1024 * 1024 + 1));
-  std::string first_id;
-  for (int i = 0; i < 50 && first_id.empty(); ++i) {
-    auto ups = s3_->list_multipart_uploads("uploads/");
-    if (ups && !ups->empty()) {
-      first_id = (*ups)[0].upload_id;
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-  }
-  ASSERT_FALSE(first_id.empty()) << "no part went out";
+  ASSERT_EQ(wait_for_multipart_uploads(*s3_, "uploads/"), 1u) << "no part went out";
+  std::string first_id = (*s3_->list_multipart_uploads("uploads/"))[0].upload_id;
   while (at + 1024 * 1024 < blob.size()) {
     std::this_thread::sleep_for(std::chrono::seconds(1));
     ASSERT_NO_FATAL_FAILURE(send(1024 * 1024));
