@@ -6,6 +6,7 @@
 
 #include "cli/table.h"
 #include "cli/util.h"
+#include "common/duration.h"
 #include "common/url.h"
 
 namespace berth::cli {
@@ -57,16 +58,6 @@ void print_upstream(const Json& u) {
   std::printf("  pull with    docker pull HOST/%s/REPOSITORY:TAG\n", str(u, "prefix").c_str());
 }
 
-std::string age(int64_t seconds) {
-  if (seconds < 120) {
-    return std::to_string(seconds) + "s";
-  }
-  if (seconds < 7200) {
-    return std::to_string(seconds / 60) + "m";
-  }
-  return std::to_string(seconds / 3600) + "h";
-}
-
 std::string repos_text(const Json& r) {
   std::string out;
   for (const auto& g : r.value("repos", Json::array())) {
@@ -83,7 +74,7 @@ void print_replication(const Json& r) {
   std::printf("  credentials  %s\n", credentials(r).c_str());
   std::printf("  pending      %lld", static_cast<long long>(num(r, "pending")));
   if (num(r, "pending") > 0) {
-    std::printf(" (oldest %s ago)", age(num(r, "lag_seconds")).c_str());
+    std::printf(" (oldest %s ago)", format_age(num(r, "lag_seconds")).c_str());
   }
   std::printf("\n  replicated   %lld since berthd started",
               static_cast<long long>(num(r, "replicated")));
@@ -144,7 +135,8 @@ int print_one(const Result<Json>& r, bool json, void (*print)(const Json&)) {
 
 std::shared_ptr<RegistryCommands> add_registry_commands(CLI::App& app) {
   auto s = std::make_shared<RegistryCommands>();
-  auto* reg = app.add_subcommand("registry", "registry settings: pull-through upstreams and replication");
+  auto* reg =
+      app.add_subcommand("registry", "registry settings: pull-through upstreams and replication");
   reg->require_subcommand(1);
   auto* up = reg->add_subcommand("upstream", "registries berth pulls through and caches");
   up->require_subcommand(1);
@@ -250,15 +242,16 @@ std::optional<int> run_registry_commands(RegistryCommands& s, const api::Client&
     return print_one(client.call("POST", kReplications, body), s.json, print_replication);
   }
   if (s.rls->parsed()) {
-    return print_list(
-        client.call("GET", kReplications), "replications", s.json,
-        {field("NAME", "name"),
-         field("TO", "url"),
-         {"REPOS", repos_text},
-         {"PENDING", [](const Json& r) { return std::to_string(num(r, "pending")); }},
-         {"LAG",
-          [](const Json& r) { return num(r, "pending") ? age(num(r, "lag_seconds")) : "-"; }},
-         field("LAST ERROR", "last_error")});
+    return print_list(client.call("GET", kReplications), "replications", s.json,
+                      {field("NAME", "name"),
+                       field("TO", "url"),
+                       {"REPOS", repos_text},
+                       {"PENDING", [](const Json& r) { return std::to_string(num(r, "pending")); }},
+                       {"LAG",
+                        [](const Json& r) {
+                          return num(r, "pending") ? format_age(num(r, "lag_seconds")) : "-";
+                        }},
+                       field("LAST ERROR", "last_error")});
   }
   if (s.rstatus->parsed()) {
     return print_one(client.call("GET", kReplications + "/" + url::encode(s.name)), s.json,

@@ -35,4 +35,14 @@ Result<std::chrono::milliseconds> parse_duration(const std::string& text) {
   return std::chrono::milliseconds(std::stoll(number) * mult);
 }
 
+std::string format_age(int64_t seconds) {
+  if (seconds < 120) {
+    return std::to_string(seconds) + "s";
+  }
+  if (seconds < 7200) {
+    return std::to_string(seconds / 60) + "m";
+  }
+  return std::to_string(seconds / 3600) + "h";
+}
+
 }  // namespace berth

@@ -4,6 +4,7 @@
 // live in steps.cc.
 #include <algorithm>
 
+#include "common/duration.h"
 #include "common/secret_box.h"
 #include "dns/dns.h"
 #include "domains/internal.h"
@@ -412,17 +413,6 @@ Result<std::vector<Domain>> Manager::list(const std::string& service) const {
 
 std::string Manager::ca_root_pem() const { return impl_->ca ? impl_->ca->root_pem() : ""; }
 
-// "40 seconds", "12 minutes", "5 hours".
-static std::string age_text(int64_t seconds) {
-  if (seconds < 120) {
-    return std::to_string(seconds) + " seconds";
-  }
-  if (seconds < 7200) {
-    return std::to_string(seconds / 60) + " minutes";
-  }
-  return std::to_string(seconds / 3600) + " hours";
-}
-
 Result<Domain> Manager::renew(const std::string& name, bool force) {
   auto& m = *impl_;
   BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
@@ -465,7 +455,7 @@ Result<Domain> Manager::renew(const std::string& name, bool force) {
       int64_t young = std::min<int64_t>(24 * 3600, (c.not_after - c.not_before) / 3);
       if (!force && c.issuer == "acme" && c.last_error.empty() && age < young) {
         return Error(Errc::FailedPrecondition,
-                     d.name + "'s certificate was issued " + age_text(std::max<int64_t>(age, 0)) +
+                     d.name + "'s certificate was issued " + format_age(std::max<int64_t>(age, 0)) +
                          " ago: renewing it this soon counts against the ACME CA's rate limits "
                          "(Let's Encrypt: 5 certificates a week for the same names); pass "
                          "--force to renew it anyway");

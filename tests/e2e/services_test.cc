@@ -2,8 +2,6 @@
 // Services end to end with real parts: images built from Debian's busybox-static with umoci,
 // pushed with skopeo, run by runc behind berth's router, reached with curl.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -281,14 +279,7 @@ TEST_F(ServicesOnS3, DeploysAndBuildsReadTheirLayersFromS3) {
 class ServicesDualStack : public Services {
  protected:
   std::unique_ptr<TestDaemon> make_daemon() override {
-    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_addr = in6addr_loopback;
-    ipv6_ = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    if (fd >= 0) {
-      ::close(fd);
-    }
+    ipv6_ = can_bind("::1");
     http6_ = free_port();
     tls6_ = free_port();
     return std::make_unique<TestDaemon>([this](config::Config& c) {

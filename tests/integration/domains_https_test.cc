@@ -2,11 +2,7 @@
 // Linked domains served over HTTPS by the router: with berth's own CA (curl verifies the chain
 // against `berth ca export`), and with ACME from Debian's pebble, which resolves every name
 // through berth's DNS and so validates DNS-01 against the TXT records berth writes.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -414,23 +410,6 @@ TEST_F(ShortLivedAcme, ACertificateIsRenewedAndTheNewOneServed) {
   EXPECT_TRUE(has(end.out, want.out.substr(0, 19))) << end.out << " vs " << want.out;
 }
 
-// The leaf's serial number as the router serves it for name (lower-case hex, no leading zeros,
-// as `domain show` prints it).
-std::string served_serial(uint16_t port, const std::string& name) {
-  auto r = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
-               " -servername " + name + " 2>/dev/null | openssl x509 -noout -serial");
-  std::string s = trimmed(r.out);
-  if (s.rfind("serial=", 0) != 0) {
-    return "no certificate: " + r.all();
-  }
-  s = s.substr(7);
-  s.erase(0, std::min(s.find_first_not_of('0'), s.size() - 1));
-  for (char& c : s) {
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return s;
-}
-
 // 30-second certificates, renewed at 20 s: time enough to restart pebble before the first
 // renewal on a loaded machine.
 class RenewalAcme : public DomainsAcme {
@@ -499,14 +478,7 @@ TEST(DomainsElsewhereAcme, PendingDnsThenHttp01ThroughTheRouter) {
   if (!Pebble::available() || !have("curl")) {
     GTEST_SKIP() << "pebble or curl is not installed (scripts/setup --test installs them)";
   }
-  int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(53);
-  ::inet_pton(AF_INET, "127.0.1.54", &a.sin_addr);
-  bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  ::close(probe);
-  if (!free53) {
+  if (!can_bind("127.0.1.54", 53)) {
     GTEST_SKIP() << "127.0.1.54:53 cannot be bound here (needs root and a free port)";
   }
   uint16_t other_dns = free_port();

@@ -5,11 +5,7 @@
 // ACME (pebble) and HTTPS through the router are in domains_https_test.cc.
 #include "domains/domains.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <thread>
@@ -222,14 +218,7 @@ TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
   EXPECT_EQ(show("www.example.com", ".serial"), now);
   EXPECT_TRUE(has(renew.out, "(serial " + unquote(now) + ")")) << renew.out;
   EXPECT_TRUE(has(show("example.com", ".steps[1].detail"), "renewed by berth root CA"));
-  auto served =
-      run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(d_.router_tls_port()) +
-          " -servername example.com 2>/dev/null | openssl x509 -noout -serial");
-  std::string want = unquote(now);
-  for (char& c : want) {
-    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  EXPECT_TRUE(has(served.out, want)) << served.all() << " vs " << want;
+  EXPECT_EQ(served_serial(d_.router_tls_port(), "example.com"), unquote(now));
   EXPECT_TRUE(has(d_.cli("domain show example.com").out, "serial       " + unquote(now)));
 
   // Renewing is an action of its own: reading a domain does not allow it.
@@ -273,23 +262,12 @@ class DomainsHttpsOnlyIpv6 : public Domains {
   // The daemon starts in the constructor, before SetUp: the listener only where ::1 works.
   DomainsHttpsOnlyIpv6()
       : Domains([](config::Config& c) {
-          if (ipv6_loopback()) {
+          if (can_bind("::1")) {
             c.router_tls_listen.push_back("[::1]:" + std::to_string(free_port()));
           }
         }) {}
-  static bool ipv6_loopback() {
-    int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
-    sockaddr_in6 a{};
-    a.sin6_family = AF_INET6;
-    a.sin6_addr = in6addr_loopback;
-    bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    if (fd >= 0) {
-      ::close(fd);
-    }
-    return ok;
-  }
   void SetUp() override {
-    if (!ipv6_loopback()) {
+    if (!can_bind("::1")) {
       GTEST_SKIP() << "::1 is not usable here";
     }
     Domains::SetUp();
@@ -316,14 +294,7 @@ class DomainsElsewhere : public Domains {
 
   void SetUp() override {
     // The other host's address: binding it needs root and a free port 53.
-    int probe = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(53);
-    ::inet_pton(AF_INET, "127.0.1.53", &a.sin_addr);
-    bool free53 = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::close(probe);
-    if (!free53) {
+    if (!can_bind("127.0.1.53", 53)) {
       GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
     }
     Domains::SetUp();

@@ -14,29 +14,17 @@ std::string state_backend_name(StateBackend b) {
 BerthdHome::BerthdHome(StateBackend b, PostgresServer* pg)
     : backend_(b), data_(dir_ / "data"), config_(dir_ / "berthd.yaml") {
   std::filesystem::create_directories(data_);
-  if (b == StateBackend::Embedded) {
-    blobs_ = std::make_unique<BlobHome>(BlobBackend::Fs);
-    write_config();
-    return;
-  }
-  if (pg == nullptr) {
-    pg = PostgresServer::shared();
-    if (pg == nullptr) {
-      skip_ = "PostgreSQL cannot run here: " + PostgresServer::shared_error();
-      return;
-    }
-  }
-  blobs_ = std::make_unique<BlobHome>(BlobBackend::S3);
+  // The database and the bucket are BlobHome's (the registry suites' PostgresS3 backend).
+  blobs_ = std::make_unique<BlobHome>(
+      b == StateBackend::Embedded ? BlobBackend::Fs : BlobBackend::PostgresS3, pg);
   if (!blobs_->skip_reason().empty()) {
     skip_ = blobs_->skip_reason();
     return;
   }
-  dsn_ = pg->create_database();
-  if (dsn_.empty()) {
-    skip_ = "CREATE DATABASE failed";
-    return;
+  if (b == StateBackend::PostgresS3) {
+    s3_ =
+        std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(blobs_->bucket()));
   }
-  s3_ = std::make_unique<storage::S3Client>(RgwServer::shared()->client_options(blobs_->bucket()));
   write_config();
 }
 
@@ -46,8 +34,8 @@ void BerthdHome::write_config(std::optional<std::chrono::seconds> upload_ttl) co
     config::Config c;
     blobs_->apply(c);
     const auto& s3 = c.storage.s3;
-    yaml += "store:\n  driver: postgres\n  postgres:\n    dsn: \"" + dsn_ +
-            "\"\n    max_connections: 8\n";
+    yaml += "store:\n  driver: postgres\n  postgres:\n    dsn: \"" + c.store.postgres.dsn +
+            "\"\n    max_connections: " + std::to_string(c.store.postgres.max_connections) + "\n";
     yaml += "storage:\n  driver: s3\n  s3:\n    endpoint: " + s3.endpoint +
             "\n    region: " + s3.region + "\n    bucket: " + s3.bucket +
             "\n    access_key_id_file: " + s3.access_key_id_file +

@@ -61,7 +61,7 @@ class BerthdHome {
   /// A client for the bucket (PostgresS3), nullptr on Embedded.
   storage::S3Client* s3() const { return s3_.get(); }
   /// The database's DSN (PostgresS3), "" on Embedded.
-  const std::string& dsn() const { return dsn_; }
+  const std::string& dsn() const { return blobs_->dsn(); }
 
  private:
   StateBackend backend_;
@@ -69,7 +69,6 @@ class BerthdHome {
   TempDir dir_;
   std::string data_;
   std::string config_;
-  std::string dsn_;
   std::unique_ptr<BlobHome> blobs_;
   std::unique_ptr<storage::S3Client> s3_;
 };

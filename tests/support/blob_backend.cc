@@ -19,12 +19,12 @@ std::string blob_backend_name(BlobBackend b) {
   return "?";
 }
 
-BlobHome::BlobHome(BlobBackend b) : backend_(b) {
+BlobHome::BlobHome(BlobBackend b, PostgresServer* pg) : backend_(b) {
   if (b == BlobBackend::Fs) {
     return;
   }
   if (b == BlobBackend::PostgresS3) {
-    auto* pg = PostgresServer::shared();
+    pg = pg != nullptr ? pg : PostgresServer::shared();
     if (pg == nullptr) {
       skip_ = "PostgreSQL cannot run here: " + PostgresServer::shared_error();
       return;

@@ -18,6 +18,8 @@
 
 namespace berth::test {
 
+class PostgresServer;
+
 enum class BlobBackend {
   Fs,          // blobs under DATA, metadata in SQLite
   S3,          // blobs in a bucket, metadata in SQLite
@@ -43,8 +45,8 @@ inline auto all_registry_backends() {
 class BlobHome {
  public:
   /// S3: a fresh bucket on the shared RGW, and the key files in a temp dir; PostgresS3 also a
-  /// fresh database on the shared PostgreSQL server.
-  explicit BlobHome(BlobBackend b);
+  /// fresh database on pg (nullptr: the shared PostgreSQL server).
+  explicit BlobHome(BlobBackend b, PostgresServer* pg = nullptr);
   BlobBackend backend() const { return backend_; }
   /// Blobs are in a bucket (S3 or PostgresS3).
   bool on_s3() const { return backend_ != BlobBackend::Fs; }
@@ -58,6 +60,8 @@ class BlobHome {
   /// A stored blob's bytes ("" when it is not there).
   std::string read_blob(const std::string& data_dir, const std::string& hex) const;
   const std::string& bucket() const { return bucket_; }
+  /// The database's DSN (PostgresS3), "" otherwise.
+  const std::string& dsn() const { return dsn_; }
 
  private:
   BlobBackend backend_;

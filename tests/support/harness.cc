@@ -200,6 +200,47 @@ int listen_loopback(uint16_t& port, int backlog) {
 // hands out a port twice (the kernel may give the same one to two calls in a row; seen:
 // pebble's two listeners). Other test processes choose at random too, and the server's own
 // bind is the final word (BerthdProcess starts again on new ports when it loses one).
+bool can_bind(const std::string& ip, uint16_t port) {
+  bool v6 = ip.find(':') != std::string::npos;
+  int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return false;
+  }
+  int rc = -1;
+  if (v6) {
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_port = htons(port);
+    if (::inet_pton(AF_INET6, ip.c_str(), &a.sin6_addr) == 1) {
+      rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    }
+  } else {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, ip.c_str(), &a.sin_addr) == 1) {
+      rc = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    }
+  }
+  ::close(fd);
+  return rc == 0;
+}
+
+std::string served_serial(uint16_t port, const std::string& name) {
+  auto r = run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+               " -servername " + name + " 2>/dev/null | openssl x509 -noout -serial");
+  std::string s = trimmed(r.out);
+  if (s.rfind("serial=", 0) != 0) {
+    return "no certificate: " + r.all();
+  }
+  s = s.substr(7);
+  s.erase(0, std::min(s.find_first_not_of('0'), s.size() - 1));
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
 uint16_t free_port() {
   static std::mutex mu;
   static std::set<uint16_t> given;

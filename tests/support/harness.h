@@ -7,8 +7,8 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -85,6 +85,15 @@ void server_missing(const std::string& why);
 
 /// A TCP port free on 127.0.0.1 right now.
 uint16_t free_port();
+
+/// Whether a UDP socket can bind ip:port here right now ("::1", "127.0.1.53" with 53): for
+/// tests that need an address (IPv6 loopback) or a privileged port this machine may lack.
+bool can_bind(const std::string& ip, uint16_t port = 0);
+
+/// The serial number of the leaf certificate a TLS server on 127.0.0.1:port serves for SNI
+/// name, as berth prints it (lower-case hex, no leading zeros); "no certificate: ..." when
+/// none comes.
+std::string served_serial(uint16_t port, const std::string& name);
 
 /// Connects a socket the caller made (any options set) to 127.0.0.1:port; false on failure.
 bool connect_loopback(int fd, uint16_t port);
