@@ -243,7 +243,8 @@ TEST_F(BuildExecutorTest, BusyboxFromScratchThenCachedRebuild) {
   EXPECT_TRUE(stdfs::is_symlink(rootfs + "/bin/sh"));
   EXPECT_TRUE(stdfs::is_symlink(rootfs + "/bin/ls"));
 
-  // Unchanged: every layer from the cache, the same manifest, fast.
+  // Unchanged: every layer from the cache, the same manifest. How fast is bench/build_bench.sh's
+  // to say ("unchanged rebuild" in docs/benchmarks.md), not a timed test's.
   t0 = std::chrono::steady_clock::now();
   auto again = build(kBusybox);
   auto rebuild_ms =
@@ -257,7 +258,6 @@ TEST_F(BuildExecutorTest, BusyboxFromScratchThenCachedRebuild) {
   EXPECT_EQ(log_.find("Running in"), std::string::npos) << log_;
   std::printf("busybox build: first %lld ms, unchanged rebuild %lld ms\n",
               static_cast<long long>(first_ms), static_cast<long long>(rebuild_ms));
-  EXPECT_LT(rebuild_ms, 300);
   // Scratch dirs are gone.
   EXPECT_FALSE(stdfs::exists(root_ / "build/tmp/1"));
   EXPECT_FALSE(stdfs::exists(root_ / "build/tmp/2"));

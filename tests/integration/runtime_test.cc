@@ -425,7 +425,9 @@ TEST_F(RuntimeIntegrationTest, MountsImagesWithManyLayers) {
   expect_gone("layers-50");
 }
 
-TEST_F(RuntimeIntegrationTest, StartLatency) {
+// Ten instances started and stopped in a row leave nothing behind. Their start latency is
+// bench/deploy_bench.sh's to measure ("instance start" in docs/benchmarks.md); the test prints it.
+TEST_F(RuntimeIntegrationTest, InstancesStartAndStopInARow) {
   std::vector<double> ms;
   for (int i = 0; i < 10; ++i) {
     std::string id = "lat-" + std::to_string(i);
@@ -435,13 +437,11 @@ TEST_F(RuntimeIntegrationTest, StartLatency) {
     ASSERT_TRUE(info) << info.error().message();
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     ASSERT_TRUE(rt_->stop(id, std::chrono::milliseconds(0)));
+    expect_gone(id);
   }
   std::sort(ms.begin(), ms.end());
-  double median = (ms[4] + ms[5]) / 2;
-  RecordProperty("start_median_ms", std::to_string(median));
-  std::printf("runtime start latency: median %.1f ms, min %.1f ms, max %.1f ms\n", median,
-              ms.front(), ms.back());
-  EXPECT_LT(median, 1000.0);  // generous: shared CI machines; the target is < 150 ms
+  std::printf("runtime start latency: median %.1f ms, min %.1f ms, max %.1f ms\n",
+              (ms[4] + ms[5]) / 2, ms.front(), ms.back());
 }
 
 // ---- tasks (build RUN steps) ----------------------------------------------------------------
