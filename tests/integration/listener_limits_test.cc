@@ -367,8 +367,8 @@ TEST_F(ListenerLimits, BytesNoHeadContainsAreRefusedAtOnce) {
     bool closed = false;
     auto t0 = Clock::now();
     auto got = read_until_closed(fd, 5000ms, &closed);
-    EXPECT_TRUE(closed);
-    EXPECT_LT(Clock::now() - t0, 1s);
+    EXPECT_TRUE(closed);  // not our 5 s read timeout, nor the header timeout
+    EXPECT_LT(Clock::now() - t0, 3s);
     EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 400") << got;
     ::close(fd);
   }

@@ -352,7 +352,8 @@ TEST_F(RuntimeIntegrationTest, StopKillsAtOnceWhatWouldIgnoreTheSignal) {
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_TRUE(rt_->stop("deaf", std::chrono::seconds(10)));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  // Not the 10 s grace: a loaded machine may take a few seconds for runc itself.
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
   expect_gone("deaf");
 }
 
