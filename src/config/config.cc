@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -402,8 +403,7 @@ std::map<std::string, Setter> make_setters() {
   });
   table.emplace("acme.challenge", [](Config& c, auto& k, auto& v) -> Status {
     if (v != "auto" && v != "http-01" && v != "dns-01") {
-      return Error(Errc::InvalidArgument,
-                   k + ": must be auto, http-01 or dns-01, not '" + v + "'");
+      return Error(Errc::InvalidArgument, k + ": must be auto, http-01 or dns-01, not '" + v + "'");
     }
     c.acme.challenge = v;
     return ok();
@@ -584,6 +584,69 @@ Status make_paths_absolute(Config& cfg) {
     }
   }
   return ok();
+}
+
+namespace {
+
+// The host of a listen address; "" for a wildcard or an address that does not parse.
+std::string concrete_host(const std::string& listen) {
+  auto hp = split_host_port(listen);
+  if (!hp || hp->first == "0.0.0.0" || hp->first == "::" || hp->first.empty()) {
+    return "";
+  }
+  return hp->first;
+}
+
+std::vector<std::string> concrete_hosts(const std::vector<std::string>& listens) {
+  std::vector<std::string> out;
+  for (const auto& l : listens) {
+    auto h = concrete_host(l);
+    if (!h.empty() && std::find(out.begin(), out.end(), h) == out.end()) {
+      out.push_back(std::move(h));
+    }
+  }
+  return out;
+}
+
+bool is_loopback(const std::string& host) {
+  return host.starts_with("127.") || host == "::1" || host == "localhost";
+}
+
+}  // namespace
+
+std::vector<std::string> dns_nameserver_addresses(const Config& cfg) {
+  if (!cfg.dns.nameserver_addresses.empty() || !cfg.dns.enabled) {
+    return cfg.dns.nameserver_addresses;
+  }
+  return concrete_hosts(cfg.dns.listen.empty() ? std::vector<std::string>{kDefaultDnsListen}
+                                               : cfg.dns.listen);
+}
+
+std::vector<std::string> dns_service_addresses(const Config& cfg) {
+  if (!cfg.dns.service_addresses.empty()) {
+    return cfg.dns.service_addresses;
+  }
+  // Only TLS addresses the user set count: the default one is loopback, which a router on
+  // 0.0.0.0:80 must not hand out.
+  std::vector<std::string> listens = cfg.router_listen;
+  if (listens.empty()) {
+    listens = {kDefaultRouterListen};
+  }
+  if (cfg.router_tls_enabled) {
+    listens.insert(listens.end(), cfg.router_tls_listen.begin(), cfg.router_tls_listen.end());
+  }
+  auto out = concrete_hosts(listens);
+  if (!std::all_of(out.begin(), out.end(), is_loopback)) {
+    std::erase_if(out, is_loopback);
+  }
+  return out;
+}
+
+std::vector<std::string> dns_registry_addresses(const Config& cfg) {
+  if (!cfg.dns.registry_addresses.empty()) {
+    return cfg.dns.registry_addresses;
+  }
+  return concrete_hosts({cfg.listen});
 }
 
 }  // namespace berth::config

@@ -211,6 +211,18 @@ Status make_paths_absolute(Config& cfg);
 /// Checks values that parse but make no sense (bad listen address, zero TTL, ...).
 Status validate(const Config& cfg);
 
+/// The addresses berth's DNS gives out (docs/dns.md): each setting when set, else the listen
+/// addresses it stands for, without wildcards (0.0.0.0 and :: are no address to give anyone).
+/// - name servers: dns.nameserver_addresses, else dns.listen's (none with DNS off);
+/// - ALIASes to services: dns.service_addresses, else router_listen's and the router_tls_listen
+///   addresses the user set (an IPv6 listener, even an HTTPS-only one, gives AAAA). Loopback
+///   ones count only when every one is loopback: clients that asked the DNS cannot come to a
+///   local proxy's 127.0.0.1 next to a public address;
+/// - `domain link --registry` names: dns.registry_addresses, else the registry listener's.
+std::vector<std::string> dns_nameserver_addresses(const Config& cfg);
+std::vector<std::string> dns_service_addresses(const Config& cfg);
+std::vector<std::string> dns_registry_addresses(const Config& cfg);
+
 /// Splits "ADDR:PORT" ("127.0.0.1:5000", "[::1]:5000").
 Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen);
 

@@ -357,58 +357,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   s.api->set_services(services);
 
-  // DNS. The name servers' and services' addresses default to the listen addresses that are
-  // not wildcards (0.0.0.0 and :: are no address to give anyone).
+  // DNS. The addresses it gives out default to the listen addresses (config::dns_*_addresses).
   s.dns_listen_defaulted = cfg.dns.enabled && cfg.dns.listen.empty();
   if (s.dns_listen_defaulted) {
     s.cfg.dns.listen = {config::kDefaultDnsListen};
   }
   dns::Settings dns_settings;
   dns_settings.nameservers = cfg.dns.nameservers;
-  dns_settings.nameserver_addresses = cfg.dns.nameserver_addresses;
-  dns_settings.service_addresses = cfg.dns.service_addresses;
+  dns_settings.nameserver_addresses = config::dns_nameserver_addresses(s.cfg);
+  dns_settings.service_addresses = config::dns_service_addresses(cfg);
   dns_settings.max_record_sets = cfg.dns.max_record_sets_per_zone;
-  auto concrete_host = [](const std::string& listen) -> std::string {
-    auto hp = config::split_host_port(listen);
-    if (!hp || hp->first == "0.0.0.0" || hp->first == "::" || hp->first.empty()) {
-      return "";
-    }
-    return hp->first;
-  };
-  if (dns_settings.nameserver_addresses.empty()) {
-    for (const auto& l : s.cfg.dns.listen) {
-      if (auto h = concrete_host(l); !h.empty()) {
-        dns_settings.nameserver_addresses.push_back(h);
-      }
-    }
-  }
-  if (dns_settings.service_addresses.empty()) {
-    // Every router address that is not a wildcard, plain or TLS: an IPv6 listener gives
-    // ALIASes AAAA (an HTTPS-only IPv6 address too). Only TLS addresses the user set count:
-    // the default one is loopback, which a router on 0.0.0.0:80 must not hand out.
-    std::vector<std::string> rl = cfg.router_listen;
-    if (rl.empty()) {
-      rl = {config::kDefaultRouterListen};
-    }
-    if (cfg.router_tls_enabled) {
-      rl.insert(rl.end(), cfg.router_tls_listen.begin(), cfg.router_tls_listen.end());
-    }
-    for (const auto& l : rl) {
-      auto h = concrete_host(l);
-      if (!h.empty() &&
-          std::find(dns_settings.service_addresses.begin(), dns_settings.service_addresses.end(),
-                    h) == dns_settings.service_addresses.end()) {
-        dns_settings.service_addresses.push_back(h);
-      }
-    }
-    // A loopback listener next to a public one (a local proxy's, say) is not where clients
-    // that asked the DNS can come.
-    auto loopback = [](const std::string& h) { return h.starts_with("127.") || h == "::1"; };
-    auto& sa = dns_settings.service_addresses;
-    if (!std::all_of(sa.begin(), sa.end(), loopback)) {
-      std::erase_if(sa, loopback);
-    }
-  }
   s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);
   BERTH_TRY(s.dns->load());
   s.dns_health = std::make_unique<dns::HealthChecker>(*s.store, *s.dns);
@@ -439,12 +397,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.redirect_http = cfg.router.redirect_http;
   dset.hsts = cfg.router.hsts;
   dset.service_addresses = dns_settings.service_addresses;
-  dset.registry_addresses = cfg.dns.registry_addresses;
-  if (dset.registry_addresses.empty()) {
-    if (auto h = concrete_host(cfg.listen); !h.empty()) {
-      dset.registry_addresses.push_back(h);
-    }
-  }
+  dset.registry_addresses = config::dns_registry_addresses(cfg);
   domains::Hooks dhooks;
   dhooks.service_exists = [c = s.controller.get(), st = s.store.get(),
                            dns = s.dns.get()](const std::string& name) {

@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "support/harness.h"
 
@@ -452,6 +453,62 @@ TEST(SplitHostPortTest, RejectsBadPorts) {
   for (const char* s : {"host", "host:", "host:65536", "host:12ab", ":80", "[::1]:"}) {
     EXPECT_FALSE(split_host_port(s)) << s;
   }
+}
+
+using Hosts = std::vector<std::string>;
+
+TEST(DnsAddressesTest, ServiceAddressesAreTheRoutersWithoutWildcards) {
+  Config c;
+  EXPECT_EQ(dns_service_addresses(c), Hosts{"127.0.0.1"});  // the default router address
+  c.router_listen = {"0.0.0.0:80", "[::]:80"};
+  EXPECT_EQ(dns_service_addresses(c), Hosts{});  // a wildcard is no address to give anyone
+  c.router_listen = {"192.0.2.10:80", "[2001:db8::10]:80", "192.0.2.10:8080"};
+  EXPECT_EQ(dns_service_addresses(c), (Hosts{"192.0.2.10", "2001:db8::10"}));
+}
+
+TEST(DnsAddressesTest, TlsAddressesCountOnlyWhenSet) {
+  Config c;
+  c.router_listen = {"0.0.0.0:80"};
+  c.router_tls_listen = {"[2001:db8::10]:443"};  // HTTPS-only IPv6: still AAAA
+  EXPECT_EQ(dns_service_addresses(c), Hosts{"2001:db8::10"});
+  c.router_tls_enabled = false;
+  EXPECT_EQ(dns_service_addresses(c), Hosts{});
+}
+
+TEST(DnsAddressesTest, LoopbackCountsOnlyWhenEveryAddressIsLoopback) {
+  Config c;
+  c.router_listen = {"127.0.0.1:8080", "[::1]:8080"};  // a development machine
+  EXPECT_EQ(dns_service_addresses(c), (Hosts{"127.0.0.1", "::1"}));
+  // A local proxy's loopback listener next to a public one: clients cannot come there.
+  c.router_listen = {"127.0.0.1:8080", "192.0.2.10:80", "[::1]:8080", "[2001:db8::10]:80"};
+  EXPECT_EQ(dns_service_addresses(c), (Hosts{"192.0.2.10", "2001:db8::10"}));
+  c.router_listen = {"127.0.0.1:8080"};
+  c.router_tls_listen = {"192.0.2.10:443"};
+  EXPECT_EQ(dns_service_addresses(c), Hosts{"192.0.2.10"});
+}
+
+TEST(DnsAddressesTest, SetAddressesWinAsGiven) {
+  Config c;
+  c.router_listen = {"192.0.2.10:80"};
+  c.dns.service_addresses = {"127.0.0.1", "198.51.100.7"};
+  EXPECT_EQ(dns_service_addresses(c), (Hosts{"127.0.0.1", "198.51.100.7"}));
+  c.dns.nameserver_addresses = {"198.51.100.53"};
+  EXPECT_EQ(dns_nameserver_addresses(c), Hosts{"198.51.100.53"});
+  c.dns.registry_addresses = {"198.51.100.5"};
+  EXPECT_EQ(dns_registry_addresses(c), Hosts{"198.51.100.5"});
+}
+
+TEST(DnsAddressesTest, NameServerAndRegistryAddressesFromTheirListeners) {
+  Config c;
+  EXPECT_EQ(dns_nameserver_addresses(c), Hosts{"127.0.0.1"});  // the default DNS address
+  c.dns.listen = {"0.0.0.0:53", "[2001:db8::53]:53", "192.0.2.53:53"};
+  EXPECT_EQ(dns_nameserver_addresses(c), (Hosts{"2001:db8::53", "192.0.2.53"}));
+  c.dns.enabled = false;
+  EXPECT_EQ(dns_nameserver_addresses(c), Hosts{});
+  c.listen = "192.0.2.5:5000";
+  EXPECT_EQ(dns_registry_addresses(c), Hosts{"192.0.2.5"});
+  c.listen = "0.0.0.0:5000";
+  EXPECT_EQ(dns_registry_addresses(c), Hosts{});
 }
 
 }  // namespace
