@@ -8,17 +8,61 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <thread>
 
 #include "certs/certs.h"
 #include "common/asio.h"
 #include "router/router.h"
 #include "support/harness.h"
+#include "support/pebble.h"
 
 namespace berth::test {
 namespace {
 
 using namespace std::chrono_literals;
+
+// `openssl ocsp` on 127.0.0.1:port, answering from dir/index.txt (openssl ca's format: V(alid)
+// or R(evoked), expiry, revocation time, serial, file, subject) and signing with the issuer's
+// own certificate and key (dir/issuer.pem, dir/issuer.key). Stopped with the object.
+class OpensslOcsp {
+ public:
+  OpensslOcsp(const std::string& dir, uint16_t port) {
+    write_file(dir + "/index.txt.attr", "unique_subject = no\n");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      if (::chdir(dir.c_str()) != 0) {
+        ::_exit(126);
+      }
+      FILE* log = std::fopen("ocsp.log", "a");  // its request log stays out of the test output
+      if (log != nullptr) {
+        ::dup2(fileno(log), 1);
+        ::dup2(fileno(log), 2);
+      }
+      std::string p = std::to_string(port);
+      ::execlp("openssl", "openssl", "ocsp", "-index", "index.txt", "-port", p.c_str(), "-rsigner",
+               "issuer.pem", "-rkey", "issuer.key", "-CA", "issuer.pem", "-ndays", "1",
+               static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    // Up when it says so (a probe request would end it: it exits on a malformed request).
+    bool up = false;
+    for (int i = 0; i < 100 && !up; ++i) {
+      up = read_file(dir + "/ocsp.log").find("waiting for OCSP client connections") !=
+           std::string::npos;
+      if (!up) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+    EXPECT_TRUE(up) << "openssl ocsp did not start: " << read_file(dir + "/ocsp.log");
+  }
+  ~OpensslOcsp() { stop_child(pid_, std::chrono::seconds(2)); }
+  OpensslOcsp(const OpensslOcsp&) = delete;
+  OpensslOcsp& operator=(const OpensslOcsp&) = delete;
+
+ private:
+  pid_t pid_ = -1;
+};
 
 // A CA whose leaves name an OCSP responder on 127.0.0.1:port, and that responder.
 class OcspResponder {
@@ -27,49 +71,20 @@ class OcspResponder {
     std::string url = "http://127.0.0.1:" + std::to_string(port_);
     auto r = run("cd " + dir_.path() +
                  " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                 "-keyout ca.key -out ca.pem -days 2 -subj /CN=berth-ocsp-test-ca 2>&1");
+                 "-keyout issuer.key -out issuer.pem -days 2 -subj /CN=berth-ocsp-test-ca 2>&1");
     EXPECT_EQ(r.code, 0) << r.all();
     good_ = leaf("good", "01", url);
     revoked_ = leaf("revoked", "02", url);
-    // The responder's database: V(alid) or R(evoked), expiry, revocation time, serial, file,
-    // subject (openssl ca's index.txt format).
     write_file(dir_ / "index.txt",
                "V\t301231235959Z\t\t01\tunknown\t/CN=good.ocsp.test\n"
                "R\t301231235959Z\t240101000000Z\t02\tunknown\t/CN=revoked.ocsp.test\n");
-    write_file(dir_ / "index.txt.attr", "unique_subject = no\n");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (::chdir(dir_.path().c_str()) != 0) {
-        ::_exit(126);
-      }
-      FILE* log = std::fopen("ocsp.log", "a");  // its request log stays out of the test output
-      if (log != nullptr) {
-        ::dup2(fileno(log), 1);
-        ::dup2(fileno(log), 2);
-      }
-      std::string port = std::to_string(port_);
-      ::execlp("openssl", "openssl", "ocsp", "-index", "index.txt", "-port", port.c_str(),
-               "-rsigner", "ca.pem", "-rkey", "ca.key", "-CA", "ca.pem", "-ndays", "1",
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    // Up when it says so (a probe request would end it: it exits on a malformed request).
-    bool up = false;
-    for (int i = 0; i < 100 && !up; ++i) {
-      up = read_file(dir_ / "ocsp.log").find("waiting for OCSP client connections") !=
-           std::string::npos;
-      if (!up) {
-        std::this_thread::sleep_for(50ms);
-      }
-    }
-    EXPECT_TRUE(up) << "openssl ocsp did not start: " << read_file(dir_ / "ocsp.log");
+    server_.emplace(dir_.path(), port_);
   }
-  ~OcspResponder() { stop_child(pid_, std::chrono::seconds(2)); }
 
   const std::string& good() const { return good_; }
   const std::string& revoked() const { return revoked_; }
   std::string key(const std::string& name) const { return read_file(dir_ / (name + ".key")); }
-  std::string ca_file() const { return dir_ / "ca.pem"; }
+  std::string ca_file() const { return dir_ / "issuer.pem"; }
 
  private:
   // A leaf for NAME.ocsp.test with the given serial, its AIA naming the responder; returns the
@@ -81,16 +96,16 @@ class OcspResponder {
     auto r = run("cd " + dir_.path() + " && openssl req -newkey ec -pkeyopt " +
                  "ec_paramgen_curve:P-256 -nodes -keyout " + name + ".key -out " + name +
                  ".csr -subj /CN=" + name + ".ocsp.test 2>&1 && openssl x509 -req -in " + name +
-                 ".csr -CA ca.pem -CAkey ca.key -set_serial 0x" + serial + " -days 1 -extfile " +
-                 name + ".ext -out " + name + ".pem 2>&1");
+                 ".csr -CA issuer.pem -CAkey issuer.key -set_serial 0x" + serial +
+                 " -days 1 -extfile " + name + ".ext -out " + name + ".pem 2>&1");
     EXPECT_EQ(r.code, 0) << r.all();
-    return read_file(dir_ / (name + ".pem")) + read_file(dir_ / "ca.pem");
+    return read_file(dir_ / (name + ".pem")) + read_file(dir_ / "issuer.pem");
   }
 
   TempDir dir_;
   uint16_t port_;
-  pid_t pid_ = -1;
   std::string good_, revoked_;
+  std::optional<OpensslOcsp> server_;
 };
 
 TEST(Ocsp, FetchesAGoodAnswerAndRefusesARevokedCertificate) {
@@ -175,6 +190,75 @@ TEST(Ocsp, TheRouterStaplesTheAnswerToHandshakesThatAskForIt) {
   r.stop();
   io.stop();
   t.join();
+}
+
+// berthd with an ACME CA whose certificates name an OCSP responder (pebble's ocspResponderURL,
+// answered by `openssl ocsp` with pebble's intermediate): the domain worker asks for a linked
+// name's certificate status and the router staples the answer. While the responder is away
+// the certificate is served without one, and the log says why.
+TEST(Ocsp, BerthdStaplesTheStatusOfAnAcmeCertificate) {
+  if (!Pebble::available() || !have("curl")) {
+    GTEST_SKIP() << "pebble or curl is not installed (scripts/setup --test installs them)";
+  }
+  uint16_t dns_port = free_port(), ocsp_port = free_port();
+  Pebble::Options o;
+  o.dns_port = dns_port;
+  o.ocsp_responder_url = "http://127.0.0.1:" + std::to_string(ocsp_port);
+  Pebble pebble(o);
+  std::string why;
+  ASSERT_TRUE(pebble.start(&why)) << why;
+  TempDir data, t, responder_dir;
+  write_file(t / "berthd.yaml",
+             "version: 1\ntls:\n  issuer: acme\nacme:\n  directory_url: " + pebble.directory_url() +
+                 "\n  ca_bundle: " + pebble.ca_bundle() + "\n");
+  // Pebble resolves every name, and validates DNS-01, through this address of berth's DNS.
+  BerthdProcess p(data.path(), {"--config", t / "berthd.yaml", "--dns-listen",
+                                "127.0.0.1:" + std::to_string(dns_port)});
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  ASSERT_EQ(p.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(p.cli("dns zone create example.com").code, 0);
+  auto link = p.cli("domain link web example.com");
+  ASSERT_EQ(link.code, 0) << link.all() << pebble.log();
+  ASSERT_TRUE(has(link.out, "example.com: ACTIVE")) << link.out;
+
+  auto s_client = [&p] {
+    return run("openssl s_client -connect 127.0.0.1:" + std::to_string(p.router_tls_port()) +
+               " -servername example.com -status </dev/null 2>&1")
+        .out;
+  };
+  auto logged = [&p](const std::string& what) {
+    for (int i = 0; i < 200; ++i) {
+      if (has(read_file(p.log_path()), what)) {
+        return true;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    return false;
+  };
+  EXPECT_TRUE(logged("no OCSP response to staple")) << read_file(p.log_path());
+  std::string bare = s_client();
+  EXPECT_TRUE(has(bare, "OCSP response: no response sent")) << bare;
+
+  // The responder: pebble's intermediate signs, and knows the certificate berth serves.
+  write_file(responder_dir / "issuer.pem", pebble.management("/intermediates/0", &why));
+  write_file(responder_dir / "issuer.key", pebble.management("/intermediate-keys/0", &why));
+  ASSERT_TRUE(why.empty()) << why;
+  auto serial =
+      run("echo | openssl s_client -connect 127.0.0.1:" + std::to_string(p.router_tls_port()) +
+          " -servername example.com 2>/dev/null | openssl x509 -noout -serial");
+  ASSERT_TRUE(serial.out.starts_with("serial=")) << serial.all();
+  write_file(responder_dir / "index.txt", "V\t301231235959Z\t\t" + trimmed(serial.out).substr(7) +
+                                              "\tunknown\t/CN=example.com\n");
+  OpensslOcsp responder(responder_dir.path(), ocsp_port);
+
+  // A failed fetch is tried again in 5 minutes; a restart asks at once.
+  ASSERT_EQ(p.terminate(), 0);
+  ASSERT_NO_FATAL_FAILURE(p.start());
+  EXPECT_TRUE(logged("OCSP response stapled")) << read_file(p.log_path());
+  std::string stapled = s_client();
+  EXPECT_TRUE(has(stapled, "OCSP Response Status: successful")) << stapled;
+  EXPECT_TRUE(has(stapled, "Cert Status: good")) << stapled;
+  EXPECT_EQ(p.terminate(), 0);
 }
 
 }  // namespace

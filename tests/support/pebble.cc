@@ -40,7 +40,7 @@ std::string Pebble::config() const {
   p["privateKey"] = dir_ / "pebble-tls.key";
   p["httpPort"] = options_.http_port;
   p["tlsPort"] = tls_port_;
-  p["ocspResponderURL"] = "";
+  p["ocspResponderURL"] = options_.ocsp_responder_url;
   p["externalAccountBindingRequired"] = false;
   if (!options_.blocked_domains.empty()) {
     p["domainBlocklist"] = options_.blocked_domains;
@@ -131,11 +131,11 @@ bool Pebble::start_once(std::string* why) {
 
 void Pebble::stop() { stop_child(pid_, std::chrono::seconds(5)); }
 
-std::string Pebble::root_pem(std::string* why) const {
+std::string Pebble::management(const std::string& path, std::string* why) const {
   auto r = run("curl -sf -m 10 --cacert '" + ca_bundle() +
-               "' https://127.0.0.1:" + std::to_string(management_port_) + "/roots/0");
-  if (r.code != 0 || r.out.find("BEGIN CERTIFICATE") == std::string::npos) {
-    *why = "GET /roots/0: " + r.all();
+               "' https://127.0.0.1:" + std::to_string(management_port_) + path);
+  if (r.code != 0 || r.out.find("-----BEGIN ") == std::string::npos) {
+    *why = "GET " + path + ": " + r.all();
     return "";
   }
   return r.out;

@@ -38,6 +38,8 @@ class Pebble {
     int nonce_reject_percent = 5;
     /// PEBBLE_AUTHZREUSE: the percentage of new orders that reuse a valid authorization.
     int authz_reuse_percent = 0;
+    /// ocspResponderURL: the OCSP responder pebble's certificates name ("": none).
+    std::string ocsp_responder_url;
   };
 
   explicit Pebble(Options options);
@@ -66,7 +68,10 @@ class Pebble {
   uint16_t http_port() const { return options_.http_port; }
   uint16_t management_port() const { return management_port_; }
   /// Pebble's issuing root (management /roots/0), PEM; "" with *why when it cannot be read.
-  std::string root_pem(std::string* why) const;
+  std::string root_pem(std::string* why) const { return management("/roots/0", why); }
+  /// What the management interface answers at path (/intermediates/0, /intermediate-keys/0,
+  /// ...): a PEM; "" with *why when it cannot be read.
+  std::string management(const std::string& path, std::string* why) const;
   /// What pebble has logged so far (for failure messages).
   std::string log() const;
   const std::string& dir() const { return dir_.path(); }
