@@ -284,10 +284,10 @@ TEST_F(Replication, ADestinationThatHangsHoldsUpOnlyItsOwnRule) {
   ::close(silent);
 }
 
-// With blobs in S3 (and no local copy, as on a node that did not take the push), replication
-// reads them from the bucket.
+// On the scale-out deployment: with blobs in S3 (and no local copy, as on a node that did not
+// take the push), replication reads them from the bucket; its rules and queue are PostgreSQL's.
 TEST_F(Replication, BlobsInS3AreReplicated) {
-  BlobHome home(BlobBackend::S3);
+  BlobHome home(BlobBackend::PostgresS3);
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();
   }

@@ -5,10 +5,12 @@
 
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "integration/registry_client.h"
+#include "support/blob_backend.h"
 #include "support/harness.h"
 
 namespace berth::test {
@@ -138,8 +140,30 @@ TEST(RepositoryTest, ImmutableTagsRefuseToMove) {
 
 // ---- garbage collection ------------------------------------------------------------------
 
-TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
-  TestDaemon d([](config::Config& cfg) { cfg.registry.gc_grace = std::chrono::seconds(0); });
+// On every deployment: which blobs are unreferenced is the store's question (SQLite or
+// PostgreSQL), where their bytes go the blob storage's (DATA/blobs or a bucket).
+class GcOnEveryBackend : public ::testing::TestWithParam<BlobBackend> {
+ protected:
+  void SetUp() override {
+    if (!home_.skip_reason().empty()) {
+      GTEST_SKIP() << home_.skip_reason();
+    }
+    d_ = std::make_unique<TestDaemon>([this](config::Config& c) {
+      home_.apply(c);
+      c.registry.gc_grace = std::chrono::seconds(0);
+    });
+  }
+  // The blob's bytes are where the backend keeps them.
+  bool stored(const std::string& content) const {
+    return !home_.read_blob(d_->data_dir(), sha256_digest(content).substr(7)).empty();
+  }
+
+  BlobHome home_{GetParam()};
+  std::unique_ptr<TestDaemon> d_;
+};
+
+TEST_P(GcOnEveryBackend, CollectsUnreferencedBlobsPastTheGracePeriod) {
+  TestDaemon& d = *d_;
   RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/app").code, 0);
   std::string config = image_config();
@@ -147,7 +171,7 @@ TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
   std::string loose = "nobody references this blob";
   push_image(c, "web/app", "v1", config, {layer});
   ASSERT_EQ(c.push_blob("web/app", loose).status, 201);
-  ASSERT_TRUE(exists(blob_file(d, sha256_digest(loose))));
+  ASSERT_TRUE(stored(loose));
   wait_past_second(std::time(nullptr));
 
   auto gc = d.cli("gc --json");
@@ -158,10 +182,10 @@ TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
   EXPECT_EQ(jq(gc.out, ".uploads_removed"), "0");
 
   EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(loose)).status, 404);
-  EXPECT_FALSE(exists(blob_file(d, sha256_digest(loose))));
+  EXPECT_FALSE(stored(loose));
   for (const auto& kept : {config, layer}) {
     EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(kept)).status, 200);
-    EXPECT_TRUE(exists(blob_file(d, sha256_digest(kept))));
+    EXPECT_TRUE(stored(kept));
   }
   EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 200);
 
@@ -178,12 +202,12 @@ TEST(GcTest, CollectsUnreferencedBlobsPastTheGracePeriod) {
   EXPECT_EQ(jq(gc2.out, ".blobs_deleted"), "3") << gc2.out;
   for (const auto& gone : {config, layer, loose}) {
     EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(gone)).status, 404);
-    EXPECT_FALSE(exists(blob_file(d, sha256_digest(gone))));
+    EXPECT_FALSE(stored(gone));
   }
 }
 
-TEST(GcTest, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
-  TestDaemon d([](config::Config& cfg) { cfg.registry.gc_grace = std::chrono::seconds(0); });
+TEST_P(GcOnEveryBackend, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
+  TestDaemon& d = *d_;
   RegistryClient c(d.port(), d.admin().basic_header());
   ASSERT_EQ(d.cli("repo create web/a").code, 0);
   ASSERT_EQ(d.cli("repo create web/b").code, 0);
@@ -201,7 +225,10 @@ TEST(GcTest, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
   EXPECT_EQ(jq(gc.out, ".blobs_deleted"), "0") << gc.out;
   EXPECT_EQ(c.get("/v2/web/a/blobs/" + sha256_digest(layer)).body, layer);
   EXPECT_EQ(c.get("/v2/web/b/blobs/" + sha256_digest(layer)).body, layer);
+  EXPECT_TRUE(stored(layer));
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, GcOnEveryBackend, all_registry_backends(), BlobBackendName());
 
 TEST(GcTest, DefaultGraceKeepsRecentBlobs) {
   TestDaemon d;
