@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "config/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -588,10 +590,19 @@ Status make_paths_absolute(Config& cfg) {
 
 namespace {
 
-// The host of a listen address; "" for a wildcard or an address that does not parse.
+// The address a listen address gives out: its IP literal, 127.0.0.1 for "localhost", "" for a
+// wildcard, another name (no A/AAAA record can hold it) or one that does not parse.
 std::string concrete_host(const std::string& listen) {
   auto hp = split_host_port(listen);
-  if (!hp || hp->first == "0.0.0.0" || hp->first == "::" || hp->first.empty()) {
+  if (!hp || hp->first == "0.0.0.0" || hp->first == "::") {
+    return "";
+  }
+  if (hp->first == "localhost") {
+    return "127.0.0.1";
+  }
+  unsigned char buf[sizeof(in6_addr)];
+  if (::inet_pton(AF_INET, hp->first.c_str(), buf) != 1 &&
+      ::inet_pton(AF_INET6, hp->first.c_str(), buf) != 1) {
     return "";
   }
   return hp->first;
@@ -608,9 +619,7 @@ std::vector<std::string> concrete_hosts(const std::vector<std::string>& listens)
   return out;
 }
 
-bool is_loopback(const std::string& host) {
-  return host.starts_with("127.") || host == "::1" || host == "localhost";
-}
+bool is_loopback(const std::string& host) { return host.starts_with("127.") || host == "::1"; }
 
 }  // namespace
 

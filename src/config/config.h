@@ -143,12 +143,11 @@ struct DnsConfig {
   bool enabled = true;  // `dns.listen: []`, `--dns-listen off`: no DNS server
   /// Name servers every zone lists; empty: ns1.<zone> with nameserver_addresses.
   std::vector<std::string> nameservers;
-  /// Addresses of those name servers; empty: the listen addresses that are not wildcards.
+  /// Addresses of those name servers; empty: dns_nameserver_addresses() works them out.
   std::vector<std::string> nameserver_addresses;
-  /// What an ALIAS to a service answers; empty: the router's address when it is not a wildcard.
+  /// What an ALIAS to a service answers; empty: dns_service_addresses() works them out.
   std::vector<std::string> service_addresses;
-  /// Where `berth domain link --registry` points a name; empty: the registry listener's
-  /// address when it is not a wildcard.
+  /// Where `berth domain link --registry` points a name; empty: dns_registry_addresses().
   std::vector<std::string> registry_addresses;
   int udp_threads = 0;  // UDP sockets per address; 0 = one per core
   uint64_t max_tcp_connections = 512;
@@ -211,8 +210,9 @@ Status make_paths_absolute(Config& cfg);
 /// Checks values that parse but make no sense (bad listen address, zero TTL, ...).
 Status validate(const Config& cfg);
 
-/// The addresses berth's DNS gives out (docs/dns.md): each setting when set, else the listen
-/// addresses it stands for, without wildcards (0.0.0.0 and :: are no address to give anyone).
+/// The addresses berth's DNS gives out (docs/dns.md): each setting when set, else the IP
+/// addresses of the listeners it stands for, each once ("localhost" as 127.0.0.1; wildcards and
+/// other names dropped: 0.0.0.0 is no address to give anyone, and an A record holds no name).
 /// - name servers: dns.nameserver_addresses, else dns.listen's (none with DNS off);
 /// - ALIASes to services: dns.service_addresses, else router_listen's and the router_tls_listen
 ///   addresses the user set (an IPv6 listener, even an HTTPS-only one, gives AAAA). Loopback

@@ -219,11 +219,9 @@ struct Settings {
   /// Name servers every zone lists (config dns.nameservers). Empty: "ns1.<zone>", whose
   /// address records (and glue in a parent) are nameserver_addresses.
   std::vector<std::string> nameservers;
-  /// Addresses of berth's name servers (config dns.nameserver_addresses; default: the
-  /// --dns-listen addresses that are not wildcards).
+  /// Addresses of berth's name servers (config::dns_nameserver_addresses).
   std::vector<std::string> nameserver_addresses;
-  /// What an ALIAS to a service answers (config dns.service_addresses; default: the router's
-  /// listen addresses that are not wildcards).
+  /// What an ALIAS to a service answers (config::dns_service_addresses).
   std::vector<std::string> service_addresses;
   /// Largest zone, in record sets (config dns.max_record_sets_per_zone).
   size_t max_record_sets = 100000;

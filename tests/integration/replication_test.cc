@@ -36,6 +36,9 @@ class Replication : public ::testing::Test {
     ASSERT_EQ(make_busybox_layout(layout_, "v2", {{"etc/v2", "two\n"}}), "");
   }
 
+  // The bucket test on one backend (S3, or PostgreSQL + S3).
+  void replicates_from_the_bucket(BlobBackend backend);
+
   // Pushes layout:tag to SERVER/web/app:tag with creds.
   void push(const std::string& host, const std::string& creds, const std::string& tag,
             const std::string& repo = "web/app") {
@@ -284,10 +287,10 @@ TEST_F(Replication, ADestinationThatHangsHoldsUpOnlyItsOwnRule) {
   ::close(silent);
 }
 
-// On the scale-out deployment: with blobs in S3 (and no local copy, as on a node that did not
-// take the push), replication reads them from the bucket; its rules and queue are PostgreSQL's.
-TEST_F(Replication, BlobsInS3AreReplicated) {
-  BlobHome home(BlobBackend::PostgresS3);
+// With blobs in S3 (and no local copy, as on a node that did not take the push), replication
+// reads them from the bucket; on the scale-out deployment its rules and queue are PostgreSQL's.
+void Replication::replicates_from_the_bucket(BlobBackend backend) {
+  BlobHome home(backend);
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();
   }
@@ -311,6 +314,12 @@ TEST_F(Replication, BlobsInS3AreReplicated) {
   auto out = run("skopeo copy -q --src-tls-verify=false --src-creds '" + hub.creds() +
                  "' docker://" + hub.host() + "/web/app:v1 oci:" + (work_ / "out") + ":x 2>&1");
   EXPECT_EQ(out.code, 0) << out.all();
+}
+
+TEST_F(Replication, BlobsInS3AreReplicated) { replicates_from_the_bucket(BlobBackend::S3); }
+
+TEST_F(Replication, BlobsInS3AreReplicatedWithPostgres) {
+  replicates_from_the_bucket(BlobBackend::PostgresS3);
 }
 
 TEST_F(Replication, BadRulesAreRefusedNamingTheProblem) {

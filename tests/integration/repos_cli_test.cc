@@ -153,9 +153,9 @@ class GcOnEveryBackend : public ::testing::TestWithParam<BlobBackend> {
       c.registry.gc_grace = std::chrono::seconds(0);
     });
   }
-  // The blob's bytes are where the backend keeps them.
-  bool stored(const std::string& content) const {
-    return !home_.read_blob(d_->data_dir(), sha256_digest(content).substr(7)).empty();
+  // Where the backend keeps blobs: 200 when the blob's bytes are there, 404 when not.
+  int stored(const std::string& content) const {
+    return home_.blob_status(d_->data_dir(), sha256_digest(content).substr(7));
   }
 
   BlobHome home_{GetParam()};
@@ -171,7 +171,7 @@ TEST_P(GcOnEveryBackend, CollectsUnreferencedBlobsPastTheGracePeriod) {
   std::string loose = "nobody references this blob";
   push_image(c, "web/app", "v1", config, {layer});
   ASSERT_EQ(c.push_blob("web/app", loose).status, 201);
-  ASSERT_TRUE(stored(loose));
+  ASSERT_EQ(stored(loose), 200);
   wait_past_second(std::time(nullptr));
 
   auto gc = d.cli("gc --json");
@@ -182,10 +182,10 @@ TEST_P(GcOnEveryBackend, CollectsUnreferencedBlobsPastTheGracePeriod) {
   EXPECT_EQ(jq(gc.out, ".uploads_removed"), "0");
 
   EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(loose)).status, 404);
-  EXPECT_FALSE(stored(loose));
+  EXPECT_EQ(stored(loose), 404);
   for (const auto& kept : {config, layer}) {
     EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(kept)).status, 200);
-    EXPECT_TRUE(stored(kept));
+    EXPECT_EQ(stored(kept), 200);
   }
   EXPECT_EQ(c.get("/v2/web/app/manifests/v1").status, 200);
 
@@ -202,7 +202,7 @@ TEST_P(GcOnEveryBackend, CollectsUnreferencedBlobsPastTheGracePeriod) {
   EXPECT_EQ(jq(gc2.out, ".blobs_deleted"), "3") << gc2.out;
   for (const auto& gone : {config, layer, loose}) {
     EXPECT_EQ(c.head("/v2/web/app/blobs/" + sha256_digest(gone)).status, 404);
-    EXPECT_FALSE(stored(gone));
+    EXPECT_EQ(stored(gone), 404);
   }
 }
 
@@ -225,7 +225,7 @@ TEST_P(GcOnEveryBackend, SharedBlobStaysWhileAnyRepositoryReferencesIt) {
   EXPECT_EQ(jq(gc.out, ".blobs_deleted"), "0") << gc.out;
   EXPECT_EQ(c.get("/v2/web/a/blobs/" + sha256_digest(layer)).body, layer);
   EXPECT_EQ(c.get("/v2/web/b/blobs/" + sha256_digest(layer)).body, layer);
-  EXPECT_TRUE(stored(layer));
+  EXPECT_EQ(stored(layer), 200);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, GcOnEveryBackend, all_registry_backends(), BlobBackendName());

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "support/blob_backend.h"
 
+#include <cstdlib>
+#include <filesystem>
+
 #include "daemon/daemon.h"
 #include "support/postgres.h"
 #include "support/rgw.h"
@@ -94,6 +97,16 @@ std::string BlobHome::read_blob(const std::string& data_dir, const std::string& 
   auto r =
       run(rgw->curl_s3() + "-f " + rgw->endpoint() + "/" + bucket_ + "/" + storage::blob_key(hex));
   return r.code == 0 ? r.out : std::string();
+}
+
+int BlobHome::blob_status(const std::string& data_dir, const std::string& hex) const {
+  if (backend_ == BlobBackend::Fs) {
+    return std::filesystem::exists(data_dir + "/" + storage::blob_key(hex)) ? 200 : 404;
+  }
+  auto* rgw = RgwServer::shared();
+  auto r = run(rgw->curl_s3() + "-o /dev/null -w '%{http_code}' --head " + rgw->endpoint() + "/" +
+               bucket_ + "/" + storage::blob_key(hex));
+  return std::atoi(r.out.c_str());
 }
 
 }  // namespace berth::test

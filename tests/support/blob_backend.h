@@ -59,6 +59,9 @@ class BlobHome {
   storage::BlobStoragePtr open(const std::string& data_dir) const;
   /// A stored blob's bytes ("" when it is not there).
   std::string read_blob(const std::string& data_dir, const std::string& hex) const;
+  /// 200 when the blob is stored, 404 when it is not; anything else is the backend failing to
+  /// say (an S3 error, curl's 0 when RGW does not answer).
+  int blob_status(const std::string& data_dir, const std::string& hex) const;
   const std::string& bucket() const { return bucket_; }
   /// The database's DSN (PostgresS3), "" otherwise.
   const std::string& dsn() const { return dsn_; }

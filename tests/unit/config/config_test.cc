@@ -487,6 +487,18 @@ TEST(DnsAddressesTest, LoopbackCountsOnlyWhenEveryAddressIsLoopback) {
   EXPECT_EQ(dns_service_addresses(c), Hosts{"192.0.2.10"});
 }
 
+TEST(DnsAddressesTest, EachAddressOnceLocalhostAsLoopbackNamesDropped) {
+  Config c;
+  c.router_listen = {"localhost:8080", "127.0.0.1:8081", "web.example.com:80"};
+  EXPECT_EQ(dns_service_addresses(c), Hosts{"127.0.0.1"});
+  c.router_listen = {"localhost:8080", "192.0.2.10:80"};  // loopback next to a public one
+  EXPECT_EQ(dns_service_addresses(c), Hosts{"192.0.2.10"});
+  c.dns.listen = {"192.0.2.53:53", "192.0.2.53:5353", "ns.example.com:53"};
+  EXPECT_EQ(dns_nameserver_addresses(c), Hosts{"192.0.2.53"});
+  c.listen = "localhost:5000";
+  EXPECT_EQ(dns_registry_addresses(c), Hosts{"127.0.0.1"});
+}
+
 TEST(DnsAddressesTest, SetAddressesWinAsGiven) {
   Config c;
   c.router_listen = {"192.0.2.10:80"};
