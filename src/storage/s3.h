@@ -141,6 +141,10 @@ class S3Client {
   /// Every multipart upload in progress under prefix (all pages).
   Result<std::vector<S3MultipartUpload>> list_multipart_uploads(const std::string& prefix,
                                                                 int page_size = 1000);
+  /// When the upload's latest part arrived (unix seconds; 0 for none yet), from ListParts (all
+  /// pages): how a sweep tells an upload still sending, on any node, from an abandoned one.
+  Result<int64_t> last_part_time(const std::string& key, const std::string& upload_id,
+                                 int page_size = 1000);
 
   /// A URL anyone can GET the object with until now + expires (SigV4 query signing; at most
   /// 7 days). Pure: no request is made.

@@ -20,8 +20,8 @@
 // A crash mid-push or mid-commit leaves a multipart upload or an uploads/ object that nothing
 // will finish (the streamed parts' state is in memory only: after a restart, a commit sends
 // the whole spool); expire_partial() aborts or deletes those once they are older than the upload
-// TTL, so no parts are orphaned for good. A crash after the copy leaves a blob with no row, which
-// gc removes after its grace period, as on fs.
+// TTL and no part came within it, so no parts are orphaned for good. A crash after the copy leaves
+// a blob with no row, which gc removes after its grace period, as on fs.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,7 +197,8 @@ class S3BlobStorage : public BlobStorage {
     int64_t removed = 0;
     // An upload whose spool is still here is alive on this node (the registry removes idle
     // ones first): its multipart upload may be older than the TTL when the client has been
-    // sending for longer, and its temporary object may be mid-copy. Both stay.
+    // sending for longer, and its temporary object may be mid-copy. Both stay. So does a
+    // multipart upload that got a part within the TTL: another node's push, still sending.
     std::unordered_set<std::string> live;
     for (const auto& e : spool_.list_uploads()) {
       live.insert(kUploadsPrefix + e.name);
@@ -206,8 +207,13 @@ class S3BlobStorage : public BlobStorage {
     for (const char* prefix : {kUploadsPrefix, kBlobsPrefix}) {
       BERTH_ASSIGN_OR_RETURN(auto uploads, s3_->list_multipart_uploads(prefix));
       for (const auto& u : uploads) {
-        if (u.initiated < cutoff && !live.contains(u.key) &&
-            s3_->abort_multipart_upload(u.key, u.upload_id)) {
+        if (u.initiated >= cutoff || live.contains(u.key)) {
+          continue;
+        }
+        // Not knowing when its last part came (it may have completed meanwhile) is no reason
+        // to abort it: the next sweep asks again.
+        auto last = s3_->last_part_time(u.key, u.upload_id);
+        if (last && *last < cutoff && s3_->abort_multipart_upload(u.key, u.upload_id)) {
           ++removed;
         }
       }

@@ -731,4 +731,33 @@ Result<std::vector<S3MultipartUpload>> S3Client::list_multipart_uploads(const st
   return out;
 }
 
+Result<int64_t> S3Client::last_part_time(const std::string& key, const std::string& upload_id,
+                                         int page_size) {
+  int64_t last = 0;
+  std::string marker;
+  while (true) {
+    Request r;
+    r.key = key;
+    // Parameters in SigV4's byte order: libcurl 7.88 signs them as given.
+    r.query = "max-parts=" + std::to_string(page_size);
+    if (!marker.empty()) {
+      r.query += "&part-number-marker=" + s3_uri_encode(marker, false);
+    }
+    r.query += "&uploadId=" + s3_uri_encode(upload_id, false);
+    BERTH_ASSIGN_OR_RETURN(Response res, perform(*conns_, opts_, url_for(key), r));
+    BERTH_ASSIGN_OR_RETURN(XmlNode doc, parse_xml(res.body));
+    for (const auto& c : doc.children) {
+      if (c.name == "Part") {
+        last = std::max(last, parse_iso8601(c.child_text("LastModified")));
+      }
+    }
+    std::string next = doc.child_text("NextPartNumberMarker");
+    if (doc.child_text("IsTruncated") != "true" || next.empty() || next == marker) {
+      break;
+    }
+    marker = next;
+  }
+  return last;
+}
+
 }  // namespace berth::storage

@@ -179,6 +179,37 @@ TEST_F(RegistryS3Test, AnUploadStillSendingPastTheTtlKeepsItsParts) {
   EXPECT_TRUE(s3_->list_multipart_uploads("")->empty());
 }
 
+// Another node's push on the same bucket: its spool is not on this node, but its multipart
+// upload keeps getting parts. Older than the TTL by its start, it stays while parts arrive,
+// and is aborted once they stop for the TTL.
+TEST_F(RegistryS3Test, TheSweepKeepsAnotherNodesUploadWhileItsPartsArrive) {
+  TempDir data;
+  auto blobs = home_.open(data.path());
+  ASSERT_TRUE(blobs);
+  const std::string key = "uploads/on-another-node";
+  auto id = s3_->create_multipart_upload(key);
+  ASSERT_TRUE(id) << id.error().message();
+  ASSERT_TRUE(s3_->upload_part(key, *id, 1, "the first part"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_TRUE(s3_->upload_part(key, *id, 2, "a part that just came"));
+  auto last = s3_->last_part_time(key, *id);
+  ASSERT_TRUE(last) << last.error().message();
+  EXPECT_GE(*last, static_cast<int64_t>(std::time(nullptr)) - 2);
+
+  auto kept = blobs->expire_partial(std::chrono::seconds(1));
+  ASSERT_TRUE(kept) << kept.error().message();
+  EXPECT_EQ(*kept, 0);
+  auto ups = s3_->list_multipart_uploads("uploads/");
+  ASSERT_TRUE(ups) << ups.error().message();
+  ASSERT_EQ(ups->size(), 1u) << "a sending upload was aborted";
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  auto gone = blobs->expire_partial(std::chrono::seconds(1));
+  ASSERT_TRUE(gone) << gone.error().message();
+  EXPECT_EQ(*gone, 1);
+  EXPECT_TRUE(s3_->list_multipart_uploads("uploads/")->empty());
+}
+
 TEST_F(RegistryS3Test, GcDeletesFromTheBucketAndFsckReadsIt) {
   TestDaemon d([this](config::Config& c) {
     home_.apply(c);

@@ -237,6 +237,20 @@ TEST_F(S3ClientTest, ListingsPage) {
     ASSERT_TRUE(id);
     ids.push_back(*id);
   }
+  // The parts of one, a page at a time: the latest part's time. None yet: 0.
+  auto none = s3_->last_part_time("uploads/u0", ids[0], 1);
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_EQ(*none, 0);
+  for (int part = 1; part <= 3; ++part) {
+    ASSERT_TRUE(s3_->upload_part("uploads/u0", ids[0], part, "part " + std::to_string(part)));
+  }
+  auto last = s3_->last_part_time("uploads/u0", ids[0], 1);
+  ASSERT_TRUE(last) << last.error().message();
+  int64_t now = std::time(nullptr);
+  EXPECT_GE(*last, now - 60);
+  EXPECT_LE(*last, now + 60);
+  auto unknown = s3_->last_part_time("uploads/u0", "no-such-upload");
+  EXPECT_FALSE(unknown);
   auto uploads = s3_->list_multipart_uploads("uploads/", 2);
   ASSERT_TRUE(uploads) << uploads.error().message();
   ASSERT_EQ(uploads->size(), 3u);
