@@ -364,7 +364,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   }
   dns::Settings dns_settings;
   dns_settings.nameservers = cfg.dns.nameservers;
-  dns_settings.nameserver_addresses = config::dns_nameserver_addresses(s.cfg);
+  dns_settings.nameserver_addresses = config::dns_nameserver_addresses(cfg);
   dns_settings.service_addresses = config::dns_service_addresses(cfg);
   dns_settings.max_record_sets = cfg.dns.max_record_sets_per_zone;
   s.dns = std::make_unique<dns::Service>(*s.store, dns_settings);

@@ -193,13 +193,6 @@ int listen_loopback(uint16_t& port, int backlog) {
   return fd;
 }
 
-// A port for a server a test is about to start, chosen at random below the kernel's ephemeral
-// range: a port that bind(0) hands out lies in that range, where any process's next outgoing
-// connection may take it as its local port before the server binds it (seen: a restarted
-// berthd failing with "Address already in use" while other tests ran). And this process never
-// hands out a port twice (the kernel may give the same one to two calls in a row; seen:
-// pebble's two listeners). Other test processes choose at random too, and the server's own
-// bind is the final word (BerthdProcess starts again on new ports when it loses one).
 bool can_bind(const std::string& ip, uint16_t port) {
   bool v6 = ip.find(':') != std::string::npos;
   int fd = ::socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -241,6 +234,13 @@ std::string served_serial(uint16_t port, const std::string& name) {
   return s;
 }
 
+// A port for a server a test is about to start, chosen at random below the kernel's ephemeral
+// range: a port that bind(0) hands out lies in that range, where any process's next outgoing
+// connection may take it as its local port before the server binds it (seen: a restarted
+// berthd failing with "Address already in use" while other tests ran). And this process never
+// hands out a port twice (the kernel may give the same one to two calls in a row; seen:
+// pebble's two listeners). Other test processes choose at random too, and the server's own
+// bind is the final word (BerthdProcess starts again on new ports when it loses one).
 uint16_t free_port() {
   static std::mutex mu;
   static std::set<uint16_t> given;
