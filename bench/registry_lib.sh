@@ -65,18 +65,20 @@ push() {  # push KIND IMAGE TAG -> seconds
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
 }
 
+# With PULL_CPU set to a file, pull also writes skopeo's CPU time there (user + system, s).
 pull() {  # pull KIND TAG -> seconds
-  local port t0 t1 dst
+  local port t0 t1 dst TIMEFORMAT='%3U %3S'
   port=$(port_of "$1")
   dst=$(mktemp -d "$TMP/pull.XXXXXX")
   t0=$(now_ns)
   local creds=()
   [[ -n ${AUTH[$1]:-} ]] && creds=(--src-creds "${AUTH[$1]}")
-  skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://127.0.0.1:$port/$REPO:$2" \
-    "oci:$dst/img:latest" >/dev/null ||
-    { echo "pull of $2 from $1 failed" >&2; return 1; }
+  { time skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://127.0.0.1:$port/$REPO:$2" \
+    "oci:$dst/img:latest" >/dev/null; } 2>"$dst.time" ||
+    { cat "$dst.time" >&2; echo "pull of $2 from $1 failed" >&2; return 1; }
   t1=$(now_ns)
-  rm -rf "$dst"
+  [[ -n ${PULL_CPU:-} ]] && tail -1 "$dst.time" | awk '{print $1 + $2}' >"$PULL_CPU"
+  rm -rf "$dst" "$dst.time"
   awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}'
 }
 

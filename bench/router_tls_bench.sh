@@ -174,8 +174,11 @@ proxy_pids() {  # who test
 cpu_ticks() { local t=0; for p in $(proxy_pids "$1" "$2"); do
   t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# Minor page faults of the same processes: memory the allocator gave back and touched again.
+minflt() { local t=0; for p in $(proxy_pids "$1" "$2"); do
+  t=$((t + $(awk '{print $10}' "/proc/$p/stat"))); done; echo $t; }
 
-# Prints "req/s p99_us cpu_us_per_request". CPU per request is the figure a shared machine
+# Prints "req/s p99_us cpu_us_per_request faults_per_100_requests". CPU per request is the figure a shared machine
 # disturbs least: it does not depend on how much of the cores the proxy was given.
 run_one() {  # who test round
   local who=$1 test=$2 r=$3 port=$NGX
@@ -184,8 +187,9 @@ run_one() {  # who test round
     port=$NGX_H2C
     [ "$who" = berth ] && port=$BERTH_H2C_TLS
   fi
-  local f="$OUT/$test-$who-$r" before after n
+  local f="$OUT/$test-$who-$r" before after n fbefore fafter
   before=$(cpu_ticks "$who" "$test")
+  fbefore=$(minflt "$who" "$test")
   local scheme=https
   if [ "$test" = plain ]; then
     scheme=http port=$NGX_PLAIN
@@ -198,25 +202,29 @@ run_one() {  # who test round
       wrk -t"$WRK_THREADS" -c"$CONNS" -d"${SECS}s" --latency "${close[@]}" \
         "$scheme://127.0.0.1:$port/1k.bin" > "$f.txt"
       after=$(cpu_ticks "$who" "$test")
+      fafter=$(minflt "$who" "$test")
       n=$(awk '/requests in/{print $1}' "$f.txt")
-      echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
+      echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" \
+        "$(( (fafter - fbefore) * 100 / (n > 0 ? n : 1) ))" ;;
     h2 | h2c)
       h2load -t"$WRK_THREADS" -c"$CONNS" -m"$STREAMS" -D"$SECS" --warm-up-time=1 \
         --log-file="$f.log" "https://127.0.0.1:$port/1k.bin" > "$f.txt" 2>&1
       after=$(cpu_ticks "$who" "$test")
+      fafter=$(minflt "$who" "$test")
       grep -q "Application protocol: h2" "$f.txt" || echo "warning: $f.txt: not h2" >&2
       # Requests in the log: the ones measured (the warm-up's are not logged, but its CPU
       # counts, so this slightly overstates CPU per request for both sides alike).
       n=$(wc -l < "$f.log")
-      echo "$(h2_rps "$f.txt") $(h2_p99 "$f.log") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" ;;
+      echo "$(h2_rps "$f.txt") $(h2_p99 "$f.log") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" \
+        "$(( (fafter - fbefore) * 100 / (n > 0 ? n : 1) ))" ;;
   esac
 }
 
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $CONNS connections," \
   "${SECS}s per run, $ROUNDS rounds; berth threads=$THREADS; nginx workers=$THREADS"
 echo
-echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| test | nginx req/s | berth req/s | ratio | nginx p99 | berth p99 | p99 ratio | nginx CPU/req | berth CPU/req | nginx faults/100 req | berth faults/100 req |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for test in ${TESTS:-plain keepalive handshake h2 h2c}; do
   for r in $(seq "$ROUNDS"); do
     order="nginx berth"; [ $((r % 2)) = 0 ] && order="berth nginx"
@@ -230,7 +238,10 @@ for test in ${TESTS:-plain keepalive handshake h2 h2c}; do
   B_P99=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f2 "$OUT/$test-berth-$r.res"; done | median)
   N_CPU=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f3 "$OUT/$test-nginx-$r.res"; done | median)
   B_CPU=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f3 "$OUT/$test-berth-$r.res"; done | median)
+  N_FLT=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f4 "$OUT/$test-nginx-$r.res"; done | median)
+  B_FLT=$(for r in $(seq "$ROUNDS"); do cut -d' ' -f4 "$OUT/$test-berth-$r.res"; done | median)
   awk -v t="$test" -v n="$N_RPS" -v b="$B_RPS" -v np="$N_P99" -v bp="$B_P99" -v nc="$N_CPU" \
-    -v bc="$B_CPU" 'BEGIN{printf "| %s | %d | %d | %.2fx | %d us | %d us | %.2fx | %d us | %d us |\n",
-      t, n, b, b/n, np, bp, bp/np, nc, bc}'
+    -v bc="$B_CPU" -v nf="$N_FLT" -v bf="$B_FLT" \
+    'BEGIN{printf "| %s | %d | %d | %.2fx | %d us | %d us | %.2fx | %d us | %d us | %d | %d |\n",
+      t, n, b, b/n, np, bp, bp/np, nc, bc, nf, bf}'
 done

@@ -382,6 +382,13 @@ start_postgres
 start_rgw
 
 # ---------------------------------------------------------------- push / pull
+# CPU seconds (user + system, all threads) the processes PID... have used so far.
+cpu_s() {
+  local p t=0 hz
+  hz=$(getconf CLK_TCK)
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  awk -v t="$t" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}'
+}
 if want push || want small; then
   for ((run = 1; run <= RUNS; run++)); do
     for kind in $(order "$run" "${KINDS[@]}"); do
@@ -396,7 +403,11 @@ if want push || want small; then
         s2=""
         for ((i = 1; i <= COLD_PULLS; i++)); do
           [[ $kind != dist ]] && rm -f "$TMP/$name/cache/blobs/"*
-          p=$(pull "$kind" big); record "$kind" big_pull_s "$p"
+          c0=$(cpu_s "${PIDS[$kind]}"); g0=$(cpu_s "${CEPH_PIDS[@]}")
+          p=$(PULL_CPU=$TMP/skopeo.cpu pull "$kind" big); record "$kind" big_pull_s "$p"
+          record "$kind" cold_cpu_registry "$(awk -v a="$c0" -v b="$(cpu_s "${PIDS[$kind]}")" 'BEGIN {print b - a}')"
+          record "$kind" cold_cpu_rgw "$(awk -v a="$g0" -v b="$(cpu_s "${CEPH_PIDS[@]}")" 'BEGIN {print b - a}')"
+          record "$kind" cold_cpu_skopeo "$(cat "$TMP/skopeo.cpu")"
           s2+="${s2:+ }$p"
         done
         # Again: berthd now answers from the verified local copy the first pull left in
@@ -497,6 +508,12 @@ or_na() { [[ -n $1 ]] && echo "$1" || echo n/a; }
     ((REDIRECT)) && again="both: redirected to RGW"
     row "${BIG_LAYERS}x${BIG_MB} MB image pulled again, MB/s (${b}s vs ${d}s; $again)" \
       "$(or_na "$bt")" "$(or_na "$dt")" "$(ratio "$bt" "$dt")" "" "" "" ""
+    # Where a cold pull's CPU goes. On 2 cores a CPU-bound pull takes at least (all of it) / 2,
+    # and skopeo's and RGW's shares are the same work whichever registry is in the middle.
+    for part in skopeo rgw registry; do
+      b=$(median berth "cold_cpu_$part"); d=$(median dist "cold_cpu_$part")
+      row "CPU-s per cold pull of the big image: $part" "$(fmt "$b" 2)" "$(fmt "$d" 2)" "" "" "" "" ""
+    done
     if [[ -n ${BERTHD_OF[base]:-} ]]; then
       for op in push pull_local pull pull2; do
         b=$(median base "big_${op}_s"); d=$(median dist "big_${op}_s")
