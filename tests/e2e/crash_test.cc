@@ -340,7 +340,8 @@ TEST(CrashTest, SigtermShutsDownCleanly) {
   ASSERT_EQ(push.code, 0) << push.all();
   auto t0 = Clock::now();
   EXPECT_EQ(p.terminate(), 0) << read_file(p.log_path());
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(8))
+      << "not the 10 s grace: nothing was in flight";
   EXPECT_NE(read_file(p.log_path()).find("berthd stopped"), std::string::npos)
       << read_file(p.log_path());
   // A clean stop leaves a clean data dir, and a restart serves the image.

@@ -28,17 +28,6 @@ bool dns_health_can_run(std::string* why) {
   return true;
 }
 
-bool eventually(const std::function<bool()>& cond, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return cond();
-}
-
 TEST(DnsHealthE2e, PausingTheServiceFailsOver) {
   std::string why;
   if (!dns_health_can_run(&why)) {

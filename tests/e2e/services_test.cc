@@ -530,7 +530,7 @@ TEST_F(Services, MetricsCountRequestsAndInstances) {
   auto anon = run("curl -s -o /dev/null -w '%{http_code}' " + d_->url() + "/metrics");
   EXPECT_EQ(anon.out, "401");
   // berth logs -f keeps printing: the app's line arrives, then it is still running.
-  auto f = run("timeout 2 env HOME=/nonexistent " + d_->admin().env() + bin("berth") +
+  auto f = run("timeout 5 env HOME=/nonexistent " + d_->admin().env() + bin("berth") +
                " --server " + d_->url() + " logs web -f");
   EXPECT_EQ(f.code, 124) << f.all();
   EXPECT_NE(f.out.find("hello-from-app"), std::string::npos) << f.out;

@@ -315,7 +315,7 @@ TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
                 " 2>&1 &)")
                 .code,
             0);
-  auto logs = run("curl -s -i -N -m 2 " + auth + d_.url() + "/api/v1/services/web/logs?follow=1");
+  auto logs = run("curl -s -i -N -m 5 " + auth + d_.url() + "/api/v1/services/web/logs?follow=1");
   EXPECT_NE(logs.out.find("Content-Type: text/event-stream"), std::string::npos) << logs.out;
   EXPECT_NE(logs.out.find("event: lines\ndata: {\"lines\":[]}\n\n"), std::string::npos) << logs.out;
   auto metrics = curl_i(auth + d_.url() + "/api/v1/services/web/metrics");

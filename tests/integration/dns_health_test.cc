@@ -101,17 +101,6 @@ class TinyHttp {
 };
 
 // Polls cond every 200 ms for up to `limit`; true once it holds.
-bool eventually(const std::function<bool()>& cond, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return cond();
-}
-
 // Generous bounds: a state change needs interval × threshold (here 1 s × 2) plus jitter.
 constexpr std::chrono::seconds kFlip{20};
 

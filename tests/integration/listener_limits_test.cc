@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -107,8 +108,10 @@ class ListenerLimits : public ::testing::Test {
       ::close(fd);
     }
   }
-  // Opens n connections from src; returns how many the server kept open after a moment.
-  size_t hold(const char* src, uint16_t port, size_t n) {
+  // Opens n connections from src; returns how many the server kept open once it has dealt
+  // with them all. Connections still in the backlog look open, so a loaded machine gets up to
+  // 15 s to bring the count to `expect`; the count must then stay there for a moment.
+  size_t hold(const char* src, uint16_t port, size_t n, size_t expect) {
     std::vector<int> fds;
     for (size_t i = 0; i < n; ++i) {
       int fd = connect_from(src, port);
@@ -116,7 +119,13 @@ class ListenerLimits : public ::testing::Test {
         fds.push_back(fd);
       }
     }
-    std::this_thread::sleep_for(500ms);
+    auto count_open = [&] {
+      return static_cast<size_t>(
+          std::count_if(fds.begin(), fds.end(), [](int fd) { return !closed_now(fd); }));
+    };
+    std::this_thread::sleep_for(300ms);
+    test::eventually([&] { return count_open() == expect; }, 15s, 100ms);
+    std::this_thread::sleep_for(300ms);
     size_t open = 0;
     for (int fd : fds) {
       if (closed_now(fd)) {
@@ -158,19 +167,20 @@ class ListenerLimits : public ::testing::Test {
 TEST_F(ListenerLimits, OneAddressHoldingConnectionsDoesNotStopTheDaemon) {
   start("");
   auto log_before = read_file(p_->log_path()).size();
-  EXPECT_EQ(hold("127.0.0.1", router_port_, 1500), 1024u);  // router default per address
-  EXPECT_EQ(hold("127.0.0.1", api_port_, 400), 256u);       // API default per address
+  EXPECT_EQ(hold("127.0.0.1", router_port_, 1500, 1024), 1024u);  // router default per address
+  EXPECT_EQ(hold("127.0.0.1", api_port_, 400, 256), 256u);        // API default per address
 
   auto reg = curl_from_elsewhere(p_->url() + "/v2/");
   ASSERT_EQ(reg.out.substr(0, 3), "401") << reg.all();
-  EXPECT_LT(std::stod(reg.out.substr(4)), 1.0) << "GET /v2/ took " << reg.out;
+  // Promptly, not after a timeout of the held connections (a loaded runner may take a while).
+  EXPECT_LT(std::stod(reg.out.substr(4)), 3.0) << "GET /v2/ took " << reg.out;
   auto rt = curl_from_elsewhere(p_->router_url() + "/", "nosuch.localhost");
   ASSERT_EQ(rt.out.substr(0, 3), "404") << rt.all();
-  EXPECT_LT(std::stod(rt.out.substr(4)), 1.0) << "the router took " << rt.out;
+  EXPECT_LT(std::stod(rt.out.substr(4)), 3.0) << "the router took " << rt.out;
 
   // More attempts while the caps are full: refused, logged at most about once a second.
   for (int round = 0; round < 3; ++round) {
-    EXPECT_EQ(hold("127.0.0.1", router_port_, 300), 0u);
+    EXPECT_EQ(hold("127.0.0.1", router_port_, 300, 0), 0u);
   }
   std::string log = read_file(p_->log_path()).substr(log_before);
   size_t refused_lines = count_lines(log, "connection refused");
@@ -186,7 +196,7 @@ TEST_F(ListenerLimits, OneAddressHoldingConnectionsDoesNotStopTheDaemon) {
 
 TEST_F(ListenerLimits, TotalCapRefusesEveryAddressButTheOtherListenerAnswers) {
   start("router:\n  max_connections: 50\n  max_connections_per_address: 0\n");
-  EXPECT_EQ(hold("127.0.0.1", router_port_, 80), 50u);
+  EXPECT_EQ(hold("127.0.0.1", router_port_, 80, 50), 50u);
   int late = connect_from("127.0.0.2", router_port_);
   ASSERT_GE(late, 0);
   bool closed = false;
@@ -283,7 +293,7 @@ TEST_F(ListenerLimits, StoppingClosesIdleKeepAliveConnectionsAndExits) {
   int status = p_->terminate();  // (before the fix this never returned)
   auto took = Clock::now() - t0;
   EXPECT_EQ(status, 0);
-  EXPECT_LT(took, 5s) << "the grace period is 10 s: idle connections must not hold it";
+  EXPECT_LT(took, 8s) << "the grace period is 10 s: idle connections must not hold it";
   bool closed = false;
   read_until_closed(kept, 1000ms, &closed);
   EXPECT_TRUE(closed);

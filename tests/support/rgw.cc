@@ -350,14 +350,15 @@ RgwServer* RgwServer::shared() {
 const std::string& RgwServer::shared_error() { return shared_state().error; }
 
 size_t wait_for_multipart_uploads(storage::S3Client& s3, const std::string& prefix) {
-  for (int i = 0; i < 50; ++i) {
-    auto ups = s3.list_multipart_uploads(prefix);
-    if (ups && !ups->empty()) {
-      return ups->size();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return 0;
+  size_t n = 0;
+  eventually(
+      [&] {
+        auto ups = s3.list_multipart_uploads(prefix);
+        n = ups ? ups->size() : 0;
+        return n > 0;
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(100));
+  return n;
 }
 
 }  // namespace berth::test

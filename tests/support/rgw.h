@@ -20,7 +20,7 @@
 
 namespace berth::test {
 
-/// Waits (up to 5 s) until the bucket s3 talks to holds a multipart upload under prefix (the
+/// Waits (up to 20 s) until the bucket s3 talks to holds a multipart upload under prefix (the
 /// parts of an upload go out in the background); returns how many there are then (0: none).
 size_t wait_for_multipart_uploads(storage::S3Client& s3, const std::string& prefix);
 

@@ -289,7 +289,8 @@ TEST(PostgresStoreTest, LosingTheServerIsUnavailableUntilItIsBack) {
 TEST(PostgresStoreTest, AServerThatStaysAwayFailsFastAfterOneWait) {
   SKIP_WITHOUT_POSTGRES();
   using Clock = std::chrono::steady_clock;
-  constexpr auto kWait = std::chrono::milliseconds(2000);
+  // Long enough for the restart at the end (pg_ctl start on a loaded 2-core runner).
+  constexpr auto kWait = std::chrono::milliseconds(6000);
   test::PostgresServer server;  // its own: this test stops it
   ASSERT_TRUE(server.running()) << server.error();
   auto opened = open_postgres(PostgresOptions{server.create_database(), "", 4, kWait});
