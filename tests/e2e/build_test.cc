@@ -255,15 +255,14 @@ TEST_F(Builds, LifecycleKeepsTheBaseImageOfARunningBuild) {
     // Push times have a resolution of a second: v2 must be the newer one.
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     ASSERT_EQ(make_busybox_layout(layout, tag, {{"etc/version", std::string(tag) + "\n"}}), "");
-    auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() + "' oci:" +
-                 layout + ":" + tag + " docker://" + d_->host() + "/web/base:" + tag);
+    auto r = run("skopeo copy -q --dest-tls-verify=false --dest-creds '" + d_->creds() +
+                 "' oci:" + layout + ":" + tag + " docker://" + d_->host() + "/web/base:" + tag);
     ASSERT_EQ(r.code, 0) << r.all();
   }
   auto inspect = run("skopeo inspect --raw --tls-verify=false --creds '" + d_->creds() +
                      "' docker://" + d_->host() + "/web/base:v1 | sha256sum");
   std::string v1 = "sha256:" + inspect.out.substr(0, 64);
-  write_file(src_ + "/Dockerfile",
-             "FROM web/base:v1\nRUN [\"/bin/busybox\", \"sleep\", \"8\"]\n");
+  write_file(src_ + "/Dockerfile", "FROM web/base:v1\nRUN [\"/bin/busybox\", \"sleep\", \"8\"]\n");
   commit("slow");
   ASSERT_EQ(d_->cli("build project create web-build --git file://" + src_ +
                     " --branch main --repo web/app")
@@ -281,7 +280,7 @@ TEST_F(Builds, LifecycleKeepsTheBaseImageOfARunningBuild) {
 
   ASSERT_EQ(d_->cli("build start web-build --no-wait").code, 0);
   std::string seen;
-  for (int i = 0; i < 100 && !has(seen, "running build"); ++i) {
+  for (int i = 0; i < 300 && !has(seen, "running build"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     seen = reason();
   }

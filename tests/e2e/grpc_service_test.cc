@@ -227,7 +227,7 @@ TEST_F(GrpcService, UnaryStreamingAndDeadlinesReachAnInstanceOverH2c) {
 
   // The deployment is up once create returns; the route and certificate may take a moment.
   std::string out;
-  for (int i = 0; i < 25; ++i) {
+  for (int i = 0; i < 100; ++i) {
     out = client("client.py", "grpc.example.com");
     if (out.find("unary echo:hello OK True") != std::string::npos) {
       break;

@@ -299,8 +299,9 @@ TEST(OutageTest, S3AwayForTenSeconds) {
   auto stop = [&home, rgw] {
     // In the middle of a commit's multipart upload if one comes along: berthd cannot abort
     // it, and the upload TTL must clean it up.
-    auto deadline = Clock::now() + std::chrono::seconds(5);
+    auto deadline = Clock::now() + std::chrono::seconds(20);
     while (multipart_uploads(home) == 0 && Clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     rgw->stop();
   };

@@ -311,7 +311,8 @@ TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
   ASSERT_EQ(made.code, 0) << made.all();
   std::string auth = d_.curl_auth();
   std::string out = dir_.path() + "/watch.txt";
-  ASSERT_EQ(run("(curl -s -N -m 20 " + auth + d_.url() + "/api/v1/services/web/watch > " + out +
+  // -m: an end for the stream should the daemon not end it; it outlasts every wait below.
+  ASSERT_EQ(run("(curl -s -N -m 90 " + auth + d_.url() + "/api/v1/services/web/watch > " + out +
                 " 2>&1 &)")
                 .code,
             0);
@@ -324,13 +325,8 @@ TEST_F(ConsoleTest, AServiceIsWatchedLiveAndItsLogsFollowed) {
 
   // A change reaches the open stream without asking: pausing, then deleting the service.
   auto wait_for = [&](const std::string& what) {
-    for (int i = 0; i < 100; ++i) {
-      if (read_file(out).find(what) != std::string::npos) {
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    return eventually([&] { return read_file(out).find(what) != std::string::npos; },
+                      std::chrono::seconds(15), std::chrono::milliseconds(100));
   };
   ASSERT_TRUE(wait_for("event: service\ndata: {")) << read_file(out);
   EXPECT_TRUE(wait_for("event: deployments\ndata: {\"deployments\":")) << read_file(out);

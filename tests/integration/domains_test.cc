@@ -393,8 +393,12 @@ TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
   auto loop = d_.cli("domain link web loop.example.org --wait 5s");
   EXPECT_EQ(loop.code, 0) << loop.all();
   EXPECT_EQ(show("loop.example.org", ".status"), R"("PENDING_DNS")");
-  EXPECT_TRUE(has(show("loop.example.org", ".steps[0].detail"),
-                  "a CNAME loop: loop.example.org -> back.example.net -> loop.example.org"))
+  EXPECT_TRUE(eventually(
+      [&] {
+        return has(show("loop.example.org", ".steps[0].detail"),
+                   "a CNAME loop: loop.example.org -> back.example.net -> loop.example.org");
+      },
+      std::chrono::seconds(20), std::chrono::milliseconds(200)))
       << show("loop.example.org", ".steps");
 }
 

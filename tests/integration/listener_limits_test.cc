@@ -226,7 +226,7 @@ TEST_F(ListenerLimits, SlowHeadsAndIdleKeepAlivesAreClosed) {
     auto took = Clock::now() - t0;
     EXPECT_TRUE(closed) << "a trickled head must be dropped";
     EXPECT_GE(took, 1800ms);
-    EXPECT_LT(took, 6s);
+    EXPECT_LT(took, 10s);
     ::close(slow);
 
     // Keep-alive: a finished request, then silence: closed after keepalive_timeout.

@@ -48,7 +48,7 @@ class OpensslOcsp {
     }
     // Up when it says so (a probe request would end it: it exits on a malformed request).
     bool up = false;
-    for (int i = 0; i < 100 && !up; ++i) {
+    for (int i = 0; i < 400 && !up; ++i) {
       up = read_file(dir + "/ocsp.log").find("waiting for OCSP client connections") !=
            std::string::npos;
       if (!up) {

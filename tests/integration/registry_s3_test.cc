@@ -189,10 +189,11 @@ TEST_F(RegistryS3Test, TheSweepKeepsAnotherNodesUploadWhileItsPartsArrive) {
   const std::string key = "uploads/on-another-node";
   auto id = s3_->create_multipart_upload(key);
   ASSERT_TRUE(id) << id.error().message();
-  // A TTL of 4 s: S3 gives times in whole seconds, and the calls between the part and the
-  // sweep may take a second or two on a loaded runner.
+  // A TTL of 4 s: the calls between the part and the sweep may take a second or two on a
+  // loaded runner. Times are in whole seconds, and an age must exceed the TTL, so "older
+  // than the TTL" takes TTL + 1 s and a margin.
   constexpr auto kTtl = std::chrono::seconds(4);
-  constexpr auto kPast = std::chrono::milliseconds(4500);
+  constexpr auto kPast = std::chrono::milliseconds(6000);
   ASSERT_TRUE(s3_->upload_part(key, *id, 1, "the first part"));
   std::this_thread::sleep_for(kPast);
   ASSERT_TRUE(s3_->upload_part(key, *id, 2, "a part that just came"));

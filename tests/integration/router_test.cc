@@ -181,7 +181,8 @@ TEST_F(RouterTest, SlowUpstreamIs504AfterResponseTimeout) {
 TEST_F(RouterTest, LeastOutstandingSpreadsLoad) {
   auto slow = [](std::string name) {
     return [name](const SeenRequest&, int fd) {
-      std::this_thread::sleep_for(600ms);
+      // Busy while all four requests arrive, even on a loaded runner.
+      std::this_thread::sleep_for(2s);
       write_all(fd, response(name));
       return true;
     };

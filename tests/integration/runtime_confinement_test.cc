@@ -93,7 +93,7 @@ class RuntimeConfinementTest : public ::testing::Test {
     EXPECT_TRUE(cv_.wait_for(l, std::chrono::seconds(60), [&] { return exits_.count(id) > 0; }));
     l.unlock();
     std::string out;
-    for (int i = 0; i < 250 && out.find("END") == std::string::npos; ++i) {
+    for (int i = 0; i < 1000 && out.find("END") == std::string::npos; ++i) {
       out.clear();
       for (const auto& line : read_log(log_->path(), 0, id, 0)) {
         out += line.text + "\n";
@@ -251,7 +251,7 @@ TEST_F(RuntimeUsernsTest, RootInsideIsTheMappedUidOnTheHost) {
   auto info = rt_->start(s);
   ASSERT_TRUE(info) << info.error().message();
   std::string out;
-  for (int i = 0; i < 500 && out.find("END") == std::string::npos; ++i) {
+  for (int i = 0; i < 1000 && out.find("END") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     out.clear();
     for (const auto& line : read_log(log_->path(), 0, s.id, 0)) {
@@ -294,7 +294,7 @@ TEST_F(RuntimeUsernsTest, ServesInsideItsNetworkNamespace) {
   ASSERT_TRUE(info) << info.error().message();
   ASSERT_TRUE(info->netns);
   std::string resp;
-  for (int i = 0; i < 250 && resp.find("hello-userns") == std::string::npos; ++i) {
+  for (int i = 0; i < 1000 && resp.find("hello-userns") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     auto fd = info->netns->tcp_socket();
     ASSERT_TRUE(fd) << fd.error().message();

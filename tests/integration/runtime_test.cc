@@ -207,9 +207,9 @@ std::string http_get(int fd, uint16_t port) {
   return resp;
 }
 
-// Retries while the server starts listening (up to 5 s).
+// Retries while the server starts listening (up to 20 s).
 std::string get_in(const NetNs& ns, uint16_t port) {
-  for (int i = 0; i < 250; ++i) {
+  for (int i = 0; i < 1000; ++i) {
     auto fd = ns.tcp_socket();
     if (!fd) {
       return "socket: " + fd.error().message();
