@@ -472,8 +472,8 @@ TEST_F(RenewalAcme, AFailedRenewalKeepsTheOldCertificateAndSaysWhy) {
 // from an ACME CA over HTTP-01. link waits for the user's record (PENDING_DNS, checked at the
 // zone's own name servers), then pebble fetches the challenge from the router, and the name is
 // served over HTTPS. The other DNS host is a second berthd serving example.org on
-// 127.0.1.54:53 (where berth's check finds it; DomainsElsewhere uses .53, and ctest runs two
-// tests at once) and on a loopback port (where pebble resolves).
+// 127.0.1.54:53 (where berth's check finds it; DomainsElsewhere uses 127.0.2.x, and ctest
+// runs two tests at once) and on a loopback port (where pebble resolves).
 TEST(DomainsElsewhereAcme, PendingDnsThenHttp01ThroughTheRouter) {
   if (!Pebble::available() || !have("curl")) {
     GTEST_SKIP() << "pebble or curl is not installed (scripts/setup --test installs them)";

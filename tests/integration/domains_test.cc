@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <string>
 #include <thread>
 
 #include "support/harness.h"
@@ -282,20 +284,27 @@ TEST_F(DomainsHttpsOnlyIpv6, TheAliasAnswersAaaaForAnHttpsOnlyIpv6Listener) {
 }
 
 // A name at another DNS host: berth finds the zone's name servers through the resolver and
-// asks them directly. The other host is a second berthd serving example.org on 127.0.1.53:53,
-// which also stands in for the resolver.
+// asks them directly. The other host is a second berthd serving example.org on port 53 of
+// other_host() (name servers answer on 53), which also stands in for the resolver.
 class DomainsElsewhere : public Domains {
  protected:
   DomainsElsewhere()
       : Domains([](config::Config& c) {
           c.tls.dns_check = true;
-          c.tls.dns_check_resolver = "127.0.1.53:53";
+          c.tls.dns_check_resolver = other_host() + ":53";
         }) {}
+
+  // Each test its own loopback address, from its name: ctest runs two tests at once, and two
+  // of these on one address would find port 53 taken.
+  static std::string other_host() {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    return "127.0.2." + std::to_string(20 + std::hash<std::string>{}(name) % 200);
+  }
 
   void SetUp() override {
     // The other host's address: binding it needs root and a free port 53.
-    if (!can_bind("127.0.1.53", 53)) {
-      GTEST_SKIP() << "127.0.1.53:53 cannot be bound here (needs root and a free port)";
+    if (!can_bind(other_host(), 53)) {
+      GTEST_SKIP() << other_host() << ":53 cannot be bound here (needs root and a free port)";
     }
     Domains::SetUp();
   }
@@ -314,7 +323,7 @@ class DomainsElsewhere : public Domains {
 };
 
 TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
-  TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
+  TestDaemon other([](config::Config& c) { c.dns.listen = {other_host() + ":53"}; });
   ASSERT_EQ(other.cli("dns zone create example.org").code, 0);
 
   auto link = d_.cli("domain link web shop.example.org --wait 5s");
@@ -343,7 +352,7 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
     many += " --value 127.0.0." + std::to_string(i);
   }
   ASSERT_EQ(other.cli(many).code, 0);
-  auto udp = run("dig +notcp +noedns +norecurse +ignore @127.0.1.53 many.example.org A");
+  auto udp = run("dig +notcp +noedns +norecurse +ignore @" + other_host() + " many.example.org A");
   EXPECT_TRUE(has(udp.out, " tc")) << "the UDP answer must be cut short: " << udp.out;
   auto big = d_.cli("domain link web many.example.org --wait 10s");
   EXPECT_EQ(big.code, 0) << big.all();
@@ -355,7 +364,7 @@ TEST_F(DomainsElsewhere, PendingDnsAsksTheZonesOwnNameServers) {
 // it to that zone's own name servers. berth's DNS, like other authoritative servers, follows a
 // CNAME only within the zone the question fell in.
 TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
-  TestDaemon other([](config::Config& c) { c.dns.listen = {"127.0.1.53:53"}; });
+  TestDaemon other([](config::Config& c) { c.dns.listen = {other_host() + ":53"}; });
   for (const char* cmd : {"dns zone create example.org", "dns zone create example.net",
                           "dns record upsert example.org --name www --type CNAME --value "
                           "edge.example.net",
@@ -363,7 +372,7 @@ TEST_F(DomainsElsewhere, PendingDnsFollowsACnameIntoAnotherZone) {
     auto r = other.cli(cmd);
     ASSERT_EQ(r.code, 0) << cmd << ": " << r.all();
   }
-  auto answer = run("dig +short +norecurse @127.0.1.53 www.example.org A");
+  auto answer = run("dig +short +norecurse @" + other_host() + " www.example.org A");
   EXPECT_EQ(trimmed(answer.out), "edge.example.net.")
       << "the answer must end at the CNAME for berth to follow it";
 
