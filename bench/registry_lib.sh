@@ -67,7 +67,7 @@ push() {  # push KIND IMAGE TAG -> seconds
 
 # With PULL_CPU set to a file, pull also writes skopeo's CPU time there (user + system, s).
 pull() {  # pull KIND TAG -> seconds
-  local port t0 t1 dst TIMEFORMAT='%3U %3S'
+  local port t0 t1 dst TIMEFORMAT='%3U %3S' LC_ALL=C  # C: time's decimal point for awk
   port=$(port_of "$1")
   dst=$(mktemp -d "$TMP/pull.XXXXXX")
   t0=$(now_ns)
@@ -75,7 +75,7 @@ pull() {  # pull KIND TAG -> seconds
   [[ -n ${AUTH[$1]:-} ]] && creds=(--src-creds "${AUTH[$1]}")
   { time skopeo copy -q --src-tls-verify=false "${creds[@]}" "docker://127.0.0.1:$port/$REPO:$2" \
     "oci:$dst/img:latest" >/dev/null; } 2>"$dst.time" ||
-    { cat "$dst.time" >&2; echo "pull of $2 from $1 failed" >&2; return 1; }
+    { cat "$dst.time" >&2; rm -rf "$dst" "$dst.time"; echo "pull of $2 from $1 failed" >&2; return 1; }
   t1=$(now_ns)
   [[ -n ${PULL_CPU:-} ]] && tail -1 "$dst.time" | awk '{print $1 + $2}' >"$PULL_CPU"
   rm -rf "$dst" "$dst.time"

@@ -227,13 +227,12 @@ TEST_F(GrpcService, UnaryStreamingAndDeadlinesReachAnInstanceOverH2c) {
 
   // The deployment is up once create returns; the route and certificate may take a moment.
   std::string out;
-  for (int i = 0; i < 100; ++i) {
-    out = client("client.py", "grpc.example.com");
-    if (out.find("unary echo:hello OK True") != std::string::npos) {
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  eventually(
+      [&] {
+        out = client("client.py", "grpc.example.com");
+        return out.find("unary echo:hello OK True") != std::string::npos;
+      },
+      std::chrono::seconds(60));
   ASSERT_NE(out.find("unary echo:hello OK True"), std::string::npos)
       << out << d_->cli("logs echo").all();
   EXPECT_NE(out.find("big True OK"), std::string::npos) << out;

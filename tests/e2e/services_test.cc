@@ -57,9 +57,9 @@ class Services : public ::testing::Test {
   }
 
   CmdResult get(const std::string& path = "/", const std::string& host = "web.localhost") {
-    // -m: a request still unanswered after 15 s counts as dropped (a loaded runner may take
-    // a few seconds for one that is merely slow).
-    return run("curl -s -m 15 -H 'Host: " + host + "' -w '\\n%{http_code}' " + d_->router_url() +
+    // -m: a request still unanswered after 10 s counts as dropped (a loaded runner may take
+    // a few seconds for one that is merely slow; a hang is longer).
+    return run("curl -s -m 10 -H 'Host: " + host + "' -w '\\n%{http_code}' " + d_->router_url() +
                path);
   }
   // Body of GET path through the router ("" unless 200).

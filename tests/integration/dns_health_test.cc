@@ -100,7 +100,6 @@ class TinyHttp {
   std::string last_;
 };
 
-// Polls cond every 200 ms for up to `limit`; true once it holds.
 // Generous bounds: a state change needs interval × threshold (here 1 s × 2) plus jitter.
 constexpr std::chrono::seconds kFlip{20};
 

@@ -340,6 +340,10 @@ TEST_F(RuntimeIntegrationTest, StopEscalatesToKill) {
   EXPECT_GE(took, std::chrono::milliseconds(300));
   EXPECT_LT(took, std::chrono::seconds(5));
   expect_gone("stubborn");
+  // The shell got the SIGTERM and stayed: the kill was needed.
+  auto lines = log_until("stubborn", "got-term");
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(),
+                          [](const LogLine& l) { return l.text == "got-term"; }));
 }
 
 TEST_F(RuntimeIntegrationTest, StopKillsAtOnceWhatWouldIgnoreTheSignal) {

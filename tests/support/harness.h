@@ -62,7 +62,7 @@ bool have(const std::string& tool);
 /// something asynchronous (a daemon's loop, a process, a port): give a limit several times what
 /// a quiet machine needs, since CI runs two tests at once on 2 loaded cores.
 bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit,
-                std::chrono::milliseconds every = std::chrono::milliseconds(50));
+                std::chrono::milliseconds every = std::chrono::milliseconds(200));
 
 /// True when text contains what.
 inline bool has(const std::string& text, const std::string& what) {
