@@ -280,10 +280,12 @@ TEST_F(Builds, LifecycleKeepsTheBaseImageOfARunningBuild) {
 
   ASSERT_EQ(d_->cli("build start web-build --no-wait").code, 0);
   std::string seen;
-  for (int i = 0; i < 300 && !has(seen, "running build"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    seen = reason();
-  }
+  eventually(
+      [&] {
+        seen = reason();
+        return has(seen, "running build");
+      },
+      std::chrono::seconds(30), std::chrono::milliseconds(100));
   EXPECT_TRUE(has(seen, "keep")) << seen;
   EXPECT_TRUE(has(seen, "pinned by a service revision or a running build")) << seen;
   EXPECT_EQ(wait_build(), "SUCCEEDED");

@@ -47,14 +47,9 @@ class OpensslOcsp {
       ::_exit(127);
     }
     // Up when it says so (a probe request would end it: it exits on a malformed request).
-    bool up = false;
-    for (int i = 0; i < 400 && !up; ++i) {
-      up = read_file(dir + "/ocsp.log").find("waiting for OCSP client connections") !=
-           std::string::npos;
-      if (!up) {
-        std::this_thread::sleep_for(50ms);
-      }
-    }
+    bool up = eventually(
+        [&] { return has(read_file(dir + "/ocsp.log"), "waiting for OCSP client connections"); },
+        20s, 50ms);
     EXPECT_TRUE(up) << "openssl ocsp did not start: " << read_file(dir + "/ocsp.log");
   }
   ~OpensslOcsp() { stop_child(pid_, std::chrono::seconds(2)); }

@@ -251,9 +251,7 @@ inline Backend::Handler echo_name(std::string name) {
 // The router counts a request in flight until its coroutine resumes after the last write, which
 // can be a moment after the client has read the whole reply (seen under ASan on a loaded VM).
 inline int64_t settled_in_flight(const router::Upstream& u) {
-  for (int i = 0; i < 1000 && u.in_flight.load() != 0; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
+  eventually([&] { return u.in_flight.load() == 0; }, 10s, 10ms);
   return u.in_flight.load();
 }
 }  // namespace berth::test::router_backend
