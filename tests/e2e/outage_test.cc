@@ -291,6 +291,7 @@ TEST(OutageTest, PostgresAwayForTenSeconds) {
 }
 
 TEST(OutageTest, S3AwayForTenSeconds) {
+  RgwServer::use_own();  // it stops radosgw: not the cluster the run shares
   BerthdHome home(StateBackend::PostgresS3);
   if (!home.skip_reason().empty()) {
     GTEST_SKIP() << home.skip_reason();

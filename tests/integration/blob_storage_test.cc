@@ -284,7 +284,9 @@ TEST_P(BlobStorageTest, PartsGoOutWhileAnUploadGrows) {
 }
 
 // A fault of S3 only: instantiated for S3 alone.
-class BlobStorageFaultTest : public BlobStorageTest {};
+// Stops radosgw: on a cluster of its own, not the one the run shares. OwnRgw comes first, so
+// the fixture's members (the bucket among them) are made on that cluster.
+class BlobStorageFaultTest : private OwnRgw, public BlobStorageTest {};
 
 TEST_P(BlobStorageFaultTest, S3AwayIsUnavailableAndRecovers) {
   std::string hex = commit("before the outage");

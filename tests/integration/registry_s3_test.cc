@@ -39,10 +39,9 @@ int rgw_gets_of(const std::string& bucket, const std::string& key) {
   std::string marker =
       std::string("count-marker-") + std::to_string(::getpid()) + "-" + std::to_string(++markers);
   run(rgw->curl_s3() + "-o /dev/null " + rgw->endpoint() + "/" + bucket + "/" + marker);
-  std::string log_path = rgw->dir() + "/log/client.rgw.log";
   std::string log;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((log = read_file(log_path)).find(marker) == std::string::npos) {
+  while ((log = rgw->log()).find(marker) == std::string::npos) {
     if (std::chrono::steady_clock::now() > deadline) {
       ADD_FAILURE() << "RGW's log never showed " << marker << "; its tail:\n"
                     << log.substr(log.size() > 3000 ? log.size() - 3000 : 0);

@@ -37,7 +37,16 @@ TEST_F(RgwHarnessTest, SignedRequestsWorkAndBucketsAreFresh) {
   EXPECT_EQ(list.out.find("<Contents>"), std::string::npos) << list.out;
 }
 
-TEST_F(RgwHarnessTest, RadosgwStopsAndStartsAlone) {
+// Stops radosgw: on a cluster of its own, not the one the run shares.
+class RgwHarnessOwnTest : public RgwHarnessTest {
+ protected:
+  void SetUp() override {
+    RgwServer::use_own();
+    RgwHarnessTest::SetUp();
+  }
+};
+
+TEST_F(RgwHarnessOwnTest, RadosgwStopsAndStartsAlone) {
   std::string bucket = rgw_->create_bucket();
   ASSERT_FALSE(bucket.empty());
   std::string url = rgw_->endpoint() + "/" + bucket + "/k";

@@ -320,7 +320,16 @@ TEST_F(S3ClientTest, SinkErrorStopsTheTransfer) {
   EXPECT_LT(seen, size_t{4} << 20);
 }
 
-TEST_F(S3ClientTest, UnavailableWhileRadosgwIsDownAndBackAfter) {
+// Stops radosgw: on a cluster of its own, not the one the run shares.
+class S3ClientOutageTest : public S3ClientTest {
+ protected:
+  void SetUp() override {
+    RgwServer::use_own();
+    S3ClientTest::SetUp();
+  }
+};
+
+TEST_F(S3ClientOutageTest, UnavailableWhileRadosgwIsDownAndBackAfter) {
   ASSERT_TRUE(s3_->put_object("k", "before"));
   rgw_->stop();
   auto down = s3_->put_object("k", "during");

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "support/shared_servers.h"
+
 namespace berth::test {
 
 namespace {
@@ -76,7 +78,7 @@ std::string copy_template(const std::string& bin, const std::string& owner,
 
 }  // namespace
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer() : own_dir_(std::make_unique<TempDir>()), dir_(own_dir_->path()) {
   bin_ = find_bin();
   if (bin_.empty()) {
     error_ =
@@ -90,23 +92,23 @@ PostgresServer::PostgresServer() {
       return;
     }
     // The server's files belong to nobody; the temp dir must be theirs to write.
-    auto r = run("chown nobody '" + dir_.path() + "'");
+    auto r = run("chown nobody '" + dir_ + "'");
     if (r.code != 0) {
-      error_ = "chown nobody " + dir_.path() + ": " + r.all();
+      error_ = "chown nobody " + dir_ + ": " + r.all();
       return;
     }
   }
-  if (std::string why = copy_template(bin_, as_owner(), dir_.path() + "/data"); !why.empty()) {
+  if (std::string why = copy_template(bin_, as_owner(), dir_ + "/data"); !why.empty()) {
     error_ = why;
     return;
   }
   // Tuned for tests: nothing survives a crash, and nothing needs to.
-  write_file(dir_.path() + "/data/postgresql.auto.conf",
-             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '" + dir_.path() +
+  write_file(dir_ + "/data/postgresql.auto.conf",
+             "listen_addresses = '127.0.0.1'\nunix_socket_directories = '" + dir_ +
                  "'\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                  "max_connections = 200\n");
   if (::geteuid() == 0) {
-    (void)run("chown nobody '" + dir_.path() + "/data/postgresql.auto.conf'");
+    (void)run("chown nobody '" + dir_ + "/data/postgresql.auto.conf'");
   }
   for (int attempt = 0; attempt < 3 && !running_; ++attempt) {
     port_ = free_port();  // another process may take it first: then try the next one
@@ -114,7 +116,17 @@ PostgresServer::PostgresServer() {
   }
 }
 
+PostgresServer::PostgresServer(const SharedPostgres& s)
+    : bin_(s.bin), port_(s.port), running_(true), attached_(true) {}
+
 PostgresServer::~PostgresServer() {
+  if (attached_) {
+    // The databases this process made, so that a run's server does not fill the disk.
+    for (int i = 1; i <= databases_; ++i) {
+      (void)psql("postgres", "DROP DATABASE IF EXISTS " + database_name(i) + " WITH (FORCE)");
+    }
+    return;
+  }
   resume();
   if (running_) {
     stop();
@@ -125,27 +137,42 @@ std::string PostgresServer::as_owner() const {
   return ::geteuid() == 0 ? "runuser -u nobody -- " : "";
 }
 
+bool PostgresServer::refuse_shared(const char* what) const {
+  if (attached_) {
+    ADD_FAILURE() << "a test that " << what
+                  << " PostgreSQL needs a server of its own (PostgresServer server;), not the "
+                     "one the run shares";
+  }
+  return attached_;
+}
+
 bool PostgresServer::start() {
-  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -l '" + dir_.path() +
+  if (refuse_shared("starts")) {
+    return false;
+  }
+  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' -l '" + dir_ +
                "/server.log' -w -t 60 -o '-p " + std::to_string(port_) + "' start");
   running_ = r.code == 0;
   if (!running_) {
     error_ = "pg_ctl start failed: " + tail_of(r.all()) +
-             "\nserver log: " + tail_of(read_file(dir_.path() + "/server.log"));
+             "\nserver log: " + tail_of(read_file(dir_ + "/server.log"));
   }
   return running_;
 }
 
 bool PostgresServer::require_passwords() {
+  if (refuse_shared("reconfigures")) {
+    return false;
+  }
   // Read top down, first match wins; the file belongs to the server's owner.
-  std::string hba = dir_.path() + "/data/pg_hba.conf";
+  std::string hba = dir_ + "/data/pg_hba.conf";
   write_file(hba,
              "local all all trust\n"
              "host all berth 127.0.0.1/32 trust\n"
              "host all all 127.0.0.1/32 scram-sha-256\n"
              "host all all ::1/128 scram-sha-256\n");
-  auto r = run("chown --reference='" + dir_.path() + "/data/postgresql.conf' '" + hba + "' && " +
-               as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' reload");
+  auto r = run("chown --reference='" + dir_ + "/data/postgresql.conf' '" + hba + "' && " +
+               as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' reload");
   if (r.code != 0) {
     error_ = "pg_ctl reload failed: " + tail_of(r.all());
     return false;
@@ -154,7 +181,10 @@ bool PostgresServer::require_passwords() {
 }
 
 bool PostgresServer::stop() {
-  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_.path() + "/data' -m fast -w -t 60 stop");
+  if (refuse_shared("stops")) {
+    return false;
+  }
+  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' -m fast -w -t 60 stop");
   running_ = false;
   return r.code == 0;
 }
@@ -187,7 +217,10 @@ std::vector<int> children_of(int parent) {
 }  // namespace
 
 bool PostgresServer::pause() {
-  std::string pidfile = read_file(dir_.path() + "/data/postmaster.pid");
+  if (refuse_shared("pauses")) {
+    return false;
+  }
+  std::string pidfile = read_file(dir_ + "/data/postmaster.pid");
   int postmaster = std::atoi(pidfile.c_str());
   if (postmaster <= 0) {
     return false;
@@ -222,6 +255,10 @@ std::unique_ptr<PostgresServer>& shared_server() {
 }  // namespace
 
 PostgresServer* PostgresServer::shared() {
+  if (shared_postgres()) {
+    static PostgresServer attached(*shared_postgres());
+    return &attached;
+  }
   auto& server = shared_server();
   if (!server->running()) {
     server_missing("PostgreSQL cannot run here: " + server->error());
@@ -230,7 +267,10 @@ PostgresServer* PostgresServer::shared() {
   return server.get();
 }
 
-const std::string& PostgresServer::shared_error() { return shared_server()->error(); }
+const std::string& PostgresServer::shared_error() {
+  static const std::string none;
+  return shared_postgres() ? none : shared_server()->error();
+}
 
 std::string PostgresServer::dsn(const std::string& dbname) const {
   return "host=127.0.0.1 port=" + std::to_string(port_) + " dbname=" + dbname + " user=berth";
@@ -241,9 +281,19 @@ CmdResult PostgresServer::psql(const std::string& dbname, const std::string& sql
              std::to_string(port_) + " -U berth -d " + dbname + " -c \"" + sql + "\"");
 }
 
-std::string PostgresServer::create_database() {
+// Unique across the test processes sharing a server (pids are, while they run; a database
+// left by a process that died is dropped first).
+std::string PostgresServer::database_name(int i) const {
   std::string name = "test_";
-  name.append(std::to_string(::getpid())).append("_").append(std::to_string(++databases_));
+  name.append(std::to_string(::getpid())).append("_").append(std::to_string(i));
+  return name;
+}
+
+std::string PostgresServer::create_database() {
+  std::string name = database_name(++databases_);
+  if (attached_) {
+    (void)psql("postgres", "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+  }
   auto r = psql("postgres", "CREATE DATABASE " + name);
   EXPECT_EQ(r.code, 0) << r.all();
   return r.code == 0 ? dsn(name) : std::string();

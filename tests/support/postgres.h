@@ -19,22 +19,30 @@
 
 namespace berth::test {
 
+struct SharedPostgres;
+
 class PostgresServer {
  public:
   /// initdb and start; running() tells whether it worked, error() why not.
   PostgresServer();
+  /// Attaches to the server a ctest run shares (support/shared_servers.h): databases only;
+  /// stop(), start(), pause() and require_passwords() are test failures on it. Drops the
+  /// databases it made when destroyed.
+  explicit PostgresServer(const SharedPostgres& s);
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;
 
-  /// The server shared by the tests of this process, started at first use; nullptr when it
-  /// cannot run here (shared_error() says why).
+  /// The server the tests of a ctest run share, or when there is none this process's own,
+  /// started at first use; nullptr when it cannot run here (shared_error() says why).
   static PostgresServer* shared();
   static const std::string& shared_error();
 
   bool running() const { return running_; }
   const std::string& error() const { return error_; }
   uint16_t port() const { return port_; }
+  /// The server's programs: /usr/lib/postgresql/N/bin.
+  const std::string& bin() const { return bin_; }
 
   /// A new, empty database; returns its DSN. Empty (and a test failure) when it fails.
   std::string create_database();
@@ -57,14 +65,18 @@ class PostgresServer {
 
  private:
   std::string as_owner() const;  // "runuser -u nobody -- " as root, else ""
+  bool refuse_shared(const char* what) const;
+  std::string database_name(int i) const;
 
-  TempDir dir_;
+  std::unique_ptr<TempDir> own_dir_;  // none when attached
+  std::string dir_;
   std::string bin_;
   std::vector<int> paused_;  // pids
   uint16_t port_ = 0;
   bool running_ = false;
   std::string error_;
   int databases_ = 0;
+  bool attached_ = false;
 };
 
 /// The engines of the store's conformance suite.

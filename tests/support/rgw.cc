@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/shared_servers.h"
+
 namespace berth::test {
 
 namespace {
@@ -66,7 +68,7 @@ void kill_child(pid_t& pid) {
 
 }  // namespace
 
-RgwServer::RgwServer() {
+RgwServer::RgwServer() : own_dir_(std::make_unique<TempDir>()), dir_(own_dir_->path()) {
   for (const char* tool : kTools) {
     if (!have(tool)) {
       error_ = std::string(tool) +
@@ -84,7 +86,19 @@ RgwServer::RgwServer() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   started);
   std::fprintf(stderr, "[rgw] single-node Ceph + radosgw on 127.0.0.1:%u up in %lld ms (%s)\n",
-               rgw_port_, static_cast<long long>(ms.count()), dir_.path().c_str());
+               rgw_port_, static_cast<long long>(ms.count()), dir_.c_str());
+}
+
+RgwServer::RgwServer(const SharedRgw& s)
+    : dir_(s.dir),
+      rgw_port_(s.port),
+      region_(s.region),
+      access_key_(s.access_key),
+      secret_key_(s.secret_key),
+      attached_(true) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(dir_ + "/log/client.rgw.log", ec);
+  log_from_ = ec ? 0 : size;
 }
 
 RgwServer::~RgwServer() {
@@ -111,7 +125,7 @@ CmdResult RgwServer::ceph_tool(const std::string& tool, const std::string& args)
 }
 
 pid_t RgwServer::spawn(const std::string& name, const std::string& args) {
-  std::string out = dir_ / ("log/" + name + ".out");
+  std::string out = dir_ + "/log/" + name + ".out";
   std::string cmd = "exec " + name + " -f -c '" + conf_ + "' " + args;
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
@@ -135,12 +149,12 @@ pid_t RgwServer::spawn(const std::string& name, const std::string& args) {
 }
 
 std::string RgwServer::log_tail(const std::string& name) const {
-  return "\n" + name + ".log: " + tail_of(read_file(dir_ / ("log/" + name + ".log"))) + "\n" +
-         name + ".out: " + tail_of(read_file(dir_ / ("log/" + name + ".out")));
+  return "\n" + name + ".log: " + tail_of(read_file(dir_ + "/log/" + name + ".log")) + "\n" + name +
+         ".out: " + tail_of(read_file(dir_ + "/log/" + name + ".out"));
 }
 
 bool RgwServer::bootstrap() {
-  const std::string& d = dir_.path();
+  const std::string& d = dir_;
   for (const char* sub : {"run", "log", "mon/a", "osd/0", "crash", "rgw"}) {
     std::filesystem::create_directories(d + "/" + sub);
   }
@@ -284,6 +298,11 @@ bool RgwServer::wait_osd_up() {
 }
 
 bool RgwServer::start() {
+  if (attached_) {
+    ADD_FAILURE() << "a test that stops or starts radosgw needs a cluster of its own: call "
+                     "RgwServer::use_own() before anything uses RgwServer::shared()";
+    return false;
+  }
   if (rgw_pid_ > 0) {
     return true;
   }
@@ -308,7 +327,19 @@ bool RgwServer::start() {
   return false;
 }
 
-void RgwServer::stop() { kill_child(rgw_pid_); }
+void RgwServer::stop() {
+  if (attached_) {
+    ADD_FAILURE() << "a test that stops radosgw needs a cluster of its own: call "
+                     "RgwServer::use_own() before anything uses RgwServer::shared()";
+    return;
+  }
+  kill_child(rgw_pid_);
+}
+
+std::string RgwServer::log() const {
+  std::string all = read_file(dir_ + "/log/client.rgw.log");
+  return log_from_ < all.size() ? all.substr(log_from_) : std::string();
+}
 
 std::string RgwServer::curl_s3() const {
   return "curl -s --aws-sigv4 'aws:amz:" + region_ + ":s3' -u '" + access_key_ + ":" + secret_key_ +
@@ -316,8 +347,13 @@ std::string RgwServer::curl_s3() const {
 }
 
 std::string RgwServer::create_bucket() {
+  // Unique across the test processes sharing a cluster, and across a pid used again.
   std::string name = "t";  // (GCC 12's -Wrestrict misfires on "t" + std::to_string(...))
-  name.append(std::to_string(::getpid())).append("-").append(std::to_string(++buckets_));
+  name.append(std::to_string(::getpid()))
+      .append("-")
+      .append(std::to_string(++buckets_))
+      .append("-")
+      .append(random_text("abcdefghijklmnopqrstuvwxyz0123456789", 6));
   auto r = run(curl_s3() + "-o /dev/null -w '%{http_code}' -X PUT " + endpoint() + "/" + name);
   EXPECT_EQ(r.out, "200") << "create bucket " << name << ": " << r.all();
   return r.out == "200" ? name : std::string();
@@ -325,21 +361,32 @@ std::string RgwServer::create_bucket() {
 
 namespace {
 
-struct Shared {
+struct Own {
   std::unique_ptr<RgwServer> server = std::make_unique<RgwServer>();
   bool ok = server->running();
   std::string error = server->error();
 };
 
-Shared& shared_state() {
-  static Shared s;
+Own& own_state() {
+  static Own s;
   return s;
+}
+
+bool& use_own_flag() {
+  static bool flag = false;
+  return flag;
 }
 
 }  // namespace
 
+void RgwServer::use_own() { use_own_flag() = true; }
+
 RgwServer* RgwServer::shared() {
-  auto& s = shared_state();
+  if (!use_own_flag() && shared_rgw()) {
+    static RgwServer attached(*shared_rgw());
+    return &attached;
+  }
+  auto& s = own_state();
   if (!s.ok) {
     server_missing("RGW cannot run here: " + s.error);
     return nullptr;
@@ -347,7 +394,10 @@ RgwServer* RgwServer::shared() {
   return s.server.get();
 }
 
-const std::string& RgwServer::shared_error() { return shared_state().error; }
+const std::string& RgwServer::shared_error() {
+  static const std::string none;
+  return !use_own_flag() && shared_rgw() ? none : own_state().error;
+}
 
 size_t wait_for_multipart_uploads(storage::S3Client& s3, const std::string& prefix) {
   size_t n = 0;

@@ -13,12 +13,15 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "storage/s3.h"
 #include "support/harness.h"
 
 namespace berth::test {
+
+struct SharedRgw;
 
 /// Waits (up to 20 s) until the bucket s3 talks to holds a multipart upload under prefix (the
 /// parts of an upload go out in the background); returns how many there are then (0: none).
@@ -28,17 +31,24 @@ class RgwServer {
  public:
   /// Makes and starts the cluster; running() tells whether it worked, error() why not.
   RgwServer();
+  /// Attaches to the cluster a ctest run shares (support/shared_servers.h); stop() and
+  /// start() are test failures on it.
+  explicit RgwServer(const SharedRgw& s);
   /// Kills every daemon and removes the temp dir.
   ~RgwServer();
   RgwServer(const RgwServer&) = delete;
   RgwServer& operator=(const RgwServer&) = delete;
 
-  /// The cluster shared by the tests of this process, started at first use and stopped at
-  /// exit; nullptr when it cannot run here (shared_error() says why).
+  /// The cluster the tests of a ctest run share, or when there is none (or after
+  /// use_own()) this process's own, started at first use and stopped at exit; nullptr when it
+  /// cannot run here (shared_error() says why).
   static RgwServer* shared();
+  /// From now on shared() is this process's own cluster: for a test that stops radosgw.
+  /// Call it before anything uses shared() (ctest runs each test in a process of its own).
+  static void use_own();
   static const std::string& shared_error();
 
-  bool running() const { return rgw_pid_ > 0; }
+  bool running() const { return attached_ || rgw_pid_ > 0; }
   const std::string& error() const { return error_; }
   uint16_t port() const { return rgw_port_; }
   /// "http://127.0.0.1:PORT".
@@ -47,7 +57,10 @@ class RgwServer {
   const std::string& access_key() const { return access_key_; }
   const std::string& secret_key() const { return secret_key_; }
   /// The cluster's directory (conf, logs, run dir).
-  const std::string& dir() const { return dir_.path(); }
+  const std::string& dir() const { return dir_; }
+  /// radosgw's log (every request at its default level) since this process began to use
+  /// the cluster.
+  std::string log() const;
 
   /// A new, empty bucket with a name unique to this process; "" (and a test failure) when
   /// creating it fails.
@@ -74,7 +87,8 @@ class RgwServer {
   bool wait_osd_up();
   std::string log_tail(const std::string& name) const;
 
-  TempDir dir_;
+  std::unique_ptr<TempDir> own_dir_;  // none when attached
+  std::string dir_;
   std::string conf_;
   uint16_t mon_port_ = 0;
   uint16_t rgw_port_ = 0;
@@ -86,6 +100,14 @@ class RgwServer {
   std::string secret_key_;
   std::string error_;
   int buckets_ = 0;
+  bool attached_ = false;
+  size_t log_from_ = 0;
+};
+
+/// A first base class for a fixture that stops radosgw: its members are then made on this
+/// process's own cluster (RgwServer::use_own()).
+struct OwnRgw {
+  OwnRgw() { RgwServer::use_own(); }
 };
 
 }  // namespace berth::test

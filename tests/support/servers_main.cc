@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+// berth_test_servers: starts and stops the servers one ctest run shares (support/
+// shared_servers.h). ctest runs it as the fixture `test_servers`:
+//
+//   berth_test_servers up FILE     starts a holder process that runs Ceph + radosgw and
+//                                  PostgreSQL, and returns once FILE says where they are
+//   berth_test_servers down FILE   stops the holder, and with it every server
+//
+// The holder leaves ctest's session and pipes, so ctest does not wait for it; it stops by
+// itself when ctest exits without running `down` (an interrupted run), and after three hours
+// at most. A server that does not start is written as "error NAME WHY" and the tests start
+// their own, as they do without the fixture; `up` always succeeds so that a missing server
+// shows in the tests that need it, with its reason.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "support/harness.h"
+#include "support/postgres.h"
+#include "support/rgw.h"
+#include "support/shared_servers.h"
+
+namespace {
+
+using namespace berth::test;
+using Clock = std::chrono::steady_clock;
+
+volatile std::sig_atomic_t g_stop = 0;
+
+void on_signal(int) { g_stop = 1; }
+
+bool gone(pid_t pid) { return pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH); }
+
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') {
+      c = ' ';
+    }
+  }
+  return s;
+}
+
+// The holder: the servers live as long as it does (radosgw and the Ceph daemons are its
+// children and die with it; PostgreSQL is stopped by its destructor).
+[[noreturn]] void hold(const std::string& file, pid_t ctest) {
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGHUP, SIG_IGN);
+  auto started = Clock::now();
+  std::string text = "holder " + std::to_string(::getpid()) + "\n";
+  {
+    PostgresServer pg;
+    RgwServer rgw;
+    if (pg.running()) {
+      text += format_servers_line(SharedPostgres{pg.port(), pg.bin()});
+    } else {
+      text += "error postgres " + one_line(pg.error()) + "\n";
+    }
+    if (rgw.running()) {
+      text += format_servers_line(
+          SharedRgw{rgw.port(), rgw.access_key(), rgw.secret_key(), rgw.region(), rgw.dir()});
+    } else {
+      text += "error rgw " + one_line(rgw.error()) + "\n";
+    }
+    write_file(file + ".tmp", text);
+    ::rename((file + ".tmp").c_str(), file.c_str());
+    std::fprintf(stderr, "%s", text.c_str());
+    while (g_stop == 0 && !gone(ctest) && Clock::now() - started < std::chrono::hours(3)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    std::fprintf(stderr, "stopping (%s)\n", g_stop != 0 ? "asked" : "ctest is gone or 3 h passed");
+  }
+  ::unlink(file.c_str());
+  std::exit(0);
+}
+
+int up(const std::string& file) {
+  ::unlink(file.c_str());
+  pid_t ctest = ::getppid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("fork");
+    return 0;
+  }
+  if (pid == 0) {
+    ::setsid();
+    int in = ::open("/dev/null", O_RDONLY);
+    int log = ::open((file + ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in >= 0 && log >= 0) {
+      ::dup2(in, 0);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    for (int fd = 3; fd < 1024; ++fd) {
+      ::close(fd);
+    }
+    hold(file, ctest);
+  }
+  auto deadline = Clock::now() + std::chrono::minutes(3);
+  while (::access(file.c_str(), F_OK) != 0) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid || Clock::now() > deadline) {
+      std::printf("the shared servers did not start (log: %s.log); tests start their own\n",
+                  file.c_str());
+      return 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::printf("%s", read_file(file).c_str());
+  return 0;
+}
+
+int down(const std::string& file) {
+  pid_t holder = 0;
+  if (std::sscanf(read_file(file).c_str(), "holder %d", &holder) != 1) {
+    std::printf("no holder in %s: nothing to stop\n", file.c_str());
+    return 0;
+  }
+  ::kill(holder, SIGTERM);
+  auto deadline = Clock::now() + std::chrono::minutes(1);
+  while (!gone(holder) && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (!gone(holder)) {
+    std::printf("holder %d still there after 60 s\n", holder);
+    return 1;
+  }
+  std::printf("stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "up") {
+    return up(argv[2]);
+  }
+  if (argc == 3 && std::string(argv[1]) == "down") {
+    return down(argv[2]);
+  }
+  std::fprintf(stderr, "usage: berth_test_servers up|down FILE\n");
+  return 2;
+}
