@@ -18,8 +18,9 @@
 # router (bench/router_bench_main.cc --tls-listen) with THREADS I/O threads, access log off.
 # Every server binds its own free loopback port and writes its pid/logs under $OUT; all are
 # stopped on exit. Prints medians and the ratios berth/nginx. Knobs: ROUNDS SECS CONNS
-# STREAMS WRK_THREADS THREADS BUILD_DIR OUT TESTS (a subset of
-# "plain keepalive handshake h2 h2c").
+# STREAMS WRK_THREADS THREADS BUILD_DIR OUT NGINX_SAME_SUITES HS_REQUESTS TESTS (a subset of
+# "plain keepalive handshake hs_h2load h2 h2c"; hs_h2load is the handshake test with h2load
+# --h1 as the client, which waits in epoll where wrk spins; it is not in the default set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,6 +29,7 @@ SECS=${SECS:-10}
 CONNS=${CONNS:-64}
 STREAMS=${STREAMS:-10}
 WRK_THREADS=${WRK_THREADS:-2}
+HS_REQUESTS=${HS_REQUESTS:-20000}
 THREADS=${THREADS:-$(nproc)}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
 OUT=${OUT:-$ROOT/bench/out/router_tls}
@@ -73,6 +75,14 @@ http {
   server { listen 127.0.0.1:$BACK_H2C reuseport http2; root $OUT/www; }
 }
 CONF
+# NGINX_SAME_SUITES=1 gives nginx berth's cipher order, chosen by the server as berth does
+# (nginx's default follows the client's order: AES-256-GCM with SHA-384 for wrk and curl).
+NGX_SUITES=""
+if [ "${NGINX_SAME_SUITES:-0}" = 1 ]; then
+  NGX_SUITES="ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;"
+fi
 cat > "$OUT/proxy/nginx.conf" <<CONF
 worker_processes $THREADS;
 pid $OUT/proxy/nginx.pid;
@@ -91,6 +101,7 @@ http {
     ssl_certificate $OUT/cert.pem;
     ssl_certificate_key $OUT/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
+    $NGX_SUITES
     location / {
       proxy_pass http://backend;
       proxy_http_version 1.1;
@@ -106,6 +117,7 @@ http {
     ssl_certificate $OUT/cert.pem;
     ssl_certificate_key $OUT/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
+    $NGX_SUITES
     location / {
       grpc_pass grpc://backend_h2c;
       grpc_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
@@ -206,12 +218,17 @@ run_one() {  # who test round
       n=$(awk '/requests in/{print $1}' "$f.txt")
       echo "$(rps "$f.txt") $(p99_us "$f.txt") $(( (after - before) * TICK_US / (n > 0 ? n : 1) ))" \
         "$(( (fafter - fbefore) * 100 / (n > 0 ? n : 1) ))" ;;
-    h2 | h2c)
-      h2load -t"$WRK_THREADS" -c"$CONNS" -m"$STREAMS" -D"$SECS" --warm-up-time=1 \
+    h2 | h2c | hs_h2load)
+      # h2load's timed mode (-D) does not end when the server closes each connection, so
+      # the handshake test gives it a count instead (HS_REQUESTS).
+      local h2opts=(-m"$STREAMS" -D"$SECS" --warm-up-time=1)
+      [ "$test" = hs_h2load ] && h2opts=(--h1 -H 'Connection: close' -n"$HS_REQUESTS")
+      timeout $((SECS * 10 + 30)) h2load -t"$WRK_THREADS" -c"$CONNS" "${h2opts[@]}" \
         --log-file="$f.log" "https://127.0.0.1:$port/1k.bin" > "$f.txt" 2>&1
       after=$(cpu_ticks "$who" "$test")
       fafter=$(minflt "$who" "$test")
-      grep -q "Application protocol: h2" "$f.txt" || echo "warning: $f.txt: not h2" >&2
+      [ "$test" = hs_h2load ] || grep -q "Application protocol: h2" "$f.txt" ||
+        echo "warning: $f.txt: not h2" >&2
       # Requests in the log: the ones measured (the warm-up's are not logged, but its CPU
       # counts, so this slightly overstates CPU per request for both sides alike).
       n=$(wc -l < "$f.log")
