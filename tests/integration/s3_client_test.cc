@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 
 #include "common/sha256.h"
@@ -289,7 +290,10 @@ TEST_F(S3ClientTest, ErrorsSayWhatS3Said) {
       << denied.error().message();
 
   S3Options nobucket = options();
-  nobucket.bucket = "no-such-bucket-here";
+  // Unique: the cluster may be the one the whole run shares, where a fixed name made by an
+  // earlier run of this test would exist.
+  nobucket.bucket = "no-such-bucket-" + std::to_string(::getpid()) + "-" +
+                    std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
   S3Client none(nobucket);
   auto nb = none.list_objects("");
   ASSERT_FALSE(nb);

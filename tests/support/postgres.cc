@@ -34,7 +34,8 @@ std::string find_bin() {
 
 // A new cluster in `data`, copied from one initdb made once per build tree and server version
 // (BUILD/pg-template-N): a copy takes milliseconds where initdb takes a second or more, and
-// the store's tests start a server in every test process. A lock file orders the test
+// tests that need a server of their own (or run without the shared one) start one per test
+// process. A lock file orders the test
 // processes that ctest runs at once; the template appears under its name only when complete.
 // Returns "" or why it failed.
 std::string copy_template(const std::string& bin, const std::string& owner,

@@ -13,6 +13,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
 #include <thread>
@@ -269,7 +271,7 @@ bool RgwServer::bootstrap() {
   access_key_ = random_text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 20);
   secret_key_ = random_text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 40);
   r = ceph_tool("radosgw-admin",
-                "user create --uid berth-test --display-name berth-test "
+                "user create --uid berth-test --display-name berth-test --max-buckets 100000 "
                 "--access-key " +
                     access_key_ + " --secret-key " + secret_key_);
   if (r.code != 0) {
@@ -337,8 +339,10 @@ void RgwServer::stop() {
 }
 
 std::string RgwServer::log() const {
-  std::string all = read_file(dir_ + "/log/client.rgw.log");
-  return log_from_ < all.size() ? all.substr(log_from_) : std::string();
+  // The shared cluster's log covers the whole run: read only this process's part.
+  std::ifstream in(dir_ + "/log/client.rgw.log", std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(log_from_));
+  return in ? std::string(std::istreambuf_iterator<char>(in), {}) : std::string();
 }
 
 std::string RgwServer::curl_s3() const {

@@ -5,7 +5,8 @@
 // (auth_*_required = none), and radosgw's beast frontend on a free 127.0.0.1 port; an S3 user
 // made with radosgw-admin. Every daemon's files (conf, run dir with pid files and admin
 // sockets, logs, the monitor's store) stay inside the temp dir. The daemons are children of
-// the test process and die with it (PR_SET_PDEATHSIG), so a crashed test leaves none behind.
+// the process that started them (a test, or the holder of the cluster a ctest run shares:
+// support/shared_servers.h) and die with it (PR_SET_PDEATHSIG), so a crash leaves none behind.
 // When the cluster cannot be started here, tests skip naming the reason: they never pass
 // without having run.
 #pragma once

@@ -7,10 +7,12 @@
 //   berth_test_servers down FILE   stops the holder, and with it every server
 //
 // The holder leaves ctest's session and pipes, so ctest does not wait for it; it stops by
-// itself when ctest exits without running `down` (an interrupted run), and after three hours
-// at most. A server that does not start is written as "error NAME WHY" and the tests start
-// their own, as they do without the fixture; `up` always succeeds so that a missing server
-// shows in the tests that need it, with its reason.
+// itself when ctest exits without running `down` (an interrupted run; checked once the servers
+// are up), and after twelve hours at most. PostgreSQL runs through pg_ctl, not as the holder's
+// child: a holder killed with SIGKILL leaves it running (its temp dir stays too). A server that
+// does not start is written as "error NAME WHY" and the tests start their own, as they do without
+// the fixture; `up` always succeeds so that a missing server shows in the tests that need it, with
+// its reason.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -36,11 +38,29 @@ namespace {
 using namespace berth::test;
 using Clock = std::chrono::steady_clock;
 
+// Longer than any run; the holder stops earlier when ctest goes away without `down`.
+constexpr auto kLifetime = std::chrono::hours(12);
+
 volatile std::sig_atomic_t g_stop = 0;
 
 void on_signal(int) { g_stop = 1; }
 
 bool gone(pid_t pid) { return pid <= 0 || (::kill(pid, 0) != 0 && errno == ESRCH); }
+
+// The holder a servers file names, 0 when none.
+pid_t holder_of(const std::string& file) {
+  pid_t holder = 0;
+  if (std::sscanf(read_file(file).c_str(), "holder %d", &holder) != 1) {
+    return 0;
+  }
+  return holder;
+}
+
+// Whether pid is a berth_test_servers process (not a stranger that took a dead holder's pid).
+bool is_holder(pid_t pid) {
+  std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+  return cmd.find("berth_test_servers") != std::string::npos;
+}
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -76,12 +96,16 @@ std::string one_line(std::string s) {
     write_file(file + ".tmp", text);
     ::rename((file + ".tmp").c_str(), file.c_str());
     std::fprintf(stderr, "%s", text.c_str());
-    while (g_stop == 0 && !gone(ctest) && Clock::now() - started < std::chrono::hours(3)) {
+    while (g_stop == 0 && !gone(ctest) && Clock::now() - started < kLifetime) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
-    std::fprintf(stderr, "stopping (%s)\n", g_stop != 0 ? "asked" : "ctest is gone or 3 h passed");
+    std::fprintf(stderr, "stopping (%s)\n",
+                 g_stop != 0 ? "asked" : "ctest is gone or the lifetime passed");
   }
-  ::unlink(file.c_str());
+  // Only while it is still ours: a later run in the same build tree may have written its own.
+  if (holder_of(file) == ::getpid()) {
+    ::unlink(file.c_str());
+  }
   std::exit(0);
 }
 
@@ -95,13 +119,12 @@ int up(const std::string& file) {
   }
   if (pid == 0) {
     ::setsid();
-    int in = ::open("/dev/null", O_RDONLY);
+    // Never ctest's pipes: ctest would wait for the holder to close them.
+    int in = ::open("/dev/null", O_RDWR);
     int log = ::open((file + ".log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in >= 0 && log >= 0) {
-      ::dup2(in, 0);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-    }
+    ::dup2(in, 0);
+    ::dup2(log >= 0 ? log : in, 1);
+    ::dup2(log >= 0 ? log : in, 2);
     for (int fd = 3; fd < 1024; ++fd) {
       ::close(fd);
     }
@@ -111,6 +134,7 @@ int up(const std::string& file) {
   while (::access(file.c_str(), F_OK) != 0) {
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid || Clock::now() > deadline) {
+      ::kill(pid, SIGKILL);  // still starting: its Ceph daemons go with it
       std::printf("the shared servers did not start (log: %s.log); tests start their own\n",
                   file.c_str());
       return 0;
@@ -122,18 +146,26 @@ int up(const std::string& file) {
 }
 
 int down(const std::string& file) {
-  pid_t holder = 0;
-  if (std::sscanf(read_file(file).c_str(), "holder %d", &holder) != 1) {
+  pid_t holder = holder_of(file);
+  if (holder == 0) {
     std::printf("no holder in %s: nothing to stop\n", file.c_str());
     return 0;
   }
+  if (gone(holder) || !is_holder(holder)) {
+    std::printf("holder %d is gone: nothing to stop\n", holder);
+    ::unlink(file.c_str());
+    return 0;
+  }
   ::kill(holder, SIGTERM);
-  auto deadline = Clock::now() + std::chrono::minutes(1);
-  while (!gone(holder) && Clock::now() < deadline) {
+  // The holder removes the file when its servers are stopped; waiting for that, not for the
+  // pid, also works when nobody reaps the holder (a container whose pid 1 does not).
+  auto deadline = Clock::now() + std::chrono::minutes(3);
+  while (holder_of(file) == holder && !gone(holder) && Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (!gone(holder)) {
-    std::printf("holder %d still there after 60 s\n", holder);
+  if (holder_of(file) == holder && !gone(holder)) {
+    std::printf("holder %d still there after 3 min; killing it\n", holder);
+    ::kill(holder, SIGKILL);
     return 1;
   }
   std::printf("stopped\n");
