@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "support/shared_servers.h"
 
@@ -123,8 +124,8 @@ PostgresServer::PostgresServer(const SharedPostgres& s)
 PostgresServer::~PostgresServer() {
   if (attached_) {
     // The databases this process made, so that a run's server does not fill the disk.
-    for (int i = 1; i <= databases_; ++i) {
-      (void)psql("postgres", "DROP DATABASE IF EXISTS " + database_name(i) + " WITH (FORCE)");
+    for (const auto& name : databases_) {
+      (void)psql("postgres", "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
     }
     return;
   }
@@ -282,22 +283,25 @@ CmdResult PostgresServer::psql(const std::string& dbname, const std::string& sql
              std::to_string(port_) + " -U berth -d " + dbname + " -c \"" + sql + "\"");
 }
 
-// Unique across the test processes sharing a server (pids are, while they run; a database
-// left by a process that died is dropped first).
-std::string PostgresServer::database_name(int i) const {
-  std::string name = "test_";
-  name.append(std::to_string(::getpid())).append("_").append(std::to_string(i));
-  return name;
-}
-
+// Unique across the test processes sharing a server, and across a pid used again (a
+// database left by a process that died keeps its name): pid, count, and a random tag.
 std::string PostgresServer::create_database() {
-  std::string name = database_name(++databases_);
-  if (attached_) {
-    (void)psql("postgres", "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-  }
+  static std::mt19937_64 rng(std::random_device{}());
+  char tag[9];
+  std::snprintf(tag, sizeof tag, "%08x", static_cast<unsigned>(rng()));
+  std::string name = "test_";
+  name.append(std::to_string(::getpid()))
+      .append("_")
+      .append(std::to_string(databases_.size() + 1))
+      .append("_")
+      .append(tag);
   auto r = psql("postgres", "CREATE DATABASE " + name);
   EXPECT_EQ(r.code, 0) << r.all();
-  return r.code == 0 ? dsn(name) : std::string();
+  if (r.code != 0) {
+    return {};
+  }
+  databases_.push_back(name);
+  return dsn(name);
 }
 
 std::string store_engine_name(StoreEngine e) {

@@ -66,7 +66,6 @@ class PostgresServer {
  private:
   std::string as_owner() const;  // "runuser -u nobody -- " as root, else ""
   bool refuse_shared(const char* what) const;
-  std::string database_name(int i) const;
 
   std::unique_ptr<TempDir> own_dir_;  // none when attached
   std::string dir_;
@@ -75,7 +74,7 @@ class PostgresServer {
   uint16_t port_ = 0;
   bool running_ = false;
   std::string error_;
-  int databases_ = 0;
+  std::vector<std::string> databases_;  // made by create_database()
   bool attached_ = false;
 };
 

@@ -86,6 +86,8 @@ class RgwServer {
   // Starts a daemon in the foreground as a child; its stdout/stderr go to log/<name>.out.
   pid_t spawn(const std::string& name, const std::string& args);
   bool wait_osd_up();
+  // A test failure (and true) on the cluster the run shares, which no test may stop.
+  bool refuse_shared() const;
   std::string log_tail(const std::string& name) const;
 
   std::unique_ptr<TempDir> own_dir_;  // none when attached
