@@ -75,8 +75,8 @@ struct Pki {
 };
 
 Pki& pki() {
-  static Pki* p = new Pki();  // shared by the tests; removed with the process's temp dir
-  return *p;
+  static Pki p;  // shared by the tests; its dir is removed at exit
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------

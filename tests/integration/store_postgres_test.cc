@@ -4,7 +4,11 @@
 // `berthd backup` refusing a PostgreSQL store. Skipped, saying why, where no PostgreSQL
 // server can run.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <string>
 
 #include "integration/registry_client.h"
@@ -14,6 +18,54 @@
 
 namespace berth::test {
 namespace {
+
+// ctest kills a test that overruns its timeout with SIGKILL: no destructor runs, and a
+// PostgreSQL the test started must not outlive it (pg_ctl's daemonized server did).
+TEST(PostgresHarnessTest, TheServerStopsWhenItsTestProcessIsKilled) {
+  if (PostgresServer::shared() == nullptr) {
+    GTEST_SKIP() << "PostgreSQL cannot run here: " << PostgresServer::shared_error();
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(fds[0]);
+    PostgresServer server;
+    std::string said = server.running() ? std::to_string(server.port()) + " " + server.dir()
+                                        : "error " + server.error();
+    said += "\n";
+    (void)!::write(fds[1], said.data(), said.size());
+    ::pause();  // until killed
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string said;
+  char c = 0;
+  while (::read(fds[0], &c, 1) == 1 && c != '\n') {
+    said += c;
+  }
+  ::close(fds[0]);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_FALSE(said.empty() || said.rfind("error ", 0) == 0) << said;
+  uint16_t port = static_cast<uint16_t>(std::stoi(said));
+  std::string dir = said.substr(said.find(' ') + 1);
+  bool gone = eventually(
+      [&] {
+        int fd = connect_loopback(port, std::chrono::seconds(1));
+        if (fd >= 0) {
+          ::close(fd);
+        }
+        return fd < 0;
+      },
+      std::chrono::seconds(30));
+  EXPECT_TRUE(gone) << "PostgreSQL still listens on " << port << " after its test was killed";
+  if (gone) {
+    run("rm -rf '" + dir + "'");  // the killed process's temp dir
+  }
+}
 
 TEST(StorePostgresTest, BerthdServesFromPostgresAndRidesOutARestart) {
   if (PostgresServer::shared() == nullptr) {

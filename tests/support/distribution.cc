@@ -80,16 +80,7 @@ bool Distribution::start(std::string* why) {
   write_file(dir_ / "config.yml", conf);
   std::string conf_path = dir_ / "config.yml";
   std::string log_path = dir_ / "registry.log";
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_path.c_str(), "a");
-    if (f != nullptr) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-    }
-    ::execlp("docker-registry", "docker-registry", "serve", conf_path.c_str(), nullptr);
-    _exit(127);
-  }
+  pid_ = spawn_server({"docker-registry", "serve", conf_path}, log_path);
   if (pid_ < 0) {
     *why = "fork failed";
     return false;

@@ -2,9 +2,13 @@
 #include "support/harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -13,6 +17,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -103,11 +108,11 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds lim
   return cond();
 }
 
-void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
+void stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig) {
   if (pid <= 0) {
     return;
   }
-  ::kill(pid, SIGTERM);
+  ::kill(pid, sig);
   auto deadline = std::chrono::steady_clock::now() + grace;
   int status = 0;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
@@ -119,6 +124,108 @@ void stop_child(pid_t& pid, std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pid = -1;
+}
+
+namespace {
+
+// Runs jobs on one thread that lives as long as the process. A parent-death signal follows the
+// thread that forked, not the process: a server started from a test's short-lived thread (a
+// restart while a call waits) would die with that thread.
+class SpawnThread {
+ public:
+  SpawnThread() {
+    std::thread([this] { loop(); }).detach();
+  }
+
+  pid_t run(const std::function<pid_t()>& job) {
+    std::lock_guard one(call_mu_);  // one job at a time
+    std::unique_lock lock(mu_);
+    job_ = &job;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return job_ == nullptr; });
+    return result_;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return job_ != nullptr; });
+      result_ = (*job_)();
+      job_ = nullptr;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex call_mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<pid_t()>* job_ = nullptr;
+  pid_t result_ = -1;
+};
+
+}  // namespace
+
+pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
+                   const SpawnOptions& opts) {
+  // Everything the child uses is made before fork: the test process may have threads, so
+  // between fork and exec the child makes system calls only.
+  std::vector<char*> args;
+  for (const auto& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (const auto& e : opts.env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
+  for (char** e = environ; *e != nullptr; ++e) {
+    envp.push_back(*e);
+  }
+  envp.push_back(nullptr);
+  bool change_user = !opts.user.empty() && ::geteuid() == 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (change_user) {
+    const passwd* pw = ::getpwnam(opts.user.c_str());
+    if (pw == nullptr) {
+      return -1;
+    }
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+  }
+  pid_t parent = ::getpid();
+  // The child runs on the spawner thread (fork copies only the thread that calls it) and never
+  // returns from the job.
+  auto child = [&] {
+    int out = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (out < 0 || in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
+      ::_exit(126);
+    }
+    if (opts.new_session) {
+      ::setsid();
+    }
+    if (change_user && (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0)) {
+      ::_exit(126);
+    }
+    // After the change of user, which clears it; then make sure the parent is still there to
+    // die (it may have gone before the prctl).
+    ::prctl(PR_SET_PDEATHSIG, opts.death_signal);
+    if (::getppid() != parent) {
+      ::_exit(1);
+    }
+    ::execvpe(args[0], args.data(), envp.data());
+    ::_exit(127);
+  };
+  static auto* spawner = new SpawnThread();  // never destroyed: it outlives every server
+  return spawner->run([&] {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      child();
+    }
+    return pid;
+  });
 }
 
 namespace {
@@ -426,20 +533,12 @@ void BerthdProcess::start() {
     if (size_ec) {
       log_before = 0;
     }
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::fopen(log_.c_str(), "a");
-      if (f) {
-        ::dup2(fileno(f), 1);
-        ::dup2(fileno(f), 2);
-      }
-      std::vector<char*> argv;
-      for (auto& a : args) {
-        argv.push_back(a.data());
-      }
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      _exit(127);
+    // SIGTERM if the test dies first: berthd stops its instances on the way out.
+    SpawnOptions opts;
+    opts.death_signal = SIGTERM;
+    pid_ = spawn_server(args, log_, opts);
+    if (pid_ < 0) {
+      FAIL() << "cannot fork berthd";
     }
     bool again = false;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
@@ -528,19 +627,20 @@ bool Dockerd::start(std::string* why) {
       "--data-root " +
       dir_ / "root" + " --exec-root " + dir_ / "exec" + " --pidfile " + dir_ / "docker.pid" +
       " -H unix://" + sock +
-      " --containerd-namespace berth-test --containerd-plugins-namespace "
-      "berth-test-plugins >" +
-      dir_ / "dockerd.log" + " 2>&1";
+      " --containerd-namespace berth-test --containerd-plugins-namespace berth-test-plugins";
   if (!etc_docker_.empty()) {
     // unshare without --fork execs in place: pid_ stays dockerd's.
     cmd = "exec unshare -m --propagation private bash -c 'mount --bind " + etc_docker_ +
           " /etc/docker && mount --bind " + hosts_ + " /etc/hosts && " + cmd + "'";
   }
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    ::setsid();
-    ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
-    _exit(127);
+  // SIGTERM if the test dies first: dockerd then stops its containers.
+  SpawnOptions opts;
+  opts.death_signal = SIGTERM;
+  opts.new_session = true;
+  pid_ = spawn_server({"/bin/bash", "-c", cmd}, dir_ / "dockerd.log", opts);
+  if (pid_ < 0) {
+    *why = "cannot fork dockerd";
+    return false;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -80,9 +81,30 @@ inline std::string tail_of(const std::string& s) {
 /// s without its trailing newlines (a command's one-line output).
 std::string trimmed(std::string s);
 
-/// Stops a child process the harness started: SIGTERM, up to `grace` for it to exit, then
+/// Stops a child process the harness started: `sig`, up to `grace` for it to exit, then
 /// SIGKILL; reaps it and sets pid to -1. Nothing when pid <= 0.
-void stop_child(pid_t& pid, std::chrono::milliseconds grace);
+void stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig = SIGTERM);
+
+/// How spawn_server starts a server.
+struct SpawnOptions {
+  /// What the server gets when the thread that spawned it ends, however it ends
+  /// (PR_SET_PDEATHSIG): a test that crashes or is killed leaves no server running.
+  int death_signal = SIGKILL;
+  /// A session of its own (setsid), out of reach of the terminal's signals.
+  bool new_session = false;
+  /// When root, the user to run as (PostgreSQL refuses to run as root).
+  std::string user;
+  /// "NAME=value" entries put ahead of this process's environment.
+  std::vector<std::string> env;
+};
+
+/// Forks and execs argv (argv[0] looked up on PATH) as a server for a test: stdin from
+/// /dev/null, stdout and stderr appended to `log`. Any thread may call it: the fork happens on
+/// one that lives as long as the process, so the server outlives the caller's thread. The child's
+/// pid; -1 when it cannot fork or the user is unknown. A child that cannot open the log or change
+/// user exits with 126, one that cannot exec with 127.
+pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
+                   const SpawnOptions& opts = {});
 
 /// Called where a test server (PostgreSQL, RGW) cannot run and its tests would skip: with
 /// BERTH_TEST_REQUIRE_SERVERS=1 (as `make test` sets it) the test fails instead, naming why,

@@ -64,16 +64,7 @@ bool Nsd::start(std::string* why) {
   std::string nsd_bin = have("nsd") ? "nsd" : "/usr/sbin/nsd";
   std::string conf = dir_ / "nsd.conf";
   std::string log_path = dir_ / "nsd.log";
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_path.c_str(), "a");
-    if (f != nullptr) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-    }
-    ::execlp(nsd_bin.c_str(), nsd_bin.c_str(), "-d", "-c", conf.c_str(), nullptr);
-    _exit(127);
-  }
+  pid_ = spawn_server({nsd_bin, "-d", "-c", conf}, log_path);
   if (pid_ < 0) {
     *why = "fork failed";
     return false;

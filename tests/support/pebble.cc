@@ -89,24 +89,14 @@ bool Pebble::start_once(std::string* why) {
   std::string dns = options_.dns_port == 0 ? "" : "127.0.0.1:" + std::to_string(options_.dns_port);
   std::string nonce = std::to_string(options_.nonce_reject_percent);
   std::string reuse = std::to_string(options_.authz_reuse_percent);
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    FILE* f = std::fopen(log_path.c_str(), "a");
-    if (f != nullptr) {
-      ::dup2(fileno(f), 1);
-      ::dup2(fileno(f), 2);
-    }
-    ::setenv("PEBBLE_VA_NOSLEEP", "1", 1);
-    ::setenv("PEBBLE_WFE_NONCEREJECT", nonce.c_str(), 1);
-    ::setenv("PEBBLE_AUTHZREUSE", reuse.c_str(), 1);
-    if (dns.empty()) {
-      ::execlp("pebble", "pebble", "-config", conf.c_str(), "-strict=false", nullptr);
-    } else {
-      ::execlp("pebble", "pebble", "-config", conf.c_str(), "-strict=false", "-dnsserver",
-               dns.c_str(), nullptr);
-    }
-    _exit(127);
+  std::vector<std::string> argv = {"pebble", "-config", conf, "-strict=false"};
+  if (!dns.empty()) {
+    argv.insert(argv.end(), {"-dnsserver", dns});
   }
+  SpawnOptions opts;
+  opts.env = {"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=" + nonce,
+              "PEBBLE_AUTHZREUSE=" + reuse};
+  pid_ = spawn_server(argv, log_path, opts);
   if (pid_ < 0) {
     *why = "fork failed";
     return false;

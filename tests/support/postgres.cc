@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,8 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <sstream>
+#include <thread>
 
 #include "support/shared_servers.h"
 
@@ -152,12 +155,47 @@ bool PostgresServer::start() {
   if (refuse_shared("starts")) {
     return false;
   }
-  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' -l '" + dir_ +
-               "/server.log' -w -t 60 -o '-p " + std::to_string(port_) + "' start");
-  running_ = r.code == 0;
+  // The postmaster runs as this process's child, not daemonized by pg_ctl: a test killed by a
+  // timeout or a crash takes it down too (SIGQUIT, PostgreSQL's immediate shutdown).
+  std::string data = dir_ + "/data";
+  std::string log = dir_ + "/server.log";
+  SpawnOptions opts;
+  opts.death_signal = SIGQUIT;
+  opts.user = as_owner().empty() ? "" : "nobody";
+  postmaster_ =
+      spawn_server({bin_ + "/postgres", "-D", data, "-p", std::to_string(port_)}, log, opts);
+  // Ready when postmaster.pid names this postmaster and says so (its 8th line, as pg_ctl -w
+  // reads it).
+  auto ready = [&] {
+    std::istringstream pidfile(read_file(data + "/postmaster.pid"));
+    std::string line;
+    for (int i = 1; std::getline(pidfile, line); ++i) {
+      if (i == 1 && std::atoi(line.c_str()) != postmaster_) {
+        return false;
+      }
+      if (i == 8) {
+        return line.rfind("ready", 0) == 0;
+      }
+    }
+    return false;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const char* failed = postmaster_ < 0 ? "could not be spawned" : nullptr;
+  while (failed == nullptr && !ready()) {
+    int status = 0;
+    if (::waitpid(postmaster_, &status, WNOHANG) == postmaster_) {
+      postmaster_ = -1;
+      failed = "exited at start";
+    } else if (std::chrono::steady_clock::now() > deadline) {
+      stop_child(postmaster_, std::chrono::seconds(5), SIGQUIT);
+      failed = "was not ready within 60 s";
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  running_ = failed == nullptr;
   if (!running_) {
-    error_ = "pg_ctl start failed: " + tail_of(r.all()) +
-             "\nserver log: " + tail_of(read_file(dir_ + "/server.log"));
+    error_ = std::string("postgres ") + failed + "; server log: " + tail_of(read_file(log));
   }
   return running_;
 }
@@ -173,10 +211,9 @@ bool PostgresServer::require_passwords() {
              "host all berth 127.0.0.1/32 trust\n"
              "host all all 127.0.0.1/32 scram-sha-256\n"
              "host all all ::1/128 scram-sha-256\n");
-  auto r = run("chown --reference='" + dir_ + "/data/postgresql.conf' '" + hba + "' && " +
-               as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' reload");
-  if (r.code != 0) {
-    error_ = "pg_ctl reload failed: " + tail_of(r.all());
+  auto r = run("chown --reference='" + dir_ + "/data/postgresql.conf' '" + hba + "'");
+  if (r.code != 0 || ::kill(postmaster_, SIGHUP) != 0) {  // SIGHUP: reload, as pg_ctl does
+    error_ = "reloading pg_hba.conf failed: " + tail_of(r.all());
     return false;
   }
   return true;
@@ -186,9 +223,10 @@ bool PostgresServer::stop() {
   if (refuse_shared("stops")) {
     return false;
   }
-  auto r = run(as_owner() + bin_ + "/pg_ctl -D '" + dir_ + "/data' -m fast -w -t 60 stop");
+  // SIGINT: a fast shutdown, as pg_ctl stop -m fast.
+  stop_child(postmaster_, std::chrono::seconds(60), SIGINT);
   running_ = false;
-  return r.code == 0;
+  return true;
 }
 
 namespace {
@@ -222,17 +260,12 @@ bool PostgresServer::pause() {
   if (refuse_shared("pauses")) {
     return false;
   }
-  std::string pidfile = read_file(dir_ + "/data/postmaster.pid");
-  int postmaster = std::atoi(pidfile.c_str());
-  if (postmaster <= 0) {
-    return false;
-  }
   // The postmaster first, so that it forks no new backend meanwhile.
-  if (::kill(postmaster, SIGSTOP) != 0) {
+  if (postmaster_ <= 0 || ::kill(postmaster_, SIGSTOP) != 0) {
     return false;
   }
-  paused_ = {postmaster};
-  for (int pid : children_of(postmaster)) {
+  paused_ = {postmaster_};
+  for (int pid : children_of(postmaster_)) {
     if (::kill(pid, SIGSTOP) == 0) {
       paused_.push_back(pid);
     }

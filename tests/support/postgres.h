@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // A PostgreSQL server for tests, and the store engines the store's conformance tests run
-// against. The server is Debian's PostgreSQL (initdb + pg_ctl from /usr/lib/postgresql/N/bin),
-// in a temp dir (a copy of one initdb per build tree), on a free 127.0.0.1 port, with fsync
-// off; as root it runs as `nobody` (initdb refuses root). Each test gets a fresh database. When the
-// server cannot be started here, tests skip naming the reason: they never pass without having run.
+// against. The server is Debian's PostgreSQL (initdb and postgres from
+// /usr/lib/postgresql/N/bin), a child of the test process that dies with it, in a temp dir (a copy
+// of one initdb per build tree), on a free 127.0.0.1 port, with fsync off; as root it runs as
+// `nobody` (initdb refuses root). Each test gets a fresh database. When the server cannot be
+// started here, tests skip naming the reason: they never pass without having run.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -41,6 +42,8 @@ class PostgresServer {
   bool running() const { return running_; }
   const std::string& error() const { return error_; }
   uint16_t port() const { return port_; }
+  /// Its temp dir (data/, server.log); empty when attached.
+  const std::string& dir() const { return dir_; }
   /// The server's programs: /usr/lib/postgresql/N/bin.
   const std::string& bin() const { return bin_; }
 
@@ -54,7 +57,7 @@ class PostgresServer {
   /// their password (scram-sha-256), as on a production server; the superuser keeps trust so
   /// the harness can still create roles and databases. Reloads the server's configuration.
   bool require_passwords();
-  /// pg_ctl stop -m fast (connections are cut) and start again on the same port and data.
+  /// A fast shutdown (connections are cut), and a start on the same port and data.
   bool stop();
   bool start();
   /// SIGSTOP the postmaster and every process it forked (backends included): a hung server
@@ -70,6 +73,7 @@ class PostgresServer {
   std::unique_ptr<TempDir> own_dir_;  // none when attached
   std::string dir_;
   std::string bin_;
+  pid_t postmaster_ = -1;    // a child of this process; it gets SIGQUIT if this one dies
   std::vector<int> paused_;  // pids
   uint16_t port_ = 0;
   bool running_ = false;

@@ -2,11 +2,9 @@
 #include "support/rgw.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,27 +125,8 @@ CmdResult RgwServer::ceph_tool(const std::string& tool, const std::string& args)
 }
 
 pid_t RgwServer::spawn(const std::string& name, const std::string& args) {
-  std::string out = dir_ + "/log/" + name + ".out";
-  std::string cmd = "exec " + name + " -f -c '" + conf_ + "' " + args;
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    // Dies with the test process, however that ends.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) {
-      ::_exit(1);
-    }
-    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (fd >= 0 && devnull >= 0) {
-      ::dup2(devnull, 0);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-    }
-    ::execl("/bin/bash", "bash", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  return pid;
+  return spawn_server({"/bin/bash", "-c", "exec " + name + " -f -c '" + conf_ + "' " + args},
+                      dir_ + "/log/" + name + ".out");
 }
 
 std::string RgwServer::log_tail(const std::string& name) const {

@@ -8,11 +8,10 @@
 //
 // The holder leaves ctest's session and pipes, so ctest does not wait for it; it stops by
 // itself when ctest exits without running `down` (an interrupted run; checked once the servers
-// are up), and after twelve hours at most. PostgreSQL runs through pg_ctl, not as the holder's
-// child: a holder killed with SIGKILL leaves it running (its temp dir stays too). A server that
-// does not start is written as "error NAME WHY" and the tests start their own, as they do without
-// the fixture; `up` always succeeds so that a missing server shows in the tests that need it, with
-// its reason.
+// are up), and after twelve hours at most; the servers are its children and get a signal when
+// it dies, even by SIGKILL (spawn_server in harness.h). A server that does not start is written as
+// "error NAME WHY" and the tests start their own, as they do without the fixture; `up` always
+// succeeds so that a missing server shows in the tests that need it, with its reason.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
