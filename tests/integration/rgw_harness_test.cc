@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The RGW harness itself: the cluster answers S3 with the user it made, buckets are fresh,
-// and radosgw alone can be stopped and started again (the fault tests need that).
+// radosgw alone can be stopped and started again (the fault tests need that), and the buckets
+// of a process that attached to a shared cluster go once it has ended.
 #include <gtest/gtest.h>
 
 #include "support/rgw.h"
+#include "support/shared_servers.h"
 
 namespace berth::test {
 namespace {
@@ -60,6 +62,31 @@ TEST_F(RgwHarnessOwnTest, RadosgwStopsAndStartsAlone) {
   // The data lives in the OSD, which kept running.
   auto get = run(rgw_->curl_s3() + url);
   EXPECT_EQ(get.out, "kept");
+}
+
+// The holder of a run's cluster deletes the buckets of the tests that have ended, objects and
+// all: here this process's own cluster plays the holder, and an attached RgwServer the test.
+TEST_F(RgwHarnessOwnTest, TheBucketsOfAnEndedProcessAreDeleted) {
+  std::string kept = rgw_->create_bucket();  // the holder's own: not in the list
+  std::string made;
+  {
+    RgwServer attached(SharedRgw{rgw_->port(), rgw_->access_key(), rgw_->secret_key(),
+                                 rgw_->region(), rgw_->dir()});
+    made = attached.create_bucket();
+    ASSERT_FALSE(made.empty());
+    auto put = run(attached.curl_s3() + "-w '%{http_code}' -X PUT --data-binary x " +
+                   attached.endpoint() + "/" + made + "/k");
+    ASSERT_EQ(put.out, "200") << put.all();
+  }  // as at the process's exit
+  EXPECT_EQ(rgw_->purge_done_buckets(), 1);
+  auto head = [&](const std::string& bucket) {
+    return run(rgw_->curl_s3() + "-o /dev/null -w '%{http_code}' -I " + rgw_->endpoint() + "/" +
+               bucket)
+        .out;
+  };
+  EXPECT_EQ(head(made), "404");
+  EXPECT_EQ(head(kept), "200");
+  EXPECT_EQ(rgw_->purge_done_buckets(), 0);  // each once
 }
 
 }  // namespace

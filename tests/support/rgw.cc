@@ -102,6 +102,15 @@ RgwServer::RgwServer(const SharedRgw& s)
 }
 
 RgwServer::~RgwServer() {
+  if (attached_ && !made_.empty()) {
+    // For the holder to delete (purge_done_buckets): one append, so that processes ending at
+    // once do not interleave their lines.
+    std::string lines;
+    for (const auto& b : made_) {
+      lines += b + "\n";
+    }
+    std::ofstream(dir_ + "/" + kDoneBuckets, std::ios::app) << lines << std::flush;
+  }
   kill_child(rgw_pid_);
   kill_child(osd_pid_);
   kill_child(mon_pid_);
@@ -342,7 +351,27 @@ std::string RgwServer::create_bucket() {
       .append(random_text("abcdefghijklmnopqrstuvwxyz0123456789", 6));
   auto r = run(curl_s3() + "-o /dev/null -w '%{http_code}' -X PUT " + endpoint() + "/" + name);
   EXPECT_EQ(r.out, "200") << "create bucket " << name << ": " << r.all();
-  return r.out == "200" ? name : std::string();
+  if (r.out != "200") {
+    return {};
+  }
+  made_.push_back(name);
+  return name;
+}
+
+int RgwServer::purge_done_buckets() {
+  std::ifstream in(dir_ + "/" + kDoneBuckets);
+  in.seekg(static_cast<std::streamoff>(done_read_));
+  int purged = 0;
+  std::string name;
+  // Whole lines only: a process may be writing the next one.
+  while (in && std::getline(in, name) && !in.eof()) {
+    done_read_ += name.size() + 1;
+    if (ceph_tool("radosgw-admin", "bucket rm --bucket='" + name + "' --purge-objects --bypass-gc")
+            .code == 0) {
+      ++purged;
+    }
+  }
+  return purged;
 }
 
 namespace {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "storage/s3.h"
 #include "support/harness.h"
@@ -64,8 +65,12 @@ class RgwServer {
   std::string log() const;
 
   /// A new, empty bucket with a name unique to this process; "" (and a test failure) when
-  /// creating it fails.
+  /// creating it fails. On the cluster a run shares, the buckets a process made are deleted
+  /// after it exits (purge_done_buckets), so the OSD's memory does not grow with the run.
   std::string create_bucket();
+  /// On the cluster that holds them: deletes, objects and all, the buckets of attached
+  /// processes that have exited since the last call. Returns how many.
+  int purge_done_buckets();
   /// "curl -s --aws-sigv4 ... -u KEY:SECRET -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' ",
   /// for commands against endpoint().
   std::string curl_s3() const;
@@ -103,6 +108,9 @@ class RgwServer {
   std::string secret_key_;
   std::string error_;
   int buckets_ = 0;
+  std::vector<std::string> made_;  // by create_bucket()
+  size_t done_read_ = 0;           // of kDoneBuckets, by purge_done_buckets()
+  static constexpr const char* kDoneBuckets = "done-buckets";
   bool attached_ = false;
   size_t log_from_ = 0;
 };

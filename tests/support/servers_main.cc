@@ -70,8 +70,8 @@ std::string one_line(std::string s) {
   return s;
 }
 
-// The holder: the servers live as long as it does (radosgw and the Ceph daemons are its
-// children and die with it; PostgreSQL is stopped by its destructor).
+// The holder: the servers live as long as it does (they are its children and die with it).
+// Meanwhile it deletes the buckets of tests that have ended.
 [[noreturn]] void hold(const std::string& file, pid_t ctest) {
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
@@ -95,11 +95,17 @@ std::string one_line(std::string s) {
     write_file(file + ".tmp", text);
     ::rename((file + ".tmp").c_str(), file.c_str());
     std::fprintf(stderr, "%s", text.c_str());
+    int purged = 0;
+    auto last_purge = Clock::now();
     while (g_stop == 0 && !gone(ctest) && Clock::now() - started < kLifetime) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (rgw.running() && Clock::now() - last_purge > std::chrono::seconds(5)) {
+        purged += rgw.purge_done_buckets();
+        last_purge = Clock::now();
+      }
     }
-    std::fprintf(stderr, "stopping (%s)\n",
-                 g_stop != 0 ? "asked" : "ctest is gone or the lifetime passed");
+    std::fprintf(stderr, "stopping (%s); %d buckets of ended tests deleted\n",
+                 g_stop != 0 ? "asked" : "ctest is gone or the lifetime passed", purged);
   }
   // Only while it is still ours: a later run in the same build tree may have written its own.
   if (holder_of(file) == ::getpid()) {
