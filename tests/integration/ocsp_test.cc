@@ -3,10 +3,8 @@
 // port. certs::fetch_ocsp asks it about a good and a revoked leaf; the router staples the good
 // answer to the handshakes that ask for one, as `openssl s_client -status` sees it.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstdio>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -30,22 +28,11 @@ class OpensslOcsp {
  public:
   OpensslOcsp(const std::string& dir, uint16_t port) {
     write_file(dir + "/index.txt.attr", "unique_subject = no\n");
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      if (::chdir(dir.c_str()) != 0) {
-        ::_exit(126);
-      }
-      FILE* log = std::fopen("ocsp.log", "a");  // its request log stays out of the test output
-      if (log != nullptr) {
-        ::dup2(fileno(log), 1);
-        ::dup2(fileno(log), 2);
-      }
-      std::string p = std::to_string(port);
-      ::execlp("openssl", "openssl", "ocsp", "-index", "index.txt", "-port", p.c_str(), "-rsigner",
-               "issuer.pem", "-rkey", "issuer.key", "-CA", "issuer.pem", "-ndays", "1",
-               static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
+    // Its request log stays out of the test output.
+    pid_ = spawn_server({"openssl", "ocsp", "-index", dir + "/index.txt", "-port",
+                         std::to_string(port), "-rsigner", dir + "/issuer.pem", "-rkey",
+                         dir + "/issuer.key", "-CA", dir + "/issuer.pem", "-ndays", "1"},
+                        dir + "/ocsp.log");
     // Up when it says so (a probe request would end it: it exits on a malformed request).
     bool up = eventually(
         [&] { return has(read_file(dir + "/ocsp.log"), "waiting for OCSP client connections"); },

@@ -583,13 +583,10 @@ TEST_F(RouterTest, ReachesAnUpstreamInsideItsNetworkNamespace) {
   std::string script =
       "ip link set lo up; exec busybox httpd -f -p 127.0.0.1:" + std::to_string(port) + " -h " +
       www.path();
-  pid_t pid = ::fork();
+  TempDir logs;
+  pid_t pid = spawn_server({"unshare", "--net", "--fork", "--kill-child", "sh", "-c", script},
+                           logs / "httpd.log");
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execlp("unshare", "unshare", "--net", "--fork", "--kill-child", "sh", "-c", script.c_str(),
-             static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
   // unshare(1) itself moves into the new namespace before forking the shell.
   std::shared_ptr<NetNs> ns;
   for (int i = 0; i < 100 && !ns; ++i) {

@@ -4,6 +4,7 @@
 // `berthd backup` refusing a PostgreSQL store. Skipped, saying why, where no PostgreSQL
 // server can run.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,7 +43,8 @@ TEST(PostgresHarnessTest, TheServerStopsWhenItsTestProcessIsKilled) {
   ::close(fds[1]);
   std::string said;
   char c = 0;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') {
+  pollfd pfd{fds[0], POLLIN, 0};
+  while (::poll(&pfd, 1, 60'000) == 1 && ::read(fds[0], &c, 1) == 1 && c != '\n') {
     said += c;
   }
   ::close(fds[0]);

@@ -108,22 +108,25 @@ bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds lim
   return cond();
 }
 
-void stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig) {
+bool stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig) {
   if (pid <= 0) {
-    return;
+    return true;
   }
   ::kill(pid, sig);
   auto deadline = std::chrono::steady_clock::now() + grace;
   int status = 0;
+  bool in_time = true;
   while (::waitpid(pid, &status, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
+      in_time = false;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   pid = -1;
+  return in_time;
 }
 
 namespace {
@@ -164,6 +167,20 @@ class SpawnThread {
   pid_t result_ = -1;
 };
 
+// This process's spawner thread, made at first use. A process forked from a test has none
+// (fork copies only the calling thread), so it makes its own.
+SpawnThread& spawn_thread() {
+  static std::mutex mu;
+  static SpawnThread* thread = nullptr;  // never destroyed: it outlives every server
+  static pid_t owner = 0;
+  std::lock_guard lock(mu);
+  if (thread == nullptr || owner != ::getpid()) {
+    thread = new SpawnThread();  // in a forked child the parent's is lost with its thread
+    owner = ::getpid();
+  }
+  return *thread;
+}
+
 }  // namespace
 
 pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
@@ -187,8 +204,10 @@ pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
   uid_t uid = 0;
   gid_t gid = 0;
   if (change_user) {
-    const passwd* pw = ::getpwnam(opts.user.c_str());
-    if (pw == nullptr) {
+    passwd pwd{};
+    passwd* pw = nullptr;
+    std::array<char, 4096> buf{};
+    if (::getpwnam_r(opts.user.c_str(), &pwd, buf.data(), buf.size(), &pw) != 0 || pw == nullptr) {
       return -1;
     }
     uid = pw->pw_uid;
@@ -202,6 +221,17 @@ pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (out < 0 || in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
       ::_exit(126);
+    }
+    // Nothing of the test's own: its other descriptors, its blocked signals, and the
+    // signals it ignores (std::system ignores SIGINT and SIGQUIT while a command runs).
+    ::close_range(3, ~0U, 0);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      ::sigaction(sig, &dfl, nullptr);  // fails harmlessly for SIGKILL, SIGSTOP and the unused
     }
     if (opts.new_session) {
       ::setsid();
@@ -218,8 +248,7 @@ pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
     ::execvpe(args[0], args.data(), envp.data());
     ::_exit(127);
   };
-  static auto* spawner = new SpawnThread();  // never destroyed: it outlives every server
-  return spawner->run([&] {
+  return spawn_thread().run([&] {
     pid_t pid = ::fork();
     if (pid == 0) {
       child();

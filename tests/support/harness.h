@@ -82,8 +82,9 @@ inline std::string tail_of(const std::string& s) {
 std::string trimmed(std::string s);
 
 /// Stops a child process the harness started: `sig`, up to `grace` for it to exit, then
-/// SIGKILL; reaps it and sets pid to -1. Nothing when pid <= 0.
-void stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig = SIGTERM);
+/// SIGKILL; reaps it and sets pid to -1. False when it took SIGKILL; nothing (and true) when
+/// pid <= 0.
+bool stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig = SIGTERM);
 
 /// How spawn_server starts a server.
 struct SpawnOptions {

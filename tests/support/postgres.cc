@@ -155,6 +155,10 @@ bool PostgresServer::start() {
   if (refuse_shared("starts")) {
     return false;
   }
+  if (postmaster_ > 0) {
+    error_ = "start: the server is already running";
+    return false;
+  }
   // The postmaster runs as this process's child, not daemonized by pg_ctl: a test killed by a
   // timeout or a crash takes it down too (SIGQUIT, PostgreSQL's immediate shutdown).
   std::string data = dir_ + "/data";
@@ -212,7 +216,8 @@ bool PostgresServer::require_passwords() {
              "host all all 127.0.0.1/32 scram-sha-256\n"
              "host all all ::1/128 scram-sha-256\n");
   auto r = run("chown --reference='" + dir_ + "/data/postgresql.conf' '" + hba + "'");
-  if (r.code != 0 || ::kill(postmaster_, SIGHUP) != 0) {  // SIGHUP: reload, as pg_ctl does
+  if (r.code != 0 || postmaster_ <= 0 ||
+      ::kill(postmaster_, SIGHUP) != 0) {  // SIGHUP: reload, as pg_ctl does
     error_ = "reloading pg_hba.conf failed: " + tail_of(r.all());
     return false;
   }
@@ -224,9 +229,9 @@ bool PostgresServer::stop() {
     return false;
   }
   // SIGINT: a fast shutdown, as pg_ctl stop -m fast.
-  stop_child(postmaster_, std::chrono::seconds(60), SIGINT);
+  bool stopped = postmaster_ > 0 && stop_child(postmaster_, std::chrono::seconds(60), SIGINT);
   running_ = false;
-  return true;
+  return stopped;
 }
 
 namespace {

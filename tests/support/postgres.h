@@ -62,7 +62,8 @@ class PostgresServer {
   bool start();
   /// SIGSTOP the postmaster and every process it forked (backends included): a hung server
   /// that keeps its connections and answers nothing, until resume() sends them SIGCONT. The
-  /// destructor resumes a paused server before stopping it.
+  /// destructor resumes a paused server before stopping it. A test killed while its server is
+  /// paused leaves it stopped: a stopped process does not act on its death signal.
   bool pause();
   void resume();
 

@@ -366,9 +366,13 @@ int RgwServer::purge_done_buckets() {
   // Whole lines only: a process may be writing the next one.
   while (in && std::getline(in, name) && !in.eof()) {
     done_read_ += name.size() + 1;
-    if (ceph_tool("radosgw-admin", "bucket rm --bucket='" + name + "' --purge-objects --bypass-gc")
-            .code == 0) {
+    auto r =
+        ceph_tool("radosgw-admin", "bucket rm --bucket='" + name + "' --purge-objects --bypass-gc");
+    if (r.code == 0) {
       ++purged;
+    } else {  // into the holder's log; the bucket stays until the cluster stops
+      std::fprintf(stderr, "deleting bucket %s failed: %s\n", name.c_str(),
+                   tail_of(r.all()).c_str());
     }
   }
   return purged;

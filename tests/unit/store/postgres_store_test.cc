@@ -289,7 +289,7 @@ TEST(PostgresStoreTest, LosingTheServerIsUnavailableUntilItIsBack) {
 TEST(PostgresStoreTest, AServerThatStaysAwayFailsFastAfterOneWait) {
   SKIP_WITHOUT_POSTGRES();
   using Clock = std::chrono::steady_clock;
-  // Long enough for the restart at the end (pg_ctl start on a loaded 2-core runner).
+  // Long enough for the restart at the end (a server start on a loaded 2-core runner).
   constexpr auto kWait = std::chrono::milliseconds(6000);
   test::PostgresServer server;  // its own: this test stops it
   ASSERT_TRUE(server.running()) << server.error();
