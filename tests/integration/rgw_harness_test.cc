@@ -40,13 +40,7 @@ TEST_F(RgwHarnessTest, SignedRequestsWorkAndBucketsAreFresh) {
 }
 
 // Stops radosgw: on a cluster of its own, not the one the run shares.
-class RgwHarnessOwnTest : public RgwHarnessTest {
- protected:
-  void SetUp() override {
-    RgwServer::use_own();
-    RgwHarnessTest::SetUp();
-  }
-};
+class RgwHarnessOwnTest : private OwnRgw, public RgwHarnessTest {};
 
 TEST_F(RgwHarnessOwnTest, RadosgwStopsAndStartsAlone) {
   std::string bucket = rgw_->create_bucket();

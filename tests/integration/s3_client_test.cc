@@ -325,13 +325,7 @@ TEST_F(S3ClientTest, SinkErrorStopsTheTransfer) {
 }
 
 // Stops radosgw: on a cluster of its own, not the one the run shares.
-class S3ClientOutageTest : public S3ClientTest {
- protected:
-  void SetUp() override {
-    RgwServer::use_own();
-    S3ClientTest::SetUp();
-  }
-};
+class S3ClientOutageTest : private OwnRgw, public S3ClientTest {};
 
 TEST_F(S3ClientOutageTest, UnavailableWhileRadosgwIsDownAndBackAfter) {
   ASSERT_TRUE(s3_->put_object("k", "before"));

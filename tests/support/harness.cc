@@ -382,6 +382,17 @@ std::string served_serial(uint16_t port, const std::string& name) {
   return s;
 }
 
+std::string random_text(const std::string& alphabet, size_t n) {
+  static std::mutex mu;
+  static std::mt19937_64 rng(std::random_device{}());
+  std::lock_guard lock(mu);
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += alphabet[rng() % alphabet.size()];
+  }
+  return out;
+}
+
 // A port for a server a test is about to start, chosen at random below the kernel's ephemeral
 // range: a port that bind(0) hands out lies in that range, where any process's next outgoing
 // connection may take it as its local port before the server binds it (seen: a restarted

@@ -112,6 +112,10 @@ pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
 /// so a run that proved nothing about a backend cannot pass.
 void server_missing(const std::string& why);
 
+/// n characters drawn at random from alphabet: names and keys that no other test process, nor
+/// an earlier run, can have made.
+std::string random_text(const std::string& alphabet, size_t n);
+
 /// A TCP port free on 127.0.0.1 right now.
 uint16_t free_port();
 

@@ -13,7 +13,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <sstream>
 #include <thread>
 
@@ -165,7 +164,7 @@ bool PostgresServer::start() {
   std::string log = dir_ + "/server.log";
   SpawnOptions opts;
   opts.death_signal = SIGQUIT;
-  opts.user = as_owner().empty() ? "" : "nobody";
+  opts.user = "nobody";  // when root (initdb's cluster refuses root); otherwise ignored
   postmaster_ =
       spawn_server({bin_ + "/postgres", "-D", data, "-p", std::to_string(port_)}, log, opts);
   // Ready when postmaster.pid names this postmaster and says so (its 8th line, as pg_ctl -w
@@ -324,15 +323,12 @@ CmdResult PostgresServer::psql(const std::string& dbname, const std::string& sql
 // Unique across the test processes sharing a server, and across a pid used again (a
 // database left by a process that died keeps its name): pid, count, and a random tag.
 std::string PostgresServer::create_database() {
-  static std::mt19937_64 rng(std::random_device{}());
-  char tag[9];
-  std::snprintf(tag, sizeof tag, "%08x", static_cast<unsigned>(rng()));
   std::string name = "test_";
   name.append(std::to_string(::getpid()))
       .append("_")
       .append(std::to_string(databases_.size() + 1))
       .append("_")
-      .append(tag);
+      .append(random_text("0123456789abcdef", 8));
   auto r = psql("postgres", "CREATE DATABASE " + name);
   EXPECT_EQ(r.code, 0) << r.all();
   if (r.code != 0) {

@@ -14,7 +14,6 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -32,15 +31,6 @@ std::string trim(std::string s) {
     s.pop_back();
   }
   return s;
-}
-
-std::string random_text(const char* alphabet, size_t n) {
-  static std::mt19937_64 rng(std::random_device{}());
-  std::string a(alphabet), out;
-  for (size_t i = 0; i < n; ++i) {
-    out += a[rng() % a.size()];
-  }
-  return out;
 }
 
 bool port_answers(uint16_t port) {
@@ -346,7 +336,7 @@ std::string RgwServer::create_bucket() {
   std::string name = "t";  // (GCC 12's -Wrestrict misfires on "t" + std::to_string(...))
   name.append(std::to_string(::getpid()))
       .append("-")
-      .append(std::to_string(++buckets_))
+      .append(std::to_string(made_.size() + 1))
       .append("-")
       .append(random_text("abcdefghijklmnopqrstuvwxyz0123456789", 6));
   auto r = run(curl_s3() + "-o /dev/null -w '%{http_code}' -X PUT " + endpoint() + "/" + name);

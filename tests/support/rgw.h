@@ -107,7 +107,6 @@ class RgwServer {
   std::string access_key_;
   std::string secret_key_;
   std::string error_;
-  int buckets_ = 0;
   std::vector<std::string> made_;  // by create_bucket()
   size_t done_read_ = 0;           // of kDoneBuckets, by purge_done_buckets()
   static constexpr const char* kDoneBuckets = "done-buckets";
