@@ -110,41 +110,23 @@ class MakeRunBerthd {
 
   // Starts it and waits for /healthz; "" or why it did not come up.
   std::string start() {
-    std::string cmd =
-        "cd '" + dir_ + "' && BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_) +
-        " BERTH_ROUTER_TLS_LISTEN=127.0.0.1:" + std::to_string(tls_port_) +
-        " BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_) +
-        " exec build/bin/berthd --data ./var --listen 127.0.0.1:" + std::to_string(port_) +
-        " >berthd.log 2>&1";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::execl("/bin/bash", "bash", "-c", cmd.c_str(), nullptr);
-      _exit(127);
-    }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (run("curl -sf " + url() + "/healthz").code == 0) {
-        return "";
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return "berthd exited at start: " + log();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return "berthd did not answer within 30 s: " + log();
+    SpawnOptions opts;
+    opts.death_signal = SIGTERM;  // it stops the service instances on the way out
+    opts.env = {"BERTH_ROUTER_LISTEN=127.0.0.1:" + std::to_string(router_port_),
+                "BERTH_ROUTER_TLS_LISTEN=127.0.0.1:" + std::to_string(tls_port_),
+                "BERTH_DNS_LISTEN=127.0.0.1:" + std::to_string(dns_port_)};
+    // From the checkout, with the relative ./var that `make run` passes.
+    pid_ = spawn_server({"/bin/bash", "-c",
+                         "cd '" + dir_ + "' && exec build/bin/berthd --data ./var --listen " +
+                             "127.0.0.1:" + std::to_string(port_)},
+                        dir_ + "/berthd.log", opts);
+    std::string why = wait_started(
+        pid_, "berthd", [&] { return run("curl -sf " + url() + "/healthz").code == 0; },
+        std::chrono::seconds(30), std::chrono::milliseconds(100));
+    return why.empty() ? why : why + ": " + log();
   }
   // SIGTERM (it stops the service instances) and wait.
-  void stop() {
-    if (pid_ <= 0) {
-      return;
-    }
-    ::kill(pid_, SIGTERM);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
+  void stop() { stop_child(pid_, std::chrono::minutes(5)); }
 
  private:
   std::string dir_;

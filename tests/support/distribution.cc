@@ -81,28 +81,18 @@ bool Distribution::start(std::string* why) {
   std::string conf_path = dir_ / "config.yml";
   std::string log_path = dir_ / "registry.log";
   pid_ = spawn_server({"docker-registry", "serve", conf_path}, log_path);
-  if (pid_ < 0) {
-    *why = "fork failed";
-    return false;
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   std::string auth =
       options_.username.empty() ? "" : " -u '" + options_.username + ":" + options_.password + "'";
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      *why = "docker-registry exited: " + log();
-      return false;
-    }
-    auto r = run("curl -sk -m 2 -o /dev/null -w '%{http_code}'" + auth + " " + url() + "/v2/");
-    if (r.out == "200") {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto ready = [&] {
+    return run("curl -sk -m 2 -o /dev/null -w '%{http_code}'" + auth + " " + url() + "/v2/").out ==
+           "200";
+  };
+  *why = wait_started(pid_, "docker-registry", ready, std::chrono::seconds(15),
+                      std::chrono::milliseconds(100));
+  if (!why->empty()) {
+    *why += ": " + log();
   }
-  *why = "docker-registry did not answer within 15 s: " + log();
-  return false;
+  return why->empty();
 }
 
 void Distribution::stop() { stop_child(pid_, std::chrono::seconds(5)); }

@@ -129,6 +129,30 @@ bool stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig) {
   return in_time;
 }
 
+std::string wait_started(pid_t& pid, std::string_view name, const std::function<bool()>& ready,
+                         std::chrono::milliseconds limit, std::chrono::milliseconds every) {
+  if (pid <= 0) {
+    return std::string(name) + " could not be spawned";
+  }
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (true) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pid = -1;
+      return std::string(name) + " exited";
+    }
+    if (ready()) {
+      return {};
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      auto ms = limit.count();
+      return std::string(name) + " was not ready within " +
+             (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms");
+    }
+    std::this_thread::sleep_for(every);
+  }
+}
+
 namespace {
 
 // Runs jobs on one thread that lives as long as the process. A parent-death signal follows the
@@ -577,35 +601,21 @@ void BerthdProcess::start() {
     SpawnOptions opts;
     opts.death_signal = SIGTERM;
     pid_ = spawn_server(args, log_, opts);
-    if (pid_ < 0) {
-      FAIL() << "cannot fork berthd";
-    }
-    bool again = false;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (run("curl -sf " + url() + "/healthz").code == 0) {
-        admin_ = AdminCredentials::read(data_dir_);
-        if (admin_.key_id.empty() || admin_.secret.empty()) {
-          FAIL() << "berthd wrote no admin credentials in " << data_dir_
-                 << "/admin.credentials: " << read_file(log_);
-        }
-        return;
+    std::string why = wait_started(
+        pid_, "berthd", [&] { return run("curl -sf " + url() + "/healthz").code == 0; },
+        std::chrono::seconds(15));
+    if (why.empty()) {
+      admin_ = AdminCredentials::read(data_dir_);
+      if (admin_.key_id.empty() || admin_.secret.empty()) {
+        FAIL() << "berthd wrote no admin credentials in " << data_dir_
+               << "/admin.credentials: " << read_file(log_);
       }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        std::string log = read_file(log_);
-        std::string this_run = log.size() > log_before ? log.substr(log_before) : log;
-        if (attempt < 3 && this_run.find("Address already in use") != std::string::npos) {
-          again = true;
-          break;
-        }
-        FAIL() << "berthd exited at start: " << log;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return;
     }
-    if (!again) {
-      FAIL() << "berthd did not answer within 15 s: " << read_file(log_);
+    std::string log = read_file(log_);
+    std::string this_run = log.size() > log_before ? log.substr(log_before) : log;
+    if (pid_ > 0 || attempt == 3 || this_run.find("Address already in use") == std::string::npos) {
+      FAIL() << why << ": " << log;
     }
   }
 }
@@ -678,25 +688,14 @@ bool Dockerd::start(std::string* why) {
   opts.death_signal = SIGTERM;
   opts.new_session = true;
   pid_ = spawn_server({"/bin/bash", "-c", cmd}, dir_ / "dockerd.log", opts);
-  if (pid_ < 0) {
-    *why = "cannot fork dockerd";
-    return false;
+  *why = wait_started(
+      pid_, "dockerd",
+      [&] { return run(docker_cmd() + " version --format '{{.Server.Version}}'").code == 0; },
+      std::chrono::seconds(60), std::chrono::milliseconds(200));
+  if (!why->empty()) {
+    *why += ": " + read_file(dir_ / "dockerd.log");
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (run(docker_cmd() + " version --format '{{.Server.Version}}'").code == 0) {
-      return true;
-    }
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      *why = "dockerd exited: " + read_file(dir_ / "dockerd.log");
-      return false;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  *why = "dockerd did not start within 60 s: " + read_file(dir_ / "dockerd.log");
-  return false;
+  return why->empty();
 }
 
 std::string Dockerd::docker_cmd() const {

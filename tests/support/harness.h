@@ -86,6 +86,13 @@ std::string trimmed(std::string s);
 /// pid <= 0.
 bool stop_child(pid_t& pid, std::chrono::milliseconds grace, int sig = SIGTERM);
 
+/// Polls a server spawn_server started until ready(), or it exits, or `limit` passes. Empty
+/// when ready; otherwise why not: "NAME could not be spawned" (pid < 0), "NAME exited" (reaped,
+/// pid set to -1) or "NAME was not ready within N s" (it still runs).
+std::string wait_started(pid_t& pid, std::string_view name, const std::function<bool()>& ready,
+                         std::chrono::milliseconds limit,
+                         std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
 /// How spawn_server starts a server.
 struct SpawnOptions {
   /// What the server gets when the thread that spawned it ends, however it ends

@@ -64,27 +64,15 @@ bool Nsd::start(std::string* why) {
   std::string conf = dir_ / "nsd.conf";
   std::string log_path = dir_ / "nsd.log";
   pid_ = spawn_server({nsd_bin, "-d", "-c", conf}, log_path);
-  if (pid_ < 0) {
-    *why = "fork failed";
-    return false;
+  // Any reply (even SERVFAIL from a secondary not yet transferred) means it is serving.
+  std::string zone = zones_.empty() ? "." : zones_.front().name;
+  *why = wait_started(
+      pid_, "nsd", [&] { return dig("+time=1 +tries=1 +norec " + zone + " SOA").code == 0; },
+      std::chrono::seconds(15), std::chrono::milliseconds(100));
+  if (!why->empty()) {
+    *why += ": " + log();
   }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      *why = "nsd exited: " + log();
-      return false;
-    }
-    // Any reply (even SERVFAIL from a secondary not yet transferred) means it is serving.
-    std::string zone = zones_.empty() ? "." : zones_.front().name;
-    if (dig("+time=1 +tries=1 +norec " + zone + " SOA").code == 0) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  *why = "nsd did not answer within 15 s: " + log();
-  return false;
+  return why->empty();
 }
 
 void Nsd::stop() {

@@ -95,26 +95,16 @@ bool Pebble::start_once(std::string* why) {
   opts.env = {"PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=" + nonce,
               "PEBBLE_AUTHZREUSE=" + reuse};
   pid_ = spawn_server(argv, log_path, opts);
-  if (pid_ < 0) {
-    *why = "fork failed";
-    return false;
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      *why = "pebble exited: " + log();
-      return false;
-    }
+  auto ready = [&] {
     auto r = run("curl -sf -m 2 --cacert '" + ca_bundle() + "' " + directory_url());
-    if (r.code == 0 && r.out.find("newOrder") != std::string::npos) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return r.code == 0 && r.out.find("newOrder") != std::string::npos;
+  };
+  *why =
+      wait_started(pid_, "pebble", ready, std::chrono::seconds(15), std::chrono::milliseconds(100));
+  if (!why->empty()) {
+    *why += ": " + log();
   }
-  *why = "pebble did not answer within 15 s: " + log();
-  return false;
+  return why->empty();
 }
 
 void Pebble::stop() { stop_child(pid_, std::chrono::seconds(5)); }

@@ -182,23 +182,12 @@ bool PostgresServer::start() {
     }
     return false;
   };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  const char* failed = postmaster_ < 0 ? "could not be spawned" : nullptr;
-  while (failed == nullptr && !ready()) {
-    int status = 0;
-    if (::waitpid(postmaster_, &status, WNOHANG) == postmaster_) {
-      postmaster_ = -1;
-      failed = "exited at start";
-    } else if (std::chrono::steady_clock::now() > deadline) {
-      stop_child(postmaster_, std::chrono::seconds(5), SIGQUIT);
-      failed = "was not ready within 60 s";
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  running_ = failed == nullptr;
+  std::string failed = wait_started(postmaster_, "postgres", ready, std::chrono::seconds(60),
+                                    std::chrono::milliseconds(20));
+  running_ = failed.empty();
   if (!running_) {
-    error_ = std::string("postgres ") + failed + "; server log: " + tail_of(read_file(log));
+    stop_child(postmaster_, std::chrono::seconds(5), SIGQUIT);  // when it hangs at start
+    error_ = failed + "; server log: " + tail_of(read_file(log));
   }
   return running_;
 }

@@ -26,13 +26,6 @@ namespace {
 const char* const kTools[] = {"ceph-mon",      "ceph-osd",   "radosgw",
                               "radosgw-admin", "monmaptool", "ceph"};
 
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) {
-    s.pop_back();
-  }
-  return s;
-}
-
 bool port_answers(uint16_t port) {
   int fd = connect_loopback(port);
   if (fd >= 0) {
@@ -41,20 +34,7 @@ bool port_answers(uint16_t port) {
   return fd >= 0;
 }
 
-// Whether the child is still there (reaps it when it exited).
-bool alive(pid_t pid) {
-  int status = 0;
-  return pid > 0 && ::waitpid(pid, &status, WNOHANG) == 0;
-}
-
-void kill_child(pid_t& pid) {
-  if (pid > 0) {
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  pid = -1;
-}
+void kill_child(pid_t& pid) { stop_child(pid, std::chrono::milliseconds(0), SIGKILL); }
 
 }  // namespace
 
@@ -141,7 +121,7 @@ bool RgwServer::bootstrap() {
   conf_ = d + "/ceph.conf";
   mon_port_ = free_port();
   rgw_port_ = free_port();
-  std::string fsid = trim(read_file("/proc/sys/kernel/random/uuid"));
+  std::string fsid = trimmed(read_file("/proc/sys/kernel/random/uuid"));
   std::string mon_addr = "v2:127.0.0.1:" + std::to_string(mon_port_);
   // Without cephx a connection can only be checksummed (crc), never "secure": the client
   // modes must say so, or radosgw retries its monitor handshake for five minutes (EACCES).
@@ -228,9 +208,9 @@ bool RgwServer::bootstrap() {
     return false;
   }
   mon_pid_ = spawn("ceph-mon", "-i a");
-  std::string osd_uuid = trim(read_file("/proc/sys/kernel/random/uuid"));
+  std::string osd_uuid = trimmed(read_file("/proc/sys/kernel/random/uuid"));
   r = ceph_tool("ceph", "--connect-timeout 30 osd new " + osd_uuid);
-  if (r.code != 0 || trim(r.out) != "0") {
+  if (r.code != 0 || trimmed(r.out) != "0") {
     error_ = "ceph osd new failed (is the monitor up?): " + tail_of(r.all()) + log_tail("mon.a");
     return false;
   }
@@ -260,21 +240,16 @@ bool RgwServer::bootstrap() {
 }
 
 bool RgwServer::wait_osd_up() {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!alive(osd_pid_)) {
-      osd_pid_ = -1;
-      error_ = "ceph-osd exited at start" + log_tail("osd.0");
-      return false;
-    }
+  auto up = [&] {
     auto r = ceph_tool("ceph", "--connect-timeout 10 osd stat");
-    if (r.code == 0 && r.out.find("1 up") != std::string::npos) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return r.code == 0 && r.out.find("1 up") != std::string::npos;
+  };
+  error_ = wait_started(osd_pid_, "ceph-osd", up, std::chrono::seconds(60),
+                        std::chrono::milliseconds(200));
+  if (!error_.empty()) {
+    error_ += log_tail("osd.0");
   }
-  error_ = "the OSD did not come up within 60 s" + log_tail("osd.0");
-  return false;
+  return error_.empty();
 }
 
 bool RgwServer::refuse_shared() const {
@@ -295,22 +270,14 @@ bool RgwServer::start() {
   rgw_pid_ = spawn("radosgw", "-n client.rgw --rgw-frontends 'beast endpoint=127.0.0.1:" +
                                   std::to_string(rgw_port_) + "'");
   // The first start creates radosgw's pools; later ones find them.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!alive(rgw_pid_)) {
-      rgw_pid_ = -1;
-      error_ = "radosgw exited at start" + log_tail("client.rgw");
-      return false;
-    }
-    if (port_answers(rgw_port_)) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  error_ = wait_started(
+      rgw_pid_, "radosgw on 127.0.0.1:" + std::to_string(rgw_port_),
+      [&] { return port_answers(rgw_port_); }, std::chrono::seconds(60));
+  if (!error_.empty()) {
+    kill_child(rgw_pid_);
+    error_ += log_tail("client.rgw");
   }
-  kill_child(rgw_pid_);
-  error_ = "radosgw did not listen on 127.0.0.1:" + std::to_string(rgw_port_) + " within 60 s" +
-           log_tail("client.rgw");
-  return false;
+  return error_.empty();
 }
 
 void RgwServer::stop() {
