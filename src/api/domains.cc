@@ -114,11 +114,14 @@ class DomainsHandler : public RestHandler {
                      "unlink needs ?service=NAME (the service it is linked to) or ?registry=true");
       }
       BERTH_TRY(allow(call, "domain:UnlinkDomain", "domain/" + name));
-      BERTH_TRY(m_.unlink(service, name));
+      BERTH_ASSIGN_OR_RETURN(auto kept, m_.unlink(service, name));
+      Json out{{"unlinked", name}, {"kept_records", kept}};
       if (registry) {
-        return json_response(200, Json{{"unlinked", name}, {"registry", true}});
+        out["registry"] = true;
+      } else {
+        out["service"] = service;
       }
-      return json_response(200, Json{{"unlinked", name}, {"service", service}});
+      return json_response(200, out);
     }
     return no_endpoint(call);
   }

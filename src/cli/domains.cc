@@ -309,6 +309,10 @@ std::optional<int> run_domain_commands(DomainCommands& s, const api::Client& cli
     }
     std::printf("unlinked %s from %s\n", s.name.c_str(),
                 s.registry ? "the registry" : ("service " + s.service).c_str());
+    for (const auto& k : r->value("kept_records", Json::array())) {
+      std::printf("kept %s: changed since link, so it is yours now\n",
+                  k.get<std::string>().c_str());
+    }
     return 0;
   }
   if (*s.renew) {

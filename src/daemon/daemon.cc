@@ -425,14 +425,15 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
     }
     c->set_domains(std::move(hosts));
   };
-  // One set for both listeners: the router's HTTPS and the registry/API listener (names
-  // linked with --registry) pick from it by SNI.
-  dhooks.publish_certificates = [r = s.router.get(), api = s.server.get(),
-                                 log = s.log](std::vector<tls::Certificate> certs) {
-    if (auto st = api->publish_certificates(certs); !st) {
+  // A set for each listener: the router's HTTPS serves services' names, the registry/API
+  // listener the names linked with --registry (and plain HTTP only while there are none).
+  dhooks.publish_certificates = [r = s.router.get(), api = s.server.get(), log = s.log](
+                                    std::vector<tls::Certificate> router,
+                                    std::vector<tls::Certificate> registry) {
+    if (auto st = api->publish_certificates(std::move(registry)); !st) {
       log->error("the registry listener refused the certificates: {}", st.error().message());
     }
-    if (auto st = r->publish_certificates(std::move(certs)); !st) {
+    if (auto st = r->publish_certificates(std::move(router)); !st) {
       log->error("router refused the certificates: {}", st.error().message());
     }
   };

@@ -54,11 +54,15 @@ struct Step {
   int64_t at = 0;      // unix seconds of the last change
 };
 
-/// A record that link wrote into one of berth's zones (and unlink removes).
+/// A record set that link wrote into one of berth's zones (and unlink removes while it still
+/// holds what link wrote: a set the user has changed since is theirs).
 struct CreatedRecord {
   std::string zone;
   std::string name;
   std::string type;
+  /// What link wrote (record_content): "service web" for an ALIAS, else the sorted values.
+  /// Empty in rows from before berth kept it: removed whatever it holds.
+  std::vector<std::string> content;
 };
 
 struct Domain {
@@ -122,8 +126,11 @@ struct Hooks {
   std::function<bool(const std::string& service)> service_exists;
   /// Every ACTIVE name -> its route. Called after each change, from the worker or a caller.
   std::function<void(std::map<std::string, HostRoute>)> publish_routes;
-  /// Every certificate an ACTIVE name uses (the router's and the registry's alike).
-  std::function<void(std::vector<tls::Certificate>)> publish_certificates;
+  /// The certificates ACTIVE names use: the router's (services' names) and, apart, the
+  /// registry/API listener's (names linked with --registry), so that neither listener answers
+  /// under the other's names.
+  std::function<void(std::vector<tls::Certificate> router, std::vector<tls::Certificate> registry)>
+      publish_certificates;
   /// ACME HTTP-01: token -> key authorization, served by the router.
   std::function<void(std::shared_ptr<const std::unordered_map<std::string, std::string>>)>
       publish_challenges;
@@ -160,8 +167,9 @@ class Manager {
   /// AlreadyExists when the name is linked to a service.
   Result<std::vector<Domain>> link_registry(const std::string& name);
   /// Removes the route, the records link created and, when no other name uses it, the
-  /// certificate. NotFound when name is not linked to service (service "": to the registry).
-  Status unlink(const std::string& service, const std::string& name);
+  /// certificate. Records the user has changed since link are left, and named in the result.
+  /// NotFound when name is not linked to service (service "": to the registry).
+  Result<std::vector<std::string>> unlink(const std::string& service, const std::string& name);
   Result<Domain> get(const std::string& name) const;
   /// Sorted by name; service "" = all.
   Result<std::vector<Domain>> list(const std::string& service) const;

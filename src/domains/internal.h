@@ -45,6 +45,10 @@ int64_t unix_now();
 std::string format_time(int64_t t);
 
 /// The zone berth hosts that holds name (longest suffix match), or "".
+/// Why a normalised name cannot be linked ("" when it can): it must be a host name that a
+/// certificate can carry and that DNS outside this machine can answer for.
+std::string unlinkable(std::string_view name);
+
 std::string hosted_zone_for(const std::vector<std::string>& zones, std::string_view name);
 
 struct Manager::Impl {
@@ -112,7 +116,9 @@ struct Manager::Impl {
   Status check_caa(const std::string& name);
   /// Renews what is due; returns the unix time of the next renewal or retry (0: none).
   int64_t renew_due();
-  Status remove_records(const Domain& d);
+  /// Removes the record sets link wrote for d that still hold what it wrote; the others (the
+  /// user's now) are left, and named in the result ("ALIAS a.example.com in zone example.com").
+  Result<std::vector<std::string>> remove_records(const Domain& d);
   /// After a name stopped using certificate id (rows_mu held): deletes it when no name uses
   /// it, or, when it still covers a name no longer linked, makes it due for renewal with only
   /// the names that use it. True when a renewal was scheduled (wake the worker).

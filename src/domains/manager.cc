@@ -137,7 +137,7 @@ void Manager::Impl::publish() {
     return;
   }
   std::map<std::string, HostRoute> routes;
-  std::vector<std::string> cert_ids;
+  std::vector<std::string> cert_ids[2];  // the router's, the registry listener's
   for (const auto& d : *all) {
     if (d.status != kActive) {
       continue;
@@ -145,28 +145,30 @@ void Manager::Impl::publish() {
     if (!d.registry) {
       routes[d.name] = HostRoute{d.service, settings.redirect_http, settings.hsts};
     }
-    if (!d.certificate.empty() &&
-        std::find(cert_ids.begin(), cert_ids.end(), d.certificate) == cert_ids.end()) {
-      cert_ids.push_back(d.certificate);
+    auto& ids = cert_ids[d.registry ? 1 : 0];
+    if (!d.certificate.empty() && std::find(ids.begin(), ids.end(), d.certificate) == ids.end()) {
+      ids.push_back(d.certificate);
     }
   }
-  std::vector<tls::Certificate> served;
-  for (const auto& id : cert_ids) {
-    auto c = load_cert(id);
-    if (!c) {
-      log->error("domains: certificate {}: {}", id, c.error().message());
-      continue;
+  std::vector<tls::Certificate> served[2];
+  for (int i = 0; i < 2; ++i) {
+    for (const auto& id : cert_ids[i]) {
+      auto c = load_cert(id);
+      if (!c) {
+        log->error("domains: certificate {}: {}", id, c.error().message());
+        continue;
+      }
+      auto key = box->open(c->key_sealed);
+      if (!key) {
+        log->error("domains: certificate {}: key: {}", id, key.error().message());
+        continue;
+      }
+      served[i].push_back(
+          tls::Certificate{c->names, c->chain_pem, std::move(*key), staple_for(id, c->chain_pem)});
     }
-    auto key = box->open(c->key_sealed);
-    if (!key) {
-      log->error("domains: certificate {}: key: {}", id, key.error().message());
-      continue;
-    }
-    served.push_back(
-        tls::Certificate{c->names, c->chain_pem, std::move(*key), staple_for(id, c->chain_pem)});
   }
   if (hooks.publish_certificates) {
-    hooks.publish_certificates(std::move(served));
+    hooks.publish_certificates(std::move(served[0]), std::move(served[1]));
   }
   if (hooks.publish_routes) {
     hooks.publish_routes(std::move(routes));
@@ -294,7 +296,13 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
                      "berth hosts no zone for " + first.substr(2) +
                      ": create the zone in berth (berth dns zone create) or link names one by one");
   }
+  for (const auto& n : names) {
+    if (auto why = unlinkable(n); !why.empty()) {
+      return Error(Errc::InvalidArgument, "domain name '" + n + "': " + why);
+    }
+  }
   std::lock_guard lock(rows_mu);
+  std::vector<std::string> retried;  // groups of FAILED links to the same target, replaced
   for (const auto& n : names) {
     auto existing = store.get_object(kDomainKind, n);
     if (existing) {
@@ -303,6 +311,10 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
         return Error(Errc::AlreadyExists, n + " is already linked");
       }
       if (d->registry == proto.registry && d->service == proto.service) {
+        if (d->status == kFailed) {
+          retried.push_back(d->group);  // linking it again is the retry
+          continue;
+        }
         return Error(Errc::AlreadyExists, n + " is already linked to " + target_of(*d));
       }
       std::string owner =
@@ -312,6 +324,20 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
     }
     if (existing.error().code() != Errc::NotFound) {
       return existing.error();
+    }
+  }
+  // A FAILED link holds no records (they were taken back); its rows, with those of the names
+  // linked with it, make way for this one.
+  for (const auto& g : retried) {
+    BERTH_ASSIGN_OR_RETURN(auto group, load_group(g));
+    for (const auto& old : group) {
+      if (old.status != kFailed) {
+        continue;
+      }
+      BERTH_TRY(store.delete_object(kDomainKind, old.name));
+      if (!old.certificate.empty()) {
+        BERTH_TRY(release_cert(old.certificate));
+      }
     }
   }
   std::vector<Domain> created;
@@ -332,11 +358,13 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
   return created;
 }
 
-Status Manager::unlink(const std::string& service, const std::string& name) {
+Result<std::vector<std::string>> Manager::unlink(const std::string& service,
+                                                 const std::string& name) {
   auto& m = *impl_;
   BERTH_ASSIGN_OR_RETURN(auto n, normalize_domain(name));
   std::string cert_id;
   bool reissue = false;
+  std::vector<std::string> kept;
   {
     std::lock_guard lock(m.rows_mu);
     BERTH_ASSIGN_OR_RETURN(auto d, m.load_domain(n));
@@ -346,7 +374,7 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
     }
     // Records first: when removing one fails, the domain stays linked and can be unlinked
     // again, rather than leaving records nobody remembers.
-    BERTH_TRY(m.remove_records(d));
+    BERTH_ASSIGN_OR_RETURN(kept, m.remove_records(d));
     BERTH_TRY(m.store.delete_object(kDomainKind, n));
     cert_id = d.certificate;
     if (!cert_id.empty()) {
@@ -355,11 +383,14 @@ Status Manager::unlink(const std::string& service, const std::string& name) {
   }
   m.log->info("domains: unlink {} from {}", n,
               service.empty() ? std::string("the registry") : "service " + service);
+  for (const auto& k : kept) {
+    m.log->info("domains: unlink {}: left {}, changed since link", n, k);
+  }
   m.publish();
   if (reissue) {
     wake();  // the other names get a certificate without this one
   }
-  return ok();
+  return kept;
 }
 
 Result<bool> Manager::Impl::release_cert(const std::string& id) {
@@ -424,8 +455,9 @@ Result<Domain> Manager::renew(const std::string& name, bool force) {
     std::lock_guard lock(m.rows_mu);
     BERTH_ASSIGN_OR_RETURN(d, m.load_domain(n));
     if (d.status == kFailed) {
-      return Error(Errc::FailedPrecondition, d.name + " FAILED: " + d.last_error +
-                                                 "; unlink it, fix the cause and link it again");
+      return Error(Errc::FailedPrecondition,
+                   d.name + " FAILED: " + d.last_error +
+                       " (renew does not retry a failed link: link it again once that is fixed)");
     }
     if (d.status == kPendingDns || d.status == kPendingCertificate) {
       // Its steps, now. The group shows LINKING without the old error until the worker has

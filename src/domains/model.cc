@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The stored documents of domains and certificates, and the name rules link applies.
+#include <algorithm>
 #include <chrono>
 
 #include "common/ascii.h"
@@ -11,6 +12,22 @@ int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string unlinkable(std::string_view name) {
+  if (name.find('_') != std::string_view::npos) {
+    return "'_' cannot appear in a name served over HTTPS (certificates carry only letters, "
+           "digits and '-')";
+  }
+  std::string_view last = name.substr(name.rfind('.') + 1);
+  if (std::all_of(last.begin(), last.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return "an IP address is not a domain name: link a name, and point it at the address";
+  }
+  if (last == "localhost") {
+    return "names under localhost always mean this machine (RFC 6761), and berth serves them "
+           "over plain HTTP as the apps domain";
+  }
+  return "";
 }
 
 Result<std::string> normalize_domain(std::string_view in) {
@@ -95,7 +112,8 @@ Json domain_to_json(const Domain& d) {
   }
   Json records = Json::array();
   for (const auto& r : d.records) {
-    records.push_back(Json{{"zone", r.zone}, {"name", r.name}, {"type", r.type}});
+    records.push_back(
+        Json{{"zone", r.zone}, {"name", r.name}, {"type", r.type}, {"content", r.content}});
   }
   return Json{{"name", d.name},
               {"service", d.service},
@@ -144,9 +162,9 @@ Result<Domain> domain_from_json(const std::string& text) {
                              field<std::string>(s, "detail", ""), field<int64_t>(s, "at", 0)});
     }
     for (const auto& r : j.value("records", Json::array())) {
-      d.records.push_back(CreatedRecord{field<std::string>(r, "zone", ""),
-                                        field<std::string>(r, "name", ""),
-                                        field<std::string>(r, "type", "")});
+      d.records.push_back(CreatedRecord{
+          field<std::string>(r, "zone", ""), field<std::string>(r, "name", ""),
+          field<std::string>(r, "type", ""), field<std::vector<std::string>>(r, "content", {})});
     }
     d.required_records = field<std::vector<std::string>>(j, "required_records", {});
     d.certificate = field<std::string>(j, "certificate", "");

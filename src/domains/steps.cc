@@ -39,6 +39,17 @@ const dns::RecordSet* find_set(const dns::ZoneData& z, const std::string& name,
   return nullptr;
 }
 
+// What a record set holds, as unlink compares it with what link wrote: an ALIAS's target, or
+// the values in order.
+std::vector<std::string> record_content(const dns::RecordSet& s) {
+  if (s.type == "ALIAS") {
+    return {s.alias_service.empty() ? "name " + s.alias_name : "service " + s.alias_service};
+  }
+  std::vector<std::string> v = s.values;
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
 // Two thirds of the way from now (issuance) to notAfter: berth's CA backdates notBefore by an
 // hour, which must not pull a short lifetime's renewal into the past.
 int64_t renew_time(int64_t not_after) {
@@ -283,14 +294,15 @@ bool Manager::Impl::step_dns(Domain& d) {
     return fail("writing " + what + " in zone " + zone + ": " + r.error().message());
   }
   for (const auto& c : changes) {
-    d.records.push_back(CreatedRecord{zone, d.name, c.set.type});
+    d.records.push_back(CreatedRecord{zone, d.name, c.set.type, record_content(c.set)});
   }
   d.required_records.clear();
   set_step(d, "dns", "done", what + " (zone " + zone + ")");
   return true;
 }
 
-Status Manager::Impl::remove_records(const Domain& d) {
+Result<std::vector<std::string>> Manager::Impl::remove_records(const Domain& d) {
+  std::vector<std::string> kept;
   for (const auto& r : d.records) {
     if (dns == nullptr) {
       break;
@@ -306,13 +318,17 @@ Status Manager::Impl::remove_records(const Domain& d) {
     if (s == nullptr) {
       continue;  // the user removed it already
     }
+    if (!r.content.empty() && record_content(*s) != r.content) {
+      kept.push_back(r.type + " " + r.name + " in zone " + r.zone);
+      continue;  // the user has changed it since: theirs now
+    }
     std::vector<dns::Change> changes{dns::Change{dns::Change::Action::Delete, *s}};
     if (auto c = dns->change(r.zone, changes); !c) {
       return std::move(c).error().with_context("removing " + r.type + " " + r.name + " from zone " +
                                                r.zone);
     }
   }
-  return ok();
+  return kept;
 }
 
 // ---- Certificate ----------------------------------------------------------------------------

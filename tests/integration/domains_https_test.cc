@@ -83,6 +83,12 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
   }
   TestDaemon d;
   ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  // A service's name beside it: its certificate is the router's, never the API listener's.
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  ASSERT_EQ(d.cli("domain link web shop.example.com").code, 0);
+  std::string port = std::to_string(d.port());
+  // Before any --registry link the API port speaks plain HTTP only.
+  EXPECT_NE(run("curl -sk -o /dev/null --max-time 10 https://127.0.0.1:" + port + "/v2/").code, 0);
   auto link = d.cli("domain link --registry registry.example.com");
   ASSERT_EQ(link.code, 0) << link.all();
   EXPECT_TRUE(has(link.out, "registry.example.com: linking to the registry")) << link.out;
@@ -99,7 +105,14 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
   auto ca = d.cli("ca export");
   ASSERT_EQ(ca.code, 0) << ca.all();
   write_file(t / "root.pem", ca.out);
-  std::string port = std::to_string(d.port());
+  auto api_get = [&](const std::string& name) {
+    return run("curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert " + t / "root.pem" +
+               " --resolve " + name + ":" + port + ":127.0.0.1 https://" + name + ":" + port +
+               "/v2/");
+  };
+  // The service's name does not verify on the API port: its certificate is not served there.
+  auto foreign = api_get("shop.example.com");
+  EXPECT_NE(foreign.code, 0) << foreign.all();
   // TLS on the API port, verified against berth's root: the registry's challenge names the
   // https realm the client came by.
   auto v2 = run("curl -s -D - -o /dev/null --max-time 10 --cacert " + t / "root.pem" +
@@ -118,7 +131,6 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
   EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/healthz").out, "200");
 
   // The name is the registry's: a service cannot take it.
-  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
   auto taken = d.cli("domain link web registry.example.com");
   EXPECT_NE(taken.code, 0);
   EXPECT_TRUE(has(taken.err, "registry.example.com is already linked to the registry"))
@@ -136,6 +148,8 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
                    " --resolve registry.example.com:" + port +
                    ":127.0.0.1 https://registry.example.com:" + port + "/v2/");
   EXPECT_NE(after.code, 0) << "TLS still served after unlink";
+  // No TLS at all, though the service's name (the router's) is still linked.
+  EXPECT_NE(run("curl -sk -o /dev/null --max-time 10 https://127.0.0.1:" + port + "/v2/").code, 0);
   EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/v2/").out, "401");
 }
 

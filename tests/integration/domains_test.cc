@@ -62,8 +62,9 @@ TEST_F(Domains, LinkWritesAliasesIssuesFromBerthsCaAndUnlinkTakesBackOnlyThat) {
   // The apex ALIAS is flattened to the router's address; www lives in its own sub-zone.
   EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
   EXPECT_EQ(dig("www.example.com A"), "127.0.0.1\n");
-  EXPECT_EQ(show("example.com", ".records"),
-            R"([{"name":"example.com","type":"ALIAS","zone":"example.com"}])");
+  EXPECT_EQ(
+      show("example.com", ".records"),
+      R"([{"content":["service web"],"name":"example.com","type":"ALIAS","zone":"example.com"}])");
   EXPECT_EQ(show("www.example.com", ".records[0].zone"), R"("www.example.com")");
   EXPECT_EQ(show("example.com", ".status"), R"("ACTIVE")");
   EXPECT_EQ(show("example.com", ".issuer"), R"("internal")");
@@ -140,6 +141,16 @@ TEST_F(Domains, ANameLinkedToAnotherServiceIsRefused) {
   auto bad = d_.cli("domain link web 'a..example.com'");
   EXPECT_NE(bad.code, 0);
   EXPECT_TRUE(has(bad.err, "each label must be 1 to 63 characters")) << bad.all();
+  // Names no certificate or outside resolver can serve are refused before anything is written.
+  for (auto [name, why] : {std::pair{"Bad_Name.example.com", "'_' cannot appear"},
+                           std::pair{"127.0.0.1", "an IP address is not a domain name"},
+                           std::pair{"web.localhost", "names under localhost"}}) {
+    auto r = d_.cli(std::string("domain link web ") + name);
+    EXPECT_EQ(r.code, 2) << r.all();
+    EXPECT_TRUE(has(r.err, why)) << r.all();
+  }
+  EXPECT_EQ(dig("bad_name.example.com A"), "");
+  EXPECT_FALSE(has(d_.cli("domain ls").out, "localhost"));
   EXPECT_EQ(show("example.com", ".service"), R"("web")");
 }
 
@@ -158,6 +169,45 @@ TEST_F(Domains, AUserRecordInTheWayFailsTheWholeLinkAndLeavesNoRecord) {
   EXPECT_EQ(show("www.example.com", ".records"), "[]");
   EXPECT_EQ(dig("www.example.com A"), "");
   EXPECT_EQ(dig("example.com A"), "127.0.0.7\n");
+
+  // Doing what the error says (delete the record, link again) is the retry: the failed link
+  // makes way for the new one.
+  ASSERT_EQ(d_.cli("dns record delete example.com --name @ --type A").code, 0);
+  auto again = d_.cli("domain link web example.com --www");
+  ASSERT_EQ(again.code, 0) << again.all();
+  EXPECT_TRUE(has(again.out, "example.com: ACTIVE")) << again.out;
+  EXPECT_TRUE(has(again.out, "www.example.com: ACTIVE")) << again.out;
+  EXPECT_EQ(dig("example.com A"), "127.0.0.1\n");
+  EXPECT_EQ(show("example.com", ".last_error"), R"("")");
+  // Another service still cannot take a name of a link that failed.
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name shop --type A --value 127.0.0.7").code, 0);
+  EXPECT_EQ(d_.cli("domain link web shop.example.com").code, 1);
+  ASSERT_EQ(d_.cli("service create api --image web/api:v1 --auto-deploy").code, 0);
+  auto other = d_.cli("domain link api shop.example.com");
+  EXPECT_EQ(other.code, 4) << other.all();
+  EXPECT_TRUE(has(other.err, "already linked to another service (web)")) << other.all();
+}
+
+// A record link wrote and the user has since changed is the user's: unlink leaves it, and
+// says so.
+TEST_F(Domains, UnlinkLeavesARecordTheUserChangedSinceLink) {
+  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d_.cli("service create web2 --image web/app:v2 --auto-deploy").code, 0);
+  ASSERT_EQ(d_.cli("domain link web t.example.com").code, 0);
+  ASSERT_EQ(d_.cli("domain link web u.example.com").code, 0);
+  ASSERT_EQ(d_.cli("dns record upsert example.com --name t --type ALIAS --alias-service web2").code,
+            0);
+  auto un = d_.cli("domain unlink web t.example.com");
+  ASSERT_EQ(un.code, 0) << un.all();
+  EXPECT_TRUE(has(un.out, "kept ALIAS t.example.com in zone example.com: changed since link"))
+      << un.out;
+  auto rec = d_.cli("dns record ls example.com --json");
+  EXPECT_TRUE(has(rec.out, "web2")) << rec.out;
+  // The one left as link wrote it goes.
+  auto un2 = d_.cli("domain unlink web u.example.com --json");
+  ASSERT_EQ(un2.code, 0) << un2.all();
+  EXPECT_EQ(jq(un2.out, ".kept_records"), "[]") << un2.out;
+  EXPECT_EQ(dig("u.example.com A"), "");
 }
 
 TEST_F(Domains, CaaThatForbidsBerthFailsWithTheReason) {
@@ -246,7 +296,7 @@ TEST_F(Domains, RenewIssuesANewCertificateNowAndRefusesWhatItCannotRenew) {
   EXPECT_NE(failed.code, 0);
   EXPECT_TRUE(has(failed.err, "shop.example.com FAILED: shop.example.com already has A records"))
       << failed.all();
-  EXPECT_TRUE(has(failed.err, "unlink it, fix the cause and link it again")) << failed.all();
+  EXPECT_TRUE(has(failed.err, "renew does not retry a failed link: link it again")) << failed.all();
 
   ASSERT_EQ(d_.cli("domain link web shop.example.org").code, 0);
   auto pending = d_.cli("domain renew shop.example.org --wait 10s");
