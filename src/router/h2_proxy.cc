@@ -54,32 +54,38 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
   beast::flat_buffer buf;
   std::optional<ResParser> parser;
   parser.emplace();
-  if (s->method == "HEAD") {
-    parser->skip(true);
-  }
+  parser->skip(s->method == "HEAD");
   beast::error_code ec;
   bool head_done = false;
   unsigned status = 0;
   size_t scanned = 0;
+  bool bare = false;  // a line of the head ends in a bare LF (busybox CGI and others)
+  std::string crlf;   // then Beast parses this CRLF copy, as for an HTTP/1.1 client
   s->watch.kind = Wait::Response;
   s->watch.deadline = Clock::now() + opts_.response_timeout;
   while (!s->closed && !dead_) {
     if (!head_done) {
       auto data = buf.data();
       const char* p = static_cast<const char*>(data.data());
-      bool bare = false;
       size_t end = data.size() == 0
                        ? 0
                        : detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
-      if (end != 0 && !bare) {
-        parser->put(asio::const_buffer(p, end), ec);
+      if (end != 0) {
+        if (bare) {
+          detail::crlf_line_ends(p, end, crlf);
+          parser->put(asio::buffer(crlf), ec);
+        } else {
+          parser->put(asio::const_buffer(p, end), ec);
+        }
         if (ec || !parser->is_header_done()) {
           co_return 0;
         }
         if (parser->status >= 100 && parser->status < 200) {
           buf.consume(end);  // interim: wait for the final response
           parser.emplace();
+          parser->skip(s->method == "HEAD");
           scanned = 0;
+          bare = false;
           continue;
         }
         status = parser->status;
@@ -111,8 +117,8 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
           co_return status;
         }
         continue;  // body bytes may already be in buf
-      } else if (end != 0 || data.size() >= kHeaderLimit) {
-        co_return 0;  // bare LFs (rare) or an oversized head: a 502
+      } else if (data.size() >= kHeaderLimit) {
+        co_return 0;  // an oversized head: a 502
       } else {
         scanned = data.size();
       }

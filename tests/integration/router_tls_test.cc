@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 
 #include "common/asio.h"
@@ -567,6 +569,32 @@ TEST_F(RouterTlsTest, Http2WithCurlAndH2load) {
             std::to_string(tls_port_) + "/load 2>&1");
     EXPECT_NE(r.out.find("400 succeeded, 0 failed, 0 errored"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("Application protocol: h2"), std::string::npos) << r.out;
+  }
+}
+
+// An upstream head with bare-LF line ends (busybox httpd's CGI) is accepted over HTTP/2 as it
+// is over HTTP/1.1: one rule for both.
+TEST_F(RouterTlsTest, Http2TakesAnUpstreamHeadWithBareLineFeeds) {
+  Backend b([](const SeenRequest& r, int fd) {
+    if (r.target == "/continue") {
+      write_all(fd, "HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\nContent-Length: 3\n\nok\n");
+      return true;
+    }
+    write_all(fd, "HTTP/1.0 200 OK\nContent-Type: text/plain\nX-Cgi: 1\n\nhello from cgi\n");
+    return false;
+  });
+  start();
+  publish_all();
+  route("app.test", b.port());
+  for (const char* proto : {"--http2", "--http1.1"}) {
+    auto r = curl_https("app.test", "/cgi", std::string(proto) + " -i");
+    std::string head = r.out;
+    std::transform(head.begin(), head.end(), head.begin(), [](char c) { return std::tolower(c); });
+    EXPECT_NE(head.find("x-cgi: 1"), std::string::npos) << proto << ": " << r.all();
+    EXPECT_NE(r.out.find("hello from cgi\n"), std::string::npos) << proto << ": " << r.all();
+    EXPECT_EQ(r.out.substr(r.out.size() - 3), "200") << proto << ": " << r.all();
+    r = curl_https("app.test", "/continue", proto);
+    EXPECT_EQ(r.out, "ok\n\n200") << proto << ": " << r.all();
   }
 }
 
