@@ -11,8 +11,12 @@
 // nghttp2_session_consume) only once written upstream, and the upstream is read only while
 // the stream's pending response stays under kMaxPendingOut. Abuse costs this connection only:
 // nghttp2 caps queued ACKs (SETTINGS/PING floods), SETTINGS entries, header block size and
-// the rate of stream resets, and answers an empty-DATA flood with GOAWAY; we cap concurrent
-// streams (SETTINGS_MAX_CONCURRENT_STREAMS) and each stream's header bytes.
+// the rate of stream resets and CONTINUATION frames, and answers an empty-DATA flood with
+// GOAWAY; we cap concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS, and the proxies still
+// running for streams the client reset: start_streams), each stream's header bytes (and end
+// the connection after kMaxRefusedHeads such streams), the response bytes held per stream and
+// per connection, and how long a stream waits on the client (body_timeout for its request
+// body, idle_timeout for it to take the response).
 #include "router/h2_conn.h"
 
 namespace berth::router {
@@ -27,6 +31,7 @@ bool H2Conn::init() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cb, &H2Conn::on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, &H2Conn::on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, &H2Conn::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, &H2Conn::on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // we acknowledge what went upstream
@@ -34,6 +39,7 @@ bool H2Conn::init() {
   nghttp2_option_set_max_settings(opt, 64);
   nghttp2_option_set_max_send_header_block_length(opt, kMaxHeaderBytes);
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 100);  // rapid reset
+  nghttp2_option_set_max_continuations(opt, 8);                // CONTINUATION flood
   int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
@@ -71,7 +77,12 @@ int H2Conn::on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* n
   }
   s->header_bytes += namelen + valuelen + 32;
   if (s->header_bytes > kMaxHeaderBytes) {
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets this stream only
+    // Resets this stream only; a client that keeps at it (an HPACK bomb: tiny frames that
+    // decode to megabytes) loses the connection.
+    if (++self->refused_heads_ == kMaxRefusedHeads) {
+      nghttp2_session_terminate_session(self->session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   std::string n(reinterpret_cast<const char*>(name), namelen);
   std::string v(reinterpret_cast<const char*>(value), valuelen);
@@ -111,6 +122,17 @@ int H2Conn::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u) {
   return 0;
 }
 
+int H2Conn::on_frame_send(nghttp2_session*, const nghttp2_frame* f, void* u) {
+  auto* self = static_cast<H2Conn*>(u);
+  H2Stream* s = self->stream(f->hd.stream_id);
+  if (s != nullptr && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !s->end_in) {
+    // The response is complete before the request (a 408, a 413, an early answer): ask the
+    // client to stop sending, without error (RFC 9113 section 8.1), so the stream closes.
+    nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+  }
+  return 0;
+}
+
 int H2Conn::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
                           void* u) {
   auto* self = static_cast<H2Conn*>(u);
@@ -138,7 +160,34 @@ int H2Conn::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u) {
   }
   s.wake.notify();
   self->streams_.erase(it);
+  if (self->streams_.empty()) {
+    self->idle_since_ = Clock::now();
+  }
   return 0;
+}
+
+void H2Conn::start_streams() {
+  // A stream reset before it started costs nothing upstream.
+  std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
+  size_t n = std::min(to_start_.size(), kMaxStreams - std::min<size_t>(running_, kMaxStreams));
+  if (n == 0) {
+    return;
+  }
+  auto self = shared_from_this();
+  auto ex = client_.socket().get_executor();
+  for (size_t i = 0; i < n; ++i) {
+    ++running_;
+    spawn_logged(ex, proxy(self, to_start_[i]), "router.h2.stream");
+  }
+  to_start_.erase(to_start_.begin(), to_start_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+size_t H2Conn::pending_out() const {
+  size_t n = 0;
+  for (const auto& [id, s] : streams_) {
+    n += s->out.size() - s->out_off;
+  }
+  return n;
 }
 
 ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len, uint32_t* flags,
@@ -306,10 +355,7 @@ awaitable<void> H2Conn::run() {
       flush();
       break;
     }
-    for (auto& s : to_start_) {
-      spawn_logged(ex, proxy(self, s), "router.h2.stream");
-    }
-    to_start_.clear();
+    start_streams();
     flush();
   }
   // The read side is over. What nghttp2 queued (a GOAWAY after a protocol error or a flood)

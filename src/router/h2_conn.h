@@ -14,10 +14,16 @@
 
 namespace berth::router {
 
-inline constexpr uint32_t kMaxStreams = 128;
-inline constexpr size_t kMaxHeaderBytes = 64 * 1024;
-inline constexpr size_t kMaxPendingOut = 256 * 1024;
-inline constexpr int32_t kWindow = 1 << 20;
+// The limits of one client connection (docs/router.md, "HTTP/2 limits").
+inline constexpr uint32_t kMaxStreams = 128;           // SETTINGS_MAX_CONCURRENT_STREAMS
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;   // one request's header list
+inline constexpr size_t kMaxRefusedHeads = 8;          // header lists over it; then GOAWAY
+inline constexpr size_t kMaxPendingOut = 256 * 1024;   // response bytes one stream holds
+inline constexpr size_t kMaxConnPendingOut = 1 << 20;  // ... and all streams together
+inline constexpr int32_t kWindow = 1 << 20;            // the connection's receive window
+
+// How a stream's request went up (send_request).
+enum class Sent { Ok, UpstreamFailed, BodyStalled };
 
 class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downstream {
  public:
@@ -46,7 +52,7 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   awaitable<void> writer(std::shared_ptr<H2Conn> self);
   awaitable<void> proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2Stream> s);
   // Coroutines: pointers, not references (STYLE 6); the caller awaits them at once.
-  awaitable<bool> send_request(H2Stream* s, bool chunked);
+  awaitable<Sent> send_request(H2Stream* s, bool chunked);
   awaitable<unsigned> relay_response(H2Stream* s, uint64_t* bytes, bool* reusable);
   awaitable<unsigned> proxy_h2c_stream(H2Stream* s, Upstream* u, ServiceMetrics* metrics,
                                        std::string_view authority, uint64_t* bytes);
@@ -57,17 +63,25 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   void consume(H2Stream& s, size_t n) override;
   void reset(H2Stream& s, uint32_t error_code) override;
   void flush() { writer_wake_.notify(); }
+  // Starts the proxies of the streams whose requests arrived, at most kMaxStreams running:
+  // a stream the client reset stays counted until its proxy has let go of its upstream.
+  void start_streams();
+  // Response bytes all streams hold for the client.
+  size_t pending_out() const;
+  // The connection's own deadline: with no stream open, keepalive_timeout from when the last
+  // one closed (frames such as PINGs do not extend it); else idle_timeout from now.
   void arm_client() {
     watch_.between_requests = streams_.empty();
     watch_.fired = false;
-    watch_.deadline =
-        Clock::now() + (streams_.empty() ? opts_.keepalive_timeout : opts_.idle_timeout);
+    watch_.deadline = streams_.empty() ? idle_since_ + opts_.keepalive_timeout
+                                       : Clock::now() + opts_.idle_timeout;
   }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* f, void* u);
   static int on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name,
                        size_t namelen, const uint8_t* value, size_t valuelen, uint8_t, void* u);
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* u);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* f, void* u);
   static int on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data, size_t len,
                            void* u);
   static int on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u);
@@ -87,6 +101,9 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> to_start_;
+  size_t running_ = 0;        // proxy coroutines not yet done
+  size_t refused_heads_ = 0;  // streams reset for a header list over kMaxHeaderBytes
+  Clock::time_point idle_since_ = Clock::now();
   Watch watch_;
   Signal writer_wake_;
   asio::steady_timer writer_done_;

@@ -6,7 +6,7 @@
 
 namespace berth::router {
 
-awaitable<bool> H2Conn::send_request(H2Stream* s, bool chunked) {
+awaitable<Sent> H2Conn::send_request(H2Stream* s, bool chunked) {
   beast::error_code ec;
   while (!s->closed && !dead_) {
     if (!s->in.empty()) {
@@ -26,7 +26,7 @@ awaitable<bool> H2Conn::send_request(H2Stream* s, bool chunked) {
       s->watch.deadline = Clock::now() + opts_.idle_timeout;
       co_await write_all(&*s->up, asio::buffer(piece), &ec);
       if (ec) {
-        co_return false;
+        co_return Sent::UpstreamFailed;
       }
       if (!dead_ && !s->closed) {
         nghttp2_session_consume(session_, s->id, n);  // opens the client's window again
@@ -39,14 +39,18 @@ awaitable<bool> H2Conn::send_request(H2Stream* s, bool chunked) {
         static constexpr std::string_view kLast = "0\r\n\r\n";
         co_await write_all(&*s->up, asio::buffer(kLast.data(), kLast.size()), &ec);
         if (ec) {
-          co_return false;
+          co_return Sent::UpstreamFailed;
         }
       }
-      co_return true;
+      co_return Sent::Ok;
     }
+    s->watch.deadline = Clock::now() + opts_.body_timeout;  // the client's next DATA
     co_await s->wake.wait();
+    if (s->watch.fired) {
+      co_return Sent::BodyStalled;
+    }
   }
-  co_return false;
+  co_return Sent::UpstreamFailed;
 }
 
 // Reads the upstream's response and hands it to nghttp2. Returns the status (0: none came).
@@ -148,11 +152,22 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
         *reusable = parser->keep_alive() && buf.size() == 0;
         co_return status;
       }
-      if (used == 0 && s->out.size() - s->out_off < kMaxPendingOut) {
+      // Held for the client: at most kMaxPendingOut for this stream, and past
+      // kMaxConnPendingOut for the connection only the stream's last read.
+      auto full = [&] {
+        size_t own = s->out.size() - s->out_off;
+        return own >= kMaxPendingOut || (own > 0 && pending_out() >= kMaxConnPendingOut);
+      };
+      if (used == 0 && !full()) {
         // need more bytes: fall through to the read below
       } else {
-        while (!s->closed && !dead_ && s->out.size() - s->out_off >= kMaxPendingOut) {
-          co_await s->wake.wait();  // the client has not taken what we have yet
+        while (!s->closed && !dead_ && full()) {
+          // The client has not taken what we have yet; idle_timeout for it to take some.
+          s->watch.deadline = Clock::now() + opts_.idle_timeout;
+          co_await s->wake.wait();
+          if (s->watch.fired) {
+            co_return status;  // the caller resets the stream: the response broke off
+          }
         }
         if (used > 0) {
           continue;
@@ -225,11 +240,20 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
   H2Stream& s = *sp;
   auto started = Clock::now();
   s.watch.a = nullptr;
+  s.watch.signal = &s.wake;  // the waits on the client (its body, its window) time out too
   tc_.add(&s.watch);
   struct Unwatch {
+    H2Conn* c;
     Watch* w;
-    ~Unwatch() { ThreadCtx::remove(w); }
-  } unwatch{&s.watch};
+    ~Unwatch() {
+      ThreadCtx::remove(w);
+      --c->running_;
+      if (!c->to_start_.empty()) {  // a stream waits for this one's slot
+        asio::post(c->client_.socket().get_executor(),
+                   [conn = c->shared_from_this()] { conn->start_streams(); });
+      }
+    }
+  } unwatch{this, &s.watch};
 
   std::string_view authority = s.authority.empty() ? std::string_view(s.host) : s.authority;
   char hostbuf[kMaxHost];
@@ -309,7 +333,9 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
     head += "\r\n";
 
     beast::error_code ec;
-    if (auto idle = take_idle(tc_, u, opts_.idle_timeout)) {
+    if (s.closed || dead_) {
+      status = 499;  // reset while it waited for a slot: nothing goes upstream
+    } else if (auto idle = take_idle(tc_, u, opts_.idle_timeout)) {
       s.up.emplace(std::move(*idle));
     } else if (auto opened = open_upstream(tc_, u)) {
       s.up.emplace(std::move(opened->first));
@@ -318,7 +344,11 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
       s.watch.fired = false;
       s.watch.deadline = Clock::now() + opts_.connect_timeout;
       co_await s.up->async_connect(opened->second, asio::redirect_error(use_awaitable, ec));
-      if (ec) {
+      if (!ec && (s.closed || dead_)) {
+        status = 499;  // reset while connecting: the request is not sent
+        s.up->close(ec);
+        s.up.reset();
+      } else if (ec) {
         status = s.watch.fired ? 504 : 502;
         respond_error(s, status, "upstream " + u.id + " refused the connection: " + ec.message());
         s.up.reset();
@@ -335,14 +365,22 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
       s.watch.kind = Wait::Idle;
       s.watch.deadline = Clock::now() + opts_.idle_timeout;
       co_await write_all(&*s.up, asio::buffer(head), &ec);
-      bool sent = !ec && co_await send_request(&s, chunked);
+      Sent sent = ec ? Sent::UpstreamFailed : co_await send_request(&s, chunked);
       bool reusable = false;
       unsigned got = 0;
-      if (sent) {
+      if (sent == Sent::Ok) {
         got = co_await relay_response(&s, &bytes, &reusable);
       }
       if (got >= 100) {
         status = got;
+      } else if (sent == Sent::BodyStalled) {
+        status = 408;
+        respond_error(
+            s, status,
+            "request body timed out: no DATA for " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::seconds>(opts_.body_timeout).count()) +
+                " s");
       } else if (!s.closed && !dead_) {
         u.failures_total.fetch_add(1, std::memory_order_relaxed);
         status = got == 1 ? 504 : 502;

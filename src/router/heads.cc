@@ -24,6 +24,12 @@ Head Conn::check_request_head(size_t& scanned) {
     }
     beast::error_code ec;
     size_t used = req_->put(asio::const_buffer(p, end), ec);
+    if (ec == bhttp::error::header_limit) {
+      close_after_ = true;
+      make_error(431,
+                 "request header too large: more than " + std::to_string(kMaxFields) + " fields");
+      return Head::Malformed;
+    }
     if (ec || !req_->is_header_done()) {
       close_after_ = true;
       std::string msg = "malformed request: ";

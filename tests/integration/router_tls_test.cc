@@ -677,6 +677,10 @@ std::string h2_frame(uint8_t type, uint8_t flags, uint32_t stream, const std::st
   return f + payload;
 }
 
+// :method GET/POST, :scheme https, :path / from the static table, :authority app.test literal.
+const std::string kGet = std::string("\x82\x87\x84\x01\x08", 5) + "app.test";
+const std::string kPost = std::string("\x83\x87\x84\x01\x08", 5) + "app.test";
+
 TEST_F(RouterTlsTest, Http2FloodsCostOneConnection) {
   // Our client's writes to the connection the router closes must not kill the test.
   ::signal(SIGPIPE, SIG_IGN);
@@ -707,11 +711,9 @@ TEST_F(RouterTlsTest, Http2FloodsCostOneConnection) {
   EXPECT_EQ(router_closes_after(tls_port_, settings), "closed") << "SETTINGS flood";
 
   // Rapid reset (CVE-2023-44487): each stream opened with a GET and cancelled at once.
-  // :method GET, :scheme https, :path / from the static table, :authority app.test literal.
-  std::string get = std::string("\x82\x87\x84\x01\x08", 5) + "app.test";
   std::string resets;
   for (uint32_t id = 1; id < 40000; id += 2) {
-    resets += h2_frame(0x1, 0x5, id, get);                               // HEADERS, END_*
+    resets += h2_frame(0x1, 0x5, id, kGet);                              // HEADERS, END_*
     resets += h2_frame(0x3, 0, id, std::string("\x00\x00\x00\x08", 4));  // RST_STREAM CANCEL
   }
   EXPECT_EQ(router_closes_after(tls_port_, resets), "closed") << "rapid reset";
@@ -719,6 +721,161 @@ TEST_F(RouterTlsTest, Http2FloodsCostOneConnection) {
   // Others are served as before.
   auto r = curl_https("app.test", "/after", "--http2");
   EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
+}
+
+// What h2_talk saw: the router's frames, and whether it closed the connection.
+struct H2Frame {
+  uint8_t type, flags;
+  uint32_t stream;
+  std::string payload;
+};
+struct H2Seen {
+  std::vector<H2Frame> frames;
+  bool closed = false;
+  bool has(uint8_t type, uint32_t stream) const {
+    return std::any_of(frames.begin(), frames.end(),
+                       [&](const H2Frame& f) { return f.type == type && f.stream == stream; });
+  }
+};
+
+// Sends the preface, an empty SETTINGS and `frames`, then reads for `listen` or until the
+// router closes, a PING every 250 ms when `ping` (a client that keeps a connection busy).
+H2Seen h2_talk(uint16_t port, const std::string& frames, std::chrono::milliseconds listen,
+               bool ping = false) {
+  H2Seen seen;
+  TlsClient c(port, "app.test", nullptr, true, 0, true, 250ms);
+  if (!c.ok()) {
+    ADD_FAILURE() << "no TLS connection";
+    return seen;
+  }
+  std::string out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  out += h2_frame(0x4, 0, 0, "") + frames;
+  if (SSL_write(c.ssl(), out.data(), static_cast<int>(out.size())) <= 0) {
+    seen.closed = true;
+    return seen;
+  }
+  std::string in;
+  auto deadline = std::chrono::steady_clock::now() + listen;
+  char buf[16384];
+  while (std::chrono::steady_clock::now() < deadline) {
+    errno = 0;
+    int n = SSL_read(c.ssl(), buf, sizeof buf);
+    if (n > 0) {
+      in.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    int err = SSL_get_error(c.ssl(), n);
+    int sys = errno;
+    ERR_clear_error();
+    if (!(err == SSL_ERROR_WANT_READ ||
+          (err == SSL_ERROR_SYSCALL && (sys == EAGAIN || sys == EWOULDBLOCK)))) {
+      seen.closed = true;
+      break;
+    }
+    if (ping) {
+      std::string p = h2_frame(0x6, 0, 0, "12345678");
+      if (SSL_write(c.ssl(), p.data(), static_cast<int>(p.size())) <= 0) {
+        seen.closed = true;
+        break;
+      }
+    }
+  }
+  for (size_t i = 0; i + 9 <= in.size();) {
+    auto u = [&](size_t k) { return static_cast<uint8_t>(in[i + k]); };
+    size_t len = (size_t{u(0)} << 16) | (size_t{u(1)} << 8) | u(2);
+    uint32_t id =
+        ((uint32_t{u(5)} & 0x7f) << 24) | (uint32_t{u(6)} << 16) | (uint32_t{u(7)} << 8) | u(8);
+    seen.frames.push_back(H2Frame{u(3), u(4), id, in.substr(i + 9, len)});
+    i += 9 + len;
+  }
+  return seen;
+}
+
+// Streams reset in the same packet as they were opened never reach the instance: the rapid
+// reset attack, short of nghttp2's reset limit, must not turn into upstream connections.
+TEST_F(RouterTlsTest, Http2StreamsResetBeforeTheyStartCostNothingUpstream) {
+  Backend b(echo_name("A"));
+  start();
+  publish_all();
+  route("app.test", b.port());
+  std::string frames;
+  for (uint32_t id = 1; id < 2 * 500; id += 2) {
+    frames += h2_frame(0x1, 0x5, id, kGet);                              // HEADERS, END_*
+    frames += h2_frame(0x3, 0, id, std::string("\x00\x00\x00\x08", 4));  // RST_STREAM CANCEL
+  }
+  h2_talk(tls_port_, frames, 1s);
+  EXPECT_LE(b.connections(), 2) << "reset streams opened upstream connections";
+  EXPECT_LE(b.requests(), 2);
+  auto r = curl_https("app.test", "/after", "--http2");
+  EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
+}
+
+// An HPACK bomb: one 4000-byte entry put in the dynamic table, then header blocks of one-byte
+// references to it, each decoding to 48 MB. Each such stream is refused; the eighth ends the
+// connection with ENHANCE_YOUR_CALM, and other clients never notice.
+TEST_F(RouterTlsTest, Http2HpackBombEndsTheConnection) {
+  Backend b(echo_name("A"));
+  start();
+  publish_all();
+  route("app.test", b.port());
+  std::string entry = std::string("\x40\x01x\x7f\xa1\x1e", 6) + std::string(4000, 'v');
+  std::string refs(12000, '\xbe');  // the first dynamic-table entry
+  std::string frames;
+  for (uint32_t id = 1; id < 2 * 20; id += 2) {
+    frames += h2_frame(0x1, 0x5, id, kGet + (id == 1 ? entry : "") + refs);
+  }
+  auto seen = h2_talk(tls_port_, frames, 10s);
+  uint32_t goaway = 0;
+  for (const auto& f : seen.frames) {
+    if (f.type == 0x7 && f.payload.size() >= 8) {
+      goaway =
+          (uint32_t{static_cast<uint8_t>(f.payload[6])} << 8) | static_cast<uint8_t>(f.payload[7]);
+    }
+  }
+  EXPECT_EQ(goaway, 0xbu) << "no GOAWAY ENHANCE_YOUR_CALM";
+  EXPECT_TRUE(seen.closed);
+  EXPECT_TRUE(seen.has(0x3, 1)) << "the first stream was not refused alone";
+  auto r = curl_https("app.test", "/after", "--http2");
+  EXPECT_EQ(r.out, "A bytes=0 zero=1 chunked=0\n\n200") << r.all();
+}
+
+// A stream whose request body stops arriving gets 408 after body_timeout; a client whose
+// window stays shut loses the stream after idle_timeout; and a connection with no stream left
+// closes after keepalive_timeout however many PINGs it sends.
+TEST_F(RouterTlsTest, Http2StreamsWaitingOnTheClientTimeOut) {
+  std::string big(4 << 20, 'x');
+  Backend b([&big](const SeenRequest& r, int fd) {
+    write_all(fd, response(r.target == "/big" ? big : "ok"));
+    return true;
+  });
+  RouterOptions o;
+  o.body_timeout = 1s;
+  o.idle_timeout = 2s;
+  o.keepalive_timeout = 3s;
+  start(o);
+  publish_all();
+  route("app.test", b.port());
+
+  // POST with a length and no DATA.
+  std::string post = kPost + std::string("\x5c\x04", 2) + "1000";  // content-length: 1000
+  auto stalled = h2_talk(tls_port_, h2_frame(0x1, 0x4, 1, post), 20s, true);
+  ASSERT_TRUE(stalled.has(0x1, 1)) << "no response head for the stalled upload";
+  bool saw408 = false;
+  for (const auto& f : stalled.frames) {
+    if (f.type == 0x0 && f.stream == 1) {
+      saw408 = saw408 || f.payload.find("request body timed out") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(saw408);
+  EXPECT_TRUE(stalled.closed) << "PINGs kept a connection with no stream open";
+
+  // A 4 MiB download with the window at zero (SETTINGS_INITIAL_WINDOW_SIZE 0): reset.
+  std::string zero = h2_frame(0x4, 0, 0, std::string("\x00\x04\x00\x00\x00\x00", 6));
+  std::string get_big =
+      std::string("\x82\x87\x04\x04", 4) + "/big" + std::string("\x01\x08", 2) + "app.test";
+  auto shut = h2_talk(tls_port_, zero + h2_frame(0x1, 0x5, 1, get_big), 20s, true);
+  EXPECT_TRUE(shut.has(0x3, 1)) << "the stream waiting on a shut window was not reset";
+  EXPECT_TRUE(shut.closed);
 }
 
 TEST(RouterTlsDaemonTest, BindsAFreeTlsPortAndFailsOnABusyExplicitOne) {
