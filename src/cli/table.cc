@@ -9,12 +9,23 @@
 
 namespace berth::cli {
 
+namespace {
+
+// Columns a cell takes on a terminal: UTF-8 characters, not bytes ("→" is three bytes).
+size_t width(const std::string& s) {
+  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;  // not a continuation byte
+  }));
+}
+
+}  // namespace
+
 void print_table(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> w;
   for (const auto& r : rows) {
     w.resize(std::max(w.size(), r.size()));
     for (size_t i = 0; i < r.size(); ++i) {
-      w[i] = std::max(w[i], r[i].size());
+      w[i] = std::max(w[i], width(r[i]));
     }
   }
   for (const auto& r : rows) {
@@ -22,7 +33,7 @@ void print_table(const std::vector<std::vector<std::string>>& rows) {
     for (size_t i = 0; i < r.size(); ++i) {
       line += r[i];
       if (i + 1 < r.size()) {
-        line += std::string(w[i] - r[i].size() + 2, ' ');
+        line += std::string(w[i] - width(r[i]) + 2, ' ');
       }
     }
     std::printf("%s\n", line.c_str());

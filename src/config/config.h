@@ -225,6 +225,8 @@ std::vector<std::string> dns_registry_addresses(const Config& cfg);
 
 /// Splits "ADDR:PORT" ("127.0.0.1:5000", "[::1]:5000").
 Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen);
+/// The reverse: "127.0.0.1:5000", "[::1]:5000".
+std::string join_host_port(const std::string& host, uint16_t port);
 
 /// "90s", "15m", "1h", "2d" or a plain number of seconds.
 Result<std::chrono::seconds> parse_duration(const std::string& text);

@@ -40,6 +40,11 @@ bool plausible_image(const std::string& image) {
 
 }  // namespace
 
+std::string join_host_port(const std::string& host, uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
 Result<std::pair<std::string, uint16_t>> split_host_port(const std::string& listen) {
   auto bad_listen = [&](const std::string& why) {
     return bad("listen", why + " in '" + listen + "' (expected ADDR:PORT or [IPv6]:PORT)");
@@ -182,7 +187,10 @@ Status validate(const Config& cfg) {
   }
   if (cfg.tls.issuer == "acme" && cfg.acme.directory_url.rfind("https://", 0) != 0) {
     return bad("acme.directory_url",
-               "tls.issuer is acme: set the ACME server's https:// directory URL");
+               cfg.acme.directory_url.empty()
+                   ? "tls.issuer is acme: set the ACME server's https:// directory URL"
+                   : "'" + cfg.acme.directory_url +
+                         "' is not an https:// URL (ACME runs over TLS only, RFC 8555 6.1)");
   }
   if (cfg.tls.internal_lifetime.count() < 10) {
     return bad("tls.internal_lifetime", "must be at least 10s");

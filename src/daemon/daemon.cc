@@ -110,6 +110,7 @@ Status Daemon::Impl::listen_router(Impl* self) {
   for (const auto& a : s.cfg.router_listen) {
     BERTH_ASSIGN_OR_RETURN(auto hp, config::split_host_port(a));
     BERTH_ASSIGN_OR_RETURN(auto port, s.router->listen(hp.first, hp.second));
+    s.log->info("router listening addr={} http", config::join_host_port(hp.first, port));
     if (s.router_port == 0) {
       s.router_port = port;
     }
@@ -138,6 +139,7 @@ Status Daemon::Impl::listen_router(Impl* self) {
                        " (set --router-tls-listen or router_tls_listen to a free address, or "
                        "off)");
     }
+    s.log->info("router listening addr={} https", config::join_host_port(hp.first, *port));
     if (s.router_tls_port == 0) {
       s.router_tls_port = *port;
     }
@@ -395,6 +397,7 @@ Result<std::unique_ptr<Daemon>> Daemon::create(config::Config cfg) {
   dset.dns_check = cfg.tls.dns_check;
   dset.dns_check_resolver = cfg.tls.dns_check_resolver;
   dset.redirect_http = cfg.router.redirect_http;
+  dset.https = cfg.router_tls_enabled;
   dset.hsts = cfg.router.hsts;
   dset.service_addresses = dns_settings.service_addresses;
   dset.registry_addresses = config::dns_registry_addresses(cfg);

@@ -104,7 +104,10 @@ struct Settings {
   /// Lifetime of certificates from berth's CA (tls.internal_lifetime).
   std::chrono::seconds internal_lifetime{90 * 24 * 3600};
   bool redirect_http = true;  // router.redirect_http
-  bool hsts = false;          // router.hsts
+  /// The router serves HTTPS (router_tls_listen is not off); without it a linked name is
+  /// ACTIVE over plain HTTP only, and its route step says so.
+  bool https = true;
+  bool hsts = false;  // router.hsts
   /// How often the worker looks for certificates to renew and PENDING_DNS names to recheck.
   std::chrono::seconds check_interval{60};
   /// Addresses the user's records must point at for names outside berth's zones (the

@@ -369,7 +369,7 @@ Result<std::vector<std::string>> Manager::unlink(const std::string& service,
     std::lock_guard lock(m.rows_mu);
     BERTH_ASSIGN_OR_RETURN(auto d, m.load_domain(n));
     if (d.service != service) {
-      return Error(Errc::NotFound, n + " is linked to " + target_of(d) + ", not " +
+      return Error(Errc::Conflict, n + " is linked to " + target_of(d) + ", not " +
                                        (service.empty() ? std::string("the registry") : service));
     }
     // Records first: when removing one fails, the domain stays linked and can be unlinked
@@ -438,6 +438,10 @@ Result<std::vector<Domain>> Manager::list(const std::string& service) const {
   BERTH_ASSIGN_OR_RETURN(auto all, impl_->load_all());
   if (!service.empty()) {
     std::erase_if(all, [&](const Domain& d) { return d.service != service; });
+    // A typo must not read as "no domains" (names of a deleted service are still listed).
+    if (all.empty() && impl_->hooks.service_exists && !impl_->hooks.service_exists(service)) {
+      return Error(Errc::NotFound, "service " + service + " does not exist");
+    }
   }
   return all;
 }
@@ -467,6 +471,11 @@ Result<Domain> Manager::renew(const std::string& name, bool force) {
         if (g.status == kPendingDns || g.status == kPendingCertificate) {
           g.status = kLinking;
           g.last_error.clear();
+          for (auto& step : g.steps) {
+            if (step.status == "pending") {
+              step.detail = "trying again now";  // not the last attempt's error
+            }
+          }
           BERTH_TRY(m.save(g, false));
         }
         if (g.name == d.name) {

@@ -240,7 +240,7 @@ bool Manager::Impl::step_dns(Domain& d) {
     d.status = kPendingDns;
     set_step(d, "dns", "pending",
              "berth does not host a zone for " + d.name +
-                 ": create the records listed under required_records at your DNS host" + seen);
+                 ": create the records listed for it at your DNS host" + seen);
     return false;
   }
   auto z = dns->get_zone(zone);
@@ -529,7 +529,12 @@ void Manager::Impl::work_group(const std::string& group_name) {
       if (s) {
         d.status = kActive;
         d.last_error.clear();
-        set_step(d, "route", "done", "served over HTTPS");
+        set_step(d, "route", "done",
+                 d.registry ? "served over HTTPS on the registry listener"
+                 : settings.https
+                     ? "served over HTTPS"
+                     : "served over plain HTTP only: the router's HTTPS listener is off "
+                       "(router_tls_listen), so the certificate waits for it");
       } else if (s.error().code() == Errc::Unavailable) {
         // The ACME server is away: keep waiting, try again on the next check.
         d.last_error = s.error().message();

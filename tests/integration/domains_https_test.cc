@@ -153,6 +153,27 @@ TEST(DomainsHttps, RegistryNameIsServedOverTlsOnTheApiPortNextToPlainHttp) {
   EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + d.url() + "/v2/").out, "401");
 }
 
+// With the router's HTTPS listener off, a link still completes (the certificate is kept for
+// when it is on), but says the name is served over plain HTTP only, and plain HTTP is not
+// redirected to an HTTPS nobody serves.
+TEST(DomainsHttps, WithHttpsOffALinkSaysItServesPlainHttpOnly) {
+  TestDaemon d([](config::Config& c) {
+    c.router_tls_enabled = false;
+    c.router_tls_listen.clear();
+  });
+  ASSERT_EQ(d.cli("dns zone create example.com").code, 0);
+  ASSERT_EQ(d.cli("service create web --image web/app:v1 --auto-deploy").code, 0);
+  auto link = d.cli("domain link web shop.example.com");
+  ASSERT_EQ(link.code, 0) << link.all();
+  EXPECT_TRUE(has(link.out, "served over plain HTTP only: the router's HTTPS listener is off"))
+      << link.out;
+  EXPECT_FALSE(has(link.out, "served over HTTPS")) << link.out;
+  std::string rport = std::to_string(d.router_port());
+  auto plain = run("curl -s -o /dev/null -w '%{http_code}' --resolve shop.example.com:" + rport +
+                   ":127.0.0.1 http://shop.example.com:" + rport + "/");
+  EXPECT_NE(plain.out, "308") << "redirected to an HTTPS listener that is off";
+}
+
 // Links that fail (a name of another service's, a user's record in the way, a CAA record that
 // forbids berth's CA) leave what the service already had as it was: its linked name is still
 // served over HTTPS, and web.localhost over plain HTTP.
@@ -367,6 +388,8 @@ TEST_F(DomainsAcme, AWildcardOutsideBerthsZonesAndAnAcmeServerAwayAreSaidAtOnce)
   EXPECT_EQ(retry.code, 0) << retry.all() << pebble_->log();
   EXPECT_TRUE(has(retry.out, "shop.example.com: trying its waiting steps again now")) << retry.out;
   EXPECT_TRUE(has(retry.out, "shop.example.com: ACTIVE")) << retry.out;
+  EXPECT_FALSE(has(retry.out, "refused"))
+      << "the last attempt's error, shown as this one's: " << retry.out;
   write_file(t_ / "pebble-root-2.pem", pebble_->root_pem(&why));
   std::string got = https_get(t_ / "pebble-root-2.pem", "shop.example.com", d_->router_tls_port());
   EXPECT_TRUE(has(got, " 503")) << got;

@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -133,8 +135,11 @@ TEST_F(Domains, ANameLinkedToAnotherServiceIsRefused) {
   EXPECT_TRUE(has(again.err, "example.com is already linked to another service (web)"))
       << again.all();
   auto wrong = d_.cli("domain unlink api example.com");
-  EXPECT_NE(wrong.code, 0);
+  EXPECT_EQ(wrong.code, 4) << wrong.all();  // a conflict, like linking it there
   EXPECT_TRUE(has(wrong.err, "linked to service web, not api")) << wrong.all();
+  auto typo = d_.cli("domain ls wbe");
+  EXPECT_EQ(typo.code, 3) << typo.all();
+  EXPECT_TRUE(has(typo.err, "service wbe does not exist")) << typo.all();
   auto unknown = d_.cli("domain link nosuch other.example.com");
   EXPECT_NE(unknown.code, 0);
   EXPECT_TRUE(has(unknown.err, "service nosuch does not exist")) << unknown.all();
@@ -195,6 +200,21 @@ TEST_F(Domains, UnlinkLeavesARecordTheUserChangedSinceLink) {
   ASSERT_EQ(d_.cli("service create web2 --image web/app:v2 --auto-deploy").code, 0);
   ASSERT_EQ(d_.cli("domain link web t.example.com").code, 0);
   ASSERT_EQ(d_.cli("domain link web u.example.com").code, 0);
+  // The table lines up on a terminal: "→" is one column, though three bytes.
+  auto table = d_.cli("dns record ls example.com --type ALIAS");
+  ASSERT_EQ(table.code, 0) << table.all();
+  auto columns = [](const std::string& line) {
+    return std::count_if(line.begin(), line.end(),
+                         [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; });
+  };
+  std::istringstream lines(table.out);
+  std::string header, row;
+  std::getline(lines, header);
+  ASSERT_TRUE(header.ends_with("POLICY")) << table.out;
+  while (std::getline(lines, row)) {
+    EXPECT_TRUE(has(row, "ALIAS → service web")) << row;
+    EXPECT_EQ(columns(row) - 1, columns(header) - 6) << table.out;  // POLICY "-" under its head
+  }
   ASSERT_EQ(d_.cli("dns record upsert example.com --name t --type ALIAS --alias-service web2").code,
             0);
   auto un = d_.cli("domain unlink web t.example.com");

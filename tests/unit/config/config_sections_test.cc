@@ -147,6 +147,11 @@ TEST(ConfigServicesTest, TlsIssuerAndAcmeKeys) {
   auto s = validate(plain);
   ASSERT_FALSE(s);
   EXPECT_THAT(s.error().message(),
+              HasSubstr("acme.directory_url: 'http://acme.test/dir' is not an https:// URL"));
+  plain.acme.directory_url.clear();
+  s = validate(plain);
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.error().message(),
               HasSubstr("acme.directory_url: tls.issuer is acme: set the ACME server's https://"));
   Config unreadable;
   unreadable.acme.ca_bundle = t / "missing.pem";
