@@ -166,20 +166,58 @@ int H2Conn::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u) {
   return 0;
 }
 
+size_t H2Conn::h2_thread_cap() const {
+  size_t total = st_->gate.limits().max_total;
+  if (total == 0) {
+    return SIZE_MAX;
+  }
+  size_t free = total - std::min(total, st_->gate.open());
+  return std::max<size_t>(kMaxStreams, free / st_->threads.size());
+}
+
 void H2Conn::start_streams() {
   // A stream reset before it started costs nothing upstream.
   std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
-  size_t n = std::min(to_start_.size(), kMaxStreams - std::min<size_t>(running_, kMaxStreams));
-  if (n == 0) {
+  if (to_start_.empty()) {
     return;
   }
+  size_t cap = h2_thread_cap();
   auto self = shared_from_this();
   auto ex = client_.socket().get_executor();
-  for (size_t i = 0; i < n; ++i) {
+  size_t n = 0;
+  while (n < to_start_.size() && running_ < kMaxStreams && tc_.h2_streams < cap) {
     ++running_;
-    spawn_logged(ex, proxy(self, to_start_[i]), "router.h2.stream");
+    ++tc_.h2_streams;
+    spawn_logged(ex, proxy(self, to_start_[n++]), "router.h2.stream");
   }
   to_start_.erase(to_start_.begin(), to_start_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (!to_start_.empty() && running_ < kMaxStreams && !waiting_) {
+    waiting_ = true;  // the thread's share is taken: the next stream of any connection to end
+    tc_.h2_waiting.push_back(weak_from_this());
+  } else if (tc_.h2_streams < cap) {
+    wake_waiting();  // slots are left: the next connection in line may use them
+  }
+}
+
+void H2Conn::stream_done() {
+  --running_;
+  --tc_.h2_streams;
+  if (!to_start_.empty()) {
+    asio::post(client_.socket().get_executor(), [c = shared_from_this()] { c->start_streams(); });
+  }
+  wake_waiting();
+}
+
+void H2Conn::wake_waiting() {
+  while (!tc_.h2_waiting.empty()) {
+    auto other = tc_.h2_waiting.front().lock();
+    tc_.h2_waiting.pop_front();
+    if (other && !other->dead_) {
+      other->waiting_ = false;
+      asio::post(client_.socket().get_executor(), [other] { other->start_streams(); });
+      return;
+    }
+  }
 }
 
 size_t H2Conn::pending_out() const {

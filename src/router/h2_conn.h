@@ -63,9 +63,19 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   void consume(H2Stream& s, size_t n) override;
   void reset(H2Stream& s, uint32_t error_code) override;
   void flush() { writer_wake_.notify(); }
-  // Starts the proxies of the streams whose requests arrived, at most kMaxStreams running:
-  // a stream the client reset stays counted until its proxy has let go of its upstream.
+  // Starts the proxies of the streams whose requests arrived, at most kMaxStreams running
+  // (a stream the client reset stays counted until its proxy has let go of its upstream), and
+  // at most h2_thread_cap() on this thread; past that the connection waits in h2_waiting.
   void start_streams();
+  // A proxy ended: its slots go to this connection's next stream or another's.
+  void stream_done();
+  // Lets the first live connection in tc_.h2_waiting try again.
+  void wake_waiting();
+  // Streams one I/O thread proxies at once: its share of the client connections
+  // router.max_connections still allows. The descriptor plan counts each client connection
+  // twice (itself and one to an instance); streams in that room keep every open descriptor
+  // in the plan however the clients mix HTTP/1.1 and HTTP/2. Never fewer than kMaxStreams.
+  size_t h2_thread_cap() const;
   // Response bytes all streams hold for the client.
   size_t pending_out() const;
   // The connection's own deadline: with no stream open, keepalive_timeout from when the last
@@ -102,6 +112,7 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> to_start_;
   size_t running_ = 0;        // proxy coroutines not yet done
+  bool waiting_ = false;      // in tc_.h2_waiting
   size_t refused_heads_ = 0;  // streams reset for a header list over kMaxHeaderBytes
   Clock::time_point idle_since_ = Clock::now();
   Watch watch_;

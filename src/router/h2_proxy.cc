@@ -247,11 +247,7 @@ awaitable<void> H2Conn::proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2St
     Watch* w;
     ~Unwatch() {
       ThreadCtx::remove(w);
-      --c->running_;
-      if (!c->to_start_.empty()) {  // a stream waits for this one's slot
-        asio::post(c->client_.socket().get_executor(),
-                   [conn = c->shared_from_this()] { conn->start_streams(); });
-      }
+      c->stream_done();
     }
   } unwatch{this, &s.watch};
 

@@ -16,6 +16,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -102,6 +103,7 @@ struct Watch {
 };
 
 struct ThreadCtx;
+class H2Conn;
 
 // Ends an h2c connection (its streams fail); null is fine. On the connection's thread.
 void close_h2c(const std::shared_ptr<H2cConn>& c);
@@ -237,6 +239,10 @@ struct ThreadCtx {
   std::string id_prefix;
   uint64_t id_counter = 0;
   std::vector<std::weak_ptr<Upstream::Pool>> pools;
+  // HTTP/2 streams this thread proxies now, over all its connections (each may hold a
+  // connection to an instance), and the connections waiting for one of those slots.
+  size_t h2_streams = 0;
+  std::deque<std::weak_ptr<H2Conn>> h2_waiting;
 };
 
 // Upstream connections, shared by HTTP/1.1 (Conn) and HTTP/2 streams (upstream.cc).
