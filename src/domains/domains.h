@@ -171,7 +171,8 @@ class Manager {
   Result<std::vector<Domain>> link_registry(const std::string& name);
   /// Removes the route, the records link created and, when no other name uses it, the
   /// certificate. Records the user has changed since link are left, and named in the result.
-  /// NotFound when name is not linked to service (service "": to the registry).
+  /// NotFound when name is not linked; Conflict when it is linked to another service or to the
+  /// registry (service "": unlink from the registry).
   Result<std::vector<std::string>> unlink(const std::string& service, const std::string& name);
   Result<Domain> get(const std::string& name) const;
   /// Sorted by name; service "" = all.

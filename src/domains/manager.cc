@@ -326,19 +326,31 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
       return existing.error();
     }
   }
-  // A FAILED link holds no records (they were taken back); its rows, with those of the names
-  // linked with it, make way for this one.
+  // The FAILED link's rows, with those of the names linked with it, make way for this one.
+  // Its records were taken back when it failed, unless taking them back failed too: then now,
+  // and while they cannot be, the retry waits (no record is left that no row remembers).
+  bool reissue = false;
   for (const auto& g : retried) {
     BERTH_ASSIGN_OR_RETURN(auto group, load_group(g));
     for (const auto& old : group) {
       if (old.status != kFailed) {
         continue;
       }
+      BERTH_ASSIGN_OR_RETURN(auto kept, remove_records(old));
+      (void)kept;  // records the user changed since are theirs
       BERTH_TRY(store.delete_object(kDomainKind, old.name));
       if (!old.certificate.empty()) {
-        BERTH_TRY(release_cert(old.certificate));
+        BERTH_ASSIGN_OR_RETURN(bool again, release_cert(old.certificate));
+        reissue = reissue || again;
       }
     }
+  }
+  if (reissue) {
+    {
+      std::lock_guard wake_lock(mu);
+      wake_now = true;  // the names still on that certificate get one without these
+    }
+    cv.notify_all();
   }
   std::vector<Domain> created;
   for (const auto& n : names) {

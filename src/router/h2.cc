@@ -154,6 +154,12 @@ int H2Conn::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u) {
   }
   auto& s = *it->second;
   s.closed = true;
+  if (!s.in.empty()) {
+    // Request bytes nobody will write upstream (an early answer, a reset): the connection's
+    // window must still get them back, or it shrinks for good.
+    nghttp2_session_consume_connection(self->session_, s.in.size());
+    s.in.clear();
+  }
   if (s.up) {
     beast::error_code ec;
     s.up->cancel(ec);
@@ -162,6 +168,7 @@ int H2Conn::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u) {
   self->streams_.erase(it);
   if (self->streams_.empty()) {
     self->idle_since_ = Clock::now();
+    self->arm_client();  // keepalive_timeout from now, for the read already waiting too
   }
   return 0;
 }
@@ -178,24 +185,22 @@ size_t H2Conn::h2_thread_cap() const {
 void H2Conn::start_streams() {
   // A stream reset before it started costs nothing upstream.
   std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
-  if (to_start_.empty()) {
-    return;
-  }
   size_t cap = h2_thread_cap();
-  auto self = shared_from_this();
-  auto ex = client_.socket().get_executor();
   size_t n = 0;
   while (n < to_start_.size() && running_ < kMaxStreams && tc_.h2_streams < cap) {
     ++running_;
     ++tc_.h2_streams;
-    spawn_logged(ex, proxy(self, to_start_[n++]), "router.h2.stream");
+    spawn_logged(client_.socket().get_executor(), proxy(shared_from_this(), to_start_[n++]),
+                 "router.h2.stream");
   }
   to_start_.erase(to_start_.begin(), to_start_.begin() + static_cast<std::ptrdiff_t>(n));
-  if (!to_start_.empty() && running_ < kMaxStreams && !waiting_) {
-    waiting_ = true;  // the thread's share is taken: the next stream of any connection to end
-    tc_.h2_waiting.push_back(weak_from_this());
+  if (!to_start_.empty() && running_ < kMaxStreams) {
+    if (!waiting_) {
+      waiting_ = true;  // the thread's share is taken: the next stream of any connection to end
+      tc_.h2_waiting.push_back(weak_from_this());
+    }
   } else if (tc_.h2_streams < cap) {
-    wake_waiting();  // slots are left: the next connection in line may use them
+    wake_waiting();  // a slot this connection does not use goes to the next one in line
   }
 }
 
@@ -239,6 +244,10 @@ ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len
   size_t n = std::min(avail, len);
   std::memcpy(buf, s->out.data() + s->out_off, n);
   s->out_off += n;
+  if (n > 0 && s->wants_room) {
+    s->watch.deadline =
+        Clock::now() + self->opts_.idle_timeout;  // a slow reader, not a stalled one
+  }
   if (s->out_off == s->out.size()) {
     s->out.clear();
     s->out_off = 0;
@@ -297,7 +306,14 @@ void H2Conn::resume(H2Stream& s) {
 }
 
 void H2Conn::consume(H2Stream& s, size_t n) {
-  nghttp2_session_consume(session_, s.id, n);
+  if (dead_ || n == 0) {
+    return;
+  }
+  if (s.closed) {
+    nghttp2_session_consume_connection(session_, n);  // the stream is gone, not its bytes
+  } else {
+    nghttp2_session_consume(session_, s.id, n);
+  }
   flush();
 }
 
@@ -374,6 +390,7 @@ awaitable<void> H2Conn::run() {
   spawn_logged(ex, writer(self), "router.h2.writer");
   flush();  // our SETTINGS
   auto buf = std::make_unique_for_overwrite<uint8_t[]>(kReadChunk);
+  unsigned reads = 0;
   while (!dead_) {
     if (st_->stopping.load(std::memory_order_relaxed)) {
       nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
@@ -395,6 +412,12 @@ awaitable<void> H2Conn::run() {
     }
     start_streams();
     flush();
+    if (++reads % 16 == 0) {
+      // A TLS read that finds its bytes does not pass through the event loop (OpenSSL reads
+      // the socket itself), so a client sending as fast as it can would keep the thread: every
+      // 16 reads the thread's other connections and its accept loop go first.
+      co_await asio::post(ex, use_awaitable);
+    }
   }
   // The read side is over. What nghttp2 queued (a GOAWAY after a protocol error or a flood)
   // goes out in one attempt when the writer is not mid-write; nothing waits for it.

@@ -60,6 +60,8 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   void submit_head(H2Stream& s, unsigned status, const H2Fields& fields, bool body) override;
   bool dead() const override { return dead_; }
   void resume(H2Stream& s) override;
+  // n request bytes of s are done with (written upstream, or never to be): the client's
+  // window opens again, the connection's alone once s is closed.
   void consume(H2Stream& s, size_t n) override;
   void reset(H2Stream& s, uint32_t error_code) override;
   void flush() { writer_wake_.notify(); }

@@ -25,12 +25,9 @@ awaitable<Sent> H2Conn::send_request(H2Stream* s, bool chunked) {
       s->in.clear();
       s->watch.deadline = Clock::now() + opts_.idle_timeout;
       co_await write_all(&*s->up, asio::buffer(piece), &ec);
+      consume(*s, n);  // written or not, the client's window opens again
       if (ec) {
         co_return Sent::UpstreamFailed;
-      }
-      if (!dead_ && !s->closed) {
-        nghttp2_session_consume(session_, s->id, n);  // opens the client's window again
-        flush();
       }
       continue;
     }
@@ -44,6 +41,7 @@ awaitable<Sent> H2Conn::send_request(H2Stream* s, bool chunked) {
       }
       co_return Sent::Ok;
     }
+    s->watch.fired = false;
     s->watch.deadline = Clock::now() + opts_.body_timeout;  // the client's next DATA
     co_await s->wake.wait();
     if (s->watch.fired) {
@@ -162,9 +160,13 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
         // need more bytes: fall through to the read below
       } else {
         while (!s->closed && !dead_ && full()) {
-          // The client has not taken what we have yet; idle_timeout for it to take some.
+          // The client has not taken what we have yet: idle_timeout for it to take some
+          // (read_body moves the deadline on with every byte it takes).
+          s->watch.fired = false;
           s->watch.deadline = Clock::now() + opts_.idle_timeout;
+          s->wants_room = true;
           co_await s->wake.wait();
+          s->wants_room = false;
           if (s->watch.fired) {
             co_return status;  // the caller resets the stream: the response broke off
           }

@@ -30,8 +30,9 @@ struct H2Stream {
   bool end_out = false;
   H2Fields trailers_out;  // response trailers, sent after the body (h2c upstreams)
   bool deferred = false;
-  bool closed = false;  // nghttp2 closed it (done, or reset by either side)
-  bool hsts = false;    // the route's Strict-Transport-Security
+  bool wants_room = false;  // its proxy waits for the client to take response bytes
+  bool closed = false;      // nghttp2 closed it (done, or reset by either side)
+  bool hsts = false;        // the route's Strict-Transport-Security
   Signal wake;
   Signal room;  // the client took response bytes
   std::optional<tcp::socket> up;

@@ -235,14 +235,6 @@ awaitable<size_t> ClientStream::read_some(asio::mutable_buffer b, beast::error_c
 
 awaitable<size_t> ClientStream::tls_read_some(asio::mutable_buffer b, beast::error_code* ec) {
   *ec = {};
-  // Every 16th read in a row that did not wait lets the thread's other work run first (other
-  // connections, the accept loop), as a plain socket's read, which always completes through
-  // the event loop, does. A client streaming frames as fast as it can then costs its own
-  // connection's share, not the thread.
-  if (++reads_at_once_ == 16) {
-    reads_at_once_ = 0;
-    co_await asio::post(sock_.get_executor(), use_awaitable);
-  }
   char* p = static_cast<char*>(b.data());
   size_t got = 0;
   while (got < b.size()) {
@@ -265,7 +257,6 @@ awaitable<size_t> ClientStream::tls_read_some(asio::mutable_buffer b, beast::err
       *ec = e;
       co_return 0;
     }
-    reads_at_once_ = 0;
     co_await sock_.async_wait(rd ? tcp::socket::wait_read : tcp::socket::wait_write,
                               asio::redirect_error(use_awaitable, e));
     if (e) {

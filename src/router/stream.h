@@ -94,9 +94,6 @@ class ClientStream {
   std::array<asio::const_buffer, kMaxBuffers> wb_;
   size_t n_ = 0;
   std::unique_ptr<char[]> stage_;  // one record's worth, when buffers must be joined
-  // TLS reads that found their bytes at once: OpenSSL's read does not go through the event
-  // loop, so a client that keeps the socket full would keep the thread (see tls_read_some).
-  unsigned reads_at_once_ = 0;
 };
 
 // The same operations on an upstream's plain socket, so the body pumps take either side.

@@ -3,8 +3,10 @@
 #include "support/harness.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <chrono>
+#include <cstdlib>
 
 namespace berth::test {
 namespace {
@@ -38,6 +40,21 @@ TEST(HarnessTest, WaitStartedSaysHowAServersStartEnded) {
   EXPECT_EQ(wait_started(
                 never, "x", [] { return true; }, std::chrono::seconds(1)),
             "x could not be spawned");
+}
+
+// What the harness sets in a server's environment wins over this process's, whichever end of
+// the environment the server's program reads.
+TEST(HarnessTest, SpawnServerEnvironmentOverridesTheTests) {
+  TempDir t;
+  ::setenv("BERTH_HARNESS_PROBE", "outer", 1);
+  SpawnOptions opts;
+  opts.env = {"BERTH_HARNESS_PROBE=inner"};
+  pid_t pid = spawn_server({"/bin/bash", "-c", "echo \"$BERTH_HARNESS_PROBE\""}, t / "out", opts);
+  ASSERT_GT(pid, 0);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::unsetenv("BERTH_HARNESS_PROBE");
+  EXPECT_EQ(read_file(t / "out"), "inner\n");
 }
 
 }  // namespace

@@ -14,12 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -220,8 +222,19 @@ pid_t spawn_server(const std::vector<std::string>& argv, const std::string& log,
   for (const auto& e : opts.env) {
     envp.push_back(const_cast<char*>(e.c_str()));
   }
+  // This process's environment, less what opts.env sets: with a name twice, programs differ
+  // in which one they take (bash the last, getenv the first).
+  auto overridden = [&](const char* e) {
+    std::string_view name(e, std::strcspn(e, "="));
+    return std::any_of(opts.env.begin(), opts.env.end(), [&](const std::string& o) {
+      return o.size() > name.size() && o.compare(0, name.size(), name) == 0 &&
+             o[name.size()] == '=';
+    });
+  };
   for (char** e = environ; *e != nullptr; ++e) {
-    envp.push_back(*e);
+    if (!overridden(*e)) {
+      envp.push_back(*e);
+    }
   }
   envp.push_back(nullptr);
   bool change_user = !opts.user.empty() && ::geteuid() == 0;
