@@ -249,10 +249,22 @@ ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len
         Clock::now() + self->opts_.idle_timeout;  // a slow reader, not a stalled one
   }
   if (s->out_off == s->out.size()) {
-    s->out.clear();
+    if (s->out.capacity() > kReadChunk) {
+      std::string().swap(s->out);  // a stream between bursts keeps no big buffer
+    } else {
+      s->out.clear();
+    }
     s->out_off = 0;
     s->wake.notify();  // room for more of the upstream's body
     s->room.notify();
+  }
+  if (n > 0 && !self->room_waiters_.empty() && self->pending_out() < kMaxConnPendingOut) {
+    for (int32_t w : self->room_waiters_) {  // the connection has room again
+      if (H2Stream* other = self->stream(w)) {
+        other->wake.notify();
+      }
+    }
+    self->room_waiters_.clear();
   }
   if (n == 0 && !s->end_out) {
     s->deferred = true;

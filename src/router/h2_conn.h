@@ -20,6 +20,7 @@ inline constexpr size_t kMaxHeaderBytes = 64 * 1024;   // one request's header l
 inline constexpr size_t kMaxRefusedHeads = 8;          // header lists over it; then GOAWAY
 inline constexpr size_t kMaxPendingOut = 256 * 1024;   // response bytes one stream holds
 inline constexpr size_t kMaxConnPendingOut = 1 << 20;  // ... and all streams together
+inline constexpr size_t kSmallChunk = 4096;            // a read once those are nearly spent
 inline constexpr int32_t kWindow = 1 << 20;            // the connection's receive window
 
 // How a stream's request went up (send_request).
@@ -113,9 +114,11 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   nghttp2_session* session_ = nullptr;
   std::map<int32_t, std::shared_ptr<H2Stream>> streams_;
   std::vector<std::shared_ptr<H2Stream>> to_start_;
-  size_t running_ = 0;        // proxy coroutines not yet done
-  bool waiting_ = false;      // in tc_.h2_waiting
-  size_t refused_heads_ = 0;  // streams reset for a header list over kMaxHeaderBytes
+  size_t running_ = 0;                 // proxy coroutines not yet done
+  std::vector<int32_t> room_waiters_;  // streams waiting for pending_out() to fall
+  size_t reading_ = 0;                 // body bytes streams are reading from instances now
+  bool waiting_ = false;               // in tc_.h2_waiting
+  size_t refused_heads_ = 0;           // streams reset for a header list over kMaxHeaderBytes
   Clock::time_point idle_since_ = Clock::now();
   Watch watch_;
   Signal writer_wake_;

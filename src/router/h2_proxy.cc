@@ -150,42 +150,57 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
         *reusable = parser->keep_alive() && buf.size() == 0;
         co_return status;
       }
-      // Held for the client: at most kMaxPendingOut for this stream, and past
-      // kMaxConnPendingOut for the connection only the stream's last read.
-      auto full = [&] {
+      if (used > 0) {
+        continue;
+      }
+    }
+    if (s->closed || dead_) {
+      break;
+    }
+    size_t chunk = kReadChunk;
+    if (head_done) {
+      // Body bytes held for the client: at most kMaxPendingOut for this stream and
+      // kMaxConnPendingOut for all the connection's streams; read_body wakes the streams
+      // waiting for room. Reads under way count too, but only to make the next ones small
+      // (a long poll waiting on its instance must not hold up the other streams).
+      auto room = [&] {
         size_t own = s->out.size() - s->out_off;
-        return own >= kMaxPendingOut || (own > 0 && pending_out() >= kMaxConnPendingOut);
+        size_t conn = pending_out();
+        return std::min(kMaxPendingOut - std::min(own, kMaxPendingOut),
+                        kMaxConnPendingOut - std::min(conn, kMaxConnPendingOut));
       };
-      if (used == 0 && !full()) {
-        // need more bytes: fall through to the read below
-      } else {
-        while (!s->closed && !dead_ && full()) {
+      if (room() == 0) {
+        if (buf.size() == 0) {
+          buf.shrink_to_fit();  // a waiting stream holds no read buffer
+        }
+        while (!s->closed && !dead_ && room() == 0) {
           // The client has not taken what we have yet: idle_timeout for it to take some
           // (read_body moves the deadline on with every byte it takes).
           s->watch.fired = false;
           s->watch.deadline = Clock::now() + opts_.idle_timeout;
           s->wants_room = true;
+          room_waiters_.push_back(s->id);
           co_await s->wake.wait();
           s->wants_room = false;
           if (s->watch.fired) {
             co_return status;  // the caller resets the stream: the response broke off
           }
         }
-        if (used > 0) {
-          continue;
-        }
+        continue;
       }
-    }
-    if (s->closed || dead_) {
-      break;
-    }
-    if (!head_done) {
-      s->watch.deadline = Clock::now() + opts_.response_timeout;
-    } else {
+      bool crowded = pending_out() + reading_ + kReadChunk > kMaxConnPendingOut;
+      chunk = std::min(crowded ? kSmallChunk : kReadChunk, room());
       s->watch.deadline = Clock::now() + opts_.idle_timeout;
+    } else {
+      // The head in small reads: the body bytes that come with it are held before the room
+      // for them is checked.
+      chunk = kSmallChunk;
+      s->watch.deadline = Clock::now() + opts_.response_timeout;
     }
-    auto mb = buf.prepare(kReadChunk);
+    auto mb = buf.prepare(chunk);
+    reading_ += chunk;
     size_t n = co_await read_some(&*s->up, mb, &ec);
+    reading_ -= chunk;
     buf.commit(n);
     if (ec == asio::error::eof && head_done) {
       beast::error_code e2;
