@@ -182,24 +182,47 @@ size_t H2Conn::h2_thread_cap() const {
   return std::max<size_t>(kMaxStreams, free / st_->threads.size());
 }
 
+size_t H2Conn::h2_address_cap() const {
+  const auto& limits = st_->gate.limits();
+  if (limits.max_per_address == 0 || limits.max_total == 0) {
+    return SIZE_MAX;
+  }
+  size_t shares = std::max<size_t>(1, limits.max_total / limits.max_per_address);
+  return std::max<size_t>(kMaxStreams, h2_thread_cap() / shares);
+}
+
 void H2Conn::start_streams() {
   // A stream reset before it started costs nothing upstream.
   std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
   size_t cap = h2_thread_cap();
+  size_t addr_cap = h2_address_cap();
+  auto& mine = tc_.h2_addresses[addr_key_];
   size_t n = 0;
-  while (n < to_start_.size() && running_ < kMaxStreams && tc_.h2_streams < cap) {
+  while (n < to_start_.size() && running_ < kMaxStreams && tc_.h2_streams < cap &&
+         mine.streams < addr_cap) {
     ++running_;
     ++tc_.h2_streams;
+    ++mine.streams;
     spawn_logged(client_.socket().get_executor(), proxy(shared_from_this(), to_start_[n++]),
                  "router.h2.stream");
   }
   to_start_.erase(to_start_.begin(), to_start_.begin() + static_cast<std::ptrdiff_t>(n));
-  if (!to_start_.empty() && running_ < kMaxStreams) {
-    if (!waiting_) {
-      waiting_ = true;  // the thread's share is taken: the next stream of any connection to end
+  bool more = !to_start_.empty() && running_ < kMaxStreams;
+  if (more && mine.streams >= addr_cap) {
+    if (queued_ != Queue::Address) {  // this address's share is taken: its next stream to end
+      queued_ = Queue::Address;
+      mine.waiting.push_back(weak_from_this());
+    }
+  } else if (more) {
+    if (queued_ != Queue::Thread) {  // the thread's is: the next stream of any address to end
+      queued_ = Queue::Thread;
       tc_.h2_waiting.push_back(weak_from_this());
     }
-  } else if (tc_.h2_streams < cap) {
+    return;
+  } else if (mine.streams == 0 && mine.waiting.empty()) {
+    tc_.h2_addresses.erase(addr_key_);
+  }
+  if (tc_.h2_streams < cap) {
     wake_waiting();  // a slot this connection does not use goes to the next one in line
   }
 }
@@ -207,19 +230,31 @@ void H2Conn::start_streams() {
 void H2Conn::stream_done() {
   --running_;
   --tc_.h2_streams;
+  if (auto it = tc_.h2_addresses.find(addr_key_); it != tc_.h2_addresses.end()) {
+    auto& mine = it->second;
+    --mine.streams;
+    // The next connection of this address waiting for its share; all of them once the
+    // address has no stream left (so that none is left in a queue nobody pops).
+    do {
+      wake_first(mine.waiting, Queue::Address);
+    } while (mine.streams == 0 && !mine.waiting.empty());
+    if (mine.streams == 0 && mine.waiting.empty()) {
+      tc_.h2_addresses.erase(it);
+    }
+  }
   if (!to_start_.empty()) {
     asio::post(client_.socket().get_executor(), [c = shared_from_this()] { c->start_streams(); });
   }
   wake_waiting();
 }
 
-void H2Conn::wake_waiting() {
-  while (!tc_.h2_waiting.empty()) {
-    auto other = tc_.h2_waiting.front().lock();
-    tc_.h2_waiting.pop_front();
-    if (other && !other->dead_) {
-      other->waiting_ = false;
-      asio::post(client_.socket().get_executor(), [other] { other->start_streams(); });
+void H2Conn::wake_first(std::deque<std::weak_ptr<H2Conn>>& q, Queue which) {
+  while (!q.empty()) {
+    auto c = q.front().lock();
+    q.pop_front();
+    if (c && !c->dead_ && c->queued_ == which) {
+      c->queued_ = Queue::None;
+      asio::post(c->client_.socket().get_executor(), [c] { c->start_streams(); });
       return;
     }
   }

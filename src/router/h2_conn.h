@@ -38,6 +38,9 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
         writer_done_(tc.ioc) {
     watch_.a = &client_.socket();
     tc_.add(&watch_);
+    beast::error_code ec;
+    auto a = asio::ip::make_address(peer_, ec);
+    addr_key_ = ec ? peer_ : net::ConnectionGate::address_key(a);
   }
   ~H2Conn() {
     ThreadCtx::remove(&watch_);
@@ -49,6 +52,8 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   awaitable<void> run();
 
  private:
+  enum class Queue { None, Thread, Address };  // where a connection waits for a slot
+
   bool init();
   awaitable<void> writer(std::shared_ptr<H2Conn> self);
   awaitable<void> proxy(std::shared_ptr<H2Conn> self, std::shared_ptr<H2Stream> s);
@@ -67,18 +72,25 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   void reset(H2Stream& s, uint32_t error_code) override;
   void flush() { writer_wake_.notify(); }
   // Starts the proxies of the streams whose requests arrived, at most kMaxStreams running
-  // (a stream the client reset stays counted until its proxy has let go of its upstream), and
-  // at most h2_thread_cap() on this thread; past that the connection waits in h2_waiting.
+  // (a stream the client reset stays counted until its proxy has let go of its upstream), at
+  // most h2_thread_cap() on this thread and h2_address_cap() from this client's address; past
+  // those the connection waits in the thread's queue or its address's.
   void start_streams();
   // A proxy ended: its slots go to this connection's next stream or another's.
   void stream_done();
   // Lets the first live connection in tc_.h2_waiting try again.
-  void wake_waiting();
+  void wake_waiting() { wake_first(tc_.h2_waiting, Queue::Thread); }
+  // Pops q until a connection that still waits in it as `which` (an entry goes stale when its
+  // connection moves on), and has that one try again.
+  static void wake_first(std::deque<std::weak_ptr<H2Conn>>& q, Queue which);
   // Streams one I/O thread proxies at once: its share of the client connections
   // router.max_connections still allows. The descriptor plan counts each client connection
   // twice (itself and one to an instance); streams in that room keep every open descriptor
   // in the plan however the clients mix HTTP/1.1 and HTTP/2. Never fewer than kMaxStreams.
   size_t h2_thread_cap() const;
+  // An address's share of that, as router.max_connections_per_address is of
+  // router.max_connections (no cap when that is 0), and never fewer than kMaxStreams.
+  size_t h2_address_cap() const;
   // Response bytes all streams hold for the client.
   size_t pending_out() const;
   // The connection's own deadline: with no stream open, keepalive_timeout from when the last
@@ -117,7 +129,8 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   size_t running_ = 0;                 // proxy coroutines not yet done
   std::vector<int32_t> room_waiters_;  // streams waiting for pending_out() to fall
   size_t reading_ = 0;                 // body bytes streams are reading from instances now
-  bool waiting_ = false;               // in tc_.h2_waiting
+  Queue queued_ = Queue::None;         // which queue this connection waits in for a slot
+  std::string addr_key_;               // the client's address, as the connection gate counts it
   size_t refused_heads_ = 0;           // streams reset for a header list over kMaxHeaderBytes
   Clock::time_point idle_since_ = Clock::now();
   Watch watch_;

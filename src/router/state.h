@@ -243,6 +243,12 @@ struct ThreadCtx {
   // connection to an instance), and the connections waiting for one of those slots.
   size_t h2_streams = 0;
   std::deque<std::weak_ptr<H2Conn>> h2_waiting;
+  // The same per source address (net::ConnectionGate::address_key), which gets its share.
+  struct H2Address {
+    size_t streams = 0;
+    std::deque<std::weak_ptr<H2Conn>> waiting;
+  };
+  std::unordered_map<std::string, H2Address> h2_addresses;
 };
 
 // Upstream connections, shared by HTTP/1.1 (Conn) and HTTP/2 streams (upstream.cc).

@@ -835,6 +835,32 @@ TEST_F(RouterTlsTest, Http2StreamsShareTheThreadsBudgetOfInstanceConnections) {
   EXPECT_EQ(b.requests(), 400);
 }
 
+// One address gets its share of a thread's streams, as router.max_connections_per_address is of
+// router.max_connections: 4096 and 256 make it a sixteenth, never fewer than 128 a thread. Eight
+// connections from one address asking for 100 slow responses each reach at most 2 x 128 instance
+// connections at once, and every stream is answered.
+TEST_F(RouterTlsTest, Http2StreamsOfOneAddressGetItsShare) {
+  if (!have("h2load")) {
+    GTEST_SKIP() << "h2load is not installed (scripts/setup --test)";
+  }
+  Backend b([](const SeenRequest&, int fd) {
+    std::this_thread::sleep_for(300ms);
+    write_all(fd, response("slow"));
+    return true;
+  });
+  RouterOptions o;
+  o.limits.max_total = 4096;
+  o.limits.max_per_address = 256;
+  start(o);
+  publish_all();
+  route("app.test", b.port());
+  auto r = run("h2load -n 800 -c 8 -m 100 -H ':authority: app.test' https://127.0.0.1:" +
+               std::to_string(tls_port_) + "/slow 2>&1");
+  EXPECT_NE(r.out.find("800 succeeded, 0 failed, 0 errored"), std::string::npos) << r.out;
+  EXPECT_LE(b.connections(), 2 * 128) << "one address took more than its share";
+  EXPECT_EQ(b.requests(), 800);
+}
+
 // An HPACK bomb: one 4000-byte entry put in the dynamic table, then header blocks of one-byte
 // references to it, each decoding to 48 MB. No such stream is answered; the eighth ends the
 // connection with ENHANCE_YOUR_CALM, and other clients never notice.
