@@ -121,14 +121,35 @@ std::string policy_cell(const Json& rs) {
   return id + (rs.value("MultiValueAnswer", false) ? " multivalue" : "");
 }
 
-int print_zone(const Json& z, bool json) {
+// The zone berth hosts that holds name's delegation (the longest proper suffix), or "".
+std::string hosted_parent(const api::Client& client, const std::string& name) {
+  auto zones = client.call("GET", kZones);
+  std::string best;
+  if (!zones) {
+    return best;
+  }
+  for (const auto& z : zones->value("zones", Json::array())) {
+    std::string n = str(z, "name");
+    if (n.size() > best.size() && name.size() > n.size() + 1 && name.ends_with("." + n)) {
+      best = n;
+    }
+  }
+  return best;
+}
+
+int print_zone(const Json& z, bool json, const api::Client& client) {
   if (json) {
     return print_json(z);
   }
   std::printf("zone %s serial %lld, %lld record sets\n", str(z, "name").c_str(),
               static_cast<long long>(num(z, "serial")),
               static_cast<long long>(num(z, "record_set_count")));
-  std::printf("name servers (set these at your registrar):\n");
+  if (std::string parent = hosted_parent(client, str(z, "name")); !parent.empty()) {
+    std::printf("name servers (delegated from %s, which berth hosts: nothing to set elsewhere):\n",
+                parent.c_str());
+  } else {
+    std::printf("name servers (set these at your registrar):\n");
+  }
   for (const auto& ns : z.value("nameservers", Json::array())) {
     std::printf("  %s\n", ns.get<std::string>().c_str());
   }
@@ -290,7 +311,7 @@ std::optional<int> run_dns_commands(DnsCommands& s, const api::Client& client) {
       return print_json(*r);
     }
     std::printf("created ");
-    return print_zone(*r, false);
+    return print_zone(*r, false, client);
   }
   if (*s.zone_ls) {
     return print_list(
@@ -308,7 +329,7 @@ std::optional<int> run_dns_commands(DnsCommands& s, const api::Client& client) {
   }
   if (*s.zone_show) {
     auto r = client.call("GET", zone_path(s.zone));
-    return r ? print_zone(*r, s.json) : fail(r.error());
+    return r ? print_zone(*r, s.json, client) : fail(r.error());
   }
   if (*s.zone_rm) {
     auto r = client.call("DELETE", zone_path(s.zone));

@@ -84,9 +84,15 @@ TEST_F(DnsCli, ZoneCreatePrintsNameServersAndAnswersAuthoritatively) {
 }
 
 TEST_F(DnsCli, SubZoneIsDelegatedFromItsParent) {
-  ASSERT_EQ(d_.cli("dns zone create example.com").code, 0);
+  auto apex = d_.cli("dns zone create example.com");
+  ASSERT_EQ(apex.code, 0) << apex.all();
+  EXPECT_NE(apex.out.find("set these at your registrar"), std::string::npos) << apex.out;
   auto sub = d_.cli("dns zone create www.example.com");
   ASSERT_EQ(sub.code, 0) << sub.all();
+  // Its delegation is berth's own to write: nothing for the user to set elsewhere.
+  EXPECT_NE(sub.out.find("delegated from example.com, which berth hosts"), std::string::npos)
+      << sub.out;
+  EXPECT_EQ(sub.out.find("registrar"), std::string::npos) << sub.out;
   // The parent holds NS (and glue for ns1.www.example.com) for the sub-zone.
   auto ns = d_.cli("dns record ls example.com --name www --type NS --json");
   ASSERT_EQ(ns.code, 0) << ns.all();
