@@ -165,7 +165,11 @@ int H2Conn::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* u) {
     s.up->cancel(ec);
   }
   s.wake.notify();
+  bool held = s.out.size() > s.out_off;
   self->streams_.erase(it);
+  if (held) {
+    self->wake_room_waiters();  // its bytes no longer count against the connection
+  }
   if (self->streams_.empty()) {
     self->idle_since_ = Clock::now();
     self->arm_client();  // keepalive_timeout from now, for the read already waiting too
@@ -196,22 +200,28 @@ void H2Conn::start_streams() {
   std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
   size_t cap = h2_thread_cap();
   size_t addr_cap = h2_address_cap();
-  auto& mine = tc_.h2_addresses[addr_key_];
+  // Looked up afresh each time: a proxy may run (and end) inside spawn, which can erase it.
+  auto address_streams = [&]() -> size_t {
+    auto it = tc_.h2_addresses.find(addr_key_);
+    return it == tc_.h2_addresses.end() ? 0 : it->second.streams;
+  };
   size_t n = 0;
   while (n < to_start_.size() && running_ < kMaxStreams && tc_.h2_streams < cap &&
-         mine.streams < addr_cap) {
+         address_streams() < addr_cap) {
     ++running_;
     ++tc_.h2_streams;
-    ++mine.streams;
-    spawn_logged(client_.socket().get_executor(), proxy(shared_from_this(), to_start_[n++]),
+    ++tc_.h2_addresses[addr_key_].streams;
+    auto s = to_start_[n++];
+    spawn_logged(client_.socket().get_executor(), proxy(shared_from_this(), std::move(s)),
                  "router.h2.stream");
   }
   to_start_.erase(to_start_.begin(), to_start_.begin() + static_cast<std::ptrdiff_t>(n));
   bool more = !to_start_.empty() && running_ < kMaxStreams;
-  if (more && mine.streams >= addr_cap) {
+  bool address_full = address_streams() >= addr_cap;
+  if (more && address_full) {
     if (queued_ != Queue::Address) {  // this address's share is taken: its next stream to end
       queued_ = Queue::Address;
-      mine.waiting.push_back(weak_from_this());
+      tc_.h2_addresses[addr_key_].waiting.push_back(weak_from_this());
     }
   } else if (more) {
     if (queued_ != Queue::Thread) {  // the thread's is: the next stream of any address to end
@@ -219,11 +229,18 @@ void H2Conn::start_streams() {
       tc_.h2_waiting.push_back(weak_from_this());
     }
     return;
-  } else if (mine.streams == 0 && mine.waiting.empty()) {
-    tc_.h2_addresses.erase(addr_key_);
+  }
+  // Slots this connection leaves unused go to the next in line: of its address, of the thread.
+  if (auto it = tc_.h2_addresses.find(addr_key_); it != tc_.h2_addresses.end()) {
+    if (!address_full) {
+      wake_first(it->second.waiting, Queue::Address);
+    }
+    if (it->second.streams == 0 && it->second.waiting.empty()) {
+      tc_.h2_addresses.erase(it);
+    }
   }
   if (tc_.h2_streams < cap) {
-    wake_waiting();  // a slot this connection does not use goes to the next one in line
+    wake_waiting();
   }
 }
 
@@ -260,6 +277,18 @@ void H2Conn::wake_first(std::deque<std::weak_ptr<H2Conn>>& q, Queue which) {
   }
 }
 
+void H2Conn::wake_room_waiters() {
+  if (room_waiters_.empty() || pending_out() >= kMaxConnPendingOut) {
+    return;
+  }
+  for (int32_t w : room_waiters_) {
+    if (H2Stream* s = stream(w)) {
+      s->wake.notify();
+    }
+  }
+  room_waiters_.clear();
+}
+
 size_t H2Conn::pending_out() const {
   size_t n = 0;
   for (const auto& [id, s] : streams_) {
@@ -293,13 +322,8 @@ ssize_t H2Conn::read_body(nghttp2_session*, int32_t id, uint8_t* buf, size_t len
     s->wake.notify();  // room for more of the upstream's body
     s->room.notify();
   }
-  if (n > 0 && !self->room_waiters_.empty() && self->pending_out() < kMaxConnPendingOut) {
-    for (int32_t w : self->room_waiters_) {  // the connection has room again
-      if (H2Stream* other = self->stream(w)) {
-        other->wake.notify();
-      }
-    }
-    self->room_waiters_.clear();
+  if (n > 0) {
+    self->wake_room_waiters();
   }
   if (n == 0 && !s->end_out) {
     s->deferred = true;

@@ -93,6 +93,8 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   size_t h2_address_cap() const;
   // Response bytes all streams hold for the client.
   size_t pending_out() const;
+  // The streams waiting for pending_out() to fall, once it has.
+  void wake_room_waiters();
   // The connection's own deadline: with no stream open, keepalive_timeout from when the last
   // one closed (frames such as PINGs do not extend it); else idle_timeout from now.
   void arm_client() {

@@ -133,6 +133,13 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
       if (ec) {
         co_return status;  // a malformed body: the stream is reset below
       }
+      if (s->out_off > 0 && s->out_off >= s->out.size() - s->out_off) {
+        // Bytes the client took go before more are added: a stream the client drains slowly
+        // but never quite empties must not keep the whole body (a copy of at most what was
+        // taken since the last time, so each byte is moved about once).
+        s->out.erase(0, s->out_off);
+        s->out_off = 0;
+      }
       for (size_t i = 0; i < parser->nviews; ++i) {
         s->out.append(parser->views[i]);
         *bytes += parser->views[i].size();
@@ -159,37 +166,39 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
     }
     size_t chunk = kReadChunk;
     if (head_done) {
-      // Body bytes held for the client: at most kMaxPendingOut for this stream and
-      // kMaxConnPendingOut for all the connection's streams; read_body wakes the streams
-      // waiting for room. Reads under way count too, but only to make the next ones small
-      // (a long poll waiting on its instance must not hold up the other streams).
-      auto room = [&] {
-        size_t own = s->out.size() - s->out_off;
-        size_t conn = pending_out();
-        return std::min(kMaxPendingOut - std::min(own, kMaxPendingOut),
-                        kMaxConnPendingOut - std::min(conn, kMaxConnPendingOut));
-      };
-      if (room() == 0) {
+      // Body bytes held for the client: at most kMaxPendingOut for this stream (it waits for
+      // the client to take them all) and kMaxConnPendingOut for all the connection's streams
+      // (it waits for room, which read_body and stream closes signal). A stream holding
+      // nothing always gets a small read, so that streams the client has paused cannot starve
+      // the others. Reads under way count, to make the next ones small when they would crowd
+      // the connection.
+      size_t mine = s->out.size() - s->out_off;
+      size_t conn = pending_out();
+      bool wait_own = mine >= kMaxPendingOut;
+      bool wait_conn = mine > 0 && conn >= kMaxConnPendingOut;
+      if (wait_own || wait_conn) {
         if (buf.size() == 0) {
           buf.shrink_to_fit();  // a waiting stream holds no read buffer
         }
-        while (!s->closed && !dead_ && room() == 0) {
-          // The client has not taken what we have yet: idle_timeout for it to take some
-          // (read_body moves the deadline on with every byte it takes).
-          s->watch.fired = false;
-          s->watch.deadline = Clock::now() + opts_.idle_timeout;
-          s->wants_room = true;
+        // The client has not taken what we have yet: idle_timeout for it to take some
+        // (read_body moves the deadline on with every byte it takes).
+        s->watch.fired = false;
+        s->watch.deadline = Clock::now() + opts_.idle_timeout;
+        s->wants_room = true;
+        if (wait_conn && !wait_own) {
           room_waiters_.push_back(s->id);
-          co_await s->wake.wait();
-          s->wants_room = false;
-          if (s->watch.fired) {
-            co_return status;  // the caller resets the stream: the response broke off
-          }
+        }
+        co_await s->wake.wait();
+        s->wants_room = false;
+        if (s->watch.fired) {
+          co_return status;  // the caller resets the stream: the response broke off
         }
         continue;
       }
-      bool crowded = pending_out() + reading_ + kReadChunk > kMaxConnPendingOut;
-      chunk = std::min(crowded ? kSmallChunk : kReadChunk, room());
+      size_t room =
+          std::min(kMaxPendingOut - mine, kMaxConnPendingOut - std::min(conn, kMaxConnPendingOut));
+      bool crowded = conn + reading_ + kReadChunk > kMaxConnPendingOut;
+      chunk = std::min(crowded ? kSmallChunk : kReadChunk, std::max(room, kSmallChunk));
       s->watch.deadline = Clock::now() + opts_.idle_timeout;
     } else {
       // The head in small reads: the body bytes that come with it are held before the room
