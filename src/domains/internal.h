@@ -44,11 +44,11 @@ int64_t unix_now();
 /// "2026-12-06 09:30 UTC".
 std::string format_time(int64_t t);
 
-/// The zone berth hosts that holds name (longest suffix match), or "".
 /// Why a normalised name cannot be linked ("" when it can): it must be a host name that a
 /// certificate can carry and that DNS outside this machine can answer for.
 std::string unlinkable(std::string_view name);
 
+/// The zone berth hosts that holds name (longest suffix match), or "".
 std::string hosted_zone_for(const std::vector<std::string>& zones, std::string_view name);
 
 struct Manager::Impl {
@@ -95,6 +95,8 @@ struct Manager::Impl {
   Result<std::vector<Domain>> link_names(const Domain& proto,
                                          const std::vector<std::string>& names);
   void enqueue(const std::string& group);
+  /// Wakes the worker for renewals due now (Manager::wake).
+  void wake_worker();
   void run_worker();
   /// Routes and certificates of every ACTIVE name, to the router.
   void publish();

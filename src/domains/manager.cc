@@ -346,11 +346,7 @@ Result<std::vector<Domain>> Manager::Impl::link_names(const Domain& proto,
     }
   }
   if (reissue) {
-    {
-      std::lock_guard wake_lock(mu);
-      wake_now = true;  // the names still on that certificate get one without these
-    }
-    cv.notify_all();
+    wake_worker();  // the names still on that certificate get one without these
   }
   std::vector<Domain> created;
   for (const auto& n : names) {
@@ -543,12 +539,14 @@ Result<Domain> Manager::renew(const std::string& name, bool force) {
   return d;
 }
 
-void Manager::wake() {
+void Manager::wake() { impl_->wake_worker(); }
+
+void Manager::Impl::wake_worker() {
   {
-    std::lock_guard lock(impl_->mu);
-    impl_->wake_now = true;
+    std::lock_guard lock(mu);
+    wake_now = true;
   }
-  impl_->cv.notify_all();
+  cv.notify_all();
 }
 
 }  // namespace berth::domains

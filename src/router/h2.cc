@@ -186,20 +186,26 @@ size_t H2Conn::h2_thread_cap() const {
   return std::max<size_t>(kMaxStreams, free / st_->threads.size());
 }
 
-size_t H2Conn::h2_address_cap() const {
+size_t H2Conn::h2_address_cap(size_t thread_cap) const {
   const auto& limits = st_->gate.limits();
   if (limits.max_per_address == 0 || limits.max_total == 0) {
     return SIZE_MAX;
   }
   size_t shares = std::max<size_t>(1, limits.max_total / limits.max_per_address);
-  return std::max<size_t>(kMaxStreams, h2_thread_cap() / shares);
+  return std::max<size_t>(kMaxStreams, thread_cap / shares);
 }
 
 void H2Conn::start_streams() {
   // A stream reset before it started costs nothing upstream.
   std::erase_if(to_start_, [&](const auto& s) { return s->closed || dead_; });
+  // After most reads nothing is new: no caps to look at (the gate's count takes a lock), unless
+  // this connection was woken with a slot it may now have to pass on.
+  if (to_start_.empty() && !std::exchange(woken_, false)) {
+    return;
+  }
+  woken_ = false;
   size_t cap = h2_thread_cap();
-  size_t addr_cap = h2_address_cap();
+  size_t addr_cap = h2_address_cap(cap);
   // Looked up afresh each time: a proxy may run (and end) inside spawn, which can erase it.
   auto address_streams = [&]() -> size_t {
     auto it = tc_.h2_addresses.find(addr_key_);
@@ -271,6 +277,7 @@ void H2Conn::wake_first(std::deque<std::weak_ptr<H2Conn>>& q, Queue which) {
     q.pop_front();
     if (c && !c->dead_ && c->queued_ == which) {
       c->queued_ = Queue::None;
+      c->woken_ = true;
       asio::post(c->client_.socket().get_executor(), [c] { c->start_streams(); });
       return;
     }

@@ -90,7 +90,7 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   size_t h2_thread_cap() const;
   // An address's share of that, as router.max_connections_per_address is of
   // router.max_connections (no cap when that is 0), and never fewer than kMaxStreams.
-  size_t h2_address_cap() const;
+  size_t h2_address_cap(size_t thread_cap) const;
   // Response bytes all streams hold for the client.
   size_t pending_out() const;
   // The streams waiting for pending_out() to fall, once it has.
@@ -132,6 +132,7 @@ class H2Conn final : public std::enable_shared_from_this<H2Conn>, public H2Downs
   std::vector<int32_t> room_waiters_;  // streams waiting for pending_out() to fall
   size_t reading_ = 0;                 // body bytes streams are reading from instances now
   Queue queued_ = Queue::None;         // which queue this connection waits in for a slot
+  bool woken_ = false;                 // taken from a queue: start_streams passes an unused slot
   std::string addr_key_;               // the client's address, as the connection gate counts it
   size_t refused_heads_ = 0;           // streams reset for a header list over kMaxHeaderBytes
   Clock::time_point idle_since_ = Clock::now();

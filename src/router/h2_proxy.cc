@@ -61,8 +61,8 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
   bool head_done = false;
   unsigned status = 0;
   size_t scanned = 0;
-  bool bare = false;  // a line of the head ends in a bare LF (busybox CGI and others)
-  std::string crlf;   // then Beast parses this CRLF copy, as for an HTTP/1.1 client
+  bool bare = false;  // a line of the head ends in a bare LF (put_response_head)
+  std::string crlf;
   s->watch.kind = Wait::Response;
   s->watch.deadline = Clock::now() + opts_.response_timeout;
   while (!s->closed && !dead_) {
@@ -73,12 +73,7 @@ awaitable<unsigned> H2Conn::relay_response(H2Stream* s, uint64_t* bytes, bool* r
                        ? 0
                        : detail::find_head_end(p, data.size(), scanned > 2 ? scanned - 2 : 0, bare);
       if (end != 0) {
-        if (bare) {
-          detail::crlf_line_ends(p, end, crlf);
-          parser->put(asio::buffer(crlf), ec);
-        } else {
-          parser->put(asio::const_buffer(p, end), ec);
-        }
+        put_response_head(*parser, p, end, bare, crlf, ec);
         if (ec || !parser->is_header_done()) {
           co_return 0;
         }

@@ -116,6 +116,19 @@ class Parser final : public bhttp::basic_parser<isRequest> {
 using ReqParser = Parser<true>;
 using ResParser = Parser<false>;
 
+// Parses an upstream's response head, p[0, end) as find_head_end delimited it. Lines ended by a
+// bare LF (busybox CGI and others; `bare` from find_head_end): Beast wants CRLF, so it parses
+// a CRLF copy in `crlf`, into which the field views then point.
+inline void put_response_head(ResParser& parser, const char* p, size_t end, bool bare,
+                              std::string& crlf, beast::error_code& ec) {
+  if (bare) {
+    detail::crlf_line_ends(p, end, crlf);
+    parser.put(asio::buffer(crlf), ec);
+  } else {
+    parser.put(asio::const_buffer(p, end), ec);
+  }
+}
+
 // Hop-by-hop by the parser's field code: a switch instead of a string comparison for every
 // field Beast knows (the same rules as detail::is_hop_by_hop).
 inline bool hop_by_hop(const Field& f) {

@@ -150,14 +150,7 @@ Pump Conn::check_response_head(bool& saw_bytes) {
       return data.size() >= kHeaderLimit ? Pump::Malformed : Pump::Pending;
     }
     beast::error_code ec;
-    if (res_bare_) {
-      // Lines ended by a bare LF (busybox CGI and others): Beast wants CRLF, so it parses a
-      // CRLF copy; the field views point into res_crlf_.
-      detail::crlf_line_ends(p, end, res_crlf_);
-      res_->put(asio::buffer(res_crlf_), ec);
-    } else {
-      res_->put(asio::const_buffer(p, end), ec);
-    }
+    put_response_head(*res_, p, end, res_bare_, res_crlf_, ec);
     if (ec || !res_->is_header_done()) {
       return Pump::Malformed;
     }

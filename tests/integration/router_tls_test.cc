@@ -262,6 +262,31 @@ class RouterTlsTest : public ::testing::Test {
     return run("curl -sS -m 30 --cacert " + pki().ca + " --resolve " + name + ":" + p + ":" + addr +
                " " + args + " -w '\\n%{http_code}' 'https://" + name + ":" + p + path + "'");
   }
+  // h2load from 127.0.0.1 with `conns` connections of 100 streams each, through a router with
+  // these limits, to a backend that answers every request after `delay`: h2load's output, and
+  // the connections and requests the backend saw.
+  struct SlowLoad {
+    std::string out;
+    int connections = 0;
+    int requests = 0;
+  };
+  SlowLoad slow_h2load(net::ConnectionLimits limits, int conns, std::chrono::milliseconds delay) {
+    Backend b([delay](const SeenRequest&, int fd) {
+      std::this_thread::sleep_for(delay);
+      write_all(fd, response("slow"));
+      return true;
+    });
+    RouterOptions o;
+    o.limits = limits;
+    start(o);
+    publish_all();
+    route("app.test", b.port());
+    auto r =
+        run("h2load -n " + std::to_string(100 * conns) + " -c " + std::to_string(conns) +
+            " -m 100 -H ':authority: app.test' https://127.0.0.1:" + std::to_string(tls_port_) +
+            "/slow 2>&1");
+    return SlowLoad{r.out, b.connections(), b.requests()};
+  }
   // The common name of the certificate served for an SNI name.
   std::string served_cn(const std::string& sni) const {
     TlsClient c(tls_port_, sni, nullptr, false);
@@ -818,21 +843,11 @@ TEST_F(RouterTlsTest, Http2StreamsShareTheThreadsBudgetOfInstanceConnections) {
   if (!have("h2load")) {
     GTEST_SKIP() << "h2load is not installed (scripts/setup --test)";
   }
-  Backend b([](const SeenRequest&, int fd) {
-    std::this_thread::sleep_for(500ms);
-    write_all(fd, response("slow"));
-    return true;
-  });
-  RouterOptions o;
-  o.limits.max_total = 16;  // room for the four clients; a share of 8 a thread, so 128
-  start(o);
-  publish_all();
-  route("app.test", b.port());
-  auto r = run("h2load -n 400 -c 4 -m 100 -H ':authority: app.test' https://127.0.0.1:" +
-               std::to_string(tls_port_) + "/slow 2>&1");
+  // Room for the four clients; a share of 8 a thread, so 128.
+  auto r = slow_h2load(net::ConnectionLimits{16, 1024}, 4, 500ms);
   EXPECT_NE(r.out.find("400 succeeded, 0 failed, 0 errored"), std::string::npos) << r.out;
-  EXPECT_LE(b.connections(), 2 * 128) << "more instance connections than the threads' share";
-  EXPECT_EQ(b.requests(), 400);
+  EXPECT_LE(r.connections, 2 * 128) << "more instance connections than the threads' share";
+  EXPECT_EQ(r.requests, 400);
 }
 
 // One address gets its share of a thread's streams, as router.max_connections_per_address is of
@@ -843,22 +858,10 @@ TEST_F(RouterTlsTest, Http2StreamsOfOneAddressGetItsShare) {
   if (!have("h2load")) {
     GTEST_SKIP() << "h2load is not installed (scripts/setup --test)";
   }
-  Backend b([](const SeenRequest&, int fd) {
-    std::this_thread::sleep_for(300ms);
-    write_all(fd, response("slow"));
-    return true;
-  });
-  RouterOptions o;
-  o.limits.max_total = 4096;
-  o.limits.max_per_address = 256;
-  start(o);
-  publish_all();
-  route("app.test", b.port());
-  auto r = run("h2load -n 800 -c 8 -m 100 -H ':authority: app.test' https://127.0.0.1:" +
-               std::to_string(tls_port_) + "/slow 2>&1");
+  auto r = slow_h2load(net::ConnectionLimits{4096, 256}, 8, 300ms);
   EXPECT_NE(r.out.find("800 succeeded, 0 failed, 0 errored"), std::string::npos) << r.out;
-  EXPECT_LE(b.connections(), 2 * 128) << "one address took more than its share";
-  EXPECT_EQ(b.requests(), 800);
+  EXPECT_LE(r.connections, 2 * 128) << "one address took more than its share";
+  EXPECT_EQ(r.requests, 800);
 }
 
 // An HPACK bomb: one 4000-byte entry put in the dynamic table, then header blocks of one-byte
